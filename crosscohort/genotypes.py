@@ -1,0 +1,197 @@
+"""Genotype sources: PLINK 1 ``.bed/.bim/.fam`` filesets, read in variant chunks.
+
+A :class:`Genotypes` is one fileset, or several filesets with identical
+``.bim`` files whose samples are concatenated (the pooled arm). Dosages are
+counts of the ``.bim`` A1 allele (the ALT, effect allele), as plink2 counts
+them for ``--bfile`` input; missing calls are NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from crosscohort.errors import InputError
+
+__all__ = ["Genotypes", "read_bim", "read_fam", "read_id_list"]
+
+_BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
+
+
+def read_bim(path: str | Path) -> pl.DataFrame:
+    """Read a ``.bim`` file: columns ``chrom, id, cm, pos, a1, a2`` (a1 = ALT, counted)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file (the .bim of a PLINK 1 fileset)")
+    try:
+        df = pl.read_csv(
+            path,
+            separator="\t",
+            has_header=False,
+            new_columns=["chrom", "id", "cm", "pos", "a1", "a2"],
+            schema_overrides={"chrom": pl.String, "id": pl.String, "cm": pl.Float64,
+                              "pos": pl.Int64, "a1": pl.String, "a2": pl.String},
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"{path}: not a 6-column tab-separated .bim file ({str(exc).splitlines()[0]})") from exc
+    if df.height == 0:
+        raise InputError(f"{path}: no variants")
+    return df
+
+
+def read_fam(path: str | Path) -> pl.DataFrame:
+    """Read a ``.fam`` file: ``fid, iid, father, mother, sex, pheno`` (sex 1 = male, 2 = female, 0 = unknown)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file (the .fam of a PLINK 1 fileset)")
+    rows = []
+    with open(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 6:
+                raise InputError(f"{path}, line {lineno}: expected 6 fields (FID IID father mother sex pheno), got {len(parts)}")
+            rows.append(parts)
+    if not rows:
+        raise InputError(f"{path}: no samples")
+    df = pl.DataFrame(rows, schema=["fid", "iid", "father", "mother", "sex", "pheno"], orient="row")
+    return df.with_columns(pl.col("sex").cast(pl.Int64, strict=False).fill_null(0))
+
+
+def read_id_list(path: str | Path) -> list[str]:
+    """Read a one-column ID list (``.variants.keep``), ignoring ``#`` lines."""
+    return [ln.split()[0] for ln in Path(path).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+@dataclass(frozen=True)
+class _Fileset:
+    prefix: Path
+    n_samples: int
+    n_variants: int
+
+
+class Genotypes:
+    """One or more PLINK 1 filesets read as a samples x variants dosage matrix.
+
+    Parameters
+    ----------
+    prefixes
+        Fileset prefixes (without ``.bed``). With several, their ``.bim``
+        files must be identical and their samples are stacked in order.
+    """
+
+    def __init__(self, prefixes: Sequence[str | Path]):
+        if not prefixes:
+            raise InputError("no genotype fileset given (--bfile)")
+        self._sets: list[_Fileset] = []
+        fams = []
+        bim0: pl.DataFrame | None = None
+        for p in prefixes:
+            p = Path(p)
+            bim = read_bim(p.with_name(p.name + ".bim"))
+            fam = read_fam(p.with_name(p.name + ".fam"))
+            bed = p.with_name(p.name + ".bed")
+            self._check_bed(bed, fam.height, bim.height)
+            if bim0 is None:
+                bim0 = bim
+            elif not bim.select("chrom", "id", "pos", "a1", "a2").equals(
+                bim0.select("chrom", "id", "pos", "a1", "a2")
+            ):
+                raise InputError(
+                    f"{p}.bim differs from {prefixes[0]}.bim: filesets analysed together must hold the same variants in the same order"
+                )
+            fams.append(fam.with_columns(pl.lit(str(p)).alias("source")))
+            self._sets.append(_Fileset(p, fam.height, bim.height))
+        assert bim0 is not None
+        self.variants: pl.DataFrame = bim0
+        self.samples: pl.DataFrame = pl.concat(fams)
+        dup = self.samples.group_by("fid", "iid").len().filter(pl.col("len") > 1)
+        if dup.height:
+            first = dup.row(0)
+            raise InputError(f"sample FID={first[0]} IID={first[1]} appears {first[2]} times across {', '.join(map(str, prefixes))}")
+
+    @staticmethod
+    def _check_bed(bed: Path, n_samples: int, n_variants: int) -> None:
+        if not bed.exists():
+            raise InputError(f"{bed}: no such file (the .bed of a PLINK 1 fileset)")
+        with open(bed, "rb") as fh:
+            magic = fh.read(3)
+        if magic != _BED_MAGIC:
+            raise InputError(f"{bed}: not a variant-major PLINK 1 .bed file (bad magic bytes {magic.hex()})")
+        expected = 3 + n_variants * ((n_samples + 3) // 4)
+        size = bed.stat().st_size
+        if size != expected:
+            raise InputError(
+                f"{bed}: {size} bytes, expected {expected} for {n_samples} samples x {n_variants} variants "
+                "(truncated, or .bim/.fam from another fileset)"
+            )
+
+    @property
+    def n_samples(self) -> int:
+        return self.samples.height
+
+    @property
+    def n_variants(self) -> int:
+        return self.variants.height
+
+    def read(self, variant_index: np.ndarray | slice, sample_index: np.ndarray | None = None) -> np.ndarray:
+        """Dosages (float64, samples x variants, NaN = missing) of the given variants.
+
+        ``sample_index`` indexes the stacked samples (all when None) and must
+        be increasing, as :meth:`sample_index` returns it.
+        """
+        if sample_index is not None and np.any(np.diff(sample_index) <= 0):
+            raise ValueError("sample_index must be strictly increasing")
+        from bed_reader import open_bed
+
+        blocks = []
+        start = 0
+        for fs in self._sets:
+            stop = start + fs.n_samples
+            if sample_index is None:
+                local = None
+            else:
+                sel = sample_index[(sample_index >= start) & (sample_index < stop)] - start
+                if sel.size == 0:
+                    start = stop
+                    continue
+                local = sel
+            with open_bed(fs.prefix.with_name(fs.prefix.name + ".bed"), iid_count=fs.n_samples,
+                          sid_count=fs.n_variants, count_A1=True, num_threads=1) as bed:
+                idx = (slice(None) if local is None else local, variant_index)
+                blocks.append(bed.read(index=idx, dtype="float64", order="F"))
+            start = stop
+        return np.vstack(blocks)
+
+    def chunks(self, variant_index: np.ndarray, size: int, sample_index: np.ndarray | None = None
+               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(variant_index_chunk, dosages)`` over ``variant_index`` in chunks of ``size``."""
+        if size < 1:
+            raise InputError(f"chunk size must be at least 1; got {size}")
+        for s in range(0, len(variant_index), size):
+            vi = np.asarray(variant_index[s : s + size])
+            yield vi, self.read(vi, sample_index)
+
+    def sample_index(self, keep: pl.DataFrame | None) -> np.ndarray:
+        """Indices of the samples listed in ``keep`` (columns fid, iid), in genotype order."""
+        if keep is None:
+            return np.arange(self.n_samples)
+        idx = (
+            self.samples.with_row_index("_i")
+            .join(keep.select("fid", "iid"), on=["fid", "iid"], how="semi")
+            .get_column("_i")
+            .to_numpy()
+        )
+        return np.sort(idx).astype(np.int64)
+
+    def variant_index(self, extract: Sequence[str] | None) -> np.ndarray:
+        """Indices of the variants whose ID is in ``extract``, in file order."""
+        if extract is None:
+            return np.arange(self.n_variants)
+        mask = self.variants.get_column("id").is_in(list(extract)).to_numpy()
+        return np.flatnonzero(mask)

@@ -1,0 +1,294 @@
+"""The one registry of summary-statistics column names, types and checks.
+
+Every file that leaves a stage uses the GWAS Catalog GWAS-SSF column names
+declared here; no other module spells them. Readers and writers in the rest
+of the package go through :func:`read_sumstats` and :func:`write_sumstats`.
+
+References
+----------
+GWAS Catalog summary statistics standard (GWAS-SSF), Hayhurst et al. 2023,
+https://github.com/EBISPOT/gwas-summary-statistics-standard
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from crosscohort.errors import InputError
+
+__all__ = [
+    "Column",
+    "COLUMNS",
+    "REQUIRED",
+    "META_COLUMNS",
+    "INTERNAL_COLUMNS",
+    "CHROM_CODES",
+    "SumstatsError",
+    "chrom_code",
+    "chrom_label",
+    "variant_id",
+    "read_sumstats",
+    "write_sumstats",
+    "validate",
+]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One declared column: its name, polars dtype and meaning."""
+
+    name: str
+    dtype: type[pl.DataType] | pl.DataType
+    meaning: str
+
+
+def _declare(*cols: Column) -> dict[str, Column]:
+    return {c.name: c for c in cols}
+
+
+#: GWAS-SSF columns (mandatory first, then optional ones we produce).
+COLUMNS: dict[str, Column] = _declare(
+    Column("chromosome", pl.Int64, "1-22, X=23, Y=24, MT=25"),
+    Column("base_pair_location", pl.Int64, "1-based position on the declared build"),
+    Column("effect_allele", pl.String, "the counted (ALT) allele; beta is per copy of it"),
+    Column("other_allele", pl.String, "the non-effect (REF) allele"),
+    Column("beta", pl.Float64, "per-allele effect; log-odds for binary traits"),
+    Column("standard_error", pl.Float64, "standard error of beta"),
+    Column("effect_allele_frequency", pl.Float64, "frequency of the effect allele in the analysed samples"),
+    Column("p_value", pl.Float64, "two-sided p-value (may underflow to 0; see neg_log_10_p_value)"),
+    Column("neg_log_10_p_value", pl.Float64, "-log10 p, computed in log space; authoritative when p underflows"),
+    Column("variant_id", pl.String, "chrom:pos:ref:alt (other_allele:effect_allele)"),
+    Column("rsid", pl.String, "the input's variant identifier (rsID where known)"),
+    Column("n", pl.Int64, "samples in the fit of this variant"),
+    Column("n_cases", pl.Int64, "cases in the fit (binary traits)"),
+    Column("n_controls", pl.Int64, "controls in the fit (binary traits)"),
+    Column("info", pl.Float64, "imputation quality"),
+)
+
+#: Columns without which a file is not summary statistics.
+REQUIRED: tuple[str, ...] = (
+    "chromosome",
+    "base_pair_location",
+    "effect_allele",
+    "other_allele",
+    "beta",
+    "standard_error",
+    "effect_allele_frequency",
+    "p_value",
+)
+
+#: Columns added by the meta-analysis (DESIGN.md "Meta-analysis output").
+META_COLUMNS: dict[str, Column] = _declare(
+    Column("n_studies", pl.Int64, "cohorts contributing to the variant"),
+    Column("direction", pl.String, "one of + - ? per cohort, in cohort order"),
+    Column("het_q", pl.Float64, "Cochran's Q"),
+    Column("het_df", pl.Int64, "degrees of freedom of Q (n_studies - 1)"),
+    Column("het_p", pl.Float64, "p-value of Q against chi2(het_df)"),
+    Column("het_i2", pl.Float64, "Higgins' I^2, in [0, 1]"),
+    Column("tau2", pl.Float64, "DerSimonian-Laird between-study variance"),
+    Column("beta_random", pl.Float64, "random-effects (DerSimonian-Laird) beta"),
+    Column("standard_error_random", pl.Float64, "random-effects standard error"),
+    Column("p_value_random", pl.Float64, "random-effects p-value"),
+    Column("neg_log_10_p_value_random", pl.Float64, "random-effects -log10 p"),
+    Column("eaf_min", pl.Float64, "smallest cohort effect allele frequency"),
+    Column("eaf_max", pl.Float64, "largest cohort effect allele frequency"),
+    Column("n_effective", pl.Float64, "sum of 4/(1/n_cases + 1/n_controls) for binary traits, else n"),
+)
+
+#: Columns the association engine writes for the export gate's rules only.
+#: They never leave a TRE: the gate uses and then strips them.
+INTERNAL_COLUMNS: dict[str, Column] = _declare(
+    Column("mac", pl.Float64, "minor allele count in the fit"),
+    Column("mac_cases", pl.Float64, "minor allele count among cases"),
+    Column("mac_controls", pl.Float64, "minor allele count among controls"),
+    Column("residual_df", pl.Int64, "residual degrees of freedom of the fit"),
+    Column("error_code", pl.String, "why a fit produced no estimate (empty when it did)"),
+)
+
+ALL_COLUMNS: dict[str, Column] = {**COLUMNS, **META_COLUMNS, **INTERNAL_COLUMNS}
+
+CHROM_CODES: dict[str, int] = {
+    **{str(i): i for i in range(1, 23)},
+    "X": 23,
+    "Y": 24,
+    "XY": 23,  # PLINK's pseudo-autosomal code is reported on X
+    "MT": 25,
+    "M": 25,
+}
+
+
+class SumstatsError(InputError):
+    """A summary-statistics file breaks the contract; the message names file, row or column."""
+
+
+def chrom_code(label: str | int) -> int:
+    """Numeric chromosome code of a label (``chr1``, ``1``, ``X``, ``23``, ``MT``...)."""
+    s = str(label).strip().upper()
+    if s.startswith("CHR"):
+        s = s[3:]
+    if s in CHROM_CODES:
+        return CHROM_CODES[s]
+    if s.isdigit() and 1 <= int(s) <= 26:
+        return 25 if int(s) == 26 else int(s)
+    raise SumstatsError(f"unknown chromosome label {label!r}; expected 1-22, X, Y, MT or 23-25")
+
+
+def chrom_label(code: int) -> str:
+    """Display label of a numeric chromosome code (23 -> ``X``)."""
+    return {23: "X", 24: "Y", 25: "MT"}.get(int(code), str(int(code)))
+
+
+def variant_id(chrom: pl.Expr, pos: pl.Expr, ref: pl.Expr, alt: pl.Expr) -> pl.Expr:
+    """Polars expression building ``chrom:pos:ref:alt``."""
+    return pl.concat_str(
+        [chrom.cast(pl.String), pos.cast(pl.String), ref, alt], separator=":"
+    ).alias("variant_id")
+
+
+def _schema_for(names: list[str]) -> dict[str, pl.DataType]:
+    out: dict[str, pl.DataType] = {}
+    for n in names:
+        col = ALL_COLUMNS.get(n)
+        out[n] = col.dtype if col is not None else pl.String
+    return out
+
+
+def _open_header(path: Path) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt") as fh:
+            line = fh.readline()
+    except (OSError, EOFError) as exc:  # truncated or not gzip
+        raise SumstatsError(f"{path}: cannot read header ({exc})") from exc
+    if not line:
+        raise SumstatsError(f"{path}: empty file, expected a tab-separated header line")
+    return line.rstrip("\n").rstrip("\r").split("\t")
+
+
+def read_sumstats(path: str | Path, *, required: tuple[str, ...] = REQUIRED) -> pl.DataFrame:
+    """Read a GWAS-SSF tab-separated file (``.tsv``, ``.tsv.gz`` or ``.parquet``).
+
+    Columns are cast to their declared types; ``NA``, ``NaN`` and empty
+    fields are missing, never zero.
+
+    Raises
+    ------
+    SumstatsError
+        When the file cannot be read, lacks a required column, or a value
+        cannot be parsed as its column's type (naming the column).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SumstatsError(f"{path}: no such file")
+    if path.suffix == ".parquet":
+        df = pl.read_parquet(path)
+    else:
+        header = _open_header(path)
+        dup = {h for h in header if header.count(h) > 1}
+        if dup:
+            raise SumstatsError(f"{path}: duplicated column(s) {sorted(dup)} in header")
+        try:
+            df = pl.read_csv(
+                path,
+                separator="\t",
+                schema_overrides=_schema_for(header),
+                null_values=["NA", "NaN", "nan", ""],
+                infer_schema=False,
+            )
+        except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, OSError, EOFError) as exc:
+            raise SumstatsError(f"{path}: {_first_line(exc)}") from exc
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise SumstatsError(
+            f"{path}: missing required column(s) {missing}; present: {df.columns}"
+        )
+    return df
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def order_columns(df: pl.DataFrame) -> pl.DataFrame:
+    """Put declared columns first, in registry order, then any others."""
+    known = [c for c in ALL_COLUMNS if c in df.columns]
+    rest = [c for c in df.columns if c not in ALL_COLUMNS]
+    return df.select(known + rest)
+
+
+def write_sumstats(df: pl.DataFrame, path: str | Path) -> Path:
+    """Write ``df`` atomically as ``.tsv``, ``.tsv.gz`` or ``.parquet`` (by extension).
+
+    Floats are written with 17 significant digits (exact round trip) and
+    missing values as ``NA``. The file appears under its name only once
+    complete (write to a temporary name, then rename).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    df = order_columns(df)
+    if path.suffix == ".parquet":
+        df.write_parquet(tmp)
+    else:
+        text = df.write_csv(separator="\t", null_value="NA", float_precision=None)
+        if path.suffix == ".gz":
+            # mtime=0: identical content gives identical bytes (stable checksums).
+            with open(tmp, "wb") as raw, gzip.GzipFile(
+                fileobj=raw, mode="wb", compresslevel=6, mtime=0, filename=""
+            ) as fh:
+                fh.write(text.encode())
+        else:
+            tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def validate(df: pl.DataFrame, *, source: str = "sumstats") -> dict[str, int]:
+    """Count rows that break the value rules; returns ``{reason: count}``.
+
+    Rules: finite beta, standard_error > 0, 0 <= p_value <= 1 (0 allowed
+    only as underflow), effect_allele_frequency in [0, 1], n > 0.
+    Missing values are counted separately under ``missing_<column>``.
+    """
+    counts: dict[str, int] = {}
+    checks = {
+        "beta_not_finite": ~pl.col("beta").is_finite(),
+        "standard_error_not_positive": ~(pl.col("standard_error") > 0)
+        | ~pl.col("standard_error").is_finite(),
+        "p_value_out_of_range": (pl.col("p_value") < 0) | (pl.col("p_value") > 1),
+        "eaf_out_of_range": (pl.col("effect_allele_frequency") < 0)
+        | (pl.col("effect_allele_frequency") > 1),
+    }
+    if "n" in df.columns:
+        checks["n_not_positive"] = pl.col("n") <= 0
+    for reason, expr in checks.items():
+        counts[reason] = int(df.select(expr.fill_null(False).sum()).item())
+    for c in REQUIRED:
+        if c in df.columns:
+            counts[f"missing_{c}"] = int(df[c].null_count())
+    return {k: v for k, v in counts.items() if v}
+
+
+def neg_log10_p_from_z(z: np.ndarray) -> np.ndarray:
+    """Two-sided -log10 p of a standard normal z, exact in the far tail.
+
+    Computed as ``-(log 2 + log Phi(-|z|)) / log 10`` with ``scipy.special.log_ndtr``
+    so |z| = 40 gives about 349.4 rather than infinity.
+    """
+    from scipy.special import log_ndtr
+
+    z = np.asarray(z, dtype=float)
+    return -(np.log(2.0) + log_ndtr(-np.abs(z))) / np.log(10.0)
+
+
+def neg_log10_p_from_t(t: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Two-sided -log10 p of a Student t statistic, exact in the far tail."""
+    from scipy.stats import t as tdist
+
+    t = np.asarray(t, dtype=float)
+    return -(np.log(2.0) + tdist.logsf(np.abs(t), df)) / np.log(10.0)
