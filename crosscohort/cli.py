@@ -3,9 +3,12 @@
 Each subcommand lives in ``crosscohort/commands/<name>.py`` and provides
 ``register(subparsers)`` (adds its parser, with ``--help``) and sets
 ``func`` to a callable taking the parsed arguments and returning an exit code.
-Errors a user can fix (:class:`crosscohort.errors.UserError` and its kin) are
-printed as one line naming the file, line or column and the rule, with exit
-status 2; anything else is a bug and keeps its traceback.
+Only the chosen subcommand's module is imported, so a stage's conda
+environment needs only that stage's dependencies.
+
+Errors a user can fix (:class:`crosscohort.errors.UserError`) are printed as
+one line naming the file, line or column and the rule, with exit status 2;
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -17,39 +20,52 @@ import sys
 from crosscohort import __version__
 from crosscohort.errors import UserError
 
-#: Subcommands in pipeline order.
-COMMANDS = (
-    "simulate",
-    "qc",
-    "pca",
-    "assoc",
-    "export",
-    "verify",
-    "harmonise",
-    "meta",
-    "compare",
-    "report",
-)
+#: Subcommands in pipeline order, with their one-line summaries.
+COMMANDS: dict[str, str] = {
+    "simulate": "write the embedded multi-ancestry demo cohorts (PLINK 1 + phenotype/covariate TSVs)",
+    "qc": "TRE: sample and variant QC (call rate, HWE, MAF, MAC) with a ledger",
+    "pca": "TRE: ancestry principal components from an LD-pruned variant set",
+    "assoc": "TRE: linear/logistic association with covariates (plink2 --glm options)",
+    "export": "TRE: the export gate; writes the summary-statistics bundle and its audit",
+    "verify": "central: check an export bundle against its manifest",
+    "harmonise": "central: align cohorts' alleles, strands and builds, with a ledger",
+    "meta": "central: inverse-variance (fixed and random effects) meta-analysis",
+    "pool": "demo: stack cohorts' phenotype and covariate files for the pooled arm",
+    "compare": "demo: compare the meta-analysis with the pooled analysis",
+    "report": "central: self-contained HTML report per trait",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen(argv: list[str]) -> str | None:
+    for a in argv:
+        if not a.startswith("-"):
+            return a if a in COMMANDS else None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser; only the subcommand named in ``argv`` is fully loaded."""
     parser = argparse.ArgumentParser(
         prog="crosscohort",
         description=(
             "Cross-cohort federated GWAS. Inside a TRE: qc, pca, assoc, export. "
-            "Centrally: verify, harmonise, meta, compare, report. "
-            "Demo data: simulate."
+            "Centrally: verify, harmonise, meta, compare, report. Demo data: simulate. "
+            "Run 'crosscohort COMMAND --help' for a command's options."
         ),
     )
     parser.add_argument("--version", action="version", version=f"crosscohort {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        importlib.import_module(f"crosscohort.commands.{name}").register(sub)
+    chosen = _chosen(sys.argv[1:] if argv is None else argv)
+    for name, summary in COMMANDS.items():
+        if name == chosen:
+            importlib.import_module(f"crosscohort.commands.{name}").register(sub)
+        else:
+            sub.add_parser(name, help=summary)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -170,11 +170,15 @@ def _open_header(path: Path) -> list[str]:
     return line.rstrip("\n").rstrip("\r").split("\t")
 
 
-def read_sumstats(path: str | Path, *, required: tuple[str, ...] = REQUIRED) -> pl.DataFrame:
+def read_sumstats(
+    path: str | Path, *, required: tuple[str, ...] = REQUIRED, chromosome_labels: bool = False
+) -> pl.DataFrame:
     """Read a GWAS-SSF tab-separated file (``.tsv``, ``.tsv.gz`` or ``.parquet``).
 
     Columns are cast to their declared types; ``NA``, ``NaN`` and empty
-    fields are missing, never zero.
+    fields are missing, never zero. With ``chromosome_labels=True`` the
+    ``chromosome`` column is read as text (``chr1``, ``X``...) for the caller
+    to normalise (harmonisation does, through :func:`chrom_code`).
 
     Raises
     ------
@@ -196,7 +200,10 @@ def read_sumstats(path: str | Path, *, required: tuple[str, ...] = REQUIRED) -> 
             df = pl.read_csv(
                 path,
                 separator="\t",
-                schema_overrides=_schema_for(header),
+                schema_overrides={
+                    **_schema_for(header),
+                    **({"chromosome": pl.String} if chromosome_labels else {}),
+                },
                 null_values=["NA", "NaN", "nan", ""],
                 infer_schema=False,
             )

@@ -1,0 +1,1 @@
+"""One module per ``crosscohort`` subcommand (see :mod:`crosscohort.cli`)."""

@@ -1,0 +1,514 @@
+"""Align every cohort's summary statistics to one allele orientation.
+
+The readable orchestration lives here; the allele algebra (complements,
+palindromes) is in :mod:`crosscohort.harmonise.alleles`. Every step is a
+vectorised polars pass, so ten million variants per cohort cost a few joins
+and sorts, not a Python loop.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from crosscohort.errors import ConfigError, InputError
+from crosscohort.harmonise.alleles import complement, is_palindromic, is_snp, normalise_allele
+from crosscohort.ledger import Ledger
+from crosscohort.sumstats import (
+    REQUIRED,
+    SumstatsError,
+    chrom_code,
+    read_sumstats,
+    variant_id,
+    write_sumstats,
+)
+
+__all__ = [
+    "VARIANT_KEY",
+    "REFERENCE_COLUMNS",
+    "HarmonisedSet",
+    "harmonise",
+    "harmonise_cohort",
+    "normalise_chromosomes",
+    "read_reference",
+    "write_harmonised",
+    "check_cohort_name",
+]
+
+#: Columns that identify one variant once alleles are aligned.
+VARIANT_KEY: tuple[str, ...] = ("chromosome", "base_pair_location", "other_allele", "effect_allele")
+
+#: Columns of the reference panel written by the demo simulator (REF/ALT on the forward strand).
+REFERENCE_COLUMNS: tuple[str, ...] = ("chromosome", "base_pair_location", "ref", "alt", "alt_frequency")
+
+#: Value rules in the order they are applied; a row failing several is counted
+#: once, under the first, so the ledger adds up.
+VALUE_RULES: tuple[str, ...] = (
+    "chromosome",
+    "base_pair_location",
+    "effect_allele",
+    "other_allele",
+    "alleles",
+    "beta",
+    "standard_error",
+    "p_value",
+    "neg_log_10_p_value",
+    "effect_allele_frequency",
+    "n",
+)
+
+_COHORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ROW = "_row"
+_CHANGE_FLAGS = {
+    "_swapped": "allele_swapped",
+    "_flipped": "strand_flipped",
+    "_pal_resolved": "palindrome_resolved_by_eaf",
+}
+
+
+@dataclass(frozen=True)
+class HarmonisedSet:
+    """Per-cohort aligned summary statistics and the ledger of what harmonisation did.
+
+    Attributes
+    ----------
+    tables
+        Cohort id -> aligned GWAS-SSF frame, sorted by chromosome, position and alleles,
+        one row per (chromosome, base_pair_location, other_allele, effect_allele).
+    ledgers
+        Cohort id -> :class:`~crosscohort.ledger.Ledger` (stage ``harmonise``).
+    reference_used
+        Whether the alignment was to a reference panel (else the canonical
+        allele order; see :func:`harmonise`).
+    """
+
+    tables: dict[str, pl.DataFrame]
+    ledgers: dict[str, Ledger]
+    reference_used: bool
+
+
+def check_cohort_name(name: str) -> str:
+    """The cohort id, if it is safe as a file name; else :class:`ConfigError`."""
+    if not _COHORT_NAME.match(name):
+        raise ConfigError(
+            f"cohort id {name!r} must match {_COHORT_NAME.pattern} (it names output files)"
+        )
+    return name
+
+
+def normalise_chromosomes(labels: pl.Series) -> pl.Series:
+    """Numeric chromosome codes (1-22, X=23, Y=24, MT=25) of any labels; null where unknown.
+
+    ``chr1``, ``1``, ``X``, ``chrX`` and ``23`` all map through
+    :func:`crosscohort.sumstats.chrom_code`. Only the distinct labels (a few
+    dozen) are looked up one by one; the mapping itself is vectorised.
+    Unknown labels (``chrUn_gl000220``) become null, for the caller to count.
+    """
+    if labels.dtype.is_integer():
+        codes = labels.cast(pl.Int64)
+        return codes.to_frame("c").select(
+            pl.when(pl.col("c").is_between(1, 25)).then(pl.col("c")).alias(labels.name)
+        ).to_series()
+    text = labels.cast(pl.String)
+    mapping: dict[str, int | None] = {}
+    for label in text.drop_nulls().unique().to_list():
+        try:
+            mapping[label] = chrom_code(label)
+        except SumstatsError:
+            mapping[label] = None
+    return text.replace_strict(mapping, default=None, return_dtype=pl.Int64)
+
+
+def read_reference(path: str | Path) -> pl.DataFrame:
+    """Reference panel (forward-strand REF/ALT with ALT frequency), normalised for alignment.
+
+    Parameters
+    ----------
+    path
+        Tab-separated file, optionally gzipped, with columns ``chromosome,
+        base_pair_location, ref, alt, alt_frequency`` (as the demo simulator writes).
+
+    Raises
+    ------
+    InputError
+        When the file is missing, lacks a column or holds an unknown chromosome.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file (the harmonisation reference)")
+    try:
+        ref = pl.read_csv(
+            path,
+            separator="\t",
+            infer_schema=False,
+            null_values=["NA", "NaN", "nan", ""],
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"{path}: cannot read as a tab-separated table ({exc})") from exc
+    missing = [c for c in REFERENCE_COLUMNS if c not in ref.columns]
+    if missing:
+        raise InputError(
+            f"{path}: reference lacks column(s) {missing}; expected {list(REFERENCE_COLUMNS)}, "
+            f"found {ref.columns}"
+        )
+    try:
+        ref = ref.select(
+            pl.col("chromosome"),
+            pl.col("base_pair_location").cast(pl.Int64),
+            normalise_allele(pl.col("ref")).alias("ref"),
+            normalise_allele(pl.col("alt")).alias("alt"),
+            pl.col("alt_frequency").cast(pl.Float64),
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"{path}: base_pair_location or alt_frequency not numeric ({exc})") from exc
+    return prepare_reference(ref, source=str(path))
+
+
+def prepare_reference(ref: pl.DataFrame, *, source: str = "reference") -> pl.DataFrame:
+    """Reference with numeric chromosomes, upper-case alleles and one row per allele pair."""
+    missing = [c for c in REFERENCE_COLUMNS if c not in ref.columns]
+    if missing:
+        raise InputError(f"{source}: reference lacks column(s) {missing}")
+    codes = normalise_chromosomes(ref.get_column("chromosome"))
+    bad = codes.is_null() & ref.get_column("chromosome").is_not_null()
+    if bad.any():
+        i = int(bad.arg_max())
+        raise InputError(
+            f"{source}: line {i + 2}: column chromosome: unknown label "
+            f"{ref.get_column('chromosome')[i]!r}; expected 1-22, X, Y, MT (chr prefix allowed)"
+        )
+    return (
+        ref.with_columns(
+            codes.alias("chromosome"),
+            normalise_allele(pl.col("ref").cast(pl.String)),
+            normalise_allele(pl.col("alt").cast(pl.String)),
+            pl.col("alt_frequency").cast(pl.Float64),
+        )
+        .select(REFERENCE_COLUMNS)
+        # A panel listing the same allele pair twice would duplicate cohort rows in the join.
+        .unique(subset=["chromosome", "base_pair_location", "ref", "alt"], keep="first",
+                maintain_order=True)
+    )
+
+
+def _value_failures(df: pl.DataFrame) -> dict[str, pl.Expr]:
+    """Expression per value rule: True where the row breaks it (nulls are failures where required)."""
+    has_nlp = "neg_log_10_p_value" in df.columns
+    nlp_ok = (
+        pl.col("neg_log_10_p_value").is_not_null() & pl.col("neg_log_10_p_value").is_finite()
+        if has_nlp
+        else pl.lit(False)
+    )
+    p = pl.col("p_value")
+    # p = 0 is an underflow, trustworthy only next to a finite -log10 p; NA p only with -log10 p.
+    p_ok = ((p > 0) & (p <= 1)).fill_null(False) | ((p == 0).fill_null(True) & nlp_ok)
+    eaf = pl.col("effect_allele_frequency")
+    rules: dict[str, pl.Expr] = {
+        "chromosome": pl.col("chromosome").is_null(),
+        "base_pair_location": ~(pl.col("base_pair_location") > 0).fill_null(False),
+        "effect_allele": pl.col("effect_allele").fill_null("").str.len_chars() == 0,
+        "other_allele": pl.col("other_allele").fill_null("").str.len_chars() == 0,
+        "alleles": pl.col("effect_allele") == pl.col("other_allele"),
+        "beta": ~pl.col("beta").is_finite().fill_null(False),
+        "standard_error": ~(
+            (pl.col("standard_error") > 0) & pl.col("standard_error").is_finite()
+        ).fill_null(False),
+        "p_value": ~p_ok,
+        "neg_log_10_p_value": (
+            ~((pl.col("neg_log_10_p_value") >= 0) & pl.col("neg_log_10_p_value").is_finite())
+            .fill_null(True)
+            if has_nlp
+            else pl.lit(False)
+        ),
+        # Missing EAF is allowed (only palindromes need it); present EAF must be a frequency.
+        "effect_allele_frequency": ~((eaf >= 0) & (eaf <= 1)).fill_null(True)
+        | eaf.is_nan().fill_null(False),
+        "n": (pl.col("n") <= 0).fill_null(False) if "n" in df.columns else pl.lit(False),
+    }
+    return rules
+
+
+def _prepare(df: pl.DataFrame, *, source: str) -> pl.DataFrame:
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise InputError(f"{source}: missing required column(s) {missing}; present: {df.columns}")
+    casts = {
+        "base_pair_location": pl.Int64,
+        "beta": pl.Float64,
+        "standard_error": pl.Float64,
+        "effect_allele_frequency": pl.Float64,
+        "p_value": pl.Float64,
+        "neg_log_10_p_value": pl.Float64,
+        "n": pl.Int64,
+        "n_cases": pl.Int64,
+        "n_controls": pl.Int64,
+    }
+    exprs = []
+    for name, dtype in casts.items():
+        if name in df.columns and df.schema[name] != dtype:
+            exprs.append(pl.col(name).cast(dtype, strict=True))
+    try:
+        df = df.with_columns(exprs) if exprs else df
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"{source}: a numeric column holds text ({str(exc).splitlines()[0]})") from exc
+    return df.with_row_index(_ROW).with_columns(
+        normalise_chromosomes(df.get_column("chromosome")).alias("chromosome"),
+        normalise_allele(pl.col("effect_allele").cast(pl.String)),
+        normalise_allele(pl.col("other_allele").cast(pl.String)),
+    )
+
+
+def _swap(df: pl.DataFrame, mask: pl.Expr) -> pl.DataFrame:
+    """Exchange effect and other allele where ``mask``: beta -> -beta, EAF -> 1 - EAF."""
+    return df.with_columns(
+        pl.when(mask).then(pl.col("other_allele")).otherwise(pl.col("effect_allele")).alias("effect_allele"),
+        pl.when(mask).then(pl.col("effect_allele")).otherwise(pl.col("other_allele")).alias("other_allele"),
+        pl.when(mask).then(-pl.col("beta")).otherwise(pl.col("beta")).alias("beta"),
+        pl.when(mask)
+        .then(1.0 - pl.col("effect_allele_frequency"))
+        .otherwise(pl.col("effect_allele_frequency"))
+        .alias("effect_allele_frequency"),
+    )
+
+
+def _align_canonical(df: pl.DataFrame) -> pl.DataFrame:
+    """Orient so that ``other_allele < effect_allele`` (byte order); no strand changes."""
+    swap = pl.col("effect_allele") < pl.col("other_allele")
+    return _swap(df.with_columns(swap.alias("_swapped")), pl.col("_swapped"))
+
+
+def _align_to_reference(
+    df: pl.DataFrame, ref: pl.DataFrame, *, ledger: Ledger, palindrome_max_maf: float
+) -> pl.DataFrame:
+    ea, oa = pl.col("effect_allele"), pl.col("other_allele")
+    snp_flippable = is_snp(ea, oa) & ~is_palindromic(ea, oa)
+    # 0 exact, 1 swapped, 2 strand-flipped, 3 flipped and swapped; lower wins
+    # when a multi-allelic site offers several readings.
+    kind = (
+        pl.when((ea == pl.col("alt")) & (oa == pl.col("ref"))).then(0)
+        .when((ea == pl.col("ref")) & (oa == pl.col("alt"))).then(1)
+        .when(snp_flippable & (complement(ea) == pl.col("alt")) & (complement(oa) == pl.col("ref")))
+        .then(2)
+        .when(snp_flippable & (complement(ea) == pl.col("ref")) & (complement(oa) == pl.col("alt")))
+        .then(3)
+        .otherwise(None)
+        .alias("_kind")
+    )
+    cand = df.join(ref, on=["chromosome", "base_pair_location"], how="inner").with_columns(kind)
+    n_at_site = cand.get_column(_ROW).n_unique()
+    best = (
+        cand.filter(pl.col("_kind").is_not_null())
+        .sort([_ROW, "_kind"])
+        .unique(subset=[_ROW], keep="first", maintain_order=True)
+    )
+    ledger.remove("not_in_reference", df.height - n_at_site)
+    ledger.remove("allele_mismatch", n_at_site - best.height)
+
+    pal = is_palindromic(ea, oa)
+    eaf = pl.col("effect_allele_frequency")
+    af = pl.col("alt_frequency")
+    # Palindromes: the labels cannot tell strand, so the frequency decides. Keeping
+    # the cohort's sign makes its EAF the ALT frequency; negating makes it 1 - EAF.
+    d_keep = (eaf - af).abs()
+    d_negate = (1.0 - eaf - af).abs()
+    resolvable = (pl.min_horizontal(eaf, 1.0 - eaf) <= palindrome_max_maf) & (d_keep != d_negate)
+    best = best.with_columns(
+        pal.alias("_pal"),
+        resolvable.fill_null(False).alias("_resolvable"),
+        (d_negate < d_keep).fill_null(False).alias("_pal_negate"),
+    )
+    ambiguous = pl.col("_pal") & ~pl.col("_resolvable")
+    ledger.remove("palindrome_ambiguous", int(best.select(ambiguous.sum()).item()))
+    best = best.filter(~ambiguous)
+
+    negate = pl.when(pl.col("_pal")).then(pl.col("_pal_negate")).otherwise(pl.col("_kind").is_in([1, 3]))
+    flipped = ~pl.col("_pal") & pl.col("_kind").is_in([2, 3])
+    best = best.with_columns(
+        (~pl.col("_pal") & pl.col("_kind").is_in([1, 3])).alias("_swapped"),
+        flipped.alias("_flipped"),
+        (pl.col("_pal") & pl.col("_pal_negate")).alias("_pal_resolved"),
+        pl.when(negate).then(-pl.col("beta")).otherwise(pl.col("beta")).alias("beta"),
+        pl.when(negate).then(1.0 - eaf).otherwise(eaf).alias("effect_allele_frequency"),
+        # After alignment the alleles are the reference's, whatever the cohort spelled.
+        pl.col("alt").alias("effect_allele"),
+        pl.col("ref").alias("other_allele"),
+    )
+    return best.drop(["ref", "alt", "alt_frequency", "_kind", "_pal", "_resolvable", "_pal_negate"])
+
+
+def _deduplicate(df: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
+    """One row per aligned variant: the largest n, then the smallest SE, then the first in the file."""
+    order = [*VARIANT_KEY]
+    desc = [False] * len(order)
+    if "n" in df.columns:
+        order.append("n")
+        desc.append(True)
+    order += ["standard_error", _ROW]
+    desc += [False, False]
+    out = df.sort(order, descending=desc, nulls_last=True).unique(
+        subset=list(VARIANT_KEY), keep="first", maintain_order=True
+    )
+    ledger.remove("duplicate", df.height - out.height)
+    return out
+
+
+def harmonise_cohort(
+    df: pl.DataFrame,
+    *,
+    cohort: str,
+    reference: pl.DataFrame | None = None,
+    trait: str | None = None,
+    palindrome_max_maf: float = 0.4,
+    source: str | None = None,
+) -> tuple[pl.DataFrame, Ledger]:
+    """One cohort's summary statistics, value-checked, aligned and de-duplicated, with its ledger.
+
+    See :func:`harmonise` for the rules. ``reference`` must already be
+    prepared (:func:`read_reference` or :func:`prepare_reference`).
+    """
+    source = source or cohort
+    ledger = Ledger(stage="harmonise", cohort=cohort, trait=trait, n_in=df.height)
+    work = _prepare(df, source=source)
+
+    failures = _value_failures(work)
+    for rule in VALUE_RULES:
+        bad = failures[rule]
+        n_bad = int(work.select(bad.sum()).item())
+        ledger.remove(f"bad_value_{rule}", n_bad)
+        if n_bad:
+            work = work.filter(~bad.fill_null(True))
+
+    if reference is None:
+        work = _align_canonical(work)
+    else:
+        for reason in ("not_in_reference", "allele_mismatch", "palindrome_ambiguous"):
+            ledger.remove(reason, 0)
+        work = _align_to_reference(
+            work, reference, ledger=ledger, palindrome_max_maf=palindrome_max_maf
+        )
+    work = _deduplicate(work, ledger)
+    # Changes are counted on the rows kept, so a planted swap shows up exactly once.
+    for flag, reason in _CHANGE_FLAGS.items():
+        if flag in work.columns:
+            ledger.change(reason, int(work.get_column(flag).sum()))
+            work = work.drop(flag)
+    work = work.with_columns(
+        variant_id(
+            pl.col("chromosome"), pl.col("base_pair_location"),
+            pl.col("other_allele"), pl.col("effect_allele"),
+        )
+    ).sort([*VARIANT_KEY]).drop(_ROW)
+    ledger.n_kept = work.height
+    return work, ledger.check()
+
+
+def harmonise(
+    tables: dict[str, pl.DataFrame],
+    *,
+    reference: pl.DataFrame | None = None,
+    trait: str | None = None,
+    palindrome_max_maf: float = 0.4,
+    sources: dict[str, str] | None = None,
+) -> HarmonisedSet:
+    """Every cohort aligned to one allele orientation, with a ledger of what was dropped or changed.
+
+    Parameters
+    ----------
+    tables
+        Cohort id -> GWAS-SSF frame (:func:`crosscohort.sumstats.read_sumstats`;
+        ``chromosome`` may be labels such as ``chr1`` or ``X``).
+    reference
+        Forward-strand panel with ``chromosome, base_pair_location, ref, alt,
+        alt_frequency``; ``None`` aligns to the canonical order (below).
+    trait
+        Recorded in each ledger.
+    palindrome_max_maf
+        A/T and C/G SNPs are kept only when the cohort's minor allele
+        frequency is at most this, so that the frequency can tell the strand.
+    sources
+        Cohort id -> file name, used in error messages.
+
+    Returns
+    -------
+    HarmonisedSet
+        Aligned frames (``variant_id`` rebuilt as ``chrom:pos:other:effect``) and ledgers.
+
+    Notes
+    -----
+    Rules, in order; a removed row is counted once, under the first rule it breaks:
+
+    1. Values (``bad_value_<column>``): chromosome label known to
+       :func:`~crosscohort.sumstats.chrom_code`; position > 0; alleles
+       non-empty and different (``bad_value_alleles``); finite beta; finite
+       SE > 0; p in (0, 1], or p = 0 / NA with a finite ``neg_log_10_p_value``;
+       ``neg_log_10_p_value`` (when given) finite and >= 0; EAF in [0, 1] or
+       NA; n > 0 or NA. NA is never read as 0.
+    2. Alignment with a reference: effect allele := ALT, other := REF.
+       Exact match kept; swapped (effect = REF) -> beta negated, EAF
+       mirrored (``changed.allele_swapped``); complement alleles ->
+       complemented (``changed.strand_flipped``), possibly also swapped.
+       Indels and other multi-base alleles are matched exactly or swapped,
+       never complemented. Palindromic SNPs (A/T, C/G) are oriented by
+       frequency: the reading (keep sign, or negate) whose ALT frequency is
+       closer to the reference's wins (``changed.palindrome_resolved_by_eaf``
+       when that negates beta); they are dropped as ``palindrome_ambiguous``
+       when the cohort MAF exceeds ``palindrome_max_maf``, EAF or the
+       reference frequency is missing, or both readings are equally close.
+       Dropped: ``not_in_reference`` (no panel row at the position),
+       ``allele_mismatch`` (rows at the position, none matching).
+    3. Alignment without a reference: the alleles are taken as given (on the
+       forward strand, as GWAS-SSF requires; strand cannot be judged without
+       a reference, so nothing is complemented) and each pair is put in
+       byte order, ``other_allele < effect_allele`` (A/G -> effect G; A/AT ->
+       effect AT). The rule depends only on the pair, so every cohort, in
+       any order, gets the same orientation. Swaps are counted as
+       ``changed.allele_swapped``.
+    4. Duplicates (same chromosome, position, other and effect allele after
+       alignment): the row with the largest n is kept, ties broken by the
+       smallest SE, then by file order; the rest are ``duplicate``.
+    """
+    if not 0.0 <= palindrome_max_maf <= 0.5:
+        raise ConfigError(f"palindrome_max_maf must lie in [0, 0.5]; got {palindrome_max_maf}")
+    sources = sources or {}
+    ref = prepare_reference(reference) if reference is not None else None
+    out: dict[str, pl.DataFrame] = {}
+    ledgers: dict[str, Ledger] = {}
+    for cohort, df in tables.items():
+        check_cohort_name(cohort)
+        out[cohort], ledgers[cohort] = harmonise_cohort(
+            df,
+            cohort=cohort,
+            reference=ref,
+            trait=trait,
+            palindrome_max_maf=palindrome_max_maf,
+            source=sources.get(cohort, cohort),
+        )
+    return HarmonisedSet(tables=out, ledgers=ledgers, reference_used=ref is not None)
+
+
+def read_cohort_tables(paths: dict[str, str | Path]) -> dict[str, pl.DataFrame]:
+    """Cohort id -> GWAS-SSF frame, with chromosome labels kept as text for normalisation."""
+    return {c: read_sumstats(p, chromosome_labels=True) for c, p in paths.items()}
+
+
+def write_harmonised(result: HarmonisedSet, out_dir: str | Path) -> list[Path]:
+    """Write ``out_dir/{cohort}.tsv.gz`` per cohort and ``out_dir/ledger.json`` (a list)."""
+    import json
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [
+        write_sumstats(df, out_dir / f"{cohort}.tsv.gz") for cohort, df in result.tables.items()
+    ]
+    ledger_path = out_dir / "ledger.json"
+    tmp = ledger_path.with_name(f".{ledger_path.name}.tmp")
+    tmp.write_text(
+        json.dumps([lg.to_dict() for lg in result.ledgers.values()], indent=2, sort_keys=True)
+        + "\n"
+    )
+    tmp.replace(ledger_path)
+    written.append(ledger_path)
+    return written

@@ -1,0 +1,48 @@
+# Per-cohort association, scattered over contiguous variant parts and gathered.
+
+
+rule association_part:
+    input:
+        genotypes=genotype_files,
+        samples=rules.qc.output.samples,
+        variants=rules.qc.output.variants,
+        pheno=pheno_file,
+        covar=covar_file,
+        pcs=rules.pca.output.eigenvec,
+    output:
+        sumstats=expand("results/association/{{cohort}}/parts/{{part}}/{trait}.tsv.gz", trait=TRAITS),
+    params:
+        bfiles=bfile_args,
+        traits=",".join(TRAITS),
+        trait_types=trait_type_args(),
+        covar_names=covariate_names,
+        part=lambda wc: wc.part.replace("of", "/"),
+        chunk_size=config["association"]["chunk_size"],
+        out="results/association/{cohort}/parts/{part}/{{trait}}.tsv.gz",
+    log:
+        "logs/association/{cohort}/{part}.log",
+    benchmark:
+        "results/benchmarks/association/{cohort}/{part}.tsv"
+    conda:
+        "../../envs/tre.yaml"
+    shell:
+        "{CC} assoc {params.bfiles} --keep {input.samples} --extract {input.variants}"
+        " --pheno {input.pheno} --pheno-name {params.traits} {params.trait_types}"
+        " --covar {input.covar} --covar {input.pcs} --covar-name {params.covar_names}"
+        " --part {params.part} --chunk-size {params.chunk_size} --threads {threads}"
+        " --out {params.out} 2> {log}"
+
+
+rule association_gather:
+    input:
+        parts=expand("results/association/{{cohort}}/parts/{part}/{{trait}}.tsv.gz", part=PARTS),
+    output:
+        sumstats="results/association/{cohort}/{trait}.tsv.gz",
+    log:
+        "logs/association/{cohort}/{trait}.gather.log",
+    conda:
+        "../../envs/tre.yaml"
+    shell:
+        # Parts are contiguous and in order: header once, then every part's rows.
+        "(set -o pipefail; (gzip -dc {input.parts[0]} | head -n 1;"
+        " for f in {input.parts}; do gzip -dc $f | tail -n +2; done) | gzip -n > {output.sumstats}) 2> {log}"

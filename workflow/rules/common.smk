@@ -1,0 +1,124 @@
+# Helpers of the crosscohort workflow: config validation at load, the cohort
+# sheet, input functions and the list of final outputs. Only helpers here;
+# rules live in one .smk per stage.
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+sys.path.insert(0, workflow.basedir)
+
+from crosscohort.config import config_digest, load_study
+from crosscohort.errors import ConfigError
+
+
+try:
+    STUDY = load_study(config, workdir=".", source="config")
+except ConfigError as _err:
+    raise WorkflowError(str(_err)) from None
+
+MODE = STUDY.mode
+COHORTS = STUDY.cohorts
+TRAITS = list(config["traits"])
+POOLED = "pooled"
+RUN_POOLED = MODE == "demo" and config["pooled"]["enabled"]
+# TRE-side analysis units: real cohorts run here, plus the pooled pseudo-cohort.
+ANALYSIS_UNITS = STUDY.run_cohorts + ([POOLED] if RUN_POOLED else [])
+N_PARTS = config["association"]["scatter"]
+PARTS = [f"{i}of{N_PARTS}" for i in range(1, N_PARTS + 1)]
+DEMO_DIR = config["demo"]["outdir"]
+REFERENCE = config["harmonise"]["reference"]
+
+# The package as the rules run it: this checkout's code, whichever Python
+# (or conda environment) runs the job.
+CC = f"PYTHONPATH={shlex.quote(workflow.basedir)}:$PYTHONPATH python -m crosscohort"
+
+
+wildcard_constraints:
+    cohort="|".join(COHORTS + [POOLED]),
+    trait="|".join(TRAITS),
+    part="[0-9]+of[0-9]+",
+
+
+# ---------------------------------------------------------------- the sheet
+def sheet(cohort, column):
+    """One cell of the cohort sheet."""
+    return STUDY.row(cohort)[column]
+
+
+def bfile_prefixes(cohort):
+    """PLINK 1 fileset prefixes of an analysis unit (all cohorts for the pooled arm)."""
+    members = COHORTS if cohort == POOLED else [cohort]
+    return [sheet(c, "genotypes") for c in members]
+
+
+def genotype_files(wildcards):
+    """The .bed/.bim/.fam files an analysis unit reads."""
+    return [p + ext for p in bfile_prefixes(wildcards.cohort) for ext in (".bed", ".bim", ".fam")]
+
+
+def bfile_args(wildcards):
+    return " ".join(f"--bfile {shlex.quote(p)}" for p in bfile_prefixes(wildcards.cohort))
+
+
+def pheno_file(wildcards):
+    if wildcards.cohort == POOLED:
+        return rules.pool_inputs.output.pheno
+    return sheet(wildcards.cohort, "pheno")
+
+
+def covar_file(wildcards):
+    if wildcards.cohort == POOLED:
+        return rules.pool_inputs.output.covar
+    return sheet(wildcards.cohort, "covar")
+
+
+def covariate_names(wildcards):
+    """Covariates of an association: the study's, the PCs, cohort indicators (pooled)."""
+    names = list(config["covariates"])
+    names += [f"PC{i}" for i in range(1, config["pca"]["n_pcs"] + 1)]
+    if wildcards.cohort == POOLED:
+        names += [f"cohort_{c}" for c in COHORTS[1:]]
+    return ",".join(names)
+
+
+def trait_type_args(wildcards=None):
+    return " ".join(f"--trait-type {t}={spec['type']}" for t, spec in config["traits"].items())
+
+
+def tre_config(cohort):
+    """The part of the config that shapes a cohort's export (its digest goes in the manifest)."""
+    keys = ("study", "traits", "covariates", "qc", "pca", "association")
+    return {**{k: config[k] for k in keys}, "export_gate": STUDY.gate_rules(cohort)}
+
+
+# ---------------------------------------------------------------- exports
+def bundle_files(cohort):
+    """Every file of a cohort's export bundle (the manifest last)."""
+    files = [f"exports/{cohort}/{t}.tsv.gz" for t in TRAITS]
+    files += [f"exports/{cohort}/{t}.meta.yaml" for t in TRAITS]
+    files += [f"exports/{cohort}/audit.json", f"exports/{cohort}/audit.md"]
+    return files + [f"exports/{cohort}/manifest.json"]
+
+
+def cohort_pairs(pattern, **kw):
+    """`cohort=path` arguments, in sheet order (the order of the direction string)."""
+    return " ".join(f"{c}={pattern.format(cohort=c, **kw)}" for c in COHORTS)
+
+
+# ---------------------------------------------------------------- targets
+def final_outputs():
+    """What `rule all` builds in the configured mode."""
+    if MODE == "cohort":
+        return bundle_files(config["cohort"])
+    reports = expand("results/report/{trait}.html", trait=TRAITS)
+    if MODE == "central":
+        return reports
+    return reports + [f for c in COHORTS for f in bundle_files(c)]
+
+
+def completion_message():
+    """The line printed when a run succeeds: where to look."""
+    outs = [f for f in final_outputs() if f.endswith((".html", "manifest.json"))]
+    return "crosscohort: done. Outputs:\n" + "\n".join(f"  {Path(f).resolve()}" for f in outs)

@@ -1,0 +1,25 @@
+# Ancestry principal components, computed in-cohort (jointly for the pooled arm).
+# PCs are individual-level: they never leave the TRE.
+
+
+rule pca:
+    input:
+        genotypes=genotype_files,
+        samples=rules.qc.output.samples,
+        variants=rules.qc.output.variants,
+    output:
+        eigenvec="results/pca/{cohort}/pcs.eigenvec",
+    params:
+        bfiles=bfile_args,
+        pca=config["pca"],
+    log:
+        "logs/pca/{cohort}.log",
+    benchmark:
+        "results/benchmarks/pca/{cohort}.tsv"
+    conda:
+        "../../envs/tre.yaml"
+    shell:
+        "{CC} pca {params.bfiles} --keep {input.samples} --extract {input.variants}"
+        " --n-pcs {params.pca[n_pcs]} --maf {params.pca[maf]}"
+        " --prune-window {params.pca[prune_window]} --prune-step {params.pca[prune_step]}"
+        " --prune-r2 {params.pca[prune_r2]} --out {output.eigenvec} 2> {log}"
