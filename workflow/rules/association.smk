@@ -10,7 +10,16 @@ rule association_part:
         covar=covar_file,
         pcs=rules.pca.output.eigenvec,
     output:
-        sumstats=expand("results/association/{{cohort}}/parts/{{part}}/{trait}.tsv.gz", trait=TRAITS),
+        sumstats=expand(
+            "results/association/{{cohort}}/parts/{{part}}/{trait}.tsv.gz",
+            trait=TRAITS,
+        ),
+    log:
+        "logs/association/{cohort}/{part}.log",
+    benchmark:
+        "results/benchmarks/association/{cohort}/{part}.tsv"
+    conda:
+        "../../envs/tre.yaml"
     params:
         bfiles=bfile_args,
         traits=",".join(TRAITS),
@@ -18,15 +27,9 @@ rule association_part:
         covar_names=covariate_names,
         part=lambda wc: wc.part.replace("of", "/"),
         chunk_size=config["association"]["chunk_size"],
-        out="results/association/{cohort}/parts/{part}/{{trait}}.tsv.gz",
-    log:
-        "logs/association/{cohort}/{part}.log",
-    benchmark:
-        "results/benchmarks/association/{cohort}/{part}.tsv"
-    conda:
-        "../../envs/tre.yaml"
+        out=lambda wc: f"results/association/{wc.cohort}/parts/{wc.part}/{{trait}}.tsv.gz",
     shell:
-        "{CC} assoc {params.bfiles} --keep {input.samples} --extract {input.variants}"
+        "python -m crosscohort assoc {params.bfiles} --keep {input.samples} --extract {input.variants}"
         " --pheno {input.pheno} --pheno-name {params.traits} {params.trait_types}"
         " --covar {input.covar} --covar {input.pcs} --covar-name {params.covar_names}"
         " --part {params.part} --chunk-size {params.chunk_size} --threads {threads}"
@@ -35,7 +38,9 @@ rule association_part:
 
 rule association_gather:
     input:
-        parts=expand("results/association/{{cohort}}/parts/{part}/{{trait}}.tsv.gz", part=PARTS),
+        parts=expand(
+            "results/association/{{cohort}}/parts/{part}/{{trait}}.tsv.gz", part=PARTS
+        ),
     output:
         sumstats="results/association/{cohort}/{trait}.tsv.gz",
     log:

@@ -12,7 +12,6 @@ sys.path.insert(0, workflow.basedir)
 from crosscohort.config import config_digest, load_study
 from crosscohort.errors import ConfigError
 
-
 try:
     STUDY = load_study(config, workdir=".", source="config")
 except ConfigError as _err:
@@ -30,9 +29,11 @@ PARTS = [f"{i}of{N_PARTS}" for i in range(1, N_PARTS + 1)]
 DEMO_DIR = config["demo"]["outdir"]
 REFERENCE = config["harmonise"]["reference"]
 
-# The package as the rules run it: this checkout's code, whichever Python
-# (or conda environment) runs the job.
-CC = f"PYTHONPATH={shlex.quote(workflow.basedir)}:$PYTHONPATH python -m crosscohort"
+# Rules run the package as `python -m crosscohort`: this checkout's code,
+# whichever Python (or conda environment) runs the job.
+shell.prefix(
+    f"set -euo pipefail; export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+)
 
 
 wildcard_constraints:
@@ -55,11 +56,17 @@ def bfile_prefixes(cohort):
 
 def genotype_files(wildcards):
     """The .bed/.bim/.fam files an analysis unit reads."""
-    return [p + ext for p in bfile_prefixes(wildcards.cohort) for ext in (".bed", ".bim", ".fam")]
+    return [
+        p + ext
+        for p in bfile_prefixes(wildcards.cohort)
+        for ext in (".bed", ".bim", ".fam")
+    ]
 
 
 def bfile_args(wildcards):
-    return " ".join(f"--bfile {shlex.quote(p)}" for p in bfile_prefixes(wildcards.cohort))
+    return " ".join(
+        f"--bfile {shlex.quote(p)}" for p in bfile_prefixes(wildcards.cohort)
+    )
 
 
 def pheno_file(wildcards):
@@ -84,7 +91,9 @@ def covariate_names(wildcards):
 
 
 def trait_type_args(wildcards=None):
-    return " ".join(f"--trait-type {t}={spec['type']}" for t, spec in config["traits"].items())
+    return " ".join(
+        f"--trait-type {t}={spec['type']}" for t, spec in config["traits"].items()
+    )
 
 
 def tre_config(cohort):
@@ -107,6 +116,64 @@ def cohort_pairs(pattern, **kw):
     return " ".join(f"{c}={pattern.format(cohort=c, **kw)}" for c in COHORTS)
 
 
+# ---------------------------------------------------------------- stage inputs
+def export_inputs(wildcards):
+    c = wildcards.cohort
+    return {
+        "sumstats": expand(
+            "results/association/{cohort}/{trait}.tsv.gz", cohort=c, trait=TRAITS
+        ),
+        "ledger": f"results/qc/{c}/qc.ledger.json",
+        "ids": [sheet(c, "genotypes") + ".fam", sheet(c, "pheno"), sheet(c, "covar")],
+    }
+
+
+def harmonise_inputs(wildcards):
+    inputs = {
+        "verified": expand("results/verify/{cohort}.json", cohort=COHORTS),
+        "sumstats": expand(
+            "exports/{cohort}/{trait}.tsv.gz", cohort=COHORTS, trait=wildcards.trait
+        ),
+    }
+    if REFERENCE:
+        inputs["reference"] = REFERENCE
+    return inputs
+
+
+def report_inputs(wildcards):
+    t = wildcards.trait
+    inputs = {
+        "meta": f"results/meta/{t}.tsv.gz",
+        "meta_summary": f"results/meta/{t}.tsv.gz.summary.json",
+        "cohorts": expand(
+            "results/harmonise/{trait}/{cohort}.tsv.gz", trait=t, cohort=COHORTS
+        ),
+        "ledgers": [f"results/harmonise/{t}/ledger.json"]
+        + expand("results/qc/{cohort}/qc.ledger.json", cohort=STUDY.run_cohorts),
+        "audits": expand("exports/{cohort}/audit.json", cohort=COHORTS),
+        "manifests": expand("exports/{cohort}/manifest.json", cohort=COHORTS),
+    }
+    if RUN_POOLED:
+        inputs["pooled"] = f"results/association/{POOLED}/{t}.tsv.gz"
+        inputs["compare"] = f"results/compare/{t}.json"
+        inputs["compare_table"] = f"results/compare/{t}.tsv"
+    return inputs
+
+
+def report_args(wildcards, input):
+    args = [f"--cohort {c}={p}" for c, p in zip(COHORTS, input.cohorts)]
+    args += [f"--ledger {p}" for p in input.ledgers]
+    args += [f"--audit {p}" for p in input.audits]
+    args += [f"--manifest {p}" for p in input.manifests]
+    if RUN_POOLED:
+        args += [
+            f"--pooled {input.pooled}",
+            f"--compare {input.compare}",
+            f"--compare-table {input.compare_table}",
+        ]
+    return " ".join(args)
+
+
 # ---------------------------------------------------------------- targets
 def final_outputs():
     """What `rule all` builds in the configured mode."""
@@ -121,4 +188,6 @@ def final_outputs():
 def completion_message():
     """The line printed when a run succeeds: where to look."""
     outs = [f for f in final_outputs() if f.endswith((".html", "manifest.json"))]
-    return "crosscohort: done. Outputs:\n" + "\n".join(f"  {Path(f).resolve()}" for f in outs)
+    return "crosscohort: done. Outputs:\n" + "\n".join(
+        f"  {Path(f).resolve()}" for f in outs
+    )

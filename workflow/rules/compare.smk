@@ -8,15 +8,15 @@ rule compare:
     output:
         json="results/compare/{trait}.json",
         tsv="results/compare/{trait}.tsv",
-    params:
-        threshold=config["report"]["threshold"],
-        window_kb=config["report"]["window_kb"],
-        prefix="results/compare/{trait}",
     log:
         "logs/compare/{trait}.log",
     conda:
         "../../envs/central.yaml"
+    params:
+        threshold=config["report"]["threshold"],
+        window_kb=config["report"]["window_kb"],
+        prefix=lambda wildcards, output: output.json.removesuffix(".json"),
     shell:
-        "{CC} compare --meta {input.meta} --pooled {input.pooled}"
+        "python -m crosscohort compare --meta {input.meta} --pooled {input.pooled}"
         " --threshold {params.threshold} --window-kb {params.window_kb}"
         " --out-prefix {params.prefix} 2> {log}"

@@ -2,15 +2,6 @@
 # results from disk in its own process and writes exports/{cohort}/.
 
 
-def export_inputs(wildcards):
-    c = wildcards.cohort
-    return {
-        "sumstats": expand("results/association/{cohort}/{trait}.tsv.gz", cohort=c, trait=TRAITS),
-        "ledger": f"results/qc/{c}/qc.ledger.json",
-        "ids": [sheet(c, "genotypes") + ".fam", sheet(c, "pheno"), sheet(c, "covar")],
-    }
-
-
 rule export:
     input:
         unpack(export_inputs),
@@ -20,6 +11,10 @@ rule export:
         audit_json="exports/{cohort}/audit.json",
         audit_md="exports/{cohort}/audit.md",
         manifest="exports/{cohort}/manifest.json",
+    log:
+        "logs/export/{cohort}.log",
+    conda:
+        "../../envs/tre.yaml"
     params:
         sumstats=lambda wc, input: " ".join(
             f"--sumstats {t}={p}" for t, p in zip(TRAITS, input.sumstats)
@@ -30,15 +25,12 @@ rule export:
         ancestry=lambda wc: shlex.quote(sheet(wc.cohort, "ancestry")),
         rules=lambda wc: STUDY.gate_rules(wc.cohort),
         digest=lambda wc: config_digest(tre_config(wc.cohort)),
-    log:
-        "logs/export/{cohort}.log",
-    conda:
-        "../../envs/tre.yaml"
+        out_dir=lambda wildcards, output: Path(output.manifest).parent,
     shell:
-        "{CC} export --cohort {wildcards.cohort} {params.sumstats} {params.trait_types}"
+        "python -m crosscohort export --cohort {wildcards.cohort} {params.sumstats} {params.trait_types}"
         " {params.ids} --build {params.build} --ancestry {params.ancestry}"
         " --config-digest {params.digest} --qc-ledger {input.ledger}"
         " --min-count {params.rules[min_count]} --round-n {params.rules[round_n]}"
         " --min-mac {params.rules[min_mac]} --min-mac-group {params.rules[min_mac_group]}"
         " --min-residual-df {params.rules[min_residual_df]}"
-        " --out-dir exports/{wildcards.cohort} 2> {log}"
+        " --out-dir {params.out_dir} 2> {log}"

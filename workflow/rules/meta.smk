@@ -7,17 +7,19 @@ rule meta:
     output:
         sumstats="results/meta/{trait}.tsv.gz",
         summary="results/meta/{trait}.tsv.gz.summary.json",
-    params:
-        method=config["meta"]["method"],
-        gc="--gc" if config["meta"]["gc"] else "",
-        cohorts=lambda wc: cohort_pairs("results/harmonise/{trait}/{cohort}.tsv.gz", trait=wc.trait),
-        order=",".join(COHORTS),
     log:
         "logs/meta/{trait}.log",
     benchmark:
         "results/benchmarks/meta/{trait}.tsv"
     conda:
         "../../envs/central.yaml"
+    params:
+        method=config["meta"]["method"],
+        gc="--gc" if config["meta"]["gc"] else "",
+        cohorts=lambda wc: cohort_pairs(
+            "results/harmonise/{trait}/{cohort}.tsv.gz", trait=wc.trait
+        ),
+        order=",".join(COHORTS),
     shell:
-        "{CC} meta --method {params.method} {params.gc} --cohort-order {params.order}"
+        "python -m crosscohort meta --method {params.method} {params.gc} --cohort-order {params.order}"
         " --out {output.sumstats} {params.cohorts} 2> {log}"

@@ -9,17 +9,17 @@ rule pca:
         variants=rules.qc.output.variants,
     output:
         eigenvec="results/pca/{cohort}/pcs.eigenvec",
-    params:
-        bfiles=bfile_args,
-        pca=config["pca"],
     log:
         "logs/pca/{cohort}.log",
     benchmark:
         "results/benchmarks/pca/{cohort}.tsv"
     conda:
         "../../envs/tre.yaml"
+    params:
+        bfiles=bfile_args,
+        pca=config["pca"],
     shell:
-        "{CC} pca {params.bfiles} --keep {input.samples} --extract {input.variants}"
+        "python -m crosscohort pca {params.bfiles} --keep {input.samples} --extract {input.variants}"
         " --n-pcs {params.pca[n_pcs]} --maf {params.pca[maf]}"
         " --prune-window {params.pca[prune_window]} --prune-step {params.pca[prune_step]}"
         " --prune-r2 {params.pca[prune_r2]} --out {output.eigenvec} 2> {log}"

@@ -8,15 +8,15 @@ rule pool_inputs:
     output:
         pheno="results/pooled/pheno.tsv",
         covar="results/pooled/covar.tsv",
-    params:
-        pheno_args=" ".join(f"{c}={sheet(c, 'pheno')}" for c in COHORTS),
-        covar_args=" ".join(f"{c}={sheet(c, 'covar')}" for c in COHORTS),
     log:
         "logs/pooled/pool_inputs.log",
     conda:
         "../../envs/tre.yaml"
+    params:
+        pheno_args=" ".join(f"{c}={sheet(c, 'pheno')}" for c in COHORTS),
+        covar_args=" ".join(f"{c}={sheet(c, 'covar')}" for c in COHORTS),
     shell:
-        "{CC} pool --pheno {params.pheno_args} --covar {params.covar_args}"
+        "python -m crosscohort pool --pheno {params.pheno_args} --covar {params.covar_args}"
         " --out-pheno {output.pheno} --out-covar {output.covar} 2> {log}"
 
 
@@ -28,18 +28,18 @@ rule qc:
         variants="results/qc/{cohort}/qc.variants.keep",
         ledger="results/qc/{cohort}/qc.ledger.json",
         stats="results/qc/{cohort}/qc.variant_stats.tsv.gz",
-    params:
-        bfiles=bfile_args,
-        qc=config["qc"],
-        prefix="results/qc/{cohort}/qc",
     log:
         "logs/qc/{cohort}.log",
     benchmark:
         "results/benchmarks/qc/{cohort}.tsv"
     conda:
         "../../envs/tre.yaml"
+    params:
+        bfiles=bfile_args,
+        qc=config["qc"],
+        prefix=lambda wildcards, output: output.samples.removesuffix(".samples.keep"),
     shell:
-        "{CC} qc {params.bfiles} --cohort {wildcards.cohort}"
+        "python -m crosscohort qc {params.bfiles} --cohort {wildcards.cohort}"
         " --geno {params.qc[geno]} --mind {params.qc[mind]} --maf {params.qc[maf]}"
         " --mac {params.qc[mac]} --hwe {params.qc[hwe]}"
         " --out-prefix {params.prefix} 2> {log}"

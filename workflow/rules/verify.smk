@@ -10,5 +10,7 @@ rule verify:
         "logs/verify/{cohort}.log",
     conda:
         "../../envs/central.yaml"
+    params:
+        bundle=lambda wildcards, input: Path(input.bundle[-1]).parent,
     shell:
-        "{CC} verify --bundle exports/{wildcards.cohort} --out {output.record} 2> {log}"
+        "python -m crosscohort verify --bundle {params.bundle} --out {output.record} 2> {log}"
