@@ -1,0 +1,57 @@
+"""``crosscohort pca``: ancestry PCs (plink2 .eigenvec layout) from an LD-pruned variant set."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def run(args: argparse.Namespace) -> int:
+    from crosscohort.genotypes import Genotypes, read_id_list
+    from crosscohort.pca import read_keep, run_pca, write_pca
+
+    keep = read_keep(args.keep) if args.keep else None
+    extract = read_id_list(args.extract) if args.extract else None
+    res = run_pca(Genotypes(args.bfile), keep=keep, extract=extract, n_pcs=args.n_pcs, maf=args.maf,
+                  window=args.prune_window, step=args.prune_step, r2=args.prune_r2, seed=args.seed,
+                  method=args.method, chunk_size=args.chunk_size, nonfounders=args.nonfounders)
+    params = {"maf": args.maf, "prune_window": args.prune_window, "prune_step": args.prune_step,
+              "prune_r2": args.prune_r2, "n_pcs": args.n_pcs, "seed": args.seed}
+    write_pca(res, args.out, params=params)
+    print(f"pca: {res.samples.height} samples, {res.prune.n_used} variants used "
+          f"({res.prune.to_dict()}), {res.method} eigensolver; wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pca",
+        help="TRE: ancestry principal components from an LD-pruned variant set",
+        description=(
+            "Ancestry principal components of one cohort, as plink2 --pca: autosomal variants with "
+            "MAF >= --maf are LD-pruned like plink's --indep-pairwise (window and step in variants), "
+            "genotypes standardised by 2p and sqrt(2p(1-p)) with missing calls mean-imputed, and the "
+            "top --n-pcs eigenvectors written in plink2's .eigenvec layout (F), with F.eigenval, "
+            "F.prune.json (variant counts: in, non-autosomal, below MAF, LD-pruned, used) and "
+            "F.prune.in (IDs used). CAVEAT: PCs are individual-level data. They are association "
+            "covariates inside the TRE and must NEVER leave it; the export gate does not release them."
+        ),
+    )
+    p.add_argument("--bfile", action="append", required=True, metavar="PREFIX",
+                   help="PLINK 1 fileset prefix; repeat to stack samples of filesets with identical .bim")
+    p.add_argument("--keep", metavar="FILE", help="samples to use (#FID IID), e.g. qc's O.samples.keep")
+    p.add_argument("--extract", metavar="FILE", help="variant IDs to consider, e.g. qc's O.variants.keep")
+    p.add_argument("--n-pcs", type=int, default=10, help="number of PCs (default 10)")
+    p.add_argument("--maf", type=float, default=0.05, help="leave out variants with MAF below this (default 0.05)")
+    p.add_argument("--prune-window", type=int, default=200, help="LD window in variants (default 200)")
+    p.add_argument("--prune-step", type=int, default=50, help="window step in variants (default 50)")
+    p.add_argument("--prune-r2", type=float, default=0.2, help="prune pairs with r^2 above this (default 0.2)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the randomized eigensolver (default 1)")
+    p.add_argument("--method", choices=("auto", "exact", "randomized"), default="auto",
+                   help="eigensolver: exact N x N eigendecomposition, randomized subspace iteration "
+                        "(streamed), or auto: exact up to 5000 samples (default)")
+    p.add_argument("--nonfounders", action="store_true",
+                   help="use all samples, not only founders, for allele frequencies (plink2's flag)")
+    p.add_argument("--chunk-size", type=int, default=2000, metavar="M", help="variants read per chunk (default 2000)")
+    p.add_argument("--out", required=True, metavar="F", help="eigenvector file to write; F.eigenval etc. beside it")
+    p.set_defaults(func=run)
