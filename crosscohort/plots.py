@@ -367,7 +367,7 @@ def _match_betas(meta: pl.DataFrame, pooled: pl.DataFrame) -> pl.DataFrame:
         p.rename({"effect_allele": "other_allele", "other_allele": "effect_allele"})
         .with_columns(-pl.col("beta_pooled")),
         on=key, how="inner",
-    )
+    ).join(same.select(key), on=key, how="anti")  # a direct match wins over a reversed one
     return pl.concat([same, swapped.select(same.columns)])
 
 
