@@ -194,10 +194,8 @@ def load_study(config: dict[str, Any], *, workdir: str | Path = ".", source: str
 
 
 def _check_consent(study: Study) -> None:
-    try:
-        from crosscohort.gate.consent import check_consent
-    except ImportError:  # pragma: no cover - the gate package is part of crosscohort
-        raise
+    from crosscohort.gate.consent import check_consent
+
     purpose = {k: study.config["study"].get(k) for k in ("disease", "ancestry_research", "commercial")}
     for c in study.cohorts:
         codes = [x.strip() for x in study.row(c)["duo_codes"].split(",") if x.strip()]

@@ -1,0 +1,93 @@
+"""``crosscohort export``: the export gate, run inside a TRE on association files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from crosscohort.errors import ConfigError
+from crosscohort.gate.bundle import export_bundle, file_digest
+from crosscohort.gate.rules import GateRules
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values or []:
+        key, sep, val = v.partition("=")
+        if not sep or not key or not val:
+            raise ConfigError(f"{flag} expects TRAIT=VALUE; got {v!r}")
+        if key in out:
+            raise ConfigError(f"{flag} given twice for trait {key!r}")
+        out[key] = val
+    return out
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="apply the export gate and write the bundle (inside a TRE)",
+        description=(
+            "The export gate: the only door out of a TRE. Reads one cohort's association "
+            "results, suppresses rows breaking the disclosure rules (counts 1..min-count, "
+            "MAC, case/control MAC, residual df, no estimate), keeps only GWAS-SSF columns, "
+            "writes {trait}.tsv.gz, {trait}.meta.yaml, audit.json, audit.md and manifest.json "
+            "(last), scans everything written for sample IDs, and moves the bundle into "
+            "--out-dir only when every check passes; otherwise --out-dir holds only the audit."
+        ),
+    )
+    p.add_argument("--cohort", required=True, help="cohort id")
+    p.add_argument("--sumstats", action="append", required=True, metavar="TRAIT=PATH",
+                   help="association results of one trait (repeatable)")
+    p.add_argument("--trait-type", action="append", default=[], metavar="TRAIT=quantitative|binary",
+                   help="type of each trait (required for every trait; binary enables case/control rules)")
+    p.add_argument("--ids-from", action="append", required=True, metavar="FILE",
+                   help=".fam / #FID IID files holding the cohort's sample IDs; every FID and IID is a forbidden string")
+    p.add_argument("--build", required=True, help="genome assembly, e.g. GRCh38")
+    p.add_argument("--ancestry", required=True, help="sample ancestry text for the metadata")
+    digest = p.add_mutually_exclusive_group(required=True)
+    digest.add_argument("--config-digest", metavar="HEX", help="digest of the configuration used")
+    digest.add_argument("--config", metavar="FILE", help="configuration file; its SHA-256 is recorded as the digest")
+    p.add_argument("--min-count", type=int, default=20,
+                   help="released counts must be 0 or > this (All of Us: no counts 1-20; default 20)")
+    p.add_argument("--round-n", type=int, default=0,
+                   help="round n/n_cases/n_controls to the nearest multiple (0 = no rounding)")
+    p.add_argument("--min-mac", type=float, default=20, help="minimum overall minor allele count (default 20)")
+    p.add_argument("--min-mac-group", type=float, default=20,
+                   help="binary traits: minimum MAC among cases and among controls (default 20; 0 = off)")
+    p.add_argument("--min-residual-df", type=int, default=10,
+                   help="minimum residual degrees of freedom of the fit (default 10; 0 = off)")
+    p.add_argument("--qc-ledger", action="append", default=[], metavar="FILE",
+                   help="QC ledger JSON to copy (counts only) into the audit and metadata (repeatable)")
+    p.add_argument("--out-dir", required=True, help="bundle directory, e.g. exports/C")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    digest = args.config_digest
+    if args.config:
+        if not Path(args.config).is_file():
+            raise ConfigError(f"{args.config}: no such file (--config)")
+        digest = file_digest(args.config)
+    rules = GateRules(
+        min_count=args.min_count,
+        round_n=args.round_n,
+        min_mac=args.min_mac,
+        min_mac_group=args.min_mac_group,
+        min_residual_df=args.min_residual_df,
+    )
+    res = export_bundle(
+        _pairs(args.sumstats, "--sumstats"),
+        cohort=args.cohort,
+        trait_types=_pairs(args.trait_type, "--trait-type"),
+        ids_from=args.ids_from,
+        build=args.build,
+        ancestry=args.ancestry,
+        config_digest=digest,
+        out_dir=args.out_dir,
+        rules=rules,
+        qc_ledgers=args.qc_ledger,
+    )
+    for trait, r in res.traits.items():
+        print(f"{trait}: {r.ledger.n_in} rows in, {r.ledger.n_kept} released, suppressed {r.suppressed}")
+    print(f"bundle written to {res.out_dir}")
+    return 0

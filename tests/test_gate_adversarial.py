@@ -1,0 +1,232 @@
+"""Adversarial inputs to the export gate and to central verification: each caught, clearly."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from crosscohort.errors import GateError, InputError
+from crosscohort.gate import GateRules, apply_gate, export_bundle, read_sample_ids, scan_released
+from crosscohort.verify import verify_bundle
+
+DIGEST = "cd" * 32
+IDS = [("FAM7", "NA12878"), ("FAM8", "HG00733"), ("0", "123456"), ("0", "12")]
+
+
+def _fam(tmp: Path) -> Path:
+    p = tmp / "cohort.fam"
+    p.write_text("".join(f"{f}\t{i}\t0\t0\t1\t-9\n" for f, i in IDS))
+    return p
+
+
+def _table(rows: list[dict]) -> pl.DataFrame:
+    base = {
+        "chromosome": 1, "effect_allele": "A", "other_allele": "G", "beta": 0.1,
+        "standard_error": 0.05, "p_value": 0.04, "effect_allele_frequency": 0.3, "n": 1000,
+        "mac": 600.0, "residual_df": 990, "error_code": None,
+    }
+    out = [{**base, "base_pair_location": 1000 + i, "rsid": f"rs{i + 1}",
+            "variant_id": f"1:{1000 + i}:G:A", **r} for i, r in enumerate(rows)]
+    return pl.DataFrame(out, schema_overrides={"error_code": pl.String})
+
+
+def _export(tmp: Path, df: pl.DataFrame, *, trait: str = "ldl", trait_type: str = "quantitative") -> Path:
+    src = tmp / "assoc.tsv"
+    df.write_csv(src, separator="\t", null_value="NA")
+    out = tmp / "exports" / "c1"
+    export_bundle({trait: src}, cohort="c1", trait_types={trait: trait_type}, ids_from=[_fam(tmp)],
+                  build="GRCh38", ancestry="EUR", config_digest=DIGEST, out_dir=out)
+    return out
+
+
+def _only_blocked_audit(out: Path) -> dict:
+    assert sorted(p.name for p in out.iterdir()) == ["audit.json", "audit.md"]
+    for p in out.iterdir():
+        text = p.read_text()
+        for _, iid in IDS[:2]:
+            assert iid not in text  # the audit never repeats the identifier
+    audit = json.loads((out / "audit.json").read_text())
+    assert audit["status"] == "blocked"
+    return audit
+
+
+def test_adversarial__sample_id_planted_in_rsid_blocks_export_naming_file_and_line(tmp_path: Path) -> None:
+    df = _table([{}, {}, {"rsid": "NA12878"}])
+    with pytest.raises(GateError, match=r"ldl\.tsv\.gz, line 4, column rsid: holds a sample identifier "
+                                        r"\(the IID at line 1 of cohort\.fam\)"):
+        _export(tmp_path, df)
+    audit = _only_blocked_audit(tmp_path / "exports/c1")
+    assert "line 4, column rsid" in audit["reason"]
+
+
+def test_adversarial__sample_id_as_allele_part_of_variant_id_blocks_export(tmp_path: Path) -> None:
+    df = _table([{"variant_id": "1:1000:G:HG00733"}])
+    with pytest.raises(GateError, match=r"line 2, column variant_id.*IID at line 2"):
+        _export(tmp_path, df)
+
+
+def test_adversarial__sample_id_in_file_name_blocks_export(tmp_path: Path) -> None:
+    with pytest.raises(GateError, match=r"HG00733\.(meta\.yaml|tsv\.gz), file name: holds a sample identifier"):
+        _export(tmp_path, _table([{}]), trait="HG00733")
+    audit = _only_blocked_audit(tmp_path / "exports/c1")
+    assert "<sample-id>.meta.yaml, file name" in audit["reason"]
+
+
+def test_adversarial__numeric_id_matches_whole_tokens_only(tmp_path: Path) -> None:
+    # Position 123456 and rsid rs12 are not sample IDs 123456 and 12; an rsid field "12" is.
+    ok = _table([{"base_pair_location": 123456, "variant_id": "1:123456:G:A", "rsid": "rs12"},
+                 {"n": 1200, "rsid": "rs123456"}])
+    (tmp_path / "a").mkdir()
+    out = _export(tmp_path / "a", ok)
+    assert (out / "manifest.json").is_file()
+    (tmp_path / "b").mkdir()
+    with pytest.raises(GateError, match=r"line 3, column rsid"):
+        _export(tmp_path / "b", _table([{}, {"rsid": "12"}]))
+
+
+def test_adversarial__iid_and_genotype_counts_columns_are_stripped_and_reported(tmp_path: Path) -> None:
+    df = _table([{}, {}]).with_columns(
+        pl.Series("iid", ["NA12878", "HG00733"]), pl.lit("0/1/99").alias("genotype_counts"))
+    out = _export(tmp_path, df)
+    audit = json.loads((out / "audit.json").read_text())
+    assert audit["traits"]["ldl"]["columns_dropped"] == ["iid", "genotype_counts"]
+    with gzip.open(out / "ldl.tsv.gz", "rt") as fh:
+        text = fh.read()
+    assert "iid" not in text.splitlines()[0] and "genotype_counts" not in text
+    assert "NA12878" not in text and "HG00733" not in text
+    assert "genotype_counts" in (out / "audit.md").read_text()
+
+
+def test_adversarial__person_id_column_in_a_released_table_is_refused(tmp_path: Path) -> None:
+    d = tmp_path / "bundle"
+    d.mkdir()
+    with gzip.open(d / "x.tsv.gz", "wt") as fh:
+        fh.write("IID\tbeta\ns1\t0.1\n")
+    with pytest.raises(GateError, match=r"x\.tsv\.gz, line 1: column\(s\) \['IID'\] are named like person"):
+        scan_released(d, read_sample_ids([_fam(tmp_path)]))
+
+
+def test_adversarial__variant_with_mac_3_is_suppressed_and_counted(tmp_path: Path) -> None:
+    out = _export(tmp_path, _table([{}, {"mac": 3.0, "rsid": "rs_rare"}]))
+    audit = json.loads((out / "audit.json").read_text())
+    rules = {r["rule"]: r["rows_suppressed"] for r in audit["traits"]["ldl"]["rules"]}
+    assert rules["min_mac"] == 1
+    with gzip.open(out / "ldl.tsv.gz", "rt") as fh:
+        assert "rs_rare" not in fh.read()
+
+
+def test_adversarial__binary_variant_with_two_carrier_cases_is_suppressed() -> None:
+    df = _table([{"mac_cases": 40.0}, {"mac_cases": 2.0}]).with_columns(
+        pl.lit(400).alias("n_cases"), pl.lit(600).alias("n_controls"), pl.lit(560.0).alias("mac_controls"))
+    res = apply_gate(df, trait_type="binary", rules=GateRules(), cohort="c1", trait="cad")
+    assert res.suppressed["min_mac_group"] == 1
+    assert res.released["rsid"].to_list() == ["rs1"]
+
+
+def test_adversarial__n_15_is_suppressed_as_a_small_count() -> None:
+    res = apply_gate(_table([{}, {"n": 15, "effect_allele_frequency": 0.5}]), trait_type="quantitative",
+                     rules=GateRules(min_mac=0), cohort="c1", trait="t")
+    assert res.suppressed["min_count"] == 1 and res.released.height == 1
+
+
+def test_adversarial__n_cases_15_is_suppressed_in_binary_trait() -> None:
+    df = _table([{}]).with_columns(pl.lit(15).alias("n_cases"), pl.lit(985).alias("n_controls"),
+                                   pl.lit(60.0).alias("mac_cases"), pl.lit(540.0).alias("mac_controls"))
+    res = apply_gate(df, trait_type="binary", rules=GateRules(), cohort="c1", trait="t")
+    assert res.suppressed["min_count"] == 1
+
+
+def test_adversarial__rounded_n_with_frequency_revealing_small_mac_is_suppressed() -> None:
+    # eaf * 2n on the released (rounded) n gives 2000 * 0.004 = 8 < 20, even though mac says 25.
+    df = _table([{"n": 1003, "mac": 25.0, "effect_allele_frequency": 0.004}])
+    res = apply_gate(df, trait_type="quantitative", rules=GateRules(round_n=10), cohort="c", trait="t")
+    assert res.suppressed["released_mac"] == 1
+
+
+def _bundle(tmp: Path) -> Path:
+    return _export(tmp, _table([{}, {}, {}]))
+
+
+def test_verify__extra_file_in_bundle_is_refused(tmp_path: Path) -> None:
+    out = _bundle(tmp_path)
+    (out / "notes.md").write_text("hello\n")
+    with pytest.raises(InputError, match=r"notes\.md: file not listed in manifest\.json"):
+        verify_bundle(out)
+
+
+def test_verify__sumstats_edited_after_manifest_is_refused(tmp_path: Path) -> None:
+    out = _bundle(tmp_path)
+    with gzip.open(out / "ldl.tsv.gz", "rt") as fh:
+        text = fh.read()
+    with gzip.open(out / "ldl.tsv.gz", "wt") as fh:
+        fh.write(text.replace("rs2", "rs9"))
+    with pytest.raises(InputError, match=r"ldl\.tsv\.gz: (size|SHA-256) .* changed after export"):
+        verify_bundle(out)
+
+
+def test_verify__same_size_edit_is_caught_by_sha256(tmp_path: Path) -> None:
+    out = _bundle(tmp_path)
+    p = out / "audit.md"
+    data = bytearray(p.read_bytes())
+    data[2] = ord("X") if data[2] != ord("X") else ord("Y")
+    p.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"audit\.md: SHA-256 [0-9a-f]{64} differs"):
+        verify_bundle(out)
+
+
+def _rewrite_manifest(out: Path, name: str) -> None:
+    # An attacker (or a broken copy tool) who also updates the manifest.
+    man = json.loads((out / "manifest.json").read_text())
+    for f in man["files"]:
+        if f["path"] == name:
+            data = (out / name).read_bytes()
+            f["sha256"], f["size"] = hashlib.sha256(data).hexdigest(), len(data)
+    (out / "manifest.json").write_text(json.dumps(man))
+
+
+def test_verify__truncated_gz_is_refused(tmp_path: Path) -> None:
+    out = _bundle(tmp_path)
+    p = out / "ldl.tsv.gz"
+    p.write_bytes(p.read_bytes()[:-12])
+    with pytest.raises(InputError, match="ldl.tsv.gz: size"):
+        verify_bundle(out)
+    _rewrite_manifest(out, "ldl.tsv.gz")
+    with pytest.raises(InputError, match=r"ldl\.tsv\.gz: gzip stream is damaged or truncated"):
+        verify_bundle(out)
+
+
+def test_verify__column_outside_allow_list_is_refused(tmp_path: Path) -> None:
+    out = _bundle(tmp_path)
+    p = out / "ldl.tsv.gz"
+    with gzip.open(p, "rt") as fh:
+        lines = fh.read().splitlines()
+    lines = [lines[0] + "\tgenotype_counts"] + [ln + "\t1/2/3" for ln in lines[1:]]
+    with gzip.open(p, "wt") as fh:
+        fh.write("\n".join(lines) + "\n")
+    _rewrite_manifest(out, "ldl.tsv.gz")
+    with pytest.raises(GateError, match=r"line 1: column\(s\) \['genotype_counts'\] outside the GWAS-SSF allow-list"):
+        verify_bundle(out)
+
+
+def test_verify__small_count_smuggled_into_released_file_is_refused(tmp_path: Path) -> None:
+    out = _bundle(tmp_path)
+    p = out / "ldl.tsv.gz"
+    with gzip.open(p, "rt") as fh:
+        text = fh.read()
+    with gzip.open(p, "wt") as fh:
+        fh.write(text.replace("\t1000\n", "\t12\n", 1))  # n is the last column
+    _rewrite_manifest(out, "ldl.tsv.gz")
+    with pytest.raises(GateError, match=r"rows breaking gate rules .*'min_count': 1"):
+        verify_bundle(out)
+
+
+def test_verify__missing_listed_file_is_refused(tmp_path: Path) -> None:
+    out = _bundle(tmp_path)
+    (out / "ldl.meta.yaml").unlink()
+    with pytest.raises(InputError, match=r"ldl\.meta\.yaml: listed in manifest\.json but missing"):
+        verify_bundle(out)
