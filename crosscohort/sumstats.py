@@ -285,7 +285,7 @@ def neg_log10_p_from_z(z: np.ndarray) -> np.ndarray:
     """Two-sided -log10 p of a standard normal z, exact in the far tail.
 
     Computed as ``-(log 2 + log Phi(-|z|)) / log 10`` with ``scipy.special.log_ndtr``
-    so |z| = 40 gives about 349.4 rather than infinity.
+    so |z| = 40 gives 349.136 (p = 7.3e-350) rather than infinity.
     """
     from scipy.special import log_ndtr
 
