@@ -395,15 +395,23 @@ def logistic_chunk(model: LogisticModel, chunk: ChunkData, *, max_iter: int = 25
     small = np.zeros(active.size, dtype=bool)
     last = np.zeros(k + 1)
     last[k] = 1.0
-    for _ in range(max_iter + 1):
+    # Working copies of the active variants' columns, re-subset only when the set shrinks.
+    g = np.ascontiguousarray(gc[:, active])
+    obs = chunk.observed[:, active].astype(np.float64)
+    eta0 = c @ model.beta_null  # every variant starts at the null fit
+    for it in range(max_iter + 1):
         if active.size == 0:
             break
-        g = gc[:, active]
-        obs = chunk.observed[:, active]
-        eta = c @ bc + g * bg
-        p = expit(eta)
-        w = np.where(obs, p * (1.0 - p), 0.0)
-        r = np.where(obs, y[:, None] - p, 0.0)
+        if it == 0:
+            p = np.repeat(expit(eta0)[:, None], active.size, axis=1)
+        else:
+            p = c @ bc
+            p += g * bg
+            expit(p, out=p)
+        w = p * (1.0 - p)
+        w *= obs
+        r = np.subtract(y[:, None], p, out=p)  # p is not needed past this point
+        r *= obs
         wg = w * g
         h = np.empty((active.size, k + 1, k + 1))
         h[:, :k, :k] = _from_tri(w.T @ model.outer_tri, k)
@@ -430,7 +438,9 @@ def logistic_chunk(model: LogisticModel, chunk: ChunkData, *, max_iter: int = 25
         err[active[failed]] = LOGISTIC_CONVERGE_FAIL
         small = np.max(np.abs(delta), axis=1) < tol
         keep = ~(done | failed)
-        active, bc, bg, small = active[keep], bc[:, keep], bg[keep], small[keep]
+        if not keep.all():
+            active, bc, bg, small = active[keep], bc[:, keep], bg[keep], small[keep]
+            g, obs = g[:, keep], obs[:, keep]
     err[active] = LOGISTIC_CONVERGE_FAIL
 
     fitted = np.flatnonzero(err == None)  # noqa: E711

@@ -1,0 +1,548 @@
+"""Per-cohort association: which samples enter each trait's fit, and the chunked scan.
+
+The engine joins phenotypes and covariates onto the genotype samples, builds
+one design per trait (its own complete-case samples, standardised covariates
+plus intercept), then streams variant chunks through the kernels in
+:mod:`crosscohort.association._kernels`. Memory is bounded by the chunk size,
+not by the number of variants. Every requested variant gets a row; a variant
+that cannot be fitted carries NA statistics and an ``error_code``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import polars as pl
+
+from crosscohort.association import _kernels as K
+from crosscohort.errors import InputError
+from crosscohort.genotypes import Genotypes, read_id_list
+from crosscohort.ledger import Ledger
+from crosscohort.phenotypes import (
+    TraitType,
+    case_control_outcome,
+    detect_trait_type,
+    read_sample_list,
+    read_table,
+)
+from crosscohort.sumstats import chrom_code, variant_id
+
+__all__ = [
+    "ERROR_CODES",
+    "TraitDesign",
+    "AssocResult",
+    "part_slice",
+    "build_designs",
+    "scan",
+    "run_assoc",
+]
+
+#: Every error code a result row may carry, with its meaning.
+ERROR_CODES: dict[str, str] = {
+    K.CONST_ALLELE: "the dosage takes one value among the variant's analysed samples (monomorphic)",
+    K.TOO_FEW_SAMPLES: "no residual degree of freedom: observed samples <= covariates + 2",
+    K.VIF_TOO_HIGH: "the dosage is (almost) a linear function of the covariates (VIF above --vif)",
+    K.SINGULAR_COVARIATES: "the covariates are singular among the samples with an observed call",
+    K.ZERO_RESIDUAL_VARIANCE: "the model reproduces the trait exactly; no standard error",
+    K.LOGISTIC_CONVERGE_FAIL: "logistic Newton-Raphson did not converge (e.g. complete separation)",
+}
+
+#: Covariate correlation-matrix eigenvalue below which covariates are called collinear.
+_COLLINEAR_EIGENVALUE = 1e-8
+
+
+@dataclass(frozen=True)
+class TraitDesign:
+    """One trait's analysis: its samples, outcome and covariate design.
+
+    Attributes
+    ----------
+    rows
+        Increasing indices of the analysed samples among the genotype samples.
+    y
+        Outcome of those samples (0/1 for binary traits).
+    design
+        (n, k) intercept followed by the standardised covariates.
+    ledger
+        Samples in (genotyped) = used + removed per reason.
+    """
+
+    name: str
+    trait_type: TraitType
+    rows: np.ndarray
+    y: np.ndarray
+    design: np.ndarray
+    covariate_names: tuple[str, ...]
+    ledger: Ledger
+
+    @property
+    def n(self) -> int:
+        return int(self.rows.size)
+
+    @property
+    def n_cases(self) -> int | None:
+        return int(self.y.sum()) if self.trait_type == "binary" else None
+
+    @property
+    def n_controls(self) -> int | None:
+        return int(self.n - self.y.sum()) if self.trait_type == "binary" else None
+
+
+@dataclass(frozen=True)
+class AssocResult:
+    """Result tables (one per trait, rows in variant order) and the ledgers of the run."""
+
+    tables: dict[str, pl.DataFrame]
+    designs: tuple[TraitDesign, ...]
+    ledgers: tuple[Ledger, ...] = field(default_factory=tuple)
+
+
+# ------------------------------------------------------------------ samples and designs
+
+
+def _aligned(samples: pl.DataFrame, table: pl.DataFrame, *, source: str) -> tuple[np.ndarray, pl.DataFrame]:
+    """Rows of ``table`` in genotype-sample order; returns (present mask, aligned table).
+
+    A table without FIDs (``#IID`` header) matches on IID alone, which needs
+    IIDs unique among the genotype samples.
+    """
+    by_iid = table.get_column("fid").null_count() == table.height
+    key = ["iid"] if by_iid else ["fid", "iid"]
+    if by_iid and samples.get_column("iid").n_unique() != samples.height:
+        raise InputError(
+            f"{source}: has IIDs only (#IID header) but IIDs repeat across families in the genotype "
+            "samples; add the FID column"
+        )
+    right = table.drop("fid") if by_iid else table
+    joined = (
+        samples.select("fid", "iid")
+        .with_row_index("_row")
+        .join(right.with_columns(pl.lit(True).alias("_present")), on=key, how="left")
+        .sort("_row")
+    )
+    present = joined.get_column("_present").fill_null(False).to_numpy()
+    return present, joined
+
+
+def _collinear_sets(z: np.ndarray, names: Sequence[str]) -> list[str] | None:
+    """Names of covariates taking part in an (almost) exact linear dependence, else None."""
+    if z.shape[1] < 2:
+        return None
+    corr = (z.T @ z) / z.shape[0]
+    vals, vecs = np.linalg.eigh(corr)
+    small = vals < _COLLINEAR_EIGENVALUE
+    if not small.any():
+        return None
+    # Loadings on the null direction(s); tiny ones are rounding, not participation.
+    involved = np.any(np.abs(vecs[:, small]) > 1e-3, axis=1)
+    return [names[j] for j in np.flatnonzero(involved)]
+
+
+def build_designs(
+    samples: pl.DataFrame,
+    pheno: pl.DataFrame,
+    covars: Sequence[pl.DataFrame] = (),
+    *,
+    traits: Sequence[str] | None = None,
+    covariate_names: Sequence[str] | None = None,
+    keep: pl.DataFrame | None = None,
+    trait_types: Mapping[str, TraitType] | None = None,
+    fileset_indicators: bool = False,
+    cohort: str = "cohort",
+    pheno_source: str = "phenotype file",
+    covar_sources: Sequence[str] = (),
+    log: TextIO | None = None,
+) -> list[TraitDesign]:
+    """One analysis design per trait: the complete-case samples, outcome and covariates.
+
+    Parameters
+    ----------
+    samples
+        Genotype samples (``fid``, ``iid``; ``source`` for the fileset when stacked).
+    pheno
+        Phenotype table from :func:`crosscohort.phenotypes.read_table`.
+    covars
+        Covariate tables; joined on FID+IID. A sample absent from one has missing covariates.
+    traits
+        Phenotype columns to analyse (default all).
+    covariate_names
+        Covariate columns to use (default all columns of all covariate tables).
+    keep
+        Samples to restrict to (``fid``, ``iid``; ``fid`` null to match on IID).
+    trait_types
+        Declared trait types overriding detection.
+    fileset_indicators
+        Add a 0/1 covariate per stacked fileset after the first (the pooled
+        arm's cohort indicators).
+
+    Returns
+    -------
+    list of TraitDesign
+        In the order of ``traits``.
+
+    Raises
+    ------
+    InputError
+        Unknown trait or covariate name, no overlapping samples (with the
+        counts), constant or collinear covariates among a trait's samples
+        (named), fewer samples than parameters, a binary trait without cases
+        or controls, a logistic null model that does not converge.
+    """
+    log = log if log is not None else sys.stderr
+    trait_types = dict(trait_types or {})
+    all_traits = [c for c in pheno.columns if c not in ("fid", "iid")]
+    traits = list(traits) if traits else all_traits
+    unknown = [t for t in traits if t not in all_traits]
+    if unknown:
+        raise InputError(f"{pheno_source}: no phenotype column(s) {unknown}; columns are {all_traits}")
+    bad_types = [t for t in trait_types if t not in traits]
+    if bad_types:
+        raise InputError(f"--trait-type names trait(s) {bad_types} that are not analysed; traits are {traits}")
+
+    n_geno = samples.height
+    present_p, pheno_al = _aligned(samples, pheno, source=pheno_source)
+
+    # Covariates: every file aligned to the genotype samples, names unique across files.
+    cov_cols: dict[str, np.ndarray] = {}
+    cov_origin: dict[str, str] = {}
+    present_c = np.ones(n_geno, dtype=bool)
+    cov_rows: list[int] = []
+    for i, table in enumerate(covars):
+        src = covar_sources[i] if i < len(covar_sources) else f"covariate file {i + 1}"
+        present, al = _aligned(samples, table, source=src)
+        present_c &= present
+        cov_rows.append(int(present.sum()))
+        for name in table.columns:
+            if name in ("fid", "iid"):
+                continue
+            if name in cov_cols:
+                raise InputError(f"{src}: covariate {name!r} also in {cov_origin[name]}; names must be unique")
+            cov_cols[name] = al.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy()
+            cov_origin[name] = src
+    if covariate_names is not None:
+        unknown = [c for c in covariate_names if c not in cov_cols]
+        if unknown:
+            raise InputError(
+                f"--covar-name: no covariate column(s) {unknown} in {', '.join(covar_sources) or 'the covariate files'}; "
+                f"columns are {list(cov_cols)}"
+            )
+        cov_cols = {c: cov_cols[c] for c in covariate_names}
+    if fileset_indicators and "source" in samples.columns:
+        src = samples.get_column("source").to_numpy()
+        for s in list(dict.fromkeys(src.tolist()))[1:]:
+            cov_cols[f"fileset:{Path(s).name}"] = (src == s).astype(np.float64)
+    cov_names = tuple(cov_cols)
+    cov = np.column_stack(list(cov_cols.values())) if cov_cols else np.empty((n_geno, 0))
+    cov_complete = present_c & ~np.isnan(cov).any(axis=1)
+
+    in_keep = np.ones(n_geno, dtype=bool)
+    if keep is not None:
+        in_keep, _ = _aligned(samples, keep.unique(), source="--keep list")
+
+    print(
+        f"assoc: {n_geno} genotyped samples; phenotype file {pheno_source}: {pheno.height} lines, "
+        f"{int(present_p.sum())} genotyped"
+        + "".join(
+            f"; covariate file {covar_sources[i] if i < len(covar_sources) else i + 1}: "
+            f"{covars[i].height} lines, {cov_rows[i]} genotyped"
+            for i in range(len(covars))
+        )
+        + (f"; --keep: {int(in_keep.sum())} genotyped samples listed" if keep is not None else ""),
+        file=log,
+    )
+
+    designs: list[TraitDesign] = []
+    for trait in traits:
+        values = pheno_al.get_column(trait).cast(pl.Float64).fill_null(np.nan).to_numpy()
+        declared = trait_types.get(trait)
+        ttype = detect_trait_type(values[present_p & in_keep], declared=declared, column=trait,
+                                  source=pheno_source)
+        has_value = present_p & ~np.isnan(values)
+        used = in_keep & has_value & cov_complete
+        ledger = Ledger(stage="assoc", cohort=cohort, trait=trait, unit="samples", n_in=n_geno)
+        remaining = np.ones(n_geno, dtype=bool)
+        for reason, ok in (
+            ("not_in_keep", in_keep),
+            ("no_phenotype_line", present_p),
+            ("phenotype_missing", has_value),
+            ("no_covariate_line", present_c),
+            ("covariate_missing", cov_complete),
+        ):
+            ledger.remove(reason, int((remaining & ~ok).sum()))
+            remaining &= ok
+        ledger.n_kept = int(used.sum())
+        ledger.check()
+        n_used = int(used.sum())
+        if n_used == 0:
+            raise InputError(
+                f"trait {trait!r}: no sample has genotype, phenotype and all covariates: "
+                f"{n_geno} genotyped, {int(present_p.sum())} of them in {pheno_source} "
+                f"({int(has_value.sum())} with a {trait} value), "
+                f"{int(present_c.sum())} in the covariate file(s) ({int(cov_complete.sum())} complete)"
+                + (f", {int(in_keep.sum())} in --keep" if keep is not None else "")
+                + "; check that FID/IID match the .fam"
+            )
+        rows = np.flatnonzero(used)
+        y = values[rows]
+        if ttype == "binary":
+            y = case_control_outcome(y, column=trait, source=pheno_source)
+            n_cases = int(y.sum())
+            if n_cases == 0 or n_cases == n_used:
+                raise InputError(
+                    f"trait {trait!r}: binary trait needs both cases and controls among the {n_used} "
+                    f"analysed samples; got {n_cases} cases, {n_used - n_cases} controls"
+                )
+        elif np.ptp(y) == 0:
+            raise InputError(f"trait {trait!r}: quantitative trait is constant ({y[0]:g}) among the {n_used} analysed samples")
+        x = cov[rows]
+        n_params = x.shape[1] + 2  # intercept + covariates + dosage
+        if n_used <= n_params:
+            raise InputError(
+                f"trait {trait!r}: the number of samples must exceed the number of parameters "
+                f"(intercept + covariates + dosage); got N={n_used}, parameters={n_params}"
+            )
+        sd = x.std(axis=0)
+        const = [cov_names[j] for j in np.flatnonzero(~(sd > 0))]
+        if const:
+            raise InputError(
+                f"trait {trait!r}: covariate(s) {const} constant among the {n_used} analysed samples; "
+                "drop them (--covar-name) or check the covariate file"
+            )
+        z = (x - x.mean(axis=0)) / sd if x.shape[1] else x
+        collinear = _collinear_sets(z, cov_names)
+        if collinear:
+            raise InputError(
+                f"trait {trait!r}: covariates {collinear} are collinear (one is a linear combination of "
+                f"the others) among the {n_used} analysed samples; drop one of them (--covar-name)"
+            )
+        design = np.column_stack([np.ones(n_used), z])
+        print(
+            f"assoc: trait {trait}: {ttype}, {n_used} samples used"
+            + (f" ({int(y.sum())} cases, {n_used - int(y.sum())} controls)" if ttype == "binary" else "")
+            + f", {len(cov_names)} covariates"
+            + "".join(f"; {v} {k.replace('_', ' ')}" for k, v in ledger.removed.items() if v),
+            file=log,
+        )
+        designs.append(TraitDesign(trait, ttype, rows, y, design, cov_names, ledger))
+    return designs
+
+
+# ------------------------------------------------------------------------------- the scan
+
+
+def part_slice(n_variants: int, part: tuple[int, int] | None) -> slice:
+    """The I-th of N equal contiguous parts (1-based) of ``n_variants``; sizes differ by at most 1."""
+    if part is None:
+        return slice(0, n_variants)
+    i, n = part
+    if not (1 <= i <= n):
+        raise InputError(f"--part {i}/{n}: expected 1 <= I <= N")
+    return slice((i - 1) * n_variants // n, i * n_variants // n)
+
+
+def _chromosome_codes(labels: pl.Series, source: str) -> pl.Series:
+    mapping: dict[str, int] = {}
+    for lab in labels.unique().to_list():
+        try:
+            mapping[lab] = chrom_code(lab)
+        except InputError as exc:
+            raise InputError(f"{source}: {exc}") from exc
+    return labels.replace_strict(mapping, return_dtype=pl.Int64)
+
+
+def scan(genotypes: Genotypes, designs: Sequence[TraitDesign], *, variant_index: np.ndarray,
+         chunk_size: int = 1000, max_vif: float = 50.0) -> dict[str, pl.DataFrame]:
+    """Association statistics of every variant in ``variant_index`` for every trait.
+
+    Parameters
+    ----------
+    genotypes
+        The genotype source.
+    designs
+        From :func:`build_designs`.
+    variant_index
+        Variant indices in output order.
+    chunk_size
+        Variants read and fitted at once (memory ~ samples x chunk_size x 8 bytes x a few).
+    max_vif
+        Genotype variance-inflation factor above which a fit is refused (plink2 ``--vif``).
+
+    Returns
+    -------
+    dict
+        Trait name -> GWAS-SSF table (plus internal columns), one row per variant.
+    """
+    union = np.unique(np.concatenate([d.rows for d in designs]))
+    all_samples = union.size == genotypes.n_samples
+    positions = [np.searchsorted(union, d.rows) for d in designs]
+    acc: list[dict[str, list[np.ndarray]]] = [{} for _ in designs]
+    models = [_kernel_model(d) for d in designs]
+
+    def put(store: dict[str, list[np.ndarray]], **cols: np.ndarray) -> None:
+        for k, v in cols.items():
+            store.setdefault(k, []).append(v)
+
+    for _vi, dos in genotypes.chunks(variant_index, chunk_size, None if all_samples else union):
+        for d, model, pos, store in zip(designs, models, positions, acc, strict=True):
+            g = dos if (pos.size == dos.shape[0]) else dos[pos]
+            chunk = K.prepare_chunk(g)
+            if d.trait_type == "binary":
+                fit = K.logistic_chunk(model, chunk, max_vif=max_vif)
+            else:
+                fit = K.linear_chunk(model, chunk, max_vif=max_vif)
+            n = chunk.n_obs
+            alt = chunk.alt_count
+            with np.errstate(invalid="ignore", divide="ignore"):
+                eaf = np.where(n > 0, alt / (2.0 * n), np.nan)
+            alt_is_minor = alt <= 2.0 * n - alt
+            put(store, beta=fit.beta, standard_error=fit.standard_error,
+                effect_allele_frequency=eaf, p_value=fit.p_value,
+                neg_log_10_p_value=fit.neg_log_10_p_value, n=n.astype(np.int64),
+                mac=np.minimum(alt, 2.0 * n - alt), residual_df=fit.residual_df,
+                error_code=fit.error_code)
+            if d.trait_type == "binary":
+                obs = chunk.observed.astype(np.float64)
+                n_cases = obs.T @ d.y
+                alt_cases = np.where(chunk.observed, g, 0.0).T @ d.y
+                alt_controls = alt - alt_cases
+                n_controls = n - n_cases
+                put(store, n_cases=np.rint(n_cases).astype(np.int64),
+                    n_controls=np.rint(n_controls).astype(np.int64),
+                    mac_cases=np.where(alt_is_minor, alt_cases, 2.0 * n_cases - alt_cases),
+                    mac_controls=np.where(alt_is_minor, alt_controls, 2.0 * n_controls - alt_controls))
+
+    bim = genotypes.variants[variant_index]
+    base = pl.DataFrame({
+        "chromosome": _chromosome_codes(bim.get_column("chrom"), "the .bim chromosome column"),
+        "base_pair_location": bim.get_column("pos"),
+        "effect_allele": bim.get_column("a1"),
+        "other_allele": bim.get_column("a2"),
+        "rsid": bim.get_column("id"),
+    })
+    base = base.with_columns(variant_id(pl.col("chromosome"), pl.col("base_pair_location"),
+                                        pl.col("other_allele"), pl.col("effect_allele")))
+    tables: dict[str, pl.DataFrame] = {}
+    for d, store in zip(designs, acc, strict=True):
+        cols: dict[str, pl.Series] = {}
+        m = len(variant_index)
+        for name, parts in store.items():
+            arr = np.concatenate(parts) if parts else np.empty(0)
+            if name == "error_code":
+                cols[name] = pl.Series(name, arr.tolist() if m else [], dtype=pl.String)
+            elif name in ("n", "n_cases", "n_controls", "residual_df"):
+                cols[name] = pl.Series(name, arr, dtype=pl.Int64)
+            else:
+                cols[name] = pl.Series(name, arr, dtype=pl.Float64).fill_nan(None)
+        stats = pl.DataFrame(list(cols.values())) if cols else pl.DataFrame()
+        order = ["chromosome", "base_pair_location", "effect_allele", "other_allele", "beta",
+                 "standard_error", "effect_allele_frequency", "p_value", "neg_log_10_p_value",
+                 "variant_id", "rsid", "n", "n_cases", "n_controls", "mac", "mac_cases",
+                 "mac_controls", "residual_df", "error_code"]
+        if stats.height == 0 and m == 0:
+            stats = _empty_stats(d.trait_type)
+        table = pl.concat([base, stats], how="horizontal")
+        tables[d.name] = table.select([c for c in order if c in table.columns])
+    return tables
+
+
+def _empty_stats(trait_type: TraitType) -> pl.DataFrame:
+    schema: dict[str, pl.DataType] = {
+        "beta": pl.Float64(), "standard_error": pl.Float64(), "effect_allele_frequency": pl.Float64(),
+        "p_value": pl.Float64(), "neg_log_10_p_value": pl.Float64(), "n": pl.Int64(), "mac": pl.Float64(),
+        "residual_df": pl.Int64(), "error_code": pl.String(),
+    }
+    if trait_type == "binary":
+        schema |= {"n_cases": pl.Int64(), "n_controls": pl.Int64(), "mac_cases": pl.Float64(),
+                   "mac_controls": pl.Float64()}
+    return pl.DataFrame(schema=schema)
+
+
+def _kernel_model(d: TraitDesign) -> K.LinearModel | K.LogisticModel:
+    """The kernel's per-trait precomputation (null fit for binary traits)."""
+    if d.trait_type == "binary":
+        model = K.logistic_model(d.y, d.design)
+        if not model.converged:
+            raise InputError(
+                f"trait {d.name!r}: the covariates-only logistic model did not converge in "
+                f"{model.iterations} iterations (covariates separate cases from controls?)"
+            )
+        return model
+    return K.linear_model(d.y, d.design)
+
+
+def run_assoc(
+    bfiles: Sequence[str | Path],
+    pheno: str | Path,
+    *,
+    pheno_names: Sequence[str] | None = None,
+    covar: Sequence[str | Path] = (),
+    covar_names: Sequence[str] | None = None,
+    keep: str | Path | None = None,
+    extract: str | Path | None = None,
+    trait_types: Mapping[str, TraitType] | None = None,
+    chunk_size: int = 1000,
+    part: tuple[int, int] | None = None,
+    fileset_indicators: bool = False,
+    max_vif: float = 50.0,
+    cohort: str | None = None,
+    log: TextIO | None = None,
+) -> AssocResult:
+    """Run ``crosscohort assoc`` from file paths: read inputs, build designs, scan variants.
+
+    Parameters mirror the command's options (plink2 ``--glm`` names):
+    ``bfiles`` are PLINK 1 prefixes (several = stacked samples, identical
+    .bim), ``extract`` a file of variant IDs, ``part`` = (I, N) to analyse the
+    I-th of N contiguous parts of the extracted variants.
+
+    Returns
+    -------
+    AssocResult
+        One table per trait plus the sample ledger of each trait and the
+        variant ledger (fitted vs. NA with each error code) of each trait.
+    """
+    log = log if log is not None else sys.stderr
+    if chunk_size < 1:
+        raise InputError(f"--chunk-size must be at least 1; got {chunk_size}")
+    geno = Genotypes(list(bfiles))
+    cohort = cohort or Path(bfiles[0]).name
+    pheno_table = read_table(pheno, kind="phenotype")
+    covar_tables = [read_table(c, kind="covariate") for c in covar]
+    keep_table = read_sample_list(keep) if keep is not None else None
+    designs = build_designs(
+        geno.samples, pheno_table, covar_tables,
+        traits=pheno_names, covariate_names=covar_names, keep=keep_table,
+        trait_types=trait_types, fileset_indicators=fileset_indicators, cohort=cohort,
+        pheno_source=str(pheno), covar_sources=[str(c) for c in covar], log=log,
+    )
+    if extract is not None:
+        ids = read_id_list(extract)
+        vidx = geno.variant_index(ids)
+        n_missing = len(set(ids)) - vidx.size
+        print(f"assoc: --extract {extract}: {len(set(ids))} IDs, {vidx.size} variants found"
+              + (f", {n_missing} IDs not in the .bim" if n_missing > 0 else ""), file=log)
+        if vidx.size == 0:
+            raise InputError(f"{extract}: none of its {len(ids)} variant IDs is in {bfiles[0]}.bim")
+    else:
+        vidx = np.arange(geno.n_variants)
+    vidx = vidx[part_slice(vidx.size, part)]
+    if part is not None:
+        print(f"assoc: --part {part[0]}/{part[1]}: {vidx.size} variants", file=log)
+    tables = scan(geno, designs, variant_index=vidx, chunk_size=chunk_size, max_vif=max_vif)
+    ledgers: list[Ledger] = [d.ledger for d in designs]
+    for d in designs:
+        t = tables[d.name]
+        codes = t.get_column("error_code")
+        led = Ledger(stage="assoc", cohort=cohort, trait=d.name, unit="variants", n_in=t.height,
+                     n_kept=int(codes.null_count()))
+        for code, count in codes.drop_nulls().value_counts(sort=True).iter_rows():
+            led.remove(code, int(count))
+        ledgers.append(led.check())
+        na = ", ".join(f"{k} {v}" for k, v in led.removed.items())
+        print(f"assoc: trait {d.name}: {led.n_kept} of {led.n_in} variants fitted"
+              + (f"; NA: {na}" if na else ""), file=log)
+    return AssocResult(tables, tuple(designs), tuple(ledgers))

@@ -1,0 +1,173 @@
+"""``crosscohort assoc``: per-cohort linear/logistic association, plink2 ``--glm`` style."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from crosscohort.errors import InputError
+
+_DESCRIPTION = """\
+Regress each phenotype on each variant's dosage of the .bim A1 (ALT) allele,
+with an intercept and the covariates: linear regression (Student t test) for
+quantitative traits, logistic regression (Wald z test) for case/control
+traits, as plink2 --glm does. Options use plink2's names.
+
+Samples: those with genotype, the phenotype and every covariate (and in
+--keep), per trait; overlap counts are logged on stderr. A sample with a
+missing call is left out of that variant's fit only. Traits whose values are
+only 1/2 (missing NA/-9) are case/control with 2 = case; declare 0/1 traits
+with --trait-type NAME=binary.
+
+Output: one row per analysed variant, in .bim order, GWAS-SSF columns plus
+the internal mac, mac_cases, mac_controls, residual_df and error_code (which
+the export gate uses and strips). A variant that cannot be fitted keeps its
+row with NA statistics and an error_code (CONST_ALLELE, TOO_FEW_SAMPLES,
+VIF_TOO_HIGH, SINGULAR_COVARIATES, ZERO_RESIDUAL_VARIANCE,
+LOGISTIC_CONVERGE_FAIL).
+"""
+
+_EPILOG = """\
+example:
+  crosscohort assoc --bfile qc/c1 --pheno c1.pheno.tsv --covar c1.covar.tsv \\
+      --covar pcs/c1.eigenvec --extract qc/c1.variants.keep --part 3/20 \\
+      --out results/assoc/c1/{trait}.part3.tsv.gz
+"""
+
+
+def _part(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N with integers, e.g. 3/20; got {text!r}") from None
+    if not (n >= 1 and 1 <= i <= n):
+        raise argparse.ArgumentTypeError(f"expected 1 <= I <= N; got {text!r}")
+    return i, n
+
+
+def _trait_type(text: str) -> tuple[str, str]:
+    name, sep, kind = text.partition("=")
+    if not sep or not name or kind not in ("quantitative", "binary"):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=quantitative or NAME=binary; got {text!r}"
+        )
+    return name, kind
+
+
+def _names(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of column names")
+    return names
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {v}")
+    return v
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``assoc`` subcommand to ``subparsers``."""
+    p = subparsers.add_parser(
+        "assoc",
+        help="per-cohort association scan (linear / logistic), plink2 --glm style",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--bfile", action="append", required=True, metavar="PREFIX",
+                   help="PLINK 1 fileset prefix; repeat to stack the samples of filesets with identical .bim (pooled arm)")
+    p.add_argument("--pheno", required=True, metavar="FILE", help="phenotype file, '#FID IID name...' header")
+    p.add_argument("--pheno-name", type=_names, metavar="T1[,T2...]",
+                   help="phenotype columns to analyse (default: all)")
+    p.add_argument("--covar", action="append", default=[], metavar="FILE",
+                   help="covariate file ('#FID IID name...'); repeat to join several on FID+IID")
+    p.add_argument("--covar-name", type=_names, metavar="C1[,C2...]",
+                   help="covariate columns to use (default: all columns of all --covar files)")
+    p.add_argument("--keep", metavar="FILE", help="analyse only these samples ('#FID IID' lines)")
+    p.add_argument("--extract", metavar="FILE", help="analyse only these variant IDs (one per line)")
+    p.add_argument("--trait-type", type=_trait_type, action="append", default=[],
+                   metavar="NAME=quantitative|binary",
+                   help="override trait-type detection (repeatable); needed for 0/1-coded case/control traits")
+    p.add_argument("--chunk-size", type=_positive_int, default=1000, metavar="M",
+                   help="variants read and fitted at once (default 1000); memory ~ samples x M x 8 bytes x a few")
+    p.add_argument("--part", type=_part, metavar="I/N",
+                   help="analyse only the I-th (1-based) of N equal contiguous parts of the extracted variants")
+    p.add_argument("--threads", type=_positive_int, metavar="T",
+                   help="BLAS threads (effective when set before numpy loads, or with threadpoolctl installed)")
+    p.add_argument("--vif", type=float, default=50.0, metavar="X",
+                   help="refuse a fit (error_code VIF_TOO_HIGH) when the dosage's variance-inflation factor "
+                        "on the covariates exceeds X (plink2 --vif; default 50)")
+    p.add_argument("--fileset-indicators", action="store_true",
+                   help="with several --bfile: add a 0/1 covariate per fileset after the first (cohort indicators)")
+    p.add_argument("--cohort", metavar="ID", help="cohort id for the ledger (default: the first --bfile's name)")
+    p.add_argument("--ledger", metavar="FILE",
+                   help="write the sample and variant ledgers (JSON list) here")
+    p.add_argument("--out", required=True, metavar="PATH",
+                   help="output .tsv, .tsv.gz or .parquet; must contain {trait} when several traits are analysed")
+    p.set_defaults(func=run)
+    return p
+
+
+def _limit_threads(n: int) -> None:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    try:  # optional: effective even once numpy has loaded its BLAS
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(n)
+
+
+def output_path(out: str, trait: str, n_traits: int) -> Path:
+    """The output file of ``trait`` from the ``--out`` template."""
+    if n_traits > 1 and "{trait}" not in out:
+        raise InputError(f"--out {out}: several traits are analysed, so the path must contain {{trait}}")
+    suffixes = "".join(Path(out).suffixes[-2:])
+    if not (out.endswith(".tsv") or out.endswith(".tsv.gz") or out.endswith(".parquet")):
+        raise InputError(f"--out {out}: expected a .tsv, .tsv.gz or .parquet path; got suffix {suffixes!r}")
+    return Path(out.replace("{trait}", trait))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the scan and write one file per trait."""
+    if args.threads:
+        _limit_threads(args.threads)
+    from crosscohort.association import run_assoc
+    from crosscohort.sumstats import write_sumstats
+
+    types = dict(args.trait_type)
+    # Check --out before the scan, not after an hour of it.
+    if args.pheno_name is not None:
+        n_traits = len(args.pheno_name)
+    else:
+        from crosscohort.phenotypes import read_table
+
+        n_traits = len(read_table(args.pheno).columns) - 2
+    output_path(args.out, "x", n_traits)
+    result = run_assoc(
+        args.bfile, args.pheno,
+        pheno_names=args.pheno_name, covar=args.covar, covar_names=args.covar_name,
+        keep=args.keep, extract=args.extract, trait_types=types, chunk_size=args.chunk_size,
+        part=args.part, fileset_indicators=args.fileset_indicators, max_vif=args.vif,
+        cohort=args.cohort, log=sys.stderr,
+    )
+    for trait, table in result.tables.items():
+        path = write_sumstats(table, output_path(args.out, trait, len(result.tables)))
+        print(f"assoc: trait {trait}: {table.height} rows -> {path}", file=sys.stderr)
+    if args.ledger:
+        import json
+
+        ledger_path = Path(args.ledger)
+        ledger_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ledger_path.with_name(f".{ledger_path.name}.tmp")
+        tmp.write_text(json.dumps([led.to_dict() for led in result.ledgers], indent=2, sort_keys=True) + "\n")
+        tmp.replace(ledger_path)
+    return 0

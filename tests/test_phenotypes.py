@@ -1,0 +1,95 @@
+"""Phenotype and covariate files: layouts plink2 accepts, missing codes, trait types, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crosscohort.errors import InputError
+from crosscohort.phenotypes import (
+    case_control_outcome,
+    detect_trait_type,
+    read_sample_list,
+    read_table,
+)
+
+
+def _write(tmp_path, text, name="t.tsv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_read_table__plink2_layout_with_missing_codes(tmp_path):
+    p = _write(tmp_path, "#FID\tIID\tqt\tbt\nF1\tI1\t1.5\t2\nF1\tI2\tNA\t-9\nF2\tI3\tnan\t\nF2\tI4\t-0.25\t1\n")
+    df = read_table(p)
+    assert df.columns == ["fid", "iid", "qt", "bt"]
+    assert df["fid"].to_list() == ["F1", "F1", "F2", "F2"]
+    assert df["qt"].to_list() == [1.5, None, None, -0.25]
+    assert df["bt"].to_list() == [2.0, None, None, 1.0]
+
+
+@pytest.mark.parametrize("header", ["FID IID x", "#FID IID x"])
+def test_read_table__whitespace_separated_and_fid_header_variants(tmp_path, header):
+    p = _write(tmp_path, f"{header}\nF1   I1  3\n  F1 I2 4e-1\n")
+    df = read_table(p, kind="covariate")
+    assert df["iid"].to_list() == ["I1", "I2"]
+    assert df["x"].to_list() == [3.0, 0.4]
+
+
+def test_read_table__iid_only_header_gives_null_fid(tmp_path):
+    df = read_table(_write(tmp_path, "#IID\tPC1\nI1\t0.1\nI2\t-0.2\n"))
+    assert df["fid"].null_count() == 2
+    assert df["iid"].to_list() == ["I1", "I2"]
+
+
+def test_read_table__non_numeric_value_names_file_line_and_column(tmp_path):
+    p = _write(tmp_path, "#FID\tIID\tqt\nF1\tI1\t1\nF1\tI2\t1.2.3\n")
+    with pytest.raises(InputError, match=r"t\.tsv, line 3, column 'qt'.*numbers.*'1\.2\.3'"):
+        read_table(p)
+
+
+def test_read_table__infinite_value_is_not_a_number(tmp_path):
+    with pytest.raises(InputError, match=r"line 2, column 'age'.*'inf'"):
+        read_table(_write(tmp_path, "#FID\tIID\tage\nF\tI\tinf\n"), kind="covariate")
+
+
+def test_read_table__bad_header_and_ragged_line_are_errors(tmp_path):
+    with pytest.raises(InputError, match=r"line 1: header must start with '#FID IID'"):
+        read_table(_write(tmp_path, "ID\tqt\nI1\t1\n"))
+    with pytest.raises(InputError, match=r"line 3: expected 3 fields as in the header, got 2"):
+        read_table(_write(tmp_path, "#FID\tIID\tqt\nF\tI1\t1\nF\tI2\n", "r.tsv"))
+
+
+def test_read_table__duplicated_sample_or_column_is_an_error(tmp_path):
+    with pytest.raises(InputError, match=r"FID=F IID=I1 appears 2 times"):
+        read_table(_write(tmp_path, "#FID\tIID\tqt\nF\tI1\t1\nF\tI1\t2\n"))
+    with pytest.raises(InputError, match=r"duplicated column name\(s\) \['qt'\]"):
+        read_table(_write(tmp_path, "#FID\tIID\tqt\tqt\nF\tI1\t1\t2\n", "d.tsv"))
+
+
+def test_read_sample_list__fid_iid_and_iid_only(tmp_path):
+    a = read_sample_list(_write(tmp_path, "#FID\tIID\nF1\tI1\nF2\tI2\n", "k1"))
+    assert a.rows() == [("F1", "I1"), ("F2", "I2")]
+    b = read_sample_list(_write(tmp_path, "#IID\nI1\n", "k2"))
+    assert b.rows() == [(None, "I1")]
+    c = read_sample_list(_write(tmp_path, "F1 I1\n", "k3"))
+    assert c.rows() == [("F1", "I1")]
+
+
+def test_detect_trait_type__one_two_is_binary_else_quantitative():
+    assert detect_trait_type(np.array([1, 2, np.nan, 2.0])) == "binary"
+    assert detect_trait_type(np.array([0, 1, 1, 0.0])) == "quantitative"  # 0/1 only when declared
+    assert detect_trait_type(np.array([1.0, 2.0, 3.0])) == "quantitative"
+    assert detect_trait_type(np.array([0, 1.0]), declared="binary") == "binary"
+    assert detect_trait_type(np.array([1, 2.0]), declared="quantitative") == "quantitative"
+
+
+def test_detect_trait_type__declared_binary_coded_zero_three_names_the_values():
+    with pytest.raises(InputError, match=r"p\.tsv, column 'cc'.*coded 1/2.*found values 0, 3"):
+        detect_trait_type(np.array([0, 3, 3, np.nan]), declared="binary", column="cc", source="p.tsv")
+
+
+def test_case_control_outcome__both_codings_give_one_for_cases():
+    np.testing.assert_array_equal(case_control_outcome(np.array([1, 2, np.nan])), [0, 1, np.nan])
+    np.testing.assert_array_equal(case_control_outcome(np.array([0, 1, 1.0])), [0, 1, 1])
