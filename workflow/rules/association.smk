@@ -49,5 +49,5 @@ rule association_gather:
         "../../envs/tre.yaml"
     shell:
         # Parts are contiguous and in order: header once, then every part's rows.
-        "(set -o pipefail; (gzip -dc {input.parts[0]} | head -n 1;"
-        " for f in {input.parts}; do gzip -dc $f | tail -n +2; done) | gzip -n > {output.sumstats}) 2> {log}"
+        "(gzip -dc {input.parts[0]} | sed -n 1p;"
+        " for f in {input.parts}; do gzip -dc $f | sed 1d; done) 2> {log} | gzip -n > {output.sumstats}"

@@ -1,0 +1,131 @@
+"""A wrong config or cohort sheet fails before any job runs, with one message naming the key or row."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from crosscohort.config import config_digest, load_study, read_cohort_sheet, validate_config
+from crosscohort.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+SHEET = (REPO / "config" / "cohorts.tsv").read_text()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "cohorts.tsv").write_text(SHEET)
+    return tmp_path
+
+
+def _cfg(**changes) -> dict:
+    cfg = copy.deepcopy(CONFIG)
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = cfg
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return cfg
+
+
+def test_config__shipped_config_is_valid_and_fills_defaults(workdir):
+    cfg = copy.deepcopy(CONFIG)
+    del cfg["qc"]["hwe"]
+    study = load_study(cfg, workdir=workdir)
+    assert study.config["qc"]["hwe"] == 1e-15
+    assert study.cohorts == ["biobank_eur", "admixed_afr", "biobank_eas"]
+    assert study.run_cohorts == study.cohorts
+
+
+def test_config__unknown_key_is_named(workdir):
+    cfg = _cfg(qc__genotype_rate=0.1)
+    with pytest.raises(ConfigError, match=r"unknown key 'qc\.genotype_rate'.*allowed keys here: geno, hwe"):
+        load_study(cfg, workdir=workdir)
+
+
+def test_config__unknown_top_level_key_is_named(workdir):
+    cfg = _cfg(metaanalysis={"method": "fixed"})
+    with pytest.raises(ConfigError, match=r"unknown key 'metaanalysis'"):
+        load_study(cfg, workdir=workdir)
+
+
+def test_config__wrong_type_names_key_and_expectation(workdir):
+    cfg = _cfg(qc__geno="ten percent")
+    with pytest.raises(ConfigError, match=r"key 'qc\.geno'.*not of type 'number'.*max variant missing call rate"):
+        load_study(cfg, workdir=workdir)
+
+
+def test_config__out_of_range_value_is_named(workdir):
+    with pytest.raises(ConfigError, match=r"key 'meta\.method': 'bayesian' is not one of"):
+        validate_config(_cfg(meta__method="bayesian"))
+
+
+def test_sheet__duplicate_cohort_id_names_both_lines(workdir):
+    lines = SHEET.splitlines()
+    (workdir / "config" / "cohorts.tsv").write_text("\n".join([*lines, lines[1]]) + "\n")
+    with pytest.raises(ConfigError, match=r"line 5: duplicate cohort id 'biobank_eur' \(first on line 2\)"):
+        load_study(copy.deepcopy(CONFIG), workdir=workdir)
+
+
+def test_sheet__wrong_value_names_line_and_column(tmp_path):
+    lines = SHEET.splitlines()
+    lines[2] = lines[2].replace("GRCh38", "hg19")
+    (tmp_path / "s.tsv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=r"line 3, column 'build': 'hg19' is not one of"):
+        read_cohort_sheet(tmp_path / "s.tsv")
+
+
+def test_sheet__unknown_column_is_named(tmp_path):
+    lines = SHEET.splitlines()
+    lines[0] = lines[0].replace("covar", "covariates")
+    (tmp_path / "s.tsv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=r"line 1: unknown column\(s\) \['covariates'\]"):
+        read_cohort_sheet(tmp_path / "s.tsv")
+
+
+def test_sheet__ragged_row_is_named(tmp_path):
+    lines = SHEET.splitlines()
+    lines[3] = lines[3].rsplit("\t", 1)[0]
+    (tmp_path / "s.tsv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=r"line 4: 7 fields, expected 8"):
+        read_cohort_sheet(tmp_path / "s.tsv")
+
+
+def test_config__cohort_mode_missing_file_is_named(workdir):
+    cfg = _cfg(mode="cohort", cohort="admixed_afr")
+    with pytest.raises(ConfigError, match=r"cohort 'admixed_afr': file resources/demo/admixed_afr\.bed not found"):
+        load_study(cfg, workdir=workdir)
+
+
+def test_config__cohort_mode_unknown_cohort_is_named(workdir):
+    cfg = _cfg(mode="cohort", cohort="ukb")
+    with pytest.raises(ConfigError, match=r"key 'cohort': 'ukb' is not in the cohort sheet"):
+        load_study(cfg, workdir=workdir)
+
+
+def test_config__digest_changes_with_science_only_when_values_change():
+    a, b = _cfg(), _cfg()
+    assert config_digest(a) == config_digest(b)
+    assert config_digest(a) != config_digest(_cfg(qc__mac=10))
+
+
+def test_snakemake__bad_config_fails_before_any_job(workdir):
+    """Through Snakemake itself: one message naming the key, and no job started."""
+    cfg = _cfg(qc__geno=2)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1", "-n"],
+        cwd=workdir, capture_output=True, text=True, timeout=120,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "key 'qc.geno': 2 is greater than the maximum of 1" in out
+    assert "Job stats" not in out and "rule simulate_demo" not in out

@@ -1,0 +1,231 @@
+"""End to end: the three modes of the one Snakefile on the small simulated demo.
+
+One demo run (session fixture) feeds the content tests; the cohort-mode and
+central-mode runs start from fresh directories holding only what that mode
+may see, and their DAGs are checked from Snakemake's own detailed summary.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import gzip
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+pytestmark = pytest.mark.workflow
+
+REPO = Path(__file__).resolve().parent.parent
+BASE_CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+COHORTS = ["biobank_eur", "admixed_afr", "biobank_eas"]
+TRAITS = ["ldl", "cad"]
+GENOTYPE_OR_PHENOTYPE = re.compile(r"\.(bed|bim|fam|pheno\.tsv|covar\.tsv)$|results/pooled/")
+
+
+def _config(**top) -> dict:
+    cfg = copy.deepcopy(BASE_CONFIG)
+    cfg["demo"]["scale"] = "small"
+    cfg.update(top)
+    return cfg
+
+
+def _write_config(workdir: Path, cfg: dict, name: str = "config.yaml") -> Path:
+    (workdir / "config").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "config" / "cohorts.tsv", workdir / "config" / "cohorts.tsv")
+    path = workdir / "config" / name
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
+              timeout: int = 900) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2",
+           "--workflow-profile", str(REPO / "workflow" / "profiles" / "default")]
+    if configfile is not None:
+        cmd += ["--configfile", str(configfile)]
+    proc = subprocess.run(cmd + list(args), cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "logs").rglob("*.log"))
+                         if p.stat().st_size) if (workdir / "logs").exists() else ""
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}\n{logs}")
+    return proc
+
+
+def planned_jobs(workdir: Path, configfile: Path) -> dict[str, int]:
+    """Rule -> job count that a dry run plans (Snakemake's 'Job stats' table)."""
+    out = snakemake(workdir, "-n", configfile=configfile).stdout
+    jobs: dict[str, int] = {}
+    lines = out.splitlines()
+    if "Job stats:" not in out:
+        return jobs
+    start = lines.index("Job stats:") + 3
+    for line in lines[start:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def dag_inputs(workdir: Path, configfile: Path) -> list[str]:
+    """Every input file of every job in the DAG, from `snakemake --detailed-summary`."""
+    out = snakemake(workdir, "--detailed-summary", configfile=configfile).stdout
+    rows = list(csv.reader(out.splitlines(), delimiter="\t"))
+    header = rows[0]
+    col = header.index("input-file(s)")
+    files: list[str] = []
+    for row in rows[1:]:
+        if len(row) > col and row[col] not in ("", "-"):
+            files.extend(f for f in row[col].split(",") if f)
+    return files
+
+
+# ------------------------------------------------------------------ demo mode
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory) -> Path:
+    wd = tmp_path_factory.mktemp("demo")
+    cfgfile = _write_config(wd, _config())
+    proc = snakemake(wd, configfile=cfgfile)
+    assert "crosscohort: done" in proc.stdout + proc.stderr
+    return wd
+
+
+def _read(path: Path) -> pl.DataFrame:
+    return pl.read_csv(path, separator="\t", null_values=["NA"], infer_schema_length=100000)
+
+
+def test_demo__leaves_reports_and_manifests_that_match_their_files(demo):
+    for trait in TRAITS:
+        html = (demo / "results" / "report" / f"{trait}.html").read_text()
+        for section in ("summary", "meta", "pooled", "comparison", "cohorts", "ledger", "audit"):
+            assert f'id="{section}"' in html, section
+        assert html.count("data:image/png;base64,") >= 2 + 2 + 1 + 2 * len(COHORTS)
+    for c in COHORTS:
+        manifest = json.loads((demo / "exports" / c / "manifest.json").read_text())
+        listed = {Path(f["path"]).name: f for f in manifest["files"]}
+        on_disk = {p.name for p in (demo / "exports" / c).iterdir()} - {"manifest.json"}
+        assert set(listed) == on_disk
+        for name, entry in listed.items():
+            data = (demo / "exports" / c / name).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+
+
+def test_demo__largest_planted_effects_are_genome_wide_significant(demo):
+    truth = _read(demo / "resources" / "demo" / "truth" / "causal.tsv")
+    # small scale (600/400/500 people): the two largest ldl effects and the
+    # largest cad effect are reliably genome-wide significant (seed 42 gives
+    # p = 1e-11, 7e-12 and 3e-10); the demo scale recovers five and three.
+    for trait, k in (("ldl", 2), ("cad", 1)):
+        meta = _read(demo / "results" / "meta" / f"{trait}.tsv.gz")
+        planted = truth.filter((pl.col("trait") == trait) & pl.col("ancestry_specific").is_null())
+        top = planted.sort("expected_rank").head(k)
+        hits = top.join(meta, on=["chromosome", "base_pair_location"], how="left")
+        assert hits.height == k
+        assert (hits["p_value"] < 5e-8).all(), hits.select("chromosome", "base_pair_location", "beta", "p_value")
+        # the meta-analysis recovers the planted direction on the ALT allele
+        same = np.sign(hits["beta_right"].to_numpy()) == np.sign(hits["beta"].to_numpy())
+        assert same.all()
+
+
+def test_demo__meta_and_pooled_betas_agree_over_significant_variants(demo):
+    for trait in TRAITS:
+        meta = _read(demo / "results" / "meta" / f"{trait}.tsv.gz")
+        pooled = _read(demo / "results" / "association" / "pooled" / f"{trait}.tsv.gz")
+        j = meta.join(pooled, on=["chromosome", "base_pair_location", "effect_allele", "other_allele"],
+                      suffix="_pooled")
+        sig = j.filter((pl.col("p_value") < 5e-8) | (pl.col("p_value_pooled") < 5e-8))
+        assert sig.height >= 5, trait
+        r = np.corrcoef(sig["beta"].to_numpy(), sig["beta_pooled"].to_numpy())[0, 1]
+        assert r > 0.9, (trait, r)
+        # the comparison file reports the same figures, recomputed here independently
+        cmp = json.loads((demo / "results" / "compare" / f"{trait}.json").read_text())
+        assert cmp["significant_either"]["pearson_r"] == pytest.approx(r, rel=1e-9)
+        assert cmp["significant_either"]["n"] == sig.height
+
+
+def test_demo__no_individual_level_column_or_id_in_exports(demo):
+    fam_ids = set()
+    for c in COHORTS:
+        for line in (demo / "resources" / "demo" / f"{c}.fam").read_text().splitlines():
+            fam_ids.update(line.split()[:2])
+    for c in COHORTS:
+        for p in (demo / "exports" / c).iterdir():
+            raw = p.read_bytes()
+            text = gzip.decompress(raw).decode() if p.suffix == ".gz" else raw.decode()
+            tokens = set(re.split(r"[\t\n,: \"'{}\[\]]+", text))
+            assert not tokens & fam_ids, p
+            if p.name.endswith(".tsv.gz"):
+                header = text.splitlines()[0].split("\t")
+                assert not {"mac", "mac_cases", "mac_controls", "residual_df", "error_code"} & set(header)
+
+
+def test_config_change__reruns_exactly_the_dependent_jobs(demo):
+    nothing = planned_jobs(demo, _write_config(demo, _config(), "same.yaml"))
+    assert nothing == {}, nothing
+    meta_only = planned_jobs(demo, _write_config(demo, _config(meta={"method": "random", "gc": False}), "m.yaml"))
+    assert meta_only == {"meta": 2, "compare": 2, "report": 2, "all": 1}, meta_only
+    cfg = _config()
+    cfg["qc"]["geno"] = 0.05
+    qc = planned_jobs(demo, _write_config(demo, cfg, "qc.yaml"))
+    assert "simulate_demo" not in qc and "pool_inputs" not in qc
+    assert qc["qc"] == len(COHORTS) + 1 and qc["export"] == len(COHORTS) and qc["report"] == 2
+    gate = copy.deepcopy(_config())
+    gate["export_gate"]["overrides"] = {"biobank_eas": {"min_count": 10}}
+    g = planned_jobs(demo, _write_config(demo, gate, "gate.yaml"))
+    assert g["export"] == 1 and "qc" not in g and "association_part" not in g, g
+
+
+# ---------------------------------------------------------------- cohort mode
+def test_cohort_mode__reads_only_its_cohorts_files_and_exports_the_same_bundle(demo, tmp_path):
+    cohort = "biobank_eas"
+    src = demo / "resources" / "demo"
+    dst = tmp_path / "resources" / "demo"
+    dst.mkdir(parents=True)
+    for suffix in (".bed", ".bim", ".fam", ".pheno.tsv", ".covar.tsv"):
+        shutil.copy(src / f"{cohort}{suffix}", dst / f"{cohort}{suffix}")
+    cfgfile = _write_config(tmp_path, _config(mode="cohort", cohort=cohort))
+
+    inputs = dag_inputs(tmp_path, cfgfile)
+    assert inputs, "the DAG has inputs"
+    others = [f for f in inputs if any(o in f for o in COHORTS if o != cohort) or "pooled" in f]
+    assert others == [], others
+
+    snakemake(tmp_path, configfile=cfgfile)
+    assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == [cohort]
+    for trait in TRAITS:
+        ours = (tmp_path / "exports" / cohort / f"{trait}.tsv.gz").read_bytes()
+        assert ours == (demo / "exports" / cohort / f"{trait}.tsv.gz").read_bytes()
+    assert not (tmp_path / "results" / "meta").exists()
+
+
+# --------------------------------------------------------------- central mode
+def test_central_mode__no_job_reads_genotypes_or_phenotypes_and_meta_matches_demo(demo, tmp_path):
+    shutil.copytree(demo / "exports", tmp_path / "exports")
+    ref = Path("resources/demo/reference/variants.tsv.gz")
+    (tmp_path / ref.parent).mkdir(parents=True)
+    shutil.copy(demo / ref, tmp_path / ref)
+    cfgfile = _write_config(tmp_path, _config(mode="central"))
+
+    inputs = dag_inputs(tmp_path, cfgfile)
+    assert any(f.startswith("exports/") for f in inputs)
+    bad = [f for f in inputs if GENOTYPE_OR_PHENOTYPE.search(f)]
+    assert bad == [], bad
+
+    snakemake(tmp_path, configfile=cfgfile)
+    for trait in TRAITS:
+        a = _read(tmp_path / "results" / "meta" / f"{trait}.tsv.gz")
+        b = _read(demo / "results" / "meta" / f"{trait}.tsv.gz")
+        assert a.equals(b)
+        html = (tmp_path / "results" / "report" / f"{trait}.html").read_text()
+        assert 'id="meta"' in html and 'id="audit"' in html
+    assert not (tmp_path / "results" / "association").exists()
