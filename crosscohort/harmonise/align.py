@@ -310,16 +310,31 @@ def _align_to_reference(
     pal = is_palindromic(ea, oa)
     eaf = pl.col("effect_allele_frequency")
     af = pl.col("alt_frequency")
-    # Palindromes: the labels cannot tell strand, so the frequency decides. Keeping
-    # the cohort's sign makes its EAF the ALT frequency; negating makes it 1 - EAF.
-    d_keep = (eaf - af).abs()
-    d_negate = (1.0 - eaf - af).abs()
-    resolvable = (pl.min_horizontal(eaf, 1.0 - eaf) <= palindrome_max_maf) & (d_keep != d_negate)
-    best = best.with_columns(
-        pal.alias("_pal"),
-        resolvable.fill_null(False).alias("_resolvable"),
-        (d_negate < d_keep).fill_null(False).alias("_pal_negate"),
-    )
+    strand = strand_consensus(best)
+    best = best.with_columns(pal.alias("_pal"))
+    if strand in ("forward", "reverse"):
+        # The cohort's other SNPs say which strand it reports on, so a
+        # palindrome's labels are read on that strand: forward -> as written
+        # (label match kind 0 keeps, kind 1 negates); reverse -> complemented,
+        # which for A/T or C/G turns a label match into a swap. Frequencies,
+        # which differ between ancestries, are not needed (and not trusted).
+        pal_negate = (pl.col("_kind") == 1) if strand == "forward" else (pl.col("_kind") == 0)
+        best = best.with_columns(
+            pl.lit(True).alias("_resolvable"), pal_negate.alias("_pal_negate"),
+            pl.lit(False).alias("_by_eaf"),
+        )
+    else:
+        # Mixed strands: the labels cannot tell, so the frequency decides.
+        # Keeping the cohort's sign makes its EAF the ALT frequency; negating
+        # makes it 1 - EAF.
+        d_keep = (eaf - af).abs()
+        d_negate = (1.0 - eaf - af).abs()
+        resolvable = (pl.min_horizontal(eaf, 1.0 - eaf) <= palindrome_max_maf) & (d_keep != d_negate)
+        best = best.with_columns(
+            resolvable.fill_null(False).alias("_resolvable"),
+            (d_negate < d_keep).fill_null(False).alias("_pal_negate"),
+            pl.lit(True).alias("_by_eaf"),
+        )
     ambiguous = pl.col("_pal") & ~pl.col("_resolvable")
     ledger.remove("palindrome_ambiguous", int(best.select(ambiguous.sum()).item()))
     best = best.filter(~ambiguous)
@@ -327,16 +342,48 @@ def _align_to_reference(
     negate = pl.when(pl.col("_pal")).then(pl.col("_pal_negate")).otherwise(pl.col("_kind").is_in([1, 3]))
     flipped = ~pl.col("_pal") & pl.col("_kind").is_in([2, 3])
     best = best.with_columns(
-        (~pl.col("_pal") & pl.col("_kind").is_in([1, 3])).alias("_swapped"),
-        flipped.alias("_flipped"),
-        (pl.col("_pal") & pl.col("_pal_negate")).alias("_pal_resolved"),
+        ((~pl.col("_pal") & pl.col("_kind").is_in([1, 3]))
+         | (pl.col("_pal") & ~pl.col("_by_eaf") & pl.col("_pal_negate") & (strand == "forward"))
+         ).alias("_swapped"),
+        (flipped | (pl.col("_pal") & (strand == "reverse"))).alias("_flipped"),
+        (pl.col("_pal") & pl.col("_by_eaf") & pl.col("_pal_negate")).alias("_pal_resolved"),
         pl.when(negate).then(-pl.col("beta")).otherwise(pl.col("beta")).alias("beta"),
         pl.when(negate).then(1.0 - eaf).otherwise(eaf).alias("effect_allele_frequency"),
         # After alignment the alleles are the reference's, whatever the cohort spelled.
         pl.col("alt").alias("effect_allele"),
         pl.col("ref").alias("other_allele"),
     )
-    return best.drop(["ref", "alt", "alt_frequency", "_kind", "_pal", "_resolvable", "_pal_negate"])
+    return best.drop(["ref", "alt", "alt_frequency", "_kind", "_pal", "_resolvable", "_pal_negate", "_by_eaf"])
+
+
+#: A cohort reports on one strand when at least this share of its
+#: non-palindromic SNPs matched the reference on that strand.
+STRAND_CONSENSUS_SHARE = 0.99
+#: Fewer non-palindromic SNPs than this give no consensus.
+STRAND_CONSENSUS_MIN_SNPS = 100
+
+
+def strand_consensus(matched: pl.DataFrame) -> str:
+    """``forward``, ``reverse`` or ``mixed``: the strand a cohort reports on.
+
+    ``matched`` holds the cohort's rows joined to the reference with the
+    match kind ``_kind`` (0 exact, 1 swapped, 2 flipped, 3 flipped and
+    swapped). Only non-palindromic SNPs vote: a cohort is ``forward`` when
+    at least 99% of them matched without a strand flip (kinds 0, 1),
+    ``reverse`` when at least 99% needed one, and ``mixed`` otherwise or
+    with fewer than 100 such SNPs.
+    """
+    ea, oa = pl.col("effect_allele"), pl.col("other_allele")
+    votes = matched.filter(is_snp(ea, oa) & ~is_palindromic(ea, oa)).get_column("_kind")
+    n = votes.len()
+    if n < STRAND_CONSENSUS_MIN_SNPS:
+        return "mixed"
+    flipped = int(votes.is_in([2, 3]).sum())
+    if flipped <= (1 - STRAND_CONSENSUS_SHARE) * n:
+        return "forward"
+    if flipped >= STRAND_CONSENSUS_SHARE * n:
+        return "reverse"
+    return "mixed"
 
 
 def _deduplicate(df: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
@@ -451,12 +498,17 @@ def harmonise(
        mirrored (``changed.allele_swapped``); complement alleles ->
        complemented (``changed.strand_flipped``), possibly also swapped.
        Indels and other multi-base alleles are matched exactly or swapped,
-       never complemented. Palindromic SNPs (A/T, C/G) are oriented by
-       frequency: the reading (keep sign, or negate) whose ALT frequency is
-       closer to the reference's wins (``changed.palindrome_resolved_by_eaf``
-       when that negates beta); they are dropped as ``palindrome_ambiguous``
-       when the cohort MAF exceeds ``palindrome_max_maf``, EAF or the
-       reference frequency is missing, or both readings are equally close.
+       never complemented. Palindromic SNPs (A/T, C/G): first the cohort's
+       strand consensus (:func:`strand_consensus`, from its other SNPs):
+       on a forward (reverse) cohort the labels are read as written
+       (complemented) and matched like any SNP, with no appeal to
+       frequencies, which differ between ancestries. On a mixed-strand
+       cohort the frequency decides: the reading (keep sign, or negate)
+       whose ALT frequency is closer to the reference's wins
+       (``changed.palindrome_resolved_by_eaf`` when that negates beta); they
+       are dropped as ``palindrome_ambiguous`` when the cohort MAF exceeds
+       ``palindrome_max_maf``, EAF or the reference frequency is missing, or
+       both readings are equally close.
        Dropped: ``not_in_reference`` (no panel row at the position),
        ``allele_mismatch`` (rows at the position, none matching).
     3. Alignment without a reference: the alleles are taken as given (on the
