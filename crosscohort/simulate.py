@@ -167,9 +167,9 @@ SCALES: dict[str, _Scale] = {
     ),
     "small": _Scale(
         cohorts={
-            "biobank_eur": {"EUR": 540, "ADMIX": 30, "EAS": 30},
-            "admixed_afr": {"ADMIX": 360, "EUR": 40},
-            "biobank_eas": {"EAS": 450, "EUR": 50},
+            "biobank_eur": {"EUR": 1080, "ADMIX": 60, "EAS": 60},
+            "admixed_afr": {"ADMIX": 720, "EUR": 80},
+            "biobank_eas": {"EAS": 900, "EUR": 100},
         },
         reference={"AFR": 100, "EUR": 100, "EAS": 100, "ADMIX": 100},
         chromosomes=(2_200_000, 2_000_000, 1_800_000),
