@@ -60,3 +60,62 @@ def write_plink_table(df: pl.DataFrame, path: str | Path) -> Path:
     df.write_csv(tmp, separator="\t")
     tmp.replace(path)
     return path
+
+
+def pool_qc(qc_prefixes: dict[str, str | Path], *, bim: str | Path) -> tuple[pl.DataFrame, list[str], list]:
+    """The pooled arm's QC: the union of the cohorts' own QC results.
+
+    The pooled arm must analyse the same people and variants as the
+    per-cohort arm, so it takes each cohort's kept samples and the union of
+    the cohorts' kept variants (a variant enters the meta-analysis when it
+    passes QC in at least one cohort). Re-running QC on the pooled
+    multi-ancestry sample instead would remove thousands of variants by
+    Hardy-Weinberg tests that fail only through the Wahlund effect, a
+    difference of data preparation rather than of method.
+
+    Returns
+    -------
+    (samples, variant_ids, ledgers)
+        Kept samples (``fid``, ``iid``), kept variant IDs in ``.bim`` order,
+        and the pooled samples and variants ledgers.
+    """
+    from crosscohort.genotypes import read_bim, read_id_list
+    from crosscohort.ledger import Ledger, read_ledgers
+
+    samples, kept_ids = [], set()
+    n_samples_in = 0
+    for cohort, prefix in qc_prefixes.items():
+        prefix = str(prefix)
+        keep = read_plink_table(prefix + ".samples.keep").rename({"#FID": "fid", "IID": "iid"})
+        samples.append(keep.select("fid", "iid"))
+        kept_ids.update(read_id_list(prefix + ".variants.keep"))
+        ledgers = [lg for lg in read_ledgers([prefix + ".ledger.json"]) if lg.unit == "samples"]
+        if len(ledgers) != 1:
+            raise InputError(f"{prefix}.ledger.json: expected one samples ledger for cohort {cohort!r}, found {len(ledgers)}")
+        n_samples_in += ledgers[0].n_in
+    pooled = pl.concat(samples)
+    ids = read_bim(bim).get_column("id").to_list()
+    unknown = kept_ids.difference(ids)
+    if unknown:
+        raise InputError(f"{bim}: {len(unknown)} variant(s) kept by a cohort's QC are not in this .bim, e.g. {sorted(unknown)[0]!r}")
+    variants = [v for v in ids if v in kept_ids]
+    sample_ledger = Ledger(stage="qc", cohort="pooled", unit="samples", n_in=n_samples_in, n_kept=pooled.height)
+    sample_ledger.remove("removed_by_cohort_qc", n_samples_in - pooled.height)
+    variant_ledger = Ledger(stage="qc", cohort="pooled", unit="variants", n_in=len(ids), n_kept=len(variants))
+    variant_ledger.remove("failed_qc_in_every_cohort", len(ids) - len(variants))
+    return pooled, variants, [sample_ledger.check(), variant_ledger.check()]
+
+
+def write_pooled_qc(samples: pl.DataFrame, variants: list[str], ledgers: list, out_prefix: str | Path) -> None:
+    """Write the pooled QC files in the layout of ``crosscohort qc`` (``O.samples.keep`` ...)."""
+    import json
+
+    prefix = str(out_prefix)
+    write_plink_table(samples.rename({"fid": "#FID", "iid": "IID"}), prefix + ".samples.keep")
+    for path, text in (
+        (Path(prefix + ".variants.keep"), "".join(f"{v}\n" for v in variants)),
+        (Path(prefix + ".ledger.json"), json.dumps([lg.to_dict() for lg in ledgers], indent=2, sort_keys=True) + "\n"),
+    ):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)

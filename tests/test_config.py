@@ -129,3 +129,20 @@ def test_snakemake__bad_config_fails_before_any_job(workdir):
     assert proc.returncode != 0
     assert "key 'qc.geno': 2 is greater than the maximum of 1" in out
     assert "Job stats" not in out and "rule simulate_demo" not in out
+
+
+def test_snakemake__cohort_whose_consent_forbids_the_study_fails_before_any_job(workdir):
+    """A disease-specific cohort used for another disease is refused at load (fail closed)."""
+    lines = SHEET.splitlines()
+    lines[2] = lines[2].rsplit("\t", 1)[0] + "\tDS:MONDO:0005148"  # type 2 diabetes only
+    (workdir / "config" / "cohorts.tsv").write_text("\n".join(lines) + "\n")
+    cfg = _cfg(study__disease="MONDO:0005010")  # coronary artery disease
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1", "-n"],
+        cwd=workdir, capture_output=True, text=True, timeout=120,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "admixed_afr" in out and "DS:MONDO:0005148" in out, out[-2000:]
+    assert "Job stats" not in out

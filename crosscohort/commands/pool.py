@@ -19,13 +19,24 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from crosscohort.errors import InputError
+
+    if args.qc:
+        if not (args.bim and args.out_qc_prefix):
+            raise InputError("--qc needs --bim and --out-qc-prefix")
+        from crosscohort.pool import pool_qc, write_pooled_qc
+
+        samples, variants, ledgers = pool_qc(_pairs(args.qc, "--qc"), bim=args.bim)
+        write_pooled_qc(samples, variants, ledgers, args.out_qc_prefix)
+        print(f"pooled QC: {samples.height} samples, {len(variants)} variants (union of cohorts' QC)", file=sys.stderr)
+        return 0
+    if not (args.pheno and args.covar and args.out_pheno and args.out_covar):
+        raise InputError("give --pheno, --covar, --out-pheno and --out-covar (or --qc, --bim, --out-qc-prefix)")
     from crosscohort.pool import pool_tables, read_plink_table, write_plink_table
 
     pheno = {c: read_plink_table(p) for c, p in _pairs(args.pheno, "--pheno").items()}
     covar = {c: read_plink_table(p) for c, p in _pairs(args.covar, "--covar").items()}
     if list(pheno) != list(covar):
-        from crosscohort.errors import InputError
-
         raise InputError(f"--pheno cohorts {list(pheno)} and --covar cohorts {list(covar)} differ")
     write_plink_table(pool_tables(pheno, indicators=False), args.out_pheno)
     write_plink_table(pool_tables(covar, indicators=True), args.out_covar)
@@ -39,13 +50,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "pool",
         help="demo: stack cohorts' phenotype and covariate files for the pooled arm",
         description=(
-            "Stack every cohort's phenotype and covariate files (plink2 #FID IID layout) into "
-            "one table each, adding indicator covariates cohort_<id> for all cohorts but the first. "
-            "For the pooled arm only, where pooling individual data is allowed."
+            "Inputs of the pooled arm (demo only, where pooling individual data is allowed). "
+            "Tables: stack every cohort's phenotype and covariate files (plink2 #FID IID layout) "
+            "into one table each, adding indicator covariates cohort_<id> for all cohorts but the "
+            "first. QC (--qc): the cohorts' kept samples and the union of their kept variants, "
+            "written like 'crosscohort qc' output, so both arms analyse the same people and variants."
         ),
     )
-    p.add_argument("--pheno", nargs="+", required=True, metavar="COHORT=PATH", help="phenotype files, in cohort order")
-    p.add_argument("--covar", nargs="+", required=True, metavar="COHORT=PATH", help="covariate files, in cohort order")
-    p.add_argument("--out-pheno", required=True, help="pooled phenotype table to write")
-    p.add_argument("--out-covar", required=True, help="pooled covariate table (with cohort indicators) to write")
+    p.add_argument("--pheno", nargs="+", metavar="COHORT=PATH", help="phenotype files, in cohort order")
+    p.add_argument("--covar", nargs="+", metavar="COHORT=PATH", help="covariate files, in cohort order")
+    p.add_argument("--out-pheno", help="pooled phenotype table to write")
+    p.add_argument("--out-covar", help="pooled covariate table (with cohort indicators) to write")
+    p.add_argument("--qc", nargs="+", metavar="COHORT=PREFIX", help="each cohort's 'crosscohort qc' output prefix")
+    p.add_argument("--bim", help="the .bim shared by the cohorts (variant order of the kept list)")
+    p.add_argument("--out-qc-prefix", help="prefix of the pooled QC files to write")
     p.set_defaults(func=run)

@@ -20,6 +20,28 @@ rule pool_inputs:
         " --out-pheno {output.pheno} --out-covar {output.covar} 2> {log}"
 
 
+rule pool_qc:
+    input:
+        ledgers=expand("results/qc/{cohort}/qc.ledger.json", cohort=COHORTS),
+        samples=expand("results/qc/{cohort}/qc.samples.keep", cohort=COHORTS),
+        variants=expand("results/qc/{cohort}/qc.variants.keep", cohort=COHORTS),
+        bim=sheet(COHORTS[0], "genotypes") + ".bim",
+    output:
+        samples="results/qc/pooled/qc.samples.keep",
+        variants="results/qc/pooled/qc.variants.keep",
+        ledger="results/qc/pooled/qc.ledger.json",
+    log:
+        "logs/qc/pooled.log",
+    conda:
+        "../../envs/tre.yaml"
+    params:
+        qc=" ".join(f"{c}=results/qc/{c}/qc" for c in COHORTS),
+        prefix=lambda wildcards, output: output.samples.removesuffix(".samples.keep"),
+    shell:
+        "python -m crosscohort pool --qc {params.qc} --bim {input.bim}"
+        " --out-qc-prefix {params.prefix} 2> {log}"
+
+
 rule qc:
     input:
         genotypes=genotype_files,
@@ -32,6 +54,8 @@ rule qc:
         "logs/qc/{cohort}.log",
     benchmark:
         "results/benchmarks/qc/{cohort}.tsv"
+    wildcard_constraints:
+        cohort="|".join(COHORTS),
     conda:
         "../../envs/tre.yaml"
     params:
