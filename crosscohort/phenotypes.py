@@ -11,6 +11,12 @@ Binary traits follow plink2: a column whose non-missing values are only 1 and
 is declared binary (1 = case). Unlike plink2, 0 is never a missing code: a
 column holding 0, 1 and 2 is quantitative unless declared, and declaring it
 binary is an error naming the values found.
+
+Quantitative traits may be replaced by their rank-based inverse-normal
+transform (:func:`inverse_normal_transform`, ``crosscohort assoc
+--pheno-transform int``), computed per trait over the samples that trait
+analyses, as REGENIE's ``--apply-rint`` and plink2's
+``--pheno-quantile-normalize`` do.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
+from scipy.special import ndtri
+from scipy.stats import rankdata
 
 from crosscohort.errors import InputError
 
@@ -30,12 +38,19 @@ __all__ = [
     "read_sample_list",
     "detect_trait_type",
     "case_control_outcome",
+    "PhenoTransform",
+    "BLOM_OFFSET",
+    "inverse_normal_transform",
 ]
 
 #: Strings read as a missing value (plink2's defaults plus the empty field).
 MISSING_CODES: tuple[str, ...] = ("NA", "na", "nan", "NaN", "-nan", "-9", "")
 
 TraitType = Literal["quantitative", "binary"]
+#: Phenotype transforms of ``crosscohort assoc --pheno-transform``.
+PhenoTransform = Literal["int"]
+#: Blom's offset c in (rank - c) / (n - 2c + 1) (Blom 1958; REGENIE, most GWAS pipelines).
+BLOM_OFFSET = 3.0 / 8.0
 
 def _split(line: str, tabbed: bool) -> list[str]:
     line = line.rstrip("\n").rstrip("\r")
@@ -234,3 +249,49 @@ def case_control_outcome(values: np.ndarray, *, column: str = "", source: str = 
     if 2.0 in distinct or distinct <= {1.0}:
         return v - 1.0
     return v.copy()
+
+
+def inverse_normal_transform(values: np.ndarray, *, offset: float = BLOM_OFFSET) -> np.ndarray:
+    """Rank-based inverse-normal transform of a trait: ``Phi^-1((r - c) / (n - 2c + 1))``.
+
+    Parameters
+    ----------
+    values
+        (n,) trait values of the analysed samples; NaN (missing) stays NaN
+        and does not count in ``n``.
+    offset
+        ``c``: 3/8 (Blom, the default), 1/2 (rankit, plink2's
+        ``--pheno-quantile-normalize``), 0 (van der Waerden), 1/3 (Tukey).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, same shape; tied values share the average of their ranks
+        and so one transformed value.
+
+    Raises
+    ------
+    ValueError
+        For an offset outside [0, 1/2] (the quantile would leave (0, 1)).
+
+    Notes
+    -----
+    Apply it after sample selection (the per-trait complete cases): the
+    transformed values depend on which samples are ranked together.
+
+    References
+    ----------
+    Blom G (1958). Statistical estimates and transformed beta-variables.
+    Beasley TM, Erickson S, Allison DB (2009). Rank-based inverse normal
+    transformations are increasingly used, but are they merited? Behav Genet 39:580-595.
+    """
+    if not 0.0 <= offset <= 0.5:
+        raise ValueError(f"offset must be in [0, 1/2]; got {offset}")
+    v = np.asarray(values, dtype=np.float64)
+    out = np.full(v.shape, np.nan)
+    ok = ~np.isnan(v)
+    n = int(ok.sum())
+    if n:
+        ranks = rankdata(v[ok], method="average")
+        out[ok] = ndtri((ranks - offset) / (n - 2.0 * offset + 1.0))
+    return out

@@ -13,6 +13,12 @@ The rules and their order are plink2's (checked against its log, see
 A variant failing several rules is counted once, under the first it fails in
 the order geno, hwe, maf, mac, so that the ledger adds up.
 
+3. ``--king-cutoff`` (default 0.0884, closer than third degree): on the kept
+   samples and the autosomal kept variants, KING-robust kinship of every
+   pair (:mod:`crosscohort.relatedness`); one sample of each pair above the
+   cutoff is removed by plink2's greedy rule (the sample in most related
+   pairs first), counted as ``related_above_king_cutoff``.
+
 Like plink2, allele frequencies, minor allele counts and the HWE test use
 founders only (samples whose father and mother are both ``0`` in the
 ``.fam``) unless ``nonfounders=True``; call rates use every sample. Unlike
@@ -24,8 +30,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import polars as pl
@@ -34,12 +42,14 @@ from scipy.special import gammaln, logsumexp
 from crosscohort.errors import InputError
 from crosscohort.genotypes import Genotypes
 from crosscohort.ledger import Ledger
+from crosscohort.relatedness import KING_THIRD_DEGREE, king_cutoff_removal, king_related_pairs
 
 __all__ = [
     "QcThresholds",
     "QcResult",
     "VARIANT_REASONS",
     "SAMPLE_REASON",
+    "KING_REASON",
     "hwe_exact_p",
     "sample_missing_rates",
     "founder_mask",
@@ -51,6 +61,8 @@ __all__ = [
 VARIANT_REASONS: tuple[str, ...] = ("call_rate_below_geno", "hwe_below", "maf_below", "mac_below")
 #: Ledger reason for removed samples.
 SAMPLE_REASON = "call_rate_below_mind"
+#: Ledger reason for samples removed by ``--king-cutoff``.
+KING_REASON = "related_above_king_cutoff"
 
 # plink2 compares thresholds with a relative tolerance of 2^-44 (kSmallEpsilon),
 # so a value exactly at the threshold, give or take rounding, passes.
@@ -102,12 +114,16 @@ class QcResult:
         missing_rate, hwe_p, qc_reason`` (``qc_reason`` empty when kept).
     sample_ledger, variant_ledger
         The counts: in = kept + removed per reason.
+    king_pairs
+        Pairs above the KING cutoff (``fid1, iid1, fid2, iid2, nsnp, hethet,
+        ibs0, kinship``), None when the cutoff was off.
     """
 
     samples: pl.DataFrame
     variant_stats: pl.DataFrame
     sample_ledger: Ledger
     variant_ledger: Ledger
+    king_pairs: pl.DataFrame | None = None
 
     @property
     def kept_variant_ids(self) -> list[str]:
@@ -246,6 +262,9 @@ def run_qc(
     thresholds: QcThresholds = QcThresholds(),  # noqa: B008 - frozen, immutable default
     chunk_size: int = 2000,
     nonfounders: bool = False,
+    king_cutoff: float | None = KING_THIRD_DEGREE,
+    king_memory_bytes: int = 512 * 2**20,
+    log: TextIO | None = None,
 ) -> QcResult:
     """Apply plink2's ``--mind``, ``--geno``, ``--hwe``, ``--maf``, ``--mac`` to one cohort.
 
@@ -262,6 +281,12 @@ def run_qc(
     nonfounders
         Use every sample, not only founders, for frequencies, MAC and HWE
         (plink2's ``--nonfounders``).
+    king_cutoff
+        Remove one sample of each pair with KING-robust kinship above this
+        (plink2 ``--king-cutoff``); None turns it off. Kinship uses the kept
+        samples and the kept autosomal variants.
+    king_memory_bytes
+        Memory budget of the kinship counts (see :mod:`crosscohort.relatedness`).
 
     Returns
     -------
@@ -326,6 +351,14 @@ def run_qc(
 
     sledger = Ledger(stage="qc", cohort=cohort, unit="samples", n_in=genotypes.n_samples)
     sledger.remove(SAMPLE_REASON, int((~keep).sum()))
+    sample_reason = np.where(keep, "", SAMPLE_REASON).astype(object)
+    king_pairs: pl.DataFrame | None = None
+    if king_cutoff is not None:
+        keep, king_pairs, n_related = _apply_king(
+            genotypes, keep, np.flatnonzero(undecided), cutoff=king_cutoff,
+            chunk_size=chunk_size, memory_bytes=king_memory_bytes, log=log)
+        sledger.remove(KING_REASON, n_related)
+        sample_reason[~keep & (sample_reason == "")] = KING_REASON
     sledger.n_kept = int(keep.sum())
 
     stats = pl.DataFrame(
@@ -340,9 +373,40 @@ def run_qc(
         }
     ).with_columns(pl.col("alt_freq").fill_nan(None))
     samples = genotypes.samples.with_columns(
-        pl.Series("keep", keep), pl.Series("missing_rate", rate)
+        pl.Series("keep", keep), pl.Series("missing_rate", rate),
+        pl.Series("qc_reason", sample_reason.tolist(), dtype=pl.String),
     )
-    return QcResult(samples, stats, sledger.check(), vledger.check())
+    return QcResult(samples, stats, sledger.check(), vledger.check(), king_pairs)
+
+
+def _apply_king(genotypes: Genotypes, keep: np.ndarray, variant_index: np.ndarray, *,
+                cutoff: float, chunk_size: int, memory_bytes: int, log: TextIO | None
+                ) -> tuple[np.ndarray, pl.DataFrame | None, int]:
+    """``--king-cutoff`` on the kept samples: (new keep mask, related pairs with IDs, removed count)."""
+    log = log if log is not None else sys.stderr
+    sample_index = np.flatnonzero(keep)
+    try:
+        res = king_related_pairs(genotypes, threshold=cutoff, sample_index=sample_index,
+                                 variant_index=variant_index, chunk_size=chunk_size,
+                                 memory_bytes=memory_bytes)
+    except InputError as exc:
+        print(f"qc: --king-cutoff {cutoff}: not applied: {exc}", file=log)
+        return keep, None, 0
+    pr = res.pairs
+    removed = king_cutoff_removal(sample_index.size, pr["i"].to_numpy(), pr["j"].to_numpy())
+    new_keep = keep.copy()
+    new_keep[sample_index[removed]] = False
+    ids = genotypes.samples.select("fid", "iid")[sample_index]
+    a = ids[pr["i"].to_numpy()]
+    b = ids[pr["j"].to_numpy()]
+    pairs = pl.DataFrame({
+        "fid1": a["fid"], "iid1": a["iid"], "fid2": b["fid"], "iid2": b["iid"],
+        "nsnp": pr["nsnp"], "hethet": pr["hethet"], "ibs0": pr["ibs0"], "kinship": pr["kinship"],
+    })
+    print(f"qc: --king-cutoff {cutoff}: KING-robust kinship of {sample_index.size} samples on "
+          f"{res.n_variants} autosomal variants; {pr.height} related pairs; "
+          f"{int(removed.sum())} samples removed", file=log)
+    return new_keep, pairs, int(removed.sum())
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -357,7 +421,9 @@ def write_qc(result: QcResult, out_prefix: str | Path) -> dict[str, Path]:
 
     Files: ``O.samples.keep`` (``#FID<TAB>IID``), ``O.variants.keep`` (one
     ``.bim`` ID a line), ``O.ledger.json`` (list: samples ledger, variants
-    ledger) and ``O.variant_stats.tsv.gz``. Each appears only once complete.
+    ledger), ``O.variant_stats.tsv.gz`` and, when the KING cutoff ran,
+    ``O.king.tsv`` (the related pairs, plink2 ``.kin0`` columns). Each appears
+    only once complete.
     """
     prefix = str(out_prefix)
     paths = {
@@ -376,4 +442,10 @@ def write_qc(result: QcResult, out_prefix: str | Path) -> dict[str, Path]:
     text = result.variant_stats.write_csv(separator="\t", null_value="NA", float_precision=None)
     # mtime=0: the same content gives the same bytes (stable checksums)
     _atomic_write_bytes(paths["variant_stats"], gzip.compress(text.encode(), compresslevel=6, mtime=0))
+    if result.king_pairs is not None:
+        paths["king"] = Path(prefix + ".king.tsv")
+        kp = result.king_pairs.rename({"fid1": "#FID1", "iid1": "IID1", "fid2": "FID2", "iid2": "IID2",
+                                       "nsnp": "NSNP", "hethet": "HETHET", "ibs0": "IBS0",
+                                       "kinship": "KINSHIP"})
+        _atomic_write_bytes(paths["king"], kp.write_csv(separator="\t", float_precision=None).encode())
     return paths

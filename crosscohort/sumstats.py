@@ -98,6 +98,7 @@ META_COLUMNS: dict[str, Column] = _declare(
     Column("eaf_min", pl.Float64, "smallest cohort effect allele frequency"),
     Column("eaf_max", pl.Float64, "largest cohort effect allele frequency"),
     Column("n_effective", pl.Float64, "sum of 4/(1/n_cases + 1/n_controls) for binary traits, else n"),
+    Column("z_samplesize", pl.Float64, "sample-size weighted Z (METAL SCHEME SAMPLESIZE); its p is p_value"),
 )
 
 #: Columns the association engine writes for the export gate's rules only.
@@ -108,6 +109,7 @@ INTERNAL_COLUMNS: dict[str, Column] = _declare(
     Column("mac_controls", pl.Float64, "minor allele count among controls"),
     Column("residual_df", pl.Int64, "residual degrees of freedom of the fit"),
     Column("error_code", pl.String, "why a fit produced no estimate (empty when it did)"),
+    Column("firth", pl.Boolean, "the estimate is Firth-penalised (the logistic fit failed)"),
 )
 
 ALL_COLUMNS: dict[str, Column] = {**COLUMNS, **META_COLUMNS, **INTERNAL_COLUMNS}

@@ -186,7 +186,8 @@ def test_qc__kept_sets_match_plink2(planted, tmp_path, plink2):
     ledgers = read_ledgers([f"{ours}.ledger.json"])  # checks in = kept + removed
     samples, variants = ledgers
     assert (samples.unit, variants.unit) == ("samples", "variants")
-    assert samples.removed == {"call_rate_below_mind": N_BAD_SAMPLES + 1}
+    # unrelated samples: the default --king-cutoff removes none
+    assert samples.removed == {"call_rate_below_mind": N_BAD_SAMPLES + 1, "related_above_king_cutoff": 0}
     assert set(variants.removed) == set(VARIANT_REASONS)
     assert variants.n_kept == len(want_variants)
     assert variants.cohort == "cohort"
@@ -239,7 +240,8 @@ def test_qc__two_filesets_stack_samples_and_ledger_adds_up(tmp_path):
                num_threads=1)
         prefixes.append(p)
     res = run_qc(Genotypes(prefixes), cohort="c", thresholds=QcThresholds(mac=1), chunk_size=7)
-    assert res.sample_ledger.n_in == 80 and res.sample_ledger.removed == {"call_rate_below_mind": 2}
+    assert res.sample_ledger.n_in == 80
+    assert res.sample_ledger.removed == {"call_rate_below_mind": 2, "related_above_king_cutoff": 0}
     v = res.variant_ledger
     assert v.n_in == 50 == v.n_kept + sum(v.removed.values())
 

@@ -18,19 +18,24 @@ from typing import TextIO
 
 import numpy as np
 import polars as pl
+from scipy.special import ndtr
 
+from crosscohort.association import _firth as F
 from crosscohort.association import _kernels as K
 from crosscohort.errors import InputError
 from crosscohort.genotypes import Genotypes, read_id_list
 from crosscohort.ledger import Ledger
 from crosscohort.phenotypes import (
+    BLOM_OFFSET,
+    PhenoTransform,
     TraitType,
     case_control_outcome,
     detect_trait_type,
+    inverse_normal_transform,
     read_sample_list,
     read_table,
 )
-from crosscohort.sumstats import chrom_code, variant_id
+from crosscohort.sumstats import chrom_code, neg_log10_p_from_z, variant_id
 
 __all__ = [
     "ERROR_CODES",
@@ -38,6 +43,8 @@ __all__ = [
     "AssocResult",
     "part_slice",
     "build_designs",
+    "X_LABELS",
+    "chrx_designs",
     "scan",
     "run_assoc",
 ]
@@ -49,7 +56,9 @@ ERROR_CODES: dict[str, str] = {
     K.VIF_TOO_HIGH: "the dosage is (almost) a linear function of the covariates (VIF above --vif)",
     K.SINGULAR_COVARIATES: "the covariates are singular among the samples with an observed call",
     K.ZERO_RESIDUAL_VARIANCE: "the model reproduces the trait exactly; no standard error",
-    K.LOGISTIC_CONVERGE_FAIL: "logistic Newton-Raphson did not converge (e.g. complete separation)",
+    K.LOGISTIC_CONVERGE_FAIL: "logistic Newton-Raphson did not converge (e.g. complete separation); "
+                              "with Firth fallback off (--no-firth) only",
+    F.FIRTH_CONVERGE_FAIL: "neither the logistic nor the Firth-penalised fit converged",
 }
 
 #: Covariate correlation-matrix eigenvalue below which covariates are called collinear.
@@ -156,6 +165,8 @@ def build_designs(
     cohort: str = "cohort",
     pheno_source: str = "phenotype file",
     covar_sources: Sequence[str] = (),
+    pheno_transform: PhenoTransform | None = None,
+    int_offset: float = BLOM_OFFSET,
     log: TextIO | None = None,
 ) -> list[TraitDesign]:
     """One analysis design per trait: the complete-case samples, outcome and covariates.
@@ -179,6 +190,14 @@ def build_designs(
     fileset_indicators
         Add a 0/1 covariate per stacked fileset after the first (the pooled
         arm's cohort indicators).
+    pheno_transform
+        ``"int"``: replace each quantitative trait by its rank-based
+        inverse-normal transform over the trait's analysed samples (after
+        sample selection; see :func:`crosscohort.phenotypes.inverse_normal_transform`).
+        Binary traits are never transformed.
+    int_offset
+        The transform's offset c in ``(rank - c) / (n - 2c + 1)``: 3/8 (Blom,
+        default), 1/2 (plink2 ``--pheno-quantile-normalize``).
 
     Returns
     -------
@@ -204,6 +223,8 @@ def build_designs(
     if bad_types:
         raise InputError(f"--trait-type names trait(s) {bad_types} that are not analysed; traits are {traits}")
 
+    if pheno_transform is not None and not 0.0 <= int_offset <= 0.5:
+        raise InputError(f"--int-offset must be in [0, 0.5]; got {int_offset}")
     n_geno = samples.height
     present_p, pheno_al = _aligned(samples, pheno, source=pheno_source)
 
@@ -299,6 +320,12 @@ def build_designs(
                 )
         elif np.ptp(y) == 0:
             raise InputError(f"trait {trait!r}: quantitative trait is constant ({y[0]:g}) among the {n_used} analysed samples")
+        elif pheno_transform == "int":
+            y = inverse_normal_transform(y, offset=int_offset)
+            print(f"assoc: trait {trait}: rank-based inverse-normal transform over its {n_used} "
+                  f"analysed samples (offset {int_offset:g}, ties averaged)", file=log)
+        elif pheno_transform is not None:
+            raise InputError(f"--pheno-transform {pheno_transform!r}: expected 'int'")
         x = cov[rows]
         n_params = x.shape[1] + 2  # intercept + covariates + dosage
         if n_used <= n_params:
@@ -355,8 +382,156 @@ def _chromosome_codes(labels: pl.Series, source: str) -> pl.Series:
     return labels.replace_strict(mapping, return_dtype=pl.Int64)
 
 
+#: ``.bim`` chromosome labels analysed with the chromosome X model (``XY``, the
+#: pseudo-autosomal region, is diploid in both sexes and stays autosomal, as in plink2).
+X_LABELS: frozenset[str] = frozenset({"X", "23", "CHRX", "CHR23"})
+
+
+def chrx_designs(designs: Sequence[TraitDesign], sex: np.ndarray, *,
+                 log: TextIO | None = None) -> list[TraitDesign]:
+    """The chromosome X designs of the traits: sex always a covariate, unknown-sex samples out.
+
+    plink2 ``--glm`` adds sex (from the .fam/.psam) as a covariate for chrX
+    variants and leaves out samples of unknown sex there; males' haploid
+    calls are stored as homozygous in a PLINK 1 ``.bed`` and so count 0/2
+    (plink2's default ``--xchr-model 2``). A trait whose covariates already
+    include a column named ``sex`` (any case) keeps it and gets no second one.
+
+    Parameters
+    ----------
+    designs
+        The autosomal designs from :func:`build_designs`.
+    sex
+        (n_genotyped,) ``.fam`` sex codes: 1 male, 2 female, other unknown.
+
+    Returns
+    -------
+    list of TraitDesign
+        In the order of ``designs``.
+
+    Raises
+    ------
+    InputError
+        When a trait is left without samples, or (binary) without cases or
+        controls, once samples of unknown sex are removed.
+    """
+    log = log if log is not None else sys.stderr
+    sex = np.asarray(sex)
+    out: list[TraitDesign] = []
+    for d in designs:
+        s = sex[d.rows]
+        known = (s == 1) | (s == 2)
+        has_sex = any(c.lower() == "sex" for c in d.covariate_names)
+        rows, y, design = d.rows[known], d.y[known], d.design[known]
+        ledger = Ledger(stage="assoc", cohort=d.ledger.cohort, trait=d.name, unit="samples",
+                        n_in=d.ledger.n_in, removed=dict(d.ledger.removed))
+        ledger.remove("sex_unknown_chrx", int((~known).sum()))
+        ledger.n_kept = int(known.sum())
+        ledger.check()
+        if rows.size <= design.shape[1] + 2:
+            raise InputError(
+                f"trait {d.name!r}: chromosome X needs sex; {rows.size} of its {d.n} samples have sex "
+                f"1 or 2 in the .fam, fewer than the parameters ({design.shape[1] + 2})"
+            )
+        if d.trait_type == "binary" and not (0 < y.sum() < y.size):
+            raise InputError(
+                f"trait {d.name!r}: among the {y.size} samples of known sex (chromosome X) there are "
+                f"{int(y.sum())} cases and {int(y.size - y.sum())} controls; need both"
+            )
+        names = d.covariate_names
+        added = ""
+        if not has_sex:
+            male = (s[known] == 1).astype(np.float64)
+            if np.ptp(male) > 0:
+                design = np.column_stack([design, (male - male.mean()) / male.std()])
+                names = (*names, "sex")
+                added = "sex added as a covariate from the .fam"
+            else:
+                added = "one sex only among its samples, so no sex covariate"
+        else:
+            # The covariate design was centred on all samples; re-centring is not needed
+            # (the intercept absorbs any shift).
+            added = "sex already a covariate"
+        print(f"assoc: trait {d.name}: chromosome X: {rows.size} samples of known sex "
+              f"({int((~known).sum())} of unknown sex left out), {added}; males coded 0/2",
+              file=log)
+        out.append(TraitDesign(d.name, d.trait_type, rows, y, design, names, ledger))
+    return out
+
+
+def _is_x(labels: pl.Series) -> np.ndarray:
+    return labels.str.to_uppercase().is_in(list(X_LABELS)).to_numpy()
+
+
+def _scan_part(genotypes: Genotypes, designs: Sequence[TraitDesign], variant_index: np.ndarray, *,
+               chunk_size: int, max_vif: float, firth: bool) -> list[dict[str, list[np.ndarray]]]:
+    """Statistics of ``variant_index`` (one model: autosomal or X) as per-trait column parts."""
+    acc: list[dict[str, list[np.ndarray]]] = [{} for _ in designs]
+    if variant_index.size == 0:
+        return acc
+    union = np.unique(np.concatenate([d.rows for d in designs]))
+    all_samples = union.size == genotypes.n_samples
+    positions = [np.searchsorted(union, d.rows) for d in designs]
+    models = [_kernel_model(d) for d in designs]
+
+    def put(store: dict[str, list[np.ndarray]], **cols: np.ndarray) -> None:
+        for k, v in cols.items():
+            store.setdefault(k, []).append(v)
+
+    for _vi, dos in genotypes.chunks(variant_index, chunk_size, None if all_samples else union):
+        for d, model, pos, store in zip(designs, models, positions, acc, strict=True):
+            g = dos if (pos.size == dos.shape[0]) else dos[pos]
+            chunk = K.prepare_chunk(g)
+            m = g.shape[1]
+            used_firth = np.zeros(m, dtype=bool)
+            if d.trait_type == "binary":
+                fit = K.logistic_chunk(model, chunk, max_vif=max_vif)
+                beta, se, err = fit.beta.copy(), fit.standard_error.copy(), fit.error_code.copy()
+                p_value, nlp = fit.p_value.copy(), fit.neg_log_10_p_value.copy()
+                redo = np.flatnonzero(err == K.LOGISTIC_CONVERGE_FAIL) if firth else np.empty(0, int)
+                if redo.size:
+                    ff = F.firth_chunk(model.covariates, d.y, chunk.centred[:, redo],
+                                       chunk.observed[:, redo], start=model.beta_null)
+                    ok = ff.converged
+                    done = redo[ok]
+                    beta[done], se[done] = ff.beta[ok], ff.standard_error[ok]
+                    z = beta[done] / se[done]
+                    p_value[done] = 2.0 * ndtr(-np.abs(z))
+                    nlp[done] = neg_log10_p_from_z(z)
+                    err[done] = None
+                    err[redo[~ok]] = F.FIRTH_CONVERGE_FAIL
+                    used_firth[redo] = True
+            else:
+                fit = K.linear_chunk(model, chunk, max_vif=max_vif)
+                beta, se, err = fit.beta, fit.standard_error, fit.error_code
+                p_value, nlp = fit.p_value, fit.neg_log_10_p_value
+            n = chunk.n_obs
+            alt = chunk.alt_count
+            with np.errstate(invalid="ignore", divide="ignore"):
+                eaf = np.where(n > 0, alt / (2.0 * n), np.nan)
+            alt_is_minor = alt <= 2.0 * n - alt
+            put(store, beta=beta, standard_error=se,
+                effect_allele_frequency=eaf, p_value=p_value,
+                neg_log_10_p_value=nlp, n=n.astype(np.int64),
+                mac=np.minimum(alt, 2.0 * n - alt), residual_df=fit.residual_df,
+                error_code=err)
+            if d.trait_type == "binary":
+                obs = chunk.observed.astype(np.float64)
+                n_cases = obs.T @ d.y
+                alt_cases = np.where(chunk.observed, g, 0.0).T @ d.y
+                alt_controls = alt - alt_cases
+                n_controls = n - n_cases
+                put(store, n_cases=np.rint(n_cases).astype(np.int64),
+                    n_controls=np.rint(n_controls).astype(np.int64),
+                    mac_cases=np.where(alt_is_minor, alt_cases, 2.0 * n_cases - alt_cases),
+                    mac_controls=np.where(alt_is_minor, alt_controls, 2.0 * n_controls - alt_controls),
+                    firth=used_firth)
+    return acc
+
+
 def scan(genotypes: Genotypes, designs: Sequence[TraitDesign], *, variant_index: np.ndarray,
-         chunk_size: int = 1000, max_vif: float = 50.0) -> dict[str, pl.DataFrame]:
+         chunk_size: int = 1000, max_vif: float = 50.0, firth: bool = True,
+         log: TextIO | None = None) -> dict[str, pl.DataFrame]:
     """Association statistics of every variant in ``variant_index`` for every trait.
 
     Parameters
@@ -371,52 +546,46 @@ def scan(genotypes: Genotypes, designs: Sequence[TraitDesign], *, variant_index:
         Variants read and fitted at once (memory ~ samples x chunk_size x 8 bytes x a few).
     max_vif
         Genotype variance-inflation factor above which a fit is refused (plink2 ``--vif``).
+    firth
+        Refit with Firth's penalised likelihood the variants whose ordinary
+        logistic fit fails (plink2's default ``firth-fallback``); such rows have
+        ``firth`` True. False: they stay NA with ``LOGISTIC_CONVERGE_FAIL``
+        (plink2 ``no-firth``).
 
     Returns
     -------
     dict
         Trait name -> GWAS-SSF table (plus internal columns), one row per variant.
+
+    Notes
+    -----
+    Chromosome X variants (``.bim`` label ``X`` or ``23``) use the designs of
+    :func:`chrx_designs`: sex a covariate, unknown-sex samples left out, males
+    0/2 as stored in the ``.bed``, as plink2 ``--glm``. A heterozygous male
+    call (a genotyping error) is kept as dosage 1, as plink2 2.00a3.5 does
+    (plink 1.9 would set it missing); set such calls missing upstream if
+    that matters.
     """
-    union = np.unique(np.concatenate([d.rows for d in designs]))
-    all_samples = union.size == genotypes.n_samples
-    positions = [np.searchsorted(union, d.rows) for d in designs]
-    acc: list[dict[str, list[np.ndarray]]] = [{} for _ in designs]
-    models = [_kernel_model(d) for d in designs]
-
-    def put(store: dict[str, list[np.ndarray]], **cols: np.ndarray) -> None:
-        for k, v in cols.items():
-            store.setdefault(k, []).append(v)
-
-    for _vi, dos in genotypes.chunks(variant_index, chunk_size, None if all_samples else union):
-        for d, model, pos, store in zip(designs, models, positions, acc, strict=True):
-            g = dos if (pos.size == dos.shape[0]) else dos[pos]
-            chunk = K.prepare_chunk(g)
-            if d.trait_type == "binary":
-                fit = K.logistic_chunk(model, chunk, max_vif=max_vif)
-            else:
-                fit = K.linear_chunk(model, chunk, max_vif=max_vif)
-            n = chunk.n_obs
-            alt = chunk.alt_count
-            with np.errstate(invalid="ignore", divide="ignore"):
-                eaf = np.where(n > 0, alt / (2.0 * n), np.nan)
-            alt_is_minor = alt <= 2.0 * n - alt
-            put(store, beta=fit.beta, standard_error=fit.standard_error,
-                effect_allele_frequency=eaf, p_value=fit.p_value,
-                neg_log_10_p_value=fit.neg_log_10_p_value, n=n.astype(np.int64),
-                mac=np.minimum(alt, 2.0 * n - alt), residual_df=fit.residual_df,
-                error_code=fit.error_code)
-            if d.trait_type == "binary":
-                obs = chunk.observed.astype(np.float64)
-                n_cases = obs.T @ d.y
-                alt_cases = np.where(chunk.observed, g, 0.0).T @ d.y
-                alt_controls = alt - alt_cases
-                n_controls = n - n_cases
-                put(store, n_cases=np.rint(n_cases).astype(np.int64),
-                    n_controls=np.rint(n_controls).astype(np.int64),
-                    mac_cases=np.where(alt_is_minor, alt_cases, 2.0 * n_cases - alt_cases),
-                    mac_controls=np.where(alt_is_minor, alt_controls, 2.0 * n_controls - alt_controls))
-
+    log = log if log is not None else sys.stderr
+    variant_index = np.asarray(variant_index, dtype=np.int64)
     bim = genotypes.variants[variant_index]
+    on_x = _is_x(bim.get_column("chrom"))
+    parts = _scan_part(genotypes, designs, variant_index[~on_x], chunk_size=chunk_size,
+                       max_vif=max_vif, firth=firth)
+    if on_x.any():
+        sex = genotypes.samples.get_column("sex").to_numpy()
+        xd = chrx_designs(designs, sex, log=log)
+        x_parts = _scan_part(genotypes, xd, variant_index[on_x], chunk_size=chunk_size,
+                             max_vif=max_vif, firth=firth)
+        # Back to the requested order: autosomal rows first, then X, then reorder.
+        order = np.argsort(np.concatenate([np.flatnonzero(~on_x), np.flatnonzero(on_x)]),
+                           kind="stable")
+        merged = []
+        for a, b in zip(parts, x_parts, strict=True):
+            keys = a.keys() | b.keys()
+            merged.append({k: [np.concatenate(a.get(k, []) + b.get(k, []))[order]] for k in keys})
+        parts = merged
+
     base = pl.DataFrame({
         "chromosome": _chromosome_codes(bim.get_column("chrom"), "the .bim chromosome column"),
         "base_pair_location": bim.get_column("pos"),
@@ -427,22 +596,24 @@ def scan(genotypes: Genotypes, designs: Sequence[TraitDesign], *, variant_index:
     base = base.with_columns(variant_id(pl.col("chromosome"), pl.col("base_pair_location"),
                                         pl.col("other_allele"), pl.col("effect_allele")))
     tables: dict[str, pl.DataFrame] = {}
-    for d, store in zip(designs, acc, strict=True):
+    for d, store in zip(designs, parts, strict=True):
         cols: dict[str, pl.Series] = {}
         m = len(variant_index)
-        for name, parts in store.items():
-            arr = np.concatenate(parts) if parts else np.empty(0)
+        for name, chunks in store.items():
+            arr = np.concatenate(chunks) if chunks else np.empty(0)
             if name == "error_code":
                 cols[name] = pl.Series(name, arr.tolist() if m else [], dtype=pl.String)
             elif name in ("n", "n_cases", "n_controls", "residual_df"):
                 cols[name] = pl.Series(name, arr, dtype=pl.Int64)
+            elif name == "firth":
+                cols[name] = pl.Series(name, arr, dtype=pl.Boolean)
             else:
                 cols[name] = pl.Series(name, arr, dtype=pl.Float64).fill_nan(None)
         stats = pl.DataFrame(list(cols.values())) if cols else pl.DataFrame()
         order = ["chromosome", "base_pair_location", "effect_allele", "other_allele", "beta",
                  "standard_error", "effect_allele_frequency", "p_value", "neg_log_10_p_value",
                  "variant_id", "rsid", "n", "n_cases", "n_controls", "mac", "mac_cases",
-                 "mac_controls", "residual_df", "error_code"]
+                 "mac_controls", "residual_df", "error_code", "firth"]
         if stats.height == 0 and m == 0:
             stats = _empty_stats(d.trait_type)
         table = pl.concat([base, stats], how="horizontal")
@@ -458,7 +629,7 @@ def _empty_stats(trait_type: TraitType) -> pl.DataFrame:
     }
     if trait_type == "binary":
         schema |= {"n_cases": pl.Int64(), "n_controls": pl.Int64(), "mac_cases": pl.Float64(),
-                   "mac_controls": pl.Float64()}
+                   "mac_controls": pl.Float64(), "firth": pl.Boolean()}
     return pl.DataFrame(schema=schema)
 
 
@@ -489,6 +660,9 @@ def run_assoc(
     part: tuple[int, int] | None = None,
     fileset_indicators: bool = False,
     max_vif: float = 50.0,
+    firth: bool = True,
+    pheno_transform: PhenoTransform | None = None,
+    int_offset: float = BLOM_OFFSET,
     cohort: str | None = None,
     log: TextIO | None = None,
 ) -> AssocResult:
@@ -497,7 +671,10 @@ def run_assoc(
     Parameters mirror the command's options (plink2 ``--glm`` names):
     ``bfiles`` are PLINK 1 prefixes (several = stacked samples, identical
     .bim), ``extract`` a file of variant IDs, ``part`` = (I, N) to analyse the
-    I-th of N contiguous parts of the extracted variants.
+    I-th of N contiguous parts of the extracted variants. ``firth``: Firth
+    fallback for failed logistic fits (plink2's default; ``--no-firth`` turns
+    it off). ``pheno_transform="int"``: rank-based inverse-normal transform of
+    each quantitative trait over its analysed samples (``--pheno-transform``).
 
     Returns
     -------
@@ -517,7 +694,8 @@ def run_assoc(
         geno.samples, pheno_table, covar_tables,
         traits=pheno_names, covariate_names=covar_names, keep=keep_table,
         trait_types=trait_types, fileset_indicators=fileset_indicators, cohort=cohort,
-        pheno_source=str(pheno), covar_sources=[str(c) for c in covar], log=log,
+        pheno_source=str(pheno), covar_sources=[str(c) for c in covar],
+        pheno_transform=pheno_transform, int_offset=int_offset, log=log,
     )
     if extract is not None:
         ids = read_id_list(extract)
@@ -532,7 +710,8 @@ def run_assoc(
     vidx = vidx[part_slice(vidx.size, part)]
     if part is not None:
         print(f"assoc: --part {part[0]}/{part[1]}: {vidx.size} variants", file=log)
-    tables = scan(geno, designs, variant_index=vidx, chunk_size=chunk_size, max_vif=max_vif)
+    tables = scan(geno, designs, variant_index=vidx, chunk_size=chunk_size, max_vif=max_vif,
+                  firth=firth, log=log)
     ledgers: list[Ledger] = [d.ledger for d in designs]
     for d in designs:
         t = tables[d.name]
@@ -543,6 +722,8 @@ def run_assoc(
             led.remove(code, int(count))
         ledgers.append(led.check())
         na = ", ".join(f"{k} {v}" for k, v in led.removed.items())
+        n_firth = int(t.get_column("firth").sum()) if "firth" in t.columns else 0
         print(f"assoc: trait {d.name}: {led.n_kept} of {led.n_in} variants fitted"
+              + (f" ({n_firth} by Firth regression after the logistic fit failed)" if n_firth else "")
               + (f"; NA: {na}" if na else ""), file=log)
     return AssocResult(tables, tuple(designs), tuple(ledgers))

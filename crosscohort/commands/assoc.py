@@ -21,12 +21,28 @@ missing call is left out of that variant's fit only. Traits whose values are
 only 1/2 (missing NA/-9) are case/control with 2 = case; declare 0/1 traits
 with --trait-type NAME=binary.
 
+Case/control traits: a variant whose ordinary logistic fit fails to converge
+(e.g. separation by a rare allele) is refitted by Firth-penalised logistic
+regression, as plink2's default --glm firth-fallback; such rows carry the
+internal column firth=true. --no-firth keeps them NA (LOGISTIC_CONVERGE_FAIL).
+
+Chromosome X (.bim chromosome X or 23): males' haploid calls count 0/2 (as
+stored in a .bed; plink2's default --xchr-model 2; a heterozygous male call
+counts 1, as in plink2), samples of unknown .fam sex are left out and sex is always a
+covariate (added from the .fam unless a covariate named sex is given), as
+plink2 --glm does.
+
+--pheno-transform int: each quantitative trait is replaced by its rank-based
+inverse-normal transform Phi^-1((rank - 3/8) / (n + 1/4)) over that trait's
+analysed samples (Blom offset, ties averaged), after sample selection;
+--int-offset 0.5 gives plink2's --pheno-quantile-normalize values.
+
 Output: one row per analysed variant, in .bim order, GWAS-SSF columns plus
-the internal mac, mac_cases, mac_controls, residual_df and error_code (which
+the internal mac, mac_cases, mac_controls, residual_df, error_code and firth (which
 the export gate uses and strips). A variant that cannot be fitted keeps its
 row with NA statistics and an error_code (CONST_ALLELE, TOO_FEW_SAMPLES,
 VIF_TOO_HIGH, SINGULAR_COVARIATES, ZERO_RESIDUAL_VARIANCE,
-LOGISTIC_CONVERGE_FAIL).
+LOGISTIC_CONVERGE_FAIL, FIRTH_CONVERGE_FAIL).
 """
 
 _EPILOG = """\
@@ -105,6 +121,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--vif", type=float, default=50.0, metavar="X",
                    help="refuse a fit (error_code VIF_TOO_HIGH) when the dosage's variance-inflation factor "
                         "on the covariates exceeds X (plink2 --vif; default 50)")
+    p.add_argument("--no-firth", dest="firth", action="store_false",
+                   help="no Firth fallback: a failed logistic fit stays NA (plink2 --glm no-firth); "
+                        "default: refit it with Firth-penalised logistic regression (plink2 firth-fallback)")
+    p.add_argument("--pheno-transform", choices=["int"], metavar="int",
+                   help="'int': rank-based inverse-normal transform of each quantitative trait over its "
+                        "analysed samples (Blom offset 3/8, ties averaged); default: none")
+    p.add_argument("--int-offset", type=float, default=0.375, metavar="C",
+                   help="offset c of --pheno-transform int, Phi^-1((rank - c) / (n - 2c + 1)): 0.375 "
+                        "(Blom, default), 0.5 (rankit, as plink2 --pheno-quantile-normalize)")
     p.add_argument("--fileset-indicators", action="store_true",
                    help="with several --bfile: add a 0/1 covariate per fileset after the first (cohort indicators)")
     p.add_argument("--cohort", metavar="ID", help="cohort id for the ledger (default: the first --bfile's name)")
@@ -157,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         pheno_names=args.pheno_name, covar=args.covar, covar_names=args.covar_name,
         keep=args.keep, extract=args.extract, trait_types=types, chunk_size=args.chunk_size,
         part=args.part, fileset_indicators=args.fileset_indicators, max_vif=args.vif,
+        firth=args.firth, pheno_transform=args.pheno_transform, int_offset=args.int_offset,
         cohort=args.cohort, log=sys.stderr,
     )
     for trait, table in result.tables.items():

@@ -14,12 +14,25 @@ def run(args: argparse.Namespace) -> int:
     thresholds = QcThresholds(geno=args.geno, mind=args.mind, maf=args.maf, mac=args.mac, hwe=args.hwe)
     cohort = args.cohort or Path(args.bfile[0]).name
     result = run_qc(Genotypes(args.bfile), cohort=cohort, thresholds=thresholds,
-                    chunk_size=args.chunk_size, nonfounders=args.nonfounders)
+                    chunk_size=args.chunk_size, nonfounders=args.nonfounders,
+                    king_cutoff=args.king_cutoff, log=sys.stderr)
     paths = write_qc(result, args.out_prefix)
     s, v = result.sample_ledger, result.variant_ledger
     print(f"qc {cohort}: kept {s.n_kept}/{s.n_in} samples, {v.n_kept}/{v.n_in} variants; "
-          f"removed {v.removed}; wrote {paths['ledger']}", file=sys.stderr)
+          f"removed samples {s.removed}, variants {v.removed}; wrote {paths['ledger']}", file=sys.stderr)
     return 0
+
+
+def _king_cutoff(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a kinship in (0, 0.5] or 'none'; got {text!r}") from None
+    if not 0.0 < v <= 0.5:
+        raise argparse.ArgumentTypeError(f"expected a kinship in (0, 0.5] or 'none'; got {v}")
+    return v
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "remaining samples, variants failing --geno, --hwe, --maf or --mac. A variant failing "
             "several rules is counted under the first, in that order. Frequencies, MAC and the "
             "Hardy-Weinberg exact test use founders only (as plink2) unless --nonfounders. "
-            "Writes O.samples.keep, O.variants.keep, O.ledger.json and O.variant_stats.tsv.gz. "
+            "Then, on the kept samples and kept autosomal variants, KING-robust kinship of all "
+            "pairs; one sample of each pair above --king-cutoff (default 0.0884: closer than third "
+            "degree) is removed, the sample in most related pairs first, as plink2 --king-cutoff. "
+            "Writes O.samples.keep, O.variants.keep, O.ledger.json, O.variant_stats.tsv.gz and "
+            "O.king.tsv (related pairs). "
             "These files hold individual-level IDs: they stay inside the TRE."
         ),
     )
@@ -48,6 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="remove variants with Hardy-Weinberg exact test p below this (default 1e-15; no mid-p)")
     p.add_argument("--nonfounders", action="store_true",
                    help="use all samples, not only founders, for frequencies, MAC and HWE (plink2's flag)")
+    p.add_argument("--king-cutoff", type=_king_cutoff, default=0.0884, metavar="K|none",
+                   help="remove one of each pair with KING-robust kinship above K (default 0.0884: "
+                        "closer than third degree; plink2 --king-cutoff); 'none' to keep relatives "
+                        "(e.g. for a mixed model). Memory: n x n/blocks, ~20 bytes a pair per block")
     p.add_argument("--chunk-size", type=int, default=2000, metavar="M",
                    help="variants read per chunk; memory is samples x M x 8 bytes (default 2000)")
     p.set_defaults(func=run)

@@ -153,10 +153,13 @@ def report_inputs(wildcards):
         "audits": expand("exports/{cohort}/audit.json", cohort=COHORTS),
         "manifests": expand("exports/{cohort}/manifest.json", cohort=COHORTS),
     }
+    if REFERENCE:
+        inputs["reference"] = REFERENCE
     if RUN_POOLED:
         inputs["pooled"] = f"results/association/{POOLED}/{t}.tsv.gz"
         inputs["compare"] = f"results/compare/{t}.json"
         inputs["compare_table"] = f"results/compare/{t}.tsv"
+        inputs["compare_loci"] = f"results/compare/{t}.loci.tsv"
     return inputs
 
 
@@ -165,11 +168,14 @@ def report_args(wildcards, input):
     args += [f"--ledger {p}" for p in input.ledgers]
     args += [f"--audit {p}" for p in input.audits]
     args += [f"--manifest {p}" for p in input.manifests]
+    if REFERENCE:
+        args += [f"--reference {input.reference}"]
     if RUN_POOLED:
         args += [
             f"--pooled {input.pooled}",
             f"--compare {input.compare}",
             f"--compare-table {input.compare_table}",
+            f"--compare-loci {input.compare_loci}",
         ]
     return " ".join(args)
 

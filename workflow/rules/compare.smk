@@ -5,9 +5,11 @@ rule compare:
     input:
         meta=rules.meta.output.sumstats,
         pooled="results/association/pooled/{trait}.tsv.gz",
+        cohorts=rules.harmonise.output.sumstats,
     output:
         json="results/compare/{trait}.json",
         tsv="results/compare/{trait}.tsv",
+        loci="results/compare/{trait}.loci.tsv",
     log:
         "logs/compare/{trait}.log",
     conda:
@@ -16,7 +18,12 @@ rule compare:
         threshold=config["report"]["threshold"],
         window_kb=config["report"]["window_kb"],
         prefix=lambda wildcards, output: output.json.removesuffix(".json"),
+        cohorts=lambda wildcards: cohort_pairs(
+            "results/harmonise/{trait}/{cohort}.tsv.gz",
+            trait=wildcards.trait,
+        ),
     shell:
         "python -m crosscohort compare --meta {input.meta} --pooled {input.pooled}"
+        " --cohort {params.cohorts}"
         " --threshold {params.threshold} --window-kb {params.window_kb}"
         " --out-prefix {params.prefix} 2> {log}"

@@ -65,5 +65,5 @@ rule qc:
     shell:
         "python -m crosscohort qc {params.bfiles} --cohort {wildcards.cohort}"
         " --geno {params.qc[geno]} --mind {params.qc[mind]} --maf {params.qc[maf]}"
-        " --mac {params.qc[mac]} --hwe {params.qc[hwe]}"
+        " --mac {params.qc[mac]} --hwe {params.qc[hwe]} --king-cutoff {params.king}"
         " --out-prefix {params.prefix} 2> {log}"
