@@ -61,6 +61,11 @@ rule qc:
     params:
         bfiles=bfile_args,
         qc=config["qc"],
+        king=(
+            "none"
+            if config["qc"]["king_cutoff"] is None
+            else config["qc"]["king_cutoff"]
+        ),
         prefix=lambda wildcards, output: output.samples.removesuffix(".samples.keep"),
     shell:
         "python -m crosscohort qc {params.bfiles} --cohort {wildcards.cohort}"
