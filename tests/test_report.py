@@ -80,7 +80,7 @@ def _with_p(df: pl.DataFrame, rng: np.random.Generator, *, planted: bool, n: int
                        pl.col("other_allele"), pl.col("effect_allele")], separator=":").alias("variant_id"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # shared with test_report_sections and test_report_browser
 def inputs(tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("report")
     rng = np.random.default_rng(2024)
@@ -228,8 +228,9 @@ def test_report__loci_table_lists_exactly_the_planted_loci(page):
 
 
 def test_report__every_image_is_a_decodable_png(page):
-    # meta (2) + pooled (2) + scatter (1) + three cohorts (2 each)
-    assert len(page.imgs) == 11
+    # meta (2) + pooled (2) + scatter (1) + three cohorts (Manhattan, QQ, EAF, SE·√N,
+    # p against β/SE: 5 each) + a forest plot per planted locus (3)
+    assert len(page.imgs) == 2 + 2 + 1 + 3 * 5 + len(PLANTED)
     for src in page.imgs:
         prefix = "data:image/png;base64,"
         assert src.startswith(prefix)
@@ -329,7 +330,9 @@ def test_report__without_optional_inputs_still_has_every_section(tmp_path, input
     p = _Page()
     p.feed(out.read_text(encoding="utf-8"))
     assert set(SECTION_IDS) <= set(p.ids)
-    assert len(p.imgs) == 4  # meta and one cohort
+    # meta (2), one cohort (Manhattan, QQ, SE·√N, p against β/SE; no EAF view without a
+    # reference or a second cohort), a forest plot per planted locus
+    assert len(p.imgs) == 2 + 4 + len(PLANTED)
 
 
 def test_report__same_inputs_and_source_date_epoch_give_identical_bytes(inputs, tmp_path, monkeypatch):

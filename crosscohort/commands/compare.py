@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from crosscohort.compare import compare_arms, write_comparison
+from crosscohort.errors import InputError
 from crosscohort.sumstats import read_sumstats
 
 __all__ = ["register", "run"]
@@ -23,8 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the meta's), and report: Pearson r and least-squares slope of beta_meta on "
             "beta_pooled (all shared variants and those significant in either arm), median "
             "SE_meta/SE_pooled, significance counts, distance-based loci and their "
-            "concordance, lambda_GC of each arm. Writes PREFIX.json and PREFIX.tsv "
-            "(variants significant in either arm)."
+            "concordance (both, meta only, pooled only), direction classes from the meta "
+            "direction string, heterogeneity of discordant loci, lambda_GC of each arm and, with "
+            "--cohort, each locus lead's EAF per cohort and the cohort where it is most common. "
+            "Writes PREFIX.json, PREFIX.tsv (variants significant in either arm) and "
+            "PREFIX.loci.tsv (loci of either arm)."
         ),
     )
     p.add_argument("--meta", required=True, type=Path, help="meta-analysis table (crosscohort meta)")
@@ -33,13 +37,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="significance threshold on p (default 5e-8)")
     p.add_argument("--window-kb", type=float, default=500.0,
                    help="locus half-window in kb (default 500)")
-    p.add_argument("--out-prefix", required=True, type=Path, help="writes PREFIX.json, PREFIX.tsv")
+    p.add_argument("--cohort", action="extend", nargs="+", default=[], metavar="C=FILE",
+                   help="a cohort id and its harmonised table (for per-cohort EAFs); repeat, in cohort order")
+    p.add_argument("--out-prefix", required=True, type=Path,
+                   help="writes PREFIX.json, PREFIX.tsv, PREFIX.loci.tsv")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     meta = read_sumstats(args.meta, required=_MIN)
     pooled = read_sumstats(args.pooled, required=_MIN, chromosome_labels=True)
-    result = compare_arms(meta, pooled, threshold=args.threshold, window_kb=args.window_kb)
+    from crosscohort.commands.report import parse_cohort
+
+    cohorts = {}
+    for item in args.cohort:
+        c, path = parse_cohort(item)
+        if c in cohorts:
+            raise InputError(f"--cohort {c!r} given twice")
+        cohorts[c] = read_sumstats(path, required=(*_MIN[:4], "effect_allele_frequency"))
+    result = compare_arms(meta, pooled, threshold=args.threshold, window_kb=args.window_kb,
+                          cohorts=cohorts)
     write_comparison(result, args.out_prefix)
     return 0

@@ -44,6 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--pooled", type=Path, metavar="POOLED.tsv.gz", help="pooled-arm summary statistics")
     p.add_argument("--compare", type=Path, metavar="COMPARE.json", help="comparison metrics (JSON)")
     p.add_argument("--compare-table", type=Path, metavar="COMPARE.tsv", help="comparison table (TSV)")
+    p.add_argument("--compare-loci", type=Path, metavar="COMPARE.loci.tsv",
+                   help="comparison loci table (crosscohort compare's PREFIX.loci.tsv)")
+    p.add_argument("--reference", type=Path, metavar="REF.tsv.gz",
+                   help="harmonisation reference (ref, alt, alt_frequency): cohort EAFs are plotted against it "
+                        "(default: against the other cohorts)")
+    p.add_argument("--loo", type=Path, metavar="META.loo.tsv",
+                   help="leave-one-out table of crosscohort meta --loo-threshold (default: computed from the "
+                        "cohort tables by fixed-effect IVW)")
     p.add_argument("--cohort", required=True, action="extend", nargs="+", metavar="C=FILE",
                    help="a cohort id and its harmonised summary statistics; repeat for each cohort, in order")
     p.add_argument("--ledger", action="extend", nargs="+", default=[], type=Path, metavar="LEDGER.json",
@@ -92,5 +100,8 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         window_kb=args.window_kb,
         dpi=args.dpi,
+        reference_path=args.reference,
+        compare_loci_path=args.compare_loci,
+        loo_path=args.loo,
     )
     return 0

@@ -27,6 +27,18 @@ from crosscohort.errors import InputError
 from crosscohort.ledger import Ledger, LedgerError, read_ledgers
 from crosscohort.loci import distance_loci
 from crosscohort.plots import beta_scatter, manhattan, png_data_uri, qq, sumstats_neglog10p
+from crosscohort.report.sections import (
+    Image,
+    Table,
+    audit_tables,
+    comparison_section,
+    eaf_image,
+    forest_images,
+    heterogeneity_table,
+    p_recomputed_image,
+    read_loo,
+    se_image,
+)
 from crosscohort.sumstats import SumstatsError, chrom_label, read_sumstats
 
 __all__ = ["SECTION_IDS", "ReportError", "build_report", "format_p"]
@@ -49,26 +61,6 @@ class ReportError(InputError):
 
 
 @dataclass(frozen=True)
-class Table:
-    """A rendered table: caption, column headers and rows of display strings."""
-
-    caption: str
-    headers: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    id: str | None = None
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Image:
-    """An embedded figure: data URI, alt text and caption."""
-
-    uri: str
-    alt: str
-    caption: str = ""
-
-
-@dataclass(frozen=True)
 class Panel:
     """One analysis (meta, pooled or a cohort): its plots and headline numbers."""
 
@@ -79,6 +71,7 @@ class Panel:
     n_significant: int
     images: tuple[Image, ...]
     facts: tuple[tuple[str, str], ...] = ()
+    facts_qq: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -310,9 +303,11 @@ def _panel(df: pl.DataFrame, *, name: str, path: Path, threshold: float, loci: p
         Image(png_data_uri(m, dpi=dpi), f"Manhattan plot of {name}",
               f"Manhattan plot of {name}; dashed line at p = {threshold:g}."),
         Image(png_data_uri(q.figure, dpi=dpi), f"QQ plot of {name}",
-              f"QQ plot of {name} with a 95% pointwise band; λGC = {q.lambda_gc:.4f}."),
+              f"QQ plot of {name} with a 95% pointwise band; λGC = {q.lambda_gc:.4f}"
+              + "".join(f", λ{k:g} = {v:.3f}" for k, v in q.lambda_quantiles.items() if k != 0.5 and math.isfinite(v))
+              + "."),
     )
-    return Panel(name, str(path), q.n_variants, q.lambda_gc, n_sig, images)
+    return Panel(name, str(path), q.n_variants, q.lambda_gc, n_sig, images, facts_qq=q.lambda_quantiles)
 
 
 def _loci_table(loci: pl.DataFrame, *, table_id: str, caption: str) -> Table:
@@ -396,6 +391,13 @@ def _generated_at() -> str:
     return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _read_loci_table(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_csv(path, separator="\t", null_values=["NA", "NaN", ""], infer_schema_length=None)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise ReportError(f"{path}: cannot read comparison loci table ({str(exc).splitlines()[0]})") from exc
+
+
 def _table_from_tsv(path: Path, caption: str) -> Table:
     try:
         df = pl.read_csv(path, separator="\t", null_values=["NA", "NaN", ""], infer_schema_length=10000)
@@ -418,7 +420,10 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
                  audit_paths: Mapping[str, str | Path] | Sequence[str | Path] = (),
                  manifest_paths: Mapping[str, str | Path] | Sequence[str | Path] = (),
                  config_digest: str | None = None, threshold: float = 5e-8,
-                 window_kb: float = 500.0, dpi: int = 100) -> Path:
+                 window_kb: float = 500.0, dpi: int = 100,
+                 reference_path: str | Path | None = None,
+                 compare_loci_path: str | Path | None = None,
+                 loo_path: str | Path | None = None) -> Path:
     """Write the self-contained HTML report of one trait; returns its path.
 
     Parameters
@@ -449,6 +454,17 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         Half-window of the distance-based loci.
     dpi
         Resolution of the embedded PNGs.
+    reference_path
+        Optional harmonisation reference (``chromosome, base_pair_location,
+        ref, alt, alt_frequency``): each cohort's EAF is plotted against it;
+        without it, against the mean EAF of the other cohorts.
+    compare_loci_path
+        Optional ``crosscohort compare`` loci table (``PREFIX.loci.tsv``) for
+        the discordant-loci and ancestry tables (else the JSON's ``loci_table``).
+    loo_path
+        Optional leave-one-out table of ``crosscohort meta --loo-threshold``
+        (``O.loo.tsv``) for the forest plots; without it the leave-one-out rows
+        are the fixed-effect IVW of the other cohorts' harmonised rows.
 
     Raises
     ------
@@ -494,6 +510,12 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
                         loci=meta_loci, dpi=dpi)
     loci_table = _loci_table(meta_loci, table_id="meta-loci",
                              caption=f"loci: leads with p < {threshold:g}, ±{window_kb:g} kb")
+    meta_q = meta_panel.facts_qq
+    lambda_table = Table("genomic inflation at quantiles", ("q", "λ_q"),
+                         tuple((f"{q:g}", _fmt_num(v)) for q, v in meta_q.items()), id="meta-lambda",
+                         note="λ_q = q-th quantile of the observed 1-df χ² / q-th quantile of χ²₁; "
+                              "q = 0.5 is λGC; upper quantiles show tail inflation the median hides.")
+    het_table = heterogeneity_table(meta, threshold=threshold)
     meta_summary_tables = []
     meta_summary = None
     if meta_summary_path is not None:
@@ -505,6 +527,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     scatter_image = None
     scatter_facts: tuple[tuple[str, str], ...] = ()
     pooled_n = None
+    pooled = None
     if pooled_path is not None:
         pooled = _read_plot_table(pooled_path, "pooled analysis")
         pooled_n = _int_max(pooled, "n")
@@ -519,14 +542,42 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
                              ("variants in the fit", _cell(bs.n_fitted)),
                              ("fitted slope (meta on pooled)", _fmt_num(bs.slope)),
                              ("intercept", _fmt_num(bs.intercept)), ("Pearson r", _fmt_num(bs.r)))
-        del pooled
     compare_tables: list[Table] = []
+    compare_images: list[Image] = []
+    pooled_leads = None
     if compare_path is not None:
-        compare_tables = _generic_tables(_read_json(compare_path, "comparison"), "comparison metrics")
+        metrics = _read_json(compare_path, "comparison")
+        loci_cmp = None
+        if compare_loci_path is not None:
+            loci_cmp = _read_loci_table(Path(compare_loci_path))
+        elif isinstance(metrics, Mapping) and isinstance(metrics.get("loci_table"), list) and metrics["loci_table"]:
+            loci_cmp = pl.DataFrame(metrics["loci_table"], infer_schema_length=None)
+        if loci_cmp is not None and loci_cmp.height and "beta_pooled" in loci_cmp.columns:
+            pooled_leads = loci_cmp
+        built = comparison_section(metrics, loci=loci_cmp, meta=meta, pooled=pooled, threshold=threshold, dpi=dpi)
+        if built is None:
+            compare_tables = _generic_tables(metrics, "comparison metrics")
+        else:
+            compare_tables, compare_images = built
+    pooled = None
     if compare_table_path is not None:
         compare_tables.append(_table_from_tsv(Path(compare_table_path), "comparison by variant or locus"))
 
-    # Cohorts, one at a time so only one table is in memory.
+    # Cohorts: the columns the cross-cohort views need are kept for all; whole
+    # tables are read one at a time for their own plots.
+    reference = None
+    if reference_path is not None:
+        from crosscohort.harmonise.align import read_reference
+
+        reference = read_reference(reference_path)
+    slim: dict[str, pl.DataFrame] = {}
+    for cohort, path in cohort_paths.items():
+        df = _read_plot_table(path, f"cohort {cohort}")
+        if {"effect_allele", "other_allele", "beta", "standard_error"} <= set(df.columns):
+            keep = [c for c in ("chromosome", "base_pair_location", "effect_allele", "other_allele",
+                                "effect_allele_frequency", "beta", "standard_error") if c in df.columns]
+            slim[cohort] = df.select(keep)
+        del df
     cohort_panels = []
     for cohort, path in cohort_paths.items():
         df = _read_plot_table(path, f"cohort {cohort}")
@@ -535,10 +586,28 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         f = facts[cohort]
         f.n, f.n_cases, f.n_controls = _int_max(df, "n"), _int_max(df, "n_cases"), _int_max(df, "n_controls")
         f.n_variants, f.lambda_gc = df.height, panel.lambda_gc
+        extra: list[Image] = []
+        notes: list[tuple[str, str]] = [("loci", _cell(loci.height))]
+        if {"effect_allele", "other_allele"} <= set(df.columns):
+            img, summary = eaf_image(df, name=cohort, reference=reference,
+                                     others={c: t for c, t in slim.items() if c != cohort}, dpi=dpi)
+            notes.append(("EAF", summary))
+            if img is not None:
+                extra.append(img)
+        extra.append(se_image(df, name=cohort, dpi=dpi))
+        img, summary = p_recomputed_image(df, name=cohort, dpi=dpi)
+        notes.append(("p against β/SE", summary))
+        if img is not None:
+            extra.append(img)
         cohort_panels.append(Panel(cohort, panel.path, panel.n_variants, panel.lambda_gc,
-                                   panel.n_significant, panel.images,
-                                   (("loci", _cell(loci.height)),)))
+                                   panel.n_significant, (*panel.images, *extra), tuple(notes)))
         del df
+    forest_imgs: list[Image] = []
+    forest_table = None
+    if slim and meta_loci.height and {"beta", "standard_error", "effect_allele", "other_allele"} <= set(meta_loci.columns):
+        loo = read_loo(loo_path) if loo_path is not None else None
+        forest_imgs, forest_table = forest_images(meta_loci, slim, loo=loo, pooled_leads=pooled_leads, dpi=dpi)
+    del slim
     for cohort, _, data in audits:
         if cohort in facts:
             facts[cohort].ancestry.extend(a for a in _ancestry_labels(data) if a not in facts[cohort].ancestry)
@@ -591,11 +660,17 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         meta_summary_tables=meta_summary_tables,
         pooled_panel=pooled_panel,
         compare_tables=compare_tables,
+        compare_images=compare_images,
+        lambda_table=lambda_table,
+        het_table=het_table,
+        forest_images=forest_imgs,
+        forest_table=forest_table,
         scatter_image=scatter_image,
         scatter_facts=scatter_facts,
         cohort_panels=cohort_panels,
         ledger_tables=ledger_tables,
-        audits=[(c, str(p), _generic_tables(_audit_of_trait(d, trait), f"{c} audit")) for c, p, d in audits],
+        audits=[(c, str(p), audit_tables(d, cohort=c, trait=trait)
+                 or _generic_tables(_audit_of_trait(d, trait), f"{c} audit")) for c, p, d in audits],
         manifests=[(c, str(p), _generic_tables(d, f"{c} manifest")) for c, p, d in manifests],
         threshold=threshold,
         window_kb=window_kb,

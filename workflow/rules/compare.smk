@@ -9,7 +9,12 @@ rule compare:
     output:
         json="results/compare/{trait}.json",
         tsv="results/compare/{trait}.tsv",
-        loci="results/compare/{trait}.loci.tsv",
+        loci=report(
+            "results/compare/{trait}.loci.tsv",
+            caption="../report/compare.rst",
+            category="Comparison",
+            labels={"trait": "{trait}", "table": "loci"},
+        ),
     log:
         "logs/compare/{trait}.log",
     conda:

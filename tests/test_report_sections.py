@@ -1,0 +1,99 @@
+"""Report sections with content checked against independent oracles: forest rows (harmonised
+files and statsmodels' fixed-effect combination), a leave-one-out file, the export audit as
+rule rows, the comparison of ``crosscohort compare`` as tables, and the EAF view against a reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from statsmodels.stats.meta_analysis import combine_effects
+
+from crosscohort.cli import main
+from tests.test_report import COHORTS, PLANTED, TRAIT, _Page
+from tests.test_report import inputs as report_inputs  # noqa: F401  (module fixture reused)
+
+
+@pytest.fixture(scope="module")
+def page(report_inputs):  # noqa: F811
+    p = _Page()
+    p.feed(report_inputs["html"])
+    return p
+
+
+def _lead_ids(meta: pl.DataFrame) -> list[str]:
+    ids = []
+    for c, pos, _ in PLANTED:
+        r = meta.filter((pl.col("chromosome") == c) & (pl.col("base_pair_location") == pos))
+        ids.append(r.get_column("variant_id")[0])
+    return ids
+
+
+def test_report_forest__cohort_rows_and_leave_one_out_match_statsmodels(page, report_inputs):  # noqa: F811
+    rows = page.tables["meta-forest"][1:]
+    d = report_inputs["dir"]
+    tables = {c: pl.read_csv(d / "harmonised" / f"{c}.tsv.gz", separator="\t", null_values=["NA"])
+              for c in COHORTS}
+    for vid in _lead_ids(report_inputs["meta"]):
+        mine = {r[1]: (float(r[3]), float(r[4])) for r in rows if r[0] == vid}
+        b, v = [], []
+        for c in COHORTS:
+            t = tables[c].filter(pl.col("variant_id") == vid)
+            b.append(t.get_column("beta")[0])
+            v.append(t.get_column("standard_error")[0] ** 2)
+            assert mine[c][0] == pytest.approx(b[-1], rel=1e-3)  # table shows 4 significant digits
+        for k, c in enumerate(COHORTS):
+            keep = [j for j in range(len(COHORTS)) if j != k]
+            # oracle: statsmodels.stats.meta_analysis.combine_effects(b[-k], v[-k]) fixed effect
+            fe = combine_effects(np.array(b)[keep], np.array(v)[keep]).summary_frame().loc["fixed effect"]
+            assert mine[f"without {c}"][0] == pytest.approx(fe["eff"], rel=1e-3, abs=1e-6)
+            assert mine[f"without {c}"][1] == pytest.approx(fe["sd_eff"], rel=1e-3)
+
+
+def test_report_forest__leave_one_out_file_is_used_when_given(report_inputs, tmp_path):  # noqa: F811
+    vid = _lead_ids(report_inputs["meta"])[0]
+    loo = tmp_path / "meta.loo.tsv"
+    pl.DataFrame({"variant_id": [vid] * 3, "left_out": list(COHORTS), "beta": [0.11, 0.22, 0.33],
+                  "standard_error": [0.01, 0.02, 0.03], "p_value": [1e-5] * 3}).write_csv(loo, separator="\t")
+    out = tmp_path / "r.html"
+    argv = list(report_inputs["argv"])
+    argv[argv.index("--out") + 1] = str(out)
+    assert main([*argv, "--loo", str(loo)]) == 0
+    p = _Page()
+    p.feed(out.read_text(encoding="utf-8"))
+    mine = {r[1]: r[3] for r in p.tables["meta-forest"][1:] if r[0] == vid}
+    assert [mine[f"without {c}"] for c in COHORTS] == ["0.11", "0.22", "0.33"]
+
+
+def test_report_audit__rules_are_rows_not_json(page):
+    for i, c in enumerate(COHORTS):
+        rows = page.tables[f"audit-{c}"]
+        assert rows[0][:4] == ["rule", "threshold", "what it checks", "rows suppressed"]
+        assert ["min_mac", "20", "", f"{31 + i}", "pass"] in rows
+        assert not any("{" in cell for row in rows for cell in row)
+
+
+def test_report_eaf__against_reference_counts_far_variants(report_inputs, tmp_path):  # noqa: F811
+    d = report_inputs["dir"]
+    alpha = pl.read_csv(d / "harmonised" / "alpha.tsv.gz", separator="\t", null_values=["NA"])
+    # Reference: alt = effect allele with the cohort's EAF, except 25 variants off by 0.5,
+    # and every 7th variant with ref/alt the other way round (frequency mirrored).
+    eaf = alpha.get_column("effect_allele_frequency").to_numpy().copy()
+    far = np.zeros(alpha.height, dtype=bool)
+    far[:25] = True
+    ref_f = np.where(far, (eaf + 0.5) % 1.0, eaf)
+    flip = np.arange(alpha.height) % 7 == 0
+    ref = pl.DataFrame({
+        "chromosome": alpha.get_column("chromosome"), "base_pair_location": alpha.get_column("base_pair_location"),
+        "ref": np.where(flip, alpha.get_column("effect_allele"), alpha.get_column("other_allele")),
+        "alt": np.where(flip, alpha.get_column("other_allele"), alpha.get_column("effect_allele")),
+        "alt_frequency": np.where(flip, 1 - ref_f, ref_f)})
+    ref_path = tmp_path / "ref.tsv"
+    ref.with_columns(pl.col("chromosome").cast(pl.String).replace({"23": "X"})).write_csv(ref_path, separator="\t")
+    out = tmp_path / "r.html"
+    assert main(["report", "--trait", TRAIT, "--meta", str(d / "meta" / f"{TRAIT}.tsv.gz"), "--cohort",
+                 f"alpha={d / 'harmonised' / 'alpha.tsv.gz'}", "--reference", str(ref_path),
+                 "--out", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    n_far = int((np.abs(ref_f - eaf) > 0.2).sum())
+    assert f"{alpha.height:,} variants compared with the reference panel; {n_far:,} differ by &gt; 0.2" in html
