@@ -217,7 +217,8 @@ def test_config_change__reruns_exactly_the_dependent_jobs(demo):
     cfg["qc"]["geno"] = 0.05
     qc = planned_jobs(demo, _write_config(demo, cfg, "qc.yaml"))
     assert "simulate_demo" not in qc and "pool_inputs" not in qc
-    assert qc["qc"] == len(COHORTS) + 1 and qc["export"] == len(COHORTS) and qc["report"] == 2
+    assert qc["qc"] == len(COHORTS) and qc["pool_qc"] == 1
+    assert qc["export"] == len(COHORTS) and qc["report"] == 2
     gate = copy.deepcopy(_config())
     gate["export_gate"]["overrides"] = {"biobank_eas": {"min_count": 10}}
     g = planned_jobs(demo, _write_config(demo, gate, "gate.yaml"))
