@@ -136,6 +136,11 @@ class Study:
         return self.sheet.get_column("cohort").to_list()
 
     @property
+    def run_pooled(self) -> bool:
+        """Whether the pooled arm runs: demo mode, unless switched off."""
+        return self.mode == "demo" and self.config["pooled"]["enabled"] in ("auto", True)
+
+    @property
     def run_cohorts(self) -> list[str]:
         """Cohorts whose TRE-side stages run here: one in cohort mode, none in central mode."""
         if self.mode == "cohort":
@@ -178,6 +183,11 @@ def load_study(config: dict[str, Any], *, workdir: str | Path = ".", source: str
             raise ConfigError(f"{source}: mode is 'cohort' but key 'cohort' is empty; set it to one of {study.cohorts}")
         if config["cohort"] not in study.cohorts:
             raise ConfigError(f"{source}: key 'cohort': {config['cohort']!r} is not in the cohort sheet {config['cohorts']} (ids: {study.cohorts})")
+    if mode != "demo" and config["pooled"]["enabled"] is True:
+        raise ConfigError(
+            f"{source}: key 'pooled.enabled' is true in {mode} mode; the pooled arm pools individual-level "
+            "data of all cohorts and runs only in demo mode (set it to auto or false)"
+        )
     unknown = sorted(set(config["export_gate"].get("overrides", {})) - set(study.cohorts))
     if unknown:
         raise ConfigError(f"{source}: key 'export_gate.overrides': unknown cohort(s) {unknown}; ids: {study.cohorts}")

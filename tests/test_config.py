@@ -146,3 +146,13 @@ def test_snakemake__cohort_whose_consent_forbids_the_study_fails_before_any_job(
     assert proc.returncode != 0
     assert "admixed_afr" in out and "DS:MONDO:0005148" in out, out[-2000:]
     assert "Job stats" not in out
+
+
+def test_config__pooled_arm_is_refused_outside_demo_mode(workdir):
+    for mode in ("central", "cohort"):
+        cfg = _cfg(mode=mode, cohort="biobank_eur", pooled={"enabled": True})
+        with pytest.raises(ConfigError, match=r"'pooled.enabled' is true in (central|cohort) mode.*only in demo mode"):
+            load_study(cfg, workdir=workdir, check_files=False)
+    assert not load_study(_cfg(mode="central"), workdir=workdir).run_pooled
+    assert load_study(_cfg(), workdir=workdir).run_pooled
+    assert not load_study(_cfg(pooled={"enabled": False}), workdir=workdir).run_pooled

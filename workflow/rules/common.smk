@@ -21,7 +21,7 @@ MODE = STUDY.mode
 COHORTS = STUDY.cohorts
 TRAITS = list(config["traits"])
 POOLED = "pooled"
-RUN_POOLED = MODE == "demo" and config["pooled"]["enabled"]
+RUN_POOLED = STUDY.run_pooled
 # TRE-side analysis units: real cohorts run here, plus the pooled pseudo-cohort.
 ANALYSIS_UNITS = STUDY.run_cohorts + ([POOLED] if RUN_POOLED else [])
 N_PARTS = config["association"]["scatter"]
