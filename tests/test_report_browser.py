@@ -8,8 +8,8 @@ and the expected sections and tables; a full-page screenshot is written to
 ``test-artifacts/report-<trait>.png`` for CI to keep.
 
 Pages: a report built here from small synthetic inputs (the fixture of
-tests/test_report.py, with a comparison written by ``crosscohort compare``),
-and, when ``CROSSCOHORT_DEMO_DIR`` names a finished demo run, its reports.
+tests/test_report.py, with a comparison written by ``crosscohort compare``);
+the demo's own reports are opened the same way by tests/test_workflow.py.
 """
 
 from __future__ import annotations
@@ -203,19 +203,3 @@ def test_report_browser__synthetic_report_renders_without_errors(chromium, synth
     assert facts["scripts"] == 0
     png = (ARTIFACTS / f"report-{TRAIT}.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
-
-
-def _demo_reports() -> list[Path]:
-    d = os.environ.get("CROSSCOHORT_DEMO_DIR")
-    if not d:
-        return []
-    return sorted((Path(d) / "results" / "report").glob("*.html"))
-
-
-@pytest.mark.skipif(not os.environ.get("CROSSCOHORT_DEMO_DIR"), reason="CROSSCOHORT_DEMO_DIR not set")
-def test_report_browser__demo_reports_render_without_errors(chromium):
-    reports = _demo_reports()
-    assert reports, f"no results/report/*.html under CROSSCOHORT_DEMO_DIR={os.environ['CROSSCOHORT_DEMO_DIR']}"
-    for html in reports:
-        facts = open_report(chromium, html, ARTIFACTS / f"report-demo-{html.stem}.png")
-        _check(facts, tables=EXPECTED_TABLES)

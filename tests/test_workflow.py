@@ -168,6 +168,31 @@ def test_demo__meta_and_pooled_betas_agree_over_significant_variants(demo):
         assert cmp["significant_either"]["n"] == sig.height
 
 
+def test_demo__reports_render_in_a_real_browser_without_errors(demo):
+    """The demo's reports opened as a reviewer would: headless Chromium, no network."""
+    from tests.conftest import require_tool
+    from tests.test_report_browser import ARTIFACTS, EXPECTED_TABLES, _check, open_report
+
+    chromium = require_tool("chromium", "chromium-browser")
+    for trait in TRAITS:
+        html = demo / "results" / "report" / f"{trait}.html"
+        facts = open_report(chromium, html, ARTIFACTS / f"report-demo-{trait}.png")
+        _check(facts, tables=EXPECTED_TABLES)
+
+
+def test_demo__snakemake_report_carries_the_html_reports_and_captions(demo, tmp_path):
+    import zipfile
+
+    out = tmp_path / "snakemake-report.zip"
+    snakemake(demo, "--report", str(out), configfile=demo / "config" / "config.yaml")
+    with zipfile.ZipFile(out) as z:
+        names = z.namelist()
+        assert any(n.endswith("results/report/ldl.html") for n in names), names[:20]
+        assert any(n.endswith("results/report/cad.html") for n in names)
+        text = "".join(z.read(n).decode("utf-8", "ignore") for n in names if n.endswith((".html", ".js")))
+    assert "Self-contained HTML report" in text
+
+
 def test_demo__planted_effects_are_recovered_by_both_arms(demo):
     truth = _read(demo / "resources" / "demo" / "truth" / "causal.tsv")
     for trait, k in (("ldl", 3), ("cad", 1)):
