@@ -1,4 +1,4 @@
-"""``crosscohort harmonise``: align cohorts' summary statistics to one allele orientation."""
+"""``crosscohort harmonise``: read cohorts' summary statistics in any format, align them to one orientation."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import argparse
 from pathlib import Path
 
 from crosscohort.errors import ConfigError
-from crosscohort.harmonise import harmonise, read_cohort_tables, read_reference, write_harmonised
 from crosscohort.harmonise.align import check_cohort_name
+from crosscohort.harmonise.build import normalise_build
+from crosscohort.harmonise.formats import FORMAT_NAMES
+from crosscohort.harmonise.readers import harmonise_files, parse_input, read_column_map
 
 __all__ = ["register", "run", "cohort_paths"]
 
@@ -27,39 +29,83 @@ def cohort_paths(items: list[str]) -> dict[str, Path]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    formats = ", ".join(FORMAT_NAMES)
     p = subparsers.add_parser(
         "harmonise",
-        help="align cohorts' summary statistics to one allele orientation",
+        help="read cohorts' summary statistics in any format and align them to one orientation",
         description=(
-            "Check values, align alleles and de-duplicate each cohort's GWAS-SSF summary "
-            "statistics. With --reference, the effect allele becomes the reference ALT "
-            "(swaps negate beta and mirror EAF; strand flips are complemented; A/T and C/G "
-            "SNPs are oriented by EAF or dropped). Without, each allele pair is put in byte "
-            "order (other < effect), the same in every cohort. Writes OUT_DIR/{cohort}.tsv.gz "
-            "and OUT_DIR/ledger.json (per cohort: in, kept, removed and changed by reason)."
+            "Read each cohort's summary statistics (our bundles/GWAS-SSF, PLINK 2 .glm.*, "
+            "REGENIE, SAIGE, BOLT-LMM, METAL, GWAMA, or any delimited file with --columns or "
+            "a recognisable header), normalise values (OR -> log OR, CI -> SE, p/z/-log10 p), "
+            "optionally check the genome build against --fasta and lift over with --chain, "
+            "then check values, align alleles and de-duplicate. With --reference, the effect "
+            "allele becomes the reference ALT (swaps negate beta and mirror EAF; strand flips "
+            "are complemented; A/T and C/G SNPs by strand consensus, then EAF, or dropped). "
+            "Without, each allele pair is put in byte order (other < effect), the same in every "
+            "cohort. Writes OUT_DIR/{cohort}.tsv.gz and OUT_DIR/ledger.json (per cohort: in, "
+            "kept, removed and changed by reason). Rules: docs/harmonisation.md."
         ),
     )
-    p.add_argument("cohorts", nargs="+", metavar="COHORT=FILE",
-                   help="a cohort id and its GWAS-SSF file (.tsv, .tsv.gz or .parquet)")
-    p.add_argument("--trait", required=True, help="trait name, recorded in the ledger")
+    p.add_argument("cohorts", nargs="+", metavar="[COHORT=]FILE[:FORMAT]",
+                   help=f"a cohort id and its file; FORMAT one of {formats} (default: --format); "
+                        "without COHORT= the file name up to its first dot")
+    p.add_argument("--format", default="auto", choices=FORMAT_NAMES,
+                   help="format of files without their own :FORMAT (default auto: detected "
+                        "from the header)")
+    p.add_argument("--columns", metavar="MAP.yaml", type=Path,
+                   help="column mapping, 'columns: {beta: EFFECT, standard_error: SE, ...}' "
+                        "(fields: see docs/harmonisation.md); overrides the format's names")
+    p.add_argument("--trait", help="trait name, recorded in the ledger")
     p.add_argument("--reference", metavar="REF.tsv.gz",
-                   help="forward-strand panel: chromosome, base_pair_location, ref, alt, alt_frequency")
+                   help="forward-strand panel: chromosome, base_pair_location, ref, alt, "
+                        "alt_frequency (and optionally rsid/id to place marker-only rows)")
+    p.add_argument("--fasta", metavar="FA",
+                   help="reference genome of --build (pyfaidx): build check, indel left-normalisation")
+    p.add_argument("--chain", metavar="FILE",
+                   help="UCSC chain file from the cohorts' declared build to --build (liftover)")
+    p.add_argument("--build", metavar="GRCh37|GRCh38",
+                   help="build of --fasta/--reference and of the output (default: the declared one)")
+    p.add_argument("--cohort-build", action="append", default=[], metavar="COHORT=BUILD",
+                   help="a cohort's declared build (default: its bundle's meta.yaml "
+                        "genome_assembly, else --build); repeatable")
+    p.add_argument("--default-n", type=int, metavar="N",
+                   help="sample size for rows and files without one")
+    p.add_argument("--numeric-alleles", action="store_true",
+                   help="read alleles 1/2/3/4 as A/C/G/T (legacy files); without it they are an error")
     p.add_argument("--palindrome-max-maf", type=float, default=0.4, metavar="MAF",
                    help="keep A/T and C/G SNPs only when the cohort MAF is at most this (default 0.4)")
     p.add_argument("--out-dir", required=True, type=Path, help="output directory")
     p.set_defaults(func=run)
 
 
+def _cohort_builds(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        cohort, sep, build = item.partition("=")
+        if not sep or not cohort or not build:
+            raise ConfigError(f"--cohort-build: expected COHORT=BUILD, got {item!r}")
+        out[cohort] = normalise_build(build)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
-    paths = cohort_paths(args.cohorts)
-    tables = read_cohort_tables(paths)
-    reference = read_reference(args.reference) if args.reference else None
-    result = harmonise(
-        tables,
-        reference=reference,
+    mapping = read_column_map(args.columns) if args.columns else {}
+    default_format = mapping.get("format", args.format)
+    specs = [parse_input(item, default_format=default_format) for item in args.cohorts]
+    result = harmonise_files(
+        specs,
+        reference=args.reference,
+        fasta=args.fasta,
+        chain=args.chain,
+        build=args.build,
+        cohort_builds=_cohort_builds(args.cohort_build),
+        columns=mapping.get("columns"),
+        default_n=args.default_n if args.default_n is not None else mapping.get("default_n"),
+        numeric_alleles=args.numeric_alleles or bool(mapping.get("numeric_alleles")),
+        missing=tuple(str(x) for x in mapping.get("missing", ())),
         trait=args.trait,
         palindrome_max_maf=args.palindrome_max_maf,
-        sources={c: str(p) for c, p in paths.items()},
+        out_dir=args.out_dir,
     )
-    write_harmonised(result, args.out_dir)
+    del result  # written as each cohort was done
     return 0

@@ -36,6 +36,7 @@ __all__ = [
     "read_reference",
     "write_harmonised",
     "check_cohort_name",
+    "left_normalise",
 ]
 
 #: Columns that identify one variant once alleles are aligned.
@@ -62,6 +63,7 @@ VALUE_RULES: tuple[str, ...] = (
 
 _COHORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ROW = "_row"
+_MARKER_ONLY = "_marker_only"
 _CHANGE_FLAGS = {
     "_swapped": "allele_swapped",
     "_flipped": "strand_flipped",
@@ -140,11 +142,15 @@ def read_reference(path: str | Path) -> pl.DataFrame:
     if not path.exists():
         raise InputError(f"{path}: no such file (the harmonisation reference)")
     try:
+        header = pl.read_csv(path, separator="\t", n_rows=0, infer_schema=False).columns
         ref = pl.read_csv(
             path,
             separator="\t",
             infer_schema=False,
             null_values=["NA", "NaN", "nan", ""],
+            # Only the panel's own columns: an rsid or annotation column of a
+            # genome-wide panel would otherwise cost more memory than the panel.
+            columns=[c for c in header if c in REFERENCE_COLUMNS] or None,
         )
     except pl.exceptions.PolarsError as exc:
         raise InputError(f"{path}: cannot read as a tab-separated table ({exc})") from exc
@@ -152,7 +158,7 @@ def read_reference(path: str | Path) -> pl.DataFrame:
     if missing:
         raise InputError(
             f"{path}: reference lacks column(s) {missing}; expected {list(REFERENCE_COLUMNS)}, "
-            f"found {ref.columns}"
+            f"found {header}"
         )
     try:
         ref = ref.select(
@@ -386,9 +392,11 @@ def strand_consensus(matched: pl.DataFrame) -> str:
     return "mixed"
 
 
-def _deduplicate(df: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
+def _deduplicate(
+    df: pl.DataFrame, ledger: Ledger, *, key: tuple[str, ...] = VARIANT_KEY
+) -> pl.DataFrame:
     """One row per aligned variant: the largest n, then the smallest SE, then the first in the file."""
-    order = [*VARIANT_KEY]
+    order = [*key]
     desc = [False] * len(order)
     if "n" in df.columns:
         order.append("n")
@@ -396,7 +404,7 @@ def _deduplicate(df: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
     order += ["standard_error", _ROW]
     desc += [False, False]
     out = df.sort(order, descending=desc, nulls_last=True).unique(
-        subset=list(VARIANT_KEY), keep="first", maintain_order=True
+        subset=list(key), keep="first", maintain_order=True
     )
     ledger.remove("duplicate", df.height - out.height)
     return out
@@ -410,6 +418,7 @@ def harmonise_cohort(
     trait: str | None = None,
     palindrome_max_maf: float = 0.4,
     source: str | None = None,
+    keep_marker_only: bool = False,
 ) -> tuple[pl.DataFrame, Ledger]:
     """One cohort's summary statistics, value-checked, aligned and de-duplicated, with its ledger.
 
@@ -419,8 +428,19 @@ def harmonise_cohort(
     source = source or cohort
     ledger = Ledger(stage="harmonise", cohort=cohort, trait=trait, n_in=df.height)
     work = _prepare(df, source=source)
+    marker_only = keep_marker_only and "rsid" in work.columns
+    if marker_only:
+        # Rows keyed by marker name alone (METAL/GWAMA files without CHR/POS) are not
+        # bad values: they are exempt from the position rules and aligned apart.
+        work = work.with_columns(
+            (pl.col("chromosome").is_null() & pl.col("base_pair_location").is_null()
+             & pl.col("rsid").is_not_null()).alias(_MARKER_ONLY)
+        )
 
     failures = _value_failures(work)
+    if marker_only:
+        for rule in ("chromosome", "base_pair_location"):
+            failures[rule] = failures[rule] & ~pl.col(_MARKER_ONLY)
     for rule in VALUE_RULES:
         bad = failures[rule]
         n_bad = int(work.select(bad.sum()).item())
@@ -428,6 +448,10 @@ def harmonise_cohort(
         if n_bad:
             work = work.filter(~bad.fill_null(True))
 
+    markers = None
+    if marker_only:
+        markers = work.filter(pl.col(_MARKER_ONLY)).drop(_MARKER_ONLY)
+        work = work.filter(~pl.col(_MARKER_ONLY)).drop(_MARKER_ONLY)
     if reference is None:
         work = _align_canonical(work)
     else:
@@ -437,6 +461,16 @@ def harmonise_cohort(
             work, reference, ledger=ledger, palindrome_max_maf=palindrome_max_maf
         )
     work = _deduplicate(work, ledger)
+    if markers is not None and markers.height:
+        if reference is not None:
+            # A reference aligns by position; a marker it could not place cannot be aligned to it.
+            ledger.remove("not_in_reference", markers.height)
+        else:
+            markers = _deduplicate(
+                _align_canonical(markers), ledger, key=("rsid", "other_allele", "effect_allele")
+            )
+            work = pl.concat([work, markers.with_columns(pl.lit(True).alias(_MARKER_ONLY))],
+                             how="diagonal_relaxed")
     # Changes are counted on the rows kept, so a planted swap shows up exactly once.
     for flag, reason in _CHANGE_FLAGS.items():
         if flag in work.columns:
@@ -447,7 +481,16 @@ def harmonise_cohort(
             pl.col("chromosome"), pl.col("base_pair_location"),
             pl.col("other_allele"), pl.col("effect_allele"),
         )
-    ).sort([*VARIANT_KEY]).drop(_ROW)
+    )
+    if _MARKER_ONLY in work.columns:
+        # Marker-only rows last, in marker-name order.
+        mo = pl.col(_MARKER_ONLY).fill_null(False)
+        work = pl.concat([
+            work.filter(~mo).sort([*VARIANT_KEY]),
+            work.filter(mo).sort(["rsid", "other_allele", "effect_allele"]),
+        ]).drop(_ROW, _MARKER_ONLY)
+    else:
+        work = work.sort([*VARIANT_KEY]).drop(_ROW)
     ledger.n_kept = work.height
     return work, ledger.check()
 
@@ -459,6 +502,7 @@ def harmonise(
     trait: str | None = None,
     palindrome_max_maf: float = 0.4,
     sources: dict[str, str] | None = None,
+    keep_marker_only: bool = False,
 ) -> HarmonisedSet:
     """Every cohort aligned to one allele orientation, with a ledger of what was dropped or changed.
 
@@ -477,6 +521,13 @@ def harmonise(
         frequency is at most this, so that the frequency can tell the strand.
     sources
         Cohort id -> file name, used in error messages.
+    keep_marker_only
+        Keep rows with neither chromosome nor position but a marker name
+        (``rsid``), as METAL and GWAMA do: without a reference they are put
+        in canonical allele order, de-duplicated on (rsid, other, effect
+        allele) and placed after all positioned rows (null ``variant_id``);
+        with a reference they are ``not_in_reference``. Off: such rows are
+        ``bad_value_chromosome``.
 
     Returns
     -------
@@ -537,6 +588,7 @@ def harmonise(
             trait=trait,
             palindrome_max_maf=palindrome_max_maf,
             source=sources.get(cohort, cohort),
+            keep_marker_only=keep_marker_only,
         )
     return HarmonisedSet(tables=out, ledgers=ledgers, reference_used=ref is not None)
 
@@ -564,3 +616,83 @@ def write_harmonised(result: HarmonisedSet, out_dir: str | Path) -> list[Path]:
     tmp.replace(ledger_path)
     written.append(ledger_path)
     return written
+
+
+def left_normalise(
+    df: pl.DataFrame, genome, *, a: str = "other_allele", b: str = "effect_allele"
+) -> tuple[pl.DataFrame, int]:
+    """Indels left-aligned and trimmed against the genome (Tan et al. 2015), with the count changed.
+
+    Parameters
+    ----------
+    df
+        Rows with numeric ``chromosome``-able labels, ``base_pair_location``
+        and the allele columns ``a`` and ``b`` (the rule is symmetric in them).
+    genome
+        :class:`crosscohort.harmonise.build.Genome`: ``base(chrom, pos)`` and
+        ``sequence(chrom, start, end)`` (1-based, inclusive).
+
+    Returns
+    -------
+    (frame, n_changed)
+        Rows whose position or alleles changed get the normalised ones.
+
+    Notes
+    -----
+    The algorithm of ``bcftools norm``/``vt normalize``: while both alleles
+    end in the same base, drop it (and when one becomes empty, prepend the
+    base before the position and move left); then drop common leading bases
+    while both alleles are longer than one. SNPs and rows without a position
+    pass untouched. So ``1:101 CA/CAA`` in an ``AAA`` run becomes the left-most
+    ``1:99 T/TA``-style representation every cohort shares, and indels are
+    matched exactly afterwards (never by strand).
+    """
+    xa, xb = pl.col(a), pl.col(b)
+    cand = (
+        (xa.str.len_chars() != xb.str.len_chars()) | (xa.str.len_chars() > 1)
+    ) & pl.col("base_pair_location").is_not_null() & xa.is_not_null() & xb.is_not_null() & (xa != xb)
+    sub = df.with_row_index("_ln_row").filter(cand.fill_null(False))
+    if sub.height == 0:
+        return df, 0
+    codes = normalise_chromosomes(sub.get_column("chromosome"))
+    rows, new_pos, new_a, new_b = [], [], [], []
+    for row, chrom, pos, ra, rb in zip(sub.get_column("_ln_row").to_list(), codes.to_list(),
+                                       sub.get_column("base_pair_location").to_list(),
+                                       sub.get_column(a).to_list(), sub.get_column(b).to_list(),
+                                       strict=True):
+        if chrom is None or not set(ra + rb) <= set("ACGTN"):
+            continue
+        p, x, y = pos, ra, rb
+        for _ in range(10_000):  # bounded: a repeat longer than this is left where it is
+            if x and y and x[-1] == y[-1]:
+                x, y = x[:-1], y[:-1]
+            elif not x or not y:
+                if p <= 1:
+                    break
+                base = genome.base(chrom, p - 1)
+                if base is None:
+                    break
+                p, x, y = p - 1, base + x, base + y
+            else:
+                break
+        while len(x) > 1 and len(y) > 1 and x[0] == y[0]:
+            x, y, p = x[1:], y[1:], p + 1
+        if not x or not y:
+            continue
+        if (p, x, y) != (pos, ra, rb):
+            rows.append(row)
+            new_pos.append(p)
+            new_a.append(x)
+            new_b.append(y)
+    if not rows:
+        return df, 0
+    fix = pl.DataFrame({"_ln_row": pl.Series(rows, dtype=pl.UInt32), "_ln_pos": new_pos,
+                        "_ln_a": new_a, "_ln_b": new_b},
+                       schema_overrides={"_ln_pos": pl.Int64})
+    out = df.with_row_index("_ln_row").join(fix, on="_ln_row", how="left",
+                                            maintain_order="left").with_columns(
+        pl.coalesce("_ln_pos", "base_pair_location").cast(pl.Int64).alias("base_pair_location"),
+        pl.coalesce("_ln_a", a).alias(a),
+        pl.coalesce("_ln_b", b).alias(b),
+    ).drop("_ln_row", "_ln_pos", "_ln_a", "_ln_b")
+    return out.select(df.columns), len(rows)

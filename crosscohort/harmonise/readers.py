@@ -1,0 +1,746 @@
+"""Read any cohort's summary statistics into one GWAS-SSF frame, values normalised.
+
+:func:`read_summary_statistics` reads one delimited file (tab, space or
+comma; gzipped or not) under a format preset, the header dictionary or a
+``--columns`` mapping (:mod:`crosscohort.harmonise.formats`), and
+normalises what the tools disagree on: OR -> log OR, OR CI -> SE, p from
+-log10 p, z or beta/SE where missing, p underflow kept as
+``neg_log_10_p_value``, a default N, numeric allele codes, ``-`` strands.
+:func:`harmonise_files` is the command's whole pipeline: read, place
+marker-only rows, check the build (and lift over), left-normalise indels,
+align (:func:`crosscohort.harmonise.align.harmonise_cohort`), fold the
+readers' counts into the ledger, and write, one cohort at a time.
+
+Every pass is a polars expression over whole columns; a file is read by one
+streamed query that keeps only the converted columns, never all its text.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import yaml
+from scipy.special import log_ndtr, ndtri_exp
+
+from crosscohort.errors import ConfigError, InputError
+from crosscohort.harmonise.align import (
+    HarmonisedSet,
+    harmonise_cohort,
+    left_normalise,
+    read_reference,
+    write_harmonised,
+)
+from crosscohort.harmonise.alleles import complement, normalise_allele
+from crosscohort.harmonise.formats import (
+    FORMAT_NAMES,
+    HEADER_DICTIONARY,
+    PRESETS,
+    detect_format,
+    resolve_columns,
+)
+from crosscohort.sumstats import read_sumstats, write_sumstats
+
+__all__ = [
+    "FLAG_P_INCONSISTENT",
+    "P_INCONSISTENT_REL",
+    "InputSpec",
+    "ReadResult",
+    "harmonise_files",
+    "parse_input",
+    "read_column_map",
+    "read_summary_statistics",
+]
+
+#: Boolean column: beta/SE disagrees with the file's own p (kept, not dropped).
+FLAG_P_INCONSISTENT = "flag_p_inconsistent"
+#: beta/SE and p disagree when ``| z_from_p - |beta/SE| | > P_INCONSISTENT_REL * max(|beta/SE|, 1)``:
+#: 5 % relative, with a floor of 1 so that p printed with few digits near 1 is not flagged.
+P_INCONSISTENT_REL = 0.05
+#: z of a 95 % two-sided interval (OR CI -> SE).
+Z975 = 1.959963984540054
+#: Text read as missing in every format (never as 0).
+MISSING = ("NA", "NaN", "nan", "NAN", "na", "N/A", ".", "", "null", "NULL", "None", "-nan", "nan(ind)")
+#: Legacy numeric allele codes (``--numeric-alleles``).
+NUMERIC_ALLELES = {"1": "A", "2": "C", "3": "G", "4": "T"}
+
+# Private per-row flags carried through alignment and summed on the kept rows
+# into the ledger's ``changed`` (reason = name without the prefix).
+_FLAG = "_rd_"
+_LINE = "_line"
+_NUMERIC = ("beta", "odds_ratio", "standard_error", "ci_lower", "ci_upper", "z", "p_value",
+            "neg_log_10_p_value", "effect_allele_frequency", "info")
+_COUNTS = ("n", "n_cases", "n_controls")
+_MARKER_POSITION = r"^(?i:chr)?([0-9]{1,2}|[XxYy]|MT|mt|M|m)[:_](\d+)"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One command-line input: ``[COHORT=]PATH[:FORMAT]``."""
+
+    cohort: str
+    path: Path
+    format: str
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """One file read into GWAS-SSF columns.
+
+    Attributes
+    ----------
+    table
+        GWAS-SSF columns (``chromosome`` as text labels, for
+        :func:`~crosscohort.harmonise.align.normalise_chromosomes`), ``rsid`` (the
+        marker name), :data:`FLAG_P_INCONSISTENT`, and private ``_rd_*`` flags.
+    source
+        The file name.
+    format
+        The preset used (``mapped`` for the header dictionary / mapping).
+    columns
+        Field -> header name used.
+    removed
+        Rows the reader did not pass on, by reason (``not_additive_test``).
+    n_rows
+        Data rows in the file (``table.height + sum(removed)``).
+    """
+
+    table: pl.DataFrame
+    source: str
+    format: str
+    columns: dict[str, str]
+    removed: dict[str, int] = field(default_factory=dict)
+    n_rows: int = 0
+
+
+def parse_input(item: str, *, default_format: str = "auto") -> InputSpec:
+    """``COHORT=PATH``, ``PATH``, ``PATH:FMT`` or ``COHORT=PATH:FMT`` as an :class:`InputSpec`.
+
+    Without ``COHORT=`` the cohort id is the file name up to its first dot.
+    A trailing ``:FMT`` is a format only when FMT is one of :data:`FORMAT_NAMES`.
+    """
+    from crosscohort.harmonise.align import check_cohort_name
+
+    cohort, sep, rest = item.partition("=")
+    if not sep:
+        cohort, rest = "", item
+    if sep and (not cohort or not rest):
+        raise ConfigError(f"expected [COHORT=]PATH[:FORMAT], got {item!r}")
+    fmt = default_format
+    head, colon, tail = rest.rpartition(":")
+    if colon and tail in FORMAT_NAMES:
+        rest, fmt = head, tail
+    elif colon and head and "/" not in tail and "." not in tail:
+        raise ConfigError(
+            f"{item!r}: unknown format {tail!r}; expected one of {list(FORMAT_NAMES)}"
+        )
+    if fmt not in FORMAT_NAMES:
+        raise ConfigError(f"unknown format {fmt!r}; expected one of {list(FORMAT_NAMES)}")
+    path = Path(rest)
+    if not cohort:
+        if not path.exists():
+            # Most likely a malformed COHORT=FILE rather than a missing file: say both.
+            raise ConfigError(
+                f"expected COHORT=FILE (or an existing FILE), got {item!r}: no '=' and no such file"
+            )
+        cohort = path.name.split(".")[0]
+    check_cohort_name(cohort)
+    return InputSpec(cohort=cohort, path=path, format=fmt)
+
+
+def read_column_map(path: str | Path) -> dict:
+    """The ``--columns`` YAML: ``columns: {field: HEADER}`` plus optional ``format``,
+    ``numeric_alleles``, ``default_n``, ``missing`` (list of extra NA strings).
+
+    Raises
+    ------
+    ConfigError
+        On unknown keys or fields, or when ``columns`` is not a mapping of strings.
+    """
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the column mapping ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping with key 'columns'")
+    allowed = {"columns", "format", "numeric_alleles", "default_n", "missing"}
+    unknown = sorted(set(doc) - allowed)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    cols = doc.get("columns", {})
+    if not isinstance(cols, dict) or not all(isinstance(v, str) for v in cols.values()):
+        raise ConfigError(f"{path}: 'columns' must map field names to header names")
+    bad = sorted(set(cols) - set(HEADER_DICTIONARY))
+    if bad:
+        raise ConfigError(
+            f"{path}: unknown field(s) {bad} under columns; expected some of {sorted(HEADER_DICTIONARY)}"
+        )
+    if "format" in doc and doc["format"] not in FORMAT_NAMES:
+        raise ConfigError(f"{path}: format {doc['format']!r} not one of {list(FORMAT_NAMES)}")
+    return doc
+
+
+# --- reading ---------------------------------------------------------------------------
+
+def _open_text(path: Path):
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    return gzip.open(path, "rt") if magic == b"\x1f\x8b" else open(path)
+
+
+def _sniff(path: Path) -> tuple[list[str], str, int]:
+    """Header names, the separator (``\\t``, ``,`` or ``ws``) and lines before the data."""
+    try:
+        with _open_text(path) as fh:
+            for i, line in enumerate(fh):
+                text = line.rstrip("\r\n")
+                if not text.strip() or text.startswith("##"):
+                    continue
+                if "\t" in text:
+                    sep, names = "\t", text.split("\t")
+                elif "," in text:
+                    sep, names = ",", [h.strip().strip('"') for h in text.split(",")]
+                else:
+                    sep, names = "ws", text.split()
+                return [h.strip() for h in names], sep, i + 1
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from exc
+    raise InputError(f"{path}: empty file, expected a header line")
+
+
+def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
+                used: list[int]) -> tuple[pl.LazyFrame, int]:
+    """The used fields of every data line as a lazy frame of text, and the number of data lines.
+
+    Tab, comma and single-space files go through polars' native CSV parser;
+    files aligned with runs of spaces are split after a regex clean-up. A
+    first streamed pass counts each line's fields (the parser would fill
+    short lines with nulls without a word) and refuses ragged lines.
+    """
+    lines = pl.scan_csv(
+        path, has_header=False, separator="\x1f", quote_char=None, skip_rows=skip,
+        schema={"_text": pl.String}, truncate_ragged_lines=True,
+    ).with_row_index(_LINE, offset=skip + 1).filter(pl.col("_text").is_not_null())
+    text = pl.col("_text").str.strip_chars_end("\r")
+    if sep == "ws" and _single_spaced(path, skip):
+        sep = " "
+    if sep == "ws":
+        text = text.str.strip_chars().str.replace_all(r"[ \t]+", "\t")
+    split_sep = "\t" if sep == "ws" else sep
+    n_fields = text.str.count_matches(split_sep, literal=True) + 1
+    ragged = n_fields != len(header)
+    try:
+        counts = lines.select(
+            pl.len().alias("n"),
+            ragged.sum().alias("n_bad"),
+            pl.col(_LINE).filter(ragged).first().alias("line"),
+            n_fields.filter(ragged).first().alias("k"),
+        ).collect(engine="streaming").row(0, named=True)
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"{path}: cannot read ({str(exc).splitlines()[0]})") from exc
+    if counts["n_bad"]:
+        raise InputError(
+            f"{path}: line {counts['line']}: {counts['k']} fields, header has {len(header)}; "
+            f"rule: every row has as many fields as the header ({counts['n_bad']} such line(s))"
+        )
+    if sep == "ws":
+        # Staged so that the clean-up and the split run once per line, not once per field.
+        lf = lines.select(pl.col(_LINE), text.alias("_t")).select(
+            pl.col(_LINE), pl.col("_t").str.split_exact("\t", max(len(header) - 1, 0))
+            .alias("_parts"))
+        lf = lf.select(pl.col(_LINE), *[pl.col("_parts").struct.field(f"field_{i}")
+                                        .alias(f"_c{i}") for i in used])
+    else:
+        lf = pl.scan_csv(
+            path, has_header=False, separator=sep, skip_rows=skip,
+            quote_char='"' if sep == "," else None,
+            schema={f"_c{i}": pl.String for i in range(len(header))},
+        ).with_row_index(_LINE, offset=skip + 1).select(
+            pl.col(_LINE), *[pl.col(f"_c{i}") for i in used]
+        ).filter(~pl.all_horizontal(pl.col(f"_c{i}").is_null() for i in used))
+        if sep == ",":
+            lf = lf.with_columns(pl.col(f"_c{i}").str.strip_chars() for i in used)
+        else:
+            lf = lf.with_columns(pl.col(f"_c{i}").str.strip_chars_end("\r") for i in used)
+    return lf, counts["n"]
+
+
+def _single_spaced(path: Path, skip: int, sample: int = 2000) -> bool:
+    """Whether the first data lines separate fields by exactly one space (no runs, no tabs)."""
+    with _open_text(path) as fh:
+        for i, line in enumerate(fh):
+            if i < skip:
+                continue
+            if i >= skip + sample:
+                break
+            text = line.rstrip("\r\n")
+            if not text:
+                continue
+            if "  " in text or "\t" in text or text[0] == " " or text[-1] == " ":
+                return False
+    return True
+
+
+def _text_expr(col: str, missing: tuple[str, ...]) -> pl.Expr:
+    """A text column, stripped, with the missing tokens as null."""
+    t = pl.col(col).str.strip_chars()
+    return pl.when(t.is_in(list(missing))).then(None).otherwise(t)
+
+
+def _number_expr(col: str, missing: tuple[str, ...]) -> tuple[pl.Expr, pl.Expr]:
+    """(value as Float64, True where the text is neither a number nor a missing token)."""
+    t = _text_expr(col, missing)
+    num = t.cast(pl.Float64, strict=False)
+    return num, (num.is_null() & t.is_not_null())
+
+
+def read_summary_statistics(
+    path: str | Path,
+    *,
+    format: str = "auto",
+    columns: Mapping[str, str] | None = None,
+    default_n: int | None = None,
+    numeric_alleles: bool = False,
+    missing: tuple[str, ...] = (),
+) -> ReadResult:
+    """One summary-statistics file, any supported format, as GWAS-SSF columns.
+
+    Parameters
+    ----------
+    path
+        Delimited text (tab, whitespace or comma, detected from the header
+        line; ``##`` lines before it skipped; gzip detected from the bytes),
+        or a GWAS-SSF ``.parquet``.
+    format
+        A preset of :data:`~crosscohort.harmonise.formats.PRESETS`, ``auto``
+        (preset signature, else the header dictionary) or ``mapped``.
+    columns
+        Field -> header name; overrides the preset or dictionary.
+    default_n
+        N for rows (or files) without one.
+    numeric_alleles
+        Read alleles ``1/2/3/4`` as ``A/C/G/T``. Without it, numeric alleles are an error.
+    missing
+        Extra text read as missing (the preset's, e.g. GWAMA's ``-9``, are added).
+
+    Returns
+    -------
+    ReadResult
+
+    Raises
+    ------
+    InputError
+        Naming the file and line or column: ragged rows, a missing required
+        field, text in a numeric column, undeclared numeric alleles, an
+        ambiguous header.
+    ConfigError
+        Unknown format or mapping field.
+
+    Notes
+    -----
+    Values, per row, in this order (``changed`` reasons in brackets, counted
+    on the rows harmonisation keeps):
+
+    - beta = ln(OR) where there is no beta column [``beta_from_odds_ratio``];
+    - SE = (ln U - ln L) / (2 * 1.959964) from the OR's 95 % CI where SE is
+      missing [``se_from_ci``], else |beta / z| [``se_from_z``];
+    - p = 10^-LOG10P where only -log10 p is given (0 on underflow; the
+      -log10 p is kept); else 2 Phi(-|z|) [``p_from_z``]; else 2 Phi(-|beta/SE|)
+      [``p_from_beta_se``]; p printed as 0 gets -log10 p from beta/SE;
+    - :data:`FLAG_P_INCONSISTENT` where a given p and beta/SE disagree by more
+      than :data:`P_INCONSISTENT_REL` [``p_inconsistent_flagged``];
+    - n := ``default_n`` where missing [``n_default``]; alleles 1-4 -> ACGT
+      [``numeric_alleles_decoded``]; ``STRAND`` ``-`` -> complemented alleles
+      [``strand_minus_complemented``]; chromosome and position parsed from
+      ``chr:pos...`` marker names where the file has none
+      [``position_from_marker_name``].
+    """
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if format not in FORMAT_NAMES:
+        raise ConfigError(f"unknown format {format!r}; expected one of {list(FORMAT_NAMES)}")
+    if path.suffix == ".parquet":
+        return _from_frame(read_sumstats(path, chromosome_labels=True, required=()),
+                           source=source, default_n=default_n)
+    header, sep, skip = _sniff(path)
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        raise InputError(f"{path}: line {skip}: duplicated column(s) {dup} in header")
+    fmt = detect_format(header) if format == "auto" else format
+    cols = resolve_columns(header, format=fmt, mapping=dict(columns or {}), source=source)
+    na = (*MISSING, *(PRESETS[fmt].missing if fmt in PRESETS else ()), *missing)
+
+    # GWAS-SSF and bundles: unknown columns pass through as text (nothing silently lost).
+    extra = ([h for h in header if h not in cols.values() and h != "variant_id"]
+             if fmt == "gwas-ssf" else [])
+    index = {h: i for i, h in enumerate(header)}
+    used = sorted({index[h] for h in (*cols.values(), *extra)})
+    need_any = [("effect_allele",), ("beta", "odds_ratio"),
+                ("standard_error", "ci_lower", "z", "p_value", "neg_log_10_p_value")]
+    if "effect_allele" in cols and "other_allele" not in cols and not {"ref", "alt"} <= set(cols):
+        need_any.append(("other_allele",))
+    if not {"marker", "chromosome"} & set(cols):
+        need_any.append(("chromosome", "marker"))
+    for group in need_any:
+        if not any(f in cols for f in group):
+            raise InputError(
+                f"{source}: missing required column for {' or '.join(group)} (format {fmt}); "
+                f"header is {header}; rule: effect/other allele, beta or OR, and SE (or CI, z, p) "
+                "are required; map them with --columns"
+            )
+
+    lf, n_rows = _scan_lines(path, header, sep, skip, used)
+
+    def c(f: str) -> str:
+        return f"_c{index[cols[f]]}"
+
+    # One streamed query: the text columns are never all in memory, only the converted ones.
+    removed: dict[str, int] = {}
+    if "test" in cols:
+        lf = lf.filter((pl.col(c("test")).str.strip_chars().str.to_uppercase() == "ADD")
+                       .fill_null(False))
+    exprs: list[pl.Expr] = [pl.col(_LINE)]
+    checks: dict[str, str] = {}
+    numeric = [f for f in (*_NUMERIC, *_COUNTS, "base_pair_location") if f in cols]
+    for f in numeric:
+        num, bad = _number_expr(c(f), na)
+        exprs += [num.alias(f), bad.alias(f"_bad_{f}")]
+        checks[f"_bad_{f}"] = f
+    for f in ("chromosome", "marker", "strand"):
+        if f in cols:
+            exprs.append(_text_expr(c(f), na).alias(f))
+    for f in ("effect_allele", "other_allele", "ref", "alt"):
+        if f in cols:
+            exprs.append(pl.col(c(f)).alias(f))
+    for h in extra:
+        exprs.append(pl.col(f"_c{index[h]}").alias(h))
+    try:
+        df = lf.select(exprs).collect(engine="streaming")
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"{path}: cannot read ({str(exc).splitlines()[0]})") from exc
+    if "test" in cols:
+        removed["not_additive_test"] = n_rows - df.height
+    for flag, f in checks.items():
+        bad = df.get_column(flag)
+        if bad.any():
+            line = df.get_column(_LINE)[int(bad.arg_max())]
+            value = lf.filter(pl.col(_LINE) == line).select(c(f)).collect().item()
+            raise InputError(
+                f"{source}: line {line}: column {cols[f]} ({f}): {value!r} is not a number; "
+                "rule: numeric fields hold numbers or NA"
+            )
+    df = df.drop(list(checks))
+    # METAL's Weight and some tools' N are effective sizes: rounded, not refused.
+    df = df.with_columns(pl.col(f).round().cast(pl.Int64)
+                         for f in numeric if f in (*_COUNTS, "base_pair_location"))
+    df = _alleles(df, numeric_alleles=numeric_alleles, source=source, na=na)
+    return ReadResult(table=_values(df, default_n=default_n), source=source, format=fmt,
+                      columns=cols, removed=removed, n_rows=n_rows)
+
+
+def _from_frame(df: pl.DataFrame, *, source: str, default_n: int | None) -> ReadResult:
+    """A GWAS-SSF frame (parquet) through the same value normalisation."""
+    df = df.with_row_index(_LINE, offset=2)
+    if "rsid" in df.columns:
+        df = df.rename({"rsid": "marker"})
+    if "variant_id" in df.columns:
+        df = df.drop("variant_id")
+    for c in ("effect_allele", "other_allele"):
+        if c in df.columns:
+            df = df.with_columns(normalise_allele(pl.col(c).cast(pl.String)))
+    return ReadResult(table=_values(df, default_n=default_n), source=source, format="gwas-ssf",
+                      columns={c: c for c in df.columns}, n_rows=df.height)
+
+
+def _alleles(df: pl.DataFrame, *, numeric_alleles: bool, source: str, na: tuple[str, ...]) -> pl.DataFrame:
+    """Upper-case effect/other alleles; REF/ALT + A1 -> other allele; numeric codes; strand."""
+    cols = set(df.columns)
+    # "0" is PLINK 1's missing allele (monomorphic sites): missing, a bad value, not an allele.
+    up = {c: pl.when(normalise_allele(pl.col(c)).is_in([*na, "0"])).then(None)
+          .otherwise(normalise_allele(pl.col(c))) for c in ("effect_allele", "other_allele", "ref", "alt")
+          if c in cols}
+    df = df.with_columns(**up)
+    if "other_allele" not in cols and {"ref", "alt"} <= cols:
+        # plink2: A1 is REF or one of the ALTs; the other allele is the remaining one.
+        # With several ALTs and A1 = REF there is no single other allele (plink2 then
+        # prints OMITTED/AX, which the preset prefers): null, counted as a bad value.
+        ea = pl.col("effect_allele")
+        df = df.with_columns(
+            pl.when(ea == pl.col("ref")).then(
+                pl.when(pl.col("alt").str.contains(",", literal=True)).then(None)
+                .otherwise(pl.col("alt"))
+            ).otherwise(pl.col("ref")).alias("other_allele")
+        )
+    if "other_allele" in df.columns:
+        # plink2 prints a multi-allelic site's omitted alleles comma-separated; none is the
+        # single other allele, so such rows fail the allele rule instead of being guessed.
+        df = df.with_columns(
+            pl.when(pl.col("other_allele").str.contains(",", literal=True)).then(None)
+            .otherwise(pl.col("other_allele")).alias("other_allele")
+        )
+    df = df.drop([c for c in ("ref", "alt") if c in df.columns])
+    pair = [pl.col("effect_allele"), pl.col("other_allele")]
+    numeric = pl.any_horizontal([a.str.contains(r"^[1-4]$") for a in pair]).fill_null(False)
+    if numeric_alleles:
+        df = df.with_columns(
+            *[a.replace(NUMERIC_ALLELES) for a in pair], numeric.alias(f"{_FLAG}numeric_alleles_decoded")
+        )
+    elif df.select(numeric.any()).item():
+        i = int(df.select(numeric.arg_max()).item())
+        raise InputError(
+            f"{source}: line {df.get_column(_LINE)[i]}: alleles "
+            f"{df.get_column('effect_allele')[i]!r}/{df.get_column('other_allele')[i]!r} are numeric "
+            "codes; rule: alleles are A/C/G/T (or indels); pass --numeric-alleles if 1/2/3/4 = A/C/G/T"
+        )
+    if "strand" in df.columns:
+        minus = (pl.col("strand") == "-").fill_null(False)
+        df = df.with_columns(
+            *[pl.when(minus).then(complement(a)).otherwise(a) for a in pair],
+            minus.alias(f"{_FLAG}strand_minus_complemented"),
+        ).drop("strand")
+    return df
+
+
+def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
+    """OR, CI, z, p, -log10 p reconciled; N defaulted; chromosome from marker names."""
+    cols = set(df.columns)
+
+    def col(name: str) -> np.ndarray | None:
+        return df.get_column(name).cast(pl.Float64).to_numpy().astype(float) if name in cols else None
+
+    m = df.height
+    nan = np.full(m, np.nan)
+    flags: dict[str, np.ndarray] = {}
+    beta = col("beta")
+    if beta is None:
+        if col("odds_ratio") is None:
+            raise InputError("summary statistics lack beta and odds_ratio")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            beta = np.log(col("odds_ratio"))
+        flags["beta_from_odds_ratio"] = ~np.isnan(beta)
+    se = col("standard_error")
+    se = nan.copy() if se is None else se
+    z_given = col("z")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if col("ci_lower") is not None and col("ci_upper") is not None:
+            from_ci = (np.log(col("ci_upper")) - np.log(col("ci_lower"))) / (2 * Z975)
+            fill = np.isnan(se) & ~np.isnan(from_ci)
+            se = np.where(fill, from_ci, se)
+            flags["se_from_ci"] = fill
+        if z_given is not None:
+            fill = np.isnan(se) & ~np.isnan(z_given) & (z_given != 0)
+            se = np.where(fill, np.abs(beta / z_given), se)
+            flags["se_from_z"] = fill
+    p = col("p_value")
+    p = nan.copy() if p is None else p
+    nlp = col("neg_log_10_p_value")
+    nlp = nan.copy() if nlp is None else nlp
+    p_given = ~np.isnan(p)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        z_bs = np.abs(beta / se)
+        # p from -log10 p where only that is given (REGENIE): exact, 0 on underflow.
+        from_nlp = np.isnan(p) & ~np.isnan(nlp)
+        p = np.where(from_nlp, 10.0 ** -nlp, p)
+        if z_given is not None:
+            fill = np.isnan(p) & ~np.isnan(z_given)
+            lz = _nlp_from_z(z_given)
+            nlp = np.where(fill & np.isnan(nlp), lz, nlp)
+            p = np.where(fill, 10.0 ** -lz, p)
+            flags["p_from_z"] = fill
+        fill = np.isnan(p) & np.isfinite(z_bs)
+        lz = _nlp_from_z(z_bs)
+        nlp = np.where(fill & np.isnan(nlp), lz, nlp)
+        p = np.where(fill, 10.0 ** -lz, p)
+        flags["p_from_beta_se"] = fill
+        # A printed p of 0 is an underflow: its -log10 p comes from beta/SE.
+        zero = (p == 0) & np.isnan(nlp) & np.isfinite(z_bs)
+        nlp = np.where(zero, lz, nlp)
+        # -log10 p wherever p is known and > 0, so the column is complete.
+        nlp = np.where(np.isnan(nlp) & (p > 0), -np.log10(p), nlp)
+        z_p = -ndtri_exp(-nlp * math.log(10.0) - math.log(2.0))
+        inconsistent = (p_given & np.isfinite(z_bs) & np.isfinite(z_p)
+                        & (np.abs(z_p - z_bs) > P_INCONSISTENT_REL * np.maximum(z_bs, 1.0)))
+    flags["p_inconsistent_flagged"] = inconsistent
+    new = {
+        "beta": beta, "standard_error": se, "p_value": p, "neg_log_10_p_value": nlp,
+    }
+    out = df.with_columns(
+        [pl.Series(k, v, dtype=pl.Float64).fill_nan(None) for k, v in new.items()]
+        + [pl.Series(FLAG_P_INCONSISTENT, inconsistent)]
+    )
+    if "effect_allele_frequency" not in out.columns:
+        out = out.with_columns(pl.lit(None, pl.Float64).alias("effect_allele_frequency"))
+    if default_n is not None:
+        if default_n <= 0:
+            raise ConfigError(f"--default-n must be a positive integer; got {default_n}")
+        has = out.get_column("n").is_not_null() if "n" in out.columns else pl.Series([False] * m)
+        out = out.with_columns(
+            (pl.col("n") if "n" in out.columns else pl.lit(None, pl.Int64))
+            .fill_null(default_n).cast(pl.Int64).alias("n"),
+            (~has).alias(f"{_FLAG}n_default"),
+        )
+    if "chromosome" not in out.columns:
+        out = out.with_columns(pl.lit(None, pl.String).alias("chromosome"))
+    if "base_pair_location" not in out.columns:
+        out = out.with_columns(pl.lit(None, pl.Int64).alias("base_pair_location"))
+    out = out.with_columns(pl.col("chromosome").cast(pl.String))
+    if "marker" in out.columns:
+        parsed = pl.col("marker").str.extract_groups(_MARKER_POSITION)
+        place = pl.col("chromosome").is_null() & pl.col("base_pair_location").is_null() & \
+            pl.col("marker").str.contains(_MARKER_POSITION).fill_null(False)
+        out = out.with_columns(parsed.alias("_mp"), place.alias(f"{_FLAG}position_from_marker_name"))
+        out = out.with_columns(
+            pl.when(place).then(pl.col("_mp").struct.field("1")).otherwise(pl.col("chromosome"))
+            .alias("chromosome"),
+            pl.when(place).then(pl.col("_mp").struct.field("2").cast(pl.Int64))
+            .otherwise(pl.col("base_pair_location")).alias("base_pair_location"),
+        ).drop("_mp").rename({"marker": "rsid"})
+    out = out.with_columns(
+        [pl.Series(f"{_FLAG}{k}", v) for k, v in flags.items() if k != "p_inconsistent_flagged"]
+        + [pl.col(FLAG_P_INCONSISTENT).alias(f"{_FLAG}p_inconsistent_flagged")]
+    )
+    drop = [c for c in ("odds_ratio", "ci_lower", "ci_upper", "z", _LINE) if c in out.columns]
+    return out.drop(drop)
+
+
+def _nlp_from_z(z: np.ndarray) -> np.ndarray:
+    """Two-sided -log10 p of |z|, exact far in the tail (log_ndtr)."""
+    with np.errstate(invalid="ignore"):
+        return -(math.log(2.0) + log_ndtr(-np.abs(z))) / math.log(10.0)
+
+
+# --- the command's pipeline --------------------------------------------------------------
+
+def _fold_reader_counts(table: pl.DataFrame, ledger, rd: ReadResult, removed: dict[str, int],
+                        changed: dict[str, int]) -> pl.DataFrame:
+    """Reader and build counts into the cohort's ledger; private flag columns summed and dropped."""
+    for reason, k in {**rd.removed, **removed}.items():
+        ledger.n_in += k
+        ledger.remove(reason, k)
+    for reason, k in changed.items():
+        ledger.change(reason, k)
+    flags = [c for c in table.columns if c.startswith(_FLAG)]
+    for c in flags:
+        ledger.change(c[len(_FLAG):], int(table.get_column(c).fill_null(False).sum()))
+    ledger.check()
+    return table.drop(flags)
+
+
+def harmonise_files(
+    inputs: list[InputSpec],
+    *,
+    reference: str | Path | None = None,
+    fasta: str | Path | None = None,
+    chain: str | Path | None = None,
+    build: str | None = None,
+    cohort_builds: Mapping[str, str] | None = None,
+    columns: Mapping[str, str] | None = None,
+    default_n: int | None = None,
+    numeric_alleles: bool = False,
+    missing: tuple[str, ...] = (),
+    trait: str | None = None,
+    palindrome_max_maf: float = 0.4,
+    out_dir: str | Path | None = None,
+) -> HarmonisedSet:
+    """Files of any supported format in, one aligned table per cohort and its ledger out.
+
+    Parameters
+    ----------
+    inputs
+        One :class:`InputSpec` per cohort (:func:`parse_input`).
+    reference
+        Reference variant table (:func:`~crosscohort.harmonise.align.read_reference`);
+        an ``rsid``/``id``/``variant_id`` column, when present, places marker-only rows.
+    fasta, chain, build, cohort_builds
+        Build check and liftover (:func:`crosscohort.harmonise.build.check_build`):
+        ``build`` is the reference's (and the output's) build; each cohort's
+        declared build comes from ``cohort_builds``, else its bundle's
+        ``*.meta.yaml`` (``genome_assembly``), else is taken to be ``build``.
+    columns, default_n, numeric_alleles, missing
+        Passed to :func:`read_summary_statistics` for every file.
+    trait, palindrome_max_maf
+        Passed to :func:`~crosscohort.harmonise.align.harmonise_cohort`.
+    out_dir
+        Write ``out_dir/{cohort}.tsv.gz`` as each cohort is done, and
+        ``out_dir/ledger.json``; the returned set then holds the ledgers only,
+        so memory never holds more than one cohort.
+
+    Returns
+    -------
+    crosscohort.harmonise.align.HarmonisedSet
+        Ledgers count, per cohort, every data row of the file:
+        ``n_in = n_kept + sum(removed)``, reader and build reasons included.
+    """
+    from crosscohort.harmonise import build as buildmod
+
+    if not 0.0 <= palindrome_max_maf <= 0.5:
+        raise ConfigError(f"palindrome_max_maf must lie in [0, 0.5]; got {palindrome_max_maf}")
+    seen: set[str] = set()
+    for spec in inputs:
+        if spec.cohort in seen:
+            raise ConfigError(f"cohort {spec.cohort!r} given twice")
+        seen.add(spec.cohort)
+    ref = read_reference(reference) if reference else None
+    ids: pl.DataFrame | None = None  # the reference's marker ids, read only when needed
+    genome = buildmod.Genome(fasta) if fasta else None
+    target = buildmod.normalise_build(build) if build else None
+    if ref is not None and genome is not None:
+        ref, _ = left_normalise(ref, genome, a="ref", b="alt")
+        ref = ref.unique(subset=["chromosome", "base_pair_location", "ref", "alt"], keep="first",
+                         maintain_order=True)
+    tables: dict[str, pl.DataFrame] = {}
+    ledgers = {}
+    # One cohort at a time, written (when out_dir is given) before the next is read, so
+    # memory holds one cohort's columns, not all of them.
+    for spec in inputs:
+        rd = read_summary_statistics(spec.path, format=spec.format, columns=columns,
+                                     default_n=default_n, numeric_alleles=numeric_alleles,
+                                     missing=missing)
+        table = rd.table
+        rd = replace(rd, table=table.clear())
+        unplaced = (pl.col("chromosome").is_null() & pl.col("base_pair_location").is_null()
+                    & pl.col("rsid").is_not_null()) if "rsid" in table.columns else pl.lit(False)
+        if reference and table.select(unplaced.any()).item():
+            if ids is None:
+                ids = buildmod.read_reference_ids(reference)
+            if ids is not None:
+                table = buildmod.place_markers(table, ids)
+        removed: dict[str, int] = {}
+        changed: dict[str, int] = {}
+        if genome is not None or chain is not None or target is not None:
+            # Builds matter only when asked about: a bundle declaring an assembly we do not
+            # know (NCBI36) is still harmonised as before without --fasta/--chain/--build.
+            declared = ((cohort_builds or {}).get(spec.cohort)
+                        or buildmod.declared_build(spec.path))
+            table, removed, changed, _ = buildmod.check_build(
+                table, cohort=spec.cohort, source=rd.source, declared=declared, target=target,
+                genome=genome, chain=chain,
+            )
+        if genome is not None:
+            table, n_norm = left_normalise(table, genome)
+            changed["indel_left_normalised"] = n_norm
+        aligned, ledger = harmonise_cohort(
+            table, cohort=spec.cohort, reference=ref, trait=trait,
+            palindrome_max_maf=palindrome_max_maf, source=rd.source, keep_marker_only=True,
+        )
+        del table
+        aligned = _fold_reader_counts(aligned, ledger, rd, removed, changed)
+        ledgers[spec.cohort] = ledger
+        if out_dir is not None:
+            write_sumstats(aligned, Path(out_dir) / f"{spec.cohort}.tsv.gz")
+        else:
+            tables[spec.cohort] = aligned
+        del aligned
+    result = HarmonisedSet(tables=tables, ledgers=ledgers, reference_used=ref is not None)
+    if out_dir is not None:
+        write_harmonised(result, out_dir)
+    return result
+
