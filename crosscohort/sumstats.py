@@ -243,16 +243,16 @@ def write_sumstats(df: pl.DataFrame, path: str | Path) -> Path:
     df = order_columns(df)
     if path.suffix == ".parquet":
         df.write_parquet(tmp)
+    elif path.suffix != ".gz":
+        # Straight to the file: no whole-table Python string (GBs at 10M variants).
+        df.write_csv(tmp, separator="\t", null_value="NA", float_precision=None)
     else:
         text = df.write_csv(separator="\t", null_value="NA", float_precision=None)
-        if path.suffix == ".gz":
-            # mtime=0: identical content gives identical bytes (stable checksums).
-            with open(tmp, "wb") as raw, gzip.GzipFile(
-                fileobj=raw, mode="wb", compresslevel=6, mtime=0, filename=""
-            ) as fh:
-                fh.write(text.encode())
-        else:
-            tmp.write_text(text)
+        # mtime=0: identical content gives identical bytes (stable checksums).
+        with open(tmp, "wb") as raw, gzip.GzipFile(
+            fileobj=raw, mode="wb", compresslevel=6, mtime=0, filename=""
+        ) as fh:
+            fh.write(text.encode())
     tmp.replace(path)
     return path
 

@@ -1,47 +1,121 @@
-"""``crosscohort meta``: fixed- and random-effects meta-analysis of harmonised cohorts."""
+"""``crosscohort meta``: fixed-effect, random-effects and sample-size meta-analysis.
+
+Two uses: the workflow's (``COHORT=FILE`` arguments are harmonised GWAS-SSF
+tables, ``--format harmonised``, the default) and METAL's (raw files of any
+supported format, harmonised in the same call: any other ``--format``, or
+``--columns``/``--reference``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from crosscohort.commands.harmonise import cohort_paths
-from crosscohort.meta import meta_analyse, write_meta
+from crosscohort.meta import METHODS, leave_one_out, meta_analyse, write_loo, write_meta
 from crosscohort.sumstats import read_sumstats
 
 __all__ = ["register", "run"]
+
+#: ``--format`` value for tables that are already harmonised (the workflow's call).
+HARMONISED = "harmonised"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "meta",
-        help="inverse-variance meta-analysis of harmonised cohorts",
+        help="meta-analysis of cohorts (fixed, random effects, sample size)",
         description=(
-            "Combine harmonised summary statistics of one trait (output of `crosscohort "
-            "harmonise`), matching variants on chromosome, position and alleles. Writes OUT "
-            "(GWAS-SSF: fixed-effect beta/SE/p; plus n_studies, direction, Cochran's Q, I^2, "
-            "DerSimonian-Laird tau2 and random-effects columns, EAF range, n_effective) and "
-            "OUT.summary.json (variants, per-cohort and meta lambda_GC, genome-wide hits)."
+            "Combine summary statistics of one trait, matching variants on chromosome, "
+            "position and alleles. Inputs are harmonised GWAS-SSF tables (output of "
+            "`crosscohort harmonise`) unless --format names another format (or auto), or "
+            "--columns/--reference is given: then each file is read, checked and aligned "
+            "(crosscohort harmonise's rules) before combining, in one call, as METAL users "
+            "do. Writes OUT (GWAS-SSF: fixed-effect beta/SE and p; with --method samplesize "
+            "p is METAL's sample-size Z test's, Z in z_samplesize; plus n_studies, direction, "
+            "Cochran's Q, I^2, DerSimonian-Laird tau2 and random-effects columns, EAF range, "
+            "n_effective) and OUT.summary.json (variants, per-cohort and meta lambda_GC, "
+            "genome-wide hits, per-cohort ledgers)."
         ),
     )
-    p.add_argument("cohorts", nargs="+", metavar="COHORT=FILE",
-                   help="a cohort id and its harmonised GWAS-SSF file")
-    p.add_argument("--method", choices=("fixed", "random"), default="fixed",
-                   help="which estimate the summary calls primary (default fixed); "
-                        "both are always written")
+    p.add_argument("cohorts", nargs="+", metavar="[COHORT=]FILE",
+                   help="a cohort id and its file; without COHORT= the id is the file name "
+                        "up to its first dot (raw inputs only). FILE:FMT sets one file's format")
+    p.add_argument("--method", choices=METHODS, default="fixed",
+                   help="primary estimate (default fixed). fixed and random write the same "
+                        "table (both models); samplesize puts the sample-size Z test's p in "
+                        "p_value/neg_log_10_p_value (needs n and p per cohort)")
     p.add_argument("--gc", action="store_true",
                    help="genomic control: multiply SEs of cohorts with lambda_GC > 1 by "
                         "sqrt(lambda) before combining (METAL GENOMICCONTROL ON)")
     p.add_argument("--cohort-order", metavar="C1,C2,...",
                    help="order of the direction string (default: argument order)")
+    p.add_argument("--format", default=HARMONISED, metavar="FMT",
+                   help="input format: 'harmonised' (default; GWAS-SSF from crosscohort "
+                        "harmonise, used as is), 'auto' (detect per file), or a preset "
+                        "(gwas-ssf, plink2, regenie, bolt, saige, metal, gwama, mapped)")
+    p.add_argument("--columns", metavar="MAP.yaml",
+                   help="column mapping for raw inputs (see crosscohort harmonise --help); "
+                        "implies --format auto unless a format is given")
+    p.add_argument("--reference", metavar="REF.tsv.gz",
+                   help="align raw inputs to this forward-strand panel (else byte order); "
+                        "implies --format auto unless a format is given")
+    p.add_argument("--palindrome-max-maf", type=float, default=0.4, metavar="MAF",
+                   help="raw inputs: keep A/T and C/G SNPs only below this MAF (default 0.4)")
+    p.add_argument("--loo-threshold", type=float, metavar="P",
+                   help="write OUT.loo.tsv: leave-one-cohort-out fixed-effect beta/SE/p for "
+                        "the lead variant of each locus with p < P (e.g. 5e-8)")
+    p.add_argument("--loo-window-kb", type=float, default=500.0, metavar="KB",
+                   help="locus window for --loo-threshold leads (default 500)")
+    p.add_argument("--tbl", type=Path, metavar="PATH",
+                   help="also write METAL's .tbl layout (MarkerName Allele1 Allele2 Freq1 ... "
+                        "HetPVal; lower-case alleles) to PATH")
     p.add_argument("--out", required=True, type=Path, help="output table (.tsv, .tsv.gz, .parquet)")
     p.set_defaults(func=run)
 
 
+def _read_tables(args: argparse.Namespace) -> tuple[dict, list | None]:
+    """Cohort id -> table ready to combine, and the harmonisation ledgers (raw inputs only)."""
+    fmt = args.format
+    if fmt == HARMONISED and (args.columns or args.reference):
+        fmt = "auto"
+    if fmt == HARMONISED:
+        paths = cohort_paths(args.cohorts)
+        return {c: read_sumstats(p) for c, p in paths.items()}, None
+    from crosscohort.harmonise.readers import harmonise_files, parse_input, read_column_map
+
+    mapping: dict = read_column_map(args.columns) if args.columns else {}
+    if args.format == HARMONISED:
+        fmt = mapping.get("format", fmt)
+    inputs = [parse_input(item, default_format=fmt) for item in args.cohorts]
+    h = harmonise_files(inputs, reference=args.reference, columns=mapping.get("columns"),
+                        default_n=mapping.get("default_n"),
+                        numeric_alleles=bool(mapping.get("numeric_alleles", False)),
+                        missing=tuple(mapping.get("missing", ())),
+                        palindrome_max_maf=args.palindrome_max_maf)
+    return dict(h.tables), list(h.ledgers.values())
+
+
 def run(args: argparse.Namespace) -> int:
-    paths = cohort_paths(args.cohorts)
-    tables = {c: read_sumstats(p) for c, p in paths.items()}
+    tables, harmonise_ledgers = _read_tables(args)
     order = [c.strip() for c in args.cohort_order.split(",")] if args.cohort_order else None
     result = meta_analyse(tables, method=args.method, gc=args.gc, cohort_order=order)
     write_meta(result, args.out)
+    if harmonise_ledgers is not None:
+        path = args.out.with_name(args.out.name + ".harmonise.json")
+        path.write_text(json.dumps([lg.to_dict() for lg in harmonise_ledgers], indent=2,
+                                   sort_keys=True) + "\n")
+    if args.tbl:
+        from crosscohort.meta.tbl import write_tbl
+
+        write_tbl(result, args.tbl)
+    if args.loo_threshold is not None:
+        from crosscohort.loci import distance_loci
+
+        leads = distance_loci(result.table, threshold=args.loo_threshold,
+                              window_kb=args.loo_window_kb)
+        loo = leave_one_out(tables, leads.drop_nulls("chromosome"), cohort_order=list(result.cohorts),
+                            se_factors=result.gc_applied)
+        write_loo(loo, args.out.with_name(args.out.name + ".loo.tsv"))
     return 0

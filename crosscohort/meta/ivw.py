@@ -14,14 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from scipy.special import ndtr
-from scipy.stats import chi2
+from scipy.special import chdtrc, ndtr
 
 from crosscohort.errors import ConfigError, InputError
 from crosscohort.harmonise.align import VARIANT_KEY, check_cohort_name
 from crosscohort.ledger import Ledger
-from crosscohort.loci import neglog10p
-from crosscohort.stats import lambda_gc
+from crosscohort.stats import CHI2_1_MEDIAN, lambda_gc
 from crosscohort.sumstats import (
     COLUMNS,
     META_COLUMNS,
@@ -32,17 +30,27 @@ from crosscohort.sumstats import (
 
 __all__ = [
     "GENOME_WIDE",
+    "LEFT_OUT",
+    "METHODS",
     "IVWArrays",
+    "LeaveOneOut",
     "MetaResult",
+    "SampleSizeArrays",
     "ivw_arrays",
+    "leave_one_out",
     "meta_analyse",
+    "samplesize_arrays",
+    "write_loo",
     "write_meta",
+    "z_from_neg_log10_p",
 ]
 
 #: Conventional genome-wide significance threshold, used in the summary.
 GENOME_WIDE = 5e-8
 
-_METHODS = ("fixed", "random")
+#: Methods of :func:`meta_analyse`: the estimate the summary (and, for
+#: ``samplesize``, the p-value columns) report as primary.
+METHODS = ("fixed", "random", "samplesize")
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,13 @@ def ivw_arrays(beta: np.ndarray, se: np.ndarray) -> IVWArrays:
         and the random-effects estimate with weights ``1/(se^2 + tau2)``.
         Variants with no usable cohort get NaN.
 
+    Notes
+    -----
+    The arithmetic runs on the transposed ``(k, m)`` layout: reductions over
+    the short cohort axis of an ``(m, k)`` array are several times slower in
+    numpy than adding k contiguous rows. Pass ``x.T`` of a ``(k, m)`` array
+    to avoid the copy.
+
     References
     ----------
     DerSimonian R, Laird N (1986) Meta-analysis in clinical trials. Control Clin Trials 7:177-188.
@@ -90,31 +105,40 @@ def ivw_arrays(beta: np.ndarray, se: np.ndarray) -> IVWArrays:
     se = np.asarray(se, dtype=np.float64)
     if beta.shape != se.shape or beta.ndim != 2:
         raise ValueError(f"beta and se must be (m, k) arrays of one shape; got {beta.shape}, {se.shape}")
-    ok = np.isfinite(beta) & np.isfinite(se) & (se > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        w = np.where(ok, 1.0 / np.where(ok, se, 1.0) ** 2, 0.0)
-        b = np.where(ok, beta, 0.0)
-        k = ok.sum(axis=1).astype(np.float64)
-        sw = w.sum(axis=1)
-        bbar = (w * b).sum(axis=1) / sw
+    bt = np.ascontiguousarray(beta.T)
+    st = np.ascontiguousarray(se.T)
+    ok = np.isfinite(bt) & np.isfinite(st) & (st > 0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        var = np.where(ok, st * st, np.inf)
+        w = 1.0 / var  # 0 where not ok
+        b = np.where(ok, bt, 0.0)
+        k = ok.sum(axis=0).astype(np.float64)
+        sw = w.sum(axis=0)
+        bbar = (w * b).sum(axis=0) / sw
         sef = 1.0 / np.sqrt(sw)
         # One study: its own numbers bit for bit (w b / w and 1/sqrt(1/se^2) round off),
         # hence Q = 0 exactly rather than a rounding residue.
         single = k == 1
-        b_one, se_one = b.sum(axis=1), np.where(ok, se, 0.0).sum(axis=1)
-        bbar[single] = b_one[single]
-        sef[single] = se_one[single]
-        q = np.where(ok, w * (b - bbar[:, None]) ** 2, 0.0).sum(axis=1)
+        if single.any():
+            b_one, se_one = b.sum(axis=0), np.where(ok, st, 0.0).sum(axis=0)
+            bbar[single] = b_one[single]
+            sef[single] = se_one[single]
+        dev = b - bbar
+        q = np.where(ok, w * dev * dev, 0.0).sum(axis=0)
+        del dev  # (k, m) temporaries go as soon as used: peak memory at 10M variants
         dof = k - 1.0
         i2 = np.where(q > 0, np.maximum(0.0, (q - dof) / q), 0.0)
-        denom = sw - (w * w).sum(axis=1) / sw
+        denom = sw - (w * w).sum(axis=0) / sw
+        del w
         tau2 = np.where(denom > 0, np.maximum(0.0, (q - dof) / denom), 0.0)
-        wr = np.where(ok, 1.0 / (np.where(ok, se, 1.0) ** 2 + tau2[:, None]), 0.0)
-        swr = wr.sum(axis=1)
-        br = (wr * b).sum(axis=1) / swr
+        wr = 1.0 / (var + tau2)
+        swr = wr.sum(axis=0)
+        br = (wr * b).sum(axis=0) / swr
+        del wr, var
         ser = 1.0 / np.sqrt(swr)
-        br[single] = b_one[single]
-        ser[single] = se_one[single]
+        if single.any():
+            br[single] = b_one[single]
+            ser[single] = se_one[single]
     none = k == 0
     for arr in (bbar, sef, q, dof, i2, tau2, br, ser):
         arr[none] = np.nan
@@ -134,6 +158,72 @@ def ivw_arrays(beta: np.ndarray, se: np.ndarray) -> IVWArrays:
 
 
 @dataclass(frozen=True)
+class SampleSizeArrays:
+    """Per-variant results of :func:`samplesize_arrays` (1-D float64 arrays of length m)."""
+
+    z: np.ndarray
+    weight: np.ndarray
+    neg_log_10_p_value: np.ndarray
+    n_studies: np.ndarray
+
+
+def z_from_neg_log10_p(neg_log10_p: np.ndarray, sign: np.ndarray) -> np.ndarray:
+    """Signed standard-normal z of two-sided p-values given as -log10 p, exact in the far tail.
+
+    ``|z| = -Phi^-1(p/2)`` evaluated from ``log(p/2)`` with
+    :func:`scipy.special.ndtri_exp`, so p = 1e-400 (beyond float range) still
+    gives |z| = 42.8; ``sign`` (of beta) gives the sign; sign 0 gives z = 0.
+    """
+    from scipy.special import ndtri_exp
+
+    x = np.asarray(neg_log10_p, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        absz = -ndtri_exp(-x * np.log(10.0) - np.log(2.0))
+    return np.sign(sign) * absz
+
+
+def samplesize_arrays(z: np.ndarray, n: np.ndarray) -> SampleSizeArrays:
+    """METAL's SAMPLESIZE scheme: ``Z = sum(sqrt(N_i) z_i) / sqrt(sum N_i)`` over ``(m, k)`` arrays.
+
+    Parameters
+    ----------
+    z
+        Per-cohort signed z statistics (z of the p-value, signed by beta), ``(m, k)``.
+    n
+        Per-cohort sample sizes, ``(m, k)``; an entry is used when z and n
+        are finite and n > 0, NaN marks a missing cohort.
+
+    Returns
+    -------
+    SampleSizeArrays
+        ``z``; ``weight`` = sum of N used (METAL's ``Weight`` column); the
+        two-sided ``-log10 p`` of Z, in log space; ``n_studies``. NaN where
+        no cohort is usable.
+
+    References
+    ----------
+    Willer CJ, Li Y, Abecasis GR (2010) METAL: fast and efficient meta-analysis of
+    genomewide association scans. Bioinformatics 26:2190-2191 (Table 1, sample-size scheme:
+    w_i = sqrt(N_i), Z = sum z_i w_i / sqrt(sum w_i^2)).
+    """
+    z = np.asarray(z, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    if z.shape != n.shape or z.ndim != 2:
+        raise ValueError(f"z and n must be (m, k) arrays of one shape; got {z.shape}, {n.shape}")
+    zt, nt = np.ascontiguousarray(z.T), np.ascontiguousarray(n.T)
+    ok = np.isfinite(zt) & np.isfinite(nt) & (nt > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        nn = np.where(ok, nt, 0.0)
+        weight = nn.sum(axis=0)
+        zz = (np.sqrt(nn) * np.where(ok, zt, 0.0)).sum(axis=0) / np.sqrt(weight)
+    k = ok.sum(axis=0).astype(np.float64)
+    zz[k == 0] = np.nan
+    weight = np.where(k > 0, weight, np.nan)
+    return SampleSizeArrays(z=zz, weight=weight, neg_log_10_p_value=neg_log10_p_from_z(zz),
+                            n_studies=k)
+
+
+@dataclass(frozen=True)
 class MetaResult:
     """A meta-analysis: the per-variant table and what went into it.
 
@@ -141,20 +231,27 @@ class MetaResult:
     ----------
     table
         GWAS-SSF columns plus the meta columns of :data:`crosscohort.sumstats.META_COLUMNS`,
-        sorted by chromosome and position. ``beta``/``standard_error``/``p_value``
-        are fixed-effect; the ``*_random`` columns DerSimonian-Laird.
+        sorted by chromosome, position and alleles. ``beta``/``standard_error``
+        are always the fixed-effect IVW estimate; ``p_value``/``neg_log_10_p_value``
+        are fixed-effect, except with ``method="samplesize"`` where they are
+        the sample-size Z test's (and ``z_samplesize`` holds Z); the
+        ``*_random`` columns are DerSimonian-Laird.
     cohorts
         Cohort ids in direction-string order.
     method
-        ``fixed`` or ``random``: which estimate the summary calls primary.
+        ``fixed``, ``random`` or ``samplesize``: which estimate the summary calls primary.
     lambda_gc
         Cohort id -> λ_GC of its input (before any correction).
     lambda_meta
-        λ_GC of the fixed-effect meta-analysis p-values.
+        λ_GC of the meta-analysis p-values (``neg_log_10_p_value``).
     gc_applied
         Cohort id -> factor its SEs were multiplied by (1.0 when not corrected).
     ledgers
         Cohort id -> ledger (stage ``meta``) of rows not used, by reason.
+    eaf_se
+        Per row of ``table``: n-weighted standard deviation of the cohort EAFs
+        around the mean (METAL's ``FreqSE``-like spread; NaN with < 1 EAF).
+        Not a GWAS-SSF column; :func:`crosscohort.meta.tbl.write_tbl` prints it.
     """
 
     table: pl.DataFrame
@@ -164,16 +261,20 @@ class MetaResult:
     lambda_meta: float
     gc_applied: dict[str, float]
     ledgers: dict[str, Ledger] = field(default_factory=dict)
+    eaf_se: np.ndarray | None = None
 
     def summary(self) -> dict:
         """JSON-ready summary: counts, λ per cohort and overall, genome-wide hits, method."""
         t = self.table
-        nlp_fixed = t.get_column("neg_log_10_p_value").to_numpy()
-        nlp_random = t.get_column("neg_log_10_p_value_random").to_numpy()
         thr = -np.log10(GENOME_WIDE)
-        n_fixed = int(np.sum(nlp_fixed > thr))
-        n_random = int(np.sum(nlp_random > thr))
-        return {
+        z_fixed = (t.get_column("beta") / t.get_column("standard_error")).to_numpy()
+        nlp_fixed = neg_log10_p_from_z(z_fixed)
+        nlp_random = t.get_column("neg_log_10_p_value_random").to_numpy()
+        with np.errstate(invalid="ignore"):
+            counts = {"fixed": int(np.sum(nlp_fixed > thr)), "random": int(np.sum(nlp_random > thr))}
+            if "z_samplesize" in t.columns:
+                counts["samplesize"] = int(np.sum(t.get_column("neg_log_10_p_value").to_numpy() > thr))
+        out = {
             "method": self.method,
             "cohorts": list(self.cohorts),
             "n_variants": t.height,
@@ -182,11 +283,11 @@ class MetaResult:
             "lambda_gc_meta": _json_float(self.lambda_meta),
             "gc_applied": {c: _json_float(v) for c, v in self.gc_applied.items()},
             "genome_wide_threshold": GENOME_WIDE,
-            "n_genome_wide": n_fixed if self.method == "fixed" else n_random,
-            "n_genome_wide_fixed": n_fixed,
-            "n_genome_wide_random": n_random,
+            "n_genome_wide": counts[self.method],
             "ledgers": [lg.to_dict() for lg in self.ledgers.values()],
         }
+        out.update({f"n_genome_wide_{k}": v for k, v in counts.items()})
+        return out
 
 
 def _json_float(x: float) -> float | None:
@@ -200,127 +301,226 @@ _STUDY_COLUMNS = (
     "n",
     "n_cases",
     "n_controls",
+    "p_value",
+    "neg_log_10_p_value",
     "rsid",
 )
+_FLOAT_COLUMNS = tuple(c for c in _STUDY_COLUMNS if c != "rsid")
+
+#: Value rules in the order they are applied; a row failing several is counted
+#: once, under the first. ``p_value`` and ``n`` apply to the sample-size scheme only.
+_RULES = ("bad_value_key", "bad_value_beta", "bad_value_standard_error",
+          "bad_value_p_value", "bad_value_n")
+
+# Packed variant key: chromosome (5 bits) | position (32 bits) | allele-pair rank (26 bits).
+_POS_BITS, _PAIR_BITS = 32, 26
 
 
-def _usable_rows(df: pl.DataFrame, *, cohort: str, ledger: Ledger) -> pl.DataFrame:
-    """Rows a meta-analysis can use; the others counted in ``ledger`` by reason.
+@dataclass(frozen=True)
+class _Stacked:
+    """All cohorts' usable rows as dense ``(k, m)`` arrays over the union of variants."""
 
-    Harmonised input passes untouched; these checks are for tables that
-    bypassed harmonisation (NaN beta, SE <= 0, duplicated markers).
-    """
+    variants: pl.DataFrame  # VARIANT_KEY + rsid, sorted, one row per variant
+    arrays: dict[str, np.ndarray]  # column -> (k, m) float64, NaN = cohort lacks the variant
+    present: dict[str, bool]  # column -> some cohort reports a value
+
+
+def _cohort_rows(df: pl.DataFrame, *, cohort: str, idx: int) -> pl.DataFrame:
+    """One cohort's columns, cast to their types, with its index and row number (file order)."""
     missing = [c for c in (*VARIANT_KEY, "beta", "standard_error") if c not in df.columns]
     if missing:
         raise InputError(
             f"cohort {cohort}: missing column(s) {missing} needed for meta-analysis; "
             f"present: {df.columns}"
         )
-    casts = {c: dt for c, dt in (("beta", pl.Float64), ("standard_error", pl.Float64),
-                                 ("effect_allele_frequency", pl.Float64), ("n", pl.Float64),
-                                 ("n_cases", pl.Float64), ("n_controls", pl.Float64),
-                                 ("chromosome", pl.Int64), ("base_pair_location", pl.Int64))
-             if c in df.columns}
+    cols = [
+        pl.col("chromosome").cast(pl.Int64), pl.col("base_pair_location").cast(pl.Int64),
+        pl.col("other_allele").cast(pl.String), pl.col("effect_allele").cast(pl.String),
+    ]
+    for c in _STUDY_COLUMNS:
+        dtype = pl.String if c == "rsid" else pl.Float64
+        cols.append(pl.col(c).cast(dtype) if c in df.columns else pl.lit(None, dtype).alias(c))
     try:
-        df = df.with_columns([pl.col(c).cast(dt) for c, dt in casts.items()])
+        out = df.select(cols)
     except pl.exceptions.PolarsError as exc:
         raise InputError(
             f"cohort {cohort}: non-numeric value in a numeric column (harmonise first): "
             f"{str(exc).splitlines()[0]}"
         ) from exc
-    rules = {
-        "bad_value_key": pl.any_horizontal([pl.col(c).is_null() for c in VARIANT_KEY]),
-        "bad_value_beta": ~pl.col("beta").is_finite().fill_null(False),
-        "bad_value_standard_error": ~(
-            (pl.col("standard_error") > 0) & pl.col("standard_error").is_finite()
-        ).fill_null(False),
-    }
-    for reason, bad in rules.items():
-        n_bad = int(df.select(bad.sum()).item())
-        ledger.remove(reason, n_bad)
-        if n_bad:
-            df = df.filter(~bad)
-    # Same rule as harmonisation: largest n, then smallest SE, then first in file.
-    order, desc = [*VARIANT_KEY], [False] * len(VARIANT_KEY)
-    if "n" in df.columns:
-        order.append("n")
-        desc.append(True)
-    order.append("standard_error")
-    desc.append(False)
-    dedup = (
-        df.with_row_index("_row")
-        .sort([*order, "_row"], descending=[*desc, False], nulls_last=True)
-        .unique(subset=list(VARIANT_KEY), keep="first", maintain_order=True)
-        .drop("_row")
+    return out.with_columns(pl.lit(idx, pl.Int32).alias("_cohort"),
+                            pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"))
+
+
+def _allele_pair_rank(long: pl.DataFrame) -> np.ndarray:
+    """Rank of each row's (other, effect) allele pair in byte order, as int64.
+
+    Each allele column is cast to an :class:`polars.Enum` of its sorted distinct
+    values, so its physical code is its rank; the pair's rank is
+    ``rank(other) * n + rank(effect)``. With too many distinct alleles for
+    that to fit the key (indel-rich data), the pair string itself is ranked.
+    """
+    alleles = pl.concat([long.get_column("other_allele"), long.get_column("effect_allele")])
+    levels = alleles.unique().sort()
+    n = levels.len()
+    if n * n < 2**_PAIR_BITS:
+        enum = pl.Enum(levels.to_list())
+        o = long.get_column("other_allele").cast(enum).to_physical().to_numpy().astype(np.int64)
+        e = long.get_column("effect_allele").cast(enum).to_physical().to_numpy().astype(np.int64)
+        return o * n + e
+    # The separator sorts below every allele character, so the string order is the pair order.
+    pair = long.select(pl.concat_str([pl.col("other_allele"), pl.col("effect_allele")],
+                                     separator="\x01")).to_series()
+    pairs = pair.unique().sort()
+    if pairs.len() >= 2**_PAIR_BITS:
+        raise InputError(f"more than {2**_PAIR_BITS} distinct allele pairs; cannot key variants")
+    return pair.cast(pl.Enum(pairs.to_list())).to_physical().to_numpy().astype(np.int64)
+
+
+def _stack(
+    tables: dict[str, pl.DataFrame], canonical: list[str], *, samplesize: bool
+) -> tuple[_Stacked, dict[str, Ledger]]:
+    """Value rules, de-duplication and the variant union of all cohorts in one sort.
+
+    Every cohort's rows are concatenated (without copying), checked (reasons
+    counted per cohort), keyed by one packed int64 per variant (chromosome,
+    position, rank of the allele pair in byte order) and arg-sorted once,
+    stably: the sort order is the output order, duplicates are neighbours and
+    variant indices a running count. Only the int64 keys move; the value
+    columns are scattered straight from input order into the dense arrays.
+    """
+    frames = [_cohort_rows(tables[c], cohort=c, idx=i) for i, c in enumerate(canonical)]
+    long = pl.concat(frames, how="vertical", rechunk=False)
+    present = {c: bool(long.get_column(c).null_count() < long.height) for c in _STUDY_COLUMNS}
+
+    pos, chrom = pl.col("base_pair_location"), pl.col("chromosome")
+    se = pl.col("standard_error")
+    nlp = _neglog10p_expr()
+    reason = (
+        pl.when(chrom.is_null() | pos.is_null() | pl.col("other_allele").is_null()
+                | pl.col("effect_allele").is_null() | ~chrom.is_between(0, 31)
+                | ~pos.is_between(0, 2**_POS_BITS - 1)).then(1)
+        .when(~pl.col("beta").is_finite().fill_null(False)).then(2)
+        .when(~((se > 0) & se.is_finite()).fill_null(False)).then(3)
     )
-    ledger.remove("duplicate", df.height - dedup.height)
-    return dedup
+    if samplesize:
+        reason = (reason.when(~(nlp.is_finite() & (nlp >= 0)).fill_null(False)).then(4)
+                  .when(~((pl.col("n") > 0) & pl.col("n").is_finite()).fill_null(False)).then(5))
+    bad = long.select(reason.otherwise(0).cast(pl.Int8)).to_series()
+    cohort_idx = long.get_column("_cohort").to_numpy().astype(np.int64)
+    k = len(canonical)
+    removed = np.zeros((k, len(_RULES) + 1), dtype=np.int64)
+    np.add.at(removed, (cohort_idx, bad.to_numpy().astype(np.int64)), 1)
+    if removed[:, 1:].any():
+        long = long.filter(bad == 0)
+        cohort_idx = long.get_column("_cohort").to_numpy().astype(np.int64)
+
+    key = (long.get_column("chromosome").to_numpy().astype(np.int64) << (_POS_BITS + _PAIR_BITS)) \
+        | (long.get_column("base_pair_location").to_numpy().astype(np.int64) << _PAIR_BITS) \
+        | _allele_pair_rank(long)
+    # Stable: within a key, rows stay in cohort order, then file order.
+    order = np.argsort(key, kind="stable")
+    ks, cs = key[order], cohort_idx[order]
+    n_dup = np.zeros(k, dtype=np.int64)
+    if ks.size > 1:
+        dup = np.zeros(ks.size, dtype=bool)
+        dup[1:] = (ks[1:] == ks[:-1]) & (cs[1:] == cs[:-1])
+        if dup.any():
+            # Rare: resolve only the groups with duplicates. Same rule as harmonisation:
+            # largest n, then smallest SE, then first in file.
+            in_group = dup.copy()
+            in_group[:-1] |= dup[1:]
+            rows = order[in_group]
+            sub = long[rows].with_columns(pl.Series("_key", ks[in_group]),
+                                          pl.Series("_i", np.flatnonzero(in_group))).sort(
+                ["_key", "_cohort", "n", "standard_error", "_row"],
+                descending=[False, False, True, False, False], nulls_last=True)
+            loser = ((sub.get_column("_key") == sub.get_column("_key").shift(1))
+                     & (sub.get_column("_cohort") == sub.get_column("_cohort").shift(1))
+                     ).fill_null(False)
+            drop = sub.filter(loser)
+            np.add.at(n_dup, drop.get_column("_cohort").to_numpy().astype(np.int64), 1)
+            keep = np.ones(ks.size, dtype=bool)
+            keep[drop.get_column("_i").to_numpy()] = False
+            order, ks, cs = order[keep], ks[keep], cs[keep]
+
+    ledgers: dict[str, Ledger] = {}
+    for i, cohort in enumerate(canonical):
+        lg = Ledger(stage="meta", cohort=cohort, n_in=tables[cohort].height)
+        for code, rule in enumerate(_RULES, start=1):
+            if code <= 3 or samplesize:
+                lg.remove(rule, int(removed[i, code]))
+        lg.remove("duplicate", int(n_dup[i]))
+        lg.n_kept = int(removed[i, 0] - n_dup[i])
+        ledgers[cohort] = lg.check()
+
+    first = np.ones(ks.size, dtype=bool)
+    first[1:] = ks[1:] != ks[:-1]
+    vi_sorted = np.cumsum(first) - 1
+    m = int(first.sum())
+    vi = np.full(long.height, -1, dtype=np.int64)  # variant of each input row; -1 = duplicate
+    vi[order] = vi_sorted
+    first_rows = order[first]
+    variants = long[first_rows].select(*VARIANT_KEY)
+    wanted = [c for c in _FLOAT_COLUMNS if present[c] or c in ("beta", "standard_error")]
+    if not samplesize:
+        wanted = [c for c in wanted if c not in ("p_value", "neg_log_10_p_value")]
+    # Each cohort's rows are one contiguous block of ``long`` (concatenation order),
+    # so a 1-D scatter per cohort fills its row of the (k, m) arrays.
+    bounds = np.searchsorted(cohort_idx, np.arange(k + 1))
+    blocks = []
+    for j in range(k):
+        vj = vi[bounds[j]:bounds[j + 1]]
+        keep = vj >= 0
+        blocks.append((vj, None if keep.all() else keep))
+    arrays: dict[str, np.ndarray] = {}
+    for c in wanted:
+        vals = long.get_column(c).to_numpy()  # float64, null -> NaN
+        arr = np.full((k, m), np.nan)
+        for j, (vj, keep) in enumerate(blocks):
+            vals_j = vals[bounds[j]:bounds[j + 1]]
+            if keep is None:
+                arr[j, vj] = vals_j
+            else:
+                arr[j, vj[keep]] = vals_j[keep]
+        arrays[c] = arr
+    if present["rsid"] and m:
+        # The first cohort (in sorted-id order) naming the variant supplies its rsid.
+        named = long.get_column("rsid").is_not_null().to_numpy()[order]
+        rows, vs = order[named], vi_sorted[named]
+        firsts = np.ones(vs.size, dtype=bool)
+        firsts[1:] = vs[1:] != vs[:-1]
+        rsid = pl.Series("rsid", [None] * m, dtype=pl.String).scatter(
+            vs[firsts], long.get_column("rsid").gather(rows[firsts]))
+        variants = variants.with_columns(rsid)
+    return _Stacked(variants=variants, arrays=arrays, present=present), ledgers
 
 
-def _direction(beta: np.ndarray) -> np.ndarray:
-    """One character per cohort: ``+``, ``-``, ``0`` (beta exactly 0, as METAL), ``?`` (absent)."""
-    chars = np.full(beta.shape, "?", dtype="<U1")
-    chars[beta > 0] = "+"
-    chars[beta < 0] = "-"
-    chars[beta == 0] = "0"
-    if beta.shape[1] == 0:
-        return np.full(beta.shape[0], "", dtype="<U1")
-    # A C-contiguous (m, k) array of 1-char strings viewed as (m, 1) k-char strings.
-    return np.ascontiguousarray(chars).view(f"<U{beta.shape[1]}")[:, 0]
+def _neglog10p_expr() -> pl.Expr:
+    """-log10 p of a cohort row: its ``neg_log_10_p_value``, else -log10 of ``p_value`` in (0, 1]."""
+    p = pl.col("p_value")
+    from_p = pl.when((p > 0) & (p <= 1)).then(-p.log10())
+    return pl.when(pl.col("neg_log_10_p_value").is_finite()).then(
+        pl.col("neg_log_10_p_value")).otherwise(from_p)
+
+
+def _direction(beta: np.ndarray) -> pl.Series:
+    """One character per cohort (rows of ``beta``, (k, m)): ``+``, ``-``, ``0`` (beta 0, as METAL), ``?``."""
+    if beta.shape[0] == 0:
+        return pl.Series("direction", [""] * beta.shape[1], dtype=pl.String)
+    chars = []
+    for j in range(beta.shape[0]):
+        # NaN -> null: polars orders NaN above every number, so NaN > 0 would read as "+".
+        b = pl.Series(f"_{j}", beta[j]).fill_nan(None)
+        chars.append(pl.when(b > 0).then(pl.lit("+")).when(b < 0).then(pl.lit("-"))
+                     .when(b == 0).then(pl.lit("0")).otherwise(pl.lit("?")))
+    return pl.select(pl.concat_str(chars).alias("direction")).to_series()
 
 
 def _p_from_z(z: np.ndarray) -> np.ndarray:
     return 2.0 * ndtr(-np.abs(z))
 
 
-def meta_analyse(
-    tables: dict[str, pl.DataFrame],
-    *,
-    method: str = "fixed",
-    gc: bool = False,
-    cohort_order: list[str] | None = None,
-) -> MetaResult:
-    """Fixed- and random-effects meta-analysis of harmonised summary statistics.
-
-    Parameters
-    ----------
-    tables
-        Cohort id -> harmonised GWAS-SSF frame of one trait. Variants are
-        matched on ``chromosome, base_pair_location, other_allele,
-        effect_allele`` (harmonisation makes the alleles agree).
-    method
-        ``fixed`` or ``random``: which estimate the summary reports as
-        primary. The GWAS-SSF ``beta``/``standard_error``/``p_value`` columns
-        are always fixed-effect; the ``*_random`` columns are always filled.
-    gc
-        Genomic control of the inputs, as METAL's ``GENOMICCONTROL ON``:
-        each cohort with λ > 1 has its SEs multiplied by sqrt(λ) before combining.
-    cohort_order
-        Order of the direction string (default: the order of ``tables``);
-        must name every cohort once.
-
-    Returns
-    -------
-    MetaResult
-
-    Notes
-    -----
-    Per variant: fixed-effect inverse-variance weighted beta, SE, p (from z,
-    with -log10 p in log space so |z| = 40 gives 349.4, not infinity);
-    Cochran's Q, ``het_df``, ``het_p`` (chi2 survival; NA when df = 0),
-    ``het_i2``; DerSimonian-Laird ``tau2`` and random effects (see
-    :func:`ivw_arrays`). ``n`` = sum of n; ``n_cases``/``n_controls``
-    summed over the cohorts reporting them; ``n_effective`` = sum of
-    4/(1/cases + 1/controls) where a cohort reports both, else its n.
-    ``effect_allele_frequency`` = n-weighted mean EAF when every cohort with
-    an EAF for the variant reports n, else the plain mean; ``eaf_min``,
-    ``eaf_max``. λ_GC = median(z²)/0.4549364 (chi-square 1-df median), via
-    :func:`crosscohort.stats.lambda_gc`. Rows with null key, non-finite beta
-    or SE <= 0, and duplicated markers (largest n, then smallest SE kept)
-    are left out and counted per cohort in :attr:`MetaResult.ledgers`.
-    """
-    if method not in _METHODS:
-        raise ConfigError(f"meta-analysis method must be one of {_METHODS}; got {method!r}")
+def _check_order(tables: dict[str, pl.DataFrame], cohort_order: list[str] | None) -> list[str]:
     if not tables:
         raise InputError("meta-analysis needs at least one cohort table; got none")
     order = list(cohort_order) if cohort_order is not None else list(tables)
@@ -330,93 +530,170 @@ def meta_analyse(
         )
     for c in order:
         check_cohort_name(c)
+    return order
 
-    ledgers: dict[str, Ledger] = {}
-    frames: list[pl.DataFrame] = []
-    present = {c: False for c in _STUDY_COLUMNS}
+
+def _cohort_z(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """Per-cohort signed z of the sample-size scheme: z of the p-value, signed by beta."""
+    nlp = arrays.get("neg_log_10_p_value")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        from_p = -np.log10(arrays["p_value"]) if "p_value" in arrays else None
+    if nlp is None:
+        nlp = from_p
+    elif from_p is not None:
+        nlp = np.where(np.isfinite(nlp), nlp, from_p)
+    return z_from_neg_log10_p(nlp, arrays["beta"])
+
+
+def meta_analyse(
+    tables: dict[str, pl.DataFrame],
+    *,
+    method: str = "fixed",
+    gc: bool = False,
+    cohort_order: list[str] | None = None,
+) -> MetaResult:
+    """Fixed-effect, random-effects and sample-size meta-analysis of harmonised summary statistics.
+
+    Parameters
+    ----------
+    tables
+        Cohort id -> harmonised GWAS-SSF frame of one trait. Variants are
+        matched on ``chromosome, base_pair_location, other_allele,
+        effect_allele`` (harmonisation makes the alleles agree).
+    method
+        ``fixed``, ``random`` or ``samplesize``: which estimate the summary
+        reports as primary. ``beta``/``standard_error`` are always the
+        fixed-effect estimate and the ``*_random`` columns always filled.
+        ``p_value``/``neg_log_10_p_value`` are the fixed-effect test's, except
+        with ``samplesize``, where they are the sample-size Z test's
+        (``z_samplesize``), as METAL's ``SCHEME SAMPLESIZE`` reports.
+    gc
+        Genomic control of the inputs, as METAL's ``GENOMICCONTROL ON``:
+        each cohort with λ > 1 has its SEs multiplied by sqrt(λ) (and, in the
+        sample-size scheme, its z divided by sqrt(λ)) before combining.
+    cohort_order
+        Order of the direction string (default: the order of ``tables``);
+        must name every cohort once.
+
+    Returns
+    -------
+    MetaResult
+
+    Raises
+    ------
+    ConfigError
+        On an unknown method or a ``cohort_order`` not naming every cohort once.
+    InputError
+        When a table lacks a key, beta or SE column or holds text in a numeric one.
+
+    Notes
+    -----
+    Per variant: fixed-effect inverse-variance weighted beta, SE, p (from z,
+    with -log10 p in log space so |z| = 40 gives 349.1, not infinity);
+    Cochran's Q, ``het_df``, ``het_p`` (chi2 survival; NA when df = 0),
+    ``het_i2``; DerSimonian-Laird ``tau2`` and random effects (see
+    :func:`ivw_arrays`). Sample-size scheme (:func:`samplesize_arrays`):
+    per cohort ``z_i = sign(beta_i) * Phi^-1(1 - p_i/2)`` from
+    ``neg_log_10_p_value`` (else ``p_value``), weights ``sqrt(n_i)``.
+    ``n`` = sum of n; ``n_cases``/``n_controls``
+    summed over the cohorts reporting them; ``n_effective`` = sum of
+    4/(1/cases + 1/controls) where a cohort reports both, else its n.
+    ``effect_allele_frequency`` = n-weighted mean EAF when every cohort with
+    an EAF for the variant reports n, else the plain mean; ``eaf_min``,
+    ``eaf_max``. λ_GC = median(z²)/0.4549364 (chi-square 1-df median), via
+    :func:`crosscohort.stats.lambda_gc`.
+
+    Rows left out, counted per cohort in :attr:`MetaResult.ledgers` (first
+    rule broken): ``bad_value_key`` (null chromosome, position or allele),
+    ``bad_value_beta`` (NA/NaN/inf beta: never read as 0),
+    ``bad_value_standard_error`` (SE NA, <= 0 or inf); with ``samplesize``
+    also ``bad_value_p_value`` (no finite -log10 p and no p in (0, 1]) and
+    ``bad_value_n`` (n NA or <= 0); ``duplicate`` (same variant twice in a
+    cohort: largest n, then smallest SE, then first in file kept). A cohort
+    left with no rows, or sharing no variant with the others, contributes
+    ``?`` to the direction string and nothing else.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"meta-analysis method must be one of {METHODS}; got {method!r}")
+    order = _check_order(tables, cohort_order)
     # Arithmetic runs over cohorts in sorted-id order whatever the requested order,
     # so reordering cohorts changes the direction string and nothing else, bit for bit.
     canonical = sorted(order)
-    for idx, cohort in enumerate(canonical):
-        df = tables[cohort]
-        ledger = Ledger(stage="meta", cohort=cohort, n_in=df.height)
-        df = _usable_rows(df, cohort=cohort, ledger=ledger)
-        ledger.n_kept = df.height
-        ledgers[cohort] = ledger.check()
-        cols = [pl.col(c) for c in VARIANT_KEY]
-        for c in _STUDY_COLUMNS:
-            if c in df.columns and df.get_column(c).null_count() < df.height:
-                present[c] = True
-            dtype = pl.String if c == "rsid" else pl.Float64
-            cols.append(pl.col(c).cast(dtype) if c in df.columns else pl.lit(None, dtype).alias(c))
-        frames.append(df.select(cols).with_columns(pl.lit(idx, pl.Int32).alias("_cohort")))
-    long = pl.concat(frames, how="vertical")
-
-    variants = (
-        long.select(VARIANT_KEY).unique().sort(list(VARIANT_KEY)).with_row_index("_v")
-    )
-    long = long.join(variants, on=list(VARIANT_KEY), how="inner")
-    m, k = variants.height, len(canonical)
-    vi = long.get_column("_v").to_numpy().astype(np.int64)
-    ci = long.get_column("_cohort").to_numpy().astype(np.int64)
-
-    def dense(col: str) -> np.ndarray:
-        arr = np.full((m, k), np.nan)
-        arr[vi, ci] = long.get_column(col).cast(pl.Float64).fill_null(np.nan).to_numpy()
-        return arr
-
-    beta, se = dense("beta"), dense("standard_error")
+    stacked, ledgers = _stack(tables, canonical, samplesize=method == "samplesize")
+    arrays, present = stacked.arrays, stacked.present
+    m, k = stacked.variants.height, len(canonical)
+    beta, se = arrays["beta"], arrays["standard_error"]
 
     lambdas: dict[str, float] = {}
     factors: dict[str, float] = {}
     for j, cohort in enumerate(canonical):
-        zj = beta[:, j] / se[:, j]
+        zj = beta[j] / se[j]
         zj = zj[np.isfinite(zj)]
-        lam = lambda_gc(neg_log10_p_from_z(zj)) if zj.size else float("nan")
+        # median(z^2)/median(chi2_1) directly: the same λ as lambda_gc of the
+        # p-values (chi2 is monotone in p), without a log-tail pass per cohort.
+        lam = float(np.median(zj * zj) / CHI2_1_MEDIAN) if zj.size else float("nan")
         lambdas[cohort] = lam
         factors[cohort] = float(np.sqrt(lam)) if gc and np.isfinite(lam) and lam > 1 else 1.0
-    se_used = se * np.array([factors[c] for c in canonical])[None, :]
+    fvec = np.array([factors[c] for c in canonical])[:, None]
+    se_used = se * fvec if gc else se
 
-    res = ivw_arrays(beta, se_used)
-    het_p = np.where(res.df > 0, chi2.sf(res.q, np.maximum(res.df, 1)), np.nan)
+    res = ivw_arrays(beta.T, se_used.T)
+    with np.errstate(invalid="ignore"):
+        het_p = np.where(res.df > 0, chdtrc(np.maximum(res.df, 1), res.q), np.nan)
+
+    def dense(col: str) -> np.ndarray:
+        return arrays[col] if col in arrays else np.full((k, m), np.nan)
 
     n = dense("n")
     cases, controls = dense("n_cases"), dense("n_controls")
     eaf = dense("effect_allele_frequency")
     with np.errstate(invalid="ignore", divide="ignore"):
-        neff_binary = 4.0 / (1.0 / cases + 1.0 / controls)
-        neff = np.where(np.isfinite(neff_binary), neff_binary, n)
+        if "n_cases" in arrays and "n_controls" in arrays:
+            neff_binary = 4.0 / (1.0 / cases + 1.0 / controls)
+            neff = np.where(np.isfinite(neff_binary), neff_binary, n)
+        else:
+            neff = n
         has_eaf = np.isfinite(eaf)
         weighted = has_eaf & np.isfinite(n)
-        all_weighted = (has_eaf <= weighted).all(axis=1)  # every EAF has its n
-        eaf_w = np.nansum(np.where(weighted, eaf * n, 0.0), axis=1) / np.nansum(
-            np.where(weighted, n, 0.0), axis=1
-        )
-        eaf_u = np.nansum(np.where(has_eaf, eaf, 0.0), axis=1) / has_eaf.sum(axis=1)
+        all_weighted = (has_eaf <= weighted).all(axis=0)  # every EAF has its n
+        wn = np.where(weighted, n, 0.0)
+        eaf_w = np.where(weighted, eaf * n, 0.0).sum(axis=0) / wn.sum(axis=0)
+        n_eaf = has_eaf.sum(axis=0)
+        eaf_u = np.where(has_eaf, eaf, 0.0).sum(axis=0) / n_eaf
         eaf_mean = np.where(all_weighted, eaf_w, eaf_u)
-        any_eaf = has_eaf.any(axis=1)
-        eaf_min = np.where(any_eaf, np.min(np.where(has_eaf, eaf, np.inf), axis=1), np.nan)
-        eaf_max = np.where(any_eaf, np.max(np.where(has_eaf, eaf, -np.inf), axis=1), np.nan)
+        any_eaf = n_eaf > 0
+        eaf_min = np.where(any_eaf, np.min(np.where(has_eaf, eaf, np.inf), axis=0), np.nan)
+        eaf_max = np.where(any_eaf, np.max(np.where(has_eaf, eaf, -np.inf), axis=0), np.nan)
+        # Spread of cohort EAFs around the mean, with the mean's weights.
+        wt = np.where(all_weighted, wn, has_eaf.astype(np.float64))
+        dev = np.where(has_eaf, eaf - eaf_mean, 0.0)
+        eaf_se = np.sqrt((wt * dev * dev).sum(axis=0) / wt.sum(axis=0))
+        del wt, dev, has_eaf, weighted, wn
 
-    def count_sum(arr: np.ndarray) -> pl.Series:
+    def count_sum(arr: np.ndarray, name: str) -> pl.Series:
         # Sums of counts stay integer; a variant with no reporting cohort is NA, not 0.
-        has = np.isfinite(arr).any(axis=1)
-        return pl.Series(np.where(has, np.nansum(arr, axis=1), np.nan)).fill_nan(None).cast(pl.Int64)
+        has = np.isfinite(arr).any(axis=0)
+        return pl.Series(name, np.where(has, np.nansum(arr, axis=0), np.nan)).fill_nan(None).cast(pl.Int64)
 
     def nan_to_null(name: str, arr: np.ndarray) -> pl.Series:
         return pl.Series(name, arr, dtype=pl.Float64).fill_nan(None)
+
+    if method == "samplesize":
+        z_cohort = _cohort_z(arrays) / fvec
+        ss = samplesize_arrays(z_cohort.T, n.T)
+        p_main, nlp_main = _p_from_z(ss.z), ss.neg_log_10_p_value
+    else:
+        p_main, nlp_main = _p_from_z(res.z), neg_log10_p_from_z(res.z)
 
     columns: dict[str, pl.Series] = {
         "beta": nan_to_null("beta", res.beta),
         "standard_error": nan_to_null("standard_error", res.standard_error),
         "effect_allele_frequency": nan_to_null("effect_allele_frequency", eaf_mean),
-        "p_value": nan_to_null("p_value", _p_from_z(res.z)),
-        "neg_log_10_p_value": nan_to_null("neg_log_10_p_value", neg_log10_p_from_z(res.z)),
-        "n": count_sum(n).alias("n"),
+        "p_value": nan_to_null("p_value", p_main),
+        "neg_log_10_p_value": nan_to_null("neg_log_10_p_value", nlp_main),
+        "n": count_sum(n, "n"),
         "n_studies": pl.Series("n_studies", res.n_studies.astype(np.int64)),
-        "direction": pl.Series(
-            "direction", _direction(beta[:, [canonical.index(c) for c in order]])
-        ),
+        "direction": _direction(beta[[canonical.index(c) for c in order]]),
         "het_q": nan_to_null("het_q", res.q),
         "het_df": pl.Series("het_df", res.df).fill_nan(None).cast(pl.Int64),
         "het_p": nan_to_null("het_p", het_p),
@@ -431,34 +708,24 @@ def meta_analyse(
         "eaf_min": nan_to_null("eaf_min", eaf_min),
         "eaf_max": nan_to_null("eaf_max", eaf_max),
         "n_effective": nan_to_null("n_effective", np.where(
-            np.isfinite(neff).any(axis=1), np.nansum(neff, axis=1), np.nan)),
+            np.isfinite(neff).any(axis=0), np.nansum(neff, axis=0), np.nan)),
     }
+    if method == "samplesize":
+        columns["z_samplesize"] = nan_to_null("z_samplesize", ss.z)
     if present["n_cases"]:
-        columns["n_cases"] = count_sum(cases).alias("n_cases")
+        columns["n_cases"] = count_sum(cases, "n_cases")
     if present["n_controls"]:
-        columns["n_controls"] = count_sum(controls).alias("n_controls")
+        columns["n_controls"] = count_sum(controls, "n_controls")
     if not present["n"]:
         del columns["n"]
-    table = variants.drop("_v").with_columns(list(columns.values()))
-    table = table.with_columns(
+    table = stacked.variants.with_columns(list(columns.values())).with_columns(
         variant_id(pl.col("chromosome"), pl.col("base_pair_location"),
                    pl.col("other_allele"), pl.col("effect_allele"))
     )
-    if present["rsid"]:
-        # The first cohort (in sorted-id order) naming the variant supplies its rsid.
-        rsid = (
-            long.filter(pl.col("rsid").is_not_null())
-            .sort(["_v", "_cohort"])
-            .unique(subset=["_v"], keep="first")
-            .select("_v", "rsid")
-        )
-        table = (
-            table.with_row_index("_v").join(rsid, on="_v", how="left").drop("_v")
-        )
+    # Already in chromosome, position, allele order: the packed key sorted it.
     wanted = [c for c in (*COLUMNS, *META_COLUMNS) if c in table.columns]
-    table = table.select(wanted).sort(["chromosome", "base_pair_location", "other_allele",
-                                       "effect_allele"])
-    lam_meta = lambda_gc(neglog10p(table)) if table.height else float("nan")
+    table = table.select(wanted)
+    lam_meta = lambda_gc(nlp_main) if m else float("nan")
     return MetaResult(
         table=table,
         cohorts=tuple(order),
@@ -467,7 +734,132 @@ def meta_analyse(
         lambda_meta=lam_meta,
         gc_applied={c: factors[c] for c in order},
         ledgers={c: ledgers[c] for c in order},
+        eaf_se=eaf_se,
     )
+
+
+#: Name of the left-out cohort column of :func:`leave_one_out`'s table.
+LEFT_OUT = "left_out_cohort"
+
+
+@dataclass(frozen=True)
+class LeaveOneOut:
+    """Leave-one-cohort-out fixed-effect estimates of chosen variants.
+
+    Attributes
+    ----------
+    table
+        One row per variant and left-out cohort: ``chromosome,
+        base_pair_location, other_allele, effect_allele, variant_id``,
+        :data:`LEFT_OUT`, ``n_studies`` (cohorts remaining with the variant),
+        ``beta``, ``standard_error``, ``p_value``, ``neg_log_10_p_value``
+        (NA when no other cohort has the variant). Variants in the order
+        given, cohorts in ``cohorts`` order.
+    cohorts
+        Cohort ids, in the order rows are written.
+    """
+
+    table: pl.DataFrame
+    cohorts: tuple[str, ...]
+
+
+def leave_one_out(
+    tables: dict[str, pl.DataFrame],
+    variants: pl.DataFrame,
+    *,
+    cohort_order: list[str] | None = None,
+    se_factors: dict[str, float] | None = None,
+) -> LeaveOneOut:
+    """Fixed-effect IVW estimate of each variant with each cohort left out in turn.
+
+    Parameters
+    ----------
+    tables
+        Cohort id -> harmonised GWAS-SSF frame, as for :func:`meta_analyse`
+        (the same value rules and duplicate rule apply).
+    variants
+        Variants to report (e.g. lead variants of
+        :func:`crosscohort.loci.distance_loci`), with ``chromosome,
+        base_pair_location, other_allele, effect_allele``.
+    cohort_order
+        Order of the rows per variant (default: order of ``tables``).
+    se_factors
+        Cohort id -> SE multiplier (``MetaResult.gc_applied`` to match a
+        genomic-controlled meta-analysis); default 1.
+
+    Returns
+    -------
+    LeaveOneOut
+
+    Notes
+    -----
+    The tables are first cut to the requested variants (a semi-join), so the
+    cost is that of one pass over the inputs, whatever their size; then the
+    fixed-effect kernel :func:`ivw_arrays` runs k times on ``(m, k)`` arrays
+    with one cohort's column masked.
+    """
+    order = _check_order(tables, cohort_order)
+    missing = [c for c in VARIANT_KEY if c not in variants.columns]
+    if missing:
+        raise InputError(f"leave_one_out: variants lack column(s) {missing}")
+    key = variants.select(
+        pl.col("chromosome").cast(pl.Int64), pl.col("base_pair_location").cast(pl.Int64),
+        pl.col("other_allele").cast(pl.String), pl.col("effect_allele").cast(pl.String),
+    ).unique(maintain_order=True)
+    canonical = sorted(order)
+    cut = {}
+    for c in canonical:
+        t = tables[c]
+        if all(col in t.columns for col in VARIANT_KEY):
+            try:
+                t = t.with_columns(pl.col("chromosome").cast(pl.Int64),
+                                   pl.col("base_pair_location").cast(pl.Int64))
+            except pl.exceptions.PolarsError as exc:
+                raise InputError(f"cohort {c}: non-numeric chromosome or position") from exc
+            t = t.join(key, on=list(VARIANT_KEY), how="semi")
+        cut[c] = t
+    stacked, _ = _stack(cut, canonical, samplesize=False)
+    factors = np.array([(se_factors or {}).get(c, 1.0) for c in canonical])[:, None]
+    beta, se = stacked.arrays["beta"], stacked.arrays["standard_error"] * factors
+    # Back to the caller's variant order; variants no cohort has get NA rows.
+    pos = key.join(stacked.variants.select(*VARIANT_KEY).with_row_index("_i"),
+                   on=list(VARIANT_KEY), how="left", maintain_order="left")
+    idx = pos.get_column("_i").fill_null(-1).to_numpy().astype(np.int64)
+    blocks = []
+    for c in order:
+        j = canonical.index(c)
+        b = beta.copy()
+        b[j] = np.nan
+        res = ivw_arrays(b.T, se.T)
+        got = idx >= 0
+        pick = np.where(got, idx, 0)
+
+        def col(arr: np.ndarray, got=got, pick=pick) -> np.ndarray:
+            return np.where(got, arr[pick] if arr.size else np.nan, np.nan)
+
+        z = col(res.z)
+        blocks.append(key.with_columns(
+            pl.lit(c).alias(LEFT_OUT),
+            pl.Series("n_studies", np.where(got, res.n_studies[pick] if res.n_studies.size else 0,
+                                            0).astype(np.int64)),
+            pl.Series("beta", col(res.beta)).fill_nan(None),
+            pl.Series("standard_error", col(res.standard_error)).fill_nan(None),
+            pl.Series("p_value", _p_from_z(z)).fill_nan(None),
+            pl.Series("neg_log_10_p_value", neg_log10_p_from_z(z)).fill_nan(None),
+        ).with_row_index("_v"))
+    table = (
+        pl.concat(blocks).sort("_v", maintain_order=True).drop("_v")
+        .with_columns(variant_id(pl.col("chromosome"), pl.col("base_pair_location"),
+                                 pl.col("other_allele"), pl.col("effect_allele")))
+    )
+    first = [*VARIANT_KEY, "variant_id", LEFT_OUT]
+    return LeaveOneOut(table=table.select(first + [c for c in table.columns if c not in first]),
+                       cohorts=tuple(order))
+
+
+def write_loo(loo: LeaveOneOut, out: str | Path) -> Path:
+    """Write a :class:`LeaveOneOut` table as tab-separated text (``NA`` for missing), atomically."""
+    return write_sumstats(loo.table, out)
 
 
 def write_meta(result: MetaResult, out: str | Path) -> tuple[Path, Path]:
