@@ -145,6 +145,7 @@ def report_inputs(wildcards):
     inputs = {
         "meta": f"results/meta/{t}.tsv.gz",
         "meta_summary": f"results/meta/{t}.tsv.gz.summary.json",
+        "loo": f"results/meta/{t}.tsv.gz.loo.tsv",
         "cohorts": expand(
             "results/harmonise/{trait}/{cohort}.tsv.gz", trait=t, cohort=COHORTS
         ),
@@ -168,6 +169,7 @@ def report_args(wildcards, input):
     args += [f"--ledger {p}" for p in input.ledgers]
     args += [f"--audit {p}" for p in input.audits]
     args += [f"--manifest {p}" for p in input.manifests]
+    args += [f"--loo {input.loo}"]
     if REFERENCE:
         args += [f"--reference {input.reference}"]
     if RUN_POOLED:

@@ -7,6 +7,7 @@ rule meta:
     output:
         sumstats="results/meta/{trait}.tsv.gz",
         summary="results/meta/{trait}.tsv.gz.summary.json",
+        loo="results/meta/{trait}.tsv.gz.loo.tsv",
     log:
         "logs/meta/{trait}.log",
     benchmark:
@@ -20,6 +21,9 @@ rule meta:
             "results/harmonise/{trait}/{cohort}.tsv.gz", trait=wc.trait
         ),
         order=",".join(COHORTS),
+        loo_threshold=config["report"]["threshold"],
+        window_kb=config["report"]["window_kb"],
     shell:
         "python -m crosscohort meta --method {params.method} {params.gc} --cohort-order {params.order}"
+        " --loo-threshold {params.loo_threshold} --loo-window-kb {params.window_kb}"
         " --out {output.sumstats} {params.cohorts} 2> {log}"
