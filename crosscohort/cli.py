@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "meta": "central: inverse-variance (fixed and random effects) meta-analysis",
     "pool": "demo: stack cohorts' phenotype and covariate files for the pooled arm",
     "compare": "demo: compare the meta-analysis with the pooled analysis",
+    "clump": "LD-based loci of summary statistics against genotypes (plink1.9 --clump)",
     "report": "central: self-contained HTML report per trait",
 }
 

@@ -9,7 +9,9 @@ within the window whose p passes ``p2`` and whose r² with it reaches ``r2``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -18,8 +20,9 @@ from crosscohort.errors import ConfigError, InputError
 from crosscohort.genotypes import Genotypes
 from crosscohort.harmonise.align import normalise_chromosomes
 from crosscohort.loci import neglog10p
+from crosscohort.sumstats import write_sumstats
 
-__all__ = ["Clumps", "clump", "dosage_r2", "haplotype_r2"]
+__all__ = ["Clumps", "clump", "dosage_r2", "haplotype_r2", "match_genotypes", "write_clumps"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,10 @@ class Clumps:
     ``clumps`` has one row per index variant, most significant first: the
     index's columns of the summary statistics, ``clump`` (1-based), ``bim_id``
     (the genotype ID), ``n_members`` (variants clumped to it, index excluded,
-    plink's ``TOTAL``) and ``members`` (their genotype IDs, plink's ``SP2``).
+    plink's ``TOTAL``), ``members`` (their genotype IDs, plink's ``SP2``),
+    ``span_start``/``span_end`` (lowest and highest position of index and
+    members) and, when the summary statistics have ``variant_id``,
+    ``member_variant_ids`` (the members' ``variant_id``, in the same order).
     ``n_not_in_genotypes`` variants of the summary statistics with p ≤ p2 had
     no genotype (plink warns and skips them too); they are listed in
     ``not_in_genotypes`` and neither index nor member.
@@ -173,6 +179,26 @@ def _match_genotypes(sumstats: pl.DataFrame, genotypes: Genotypes) -> pl.DataFra
         bim.select("_g", pl.col("id").alias("bim_id")), on="_g", how="left")
 
 
+def match_genotypes(sumstats: pl.DataFrame, genotypes: Genotypes) -> pl.Series:
+    """Whether each row of ``sumstats`` has a genotype (chromosome, position, alleles in either orientation).
+
+    Parameters
+    ----------
+    sumstats
+        GWAS-SSF table with ``chromosome``, ``base_pair_location``,
+        ``effect_allele`` and ``other_allele``.
+    genotypes
+        The genotypes LD is measured in.
+
+    Returns
+    -------
+    polars.Series
+        Boolean ``matched``, one per row of ``sumstats``, in its order; the
+        same rule :func:`clump` uses, so counts from it agree with the clumps.
+    """
+    return _match_genotypes(sumstats, genotypes).get_column("_g").is_not_null().alias("matched")
+
+
 def clump(
     sumstats: pl.DataFrame,
     genotypes: Genotypes,
@@ -263,6 +289,9 @@ def clump(
     rows: list[int] = []
     n_members: list[int] = []
     members: list[list[str]] = []
+    member_vids: list[list[str]] = []
+    vids = m.get_column("variant_id").to_list() if "variant_id" in m.columns else None
+    span: list[tuple[int, int]] = []
     for i in range(m.height):
         if not is_index_candidate[i] or assigned[i]:
             continue
@@ -281,14 +310,83 @@ def clump(
         rows.append(i)
         n_members.append(int(taken.size))
         # Members listed by position, as plink's SP2.
-        members.append([ids[j] for j in taken[np.argsort(pos[taken], kind="stable")]])
+        by_pos = taken[np.argsort(pos[taken], kind="stable")]
+        members.append([ids[j] for j in by_pos])
+        if vids is not None:
+            member_vids.append([vids[j] for j in by_pos])
+        span.append((int(min(pos[i], pos[taken].min(initial=pos[i]))),
+                     int(max(pos[i], pos[taken].max(initial=pos[i])))))
     out = m[rows].drop("_order", "_chr", "_g", "_nlp") if rows else m.head(0).drop(
         "_order", "_chr", "_g", "_nlp")
     out = out.with_columns(
         pl.Series("clump", np.arange(1, len(rows) + 1, dtype=np.int64)),
         pl.Series("n_members", n_members, dtype=pl.Int64),
         pl.Series("members", members, dtype=pl.List(pl.String)),
+        pl.Series("span_start", [a for a, _ in span], dtype=pl.Int64),
+        pl.Series("span_end", [b for _, b in span], dtype=pl.Int64),
     )
+    if vids is not None:
+        out = out.with_columns(pl.Series("member_variant_ids", member_vids, dtype=pl.List(pl.String)))
     return Clumps(clumps=out, n_candidates=int(is_index_candidate.sum()),
                   n_not_in_genotypes=len(not_in), not_in_genotypes=not_in,
                   p1=p1, p2=p2, r2=r2, window_kb=window_kb)
+
+
+def write_clumps(result: Clumps, path: str | Path, *, rows_in: int, matched: int) -> tuple[Path, Path]:
+    """Write the clumps as a TSV (one row per clump) and their counts as ``<stem>.json``.
+
+    Parameters
+    ----------
+    result
+        Output of :func:`clump` on summary statistics with ``variant_id``.
+    path
+        The TSV (``OUT.tsv`` or ``OUT.tsv.gz``); the counts go to ``OUT.json`` beside it.
+    rows_in, matched
+        Rows of the summary statistics read, and how many of them have a
+        genotype (:func:`match_genotypes`); ``rows_in - matched`` is reported
+        as ``not_in_genotypes``, so the counts add up.
+
+    Returns
+    -------
+    tuple of pathlib.Path
+        The TSV and the JSON.
+
+    Notes
+    -----
+    The TSV holds the index variant's key columns (``chromosome``,
+    ``base_pair_location``, ``effect_allele``, ``other_allele``,
+    ``variant_id``, ``rsid`` where present, ``p_value``,
+    ``neg_log_10_p_value``), then ``clump``, ``bim_id``, ``n_members``,
+    ``members`` (member ``variant_id``s ordered by position, comma-separated,
+    ``NONE`` when empty, as plink's ``SP2``), ``span_start`` and ``span_end``.
+    """
+    path = Path(path)
+    c = result.clumps
+    if "member_variant_ids" not in c.columns:
+        raise InputError("write_clumps: the clumped summary statistics need a variant_id column")
+    key = [k for k in ("chromosome", "base_pair_location", "effect_allele", "other_allele", "variant_id",
+                       "rsid", "p_value", "neg_log_10_p_value") if k in c.columns]
+    table = c.select(
+        *key, "clump", "bim_id", "n_members",
+        pl.when(pl.col("n_members") > 0).then(pl.col("member_variant_ids").list.join(","))
+        .otherwise(pl.lit("NONE")).alias("members"),
+        "span_start", "span_end")
+    tsv = write_sumstats(table, path)
+    counts = {
+        "rows_in": rows_in,
+        "matched": matched,
+        "not_in_genotypes": rows_in - matched,
+        # Of those, the ones that could have joined a clump (p <= p2), by variant_id.
+        "not_in_genotypes_p2": result.n_not_in_genotypes,
+        "not_in_genotypes_p2_ids": list(result.not_in_genotypes),
+        "index_candidates": result.n_candidates,
+        "clumps": c.height,
+        "clumped_members": int(c.get_column("n_members").sum()) if c.height else 0,
+        "p1": result.p1, "p2": result.p2, "r2": result.r2, "window_kb": result.window_kb,
+    }
+    stem = path.name.removesuffix(".gz").removesuffix(".tsv")
+    js = path.with_name(stem + ".json")
+    tmp = js.with_name(f".{js.name}.tmp")
+    tmp.write_text(json.dumps(counts, indent=2) + "\n")
+    tmp.replace(js)
+    return tsv, js
