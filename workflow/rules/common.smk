@@ -190,7 +190,12 @@ def final_outputs():
     reports = expand("results/report/{trait}.html", trait=TRAITS)
     if MODE == "central":
         return reports
-    return reports + [f for c in COHORTS for f in bundle_files(c)]
+    clumps = (
+        expand("results/clump/{cohort}/{trait}.tsv", cohort=POOLED, trait=TRAITS)
+        if RUN_POOLED
+        else []
+    )
+    return reports + clumps + [f for c in COHORTS for f in bundle_files(c)]
 
 
 def completion_message():
