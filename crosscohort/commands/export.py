@@ -5,21 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crosscohort.commands import key_value_pairs
 from crosscohort.errors import ConfigError
 from crosscohort.gate.bundle import export_bundle, file_digest
 from crosscohort.gate.rules import GateRules
-
-
-def _pairs(values: list[str], flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for v in values or []:
-        key, sep, val = v.partition("=")
-        if not sep or not key or not val:
-            raise ConfigError(f"{flag} expects TRAIT=VALUE; got {v!r}")
-        if key in out:
-            raise ConfigError(f"{flag} given twice for trait {key!r}")
-        out[key] = val
-    return out
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -76,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
         min_residual_df=args.min_residual_df,
     )
     res = export_bundle(
-        _pairs(args.sumstats, "--sumstats"),
+        key_value_pairs(args.sumstats, "--sumstats", key="TRAIT"),
         cohort=args.cohort,
-        trait_types=_pairs(args.trait_type, "--trait-type"),
+        trait_types=key_value_pairs(args.trait_type, "--trait-type", key="TRAIT"),
         ids_from=args.ids_from,
         build=args.build,
         ancestry=args.ancestry,

@@ -5,17 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-def _pairs(values: list[str], flag: str) -> dict[str, str]:
-    from crosscohort.errors import InputError
-
-    out = {}
-    for v in values:
-        if "=" not in v:
-            raise InputError(f"{flag} {v!r}: expected COHORT=PATH")
-        k, p = v.split("=", 1)
-        out[k] = p
-    return out
+from crosscohort.commands import key_value_pairs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--qc needs --bim and --out-qc-prefix")
         from crosscohort.pool import pool_qc, write_pooled_qc
 
-        samples, variants, ledgers = pool_qc(_pairs(args.qc, "--qc"), bim=args.bim)
+        samples, variants, ledgers = pool_qc(key_value_pairs(args.qc, "--qc"), bim=args.bim)
         write_pooled_qc(samples, variants, ledgers, args.out_qc_prefix)
         print(f"pooled QC: {samples.height} samples, {len(variants)} variants (union of cohorts' QC)", file=sys.stderr)
         return 0
@@ -34,8 +24,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("give --pheno, --covar, --out-pheno and --out-covar (or --qc, --bim, --out-qc-prefix)")
     from crosscohort.pool import pool_tables, read_plink_table, write_plink_table
 
-    pheno = {c: read_plink_table(p) for c, p in _pairs(args.pheno, "--pheno").items()}
-    covar = {c: read_plink_table(p) for c, p in _pairs(args.covar, "--covar").items()}
+    pheno = {c: read_plink_table(p) for c, p in key_value_pairs(args.pheno, "--pheno").items()}
+    covar = {c: read_plink_table(p) for c, p in key_value_pairs(args.covar, "--covar").items()}
     if list(pheno) != list(covar):
         raise InputError(f"--pheno cohorts {list(pheno)} and --covar cohorts {list(covar)} differ")
     write_plink_table(pool_tables(pheno, indicators=False), args.out_pheno)
