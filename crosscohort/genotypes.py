@@ -1,9 +1,14 @@
-"""Genotype sources: PLINK 1 ``.bed/.bim/.fam`` filesets, read in variant chunks.
+"""Genotype sources: PLINK 1 ``.bed/.bim/.fam``, PLINK 2, BGEN v1.2, VCF/BCF, read in variant chunks.
 
 A :class:`Genotypes` is one fileset, or several filesets with identical
-``.bim`` files whose samples are concatenated (the pooled arm). Dosages are
-counts of the ``.bim`` A1 allele (the ALT, effect allele), as plink2 counts
-them for ``--bfile`` input; missing calls are NaN.
+variant lists whose samples are concatenated (the pooled arm). Dosages are
+counts of the ALT allele (``variants.a1``, the effect allele), as plink2
+counts them; missing calls are NaN.
+
+PLINK 1 filesets (a plain prefix) are decoded from the packed 2-bit calls
+by the compiled kernels of :mod:`crosscohort._bed` (the fast path). Other
+containers are given as :class:`~crosscohort.genotype_formats.GenotypeSource`
+and read by the small classes of :mod:`crosscohort.genotype_formats`.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import polars as pl
 
 from crosscohort import _bed
 from crosscohort.errors import InputError
+from crosscohort.genotype_formats import Container, GenotypeSource, open_container
 
-__all__ = ["Genotypes", "read_bim", "read_fam", "read_id_list"]
+__all__ = ["Genotypes", "GenotypeSource", "read_bim", "read_fam", "read_id_list"]
 
 _BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
 
@@ -74,40 +80,50 @@ class _Fileset:
     prefix: Path
     n_samples: int
     n_variants: int
+    #: None for a PLINK 1 fileset (packed fast path), else the container reader.
+    container: Container | None = None
 
 
 class Genotypes:
-    """One or more PLINK 1 filesets read as a samples x variants dosage matrix.
+    """One or more genotype filesets read as a samples x variants dosage matrix.
 
     Parameters
     ----------
     prefixes
-        Fileset prefixes (without ``.bed``). With several, their ``.bim``
-        files must be identical and their samples are stacked in order.
+        PLINK 1 fileset prefixes (without ``.bed``), or
+        :class:`~crosscohort.genotype_formats.GenotypeSource` for a PLINK 2,
+        BGEN or VCF/BCF input (mixing is allowed). With several, their
+        variant lists (chrom, id, pos, alleles) must be identical and their
+        samples are stacked in order.
     """
 
-    def __init__(self, prefixes: Sequence[str | Path]):
+    def __init__(self, prefixes: Sequence[str | Path | GenotypeSource]):
         if not prefixes:
             raise InputError("no genotype fileset given (--bfile)")
         self._sets: list[_Fileset] = []
         fams = []
         bim0: pl.DataFrame | None = None
-        for p in prefixes:
-            p = Path(p)
-            bim = read_bim(p.with_name(p.name + ".bim"))
-            fam = read_fam(p.with_name(p.name + ".fam"))
-            bed = p.with_name(p.name + ".bed")
-            self._check_bed(bed, fam.height, bim.height)
+        for src in prefixes:
+            if isinstance(src, GenotypeSource) and src.format != "bfile":
+                container = open_container(src)
+                bim, fam, p = container.variants, container.samples, Path(src.path)
+            else:
+                container = None
+                p = Path(src)
+                bim = read_bim(p.with_name(p.name + ".bim"))
+                fam = read_fam(p.with_name(p.name + ".fam"))
+                bed = p.with_name(p.name + ".bed")
+                self._check_bed(bed, fam.height, bim.height)
             if bim0 is None:
                 bim0 = bim
             elif not bim.select("chrom", "id", "pos", "a1", "a2").equals(
                 bim0.select("chrom", "id", "pos", "a1", "a2")
             ):
                 raise InputError(
-                    f"{p}.bim differs from {prefixes[0]}.bim: filesets analysed together must hold the same variants in the same order"
+                    f"{src} differs from {prefixes[0]} in its variants: filesets analysed together must hold the same variants in the same order"
                 )
             fams.append(fam.with_columns(pl.lit(str(p)).alias("source")))
-            self._sets.append(_Fileset(p, fam.height, bim.height))
+            self._sets.append(_Fileset(p, fam.height, bim.height, container))
         assert bim0 is not None
         self.variants: pl.DataFrame = bim0
         self.samples: pl.DataFrame = pl.concat(fams)
@@ -181,9 +197,12 @@ class Genotypes:
                     continue
                 if width == fs.n_samples:  # every sample of this fileset: the faster full decode
                     local = None
-            bed = fs.prefix.with_name(fs.prefix.name + ".bed")
-            packed = _bed.read_packed(bed, vi, fs.n_samples)
-            _bed.decode_dosages(packed, fs.n_samples, samples=local, out=out, row0=row0)
+            if fs.container is not None:
+                out[:, row0 : row0 + width] = fs.container.read(vi, local)
+            else:
+                bed = fs.prefix.with_name(fs.prefix.name + ".bed")
+                packed = _bed.read_packed(bed, vi, fs.n_samples)
+                _bed.decode_dosages(packed, fs.n_samples, samples=local, out=out, row0=row0)
             row0 += width
             start = stop
         return out.T

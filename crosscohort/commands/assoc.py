@@ -10,7 +10,8 @@ from pathlib import Path
 from crosscohort.errors import InputError
 
 _DESCRIPTION = """\
-Regress each phenotype on each variant's dosage of the .bim A1 (ALT) allele,
+Regress each phenotype on each variant's dosage of the ALT allele (.bim A1,
+.pvar ALT, VCF ALT, BGEN second allele or first with --bgen-ref last),
 with an intercept and the covariates: linear regression (Student t test) for
 quantitative traits, logistic regression (Wald z test) for case/control
 traits, as plink2 --glm does. Options use plink2's names.
@@ -98,8 +99,23 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--bfile", action="append", required=True, metavar="PREFIX",
-                   help="PLINK 1 fileset prefix; repeat to stack the samples of filesets with identical .bim (pooled arm)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--bfile", action="append", metavar="PREFIX",
+                     help="PLINK 1 fileset prefix; repeat to stack the samples of filesets with identical .bim (pooled arm)")
+    src.add_argument("--pfile", action="append", metavar="PREFIX",
+                     help="PLINK 2 .pgen/.pvar/.psam prefix (ALT dosages); repeatable like --bfile")
+    src.add_argument("--bgen", metavar="FILE",
+                     help="BGEN v1.2 file (dosages from genotype probabilities), with --sample")
+    src.add_argument("--vcf", action="append", metavar="FILE",
+                     help=".vcf, .vcf.gz or .bcf file (GT, or DS where declared; see --vcf-field); repeatable")
+    p.add_argument("--sample", metavar="FILE",
+                   help="with --bgen: the Oxford .sample file (ID_1 = FID, ID_2 = IID); default: FILE.sample")
+    p.add_argument("--bgen-ref", choices=["first", "last"], default="first",
+                   help="with --bgen: 'first' (default; UK Biobank layout) = the first allele is REF and the "
+                        "second is counted; 'last' = the first allele is ALT and counted, as plink2 "
+                        "--export bgen-1.2 writes without its ref-first modifier (plink2 --bgen ... ref-last)")
+    p.add_argument("--vcf-field", choices=["auto", "GT", "DS"], default="auto",
+                   help="with --vcf: FORMAT field read (default auto: DS when the header declares it, else GT)")
     p.add_argument("--pheno", required=True, metavar="FILE", help="phenotype file, '#FID IID name...' header")
     p.add_argument("--pheno-name", type=_names, metavar="T1[,T2...]",
                    help="phenotype columns to analyse (default: all)")
@@ -132,7 +148,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "(Blom, default), 0.5 (rankit, as plink2 --pheno-quantile-normalize)")
     p.add_argument("--fileset-indicators", action="store_true",
                    help="with several --bfile: add a 0/1 covariate per fileset after the first (cohort indicators)")
-    p.add_argument("--cohort", metavar="ID", help="cohort id for the ledger (default: the first --bfile's name)")
+    p.add_argument("--cohort", metavar="ID", help="cohort id for the ledger (default: the first genotype input's name)")
     p.add_argument("--ledger", metavar="FILE",
                    help="write the sample and variant ledgers (JSON list) here")
     p.add_argument("--out", required=True, metavar="PATH",
@@ -161,6 +177,21 @@ def output_path(out: str, trait: str, n_traits: int) -> Path:
     return Path(out.replace("{trait}", trait))
 
 
+def genotype_sources(args: argparse.Namespace) -> list:
+    """The genotype inputs named by ``--bfile/--pfile/--bgen/--vcf`` (PLINK 1 prefixes stay plain paths)."""
+    from crosscohort.genotype_formats import GenotypeSource
+
+    if args.sample is not None and args.bgen is None:
+        raise InputError(f"--sample {args.sample}: only used with --bgen")
+    if args.bfile:
+        return list(args.bfile)
+    if args.pfile:
+        return [GenotypeSource("pfile", p) for p in args.pfile]
+    if args.bgen:
+        return [GenotypeSource("bgen", args.bgen, sample=args.sample, bgen_ref_first=args.bgen_ref == "first")]
+    return [GenotypeSource("vcf", v, vcf_field=args.vcf_field) for v in args.vcf]
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the scan and write one file per trait."""
     if args.threads:
@@ -178,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
         n_traits = len(read_table(args.pheno).columns) - 2
     output_path(args.out, "x", n_traits)
     result = run_assoc(
-        args.bfile, args.pheno,
+        genotype_sources(args), args.pheno,
         pheno_names=args.pheno_name, covar=args.covar, covar_names=args.covar_name,
         keep=args.keep, extract=args.extract, trait_types=types, chunk_size=args.chunk_size,
         part=args.part, fileset_indicators=args.fileset_indicators, max_vif=args.vif,

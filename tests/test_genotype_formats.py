@@ -1,0 +1,211 @@
+"""Genotype containers: the same genotypes as .bed, .pgen, BGEN v1.2 and VCF/BCF give the same results.
+
+Oracle: plink2 converts one PLINK 1 fileset into every other container (the
+exact commands are beside each conversion); ``crosscohort assoc`` on each
+must then reproduce the .bed results to 1e-10 (beta, SE, p), with the same
+``n`` and alleles. Missing calls must survive each conversion as NaN.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from bed_reader import to_bed
+
+from crosscohort.cli import main
+from crosscohort.errors import InputError
+from crosscohort.genotype_formats import GenotypeSource
+from crosscohort.genotypes import Genotypes
+
+N, M = 240, 60
+
+
+def _dataset(root: Path) -> dict[str, Path]:
+    """A PLINK 1 fileset with 5 % missing calls, a quantitative and a case/control trait, a covariate."""
+    rng = np.random.default_rng(11)
+    maf = rng.uniform(0.05, 0.5, M)
+    g = rng.binomial(2, maf, size=(N, M)).astype(np.float64)
+    g[rng.random((N, M)) < 0.05] = np.nan
+    bases = np.array(list("ACGT"))
+    a1 = rng.integers(0, 4, M)
+    a2 = (a1 + rng.integers(1, 4, M)) % 4
+    prefix = root / "c"
+    # FID 0 = "no family ID" to plink2, so its VCF/.psam exports keep the IID alone and a
+    # phenotype file written for the .fam matches every container.
+    to_bed(prefix.with_suffix(".bed"), g, count_A1=True, num_threads=1, properties={
+        "fid": ["0"] * N, "iid": [f"s{i}" for i in range(N)], "sex": rng.integers(1, 3, N),
+        "chromosome": ["1"] * (M // 2) + ["2"] * (M - M // 2),
+        "sid": [f"rs{1000 + j}" for j in range(M)],
+        "bp_position": np.arange(1, M + 1) * 1000 + 17,
+        "allele_1": bases[a1].tolist(), "allele_2": bases[a2].tolist(),
+    })
+    dos = np.nan_to_num(g, nan=1.0)
+    q = dos[:, 3] * 0.5 + rng.normal(size=N)
+    b = (rng.random(N) < 1 / (1 + np.exp(-(dos[:, 7] - 1)))).astype(int) + 1
+    age = rng.normal(50, 10, N)
+    pheno = root / "p.tsv"
+    pheno.write_text("#FID\tIID\tq\tb\n" + "".join(f"0\ts{i}\t{q[i]:.6f}\t{b[i]}\n" for i in range(N)))
+    covar = root / "cov.tsv"
+    covar.write_text("#FID\tIID\tage\n" + "".join(f"0\ts{i}\t{age[i]:.4f}\n" for i in range(N)))
+    return {"bfile": prefix, "pheno": pheno, "covar": covar, "truth": g}
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory, request) -> dict[str, Path]:
+    from tests.conftest import require_tool
+
+    plink2 = require_tool("plink2")
+    root = tmp_path_factory.mktemp("formats")
+    d = _dataset(root)
+    b = str(d["bfile"])
+
+    def run(*args: str) -> None:
+        subprocess.run([plink2, "--bfile", b, *args], check=True, capture_output=True)
+
+    # Oracle commands (plink2 v2.00a3.5):
+    run("--make-pgen", "--out", str(root / "pg"))                                 # -> pg.pgen/.pvar/.psam
+    run("--export", "bgen-1.2", "bits=8", "ref-first", "--out", str(root / "bf"))  # REF first: 2nd allele = ALT
+    run("--export", "bgen-1.2", "bits=8", "--out", str(root / "bl"))               # plink2's default: ALT first
+    run("--export", "vcf", "--out", str(root / "v"))                               # GT only
+    run("--export", "vcf", "bgz", "vcf-dosage=DS-force", "--out", str(root / "vds"))  # GT:DS, bgzipped
+    run("--export", "bcf", "--out", str(root / "b"))                               # BCF, GT
+    d.update(pfile=root / "pg", bgen_first=root / "bf.bgen", bgen_last=root / "bl.bgen",
+             vcf=root / "v.vcf", vcf_ds=root / "vds.vcf.gz", bcf=root / "b.bcf", root=root)
+    return d
+
+
+CONTAINERS = {
+    "pfile": lambda d: ["--pfile", str(d["pfile"])],
+    "bgen_ref_first": lambda d: ["--bgen", str(d["bgen_first"]), "--sample", str(d["root"] / "bf.sample")],
+    "bgen_ref_last": lambda d: ["--bgen", str(d["bgen_last"]), "--sample", str(d["root"] / "bl.sample"),
+                                "--bgen-ref", "last"],
+    "vcf_gt": lambda d: ["--vcf", str(d["vcf"])],
+    "vcf_ds": lambda d: ["--vcf", str(d["vcf_ds"]), "--vcf-field", "DS"],
+    "bcf_gt": lambda d: ["--vcf", str(d["bcf"])],
+}
+
+
+def _assoc(d: dict, geno_args: list[str], out: Path) -> dict[str, pl.DataFrame]:
+    rc = main(["assoc", *geno_args, "--pheno", str(d["pheno"]), "--covar", str(d["covar"]),
+               "--chunk-size", "16", "--out", str(out / "{trait}.tsv")])
+    assert rc in (0, None)
+    return {t: pl.read_csv(out / f"{t}.tsv", separator="\t", infer_schema_length=None) for t in ("q", "b")}
+
+
+@pytest.fixture(scope="module")
+def bed_results(converted) -> dict[str, pl.DataFrame]:
+    out = converted["root"] / "out_bed"
+    out.mkdir()
+    return _assoc(converted, ["--bfile", str(converted["bfile"])], out)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("container", list(CONTAINERS))
+def test_assoc__every_container_of_the_same_genotypes_gives_the_bed_results(converted, bed_results, container):
+    out = converted["root"] / f"out_{container}"
+    out.mkdir()
+    got = _assoc(converted, CONTAINERS[container](converted), out)
+    for trait in ("q", "b"):
+        ref, res = bed_results[trait], got[trait]
+        assert res.height == ref.height == M
+        for col in ("chromosome", "base_pair_location", "effect_allele", "other_allele", "n"):
+            assert res.get_column(col).to_list() == ref.get_column(col).to_list(), (trait, col)
+        if trait == "b":
+            assert res.get_column("n_cases").to_list() == ref.get_column("n_cases").to_list()
+        for col in ("beta", "standard_error", "p_value", "effect_allele_frequency"):
+            np.testing.assert_allclose(res.get_column(col).to_numpy(), ref.get_column(col).to_numpy(),
+                                       rtol=1e-10, atol=1e-12, err_msg=f"{container} {trait} {col}")
+        assert ref.get_column("n").min() < N  # missing calls reached the fits: n differs per variant
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("container", ["pfile", "bgen_ref_first", "bgen_ref_last", "vcf_gt", "vcf_ds", "bcf_gt"])
+def test_read__missing_calls_stay_nan_and_dosages_count_alt(converted, container):
+    d = converted
+    src = {
+        "pfile": GenotypeSource("pfile", str(d["pfile"])),
+        "bgen_ref_first": GenotypeSource("bgen", str(d["bgen_first"])),
+        "bgen_ref_last": GenotypeSource("bgen", str(d["bgen_last"]), bgen_ref_first=False),
+        "vcf_gt": GenotypeSource("vcf", str(d["vcf"])),
+        "vcf_ds": GenotypeSource("vcf", str(d["vcf_ds"])),
+        "bcf_gt": GenotypeSource("vcf", str(d["bcf"])),
+    }[container]
+    geno, bed = Genotypes([src]), Genotypes([d["bfile"]])
+    assert geno.variants.select("chrom", "id", "pos", "a1", "a2").equals(
+        bed.variants.select("chrom", "id", "pos", "a1", "a2"))
+    assert geno.samples.select("fid", "iid").equals(bed.samples.select("fid", "iid"))
+    np.testing.assert_array_equal(geno.read(np.arange(M)), d["truth"])
+    # A sample subset and a non-contiguous, unordered variant list (the VCF reader reopens).
+    si, vi = np.array([1, 5, 6, 100, 239]), np.array([40, 2, 3, 59])
+    np.testing.assert_array_equal(geno.read(vi, si), d["truth"][np.ix_(si, vi)])
+
+
+def test_bgen__sex_from_sample_file_and_counts(converted):
+    geno = Genotypes([GenotypeSource("bgen", str(converted["bgen_first"]))])
+    bed = Genotypes([converted["bfile"]])
+    assert geno.samples.get_column("sex").to_list() == bed.samples.get_column("sex").to_list()
+
+
+@pytest.mark.parametrize("missing, container", [
+    (".pvar", "pfile"), (".psam", "pfile"), (".pgen", "pfile"), (".sample", "bgen"),
+])
+def test_open__missing_side_file_names_it(converted, tmp_path, missing, container):
+    if container == "pfile":
+        for ext in (".pgen", ".pvar", ".psam"):
+            if ext != missing:
+                shutil.copy(converted["root"] / f"pg{ext}", tmp_path / f"pg{ext}")
+        src = GenotypeSource("pfile", str(tmp_path / "pg"))
+    else:
+        shutil.copy(converted["bgen_first"], tmp_path / "bf.bgen")
+        src = GenotypeSource("bgen", str(tmp_path / "bf.bgen"))
+    with pytest.raises(InputError, match=rf"{tmp_path}/\w+\{missing}: no such file"):
+        Genotypes([src])
+
+
+def _truncate(src: Path, dst: Path, keep: float = 0.6) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * keep)])
+    return dst
+
+
+def test_open__truncated_pgen_is_an_input_error_naming_it(converted, tmp_path):
+    for ext in (".pvar", ".psam"):
+        shutil.copy(converted["root"] / f"pg{ext}", tmp_path / f"pg{ext}")
+    pgen = _truncate(converted["root"] / "pg.pgen", tmp_path / "pg.pgen")
+    with pytest.raises(InputError, match=rf"{pgen}"):
+        Genotypes([GenotypeSource("pfile", str(tmp_path / "pg"))]).read(np.arange(M))
+
+
+def test_open__truncated_bgen_is_an_input_error_naming_it(converted, tmp_path):
+    shutil.copy(converted["root"] / "bf.sample", tmp_path / "t.sample")
+    bgen = _truncate(converted["bgen_first"], tmp_path / "t.bgen")
+    with pytest.raises(InputError, match=rf"{bgen}"):
+        Genotypes([GenotypeSource("bgen", str(bgen))]).read(np.arange(M))
+
+
+@pytest.mark.parametrize("name", ["vds.vcf.gz", "b.bcf", "v.vcf"])
+def test_open__truncated_vcf_is_an_input_error_naming_it(converted, tmp_path, name):
+    vcf = _truncate(converted["root"] / name, tmp_path / name)
+    with pytest.raises(InputError, match=rf"{vcf}"):
+        Genotypes([GenotypeSource("vcf", str(vcf))]).read(np.arange(M))
+
+
+def test_assoc_cli__sample_without_bgen_is_refused(converted, tmp_path, capsys):
+    rc = main(["assoc", "--pfile", str(converted["pfile"]), "--sample", "x.sample",
+               "--pheno", str(converted["pheno"]), "--out", str(tmp_path / "{trait}.tsv")])
+    assert rc == 2
+    assert "--sample x.sample: only used with --bgen" in capsys.readouterr().err
+
+
+def test_assoc_cli__missing_psam_is_a_one_line_error_naming_it(converted, tmp_path, capsys):
+    for ext in (".pgen", ".pvar"):
+        shutil.copy(converted["root"] / f"pg{ext}", tmp_path / f"pg{ext}")
+    rc = main(["assoc", "--pfile", str(tmp_path / "pg"), "--pheno", str(converted["pheno"]),
+               "--out", str(tmp_path / "{trait}.tsv")])
+    assert rc == 2
+    assert f"{tmp_path}/pg.psam: no such file" in capsys.readouterr().err
