@@ -35,6 +35,7 @@ from crosscohort.phenotypes import (
     read_sample_list,
     read_table,
 )
+from crosscohort.progress import Progress
 from crosscohort.sumstats import chrom_code, neg_log10_p_from_z, variant_id
 
 __all__ = [
@@ -464,7 +465,8 @@ def _is_x(labels: pl.Series) -> np.ndarray:
 
 
 def _scan_part(genotypes: Genotypes, designs: Sequence[TraitDesign], variant_index: np.ndarray, *,
-               chunk_size: int, max_vif: float, firth: bool) -> list[dict[str, list[np.ndarray]]]:
+               chunk_size: int, max_vif: float, firth: bool,
+               progress: Progress | None = None) -> list[dict[str, list[np.ndarray]]]:
     """Statistics of ``variant_index`` (one model: autosomal or X) as per-trait column parts."""
     acc: list[dict[str, list[np.ndarray]]] = [{} for _ in designs]
     if variant_index.size == 0:
@@ -526,6 +528,8 @@ def _scan_part(genotypes: Genotypes, designs: Sequence[TraitDesign], variant_ind
                     mac_cases=np.where(alt_is_minor, alt_cases, 2.0 * n_cases - alt_cases),
                     mac_controls=np.where(alt_is_minor, alt_controls, 2.0 * n_controls - alt_controls),
                     firth=used_firth)
+        if progress is not None:
+            progress.update(len(_vi))
     return acc
 
 
@@ -570,13 +574,15 @@ def scan(genotypes: Genotypes, designs: Sequence[TraitDesign], *, variant_index:
     variant_index = np.asarray(variant_index, dtype=np.int64)
     bim = genotypes.variants[variant_index]
     on_x = _is_x(bim.get_column("chrom"))
+    # Long jobs say how far they are (rule log, or a bar on a terminal): issue 9.
+    progress = Progress(variant_index.size, label="assoc", stream=log)
     parts = _scan_part(genotypes, designs, variant_index[~on_x], chunk_size=chunk_size,
-                       max_vif=max_vif, firth=firth)
+                       max_vif=max_vif, firth=firth, progress=progress)
     if on_x.any():
         sex = genotypes.samples.get_column("sex").to_numpy()
         xd = chrx_designs(designs, sex, log=log)
         x_parts = _scan_part(genotypes, xd, variant_index[on_x], chunk_size=chunk_size,
-                             max_vif=max_vif, firth=firth)
+                             max_vif=max_vif, firth=firth, progress=progress)
         # Back to the requested order: autosomal rows first, then X, then reorder.
         order = np.argsort(np.concatenate([np.flatnonzero(~on_x), np.flatnonzero(on_x)]),
                            kind="stable")
@@ -585,6 +591,7 @@ def scan(genotypes: Genotypes, designs: Sequence[TraitDesign], *, variant_index:
             keys = a.keys() | b.keys()
             merged.append({k: [np.concatenate(a.get(k, []) + b.get(k, []))[order]] for k in keys})
         parts = merged
+    progress.close()
 
     base = pl.DataFrame({
         "chromosome": _chromosome_codes(bim.get_column("chrom"), "the .bim chromosome column"),
