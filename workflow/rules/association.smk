@@ -20,6 +20,10 @@ rule association_part:
         "results/benchmarks/association/{cohort}/{part}.tsv"
     conda:
         "../../envs/tre.yaml"
+    threads: 2
+    resources:
+        mem_mb=association_mem_mb,
+        runtime=association_runtime,
     params:
         bfiles=bfile_args,
         traits=",".join(TRAITS),
@@ -47,6 +51,10 @@ rule association_gather:
         "logs/association/{cohort}/{trait}.gather.log",
     conda:
         "../../envs/tre.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=stream_runtime,
     shell:
         # Parts are contiguous and in order: header once, then every part's rows.
         "(gzip -dc {input.parts[0]} | sed -n 1p;"

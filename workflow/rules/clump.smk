@@ -15,6 +15,10 @@ rule clump:
         "results/benchmarks/clump/{cohort}/{trait}.tsv"
     conda:
         "../../envs/tre.yaml"
+    threads: 1
+    resources:
+        mem_mb=genotype_scan_mem_mb,
+        runtime=genotype_scan_runtime,
     params:
         bfiles=bfile_args,
         p1=config["report"]["threshold"],

@@ -3,6 +3,7 @@
 # rules live in one .smk per stage.
 
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -204,3 +205,137 @@ def completion_message():
     return "crosscohort: done. Outputs:\n" + "\n".join(
         f"  {Path(f).resolve()}" for f in outs
     )
+
+
+# ---------------------------------------------------------------- resources
+# Every rule declares threads, mem_mb and runtime (minutes) computed from its
+# input, so one profile serves a laptop and a biobank without per-rule tuning.
+# Each formula is a deliberate over-estimate derived below; the `benchmark:`
+# files (results/benchmarks/**, column max_rss) are how to check them on real
+# data. A retried job (attempt 2, 3) gets proportionally more of both, so a
+# job killed for memory by the scheduler succeeds on its retry.
+
+# A job's floor: Python with numpy, scipy, polars and crosscohort imported is
+# 191 MB RSS; with the association's numba kernels loaded, the small demo's
+# association parts peak at 336-513 MB (results/benchmarks, max_rss).
+IMPORT_MB = 500
+# A .bim line ("1 rs123 0 12345 A G") is rarely shorter than this; a short
+# guess over-counts variants, i.e. over-estimates memory and runtime.
+BIM_BYTES_PER_VARIANT = 30
+# Polars holds a parsed table in ~3x its uncompressed text; gzip'd GWAS-SSF
+# inflates ~3-4x: ~10x the .tsv.gz size in memory.
+TABLE_MB_PER_GZ_MB = 10
+# The association engine's measured speed (benchmarks/README.md, issue 3):
+# logistic ~1.5 ms CPU per variant at 20,000 samples = 7.5e-8 s per
+# sample x variant; linear ~3e-8. 1e-7 per trait covers both, under load.
+SECONDS_PER_SAMPLE_VARIANT = 1e-7
+
+
+def n_samples_of(wildcards):
+    """Genotyped samples of an analysis unit: lines of its .fam files.
+
+    Raises FileNotFoundError while a .fam is only planned: Snakemake then
+    shows the resource as <TBD> and evaluates it when the job is ready.
+    """
+    n = 0
+    for prefix in bfile_prefixes(wildcards.cohort):
+        with open(f"{prefix}.fam", "rb") as fh:
+            n += sum(1 for _ in fh)
+    return n
+
+
+def n_variants_of(wildcards):
+    """Variants of an analysis unit, estimated from its .bim size (cheap for 10^7 lines)."""
+    bim = f"{bfile_prefixes(wildcards.cohort)[0]}.bim"
+    return int(os.stat(bim).st_size / BIM_BYTES_PER_VARIANT)
+
+
+def association_mem_mb(wildcards, input, attempt):
+    """Memory of one association part.
+
+    The engine holds one chunk of dosages (samples x chunk_size float64) and,
+    per trait in turn, ~5 derived arrays of that shape (centred, observed,
+    the trait's rows, Firth's working copies): 6 arrays x 8 bytes
+    (measured 981 MB at 20,000 x 1,000 for a binary trait). Results
+    accumulate at ~25 float64 columns per variant and trait, written once
+    more by polars (x2); the .bim table is ~3x its text. Safety x1.5.
+    """
+    n, chunk = n_samples_of(wildcards), config["association"]["chunk_size"]
+    m_part = n_variants_of(wildcards) / N_PARTS
+    chunk_mb = 6 * n * chunk * 8 / 1e6
+    results_mb = 2 * m_part * len(TRAITS) * 25 * 8 / 1e6
+    bim_mb = 3 * m_part * N_PARTS * BIM_BYTES_PER_VARIANT / 1e6
+    return int((IMPORT_MB + 1.5 * (chunk_mb + results_mb + bim_mb)) * attempt)
+
+
+def association_runtime(wildcards, input, attempt):
+    """Minutes of one association part: samples x variants x traits at the measured speed, x2."""
+    m_part = n_variants_of(wildcards) / N_PARTS
+    work = n_samples_of(wildcards) * m_part * len(TRAITS)
+    return int((10 + 2 * work * SECONDS_PER_SAMPLE_VARIANT / 60) * attempt)
+
+
+def genotype_scan_mem_mb(wildcards, input, attempt):
+    """Memory of QC, PCA and clumping: chunked scans over the genotypes.
+
+    A 2,000-variant chunk of float64 dosages and ~3 derived arrays
+    (4 x samples x 2,000 x 8 bytes), KING's row-block budget (512 MB,
+    crosscohort.relatedness), per-variant statistics (~3x the .bim text).
+    Safety x1.5.
+    """
+    n = n_samples_of(wildcards)
+    chunk_mb = 4 * n * 2000 * 8 / 1e6
+    king_mb = 512
+    bim_mb = 3 * n_variants_of(wildcards) * BIM_BYTES_PER_VARIANT / 1e6
+    return int((IMPORT_MB + 1.5 * (chunk_mb + king_mb + bim_mb)) * attempt)
+
+
+def genotype_scan_runtime(wildcards, input, attempt):
+    """Minutes of QC, PCA or clumping: a few passes over samples x variants, x2.
+
+    KING re-reads the genotypes once per row block of samples; PCA's
+    randomised SVD passes ~10 times over the pruned set. 10 passes at the
+    association's per-cell speed bound both.
+    """
+    work = 10 * n_samples_of(wildcards) * n_variants_of(wildcards)
+    return int((10 + 2 * work * SECONDS_PER_SAMPLE_VARIANT / 60) * attempt)
+
+
+def table_mem_mb(wildcards, input, attempt):
+    """Memory of a job that parses its (summary statistics) inputs whole with polars.
+
+    ~10x the gzip'd input in memory (TABLE_MB_PER_GZ_MB), twice (inputs
+    and the joined or aligned output), plus the interpreter.
+    """
+    return int((IMPORT_MB + 2 * TABLE_MB_PER_GZ_MB * input.size_mb) * attempt)
+
+
+def table_runtime(wildcards, input, attempt):
+    """Minutes of a table job: 10 plus 1 per 10 MB of input (polars parses ~100 MB/s; x10 margin)."""
+    return int((10 + input.size_mb / 10) * attempt)
+
+
+def stream_runtime(wildcards, input, attempt):
+    """Minutes of a streaming job (gzip/sha256 over the input at >= 20 MB/s), plus 5."""
+    return int((5 + input.size_mb / 20 / 60) * attempt)
+
+
+def plot_mem_mb(wildcards, input, attempt):
+    """Memory of the report: its tables (table_mem_mb) plus matplotlib's figures.
+
+    A Manhattan plot draws every variant: ~1 KB per point in matplotlib's
+    artists and the rendered PNG, ~1 GB per 10^6 variants; the meta table
+    (~10x its gzip'd size, ~100 bytes per row) gives the variant count.
+    """
+    n_rows = TABLE_MB_PER_GZ_MB * os.stat(input.meta).st_size / 100
+    return table_mem_mb(wildcards, input, attempt) + int(n_rows * 1000 / 1e6 * attempt)
+
+
+def simulate_mem_mb(wildcards, attempt):
+    """Memory of the demo simulation: fixed by `demo.scale` (no input to scale with)."""
+    return {"small": 2000, "demo": 8000}.get(config["demo"]["scale"], 8000) * attempt
+
+
+def simulate_runtime(wildcards, attempt):
+    """Minutes of the demo simulation (msprime): fixed by `demo.scale`."""
+    return {"small": 10, "demo": 60}.get(config["demo"]["scale"], 60) * attempt

@@ -19,6 +19,10 @@ rule compare:
         "logs/compare/{trait}.log",
     conda:
         "../../envs/central.yaml"
+    threads: 1
+    resources:
+        mem_mb=table_mem_mb,
+        runtime=table_runtime,
     params:
         threshold=config["report"]["threshold"],
         window_kb=config["report"]["window_kb"],

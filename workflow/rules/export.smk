@@ -15,6 +15,10 @@ rule export:
         "logs/export/{cohort}.log",
     conda:
         "../../envs/tre.yaml"
+    threads: 1
+    resources:
+        mem_mb=table_mem_mb,
+        runtime=table_runtime,
     params:
         sumstats=lambda wc, input: " ".join(
             f"--sumstats {t}={p}" for t, p in zip(TRAITS, input.sumstats)

@@ -13,6 +13,10 @@ rule harmonise:
         "results/benchmarks/harmonise/{trait}.tsv"
     conda:
         "../../envs/central.yaml"
+    threads: 1
+    resources:
+        mem_mb=table_mem_mb,
+        runtime=table_runtime,
     params:
         reference=f"--reference {REFERENCE}" if REFERENCE else "",
         palindrome_max_maf=config["harmonise"]["palindrome_max_maf"],

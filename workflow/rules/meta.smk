@@ -14,6 +14,10 @@ rule meta:
         "results/benchmarks/meta/{trait}.tsv"
     conda:
         "../../envs/central.yaml"
+    threads: 1
+    resources:
+        mem_mb=table_mem_mb,
+        runtime=table_runtime,
     params:
         method=config["meta"]["method"],
         gc="--gc" if config["meta"]["gc"] else "",

@@ -12,6 +12,10 @@ rule pool_inputs:
         "logs/pooled/pool_inputs.log",
     conda:
         "../../envs/tre.yaml"
+    threads: 1
+    resources:
+        mem_mb=table_mem_mb,
+        runtime=table_runtime,
     params:
         pheno_args=" ".join(f"{c}={sheet(c, 'pheno')}" for c in COHORTS),
         covar_args=" ".join(f"{c}={sheet(c, 'covar')}" for c in COHORTS),
@@ -34,6 +38,10 @@ rule pool_qc:
         "logs/qc/pooled.log",
     conda:
         "../../envs/tre.yaml"
+    threads: 1
+    resources:
+        mem_mb=table_mem_mb,
+        runtime=table_runtime,
     params:
         qc=" ".join(f"{c}=results/qc/{c}/qc" for c in COHORTS),
         prefix=lambda wildcards, output: output.samples.removesuffix(".samples.keep"),
@@ -58,6 +66,10 @@ rule qc:
         cohort="|".join(COHORTS),
     conda:
         "../../envs/tre.yaml"
+    threads: 1
+    resources:
+        mem_mb=genotype_scan_mem_mb,
+        runtime=genotype_scan_runtime,
     params:
         bfiles=bfile_args,
         qc=config["qc"],

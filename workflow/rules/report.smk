@@ -17,6 +17,10 @@ rule report:
         "results/benchmarks/report/{trait}.tsv"
     conda:
         "../../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=plot_mem_mb,
+        runtime=table_runtime,
     params:
         args=report_args,
         threshold=config["report"]["threshold"],

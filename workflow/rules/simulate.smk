@@ -21,6 +21,10 @@ if MODE == "demo":
             "results/benchmarks/simulate/demo.tsv"
         conda:
             "../../envs/simulate.yaml"
+        threads: 1
+        resources:
+            mem_mb=simulate_mem_mb,
+            runtime=simulate_runtime,
         params:
             seed=config["demo"]["seed"],
             scale=config["demo"]["scale"],

@@ -10,6 +10,10 @@ rule verify:
         "logs/verify/{cohort}.log",
     conda:
         "../../envs/central.yaml"
+    threads: 1
+    resources:
+        mem_mb=table_mem_mb,
+        runtime=stream_runtime,
     params:
         bundle=lambda wildcards, input: Path(input.bundle[-1]).parent,
     shell:
