@@ -216,17 +216,24 @@ class Genotypes:
             vi = np.asarray(variant_index[s : s + size])
             yield vi, self.read(vi, sample_index)
 
-    def sample_index(self, keep: pl.DataFrame | None) -> np.ndarray:
-        """Indices of the samples listed in ``keep`` (columns fid, iid), in genotype order."""
+    def sample_index(self, keep: pl.DataFrame | None, *, require_all: bool = False) -> np.ndarray:
+        """Indices of the samples listed in ``keep``, in genotype order.
+
+        ``keep`` has columns ``fid`` and ``iid`` (:func:`crosscohort.phenotypes.read_sample_list`);
+        a list whose ``fid`` is all null (IIDs only) is matched on IID alone. With
+        ``require_all``, a listed sample absent from the genotypes is an error.
+        """
         if keep is None:
             return np.arange(self.n_samples)
-        idx = (
-            self.samples.with_row_index("_i")
-            .join(keep.select("fid", "iid"), on=["fid", "iid"], how="semi")
-            .get_column("_i")
-            .to_numpy()
-        )
-        return np.sort(idx).astype(np.int64)
+        cols = ["iid"] if keep.get_column("fid").is_null().all() else ["fid", "iid"]
+        if require_all:
+            missing = keep.join(self.samples, on=cols, how="anti")
+            if missing.height:
+                first = missing.row(0, named=True)
+                raise InputError(f"--keep lists {missing.height} sample(s) absent from the .fam, "
+                                 f"e.g. FID={first['fid']} IID={first['iid']}")
+        idx = self.samples.with_row_index("_i").join(keep.select(cols), on=cols, how="semi")
+        return np.sort(idx.get_column("_i").to_numpy()).astype(np.int64)
 
     def variant_index(self, extract: Sequence[str] | None) -> np.ndarray:
         """Indices of the variants whose ID is in ``extract``, in file order."""

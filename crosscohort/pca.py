@@ -35,7 +35,6 @@ __all__ = [
     "randomized_eigh",
     "run_pca",
     "write_pca",
-    "read_keep",
 ]
 
 # Above this many samples the N x N relationship matrix is not formed; the
@@ -78,24 +77,6 @@ class PcaResult:
     eigenvalues: np.ndarray  # (n_pcs,), of K = Z Z^T / M, decreasing
     prune: PruneResult
     method: str  # "exact" or "randomized"
-
-
-def read_keep(path: str | Path) -> pl.DataFrame:
-    """Read a plink sample list (``#FID IID`` header optional; 1 column = IID only)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file (--keep sample list)")
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        parts = line.split()
-        if not parts or parts[0].startswith("#"):
-            continue
-        if len(parts) > 2:
-            raise InputError(f"{path}, line {lineno}: expected FID IID (or IID), got {len(parts)} fields")
-        rows.append(parts if len(parts) == 2 else [None, parts[0]])
-    if not rows:
-        raise InputError(f"{path}: no sample listed")
-    return pl.DataFrame(rows, schema=["fid", "iid"], orient="row")
 
 
 def autosomal_mask(chrom: pl.Series) -> np.ndarray:
@@ -289,7 +270,7 @@ def run_pca(
         raise InputError(f"--n-pcs must be at least 1; got {n_pcs}")
     if method not in ("auto", "exact", "randomized"):
         raise InputError(f"method must be auto, exact or randomized; got {method!r}")
-    sample_index = _keep_index(genotypes, keep)
+    sample_index = genotypes.sample_index(keep, require_all=True)
     variant_index = genotypes.variant_index(extract)
     if extract is not None and len(variant_index) < len(set(extract)):
         known = set(genotypes.variants.get_column("id").to_list())
@@ -358,20 +339,6 @@ def run_pca(
     vecs = vecs * np.where(sign == 0, 1.0, sign)
     samples = genotypes.samples[sample_index].select("fid", "iid")
     return PcaResult(samples, vecs, vals, prune, method)
-
-
-def _keep_index(genotypes: Genotypes, keep: pl.DataFrame | None) -> np.ndarray:
-    if keep is None:
-        return np.arange(genotypes.n_samples)
-    on_iid = keep.get_column("fid").is_null().all()
-    cols = ["iid"] if on_iid else ["fid", "iid"]
-    missing = keep.join(genotypes.samples, on=cols, how="anti")
-    if missing.height:
-        first = missing.row(0, named=True)
-        raise InputError(f"--keep lists {missing.height} sample(s) absent from the .fam, "
-                         f"e.g. FID={first['fid']} IID={first['iid']}")
-    idx = genotypes.samples.with_row_index("_i").join(keep.select(cols), on=cols, how="semi")
-    return np.sort(idx.get_column("_i").to_numpy()).astype(np.int64)
 
 
 def write_pca(result: PcaResult, out: str | Path, *, params: dict | None = None) -> dict[str, Path]:

@@ -190,6 +190,8 @@ def read_sample_list(path: str | Path) -> pl.DataFrame:
         else:
             fids.append(None)
             iids.append(parts[0])
+    if not iids:
+        raise InputError(f"{path}: no sample listed (the --keep sample list)")
     return pl.DataFrame({"fid": fids, "iid": iids}, schema={"fid": pl.String, "iid": pl.String})
 
 

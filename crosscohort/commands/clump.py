@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from crosscohort.errors import InputError
     from crosscohort.genotypes import Genotypes
     from crosscohort.harmonise.align import normalise_chromosomes
-    from crosscohort.pca import _keep_index, read_keep
+    from crosscohort.phenotypes import read_sample_list
     from crosscohort.sumstats import read_sumstats, variant_id
 
     ss = read_sumstats(args.sumstats, required=_KEY, chromosome_labels=True)
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
         ss = ss.with_columns(pl.Series("neg_log_10_p_value", neglog10p(ss)))
     genotypes = Genotypes(args.bfile)
-    samples = _keep_index(genotypes, read_keep(args.keep)) if args.keep else None
+    samples = genotypes.sample_index(read_sample_list(args.keep), require_all=True) if args.keep else None
     matched = int(match_genotypes(ss, genotypes).sum())
     res = clump(ss, genotypes, p1=args.clump_p1, p2=args.clump_p2, r2=args.clump_r2,
                 window_kb=args.clump_kb, sample_index=samples)

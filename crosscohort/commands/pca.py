@@ -8,9 +8,10 @@ import sys
 
 def run(args: argparse.Namespace) -> int:
     from crosscohort.genotypes import Genotypes, read_id_list
-    from crosscohort.pca import read_keep, run_pca, write_pca
+    from crosscohort.pca import run_pca, write_pca
+    from crosscohort.phenotypes import read_sample_list
 
-    keep = read_keep(args.keep) if args.keep else None
+    keep = read_sample_list(args.keep) if args.keep else None
     extract = read_id_list(args.extract) if args.extract else None
     res = run_pca(Genotypes(args.bfile), keep=keep, extract=extract, n_pcs=args.n_pcs, maf=args.maf,
                   window=args.prune_window, step=args.prune_step, r2=args.prune_r2, seed=args.seed,
