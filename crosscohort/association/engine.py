@@ -162,7 +162,6 @@ def build_designs(
     covariate_names: Sequence[str] | None = None,
     keep: pl.DataFrame | None = None,
     trait_types: Mapping[str, TraitType] | None = None,
-    fileset_indicators: bool = False,
     cohort: str = "cohort",
     pheno_source: str = "phenotype file",
     covar_sources: Sequence[str] = (),
@@ -188,9 +187,6 @@ def build_designs(
         Samples to restrict to (``fid``, ``iid``; ``fid`` null to match on IID).
     trait_types
         Declared trait types overriding detection.
-    fileset_indicators
-        Add a 0/1 covariate per stacked fileset after the first (the pooled
-        arm's cohort indicators).
     pheno_transform
         ``"int"``: replace each quantitative trait by its rank-based
         inverse-normal transform over the trait's analysed samples (after
@@ -254,10 +250,6 @@ def build_designs(
                 f"columns are {list(cov_cols)}"
             )
         cov_cols = {c: cov_cols[c] for c in covariate_names}
-    if fileset_indicators and "source" in samples.columns:
-        src = samples.get_column("source").to_numpy()
-        for s in list(dict.fromkeys(src.tolist()))[1:]:
-            cov_cols[f"fileset:{Path(s).name}"] = (src == s).astype(np.float64)
     cov_names = tuple(cov_cols)
     cov = np.column_stack(list(cov_cols.values())) if cov_cols else np.empty((n_geno, 0))
     cov_complete = present_c & ~np.isnan(cov).any(axis=1)
@@ -665,7 +657,6 @@ def run_assoc(
     trait_types: Mapping[str, TraitType] | None = None,
     chunk_size: int = 1000,
     part: tuple[int, int] | None = None,
-    fileset_indicators: bool = False,
     max_vif: float = 50.0,
     firth: bool = True,
     pheno_transform: PhenoTransform | None = None,
@@ -700,7 +691,7 @@ def run_assoc(
     designs = build_designs(
         geno.samples, pheno_table, covar_tables,
         traits=pheno_names, covariate_names=covar_names, keep=keep_table,
-        trait_types=trait_types, fileset_indicators=fileset_indicators, cohort=cohort,
+        trait_types=trait_types, cohort=cohort,
         pheno_source=str(pheno), covar_sources=[str(c) for c in covar],
         pheno_transform=pheno_transform, int_offset=int_offset, log=log,
     )

@@ -146,8 +146,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--int-offset", type=float, default=0.375, metavar="C",
                    help="offset c of --pheno-transform int, Phi^-1((rank - c) / (n - 2c + 1)): 0.375 "
                         "(Blom, default), 0.5 (rankit, as plink2 --pheno-quantile-normalize)")
-    p.add_argument("--fileset-indicators", action="store_true",
-                   help="with several --bfile: add a 0/1 covariate per fileset after the first (cohort indicators)")
     p.add_argument("--cohort", metavar="ID", help="cohort id for the ledger (default: the first genotype input's name)")
     p.add_argument("--ledger", metavar="FILE",
                    help="write the sample and variant ledgers (JSON list) here")
@@ -212,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         genotype_sources(args), args.pheno,
         pheno_names=args.pheno_name, covar=args.covar, covar_names=args.covar_name,
         keep=args.keep, extract=args.extract, trait_types=types, chunk_size=args.chunk_size,
-        part=args.part, fileset_indicators=args.fileset_indicators, max_vif=args.vif,
+        part=args.part, max_vif=args.vif,
         firth=args.firth, pheno_transform=args.pheno_transform, int_offset=args.int_offset,
         cohort=args.cohort, log=sys.stderr,
     )
