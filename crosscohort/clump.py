@@ -9,13 +9,13 @@ within the window whose p passes ``p2`` and whose r² with it reaches ``r2``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from crosscohort.atomic import write_json
 from crosscohort.errors import ConfigError, InputError
 from crosscohort.genotypes import Genotypes
 from crosscohort.harmonise.align import normalise_chromosomes
@@ -386,7 +386,5 @@ def write_clumps(result: Clumps, path: str | Path, *, rows_in: int, matched: int
     }
     stem = path.name.removesuffix(".gz").removesuffix(".tsv")
     js = path.with_name(stem + ".json")
-    tmp = js.with_name(f".{js.name}.tmp")
-    tmp.write_text(json.dumps(counts, indent=2) + "\n")
-    tmp.replace(js)
+    write_json(js, counts, sort_keys=False)
     return tsv, js

@@ -7,7 +7,6 @@ effect agreement, significance concordance, locus concordance and λ_GC.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from crosscohort.atomic import write_json
 from crosscohort.errors import ConfigError, InputError
 from crosscohort.harmonise.align import normalise_chromosomes
 from crosscohort.loci import distance_loci, neglog10p
@@ -519,9 +519,7 @@ def write_comparison(result: Comparison, out_prefix: str | Path) -> tuple[Path, 
     tsv = prefix.with_name(prefix.name + ".tsv")
     loci_tsv = prefix.with_name(prefix.name + ".loci.tsv")
     js.parent.mkdir(parents=True, exist_ok=True)
-    tmp = js.with_name(f".{js.name}.tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n")
-    tmp.replace(js)
+    write_json(js, result.to_dict())
     write_sumstats(result.variants, tsv)
     write_sumstats(result.loci, loci_tsv)
     return js, tsv, loci_tsv

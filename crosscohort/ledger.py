@@ -8,12 +8,14 @@ not enter that sum.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from crosscohort.atomic import write_json
 from crosscohort.errors import UserError
 
-__all__ = ["Ledger", "LedgerError", "read_ledgers"]
+__all__ = ["Ledger", "LedgerError", "read_ledgers", "write_ledgers"]
 
 
 class LedgerError(UserError):
@@ -54,16 +56,16 @@ class Ledger:
         return asdict(self.check())
 
     def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-        tmp.replace(path)
-        return path
+        return write_json(path, self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict) -> Ledger:
         return cls(**d).check()
+
+
+def write_ledgers(ledgers: Iterable[Ledger], path: str | Path) -> Path:
+    """Write ledgers as one JSON list (the layout :func:`read_ledgers` reads), atomically."""
+    return write_json(path, [lg.to_dict() for lg in ledgers])
 
 
 def read_ledgers(paths: list[str | Path]) -> list[Ledger]:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import polars as pl
 
+from crosscohort.atomic import write_text
 from crosscohort.errors import InputError
+from crosscohort.ledger import write_ledgers
 
 __all__ = ["read_plink_table", "pool_tables", "write_plink_table"]
 
@@ -108,14 +110,8 @@ def pool_qc(qc_prefixes: dict[str, str | Path], *, bim: str | Path) -> tuple[pl.
 
 def write_pooled_qc(samples: pl.DataFrame, variants: list[str], ledgers: list, out_prefix: str | Path) -> None:
     """Write the pooled QC files in the layout of ``crosscohort qc`` (``O.samples.keep`` ...)."""
-    import json
 
     prefix = str(out_prefix)
     write_plink_table(samples.rename({"fid": "#FID", "iid": "IID"}), prefix + ".samples.keep")
-    for path, text in (
-        (Path(prefix + ".variants.keep"), "".join(f"{v}\n" for v in variants)),
-        (Path(prefix + ".ledger.json"), json.dumps([lg.to_dict() for lg in ledgers], indent=2, sort_keys=True) + "\n"),
-    ):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+    write_text(prefix + ".variants.keep", "".join(f"{v}\n" for v in variants))
+    write_ledgers(ledgers, prefix + ".ledger.json")

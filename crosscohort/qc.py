@@ -39,6 +39,7 @@ import numpy as np
 import polars as pl
 from scipy.special import gammaln, logsumexp
 
+from crosscohort.atomic import write_bytes
 from crosscohort.errors import InputError
 from crosscohort.genotypes import Genotypes
 from crosscohort.ledger import Ledger
@@ -409,13 +410,6 @@ def _apply_king(genotypes: Genotypes, keep: np.ndarray, variant_index: np.ndarra
     return new_keep, pairs, int(removed.sum())
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
 def write_qc(result: QcResult, out_prefix: str | Path) -> dict[str, Path]:
     """Write the QC outputs next to ``out_prefix``; returns them by kind.
 
@@ -434,18 +428,18 @@ def write_qc(result: QcResult, out_prefix: str | Path) -> dict[str, Path]:
     }
     kept = result.samples.filter(pl.col("keep"))
     lines = ["#FID\tIID"] + [f"{f}\t{i}" for f, i in kept.select("fid", "iid").iter_rows()]
-    _atomic_write_bytes(paths["samples"], ("\n".join(lines) + "\n").encode())
+    write_bytes(paths["samples"], ("\n".join(lines) + "\n").encode())
     ids = result.kept_variant_ids
-    _atomic_write_bytes(paths["variants"], "".join(f"{v}\n" for v in ids).encode())
+    write_bytes(paths["variants"], "".join(f"{v}\n" for v in ids).encode())
     ledgers = [result.sample_ledger.to_dict(), result.variant_ledger.to_dict()]
-    _atomic_write_bytes(paths["ledger"], (json.dumps(ledgers, indent=2, sort_keys=True) + "\n").encode())
+    write_bytes(paths["ledger"], (json.dumps(ledgers, indent=2, sort_keys=True) + "\n").encode())
     text = result.variant_stats.write_csv(separator="\t", null_value="NA", float_precision=None)
     # mtime=0: the same content gives the same bytes (stable checksums)
-    _atomic_write_bytes(paths["variant_stats"], gzip.compress(text.encode(), compresslevel=6, mtime=0))
+    write_bytes(paths["variant_stats"], gzip.compress(text.encode(), compresslevel=6, mtime=0))
     if result.king_pairs is not None:
         paths["king"] = Path(prefix + ".king.tsv")
         kp = result.king_pairs.rename({"fid1": "#FID1", "iid1": "IID1", "fid2": "FID2", "iid2": "IID2",
                                        "nsnp": "NSNP", "hethet": "HETHET", "ibs0": "IBS0",
                                        "kinship": "KINSHIP"})
-        _atomic_write_bytes(paths["king"], kp.write_csv(separator="\t", float_precision=None).encode())
+        write_bytes(paths["king"], kp.write_csv(separator="\t", float_precision=None).encode())
     return paths

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from crosscohort import __version__
+from crosscohort.atomic import write_json
 from crosscohort.errors import GateError, InputError
 from crosscohort.gate.bundle import MANIFEST, file_digest, has_allowed_suffix
 from crosscohort.gate.rules import GateRules, released_violations
@@ -192,7 +193,4 @@ def write_record(verified: VerifiedBundle, out: str | Path) -> Path:
     """Write the verification record JSON of ``verified`` to ``out`` (atomically)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(verified.record(), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return write_json(out, verified.record(), sort_keys=False)

@@ -218,11 +218,7 @@ def run(args: argparse.Namespace) -> int:
         path = write_sumstats(table, output_path(args.out, trait, len(result.tables)))
         print(f"assoc: trait {trait}: {table.height} rows -> {path}", file=sys.stderr)
     if args.ledger:
-        import json
+        from crosscohort.ledger import write_ledgers
 
-        ledger_path = Path(args.ledger)
-        ledger_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ledger_path.with_name(f".{ledger_path.name}.tmp")
-        tmp.write_text(json.dumps([led.to_dict() for led in result.ledgers], indent=2, sort_keys=True) + "\n")
-        tmp.replace(ledger_path)
+        write_ledgers(result.ledgers, args.ledger)
     return 0

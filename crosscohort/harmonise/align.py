@@ -16,7 +16,7 @@ import polars as pl
 
 from crosscohort.errors import ConfigError, InputError
 from crosscohort.harmonise.alleles import complement, is_palindromic, is_snp, normalise_allele
-from crosscohort.ledger import Ledger
+from crosscohort.ledger import Ledger, write_ledgers
 from crosscohort.sumstats import (
     REQUIRED,
     SumstatsError,
@@ -600,21 +600,13 @@ def read_cohort_tables(paths: dict[str, str | Path]) -> dict[str, pl.DataFrame]:
 
 def write_harmonised(result: HarmonisedSet, out_dir: str | Path) -> list[Path]:
     """Write ``out_dir/{cohort}.tsv.gz`` per cohort and ``out_dir/ledger.json`` (a list)."""
-    import json
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [
         write_sumstats(df, out_dir / f"{cohort}.tsv.gz") for cohort, df in result.tables.items()
     ]
-    ledger_path = out_dir / "ledger.json"
-    tmp = ledger_path.with_name(f".{ledger_path.name}.tmp")
-    tmp.write_text(
-        json.dumps([lg.to_dict() for lg in result.ledgers.values()], indent=2, sort_keys=True)
-        + "\n"
-    )
-    tmp.replace(ledger_path)
-    written.append(ledger_path)
+    written.append(write_ledgers(result.ledgers.values(), out_dir / "ledger.json"))
     return written
 
 

@@ -8,7 +8,6 @@ around it: stacking cohorts, value checks, genomic control, output columns.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import polars as pl
 from scipy.special import chdtrc, ndtr
 
+from crosscohort.atomic import write_json
 from crosscohort.errors import ConfigError, InputError
 from crosscohort.harmonise.align import VARIANT_KEY, check_cohort_name
 from crosscohort.ledger import Ledger
@@ -867,7 +867,5 @@ def write_meta(result: MetaResult, out: str | Path) -> tuple[Path, Path]:
     out = Path(out)
     write_sumstats(result.table, out)
     summary = out.with_name(out.name + ".summary.json")
-    tmp = summary.with_name(f".{summary.name}.tmp")
-    tmp.write_text(json.dumps(result.summary(), indent=2, sort_keys=True) + "\n")
-    tmp.replace(summary)
+    write_json(summary, result.summary())
     return out, summary
