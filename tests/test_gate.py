@@ -19,6 +19,7 @@ from crosscohort.commands import export as export_cmd
 from crosscohort.commands import verify as verify_cmd
 from crosscohort.errors import ConfigError, GateError, UserError
 from crosscohort.gate import GateRules, apply_gate, export_bundle, read_sample_ids
+from crosscohort.gate.identifiers import tokens
 from crosscohort.sumstats import COLUMNS, INTERNAL_COLUMNS
 
 DIGEST = "ab" * 32
@@ -234,6 +235,8 @@ def test_bundle__manifest_lists_every_other_file_with_sha256_and_size(tmp_path: 
     assert man["cohort"] == "c1" and man["config_digest"] == DIGEST
     assert man["gate_rules"] == GateRules().to_dict()
     assert man["created"].endswith("Z") and man["crosscohort_version"]
+    # the gate's own timestamp is one scan token, so no short numeric ID can match a piece of it
+    assert tokens(man["created"]) == [man["created"]]
 
 
 def test_bundle__sumstats_bytes_are_deterministic_across_runs(tmp_path: Path) -> None:

@@ -87,7 +87,13 @@ class ExportResult:
 
 
 def _utc_now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    """UTC time in ISO 8601 basic format (``20261124T111224Z``).
+
+    One token under the identifier scan's delimiters: the extended form's
+    colons would split it into hour, minute and second, and a short numeric
+    sample ID such as ``12`` would then match the export's own timestamp.
+    """
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _check_name(kind: str, value: str) -> None:
