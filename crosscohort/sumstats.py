@@ -13,8 +13,11 @@ https://github.com/EBISPOT/gwas-summary-statistics-standard
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import polars as pl
@@ -27,6 +30,7 @@ __all__ = [
     "REQUIRED",
     "META_COLUMNS",
     "INTERNAL_COLUMNS",
+    "FLAG_COLUMNS",
     "CHROM_CODES",
     "SumstatsError",
     "chrom_code",
@@ -34,6 +38,7 @@ __all__ = [
     "variant_id",
     "read_sumstats",
     "write_sumstats",
+    "open_gzip_writer",
     "validate",
 ]
 
@@ -112,7 +117,17 @@ INTERNAL_COLUMNS: dict[str, Column] = _declare(
     Column("firth", pl.Boolean, "the estimate is Firth-penalised (the logistic fit failed)"),
 )
 
-ALL_COLUMNS: dict[str, Column] = {**COLUMNS, **META_COLUMNS, **INTERNAL_COLUMNS}
+#: Quality flags that harmonisation adds to a cohort's aligned table (flagged
+#: rows are kept and counted in the ledger, never dropped silently).
+FLAG_COLUMNS: dict[str, Column] = _declare(
+    Column(
+        "flag_p_inconsistent",
+        pl.Boolean,
+        "the z implied by the file's p differs from |beta/SE| by > 5 % (floor 1); row kept",
+    ),
+)
+
+ALL_COLUMNS: dict[str, Column] = {**COLUMNS, **META_COLUMNS, **FLAG_COLUMNS, **INTERNAL_COLUMNS}
 
 CHROM_CODES: dict[str, int] = {
     **{str(i): i for i in range(1, 23)},
@@ -236,6 +251,15 @@ def write_sumstats(df: pl.DataFrame, path: str | Path) -> Path:
     Floats are written with 17 significant digits (exact round trip) and
     missing values as ``NA``. The file appears under its name only once
     complete (write to a temporary name, then rename).
+
+    Notes
+    -----
+    ``.tsv.gz`` is streamed: polars writes the text in batches straight into
+    an ISA-L gzip stream (``isal.igzip``, level 2), so no whole-table string
+    exists. On 2,000,000 rows x 9 columns that takes 1.4-2.0 s and no memory
+    beyond the table, where zlib level 6 on one whole-table string took 25 s
+    and 570 MB more; the file is ~5 % larger. ``mtime=0`` and no file name in
+    the header: identical content gives identical bytes (stable checksums).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -244,17 +268,27 @@ def write_sumstats(df: pl.DataFrame, path: str | Path) -> Path:
     if path.suffix == ".parquet":
         df.write_parquet(tmp)
     elif path.suffix != ".gz":
-        # Straight to the file: no whole-table Python string (GBs at 10M variants).
         df.write_csv(tmp, separator="\t", null_value="NA", float_precision=None)
     else:
-        text = df.write_csv(separator="\t", null_value="NA", float_precision=None)
-        # mtime=0: identical content gives identical bytes (stable checksums).
-        with open(tmp, "wb") as raw, gzip.GzipFile(
-            fileobj=raw, mode="wb", compresslevel=6, mtime=0, filename=""
-        ) as fh:
-            fh.write(text.encode())
+        with open_gzip_writer(tmp) as fh:
+            df.write_csv(fh, separator="\t", null_value="NA", float_precision=None)
     tmp.replace(path)
     return path
+
+
+@contextmanager
+def open_gzip_writer(path: str | Path, *, level: int = 2) -> Iterator[BinaryIO]:
+    """A binary gzip stream to ``path`` (ISA-L), byte-reproducible: no mtime, no name.
+
+    A context manager; both the gzip stream and the file are closed on exit.
+    Callers own atomicity (write a temporary name, then rename).
+    """
+    from isal import igzip
+
+    with open(path, "wb") as raw, igzip.IGzipFile(
+        filename="", fileobj=raw, mode="wb", compresslevel=level, mtime=0
+    ) as fh:
+        yield fh
 
 
 def validate(df: pl.DataFrame, *, source: str = "sumstats") -> dict[str, int]:

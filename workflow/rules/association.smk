@@ -57,5 +57,8 @@ rule association_gather:
         runtime=stream_runtime,
     shell:
         # Parts are contiguous and in order: header once, then every part's rows.
+        # Written to a temporary name and renamed once whole (a killed job leaves
+        # no truncated table under the final name).
         "(gzip -dc {input.parts[0]} | sed -n 1p;"
-        " for f in {input.parts}; do gzip -dc $f | sed 1d; done) 2> {log} | gzip -n > {output.sumstats}"
+        " for f in {input.parts}; do gzip -dc $f | sed 1d; done) 2> {log}"
+        " | gzip -n > {output.sumstats}.tmp && mv {output.sumstats}.tmp {output.sumstats}"
