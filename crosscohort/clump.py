@@ -303,7 +303,8 @@ def clump(
             cols = np.concatenate([[g[i]], g[near]])
             order = np.argsort(cols, kind="stable")
             dos = np.empty((genotypes.n_samples if sample_index is None else len(sample_index), cols.size))
-            dos[:, order] = genotypes.read(cols[order], sample_index)
+            # EM haplotype r² counts two-locus hard-call genotypes (plink 1.9 reads hard calls only)
+            dos[:, order] = genotypes.read_hard_calls(cols[order], sample_index)
             rr = haplotype_r2(dos[:, 0], dos[:, 1:])
             taken = near[np.nan_to_num(rr, nan=-1.0) >= r2 - 1e-12]
             assigned[taken] = True

@@ -193,8 +193,9 @@ def load_study(config: dict[str, Any], *, workdir: str | Path = ".", source: str
         raise ConfigError(f"{source}: key 'export_gate.overrides': unknown cohort(s) {unknown}; ids: {study.cohorts}")
     if check_files and mode == "cohort":
         row = study.row(config["cohort"])
-        prefix = workdir / row["genotypes"]
-        wanted = [(f"{row['genotypes']}{ext}", prefix.with_name(prefix.name + ext)) for ext in (".bed", ".bim", ".fam")]
+        from crosscohort.genotype_formats import container_files
+
+        wanted = [(f, workdir / f) for f in container_files(row["genotype_format"], row["genotypes"])]
         wanted += [(row[c], workdir / row[c]) for c in ("pheno", "covar")]
         for shown, p in wanted:
             if not p.exists():

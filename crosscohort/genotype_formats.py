@@ -25,6 +25,11 @@ Which allele is counted, per container
   declares it, else ``GT``; haploid calls (males' chrX as plink2 exports
   them) count 0/2, as plink2 does.
 
+A VCF holds sample IDs only: a ``.psam`` or ``.fam`` of the same samples in
+the same order (``GenotypeSource.sample``; ``--psam`` on the command line)
+gives their FIDs, parents and sex, which chromosome X association (sex) and
+founder-only QC frequencies (parents) need.
+
 Samples without a family ID (``.psam`` with ``#IID`` only, VCF) get FID
 ``0``, as plink2 writes them to a ``.fam``, so a phenotype file written for
 the PLINK 1 fileset still matches (phenotype files with IIDs only match on
@@ -63,6 +68,8 @@ __all__ = [
     "read_psam",
     "read_pvar",
     "read_bgen_sample",
+    "container_files",
+    "vcf_sample_sidecar",
 ]
 
 Format = Literal["bfile", "pfile", "bgen", "vcf"]
@@ -87,8 +94,10 @@ class GenotypeSource:
     path
         The prefix or file.
     sample
-        BGEN only: the ``.sample`` file (default: ``path`` with ``.sample``
-        in place of ``.bgen``).
+        BGEN: the ``.sample`` file (default: ``path`` with ``.sample`` in
+        place of ``.bgen``). VCF: an optional ``.psam`` or ``.fam`` giving
+        the FIDs, parents and sex a VCF does not hold (its IIDs must be the
+        VCF's, in the same order), as plink2's ``--vcf ... --psam``.
     bgen_ref_first
         BGEN only: True when the first allele is REF (the second, ALT, is
         counted); False for plink2's default ref-last export.
@@ -108,6 +117,16 @@ class GenotypeSource:
     def __str__(self) -> str:
         return self.path
 
+    @property
+    def hard_calls_only(self) -> bool:
+        """Whether every dosage read is a hard call (0, 1, 2 or missing) by construction.
+
+        PLINK 1 ``.bed`` and VCF ``GT`` hold hard calls only; a ``.pgen``, a
+        BGEN or a VCF ``DS`` field may hold fractional dosages, from which QC
+        derives hard calls as plink2 does (:func:`crosscohort.genotypes.hard_calls`).
+        """
+        return self.format == "bfile" or (self.format == "vcf" and self.vcf_field == "GT")
+
 
 class Container(Protocol):
     """What :class:`crosscohort.genotypes.Genotypes` needs of one container."""
@@ -120,6 +139,34 @@ class Container(Protocol):
         ...
 
 
+def vcf_sample_sidecar(path: str | Path) -> Path:
+    """The ``.psam`` a workflow looks for beside a VCF: ``x.vcf.gz`` -> ``x.psam`` (used when present)."""
+    p = Path(path)
+    name = p.name
+    for suffix in (".vcf.gz", ".vcf.bgz", ".vcf", ".bcf"):
+        if name.endswith(suffix):
+            return p.with_name(name.removesuffix(suffix) + ".psam")
+    return p.with_name(name + ".psam")
+
+
+def container_files(format: Format, path: str, *, sample: str | None = None) -> list[str]:
+    """The files one genotype input is read from, as paths in the form given (for existence checks, DAGs).
+
+    ``bfile``: ``P.bed/.bim/.fam``; ``pfile``: ``P.pgen/.pvar/.psam``;
+    ``bgen``: the file and its ``.sample`` (``sample``, default beside it);
+    ``vcf``: the file, and ``sample`` (a ``.psam``/``.fam``) when given.
+    """
+    if format == "bfile":
+        return [f"{path}{ext}" for ext in (".bed", ".bim", ".fam")]
+    if format == "pfile":
+        return [f"{path}{ext}" for ext in (".pgen", ".pvar", ".psam")]
+    if format == "bgen":
+        return [path, sample if sample is not None else str(Path(path).with_suffix(".sample"))]
+    if format == "vcf":
+        return [path] + ([sample] if sample is not None else [])
+    raise ValueError(f"unknown genotype format {format!r}; expected bfile, pfile, bgen or vcf")
+
+
 def open_container(source: GenotypeSource) -> Container:
     """The container reader for ``source`` (not PLINK 1, which :mod:`crosscohort.genotypes` keeps)."""
     if source.format == "pfile":
@@ -127,7 +174,7 @@ def open_container(source: GenotypeSource) -> Container:
     if source.format == "bgen":
         return BgenContainer(source.path, sample=source.sample, ref_first=source.bgen_ref_first)
     if source.format == "vcf":
-        return VcfContainer(source.path, field=source.vcf_field)
+        return VcfContainer(source.path, field=source.vcf_field, sample=source.sample)
     raise ValueError(f"no container reader for format {source.format!r}")
 
 
@@ -514,7 +561,8 @@ class VcfContainer:
     (0, 1, 2) and the usual 3-decimal dosages round-trip to within 1e-7.
     """
 
-    def __init__(self, path: str | Path, *, field: Literal["auto", "GT", "DS"] = "auto"):
+    def __init__(self, path: str | Path, *, field: Literal["auto", "GT", "DS"] = "auto",
+                 sample: str | Path | None = None):
         from cyvcf2 import VCF  # htslib binding; imported here so PLINK 1 users need not have it
 
         self._VCF = VCF
@@ -534,10 +582,13 @@ class VcfContainer:
         if not iids:
             raise InputError(f"{self.path}: no samples")
         n = len(iids)
-        self.samples = pl.DataFrame({"fid": ["0"] * n, "iid": iids, "father": ["0"] * n, "mother": ["0"] * n,
-                                     "sex": [0] * n, "pheno": ["-9"] * n},
-                                    schema={"fid": pl.String, "iid": pl.String, "father": pl.String,
-                                            "mother": pl.String, "sex": pl.Int64, "pheno": pl.String})
+        if sample is not None:
+            self.samples = _vcf_sample_info(Path(sample), iids, self.path)
+        else:  # a VCF holds IIDs only: no family, parents or sex (chrX association needs a --psam)
+            self.samples = pl.DataFrame({"fid": ["0"] * n, "iid": iids, "father": ["0"] * n,
+                                         "mother": ["0"] * n, "sex": [0] * n, "pheno": ["-9"] * n},
+                                        schema={"fid": pl.String, "iid": pl.String, "father": pl.String,
+                                                "mother": pl.String, "sex": pl.Int64, "pheno": pl.String})
         chrom, ids, pos, ref, alt = [], [], [], [], []
         try:
             for rec in vcf:
@@ -605,6 +656,20 @@ class VcfContainer:
         dos = ds[:, 0].astype(np.float64)
         dos[(dos < 0) | ~np.isfinite(dos)] = np.nan  # missing '.' comes back NaN or as htslib's int sentinel
         return dos
+
+
+def _vcf_sample_info(sample: Path, iids: list[str], vcf: Path) -> pl.DataFrame:
+    """The ``.psam``/``.fam`` rows of a VCF's samples; refuses a file listing other samples or another order."""
+    info = read_psam(sample)
+    listed = info.get_column("iid").to_list()
+    if listed != iids:
+        if len(listed) != len(iids):
+            raise InputError(f"{sample}: {len(listed)} samples, but {vcf} has {len(iids)}; the sample "
+                             "file must list the VCF's samples in the VCF's order")
+        i = next(k for k, (a, b) in enumerate(zip(listed, iids, strict=True)) if a != b)
+        raise InputError(f"{sample}: sample {i + 1} is IID {listed[i]!r}, but {vcf} has {iids[i]!r} there; "
+                         "the sample file must list the VCF's samples in the VCF's order")
+    return info
 
 
 def _check_bgzf_eof(path: Path) -> None:

@@ -24,9 +24,48 @@ from crosscohort import _bed
 from crosscohort.errors import InputError
 from crosscohort.genotype_formats import Container, GenotypeSource, open_container
 
-__all__ = ["Genotypes", "GenotypeSource", "read_bim", "read_fam", "read_id_list"]
+__all__ = ["HARD_CALL_THRESHOLD", "Genotypes", "GenotypeSource", "hard_calls", "read_bim", "read_fam",
+           "read_id_list"]
 
 _BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
+
+#: plink2's default ``--hard-call-threshold``: a dosage within this of 0, 1 or 2 is that hard call.
+HARD_CALL_THRESHOLD = 0.1
+
+
+def hard_calls(dosages: np.ndarray, threshold: float = HARD_CALL_THRESHOLD) -> np.ndarray:
+    """Hard calls (0, 1, 2; NaN = none) of ALT dosages, as plink2 derives them on import.
+
+    Parameters
+    ----------
+    dosages
+        float ALT dosages in [0, 2], any shape; NaN = missing.
+    threshold
+        plink2's ``--hard-call-threshold``: a dosage whose distance to the
+        nearest integer is at most this becomes that integer; a dosage
+        further from every hard call has no hard call (NaN).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, same shape. Hard-call input is returned unchanged.
+
+    Notes
+    -----
+    plink2 measures the distance as ``0.5 * sum_i |x_i - round(x_i)|`` over
+    the allele dosages ``x_i``; for a biallelic variant (``x = (d, 2 - d)``)
+    that is ``|d - round(d)|``. Which statistics use hard calls and which
+    dosages follows plink2: call rates (``--geno``/``--mind`` without their
+    ``dosage`` modifier), the Hardy-Weinberg test, KING kinship, LD pruning
+    (``--indep-pairwise``: unphased hard-call r²) and clumping use hard
+    calls; allele frequencies, MAF/MAC (``--freq``, ``--maf``, ``--mac``)
+    and PCA use dosages.
+    """
+    d = np.asarray(dosages, dtype=np.float64)
+    r = np.rint(d)
+    with np.errstate(invalid="ignore"):
+        far = np.abs(d - r) > threshold * (1 + 2.0**-44)
+    return np.where(far, np.nan, r)
 
 
 def read_bim(path: str | Path) -> pl.DataFrame:
@@ -99,7 +138,7 @@ class Genotypes:
 
     def __init__(self, prefixes: Sequence[str | Path | GenotypeSource]):
         if not prefixes:
-            raise InputError("no genotype fileset given (--bfile)")
+            raise InputError("no genotype input given (--bfile, --pfile, --bgen or --vcf)")
         self._sets: list[_Fileset] = []
         fams = []
         bim0: pl.DataFrame | None = None
@@ -125,6 +164,7 @@ class Genotypes:
             fams.append(fam.with_columns(pl.lit(str(p)).alias("source")))
             self._sets.append(_Fileset(p, fam.height, bim.height, container))
         assert bim0 is not None
+        self._sources = list(prefixes)
         self.variants: pl.DataFrame = bim0
         self.samples: pl.DataFrame = pl.concat(fams)
         dup = self.samples.group_by("fid", "iid").len().filter(pl.col("len") > 1)
@@ -151,6 +191,17 @@ class Genotypes:
     @property
     def n_samples(self) -> int:
         return self.samples.height
+
+    @property
+    def hard_calls_only(self) -> bool:
+        """Whether every input holds hard calls only (``.bed``, VCF ``GT``), so dosages need no rounding."""
+        return all(s.hard_calls_only if isinstance(s, GenotypeSource) else True for s in self._sources)
+
+    def read_hard_calls(self, variant_index: np.ndarray | slice,
+                        sample_index: np.ndarray | None = None) -> np.ndarray:
+        """Hard calls of the given variants (:meth:`read` through :func:`hard_calls`)."""
+        dos = self.read(variant_index, sample_index)
+        return dos if self.hard_calls_only else hard_calls(dos)
 
     @property
     def n_variants(self) -> int:

@@ -10,6 +10,11 @@ eigenvectors of the genomic relationship matrix ``K = Z Z^T / M`` with
 ``Z = (g - 2p) / sqrt(2p(1-p))`` and missing calls set to 0 (mean
 imputation), as ``plink2 --pca``. Eigenvectors have unit length and
 eigenvalues are those of ``K``, as in plink2's ``.eigenvec``/``.eigenval``.
+
+Any genotype container gives the same PCs for the same hard calls. From
+dosages (``.pgen``, BGEN, VCF ``DS``), as plink2: frequencies and ``Z`` use
+the dosages, LD pruning uses hard calls (``--indep-pairwise`` r² is on
+unphased hard calls; :func:`crosscohort.genotypes.hard_calls`).
 """
 
 from __future__ import annotations
@@ -301,7 +306,8 @@ def run_pca(
     chrom = genotypes.variants.get_column("chrom").to_numpy()[cand]
 
     def read(pos: np.ndarray) -> np.ndarray:
-        return genotypes.read(cand[pos], sample_index)
+        # plink2 --indep-pairwise: unphased hard-call r²; the PCA below uses dosages
+        return genotypes.read_hard_calls(cand[pos], sample_index)
 
     keep_ld = ld_prune(read, chrom, mafs, window=window, step=step, r2=r2)
     ids = genotypes.variants.get_column("id")

@@ -24,6 +24,16 @@ founders only (samples whose father and mother are both ``0`` in the
 ``.fam``) unless ``nonfounders=True``; call rates use every sample. Unlike
 plink2, every variant is treated as diploid: chrX/Y/MT get no haploid
 handling (plink2 uses Graffelman-Weir on chrX and ignores female chrY calls).
+
+Every genotype container (:class:`crosscohort.genotypes.Genotypes`: ``.bed``,
+``.pgen``, BGEN, VCF/BCF) gives the same results for the same hard calls.
+Containers holding dosages (``.pgen``, BGEN, VCF ``DS``) are treated as
+plink2 treats them: call rates (``--geno``/``--mind`` without their
+``dosage`` modifier), the HWE exact test and KING use hard calls, a dosage
+within 0.1 of 0, 1 or 2 being that call and any other having none
+(``--hard-call-threshold 0.1``, :func:`crosscohort.genotypes.hard_calls`);
+allele frequencies, MAF and MAC use the dosages themselves (``--freq``,
+``--maf``, ``--mac``), so a MAC may be fractional.
 """
 
 from __future__ import annotations
@@ -41,7 +51,7 @@ from scipy.special import gammaln, logsumexp
 
 from crosscohort.atomic import write_bytes
 from crosscohort.errors import InputError
-from crosscohort.genotypes import Genotypes
+from crosscohort.genotypes import Genotypes, hard_calls
 from crosscohort.ledger import Ledger
 from crosscohort.relatedness import KING_THIRD_DEGREE, king_cutoff_removal, king_related_pairs
 
@@ -229,20 +239,33 @@ def sample_missing_rates(genotypes: Genotypes, *, chunk_size: int = 2000) -> np.
     """
     missing = np.zeros(genotypes.n_samples, dtype=np.int64)
     for _, dos in genotypes.chunks(np.arange(genotypes.n_variants), chunk_size):
-        missing += np.isnan(dos).sum(axis=1)
+        # plink2 --mind counts a dosage without a hard call as missing
+        hc = dos if genotypes.hard_calls_only else hard_calls(dos)
+        missing += np.isnan(hc).sum(axis=1)
     return missing / genotypes.n_variants
 
 
-def _variant_chunk_stats(dos: np.ndarray, founders: np.ndarray) -> dict[str, np.ndarray]:
-    """Call counts, founder genotype counts and allele counts of one dosage chunk."""
-    called = ~np.isnan(dos)
+def _variant_chunk_stats(dos: np.ndarray, founders: np.ndarray, hc: np.ndarray | None = None
+                         ) -> dict[str, np.ndarray]:
+    """Call counts, founder genotype counts and allele counts of one dosage chunk.
+
+    ``hc`` holds the hard calls of ``dos`` (:func:`crosscohort.genotypes.hard_calls`;
+    None when ``dos`` holds hard calls only). As plink2: call rates and the
+    HWE genotype counts come from hard calls, allele frequencies and counts
+    (``--freq``, ``--maf``, ``--mac``) from dosages, over the samples with a dosage.
+    """
+    hc = dos if hc is None else hc
+    called = ~np.isnan(hc)
     n_called = called.sum(axis=0)
-    f = dos[founders]
+    f = hc[founders]
     n_het = (f == 1.0).sum(axis=0)
     n_alt2 = (f == 2.0).sum(axis=0)
     n_ref2 = (f == 0.0).sum(axis=0)
-    n_obs_alleles = 2 * (n_het + n_alt2 + n_ref2)
-    alt_count = n_het + 2 * n_alt2
+    fd = dos[founders]
+    has_dosage = ~np.isnan(fd)
+    n_obs_alleles = 2 * has_dosage.sum(axis=0)
+    # exact for hard calls: a float sum of small integers
+    alt_count = np.where(has_dosage, fd, 0.0).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         alt_freq = alt_count / n_obs_alleles
     mac = np.minimum(alt_count, n_obs_alleles - alt_count)
@@ -327,7 +350,8 @@ def run_qc(
 
     parts: dict[str, list[np.ndarray]] = {}
     for _, dos in genotypes.chunks(np.arange(genotypes.n_variants), chunk_size, sample_index):
-        for key, val in _variant_chunk_stats(dos, founders).items():
+        hc = None if genotypes.hard_calls_only else hard_calls(dos)
+        for key, val in _variant_chunk_stats(dos, founders, hc).items():
             parts.setdefault(key, []).append(val)
     st = {k: np.concatenate(v) for k, v in parts.items()}
 

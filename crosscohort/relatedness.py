@@ -6,7 +6,9 @@ The kinship of every pair of samples comes from genotype-count identities
 
     phi_ij = 1/2 - (het_i + het_j - 2 hethet_ij + 4 ibs0_ij) / (4 min(het_i, het_j))
 
-over the autosomal variants called in both samples, where ``hethet`` counts
+over the autosomal variants called in both samples (hard calls: a dosage
+container's dosages are rounded as plink2 does,
+:func:`crosscohort.genotypes.hard_calls`), where ``hethet`` counts
 variants heterozygous in both, ``ibs0`` those homozygous for opposite alleles
 and ``het_i`` those heterozygous in sample i (among the variants called in
 both). Degrees: > 0.354 duplicate/MZ twin, > 0.177 first degree, > 0.0884
@@ -36,7 +38,7 @@ import numpy as np
 import polars as pl
 
 from crosscohort.errors import InputError
-from crosscohort.genotypes import Genotypes
+from crosscohort.genotypes import Genotypes, hard_calls
 
 __all__ = [
     "KING_THIRD_DEGREE",
@@ -85,6 +87,8 @@ def _blocks(genotypes: Genotypes, sample_index: np.ndarray, variant_index: np.nd
         acc = {k: np.zeros((r1 - r0, n), dtype=np.float32)
                for k in ("hethet", "ibs0", "het_row", "het_col", "nsnp")}
         for _, dos in genotypes.chunks(variant_index, chunk_size, sample_index):
+            if not genotypes.hard_calls_only:  # KING counts hard calls (plink2 on dosage data)
+                dos = hard_calls(dos)
             het = (dos == 1.0).astype(np.float32)
             hom_ref = (dos == 0.0).astype(np.float32)
             hom_alt = (dos == 2.0).astype(np.float32)

@@ -4,6 +4,8 @@ Oracle: plink2 converts one PLINK 1 fileset into every other container (the
 exact commands are beside each conversion); ``crosscohort assoc`` on each
 must then reproduce the .bed results to 1e-10 (beta, SE, p), with the same
 ``n`` and alleles. Missing calls must survive each conversion as NaN.
+Chromosome X (males 0/2 in the ``.bed``, haploid in plink2's VCF; sex from
+the ``.psam`` or, for a VCF, ``--psam``) gives the ``.bed`` association too.
 """
 
 from __future__ import annotations
@@ -209,3 +211,99 @@ def test_assoc_cli__missing_psam_is_a_one_line_error_naming_it(converted, tmp_pa
                "--out", str(tmp_path / "{trait}.tsv")])
     assert rc == 2
     assert f"{tmp_path}/pg.psam: no such file" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ chromosome X
+def _chrx_dataset(root: Path) -> dict[str, Path]:
+    """Autosomal and chromosome X variants; males' X calls homozygous (0/2), a few samples of unknown sex."""
+    rng = np.random.default_rng(23)
+    n, m_auto, m_x = 300, 10, 30
+    sex = rng.integers(1, 3, n)
+    sex[:6] = 0  # unknown: left out of the chrX fits, as plink2 does
+    p = rng.uniform(0.1, 0.5, m_auto + m_x)
+    g = rng.binomial(2, p, size=(n, m_auto + m_x)).astype(np.float64)
+    male = sex == 1
+    g[np.ix_(male, np.arange(m_auto, m_auto + m_x))] = 2.0 * rng.binomial(1, p[m_auto:], size=(male.sum(), m_x))
+    g[rng.random(g.shape) < 0.03] = np.nan
+    bases = np.array(list("ACGT"))
+    a1 = rng.integers(0, 4, g.shape[1])
+    a2 = (a1 + rng.integers(1, 4, g.shape[1])) % 4
+    prefix = root / "x"
+    to_bed(prefix.with_suffix(".bed"), g, count_A1=True, num_threads=1, properties={
+        "fid": ["0"] * n, "iid": [f"s{i}" for i in range(n)], "sex": sex,
+        "chromosome": ["1"] * m_auto + ["X"] * m_x,
+        "sid": [f"x{j}" for j in range(g.shape[1])],
+        # X positions outside the pseudo-autosomal regions (plink2 would split them off)
+        "bp_position": np.r_[np.arange(1, m_auto + 1) * 1000, 5_000_000 + np.arange(1, m_x + 1) * 1000],
+        "allele_1": bases[a1].tolist(), "allele_2": bases[a2].tolist(),
+    })
+    dos = np.nan_to_num(g, nan=0.0)
+    q = 0.4 * dos[:, m_auto + 2] + 0.5 * (sex == 1) + rng.normal(size=n)
+    pheno = root / "x.pheno.tsv"
+    pheno.write_text("#FID\tIID\tq\n" + "".join(f"0\ts{i}\t{q[i]:.6f}\n" for i in range(n)))
+    return {"bfile": prefix, "pheno": pheno, "truth": g, "male": male, "m_auto": m_auto}
+
+
+@pytest.fixture(scope="module")
+def chrx(tmp_path_factory) -> dict:
+    from tests.conftest import require_tool
+
+    plink2 = require_tool("plink2")
+    root = tmp_path_factory.mktemp("chrx")
+    d = _chrx_dataset(root)
+    b = str(d["bfile"])
+    # Oracle commands (plink2 v2.00a3.5): males' X calls become haploid in the VCF;
+    # the VCF holds no sex, which comes back through --psam (the .pgen's)
+    for args in (["--make-pgen", "--out", str(root / "xp")],
+                 ["--export", "vcf", "bgz", "--out", str(root / "xv")]):
+        subprocess.run([plink2, "--bfile", b, *args], check=True, capture_output=True)
+    d.update(root=root, pfile=root / "xp", vcf=root / "xv.vcf.gz", psam=root / "xp.psam")
+    return d
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("container", ["pfile", "vcf"])
+def test_assoc__chrx_through_pgen_and_vcf_equals_the_bed(chrx, container):
+    d = chrx
+    args = {"pfile": ["--pfile", str(d["pfile"])],
+            "vcf": ["--vcf", str(d["vcf"]), "--psam", str(d["psam"])]}[container]
+    src = {"pfile": GenotypeSource("pfile", str(d["pfile"])),
+           "vcf": GenotypeSource("vcf", str(d["vcf"]), sample=str(d["psam"]))}[container]
+    geno = Genotypes([src])
+    # the VCF's haploid male calls count 0/2, like the .bed's homozygous ones
+    x = geno.read(np.arange(d["m_auto"], geno.n_variants))
+    np.testing.assert_array_equal(x, d["truth"][:, d["m_auto"]:])
+    assert set(np.unique(x[d["male"]][~np.isnan(x[d["male"]])])) == {0.0, 2.0}
+    assert geno.samples["sex"].to_list() == Genotypes([d["bfile"]]).samples["sex"].to_list()
+    res = {}
+    for label, geno_args in (("bed", ["--bfile", str(d["bfile"])]), (container, args)):
+        out = d["root"] / f"{container}_{label}.tsv"
+        assert main(["assoc", *geno_args, "--pheno", str(d["pheno"]), "--out", str(out)]) == 0
+        res[label] = pl.read_csv(out, separator="\t", infer_schema_length=None)
+    ref, got = res["bed"], res[container]
+    assert got.get_column("n").to_list() == ref.get_column("n").to_list()
+    on_x = (ref.get_column("chromosome") == 23).to_numpy()
+    assert on_x.sum() == 30
+    # unknown-sex samples are out of the X fits only
+    called = ~np.isnan(d["truth"])
+    known = Genotypes([d["bfile"]]).samples["sex"].to_numpy() > 0
+    expected_n = np.where(on_x, (called & known[:, None]).sum(axis=0), called.sum(axis=0))
+    assert ref.get_column("n").to_list() == expected_n.tolist()
+    for col in ("beta", "standard_error", "p_value", "effect_allele_frequency"):
+        np.testing.assert_allclose(got.get_column(col).to_numpy(), ref.get_column(col).to_numpy(),
+                                   rtol=1e-10, atol=1e-12, err_msg=f"{container} {col}")
+
+
+def test_vcf__psam_of_other_samples_is_refused_naming_both_files(chrx, tmp_path):
+    psam = tmp_path / "bad.psam"
+    lines = chrx["psam"].read_text().splitlines()
+    psam.write_text("\n".join([lines[0], lines[2], lines[1], *lines[3:]]) + "\n")
+    with pytest.raises(InputError, match=rf"{psam}: sample 1 is IID 's1', but {chrx['vcf']} has 's0'"):
+        Genotypes([GenotypeSource("vcf", str(chrx["vcf"]), sample=str(psam))])
+
+
+def test_cli__psam_without_vcf_is_refused(chrx, tmp_path, capsys):
+    rc = main(["qc", "--pfile", str(chrx["pfile"]), "--psam", str(chrx["psam"]),
+               "--out-prefix", str(tmp_path / "q")])
+    assert rc == 2
+    assert "--psam" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from crosscohort.commands.genotype_options import add_genotype_options, genotype_sources
 from crosscohort.errors import InputError
 
 _DESCRIPTION = """\
@@ -99,23 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--bfile", action="append", metavar="PREFIX",
-                     help="PLINK 1 fileset prefix; repeat to stack the samples of filesets with identical .bim (pooled arm)")
-    src.add_argument("--pfile", action="append", metavar="PREFIX",
-                     help="PLINK 2 .pgen/.pvar/.psam prefix (ALT dosages); repeatable like --bfile")
-    src.add_argument("--bgen", metavar="FILE",
-                     help="BGEN v1.2 file (dosages from genotype probabilities), with --sample")
-    src.add_argument("--vcf", action="append", metavar="FILE",
-                     help=".vcf, .vcf.gz or .bcf file (GT, or DS where declared; see --vcf-field); repeatable")
-    p.add_argument("--sample", metavar="FILE",
-                   help="with --bgen: the Oxford .sample file (ID_1 = FID, ID_2 = IID); default: FILE.sample")
-    p.add_argument("--bgen-ref", choices=["first", "last"], default="first",
-                   help="with --bgen: 'first' (default; UK Biobank layout) = the first allele is REF and the "
-                        "second is counted; 'last' = the first allele is ALT and counted, as plink2 "
-                        "--export bgen-1.2 writes without its ref-first modifier (plink2 --bgen ... ref-last)")
-    p.add_argument("--vcf-field", choices=["auto", "GT", "DS"], default="auto",
-                   help="with --vcf: FORMAT field read (default auto: DS when the header declares it, else GT)")
+    add_genotype_options(p)
     p.add_argument("--pheno", required=True, metavar="FILE", help="phenotype file, '#FID IID name...' header")
     p.add_argument("--pheno-name", type=_names, metavar="T1[,T2...]",
                    help="phenotype columns to analyse (default: all)")
@@ -173,21 +158,6 @@ def output_path(out: str, trait: str, n_traits: int) -> Path:
     if not (out.endswith(".tsv") or out.endswith(".tsv.gz") or out.endswith(".parquet")):
         raise InputError(f"--out {out}: expected a .tsv, .tsv.gz or .parquet path; got suffix {suffixes!r}")
     return Path(out.replace("{trait}", trait))
-
-
-def genotype_sources(args: argparse.Namespace) -> list:
-    """The genotype inputs named by ``--bfile/--pfile/--bgen/--vcf`` (PLINK 1 prefixes stay plain paths)."""
-    from crosscohort.genotype_formats import GenotypeSource
-
-    if args.sample is not None and args.bgen is None:
-        raise InputError(f"--sample {args.sample}: only used with --bgen")
-    if args.bfile:
-        return list(args.bfile)
-    if args.pfile:
-        return [GenotypeSource("pfile", p) for p in args.pfile]
-    if args.bgen:
-        return [GenotypeSource("bgen", args.bgen, sample=args.sample, bgen_ref_first=args.bgen_ref == "first")]
-    return [GenotypeSource("vcf", v, vcf_field=args.vcf_field) for v in args.vcf]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import polars as pl
 
+from crosscohort.commands.genotype_options import add_genotype_options, open_genotypes
+
 __all__ = ["register", "run"]
 
 _KEY = ("chromosome", "base_pair_location", "effect_allele", "other_allele")
@@ -28,12 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "index's chromosome, base_pair_location, alleles, variant_id, p_value, "
             "neg_log_10_p_value; clump, bim_id, n_members, members = member variant_ids by "
             "position, comma-separated, NONE when empty; span_start, span_end) and OUT's stem "
-            "+ .json (rows_in, matched, not_in_genotypes, clumps...). Defaults are plink's "
+            "+ .json (rows_in, matched, not_in_genotypes, clumps...). LD is measured in the genotypes "
+            "of any container (--bfile, --pfile, --bgen, --vcf); from dosages, on hard calls "
+            "(within 0.1 of 0/1/2, else missing), as plink does. Defaults are plink's "
             "except --clump-p1 (genome-wide 5e-8)."
         ),
     )
-    p.add_argument("--bfile", action="append", required=True, metavar="PREFIX",
-                   help="PLINK 1 fileset LD is measured in; repeat to stack samples (same .bim)")
+    add_genotype_options(p)
     p.add_argument("--sumstats", required=True, type=Path, metavar="FILE",
                    help="GWAS-SSF table (.tsv, .tsv.gz, .parquet) with p_value or neg_log_10_p_value")
     p.add_argument("--keep", metavar="SAMPLES", help="measure LD in these samples only ('#FID IID' or IID lines)")
@@ -52,7 +55,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from crosscohort.clump import clump, match_genotypes, write_clumps
     from crosscohort.errors import InputError
-    from crosscohort.genotypes import Genotypes
     from crosscohort.harmonise.align import normalise_chromosomes
     from crosscohort.phenotypes import read_sample_list
     from crosscohort.sumstats import read_sumstats, variant_id
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         from crosscohort.loci import neglog10p
 
         ss = ss.with_columns(pl.Series("neg_log_10_p_value", neglog10p(ss)))
-    genotypes = Genotypes(args.bfile)
+    genotypes = open_genotypes(args)
     samples = genotypes.sample_index(read_sample_list(args.keep), require_all=True) if args.keep else None
     matched = int(match_genotypes(ss, genotypes).sum())
     res = clump(ss, genotypes, p1=args.clump_p1, p2=args.clump_p2, r2=args.clump_r2,

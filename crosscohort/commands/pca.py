@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
+from crosscohort.commands.genotype_options import add_genotype_options, open_genotypes
+
 
 def run(args: argparse.Namespace) -> int:
-    from crosscohort.genotypes import Genotypes, read_id_list
+    from crosscohort.genotypes import read_id_list
     from crosscohort.pca import run_pca, write_pca
     from crosscohort.phenotypes import read_sample_list
 
     keep = read_sample_list(args.keep) if args.keep else None
     extract = read_id_list(args.extract) if args.extract else None
-    res = run_pca(Genotypes(args.bfile), keep=keep, extract=extract, n_pcs=args.n_pcs, maf=args.maf,
+    res = run_pca(open_genotypes(args), keep=keep, extract=extract, n_pcs=args.n_pcs, maf=args.maf,
                   window=args.prune_window, step=args.prune_step, r2=args.prune_r2, seed=args.seed,
                   method=args.method, chunk_size=args.chunk_size, nonfounders=args.nonfounders)
     params = {"maf": args.maf, "prune_window": args.prune_window, "prune_step": args.prune_step,
@@ -34,12 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "genotypes standardised by 2p and sqrt(2p(1-p)) with missing calls mean-imputed, and the "
             "top --n-pcs eigenvectors written in plink2's .eigenvec layout (F), with F.eigenval, "
             "F.prune.json (variant counts: in, non-autosomal, below MAF, LD-pruned, used) and "
-            "F.prune.in (IDs used). CAVEAT: PCs are individual-level data. They are association "
+            "F.prune.in (IDs used). From dosages (.pgen/BGEN/VCF DS), as plink2: frequencies and the "
+            "PCA use dosages, LD pruning uses hard calls (plink2 --indep-pairwise). CAVEAT: PCs are individual-level data. They are association "
             "covariates inside the TRE and must NEVER leave it; the export gate does not release them."
         ),
     )
-    p.add_argument("--bfile", action="append", required=True, metavar="PREFIX",
-                   help="PLINK 1 fileset prefix; repeat to stack samples of filesets with identical .bim")
+    add_genotype_options(p)
     p.add_argument("--keep", metavar="FILE", help="samples to use (#FID IID), e.g. qc's O.samples.keep")
     p.add_argument("--extract", metavar="FILE", help="variant IDs to consider, e.g. qc's O.variants.keep")
     p.add_argument("--n-pcs", type=int, default=10, help="number of PCs (default 10)")

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from crosscohort.commands.genotype_options import (
+    add_genotype_options,
+    default_cohort_name,
+    open_genotypes,
+)
 
 
 def run(args: argparse.Namespace) -> int:
-    from crosscohort.genotypes import Genotypes
     from crosscohort.qc import QcThresholds, run_qc, write_qc
 
     thresholds = QcThresholds(geno=args.geno, mind=args.mind, maf=args.maf, mac=args.mac, hwe=args.hwe)
-    cohort = args.cohort or Path(args.bfile[0]).name
-    result = run_qc(Genotypes(args.bfile), cohort=cohort, thresholds=thresholds,
+    cohort = args.cohort or default_cohort_name(args)
+    result = run_qc(open_genotypes(args), cohort=cohort, thresholds=thresholds,
                     chunk_size=args.chunk_size, nonfounders=args.nonfounders,
                     king_cutoff=args.king_cutoff, log=sys.stderr)
     paths = write_qc(result, args.out_prefix)
@@ -50,13 +54,16 @@ def register(sub: argparse._SubParsersAction) -> None:
             "degree) is removed, the sample in most related pairs first, as plink2 --king-cutoff. "
             "Writes O.samples.keep, O.variants.keep, O.ledger.json, O.variant_stats.tsv.gz and "
             "O.king.tsv (related pairs). "
+            "Any genotype container (--bfile, --pfile, --bgen, --vcf) gives the same results for the "
+            "same hard calls. From dosages (.pgen/BGEN/VCF DS), as plink2: call rates, the HWE test "
+            "and KING use hard calls (a dosage within 0.1 of 0, 1 or 2, else missing: plink2's "
+            "--hard-call-threshold), frequencies, MAF and MAC use dosages. "
             "These files hold individual-level IDs: they stay inside the TRE."
         ),
     )
-    p.add_argument("--bfile", action="append", required=True, metavar="PREFIX",
-                   help="PLINK 1 fileset prefix; repeat to stack samples of filesets with identical .bim")
+    add_genotype_options(p)
     p.add_argument("--out-prefix", required=True, metavar="O", help="output prefix")
-    p.add_argument("--cohort", default=None, help="cohort id for the ledger (default: basename of the first --bfile)")
+    p.add_argument("--cohort", default=None, help="cohort id for the ledger (default: name of the first genotype input)")
     p.add_argument("--geno", type=float, default=0.1, help="remove variants with missing call rate above this (default 0.1)")
     p.add_argument("--mind", type=float, default=0.1, help="remove samples with missing call rate above this (default 0.1)")
     p.add_argument("--maf", type=float, default=0.01, help="remove variants with minor allele frequency below this (default 0.01)")

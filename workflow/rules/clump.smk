@@ -20,10 +20,10 @@ rule clump:
         mem_mb=genotype_scan_mem_mb,
         runtime=genotype_scan_runtime,
     params:
-        bfiles=bfile_args,
+        genotypes=genotype_args,
         p1=config["report"]["threshold"],
         kb=config["report"]["window_kb"],
     shell:
-        "python -m crosscohort clump {params.bfiles} --keep {input.samples}"
+        "python -m crosscohort clump {params.genotypes} --keep {input.samples}"
         " --sumstats {input.sumstats} --clump-p1 {params.p1} --clump-kb {params.kb}"
         " --out {output.clumps} 2> {log}"

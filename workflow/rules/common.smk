@@ -12,6 +12,7 @@ sys.path.insert(0, workflow.basedir)
 
 from crosscohort.config import config_digest, load_study
 from crosscohort.errors import ConfigError
+from crosscohort.genotype_formats import container_files, vcf_sample_sidecar
 
 try:
     STUDY = load_study(config, workdir=".", source="config")
@@ -49,25 +50,54 @@ def sheet(cohort, column):
     return STUDY.row(cohort)[column]
 
 
+def unit_cohorts(cohort):
+    """Cohorts of an analysis unit: itself, or all cohorts for the pooled arm."""
+    return COHORTS if cohort == POOLED else [cohort]
+
+
 def bfile_prefixes(cohort):
-    """PLINK 1 fileset prefixes of an analysis unit (all cohorts for the pooled arm)."""
-    members = COHORTS if cohort == POOLED else [cohort]
-    return [sheet(c, "genotypes") for c in members]
+    """Genotype paths (sheet column `genotypes`) of an analysis unit; PLINK 1 prefixes in the demo."""
+    return [sheet(c, "genotypes") for c in unit_cohorts(cohort)]
+
+
+def vcf_psam(cohort):
+    """The .psam beside a VCF cohort's file (FIDs, parents, sex), or None when absent."""
+    side = vcf_sample_sidecar(sheet(cohort, "genotypes"))
+    return str(side) if side.exists() else None
+
+
+def cohort_genotype_files(cohort):
+    """The files one cohort's genotypes are read from, per its `genotype_format`."""
+    fmt = sheet(cohort, "genotype_format")
+    sample = vcf_psam(cohort) if fmt == "vcf" else None
+    return container_files(fmt, sheet(cohort, "genotypes"), sample=sample)
 
 
 def genotype_files(wildcards):
-    """The .bed/.bim/.fam files an analysis unit reads."""
-    return [
-        p + ext
-        for p in bfile_prefixes(wildcards.cohort)
-        for ext in (".bed", ".bim", ".fam")
-    ]
+    """The genotype files an analysis unit reads (.bed/.bim/.fam, .pgen/.pvar/.psam, ...)."""
+    return [f for c in unit_cohorts(wildcards.cohort) for f in cohort_genotype_files(c)]
 
 
-def bfile_args(wildcards):
-    return " ".join(
-        f"--bfile {shlex.quote(p)}" for p in bfile_prefixes(wildcards.cohort)
-    )
+def genotype_args(wildcards):
+    """The `crosscohort` genotype options of an analysis unit, from the sheet's `genotype_format`."""
+    members = unit_cohorts(wildcards.cohort)
+    formats = sorted({sheet(c, "genotype_format") for c in members})
+    if len(formats) > 1 or (formats == ["bgen"] and len(members) > 1):
+        raise WorkflowError(
+            f"{wildcards.cohort}: the pooled arm stacks one genotype format, one file per cohort "
+            f"(bfile, pfile or vcf); the sheet has {formats} for {members}"
+        )
+    args = []
+    for c in members:
+        fmt, path = sheet(c, "genotype_format"), shlex.quote(sheet(c, "genotypes"))
+        args.append(f"--{fmt} {path}")
+        if fmt == "vcf" and vcf_psam(c):
+            args.append(f"--psam {shlex.quote(vcf_psam(c))}")
+    return " ".join(args)
+
+
+# association.smk's name for the same options
+bfile_args = genotype_args
 
 
 def pheno_file(wildcards):
@@ -118,6 +148,12 @@ def cohort_pairs(pattern, **kw):
 
 
 # ---------------------------------------------------------------- stage inputs
+def sample_id_files(cohort):
+    """The genotype side file listing a cohort's sample IDs (.fam, .psam), for the gate's ID scan."""
+    files = cohort_genotype_files(cohort)
+    return [f for f in files if f.endswith((".fam", ".psam"))]
+
+
 def export_inputs(wildcards):
     c = wildcards.cohort
     return {
@@ -125,7 +161,7 @@ def export_inputs(wildcards):
             "results/association/{cohort}/{trait}.tsv.gz", cohort=c, trait=TRAITS
         ),
         "ledger": f"results/qc/{c}/qc.ledger.json",
-        "ids": [sheet(c, "genotypes") + ".fam", sheet(c, "pheno"), sheet(c, "covar")],
+        "ids": sample_id_files(c) + [sheet(c, "pheno"), sheet(c, "covar")],
     }
 
 
@@ -231,23 +267,47 @@ TABLE_MB_PER_GZ_MB = 10
 SECONDS_PER_SAMPLE_VARIANT = 1e-7
 
 
-def n_samples_of(wildcards):
-    """Genotyped samples of an analysis unit: lines of its .fam files.
+# BGEN and bgzipped VCF/BCF of hard calls hold ~0.15-0.25 bytes per sample and
+# variant (the small demo's cohorts converted by plink2); 0.1 over-counts variants.
+COMPRESSED_BYTES_PER_CALL = 0.1
 
-    Raises FileNotFoundError while a .fam is only planned: Snakemake then
+
+def _lines(path):
+    with open(path, "rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def n_samples_of(wildcards):
+    """Genotyped samples of an analysis unit: lines of its .fam/.psam/.sample files (a VCF's header).
+
+    Raises FileNotFoundError while a file is only planned: Snakemake then
     shows the resource as <TBD> and evaluates it when the job is ready.
     """
     n = 0
-    for prefix in bfile_prefixes(wildcards.cohort):
-        with open(f"{prefix}.fam", "rb") as fh:
-            n += sum(1 for _ in fh)
+    for c in unit_cohorts(wildcards.cohort):
+        fmt, path = sheet(c, "genotype_format"), sheet(c, "genotypes")
+        if fmt == "bfile":
+            n += _lines(f"{path}.fam")
+        elif fmt == "pfile":
+            n += _lines(f"{path}.psam") - 1
+        elif fmt == "bgen":
+            n += _lines(cohort_genotype_files(c)[1]) - 2
+        else:
+            from cyvcf2 import VCF  # reads the header only
+
+            n += len(VCF(path).samples)
     return n
 
 
 def n_variants_of(wildcards):
-    """Variants of an analysis unit, estimated from its .bim size (cheap for 10^7 lines)."""
-    bim = f"{bfile_prefixes(wildcards.cohort)[0]}.bim"
-    return int(os.stat(bim).st_size / BIM_BYTES_PER_VARIANT)
+    """Variants of an analysis unit, estimated from its .bim/.pvar size (cheap for 10^7 lines)."""
+    c = unit_cohorts(wildcards.cohort)[0]
+    fmt, path = sheet(c, "genotype_format"), sheet(c, "genotypes")
+    if fmt in ("bfile", "pfile"):
+        table = f"{path}.bim" if fmt == "bfile" else f"{path}.pvar"
+        return int(os.stat(table).st_size / BIM_BYTES_PER_VARIANT)
+    n = max(1, n_samples_of(wildcards) // len(unit_cohorts(wildcards.cohort)))
+    return int(os.stat(path).st_size / (COMPRESSED_BYTES_PER_CALL * n))
 
 
 def association_mem_mb(wildcards, input, attempt):

@@ -20,10 +20,10 @@ rule pca:
         mem_mb=genotype_scan_mem_mb,
         runtime=genotype_scan_runtime,
     params:
-        bfiles=bfile_args,
+        genotypes=genotype_args,
         pca=config["pca"],
     shell:
-        "python -m crosscohort pca {params.bfiles} --keep {input.samples} --extract {input.variants}"
+        "python -m crosscohort pca {params.genotypes} --keep {input.samples} --extract {input.variants}"
         " --n-pcs {params.pca[n_pcs]} --maf {params.pca[maf]}"
         " --prune-window {params.pca[prune_window]} --prune-step {params.pca[prune_step]}"
         " --prune-r2 {params.pca[prune_r2]} --out {output.eigenvec} 2> {log}"

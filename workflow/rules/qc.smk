@@ -71,7 +71,7 @@ rule qc:
         mem_mb=genotype_scan_mem_mb,
         runtime=genotype_scan_runtime,
     params:
-        bfiles=bfile_args,
+        genotypes=genotype_args,
         qc=config["qc"],
         king=(
             "none"
@@ -80,7 +80,7 @@ rule qc:
         ),
         prefix=lambda wildcards, output: output.samples.removesuffix(".samples.keep"),
     shell:
-        "python -m crosscohort qc {params.bfiles} --cohort {wildcards.cohort}"
+        "python -m crosscohort qc {params.genotypes} --cohort {wildcards.cohort}"
         " --geno {params.qc[geno]} --mind {params.qc[mind]} --maf {params.qc[maf]}"
         " --mac {params.qc[mac]} --hwe {params.qc[hwe]} --king-cutoff {params.king}"
         " --out-prefix {params.prefix} 2> {log}"
