@@ -89,10 +89,18 @@ def dag_inputs(workdir: Path, configfile: Path) -> list[str]:
 # ------------------------------------------------------------------ demo mode
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory) -> Path:
-    wd = tmp_path_factory.mktemp("demo")
+    # Run once per session: tests/test_slurm.py imports this fixture (pytest then holds a
+    # second session fixture of this name) and finds the finished run by its marker.
+    base = tmp_path_factory.getbasetemp()
+    wd, done = base / "demo", base / "demo.done"
+    if done.exists():
+        return wd
+    shutil.rmtree(wd, ignore_errors=True)
+    wd.mkdir()
     cfgfile = _write_config(wd, _config())
     proc = snakemake(wd, configfile=cfgfile)
     assert "crosscohort: done" in proc.stdout + proc.stderr
+    done.touch()
     return wd
 
 
