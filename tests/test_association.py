@@ -124,6 +124,41 @@ def test_assoc__chunk_size_does_not_change_results(small, chunk_size):
         _assert_same(got[trait], ref[trait])
 
 
+def test_read_step__caps_the_chunk_by_bytes_with_a_floor():
+    from crosscohort.association.engine import read_step
+
+    assert read_step(1000, 200) == 1000  # small cohort: --chunk-size as given
+    assert read_step(1000, 20_000) == 16 * 2**20 // (8 * 20_000)  # 104 variants, 16 MiB
+    assert read_step(1000, 10_000_000) == 16  # the floor
+    assert read_step(5, 10_000_000) == 5  # never more than asked
+
+
+def test_assoc__byte_capped_chunks_give_the_same_results(small, monkeypatch):
+    from crosscohort.association import engine
+
+    ref = _run(small, chunk_size=1000).tables
+    log = io.StringIO()
+    # 200 samples x 8 bytes x 3 variants: the cap, not --chunk-size, sets the chunk.
+    monkeypatch.setattr(engine, "_CHUNK_BYTES", 200 * 8 * 3)
+    monkeypatch.setattr(engine, "_MIN_CHUNK", 1)
+    got = _run(small, chunk_size=1000, log=log).tables
+    assert "3 variants read at a time (--chunk-size 1000 capped" in log.getvalue()
+    for trait in ref:
+        _assert_same(got[trait], ref[trait])
+
+
+def test_prepare_chunk__case_counts_match_numpy(small):
+    g = small["g"]
+    y = (np.random.default_rng(3).random(g.shape[0]) < 0.3).astype(float)
+    c = K.prepare_chunk(g, cases=y)
+    obs = ~np.isnan(g)
+    np.testing.assert_array_equal(c.n_cases, obs.T.astype(float) @ y)
+    np.testing.assert_array_equal(c.alt_cases, np.where(obs, g, 0.0).T @ y)
+    assert K.prepare_chunk(g).n_cases is None
+    with pytest.raises(ValueError, match="one value per sample"):
+        K.prepare_chunk(g, cases=y[:-1])
+
+
 def test_assoc__parts_concatenate_to_the_whole(small):
     whole = _run(small).tables["qt"]
     parts = [_run(small, part=(i, 3), pheno_names=["qt"]).tables["qt"] for i in (1, 2, 3)]

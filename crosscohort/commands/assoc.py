@@ -114,7 +114,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    metavar="NAME=quantitative|binary",
                    help="override trait-type detection (repeatable); needed for 0/1-coded case/control traits")
     p.add_argument("--chunk-size", type=_positive_int, default=1000, metavar="M",
-                   help="variants read and fitted at once (default 1000); memory ~ samples x M x 8 bytes x a few")
+                   help="most variants read and fitted at once (default 1000; fewer when samples x M x 8 bytes "
+                        "exceeds 16 MiB); memory ~ a few x min(samples x M x 8 bytes, 16 MiB)")
     p.add_argument("--part", type=_part, metavar="I/N",
                    help="analyse only the I-th (1-based) of N equal contiguous parts of the extracted variants")
     p.add_argument("--threads", type=_positive_int, metavar="T",

@@ -313,16 +313,18 @@ def n_variants_of(wildcards):
 def association_mem_mb(wildcards, input, attempt):
     """Memory of one association part.
 
-    The engine holds one chunk of dosages (samples x chunk_size float64) and,
-    per trait in turn, ~5 derived arrays of that shape (centred, observed,
-    the trait's rows, Firth's working copies): 6 arrays x 8 bytes
-    (measured 981 MB at 20,000 x 1,000 for a binary trait). Results
+    The engine holds one chunk of dosages (samples x chunk_size float64,
+    capped at 16 MiB by crosscohort.association.engine.read_step) and, per
+    trait in turn, ~5 derived arrays of that shape (centred, observed, the
+    trait's rows, Firth's working copies): 6 arrays (measured peak 368 MB in
+    all at 20,000 samples x 100,000 variants for a binary trait, 396 MB at
+    200,000). Results
     accumulate at ~25 float64 columns per variant and trait, written once
     more by polars (x2); the .bim table is ~3x its text. Safety x1.5.
     """
     n, chunk = n_samples_of(wildcards), config["association"]["chunk_size"]
     m_part = n_variants_of(wildcards) / N_PARTS
-    chunk_mb = 6 * n * chunk * 8 / 1e6
+    chunk_mb = 6 * min(n * chunk * 8, 16 * 2**20) / 1e6
     results_mb = 2 * m_part * len(TRAITS) * 25 * 8 / 1e6
     bim_mb = 3 * m_part * N_PARTS * BIM_BYTES_PER_VARIANT / 1e6
     return int((IMPORT_MB + 1.5 * (chunk_mb + results_mb + bim_mb)) * attempt)
