@@ -12,8 +12,9 @@ reference panel, then times in one run:
 - ``GWAMA -qt`` (reads, aligns to the first study, meta-analyses),
 - ``plink1.9 --meta-analysis ... + qt`` (reads, aligns, meta-analyses).
 
-Each command runs under ``/usr/bin/time -v``; wall time and peak RSS are
-printed, with the ratio to ours, and the size of the columns we keep
+Each command runs under ``/usr/bin/time -v``; wall time, CPU time (user +
+system, the fairer figure on a shared machine), peak RSS and the 1-minute
+load average before and after are printed, with the ratio to ours, and the size of the columns we keep
 (polars ``estimated_size`` of the harmonised tables) for the memory rule
 "peak RSS at most about twice the kept columns".
 
@@ -89,15 +90,20 @@ def make_cohort(panel: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
     })
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Wall seconds and peak RSS (MB) of ``cmd`` under /usr/bin/time -v."""
+def timed(cmd: list[str], cwd: Path) -> tuple[float, float, float, str]:
+    """Wall s, peak RSS (MB), CPU s (user + system) of ``cmd`` under /usr/bin/time -v, and loads."""
+    import os
+
+    before = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=cwd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1)) / 1024
-    return wall, rss, proc.stderr
+    cpu = sum(float(re.search(rf"{k} time \(seconds\): (\S+)", proc.stderr).group(1))
+              for k in ("User", "System"))
+    return wall, rss, cpu, f"{before:.1f} -> {os.getloadavg()[0]:.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,19 +148,23 @@ def main(argv: list[str] | None = None) -> int:
                                                  "--out", "plink_out"]
     results = {}
     for name, cmd in runs.items():
-        results[name] = timed(cmd, work)[:2]
+        results[name] = timed(cmd, work)
         print(f"  {name}: {results[name][0]:.1f} s, {results[name][1]:.0f} MB", flush=True)
     kept = sum(pl.read_csv(work / "h_ref" / f"c{k}.tsv.gz", separator="\t", infer_schema=False)
                .pipe(lambda d: d.cast({c: pl.Float64 for c in ("beta", "standard_error", "p_value",
                                                                 "neg_log_10_p_value",
                                                                 "effect_allele_frequency")})
-                     .cast({c: pl.Int64 for c in ("chromosome", "base_pair_location", "n")}))
+                     .cast({c: pl.Int64 for c in ("chromosome", "base_pair_location", "n")})
+                     # Flags as the booleans they are in memory, not as text.
+                     .with_columns(pl.col(c) == "true" for c in d.columns if c.startswith("flag_")))
                .estimated_size() for k in range(args.cohorts)) / 2**20
     base = results["crosscohort harmonise (no reference)"]
-    print("\n| command | wall (s) | ratio to ours (no ref) | peak RSS (MB) | RSS / kept columns |")
-    print("|---|---|---|---|---|")
-    for name, (wall, rss) in results.items():
-        print(f"| {name} | {wall:.1f} | {wall / base[0]:.2f} | {rss:.0f} | {rss / kept:.2f} |")
+    print("\n| command | wall (s) | CPU (s) | ratio to ours (no ref), wall / CPU | peak RSS (MB) "
+          "| RSS / kept columns | load before -> after |")
+    print("|---|---|---|---|---|---|---|")
+    for name, (wall, rss, cpu, load) in results.items():
+        print(f"| {name} | {wall:.1f} | {cpu:.1f} | {wall / base[0]:.2f} / {cpu / base[2]:.2f} "
+              f"| {rss:.0f} | {rss / kept:.2f} | {load} |")
     print(f"\nkept columns of the {args.cohorts} harmonised tables (polars estimated_size): {kept:.0f} MB")
     return 0
 

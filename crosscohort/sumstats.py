@@ -125,6 +125,12 @@ FLAG_COLUMNS: dict[str, Column] = _declare(
         pl.Boolean,
         "the z implied by the file's p differs from |beta/SE| by > 5 % (floor 1); row kept",
     ),
+    Column(
+        "flag_eaf_far",
+        pl.Boolean,
+        "aligned EAF > 0.2 from the reference panel's (harmonise) or, in the meta table, a "
+        "cohort's EAF > 0.2 from the other cohorts' n-weighted EAF; row kept",
+    ),
 )
 
 ALL_COLUMNS: dict[str, Column] = {**COLUMNS, **META_COLUMNS, **FLAG_COLUMNS, **INTERNAL_COLUMNS}

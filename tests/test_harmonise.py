@@ -65,9 +65,11 @@ def test_harmonise_reference__exact_swap_flip_and_flip_swap():
     assert b.get_column("effect_allele").to_list() == ["G", "T"]
     assert b.get_column("beta").to_list() == [0.3, -0.4]
     assert out.ledgers["a"].changed == {"allele_swapped": 1, "strand_flipped": 0,
-                                        "palindrome_resolved_by_eaf": 0}
+                                        "palindrome_resolved_by_eaf": 0,
+                                        "eaf_far_from_reference_flagged": 0}
     assert out.ledgers["b"].changed == {"allele_swapped": 1, "strand_flipped": 2,
-                                        "palindrome_resolved_by_eaf": 0}
+                                        "palindrome_resolved_by_eaf": 0,
+                                        "eaf_far_from_reference_flagged": 0}
     assert a.get_column("variant_id").to_list() == ["1:100:A:G", "1:200:C:T"]
 
 
@@ -275,6 +277,8 @@ def test_harmonise_property__reencoded_cohort_harmonises_back_and_ledger_counts_
         "strand_flipped": int((flip & ~pal).sum()),
         # A flipped palindrome only looks swapped; beta is negated exactly when it was swapped.
         "palindrome_resolved_by_eaf": int((swap & pal).sum()),
+        # Aligned EAFs equal the panel's: a swap or flip never raises the EAF flag.
+        "eaf_far_from_reference_flagged": 0,
     }
     assert sum(lg.removed.values()) == 0 and lg.n_kept == m
 
@@ -319,3 +323,45 @@ def test_harmonise_cli__writes_aligned_tables_and_ledger(tmp_path):
 def test_harmonise_cli__malformed_cohort_argument_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="COHORT=FILE"):
         _run_cli(harmonise_cmd, ["harmonise", "--trait", "t", "--out-dir", str(tmp_path), "a.tsv"])
+
+
+def test_harmonise_reference__far_eaf_flagged_counted_and_kept():
+    # 40 rows at the panel's first two SNPs' kind (A/G ALT G; C/T ALT T), half of them
+    # reported swapped (EAF mirrored), so the flag must look at the aligned EAF.
+    rng = np.random.default_rng(11)
+    m = 40
+    pos = np.arange(1, m + 1) * 10
+    af = rng.uniform(0.05, 0.95, m)
+    panel = _ref([("1", int(p), "A", "G", float(f)) for p, f in zip(pos, af, strict=True)])
+    far = np.zeros(m, dtype=bool)
+    far[[3, 7, 8, 20, 33]] = True
+    delta = np.where(far, 0.25, 0.15) * np.where(af > 0.5, -1.0, 1.0)  # 0.15 is within 0.2
+    eaf = af + delta
+    swap = np.arange(m) % 2 == 1
+    df = _frame([_row(1, int(p), "A" if s else "G", "G" if s else "A",
+                      eaf=float(1 - e if s else e))
+                 for p, e, s in zip(pos, eaf, swap, strict=True)])
+    out = harmonise({"c": df}, reference=panel)
+    t = out.tables["c"]
+    assert t.height == m  # flagged, never dropped
+    assert t.get_column("flag_eaf_far").to_list() == far.tolist()
+    assert out.ledgers["c"].changed["eaf_far_from_reference_flagged"] == far.sum() == 5
+    # The threshold is an option: at 0.1 the 0.15 differences are far too.
+    out = harmonise({"c": df}, reference=panel, eaf_max_diff=0.1)
+    assert out.ledgers["c"].changed["eaf_far_from_reference_flagged"] == m
+    with pytest.raises(ConfigError, match="eaf_max_diff"):
+        harmonise({"c": df}, reference=panel, eaf_max_diff=0.0)
+
+
+def test_harmonise_cli__far_eaf_shown_to_the_user(tmp_path, capsys):
+    df = _frame([_row(1, 100, "G", "A", eaf=0.6), _row(1, 200, "T", "C", eaf=0.3)])
+    write_sumstats(df, tmp_path / "a.tsv")
+    REF.write_csv(tmp_path / "ref.tsv", separator="\t")
+    rc = _run_cli(harmonise_cmd, ["harmonise", "--reference", str(tmp_path / "ref.tsv"),
+                                  "--out-dir", str(tmp_path / "h"), f"a={tmp_path / 'a.tsv'}"])
+    assert rc == 0
+    assert "flag_eaf_far" in capsys.readouterr().err
+    led = json.loads((tmp_path / "h" / "ledger.json").read_text())[0]
+    assert led["changed"]["eaf_far_from_reference_flagged"] == 1
+    flag = read_sumstats(tmp_path / "h" / "a.tsv.gz").get_column("flag_eaf_far")
+    assert flag.cast(pl.String).to_list() == ["true", "false"]  # G/A at 100: 0.6 vs panel 0.2

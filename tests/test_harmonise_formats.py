@@ -678,3 +678,59 @@ def test_readers__plink1_missing_allele_zero_is_a_bad_value_not_an_allele(tmp_pa
     out = harmonise_files([InputSpec("c", p, "auto")])
     assert out.ledgers["c"].removed["bad_value_other_allele"] == 1
     assert out.tables["c"]["rsid"].to_list() == ["rs2"]
+
+
+@pytest.mark.parametrize("layout", ["tab", "comma", "space", "tab.gz", "comments", "blank_line",
+                                    "short_row_balanced_by_long_row", "crlf", "padded"])
+def test_readers__typed_fast_path_reads_exactly_what_the_checking_path_reads(layout, tmp_path,
+                                                                              monkeypatch):
+    import crosscohort.harmonise.readers as readers
+
+    sep = {"comma": ",", "space": " "}.get(layout, "\t")
+    rows = [["1", "10", "A", "G", "0.1", "0.05", "0.2", "NA", "100", "rs1"],
+            ["chr2", "20", "a", "t", "-0.3", "0.1", ".", "1e-300", "", "rs2"],
+            ["X", "30", "C", "CT", "nan", "0.2", "0.5", "0.5", "250", "NA"]]
+    if sep == " ":  # whitespace runs are one separator: no empty field there
+        rows = [[v or "NA" for v in r] for r in rows]
+    head = ["CHR", "BP", "A1", "A2", "BETA", "SE", "EAF", "P", "N", "SNP"]
+    lines = [sep.join(head)] + [sep.join(r) for r in rows]
+    if layout == "comments":
+        lines = ["## written by a tool", *lines]
+    if layout == "blank_line":
+        lines.insert(2, "")
+    if layout == "short_row_balanced_by_long_row":
+        lines[1] = sep.join(rows[0][:-1])  # one field short ...
+        lines[2] = sep.join([*rows[1], "extra"])  # ... one long: total separators still match
+    if layout == "padded":
+        lines[1] = lines[1].replace("0.05", " 0.05")
+    eol = "\r\n" if layout == "crlf" else "\n"
+    text = eol.join(lines) + eol
+    p = tmp_path / ("s.tsv.gz" if layout.endswith(".gz") else "s.txt")
+    if layout.endswith(".gz"):
+        p.write_bytes(gzip.compress(text.encode()))
+    else:
+        p.write_text(text)
+
+    def read(fast: bool):
+        if not fast:
+            monkeypatch.setattr(readers, "_read_typed", lambda *a, **k: None)
+        try:
+            return read_summary_statistics(p)
+        except InputError as exc:
+            return str(exc)
+        finally:
+            monkeypatch.undo()
+
+    taken = []
+    real = readers._read_typed
+    monkeypatch.setattr(readers, "_read_typed", lambda *a, **k: taken.append(r := real(*a, **k)) or r)
+    fast = read(True)
+    slow = read(False)
+    if isinstance(slow, str):  # the checking path's error, word for word, from either path
+        assert fast == slow and "fields, header has 10" in slow
+        assert taken == [None]
+    else:
+        assert fast.table.equals(slow.table) and fast.n_rows == slow.n_rows == 3
+        # Clean layouts (a padded number parses alike) take the fast path; the rest fall back.
+        assert (taken[0] is not None) == (layout in ("tab", "comma", "space", "tab.gz", "comments",
+                                                     "padded"))

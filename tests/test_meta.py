@@ -16,6 +16,7 @@ from statsmodels.stats.meta_analysis import combine_effects
 from crosscohort.commands import meta as meta_cmd
 from crosscohort.errors import ConfigError
 from crosscohort.harmonise import harmonise
+from crosscohort.harmonise.align import FLAG_EAF_FAR
 from crosscohort.meta import meta_analyse
 from crosscohort.stats import CHI2_1_MEDIAN
 from crosscohort.sumstats import COLUMNS, META_COLUMNS, read_sumstats, write_sumstats
@@ -253,7 +254,7 @@ def test_meta_cli__writes_registry_columns_sorted_and_summary(tmp_path):
                              str(out), f"a={tmp_path / 'a.tsv.gz'}", f"b={tmp_path / 'b.tsv.gz'}"])
     assert rc == 0
     t = read_sumstats(out)
-    registry = [*COLUMNS, *META_COLUMNS]
+    registry = [*COLUMNS, *META_COLUMNS, FLAG_EAF_FAR]
     assert t.columns == [c for c in registry if c in t.columns]
     assert t.get_column("base_pair_location").to_list() == sorted(t.get_column("base_pair_location"))
     assert t.get_column("direction")[0][0] == "+" and set(t.get_column("direction")[1][:1]) == {"0"}
@@ -263,3 +264,61 @@ def test_meta_cli__writes_registry_columns_sorted_and_summary(tmp_path):
     assert set(summary["lambda_gc"]) == {"a", "b"} and summary["lambda_gc_meta"] > 0
     nlp = t.get_column("neg_log_10_p_value_random").to_numpy()
     assert summary["n_genome_wide"] == int((nlp > -np.log10(5e-8)).sum())
+
+
+def test_meta_eaf__far_cohort_flagged_against_the_others_n_weighted():
+    rng = np.random.default_rng(21)
+    m = 50
+    eaf = rng.uniform(0.3, 0.7, m)
+
+    def cohort(n, shift):
+        return _cohort(rng, m, n=n).with_columns(pl.Series("effect_allele_frequency", eaf + shift))
+
+    far = np.zeros(m)
+    planted = [2, 9, 10, 31, 44, 49]
+    far[planted] = 0.25
+    # b is small: its far EAF moves the others' weighted mean by 0.25 * 1000/11000 < 0.2,
+    # so only b is flagged; a 0.15 shift (row 5) is within the threshold.
+    shift_b = far + np.where(np.arange(m) == 5, 0.15, 0.0)
+    res = meta_analyse({"a": cohort(10_000, 0.0), "b": cohort(1_000, shift_b),
+                        "c": cohort(10_000, 0.0).head(45)})  # rows 45-49: a and b only
+    changed = {c: lg.changed["eaf_far_from_other_cohorts_flagged"] for c, lg in res.ledgers.items()}
+    # Rows 45-49 have two cohorts: each is "the others" of the other, so row 49 flags a too.
+    assert changed == {"a": 1, "b": len(planted), "c": 0}
+    assert np.flatnonzero(res.table.get_column("flag_eaf_far").to_numpy()).tolist() == planted
+    assert res.table.height == m  # flagged, never dropped
+    assert res.summary()["n_eaf_far"] == len(planted)
+    lone = meta_analyse({"a": cohort(10_000, 0.0)})  # one cohort: no others to differ from
+    assert lone.ledgers["a"].changed["eaf_far_from_other_cohorts_flagged"] == 0
+
+
+def test_meta_marker_only__rows_keyed_by_marker_name_are_combined_and_placed_last():
+    rng = np.random.default_rng(22)
+
+    def cohort():
+        pos = _cohort(rng, 4).with_columns(pl.Series("rsid", ["p1", "p2", "p3", "p4"]))
+        names = _cohort(rng, 3).with_columns(
+            pl.lit(None, pl.Int64).alias("chromosome"), pl.lit(None, pl.Int64).alias("base_pair_location"),
+            pl.Series("rsid", ["rs9", "rs10", "rs2"]))
+        # Marker-only rows first in the file: the output still puts them last.
+        return pl.concat([names, pos])
+
+    a, b = cohort(), cohort()
+    res = meta_analyse({"a": a, "b": b})
+    t = res.table
+    assert res.ledgers["a"].removed["bad_value_key"] == 0 and res.ledgers["a"].n_kept == 7
+    assert t.height == 7
+    assert t.get_column("base_pair_location").to_list()[:4] == [100, 200, 300, 400]
+    assert t.get_column("chromosome").null_count() == 3
+    assert t.get_column("rsid").to_list()[4:] == ["rs10", "rs2", "rs9"]  # marker-name order
+    assert t.get_column("variant_id").to_list()[4:] == [None] * 3
+    for name in ("rs10", "rs2", "rs9"):
+        ba = a.filter(pl.col("rsid") == name).row(0, named=True)
+        bb = b.filter(pl.col("rsid") == name).row(0, named=True)
+        w = np.array([1 / ba["standard_error"] ** 2, 1 / bb["standard_error"] ** 2])
+        want = (w * np.array([ba["beta"], bb["beta"]])).sum() / w.sum()
+        row = t.filter(pl.col("rsid") == name).row(0, named=True)
+        assert row["beta"] == pytest.approx(want, rel=1e-12) and row["n_studies"] == 2
+    # Null position with no marker name is still a bad key.
+    c = a.with_columns(pl.lit(None, pl.String).alias("rsid"))
+    assert meta_analyse({"c": c}).ledgers["c"].removed["bad_value_key"] == 3

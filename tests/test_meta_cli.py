@@ -118,3 +118,28 @@ def test_meta_cli__bad_options_exit_2(tmp_path, argv, capsys):
     except SystemExit as exc:  # argparse rejects choices itself
         rc = exc.code
     assert rc == 2
+
+
+def test_meta_cli__gwama_files_keyed_by_marker_name_alone_are_meta_analysed(tmp_path):
+    rng = np.random.default_rng(43)
+    frames = {x: _raw(rng, 30) for x in ("a", "b")}
+    for x, df in frames.items():
+        df.select(pl.col("rsid").alias("MARKERNAME"), pl.col("effect_allele").alias("EA"),
+                  pl.col("other_allele").alias("NEA"), pl.col("beta").alias("BETA"),
+                  pl.col("standard_error").alias("SE"), pl.col("n").alias("N"),
+                  pl.col("effect_allele_frequency").alias("EAF")).write_csv(
+            tmp_path / f"{x}.txt", separator="\t")
+    out = tmp_path / "o.tsv"
+    rc = main(["meta", "--format", "gwama", "--out", str(out),
+               *(f"{x}={tmp_path / x}.txt" for x in frames)])
+    assert rc == 0
+    s = json.loads((tmp_path / "o.tsv.summary.json").read_text())
+    assert [lg["removed"]["bad_value_key"] for lg in s["ledgers"]] == [0, 0]
+    t = read_sumstats(out, required=())
+    assert t.height == 30 and t.get_column("chromosome").null_count() == 30
+    assert t.get_column("n_studies").to_list() == [2] * 30
+    assert t.get_column("rsid").to_list() == sorted(f"rs{i}" for i in range(30))
+    # The same numbers as the positioned cohorts give (alignment by allele pair, not position).
+    want = meta_analyse(harmonise(frames).tables).table.sort("rsid")
+    np.testing.assert_allclose(t.get_column("beta").to_numpy(), want.get_column("beta").to_numpy(),
+                               rtol=1e-15)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from crosscohort.commands.harmonise import cohort_paths
+from crosscohort.harmonise.align import EAF_MAX_DIFF
 from crosscohort.meta import METHODS, leave_one_out, meta_analyse, write_loo, write_meta
+from crosscohort.meta.ivw import meta_input_columns
 from crosscohort.sumstats import read_sumstats
 
 __all__ = ["register", "run"]
@@ -63,6 +66,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "implies --format auto unless a format is given")
     p.add_argument("--palindrome-max-maf", type=float, default=0.4, metavar="MAF",
                    help="raw inputs: keep A/T and C/G SNPs only below this MAF (default 0.4)")
+    p.add_argument("--eaf-max-diff", type=float, default=EAF_MAX_DIFF, metavar="D",
+                   help="flag (flag_eaf_far, kept) variants where a cohort's EAF differs from "
+                        f"the other cohorts' n-weighted EAF by more than D (default {EAF_MAX_DIFF}, "
+                        "EasyQC's allele-frequency check); raw inputs with --reference are also "
+                        "checked against the panel")
     p.add_argument("--loo-threshold", type=float, metavar="P",
                    help="write OUT.loo.tsv: leave-one-cohort-out fixed-effect beta/SE/p for "
                         "the lead variant of each locus with p < P (e.g. 5e-8)")
@@ -93,15 +101,25 @@ def _read_tables(args: argparse.Namespace) -> tuple[dict, list | None]:
                         default_n=mapping.get("default_n"),
                         numeric_alleles=bool(mapping.get("numeric_alleles", False)),
                         missing=tuple(mapping.get("missing", ())),
-                        palindrome_max_maf=args.palindrome_max_maf)
+                        palindrome_max_maf=args.palindrome_max_maf,
+                        eaf_max_diff=args.eaf_max_diff, variant_ids=False,
+                        keep=meta_input_columns(samplesize=args.method == "samplesize"))
     return dict(h.tables), list(h.ledgers.values())
 
 
 def run(args: argparse.Namespace) -> int:
     tables, harmonise_ledgers = _read_tables(args)
     order = [c.strip() for c in args.cohort_order.split(",")] if args.cohort_order else None
-    result = meta_analyse(tables, method=args.method, gc=args.gc, cohort_order=order)
+    result = meta_analyse(tables, method=args.method, gc=args.gc, cohort_order=order,
+                          eaf_max_diff=args.eaf_max_diff)
     write_meta(result, args.out)
+    far = {c: lg.changed.get("eaf_far_from_other_cohorts_flagged", 0)
+           for c, lg in result.ledgers.items()}
+    if any(far.values()):
+        # Shown, not only filed: a far EAF often means a mislabelled allele or another ancestry.
+        print(f"EAF differs from the other cohorts' by more than {args.eaf_max_diff} "
+              "(flag_eaf_far, kept): " + ", ".join(f"{c} {k:,}" for c, k in far.items()),
+              file=sys.stderr)
     if harmonise_ledgers is not None:
         path = args.out.with_name(args.out.name + ".harmonise.json")
         path.write_text(json.dumps([lg.to_dict() for lg in harmonise_ledgers], indent=2,

@@ -12,12 +12,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from crosscohort.errors import ConfigError, InputError
+from crosscohort.harmonise._keys import variant_keys
 from crosscohort.harmonise.alleles import complement, is_palindromic, is_snp, normalise_allele
 from crosscohort.ledger import Ledger, write_ledgers
 from crosscohort.sumstats import (
+    FLAG_COLUMNS,
     REQUIRED,
     SumstatsError,
     chrom_code,
@@ -27,6 +30,8 @@ from crosscohort.sumstats import (
 )
 
 __all__ = [
+    "EAF_MAX_DIFF",
+    "FLAG_EAF_FAR",
     "VARIANT_KEY",
     "REFERENCE_COLUMNS",
     "HarmonisedSet",
@@ -60,6 +65,14 @@ VALUE_RULES: tuple[str, ...] = (
     "effect_allele_frequency",
     "n",
 )
+
+#: Boolean column: the row's aligned EAF differs from the reference's ALT frequency
+#: (in harmonisation) or from the other cohorts' n-weighted EAF (in meta-analysis) by
+#: more than the threshold. Flagged and kept, never dropped.
+FLAG_EAF_FAR = FLAG_COLUMNS["flag_eaf_far"].name
+#: Default threshold of :data:`FLAG_EAF_FAR`: |delta EAF| > 0.2, the allele-frequency
+#: outlier check of EasyQC (Winkler et al. 2014, Nat Protoc 9:1192) and GWASinspector.
+EAF_MAX_DIFF = 0.2
 
 _COHORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ROW = "_row"
@@ -99,6 +112,13 @@ def check_cohort_name(name: str) -> str:
             f"cohort id {name!r} must match {_COHORT_NAME.pattern} (it names output files)"
         )
     return name
+
+
+def check_eaf_max_diff(value: float) -> float:
+    """The EAF-difference threshold, if it lies in (0, 1]; else :class:`ConfigError`."""
+    if not 0.0 < value <= 1.0:
+        raise ConfigError(f"eaf_max_diff (--eaf-max-diff) must lie in (0, 1]; got {value}")
+    return value
 
 
 def normalise_chromosomes(labels: pl.Series) -> pl.Series:
@@ -143,17 +163,21 @@ def read_reference(path: str | Path) -> pl.DataFrame:
         raise InputError(f"{path}: no such file (the harmonisation reference)")
     try:
         header = pl.read_csv(path, separator="\t", n_rows=0, infer_schema=False).columns
-        ref = pl.read_csv(
-            path,
-            separator="\t",
-            infer_schema=False,
-            null_values=["NA", "NaN", "nan", ""],
-            # Only the panel's own columns: an rsid or annotation column of a
-            # genome-wide panel would otherwise cost more memory than the panel.
-            columns=[c for c in header if c in REFERENCE_COLUMNS] or None,
-        )
     except pl.exceptions.PolarsError as exc:
         raise InputError(f"{path}: cannot read as a tab-separated table ({exc})") from exc
+    # Only the panel's own columns: an rsid or annotation column of a genome-wide
+    # panel would otherwise cost more memory than the panel.
+    cols = [c for c in header if c in REFERENCE_COLUMNS] or None
+    read = dict(separator="\t", null_values=["NA", "NaN", "nan", ""], columns=cols)
+    try:
+        # Typed in the parser: no text copy of the numbers (the panel is as long as a cohort).
+        ref = pl.read_csv(path, **read, infer_schema=False, schema_overrides={
+            "base_pair_location": pl.Int64, "alt_frequency": pl.Float64})
+    except pl.exceptions.PolarsError:
+        try:  # re-read as text so that the error below names the column
+            ref = pl.read_csv(path, **read, infer_schema=False)
+        except pl.exceptions.PolarsError as exc:
+            raise InputError(f"{path}: cannot read as a tab-separated table ({exc})") from exc
     missing = [c for c in REFERENCE_COLUMNS if c not in ref.columns]
     if missing:
         raise InputError(
@@ -186,18 +210,28 @@ def prepare_reference(ref: pl.DataFrame, *, source: str = "reference") -> pl.Dat
             f"{source}: line {i + 2}: column chromosome: unknown label "
             f"{ref.get_column('chromosome')[i]!r}; expected 1-22, X, Y, MT (chr prefix allowed)"
         )
-    return (
-        ref.with_columns(
-            codes.alias("chromosome"),
-            normalise_allele(pl.col("ref").cast(pl.String)),
-            normalise_allele(pl.col("alt").cast(pl.String)),
-            pl.col("alt_frequency").cast(pl.Float64),
-        )
-        .select(REFERENCE_COLUMNS)
-        # A panel listing the same allele pair twice would duplicate cohort rows in the join.
-        .unique(subset=["chromosome", "base_pair_location", "ref", "alt"], keep="first",
-                maintain_order=True)
+    ref = ref.select(
+        codes.alias("chromosome"),
+        pl.col("base_pair_location").cast(pl.Int64),
+        normalise_allele(pl.col("ref").cast(pl.String)).alias("ref"),
+        normalise_allele(pl.col("alt").cast(pl.String)).alias("alt"),
+        pl.col("alt_frequency").cast(pl.Float64),
     )
+    del codes
+    # A panel listing the same allele pair twice would duplicate cohort rows in the join:
+    # keep the first. On one packed int64 per row where the values fit (no string hashing).
+    nonnull = ref.select(pl.all_horizontal(pl.col(c).is_not_null() for c in REFERENCE_COLUMNS[:4])
+                         .all()).item() if ref.height else False
+    keys = variant_keys(ref.rename({"ref": "other_allele", "alt": "effect_allele"})) if nonnull \
+        else None
+    if keys is None:
+        return ref.unique(subset=["chromosome", "base_pair_location", "ref", "alt"], keep="first",
+                          maintain_order=True)
+    _, first = np.unique(keys, return_index=True)
+    if first.size == ref.height:
+        return ref
+    first.sort()
+    return ref[first]
 
 
 def _value_failures(df: pl.DataFrame) -> dict[str, pl.Expr]:
@@ -287,7 +321,8 @@ def _align_canonical(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def _align_to_reference(
-    df: pl.DataFrame, ref: pl.DataFrame, *, ledger: Ledger, palindrome_max_maf: float
+    df: pl.DataFrame, ref: pl.DataFrame, *, ledger: Ledger, palindrome_max_maf: float,
+    eaf_max_diff: float = EAF_MAX_DIFF,
 ) -> pl.DataFrame:
     ea, oa = pl.col("effect_allele"), pl.col("other_allele")
     snp_flippable = is_snp(ea, oa) & ~is_palindromic(ea, oa)
@@ -358,6 +393,11 @@ def _align_to_reference(
         # After alignment the alleles are the reference's, whatever the cohort spelled.
         pl.col("alt").alias("effect_allele"),
         pl.col("ref").alias("other_allele"),
+    ).with_columns(
+        # On the aligned EAF, so a swap or strand flip is never mistaken for a far frequency;
+        # a missing EAF on either side is not evidence, so not flagged.
+        ((pl.col("effect_allele_frequency") - af).abs() > eaf_max_diff).fill_null(False)
+        .alias(FLAG_EAF_FAR)
     )
     return best.drop(["ref", "alt", "alt_frequency", "_kind", "_pal", "_resolvable", "_pal_negate", "_by_eaf"])
 
@@ -395,7 +435,12 @@ def strand_consensus(matched: pl.DataFrame) -> str:
 def _deduplicate(
     df: pl.DataFrame, ledger: Ledger, *, key: tuple[str, ...] = VARIANT_KEY
 ) -> pl.DataFrame:
-    """One row per aligned variant: the largest n, then the smallest SE, then the first in the file."""
+    """One row per aligned variant: the largest n, then the smallest SE, then the first in the file.
+
+    The result is sorted by ``key``. For the variant key the rows are ordered by one
+    packed int64 (:mod:`._keys`) and only groups of duplicates (rare) are sorted on
+    their columns; other keys, or values a packed key cannot hold, sort the columns.
+    """
     order = [*key]
     desc = [False] * len(order)
     if "n" in df.columns:
@@ -403,11 +448,30 @@ def _deduplicate(
         desc.append(True)
     order += ["standard_error", _ROW]
     desc += [False, False]
-    out = df.sort(order, descending=desc, nulls_last=True).unique(
-        subset=list(key), keep="first", maintain_order=True
-    )
-    ledger.remove("duplicate", df.height - out.height)
-    return out
+    packed = variant_keys(df) if tuple(key) == VARIANT_KEY else None
+    if packed is None:
+        out = df.sort(order, descending=desc, nulls_last=True).unique(
+            subset=list(key), keep="first", maintain_order=True
+        )
+        ledger.remove("duplicate", df.height - out.height)
+        return out
+    rows = np.argsort(packed, kind="stable")
+    ks = packed[rows]
+    dup = ks[1:] == ks[:-1]
+    if dup.any():
+        in_group = np.zeros(ks.size, dtype=bool)
+        in_group[1:] |= dup
+        in_group[:-1] |= dup
+        sub = df[rows[in_group]].with_columns(
+            pl.Series("_key", ks[in_group]), pl.Series("_at", np.flatnonzero(in_group))
+        ).sort(["_key", *order[len(key):]], descending=[False, *desc[len(key):]], nulls_last=True)
+        loser = (sub.get_column("_key") == sub.get_column("_key").shift(1)).fill_null(False)
+        keep = np.ones(ks.size, dtype=bool)
+        # A group's rows are adjacent and share the key: dropping the losers keeps the order.
+        keep[sub.filter(loser).get_column("_at").to_numpy()] = False
+        rows = rows[keep]
+    ledger.remove("duplicate", df.height - rows.size)
+    return df[rows]
 
 
 def harmonise_cohort(
@@ -419,11 +483,15 @@ def harmonise_cohort(
     palindrome_max_maf: float = 0.4,
     source: str | None = None,
     keep_marker_only: bool = False,
+    eaf_max_diff: float = EAF_MAX_DIFF,
+    variant_ids: bool = True,
 ) -> tuple[pl.DataFrame, Ledger]:
     """One cohort's summary statistics, value-checked, aligned and de-duplicated, with its ledger.
 
     See :func:`harmonise` for the rules. ``reference`` must already be
     prepared (:func:`read_reference` or :func:`prepare_reference`).
+    ``variant_ids=False`` leaves out the ``variant_id`` column (a string per
+    row) for a caller that keys variants itself, as the meta-analysis does.
     """
     source = source or cohort
     ledger = Ledger(stage="harmonise", cohort=cohort, trait=trait, n_in=df.height)
@@ -458,7 +526,8 @@ def harmonise_cohort(
         for reason in ("not_in_reference", "allele_mismatch", "palindrome_ambiguous"):
             ledger.remove(reason, 0)
         work = _align_to_reference(
-            work, reference, ledger=ledger, palindrome_max_maf=palindrome_max_maf
+            work, reference, ledger=ledger, palindrome_max_maf=palindrome_max_maf,
+            eaf_max_diff=eaf_max_diff,
         )
     work = _deduplicate(work, ledger)
     if markers is not None and markers.height:
@@ -476,21 +545,22 @@ def harmonise_cohort(
         if flag in work.columns:
             ledger.change(reason, int(work.get_column(flag).sum()))
             work = work.drop(flag)
-    work = work.with_columns(
-        variant_id(
-            pl.col("chromosome"), pl.col("base_pair_location"),
-            pl.col("other_allele"), pl.col("effect_allele"),
+    if FLAG_EAF_FAR in work.columns:
+        # Kept and shown (column and ledger), never dropped: ancestry differs between cohorts.
+        ledger.change("eaf_far_from_reference_flagged",
+                      int(work.get_column(FLAG_EAF_FAR).fill_null(False).sum()))
+    if variant_ids:
+        work = work.with_columns(
+            variant_id(
+                pl.col("chromosome"), pl.col("base_pair_location"),
+                pl.col("other_allele"), pl.col("effect_allele"),
+            )
         )
-    )
-    if _MARKER_ONLY in work.columns:
-        # Marker-only rows last, in marker-name order.
-        mo = pl.col(_MARKER_ONLY).fill_null(False)
-        work = pl.concat([
-            work.filter(~mo).sort([*VARIANT_KEY]),
-            work.filter(mo).sort(["rsid", "other_allele", "effect_allele"]),
-        ]).drop(_ROW, _MARKER_ONLY)
-    else:
-        work = work.sort([*VARIANT_KEY]).drop(_ROW)
+    elif "variant_id" in work.columns:
+        work = work.drop("variant_id")
+    # Already in order: _deduplicate sorted the positioned rows by VARIANT_KEY and the
+    # marker-only rows (appended last) by marker name and alleles.
+    work = work.drop(_ROW, *([_MARKER_ONLY] if _MARKER_ONLY in work.columns else []))
     ledger.n_kept = work.height
     return work, ledger.check()
 
@@ -503,6 +573,7 @@ def harmonise(
     palindrome_max_maf: float = 0.4,
     sources: dict[str, str] | None = None,
     keep_marker_only: bool = False,
+    eaf_max_diff: float = EAF_MAX_DIFF,
 ) -> HarmonisedSet:
     """Every cohort aligned to one allele orientation, with a ledger of what was dropped or changed.
 
@@ -528,6 +599,12 @@ def harmonise(
         allele) and placed after all positioned rows (null ``variant_id``);
         with a reference they are ``not_in_reference``. Off: such rows are
         ``bad_value_chromosome``.
+    eaf_max_diff
+        With a reference: rows whose aligned EAF differs from the panel's ALT
+        frequency by more than this get :data:`FLAG_EAF_FAR` = True (kept;
+        ``changed.eaf_far_from_reference_flagged``). Without one the check is
+        against the other cohorts, at meta-analysis
+        (:func:`crosscohort.meta.meta_analyse`).
 
     Returns
     -------
@@ -575,6 +652,7 @@ def harmonise(
     """
     if not 0.0 <= palindrome_max_maf <= 0.5:
         raise ConfigError(f"palindrome_max_maf must lie in [0, 0.5]; got {palindrome_max_maf}")
+    check_eaf_max_diff(eaf_max_diff)
     sources = sources or {}
     ref = prepare_reference(reference) if reference is not None else None
     out: dict[str, pl.DataFrame] = {}
@@ -589,6 +667,7 @@ def harmonise(
             palindrome_max_maf=palindrome_max_maf,
             source=sources.get(cohort, cohort),
             keep_marker_only=keep_marker_only,
+            eaf_max_diff=eaf_max_diff,
         )
     return HarmonisedSet(tables=out, ledgers=ledgers, reference_used=ref is not None)
 

@@ -30,7 +30,9 @@ from scipy.special import log_ndtr, ndtri_exp
 
 from crosscohort.errors import ConfigError, InputError
 from crosscohort.harmonise.align import (
+    EAF_MAX_DIFF,
     HarmonisedSet,
+    check_eaf_max_diff,
     harmonise_cohort,
     left_normalise,
     read_reference,
@@ -44,7 +46,7 @@ from crosscohort.harmonise.formats import (
     detect_format,
     resolve_columns,
 )
-from crosscohort.sumstats import read_sumstats, write_sumstats
+from crosscohort.sumstats import FLAG_COLUMNS, read_sumstats, write_sumstats
 
 __all__ = [
     "FLAG_P_INCONSISTENT",
@@ -58,7 +60,7 @@ __all__ = [
 ]
 
 #: Boolean column: beta/SE disagrees with the file's own p (kept, not dropped).
-FLAG_P_INCONSISTENT = "flag_p_inconsistent"
+FLAG_P_INCONSISTENT = FLAG_COLUMNS["flag_p_inconsistent"].name
 #: beta/SE and p disagree when ``| z_from_p - |beta/SE| | > P_INCONSISTENT_REL * max(|beta/SE|, 1)``:
 #: 5 % relative, with a floor of 1 so that p printed with few digits near 1 is not flagged.
 P_INCONSISTENT_REL = 0.05
@@ -271,6 +273,98 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
     return lf, counts["n"]
 
 
+def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[int],
+                numeric: set[int], na: tuple[str, ...]) -> tuple[pl.LazyFrame, int] | None:
+    """The used fields parsed straight to their types by polars' CSV reader, or ``None``.
+
+    The fast path for well-formed files: numeric fields become Float64 in the
+    parser itself (no text column, no per-field cast). It is taken only when
+    it provably reads what :func:`_scan_lines` would: no carriage return, as
+    many rows as data lines (no blank line shifts the line numbers), and
+    exactly ``n_fields - 1`` separators per row in total (the parser refuses a
+    row with too many fields, so the total rules out a short one). Anything
+    else (a parse error, a ragged or quoted row, padding spaces) returns
+    ``None`` and the file goes through the checking path, whose errors name
+    the line and column.
+    """
+    if sep == "ws":
+        if not _single_spaced(path, skip):
+            return None
+        sep = " "
+    if len(sep) != 1:
+        return None
+    data = _gunzipped(path)
+    counted = _byte_counts(path if data is None else data, skip, (b"\n", sep.encode(), b"\r"))
+    if counted is None:
+        return None
+    counts, _, last = counted
+    n_lines = counts[0] + (1 if last not in (b"", b"\n") else 0)
+    if counts[2] or counts[1] != n_lines * (n_fields - 1):
+        return None
+    schema = {f"_c{i}": (pl.Float64 if i in numeric else pl.String) for i in range(n_fields)}
+    try:
+        df = pl.read_csv(
+            path if data is None else data,
+            has_header=False, separator=sep, skip_rows=skip,
+            quote_char=None, schema=schema, columns=used,
+            null_values=list(na), row_index_name=_LINE, row_index_offset=skip + 1,
+        )
+    except (pl.exceptions.PolarsError, OSError, ValueError):
+        return None
+    if df.height != n_lines:
+        return None
+    # Every used field null on a row: the checking path drops such rows; do the same.
+    df = df.filter(~pl.all_horizontal(pl.col(f"_c{i}").is_null() for i in used))
+    return df.lazy(), n_lines
+
+
+def _gunzipped(path: Path) -> bytes | None:
+    """The decompressed bytes of a gzip file (ISA-L), or ``None`` for plain text."""
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            return None
+        fh.seek(0)
+        from isal import igzip
+
+        try:
+            # polars decompresses a .gz to memory anyway; doing it once here serves both
+            # the counts and the parse.
+            return igzip.decompress(fh.read())
+        except (OSError, EOFError, ValueError):
+            return b""
+
+
+def _byte_counts(source: Path | bytes, skip: int, needles: tuple[bytes, ...],
+                 block: int = 1 << 24) -> tuple[list[int], int, bytes] | None:
+    """How often each one-byte needle occurs after the first ``skip`` lines.
+
+    Returns the counts, the byte offset of the data and the file's last byte,
+    or ``None`` when the file has no data after ``skip`` lines. A plain file is
+    read block by block (no whole-file copy, no memory map in the RSS).
+    """
+    import io
+
+    import numpy as np
+
+    fh = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+    with fh:
+        start = 0
+        for _ in range(skip):
+            line = fh.readline()
+            if not line.endswith(b"\n"):
+                return None
+            start += len(line)
+        codes = [n[0] for n in needles]
+        out = [0] * len(codes)
+        last = b""
+        while chunk := fh.read(block):
+            view = np.frombuffer(chunk, dtype=np.uint8)
+            for i, code in enumerate(codes):
+                out[i] += int(np.count_nonzero(view == code))
+            last = chunk[-1:]
+    return out, start, last
+
+
 def _single_spaced(path: Path, skip: int, sample: int = 2000) -> bool:
     """Whether the first data lines separate fields by exactly one space (no runs, no tabs)."""
     with _open_text(path) as fh:
@@ -397,23 +491,29 @@ def read_summary_statistics(
                 "are required; map them with --columns"
             )
 
-    lf, n_rows = _scan_lines(path, header, sep, skip, used)
-
     def c(f: str) -> str:
         return f"_c{index[cols[f]]}"
+
+    numeric = [f for f in (*_NUMERIC, *_COUNTS, "base_pair_location") if f in cols]
+    typed = _read_typed(path, n_fields=len(header), sep=sep, skip=skip, used=used,
+                        numeric={index[cols[f]] for f in numeric}, na=na)
+    checks: dict[str, str] = {}
+    exprs: list[pl.Expr] = [pl.col(_LINE)]
+    if typed is not None:
+        lf, n_rows = typed
+        exprs += [pl.col(c(f)).alias(f) for f in numeric]
+    else:
+        lf, n_rows = _scan_lines(path, header, sep, skip, used)
+        for f in numeric:
+            num, bad = _number_expr(c(f), na)
+            exprs += [num.alias(f), bad.alias(f"_bad_{f}")]
+            checks[f"_bad_{f}"] = f
 
     # One streamed query: the text columns are never all in memory, only the converted ones.
     removed: dict[str, int] = {}
     if "test" in cols:
         lf = lf.filter((pl.col(c("test")).str.strip_chars().str.to_uppercase() == "ADD")
                        .fill_null(False))
-    exprs: list[pl.Expr] = [pl.col(_LINE)]
-    checks: dict[str, str] = {}
-    numeric = [f for f in (*_NUMERIC, *_COUNTS, "base_pair_location") if f in cols]
-    for f in numeric:
-        num, bad = _number_expr(c(f), na)
-        exprs += [num.alias(f), bad.alias(f"_bad_{f}")]
-        checks[f"_bad_{f}"] = f
     for f in ("chromosome", "marker", "strand"):
         if f in cols:
             exprs.append(_text_expr(c(f), na).alias(f))
@@ -648,7 +748,10 @@ def harmonise_files(
     missing: tuple[str, ...] = (),
     trait: str | None = None,
     palindrome_max_maf: float = 0.4,
+    eaf_max_diff: float = EAF_MAX_DIFF,
     out_dir: str | Path | None = None,
+    variant_ids: bool = True,
+    keep: tuple[str, ...] | None = None,
 ) -> HarmonisedSet:
     """Files of any supported format in, one aligned table per cohort and its ledger out.
 
@@ -666,12 +769,18 @@ def harmonise_files(
         ``*.meta.yaml`` (``genome_assembly``), else is taken to be ``build``.
     columns, default_n, numeric_alleles, missing
         Passed to :func:`read_summary_statistics` for every file.
-    trait, palindrome_max_maf
+    trait, palindrome_max_maf, eaf_max_diff
         Passed to :func:`~crosscohort.harmonise.align.harmonise_cohort`.
     out_dir
         Write ``out_dir/{cohort}.tsv.gz`` as each cohort is done, and
         ``out_dir/ledger.json``; the returned set then holds the ledgers only,
         so memory never holds more than one cohort.
+    variant_ids
+        ``False``: tables without ``variant_id`` (for the meta-analysis, which keys
+        variants itself; a string per row saved).
+    keep
+        Columns to keep (those present) in the returned tables; ``None`` keeps
+        all. For a caller that needs a few, so that memory holds only those.
 
     Returns
     -------
@@ -683,6 +792,7 @@ def harmonise_files(
 
     if not 0.0 <= palindrome_max_maf <= 0.5:
         raise ConfigError(f"palindrome_max_maf must lie in [0, 0.5]; got {palindrome_max_maf}")
+    check_eaf_max_diff(eaf_max_diff)
     seen: set[str] = set()
     for spec in inputs:
         if spec.cohort in seen:
@@ -730,6 +840,7 @@ def harmonise_files(
         aligned, ledger = harmonise_cohort(
             table, cohort=spec.cohort, reference=ref, trait=trait,
             palindrome_max_maf=palindrome_max_maf, source=rd.source, keep_marker_only=True,
+            eaf_max_diff=eaf_max_diff, variant_ids=variant_ids,
         )
         del table
         aligned = _fold_reader_counts(aligned, ledger, rd, removed, changed)
@@ -737,7 +848,8 @@ def harmonise_files(
         if out_dir is not None:
             write_sumstats(aligned, Path(out_dir) / f"{spec.cohort}.tsv.gz")
         else:
-            tables[spec.cohort] = aligned
+            tables[spec.cohort] = aligned if keep is None else aligned.select(
+                [c for c in aligned.columns if c in keep])
         del aligned
     result = HarmonisedSet(tables=tables, ledgers=ledgers, reference_used=ref is not None)
     if out_dir is not None:

@@ -17,7 +17,14 @@ from scipy.special import chdtrc, ndtr
 
 from crosscohort.atomic import write_json
 from crosscohort.errors import ConfigError, InputError
-from crosscohort.harmonise.align import VARIANT_KEY, check_cohort_name
+from crosscohort.harmonise._keys import PAIR_BITS, POS_BITS, allele_pair_rank, packed_key
+from crosscohort.harmonise.align import (
+    EAF_MAX_DIFF,
+    FLAG_EAF_FAR,
+    VARIANT_KEY,
+    check_cohort_name,
+    check_eaf_max_diff,
+)
 from crosscohort.ledger import Ledger
 from crosscohort.stats import CHI2_1_MEDIAN, lambda_gc
 from crosscohort.sumstats import (
@@ -231,7 +238,9 @@ class MetaResult:
     ----------
     table
         GWAS-SSF columns plus the meta columns of :data:`crosscohort.sumstats.META_COLUMNS`,
-        sorted by chromosome, position and alleles. ``beta``/``standard_error``
+        sorted by chromosome, position and alleles (marker-name-only rows last, by
+        marker name), plus :data:`~crosscohort.harmonise.align.FLAG_EAF_FAR`.
+        ``beta``/``standard_error``
         are always the fixed-effect IVW estimate; ``p_value``/``neg_log_10_p_value``
         are fixed-effect, except with ``method="samplesize"`` where they are
         the sample-size Z test's (and ``z_samplesize`` holds Z); the
@@ -284,6 +293,7 @@ class MetaResult:
             "gc_applied": {c: _json_float(v) for c, v in self.gc_applied.items()},
             "genome_wide_threshold": GENOME_WIDE,
             "n_genome_wide": counts[self.method],
+            "n_eaf_far": int(t.get_column(FLAG_EAF_FAR).sum()) if FLAG_EAF_FAR in t.columns else 0,
             "ledgers": [lg.to_dict() for lg in self.ledgers.values()],
         }
         out.update({f"n_genome_wide_{k}": v for k, v in counts.items()})
@@ -307,13 +317,24 @@ _STUDY_COLUMNS = (
 )
 _FLOAT_COLUMNS = tuple(c for c in _STUDY_COLUMNS if c != "rsid")
 
+
+def meta_input_columns(*, samplesize: bool = False) -> tuple[str, ...]:
+    """The columns :func:`meta_analyse` reads from a cohort table (the others can be dropped)."""
+    skip = () if samplesize else ("p_value", "neg_log_10_p_value")
+    return (*VARIANT_KEY, *(c for c in _STUDY_COLUMNS if c not in skip))
+
 #: Value rules in the order they are applied; a row failing several is counted
 #: once, under the first. ``p_value`` and ``n`` apply to the sample-size scheme only.
 _RULES = ("bad_value_key", "bad_value_beta", "bad_value_standard_error",
           "bad_value_p_value", "bad_value_n")
 
-# Packed variant key: chromosome (5 bits) | position (32 bits) | allele-pair rank (26 bits).
-_POS_BITS, _PAIR_BITS = 32, 26
+# Packed variant key (crosscohort.harmonise._keys): chromosome (5 bits) | position
+# (32 bits) | allele-pair rank (26 bits).
+_POS_BITS, _PAIR_BITS = POS_BITS, PAIR_BITS
+# Rows keyed by marker name alone (METAL/GWAMA inputs without CHR/POS) take the chromosome
+# code no real chromosome has (codes are 1-25) and the rank of their marker name as
+# position, so one sort puts them after every positioned row, in marker-name order.
+_MARKER_CHROM = 31
 
 
 @dataclass(frozen=True)
@@ -325,8 +346,14 @@ class _Stacked:
     present: dict[str, bool]  # column -> some cohort reports a value
 
 
-def _cohort_rows(df: pl.DataFrame, *, cohort: str, idx: int) -> pl.DataFrame:
-    """One cohort's columns, cast to their types, with its index and row number (file order)."""
+def _cohort_rows(df: pl.DataFrame, *, cohort: str, idx: int, samplesize: bool) -> pl.DataFrame:
+    """One cohort's columns, cast to their types, with its index.
+
+    Integer chromosome and position columns keep their width, and optional
+    columns the cohort lacks are left out (the concatenation fills them for
+    the other cohorts' rows only): at ten million rows a cohort, every
+    Int64 or null column is 80 MB.
+    """
     missing = [c for c in (*VARIANT_KEY, "beta", "standard_error") if c not in df.columns]
     if missing:
         raise InputError(
@@ -334,12 +361,17 @@ def _cohort_rows(df: pl.DataFrame, *, cohort: str, idx: int) -> pl.DataFrame:
             f"present: {df.columns}"
         )
     cols = [
-        pl.col("chromosome").cast(pl.Int64), pl.col("base_pair_location").cast(pl.Int64),
-        pl.col("other_allele").cast(pl.String), pl.col("effect_allele").cast(pl.String),
-    ]
+        pl.col(c) if df.schema[c].is_integer() else pl.col(c).cast(pl.Int64)
+        for c in ("chromosome", "base_pair_location")
+    ] + [pl.col("other_allele").cast(pl.String), pl.col("effect_allele").cast(pl.String)]
+    # Referenced by the value rules whether present or not.
+    always = ("rsid", "n", "p_value", "neg_log_10_p_value") if samplesize else ("rsid",)
     for c in _STUDY_COLUMNS:
         dtype = pl.String if c == "rsid" else pl.Float64
-        cols.append(pl.col(c).cast(dtype) if c in df.columns else pl.lit(None, dtype).alias(c))
+        if c in df.columns:
+            cols.append(pl.col(c).cast(dtype))
+        elif c in always:
+            cols.append(pl.lit(None, dtype).alias(c))
     try:
         out = df.select(cols)
     except pl.exceptions.PolarsError as exc:
@@ -347,33 +379,7 @@ def _cohort_rows(df: pl.DataFrame, *, cohort: str, idx: int) -> pl.DataFrame:
             f"cohort {cohort}: non-numeric value in a numeric column (harmonise first): "
             f"{str(exc).splitlines()[0]}"
         ) from exc
-    return out.with_columns(pl.lit(idx, pl.Int32).alias("_cohort"),
-                            pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"))
-
-
-def _allele_pair_rank(long: pl.DataFrame) -> np.ndarray:
-    """Rank of each row's (other, effect) allele pair in byte order, as int64.
-
-    Each allele column is cast to an :class:`polars.Enum` of its sorted distinct
-    values, so its physical code is its rank; the pair's rank is
-    ``rank(other) * n + rank(effect)``. With too many distinct alleles for
-    that to fit the key (indel-rich data), the pair string itself is ranked.
-    """
-    alleles = pl.concat([long.get_column("other_allele"), long.get_column("effect_allele")])
-    levels = alleles.unique().sort()
-    n = levels.len()
-    if n * n < 2**_PAIR_BITS:
-        enum = pl.Enum(levels.to_list())
-        o = long.get_column("other_allele").cast(enum).to_physical().to_numpy().astype(np.int64)
-        e = long.get_column("effect_allele").cast(enum).to_physical().to_numpy().astype(np.int64)
-        return o * n + e
-    # The separator sorts below every allele character, so the string order is the pair order.
-    pair = long.select(pl.concat_str([pl.col("other_allele"), pl.col("effect_allele")],
-                                     separator="\x01")).to_series()
-    pairs = pair.unique().sort()
-    if pairs.len() >= 2**_PAIR_BITS:
-        raise InputError(f"more than {2**_PAIR_BITS} distinct allele pairs; cannot key variants")
-    return pair.cast(pl.Enum(pairs.to_list())).to_physical().to_numpy().astype(np.int64)
+    return out.with_columns(pl.lit(idx, pl.Int32).alias("_cohort"))
 
 
 def _stack(
@@ -388,17 +394,26 @@ def _stack(
     variant indices a running count. Only the int64 keys move; the value
     columns are scattered straight from input order into the dense arrays.
     """
-    frames = [_cohort_rows(tables[c], cohort=c, idx=i) for i, c in enumerate(canonical)]
-    long = pl.concat(frames, how="vertical", rechunk=False)
-    present = {c: bool(long.get_column(c).null_count() < long.height) for c in _STUDY_COLUMNS}
+    frames = [_cohort_rows(tables[c], cohort=c, idx=i, samplesize=samplesize)
+              for i, c in enumerate(canonical)]
+    # Integer key columns of different widths across cohorts: one common width for the concat.
+    for c in ("chromosome", "base_pair_location"):
+        widths = {f.schema[c] for f in frames}
+        if len(widths) > 1:
+            frames = [f.with_columns(pl.col(c).cast(pl.Int64)) for f in frames]
+    long = pl.concat(frames, how="diagonal", rechunk=False)
+    del frames
+    present = {c: c in long.columns and bool(long.get_column(c).null_count() < long.height)
+               for c in _STUDY_COLUMNS}
 
     pos, chrom = pl.col("base_pair_location"), pl.col("chromosome")
     se = pl.col("standard_error")
     nlp = _neglog10p_expr()
+    marker_only = chrom.is_null() & pos.is_null() & pl.col("rsid").is_not_null()
+    positioned_ok = chrom.is_between(0, _MARKER_CHROM - 1) & pos.is_between(0, 2**_POS_BITS - 1)
     reason = (
-        pl.when(chrom.is_null() | pos.is_null() | pl.col("other_allele").is_null()
-                | pl.col("effect_allele").is_null() | ~chrom.is_between(0, 31)
-                | ~pos.is_between(0, 2**_POS_BITS - 1)).then(1)
+        pl.when(pl.col("other_allele").is_null() | pl.col("effect_allele").is_null()
+                | ~(marker_only | positioned_ok).fill_null(False)).then(1)
         .when(~pl.col("beta").is_finite().fill_null(False)).then(2)
         .when(~((se > 0) & se.is_finite()).fill_null(False)).then(3)
     )
@@ -414,9 +429,21 @@ def _stack(
         long = long.filter(bad == 0)
         cohort_idx = long.get_column("_cohort").to_numpy().astype(np.int64)
 
-    key = (long.get_column("chromosome").to_numpy().astype(np.int64) << (_POS_BITS + _PAIR_BITS)) \
-        | (long.get_column("base_pair_location").to_numpy().astype(np.int64) << _PAIR_BITS) \
-        | _allele_pair_rank(long)
+    chrom_np = long.get_column("chromosome").fill_null(_MARKER_CHROM).to_numpy().astype(np.int64)
+    pos_np = long.get_column("base_pair_location").fill_null(0).to_numpy().astype(np.int64)
+    mo = chrom_np == _MARKER_CHROM
+    if mo.any():
+        names = long.get_column("rsid").filter(pl.Series(mo))
+        levels = names.unique().sort()
+        if levels.len() >= 2**_POS_BITS:
+            raise InputError(f"more than {2**_POS_BITS} distinct marker names; cannot key variants")
+        pos_np[mo] = names.cast(pl.Enum(levels.to_list())).to_physical().to_numpy()
+    rank = allele_pair_rank(long.get_column("other_allele"), long.get_column("effect_allele"))
+    if rank is None:
+        raise InputError(f"more than {2**_PAIR_BITS} distinct allele pairs; cannot key variants")
+    key = packed_key(chrom_np, pos_np, rank)
+    del rank
+    del chrom_np, pos_np, mo
     # Stable: within a key, rows stay in cohort order, then file order.
     order = np.argsort(key, kind="stable")
     ks, cs = key[order], cohort_idx[order]
@@ -430,10 +457,13 @@ def _stack(
             in_group = dup.copy()
             in_group[:-1] |= dup[1:]
             rows = order[in_group]
+            # Within a cohort, the row's place in ``long`` is its place in the file.
+            by = ["_key", "_cohort", *(["n"] if "n" in long.columns else []), "standard_error",
+                  "_row"]
             sub = long[rows].with_columns(pl.Series("_key", ks[in_group]),
-                                          pl.Series("_i", np.flatnonzero(in_group))).sort(
-                ["_key", "_cohort", "n", "standard_error", "_row"],
-                descending=[False, False, True, False, False], nulls_last=True)
+                                          pl.Series("_i", np.flatnonzero(in_group)),
+                                          pl.Series("_row", rows)).sort(
+                by, descending=[c == "n" for c in by], nulls_last=True)
             loser = ((sub.get_column("_key") == sub.get_column("_key").shift(1))
                      & (sub.get_column("_cohort") == sub.get_column("_cohort").shift(1))
                      ).fill_null(False)
@@ -460,7 +490,8 @@ def _stack(
     vi = np.full(long.height, -1, dtype=np.int64)  # variant of each input row; -1 = duplicate
     vi[order] = vi_sorted
     first_rows = order[first]
-    variants = long[first_rows].select(*VARIANT_KEY)
+    variants = long.select(*VARIANT_KEY)[first_rows].with_columns(  # 4 columns, not all
+        pl.col("chromosome").cast(pl.Int64), pl.col("base_pair_location").cast(pl.Int64))
     wanted = [c for c in _FLOAT_COLUMNS if present[c] or c in ("beta", "standard_error")]
     if not samplesize:
         wanted = [c for c in wanted if c not in ("p_value", "neg_log_10_p_value")]
@@ -551,6 +582,7 @@ def meta_analyse(
     method: str = "fixed",
     gc: bool = False,
     cohort_order: list[str] | None = None,
+    eaf_max_diff: float = EAF_MAX_DIFF,
 ) -> MetaResult:
     """Fixed-effect, random-effects and sample-size meta-analysis of harmonised summary statistics.
 
@@ -574,6 +606,13 @@ def meta_analyse(
     cohort_order
         Order of the direction string (default: the order of ``tables``);
         must name every cohort once.
+    eaf_max_diff
+        A cohort's EAF is *far* when it differs from the other cohorts' EAF at
+        the variant (their mean with the weights of ``effect_allele_frequency``
+        below, i.e. n-weighted when every EAF has its n) by more than this;
+        :data:`~crosscohort.harmonise.align.FLAG_EAF_FAR` marks variants with
+        a far cohort (kept), and each cohort's ledger counts its far rows as
+        ``changed.eaf_far_from_other_cohorts_flagged``.
 
     Returns
     -------
@@ -603,8 +642,14 @@ def meta_analyse(
     ``eaf_max``. λ_GC = median(z²)/0.4549364 (chi-square 1-df median), via
     :func:`crosscohort.stats.lambda_gc`.
 
+    Rows with neither chromosome nor position but a marker name (``rsid``),
+    as METAL and GWAMA key them, are matched on (rsid, other allele, effect
+    allele) and placed after every positioned variant, in marker-name order
+    (null ``variant_id``); they never match a positioned row.
+
     Rows left out, counted per cohort in :attr:`MetaResult.ledgers` (first
-    rule broken): ``bad_value_key`` (null chromosome, position or allele),
+    rule broken): ``bad_value_key`` (null allele, or null chromosome or
+    position without a marker name),
     ``bad_value_beta`` (NA/NaN/inf beta: never read as 0),
     ``bad_value_standard_error`` (SE NA, <= 0 or inf); with ``samplesize``
     also ``bad_value_p_value`` (no finite -log10 p and no p in (0, 1]) and
@@ -615,6 +660,7 @@ def meta_analyse(
     """
     if method not in METHODS:
         raise ConfigError(f"meta-analysis method must be one of {METHODS}; got {method!r}")
+    check_eaf_max_diff(eaf_max_diff)
     order = _check_order(tables, cohort_order)
     # Arithmetic runs over cohorts in sorted-id order whatever the requested order,
     # so reordering cohorts changes the direction string and nothing else, bit for bit.
@@ -645,10 +691,11 @@ def meta_analyse(
         return arrays[col] if col in arrays else np.full((k, m), np.nan)
 
     n = dense("n")
-    cases, controls = dense("n_cases"), dense("n_controls")
+    # Absent count columns stay None: a (k, m) array of NaN per column is memory for nothing.
+    cases, controls = arrays.get("n_cases"), arrays.get("n_controls")
     eaf = dense("effect_allele_frequency")
     with np.errstate(invalid="ignore", divide="ignore"):
-        if "n_cases" in arrays and "n_controls" in arrays:
+        if cases is not None and controls is not None:
             neff_binary = 4.0 / (1.0 / cases + 1.0 / controls)
             neff = np.where(np.isfinite(neff_binary), neff_binary, n)
         else:
@@ -668,7 +715,22 @@ def meta_analyse(
         wt = np.where(all_weighted, wn, has_eaf.astype(np.float64))
         dev = np.where(has_eaf, eaf - eaf_mean, 0.0)
         eaf_se = np.sqrt((wt * dev * dev).sum(axis=0) / wt.sum(axis=0))
-        del wt, dev, has_eaf, weighted, wn
+        del dev
+        # Each cohort against the others (leave-one-out mean with the same weights): here
+        # rather than in harmonisation, which holds one cohort at a time; a reference
+        # panel's check is harmonisation's (flag_eaf_far there).
+        eaf0 = np.where(has_eaf, eaf, 0.0)
+        sum_w, sum_we = wt.sum(axis=0), (wt * eaf0).sum(axis=0)
+        far_any = np.zeros(m, dtype=bool)
+        far_counts = []
+        for j in range(k):
+            w_other = sum_w - wt[j]
+            far = has_eaf[j] & (w_other > 0)
+            far &= np.abs(eaf0[j] - (sum_we - wt[j] * eaf0[j]) / np.where(far, w_other, 1.0)) \
+                > eaf_max_diff
+            far_counts.append(int(far.sum()))
+            far_any |= far
+        del wt, has_eaf, weighted, wn, eaf0
 
     def count_sum(arr: np.ndarray, name: str) -> pl.Series:
         # Sums of counts stay integer; a variant with no reporting cohort is NA, not 0.
@@ -712,6 +774,9 @@ def meta_analyse(
     }
     if method == "samplesize":
         columns["z_samplesize"] = nan_to_null("z_samplesize", ss.z)
+    columns[FLAG_EAF_FAR] = pl.Series(FLAG_EAF_FAR, far_any)
+    for j, cohort in enumerate(canonical):
+        ledgers[cohort].change("eaf_far_from_other_cohorts_flagged", far_counts[j])
     if present["n_cases"]:
         columns["n_cases"] = count_sum(cases, "n_cases")
     if present["n_controls"]:
@@ -723,7 +788,8 @@ def meta_analyse(
                    pl.col("other_allele"), pl.col("effect_allele"))
     )
     # Already in chromosome, position, allele order: the packed key sorted it.
-    wanted = [c for c in (*COLUMNS, *META_COLUMNS) if c in table.columns]
+    # dict.fromkeys: the flag may also be declared in the registry.
+    wanted = [c for c in dict.fromkeys((*COLUMNS, *META_COLUMNS, FLAG_EAF_FAR)) if c in table.columns]
     table = table.select(wanted)
     lam_meta = lambda_gc(nlp_main) if m else float("nan")
     return MetaResult(
