@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -78,7 +78,12 @@ def has_allowed_suffix(name: str) -> bool:
 
 @dataclass(frozen=True)
 class ExportResult:
-    """A released bundle: where it is, and each trait's gate result."""
+    """A released bundle: where it is, and each trait's gate result.
+
+    ``traits[t].released`` is emptied (columns kept) once its file is written
+    and re-checked: the bundle's ``{t}.tsv.gz`` is the released table, and a
+    multi-trait export at biobank scale should not hold every trait's copy.
+    """
 
     out_dir: Path
     cohort: str
@@ -373,18 +378,21 @@ def export_bundle(
     try:
         for trait, path in sumstats.items():
             path = Path(path)
-            df = read_sumstats(path)
-            res = apply_gate(df, trait_type=trait_types[trait], rules=rules, cohort=cohort,
-                             trait=trait, source=str(path))
-            results[trait] = res
+            # One trait's tables at a time: at 10^7 variants each copy is GBs, so
+            # the input goes as soon as the gate has run, the re-read as soon as
+            # it is checked, and the released table once written and described.
+            res = apply_gate(read_sumstats(path), trait_type=trait_types[trait], rules=rules,
+                             cohort=cohort, trait=trait, source=str(path))
             data_file = write_sumstats(res.released, staging / f"{trait}.tsv.gz")
             # Re-read what is on disk, as the outside world will, and re-check it.
             back = read_sumstats(data_file)
             bad = released_violations(back, rules=rules)
-            if bad or back.height != res.ledger.n_kept:
+            n_back = back.height
+            del back
+            if bad or n_back != res.ledger.n_kept:
                 raise GateError(
                     f"{out_dir / data_file.name}: re-check of the written file failed "
-                    f"(violations {bad}, rows {back.height} vs {res.ledger.n_kept} released); export blocked"
+                    f"(violations {bad}, rows {n_back} vs {res.ledger.n_kept} released); export blocked"
                 )
             meta = _metadata(trait, res, cohort=cohort, build=build, ancestry=ancestry,
                              data_file=data_file, rules=rules, qc=qc)
@@ -392,6 +400,8 @@ def export_bundle(
                 yaml.safe_dump(meta, sort_keys=False, allow_unicode=True), encoding="utf-8"
             )
             audit["traits"][trait] = _trait_audit(trait, res, rules, path.name)
+            results[trait] = replace(res, released=res.released.clear())
+            del res
         audit["summary"] = {
             "traits": len(results),
             "rows_in": sum(r.ledger.n_in for r in results.values()),
