@@ -563,20 +563,32 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     if compare_table_path is not None:
         compare_tables.append(_table_from_tsv(Path(compare_table_path), "comparison by variant or locus"))
 
-    # Cohorts: the columns the cross-cohort views need are kept for all; whole
-    # tables are read one at a time for their own plots.
+    # From here on only the meta-analysis's row count is used: free its table
+    # (GBs at 10^7 variants) before the cohort tables are read.
+    n_meta = meta.height
+    del meta
+
+    # Cohorts: whole tables are read one at a time for their own plots. Of each
+    # cohort the cross-cohort views keep only what they use: its rows at the
+    # meta-analysis loci (forest plots), and, without a reference panel, its
+    # key and EAF everywhere (EAF against the other cohorts). Seven columns of
+    # every row of every cohort were GBs at 5 cohorts x 10^7 variants (issue 9).
     reference = None
     if reference_path is not None:
         from crosscohort.harmonise.align import read_reference
 
         reference = read_reference(reference_path)
+    loci_pos = _positions_of(meta_loci)
     slim: dict[str, pl.DataFrame] = {}
+    eaf_rows: dict[str, pl.DataFrame] = {}
     for cohort, path in cohort_paths.items():
         df = _read_plot_table(path, f"cohort {cohort}")
         if {"effect_allele", "other_allele", "beta", "standard_error"} <= set(df.columns):
             keep = [c for c in ("chromosome", "base_pair_location", "effect_allele", "other_allele",
                                 "effect_allele_frequency", "beta", "standard_error") if c in df.columns]
-            slim[cohort] = df.select(keep)
+            slim[cohort] = _at_positions(df.select(keep), loci_pos)
+            if reference is None and "effect_allele_frequency" in df.columns:
+                eaf_rows[cohort] = df.select(c for c in keep if c not in ("beta", "standard_error"))
         del df
     cohort_panels = []
     for cohort, path in cohort_paths.items():
@@ -590,7 +602,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         notes: list[tuple[str, str]] = [("loci", _cell(loci.height))]
         if {"effect_allele", "other_allele"} <= set(df.columns):
             img, summary = eaf_image(df, name=cohort, reference=reference,
-                                     others={c: t for c, t in slim.items() if c != cohort}, dpi=dpi)
+                                     others={c: t for c, t in eaf_rows.items() if c != cohort}, dpi=dpi)
             notes.append(("EAF", summary))
             if img is not None:
                 extra.append(img)
@@ -607,7 +619,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     if slim and meta_loci.height and {"beta", "standard_error", "effect_allele", "other_allele"} <= set(meta_loci.columns):
         loo = read_loo(loo_path) if loo_path is not None else None
         forest_imgs, forest_table = forest_images(meta_loci, slim, loo=loo, pooled_leads=pooled_leads, dpi=dpi)
-    del slim
+    del slim, eaf_rows
     for cohort, _, data in audits:
         if cohort in facts:
             facts[cohort].ancestry.extend(a for a in _ancestry_labels(data) if a not in facts[cohort].ancestry)
@@ -626,16 +638,15 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     )
     cohort_table = Table("cohorts", ("cohort", "N (max n)", "cases", "controls", "ancestry",
                                      "variants (harmonised)", "λGC"), cohort_rows, id="summary-cohorts")
-    stage_table = _stage_table(ledgers, facts, meta.height, trait=trait)
+    stage_table = _stage_table(ledgers, facts, n_meta, trait=trait)
     run_facts = [
         ("trait", trait), ("cohorts", ", ".join(cohort_paths)),
-        ("variants in the meta-analysis", _cell(meta.height)),
+        ("variants in the meta-analysis", _cell(n_meta)),
         ("λGC of the meta-analysis", _fmt_num(meta_panel.lambda_gc)),
         (f"loci (p < {threshold:g})", _cell(meta_loci.height)),
         ("config digest", config_digest or "not recorded"),
         ("pooled analysis N (max n)", _cell(pooled_n)) if pooled_path is not None else None,
     ]
-    del meta
 
     methods_method = None
     if isinstance(meta_summary, Mapping):
@@ -682,6 +693,22 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(out_path)
     return out_path
+
+
+def _positions_of(loci: pl.DataFrame) -> pl.DataFrame | None:
+    """Distinct (chromosome, base_pair_location) of the loci's lead rows; None when there are none."""
+    cols = ["chromosome", "base_pair_location"]
+    if loci.height == 0 or not set(cols) <= set(loci.columns):
+        return None
+    return loci.select(pl.col(c).cast(pl.Int64) for c in cols).drop_nulls().unique()
+
+
+def _at_positions(df: pl.DataFrame, positions: pl.DataFrame | None) -> pl.DataFrame:
+    """Rows of ``df`` at ``positions``, either allele order (the forest plots align both)."""
+    cols = ["chromosome", "base_pair_location"]
+    if positions is None or not set(cols) <= set(df.columns):
+        return df.clear()
+    return df.join(positions.cast({c: df.schema[c] for c in cols}), on=cols, how="semi")
 
 
 def _stage_table(ledgers: list[Ledger], facts: Mapping[str, _CohortFacts], n_meta: int, *,
