@@ -194,14 +194,21 @@ def _open_header(path: Path) -> list[str]:
 
 
 def read_sumstats(
-    path: str | Path, *, required: tuple[str, ...] = REQUIRED, chromosome_labels: bool = False
+    path: str | Path,
+    *,
+    required: tuple[str, ...] = REQUIRED,
+    chromosome_labels: bool = False,
+    columns: tuple[str, ...] | None = None,
 ) -> pl.DataFrame:
     """Read a GWAS-SSF tab-separated file (``.tsv``, ``.tsv.gz`` or ``.parquet``).
 
     Columns are cast to their declared types; ``NA``, ``NaN`` and empty
     fields are missing, never zero. With ``chromosome_labels=True`` the
     ``chromosome`` column is read as text (``chr1``, ``X``...) for the caller
-    to normalise (harmonisation does, through :func:`chrom_code`).
+    to normalise (harmonisation does, through :func:`chrom_code`). With
+    ``columns``, only those of them present in the file are parsed and kept
+    (a reader of 10M-row tables that needs a few columns never holds the
+    rest); ``required`` is still checked against the whole header.
 
     Raises
     ------
@@ -213,7 +220,9 @@ def read_sumstats(
     if not path.exists():
         raise SumstatsError(f"{path}: no such file")
     if path.suffix == ".parquet":
-        df = pl.read_parquet(path)
+        header = pl.read_parquet_schema(path).names()
+        wanted = header if columns is None else [c for c in header if c in columns]
+        df = pl.read_parquet(path, columns=wanted)
     else:
         header = _open_header(path)
         dup = {h for h in header if header.count(h) > 1}
@@ -223,6 +232,7 @@ def read_sumstats(
             df = pl.read_csv(
                 path,
                 separator="\t",
+                columns=None if columns is None else [c for c in header if c in columns],
                 schema_overrides={
                     **_schema_for(header),
                     **({"chromosome": pl.String} if chromosome_labels else {}),
@@ -232,7 +242,7 @@ def read_sumstats(
             )
         except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, OSError, EOFError) as exc:
             raise SumstatsError(f"{path}: {_first_line(exc)}") from exc
-    missing = [c for c in required if c not in df.columns]
+    missing = [c for c in required if c not in header]
     if missing:
         raise SumstatsError(
             f"{path}: missing required column(s) {missing}; present: {df.columns}"
