@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             res = workflow_resources(config, traits=["cad"], n_parts=n_parts, bfile=cohort / "geno")
             inputs = [table, *ids]
-            declared = res.table_mem_mb(None, SimpleNamespace(size_mb=size_mb(inputs)), 1)
+            declared = res.central_mem_mb("export")(None, SimpleNamespace(size_mb=size_mb(inputs)), 1)
             run_stage(
                 stage,
                 cmd,
@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
                     **common,
                     "cohorts": len(central),
                     "input_mb": round(size_mb(inputs), 1),
-                    "declared_mem_mb": res.table_mem_mb(
+                    "declared_mem_mb": res.central_mem_mb("harmonise")(
                         None, SimpleNamespace(size_mb=size_mb(inputs)), 1
                     ),
                 },
@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
                     **common,
                     "input": hdir.name,
                     "input_mb": round(size_mb(tables), 1),
-                    "declared_mem_mb": res.table_mem_mb(
+                    "declared_mem_mb": res.central_mem_mb("meta")(
                         None, SimpleNamespace(size_mb=size_mb(tables)), 1
                     ),
                 },
@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
                 *([reference] if ref else []),
             ]
             res = workflow_resources(config, traits=["ldl"], n_parts=n_parts, bfile=cohort / "geno")
-            declared = res.plot_mem_mb(
+            declared = res.central_mem_mb("report")(
                 None, SimpleNamespace(size_mb=size_mb(inputs), meta=str(meta)), 1
             )
             m = run_stage(

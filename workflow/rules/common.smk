@@ -382,15 +382,24 @@ def stream_runtime(wildcards, input, attempt):
     return int((5 + input.size_mb / 20 / 60) * attempt)
 
 
-def plot_mem_mb(wildcards, input, attempt):
-    """Memory of the report: its tables (table_mem_mb) plus matplotlib's figures.
+# Peak RSS per MB of gzip'd input of the central table stages, measured at
+# biobank scale (benchmarks/README.md, "Biobank scale": 5 cohorts x 10M
+# variants, a 10M-row gate input), x1.25 for safety: harmonise --reference
+# 7.13 GB on 3.28 GB (2.2), meta 13.5 GB on 3.03 GB (4.5), export gate 4.19 GB
+# on 0.91 GB (4.6), report 9.10 GB on 4.8 GB (1.9). Rows of GWAS-SSF at 17
+# significant digits compress only ~2.5x, so "10x the gzip" over-declared
+# these jobs to 61-255 GB, which no node schedules.
+MEMORY_PER_GZ_MB = {"harmonise": 2.75, "meta": 5.75, "export": 5.75, "report": 2.5}
 
-    A Manhattan plot draws every variant: ~1 KB per point in matplotlib's
-    artists and the rendered PNG, ~1 GB per 10^6 variants; the meta table
-    (~10x its gzip'd size, ~100 bytes per row) gives the variant count.
-    """
-    n_rows = TABLE_MB_PER_GZ_MB * os.stat(input.meta).st_size / 100
-    return table_mem_mb(wildcards, input, attempt) + int(n_rows * 1000 / 1e6 * attempt)
+
+def central_mem_mb(stage):
+    """The mem_mb function of a central table stage: IMPORT_MB + its measured factor x input."""
+    factor = MEMORY_PER_GZ_MB[stage]
+
+    def mem_mb(wildcards, input, attempt):
+        return int((IMPORT_MB + factor * input.size_mb) * attempt)
+
+    return mem_mb
 
 
 def simulate_mem_mb(wildcards, attempt):

@@ -17,7 +17,7 @@ rule export:
         "../../envs/tre.yaml"
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
+        mem_mb=central_mem_mb("export"),
         runtime=table_runtime,
     params:
         sumstats=lambda wc, input: " ".join(

@@ -15,7 +15,7 @@ rule harmonise:
         "../../envs/central.yaml"
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
+        mem_mb=central_mem_mb("harmonise"),
         runtime=table_runtime,
     params:
         reference=f"--reference {REFERENCE}" if REFERENCE else "",

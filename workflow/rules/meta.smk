@@ -16,7 +16,7 @@ rule meta:
         "../../envs/central.yaml"
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
+        mem_mb=central_mem_mb("meta"),
         runtime=table_runtime,
     params:
         method=config["meta"]["method"],

@@ -19,7 +19,7 @@ rule report:
         "../../envs/report.yaml"
     threads: 1
     resources:
-        mem_mb=plot_mem_mb,
+        mem_mb=central_mem_mb("report"),
         runtime=table_runtime,
     params:
         args=report_args,
