@@ -27,7 +27,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_workflow import COHORTS, REPO, TRAITS, _config, _write_config, demo  # noqa: F401
+from tests.test_workflow import (  # noqa: F401
+    COHORTS,
+    REPO,
+    TRAITS,
+    _config,
+    _write_config,
+    demo,
+    job_stats,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -117,19 +125,6 @@ def _ci_profile(dest: Path, *, account: str, partition: str) -> Path:
     return dest
 
 
-def _job_stats(log: str) -> collections.Counter:
-    """Rule -> job count from Snakemake's 'Job stats' table at the start of a run."""
-    lines = log.splitlines()
-    start = lines.index("Job stats:") + 3
-    jobs: collections.Counter = collections.Counter()
-    for line in lines[start:]:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        jobs[parts[0]] = int(parts[1])
-    return jobs
-
-
 def test_slurm__demo_jobs_run_through_the_scheduler_and_match_the_local_run(
     slurm,
     demo,  # noqa: F811 (the fixture imported above)
@@ -178,7 +173,7 @@ def test_slurm__demo_jobs_run_through_the_scheduler_and_match_the_local_run(
     assert run_id, (
         f"no 'SLURM run ID' in Snakemake's log: the jobs did not go through SLURM\n{log[-3000:]}"
     )
-    planned = _job_stats(log)
+    planned = job_stats(log)
     # `all` has no action: Snakemake completes it itself
     del planned["all"]
     acct = _run(

@@ -62,7 +62,11 @@ def snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: 
 
 def planned_jobs(workdir: Path, configfile: Path) -> dict[str, int]:
     """Rule -> job count that a dry run plans (Snakemake's 'Job stats' table)."""
-    out = snakemake(workdir, "-n", configfile=configfile).stdout
+    return job_stats(snakemake(workdir, "-n", configfile=configfile).stdout)
+
+
+def job_stats(out: str) -> dict[str, int]:
+    """Rule -> job count from Snakemake's 'Job stats' table in a run's log ({} without one)."""
     jobs: dict[str, int] = {}
     lines = out.splitlines()
     if "Job stats:" not in out:
