@@ -121,4 +121,3 @@ def run(args: argparse.Namespace) -> int:
               f"{args.eaf_max_diff} (flag_eaf_far, kept): "
               + ", ".join(f"{c} {k:,}" for c, k in flagged.items()), file=sys.stderr)
     return 0
-    return 0
