@@ -52,6 +52,8 @@ import numpy as np
 import polars as pl
 from scipy.special import log_ndtr, ndtr
 
+from crosscohort.sumstats import COLUMNS, variant_id, write_sumstats
+
 OUT = Path(__file__).resolve().parent / "out" / "scale"
 BASES = np.array(list("ACGT"))
 #: Chromosome lengths (GRCh38, Mb, rounded) set how many variants each chromosome gets.
@@ -85,20 +87,6 @@ CHROM_MB = np.array(
 
 def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def _write_gz(df: pl.DataFrame, path: Path, *, level: int = 1) -> None:
-    """Write ``df`` as tab-separated text through ``gzip -LEVEL`` (atomic rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as out:
-        proc = subprocess.Popen(
-            ["gzip", f"-{level}", "-n", "-c"], stdin=subprocess.PIPE, stdout=out
-        )
-        df.write_csv(proc.stdin, separator="\t", null_value="NA", float_precision=None)
-        proc.stdin.close()
-        if proc.wait() != 0:
-            raise SystemExit(f"gzip failed writing {path}")
-    tmp.replace(path)
 
 
 # ---------------------------------------------------------------- cohort side
@@ -252,15 +240,12 @@ def make_gate(out: Path, *, rows: int, samples: int, seed: int) -> None:
             }
         )
         .with_columns(
-            pl.concat_str(
-                [
-                    pl.col("chromosome"),
-                    pl.col("base_pair_location"),
-                    pl.col("other_allele"),
-                    pl.col("effect_allele"),
-                ],
-                separator=":",
-            ).alias("variant_id"),
+            variant_id(
+                pl.col("chromosome"),
+                pl.col("base_pair_location"),
+                pl.col("other_allele"),
+                pl.col("effect_allele"),
+            ),
         )
         .with_columns(
             pl.col("variant_id").alias("rsid"),
@@ -283,7 +268,7 @@ def make_gate(out: Path, *, rows: int, samples: int, seed: int) -> None:
             ]
         )
     )
-    _write_gz(df, path)
+    write_sumstats(df, path)
     _log(f"gate input: {rows} rows -> {path} ({path.stat().st_size / 1e6:.0f} MB)")
 
 
@@ -309,7 +294,7 @@ def make_central(out: Path, *, cohorts: int, variants: int, seed: int) -> None:
         }
     )
     if not ref_path.exists():
-        _write_gz(panel, ref_path)
+        write_sumstats(panel, ref_path)
         _log(f"reference panel: {u} variants -> {ref_path}")
     core = rng.random(u) < 0.7
     rest = np.flatnonzero(~core)
@@ -388,33 +373,17 @@ def make_central(out: Path, *, cohorts: int, variants: int, seed: int) -> None:
                 "n",
             )
             .with_columns(
-                pl.concat_str(
-                    [
-                        pl.col("chromosome"),
-                        pl.col("base_pair_location"),
-                        pl.col("other_allele"),
-                        pl.col("effect_allele"),
-                    ],
-                    separator=":",
-                ).alias("variant_id"),
+                variant_id(
+                    pl.col("chromosome"),
+                    pl.col("base_pair_location"),
+                    pl.col("other_allele"),
+                    pl.col("effect_allele"),
+                ),
             )
             .with_columns(pl.col("variant_id").alias("rsid"))
         )
-        t = t.select(
-            "chromosome",
-            "base_pair_location",
-            "effect_allele",
-            "other_allele",
-            "beta",
-            "standard_error",
-            "effect_allele_frequency",
-            "p_value",
-            "neg_log_10_p_value",
-            "variant_id",
-            "rsid",
-            "n",
-        )
-        _write_gz(t, path)
+        t = t.select([c for c in COLUMNS if c in t.columns])  # the bundle's released columns
+        write_sumstats(t, path)
         _log(
             f"central cohort {i}: {m} variants ({int(swap.sum())} swapped, {int(flip.sum())} flipped)"
             f" -> {path} ({path.stat().st_size / 1e6:.0f} MB)"
