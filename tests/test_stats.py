@@ -27,3 +27,13 @@ def test_chi2_from_neglog10p__finite_beyond_double_underflow():
     # |z| = 40: p = 7.3e-350 underflows; chi2 must still be z^2 = 1600
     nlp = -(np.log(2) + norm.logsf(40)) / np.log(10)
     assert chi2_from_neglog10p(np.array([nlp]))[0] == pytest.approx(1600.0, rel=1e-9)
+
+
+def test_chi2_1_median__is_scipys_median_to_the_last_bit():
+    # the literal replaces an import of scipy.stats at start-up
+    assert CHI2_1_MEDIAN == float(chi2.ppf(0.5, 1))
+
+
+def test_chi2_from_neglog10p__equals_scipy_chi2_isf_exactly():
+    x = np.linspace(0.0, 299.0, 5001)
+    assert np.array_equal(chi2_from_neglog10p(x), chi2.isf(10.0 ** -x, 1))
