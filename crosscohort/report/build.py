@@ -27,6 +27,7 @@ from crosscohort.errors import InputError
 from crosscohort.ledger import Ledger, LedgerError, read_ledgers
 from crosscohort.loci import distance_loci
 from crosscohort.plots import beta_scatter, manhattan, png_data_uri, qq, sumstats_neglog10p
+from crosscohort.report.reading import TableDigest, read_digest, read_header
 from crosscohort.report.sections import (
     Image,
     Table,
@@ -39,7 +40,7 @@ from crosscohort.report.sections import (
     read_loo,
     se_image,
 )
-from crosscohort.sumstats import SumstatsError, chrom_label, read_sumstats
+from crosscohort.sumstats import SumstatsError, chrom_label
 
 __all__ = ["SECTION_IDS", "ReportError", "build_report", "format_p"]
 
@@ -50,6 +51,7 @@ SECTION_IDS: tuple[str, ...] = (
 
 _TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 _PLOT_REQUIRED = ("chromosome", "base_pair_location")
+_EAF_KEY = ("chromosome", "base_pair_location", "effect_allele", "other_allele")
 #: Pipeline order of the stages that write ledgers (others follow in the order given).
 _STAGE_ORDER = ("qc", "assoc", "association", "export", "gate", "verify", "harmonise", "meta")
 #: Rows of a comparison table shown in the page (the full table is in the TSV).
@@ -179,17 +181,42 @@ def _read_yaml(path: Path) -> object:
         raise ReportError(f"{path}: cannot read metadata YAML ({str(exc).splitlines()[0]})") from exc
 
 
-def _read_plot_table(path: str | Path, what: str) -> pl.DataFrame:
+#: Columns of the meta-analysis its page uses of every row (the loci's rows are read whole).
+_META_COLUMNS = ("chromosome", "base_pair_location", "p_value", "neg_log_10_p_value", "het_p", "het_i2",
+                 "n_studies")
+#: Further meta-analysis columns of the meta-versus-pooled views (β scatter, -log10 p scatter).
+_META_PAIR_COLUMNS = ("effect_allele", "other_allele", "beta")
+#: Columns of the pooled arm its plots, N and the pair views use of every row.
+_POOLED_COLUMNS = ("chromosome", "base_pair_location", "p_value", "neg_log_10_p_value", *_META_PAIR_COLUMNS, "n")
+#: Columns of a cohort its plots and cross-cohort views use of every row (not variant_id, rsid, flags).
+_COHORT_COLUMNS = ("chromosome", "base_pair_location", "effect_allele", "other_allele", "beta",
+                   "standard_error", "effect_allele_frequency", "p_value", "neg_log_10_p_value", "n",
+                   "n_cases", "n_controls")
+
+
+def _read_digest(path: str | Path, what: str, *, columns: Sequence[str], threshold: float) -> TableDigest:
+    """``columns`` of every row of a plotted table and its rows with p < ``threshold`` whole.
+
+    Checks chromosome and position, and a p-value or β with SE; β and SE are
+    kept when there is no p-value column, since the plots then take p from z = β/SE.
+    """
+    path = Path(path)
     try:
-        df = read_sumstats(path, required=_PLOT_REQUIRED)
+        header = read_header(path)
+        cols = list(columns)
+        if not {"p_value", "neg_log_10_p_value"} & set(header):
+            cols += ["beta", "standard_error"]
+        digest = read_digest(path, columns=cols, line=float(-np.log10(threshold)),
+                             required=_PLOT_REQUIRED)
     except SumstatsError as exc:
         raise ReportError(f"{what}: {exc}") from exc
-    if not {"p_value", "neg_log_10_p_value"} & set(df.columns) and not {"beta", "standard_error"} <= set(df.columns):
+    if not {"p_value", "neg_log_10_p_value"} & set(digest.header) and not {"beta", "standard_error"} <= set(
+            digest.header):
         raise ReportError(
             f"{path}: {what} needs a p_value or neg_log_10_p_value column (or beta and "
-            f"standard_error); present: {df.columns}"
+            f"standard_error); present: {list(digest.header)}"
         )
-    return df
+    return digest
 
 
 def _keyed_paths(items: Mapping[str, str | Path] | Iterable[str | Path] | None,
@@ -503,9 +530,15 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
                    if isinstance(v, str)}
         config_digest = ", ".join(sorted(digests)) if digests else None
 
-    # Meta-analysis
-    meta = _read_plot_table(meta_path, "meta-analysis")
-    meta_loci = distance_loci(meta, threshold=threshold, window_kb=window_kb)
+    # Meta-analysis: of every row only the columns its views use (the pair
+    # views also need its alleles and β); the loci come from its rows with p <
+    # threshold, read whole. 27 columns x 1.2e7 rows were GBs (issue 9).
+    meta_digest = _read_digest(meta_path, "meta-analysis", threshold=threshold,
+                               columns=_META_COLUMNS + (_META_PAIR_COLUMNS if pooled_path is not None else ()))
+    meta = meta_digest.table
+    meta_loci = distance_loci(meta_digest.significant, threshold=threshold, window_kb=window_kb)
+    n_meta = meta_digest.n_rows
+    del meta_digest
     meta_panel = _panel(meta, name=f"{trait} meta-analysis", path=meta_path, threshold=threshold,
                         loci=meta_loci, dpi=dpi)
     loci_table = _loci_table(meta_loci, table_id="meta-loci",
@@ -529,9 +562,12 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     pooled_n = None
     pooled = None
     if pooled_path is not None:
-        pooled = _read_plot_table(pooled_path, "pooled analysis")
+        pooled_digest = _read_digest(pooled_path, "pooled analysis", threshold=threshold,
+                                     columns=_POOLED_COLUMNS)
+        pooled = pooled_digest.table
         pooled_n = _int_max(pooled, "n")
-        pooled_loci = distance_loci(pooled, threshold=threshold, window_kb=window_kb)
+        pooled_loci = distance_loci(pooled_digest.significant, threshold=threshold, window_kb=window_kb)
+        del pooled_digest
         pooled_panel = _panel(pooled, name=f"{trait} pooled", path=Path(pooled_path),
                               threshold=threshold, loci=pooled_loci, dpi=dpi)
         if {"beta", "effect_allele", "other_allele"} <= set(meta.columns) & set(pooled.columns):
@@ -563,16 +599,17 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     if compare_table_path is not None:
         compare_tables.append(_table_from_tsv(Path(compare_table_path), "comparison by variant or locus"))
 
-    # From here on only the meta-analysis's row count is used: free its table
-    # (GBs at 10^7 variants) before the cohort tables are read.
-    n_meta = meta.height
+    # From here on only the meta-analysis's row count is used: free its columns
+    # before the cohort tables are read.
     del meta
 
-    # Cohorts: whole tables are read one at a time for their own plots. Of each
-    # cohort the cross-cohort views keep only what they use: its rows at the
-    # meta-analysis loci (forest plots), and, without a reference panel, its
-    # key and EAF everywhere (EAF against the other cohorts). Seven columns of
-    # every row of every cohort were GBs at 5 cohorts x 10^7 variants (issue 9).
+    # Cohorts, one at a time, each read once: of every row only the columns its
+    # plots use (no variant_id, rsid or flags), whole rows only at its loci. Of
+    # each cohort the cross-cohort views keep only what they use: its rows at
+    # the meta-analysis loci (forest plots) and, without a reference panel, its
+    # key and EAF everywhere (EAF against the other cohorts, drawn once every
+    # cohort is read). The panel is held once; each cohort is freed before the
+    # next is read (issue 9: 5 cohorts x 10^7 variants).
     reference = None
     if reference_path is not None:
         from crosscohort.harmonise.align import read_reference
@@ -581,39 +618,53 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     loci_pos = _positions_of(meta_loci)
     slim: dict[str, pl.DataFrame] = {}
     eaf_rows: dict[str, pl.DataFrame] = {}
+    own_eaf: dict[str, pl.DataFrame] = {}
+    parts: dict[str, tuple[Panel, int, tuple[Image | None, str] | None, Image, tuple[Image | None, str]]] = {}
     for cohort, path in cohort_paths.items():
-        df = _read_plot_table(path, f"cohort {cohort}")
+        digest = _read_digest(path, f"cohort {cohort}", columns=_COHORT_COLUMNS, threshold=threshold)
+        df = digest.table
+        loci = distance_loci(digest.significant, threshold=threshold, window_kb=window_kb)
+        del digest
+        panel = _panel(df, name=f"{trait} {cohort}", path=Path(path), threshold=threshold, loci=loci, dpi=dpi)
+        f = facts[cohort]
+        f.n, f.n_cases, f.n_controls = _int_max(df, "n"), _int_max(df, "n_cases"), _int_max(df, "n_controls")
+        f.n_variants, f.lambda_gc = df.height, panel.lambda_gc
         if {"effect_allele", "other_allele", "beta", "standard_error"} <= set(df.columns):
             keep = [c for c in ("chromosome", "base_pair_location", "effect_allele", "other_allele",
                                 "effect_allele_frequency", "beta", "standard_error") if c in df.columns]
             slim[cohort] = _at_positions(df.select(keep), loci_pos)
             if reference is None and "effect_allele_frequency" in df.columns:
                 eaf_rows[cohort] = df.select(c for c in keep if c not in ("beta", "standard_error"))
-        del df
-    cohort_panels = []
-    for cohort, path in cohort_paths.items():
-        df = _read_plot_table(path, f"cohort {cohort}")
-        loci = distance_loci(df, threshold=threshold, window_kb=window_kb)
-        panel = _panel(df, name=f"{trait} {cohort}", path=Path(path), threshold=threshold, loci=loci, dpi=dpi)
-        f = facts[cohort]
-        f.n, f.n_cases, f.n_controls = _int_max(df, "n"), _int_max(df, "n_cases"), _int_max(df, "n_controls")
-        f.n_variants, f.lambda_gc = df.height, panel.lambda_gc
-        extra: list[Image] = []
-        notes: list[tuple[str, str]] = [("loci", _cell(loci.height))]
+        eaf = None
         if {"effect_allele", "other_allele"} <= set(df.columns):
-            img, summary = eaf_image(df, name=cohort, reference=reference,
-                                     others={c: t for c, t in eaf_rows.items() if c != cohort}, dpi=dpi)
+            if reference is not None:
+                eaf = eaf_image(df, name=cohort, reference=reference, others={}, dpi=dpi)
+            else:  # needs every other cohort's EAF: drawn after the loop, from these columns only
+                own_eaf[cohort] = df.select(c for c in (*_EAF_KEY, "effect_allele_frequency") if c in df.columns)
+        se = se_image(df, name=cohort, dpi=dpi)
+        prec = p_recomputed_image(df, name=cohort, dpi=dpi)
+        parts[cohort] = (panel, loci.height, eaf, se, prec)
+        del df, loci
+    cohort_panels = []
+    for cohort, (panel, n_loci, eaf, se, prec) in parts.items():
+        if cohort in own_eaf:
+            eaf = eaf_image(own_eaf.pop(cohort), name=cohort, reference=None,
+                            others={c: t for c, t in eaf_rows.items() if c != cohort}, dpi=dpi)
+        extra: list[Image] = []
+        notes: list[tuple[str, str]] = [("loci", _cell(n_loci))]
+        if eaf is not None:
+            img, summary = eaf
             notes.append(("EAF", summary))
             if img is not None:
                 extra.append(img)
-        extra.append(se_image(df, name=cohort, dpi=dpi))
-        img, summary = p_recomputed_image(df, name=cohort, dpi=dpi)
+        extra.append(se)
+        img, summary = prec
         notes.append(("p against β/SE", summary))
         if img is not None:
             extra.append(img)
         cohort_panels.append(Panel(cohort, panel.path, panel.n_variants, panel.lambda_gc,
                                    panel.n_significant, (*panel.images, *extra), tuple(notes)))
-        del df
+    del parts, reference
     forest_imgs: list[Image] = []
     forest_table = None
     if slim and meta_loci.height and {"beta", "standard_error", "effect_allele", "other_allele"} <= set(meta_loci.columns):
@@ -708,7 +759,10 @@ def _at_positions(df: pl.DataFrame, positions: pl.DataFrame | None) -> pl.DataFr
     cols = ["chromosome", "base_pair_location"]
     if positions is None or not set(cols) <= set(df.columns):
         return df.clear()
-    return df.join(positions.cast({c: df.schema[c] for c in cols}), on=cols, how="semi")
+    positions = positions.cast({c: df.schema[c] for c in cols})
+    # A cheap mask on the position first: the semi-join then hashes a few rows, not 10^7.
+    near = df.filter(pl.col("base_pair_location").is_in(positions.get_column("base_pair_location").implode()))
+    return near.join(positions, on=cols, how="semi", maintain_order="left")
 
 
 def _stage_table(ledgers: list[Ledger], facts: Mapping[str, _CohortFacts], n_meta: int, *,

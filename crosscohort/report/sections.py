@@ -107,12 +107,24 @@ def _aligned_join(df: pl.DataFrame, other: pl.DataFrame, value: str, *, flip: bo
     """``df``'s key and EAF with ``other``'s ``value`` at the same variant (mirrored when alleles are reversed)."""
     left = df.select(*_KEY, "effect_allele_frequency")
     o = other.select(*_KEY, value)
-    direct = left.join(o, on=_KEY, how="inner")
-    rev = left.join(o.rename({"effect_allele": "other_allele", "other_allele": "effect_allele"}),
-                    on=_KEY, how="inner")
-    if flip:
-        rev = rev.with_columns((1.0 - pl.col(value)).alias(value))
-    return pl.concat([direct, rev.join(direct.select(_KEY), on=_KEY, how="anti")])
+    # One chromosome at a time: the key joins of 10^7 rows against a 10^7-row panel cost
+    # GBs of hash tables at once (issue 9); a variant's key includes its chromosome, so
+    # the rows matched are the same. Rows keep the left table's order, direct matches first.
+    direct_parts, rev_parts = [], []
+    for chrom in left.get_column("chromosome").drop_nulls().unique(maintain_order=True):
+        lc = left.filter(pl.col("chromosome") == chrom)
+        oc = o.filter(pl.col("chromosome") == chrom)
+        direct = lc.join(oc, on=_KEY, how="inner", maintain_order="left")
+        rev = lc.join(oc.rename({"effect_allele": "other_allele", "other_allele": "effect_allele"}),
+                      on=_KEY, how="inner", maintain_order="left")
+        if flip:
+            rev = rev.with_columns((1.0 - pl.col(value)).alias(value))
+        direct_parts.append(direct)
+        rev_parts.append(rev.join(direct.select(_KEY), on=_KEY, how="anti", maintain_order="left"))
+        del lc, oc
+    if not direct_parts:
+        return left.join(o, on=_KEY, how="inner")
+    return pl.concat([*direct_parts, *rev_parts], rechunk=False)
 
 
 def eaf_image(df: pl.DataFrame, *, name: str, reference: pl.DataFrame | None,
@@ -136,12 +148,20 @@ def eaf_image(df: pl.DataFrame, *, name: str, reference: pl.DataFrame | None,
         if not parts:
             return None, "no reference and no other cohort with EAF"
         # Harmonised cohorts share one orientation, so a join on the key aligns them.
-        merged = parts[0]
-        for part in parts[1:]:
-            merged = merged.join(part, on=_KEY, how="full", coalesce=True)
-        cols = [c for c in merged.columns if c.startswith("_e")]
-        merged = merged.select(*_KEY, pl.mean_horizontal(cols).alias("_x"))
-        both = _aligned_join(df, merged, "_x", flip=True)
+        # One chromosome at a time (the key includes it): the full joins of every other
+        # cohort would otherwise hold all their rows at once.
+        chunks = []
+        for chrom in df.get_column("chromosome").drop_nulls().unique(maintain_order=True):
+            on_chrom = [p.filter(pl.col("chromosome") == chrom) for p in parts]
+            merged = on_chrom[0]
+            for part in on_chrom[1:]:
+                merged = merged.join(part, on=_KEY, how="full", coalesce=True)
+            cols = [c for c in merged.columns if c.startswith("_e")]
+            merged = merged.select(*_KEY, pl.mean_horizontal(cols).alias("_x"))
+            chunks.append(_aligned_join(df.filter(pl.col("chromosome") == chrom), merged, "_x", flip=True))
+            del on_chrom, merged
+        both = pl.concat(chunks, rechunk=False) if chunks else \
+            _aligned_join(df, parts[0].select(*_KEY, pl.col(parts[0].columns[-1]).alias("_x")), "_x", flip=True)
         xlabel, against = "mean EAF of the other cohorts", "the other cohorts"
     x = both.get_column("_x").cast(pl.Float64).to_numpy()
     y = both.get_column("effect_allele_frequency").cast(pl.Float64).to_numpy()
