@@ -37,7 +37,11 @@ def distance_loci(df: pl.DataFrame, *, threshold: float = 5e-8, window_kb: float
         and ``n_variants``.
     """
     x = neglog10p(df, column=p_column, neglog_column=neglog_column)
-    sig = df.with_columns(pl.Series("_nlp", x)).filter(pl.col("_nlp") > -np.log10(threshold))
+    # A row with no p-value is not significant (polars orders NaN above every
+    # number, so a bare comparison would make it a lead).
+    sig = df.with_columns(pl.Series("_nlp", x)).filter(
+        pl.col("_nlp").is_not_nan() & (pl.col("_nlp") > -np.log10(threshold))
+    )
     sig = sig.sort("_nlp", descending=True)
     if sig.height == 0:
         return sig.drop("_nlp").with_columns(

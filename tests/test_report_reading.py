@@ -94,9 +94,8 @@ def test_read_digest__rows_above_the_line_are_whole_and_give_the_same_loci(plant
     d = read_digest(path, columns=("chromosome",), line=-math.log10(5e-8), block_bytes=block)
     # Whole rows, every column typed as the registry declares, in file order.
     assert d.significant.columns == HEADER
-    # distance_loci's own rule keeps a row without any p-value too (NaN compares above every
-    # number in polars); the reader must keep what that rule keeps, so it is here as well.
-    assert d.significant["rsid"].to_list() == [f"rs{i}" for i in sorted((*SIGNIFICANT, NO_P))]
+    # A row without any p-value is not significant (distance_loci's rule too), so it is not here.
+    assert d.significant["rsid"].to_list() == [f"rs{i}" for i in sorted(SIGNIFICANT)]
     assert d.significant.schema["flag_eaf_far"] == pl.Boolean
     whole = pl.read_csv(path, separator="\t", null_values=["NA"], infer_schema_length=None)
     want = distance_loci(whole, threshold=5e-8, window_kb=500)

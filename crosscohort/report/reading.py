@@ -115,8 +115,9 @@ def read_digest(path: str | Path, *, columns: Sequence[str], line: float | None 
             df = _parse(block, path=path, first_line=first_line, schema=schema, columns=parsed)
             n_rows += df.height
             if line is not None and {*_P_COLUMNS} & set(df.columns):
-                # polars' comparison, as distance_loci filters (NaN sorts above every number).
-                mask = pl.Series("_nlp", neglog10p(df)) > line
+                # as distance_loci filters: NaN (no p-value) is not significant
+                nlp = pl.Series("_nlp", neglog10p(df))
+                mask = nlp.is_not_nan() & (nlp > line)
                 if mask.any():
                     whole = _parse(block, path=path, first_line=first_line, schema=schema, columns=header)
                     sig.append(whole.filter(mask))
@@ -241,7 +242,8 @@ def _digest_parquet(path: Path, *, columns: Sequence[str], line: float | None,
         significant = pl.DataFrame()
         if line is not None and {*_P_COLUMNS} & set(header):
             p = pl.read_parquet(path, columns=[c for c in _P_COLUMNS if c in header])
-            mask = pl.Series("_nlp", neglog10p(p)) > line
+            nlp = pl.Series("_nlp", neglog10p(p))
+            mask = nlp.is_not_nan() & (nlp > line)
             significant = pl.read_parquet(path).filter(mask)
         elif line is not None:
             significant = pl.read_parquet(path, n_rows=0)
