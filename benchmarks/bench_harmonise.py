@@ -18,7 +18,8 @@ load average before and after are printed, with the ratio to ours, and the size 
 (polars ``estimated_size`` of the harmonised tables) for the memory rule
 "peak RSS at most about twice the kept columns".
 
-Usage: ``python benchmarks/bench_harmonise.py [--rows 2000000] [--cohorts 3] [--workdir DIR]``
+Usage: ``python benchmarks/bench_harmonise.py [--rows 2000000] [--cohorts 3] [--workdir DIR]
+[--reuse] [--no-peers]``
 """
 
 from __future__ import annotations
@@ -114,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--reuse", action="store_true",
                     help="keep the input files already in --workdir (same rows, cohorts and seed)")
+    ap.add_argument("--no-peers", action="store_true",
+                    help="time only crosscohort (e.g. the same inputs before/after a change)")
     args = ap.parse_args(argv)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_harmonise_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -140,10 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     gwama = shutil.which("GWAMA") or shutil.which("gwama")
     plink = shutil.which("plink1.9") or shutil.which("plink")
-    if gwama:
+    if gwama and not args.no_peers:
         runs["GWAMA -qt"] = [gwama, "-i", "gwama.in", "-qt", "--name_marker", "SNP", "--name_ea",
                              "A1", "--name_nea", "A2", "-o", "gwama_out"]
-    if plink:
+    if plink and not args.no_peers:
         runs["plink1.9 --meta-analysis + qt"] = [plink, "--meta-analysis", *files, "+", "qt",
                                                  "--out", "plink_out"]
     results = {}

@@ -26,7 +26,8 @@ def allele_pair_rank(other: pl.Series, effect: pl.Series) -> np.ndarray | None:
     With too many distinct alleles for that to fit (indel-rich data), the pair text
     itself is ranked; ``None`` when even the distinct pairs exceed the key's bits.
     """
-    levels = pl.concat([other, effect]).unique().sort()
+    # Distinct values of each column first: no concatenated copy of both columns.
+    levels = pl.concat([other.unique(), effect.unique()]).unique().sort()
     n = levels.len()
     if n * n < 2**PAIR_BITS:
         enum = pl.Enum(levels.to_list())

@@ -17,7 +17,14 @@ import polars as pl
 
 from crosscohort.errors import ConfigError, InputError
 from crosscohort.harmonise._keys import variant_keys
-from crosscohort.harmonise.alleles import complement, is_palindromic, is_snp, normalise_allele
+from crosscohort.harmonise.alleles import (
+    COMPLEMENT,
+    complement,
+    is_palindromic,
+    is_snp,
+    is_upper_letters,
+    normalise_allele,
+)
 from crosscohort.ledger import Ledger, write_ledgers
 from crosscohort.sumstats import (
     FLAG_COLUMNS,
@@ -35,6 +42,8 @@ __all__ = [
     "VARIANT_KEY",
     "REFERENCE_COLUMNS",
     "HarmonisedSet",
+    "ReferencePanel",
+    "compact_reference",
     "harmonise",
     "harmonise_cohort",
     "normalise_chromosomes",
@@ -77,6 +86,9 @@ EAF_MAX_DIFF = 0.2
 _COHORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ROW = "_row"
 _MARKER_ONLY = "_marker_only"
+#: Cohort column names the packed alignment path uses itself (such a cohort is joined instead).
+_PANEL_PATH_NAMES = {"ref", "alt", "alt_frequency", "_kind", "_pal", "_negate", "_at", "_swapped",
+                     "_flipped", "_pal_resolved"}
 _CHANGE_FLAGS = {
     "_swapped": "allele_swapped",
     "_flipped": "strand_flipped",
@@ -135,13 +147,16 @@ def normalise_chromosomes(labels: pl.Series) -> pl.Series:
             pl.when(pl.col("c").is_between(1, 25)).then(pl.col("c")).alias(labels.name)
         ).to_series()
     text = labels.cast(pl.String)
-    mapping: dict[str, int | None] = {}
-    for label in text.drop_nulls().unique().to_list():
+    distinct = text.drop_nulls().unique().to_list()
+    codes: list[int | None] = []
+    for label in distinct:
         try:
-            mapping[label] = chrom_code(label)
+            codes.append(chrom_code(label))
         except SumstatsError:
-            mapping[label] = None
-    return text.replace_strict(mapping, default=None, return_dtype=pl.Int64)
+            codes.append(None)
+    # Each label's rank in an Enum of the distinct labels indexes its code: one hash pass.
+    rank = text.cast(pl.Enum(distinct)).to_physical()
+    return pl.Series(labels.name, codes, dtype=pl.Int64).gather(rank)
 
 
 def read_reference(path: str | Path) -> pl.DataFrame:
@@ -296,8 +311,8 @@ def _prepare(df: pl.DataFrame, *, source: str) -> pl.DataFrame:
         raise InputError(f"{source}: a numeric column holds text ({str(exc).splitlines()[0]})") from exc
     return df.with_row_index(_ROW).with_columns(
         normalise_chromosomes(df.get_column("chromosome")).alias("chromosome"),
-        normalise_allele(pl.col("effect_allele").cast(pl.String)),
-        normalise_allele(pl.col("other_allele").cast(pl.String)),
+        *[normalise_allele(pl.col(c).cast(pl.String)) for c in ("effect_allele", "other_allele")
+          if not is_upper_letters(df.get_column(c))],
     )
 
 
@@ -320,10 +335,233 @@ def _align_canonical(df: pl.DataFrame) -> pl.DataFrame:
     return _swap(df.with_columns(swap.alias("_swapped")), pl.col("_swapped"))
 
 
-def _align_to_reference(
+@dataclass(frozen=True)
+class ReferencePanel:
+    """A prepared reference panel held compactly for alignment (about 24 bytes a variant).
+
+    Rows are sorted by (chromosome, position, REF, ALT), alleles in byte order, which is
+    the order of :data:`VARIANT_KEY` once a cohort is aligned (other = REF, effect = ALT).
+
+    Attributes
+    ----------
+    site
+        ``chromosome << 32 | base_pair_location`` per row (int64, sorted).
+    ref, alt
+        Codes into ``levels`` (int32); a missing allele is ``len(levels) + 1``, which
+        no cohort allele's code equals.
+    freq
+        ALT frequency (Float64, nulls kept), row for row.
+    levels
+        The distinct alleles of the panel and ``A, C, G, T``, sorted (so a code is a rank).
+    """
+
+    site: np.ndarray
+    ref: np.ndarray
+    alt: np.ndarray
+    freq: pl.Series
+    levels: list[str]
+
+    @property
+    def height(self) -> int:
+        return int(self.site.size)
+
+    def to_frame(self) -> pl.DataFrame:
+        """The panel as the frame :func:`prepare_reference` returns (rows in panel order)."""
+        allele = pl.Series(self.levels, dtype=pl.String)
+
+        def alleles(codes: np.ndarray) -> pl.Series:
+            idx = pl.Series(np.where(codes < len(self.levels), codes, 0).astype(np.uint32))
+            return allele.gather(idx).zip_with(pl.Series(codes < len(self.levels)),
+                                               pl.Series([None], dtype=pl.String))
+
+        return pl.DataFrame({
+            "chromosome": self.site >> 32, "base_pair_location": self.site & 0xFFFFFFFF,
+            "ref": alleles(self.ref), "alt": alleles(self.alt), "alt_frequency": self.freq,
+        })
+
+
+def compact_reference(ref: pl.DataFrame) -> ReferencePanel | None:
+    """The prepared panel (:func:`prepare_reference`) as a :class:`ReferencePanel`, or ``None``.
+
+    Rows without a chromosome or a position are left out (a join never matches them).
+    ``None`` when a position does not fit 32 bits; the caller then joins the frame.
+    """
+    if isinstance(ref, ReferencePanel):
+        return ref
+    chrom, pos = ref.get_column("chromosome"), ref.get_column("base_pair_location")
+    placed = (chrom.is_not_null() & pos.is_not_null())
+    if not placed.all():
+        ref = ref.filter(placed)
+        chrom, pos = ref.get_column("chromosome"), ref.get_column("base_pair_location")
+    if ref.height and not (0 <= pos.min() and pos.max() < 2**32):
+        return None
+    present = pl.concat([ref.get_column("ref"), ref.get_column("alt")]).drop_nulls().unique()
+    levels = sorted({*present.to_list(), "A", "C", "G", "T"})
+    enum = pl.Enum(levels)
+    missing = len(levels) + 1
+
+    def codes(name: str) -> np.ndarray:
+        return (ref.get_column(name).cast(enum).to_physical().cast(pl.Int32)
+                .fill_null(missing).to_numpy())
+
+    site = (chrom.to_numpy().astype(np.int64) << 32) | pos.to_numpy().astype(np.int64)
+    r, a = codes("ref"), codes("alt")
+    order = np.lexsort((a, r, site))
+    if np.all(order[1:] > order[:-1]):
+        # Already in order (a sorted panel file): no copy.
+        return ReferencePanel(site=site, ref=r, alt=a, freq=ref.get_column("alt_frequency"),
+                              levels=levels)
+    return ReferencePanel(site=site[order], ref=r[order], alt=a[order],
+                          freq=ref.get_column("alt_frequency").gather(order), levels=levels)
+
+
+def _allele_tables(levels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per allele code (``len(levels)`` = not in the panel): its complement's code, is it A/C/G/T.
+
+    Index ``len(levels)`` (a cohort allele the panel lacks) complements to -1, which no
+    panel code equals.
+    """
+    index = {a: i for i, a in enumerate(levels)}
+    comp = np.full(len(levels) + 1, -1, dtype=np.int64)
+    snp = np.zeros(len(levels) + 1, dtype=bool)
+    for base, other in COMPLEMENT.items():
+        comp[index[base]] = index[other]
+        snp[index[base]] = True
+    return comp, snp
+
+
+def _align_to_panel(
+    df: pl.DataFrame, panel: ReferencePanel, *, ledger: Ledger, palindrome_max_maf: float,
+    eaf_max_diff: float = EAF_MAX_DIFF,
+) -> pl.DataFrame:
+    """Alignment to a compact panel, then de-duplication; the rules of :func:`_align_to_reference_join`.
+
+    Sites are matched by binary search on the panel's sorted ``site`` and alleles
+    compared as integer codes, so memory holds the cohort, int arrays over its rows
+    and, once, the aligned output; never a join of the cohort with the panel.
+    Duplicates are resolved here (the panel row is the aligned variant), and
+    ``duplicate`` recorded after the alignment reasons, as :func:`_deduplicate` would.
+    """
+    m = df.height
+    pos = df.get_column("base_pair_location").to_numpy()
+    site = (df.get_column("chromosome").to_numpy().astype(np.int64) << 32) | pos
+    # A position beyond 32 bits matches no panel site (all of which fit).
+    site[(pos < 0) | (pos >= 2**32)] = -1
+    if m < 2 or bool(np.all(site[1:] >= site[:-1])):
+        lo = np.searchsorted(panel.site, site, side="left")
+        hi = np.searchsorted(panel.site, site, side="right")
+    else:
+        # Binary search in query order is cache-friendly; an unsorted cohort is
+        # searched in site order (ten times faster at 2M rows) and scattered back.
+        order = np.argsort(site, kind="stable")
+        lo, hi = np.empty_like(site), np.empty_like(site)
+        lo[order] = np.searchsorted(panel.site, site[order], side="left")
+        hi[order] = np.searchsorted(panel.site, site[order], side="right")
+        del order
+    del site, pos
+    count = hi - lo
+    at_site = count > 0
+    n_at_site = int(np.count_nonzero(at_site))
+
+    enum = pl.Enum(panel.levels)
+    n_levels = len(panel.levels)
+
+    def codes(name: str) -> np.ndarray:
+        return (df.get_column(name).cast(enum, strict=False).to_physical().cast(pl.Int32)
+                .fill_null(n_levels).to_numpy())
+
+    comp, snp = _allele_tables(panel.levels)
+    e_all, o_all = codes("effect_allele"), codes("other_allele")
+    if count.max(initial=0) <= 1:
+        rows = np.flatnonzero(at_site)
+        cand = lo[rows]
+    else:
+        rows = np.repeat(np.arange(m), count)
+        first = np.repeat(np.cumsum(count) - count, count)
+        cand = np.repeat(lo, count) + (np.arange(rows.size) - first)
+        del first
+    del lo, hi, count, at_site
+    e, o = e_all[rows], o_all[rows]
+    del e_all, o_all
+    r, a = panel.ref[cand], panel.alt[cand]
+    ce, co = comp[e], comp[o]
+    both_snp = snp[e] & snp[o]
+    pal = both_snp & (ce == o)
+    flippable = both_snp & ~pal
+    # 0 exact, 1 swapped, 2 strand-flipped, 3 flipped and swapped, 4 no match; lower wins
+    # when a multi-allelic site offers several readings.
+    kind = np.full(rows.size, 4, dtype=np.int32)
+    kind[flippable & (ce == r) & (co == a)] = 3
+    kind[flippable & (ce == a) & (co == r)] = 2
+    kind[(e == r) & (o == a)] = 1
+    kind[(e == a) & (o == r)] = 0
+    del ce, co, r, a, e, o, flippable
+    if rows.size and np.any(rows[1:] == rows[:-1]):
+        # Several panel rows at a site: keep each cohort row's best reading.
+        pick = np.lexsort((kind, rows))
+        firsts = np.ones(pick.size, dtype=bool)
+        firsts[1:] = rows[pick][1:] != rows[pick][:-1]
+        pick = pick[firsts]
+        rows, cand, kind, pal, both_snp = (x[pick] for x in (rows, cand, kind, pal, both_snp))
+    hit = kind < 4
+    rows, cand, kind, pal, both_snp = (x[hit] for x in (rows, cand, kind, pal, both_snp))
+    ledger.remove("not_in_reference", m - n_at_site)
+    ledger.remove("allele_mismatch", n_at_site - rows.size)
+
+    votes = kind[both_snp & ~pal]
+    strand = _strand_from_votes(votes.size, int(np.count_nonzero(votes >= 2)))
+    del votes, both_snp
+    eaf_col = df.get_column("effect_allele_frequency")
+    best = pl.DataFrame({
+        "_kind": kind, "_pal": pal,
+        "effect_allele_frequency": eaf_col.gather(rows),
+        "alt_frequency": panel.freq.gather(cand),
+    }).with_row_index("_at")
+    del kind, pal
+    best = _orient(best, strand=strand, ledger=ledger, palindrome_max_maf=palindrome_max_maf)
+    at = best.get_column("_at").to_numpy()
+    if at.size != rows.size:
+        rows, cand = rows[at], cand[at]
+    # The panel's row order is the aligned variant order: de-duplicate on it.
+    order = [c for c in ("n", "standard_error", _ROW) if c in df.columns]
+    pick = _first_per_key(df, cand.astype(np.int64), order, [c == "n" for c in order], at=rows)
+    ledger.remove("duplicate", rows.size - pick.size)
+    rows, cand = rows[pick], cand[pick]
+    best = best[pick]
+    allele = pl.Series(panel.levels, dtype=pl.String)
+    negate = best.get_column("_negate")
+    # One gather of the cohort's rows, without the allele columns it replaces: the only
+    # copy of the cohort this path makes, and none when every row is kept in order.
+    kept = df.drop("effect_allele", "other_allele")
+    out = (kept if _is_identity(rows, df.height) else kept[rows]).with_columns(
+        pl.when(negate).then(-pl.col("beta")).otherwise(pl.col("beta")).alias("beta"),
+        pl.when(negate).then(1.0 - pl.col("effect_allele_frequency"))
+        .otherwise(pl.col("effect_allele_frequency")).alias("effect_allele_frequency"),
+        # After alignment the alleles are the reference's, whatever the cohort spelled.
+        allele.gather(panel.alt[cand]).alias("effect_allele"),
+        allele.gather(panel.ref[cand]).alias("other_allele"),
+    ).select(df.columns).with_columns(
+        best.get_column(c) for c in ("_swapped", "_flipped", "_pal_resolved"))
+    af = panel.freq.gather(cand)
+    del rows, cand, best, negate, kept
+    # On the aligned EAF, so a swap or strand flip is never mistaken for a far frequency;
+    # a missing EAF on either side is not evidence, so not flagged.
+    return out.with_columns(
+        ((pl.col("effect_allele_frequency") - af).abs() > eaf_max_diff).fill_null(False)
+        .alias(FLAG_EAF_FAR)
+    )
+
+
+def _align_to_reference_join(
     df: pl.DataFrame, ref: pl.DataFrame, *, ledger: Ledger, palindrome_max_maf: float,
     eaf_max_diff: float = EAF_MAX_DIFF,
 ) -> pl.DataFrame:
+    """Alignment by a join of the cohort with the panel on (chromosome, position).
+
+    The general path, and the oracle the packed path (:func:`_align_to_panel`) is
+    tested against: it holds the cohort joined to every panel row at its site, with
+    all columns, so its memory is several times the cohort's.
+    """
     ea, oa = pl.col("effect_allele"), pl.col("other_allele")
     snp_flippable = is_snp(ea, oa) & ~is_palindromic(ea, oa)
     # 0 exact, 1 swapped, 2 strand-flipped, 3 flipped and swapped; lower wins
@@ -349,10 +587,35 @@ def _align_to_reference(
     ledger.remove("allele_mismatch", n_at_site - best.height)
 
     pal = is_palindromic(ea, oa)
-    eaf = pl.col("effect_allele_frequency")
-    af = pl.col("alt_frequency")
     strand = strand_consensus(best)
     best = best.with_columns(pal.alias("_pal"))
+    best = _orient(best, strand=strand, ledger=ledger, palindrome_max_maf=palindrome_max_maf)
+    af = pl.col("alt_frequency")
+    best = best.with_columns(
+        pl.when(pl.col("_negate")).then(-pl.col("beta")).otherwise(pl.col("beta")).alias("beta"),
+        pl.when(pl.col("_negate")).then(1.0 - pl.col("effect_allele_frequency"))
+        .otherwise(pl.col("effect_allele_frequency")).alias("effect_allele_frequency"),
+        # After alignment the alleles are the reference's, whatever the cohort spelled.
+        pl.col("alt").alias("effect_allele"),
+        pl.col("ref").alias("other_allele"),
+    ).with_columns(
+        # On the aligned EAF, so a swap or strand flip is never mistaken for a far frequency;
+        # a missing EAF on either side is not evidence, so not flagged.
+        ((pl.col("effect_allele_frequency") - af).abs() > eaf_max_diff).fill_null(False)
+        .alias(FLAG_EAF_FAR)
+    )
+    return best.drop(["ref", "alt", "alt_frequency", "_kind", "_pal", "_negate"])
+
+
+def _orient(best: pl.DataFrame, *, strand: str, ledger: Ledger,
+            palindrome_max_maf: float) -> pl.DataFrame:
+    """Matched rows with ``_kind``, ``_pal``, EAF and ``alt_frequency`` -> change flags and ``_negate``.
+
+    Drops (and counts) the palindromes that cannot be resolved; adds ``_swapped``,
+    ``_flipped``, ``_pal_resolved`` and ``_negate`` (beta and EAF to be negated/mirrored).
+    """
+    eaf = pl.col("effect_allele_frequency")
+    af = pl.col("alt_frequency")
     if strand in ("forward", "reverse"):
         # The cohort's other SNPs say which strand it reports on, so a
         # palindrome's labels are read on that strand: forward -> as written
@@ -388,18 +651,9 @@ def _align_to_reference(
          ).alias("_swapped"),
         (flipped | (pl.col("_pal") & (strand == "reverse"))).alias("_flipped"),
         (pl.col("_pal") & pl.col("_by_eaf") & pl.col("_pal_negate")).alias("_pal_resolved"),
-        pl.when(negate).then(-pl.col("beta")).otherwise(pl.col("beta")).alias("beta"),
-        pl.when(negate).then(1.0 - eaf).otherwise(eaf).alias("effect_allele_frequency"),
-        # After alignment the alleles are the reference's, whatever the cohort spelled.
-        pl.col("alt").alias("effect_allele"),
-        pl.col("ref").alias("other_allele"),
-    ).with_columns(
-        # On the aligned EAF, so a swap or strand flip is never mistaken for a far frequency;
-        # a missing EAF on either side is not evidence, so not flagged.
-        ((pl.col("effect_allele_frequency") - af).abs() > eaf_max_diff).fill_null(False)
-        .alias(FLAG_EAF_FAR)
+        negate.alias("_negate"),
     )
-    return best.drop(["ref", "alt", "alt_frequency", "_kind", "_pal", "_resolvable", "_pal_negate", "_by_eaf"])
+    return best.drop(["_resolvable", "_pal_negate", "_by_eaf"])
 
 
 #: A cohort reports on one strand when at least this share of its
@@ -421,10 +675,13 @@ def strand_consensus(matched: pl.DataFrame) -> str:
     """
     ea, oa = pl.col("effect_allele"), pl.col("other_allele")
     votes = matched.filter(is_snp(ea, oa) & ~is_palindromic(ea, oa)).get_column("_kind")
-    n = votes.len()
+    return _strand_from_votes(votes.len(), int(votes.is_in([2, 3]).sum()))
+
+
+def _strand_from_votes(n: int, flipped: int) -> str:
+    """:func:`strand_consensus` from the count of voting SNPs and of those strand-flipped."""
     if n < STRAND_CONSENSUS_MIN_SNPS:
         return "mixed"
-    flipped = int(votes.is_in([2, 3]).sum())
     if flipped <= (1 - STRAND_CONSENSUS_SHARE) * n:
         return "forward"
     if flipped >= STRAND_CONSENSUS_SHARE * n:
@@ -455,30 +712,52 @@ def _deduplicate(
         )
         ledger.remove("duplicate", df.height - out.height)
         return out
-    rows = np.argsort(packed, kind="stable")
-    ks = packed[rows]
+    rows = _first_per_key(df, packed, order[len(key):], desc[len(key):])
+    ledger.remove("duplicate", df.height - rows.size)
+    return df if _is_identity(rows, df.height) else df[rows]
+
+
+def _is_identity(rows: np.ndarray, n: int) -> bool:
+    """Whether ``rows`` is ``0, 1, ..., n - 1`` (then a gather would only copy the frame)."""
+    return rows.size == n and bool(np.array_equal(rows, np.arange(n)))
+
+
+def _first_per_key(ties: pl.DataFrame, keys: np.ndarray, order: list[str],
+                   desc: list[bool], *, at: np.ndarray | None = None) -> np.ndarray:
+    """Row positions sorting ``keys`` (stably), one per key: the first by ``order`` among equals.
+
+    ``ties`` holds the tie-break columns, row for row with ``keys`` (or, with ``at``,
+    row ``at[i]`` for key ``i``); only the groups of equal keys (rare) are sorted on them.
+    """
+    if keys.size < 2 or bool(np.all(keys[1:] >= keys[:-1])):
+        # Already in order (a file sorted by position): the stable sort is the identity.
+        rows = np.arange(keys.size)
+        ks = keys
+    else:
+        rows = np.argsort(keys, kind="stable")
+        ks = keys[rows]
     dup = ks[1:] == ks[:-1]
     if dup.any():
         in_group = np.zeros(ks.size, dtype=bool)
         in_group[1:] |= dup
         in_group[:-1] |= dup
-        sub = df[rows[in_group]].with_columns(
+        grouped = rows[in_group]
+        sub = ties[grouped if at is None else at[grouped]].select(order).with_columns(
             pl.Series("_key", ks[in_group]), pl.Series("_at", np.flatnonzero(in_group))
-        ).sort(["_key", *order[len(key):]], descending=[False, *desc[len(key):]], nulls_last=True)
+        ).sort(["_key", *order], descending=[False, *desc], nulls_last=True)
         loser = (sub.get_column("_key") == sub.get_column("_key").shift(1)).fill_null(False)
         keep = np.ones(ks.size, dtype=bool)
         # A group's rows are adjacent and share the key: dropping the losers keeps the order.
         keep[sub.filter(loser).get_column("_at").to_numpy()] = False
         rows = rows[keep]
-    ledger.remove("duplicate", df.height - rows.size)
-    return df[rows]
+    return rows
 
 
 def harmonise_cohort(
     df: pl.DataFrame,
     *,
     cohort: str,
-    reference: pl.DataFrame | None = None,
+    reference: pl.DataFrame | ReferencePanel | None = None,
     trait: str | None = None,
     palindrome_max_maf: float = 0.4,
     source: str | None = None,
@@ -489,13 +768,42 @@ def harmonise_cohort(
     """One cohort's summary statistics, value-checked, aligned and de-duplicated, with its ledger.
 
     See :func:`harmonise` for the rules. ``reference`` must already be
-    prepared (:func:`read_reference` or :func:`prepare_reference`).
+    prepared (:func:`read_reference` or :func:`prepare_reference`), and is best
+    passed as a :class:`ReferencePanel` (:func:`compact_reference`) when several
+    cohorts use it, so that it is packed once.
     ``variant_ids=False`` leaves out the ``variant_id`` column (a string per
     row) for a caller that keys variants itself, as the meta-analysis does.
     """
+    return _harmonise_cohort(
+        [df], cohort=cohort, reference=reference, trait=trait,
+        palindrome_max_maf=palindrome_max_maf, source=source, keep_marker_only=keep_marker_only,
+        eaf_max_diff=eaf_max_diff, variant_ids=variant_ids,
+    )
+
+
+def _harmonise_cohort(
+    box: list[pl.DataFrame],
+    *,
+    cohort: str,
+    reference: pl.DataFrame | ReferencePanel | None,
+    trait: str | None,
+    palindrome_max_maf: float,
+    source: str | None,
+    keep_marker_only: bool,
+    eaf_max_diff: float,
+    variant_ids: bool,
+) -> tuple[pl.DataFrame, Ledger]:
+    """:func:`harmonise_cohort` of the one frame in ``box``, which it takes out.
+
+    A caller that holds no other reference to the frame (the command's pipeline)
+    lets its raw columns (chromosome labels, unnormalised alleles) go as soon as
+    they are converted, instead of holding them through the alignment.
+    """
+    df = box.pop()
     source = source or cohort
     ledger = Ledger(stage="harmonise", cohort=cohort, trait=trait, n_in=df.height)
     work = _prepare(df, source=source)
+    del df
     marker_only = keep_marker_only and "rsid" in work.columns
     if marker_only:
         # Rows keyed by marker name alone (METAL/GWAMA files without CHR/POS) are not
@@ -509,27 +817,44 @@ def harmonise_cohort(
     if marker_only:
         for rule in ("chromosome", "base_pair_location"):
             failures[rule] = failures[rule] & ~pl.col(_MARKER_ONLY)
+    # All rules in one pass: a rule counts the rows that break it and no earlier rule,
+    # exactly what filtering rule after rule counts; one filter at the end, if any.
+    counts, keep = [], pl.lit(True)
     for rule in VALUE_RULES:
         bad = failures[rule]
-        n_bad = int(work.select(bad.sum()).item())
-        ledger.remove(f"bad_value_{rule}", n_bad)
-        if n_bad:
-            work = work.filter(~bad.fill_null(True))
+        counts.append((bad & keep).sum().alias(rule))
+        keep = keep & ~bad.fill_null(True)
+    n_bad = work.select(counts).row(0, named=True)
+    for rule in VALUE_RULES:
+        ledger.remove(f"bad_value_{rule}", int(n_bad[rule]))
+    if any(n_bad.values()):
+        work = work.filter(keep)
 
     markers = None
-    if marker_only:
+    if marker_only and not work.get_column(_MARKER_ONLY).any():
+        # The usual case: no marker-only row, so no copy of the cohort to split it off.
+        markers, work = work.clear().drop(_MARKER_ONLY), work.drop(_MARKER_ONLY)
+    elif marker_only:
         markers = work.filter(pl.col(_MARKER_ONLY)).drop(_MARKER_ONLY)
         work = work.filter(~pl.col(_MARKER_ONLY)).drop(_MARKER_ONLY)
     if reference is None:
-        work = _align_canonical(work)
+        work = _deduplicate(_align_canonical(work), ledger)
     else:
         for reason in ("not_in_reference", "allele_mismatch", "palindrome_ambiguous"):
             ledger.remove(reason, 0)
-        work = _align_to_reference(
-            work, reference, ledger=ledger, palindrome_max_maf=palindrome_max_maf,
-            eaf_max_diff=eaf_max_diff,
-        )
-    work = _deduplicate(work, ledger)
+        panel = compact_reference(reference)
+        if panel is not None and not set(work.columns) & _PANEL_PATH_NAMES:
+            work = _align_to_panel(
+                work, panel, ledger=ledger, palindrome_max_maf=palindrome_max_maf,
+                eaf_max_diff=eaf_max_diff,
+            )
+        else:
+            # Positions beyond 32 bits, or cohort columns the join would rename: the join.
+            frame = reference.to_frame() if isinstance(reference, ReferencePanel) else reference
+            work = _deduplicate(_align_to_reference_join(
+                work, frame, ledger=ledger, palindrome_max_maf=palindrome_max_maf,
+                eaf_max_diff=eaf_max_diff,
+            ), ledger)
     if markers is not None and markers.height:
         if reference is not None:
             # A reference aligns by position; a marker it could not place cannot be aligned to it.
@@ -655,6 +980,9 @@ def harmonise(
     check_eaf_max_diff(eaf_max_diff)
     sources = sources or {}
     ref = prepare_reference(reference) if reference is not None else None
+    if ref is not None:
+        # Packed once for every cohort (the frame when positions exceed 32 bits).
+        ref = compact_reference(ref) or ref
     out: dict[str, pl.DataFrame] = {}
     ledgers: dict[str, Ledger] = {}
     for cohort, df in tables.items():

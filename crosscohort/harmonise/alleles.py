@@ -13,6 +13,7 @@ __all__ = [
     "complement",
     "is_snp",
     "is_palindromic",
+    "is_upper_letters",
     "normalise_allele",
 ]
 
@@ -23,6 +24,18 @@ COMPLEMENT: dict[str, str] = {"A": "T", "T": "A", "C": "G", "G": "C"}
 def normalise_allele(allele: pl.Expr) -> pl.Expr:
     """Upper-cased, whitespace-stripped allele (``a`` and ``A `` are the same allele)."""
     return allele.str.strip_chars().str.to_uppercase()
+
+
+def is_upper_letters(alleles: pl.Series) -> bool:
+    """Whether every non-null allele is made of the capitals A-Z only (text columns only).
+
+    Such alleles are their own :func:`normalise_allele`, hold no comma and no
+    numeric code, so readers skip those passes. Checked on the distinct values
+    (a few dozen in most files), not on every row.
+    """
+    if alleles.dtype != pl.String:
+        return False
+    return bool(alleles.unique().drop_nulls().str.contains(r"^[A-Z]+$").all())
 
 
 def is_snp(allele_a: pl.Expr, allele_b: pl.Expr) -> pl.Expr:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,13 +33,14 @@ from crosscohort.errors import ConfigError, InputError
 from crosscohort.harmonise.align import (
     EAF_MAX_DIFF,
     HarmonisedSet,
+    _harmonise_cohort,
     check_eaf_max_diff,
-    harmonise_cohort,
+    compact_reference,
     left_normalise,
     read_reference,
     write_harmonised,
 )
-from crosscohort.harmonise.alleles import complement, normalise_allele
+from crosscohort.harmonise.alleles import complement, is_upper_letters, normalise_allele
 from crosscohort.harmonise.formats import (
     FORMAT_NAMES,
     HEADER_DICTIONARY,
@@ -274,8 +276,11 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
 
 
 def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[int],
-                numeric: set[int], na: tuple[str, ...]) -> tuple[pl.LazyFrame, int] | None:
-    """The used fields parsed straight to their types by polars' CSV reader, or ``None``.
+                numeric: set[int], na: tuple[str, ...]) -> tuple[pl.LazyFrame, int, bool] | None:
+    """The used fields parsed straight to their types (lazy frame, data lines, unpadded), or ``None``.
+
+    ``unpadded``: the file holds no white space that a field could begin or end
+    with, so its text fields need no stripping.
 
     The fast path for well-formed files: numeric fields become Float64 in the
     parser itself (no text column, no per-field cast). It is taken only when
@@ -294,28 +299,58 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
     if len(sep) != 1:
         return None
     data = _gunzipped(path)
-    counted = _byte_counts(path if data is None else data, skip, (b"\n", sep.encode(), b"\r"))
+    needles = (b"\n", sep.encode(), b"\r", b" ", b"\t", b"\x0b", b"\x0c")
+    counted = _byte_counts(path if data is None else data, skip, needles)
     if counted is None:
         return None
-    counts, _, last = counted
+    counts, _, last, high = counted
     n_lines = counts[0] + (1 if last not in (b"", b"\n") else 0)
     if counts[2] or counts[1] != n_lines * (n_fields - 1):
         return None
+    # No field can begin or end with white space (the Unicode kind polars strips) when
+    # the file has none but its separator and line ends: no space, tab, VT or FF
+    # besides the separator, and no byte above ASCII.
+    unpadded = not high and not counts[5] and not counts[6] and all(
+        counts[i] == 0 or needles[i] == needles[1] for i in (3, 4))
     schema = {f"_c{i}": (pl.Float64 if i in numeric else pl.String) for i in range(n_fields)}
+    read = dict(has_header=False, separator=sep, skip_rows=skip, quote_char=None, schema=schema,
+                columns=used)
+    source = path if data is None else data
+    df = None
     try:
-        df = pl.read_csv(
-            path if data is None else data,
-            has_header=False, separator=sep, skip_rows=skip,
-            quote_char=None, schema=schema, columns=used,
-            null_values=list(na), row_index_name=_LINE, row_index_offset=skip + 1,
-        )
+        if not set(na) <= set(MISSING):
+            # A preset's or user's token may parse as a number (GWAMA's -9): match them all.
+            raise ValueError("extra missing tokens")
+        # Matching every field against the missing tokens costs the parser a third more
+        # CPU, so a file is first parsed without them: it succeeds exactly when no
+        # numeric field holds a token (a token such as NA does not parse; nan does, and
+        # is caught below), and the text fields' tokens are then nulled as the parser
+        # would have (an exact match of the whole field). Every token of MISSING either
+        # fails to parse as a number or parses as NaN (tested).
+        df = pl.read_csv(source, **read)
+        text = [f"_c{i}" for i in used if i not in numeric]
+        if any(df.get_column(f"_c{i}").is_nan().any() for i in used if i in numeric):
+            df = None
+        else:
+            df = df.with_columns(pl.when(pl.col(c).is_in(list(na))).then(None).otherwise(pl.col(c))
+                                 .alias(c) for c in text if df.get_column(c).is_in(list(na)).any())
     except (pl.exceptions.PolarsError, OSError, ValueError):
-        return None
+        df = None
+    if df is None:
+        try:
+            df = pl.read_csv(source, **read, null_values=list(na))
+        except (pl.exceptions.PolarsError, OSError, ValueError):
+            return None
     if df.height != n_lines:
         return None
-    # Every used field null on a row: the checking path drops such rows; do the same.
-    df = df.filter(~pl.all_horizontal(pl.col(f"_c{i}").is_null() for i in used))
-    return df.lazy(), n_lines
+    # One row per data line (checked above), so the line number is the row's position.
+    df = df.with_row_index(_LINE, offset=skip + 1).select(_LINE, *[f"_c{i}" for i in used])
+    # A row with every used field null: the checking path drops it when the fields are
+    # empty and keeps it (bad values, counted) when they are missing tokens; the parser
+    # cannot tell the two apart here, so such a file takes the checking path.
+    if df.select(pl.all_horizontal(pl.col(f"_c{i}").is_null() for i in used).any()).item():
+        return None
+    return df.lazy(), n_lines, unpadded
 
 
 def _gunzipped(path: Path) -> bytes | None:
@@ -335,11 +370,12 @@ def _gunzipped(path: Path) -> bytes | None:
 
 
 def _byte_counts(source: Path | bytes, skip: int, needles: tuple[bytes, ...],
-                 block: int = 1 << 24) -> tuple[list[int], int, bytes] | None:
+                 block: int = 1 << 24) -> tuple[list[int], int, bytes, bool] | None:
     """How often each one-byte needle occurs after the first ``skip`` lines.
 
-    Returns the counts, the byte offset of the data and the file's last byte,
-    or ``None`` when the file has no data after ``skip`` lines. A plain file is
+    Returns the counts, the byte offset of the data, the file's last byte and
+    whether any byte is above ASCII (``>= 0x80``), or ``None`` when the file
+    has no data after ``skip`` lines. A plain file is
     read block by block (no whole-file copy, no memory map in the RSS).
     """
     import io
@@ -357,12 +393,18 @@ def _byte_counts(source: Path | bytes, skip: int, needles: tuple[bytes, ...],
         codes = [n[0] for n in needles]
         out = [0] * len(codes)
         last = b""
+        high = False
         while chunk := fh.read(block):
             view = np.frombuffer(chunk, dtype=np.uint8)
+            high = high or bool(view.max() >= 0x80)
+            seen: dict[int, int] = {}
             for i, code in enumerate(codes):
-                out[i] += int(np.count_nonzero(view == code))
+                if code not in seen:
+                    # memchr first: an absent byte (a carriage return, usually) costs no pass.
+                    seen[code] = int(np.count_nonzero(view == code)) if needles[i] in chunk else 0
+                out[i] += seen[code]
             last = chunk[-1:]
-    return out, start, last
+    return out, start, last, high
 
 
 def _single_spaced(path: Path, skip: int, sample: int = 2000) -> bool:
@@ -379,6 +421,23 @@ def _single_spaced(path: Path, skip: int, sample: int = 2000) -> bool:
             if "  " in text or "\t" in text or text[0] == " " or text[-1] == " ":
                 return False
     return True
+
+
+def _as_read(typed: pl.LazyFrame, col: str) -> bool:
+    """Whether a text column of the typed read is already what :func:`_text_expr` makes of it.
+
+    The typed read nulls the missing tokens (whole fields); what is left to do is
+    stripping, and with it a token padded by spaces. Neither applies when no
+    value begins or ends with white space (checked on the distinct values when
+    there are few, as for chromosome labels).
+    """
+    series = typed.select(pl.col(col)).collect().to_series()
+    if series.dtype != pl.String:
+        return False
+    probe = series.head(10_000).unique()
+    if probe.len() < 1000:  # few labels: check the distinct values, not every row
+        series = series.unique()
+    return not bool(series.str.contains(r"^\s|\s$").fill_null(False).any())
 
 
 def _text_expr(col: str, missing: tuple[str, ...]) -> pl.Expr:
@@ -500,7 +559,7 @@ def read_summary_statistics(
     checks: dict[str, str] = {}
     exprs: list[pl.Expr] = [pl.col(_LINE)]
     if typed is not None:
-        lf, n_rows = typed
+        lf, n_rows, unpadded = typed
         exprs += [pl.col(c(f)).alias(f) for f in numeric]
     else:
         lf, n_rows = _scan_lines(path, header, sep, skip, used)
@@ -516,14 +575,19 @@ def read_summary_statistics(
                        .fill_null(False))
     for f in ("chromosome", "marker", "strand"):
         if f in cols:
-            exprs.append(_text_expr(c(f), na).alias(f))
+            if typed is not None and (unpadded or _as_read(lf, c(f))):
+                exprs.append(pl.col(c(f)).alias(f))
+            else:
+                exprs.append(_text_expr(c(f), na).alias(f))
     for f in ("effect_allele", "other_allele", "ref", "alt"):
         if f in cols:
             exprs.append(pl.col(c(f)).alias(f))
     for h in extra:
         exprs.append(pl.col(f"_c{index[h]}").alias(h))
     try:
-        df = lf.select(exprs).collect(engine="streaming")
+        # The checking path streams its text (never all in memory); the typed frame is
+        # in memory already, and the in-memory engine passes its columns on uncopied.
+        df = lf.select(exprs).collect(engine="streaming" if typed is None else "in-memory")
     except pl.exceptions.PolarsError as exc:
         raise InputError(f"{path}: cannot read ({str(exc).splitlines()[0]})") from exc
     if "test" in cols:
@@ -567,7 +631,17 @@ def _alleles(df: pl.DataFrame, *, numeric_alleles: bool, source: str, na: tuple[
     up = {c: pl.when(normalise_allele(pl.col(c)).is_in([*na, "0"])).then(None)
           .otherwise(normalise_allele(pl.col(c))) for c in ("effect_allele", "other_allele", "ref", "alt")
           if c in cols}
-    df = df.with_columns(**up)
+    # Alleles already upper-case letters only (the usual file) are left as they are:
+    # normalising is then the identity, they hold no comma and no numeric code, and only
+    # the missing tokens made of capitals can match. One pass over each column, no copy.
+    letters = [t for t in (*na, "0") if re.fullmatch("[A-Z]+", t)]
+    clean = {c for c in ("effect_allele", "other_allele")
+             if c in cols and not {"ref", "alt"} & cols and is_upper_letters(df.get_column(c))}
+    for c in clean:
+        tokens = pl.col(c).is_in(letters)
+        up[c] = pl.when(tokens).then(None).otherwise(pl.col(c)) if letters and \
+            df.select(tokens.any()).item() else None
+    df = df.with_columns(**{c: e for c, e in up.items() if e is not None})
     if "other_allele" not in cols and {"ref", "alt"} <= cols:
         # plink2: A1 is REF or one of the ALTs; the other allele is the remaining one.
         # With several ALTs and A1 = REF there is no single other allele (plink2 then
@@ -579,7 +653,7 @@ def _alleles(df: pl.DataFrame, *, numeric_alleles: bool, source: str, na: tuple[
                 .otherwise(pl.col("alt"))
             ).otherwise(pl.col("ref")).alias("other_allele")
         )
-    if "other_allele" in df.columns:
+    if "other_allele" in df.columns and "other_allele" not in clean:
         # plink2 prints a multi-allelic site's omitted alleles comma-separated; none is the
         # single other allele, so such rows fail the allele rule instead of being guessed.
         df = df.with_columns(
@@ -593,6 +667,8 @@ def _alleles(df: pl.DataFrame, *, numeric_alleles: bool, source: str, na: tuple[
         df = df.with_columns(
             *[a.replace(NUMERIC_ALLELES) for a in pair], numeric.alias(f"{_FLAG}numeric_alleles_decoded")
         )
+    elif {"effect_allele", "other_allele"} <= clean:
+        pass  # letters only: no numeric code
     elif df.select(numeric.any()).item():
         i = int(df.select(numeric.arg_max()).item())
         raise InputError(
@@ -614,11 +690,19 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
     cols = set(df.columns)
 
     def col(name: str) -> np.ndarray | None:
-        return df.get_column(name).cast(pl.Float64).to_numpy().astype(float) if name in cols else None
+        # Read-only (no copy) where polars can lend its buffer; copied before any write.
+        return np.asarray(df.get_column(name).cast(pl.Float64).to_numpy(), dtype=float) \
+            if name in cols else None
+
+    def writable(a: np.ndarray) -> np.ndarray:
+        return a if a.flags.writeable else a.copy()
 
     m = df.height
     nan = np.full(m, np.nan)
     flags: dict[str, np.ndarray] = {}
+    # Columns passed on as read (no value filled in) are not rebuilt from their arrays.
+    changed = {"beta": "beta" not in cols, "standard_error": "standard_error" not in cols,
+               "p_value": "p_value" not in cols, "neg_log_10_p_value": True}
     beta = col("beta")
     if beta is None:
         if col("odds_ratio") is None:
@@ -635,10 +719,12 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
             fill = np.isnan(se) & ~np.isnan(from_ci)
             se = np.where(fill, from_ci, se)
             flags["se_from_ci"] = fill
+            changed["standard_error"] |= bool(fill.any())
         if z_given is not None:
             fill = np.isnan(se) & ~np.isnan(z_given) & (z_given != 0)
             se = np.where(fill, np.abs(beta / z_given), se)
             flags["se_from_z"] = fill
+            changed["standard_error"] |= bool(fill.any())
     p = col("p_value")
     p = nan.copy() if p is None else p
     nlp = col("neg_log_10_p_value")
@@ -648,23 +734,41 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
         z_bs = np.abs(beta / se)
         # p from -log10 p where only that is given (REGENIE): exact, 0 on underflow.
         from_nlp = np.isnan(p) & ~np.isnan(nlp)
-        p = np.where(from_nlp, 10.0 ** -nlp, p)
+        if from_nlp.any():
+            p = np.where(from_nlp, 10.0 ** -nlp, p)
+            changed["p_value"] = True
         if z_given is not None:
             fill = np.isnan(p) & ~np.isnan(z_given)
             lz = _nlp_from_z(z_given)
             nlp = np.where(fill & np.isnan(nlp), lz, nlp)
             p = np.where(fill, 10.0 ** -lz, p)
             flags["p_from_z"] = fill
+            changed["p_value"] |= bool(fill.any())
+        # The tail functions only where their value is used (most files give every p):
+        # element by element the same numbers as over the whole column.
         fill = np.isnan(p) & np.isfinite(z_bs)
-        lz = _nlp_from_z(z_bs)
-        nlp = np.where(fill & np.isnan(nlp), lz, nlp)
-        p = np.where(fill, 10.0 ** -lz, p)
+        at = np.flatnonzero(fill)
+        if at.size:
+            lz = _nlp_from_z(z_bs[at])
+            nlp, p = writable(nlp), writable(p)
+            nlp[at] = np.where(np.isnan(nlp[at]), lz, nlp[at])
+            p[at] = 10.0 ** -lz
+            changed["p_value"] = True
         flags["p_from_beta_se"] = fill
         # A printed p of 0 is an underflow: its -log10 p comes from beta/SE.
-        zero = (p == 0) & np.isnan(nlp) & np.isfinite(z_bs)
-        nlp = np.where(zero, lz, nlp)
+        at = np.flatnonzero((p == 0) & np.isnan(nlp) & np.isfinite(z_bs))
+        if at.size:
+            nlp = writable(nlp)
+            nlp[at] = _nlp_from_z(z_bs[at])
         # -log10 p wherever p is known and > 0, so the column is complete.
-        nlp = np.where(np.isnan(nlp) & (p > 0), -np.log10(p), nlp)
+        need = np.isnan(nlp) & (p > 0)
+        if need.all():
+            nlp = -np.log10(p)
+        elif need.any():
+            at = np.flatnonzero(need)
+            nlp = writable(nlp)
+            nlp[at] = -np.log10(p[at])
+        del need, at
         z_p = -ndtri_exp(-nlp * math.log(10.0) - math.log(2.0))
         inconsistent = (p_given & np.isfinite(z_bs) & np.isfinite(z_p)
                         & (np.abs(z_p - z_bs) > P_INCONSISTENT_REL * np.maximum(z_bs, 1.0)))
@@ -672,10 +776,13 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
     new = {
         "beta": beta, "standard_error": se, "p_value": p, "neg_log_10_p_value": nlp,
     }
+    # A column read and not filled is the file's own (NaN read as missing, as the arrays do).
     out = df.with_columns(
-        [pl.Series(k, v, dtype=pl.Float64).fill_nan(None) for k, v in new.items()]
+        [pl.Series(k, v, dtype=pl.Float64).fill_nan(None) if changed[k]
+         else df.get_column(k).cast(pl.Float64).fill_nan(None) for k, v in new.items()]
         + [pl.Series(FLAG_P_INCONSISTENT, inconsistent)]
     )
+    del new, beta, se, p, nlp, z_bs, z_p
     if "effect_allele_frequency" not in out.columns:
         out = out.with_columns(pl.lit(None, pl.Float64).alias("effect_allele_frequency"))
     if default_n is not None:
@@ -692,10 +799,14 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
     if "base_pair_location" not in out.columns:
         out = out.with_columns(pl.lit(None, pl.Int64).alias("base_pair_location"))
     out = out.with_columns(pl.col("chromosome").cast(pl.String))
-    if "marker" in out.columns:
+    unplaced = pl.col("chromosome").is_null() & pl.col("base_pair_location").is_null()
+    if "marker" in out.columns and not out.select(unplaced.any()).item():
+        # Every row has a chromosome or a position: no marker name is parsed.
+        out = out.with_columns(pl.lit(False).alias(f"{_FLAG}position_from_marker_name")
+                               ).rename({"marker": "rsid"})
+    elif "marker" in out.columns:
         parsed = pl.col("marker").str.extract_groups(_MARKER_POSITION)
-        place = pl.col("chromosome").is_null() & pl.col("base_pair_location").is_null() & \
-            pl.col("marker").str.contains(_MARKER_POSITION).fill_null(False)
+        place = unplaced & pl.col("marker").str.contains(_MARKER_POSITION).fill_null(False)
         out = out.with_columns(parsed.alias("_mp"), place.alias(f"{_FLAG}position_from_marker_name"))
         out = out.with_columns(
             pl.when(place).then(pl.col("_mp").struct.field("1")).otherwise(pl.col("chromosome"))
@@ -806,6 +917,10 @@ def harmonise_files(
         ref, _ = left_normalise(ref, genome, a="ref", b="alt")
         ref = ref.unique(subset=["chromosome", "base_pair_location", "ref", "alt"], keep="first",
                          maintain_order=True)
+    if ref is not None:
+        # Packed once (about 24 bytes a variant) and the frame let go: every cohort is
+        # aligned against the packed panel (the frame when positions exceed 32 bits).
+        ref = compact_reference(ref) or ref
     tables: dict[str, pl.DataFrame] = {}
     ledgers = {}
     # One cohort at a time, written (when out_dir is given) before the next is read, so
@@ -837,12 +952,14 @@ def harmonise_files(
         if genome is not None:
             table, n_norm = left_normalise(table, genome)
             changed["indel_left_normalised"] = n_norm
-        aligned, ledger = harmonise_cohort(
-            table, cohort=spec.cohort, reference=ref, trait=trait,
+        # Handed over in a box, so the raw columns go as soon as alignment has converted them.
+        box = [table]
+        del table
+        aligned, ledger = _harmonise_cohort(
+            box, cohort=spec.cohort, reference=ref, trait=trait,
             palindrome_max_maf=palindrome_max_maf, source=rd.source, keep_marker_only=True,
             eaf_max_diff=eaf_max_diff, variant_ids=variant_ids,
         )
-        del table
         aligned = _fold_reader_counts(aligned, ledger, rd, removed, changed)
         ledgers[spec.cohort] = ledger
         if out_dir is not None:

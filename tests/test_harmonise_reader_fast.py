@@ -1,0 +1,187 @@
+"""The reader's fast paths (issue 6 speed) read exactly what its checking path reads.
+
+The typed read first parses without matching the missing tokens, nulls them in
+text columns afterwards, skips stripping when the file has no white space a
+field could carry, leaves already upper-case alleles as they are, and fills in
+p / -log10 p only where they are missing. Each case below reads one file both
+ways (the checking path forced by disabling the typed read) and compares the
+tables, or the error messages, exactly; the value arithmetic is compared with
+a whole-column formulation written out here.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal, assert_series_equal
+from scipy.special import log_ndtr, ndtri_exp
+
+import crosscohort.harmonise.readers as readers
+from crosscohort.errors import InputError
+from crosscohort.harmonise.readers import MISSING, read_summary_statistics
+
+HEAD = ["CHR", "BP", "A1", "A2", "BETA", "SE", "EAF", "P", "N", "SNP"]
+
+
+def _rows(n: int = 40) -> list[list[str]]:
+    rng = np.random.default_rng(5)
+    out = []
+    for i in range(n):
+        a1, a2 = rng.choice(list("ACGT"), 2, replace=False)
+        out.append([str(1 + i % 3), str(100 + 10 * i), a1, a2, repr(float(rng.normal(0, 0.1))),
+                    repr(float(rng.uniform(0.01, 0.1))), repr(float(rng.uniform(0.05, 0.95))),
+                    repr(float(rng.uniform(1e-8, 1.0))), str(int(rng.integers(100, 5000))),
+                    f"rs{i}"])
+    return out
+
+
+# (row, column, text) edits of a clean file; each exercises one fast-path decision.
+CASES = {
+    "clean": [],
+    "text_tokens": [(1, 9, "NA"), (2, 9, "."), (3, 9, "None"), (4, 0, "NA")],
+    "allele_token_letters": [(1, 2, "NA"), (2, 3, "NAN")],
+    "allele_token_other": [(1, 2, "na"), (3, 2, "0"), (4, 3, "N/A")],
+    "lower_case_alleles": [(1, 2, "a"), (2, 3, "t"), (3, 2, "Ac")],
+    "indel_alleles": [(1, 2, "ACGT"), (2, 3, "TTA")],
+    "nan_in_numeric": [(1, 4, "nan"), (2, 6, "NaN")],
+    "odd_nan_spelling": [(1, 4, "Nan")],
+    "token_in_numeric": [(1, 6, "NA"), (2, 8, ".")],
+    "empty_numeric": [(1, 6, ""), (2, 7, "")],
+    "infinite": [(1, 4, "inf"), (2, 5, "-inf")],
+    "p_zero": [(1, 7, "0"), (2, 7, "0.0")],
+    "padded_text": [(1, 9, " rs1"), (2, 0, "2 ")],
+    "unicode_space": [(1, 9, "rs1\u00a0"), (2, 9, "\u2003rs2")],
+    "non_ascii_not_space": [(1, 9, "rs\u00e91")],
+    "tab_inside_comma_field": [(1, 9, "rs\t1")],
+    "vertical_tab": [(1, 9, "rs1\x0b")],
+    "chr_labels": [(1, 0, "chr1"), (2, 0, "X"), (3, 0, "chrMT")],
+    "numeric_alleles": [(1, 2, "1"), (1, 3, "2")],
+    "all_fields_missing": [(5, k, "NA") for k in range(10)],
+}
+
+
+def _write(tmp_path, edits, sep):
+    rows = _rows()
+    for r, c, text in edits:
+        rows[r][c] = text
+    if sep == " ":  # a space file cannot carry empty fields or inner spaces
+        rows = [[v if v.strip() and " " not in v else "NA" for v in row] for row in rows]
+    text = sep.join(HEAD) + "\n" + "".join(sep.join(r) + "\n" for r in rows)
+    p = tmp_path / "s.txt"
+    p.write_bytes(text.encode())
+    return p
+
+
+def _read_both(p, monkeypatch, **kw):
+    taken = []
+    real = readers._read_typed
+
+    def spy(*a, **k):
+        r = real(*a, **k)
+        taken.append(r is not None)
+        return r
+
+    def read():
+        try:
+            return read_summary_statistics(p, **kw)
+        except InputError as exc:
+            return str(exc)
+
+    monkeypatch.setattr(readers, "_read_typed", spy)
+    fast = read()
+    monkeypatch.setattr(readers, "_read_typed", lambda *a, **k: None)
+    slow = read()
+    monkeypatch.undo()
+    return fast, slow, taken
+
+
+# A tab inside a field exists only in a comma-separated file (elsewhere it separates fields).
+_CASE_SEPS = [(c, s) for c in sorted(CASES) for s in ("\t", ",", " ")
+              if c != "tab_inside_comma_field" or s == ","]
+
+
+@pytest.mark.parametrize(("case", "sep"), _CASE_SEPS)
+def test_reader_fast__every_case_reads_as_the_checking_path(case, sep, tmp_path, monkeypatch):
+    p = _write(tmp_path, CASES[case], sep)
+    fast, slow, taken = _read_both(p, monkeypatch)
+    if isinstance(slow, str):
+        assert fast == slow
+        return
+    assert not isinstance(fast, str), fast
+    assert_frame_equal(fast.table, slow.table)
+    assert (fast.n_rows, fast.removed) == (slow.n_rows, slow.removed)
+    if case in ("clean", "text_tokens", "allele_token_letters", "lower_case_alleles", "p_zero"):
+        assert taken == [True]  # the fast path itself was compared, not a fallback
+
+
+def test_reader_fast__preset_token_that_parses_as_a_number_is_missing(tmp_path, monkeypatch):
+    p = _write(tmp_path, [(1, 8, "-9"), (2, 6, "-9")], "\t")
+    fast, slow, taken = _read_both(p, monkeypatch, missing=("-9",))
+    assert taken == [True]
+    assert_frame_equal(fast.table, slow.table)
+    assert fast.table.get_column("n")[1] is None  # never read as the number -9
+
+
+@pytest.mark.parametrize("token", MISSING)
+def test_reader_fast__each_missing_token_fails_as_a_number_or_parses_as_nan(token):
+    # The premise of parsing without the tokens: none of them reads as a finite number
+    # or as null unnoticed (the empty field is null either way).
+    data = ("x\n1\n" + token + "\n").encode()
+    try:
+        got = pl.read_csv(io.BytesIO(data), schema={"x": pl.Float64}, quote_char=None)
+    except pl.exceptions.PolarsError:
+        return
+    value = got.get_column("x")[1]
+    assert (token == "" and value is None) or (value is not None and math.isnan(value))
+
+
+def _values_whole_column(beta, se, p, nlp):
+    """-log10 p, p and the inconsistency flag, every function over the whole column."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        p_given = ~np.isnan(p)
+        z_bs = np.abs(beta / se)
+        from_nlp = np.isnan(p) & ~np.isnan(nlp)
+        p = np.where(from_nlp, 10.0 ** -nlp, p)
+        fill = np.isnan(p) & np.isfinite(z_bs)
+        lz = -(math.log(2.0) + log_ndtr(-np.abs(z_bs))) / math.log(10.0)
+        nlp = np.where(fill & np.isnan(nlp), lz, nlp)
+        p = np.where(fill, 10.0 ** -lz, p)
+        zero = (p == 0) & np.isnan(nlp) & np.isfinite(z_bs)
+        nlp = np.where(zero, lz, nlp)
+        nlp = np.where(np.isnan(nlp) & (p > 0), -np.log10(p), nlp)
+        z_p = -ndtri_exp(-nlp * math.log(10.0) - math.log(2.0))
+        bad = (p_given & np.isfinite(z_bs) & np.isfinite(z_p)
+               & (np.abs(z_p - z_bs) > readers.P_INCONSISTENT_REL * np.maximum(z_bs, 1.0)))
+    return p, nlp, bad, fill
+
+
+@pytest.mark.parametrize("with_nlp", [False, True])
+@pytest.mark.parametrize("seed", range(3))
+def test_values__filled_only_where_missing_equals_the_whole_column_arithmetic(seed, with_nlp):
+    rng = np.random.default_rng(seed)
+    m = 5000
+    beta = rng.normal(0, 0.5, m)
+    se = rng.uniform(0.001, 0.2, m)
+    p = rng.uniform(0, 1, m) ** 8
+    p[rng.random(m) < 0.2] = np.nan
+    p[rng.random(m) < 0.05] = 0.0
+    beta[rng.random(m) < 0.02] = np.nan
+    nlp = np.where(rng.random(m) < 0.5, -np.log10(np.where(p > 0, p, 1e-300)), np.nan) \
+        if with_nlp else np.full(m, np.nan)
+    df = pl.DataFrame({"beta": beta, "standard_error": se, "p_value": p,
+                       **({"neg_log_10_p_value": nlp} if with_nlp else {})}).with_columns(
+        pl.all().fill_nan(None)).with_row_index(readers._LINE)
+    out = readers._values(df, default_n=None)
+    want_p, want_nlp, want_bad, want_fill = _values_whole_column(beta, se, p, nlp)
+    assert_series_equal(out.get_column("p_value"),
+                        pl.Series("p_value", want_p).fill_nan(None), check_exact=True)
+    assert_series_equal(out.get_column("neg_log_10_p_value"),
+                        pl.Series("neg_log_10_p_value", want_nlp).fill_nan(None), check_exact=True)
+    assert out.get_column("flag_p_inconsistent").to_list() == want_bad.tolist()
+    assert out.get_column("_rd_p_from_beta_se").to_list() == want_fill.tolist()
+    assert_series_equal(out.get_column("beta"), pl.Series("beta", beta).fill_nan(None),
+                        check_exact=True)
