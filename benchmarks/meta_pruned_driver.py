@@ -1,4 +1,9 @@
-"""Bench-only: ``crosscohort meta --method random``'s own functions on column-pruned harmonised tables.
+"""Bench-only: the whole-table meta-analysis (``meta_analyse``) on column-pruned harmonised tables.
+
+Since 2026-12-02 ``crosscohort meta`` reads harmonised tables one chromosome
+at a time (``crosscohort/meta/stream.py``, 2.16 GB at 5 x 10M); this driver
+keeps the whole-table functions it used before (13.6 GB there), as the
+reference for memory and for the output, which must be the same bytes.
 
 What ``crosscohort meta`` does for harmonised input (read, ``meta_analyse``,
 ``write_meta``, ``distance_loci`` + ``leave_one_out`` + ``write_loo``) except

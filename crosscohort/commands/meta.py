@@ -4,6 +4,11 @@ Two uses: the workflow's (``COHORT=FILE`` arguments are harmonised GWAS-SSF
 tables, ``--format harmonised``, the default) and METAL's (raw files of any
 supported format, harmonised in the same call: any other ``--format``, or
 ``--columns``/``--reference``).
+
+Both combine one chromosome of every cohort at a time and write the output as
+they go (:mod:`crosscohort.meta.stream`): harmonised tables are read from disk
+chromosome by chromosome, so memory follows the largest chromosome, not the
+genome; raw inputs are harmonised whole (one cohort at a time) first.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from pathlib import Path
 
 from crosscohort.commands.harmonise import cohort_paths
 from crosscohort.harmonise.align import EAF_MAX_DIFF
-from crosscohort.meta import METHODS, leave_one_out, meta_analyse, write_loo, write_meta
+from crosscohort.meta import METHODS, leave_one_out, write_loo
 from crosscohort.meta.ivw import meta_input_columns
+from crosscohort.meta.stream import Unsorted, file_parts, memory_parts, meta_analyse_to_file
 from crosscohort.sumstats import read_sumstats
 
 __all__ = ["register", "run"]
@@ -83,17 +89,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _read_tables(args: argparse.Namespace) -> tuple[dict, list | None]:
-    """Cohort id -> table ready to combine, and the harmonisation ledgers (raw inputs only)."""
-    fmt = args.format
-    if fmt == HARMONISED and (args.columns or args.reference):
-        fmt = "auto"
-    if fmt == HARMONISED:
-        paths = cohort_paths(args.cohorts)
-        # Only what meta_analyse reads: at 5 x 10M variants the other columns of the
-        # harmonised tables (variant_id, p, flags) were 9.3 GB of 14-column tables.
-        keep = meta_input_columns(samplesize=args.method == "samplesize")
-        return {c: read_sumstats(p, columns=keep) for c, p in paths.items()}, None
+def _harmonise_raw(args: argparse.Namespace, fmt: str) -> tuple[dict, list]:
+    """Raw inputs: cohort id -> harmonised table (meta columns only), and the harmonisation ledgers."""
     from crosscohort.harmonise.readers import harmonise_files, parse_input, read_column_map
 
     mapping: dict = read_column_map(args.columns) if args.columns else {}
@@ -111,11 +108,39 @@ def _read_tables(args: argparse.Namespace) -> tuple[dict, list | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    tables, harmonise_ledgers = _read_tables(args)
+    fmt = args.format
+    if fmt == HARMONISED and (args.columns or args.reference):
+        fmt = "auto"
     order = [c.strip() for c in args.cohort_order.split(",")] if args.cohort_order else None
-    result = meta_analyse(tables, method=args.method, gc=args.gc, cohort_order=order,
-                          eaf_max_diff=args.eaf_max_diff)
-    write_meta(result, args.out)
+    samplesize = args.method == "samplesize"
+    keep = meta_input_columns(samplesize=samplesize)
+    options = dict(method=args.method, gc=args.gc, cohort_order=order,
+                   eaf_max_diff=args.eaf_max_diff, tbl=args.tbl,
+                   loo_threshold=args.loo_threshold)
+    harmonise_ledgers = None
+    if fmt == HARMONISED:
+        # The workflow's call: one chromosome of every cohort in memory at a time, read
+        # from the files as they are combined (5 x 10M variants: 13.5 GB whole, see
+        # benchmarks/README.md). Only the columns meta_analyse reads are parsed.
+        paths = cohort_paths(args.cohorts)
+        try:
+            result = meta_analyse_to_file(
+                lambda: file_parts(paths, sorted(paths), keep=keep, samplesize=samplesize),
+                list(paths), args.out, **options)
+        except Unsorted as exc:
+            print(f"{exc}: reading the tables whole instead of one chromosome at a time",
+                  file=sys.stderr)
+            tables = {c: read_sumstats(p, columns=keep) for c, p in paths.items()}
+            result = meta_analyse_to_file(memory_parts(tables, sorted(tables), samplesize=samplesize),
+                                          list(tables), args.out, **options)
+            del tables
+    else:
+        tables, harmonise_ledgers = _harmonise_raw(args, fmt)
+        parts = memory_parts(tables, sorted(tables), samplesize=samplesize)
+        cohorts = list(tables)
+        del tables  # the parts hold what is needed, cut to the meta columns
+        result = meta_analyse_to_file(parts, cohorts, args.out, **options)
+        del parts
     far = {c: lg.changed.get("eaf_far_from_other_cohorts_flagged", 0)
            for c, lg in result.ledgers.items()}
     if any(far.values()):
@@ -127,16 +152,14 @@ def run(args: argparse.Namespace) -> int:
         path = args.out.with_name(args.out.name + ".harmonise.json")
         path.write_text(json.dumps([lg.to_dict() for lg in harmonise_ledgers], indent=2,
                                    sort_keys=True) + "\n")
-    if args.tbl:
-        from crosscohort.meta.tbl import write_tbl
-
-        write_tbl(result, args.tbl)
     if args.loo_threshold is not None:
         from crosscohort.loci import distance_loci
 
-        leads = distance_loci(result.table, threshold=args.loo_threshold,
+        # Loci from the significant rows only (the others cannot lead or join a locus),
+        # leave-one-out from each cohort's rows at them: kept while streaming.
+        leads = distance_loci(result.significant, threshold=args.loo_threshold,
                               window_kb=args.loo_window_kb)
-        loo = leave_one_out(tables, leads.drop_nulls("chromosome"), cohort_order=list(result.cohorts),
-                            se_factors=result.gc_applied)
+        loo = leave_one_out(result.loo_tables, leads.drop_nulls("chromosome"),
+                            cohort_order=list(result.cohorts), se_factors=result.gc_applied)
         write_loo(loo, args.out.with_name(args.out.name + ".loo.tsv"))
     return 0

@@ -13,6 +13,7 @@ from crosscohort.meta.ivw import (
     write_loo,
     write_meta,
 )
+from crosscohort.meta.stream import StreamedMeta, file_parts, memory_parts, meta_analyse_to_file
 
 __all__ = [
     "GENOME_WIDE",
@@ -20,9 +21,13 @@ __all__ = [
     "METHODS",
     "LeaveOneOut",
     "MetaResult",
+    "StreamedMeta",
+    "file_parts",
     "ivw_arrays",
     "leave_one_out",
+    "memory_parts",
     "meta_analyse",
+    "meta_analyse_to_file",
     "samplesize_arrays",
     "write_loo",
     "write_meta",

@@ -1,0 +1,575 @@
+"""Meta-analysis one chromosome at a time, written as it goes: memory bounded by the largest chromosome.
+
+Variants are independent, so the per-variant statistics of
+:func:`crosscohort.meta.meta_analyse` can be computed on one chromosome of
+every cohort at a time and appended to the output. Only three things are
+genome-wide and kept across chromosomes: each cohort's λ_GC (a median of
+its z^2, kept as one float vector per cohort; with genomic control applied
+it must be known before combining, so a first pass computes it), the
+meta-analysis λ (a median of the output's -log10 p, one float vector) and
+the summary's counts (sums). The output is the same bytes as writing
+:func:`~crosscohort.meta.meta_analyse`'s table with
+:func:`~crosscohort.sumstats.write_sumstats` (tests/test_meta_stream.py
+compares them).
+
+Two sources of parts:
+
+- :func:`memory_parts`: tables already in memory (the standalone call, which
+  harmonises raw files in-process), cut to the columns the meta-analysis
+  reads and split by chromosome (slices when a table is sorted by
+  chromosome; a stable sort by chromosome otherwise).
+- :func:`file_parts`: harmonised ``.tsv``/``.tsv.gz`` tables (the workflow's
+  call), decompressed with ISA-L in blocks cut at line ends and parsed with
+  polars, one chromosome of each file handed out at a time. Harmonisation
+  writes them sorted by chromosome; a file whose chromosomes are not in
+  ascending order (each in one run) raises :class:`Unsorted`, and the
+  caller falls back to :func:`memory_parts` (correct, not bounded).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from crosscohort.atomic import write_json
+from crosscohort.errors import InputError
+from crosscohort.harmonise.align import EAF_MAX_DIFF, VARIANT_KEY, check_eaf_max_diff
+from crosscohort.ledger import Ledger
+from crosscohort.meta.ivw import (
+    _STUDY_COLUMNS,
+    METHODS,
+    _check_order,
+    _cohort_rows,
+    _cohort_z2,
+    _combine,
+    _gc_factors,
+    _stack_frames,
+    summary_counts,
+    summary_dict,
+)
+from crosscohort.stats import lambda_gc
+from crosscohort.sumstats import REQUIRED, SumstatsError, open_gzip_writer, order_columns
+
+__all__ = [
+    "StreamedMeta",
+    "Unsorted",
+    "file_parts",
+    "memory_parts",
+    "meta_analyse_to_file",
+]
+
+#: Sort position of the part holding rows without a chromosome (marker-name rows): last.
+_NO_CHROM = np.iinfo(np.int64).max
+#: Decompressed bytes parsed at a time per file (a block is cut at its last line end).
+BLOCK_BYTES = 16 << 20
+#: Format and write the output in a thread of its own, overlapping the next part's work.
+_WRITE_THREAD = True
+#: Columns whose presence changes the output's columns (the others only fill NaN).
+_SCHEMA_COLUMNS = ("rsid", "n", "n_cases", "n_controls")
+
+
+class Unsorted(Exception):
+    """A file's chromosomes are not in ascending runs: it cannot be read one chromosome at a time."""
+
+
+@dataclass
+class Parts:
+    """Where the parts come from: ``parts()`` yields, per chromosome in ascending order
+    (rows without one last), one :func:`_cohort_rows` frame per cohort (``canonical``
+    order; empty frames for cohorts without that chromosome).
+    ``present`` is column -> some cohort reports it (``None``: known only after a pass)."""
+
+    parts: Callable[[], Iterator[tuple[int, list[pl.DataFrame]]]]
+    present: dict[str, bool] | None
+    assumed: dict[str, bool] = field(default_factory=dict)  # from headers, when present is None
+
+
+def _runs(codes: np.ndarray) -> list[tuple[int, int, int]]:
+    """(code, start, stop) of each run of equal values."""
+    if codes.size == 0:
+        return []
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    stops = np.r_[starts[1:], codes.size]
+    return [(int(codes[a]), int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
+
+
+def _codes(frame: pl.DataFrame) -> np.ndarray:
+    return frame.get_column("chromosome").cast(pl.Int64).fill_null(_NO_CHROM).to_numpy()
+
+
+def memory_parts(tables: dict[str, pl.DataFrame], canonical: list[str], *, samplesize: bool) -> Parts:
+    """Parts of in-memory tables: each cut to the meta columns and split by chromosome."""
+    frames = [_cohort_rows(tables[c], cohort=c, idx=i, samplesize=samplesize)
+              for i, c in enumerate(canonical)]
+    present = {c: any(c in f.columns and f.get_column(c).null_count() < f.height for f in frames)
+               for c in _STUDY_COLUMNS}
+    split: list[dict[int, pl.DataFrame]] = []
+    for i, f in enumerate(frames):
+        codes = _codes(f)
+        if codes.size > 1 and (codes[1:] < codes[:-1]).any():
+            # Stable: within a chromosome rows keep file order (the duplicate rule's "first").
+            idx = np.argsort(codes, kind="stable")
+            f, codes = f[idx], codes[idx]
+            frames[i] = f
+        split.append({code: f.slice(a, b - a) for code, a, b in _runs(codes)})
+    empty = [f.clear() for f in frames]
+
+    def parts() -> Iterator[tuple[int, list[pl.DataFrame]]]:
+        codes = sorted(set().union(*split)) or [_NO_CHROM]
+        for code in codes:
+            yield code, [s.get(code, empty[i]) for i, s in enumerate(split)]
+
+    return Parts(parts=parts, present=present)
+
+
+def _read_header(path: Path) -> bytes:
+    if not path.exists():
+        raise SumstatsError(f"{path}: no such file")
+    try:
+        with _open_binary(path) as fh:
+            line = fh.readline()
+    except (OSError, EOFError) as exc:  # truncated or not gzip
+        raise SumstatsError(f"{path}: cannot read: {exc}") from exc
+    if not line.strip():
+        raise SumstatsError(f"{path}: empty file, no header line")
+    return line if line.endswith(b"\n") else line + b"\n"
+
+
+def _open_binary(path: Path):
+    if path.suffix == ".gz":
+        from isal import igzip
+
+        return igzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _parse(path: Path, data: bytes, *, keep: tuple[str, ...], first_line: int) -> pl.DataFrame:
+    """A header line and a block of lines, parsed as :func:`crosscohort.sumstats.read_sumstats` parses a file."""
+    from crosscohort.sumstats import _schema_for
+
+    names = data[:data.index(b"\n")].rstrip(b"\r").decode().split("\t")
+    try:
+        return pl.read_csv(
+            data, separator="\t",
+            columns=[c for c in names if c in keep],
+            schema_overrides=_schema_for(names),
+            null_values=["NA", "NaN", "nan", ""], infer_schema=False,
+        )
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        last = first_line + data.count(b"\n") - 2
+        raise SumstatsError(f"{path}: in lines {first_line}-{last}: {msg}") from exc
+
+
+def _file_chunks(path: Path, *, cohort: str, idx: int, keep: tuple[str, ...], samplesize: bool,
+                 block_bytes: int) -> Iterator[tuple[int, pl.DataFrame]]:
+    """(chromosome code, rows) of one file, one chromosome at a time, in file order."""
+    header = _read_header(path)
+    cur, pending, nulls, done = None, [], [], set()
+    line = 2
+    with _open_binary(path) as fh:
+        fh.readline()
+        carry = b""
+        while True:
+            # One copy per block: the header, the previous block's partial line and this
+            # block up to its last line end joined into the text polars parses. Blocks of
+            # 16 MB stay under glibc's mmap threshold, so their memory is reused, not
+            # faulted in anew (64 MB blocks: 2.1M page faults per 10M-row file, 40 % system time).
+            buf = fh.read(block_bytes)
+            if buf:
+                cut = buf.rfind(b"\n")
+                if cut < 0:
+                    carry += buf
+                    continue
+                data = b"".join((header, carry, memoryview(buf)[:cut + 1]))
+                carry = buf[cut + 1:]
+            else:
+                data = header + carry
+                carry = b""
+            del buf
+            if len(data) > len(header) and data[len(header):].strip():
+                f = _cohort_rows(_parse(path, data, keep=keep, first_line=line),
+                                 cohort=cohort, idx=idx, samplesize=samplesize)
+                for code, a, b in _runs(_codes(f)):
+                    rows = f.slice(a, b - a)
+                    if code == _NO_CHROM:
+                        nulls.append(rows)  # marker-name rows: wherever they are, last
+                    elif code == cur:
+                        pending.append(rows)
+                    else:
+                        if cur is not None:
+                            yield cur, pl.concat(pending, rechunk=False)
+                            done.add(cur)
+                        if code in done or (cur is not None and code < cur):
+                            raise Unsorted(f"{path}: chromosome {code} after {cur}, "
+                                           "not in ascending runs")
+                        cur, pending = code, [rows]
+            line += data.count(b"\n") - 1
+            if not carry and len(data) == len(header):
+                break
+    if cur is not None:
+        yield cur, pl.concat(pending, rechunk=False)
+    if nulls:
+        yield _NO_CHROM, pl.concat(nulls, rechunk=False)
+
+
+def file_parts(paths: dict[str, Path], canonical: list[str], *, keep: tuple[str, ...],
+               samplesize: bool, block_bytes: int = BLOCK_BYTES) -> Parts:
+    """Parts of harmonised tables on disk, read one chromosome of each at a time.
+
+    Raises :class:`Unsorted` (from the iteration) for a file not in ascending chromosome runs.
+    """
+    headers = {c: _read_header(Path(paths[c])) for c in canonical}
+    empty = []
+    for i, c in enumerate(canonical):
+        names = headers[c].rstrip(b"\r\n").decode().split("\t")
+        # read_sumstats' header rules, as the whole-table read applies them.
+        dup = {h for h in names if names.count(h) > 1}
+        if dup:
+            raise SumstatsError(f"{paths[c]}: duplicated column(s) {sorted(dup)} in header")
+        missing = [x for x in REQUIRED if x not in names]
+        if missing:
+            raise SumstatsError(f"{paths[c]}: missing required column(s) {missing}; "
+                                f"present: {[x for x in names if x in keep]}")
+        empty.append(_cohort_rows(_parse(Path(paths[c]), headers[c], keep=keep, first_line=2),
+                                  cohort=c, idx=i, samplesize=samplesize))
+    assumed = {col: any(col in f.columns and col in headers[c].decode().rstrip("\r\n").split("\t")
+                        for c, f in zip(canonical, empty, strict=True))
+               for col in _STUDY_COLUMNS}
+
+    def parts() -> Iterator[tuple[int, list[pl.DataFrame]]]:
+        gens = [_file_chunks(Path(paths[c]), cohort=c, idx=i, keep=keep, samplesize=samplesize,
+                             block_bytes=block_bytes) for i, c in enumerate(canonical)]
+        heads = [next(g, None) for g in gens]
+        any_part = False
+        while any(h is not None for h in heads):
+            code = min(h[0] for h in heads if h is not None)
+            frames = []
+            for i, h in enumerate(heads):
+                if h is not None and h[0] == code:
+                    frames.append(h[1])
+                    heads[i] = None  # drop the reference before reading ahead
+                    heads[i] = next(gens[i], None)
+                else:
+                    frames.append(empty[i])
+            any_part = True
+            yield code, frames
+        if not any_part:
+            yield _NO_CHROM, list(empty)
+
+    return Parts(parts=parts, present=None, assumed=assumed)
+
+
+@dataclass
+class StreamedMeta:
+    """What :func:`meta_analyse_to_file` computed besides the table it wrote.
+
+    Attributes mirror :class:`~crosscohort.meta.MetaResult` (``cohorts``,
+    ``method``, ``lambda_gc``, ``lambda_meta``, ``gc_applied``, ``ledgers``);
+    ``counts`` are the summary's counts; ``significant`` the output rows with
+    p below ``loo_threshold`` (input of :func:`crosscohort.loci.distance_loci`)
+    and ``loo_tables`` each cohort's rows at those variants (input of
+    :func:`~crosscohort.meta.leave_one_out`), when a threshold was given.
+    """
+
+    cohorts: tuple[str, ...]
+    method: str
+    lambda_gc: dict[str, float]
+    lambda_meta: float
+    gc_applied: dict[str, float]
+    ledgers: dict[str, Ledger]
+    counts: dict[str, int]
+    significant: pl.DataFrame | None = None
+    loo_tables: dict[str, pl.DataFrame] | None = None
+    passes: int = 1
+
+    def summary(self) -> dict:
+        """The same JSON as :meth:`MetaResult.summary` of the whole table."""
+        return summary_dict(self.method, self.cohorts, self.counts, lambda_gc=self.lambda_gc,
+                            lambda_meta=self.lambda_meta, gc_applied=self.gc_applied,
+                            ledgers=self.ledgers)
+
+
+class _Writer:
+    """Tab-separated text appended part by part (header once) to a temporary name.
+
+    The text is formatted and written by a thread of its own while the next
+    part is combined (polars formats without holding the GIL): at 2M variants
+    writing is the largest cost after reading. Parts are written in the order
+    given; at most two wait, so memory holds at most three parts of output.
+    """
+
+    def __init__(self, path: Path, stack: ExitStack, *, gz: bool):
+        self.tmp = path.with_name(f".{path.name}.tmp")
+        self.path = path
+        self.fh = stack.enter_context(open_gzip_writer(self.tmp) if gz else open(self.tmp, "wb"))
+        self.header_written = False
+        self.last_empty: pl.DataFrame | None = None
+        self.error: BaseException | None = None
+        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        self.thread = threading.Thread(target=self._run, name=f"write {path.name}", daemon=True)
+        if _WRITE_THREAD:
+            self.thread.start()
+            stack.callback(self._stop)  # before the file closes (last in, first out)
+
+    def write(self, df: pl.DataFrame) -> None:
+        if self.error is not None:
+            raise self.error
+        if df.height == 0:
+            # A part with no rows has no say in the header (a whole table without rows
+            # lacks rsid, for one): written only if no part has rows.
+            self.last_empty = df
+            return
+        include_header = not self.header_written
+        self.header_written = True
+        if self.thread.is_alive():
+            self.queue.put((df, include_header))
+        else:
+            self._write(df, include_header)
+
+    def _write(self, df: pl.DataFrame, include_header: bool) -> None:
+        df.write_csv(self.fh, separator="\t", null_value="NA", float_precision=None,
+                     include_header=include_header)
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is not None:
+                continue  # drain, so that the producer never blocks on a dead writer
+            try:
+                self._write(*item)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                self.error = exc
+
+    def _stop(self) -> None:
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+
+    def finish(self) -> None:
+        if not self.header_written and self.last_empty is not None:
+            if self.thread.is_alive():
+                self.queue.put((self.last_empty, True))
+            else:
+                self._write(self.last_empty, True)
+        self._stop()
+        if self.error is not None:
+            raise self.error
+
+
+def meta_analyse_to_file(
+    source: Parts | Callable[[], Parts],
+    cohorts: list[str],
+    out: str | Path,
+    *,
+    method: str = "fixed",
+    gc: bool = False,
+    cohort_order: list[str] | None = None,
+    eaf_max_diff: float = EAF_MAX_DIFF,
+    n_in: dict[str, int] | None = None,
+    tbl: str | Path | None = None,
+    loo_threshold: float | None = None,
+) -> StreamedMeta:
+    """:func:`~crosscohort.meta.meta_analyse` + :func:`~crosscohort.meta.write_meta`, one chromosome at a time.
+
+    Parameters
+    ----------
+    source
+        :func:`memory_parts` or :func:`file_parts` of the cohorts.
+    cohorts
+        The cohort ids (any order; arithmetic runs in sorted order as in
+        ``meta_analyse``).
+    out
+        Output table (``.tsv``, ``.tsv.gz``; ``.parquet`` is written whole
+        from the collected parts); ``out.summary.json`` beside it. Both
+        appear only when complete (temporary name, then rename).
+    method, gc, cohort_order, eaf_max_diff
+        As :func:`~crosscohort.meta.meta_analyse`.
+    tbl
+        Also write METAL's ``.tbl`` layout there (:func:`crosscohort.meta.tbl.write_tbl`).
+    loo_threshold
+        Keep the output rows with p below it (``significant``) and each
+        cohort's rows at them (``loo_tables``), for the leave-one-out step.
+
+    Returns
+    -------
+    StreamedMeta
+
+    Notes
+    -----
+    Passes over the parts: with ``gc``, a first one computes each cohort's
+    λ (value rules and de-duplication applied, as the whole-table run does)
+    before the one that combines. Reading from files, which columns a cohort
+    reports is taken from the headers; should a column that changes the
+    output's columns (``rsid``, ``n``, ``n_cases``, ``n_controls``) turn out
+    empty in every file, the pass is redone with that knowledge (rare: a
+    header naming a column no row fills).
+    """
+    from crosscohort.meta.tbl import tbl_frame
+
+    if method not in METHODS:
+        from crosscohort.errors import ConfigError
+
+        raise ConfigError(f"meta-analysis method must be one of {METHODS}; got {method!r}")
+    check_eaf_max_diff(eaf_max_diff)
+    order = _check_order(dict.fromkeys(cohorts), cohort_order)
+    canonical = sorted(order)
+    samplesize = method == "samplesize"
+    parts_of = source if callable(source) and not isinstance(source, Parts) else (lambda: source)
+    src = parts_of()
+    present = src.present
+    passes = 0
+
+    def z2_pass(src: Parts, present: dict | None) -> tuple[list[list[np.ndarray]], dict]:
+        z2: list[list[np.ndarray]] = [[] for _ in canonical]
+        seen = dict.fromkeys(_STUDY_COLUMNS, False)
+        for _code, frames in src.parts():
+            stacked, _ = _stack_frames(frames, [f.height for f in frames], canonical,
+                                       samplesize=samplesize, present=present)
+            for j, zz in enumerate(_cohort_z2(stacked)):
+                z2[j].append(zz)
+            seen = {c: seen[c] or stacked.present_here[c] for c in seen}
+        return z2, seen
+
+    factors = None
+    lambdas = None
+    if gc:
+        z2, seen = z2_pass(src, present)
+        passes += 1
+        present = present or seen
+        lambdas, factors = _gc_factors(canonical, z2, gc=True)
+        del z2
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        passes += 1
+        result = _combine_pass(src, out, canonical=canonical, order=order,
+                               present=present or src.assumed, factors=factors, method=method,
+                               eaf_max_diff=eaf_max_diff, tbl=tbl, loo_threshold=loo_threshold,
+                               tbl_frame=tbl_frame)
+        used = present or src.assumed
+        if all(used[c] == result["seen"][c] for c in _SCHEMA_COLUMNS):
+            break
+        # A header named a column no row fills: its output column must go. Again, knowing.
+        present = result["seen"]
+        src = parts_of()
+    for tmp, final in result["renames"]:
+        tmp.replace(final)
+    ledgers = result["ledgers"]
+    if n_in is not None:
+        for c, lg in ledgers.items():
+            if lg.n_in != n_in[c]:
+                raise InputError(f"cohort {c}: {n_in[c]} rows in, {lg.n_in} met in the parts")
+    if lambdas is None:
+        lambdas, factors = _gc_factors(canonical, result["z2"], gc=False)
+    nlp = result["nlp"]
+    lam_meta = lambda_gc(np.concatenate(nlp)) if result["counts"]["n_variants"] else float("nan")
+    streamed = StreamedMeta(
+        cohorts=tuple(order), method=method,
+        lambda_gc={c: lambdas[c] for c in order}, lambda_meta=lam_meta,
+        gc_applied={c: factors[c] for c in order},
+        ledgers={c: ledgers[c] for c in order}, counts=result["counts"],
+        significant=result["significant"], loo_tables=result["loo_tables"], passes=passes,
+    )
+    write_json(out.with_name(out.name + ".summary.json"), streamed.summary())
+    return streamed
+
+
+def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, method,
+                  eaf_max_diff, tbl, loo_threshold, tbl_frame) -> dict:
+    """One pass over the parts: combine, write (to temporary names), count."""
+    from crosscohort.loci import neglog10p
+    from crosscohort.meta.ivw import MetaResult
+
+    samplesize = method == "samplesize"
+    ledgers = {c: Ledger(stage="meta", cohort=c) for c in canonical}
+    z2: list[list[np.ndarray]] = [[] for _ in canonical]
+    nlp: list[np.ndarray] = []
+    counts: dict[str, int] = {}
+    seen = dict.fromkeys(_STUDY_COLUMNS, False)
+    significant: list[pl.DataFrame] = []
+    loo: list[list[pl.DataFrame]] = [[] for _ in canonical]
+    collected: list[pl.DataFrame] = []
+    parquet = out.suffix == ".parquet"
+    renames = []
+    with ExitStack() as stack:
+        writer = None if parquet else _Writer(out, stack, gz=out.suffix == ".gz")
+        tbl_writer = _Writer(Path(tbl), stack, gz=False) if tbl else None
+        empty_table, empty_frames = None, None
+        for _code, frames in src.parts():
+            if empty_frames is None:
+                empty_frames = [f.clear() for f in frames]
+            stacked, part_ledgers = _stack_frames(frames, [f.height for f in frames], canonical,
+                                                  samplesize=samplesize, present=present)
+            seen = {c: seen[c] or stacked.present_here[c] for c in seen}
+            if factors is None:
+                for j, zz in enumerate(_cohort_z2(stacked)):
+                    z2[j].append(zz)
+            part = _combine(stacked, part_ledgers, canonical=canonical, order=order,
+                            factors=factors or dict.fromkeys(canonical, 1.0), method=method,
+                            eaf_max_diff=eaf_max_diff)
+            del stacked
+            for c, lg in part_ledgers.items():
+                _add(ledgers[c], lg)
+            nlp.append(part.nlp_main)
+            for name, v in summary_counts(part.table).items():
+                counts[name] = counts.get(name, 0) + v
+            table = order_columns(part.table)
+            if empty_table is None:
+                empty_table = table.clear()
+            if parquet:
+                collected.append(table)
+            else:
+                writer.write(table)
+            if tbl_writer is not None:
+                tbl_writer.write(tbl_frame(MetaResult(
+                    table=part.table, cohorts=tuple(order), method=method, lambda_gc={},
+                    lambda_meta=float("nan"), gc_applied={}, eaf_se=part.eaf_se)))
+            if loo_threshold is not None and table.height:
+                x = neglog10p(table, column="p_value", neglog_column="neg_log_10_p_value")
+                sig = table.with_columns(pl.Series("_nlp", x)).filter(
+                    pl.col("_nlp") > -np.log10(loo_threshold)).drop("_nlp")
+                if sig.height:
+                    significant.append(sig)
+                    key = sig.select(*VARIANT_KEY).drop_nulls("chromosome")
+                    for j, f in enumerate(frames):
+                        loo[j].append(f.with_columns(
+                            pl.col("chromosome").cast(pl.Int64),
+                            pl.col("base_pair_location").cast(pl.Int64),
+                        ).join(key, on=list(VARIANT_KEY), how="semi", maintain_order="left"))
+            del part, table, frames
+        if writer is not None:
+            writer.finish()
+            renames.append((writer.tmp, writer.path))
+        if tbl_writer is not None:
+            tbl_writer.finish()
+            renames.append((tbl_writer.tmp, tbl_writer.path))
+    if parquet:
+        tmp = out.with_name(f".{out.name}.tmp")
+        pl.concat(collected).write_parquet(tmp)
+        renames.append((tmp, out))
+    for c in canonical:
+        ledgers[c].check()
+    sig_table, loo_tables = None, None
+    if loo_threshold is not None:
+        sig_table = pl.concat(significant) if significant else empty_table
+        loo_tables = {c: pl.concat(loo[j]) if loo[j] else empty_frames[j]
+                      for j, c in enumerate(canonical)}
+    return {"ledgers": ledgers, "z2": z2, "nlp": nlp or [np.empty(0)], "counts": counts,
+            "seen": seen, "significant": sig_table, "loo_tables": loo_tables,
+            "renames": renames}
+
+
+def _add(total: Ledger, part: Ledger) -> None:
+    total.n_in += part.n_in
+    total.n_kept += part.n_kept
+    for r, v in part.removed.items():
+        total.remove(r, v)
+    for r, v in part.changed.items():
+        total.change(r, v)
