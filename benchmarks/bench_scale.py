@@ -27,12 +27,13 @@ average before and after. Stages, in pipeline order:
 ``meta``
     ``crosscohort meta --method random`` on the harmonised tables (of
     ``harmonise-ref`` when present, else ``harmonise``), with the rule's
-    ``--cohort-order``, ``--loo-threshold``, ``--loo-window-kb``.
+    ``--cohort-order``, ``--loo-threshold``, ``--loo-window-kb`` (the command
+    reads them one chromosome at a time: ``crosscohort/meta/stream.py``).
 ``meta-pruned``
-    ``benchmarks/meta_pruned_driver.py``: the meta command's own functions on
-    the same tables cut to ``meta_input_columns()`` after reading, with a
-    wall/CPU/RSS line per step (what the reading term costs; and a
-    meta-analysis for ``report`` when the command passes the cap).
+    ``benchmarks/meta_pruned_driver.py``: the whole-table functions
+    (``meta_analyse`` on whole tables cut to ``meta_input_columns()``, as the
+    command ran before its per-chromosome pass), with a wall/CPU/RSS line per
+    step: the reference the per-chromosome command is measured against.
 ``report``
     ``crosscohort report`` on the meta-analysis (the ``meta`` stage's output,
     else ``meta-pruned``'s) as the report rule calls it
@@ -46,9 +47,11 @@ appended as JSON to ``benchmarks/out/scale/results.jsonl``.
 Usage::
 
     python benchmarks/bench_scale.py [--stages assoc,gate,harmonise,harmonise-ref,meta,report]
-        [--chunk-size N] [--scatter 2] [--rss-cap-gb 16] [--tag=-1]
+        [--chunk-size N] [--scatter 2] [--rss-cap-gb 16] [--tag=-1] [--report-from=-1p]
 
-(``--tag=-1`` with ``=``: a value starting with ``-`` otherwise reads as an option.)
+(``--tag=-1`` with ``=``: a value starting with ``-`` otherwise reads as an option.
+``--report-from=TAG`` reports on another run's meta-analysis and harmonised
+tables without rerunning them; the rows' ``report_from`` says which.)
 """
 
 from __future__ import annotations
@@ -185,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scatter", type=int, help="association parts (default: config/config.yaml)")
     ap.add_argument("--rss-cap-gb", type=float, default=16.0)
     ap.add_argument("--tag", default="", help="suffix of the run directory and label of the rows")
+    ap.add_argument(
+        "--report-from",
+        metavar="TAG",
+        help="report stage: take the meta-analysis and harmonised tables from run{TAG}/ "
+        "(e.g. --report-from=-1p) instead of this run's directory; the report is written here",
+    )
     a = ap.parse_args(argv)
     stages = a.stages.split(",")
     bad = [s for s in stages if s not in STAGES]
@@ -416,17 +425,18 @@ def main(argv: list[str] | None = None) -> int:
                 extra={**common, "input": hdir.name},
             )
         elif stage == "report":
-            meta = run / "meta" / "ldl.tsv.gz"
+            src = inp / f"run{a.report_from}" if a.report_from is not None else run
+            meta = src / "meta" / "ldl.tsv.gz"
             if not meta.exists():
                 # The command passed the cap: report on the pruned driver's output instead.
-                meta = run / "meta-pruned" / "ldl.tsv.gz"
+                meta = src / "meta-pruned" / "ldl.tsv.gz"
             if not meta.exists():
-                print(f"report: skipped, no meta-analysis output in {run}", flush=True)
+                print(f"report: skipped, no meta-analysis output in {src}", flush=True)
                 continue
             hdir = (
-                run / "harmonise-ref"
-                if (run / "harmonise-ref" / "ledger.json").exists()
-                else run / "harmonise"
+                src / "harmonise-ref"
+                if (src / "harmonise-ref" / "ledger.json").exists()
+                else src / "harmonise"
             )
             tables = [hdir / f"{c}.tsv.gz" for c in names]
             out = run / "report" / "ldl.html"
@@ -474,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
                 results=results,
                 extra={
                     **common,
+                    **({"report_from": a.report_from} if a.report_from is not None else {}),
                     "input_mb": round(size_mb(inputs), 1),
                     "declared_mem_mb": declared,
                 },

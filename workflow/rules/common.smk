@@ -385,11 +385,14 @@ def stream_runtime(wildcards, input, attempt):
 # Peak RSS per MB of gzip'd input of the central table stages, measured at
 # biobank scale (benchmarks/README.md, "Biobank scale": 5 cohorts x 10M
 # variants, a 10M-row gate input), x1.25 for safety: harmonise --reference
-# 7.13 GB on 3.28 GB (2.2), meta 13.5 GB on 3.03 GB (4.5), export gate 4.19 GB
-# on 0.91 GB (4.6), report 9.10 GB on 4.8 GB (1.9). Rows of GWAS-SSF at 17
+# 3.76 GB on 3.28 GB (1.15; packed panel since 2026-12-02, was 7.13 GB, 2.2;
+# without --reference 2.92 GB), meta 2.16 GB on 3.03 GB (0.71; one chromosome of
+# every cohort at a time since 2026-12-02, was 13.5 GB, 4.5), export gate 4.19 GB
+# on 0.91 GB (4.6), report 5.42 GB on 4.56 GB (1.19; columns read in blocks,
+# one cohort at a time since 2026-12-02, was 9.10 GB, 1.9). Rows of GWAS-SSF at 17
 # significant digits compress only ~2.5x, so "10x the gzip" over-declared
 # these jobs to 61-255 GB, which no node schedules.
-MEMORY_PER_GZ_MB = {"harmonise": 2.75, "meta": 5.75, "export": 5.75, "report": 2.5}
+MEMORY_PER_GZ_MB = {"harmonise": 1.5, "meta": 0.9, "export": 5.75, "report": 1.5}
 
 
 def central_mem_mb(stage):
