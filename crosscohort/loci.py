@@ -47,24 +47,35 @@ def distance_loci(df: pl.DataFrame, *, threshold: float = 5e-8, window_kb: float
         return sig.drop("_nlp").with_columns(
             pl.lit(None, pl.Int64).alias("locus"), pl.lit(None, pl.Int64).alias("start"),
             pl.lit(None, pl.Int64).alias("end"), pl.lit(None, pl.Int64).alias("n_variants"))
-    chrom = sig.get_column("chromosome").to_numpy()
-    pos = sig.get_column("base_pair_location").to_numpy()
+    # Marker-only rows (no chromosome or position, as METAL/GWAMA inputs allow)
+    # cannot be grouped by distance: each significant one is a locus of its own,
+    # with no start or end.
+    located = (sig.get_column("chromosome").is_not_null()
+               & sig.get_column("base_pair_location").is_not_null()).to_numpy()
+    chrom = sig.get_column("chromosome").fill_null(-1).to_numpy()
+    pos = sig.get_column("base_pair_location").fill_null(-1).to_numpy()
     assigned = np.zeros(sig.height, dtype=bool)
     leads, starts, ends, counts = [], [], [], []
     w = window_kb * 1000
     for i in range(sig.height):
         if assigned[i]:
             continue
-        member = (~assigned) & (chrom == chrom[i]) & (np.abs(pos - pos[i]) <= w)
-        assigned |= member
         leads.append(i)
+        if not located[i]:
+            assigned[i] = True
+            starts.append(None)
+            ends.append(None)
+            counts.append(1)
+            continue
+        member = (~assigned) & located & (chrom == chrom[i]) & (np.abs(pos - pos[i]) <= w)
+        assigned |= member
         starts.append(int(pos[member].min()))
         ends.append(int(pos[member].max()))
         counts.append(int(member.sum()))
     out = sig[leads].drop("_nlp")
     return out.with_columns(
         pl.Series("locus", np.arange(1, len(leads) + 1)),
-        pl.Series("start", starts),
-        pl.Series("end", ends),
+        pl.Series("start", starts, dtype=pl.Int64),
+        pl.Series("end", ends, dtype=pl.Int64),
         pl.Series("n_variants", counts),
     )
