@@ -103,7 +103,8 @@ def _harmonise_raw(args: argparse.Namespace, fmt: str) -> tuple[dict, list]:
                         missing=tuple(mapping.get("missing", ())),
                         palindrome_max_maf=args.palindrome_max_maf,
                         eaf_max_diff=args.eaf_max_diff, variant_ids=False,
-                        keep=meta_input_columns(samplesize=args.method == "samplesize"))
+                        keep=meta_input_columns(samplesize=args.method == "samplesize"),
+                        prefetch=True)
     return dict(h.tables), list(h.ledgers.values())
 
 
