@@ -120,6 +120,17 @@ def size_mb(paths: list[Path]) -> float:
     return sum(p.stat().st_size for p in paths) / 1024**2
 
 
+def declared_mem_mb(res, stage: str, paths: list[Path], **input_attrs) -> float:
+    """The rule's ``mem_mb`` for these inputs, from ``common.smk``'s own function."""
+    return res.central_mem_mb(stage)(None, SimpleNamespace(size_mb=size_mb(paths), **input_attrs), 1)
+
+
+def harmonised_dir(run: Path) -> Path:
+    """The run's harmonised tables: those aligned to the panel when that stage ran."""
+    ref = run / "harmonise-ref"
+    return ref if (ref / "ledger.json").exists() else run / "harmonise"
+
+
 # ---------------------------------------------------------------- one stage
 def run_stage(
     name: str, cmd: list[str], *, log: Path, cap: float, extra: dict, results: Path
@@ -315,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             res = workflow_resources(config, traits=["cad"], n_parts=n_parts, bfile=cohort / "geno")
             inputs = [table, *ids]
-            declared = res.central_mem_mb("export")(None, SimpleNamespace(size_mb=size_mb(inputs)), 1)
+            declared = declared_mem_mb(res, "export", inputs)
             run_stage(
                 stage,
                 cmd,
@@ -358,17 +369,11 @@ def main(argv: list[str] | None = None) -> int:
                     **common,
                     "cohorts": len(central),
                     "input_mb": round(size_mb(inputs), 1),
-                    "declared_mem_mb": res.central_mem_mb("harmonise")(
-                        None, SimpleNamespace(size_mb=size_mb(inputs)), 1
-                    ),
+                    "declared_mem_mb": declared_mem_mb(res, "harmonise", inputs),
                 },
             )
         elif stage == "meta":
-            hdir = (
-                run / "harmonise-ref"
-                if (run / "harmonise-ref" / "ledger.json").exists()
-                else run / "harmonise"
-            )
+            hdir = harmonised_dir(run)
             tables = [hdir / f"{c}.tsv.gz" for c in names]
             out = run / "meta" / "ldl.tsv.gz"
             out.parent.mkdir(exist_ok=True)
@@ -398,17 +403,11 @@ def main(argv: list[str] | None = None) -> int:
                     **common,
                     "input": hdir.name,
                     "input_mb": round(size_mb(tables), 1),
-                    "declared_mem_mb": res.central_mem_mb("meta")(
-                        None, SimpleNamespace(size_mb=size_mb(tables)), 1
-                    ),
+                    "declared_mem_mb": declared_mem_mb(res, "meta", tables),
                 },
             )
         elif stage == "meta-pruned":
-            hdir = (
-                run / "harmonise-ref"
-                if (run / "harmonise-ref" / "ledger.json").exists()
-                else run / "harmonise"
-            )
+            hdir = harmonised_dir(run)
             out = run / "meta-pruned" / "ldl.tsv.gz"
             cmd = [
                 sys.executable,
@@ -433,11 +432,7 @@ def main(argv: list[str] | None = None) -> int:
             if not meta.exists():
                 print(f"report: skipped, no meta-analysis output in {src}", flush=True)
                 continue
-            hdir = (
-                src / "harmonise-ref"
-                if (src / "harmonise-ref" / "ledger.json").exists()
-                else src / "harmonise"
-            )
+            hdir = harmonised_dir(src)
             tables = [hdir / f"{c}.tsv.gz" for c in names]
             out = run / "report" / "ldl.html"
             out.parent.mkdir(exist_ok=True)
@@ -473,9 +468,7 @@ def main(argv: list[str] | None = None) -> int:
                 *([reference] if ref else []),
             ]
             res = workflow_resources(config, traits=["ldl"], n_parts=n_parts, bfile=cohort / "geno")
-            declared = res.central_mem_mb("report")(
-                None, SimpleNamespace(size_mb=size_mb(inputs), meta=str(meta)), 1
-            )
+            declared = declared_mem_mb(res, "report", inputs, meta=str(meta))
             m = run_stage(
                 stage,
                 cmd,
