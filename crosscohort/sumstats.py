@@ -293,15 +293,18 @@ def write_sumstats(df: pl.DataFrame, path: str | Path) -> Path:
 
 
 @contextmanager
-def open_gzip_writer(path: str | Path, *, level: int = 2) -> Iterator[BinaryIO]:
+def open_gzip_writer(path: str | Path, *, level: int = 2, uncached: bool = False) -> Iterator[BinaryIO]:
     """A binary gzip stream to ``path`` (ISA-L), byte-reproducible: no mtime, no name.
 
     A context manager; both the gzip stream and the file are closed on exit.
-    Callers own atomicity (write a temporary name, then rename).
+    Callers own atomicity (write a temporary name, then rename). ``uncached``:
+    write around the page cache (:class:`crosscohort.uncached.UncachedFile`).
     """
     from isal import igzip
 
-    with open(path, "wb") as raw, igzip.IGzipFile(
+    from crosscohort.uncached import UncachedFile
+
+    with (UncachedFile(path) if uncached else open(path, "wb")) as raw, igzip.IGzipFile(
         filename="", fileobj=raw, mode="wb", compresslevel=level, mtime=0
     ) as fh:
         yield fh

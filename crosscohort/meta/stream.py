@@ -56,6 +56,7 @@ from crosscohort.meta.ivw import (
 )
 from crosscohort.stats import lambda_gc
 from crosscohort.sumstats import REQUIRED, SumstatsError, open_gzip_writer, order_columns
+from crosscohort.uncached import UncachedFile
 
 __all__ = [
     "StreamedMeta",
@@ -309,7 +310,9 @@ class _Writer:
     def __init__(self, path: Path, stack: ExitStack, *, gz: bool):
         self.tmp = path.with_name(f".{path.name}.tmp")
         self.path = path
-        self.fh = stack.enter_context(open_gzip_writer(self.tmp) if gz else open(self.tmp, "wb"))
+        # The output is not read again here: written around the page cache (see uncached.py).
+        self.fh = stack.enter_context(open_gzip_writer(self.tmp, uncached=True) if gz
+                                      else UncachedFile(self.tmp))
         self.header_written = False
         self.last_empty: pl.DataFrame | None = None
         self.error: BaseException | None = None
