@@ -185,3 +185,26 @@ def test_values__filled_only_where_missing_equals_the_whole_column_arithmetic(se
     assert out.get_column("_rd_p_from_beta_se").to_list() == want_fill.tolist()
     assert_series_equal(out.get_column("beta"), pl.Series("beta", beta).fill_nan(None),
                         check_exact=True)
+
+
+@pytest.mark.parametrize("block", [1, 3, 7, 64, 1 << 20])
+@pytest.mark.parametrize("in_memory", [False, True])  # a plain file, or gunzipped bytes
+def test_byte_counts_agree_with_bytes_count_across_blocks(tmp_path, block, in_memory):
+    """The block-by-block count (reused buffer and mask) equals a count of the whole data."""
+    from crosscohort.harmonise.readers import _byte_counts
+
+    rng = np.random.default_rng(block)
+    alphabet = np.frombuffer(b"ACGT\t \r\n\x0b\x0c0123456789.", dtype=np.uint8)
+    body = alphabet[rng.integers(0, alphabet.size, 5000)].tobytes() + "é".encode()
+    data = b"h1\th2\nskip me\n" + body
+    needles = (b"\n", b"\t", b"\r", b" ", b"\t", b"\x0b", b"\x0c")
+    src = data if in_memory else tmp_path / "x.tsv"
+    if not in_memory:
+        src.write_bytes(data)
+    counts, start, last, high = _byte_counts(src, 2, needles, block=block)
+    rest = data[start:]
+    assert start == len(b"h1\th2\nskip me\n")
+    assert counts == [rest.count(n) for n in needles]
+    assert last == rest[-1:] and high
+    counts, _, _, high = _byte_counts(b"a\tb\n", 0, needles, block=block)
+    assert counts == [1, 1, 0, 0, 1, 0, 0] and not high

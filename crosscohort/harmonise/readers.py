@@ -370,7 +370,7 @@ def _gunzipped(path: Path) -> bytes | None:
 
 
 def _byte_counts(source: Path | bytes, skip: int, needles: tuple[bytes, ...],
-                 block: int = 1 << 24) -> tuple[list[int], int, bytes, bool] | None:
+                 block: int = 1 << 20) -> tuple[list[int], int, bytes, bool] | None:
     """How often each one-byte needle occurs after the first ``skip`` lines.
 
     Returns the counts, the byte offset of the data, the file's last byte and
@@ -394,16 +394,25 @@ def _byte_counts(source: Path | bytes, skip: int, needles: tuple[bytes, ...],
         out = [0] * len(codes)
         last = b""
         high = False
-        while chunk := fh.read(block):
-            view = np.frombuffer(chunk, dtype=np.uint8)
+        # One buffer and one mask, refilled: a fresh 16 MiB object per block costs fresh
+        # pages each time (most of this pass's time on a VM that backs memory on first touch).
+        buf = bytearray(block)
+        mask = np.empty(block, dtype=bool)
+        while got := fh.readinto(buf):
+            view = np.frombuffer(buf, dtype=np.uint8, count=got)
+            chunk = memoryview(buf)[:got]
             high = high or bool(view.max() >= 0x80)
             seen: dict[int, int] = {}
             for i, code in enumerate(codes):
                 if code not in seen:
                     # memchr first: an absent byte (a carriage return, usually) costs no pass.
-                    seen[code] = int(np.count_nonzero(view == code)) if needles[i] in chunk else 0
+                    if buf.find(needles[i], 0, got) < 0:
+                        seen[code] = 0
+                    else:
+                        seen[code] = int(np.count_nonzero(np.equal(view, code, out=mask[:got])))
                 out[i] += seen[code]
-            last = chunk[-1:]
+            last = bytes(chunk[-1:])
+            del view, chunk
     return out, start, last, high
 
 
