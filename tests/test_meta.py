@@ -322,3 +322,16 @@ def test_meta_marker_only__rows_keyed_by_marker_name_are_combined_and_placed_las
     # Null position with no marker name is still a bad key.
     c = a.with_columns(pl.lit(None, pl.String).alias("rsid"))
     assert meta_analyse({"c": c}).ledgers["c"].removed["bad_value_key"] == 3
+
+
+@pytest.mark.parametrize("k", range(0, 11))
+def test_direction_table_matches_the_expression_version(k):
+    """Looked-up direction strings (k <= 8) equal the per-cohort expressions, NaN/0/-0/inf included."""
+    from crosscohort.meta.ivw import _direction, _direction_exprs
+
+    rng = np.random.default_rng(k)
+    beta = rng.choice([np.nan, 0.0, -0.0, 1.5, -2.0, np.inf, -np.inf, 1e-300, -5e-324], (k, 700))
+    got, want = _direction(beta), _direction_exprs(beta)
+    assert got.name == want.name == "direction" and got.dtype == want.dtype == pl.String
+    assert got.to_list() == want.to_list()
+    assert all(len(s) == k for s in got.to_list())
