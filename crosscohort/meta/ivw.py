@@ -415,7 +415,7 @@ def _stack(
 ) -> tuple[_Stacked, dict[str, Ledger]]:
     """Value rules, de-duplication and the variant union of all cohorts in one sort.
 
-    Every cohort's rows are concatenated (without copying), checked (reasons
+    Every cohort's rows are concatenated (one chunk per column), checked (reasons
     counted per cohort), keyed by one packed int64 per variant (chromosome,
     position, rank of the allele pair in byte order) and arg-sorted once,
     stably: the sort order is the output order, duplicates are neighbours and
@@ -449,7 +449,9 @@ def _stack_frames(
         widths = {f.schema[c] for f in frames}
         if len(widths) > 1:
             frames = [f.with_columns(pl.col(c).cast(pl.Int64)) for f in frames]
-    long = pl.concat(frames, how="diagonal", rechunk=False)
+    # One chunk per column: the gathers and to_numpy below then neither walk chunks nor copy
+    # (a copy of one chromosome here is cheaper than their chunked versions: 3 x 2M, -0.15 s).
+    long = pl.concat(frames, how="diagonal", rechunk=True)
     del frames
     present_here = {c: c in long.columns and bool(long.get_column(c).null_count() < long.height)
                     for c in _STUDY_COLUMNS}
@@ -581,11 +583,15 @@ def _stack_frames(
     if present["rsid"] and m:
         # The first cohort (in sorted-id order) naming the variant supplies its rsid.
         named = long.get_column("rsid").is_not_null().to_numpy()[order]
-        rows, vs = order[named], vi_sorted[named]
+        rows, vs = (order, vi_sorted) if named.all() else (order[named], vi_sorted[named])
         firsts = np.ones(vs.size, dtype=bool)
         firsts[1:] = vs[1:] != vs[:-1]
-        rsid = pl.Series("rsid", [None] * m, dtype=pl.String).scatter(
-            vs[firsts], long.get_column("rsid").gather(rows[firsts]))
+        names = long.get_column("rsid").gather(rows[firsts])
+        if names.len() == m:  # every variant named (vs[firsts] is 0..m-1): no scatter
+            rsid = names.alias("rsid")
+        else:
+            rsid = pl.repeat(None, m, dtype=pl.String, eager=True).alias("rsid").scatter(
+                vs[firsts], names)
         variants = variants.with_columns(rsid)
     return _Stacked(variants=variants, arrays=arrays, present=present,
                     present_here=present_here), ledgers
