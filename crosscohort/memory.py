@@ -26,7 +26,7 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 #: Blocks below this come from the heap (glibc's largest dynamic threshold).
 MMAP_THRESHOLD = 32 << 20
 #: Free memory kept at the heap top before it is returned.
-TRIM_THRESHOLD = 256 << 20
+TRIM_THRESHOLD = 128 << 20
 #: The user's own glibc settings win.
 _USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 

@@ -34,3 +34,22 @@ def test_the_command_applies_it_before_a_subcommand_runs(monkeypatch, tmp_path):
     assert cli.main(["verify", "--bundle", str(tmp_path / "no_such_bundle"),
                      "--out", str(tmp_path / "v.json")]) != 0
     assert calls == [1]
+
+
+@pytest.mark.parametrize(("command", "preset", "expected"), [
+    ("meta", None, "1"), ("harmonise", None, "1"), ("assoc", None, None), ("meta", "2", "2"),
+])
+def test_openblas_threads_only_for_commands_without_linear_algebra(command, preset, expected):
+    """meta and harmonise start numpy with one OpenBLAS thread (no spinning workers); others as set."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    code = ("import os, sys\nfrom crosscohort.cli import main\n"
+            f"try:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(os.environ.get('OPENBLAS_NUM_THREADS'))\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.splitlines()[-1]
+    assert out == str(expected)

@@ -280,12 +280,17 @@ class MetaResult:
                             gc_applied=self.gc_applied, ledgers=self.ledgers)
 
 
-def summary_counts(table: pl.DataFrame) -> dict[str, int]:
-    """The counts of :meth:`MetaResult.summary` over ``table``: sums over parts give the whole's."""
+def summary_counts(table: pl.DataFrame, *, nlp_fixed: np.ndarray | None = None) -> dict[str, int]:
+    """The counts of :meth:`MetaResult.summary` over ``table``: sums over parts give the whole's.
+
+    ``nlp_fixed``: the fixed-effect -log10 p of the rows when the caller has it
+    (:func:`_combine` computes it from the same z), else computed from beta/SE.
+    """
     t = table
     thr = -np.log10(GENOME_WIDE)
-    z_fixed = (t.get_column("beta") / t.get_column("standard_error")).to_numpy()
-    nlp_fixed = neg_log10_p_from_z(z_fixed)
+    if nlp_fixed is None:
+        z_fixed = (t.get_column("beta") / t.get_column("standard_error")).to_numpy()
+        nlp_fixed = neg_log10_p_from_z(z_fixed)
     nlp_random = t.get_column("neg_log_10_p_value_random").to_numpy()
     with np.errstate(invalid="ignore"):
         counts = {"fixed": int(np.sum(nlp_fixed > thr)), "random": int(np.sum(nlp_random > thr))}
