@@ -208,3 +208,34 @@ def test_byte_counts_agree_with_bytes_count_across_blocks(tmp_path, block, in_me
     assert last == rest[-1:] and high
     counts, _, _, high = _byte_counts(b"a\tb\n", 0, needles, block=block)
     assert counts == [1, 1, 0, 0, 1, 0, 0] and not high
+
+
+@pytest.mark.parametrize("block", [50, 301, 4096])
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("case", ["clean", "text_tokens", "token_in_numeric", "nan_in_numeric",
+                                  "empty_numeric", "all_fields_missing", "no_final_newline",
+                                  "header_only"])
+def test_reader_fast__blocks_read_as_the_checking_path(case, block, gz, tmp_path, monkeypatch):
+    """The file parsed in blocks cut at line ends (smaller than a line, a few lines, all of it),
+    plain or gzip, with tokens in some blocks only: the same table as the checking path."""
+    import gzip
+
+    p = _write(tmp_path, CASES.get(case, []), "\t")
+    if case == "no_final_newline":
+        p.write_bytes(p.read_bytes()[:-1])
+    elif case == "header_only":
+        p.write_bytes(p.read_bytes().split(b"\n", 1)[0] + b"\n")
+    if gz:
+        gzp = tmp_path / "s.txt.gz"
+        gzp.write_bytes(gzip.compress(p.read_bytes()))
+        p = gzp
+    monkeypatch.setattr(readers, "READ_BLOCK", block)
+    fast, slow, taken = _read_both(p, monkeypatch)
+    if isinstance(slow, str):
+        assert fast == slow
+        return
+    assert not isinstance(fast, str), fast
+    assert_frame_equal(fast.table, slow.table)
+    assert (fast.n_rows, fast.removed) == (slow.n_rows, slow.removed)
+    if case in ("clean", "text_tokens", "no_final_newline"):
+        assert taken == [True]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import gzip
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -291,6 +291,10 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
     else (a parse error, a ragged or quoted row, padding spaces) returns
     ``None`` and the file goes through the checking path, whose errors name
     the line and column.
+
+    The file (plain or gzip) is read once, in blocks cut at line ends: each
+    block's bytes are counted and parsed, so memory never holds the whole
+    text (225 MB for 2M rows), only the parsed columns.
     """
     if sep == "ws":
         if not _single_spaced(path, skip):
@@ -298,12 +302,23 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
         sep = " "
     if len(sep) != 1:
         return None
-    data = _gunzipped(path)
     needles = (b"\n", sep.encode(), b"\r", b" ", b"\t", b"\x0b", b"\x0c")
-    counted = _byte_counts(path if data is None else data, skip, needles)
-    if counted is None:
+    schema = {f"_c{i}": (pl.Float64 if i in numeric else pl.String) for i in range(n_fields)}
+    read = dict(has_header=False, separator=sep, quote_char=None, schema=schema, columns=used)
+    # A preset's or user's token may parse as a number (GWAMA's -9): then match them all.
+    tokens_first = not set(na) <= set(MISSING)
+    blocks = _Blocks(path, skip, needles)
+    frames = []
+    try:
+        for piece in blocks:
+            frames.append(_parse_block(piece, read, na, numeric=[f"_c{i}" for i in used
+                                                                 if i in numeric],
+                                       tokens_first=tokens_first))
+    except (pl.exceptions.PolarsError, OSError, EOFError, ValueError):
         return None
-    counts, _, last, high = counted
+    if not blocks.header_ok:
+        return None
+    counts, last, high = blocks.counts, blocks.last, blocks.high
     n_lines = counts[0] + (1 if last not in (b"", b"\n") else 0)
     if counts[2] or counts[1] != n_lines * (n_fields - 1):
         return None
@@ -312,37 +327,15 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
     # besides the separator, and no byte above ASCII.
     unpadded = not high and not counts[5] and not counts[6] and all(
         counts[i] == 0 or needles[i] == needles[1] for i in (3, 4))
-    schema = {f"_c{i}": (pl.Float64 if i in numeric else pl.String) for i in range(n_fields)}
-    read = dict(has_header=False, separator=sep, skip_rows=skip, quote_char=None, schema=schema,
-                columns=used)
-    source = path if data is None else data
-    df = None
-    try:
-        if not set(na) <= set(MISSING):
-            # A preset's or user's token may parse as a number (GWAMA's -9): match them all.
-            raise ValueError("extra missing tokens")
-        # Matching every field against the missing tokens costs the parser a third more
-        # CPU, so a file is first parsed without them: it succeeds exactly when no
-        # numeric field holds a token (a token such as NA does not parse; nan does, and
-        # is caught below), and the text fields' tokens are then nulled as the parser
-        # would have (an exact match of the whole field). Every token of MISSING either
-        # fails to parse as a number or parses as NaN (tested).
-        df = pl.read_csv(source, **read)
-        text = [f"_c{i}" for i in used if i not in numeric]
-        if any(df.get_column(f"_c{i}").is_nan().any() for i in used if i in numeric):
-            df = None
-        else:
-            df = df.with_columns(pl.when(pl.col(c).is_in(list(na))).then(None).otherwise(pl.col(c))
-                                 .alias(c) for c in text if df.get_column(c).is_in(list(na)).any())
-    except (pl.exceptions.PolarsError, OSError, ValueError):
-        df = None
-    if df is None:
-        try:
-            df = pl.read_csv(source, **read, null_values=list(na))
-        except (pl.exceptions.PolarsError, OSError, ValueError):
-            return None
+    df = (pl.concat(frames, rechunk=False) if frames
+          else pl.DataFrame(schema={f"_c{i}": schema[f"_c{i}"] for i in used}))
     if df.height != n_lines:
         return None
+    # Text fields' missing tokens nulled as the parser would have (an exact match of the
+    # whole field); blocks parsed with the tokens have them null already.
+    text = [f"_c{i}" for i in used if i not in numeric]
+    df = df.with_columns(pl.when(pl.col(c).is_in(list(na))).then(None).otherwise(pl.col(c))
+                         .alias(c) for c in text if df.get_column(c).is_in(list(na)).any())
     # One row per data line (checked above), so the line number is the row's position.
     df = df.with_row_index(_LINE, offset=skip + 1).select(_LINE, *[f"_c{i}" for i in used])
     # A row with every used field null: the checking path drops it when the fields are
@@ -353,67 +346,120 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
     return df.lazy(), n_lines, unpadded
 
 
-def _gunzipped(path: Path) -> bytes | None:
-    """The decompressed bytes of a gzip file (ISA-L), or ``None`` for plain text."""
-    with open(path, "rb") as fh:
-        if fh.read(2) != b"\x1f\x8b":
-            return None
-        fh.seek(0)
-        from isal import igzip
+def _parse_block(piece: bytes, read: dict, na: tuple[str, ...], *, numeric: list[str],
+                 tokens_first: bool) -> pl.DataFrame:
+    """One block of whole lines parsed to the typed columns.
 
+    Matching every field against the missing tokens costs the parser a third
+    more CPU, so a block is first parsed without them: that succeeds exactly
+    when no numeric field holds a token (a token such as NA does not parse;
+    nan does, and is caught here), and the block is otherwise parsed again
+    with them. Every token of MISSING either fails to parse as a number or
+    parses as NaN (tested). Parse errors propagate (the caller gives up).
+    """
+    if not tokens_first:
         try:
-            # polars decompresses a .gz to memory anyway; doing it once here serves both
-            # the counts and the parse.
-            return igzip.decompress(fh.read())
-        except (OSError, EOFError, ValueError):
-            return b""
+            df = pl.read_csv(piece, **read)
+            if not any(df.get_column(c).is_nan().any() for c in numeric):
+                return df
+        except pl.exceptions.PolarsError:
+            pass
+    return pl.read_csv(piece, **read, null_values=list(na))
+
+
+#: Bytes read per block by :class:`_Blocks` (then cut at the last line end).
+READ_BLOCK = 16 << 20
+
+
+class _Blocks:
+    """The data lines of a plain or gzip file, in blocks of whole lines, counted on the way.
+
+    Iterating yields ``bytes`` ending at a line end (the last block: at the
+    file's end). Afterwards ``counts`` holds how often each one-byte needle
+    occurs in the data lines, ``last`` the data's last byte, ``high``
+    whether any byte is above ASCII, and ``header_ok`` whether the file has
+    its first ``skip`` lines, each ended by a line end.
+    """
+
+    def __init__(self, source: Path | bytes, skip: int, needles: tuple[bytes, ...], *,
+                 block: int | None = None):
+        self.source, self.skip, self.needles = source, skip, needles
+        self.block = block or READ_BLOCK
+        self.counts = [0] * len(needles)
+        self.start = 0
+        self.last = b""
+        self.high = False
+        self.header_ok = False
+
+    def _open(self):
+        import io
+
+        if isinstance(self.source, bytes):
+            return io.BytesIO(self.source)
+        fh = open(self.source, "rb")  # noqa: SIM115 - closed by the caller's with
+        if fh.read(2) == b"\x1f\x8b":
+            fh.close()
+            from isal import igzip
+
+            return igzip.open(self.source, "rb")
+        fh.seek(0)
+        return fh
+
+    def __iter__(self) -> Iterator[bytes]:
+        codes = [n[0] for n in self.needles]
+        mask = np.empty(0, dtype=bool)
+        with self._open() as fh:
+            for _ in range(self.skip):
+                line = fh.readline()
+                if not line.endswith(b"\n"):
+                    return
+                self.start += len(line)
+            self.header_ok = True
+            carry = b""
+            while True:
+                chunk = fh.read(self.block)
+                if chunk:
+                    data = carry + chunk if carry else chunk
+                    cut = data.rfind(b"\n") + 1
+                    if cut == 0:  # a line longer than a block: read on
+                        carry = data
+                        continue
+                    piece, carry = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
+                elif carry:
+                    piece, carry = carry, b""
+                else:
+                    return
+                view = np.frombuffer(piece, dtype=np.uint8)
+                if mask.size < view.size:
+                    mask = np.empty(view.size, dtype=bool)
+                self.high = self.high or bool(view.max() >= 0x80)
+                seen: dict[int, int] = {}
+                for i, code in enumerate(codes):
+                    if code not in seen:
+                        # memchr first: an absent byte (a carriage return, usually) costs
+                        # no pass; the mask is reused (fresh pages cost, see memory.py).
+                        seen[code] = int(np.count_nonzero(np.equal(
+                            view, code, out=mask[:view.size]))) if self.needles[i] in piece else 0
+                    self.counts[i] += seen[code]
+                self.last = piece[-1:]
+                del view
+                yield piece
 
 
 def _byte_counts(source: Path | bytes, skip: int, needles: tuple[bytes, ...],
-                 block: int = 1 << 20) -> tuple[list[int], int, bytes, bool] | None:
+                 block: int | None = None) -> tuple[list[int], int, bytes, bool] | None:
     """How often each one-byte needle occurs after the first ``skip`` lines.
 
     Returns the counts, the byte offset of the data, the file's last byte and
     whether any byte is above ASCII (``>= 0x80``), or ``None`` when the file
-    has no data after ``skip`` lines. A plain file is
-    read block by block (no whole-file copy, no memory map in the RSS).
+    has no data after ``skip`` lines. Read block by block (:class:`_Blocks`).
     """
-    import io
-
-    import numpy as np
-
-    fh = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
-    with fh:
-        start = 0
-        for _ in range(skip):
-            line = fh.readline()
-            if not line.endswith(b"\n"):
-                return None
-            start += len(line)
-        codes = [n[0] for n in needles]
-        out = [0] * len(codes)
-        last = b""
-        high = False
-        # One buffer and one mask, refilled: a fresh 16 MiB object per block costs fresh
-        # pages each time (most of this pass's time on a VM that backs memory on first touch).
-        buf = bytearray(block)
-        mask = np.empty(block, dtype=bool)
-        while got := fh.readinto(buf):
-            view = np.frombuffer(buf, dtype=np.uint8, count=got)
-            chunk = memoryview(buf)[:got]
-            high = high or bool(view.max() >= 0x80)
-            seen: dict[int, int] = {}
-            for i, code in enumerate(codes):
-                if code not in seen:
-                    # memchr first: an absent byte (a carriage return, usually) costs no pass.
-                    if buf.find(needles[i], 0, got) < 0:
-                        seen[code] = 0
-                    else:
-                        seen[code] = int(np.count_nonzero(np.equal(view, code, out=mask[:got])))
-                out[i] += seen[code]
-            last = bytes(chunk[-1:])
-            del view, chunk
-    return out, start, last, high
+    blocks = _Blocks(source, skip, needles, block=block)
+    for _ in blocks:
+        pass
+    if not blocks.header_ok:
+        return None
+    return blocks.counts, blocks.start, blocks.last, blocks.high
 
 
 def _single_spaced(path: Path, skip: int, sample: int = 2000) -> bool:
