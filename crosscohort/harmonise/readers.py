@@ -308,14 +308,28 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
     # A preset's or user's token may parse as a number (GWAMA's -9): then match them all.
     tokens_first = not set(na) <= set(MISSING)
     blocks = _Blocks(path, skip, needles)
-    frames = []
-    try:
-        for piece in blocks:
-            frames.append(_parse_block(piece, read, na, numeric=[f"_c{i}" for i in used
-                                                                 if i in numeric],
-                                       tokens_first=tokens_first))
-    except (pl.exceptions.PolarsError, OSError, EOFError, ValueError):
-        return None
+    numeric_cols = [f"_c{i}" for i in used if i in numeric]
+    frames: list[pl.DataFrame] = []
+    # Blocks are parsed by workers while the next one is read and counted (both release
+    # the GIL); at most PARSE_AHEAD blocks are in flight, so memory holds a few blocks.
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending = []
+    with ThreadPoolExecutor(max_workers=PARSE_WORKERS,
+                            thread_name_prefix="crosscohort-parse") as pool:
+        try:
+            for piece in blocks:
+                pending.append(pool.submit(_parse_block, piece, read, na, numeric=numeric_cols,
+                                           tokens_first=tokens_first))
+                del piece
+                while len(pending) > PARSE_AHEAD:
+                    frames.append(pending.pop(0).result())
+            while pending:
+                frames.append(pending.pop(0).result())
+        except (pl.exceptions.PolarsError, OSError, EOFError, ValueError):
+            for f in pending:
+                f.cancel()
+            return None
     if not blocks.header_ok:
         return None
     counts, last, high = blocks.counts, blocks.last, blocks.high
@@ -369,6 +383,8 @@ def _parse_block(piece: bytes, read: dict, na: tuple[str, ...], *, numeric: list
 
 #: Bytes read per block by :class:`_Blocks` (then cut at the last line end).
 READ_BLOCK = 16 << 20
+#: Threads parsing blocks, and blocks parsed or waiting beyond the one being read.
+PARSE_WORKERS, PARSE_AHEAD = 2, 2
 
 
 class _Blocks:
