@@ -107,6 +107,13 @@ _CASE_SEPS = [(c, s) for c in sorted(CASES) for s in ("\t", ",", " ")
 @pytest.mark.parametrize(("case", "sep"), _CASE_SEPS)
 def test_reader_fast__every_case_reads_as_the_checking_path(case, sep, tmp_path, monkeypatch):
     p = _write(tmp_path, CASES[case], sep)
+    _assert_fast_reads_as_slow(p, monkeypatch, fast_taken=case in (
+        "clean", "text_tokens", "allele_token_letters", "lower_case_alleles", "p_zero"))
+
+
+def _assert_fast_reads_as_slow(p, monkeypatch, *, fast_taken: bool) -> None:
+    """The fast path's table (or error) equals the checking path's; ``fast_taken``: and it
+    was the fast path itself that was compared, not a fallback."""
     fast, slow, taken = _read_both(p, monkeypatch)
     if isinstance(slow, str):
         assert fast == slow
@@ -114,8 +121,8 @@ def test_reader_fast__every_case_reads_as_the_checking_path(case, sep, tmp_path,
     assert not isinstance(fast, str), fast
     assert_frame_equal(fast.table, slow.table)
     assert (fast.n_rows, fast.removed) == (slow.n_rows, slow.removed)
-    if case in ("clean", "text_tokens", "allele_token_letters", "lower_case_alleles", "p_zero"):
-        assert taken == [True]  # the fast path itself was compared, not a fallback
+    if fast_taken:
+        assert taken == [True]
 
 
 def test_reader_fast__preset_token_that_parses_as_a_number_is_missing(tmp_path, monkeypatch):
@@ -230,12 +237,5 @@ def test_reader_fast__blocks_read_as_the_checking_path(case, block, gz, tmp_path
         gzp.write_bytes(gzip.compress(p.read_bytes()))
         p = gzp
     monkeypatch.setattr(readers, "READ_BLOCK", block)
-    fast, slow, taken = _read_both(p, monkeypatch)
-    if isinstance(slow, str):
-        assert fast == slow
-        return
-    assert not isinstance(fast, str), fast
-    assert_frame_equal(fast.table, slow.table)
-    assert (fast.n_rows, fast.removed) == (slow.n_rows, slow.removed)
-    if case in ("clean", "text_tokens", "no_final_newline"):
-        assert taken == [True]
+    _assert_fast_reads_as_slow(p, monkeypatch,
+                               fast_taken=case in ("clean", "text_tokens", "no_final_newline"))
