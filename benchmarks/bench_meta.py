@@ -13,6 +13,13 @@ Usage::
     python benchmarks/bench_meta.py --variants 2000000            # writes input, times all three
     python benchmarks/bench_meta.py --variants 10000000 --ours-only
     python benchmarks/bench_meta.py --variants 2000000 --harmonised --work-dir D  # keep D
+    python benchmarks/bench_meta.py --variants 2000000 --repeat 3 --work-dir D     # 3 rounds
+
+With ``--repeat N`` the tools run in N rounds, the order rotated each round
+(a tool's place in a round does not favour it), and a last table gives each
+tool's median and range of wall time and the median of the per-round
+ratios: the figure to quote on a machine whose speed drifts (this VM's does,
+by up to 1.5x for every tool alike, benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -52,18 +60,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-gwama", action="store_true", help="skip GWAMA (10 GB at 10M variants)")
     ap.add_argument("--harmonised", action="store_true",
                     help="also time the workflow's call on pre-harmonised inputs")
+    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="rounds of all tools, order rotated each round; prints medians")
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
     work = args.work_dir or HERE / "out" / f"meta_{args.variants}"
     if not (work / "ours" / f"c{args.cohorts - 1}.tsv").exists():
         subprocess.run([sys.executable, str(HERE / "make_meta_input.py"), "--out-dir", str(work),
                         "--variants", str(args.variants), "--cohorts", str(args.cohorts)], check=True)
     k = args.cohorts
-    rows = []
-    ours = [sys.executable, "-m", "crosscohort", "meta", "--format", "gwas-ssf", "--method",
-            "random", "--out", str(work / "ours" / "meta.tsv"),
-            *(str(work / "ours" / f"c{i}.tsv") for i in range(k))]
     env_cwd = HERE.parent
-    rows.append(("crosscohort meta (raw)", *timed(ours, env_cwd)))
+    jobs: list[tuple[str, list[str], Path]] = [(
+        "crosscohort meta (raw)",
+        [sys.executable, "-m", "crosscohort", "meta", "--format", "gwas-ssf", "--method",
+         "random", "--out", str(work / "ours" / "meta.tsv"),
+         *(str(work / "ours" / f"c{i}.tsv") for i in range(k))],
+        env_cwd)]
     if args.harmonised:
         # The workflow's call: inputs already harmonised (prepared here, untimed, as .tsv).
         prep = ("import sys; from crosscohort.harmonise import harmonise, read_cohort_tables; "
@@ -72,30 +85,62 @@ def main(argv: list[str] | None = None) -> int:
                 "h = harmonise(read_cohort_tables({f'c{i}': w / 'ours' / f'c{i}.tsv' for i in range(k)})); "
                 "[write_sumstats(t, w / 'ours' / f'h_{c}.tsv') for c, t in h.tables.items()]")
         subprocess.run([sys.executable, "-c", prep, str(work), str(k)], check=True, cwd=env_cwd)
-        rows.append(("crosscohort meta (harmonised)", *timed(
-            [sys.executable, "-m", "crosscohort", "meta", "--method", "random", "--out",
-             str(work / "ours" / "meta_h.tsv"),
-             *(f"c{i}={work / 'ours' / f'h_c{i}.tsv'}" for i in range(k))], env_cwd)))
+        jobs.append(("crosscohort meta (harmonised)",
+                     [sys.executable, "-m", "crosscohort", "meta", "--method", "random", "--out",
+                      str(work / "ours" / "meta_h.tsv"),
+                      *(f"c{i}={work / 'ours' / f'h_c{i}.tsv'}" for i in range(k))], env_cwd))
     if not args.ours_only:
         plink = shutil.which("plink1.9") or "plink"
-        rows.append(("plink1.9 --meta-analysis", *timed(
-            [plink, "--meta-analysis", *(f"c{i}.assoc" for i in range(k)), "+", "qt",
-             "--out", "pm"], work / "plink")))
+        jobs.append(("plink1.9 --meta-analysis",
+                     [plink, "--meta-analysis", *(f"c{i}.assoc" for i in range(k)), "+", "qt",
+                      "--out", "pm"], work / "plink"))
         if not args.no_gwama:
             gwama = shutil.which("GWAMA") or "gwama"
-            rows.append(("GWAMA -r", *timed([gwama, "-i", "gwama.in", "-qt", "-r", "-o", "out"],
-                                            work / "gwama")))
-    ours_wall, ours_cpu = rows[0][1], rows[0][2]
+            jobs.append(("GWAMA -r", [gwama, "-i", "gwama.in", "-qt", "-r", "-o", "out"],
+                         work / "gwama"))
     print(f"{k} cohorts x {args.variants:,} variants; {os.cpu_count()} cores")
-    print("| tool | wall s | CPU s | peak RSS GB | ours(raw)/tool wall | ours(raw)/tool CPU "
-          "| load before -> after |")
-    print("|---|---:|---:|---:|---:|---:|---|")
-    for name, wall, cpu, rss, load in rows:
-        print(f"| {name} | {wall:.1f} | {cpu:.1f} | {rss:.2f} | {ours_wall / wall:.2f} "
-              f"| {ours_cpu / cpu:.2f} | {load} |")
+    rounds: list[dict[str, tuple[float, float, float, str]]] = []
+    for r in range(args.repeat):
+        got = {}
+        for name, cmd, cwd in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:
+            got[name] = timed(cmd, cwd)
+        rounds.append(got)
+        if args.repeat > 1:
+            print(f"round {r + 1} of {args.repeat} (first: {next(iter(got))})")
+        _table(jobs, got)
+    if args.repeat > 1:
+        _summary(jobs, rounds)
     if args.work_dir is None:
         shutil.rmtree(work)
     return 0
+
+
+def _table(jobs, got) -> None:
+    """One round: each tool's wall, CPU, peak RSS, ours (raw) over it, and the loads."""
+    ours_wall, ours_cpu = got[jobs[0][0]][0], got[jobs[0][0]][1]
+    print("| tool | wall s | CPU s | peak RSS GB | ours(raw)/tool wall | ours(raw)/tool CPU "
+          "| load before -> after |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for name, _, _ in jobs:
+        wall, cpu, rss, load = got[name]
+        print(f"| {name} | {wall:.1f} | {cpu:.1f} | {rss:.2f} | {ours_wall / wall:.2f} "
+              f"| {ours_cpu / cpu:.2f} | {load} |")
+
+
+def _summary(jobs, rounds) -> None:
+    """Over the rounds: median (range) wall, median CPU, largest RSS, median per-round ratio."""
+    ours = jobs[0][0]
+    print(f"summary of {len(rounds)} rounds")
+    print("| tool | wall s, median (min-max) | CPU s, median | peak RSS GB, max "
+          "| ours(raw)/tool wall, median of rounds (min-max) |")
+    print("|---|---|---:|---:|---|")
+    for name, _, _ in jobs:
+        walls = [g[name][0] for g in rounds]
+        ratios = [g[ours][0] / g[name][0] for g in rounds]
+        print(f"| {name} | {statistics.median(walls):.1f} ({min(walls):.1f}-{max(walls):.1f}) "
+              f"| {statistics.median(g[name][1] for g in rounds):.1f} "
+              f"| {max(g[name][2] for g in rounds):.2f} "
+              f"| {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |")
 
 
 if __name__ == "__main__":
