@@ -292,6 +292,42 @@ def write_sumstats(df: pl.DataFrame, path: str | Path) -> Path:
     return path
 
 
+def open_binary(path: str | Path) -> BinaryIO:
+    """``path`` opened for binary reading, decompressed (ISA-L) when it starts with gzip's magic."""
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    if gz:
+        from isal import igzip
+
+        return igzip.open(path, "rb")
+    return open(path, "rb")  # noqa: SIM115 - returned to the caller's with block
+
+
+def line_blocks(fh: BinaryIO, block_bytes: int) -> Iterator[bytes]:
+    """The rest of ``fh`` in blocks of whole lines, about ``block_bytes`` each.
+
+    Every block but the last ends at a line end; the last holds what follows
+    the file's last line end, if anything. A line longer than a block is
+    read on until its end. Read errors (a damaged gzip stream) propagate.
+    """
+    rest = b""
+    while True:
+        chunk = fh.read(block_bytes)
+        if not chunk:
+            if rest:
+                yield rest
+            return
+        buf = rest + chunk if rest else chunk
+        del chunk
+        cut = buf.rfind(b"\n") + 1
+        if cut == 0:
+            rest = buf
+            continue
+        block, rest = (buf, b"") if cut == len(buf) else (buf[:cut], buf[cut:])
+        del buf
+        yield block
+
+
 @contextmanager
 def open_gzip_writer(path: str | Path, *, level: int = 2, uncached: bool = False) -> Iterator[BinaryIO]:
     """A binary gzip stream to ``path`` (ISA-L), byte-reproducible: no mtime, no name.

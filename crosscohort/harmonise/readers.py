@@ -48,7 +48,13 @@ from crosscohort.harmonise.formats import (
     detect_format,
     resolve_columns,
 )
-from crosscohort.sumstats import FLAG_COLUMNS, read_sumstats, write_sumstats
+from crosscohort.sumstats import (
+    FLAG_COLUMNS,
+    line_blocks,
+    open_binary,
+    read_sumstats,
+    write_sumstats,
+)
 
 __all__ = [
     "FLAG_P_INCONSISTENT",
@@ -397,9 +403,9 @@ class _Blocks:
     its first ``skip`` lines, each ended by a line end.
     """
 
-    def __init__(self, source: Path | bytes, skip: int, needles: tuple[bytes, ...], *,
+    def __init__(self, path: Path, skip: int, needles: tuple[bytes, ...], *,
                  block: int | None = None):
-        self.source, self.skip, self.needles = source, skip, needles
+        self.path, self.skip, self.needles = path, skip, needles
         self.block = block or READ_BLOCK
         self.counts = [0] * len(needles)
         self.start = 0
@@ -407,44 +413,17 @@ class _Blocks:
         self.high = False
         self.header_ok = False
 
-    def _open(self):
-        import io
-
-        if isinstance(self.source, bytes):
-            return io.BytesIO(self.source)
-        fh = open(self.source, "rb")  # noqa: SIM115 - closed by the caller's with
-        if fh.read(2) == b"\x1f\x8b":
-            fh.close()
-            from isal import igzip
-
-            return igzip.open(self.source, "rb")
-        fh.seek(0)
-        return fh
-
     def __iter__(self) -> Iterator[bytes]:
         codes = [n[0] for n in self.needles]
         mask = np.empty(0, dtype=bool)
-        with self._open() as fh:
+        with open_binary(self.path) as fh:
             for _ in range(self.skip):
                 line = fh.readline()
                 if not line.endswith(b"\n"):
                     return
                 self.start += len(line)
             self.header_ok = True
-            carry = b""
-            while True:
-                chunk = fh.read(self.block)
-                if chunk:
-                    data = carry + chunk if carry else chunk
-                    cut = data.rfind(b"\n") + 1
-                    if cut == 0:  # a line longer than a block: read on
-                        carry = data
-                        continue
-                    piece, carry = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
-                elif carry:
-                    piece, carry = carry, b""
-                else:
-                    return
+            for piece in line_blocks(fh, self.block):
                 view = np.frombuffer(piece, dtype=np.uint8)
                 if mask.size < view.size:
                     mask = np.empty(view.size, dtype=bool)
@@ -460,22 +439,6 @@ class _Blocks:
                 self.last = piece[-1:]
                 del view
                 yield piece
-
-
-def _byte_counts(source: Path | bytes, skip: int, needles: tuple[bytes, ...],
-                 block: int | None = None) -> tuple[list[int], int, bytes, bool] | None:
-    """How often each one-byte needle occurs after the first ``skip`` lines.
-
-    Returns the counts, the byte offset of the data, the file's last byte and
-    whether any byte is above ASCII (``>= 0x80``), or ``None`` when the file
-    has no data after ``skip`` lines. Read block by block (:class:`_Blocks`).
-    """
-    blocks = _Blocks(source, skip, needles, block=block)
-    for _ in blocks:
-        pass
-    if not blocks.header_ok:
-        return None
-    return blocks.counts, blocks.start, blocks.last, blocks.high
 
 
 def _single_spaced(path: Path, skip: int, sample: int = 2000) -> bool:

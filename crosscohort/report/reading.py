@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from crosscohort.loci import neglog10p
-from crosscohort.sumstats import ALL_COLUMNS, SumstatsError
+from crosscohort.sumstats import ALL_COLUMNS, SumstatsError, line_blocks, open_binary
 
 __all__ = ["TableDigest", "read_digest", "read_header"]
 
@@ -91,7 +91,7 @@ def read_digest(path: str | Path, *, columns: Sequence[str], line: float | None 
         raise SumstatsError(f"{path}: no such file")
     if path.suffix == ".parquet":
         return _digest_parquet(path, columns=columns, line=line, required=required)
-    with _open_binary(path) as fh:
+    with open_binary(path) as fh:
         try:
             head = fh.readline()
         except (OSError, EOFError) as exc:
@@ -137,7 +137,7 @@ def read_header(path: str | Path) -> list[str]:
     try:
         if path.suffix == ".parquet":
             return pl.read_parquet_schema(path).names()
-        with _open_binary(path) as fh:
+        with open_binary(path) as fh:
             head = fh.readline()
     except (OSError, EOFError, pl.exceptions.PolarsError) as exc:
         raise SumstatsError(f"{path}: cannot read header ({exc})") from exc
@@ -157,36 +157,19 @@ def _check_required(path: Path, header: Sequence[str], required: Sequence[str]) 
         raise SumstatsError(f"{path}: missing required column(s) {missing}; present: {list(header)}")
 
 
-def _open_binary(path: Path) -> io.BufferedIOBase:
-    with open(path, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
-    if gz:
-        from isal import igzip
-
-        return igzip.open(path, "rb")
-    return open(path, "rb")  # noqa: SIM115 - returned to a with block
-
-
 def _blocks(fh: io.BufferedIOBase, path: Path, block_bytes: int) -> Iterator[tuple[int, bytes]]:
     """(file line number of its first line, whole lines) blocks of the data after the header."""
     line_no = 2
-    rest = b""
+    blocks = line_blocks(fh, block_bytes)
     while True:
         try:
-            chunk = fh.read(block_bytes)
+            block = next(blocks, None)
         except (OSError, EOFError) as exc:  # truncated or corrupt gzip
             raise SumstatsError(f"{path}: cannot decompress past line {line_no} ({exc})") from exc
-        if not chunk:
-            if rest.strip():
-                yield line_no, rest
+        if block is None:
             return
-        buf = rest + chunk if rest else chunk
-        cut = buf.rfind(b"\n") + 1
-        if cut == 0:
-            rest = buf
-            continue
-        block, rest = buf[:cut], buf[cut:]
-        del buf, chunk
+        if not block.endswith(b"\n") and not block.strip():
+            return  # white space after the last line end
         yield line_no, block
         line_no += block.count(b"\n")
 
