@@ -194,26 +194,28 @@ def test_values__filled_only_where_missing_equals_the_whole_column_arithmetic(se
                         check_exact=True)
 
 
-def _byte_counts(path, skip, needles, block):
-    """_Blocks read through: (counts, data offset, last byte, any byte above ASCII), or None."""
+def _read_blocks(path, skip, block):
+    """_Blocks read through: (pieces, data offset, last byte), or None without the header."""
     from crosscohort.harmonise.readers import _Blocks
     from crosscohort.sumstats import open_binary
 
-    blocks = _Blocks(path, skip, needles, block=block)
+    blocks = _Blocks(path, skip, block=block)
     pieces = list(blocks)
     if not blocks.header_ok:
         return None
     with open_binary(path) as fh:  # the blocks are the data, whole and in order
         assert b"".join(pieces) == fh.read()[blocks.start:]
     assert all(p.endswith(b"\n") for p in pieces[:-1])
-    return blocks.counts, blocks.start, blocks.last, blocks.high
+    return pieces, blocks.start, blocks.last
 
 
 @pytest.mark.parametrize("block", [1, 3, 7, 64, 1 << 20])
 @pytest.mark.parametrize("gz", [False, True])
-def test_byte_counts_agree_with_bytes_count_across_blocks(tmp_path, block, gz):
-    """The block-by-block count (reused buffer and mask) equals a count of the whole data."""
+def test_blocks_and_their_facts_agree_with_the_whole_data(tmp_path, block, gz):
+    """Blocks cut at line ends are the data; their facts add up to those of the whole data."""
     import gzip
+
+    from crosscohort.harmonise.readers import _block_facts
 
     rng = np.random.default_rng(block)
     alphabet = np.frombuffer(b"ACGT\t \r\n\x0b\x0c0123456789.", dtype=np.uint8)
@@ -225,15 +227,38 @@ def test_byte_counts_agree_with_bytes_count_across_blocks(tmp_path, block, gz):
         p.write_bytes(gzip.compress(raw) if gz else raw)
         return p
 
-    needles = (b"\n", b"\t", b"\r", b" ", b"\t", b"\x0b", b"\x0c")
-    counts, start, last, high = _byte_counts(written("x.tsv", data), 2, needles, block)
+    pieces, start, last = _read_blocks(written("x.tsv", data), 2, block)
     rest = data[start:]
     assert start == len(b"h1\th2\nskip me\n")
-    assert counts == [rest.count(n) for n in needles]
-    assert last == rest[-1:] and high
-    counts, _, _, high = _byte_counts(written("y.tsv", b"a\tb\n"), 0, needles, block)
-    assert counts == [1, 1, 0, 0, 1, 0, 0] and not high
-    assert _byte_counts(written("z.tsv", b"header only, no line end"), 1, needles, block) is None
+    assert last == rest[-1:]
+    unparsed = pl.DataFrame()  # the last field not parsed: separators are counted
+    facts = [_block_facts(p, unparsed, sep=b"\t", n_fields=2, last_field=None,
+                          pad=(b" ", b"\x0b", b"\x0c")) for p in pieces]
+    assert sum(f.lines for f in facts) == rest.count(b"\n")
+    assert any(f.cr for f in facts) == (b"\r" in rest)
+    assert any(f.padded for f in facts)  # spaces, VT, FF and a byte above ASCII
+    rows = rest.count(b"\n") + (not rest.endswith(b"\n"))
+    assert any(f.short for f in facts) == (rest.count(b"\t") != rows)
+    pieces, _, last = _read_blocks(written("y.tsv", b"a\tb\n"), 0, block)
+    (fact,) = [_block_facts(p, unparsed, sep=b"\t", n_fields=2, last_field=None,
+                            pad=(b" ",)) for p in pieces]
+    assert (fact.lines, fact.cr, fact.short, fact.padded) == (1, False, False, False)
+    assert _read_blocks(written("z.tsv", b"header only, no line end"), 1, block) is None
+
+
+@pytest.mark.parametrize("parsed_last", [False, True])
+def test_block_facts_find_a_short_row(parsed_last):
+    """A row with fewer fields than the header is found whether or not its last field is
+    parsed; with the last field parsed and never null, separators need no count."""
+    from crosscohort.harmonise.readers import _block_facts
+
+    kw = dict(sep=b"\t", n_fields=3, pad=(b" ",), last_field="_c2" if parsed_last else None)
+    read = dict(has_header=False, separator="\t", quote_char=None,
+                schema={"_c0": pl.String, "_c1": pl.String, "_c2": pl.String})
+    for piece, short in ((b"a\tb\tc\nd\te\tf\n", False), (b"a\tb\tc\nd\te\n", True),
+                         (b"a\tb\tc\nd\te", True), (b"a\tb\t\nd\te\tf\n", False)):
+        df = pl.read_csv(piece, **read)
+        assert _block_facts(piece, df, **kw).short is short, piece
 
 
 @pytest.mark.parametrize("block", [50, 301, 4096])

@@ -291,16 +291,16 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
     The fast path for well-formed files: numeric fields become Float64 in the
     parser itself (no text column, no per-field cast). It is taken only when
     it provably reads what :func:`_scan_lines` would: no carriage return, as
-    many rows as data lines (no blank line shifts the line numbers), and
-    exactly ``n_fields - 1`` separators per row in total (the parser refuses a
-    row with too many fields, so the total rules out a short one). Anything
+    many rows as data lines (no blank line shifts the line numbers), and no
+    row with fewer fields than the header (:func:`_block_facts`). Anything
     else (a parse error, a ragged or quoted row, padding spaces) returns
     ``None`` and the file goes through the checking path, whose errors name
     the line and column.
 
     The file (plain or gzip) is read once, in blocks cut at line ends: each
-    block's bytes are counted and parsed, so memory never holds the whole
-    text (225 MB for 2M rows), only the parsed columns.
+    block is parsed and its bytes checked by a worker thread (the main one
+    only reads), so memory never holds the whole text (225 MB for 2M rows),
+    only the parsed columns.
     """
     if sep == "ws":
         if not _single_spaced(path, skip):
@@ -308,15 +308,24 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
         sep = " "
     if len(sep) != 1:
         return None
-    needles = (b"\n", sep.encode(), b"\r", b" ", b"\t", b"\x0b", b"\x0c")
+    sep_b = sep.encode()
+    # Bytes a text field could begin or end with (the Unicode white space polars strips):
+    # white space other than the separator and the line end (above ASCII: isascii).
+    pad = tuple(c for c in (b" ", b"\t", b"\x0b", b"\x0c") if c != sep_b)
+    # A row with fewer fields than the header has its last field null: when that field is
+    # parsed anyway and a block holds no null in it, the block needs no separator count.
+    last_field = f"_c{n_fields - 1}" if n_fields - 1 in used else None
     schema = {f"_c{i}": (pl.Float64 if i in numeric else pl.String) for i in range(n_fields)}
     read = dict(has_header=False, separator=sep, quote_char=None, schema=schema, columns=used)
     # A preset's or user's token may parse as a number (GWAMA's -9): then match them all.
     tokens_first = not set(na) <= set(MISSING)
-    blocks = _Blocks(path, skip, needles)
-    numeric_cols = [f"_c{i}" for i in used if i in numeric]
+    blocks = _Blocks(path, skip)
+    parse = dict(na=na, numeric=[f"_c{i}" for i in used if i in numeric],
+                 text=[f"_c{i}" for i in used if i not in numeric], tokens_first=tokens_first,
+                 sep=sep_b, n_fields=n_fields, last_field=last_field, pad=pad)
     frames: list[pl.DataFrame] = []
-    # Blocks are parsed by workers while the next one is read and counted (both release
+    facts: list[_BlockFacts] = []
+    # Blocks are parsed and checked by workers while the next one is read (both release
     # the GIL); at most PARSE_AHEAD blocks are in flight, so memory holds a few blocks.
     from concurrent.futures import ThreadPoolExecutor
 
@@ -325,37 +334,33 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
                             thread_name_prefix="crosscohort-parse") as pool:
         try:
             for piece in blocks:
-                pending.append(pool.submit(_parse_block, piece, read, na, numeric=numeric_cols,
-                                           tokens_first=tokens_first))
+                pending.append(pool.submit(_parse_block, piece, read, **parse))
                 del piece
                 while len(pending) > PARSE_AHEAD:
-                    frames.append(pending.pop(0).result())
+                    df, fact = pending.pop(0).result()
+                    frames.append(df)
+                    facts.append(fact)
             while pending:
-                frames.append(pending.pop(0).result())
+                df, fact = pending.pop(0).result()
+                frames.append(df)
+                facts.append(fact)
         except (pl.exceptions.PolarsError, OSError, EOFError, ValueError):
             for f in pending:
                 f.cancel()
             return None
     if not blocks.header_ok:
         return None
-    counts, last, high = blocks.counts, blocks.last, blocks.high
-    n_lines = counts[0] + (1 if last not in (b"", b"\n") else 0)
-    if counts[2] or counts[1] != n_lines * (n_fields - 1):
+    n_lines = sum(f.lines for f in facts) + (1 if blocks.last not in (b"", b"\n") else 0)
+    if any(f.cr or f.short for f in facts):
         return None
     # No field can begin or end with white space (the Unicode kind polars strips) when
     # the file has none but its separator and line ends: no space, tab, VT or FF
     # besides the separator, and no byte above ASCII.
-    unpadded = not high and not counts[5] and not counts[6] and all(
-        counts[i] == 0 or needles[i] == needles[1] for i in (3, 4))
+    unpadded = not any(f.padded for f in facts)
     df = (pl.concat(frames, rechunk=False) if frames
           else pl.DataFrame(schema={f"_c{i}": schema[f"_c{i}"] for i in used}))
     if df.height != n_lines:
         return None
-    # Text fields' missing tokens nulled as the parser would have (an exact match of the
-    # whole field); blocks parsed with the tokens have them null already.
-    text = [f"_c{i}" for i in used if i not in numeric]
-    df = df.with_columns(pl.when(pl.col(c).is_in(list(na))).then(None).otherwise(pl.col(c))
-                         .alias(c) for c in text if df.get_column(c).is_in(list(na)).any())
     # One row per data line (checked above), so the line number is the row's position.
     df = df.with_row_index(_LINE, offset=skip + 1).select(_LINE, *[f"_c{i}" for i in used])
     # A row with every used field null: the checking path drops it when the fields are
@@ -366,25 +371,72 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
     return df.lazy(), n_lines, unpadded
 
 
-def _parse_block(piece: bytes, read: dict, na: tuple[str, ...], *, numeric: list[str],
-                 tokens_first: bool) -> pl.DataFrame:
-    """One block of whole lines parsed to the typed columns.
+@dataclass(frozen=True)
+class _BlockFacts:
+    """What the fast reader must know of a block's bytes besides its parsed rows.
+
+    ``lines``: line ends; ``cr``: holds a carriage return; ``short``: some row
+    has fewer fields than the header; ``padded``: holds a byte a text field
+    could begin or end with (white space other than the separator, or a byte
+    above ASCII).
+    """
+
+    lines: int
+    cr: bool
+    short: bool
+    padded: bool
+
+
+def _block_facts(piece: bytes, df: pl.DataFrame, *, sep: bytes, n_fields: int,
+                 last_field: str | None, pad: tuple[bytes, ...]) -> _BlockFacts:
+    """:class:`_BlockFacts` of a block and its parsed rows (bytes methods: memchr-fast).
+
+    The parser refuses a row with more fields than the header and gives a
+    shorter one nulls for the fields it lacks, its last field among them. So
+    when the last field is parsed and never null, no row is short; otherwise
+    the separators are counted: exactly ``n_fields - 1`` per line (a blank
+    line has none).
+    """
+    lines = piece.count(b"\n")
+    if last_field is not None and not df.get_column(last_field).null_count():
+        short = False
+    else:
+        rows = lines + (1 if piece and not piece.endswith(b"\n") else 0)
+        short = piece.count(sep) != rows * (n_fields - 1)
+    return _BlockFacts(lines=lines, cr=b"\r" in piece, short=short,
+                       padded=not piece.isascii() or any(c in piece for c in pad))
+
+
+def _parse_block(piece: bytes, read: dict, *, na: tuple[str, ...], numeric: list[str],
+                 text: list[str], tokens_first: bool, sep: bytes, n_fields: int,
+                 last_field: str | None, pad: tuple[bytes, ...]) -> tuple[pl.DataFrame, _BlockFacts]:
+    """One block of whole lines parsed to the typed columns, and its :class:`_BlockFacts`.
 
     Matching every field against the missing tokens costs the parser a third
     more CPU, so a block is first parsed without them: that succeeds exactly
     when no numeric field holds a token (a token such as NA does not parse;
     nan does, and is caught here), and the block is otherwise parsed again
     with them. Every token of MISSING either fails to parse as a number or
-    parses as NaN (tested). Parse errors propagate (the caller gives up).
+    parses as NaN (tested). Then the text fields' tokens are nulled as the
+    parser would have (an exact match of the whole field). Parse errors
+    propagate (the caller gives up). The facts are those of the bytes parsed.
     """
+    df = None
     if not tokens_first:
         try:
             df = pl.read_csv(piece, **read)
-            if not any(df.get_column(c).is_nan().any() for c in numeric):
-                return df
+            if any(df.get_column(c).is_nan().any() for c in numeric):
+                df = None
         except pl.exceptions.PolarsError:
-            pass
-    return pl.read_csv(piece, **read, null_values=list(na))
+            df = None
+    if df is None:
+        df = pl.read_csv(piece, **read, null_values=list(na))
+    else:
+        tokens = list(na)
+        df = df.with_columns(pl.when(pl.col(c).is_in(tokens)).then(None).otherwise(pl.col(c))
+                             .alias(c) for c in text if df.get_column(c).is_in(tokens).any())
+    return df, _block_facts(piece, df, sep=sep, n_fields=n_fields, last_field=last_field,
+                            pad=pad)
 
 
 #: Bytes read per block by :class:`_Blocks` (then cut at the last line end).
@@ -394,28 +446,22 @@ PARSE_WORKERS, PARSE_AHEAD = 2, 2
 
 
 class _Blocks:
-    """The data lines of a plain or gzip file, in blocks of whole lines, counted on the way.
+    """The data lines of a plain or gzip file, in blocks of whole lines.
 
     Iterating yields ``bytes`` ending at a line end (the last block: at the
-    file's end). Afterwards ``counts`` holds how often each one-byte needle
-    occurs in the data lines, ``last`` the data's last byte, ``high``
-    whether any byte is above ASCII, and ``header_ok`` whether the file has
-    its first ``skip`` lines, each ended by a line end.
+    file's end). Afterwards ``start`` is the data's offset, ``last`` its last
+    byte, and ``header_ok`` whether the file has its first ``skip`` lines,
+    each ended by a line end.
     """
 
-    def __init__(self, path: Path, skip: int, needles: tuple[bytes, ...], *,
-                 block: int | None = None):
-        self.path, self.skip, self.needles = path, skip, needles
+    def __init__(self, path: Path, skip: int, *, block: int | None = None):
+        self.path, self.skip = path, skip
         self.block = block or READ_BLOCK
-        self.counts = [0] * len(needles)
         self.start = 0
         self.last = b""
-        self.high = False
         self.header_ok = False
 
     def __iter__(self) -> Iterator[bytes]:
-        codes = [n[0] for n in self.needles]
-        mask = np.empty(0, dtype=bool)
         with open_binary(self.path) as fh:
             for _ in range(self.skip):
                 line = fh.readline()
@@ -424,20 +470,7 @@ class _Blocks:
                 self.start += len(line)
             self.header_ok = True
             for piece in line_blocks(fh, self.block):
-                view = np.frombuffer(piece, dtype=np.uint8)
-                if mask.size < view.size:
-                    mask = np.empty(view.size, dtype=bool)
-                self.high = self.high or bool(view.max() >= 0x80)
-                seen: dict[int, int] = {}
-                for i, code in enumerate(codes):
-                    if code not in seen:
-                        # memchr first: an absent byte (a carriage return, usually) costs
-                        # no pass; the mask is reused (fresh pages cost, see memory.py).
-                        seen[code] = int(np.count_nonzero(np.equal(
-                            view, code, out=mask[:view.size]))) if self.needles[i] in piece else 0
-                    self.counts[i] += seen[code]
                 self.last = piece[-1:]
-                del view
                 yield piece
 
 
