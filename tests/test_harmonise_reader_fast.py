@@ -45,6 +45,9 @@ CASES = {
     "text_tokens": [(1, 9, "NA"), (2, 9, "."), (3, 9, "None"), (4, 0, "NA")],
     "allele_token_letters": [(1, 2, "NA"), (2, 3, "NAN")],
     "allele_token_other": [(1, 2, "na"), (3, 2, "0"), (4, 3, "N/A")],
+    # Tokens that are not capitals as written: missing whatever their case, by either path.
+    "allele_token_mixed_case": [(1, 2, "None"), (2, 3, "nan(ind)"), (3, 2, "null"),
+                                (4, 3, "NONE")],
     "lower_case_alleles": [(1, 2, "a"), (2, 3, "t"), (3, 2, "Ac")],
     "indel_alleles": [(1, 2, "ACGT"), (2, 3, "TTA")],
     "nan_in_numeric": [(1, 4, "nan"), (2, 6, "NaN")],
@@ -123,6 +126,16 @@ def _assert_fast_reads_as_slow(p, monkeypatch, *, fast_taken: bool) -> None:
     assert (fast.n_rows, fast.removed) == (slow.n_rows, slow.removed)
     if fast_taken:
         assert taken == [True]
+
+
+def test_reader__allele_tokens_are_missing_in_any_case(tmp_path, monkeypatch):
+    """None, nan(ind), null as alleles are missing (a bad value), not the alleles NONE, NAN(IND)."""
+    p = _write(tmp_path, CASES["allele_token_mixed_case"], "\t")
+    fast, slow, _ = _read_both(p, monkeypatch)
+    for got in (fast, slow):
+        t = got.table
+        assert t.get_column("effect_allele")[1] is None and t.get_column("effect_allele")[3] is None
+        assert t.get_column("other_allele")[2] is None and t.get_column("other_allele")[4] is None
 
 
 def test_reader_fast__preset_token_that_parses_as_a_number_is_missing(tmp_path, monkeypatch):

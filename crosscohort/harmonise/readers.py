@@ -695,19 +695,22 @@ def _alleles(df: pl.DataFrame, *, numeric_alleles: bool, source: str, na: tuple[
     """Upper-case effect/other alleles; REF/ALT + A1 -> other allele; numeric codes; strand."""
     cols = set(df.columns)
     # "0" is PLINK 1's missing allele (monomorphic sites): missing, a bad value, not an allele.
-    up = {c: pl.when(normalise_allele(pl.col(c)).is_in([*na, "0"])).then(None)
+    # Tokens match the normalised (upper-cased) allele in any case: None, nan(ind) and null
+    # are missing, not the alleles NONE, NAN(IND) and NULL, whichever path read the file.
+    tokens = list(dict.fromkeys(t.upper() for t in (*na, "0")))
+    up = {c: pl.when(normalise_allele(pl.col(c)).is_in(tokens)).then(None)
           .otherwise(normalise_allele(pl.col(c))) for c in ("effect_allele", "other_allele", "ref", "alt")
           if c in cols}
     # Alleles already upper-case letters only (the usual file) are left as they are:
     # normalising is then the identity, they hold no comma and no numeric code, and only
     # the missing tokens made of capitals can match. One pass over each column, no copy.
-    letters = [t for t in (*na, "0") if re.fullmatch("[A-Z]+", t)]
+    letters = [t for t in tokens if re.fullmatch("[A-Z]+", t)]
     clean = {c for c in ("effect_allele", "other_allele")
              if c in cols and not {"ref", "alt"} & cols and is_upper_letters(df.get_column(c))}
     for c in clean:
-        tokens = pl.col(c).is_in(letters)
-        up[c] = pl.when(tokens).then(None).otherwise(pl.col(c)) if letters and \
-            df.select(tokens.any()).item() else None
+        hit = pl.col(c).is_in(letters)
+        up[c] = pl.when(hit).then(None).otherwise(pl.col(c)) if letters and \
+            df.select(hit.any()).item() else None
     df = df.with_columns(**{c: e for c, e in up.items() if e is not None})
     if "other_allele" not in cols and {"ref", "alt"} <= cols:
         # plink2: A1 is REF or one of the ALTs; the other allele is the remaining one.
