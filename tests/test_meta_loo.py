@@ -64,3 +64,41 @@ def test_meta_loo__variant_only_in_left_out_cohort_is_na_and_order_kept():
     assert row["beta"] is None and row["n_studies"] == 0
     assert t.row(0, named=True)["beta"] == pytest.approx(0.2)
     assert t.row(3, named=True)["beta"] == pytest.approx(b.get_column("beta")[0], rel=1e-15)
+
+
+def test_meta_loo__marker_name_leads_equal_meta_analysis_of_the_other_cohorts():
+    """Leads keyed by marker name alone (no chromosome, no position: METAL/GWAMA inputs) get
+    their leave-one-out rows, matched on name and alleles as meta_analyse matches them."""
+    rng = np.random.default_rng(33)
+    tables = {}
+    for i, c in enumerate("abc"):
+        t = _cohort(rng, 60).with_columns(pl.Series("rsid", [f"rs{j}" for j in range(60)]))
+        # Cohort c names rs0 with the other allele order: another variant, never matched.
+        marker = t.head(3).with_columns(
+            pl.lit(None, pl.Int64).alias("chromosome"), pl.lit(None, pl.Int64).alias("base_pair_location"),
+            pl.Series("rsid", ["mk1", "mk2", "mk3"]), pl.lit(0.6 + 0.05 * i).alias("beta"))
+        if c == "c":
+            marker = marker.with_columns(pl.lit("G").alias("other_allele"),
+                                         pl.lit("A").alias("effect_allele"))
+        tables[c] = pl.concat([t, marker])
+    full = meta_analyse(tables)
+    leads = distance_loci(full.table, threshold=5e-8, window_kb=10)
+    named = leads.filter(pl.col("chromosome").is_null())
+    assert named.height == 6  # mk1-3 of a and b, and of c with the alleles reversed
+    loo = leave_one_out(tables, leads)
+    assert "rsid" in loo.table.columns
+    assert loo.table.height == leads.height * 3
+    key = ["rsid", "other_allele", "effect_allele"]
+    for c in "abc":
+        ref = meta_analyse({o: t for o, t in tables.items() if o != c}).table.filter(
+            pl.col("chromosome").is_null())
+        got = loo.table.filter((pl.col(LEFT_OUT) == c) & pl.col("chromosome").is_null())
+        assert got.height == 6
+        both = got.join(ref, on=key, how="left", suffix="_ref")
+        for col in ("beta", "standard_error", "p_value", "n_studies"):
+            a = both.get_column(col).to_numpy().astype(float)
+            b = both.get_column(f"{col}_ref").to_numpy().astype(float)
+            if col == "n_studies":
+                b = np.nan_to_num(b, nan=0.0)  # a variant only the left-out cohort has: 0
+            np.testing.assert_allclose(a, b, rtol=1e-13, err_msg=f"{c} {col}")
+        assert got.get_column("variant_id").null_count() == 6

@@ -69,8 +69,9 @@ def _cohort(rng: np.random.Generator, c: int, m: int = 900) -> pl.DataFrame:
         "chromosome": pl.Series([None] * 6, dtype=pl.Int64),
         "base_pair_location": pl.Series([None] * 6, dtype=pl.Int64),
         "effect_allele": ["A", "G", "A", "T", "C", "A"], "other_allele": ["G", "A", "G", "C", "T", "G"],
-        # Not significant: distance_loci cannot place a lead without a position.
-        "beta": rng.normal(0, 0.01, 6), "standard_error": rng.uniform(0.02, 0.05, 6),
+        # mk2 significant (its own locus, no position): a leave-one-out lead by name.
+        "beta": rng.normal(0, 0.01, 6) + np.where(np.arange(6) == (2 - c) % 8, 0.9, 0.0),
+        "standard_error": rng.uniform(0.02, 0.05, 6),
         "effect_allele_frequency": rng.uniform(0.1, 0.9, 6), "p_value": rng.uniform(0, 1, 6),
         "rsid": [f"mk{(i + c) % 8}" for i in range(6)], "n": rng.integers(500, 5000, 6),
     })
@@ -100,8 +101,7 @@ def _reference(tables, out, *, method="fixed", gc=False, order=None):
     write_meta(res, out)
     write_tbl(res, out.with_name(out.name + ".tbl"))
     leads = distance_loci(res.table, threshold=THRESHOLD, window_kb=WINDOW_KB)
-    loo = leave_one_out(tables, leads.drop_nulls("chromosome"), cohort_order=list(res.cohorts),
-                        se_factors=res.gc_applied)
+    loo = leave_one_out(tables, leads, cohort_order=list(res.cohorts), se_factors=res.gc_applied)
     write_loo(loo, out.with_name(out.name + ".loo.tsv"))
     return res
 

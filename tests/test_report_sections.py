@@ -97,3 +97,32 @@ def test_report_eaf__against_reference_counts_far_variants(report_inputs, tmp_pa
     html = out.read_text(encoding="utf-8")
     n_far = int((np.abs(ref_f - eaf) > 0.2).sum())
     assert f"{alpha.height:,} variants compared with the reference panel; {n_far:,} differ by &gt; 0.2" in html
+
+
+def test_report_forest__marker_name_lead_is_named_and_gets_its_leave_one_out_rows(tmp_path):
+    """A lead without chromosome and position (METAL/GWAMA marker-name input) is titled by its
+    rsid and alleles, and its leave-one-out rows are matched on them (variant_id is NA)."""
+    from crosscohort.report.sections import forest_images, read_loo
+
+    leads = pl.DataFrame({
+        "chromosome": pl.Series([None, 1], dtype=pl.Int64),
+        "base_pair_location": pl.Series([None, 500], dtype=pl.Int64),
+        "other_allele": ["A", "C"], "effect_allele": ["G", "T"],
+        "variant_id": [None, "1_500_C_T"], "rsid": ["mk1", "rs5"],
+        "beta": [0.5, 0.3], "standard_error": [0.05, 0.04]})
+    loo = pl.DataFrame({
+        "chromosome": pl.Series([None, None, None, None, 1, 1], dtype=pl.Int64),
+        "base_pair_location": pl.Series([None, None, None, None, 500, 500], dtype=pl.Int64),
+        "other_allele": ["A", "A", "G", "G", "C", "C"], "effect_allele": ["G", "G", "A", "A", "T", "T"],
+        "variant_id": [None, None, None, None, "1_500_C_T", "1_500_C_T"],
+        "rsid": ["mk1", "mk1", "mk1", "mk1", "rs5", "rs5"],
+        "left_out_cohort": ["a", "b", "a", "b", "a", "b"],
+        "beta": [0.11, 0.22, 9.0, 9.0, 0.33, 0.44], "standard_error": [0.01] * 6})
+    path = tmp_path / "m.loo.tsv"
+    loo.write_csv(path, separator="\t", null_value="NA")
+    _, table = forest_images(leads, {}, loo=read_loo(path), pooled_leads=None, dpi=40)
+    rows = {(r[0], r[1]): r[3] for r in table.rows}
+    # mk1 with the other allele order (G/A) is another variant: its 9.0 rows are not shown.
+    assert rows[("mk1 A/G", "without a")] == "0.11" and rows[("mk1 A/G", "without b")] == "0.22"
+    assert rows[("1_500_C_T", "without a")] == "0.33" and rows[("1_500_C_T", "without b")] == "0.44"
+    assert not any(label.startswith("None") for label, _ in rows)

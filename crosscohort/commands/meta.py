@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         # leave-one-out from each cohort's rows at them: kept while streaming.
         leads = distance_loci(result.significant, threshold=args.loo_threshold,
                               window_kb=args.loo_window_kb)
-        loo = leave_one_out(result.loo_tables, leads.drop_nulls("chromosome"),
+        loo = leave_one_out(result.loo_tables, leads,
                             cohort_order=list(result.cohorts), se_factors=result.gc_applied)
         write_loo(loo, args.out.with_name(args.out.name + ".loo.tsv"))
     return 0

@@ -968,6 +968,8 @@ def _combine(
 
 #: Name of the left-out cohort column of :func:`leave_one_out`'s table.
 LEFT_OUT = "left_out_cohort"
+#: How a marker-name row (no chromosome, no position) is matched: name and alleles.
+_MARKER_KEY = ("rsid", "other_allele", "effect_allele")
 
 
 @dataclass(frozen=True)
@@ -1008,7 +1010,10 @@ def leave_one_out(
     variants
         Variants to report (e.g. lead variants of
         :func:`crosscohort.loci.distance_loci`), with ``chromosome,
-        base_pair_location, other_allele, effect_allele``.
+        base_pair_location, other_allele, effect_allele`` and optionally
+        ``rsid``: a row without chromosome and position is then a marker-name
+        variant (METAL/GWAMA inputs), matched on ``rsid`` and alleles as
+        :func:`meta_analyse` matches it.
     cohort_order
         Order of the rows per variant (default: order of ``tables``).
     se_factors
@@ -1021,8 +1026,10 @@ def leave_one_out(
 
     Notes
     -----
-    The tables are first cut to the requested variants (a semi-join), so the
-    cost is that of one pass over the inputs, whatever their size; then the
+    The table carries ``rsid`` when ``variants`` does (the only name a
+    marker-name variant has; its ``variant_id`` is NA, as in the
+    meta-analysis). The tables are first cut to the requested variants (a
+    semi-join), so the cost is that of one pass over the inputs, whatever their size; then the
     fixed-effect kernel :func:`ivw_arrays` runs k times on ``(m, k)`` arrays
     with one cohort's column masked.
     """
@@ -1030,10 +1037,16 @@ def leave_one_out(
     missing = [c for c in VARIANT_KEY if c not in variants.columns]
     if missing:
         raise InputError(f"leave_one_out: variants lack column(s) {missing}")
+    named = "rsid" in variants.columns
     key = variants.select(
         pl.col("chromosome").cast(pl.Int64), pl.col("base_pair_location").cast(pl.Int64),
         pl.col("other_allele").cast(pl.String), pl.col("effect_allele").cast(pl.String),
+        (pl.col("rsid") if named else pl.lit(None)).cast(pl.String).alias("rsid"),
     ).unique(maintain_order=True)
+    # Marker-name rows (no chromosome, no position: METAL/GWAMA inputs) are matched as
+    # meta_analyse matches them, on marker name and alleles; positioned ones on the key.
+    unplaced = pl.col("chromosome").is_null() & pl.col("base_pair_location").is_null()
+    markers = key.filter(unplaced & pl.col("rsid").is_not_null()).select(_MARKER_KEY)
     canonical = sorted(order)
     cut = {}
     for c in canonical:
@@ -1044,15 +1057,29 @@ def leave_one_out(
                                    pl.col("base_pair_location").cast(pl.Int64))
             except pl.exceptions.PolarsError as exc:
                 raise InputError(f"cohort {c}: non-numeric chromosome or position") from exc
-            t = t.join(key, on=list(VARIANT_KEY), how="semi")
+            placed = t.join(key.select(VARIANT_KEY), on=list(VARIANT_KEY), how="semi")
+            if markers.height and "rsid" in t.columns:
+                by_name = t.filter(unplaced).with_columns(pl.col("rsid").cast(pl.String)).join(
+                    markers, on=list(_MARKER_KEY), how="semi")
+                placed = pl.concat([placed, by_name.cast(placed.schema)])
+            t = placed
         cut[c] = t
     stacked, _ = _stack(cut, canonical, samplesize=False)
     factors = np.array([(se_factors or {}).get(c, 1.0) for c in canonical])[:, None]
     beta, se = stacked.arrays["beta"], stacked.arrays["standard_error"] * factors
     # Back to the caller's variant order; variants no cohort has get NA rows.
-    pos = key.join(stacked.variants.select(*VARIANT_KEY).with_row_index("_i"),
-                   on=list(VARIANT_KEY), how="left", maintain_order="left")
-    idx = pos.get_column("_i").fill_null(-1).to_numpy().astype(np.int64)
+    got_variants = stacked.variants.with_row_index("_i")
+    if "rsid" not in got_variants.columns:
+        got_variants = got_variants.with_columns(pl.lit(None, pl.String).alias("rsid"))
+    at_key = key.join(got_variants.select(*VARIANT_KEY, "_i"), on=list(VARIANT_KEY), how="left",
+                      maintain_order="left").get_column("_i")
+    at_name = key.join(got_variants.filter(unplaced).select(*_MARKER_KEY, "_i"),
+                       on=list(_MARKER_KEY), how="left", maintain_order="left").get_column("_i")
+    is_marker = key.select(unplaced & pl.col("rsid").is_not_null()).to_series()
+    idx = pl.select(pl.when(is_marker).then(at_name).otherwise(at_key)).to_series()
+    idx = idx.fill_null(-1).to_numpy().astype(np.int64)
+    if not named:
+        key = key.drop("rsid")
     blocks = []
     for c in order:
         j = canonical.index(c)
@@ -1080,7 +1107,7 @@ def leave_one_out(
         .with_columns(variant_id(pl.col("chromosome"), pl.col("base_pair_location"),
                                  pl.col("other_allele"), pl.col("effect_allele")))
     )
-    first = [*VARIANT_KEY, "variant_id", LEFT_OUT]
+    first = [*VARIANT_KEY, "variant_id", *(["rsid"] if named else []), LEFT_OUT]
     return LeaveOneOut(table=table.select(first + [c for c in table.columns if c not in first]),
                        cohorts=tuple(order))
 

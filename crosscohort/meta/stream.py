@@ -504,7 +504,7 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
     with ExitStack() as stack:
         writer = None if parquet else _Writer(out, stack, gz=out.suffix == ".gz")
         tbl_writer = _Writer(Path(tbl), stack, gz=False) if tbl else None
-        empty_table, empty_frames = None, None
+        empty_table, empty_frames, empty_table_rows = None, None, 0
         for _code, frames in src.parts():
             if empty_frames is None:
                 empty_frames = [f.clear() for f in frames]
@@ -526,8 +526,10 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
             for name, v in summary_counts(part.table, nlp_fixed=fixed).items():
                 counts[name] = counts.get(name, 0) + v
             table = order_columns(part.table)
-            if empty_table is None:
-                empty_table = table.clear()
+            if empty_table is None or (empty_table_rows == 0 and table.height):
+                # The columns of the first part with rows, as the writer's header (a part
+                # without rows lacks rsid, for one); of the first part if none has rows.
+                empty_table, empty_table_rows = table.clear(), table.height
             if parquet:
                 collected.append(table)
             else:
@@ -542,12 +544,8 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
                     pl.col("_nlp") > -np.log10(loo_threshold)).drop("_nlp")
                 if sig.height:
                     significant.append(sig)
-                    key = sig.select(*VARIANT_KEY).drop_nulls("chromosome")
                     for j, f in enumerate(frames):
-                        loo[j].append(f.with_columns(
-                            pl.col("chromosome").cast(pl.Int64),
-                            pl.col("base_pair_location").cast(pl.Int64),
-                        ).join(key, on=list(VARIANT_KEY), how="semi", maintain_order="left"))
+                        loo[j].append(_rows_at(f, sig))
             del part, table, frames
         if writer is not None:
             writer.finish()
@@ -569,6 +567,22 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
     return {"ledgers": ledgers, "z2": z2, "nlp": nlp or [np.empty(0)], "counts": counts,
             "seen": seen, "significant": sig_table, "loo_tables": loo_tables,
             "renames": renames}
+
+
+def _rows_at(frame: pl.DataFrame, variants: pl.DataFrame) -> pl.DataFrame:
+    """A cohort's rows at ``variants``: positioned ones by key, marker-name ones by name and alleles."""
+    frame = frame.with_columns(pl.col("chromosome").cast(pl.Int64),
+                               pl.col("base_pair_location").cast(pl.Int64))
+    rows = frame.join(variants.select(*VARIANT_KEY).drop_nulls("chromosome"),
+                      on=list(VARIANT_KEY), how="semi", maintain_order="left")
+    unplaced = pl.col("chromosome").is_null() & pl.col("base_pair_location").is_null()
+    if "rsid" in variants.columns and "rsid" in frame.columns:
+        names = variants.filter(unplaced).select("rsid", "other_allele", "effect_allele")
+        if names.height:
+            rows = pl.concat([rows, frame.filter(unplaced).join(
+                names, on=["rsid", "other_allele", "effect_allele"], how="semi",
+                maintain_order="left")])
+    return rows
 
 
 def _add(total: Ledger, part: Ledger) -> None:

@@ -256,6 +256,28 @@ def _aligned_betas(leads: pl.DataFrame, df: pl.DataFrame) -> dict[str, tuple[flo
     return out
 
 
+def _lead_label(lead: pl.DataFrame, i: int) -> str:
+    """A lead's name: its variant_id; a marker-name lead (no position) its rsid and alleles."""
+    vid = lead.get_column("variant_id")[0] if "variant_id" in lead.columns else None
+    if vid is not None:
+        return str(vid)
+    if "rsid" in lead.columns and lead.get_column("rsid")[0] is not None:
+        return (f"{lead.get_column('rsid')[0]} {lead.get_column('other_allele')[0]}/"
+                f"{lead.get_column('effect_allele')[0]}")
+    return f"lead {i + 1}"
+
+
+def _loo_rows_of(lead: pl.DataFrame, loo: pl.DataFrame) -> pl.Expr:
+    """The leave-one-out rows of a lead: by variant_id, or by rsid and alleles for a marker-name lead."""
+    vid = lead.get_column("variant_id")[0] if "variant_id" in lead.columns else None
+    if vid is not None:
+        return pl.col("variant_id") == str(vid)
+    key = ("rsid", "other_allele", "effect_allele")
+    if all(c in lead.columns and c in loo.columns for c in key) and lead.get_column("rsid")[0] is not None:
+        return pl.all_horizontal(pl.col(c).cast(pl.String) == str(lead.get_column(c)[0]) for c in key)
+    return pl.lit(False)
+
+
 def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, loo: pl.DataFrame | None,
                   pooled_leads: pl.DataFrame | None, dpi: int) -> tuple[list[Image], Table]:
     """A forest plot per lead variant: each cohort, leave-one-out estimates, meta (and pooled) summary.
@@ -277,7 +299,7 @@ def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, l
     aligned = {c: _aligned_betas(leads, df) for c, df in cohorts.items()}
     for i in range(leads.height):
         lead = leads[i]
-        vid = str(lead.get_column("variant_id")[0]) if "variant_id" in lead.columns else f"lead {i + 1}"
+        vid = _lead_label(lead, i)
         labels, betas, ses, kinds = [], [], [], []
         per = {c: aligned[c][vid] for c in cohorts if vid in aligned[c]}
         for c, (b, se) in per.items():
@@ -287,7 +309,7 @@ def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, l
             kinds.append("cohort")
         loo_source = "file"
         if loo is not None:
-            sub = loo.filter(pl.col("variant_id") == vid)
+            sub = loo.filter(_loo_rows_of(lead, loo))
             for r in sub.iter_rows(named=True):
                 labels.append(f"without {r['left_out']}")
                 betas.append(float(r["beta"]) if r["beta"] is not None else float("nan"))
