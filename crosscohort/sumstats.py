@@ -12,7 +12,6 @@ https://github.com/EBISPOT/gwas-summary-statistics-standard
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -182,12 +181,15 @@ def _schema_for(names: list[str]) -> dict[str, pl.DataType]:
 
 
 def _open_header(path: Path) -> list[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
+    # Compressed or not by the magic bytes, not the name (polars reads the rest the same way).
     try:
-        with opener(path, "rt") as fh:
-            line = fh.readline()
+        with open_binary(path) as fh:
+            line = fh.readline().decode("utf-8")
     except (OSError, EOFError) as exc:  # truncated or not gzip
         raise SumstatsError(f"{path}: cannot read header ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise SumstatsError(f"{path}: line 1: header is not UTF-8 text ({exc.reason} at byte "
+                            f"{exc.start}); rule: tab-separated text, plain or gzip") from exc
     if not line:
         raise SumstatsError(f"{path}: empty file, expected a tab-separated header line")
     return line.rstrip("\n").rstrip("\r").split("\t")

@@ -168,6 +168,22 @@ def test_meta_stream__small_blocks_cut_lines_and_chromosomes_anywhere(tmp_path):
         assert res.passes == 1
 
 
+def test_meta_stream__gzip_without_gz_suffix_is_read_as_gzip(tmp_path):
+    """A harmonised table compressed but named .tsv (a renamed download): read by its magic
+    bytes, as every other reader does, not taken for text by its name."""
+    tables = _tables(seed=6, k=2)
+    paths = {}
+    for c, t in tables.items():
+        write_sumstats(_sorted(t), tmp_path / f"{c}.tsv.gz")
+        paths[c] = tmp_path / f"{c}.tsv"
+        (tmp_path / f"{c}.tsv.gz").rename(paths[c])
+    keep = tuple(read_sumstats(paths["zeta"]).columns)
+    meta_analyse_to_file(file_parts(paths, sorted(paths), keep=keep, samplesize=False),
+                         list(paths), tmp_path / "got.tsv")
+    _reference({c: read_sumstats(p) for c, p in paths.items()}, tmp_path / "ref.tsv")
+    assert (tmp_path / "got.tsv").read_bytes() == (tmp_path / "ref.tsv").read_bytes()
+
+
 def test_meta_stream__raw_standalone_call_gives_the_whole_table_bytes(tmp_path):
     # In-memory parts (the standalone call's), from tables in no particular order.
     tables = {c: t.sample(fraction=1.0, shuffle=True, seed=1) for c, t in _tables(seed=7).items()}

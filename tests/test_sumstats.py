@@ -48,3 +48,22 @@ def test_write_sumstats__gzip_is_standard_and_byte_reproducible(tmp_path):
     text = gzip.decompress(a.read_bytes()).decode()
     assert text.splitlines()[2].split("\t")[4] == "NA"
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_read_sumstats__gzip_named_tsv_is_read_and_binary_header_is_a_clear_error(tmp_path):
+    df = pl.DataFrame({"chromosome": [1], "base_pair_location": [5], "effect_allele": ["A"],
+                       "other_allele": ["G"], "beta": [0.1], "standard_error": [0.02],
+                       "effect_allele_frequency": [0.3], "p_value": [1e-3]})
+    write_sumstats(df, tmp_path / "s.tsv.gz")
+    renamed = tmp_path / "s.tsv"  # compressed, but not named so
+    (tmp_path / "s.tsv.gz").rename(renamed)
+    assert read_sumstats(renamed).equals(read_sumstats_plain(df, tmp_path))
+    junk = tmp_path / "junk.tsv"
+    junk.write_bytes(b"\xff\xfe\x00c\x00h\x00r\n")  # UTF-16 text, say
+    with pytest.raises(SumstatsError, match=r"junk.tsv: line 1: header is not UTF-8"):
+        read_sumstats(junk)
+
+
+def read_sumstats_plain(df: pl.DataFrame, tmp_path) -> pl.DataFrame:
+    write_sumstats(df, tmp_path / "plain.tsv")
+    return read_sumstats(tmp_path / "plain.tsv")

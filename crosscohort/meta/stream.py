@@ -55,7 +55,13 @@ from crosscohort.meta.ivw import (
     summary_dict,
 )
 from crosscohort.stats import lambda_gc
-from crosscohort.sumstats import REQUIRED, SumstatsError, open_gzip_writer, order_columns
+from crosscohort.sumstats import (
+    REQUIRED,
+    SumstatsError,
+    open_binary,
+    open_gzip_writer,
+    order_columns,
+)
 from crosscohort.uncached import UncachedFile
 
 __all__ = [
@@ -134,21 +140,13 @@ def _read_header(path: Path) -> bytes:
     if not path.exists():
         raise SumstatsError(f"{path}: no such file")
     try:
-        with _open_binary(path) as fh:
+        with open_binary(path) as fh:
             line = fh.readline()
     except (OSError, EOFError) as exc:  # truncated or not gzip
         raise SumstatsError(f"{path}: cannot read: {exc}") from exc
     if not line.strip():
         raise SumstatsError(f"{path}: empty file, no header line")
     return line if line.endswith(b"\n") else line + b"\n"
-
-
-def _open_binary(path: Path):
-    if path.suffix == ".gz":
-        from isal import igzip
-
-        return igzip.open(path, "rb")
-    return open(path, "rb")
 
 
 def _parse(path: Path, data: bytes, *, keep: tuple[str, ...], first_line: int) -> pl.DataFrame:
@@ -175,7 +173,7 @@ def _file_chunks(path: Path, *, cohort: str, idx: int, keep: tuple[str, ...], sa
     header = _read_header(path)
     cur, pending, nulls, done = None, [], [], set()
     line = 2
-    with _open_binary(path) as fh:
+    with open_binary(path) as fh:
         fh.readline()
         carry = b""
         while True:
