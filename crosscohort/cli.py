@@ -77,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         # spin-wait for work these commands never give them (~0.2 s of a core at 3 x 2M
         # variants, perf). Read at import only, hence before the subcommand's imports.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        # numpy asks the kernel for transparent huge pages for every array of 4 MiB or
+        # more; where memory is backed on first touch (this VM, cloud TREs) each such fault
+        # clears 2 MiB at once for temporaries reused from the heap anyway. Without: 3 x 2M
+        # meta median 8.8 -> 8.2 s, system 2.5 -> 2.1 s (benchmarks/README.md).
+        os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     args = build_parser(argv).parse_args(argv)
     # Megabyte temporaries freed and re-allocated per chromosome and per block: reused from
     # the heap rather than fresh pages each time (see crosscohort.memory).

@@ -53,3 +53,25 @@ def test_openblas_threads_only_for_commands_without_linear_algebra(command, pres
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.splitlines()[-1]
     assert out == str(expected)
+
+
+@pytest.mark.parametrize(("command", "preset", "expected"), [
+    ("meta", None, "0"), ("harmonise", None, "0"), ("assoc", None, None), ("meta", "1", "1"),
+])
+def test_numpy_huge_pages_off_for_meta_and_harmonise(command, preset, expected):
+    """meta and harmonise start numpy without its huge-page requests; others (and the user's
+    own setting) as they were. numpy reads the variable at import, so it is set before."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if preset is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = preset
+    code = ("import os, sys\nfrom crosscohort.cli import main\n"
+            f"try:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n    pass\n"
+            "from numpy._core.multiarray import _set_madvise_hugepage\n"
+            "print(os.environ.get('NUMPY_MADVISE_HUGEPAGE'), _set_madvise_hugepage(False))\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.splitlines()[-1]
+    # numpy's own state (the setter returns the previous one): off exactly when set to 0.
+    assert out == f"{expected} {expected != '0'}"
