@@ -305,27 +305,29 @@ def open_binary(path: str | Path) -> BinaryIO:
     return open(path, "rb")  # noqa: SIM115 - returned to the caller's with block
 
 
-def line_blocks(fh: BinaryIO, block_bytes: int) -> Iterator[bytes]:
-    """The rest of ``fh`` in blocks of whole lines, about ``block_bytes`` each.
+def line_blocks(fh: BinaryIO, block_bytes: int, *, prefix: bytes = b"") -> Iterator[bytes]:
+    """The rest of ``fh`` in blocks of whole lines, about ``block_bytes`` each, each after ``prefix``.
 
     Every block but the last ends at a line end; the last holds what follows
     the file's last line end, if anything. A line longer than a block is
-    read on until its end. Read errors (a damaged gzip stream) propagate.
+    read on until its end. Each block is one copy of what was read: the
+    prefix (a header line, for a parser), the previous read's partial line and
+    this read up to its last line end, joined. Read errors (a damaged gzip
+    stream) propagate.
     """
-    rest = b""
+    carry = b""
     while True:
-        chunk = fh.read(block_bytes)
-        if not chunk:
-            if rest:
-                yield rest
+        buf = fh.read(block_bytes)
+        if not buf:
+            if carry:
+                yield prefix + carry
             return
-        buf = rest + chunk if rest else chunk
-        del chunk
-        cut = buf.rfind(b"\n") + 1
-        if cut == 0:
-            rest = buf
+        cut = buf.rfind(b"\n")
+        if cut < 0:  # no line end in this read: a line longer than a block
+            carry += buf
             continue
-        block, rest = (buf, b"") if cut == len(buf) else (buf[:cut], buf[cut:])
+        block = b"".join((prefix, carry, memoryview(buf)[:cut + 1]))
+        carry = buf[cut + 1:]
         del buf
         yield block
 

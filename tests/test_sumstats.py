@@ -67,3 +67,19 @@ def test_read_sumstats__gzip_named_tsv_is_read_and_binary_header_is_a_clear_erro
 def read_sumstats_plain(df: pl.DataFrame, tmp_path) -> pl.DataFrame:
     write_sumstats(df, tmp_path / "plain.tsv")
     return read_sumstats(tmp_path / "plain.tsv")
+
+
+@pytest.mark.parametrize("block", [1, 2, 5, 64, 1 << 20])
+def test_line_blocks__whole_lines_after_the_prefix_and_nothing_lost(block):
+    import io
+
+    from crosscohort.sumstats import line_blocks
+
+    data = b"a\tb\nlonger line here\n\nx" + b"y" * 100 + b"\nlast, no line end"
+    for text in (data, data + b"\n", b"", b"\n"):
+        blocks = list(line_blocks(io.BytesIO(text), block, prefix=b"H\n"))
+        assert all(b.startswith(b"H\n") for b in blocks)
+        body = [b[2:] for b in blocks]
+        assert b"".join(body) == text
+        assert all(b.endswith(b"\n") for b in body[:-1])
+        assert all(b for b in body)  # no block of the prefix alone
