@@ -69,6 +69,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 #: Commands without linear algebra: OpenBLAS's worker threads would only spin (see main).
 _NO_BLAS = ("harmonise", "meta")
+#: polars' jemalloc for those commands: freed pages kept 3 s for reuse, then returned in one step.
+JEMALLOC_CONF = "dirty_decay_ms:3000,muzzy_decay_ms:0"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         # clears 2 MiB at once for temporaries reused from the heap anyway. Without: 3 x 2M
         # meta median 8.8 -> 8.2 s, system 2.5 -> 2.1 s (benchmarks/README.md).
         os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+    if _chosen(sys.argv[1:] if argv is None else argv) in _NO_BLAS and "polars" not in sys.modules:
+        # polars' jemalloc returns freed pages to the kernel 0.5 s after they are freed,
+        # half-way (MADV_FREE, still counted in RSS) then for good after another second. A
+        # raw cohort takes ~1.5 s to read and harmonise, so each file's parse faulted in
+        # fresh pages for what the previous file had just freed. Kept 3 s and then returned
+        # at once: 3 x 2M meta mean 8.5 -> 8.1 s (5/6 pairs), system 2.2 -> 1.7 s, peak RSS
+        # unchanged (benchmarks/README.md). A user's own _RJEM_MALLOC_CONF is used instead.
+        os.environ.setdefault("_RJEM_MALLOC_CONF", JEMALLOC_CONF)
     args = build_parser(argv).parse_args(argv)
     # Megabyte temporaries freed and re-allocated per chromosome and per block: reused from
     # the heap rather than fresh pages each time (see crosscohort.memory).

@@ -75,3 +75,30 @@ def test_numpy_huge_pages_off_for_meta_and_harmonise(command, preset, expected):
                          check=True).stdout.splitlines()[-1]
     # numpy's own state (the setter returns the previous one): off exactly when set to 0.
     assert out == f"{expected} {expected != '0'}"
+
+
+@pytest.mark.parametrize(("command", "preset", "ours"), [
+    ("meta", None, True), ("harmonise", None, True), ("assoc", None, False),
+    ("meta", "dirty_decay_ms:100", False),
+])
+def test_jemalloc_keeps_freed_pages_for_meta_and_harmonise(command, preset, ours):
+    """meta and harmonise hand polars' jemalloc a longer dirty decay and no muzzy stage
+    (set before polars loads, which passes the variable on after its own defaults);
+    other commands and a user's own setting are left as they were."""
+    import os
+    import subprocess
+
+    from crosscohort.cli import JEMALLOC_CONF
+
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    if preset is not None:
+        env["_RJEM_MALLOC_CONF"] = preset
+    code = ("import os, sys\nfrom crosscohort.cli import main\n"
+            f"try:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n    pass\n"
+            "import polars\nprint(os.environ.get('_RJEM_MALLOC_CONF'))\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.splitlines()[-1]
+    # jemalloc reads the options in order, the last of a name winning: ours after polars'.
+    assert out.endswith("," + JEMALLOC_CONF) is ours
+    if preset is not None:
+        assert out.endswith("," + preset)
