@@ -365,3 +365,35 @@ def test_harmonise_cli__far_eaf_shown_to_the_user(tmp_path, capsys):
     assert led["changed"]["eaf_far_from_reference_flagged"] == 1
     flag = read_sumstats(tmp_path / "h" / "a.tsv.gz").get_column("flag_eaf_far")
     assert flag.cast(pl.String).to_list() == ["true", "false"]  # G/A at 100: 0.6 vs panel 0.2
+
+
+def _chrom_by_label(labels: list) -> list:
+    from crosscohort.sumstats import SumstatsError, chrom_code
+
+    out = []
+    for x in labels:
+        try:
+            out.append(None if x is None else chrom_code(x))
+        except SumstatsError:
+            out.append(None)
+    return out
+
+
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+def test_normalise_chromosomes_run_and_hash_paths_agree_with_chrom_code(order):
+    """Sorted labels take the run path (each run looked up once), shuffled ones the
+    per-distinct-label path; both give chrom_code of every label, null where unknown."""
+    from crosscohort.harmonise.align import normalise_chromosomes
+
+    labels = ["1", "chr1", "01", " 2", "X", "chrX", "23", "26", "MT", "chrUn_gl000220", "+3",
+              "0", None, "y", "22"]
+    rng = np.random.default_rng(7)
+    rows = [lab for lab in labels for _ in range(rng.integers(1, 400))]
+    if order == "shuffled":
+        rows = [rows[i] for i in rng.permutation(len(rows))]
+    s = pl.Series("chromosome", rows, dtype=pl.String)
+    got = normalise_chromosomes(s)
+    assert got.name == "chromosome" and got.dtype == pl.Int64
+    assert got.to_list() == _chrom_by_label(rows)
+    runs = s.rle().len()
+    assert (runs <= 1024) is (order == "sorted")  # each path is the one exercised
