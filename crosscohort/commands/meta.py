@@ -107,7 +107,7 @@ def _harmonise_raw(args: argparse.Namespace, fmt: str) -> tuple[dict, list]:
                         # No read-ahead: with harmonisation down to ~0.2 s a cohort it no
                         # longer pays (3 x 2M: 6.1 s either way) and held a second raw
                         # cohort in memory (peak RSS 1.49 -> 1.43 GB without).
-                        prefetch=bool(__import__("os").environ.get("CC_PREFETCH")))
+                        prefetch=False)
     return dict(h.tables), list(h.ledgers.values())
 
 
