@@ -189,7 +189,9 @@ def manhattan(df: pl.DataFrame, *, title: str, threshold: float = 5e-8,
         if col not in df.columns:
             raise InputError(f"{title}: column {col!r} is required for a Manhattan plot; present: {df.columns}")
     y_all = sumstats_neglog10p(df, source=title)
-    chrom = df.get_column("chromosome").cast(pl.Int64).to_numpy(allow_copy=True)
+    # Marker-name rows (METAL/GWAMA keys) have no chromosome: 0 here, left out below (with
+    # nulls polars would hand over floats, which the layout's bincount refuses).
+    chrom = df.get_column("chromosome").cast(pl.Int64).fill_null(0).to_numpy(allow_copy=True)
     pos = df.get_column("base_pair_location").cast(pl.Float64).to_numpy(allow_copy=True)
     chrom_null = df.get_column("chromosome").is_null().to_numpy() | df.get_column("base_pair_location").is_null().to_numpy()
     ok = np.isfinite(y_all) & ~chrom_null & np.isfinite(pos)

@@ -156,3 +156,36 @@ def test_read_digest__multi_member_gzip_is_read_to_its_end(tmp_path):
                      + gzip.compress("".join(rows[1_000:]).encode()))
     d = read_digest(path, columns=("base_pair_location",), block_bytes=500)
     assert d.table["base_pair_location"].to_list() == list(range(1, 2_001))
+
+
+@pytest.mark.parametrize("name", ["t.tsv.gz", "t.parquet"])
+@pytest.mark.parametrize("block", [97, None])
+def test_read_digest__named_rows_are_the_unplaced_rows_of_those_names_whole(planted, tmp_path, name,
+                                                                           block):
+    """Rows without a chromosome whose rsid is asked for come back whole, in file order; a
+    positioned row of the same name and unplaced rows of other names do not; none asked,
+    none returned (an empty frame with the file's columns)."""
+    cols = {h: list(v) for h, v in planted.items()}
+    unplaced = (10, 400, 401, 900)
+    for i in unplaced:
+        cols["chromosome"][i] = None
+        cols["base_pair_location"][i] = None
+        cols["variant_id"][i] = None
+    cols["rsid"][401] = "rs10"  # a second unplaced row named rs10, other alleles
+    cols["rsid"][20] = "rs10"  # placed: another variant
+    text = _write(cols, tmp_path / "t.tsv.gz")
+    path = text
+    if name.endswith(".parquet"):
+        path = tmp_path / name
+        pl.read_csv(text, separator="\t", null_values=["NA"], schema_overrides={
+            "chromosome": pl.Int64, "base_pair_location": pl.Int64}).write_parquet(path)
+    want = [i for i in unplaced if cols["rsid"][i] in ("rs10", "rs900")]
+    digest = read_digest(path, columns=["chromosome", "p_value"], line=8.0, block_bytes=block,
+                         names=["rs10", "rs900", "rs3"])
+    got = digest.named
+    assert got.columns == HEADER
+    assert got.get_column("rsid").to_list() == [cols["rsid"][i] for i in want]
+    assert got.get_column("beta").to_list() == pytest.approx([cols["beta"][i] for i in want],
+                                                             rel=1e-15)
+    assert got.get_column("chromosome").null_count() == len(want)
+    assert read_digest(path, columns=["chromosome"], block_bytes=block).named.height == 0

@@ -126,3 +126,57 @@ def test_report_forest__marker_name_lead_is_named_and_gets_its_leave_one_out_row
     assert rows[("mk1 A/G", "without a")] == "0.11" and rows[("mk1 A/G", "without b")] == "0.22"
     assert rows[("1_500_C_T", "without a")] == "0.33" and rows[("1_500_C_T", "without b")] == "0.44"
     assert not any(label.startswith("None") for label, _ in rows)
+
+
+def _marker_cohort(rng, betas: dict[str, float], *, reversed_mk1: bool = False) -> pl.DataFrame:
+    """A harmonised cohort: 300 positioned null variants, a marker-name row mk1 A/G (its β
+    given), a positioned row also named mk1 (another variant) and mk1 with other alleles."""
+    m = 300
+    ea, oa = ("A", "G") if reversed_mk1 else ("G", "A")
+    beta_mk1 = -betas["mk1"] if reversed_mk1 else betas["mk1"]
+    return pl.DataFrame({
+        "chromosome": pl.Series([1] * m + [None, 2, None], dtype=pl.Int64),
+        "base_pair_location": pl.Series([*range(1000, 1000 + 100 * m, 100), None, 5000, None],
+                                        dtype=pl.Int64),
+        "effect_allele": ["T"] * m + [ea, "G", "T"],
+        "other_allele": ["C"] * m + [oa, "A", "C"],
+        "beta": [*rng.normal(0, 0.01, m), beta_mk1, 0.001, 0.7],
+        "standard_error": [0.02] * m + [0.02, 0.02, 0.5],
+        "effect_allele_frequency": [0.3] * (m + 3),
+        "p_value": [*rng.uniform(0.05, 1, m), 1e-30, 0.9, 0.2],
+        "n": [5000] * (m + 3),
+        "rsid": [f"rs{i}" for i in range(m)] + ["mk1", "mk1", "mk1"],
+    })
+
+
+def test_report_forest__marker_name_lead_has_its_cohort_rows(tmp_path):
+    """A marker-name lead's forest plot shows each cohort's β (found by rsid and alleles among
+    the cohort's rows without a position, reversed alleles negated), not only its
+    leave-one-out and meta rows; the positioned row sharing the name and the same name with
+    other alleles are other variants. Values checked against the cohort files and
+    statsmodels' fixed-effect combination of them."""
+    from crosscohort.sumstats import write_sumstats
+
+    rng = np.random.default_rng(11)
+    betas = {"a": 0.30, "b": 0.26}
+    paths = {}
+    for c, rev in (("a", False), ("b", True)):
+        paths[c] = tmp_path / f"{c}.tsv"
+        write_sumstats(_marker_cohort(rng, {"mk1": betas[c]}, reversed_mk1=rev), paths[c])
+    meta = tmp_path / "meta.tsv"
+    # Raw GWAS-SSF in: harmonised in-process, so b's reversed mk1 is aligned to a's.
+    assert main(["meta", "--format", "gwas-ssf", "--out", str(meta), "--loo-threshold", "5e-8",
+                 *(f"{c}={p}" for c, p in paths.items())]) == 0
+    out = tmp_path / "r.html"
+    assert main(["report", "--trait", "t", "--meta", str(meta),
+                 "--cohort", *(f"{c}={p}" for c, p in paths.items()),
+                 "--loo", str(meta.with_name("meta.tsv.loo.tsv")), "--out", str(out)]) == 0
+    page = _Page()
+    page.feed(out.read_text(encoding="utf-8"))
+    rows = {r[1]: (r[2], r[3], r[4]) for r in page.tables["meta-forest"][1:] if r[0] == "mk1 A/G"}
+    assert rows["a"] == ("cohort", "0.3", "0.02")
+    assert rows["b"] == ("cohort", "0.26", "0.02")  # written reversed (-0.26, G/A): aligned
+    fixed = combine_effects(np.array([0.30, 0.26]), np.array([0.02, 0.02]) ** 2, use_t=False)
+    assert float(rows["meta-analysis"][1]) == pytest.approx(float(fixed.mean_effect_fe), rel=1e-3)
+    assert rows["without a"][1] == "0.26" and rows["without b"][1] == "0.3"
+    assert set(rows) == {"a", "b", "without a", "without b", "meta-analysis"}

@@ -36,6 +36,7 @@ from crosscohort.report.sections import (
     eaf_image,
     forest_images,
     heterogeneity_table,
+    lead_label,
     p_recomputed_image,
     read_loo,
     se_image,
@@ -194,7 +195,8 @@ _COHORT_COLUMNS = ("chromosome", "base_pair_location", "effect_allele", "other_a
                    "n_cases", "n_controls")
 
 
-def _read_digest(path: str | Path, what: str, *, columns: Sequence[str], threshold: float) -> TableDigest:
+def _read_digest(path: str | Path, what: str, *, columns: Sequence[str], threshold: float,
+                 names: Sequence[str] = ()) -> TableDigest:
     """``columns`` of every row of a plotted table and its rows with p < ``threshold`` whole.
 
     Checks chromosome and position, and a p-value or β with SE; β and SE are
@@ -207,7 +209,7 @@ def _read_digest(path: str | Path, what: str, *, columns: Sequence[str], thresho
         if not {"p_value", "neg_log_10_p_value"} & set(header):
             cols += ["beta", "standard_error"]
         digest = read_digest(path, columns=cols, line=float(-np.log10(threshold)),
-                             required=_PLOT_REQUIRED)
+                             required=_PLOT_REQUIRED, names=names)
     except SumstatsError as exc:
         raise ReportError(f"{what}: {exc}") from exc
     if not {"p_value", "neg_log_10_p_value"} & set(digest.header) and not {"beta", "standard_error"} <= set(
@@ -347,15 +349,21 @@ def _loci_table(loci: pl.DataFrame, *, table_id: str, caption: str) -> Table:
         return loci.get_column(name)[i] if name in loci.columns else None
 
     for i in range(loci.height):
-        chrom = int(loci.get_column("chromosome")[i])
-        pos = int(loci.get_column("base_pair_location")[i])
-        lead = col("variant_id", i) or col("rsid", i) or f"{chrom_label(chrom)}:{pos}"
+        chrom, pos = col("chromosome", i), col("base_pair_location", i)
+        if chrom is None or pos is None:
+            # A marker-name lead (METAL/GWAMA input keyed by name): named by rsid and alleles.
+            lead = lead_label(loci[i], i)
+            where, span = ("—", "—"), "—"
+        else:
+            chrom, pos = int(chrom), int(pos)
+            lead = col("variant_id", i) or col("rsid", i) or f"{chrom_label(chrom)}:{pos}"
+            where, span = (chrom_label(chrom), str(pos)), f"{col('start', i)}–{col('end', i)}"
         i2 = col("het_i2", i)
         rows.append((
-            _cell(col("locus", i)), str(lead), chrom_label(chrom), str(pos),
+            _cell(col("locus", i)), str(lead), *where,
             _fmt_num(col("beta", i)), _fmt_num(col("standard_error", i)), format_p(float(nlp[i])),
             _cell(col("direction", i)), "—" if i2 is None else f"{100 * float(i2):.1f}%",
-            _cell(col("n_variants", i)), f"{col('start', i)}–{col('end', i)}",
+            _cell(col("n_variants", i)), span,
         ))
     note = "" if rows else "no variant reaches the threshold"
     return Table(caption, headers, tuple(rows), id=table_id, note=note)
@@ -616,13 +624,18 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
 
         reference = read_reference(reference_path)
     loci_pos = _positions_of(meta_loci)
+    # Leads keyed by marker name only (no chromosome, no position): their cohort rows
+    # are found by name, as the meta-analysis matched them.
+    lead_names = _marker_names_of(meta_loci)
     slim: dict[str, pl.DataFrame] = {}
     eaf_rows: dict[str, pl.DataFrame] = {}
     own_eaf: dict[str, pl.DataFrame] = {}
     parts: dict[str, tuple[Panel, int, tuple[Image | None, str] | None, Image, tuple[Image | None, str]]] = {}
     for cohort, path in cohort_paths.items():
-        digest = _read_digest(path, f"cohort {cohort}", columns=_COHORT_COLUMNS, threshold=threshold)
+        digest = _read_digest(path, f"cohort {cohort}", columns=_COHORT_COLUMNS, threshold=threshold,
+                              names=lead_names)
         df = digest.table
+        named = digest.named
         loci = distance_loci(digest.significant, threshold=threshold, window_kb=window_kb)
         del digest
         panel = _panel(df, name=f"{trait} {cohort}", path=Path(path), threshold=threshold, loci=loci, dpi=dpi)
@@ -633,6 +646,9 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
             keep = [c for c in ("chromosome", "base_pair_location", "effect_allele", "other_allele",
                                 "effect_allele_frequency", "beta", "standard_error") if c in df.columns]
             slim[cohort] = _at_positions(df.select(keep), loci_pos)
+            if named.height:
+                slim[cohort] = pl.concat([slim[cohort], named.select(*keep, "rsid")],
+                                         how="diagonal_relaxed")
             if reference is None and "effect_allele_frequency" in df.columns:
                 eaf_rows[cohort] = df.select(c for c in keep if c not in ("beta", "standard_error"))
         eaf = None
@@ -644,7 +660,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         se = se_image(df, name=cohort, dpi=dpi)
         prec = p_recomputed_image(df, name=cohort, dpi=dpi)
         parts[cohort] = (panel, loci.height, eaf, se, prec)
-        del df, loci
+        del df, loci, named
     cohort_panels = []
     for cohort, (panel, n_loci, eaf, se, prec) in parts.items():
         if cohort in own_eaf:
@@ -752,6 +768,14 @@ def _positions_of(loci: pl.DataFrame) -> pl.DataFrame | None:
     if loci.height == 0 or not set(cols) <= set(loci.columns):
         return None
     return loci.select(pl.col(c).cast(pl.Int64) for c in cols).drop_nulls().unique()
+
+
+def _marker_names_of(loci: pl.DataFrame) -> list[str]:
+    """Marker names (``rsid``) of the loci's leads that have neither chromosome nor position."""
+    if loci.height == 0 or not {"chromosome", "base_pair_location", "rsid"} <= set(loci.columns):
+        return []
+    return loci.filter(pl.col("chromosome").is_null() & pl.col("base_pair_location").is_null()
+                       & pl.col("rsid").is_not_null()).get_column("rsid").cast(pl.String).to_list()
 
 
 def _at_positions(df: pl.DataFrame, positions: pl.DataFrame | None) -> pl.DataFrame:

@@ -17,8 +17,8 @@ wrote the file did.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,16 +52,22 @@ class TableDigest:
         The file's columns.
     n_rows
         Data rows read.
+    named
+        Every column of the rows without a chromosome (marker-name rows, as
+        METAL and GWAMA key variants) whose ``rsid`` is one of the ``names``
+        asked for, in file order; empty when none was asked.
     """
 
     table: pl.DataFrame
     significant: pl.DataFrame
     header: tuple[str, ...]
     n_rows: int
+    named: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 def read_digest(path: str | Path, *, columns: Sequence[str], line: float | None = None,
-                required: Sequence[str] = (), block_bytes: int | None = None) -> TableDigest:
+                required: Sequence[str] = (), block_bytes: int | None = None,
+                names: Collection[str] = ()) -> TableDigest:
     """Read ``columns`` of every row and whole rows above ``line`` from a GWAS-SSF table.
 
     Parameters
@@ -78,6 +84,9 @@ def read_digest(path: str | Path, *, columns: Sequence[str], line: float | None 
         Columns the header must have.
     block_bytes
         Decompressed bytes per block (default :data:`BLOCK_BYTES`).
+    names
+        Marker names whose rows without a chromosome are kept whole
+        (:attr:`TableDigest.named`): a marker-name lead's rows.
 
     Raises
     ------
@@ -89,8 +98,9 @@ def read_digest(path: str | Path, *, columns: Sequence[str], line: float | None 
     path = Path(path)
     if not path.exists():
         raise SumstatsError(f"{path}: no such file")
+    names = pl.Series("names", sorted(set(names)), dtype=pl.String)
     if path.suffix == ".parquet":
-        return _digest_parquet(path, columns=columns, line=line, required=required)
+        return _digest_parquet(path, columns=columns, line=line, required=required, names=names)
     with open_binary(path) as fh:
         try:
             head = fh.readline()
@@ -107,9 +117,13 @@ def read_digest(path: str | Path, *, columns: Sequence[str], line: float | None 
         wanted = [h for h in header if h in set(columns)]
         # The p columns decide which rows are kept whole; parse them even when not kept.
         parsed = wanted + [c for c in _P_COLUMNS if c in header and c not in wanted] \
-            if line is not None else wanted
+            if line is not None else list(wanted)
+        by_name = names.len() > 0 and {"chromosome", "rsid"} <= set(header)
+        if by_name:
+            parsed += [c for c in ("chromosome", "rsid") if c not in parsed]
         kept: list[pl.DataFrame] = []
         sig: list[pl.DataFrame] = []
+        named: list[pl.DataFrame] = []
         n_rows = 0
         for first_line, block in _blocks(fh, path, block_bytes or BLOCK_BYTES):
             df = _parse(block, path=path, first_line=first_line, schema=schema, columns=parsed)
@@ -121,12 +135,24 @@ def read_digest(path: str | Path, *, columns: Sequence[str], line: float | None 
                 if mask.any():
                     whole = _parse(block, path=path, first_line=first_line, schema=schema, columns=header)
                     sig.append(whole.filter(mask))
+            if by_name:
+                mask = _named_mask(df, names)
+                if mask.any():
+                    whole = _parse(block, path=path, first_line=first_line, schema=schema, columns=header)
+                    named.append(whole.filter(mask))
             kept.append(df.select(wanted))
             del df, block
     table = pl.concat(kept, rechunk=False) if kept else pl.DataFrame(schema={c: schema[c] for c in wanted})
     del kept
     significant = pl.concat(sig) if sig else pl.DataFrame(schema=schema)
-    return TableDigest(table, significant, tuple(header), n_rows)
+    return TableDigest(table, significant, tuple(header), n_rows,
+                       pl.concat(named) if named else pl.DataFrame(schema=schema))
+
+
+def _named_mask(df: pl.DataFrame, names: pl.Series) -> pl.Series:
+    """Rows without a chromosome whose marker name is one of ``names``."""
+    return df.select((pl.col("chromosome").is_null() & pl.col("rsid").is_in(names.implode()))
+                     .fill_null(False)).to_series()
 
 
 def read_header(path: str | Path) -> list[str]:
@@ -216,7 +242,7 @@ def _locate(block: bytes, *, path: Path, first_line: int, schema: dict[str, pl.D
 
 
 def _digest_parquet(path: Path, *, columns: Sequence[str], line: float | None,
-                    required: Sequence[str]) -> TableDigest:
+                    required: Sequence[str], names: pl.Series) -> TableDigest:
     try:
         header = pl.read_parquet_schema(path).names()
         wanted = [c for c in header if c in set(columns)]
@@ -230,6 +256,11 @@ def _digest_parquet(path: Path, *, columns: Sequence[str], line: float | None,
             significant = pl.read_parquet(path).filter(mask)
         elif line is not None:
             significant = pl.read_parquet(path, n_rows=0)
+        named = pl.read_parquet(path, n_rows=0)
+        if names.len() and {"chromosome", "rsid"} <= set(header):
+            mask = _named_mask(pl.read_parquet(path, columns=["chromosome", "rsid"]), names)
+            if mask.any():
+                named = pl.read_parquet(path).filter(mask)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise SumstatsError(f"{path}: {str(exc).strip().splitlines()[0]}") from exc
-    return TableDigest(table, significant, tuple(header), table.height)
+    return TableDigest(table, significant, tuple(header), table.height, named)

@@ -38,6 +38,7 @@ __all__ = [
     "eaf_image",
     "forest_images",
     "heterogeneity_table",
+    "lead_label",
     "p_recomputed_image",
     "read_loo",
     "se_image",
@@ -244,19 +245,41 @@ def _ivw(b: np.ndarray, se: np.ndarray) -> tuple[float, float]:
 
 
 def _aligned_betas(leads: pl.DataFrame, df: pl.DataFrame) -> dict[str, tuple[float, float]]:
-    """Lead ``variant_id`` -> (β, SE) of ``df`` at that variant, β negated where its alleles are reversed."""
-    keys = leads.select(*_KEY, "variant_id")
-    t = df.select(*_KEY, pl.col("beta").cast(pl.Float64), pl.col("standard_error").cast(pl.Float64))
-    direct = keys.join(t, on=_KEY, how="inner")
-    rev = keys.join(t.rename({"effect_allele": "other_allele", "other_allele": "effect_allele"}),
-                    on=_KEY, how="inner").with_columns(-pl.col("beta"))
+    """Lead label (:func:`lead_label`) -> (β, SE) of ``df`` at that variant, β negated where
+    its alleles are reversed: by position and alleles, or for a marker-name lead (no
+    chromosome, no position) by ``rsid`` and alleles among ``df``'s rows without a position."""
+    labels = pl.Series("_label", [lead_label(leads[i], i) for i in range(leads.height)],
+                       dtype=pl.String)
+    keys = leads.with_columns(labels)
+    t = df.select(*_KEY, *(["rsid"] if "rsid" in df.columns else []),
+                  pl.col("beta").cast(pl.Float64), pl.col("standard_error").cast(pl.Float64))
+    swapped = {"effect_allele": "other_allele", "other_allele": "effect_allele"}
+    rows = []
+    for on, lk, tk in _lead_keys(keys, t):
+        lk = lk.select(*on, "_label")
+        tk = tk.select(*on, "beta", "standard_error")
+        rows.append(lk.join(tk.rename(swapped), on=on, how="inner").with_columns(-pl.col("beta")))
+        rows.append(lk.join(tk, on=on, how="inner"))
     out: dict[str, tuple[float, float]] = {}
-    for r in pl.concat([rev, direct]).iter_rows(named=True):  # direct rows written last win
-        out[r["variant_id"]] = (r["beta"], r["standard_error"])
+    for part in rows:  # reversed rows first: direct rows written last win
+        for r in part.iter_rows(named=True):
+            out[r["_label"]] = (r["beta"], r["standard_error"])
     return out
 
 
-def _lead_label(lead: pl.DataFrame, i: int) -> str:
+def _lead_keys(leads: pl.DataFrame, t: pl.DataFrame):
+    """(join columns, leads, rows) for positioned leads, then marker-name leads if any."""
+    placed = pl.col("chromosome").is_not_null() & pl.col("base_pair_location").is_not_null()
+    yield _KEY, leads.filter(placed), t.filter(placed)
+    if "rsid" in leads.columns and "rsid" in t.columns:
+        unplaced = (pl.col("chromosome").is_null() & pl.col("base_pair_location").is_null()
+                    & pl.col("rsid").is_not_null())
+        by_name = ["rsid", "effect_allele", "other_allele"]
+        yield (by_name, leads.filter(unplaced).with_columns(pl.col("rsid").cast(pl.String)),
+               t.filter(unplaced).with_columns(pl.col("rsid").cast(pl.String)))
+
+
+def lead_label(lead: pl.DataFrame, i: int) -> str:
     """A lead's name: its variant_id; a marker-name lead (no position) its rsid and alleles."""
     vid = lead.get_column("variant_id")[0] if "variant_id" in lead.columns else None
     if vid is not None:
@@ -299,7 +322,7 @@ def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, l
     aligned = {c: _aligned_betas(leads, df) for c, df in cohorts.items()}
     for i in range(leads.height):
         lead = leads[i]
-        vid = _lead_label(lead, i)
+        vid = lead_label(lead, i)
         labels, betas, ses, kinds = [], [], [], []
         per = {c: aligned[c][vid] for c in cohorts if vid in aligned[c]}
         for c, (b, se) in per.items():
