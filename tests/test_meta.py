@@ -188,6 +188,18 @@ def test_meta_bad_input__all_missing_eaf_and_n_give_na_not_zero():
     assert t.get_column("n_effective").null_count() == 4
 
 
+def test_meta_bad_input__text_in_a_numeric_column_is_a_clear_error():
+    """A table handed to meta_analyse unharmonised, with text in its SE column, is an
+    InputError naming the cohort and the rule, not a polars traceback."""
+    from crosscohort.errors import InputError
+
+    rng = np.random.default_rng(5)
+    a = _cohort(rng, 4)
+    bad = a.with_columns(pl.Series("standard_error", ["0.1", "0.2", "n/a", "0.1"]))
+    with pytest.raises(InputError, match=r"cohort b: non-numeric value in a numeric column"):
+        meta_analyse({"a": a, "b": bad})
+
+
 def test_meta_sample_sizes__n_eaf_and_binary_n_effective():
     def one(eaf, n, ca, co):
         return pl.DataFrame({"chromosome": [1], "base_pair_location": [5], "effect_allele": ["G"],

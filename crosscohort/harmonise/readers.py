@@ -900,6 +900,11 @@ def _nlp_from_z(z: np.ndarray) -> np.ndarray:
 
 # --- the command's pipeline --------------------------------------------------------------
 
+def _columns(table: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """Some of a frame's columns, as they are: no copy."""
+    return pl.DataFrame([table.get_column(c) for c in names])
+
+
 def _fold_reader_counts(table: pl.DataFrame, ledger, rd: ReadResult, removed: dict[str, int],
                         changed: dict[str, int]) -> pl.DataFrame:
     """Reader and build counts into the cohort's ledger; private flag columns summed and dropped."""
@@ -912,7 +917,7 @@ def _fold_reader_counts(table: pl.DataFrame, ledger, rd: ReadResult, removed: di
     for c in flags:
         ledger.change(c[len(_FLAG):], int(table.get_column(c).fill_null(False).sum()))
     ledger.check()
-    return table.drop(flags)
+    return _columns(table, [c for c in table.columns if c not in flags])
 
 
 def harmonise_files(
@@ -1047,8 +1052,8 @@ def harmonise_files(
             if out_dir is not None:
                 write_sumstats(aligned, Path(out_dir) / f"{spec.cohort}.tsv.gz")
             else:
-                tables[spec.cohort] = aligned if keep is None else aligned.select(
-                    [c for c in aligned.columns if c in keep])
+                tables[spec.cohort] = aligned if keep is None else _columns(
+                    aligned, [c for c in aligned.columns if c in keep])
             del aligned
     finally:
         reads.close()

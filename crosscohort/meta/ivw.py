@@ -393,26 +393,29 @@ def _cohort_rows(df: pl.DataFrame, *, cohort: str, idx: int, samplesize: bool) -
             f"cohort {cohort}: missing column(s) {missing} needed for meta-analysis; "
             f"present: {df.columns}"
         )
+    # Column by column, not a select: a table read in blocks holds columns of different
+    # chunkings, which a select would first copy into one layout (the stacking copies
+    # each chromosome's rows into one chunk anyway).
     cols = [
-        pl.col(c) if df.schema[c].is_integer() else pl.col(c).cast(pl.Int64)
+        df.get_column(c) if df.schema[c].is_integer() else df.get_column(c).cast(pl.Int64)
         for c in ("chromosome", "base_pair_location")
-    ] + [pl.col("other_allele").cast(pl.String), pl.col("effect_allele").cast(pl.String)]
+    ] + [df.get_column("other_allele").cast(pl.String), df.get_column("effect_allele").cast(pl.String)]
     # Referenced by the value rules whether present or not.
     always = ("rsid", "n", "p_value", "neg_log_10_p_value") if samplesize else ("rsid",)
-    for c in _STUDY_COLUMNS:
-        dtype = pl.String if c == "rsid" else pl.Float64
-        if c in df.columns:
-            cols.append(pl.col(c).cast(dtype))
-        elif c in always:
-            cols.append(pl.lit(None, dtype).alias(c))
     try:
-        out = df.select(cols)
+        for c in _STUDY_COLUMNS:
+            dtype = pl.String if c == "rsid" else pl.Float64
+            if c in df.columns:
+                cols.append(df.get_column(c).cast(dtype))
+            elif c in always:
+                cols.append(pl.repeat(None, df.height, dtype=dtype, eager=True).alias(c))
     except pl.exceptions.PolarsError as exc:
         raise InputError(
             f"cohort {cohort}: non-numeric value in a numeric column (harmonise first): "
             f"{str(exc).splitlines()[0]}"
         ) from exc
-    return out.with_columns(pl.lit(idx, pl.Int32).alias("_cohort"))
+    cols.append(pl.repeat(idx, df.height, dtype=pl.Int32, eager=True).alias("_cohort"))
+    return pl.DataFrame(cols)
 
 
 def _stack(
