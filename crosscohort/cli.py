@@ -69,8 +69,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 #: Commands without linear algebra: OpenBLAS's worker threads would only spin (see main).
 _NO_BLAS = ("harmonise", "meta")
-#: polars' jemalloc for those commands: freed pages kept 3 s for reuse, then returned in one step.
-JEMALLOC_CONF = "dirty_decay_ms:3000,muzzy_decay_ms:0"
+#: polars' jemalloc for those commands: freed pages kept for reuse over jemalloc's own default
+#: of 10 s (polars shortens it to 0.5 s), then returned in one step.
+JEMALLOC_CONF = "dirty_decay_ms:10000,muzzy_decay_ms:0"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,9 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         # polars' jemalloc returns freed pages to the kernel 0.5 s after they are freed,
         # half-way (MADV_FREE, still counted in RSS) then for good after another second. A
         # raw cohort takes ~1.5 s to read and harmonise, so each file's parse faulted in
-        # fresh pages for what the previous file had just freed. Kept 3 s and then returned
-        # at once: 3 x 2M meta mean 8.5 -> 8.1 s (5/6 pairs), system 2.2 -> 1.7 s, peak RSS
-        # unchanged (benchmarks/README.md). A user's own _RJEM_MALLOC_CONF is used instead.
+        # fresh pages for what the previous file had just freed. Kept for jemalloc's own
+        # default of 10 s, then returned at once. 3 x 2M meta: 3 s gave 8.52 -> 8.06 s;
+        # 10 s a further -0.14 and -0.47 s (two sets of 5 pairs), system -0.2 s, peak RSS
+        # 1.27-1.31 -> 1.30-1.37 GB (5M: 2.60 -> 2.67-2.73 GB). A user's own
+        # _RJEM_MALLOC_CONF is used instead (benchmarks/README.md).
         os.environ.setdefault("_RJEM_MALLOC_CONF", JEMALLOC_CONF)
     args = build_parser(argv).parse_args(argv)
     # Megabyte temporaries freed and re-allocated per chromosome and per block: reused from
