@@ -36,22 +36,28 @@ def test_the_command_applies_it_before_a_subcommand_runs(monkeypatch, tmp_path):
     assert calls == [1]
 
 
+def _after_main(command: str, variable: str, preset: str | None, then: str) -> str:
+    """The last line ``then`` prints in a fresh interpreter, after ``crosscohort COMMAND --help``
+    ran there with ``variable`` unset, or set to ``preset``."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != variable}
+    if preset is not None:
+        env[variable] = preset
+    code = ("import os, sys\nfrom crosscohort.cli import main\n"
+            f"try:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n    pass\n{then}\n")
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.splitlines()[-1]
+
+
 @pytest.mark.parametrize(("command", "preset", "expected"), [
     ("meta", None, "1"), ("harmonise", None, "1"), ("assoc", None, None), ("meta", "2", "2"),
 ])
 def test_openblas_threads_only_for_commands_without_linear_algebra(command, preset, expected):
     """meta and harmonise start numpy with one OpenBLAS thread (no spinning workers); others as set."""
-    import os
-    import subprocess
-
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    if preset is not None:
-        env["OPENBLAS_NUM_THREADS"] = preset
-    code = ("import os, sys\nfrom crosscohort.cli import main\n"
-            f"try:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n    pass\n"
-            "print(os.environ.get('OPENBLAS_NUM_THREADS'))\n")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout.splitlines()[-1]
+    out = _after_main(command, "OPENBLAS_NUM_THREADS", preset,
+                      "print(os.environ.get('OPENBLAS_NUM_THREADS'))")
     assert out == str(expected)
 
 
@@ -61,18 +67,9 @@ def test_openblas_threads_only_for_commands_without_linear_algebra(command, pres
 def test_numpy_huge_pages_off_for_meta_and_harmonise(command, preset, expected):
     """meta and harmonise start numpy without its huge-page requests; others (and the user's
     own setting) as they were. numpy reads the variable at import, so it is set before."""
-    import os
-    import subprocess
-
-    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
-    if preset is not None:
-        env["NUMPY_MADVISE_HUGEPAGE"] = preset
-    code = ("import os, sys\nfrom crosscohort.cli import main\n"
-            f"try:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n    pass\n"
-            "from numpy._core.multiarray import _set_madvise_hugepage\n"
-            "print(os.environ.get('NUMPY_MADVISE_HUGEPAGE'), _set_madvise_hugepage(False))\n")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout.splitlines()[-1]
+    out = _after_main(command, "NUMPY_MADVISE_HUGEPAGE", preset,
+                      "from numpy._core.multiarray import _set_madvise_hugepage\n"
+                      "print(os.environ.get('NUMPY_MADVISE_HUGEPAGE'), _set_madvise_hugepage(False))")
     # numpy's own state (the setter returns the previous one): off exactly when set to 0.
     assert out == f"{expected} {expected != '0'}"
 
@@ -85,19 +82,10 @@ def test_jemalloc_keeps_freed_pages_for_meta_and_harmonise(command, preset, ours
     """meta and harmonise hand polars' jemalloc a longer dirty decay and no muzzy stage
     (set before polars loads, which passes the variable on after its own defaults);
     other commands and a user's own setting are left as they were."""
-    import os
-    import subprocess
-
     from crosscohort.cli import JEMALLOC_CONF
 
-    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
-    if preset is not None:
-        env["_RJEM_MALLOC_CONF"] = preset
-    code = ("import os, sys\nfrom crosscohort.cli import main\n"
-            f"try:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n    pass\n"
-            "import polars\nprint(os.environ.get('_RJEM_MALLOC_CONF'))\n")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout.splitlines()[-1]
+    out = _after_main(command, "_RJEM_MALLOC_CONF", preset,
+                      "import polars\nprint(os.environ.get('_RJEM_MALLOC_CONF'))")
     # jemalloc reads the options in order, the last of a name winning: ours after polars'.
     assert out.endswith("," + JEMALLOC_CONF) is ours
     if preset is not None:
