@@ -9,7 +9,7 @@ data URIs) so the template stays free of logic.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -267,7 +267,8 @@ def _aligned_betas(leads: pl.DataFrame, df: pl.DataFrame) -> dict[str, tuple[flo
     return out
 
 
-def _lead_keys(leads: pl.DataFrame, t: pl.DataFrame):
+def _lead_keys(leads: pl.DataFrame, t: pl.DataFrame,
+               ) -> Iterator[tuple[list[str], pl.DataFrame, pl.DataFrame]]:
     """(join columns, leads, rows) for positioned leads, then marker-name leads if any."""
     placed = pl.col("chromosome").is_not_null() & pl.col("base_pair_location").is_not_null()
     yield _KEY, leads.filter(placed), t.filter(placed)
