@@ -201,7 +201,9 @@ def manhattan(df: pl.DataFrame, *, title: str, threshold: float = 5e-8,
     fig, ax = _new_figure(width, height)
     if chrom.size == 0:
         ax.set_title(title)
-        ax.text(0.5, 0.5, "no variant with a p-value", ha="center", transform=ax.transAxes)
+        # Files keyed by marker name only (METAL/GWAMA layouts) have p-values, no positions.
+        ax.text(0.5, 0.5, f"no variant with chromosome, position and p-value ({n_hidden:,} without)"
+                if n_hidden else "no variant", ha="center", transform=ax.transAxes, gid="note")
         return fig
     layout = _layout(chrom, pos)
     _draw_manhattan(ax, chrom, pos, y_all, layout, threshold=threshold, loci=loci,

@@ -202,6 +202,24 @@ def test_manhattan__missing_p_values_counted_on_plot_not_silently_dropped():
     assert notes == ["993 variants; 7 without chromosome, position or p-value not shown"]
 
 
+def test_manhattan__marker_name_rows_without_positions_are_counted_not_a_crash():
+    """Rows keyed by marker name only (null chromosome and position, as METAL/GWAMA files
+    give) are left out and counted; with a few among positioned rows the plot is drawn (the
+    chromosome array then holds nulls, once a crash in the layout), with none positioned
+    the plot says so."""
+    df = _sumstats(1_000)
+    unplaced = pl.int_range(pl.len()) < 5
+    some = df.with_columns(pl.when(unplaced).then(None).otherwise(pl.col(c)).alias(c)
+                           for c in ("chromosome", POS))
+    fig = manhattan(some, title="mixed")
+    notes = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "note"]
+    assert notes == ["995 variants; 5 without chromosome, position or p-value not shown"]
+    none = df.with_columns(pl.lit(None, pl.Int64).alias("chromosome"), pl.lit(None, pl.Int64).alias(POS))
+    fig = manhattan(none, title="names only")
+    notes = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "note"]
+    assert notes == ["no variant with chromosome, position and p-value (1,000 without)"]
+
+
 def test_manhattan__without_position_column_is_a_one_line_input_error():
     with pytest.raises(InputError, match="base_pair_location"):
         manhattan(_sumstats(10).drop(POS), title="broken")
