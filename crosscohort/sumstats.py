@@ -35,6 +35,8 @@ __all__ = [
     "chrom_code",
     "chrom_label",
     "variant_id",
+    "header_line",
+    "header_names",
     "read_sumstats",
     "write_sumstats",
     "open_gzip_writer",
@@ -180,19 +182,36 @@ def _schema_for(names: list[str]) -> dict[str, pl.DataType]:
     return out
 
 
-def _open_header(path: Path) -> list[str]:
-    # Compressed or not by the magic bytes, not the name (polars reads the rest the same way).
+def header_line(path: str | Path) -> bytes:
+    """The first line of a GWAS-SSF text table, plain or gzip (told by its magic bytes), as read.
+
+    Raises
+    ------
+    SumstatsError
+        When the file is missing, unreadable (a damaged gzip stream), empty, or
+        its header is not UTF-8 text, naming the file, line 1 and the rule.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SumstatsError(f"{path}: no such file")
     try:
         with open_binary(path) as fh:
-            line = fh.readline().decode("utf-8")
+            line = fh.readline()
     except (OSError, EOFError) as exc:  # truncated or not gzip
         raise SumstatsError(f"{path}: cannot read header ({exc})") from exc
+    try:
+        line.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SumstatsError(f"{path}: line 1: header is not UTF-8 text ({exc.reason} at byte "
                             f"{exc.start}); rule: tab-separated text, plain or gzip") from exc
-    if not line:
+    if not line.strip():
         raise SumstatsError(f"{path}: empty file, expected a tab-separated header line")
-    return line.rstrip("\n").rstrip("\r").split("\t")
+    return line
+
+
+def header_names(line: bytes) -> list[str]:
+    """Column names of a header line read by :func:`header_line`."""
+    return line.decode("utf-8").rstrip("\n").rstrip("\r").split("\t")
 
 
 def read_sumstats(
@@ -226,7 +245,7 @@ def read_sumstats(
         wanted = header if columns is None else [c for c in header if c in columns]
         df = pl.read_parquet(path, columns=wanted)
     else:
-        header = _open_header(path)
+        header = header_names(header_line(path))
         dup = {h for h in header if header.count(h) > 1}
         if dup:
             raise SumstatsError(f"{path}: duplicated column(s) {sorted(dup)} in header")

@@ -184,6 +184,21 @@ def test_meta_stream__gzip_without_gz_suffix_is_read_as_gzip(tmp_path):
     assert (tmp_path / "got.tsv").read_bytes() == (tmp_path / "ref.tsv").read_bytes()
 
 
+def test_meta_stream__header_not_utf8_is_the_error_read_sumstats_gives(tmp_path, capsys):
+    """A harmonised table whose header is not UTF-8 text: the workflow's meta call fails with
+    read_sumstats' message (file, line 1, rule), not a UnicodeDecodeError traceback."""
+    good = tmp_path / "a.tsv"
+    write_sumstats(_sorted(_tables(seed=8, k=1)["zeta"]), good)
+    bad = tmp_path / "b.tsv"
+    text = good.read_bytes()
+    bad.write_bytes(text.replace(b"standard_error", b"standard_error\xff", 1))
+    with pytest.raises(SumstatsError) as want:
+        read_sumstats(bad)
+    assert "b.tsv: line 1: header is not UTF-8" in str(want.value)
+    assert main(["meta", "--out", str(tmp_path / "m.tsv"), f"a={good}", f"b={bad}"]) == 2
+    assert str(want.value) in capsys.readouterr().err
+
+
 def test_meta_stream__raw_standalone_call_gives_the_whole_table_bytes(tmp_path):
     # In-memory parts (the standalone call's), from tables in no particular order.
     tables = {c: t.sample(fraction=1.0, shuffle=True, seed=1) for c, t in _tables(seed=7).items()}

@@ -59,6 +59,8 @@ from crosscohort.stats import lambda_gc
 from crosscohort.sumstats import (
     REQUIRED,
     SumstatsError,
+    header_line,
+    header_names,
     line_blocks,
     open_binary,
     open_gzip_writer,
@@ -141,15 +143,8 @@ def memory_parts(tables: dict[str, pl.DataFrame], canonical: list[str], *, sampl
 
 
 def _read_header(path: Path) -> bytes:
-    if not path.exists():
-        raise SumstatsError(f"{path}: no such file")
-    try:
-        with open_binary(path) as fh:
-            line = fh.readline()
-    except (OSError, EOFError) as exc:  # truncated or not gzip
-        raise SumstatsError(f"{path}: cannot read: {exc}") from exc
-    if not line.strip():
-        raise SumstatsError(f"{path}: empty file, no header line")
+    """The header line (checked as read_sumstats checks it), ending in a line end."""
+    line = header_line(path)
     return line if line.endswith(b"\n") else line + b"\n"
 
 
@@ -157,7 +152,7 @@ def _parse(path: Path, data: bytes, *, keep: tuple[str, ...], first_line: int) -
     """A header line and a block of lines, parsed as :func:`crosscohort.sumstats.read_sumstats` parses a file."""
     from crosscohort.sumstats import _schema_for
 
-    names = data[:data.index(b"\n")].rstrip(b"\r").decode().split("\t")
+    names = header_names(data[:data.index(b"\n") + 1])
     try:
         return pl.read_csv(
             data, separator="\t",
@@ -216,7 +211,7 @@ def file_parts(paths: dict[str, Path], canonical: list[str], *, keep: tuple[str,
     headers = {c: _read_header(Path(paths[c])) for c in canonical}
     empty = []
     for i, c in enumerate(canonical):
-        names = headers[c].rstrip(b"\r\n").decode().split("\t")
+        names = header_names(headers[c])
         # read_sumstats' header rules, as the whole-table read applies them.
         dup = {h for h in names if names.count(h) > 1}
         if dup:
@@ -227,7 +222,7 @@ def file_parts(paths: dict[str, Path], canonical: list[str], *, keep: tuple[str,
                                 f"present: {[x for x in names if x in keep]}")
         empty.append(_cohort_rows(_parse(Path(paths[c]), headers[c], keep=keep, first_line=2),
                                   cohort=c, idx=i, samplesize=samplesize))
-    assumed = {col: any(col in f.columns and col in headers[c].decode().rstrip("\r\n").split("\t")
+    assumed = {col: any(col in f.columns and col in header_names(headers[c])
                         for c, f in zip(canonical, empty, strict=True))
                for col in _STUDY_COLUMNS}
 
