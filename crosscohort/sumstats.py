@@ -34,6 +34,7 @@ __all__ = [
     "SumstatsError",
     "chrom_code",
     "chrom_label",
+    "marker_only",
     "variant_id",
     "header_line",
     "header_names",
@@ -165,6 +166,14 @@ def chrom_code(label: str | int) -> int:
 def chrom_label(code: int) -> str:
     """Display label of a numeric chromosome code (23 -> ``X``)."""
     return {23: "X", 24: "Y", 25: "MT"}.get(int(code), str(int(code)))
+
+
+def marker_only() -> pl.Expr:
+    """Rows keyed by marker name only, as METAL and GWAMA files key variants: no chromosome,
+    no position, an ``rsid``. Harmonisation keeps them apart from the position rules and the
+    meta-analysis matches them on ``rsid`` and alleles; needs all three columns."""
+    return (pl.col("chromosome").is_null() & pl.col("base_pair_location").is_null()
+            & pl.col("rsid").is_not_null())
 
 
 def variant_id(chrom: pl.Expr, pos: pl.Expr, ref: pl.Expr, alt: pl.Expr) -> pl.Expr:

@@ -31,6 +31,7 @@ from crosscohort.sumstats import (
     REQUIRED,
     SumstatsError,
     chrom_code,
+    marker_only,
     read_sumstats,
     variant_id,
     write_sumstats,
@@ -817,17 +818,16 @@ def _harmonise_cohort(
     ledger = Ledger(stage="harmonise", cohort=cohort, trait=trait, n_in=df.height)
     work = _prepare(df, source=source)
     del df
-    marker_only = keep_marker_only and "rsid" in work.columns
-    if marker_only:
+    has_markers = keep_marker_only and "rsid" in work.columns
+    if has_markers:
         # Rows keyed by marker name alone (METAL/GWAMA files without CHR/POS) are not
         # bad values: they are exempt from the position rules and aligned apart.
         work = work.with_columns(
-            (pl.col("chromosome").is_null() & pl.col("base_pair_location").is_null()
-             & pl.col("rsid").is_not_null()).alias(_MARKER_ONLY)
+            marker_only().alias(_MARKER_ONLY)
         )
 
     failures = _value_failures(work)
-    if marker_only:
+    if has_markers:
         for rule in ("chromosome", "base_pair_location"):
             failures[rule] = failures[rule] & ~pl.col(_MARKER_ONLY)
     # All rules in one pass: a rule counts the rows that break it and no earlier rule,
@@ -850,10 +850,10 @@ def _harmonise_cohort(
         work = work.filter(keep)
 
     markers = None
-    if marker_only and not work.get_column(_MARKER_ONLY).any():
+    if has_markers and not work.get_column(_MARKER_ONLY).any():
         # The usual case: no marker-only row, so no copy of the cohort to split it off.
         markers, work = work.clear().drop(_MARKER_ONLY), work.drop(_MARKER_ONLY)
-    elif marker_only:
+    elif has_markers:
         markers = work.filter(pl.col(_MARKER_ONLY)).drop(_MARKER_ONLY)
         work = work.filter(~pl.col(_MARKER_ONLY)).drop(_MARKER_ONLY)
     if reference is None:

@@ -51,6 +51,7 @@ from crosscohort.harmonise.formats import (
 from crosscohort.sumstats import (
     FLAG_COLUMNS,
     line_blocks,
+    marker_only,
     open_binary,
     read_sumstats,
     write_sumstats,
@@ -1018,8 +1019,7 @@ def harmonise_files(
         for spec, rd in zip(inputs, reads, strict=True):
             table = rd.table
             rd = replace(rd, table=table.clear())
-            unplaced = (pl.col("chromosome").is_null() & pl.col("base_pair_location").is_null()
-                        & pl.col("rsid").is_not_null()) if "rsid" in table.columns else pl.lit(False)
+            unplaced = marker_only() if "rsid" in table.columns else pl.lit(False)
             if reference and table.select(unplaced.any()).item():
                 if ids is None:
                     ids = buildmod.read_reference_ids(reference)

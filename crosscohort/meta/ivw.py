@@ -31,6 +31,7 @@ from crosscohort.stats import CHI2_1_MEDIAN, lambda_gc
 from crosscohort.sumstats import (
     COLUMNS,
     META_COLUMNS,
+    marker_only,
     neg_log10_p_from_z,
     variant_id,
     write_sumstats,
@@ -469,12 +470,11 @@ def _stack_frames(
     pos, chrom = pl.col("base_pair_location"), pl.col("chromosome")
     se = pl.col("standard_error")
     nlp = _neglog10p_expr()
-    marker_only = chrom.is_null() & pos.is_null() & pl.col("rsid").is_not_null()
     positioned_ok = chrom.is_between(0, _MARKER_CHROM - 1) & pos.is_between(0, 2**_POS_BITS - 1)
     # The rules in order (1-5, as _RULES); a row failing several counts under the first.
     rules = [
         pl.col("other_allele").is_not_null() & pl.col("effect_allele").is_not_null()
-        & (marker_only | positioned_ok).fill_null(False),
+        & (marker_only() | positioned_ok).fill_null(False),
         pl.col("beta").is_finite().fill_null(False),
         ((se > 0) & se.is_finite()).fill_null(False),
     ]
@@ -1048,8 +1048,7 @@ def leave_one_out(
     ).unique(maintain_order=True)
     # Marker-name rows (no chromosome, no position: METAL/GWAMA inputs) are matched as
     # meta_analyse matches them, on marker name and alleles; positioned ones on the key.
-    unplaced = pl.col("chromosome").is_null() & pl.col("base_pair_location").is_null()
-    markers = key.filter(unplaced & pl.col("rsid").is_not_null()).select(_MARKER_KEY)
+    markers = key.filter(marker_only()).select(_MARKER_KEY)
     canonical = sorted(order)
     cut = {}
     for c in canonical:
@@ -1062,7 +1061,7 @@ def leave_one_out(
                 raise InputError(f"cohort {c}: non-numeric chromosome or position") from exc
             placed = t.join(key.select(VARIANT_KEY), on=list(VARIANT_KEY), how="semi")
             if markers.height and "rsid" in t.columns:
-                by_name = t.filter(unplaced).with_columns(pl.col("rsid").cast(pl.String)).join(
+                by_name = t.filter(marker_only()).with_columns(pl.col("rsid").cast(pl.String)).join(
                     markers, on=list(_MARKER_KEY), how="semi")
                 placed = pl.concat([placed, by_name.cast(placed.schema)])
             t = placed
@@ -1076,9 +1075,9 @@ def leave_one_out(
         got_variants = got_variants.with_columns(pl.lit(None, pl.String).alias("rsid"))
     at_key = key.join(got_variants.select(*VARIANT_KEY, "_i"), on=list(VARIANT_KEY), how="left",
                       maintain_order="left").get_column("_i")
-    at_name = key.join(got_variants.filter(unplaced).select(*_MARKER_KEY, "_i"),
+    at_name = key.join(got_variants.filter(marker_only()).select(*_MARKER_KEY, "_i"),
                        on=list(_MARKER_KEY), how="left", maintain_order="left").get_column("_i")
-    is_marker = key.select(unplaced & pl.col("rsid").is_not_null()).to_series()
+    is_marker = key.select(marker_only()).to_series()
     idx = pl.select(pl.when(is_marker).then(at_name).otherwise(at_key)).to_series()
     idx = idx.fill_null(-1).to_numpy().astype(np.int64)
     if not named:

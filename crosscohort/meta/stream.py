@@ -62,6 +62,7 @@ from crosscohort.sumstats import (
     header_line,
     header_names,
     line_blocks,
+    marker_only,
     open_binary,
     open_gzip_writer,
     order_columns,
@@ -556,11 +557,10 @@ def _rows_at(frame: pl.DataFrame, variants: pl.DataFrame) -> pl.DataFrame:
                                pl.col("base_pair_location").cast(pl.Int64))
     rows = frame.join(variants.select(*VARIANT_KEY).drop_nulls("chromosome"),
                       on=list(VARIANT_KEY), how="semi", maintain_order="left")
-    unplaced = pl.col("chromosome").is_null() & pl.col("base_pair_location").is_null()
     if "rsid" in variants.columns and "rsid" in frame.columns:
-        names = variants.filter(unplaced).select("rsid", "other_allele", "effect_allele")
+        names = variants.filter(marker_only()).select("rsid", "other_allele", "effect_allele")
         if names.height:
-            rows = pl.concat([rows, frame.filter(unplaced).join(
+            rows = pl.concat([rows, frame.filter(marker_only()).join(
                 names, on=["rsid", "other_allele", "effect_allele"], how="semi",
                 maintain_order="left")])
     return rows

@@ -41,7 +41,7 @@ from crosscohort.report.sections import (
     read_loo,
     se_image,
 )
-from crosscohort.sumstats import SumstatsError, chrom_label
+from crosscohort.sumstats import SumstatsError, chrom_label, marker_only
 
 __all__ = ["SECTION_IDS", "ReportError", "build_report", "format_p"]
 
@@ -774,8 +774,7 @@ def _marker_names_of(loci: pl.DataFrame) -> list[str]:
     """Marker names (``rsid``) of the loci's leads that have neither chromosome nor position."""
     if loci.height == 0 or not {"chromosome", "base_pair_location", "rsid"} <= set(loci.columns):
         return []
-    return loci.filter(pl.col("chromosome").is_null() & pl.col("base_pair_location").is_null()
-                       & pl.col("rsid").is_not_null()).get_column("rsid").cast(pl.String).to_list()
+    return loci.filter(marker_only()).get_column("rsid").cast(pl.String).to_list()
 
 
 def _at_positions(df: pl.DataFrame, positions: pl.DataFrame | None) -> pl.DataFrame:

@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from crosscohort.loci import neglog10p
-from crosscohort.sumstats import ALL_COLUMNS, SumstatsError, line_blocks, open_binary
+from crosscohort.sumstats import ALL_COLUMNS, SumstatsError, line_blocks, marker_only, open_binary
 
 __all__ = ["TableDigest", "read_digest", "read_header"]
 
@@ -33,6 +33,8 @@ __all__ = ["TableDigest", "read_digest", "read_header"]
 BLOCK_BYTES = 1 << 26
 _NULLS = ["NA", "NaN", "nan", ""]
 _P_COLUMNS = ("p_value", "neg_log_10_p_value")
+#: What tells a marker-name row and its name.
+_NAMED_KEY = ("chromosome", "base_pair_location", "rsid")
 
 
 @dataclass(frozen=True)
@@ -118,9 +120,9 @@ def read_digest(path: str | Path, *, columns: Sequence[str], line: float | None 
         # The p columns decide which rows are kept whole; parse them even when not kept.
         parsed = wanted + [c for c in _P_COLUMNS if c in header and c not in wanted] \
             if line is not None else list(wanted)
-        by_name = names.len() > 0 and {"chromosome", "rsid"} <= set(header)
+        by_name = names.len() > 0 and set(_NAMED_KEY) <= set(header)
         if by_name:
-            parsed += [c for c in ("chromosome", "rsid") if c not in parsed]
+            parsed += [c for c in _NAMED_KEY if c not in parsed]
         kept: list[pl.DataFrame] = []
         sig: list[pl.DataFrame] = []
         named: list[pl.DataFrame] = []
@@ -150,8 +152,8 @@ def read_digest(path: str | Path, *, columns: Sequence[str], line: float | None 
 
 
 def _named_mask(df: pl.DataFrame, names: pl.Series) -> pl.Series:
-    """Rows without a chromosome whose marker name is one of ``names``."""
-    return df.select((pl.col("chromosome").is_null() & pl.col("rsid").is_in(names.implode()))
+    """Marker-name rows (:func:`~crosscohort.sumstats.marker_only`) named one of ``names``."""
+    return df.select((marker_only() & pl.col("rsid").is_in(names.implode()))
                      .fill_null(False)).to_series()
 
 
@@ -257,8 +259,8 @@ def _digest_parquet(path: Path, *, columns: Sequence[str], line: float | None,
         elif line is not None:
             significant = pl.read_parquet(path, n_rows=0)
         named = pl.read_parquet(path, n_rows=0)
-        if names.len() and {"chromosome", "rsid"} <= set(header):
-            mask = _named_mask(pl.read_parquet(path, columns=["chromosome", "rsid"]), names)
+        if names.len() and set(_NAMED_KEY) <= set(header):
+            mask = _named_mask(pl.read_parquet(path, columns=list(_NAMED_KEY)), names)
             if mask.any():
                 named = pl.read_parquet(path).filter(mask)
     except (pl.exceptions.PolarsError, OSError) as exc:

@@ -28,7 +28,7 @@ from crosscohort.plots import (
     se_sqrt_n,
     sumstats_neglog10p,
 )
-from crosscohort.sumstats import chrom_label, neg_log10_p_from_z
+from crosscohort.sumstats import chrom_label, marker_only, neg_log10_p_from_z
 
 __all__ = [
     "Image",
@@ -273,8 +273,7 @@ def _lead_keys(leads: pl.DataFrame, t: pl.DataFrame,
     placed = pl.col("chromosome").is_not_null() & pl.col("base_pair_location").is_not_null()
     yield _KEY, leads.filter(placed), t.filter(placed)
     if "rsid" in leads.columns and "rsid" in t.columns:
-        unplaced = (pl.col("chromosome").is_null() & pl.col("base_pair_location").is_null()
-                    & pl.col("rsid").is_not_null())
+        unplaced = marker_only()
         by_name = ["rsid", "effect_allele", "other_allele"]
         yield (by_name, leads.filter(unplaced).with_columns(pl.col("rsid").cast(pl.String)),
                t.filter(unplaced).with_columns(pl.col("rsid").cast(pl.String)))
