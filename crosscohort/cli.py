@@ -75,7 +75,8 @@ JEMALLOC_CONF = "dirty_decay_ms:10000,muzzy_decay_ms:0"
 
 
 def main(argv: list[str] | None = None) -> int:
-    if _chosen(sys.argv[1:] if argv is None else argv) in _NO_BLAS and "numpy" not in sys.modules:
+    tuned = _chosen(sys.argv[1:] if argv is None else argv) in _NO_BLAS
+    if tuned and "numpy" not in sys.modules:
         # numpy's and scipy's OpenBLAS each start a worker thread per core at import, which
         # spin-wait for work these commands never give them (~0.2 s of a core at 3 x 2M
         # variants, perf). Read at import only, hence before the subcommand's imports.
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         # clears 2 MiB at once for temporaries reused from the heap anyway. Without: 3 x 2M
         # meta median 8.8 -> 8.2 s, system 2.5 -> 2.1 s (benchmarks/README.md).
         os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
-    if _chosen(sys.argv[1:] if argv is None else argv) in _NO_BLAS and "polars" not in sys.modules:
+    if tuned and "polars" not in sys.modules:
         # polars' jemalloc returns freed pages to the kernel 0.5 s after they are freed,
         # half-way (MADV_FREE, still counted in RSS) then for good after another second. A
         # raw cohort takes ~1.5 s to read and harmonise, so each file's parse faulted in
