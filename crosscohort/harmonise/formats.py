@@ -20,6 +20,7 @@ from scipy.special import ndtr
 
 from crosscohort.errors import InputError
 from crosscohort.harmonise.alleles import complement, normalise_allele
+from crosscohort.sumstats import float_column
 
 __all__ = [
     "FORMAT_NAMES",
@@ -151,7 +152,7 @@ def read_gwama_input(
     z = (df.get_column("beta") / df.get_column("standard_error")).to_numpy()
     with np.errstate(invalid="ignore"):
         p = 2.0 * ndtr(-np.abs(z))
-    return df.with_columns(pl.Series("p_value", p, dtype=pl.Float64).fill_nan(None))
+    return df.with_columns(float_column("p_value", p))
 
 
 # --- Format presets and the header dictionary ---------------------------------------

@@ -50,6 +50,7 @@ from crosscohort.harmonise.formats import (
 )
 from crosscohort.sumstats import (
     FLAG_COLUMNS,
+    float_column,
     line_blocks,
     marker_only,
     open_binary,
@@ -849,7 +850,7 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
     }
     # A column read and not filled is the file's own (NaN read as missing, as the arrays do).
     out = df.with_columns(
-        [pl.Series(k, v, dtype=pl.Float64).fill_nan(None) if changed[k]
+        [float_column(k, v) if changed[k]
          else df.get_column(k).cast(pl.Float64).fill_nan(None) for k, v in new.items()]
         + [pl.Series(FLAG_P_INCONSISTENT, inconsistent)]
     )

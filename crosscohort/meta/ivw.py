@@ -31,6 +31,7 @@ from crosscohort.stats import CHI2_1_MEDIAN, lambda_gc
 from crosscohort.sumstats import (
     COLUMNS,
     META_COLUMNS,
+    float_column,
     marker_only,
     neg_log10_p_from_z,
     variant_id,
@@ -654,7 +655,7 @@ def _direction_exprs(beta: np.ndarray) -> pl.Series:
     chars = []
     for j in range(beta.shape[0]):
         # NaN -> null: polars orders NaN above every number, so NaN > 0 would read as "+".
-        b = pl.Series(f"_{j}", beta[j]).fill_nan(None)
+        b = float_column(f"_{j}", beta[j])
         chars.append(pl.when(b > 0).then(pl.lit("+")).when(b < 0).then(pl.lit("-"))
                      .when(b == 0).then(pl.lit("0")).otherwise(pl.lit("?")))
     return pl.select(pl.concat_str(chars).alias("direction")).to_series()
@@ -910,10 +911,9 @@ def _combine(
     def count_sum(arr: np.ndarray, name: str) -> pl.Series:
         # Sums of counts stay integer; a variant with no reporting cohort is NA, not 0.
         has = np.isfinite(arr).any(axis=0)
-        return pl.Series(name, np.where(has, np.nansum(arr, axis=0), np.nan)).fill_nan(None).cast(pl.Int64)
+        return float_column(name, np.where(has, np.nansum(arr, axis=0), np.nan)).cast(pl.Int64)
 
-    def nan_to_null(name: str, arr: np.ndarray) -> pl.Series:
-        return pl.Series(name, arr, dtype=pl.Float64).fill_nan(None)
+    nan_to_null = float_column
 
     if method == "samplesize":
         z_cohort = _cohort_z(arrays) / fvec
@@ -932,7 +932,7 @@ def _combine(
         "n_studies": pl.Series("n_studies", res.n_studies.astype(np.int64)),
         "direction": _direction(beta[[canonical.index(c) for c in order]]),
         "het_q": nan_to_null("het_q", res.q),
-        "het_df": pl.Series("het_df", res.df).fill_nan(None).cast(pl.Int64),
+        "het_df": float_column("het_df", res.df).cast(pl.Int64),
         "het_p": nan_to_null("het_p", het_p),
         "het_i2": nan_to_null("het_i2", res.i2),
         "tau2": nan_to_null("tau2", res.tau2),
@@ -1099,10 +1099,10 @@ def leave_one_out(
             pl.lit(c).alias(LEFT_OUT),
             pl.Series("n_studies", np.where(got, res.n_studies[pick] if res.n_studies.size else 0,
                                             0).astype(np.int64)),
-            pl.Series("beta", col(res.beta)).fill_nan(None),
-            pl.Series("standard_error", col(res.standard_error)).fill_nan(None),
-            pl.Series("p_value", _p_from_z(z)).fill_nan(None),
-            pl.Series("neg_log_10_p_value", neg_log10_p_from_z(z)).fill_nan(None),
+            float_column("beta", col(res.beta)),
+            float_column("standard_error", col(res.standard_error)),
+            float_column("p_value", _p_from_z(z)),
+            float_column("neg_log_10_p_value", neg_log10_p_from_z(z)),
         ).with_row_index("_v"))
     table = (
         pl.concat(blocks).sort("_v", maintain_order=True).drop("_v")

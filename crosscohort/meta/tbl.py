@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from crosscohort.meta.ivw import MetaResult
+from crosscohort.sumstats import float_column
 
 __all__ = ["TBL_COLUMNS", "TBL_COLUMNS_SAMPLESIZE", "format_p", "tbl_frame", "write_tbl"]
 
@@ -59,7 +60,7 @@ def tbl_frame(result: MetaResult) -> pl.DataFrame:
         pl.col("effect_allele").str.to_lowercase().alias("Allele1"),
         pl.col("other_allele").str.to_lowercase().alias("Allele2"),
         pl.col("effect_allele_frequency").alias("Freq1"),
-        pl.Series("FreqSE", eaf_se).fill_nan(None),
+        float_column("FreqSE", eaf_se),
         pl.col("eaf_min").alias("MinFreq"),
         pl.col("eaf_max").alias("MaxFreq"),
         *effect,
