@@ -452,9 +452,8 @@ def meta_analyse_to_file(
             if lg.n_in != n_in[c]:
                 raise InputError(f"cohort {c}: {n_in[c]} rows in, {lg.n_in} met in the parts")
     if lambdas is None:
-        lambdas, factors = _gc_factors(canonical, result["z2"], gc=False)
-    nlp = result["nlp"]
-    lam_meta = lambda_gc(np.concatenate(nlp)) if result["counts"]["n_variants"] else float("nan")
+        lambdas, factors = result["lambdas"]
+    lam_meta = result["lambda_meta"]
     streamed = StreamedMeta(
         cohorts=tuple(order), method=method,
         lambda_gc={c: lambdas[c] for c in order}, lambda_meta=lam_meta,
@@ -529,6 +528,10 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
                     for j, f in enumerate(frames):
                         loo[j].append(_rows_at(f, sig))
             del part, table, frames
+        # The genome-wide medians while the writer formats the last parts.
+        lambdas = None if factors is not None else _gc_factors(canonical, z2, gc=False)
+        lam_meta = (lambda_gc(np.concatenate(nlp)) if counts.get("n_variants")
+                    else float("nan"))
         if writer is not None:
             writer.finish()
             renames.append((writer.tmp, writer.path))
@@ -546,7 +549,7 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
         sig_table = pl.concat(significant) if significant else empty_table
         loo_tables = {c: pl.concat(loo[j]) if loo[j] else empty_frames[j]
                       for j, c in enumerate(canonical)}
-    return {"ledgers": ledgers, "z2": z2, "nlp": nlp or [np.empty(0)], "counts": counts,
+    return {"ledgers": ledgers, "lambdas": lambdas, "lambda_meta": lam_meta, "counts": counts,
             "seen": seen, "significant": sig_table, "loo_tables": loo_tables,
             "renames": renames}
 
