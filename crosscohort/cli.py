@@ -70,8 +70,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 #: Commands without linear algebra: OpenBLAS's worker threads would only spin (see main).
 _NO_BLAS = ("harmonise", "meta")
 #: polars' jemalloc for those commands: freed pages kept for reuse over jemalloc's own default
-#: of 10 s (polars shortens it to 0.5 s), then returned in one step.
-JEMALLOC_CONF = "dirty_decay_ms:10000,muzzy_decay_ms:0"
+#: of 10 s (polars shortens it to 0.5 s), then returned in one step; one arena for all
+#: threads, so that pages one thread frees are reused by the next thread's allocation
+#: rather than kept aside in its own arena (a new parse pool per file, polars' pool).
+JEMALLOC_CONF = "dirty_decay_ms:10000,muzzy_decay_ms:0,narenas:1"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         # fresh pages for what the previous file had just freed. Kept for jemalloc's own
         # default of 10 s, then returned at once. 3 x 2M meta: 3 s gave 8.52 -> 8.06 s;
         # 10 s a further -0.14 and -0.47 s (two sets of 5 pairs), system -0.2 s, peak RSS
-        # 1.27-1.31 -> 1.30-1.37 GB (5M: 2.60 -> 2.67-2.73 GB). A user's own
+        # 1.27-1.31 -> 1.30-1.37 GB (5M: 2.60 -> 2.67-2.73 GB). One arena then cut the
+        # peak to 1.21-1.24 GB at the same speed (4 pairs: 8.10 -> 7.97 s). A user's own
         # _RJEM_MALLOC_CONF is used instead (benchmarks/README.md).
         os.environ.setdefault("_RJEM_MALLOC_CONF", JEMALLOC_CONF)
     args = build_parser(argv).parse_args(argv)
