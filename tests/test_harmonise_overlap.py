@@ -91,7 +91,7 @@ def test_harmonise_overlap__error_aligning_a_cohort_wins_over_a_later_files_read
     specs = _cohorts(tmp_path, [40, 40, 40])
     specs[1].path.write_text("")
     failed = threading.Event()
-    real_read = readers.read_summary_statistics
+    real_read = readers._parse_file
 
     def read(path, **kw):
         try:
@@ -104,7 +104,7 @@ def test_harmonise_overlap__error_aligning_a_cohort_wins_over_a_later_files_read
         assert failed.wait(30), "the worker never read the next file"
         raise InputError(f"{cohort}: planted alignment error")
 
-    monkeypatch.setattr(readers, "read_summary_statistics", read)
+    monkeypatch.setattr(readers, "_parse_file", read)
     monkeypatch.setattr(readers, "_harmonise_cohort", align)
     with pytest.raises(InputError, match="c0: planted alignment error"):
         harmonise_files(specs, prefetch=True)
@@ -112,10 +112,10 @@ def test_harmonise_overlap__error_aligning_a_cohort_wins_over_a_later_files_read
 
 
 def test_harmonise_overlap__reads_run_ahead_by_one_file_at_most(tmp_path, monkeypatch):
-    """Bounded memory: while cohort k is aligned, only file k + 1 has been read."""
+    """Bounded memory: while cohort k is aligned, only file k + 1 has been parsed."""
     specs = _cohorts(tmp_path, [30, 30, 30, 30])
     started: list[str] = []
-    real_read, real_align = readers.read_summary_statistics, readers._harmonise_cohort
+    real_read, real_align = readers._parse_file, readers._harmonise_cohort
     seen_at_align: dict[str, list[str]] = {}
 
     def read(path, **kw):
@@ -128,9 +128,43 @@ def test_harmonise_overlap__reads_run_ahead_by_one_file_at_most(tmp_path, monkey
         seen_at_align[cohort] = list(started)
         return real_align(box, cohort=cohort, **kw)
 
-    monkeypatch.setattr(readers, "read_summary_statistics", read)
+    monkeypatch.setattr(readers, "_parse_file", read)
     monkeypatch.setattr(readers, "_harmonise_cohort", align)
     harmonise_files(specs, prefetch=True)
     assert started == ["c0", "c1", "c2", "c3"]
     for k in range(4):
         assert seen_at_align[f"c{k}"] == [f"c{j}" for j in range(min(k + 2, 4))]
+
+
+def test_harmonise_overlap__error_finishing_a_file_wins_over_the_next_files_parse_error(
+        tmp_path, monkeypatch):
+    """The values of c0 are finished while c1 is parsed ahead: c0's error (numeric alleles,
+    raised while finishing) is reported, not c1's (an empty file, raised while parsing)."""
+    specs = _cohorts(tmp_path, [40, 40, 40])
+    lines = specs[0].path.read_text().splitlines()
+    fields = lines[3].split("\t")
+    fields[2:4] = ["1", "2"]
+    lines[3] = "\t".join(fields)
+    specs[0].path.write_text("\n".join(lines) + "\n")
+    specs[1].path.write_text("")
+    failed = threading.Event()
+    real_parse, real_finish = readers._parse_file, readers._finish_read
+
+    def parse(path, **kw):
+        try:
+            return real_parse(path, **kw)
+        except InputError:
+            failed.set()
+            raise
+
+    def finish(parsed, **kw):
+        if parsed.path == specs[0].path:
+            assert failed.wait(30), "the worker never parsed the next file"
+        return real_finish(parsed, **kw)
+
+    monkeypatch.setattr(readers, "_parse_file", parse)
+    monkeypatch.setattr(readers, "_finish_read", finish)
+    with pytest.raises(InputError, match=r"c0\.tsv: line 4: alleles '1'/'2' are numeric") as exc:
+        harmonise_files(specs, prefetch=True)
+    assert "c1.tsv" not in str(exc.value)
+    assert _no_worker_left()

@@ -104,10 +104,10 @@ def _harmonise_raw(args: argparse.Namespace, fmt: str) -> tuple[dict, list]:
                         palindrome_max_maf=args.palindrome_max_maf,
                         eaf_max_diff=args.eaf_max_diff, variant_ids=False,
                         keep=meta_input_columns(samplesize=args.method == "samplesize"),
-                        # No read-ahead: with harmonisation down to ~0.2 s a cohort it no
-                        # longer pays (3 x 2M: 6.1 s either way) and held a second raw
-                        # cohort in memory (peak RSS 1.49 -> 1.43 GB without).
-                        prefetch=False)
+                        # The next file parsed while this one's values are finished and
+                        # it is aligned, ~0.65 s a cohort on one core otherwise
+                        # (benchmarks/README.md).
+                        prefetch=True)
     return dict(h.tables), list(h.ledgers.values())
 
 

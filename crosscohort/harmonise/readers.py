@@ -583,6 +583,40 @@ def read_summary_statistics(
       ``chr:pos...`` marker names where the file has none
       [``position_from_marker_name``].
     """
+    return _finish_read(_parse_file(path, format=format, columns=columns, missing=missing),
+                        default_n=default_n, numeric_alleles=numeric_alleles)
+
+
+@dataclass
+class _Parsed:
+    """A file read as far as its parsed rows: :func:`_parse_file`'s half of a read.
+
+    ``typed`` is :func:`_read_typed`'s result (``None``: the checking path
+    reads the file in :func:`_finish_read`); ``frame`` a parquet file's whole table.
+    """
+
+    path: Path
+    source: str
+    fmt: str = "gwas-ssf"
+    header: list[str] = field(default_factory=list)
+    sep: str = "\t"
+    skip: int = 0
+    cols: dict[str, str] = field(default_factory=dict)
+    na: tuple[str, ...] = ()
+    extra: list[str] = field(default_factory=list)
+    used: list[int] = field(default_factory=list)
+    numeric: list[str] = field(default_factory=list)
+    typed: tuple[pl.LazyFrame, int, bool] | None = None
+    frame: pl.DataFrame | None = None
+
+
+def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str, str] | None = None,
+                missing: tuple[str, ...] = ()) -> _Parsed:
+    """The first half of :func:`read_summary_statistics`: header, columns and the parsed rows.
+
+    Everything that reads the file's bytes and needs no other file: a
+    prefetching caller runs it for the next file while this one is finished.
+    """
     path = Path(path)
     source = str(path)
     if not path.exists():
@@ -590,8 +624,8 @@ def read_summary_statistics(
     if format not in FORMAT_NAMES:
         raise ConfigError(f"unknown format {format!r}; expected one of {list(FORMAT_NAMES)}")
     if path.suffix == ".parquet":
-        return _from_frame(read_sumstats(path, chromosome_labels=True, required=()),
-                           source=source, default_n=default_n)
+        return _Parsed(path=path, source=source,
+                       frame=read_sumstats(path, chromosome_labels=True, required=()))
     header, sep, skip = _sniff(path)
     dup = sorted({h for h in header if header.count(h) > 1})
     if dup:
@@ -619,12 +653,28 @@ def read_summary_statistics(
                 "are required; map them with --columns"
             )
 
-    def c(f: str) -> str:
-        return f"_c{index[cols[f]]}"
-
     numeric = [f for f in (*_NUMERIC, *_COUNTS, "base_pair_location") if f in cols]
     typed = _read_typed(path, n_fields=len(header), sep=sep, skip=skip, used=used,
                         numeric={index[cols[f]] for f in numeric}, na=na)
+    return _Parsed(path=path, source=source, fmt=fmt, header=header, sep=sep, skip=skip,
+                   cols=cols, na=na, extra=extra, used=used, numeric=numeric, typed=typed)
+
+
+def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
+                 numeric_alleles: bool = False) -> ReadResult:
+    """The second half of :func:`read_summary_statistics`: values, alleles and checks."""
+    if parsed.frame is not None:
+        return _from_frame(parsed.frame, source=parsed.source, default_n=default_n)
+    path, source, fmt, header, cols, na = (parsed.path, parsed.source, parsed.fmt, parsed.header,
+                                           parsed.cols, parsed.na)
+    sep, skip, extra, used, numeric, typed = (parsed.sep, parsed.skip, parsed.extra, parsed.used,
+                                              parsed.numeric, parsed.typed)
+    parsed.typed = None  # the parsed rows go once converted
+    index = {h: i for i, h in enumerate(header)}
+
+    def c(f: str) -> str:
+        return f"_c{index[cols[f]]}"
+
     checks: dict[str, str] = {}
     exprs: list[pl.Expr] = [pl.col(_LINE)]
     if typed is not None:
@@ -971,10 +1021,10 @@ def harmonise_files(
         Columns to keep (those present) in the returned tables; ``None`` keeps
         all. For a caller that needs a few, so that memory holds only those.
     prefetch
-        Parse the next file in a worker thread while the current cohort is aligned
-        (polars parses without the GIL): faster on two or more cores, at the cost of
-        one more raw cohort in memory. Tables, ledgers and the first error reported
-        are those of the sequential loop.
+        Parse the next file in a worker thread while the current one's values are
+        finished and the cohort aligned (polars parses without the GIL): faster on
+        two or more cores, at the cost of one more file's parsed rows in memory.
+        Tables, ledgers and the first error reported are those of the sequential loop.
 
     Returns
     -------
@@ -1007,15 +1057,17 @@ def harmonise_files(
     tables: dict[str, pl.DataFrame] = {}
     ledgers = {}
 
-    def read(spec: InputSpec) -> ReadResult:
-        return read_summary_statistics(spec.path, format=spec.format, columns=columns,
-                                       default_n=default_n, numeric_alleles=numeric_alleles,
-                                       missing=missing)
+    def parse(spec: InputSpec) -> _Parsed:
+        return _parse_file(spec.path, format=spec.format, columns=columns, missing=missing)
+
+    def finish(parsed: _Parsed) -> ReadResult:
+        return _finish_read(parsed, default_n=default_n, numeric_alleles=numeric_alleles)
 
     # One cohort at a time, written (when out_dir is given) before the next is read, so
     # memory holds one cohort's columns, not all of them; with ``prefetch`` the next file
-    # is parsed in a worker thread while this one is aligned (two raw cohorts in memory).
-    reads = _ordered_reads(read, inputs, prefetch=prefetch and len(inputs) > 1)
+    # is parsed in a worker thread while this one's values are finished and it is aligned
+    # (one more file's parsed rows in memory).
+    reads = _ordered_reads(parse, finish, inputs, prefetch=prefetch and len(inputs) > 1)
     try:
         for spec, rd in zip(inputs, reads, strict=True):
             table = rd.table
@@ -1064,27 +1116,31 @@ def harmonise_files(
     return result
 
 
-def _ordered_reads(read, inputs: list[InputSpec], *, prefetch: bool):
-    """Each input's read, in command-line order; with ``prefetch``, one read ahead in a thread.
+def _ordered_reads(parse, finish, inputs: list[InputSpec], *, prefetch: bool):
+    """Each input's ``finish(parse(spec))``, in command-line order.
 
-    The worker's exception is raised when its file's turn comes, so the first error
-    reported is the one the sequential loop would report; closing the generator (an
-    error while aligning an earlier cohort) cancels or waits out the read ahead and
-    drops its result or error.
+    With ``prefetch``, the next file's ``parse`` runs in a thread from the
+    moment this file's has returned, so it overlaps this file's ``finish`` and
+    whatever the caller does with the result (alignment). The worker's
+    exception is raised when its file's turn comes, so the first error
+    reported is the one the sequential loop would report; closing the
+    generator (an error while finishing or aligning an earlier cohort)
+    cancels or waits out the parse ahead and drops its result or error.
     """
     if not prefetch:
         for spec in inputs:
-            yield read(spec)
+            yield finish(parse(spec))
         return
     from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crosscohort-read")
     try:
-        ahead = pool.submit(read, inputs[0])
+        ahead = pool.submit(parse, inputs[0])
         for i in range(len(inputs)):
             # In a box, so that this frame holds no reference to a table once it is handed on.
             box = [ahead.result()]
-            ahead = pool.submit(read, inputs[i + 1]) if i + 1 < len(inputs) else None
+            ahead = pool.submit(parse, inputs[i + 1]) if i + 1 < len(inputs) else None
+            box = [finish(box.pop())]
             yield box.pop()
     finally:
         if ahead is not None:
