@@ -29,11 +29,57 @@ def test_the_command_applies_it_before_a_subcommand_runs(monkeypatch, tmp_path):
     import crosscohort.cli as cli
 
     calls = []
-    monkeypatch.setattr(cli, "retain_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(cli, "retain_freed_memory", lambda **kw: calls.append(kw) or True)
     # A subcommand that fails on its input: the settings were applied before it ran.
     assert cli.main(["verify", "--bundle", str(tmp_path / "no_such_bundle"),
                      "--out", str(tmp_path / "v.json")]) != 0
-    assert calls == [1]
+    # meta combines in worker threads: one malloc arena for all of them.
+    assert cli.main(["meta", "--out", str(tmp_path / "m.tsv"), str(tmp_path / "none.tsv")]) != 0
+    assert calls == [{"arena_max": None}, {"arena_max": 1}]
+
+
+_ARENAS = """
+import ctypes, os, sys, threading
+import numpy as np
+from crosscohort.memory import retain_freed_memory
+if sys.argv[1] == "1":
+    assert retain_freed_memory(arena_max=1)
+def work():
+    for _ in range(20):
+        a = np.ones(200_000)  # 1.6 MB: from a heap, below the mmap threshold
+        del a
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+fh = libc.fopen(sys.argv[2].encode(), b"w")
+libc.malloc_info(0, fh)
+libc.fclose(fh)
+print(open(sys.argv[2]).read().count("<heap nr="))
+"""
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc arenas are glibc's")
+@pytest.mark.parametrize(("arena_max", "user", "one_heap"), [
+    ("0", None, False), ("1", None, True), ("1", "4", False),
+])
+def test_arena_max_one_heap_for_every_thread(tmp_path, arena_max, user, one_heap):
+    """Four threads allocating numpy arrays: one heap with arena_max=1, several without,
+    and several when the user's own MALLOC_ARENA_MAX says so."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_"))}
+    if user is not None:
+        env["MALLOC_ARENA_MAX"] = user
+    out = subprocess.run([sys.executable, "-c", _ARENAS, arena_max, str(tmp_path / "info.xml")],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    heaps = int(out.split()[-1])
+    assert (heaps == 1) is one_heap, heaps
 
 
 def _after_main(command: str, variable: str, preset: str | None, then: str) -> str:
