@@ -28,10 +28,12 @@ Two sources of parts:
 
 from __future__ import annotations
 
+import collections
 import queue
 import re
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +87,8 @@ _NO_CHROM = np.iinfo(np.int64).max
 BLOCK_BYTES = 16 << 20
 #: Format and write the output in a thread of its own, overlapping the next part's work.
 _WRITE_THREAD = True
+#: Parts combined at once (the machines this is tuned on have 2 cores).
+COMBINE_WORKERS = 2
 #: Columns whose presence changes the output's columns (the others only fill NaN).
 _SCHEMA_COLUMNS = ("rsid", "n", "n_cases", "n_controls")
 
@@ -467,7 +471,12 @@ def meta_analyse_to_file(
 
 def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, method,
                   eaf_max_diff, tbl, loo_threshold, tbl_frame) -> dict:
-    """One pass over the parts: combine, write (to temporary names), count."""
+    """One pass over the parts: combine, write (to temporary names), count.
+
+    Parts are stacked and combined by :data:`COMBINE_WORKERS` threads and
+    taken in order, so the counts, ledgers and output are those of one part
+    after the other (an error is raised when its part's turn comes).
+    """
     from crosscohort.loci import neglog10p
     from crosscohort.meta.ivw import MetaResult
 
@@ -486,19 +495,39 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
         writer = None if parquet else _Writer(out, stack, gz=out.suffix == ".gz")
         tbl_writer = _Writer(Path(tbl), stack, gz=False) if tbl else None
         empty_table, empty_frames, empty_table_rows = None, None, 0
-        for _code, frames in src.parts():
-            if empty_frames is None:
-                empty_frames = [f.clear() for f in frames]
+
+        def combined(frames: list[pl.DataFrame]) -> tuple:
             stacked, part_ledgers = _stack_frames(frames, [f.height for f in frames], canonical,
                                                   samplesize=samplesize, present=present)
-            seen = {c: seen[c] or stacked.present_here[c] for c in seen}
-            if factors is None:
-                for j, zz in enumerate(_cohort_z2(stacked)):
-                    z2[j].append(zz)
+            zz = _cohort_z2(stacked) if factors is None else None
             part = _combine(stacked, part_ledgers, canonical=canonical, order=order,
                             factors=factors or dict.fromkeys(canonical, 1.0), method=method,
                             eaf_max_diff=eaf_max_diff)
-            del stacked
+            return stacked.present_here, zz, part, part_ledgers
+
+        # Parts combined by COMBINE_WORKERS threads (numpy and polars release the GIL),
+        # taken in order: at most COMBINE_WORKERS parts in flight besides the writer's.
+        pool = stack.enter_context(ThreadPoolExecutor(COMBINE_WORKERS, "combine"))
+        pending: collections.deque = collections.deque()
+
+        def parts() -> Iterator[tuple[list[pl.DataFrame], tuple]]:
+            for _code, frames in src.parts():
+                pending.append((frames, pool.submit(combined, frames)))
+                if len(pending) >= COMBINE_WORKERS:
+                    frames, future = pending.popleft()
+                    yield frames, future.result()
+            while pending:
+                frames, future = pending.popleft()
+                yield frames, future.result()
+
+        for frames, (present_here, zz, part, part_ledgers) in parts():
+            if empty_frames is None:
+                empty_frames = [f.clear() for f in frames]
+            seen = {c: seen[c] or present_here[c] for c in seen}
+            if zz is not None:
+                for j, z in enumerate(zz):
+                    z2[j].append(z)
+            del zz
             for c, lg in part_ledgers.items():
                 _add(ledgers[c], lg)
             nlp.append(part.nlp_main)
