@@ -46,6 +46,22 @@ def _cohorts(tmp_path, sizes, bad=None):
     return specs
 
 
+def _parse_failures(monkeypatch) -> threading.Event:
+    """An event set when a file's parse raises InputError (the parse is watched, not changed)."""
+    failed = threading.Event()
+    real_parse = readers._parse_file
+
+    def parse(path, **kw):
+        try:
+            return real_parse(path, **kw)
+        except InputError:
+            failed.set()
+            raise
+
+    monkeypatch.setattr(readers, "_parse_file", parse)
+    return failed
+
+
 def _no_worker_left():
     return not any(t.name.startswith("crosscohort-read") for t in threading.enumerate())
 
@@ -90,21 +106,12 @@ def test_harmonise_overlap__error_aligning_a_cohort_wins_over_a_later_files_read
     """The next file's read has already failed in the worker; the earlier cohort's error is shown."""
     specs = _cohorts(tmp_path, [40, 40, 40])
     specs[1].path.write_text("")
-    failed = threading.Event()
-    real_read = readers._parse_file
-
-    def read(path, **kw):
-        try:
-            return real_read(path, **kw)
-        except InputError:
-            failed.set()
-            raise
+    failed = _parse_failures(monkeypatch)
 
     def align(box, *, cohort, **kw):
         assert failed.wait(30), "the worker never read the next file"
         raise InputError(f"{cohort}: planted alignment error")
 
-    monkeypatch.setattr(readers, "_parse_file", read)
     monkeypatch.setattr(readers, "_harmonise_cohort", align)
     with pytest.raises(InputError, match="c0: planted alignment error"):
         harmonise_files(specs, prefetch=True)
@@ -147,22 +154,14 @@ def test_harmonise_overlap__error_finishing_a_file_wins_over_the_next_files_pars
     lines[3] = "\t".join(fields)
     specs[0].path.write_text("\n".join(lines) + "\n")
     specs[1].path.write_text("")
-    failed = threading.Event()
-    real_parse, real_finish = readers._parse_file, readers._finish_read
-
-    def parse(path, **kw):
-        try:
-            return real_parse(path, **kw)
-        except InputError:
-            failed.set()
-            raise
+    failed = _parse_failures(monkeypatch)
+    real_finish = readers._finish_read
 
     def finish(parsed, **kw):
         if parsed.path == specs[0].path:
             assert failed.wait(30), "the worker never parsed the next file"
         return real_finish(parsed, **kw)
 
-    monkeypatch.setattr(readers, "_parse_file", parse)
     monkeypatch.setattr(readers, "_finish_read", finish)
     with pytest.raises(InputError, match=r"c0\.tsv: line 4: alleles '1'/'2' are numeric") as exc:
         harmonise_files(specs, prefetch=True)
