@@ -30,6 +30,7 @@ from scipy.special import ndtri
 from scipy.stats import rankdata
 
 from crosscohort.errors import InputError
+from crosscohort.sumstats import float_column
 
 __all__ = [
     "MISSING_CODES",
@@ -147,8 +148,8 @@ def read_table(path: str | Path, *, kind: Literal["phenotype", "covariate"] = "p
                 f"{path}, line {line_arr[i]}, column {name!r}: {kind} values must be numbers "
                 f"(missing as NA, nan, -9 or empty); got {raw[i]!r}"
             )
-        data.append(pl.Series(name, np.where(missing.to_numpy(), np.nan, values.fill_null(np.nan).to_numpy()),
-                              dtype=pl.Float64).fill_nan(None))
+        data.append(float_column(name, np.where(missing.to_numpy(), np.nan,
+                                                values.fill_null(np.nan).to_numpy())))
     df = pl.DataFrame(data)
     key = ["fid", "iid"] if n_id == 2 else ["iid"]
     dups = df.group_by(key).len().filter(pl.col("len") > 1)

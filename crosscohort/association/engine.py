@@ -36,7 +36,7 @@ from crosscohort.phenotypes import (
     read_table,
 )
 from crosscohort.progress import Progress
-from crosscohort.sumstats import chrom_code, neg_log10_p_from_z, variant_id
+from crosscohort.sumstats import chrom_code, float_column, neg_log10_p_from_z, variant_id
 
 __all__ = [
     "ERROR_CODES",
@@ -631,7 +631,7 @@ def scan(genotypes: Genotypes, designs: Sequence[TraitDesign], *, variant_index:
             elif name == "firth":
                 cols[name] = pl.Series(name, arr, dtype=pl.Boolean)
             else:
-                cols[name] = pl.Series(name, arr, dtype=pl.Float64).fill_nan(None)
+                cols[name] = float_column(name, arr)
         stats = pl.DataFrame(list(cols.values())) if cols else pl.DataFrame()
         order = ["chromosome", "base_pair_location", "effect_allele", "other_allele", "beta",
                  "standard_error", "effect_allele_frequency", "p_value", "neg_log_10_p_value",

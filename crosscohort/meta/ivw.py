@@ -913,7 +913,6 @@ def _combine(
         has = np.isfinite(arr).any(axis=0)
         return float_column(name, np.where(has, np.nansum(arr, axis=0), np.nan)).cast(pl.Int64)
 
-    nan_to_null = float_column
 
     if method == "samplesize":
         z_cohort = _cohort_z(arrays) / fvec
@@ -923,32 +922,32 @@ def _combine(
         p_main, nlp_main = _p_from_z(res.z), neg_log10_p_from_z(res.z)
 
     columns: dict[str, pl.Series] = {
-        "beta": nan_to_null("beta", res.beta),
-        "standard_error": nan_to_null("standard_error", res.standard_error),
-        "effect_allele_frequency": nan_to_null("effect_allele_frequency", eaf_mean),
-        "p_value": nan_to_null("p_value", p_main),
-        "neg_log_10_p_value": nan_to_null("neg_log_10_p_value", nlp_main),
+        "beta": float_column("beta", res.beta),
+        "standard_error": float_column("standard_error", res.standard_error),
+        "effect_allele_frequency": float_column("effect_allele_frequency", eaf_mean),
+        "p_value": float_column("p_value", p_main),
+        "neg_log_10_p_value": float_column("neg_log_10_p_value", nlp_main),
         "n": count_sum(n, "n"),
         "n_studies": pl.Series("n_studies", res.n_studies.astype(np.int64)),
         "direction": _direction(beta[[canonical.index(c) for c in order]]),
-        "het_q": nan_to_null("het_q", res.q),
+        "het_q": float_column("het_q", res.q),
         "het_df": float_column("het_df", res.df).cast(pl.Int64),
-        "het_p": nan_to_null("het_p", het_p),
-        "het_i2": nan_to_null("het_i2", res.i2),
-        "tau2": nan_to_null("tau2", res.tau2),
-        "beta_random": nan_to_null("beta_random", res.beta_random),
-        "standard_error_random": nan_to_null("standard_error_random", res.standard_error_random),
-        "p_value_random": nan_to_null("p_value_random", _p_from_z(res.z_random)),
-        "neg_log_10_p_value_random": nan_to_null(
+        "het_p": float_column("het_p", het_p),
+        "het_i2": float_column("het_i2", res.i2),
+        "tau2": float_column("tau2", res.tau2),
+        "beta_random": float_column("beta_random", res.beta_random),
+        "standard_error_random": float_column("standard_error_random", res.standard_error_random),
+        "p_value_random": float_column("p_value_random", _p_from_z(res.z_random)),
+        "neg_log_10_p_value_random": float_column(
             "neg_log_10_p_value_random", neg_log10_p_from_z(res.z_random)
         ),
-        "eaf_min": nan_to_null("eaf_min", eaf_min),
-        "eaf_max": nan_to_null("eaf_max", eaf_max),
-        "n_effective": nan_to_null("n_effective", np.where(
+        "eaf_min": float_column("eaf_min", eaf_min),
+        "eaf_max": float_column("eaf_max", eaf_max),
+        "n_effective": float_column("n_effective", np.where(
             np.isfinite(neff).any(axis=0), np.nansum(neff, axis=0), np.nan)),
     }
     if method == "samplesize":
-        columns["z_samplesize"] = nan_to_null("z_samplesize", ss.z)
+        columns["z_samplesize"] = float_column("z_samplesize", ss.z)
     columns[FLAG_EAF_FAR] = pl.Series(FLAG_EAF_FAR, far_any)
     for j, cohort in enumerate(canonical):
         ledgers[cohort].change("eaf_far_from_other_cohorts_flagged", far_counts[j])
