@@ -295,9 +295,11 @@ def verify_bundle(
     for trait, entry in traits.items():
         if not isinstance(entry, dict):
             raise InputError(f"{where}: traits[{trait!r}] must be an object with sumstats and metadata")
-        for k in ("sumstats", "metadata"):
+        for k, suffix in (("sumstats", ".tsv.gz"), ("metadata", ".yaml")):
             if not isinstance(entry.get(k), str) or entry[k] not in listed:
                 raise InputError(f"{where}: trait {trait!r} {k} file {entry.get(k)!r} not in the bundle")
+            if not entry[k].endswith(suffix):
+                raise InputError(f"{where}: trait {trait!r} {k} file {entry[k]!r} must be a {suffix} file")
         ss = bundle / entry["sumstats"]
         with gzip.open(ss, "rt", encoding="utf-8") as fh:
             header = fh.readline().rstrip("\n").split("\t")

@@ -222,6 +222,7 @@ def _manifest_edits():
         ("sha_short", file0("sha256", "abc"), None, r"sha256 must be 64 lower-case hex digits"),
         ("path_null", file0("path", None), None, r"files\[0\] path None must be a plain file name"),
         ("sumstats_list", trait("sumstats", ["ldl.tsv.gz"]), None, r"trait 'ldl' sumstats file \['ldl.tsv.gz'\] not in"),
+        ("sumstats_md", trait("sumstats", "audit.md"), None, r"trait 'ldl' sumstats file 'audit.md' must be a \.tsv\.gz"),
         ("rules_list", key("gate_rules", [20]), None, r"key 'gate_rules' must be an object"),
         ("rule_text", rule("min_count", "twenty"), None, r"gate_rules\.min_count must be a number >= 0; got 'twenty'"),
         ("rule_unknown", rule("max_count", 3), None, r"unknown \['max_count'\]"),
