@@ -17,6 +17,7 @@ from crosscohort.errors import ConfigError, GateError, InputError
 from crosscohort.gate import GateRules, export_bundle
 from crosscohort.gate.signature import SIGNATURE, generate_keypair
 from crosscohort.verify import verify_bundle
+from tests.conftest import require_tool
 
 DIGEST = "ef" * 32
 
@@ -277,3 +278,33 @@ def test_verify__symlink_in_a_bundle_is_refused(tmp_path: Path) -> None:
     (out / "audit.md").symlink_to(target)
     with pytest.raises(InputError, match=r"audit\.md: not a regular file \(a symlink or directory\)"):
         verify_bundle(out)
+
+
+# ------------------------------------------------------------ the peer: OpenSSL
+
+
+def test_signature__interoperates_with_openssl_both_ways(tmp_path: Path) -> None:
+    # Keys made by OpenSSL sign through the product path, OpenSSL checks the product's signature:
+    #   openssl genpkey -algorithm ed25519 -out tre.key
+    #   openssl pkey -in tre.key -pubout -out tre.pub
+    #   openssl pkeyutl -verify -pubin -inkey tre.pub -rawin -in manifest.json -sigfile sig.bin
+    import subprocess
+
+    openssl = require_tool("openssl")
+    key, pub = tmp_path / "tre.key", tmp_path / "tre.pub"
+    subprocess.run([openssl, "genpkey", "-algorithm", "ed25519", "-out", str(key)], check=True)
+    subprocess.run([openssl, "pkey", "-in", str(key), "-pubout", "-out", str(pub)], check=True)
+    out = _export(tmp_path, key=key)
+    assert verify_bundle(out, public_key=pub).signature.status == "valid"
+    sig = tmp_path / "sig.bin"
+    sig.write_bytes(bytes.fromhex(json.loads((out / SIGNATURE).read_text())["signature"]))
+
+    def openssl_verify() -> subprocess.CompletedProcess:
+        return subprocess.run([openssl, "pkeyutl", "-verify", "-pubin", "-inkey", str(pub), "-rawin",
+                               "-in", str(out / "manifest.json"), "-sigfile", str(sig)],
+                              capture_output=True, text=True)
+
+    ok = openssl_verify()
+    assert ok.returncode == 0 and "Signature Verified Successfully" in ok.stdout, ok.stdout + ok.stderr
+    (out / "manifest.json").write_text((out / "manifest.json").read_text().replace("GRCh38", "GRCh37"))
+    assert openssl_verify().returncode != 0  # the peer, too, rejects a changed manifest
