@@ -28,8 +28,9 @@ COMMANDS: dict[str, str] = {
     "qc": "TRE: sample and variant QC (call rate, HWE, MAF, MAC) with a ledger",
     "pca": "TRE: ancestry principal components from an LD-pruned variant set",
     "assoc": "TRE: linear/logistic association with covariates (plink2 --glm options)",
+    "keygen": "TRE: create the Ed25519 key pair that signs export manifests",
     "export": "TRE: the export gate; writes the summary-statistics bundle and its audit",
-    "verify": "central: check an export bundle against its manifest",
+    "verify": "central: check an export bundle's cohort, signature, manifest and gate rules",
     "harmonise": "central: align cohorts' alleles, strands and builds, with a ledger",
     "meta": "central: inverse-variance (fixed and random effects) meta-analysis",
     "pool": "demo: stack cohorts' phenotype and covariate files for the pooled arm",
@@ -51,7 +52,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crosscohort",
         description=(
-            "Cross-cohort federated GWAS. Inside a TRE: qc, pca, assoc, export. "
+            "Cross-cohort federated GWAS. Inside a TRE: qc, pca, assoc, keygen, export. "
             "Centrally: verify, harmonise, meta, compare, report. Demo data: simulate. "
             "Run 'crosscohort COMMAND --help' for a command's options."
         ),

@@ -2,7 +2,8 @@
 
 The JSON Schemas live in ``workflow/schemas/``; this module applies them
 (filling defaults), then runs the checks a schema cannot express: duplicate
-cohort ids, missing files, the cohort named in cohort mode, consent. Every
+cohort ids, missing files (the signing key in cohort mode too), the cohort
+named in cohort mode, consent. Every
 error is one line naming the key or the sheet row and what was expected.
 """
 
@@ -23,7 +24,9 @@ __all__ = ["Study", "load_study", "validate_config", "read_cohort_sheet", "confi
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "workflow" / "schemas"
 
-SHEET_COLUMNS = ("cohort", "genotypes", "genotype_format", "pheno", "covar", "build", "ancestry", "duo_codes")
+SHEET_COLUMNS = (
+    "cohort", "genotypes", "genotype_format", "pheno", "covar", "build", "ancestry", "duo_codes", "public_key",
+)
 
 
 def _validator(schema_path: Path):
@@ -200,6 +203,9 @@ def load_study(config: dict[str, Any], *, workdir: str | Path = ".", source: str
         for shown, p in wanted:
             if not p.exists():
                 raise ConfigError(f"{config['cohorts']}: cohort {row['cohort']!r}: file {shown} not found")
+        key = config["export_gate"]["signing_key"]
+        if key and not (workdir / key).is_file():
+            raise ConfigError(f"{source}: key 'export_gate.signing_key': {key} not found (crosscohort keygen writes one)")
     _check_consent(study)
     return study
 

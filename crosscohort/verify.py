@@ -1,35 +1,56 @@
 """Central verification of an export bundle before anything else reads it.
 
-:func:`verify_bundle` accepts a bundle only when its directory holds exactly
-the files its ``manifest.json`` lists (plus the manifest), each with the
-listed size and SHA-256; every file is of an allow-listed type; every
-``.gz`` decompresses to its end; every sumstats file has only GWAS-SSF
-columns, parses with the declared types, and passes the gate rules that can
-be re-checked from released values (counts, MAC from eaf and n) at the
-thresholds the manifest records.
+:func:`verify_bundle` accepts a bundle only when
+
+- it comes from the cohort it claims: the manifest's ``cohort`` is the
+  bundle folder's name and the cohort sheet's id (``--cohort``), so cohort
+  B's bundle in cohort A's folder cannot be counted twice;
+- it is authentic, when the cohort sheet lists the cohort's public key: the
+  Ed25519 signature of ``manifest.json`` (``manifest.sig.json``) is valid
+  for that key (:mod:`crosscohort.gate.signature`);
+- its directory holds exactly the files its ``manifest.json`` lists (plus
+  the manifest and its signature), each regular, of an allow-listed type,
+  with the listed size and SHA-256; every file is UTF-8 text and every
+  ``.gz`` decompresses to its end;
+- its gate met the study's *required* rules: every threshold the manifest
+  declares (``gate_rules``) is at least the study's (central config
+  ``export_gate``), because a bundle's claims about itself prove nothing;
+- its tables have only GWAS-SSF columns, parse with the declared types, and
+  pass the rules that can be re-checked from released values (counts, MAC
+  from eaf and n, rounding) at those thresholds.
+
+Any failure is an :class:`~crosscohort.errors.InputError` or
+:class:`~crosscohort.errors.GateError` naming the file (and line or key)
+and the rule; a malformed manifest never becomes a traceback.
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
+import re
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
+import polars as pl
 import yaml
 
 from crosscohort import __version__
 from crosscohort.atomic import write_json
 from crosscohort.errors import GateError, InputError
 from crosscohort.gate.bundle import MANIFEST, file_digest, has_allowed_suffix
-from crosscohort.gate.rules import GateRules, released_violations
+from crosscohort.gate.rules import COUNT_COLUMNS, GateRules, released_violations
+from crosscohort.gate.signature import SIGNATURE, SignatureCheck, check_signature, load_public_key
 from crosscohort.sumstats import COLUMNS, read_sumstats
 
-__all__ = ["VerifiedBundle", "verify_bundle", "write_record"]
+__all__ = ["VerifiedBundle", "check_required_rules", "verify_bundle", "write_record"]
 
 _MANIFEST_KEYS = ("cohort", "traits", "files", "config_digest", "gate_rules", "crosscohort_version", "created")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_RULE_FIELDS = tuple(f.name for f in fields(GateRules))
 
 
 @dataclass(frozen=True)
@@ -43,6 +64,8 @@ class VerifiedBundle:
     manifest: dict
     manifest_sha256: str
     rows: dict[str, int]
+    required_rules: GateRules
+    signature: SignatureCheck
 
     def sumstats_path(self, trait: str) -> Path:
         """Path of the released sumstats of ``trait``."""
@@ -57,9 +80,11 @@ class VerifiedBundle:
             "traits": {t: {**v, "rows": self.rows.get(t)} for t, v in self.traits.items()},
             "files": list(self.files),
             "manifest_sha256": self.manifest_sha256,
+            "signature": self.signature.to_dict(),
             "bundle_crosscohort_version": self.manifest.get("crosscohort_version"),
             "config_digest": self.manifest.get("config_digest"),
             "gate_rules": self.manifest.get("gate_rules"),
+            "required_gate_rules": self.required_rules.to_dict(),
             "verified_by": f"crosscohort {__version__}",
             "verified": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         }
@@ -71,32 +96,136 @@ def _read_manifest(bundle: Path) -> dict:
         raise InputError(f"{path}: no manifest; a bundle must hold manifest.json (written last by the gate)")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})") from None
     if not isinstance(manifest, dict):
-        raise InputError(f"{path}: expected a JSON object")
+        raise InputError(f"{path}: expected a JSON object; got {type(manifest).__name__}")
     missing = [k for k in _MANIFEST_KEYS if k not in manifest]
     if missing:
         raise InputError(f"{path}: missing key(s) {missing}")
+    for key in ("cohort", "config_digest", "crosscohort_version", "created"):
+        if not isinstance(manifest[key], str) or not manifest[key]:
+            raise InputError(f"{path}: key {key!r} must be a non-empty string; got {manifest[key]!r}")
+    if not isinstance(manifest["files"], list):
+        raise InputError(f"{path}: key 'files' must be a list; got {type(manifest['files']).__name__}")
+    if not isinstance(manifest["traits"], dict):
+        raise InputError(f"{path}: key 'traits' must be an object; got {type(manifest['traits']).__name__}")
     return manifest
 
 
-def _check_gzip(path: Path) -> None:
+def _listed_files(manifest: dict, where: Path) -> dict[str, dict]:
+    listed: dict[str, dict] = {}
+    for i, f in enumerate(manifest["files"]):
+        if not isinstance(f, dict) or not {"path", "sha256", "size"} <= set(f):
+            raise InputError(f"{where}: files[{i}] needs path, sha256 and size")
+        name, digest, size = f["path"], f["sha256"], f["size"]
+        if not isinstance(name, str) or Path(name).name != name or name in (MANIFEST, SIGNATURE, ".", ".."):
+            raise InputError(f"{where}: files[{i}] path {name!r} must be a plain file name in the bundle")
+        if not isinstance(digest, str) or not _SHA256.match(digest):
+            raise InputError(f"{where}: files[{i}] ({name}) sha256 must be 64 lower-case hex digits; got {digest!r}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise InputError(f"{where}: files[{i}] ({name}) size must be a whole number of bytes; got {size!r}")
+        if name in listed:
+            raise InputError(f"{where}: files[{i}] lists {name} a second time")
+        listed[name] = f
+    return listed
+
+
+def _declared_rules(manifest: dict, where: Path) -> GateRules:
+    declared = manifest["gate_rules"]
+    if not isinstance(declared, dict):
+        raise InputError(f"{where}: key 'gate_rules' must be an object; got {declared!r}")
+    missing = [k for k in _RULE_FIELDS if k not in declared]
+    unknown = sorted(set(declared) - set(_RULE_FIELDS))
+    if missing or unknown:
+        raise InputError(f"{where}: gate_rules must have exactly {list(_RULE_FIELDS)}; missing {missing}, unknown {unknown}")
+    for k in _RULE_FIELDS:
+        v = declared[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+            raise InputError(f"{where}: gate_rules.{k} must be a number >= 0; got {v!r}")
+    return GateRules(**declared)
+
+
+def check_required_rules(declared: GateRules, required: GateRules, *, where: str | Path) -> None:
+    """Refuse a bundle whose gate ran with any threshold below the study's required one.
+
+    Every threshold is a minimum: ``min_count``, ``min_mac``,
+    ``min_mac_group``, ``min_residual_df`` (0 = off) and ``round_n`` (0 = no
+    rounding) must each be at least the required value.
+
+    Raises
+    ------
+    GateError
+        Naming each lowered rule with both values.
+    """
+    low = [
+        f"{k} {getattr(declared, k):g} < required {getattr(required, k):g}"
+        for k in _RULE_FIELDS
+        if getattr(declared, k) < getattr(required, k)
+    ]
+    if low:
+        raise GateError(
+            f"{where}: gate_rules below the study's required minimum ({'; '.join(low)}); the bundle was "
+            "exported under weaker disclosure rules than the study requires (central config export_gate)"
+        )
+
+
+def _check_stream(path: Path) -> None:
+    """Every byte of ``path`` (decompressed when ``.gz``) is UTF-8 text, and a ``.gz`` ends properly."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
     try:
-        with gzip.open(path, "rb") as fh:
-            while fh.read(1 << 20):
-                pass
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    at = line + block.count(b"\n", 0, max(exc.start, 0))
+                    raise InputError(
+                        f"{path}, line {at}: not UTF-8 text ({exc.reason}: byte "
+                        f"0x{block[exc.start]:02x}); a bundle holds UTF-8 text only"
+                    ) from None
+                line += block.count(b"\n")
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}, line {line}: not UTF-8 text ({exc.reason} at the end of the file)") from None
     except (OSError, EOFError, zlib.error) as exc:
-        raise InputError(f"{path}: gzip stream is damaged or truncated ({exc})") from exc
+        raise InputError(f"{path}: gzip stream is damaged or truncated ({exc})") from None
 
 
-def verify_bundle(path: str | Path) -> VerifiedBundle:
-    """Check a bundle against its manifest and the released-content rules.
+def _unrounded(df: pl.DataFrame, round_n: int) -> int:
+    cols = [c for c in COUNT_COLUMNS if c in df.columns]
+    if round_n <= 0 or not cols:
+        return 0
+    return int(df.select(pl.any_horizontal([(pl.col(c) % round_n) != 0 for c in cols]).fill_null(False).sum()).item())
+
+
+def verify_bundle(
+    path: str | Path,
+    *,
+    cohort: str | None = None,
+    required: GateRules | None = None,
+    public_key: str | Path | None = None,
+) -> VerifiedBundle:
+    """Check a bundle against its cohort, its signature, its manifest and the study's rules.
 
     Parameters
     ----------
     path
-        The bundle directory (``exports/{cohort}``).
+        The bundle directory (``exports/{cohort}``); its name must be the
+        manifest's cohort id.
+    cohort
+        The cohort id from the cohort sheet this bundle is read as; the
+        manifest's cohort must equal it. ``None`` checks the folder name only.
+    required
+        The study's minimum gate rules (central config ``export_gate``, with
+        the cohort's overrides). Default: :class:`GateRules`'s defaults.
+    public_key
+        The cohort's Ed25519 public key file (cohort sheet ``public_key``);
+        when given, an unsigned or wrongly signed bundle is refused.
 
     Returns
     -------
@@ -105,36 +234,46 @@ def verify_bundle(path: str | Path) -> VerifiedBundle:
     Raises
     ------
     InputError
-        Missing or malformed manifest; a listed file missing, of another size
-        or SHA-256; a file not in the manifest; a damaged ``.gz``; a
-        sumstats file that does not parse.
+        Missing or malformed manifest (naming the key); another cohort's
+        bundle; a missing, malformed or wrong signature; a listed file
+        missing, of another size or SHA-256; a file not in the manifest; a
+        symlink or directory; text that is not UTF-8 (naming the line); a
+        damaged ``.gz``; a sumstats file that does not parse.
     GateError
-        A file type outside the allow-list, a column outside the GWAS-SSF
-        allow-list, or a released row breaking a re-checkable gate rule.
+        Gate rules below the required ones; a file type outside the
+        allow-list, a column outside the GWAS-SSF allow-list, or a released
+        row breaking a re-checkable gate rule.
+    ConfigError
+        The public key file is missing or not an Ed25519 key.
     """
     bundle = Path(path)
+    required = required if required is not None else GateRules()
+    key = load_public_key(public_key) if public_key is not None else None
     if not bundle.is_dir():
         raise InputError(f"{bundle}: no such bundle directory")
+    where = bundle / MANIFEST
     manifest = _read_manifest(bundle)
-    if not isinstance(manifest["files"], list) or not isinstance(manifest["traits"], dict):
-        raise InputError(f"{bundle / MANIFEST}: 'files' must be a list and 'traits' an object")
-    listed = {}
-    for i, f in enumerate(manifest["files"]):
-        if not isinstance(f, dict) or not {"path", "sha256", "size"} <= set(f):
-            raise InputError(f"{bundle / MANIFEST}: files[{i}] needs path, sha256 and size")
-        name = str(f["path"])
-        if Path(name).name != name or name == MANIFEST:
-            raise InputError(f"{bundle / MANIFEST}: files[{i}] path {name!r} must be a plain file name in the bundle")
-        listed[name] = f
+    claimed = manifest["cohort"]
+    folder = bundle.resolve().name
+    if claimed != folder:
+        raise InputError(
+            f"{where}: cohort {claimed!r} is not the bundle folder's {folder!r}; a bundle lives in "
+            "exports/<its cohort id> (another cohort's bundle here would be counted twice)"
+        )
+    if cohort is not None and claimed != cohort:
+        raise InputError(
+            f"{where}: cohort {claimed!r} is not the cohort sheet's {cohort!r} this bundle is read as"
+        )
+    signature = check_signature(bundle, key)
+    listed = _listed_files(manifest, where)
 
     present = {p.name: p for p in bundle.iterdir()}
     for name, p in sorted(present.items()):
-        if name == MANIFEST:
+        if name in (MANIFEST, SIGNATURE) or name in listed:
+            if p.is_symlink() or not p.is_file():
+                raise InputError(f"{p}: not a regular file (a symlink or directory); a bundle holds plain files")
             continue
-        if name not in listed:
-            raise InputError(f"{p}: file not listed in {MANIFEST}; a bundle holds only its manifest's files")
-        if not p.is_file():
-            raise InputError(f"{p}: not a regular file")
+        raise InputError(f"{p}: file not listed in {MANIFEST}; a bundle holds only its manifest's files")
     for name, f in listed.items():
         p = bundle / name
         if name not in present:
@@ -142,26 +281,25 @@ def verify_bundle(path: str | Path) -> VerifiedBundle:
         if not has_allowed_suffix(name):
             raise GateError(f"{p}: file type not on the bundle allow-list (.tsv.gz .yaml .json .md)")
         size = p.stat().st_size
-        if size != int(f["size"]):
+        if size != f["size"]:
             raise InputError(f"{p}: size {size} bytes, manifest says {f['size']}; file changed after export")
         digest = file_digest(p)
         if digest != f["sha256"]:
             raise InputError(f"{p}: SHA-256 {digest} differs from the manifest's {f['sha256']}; file changed after export")
-        if name.endswith(".gz"):
-            _check_gzip(p)
+        _check_stream(p)
 
-    try:
-        rules = GateRules(**manifest["gate_rules"])
-    except TypeError as exc:
-        raise InputError(f"{bundle / MANIFEST}: gate_rules {manifest['gate_rules']!r} not understood ({exc})") from exc
+    declared = _declared_rules(manifest, where)
+    check_required_rules(declared, required, where=where)
     traits = manifest["traits"]
     rows: dict[str, int] = {}
     for trait, entry in traits.items():
         if not isinstance(entry, dict):
-            raise InputError(f"{bundle / MANIFEST}: traits[{trait!r}] must be an object with sumstats and metadata")
-        for key in ("sumstats", "metadata"):
-            if entry.get(key) not in listed:
-                raise InputError(f"{bundle / MANIFEST}: trait {trait!r} {key} file {entry.get(key)!r} not in the bundle")
+            raise InputError(f"{where}: traits[{trait!r}] must be an object with sumstats and metadata")
+        for k, suffix in (("sumstats", ".tsv.gz"), ("metadata", ".yaml")):
+            if not isinstance(entry.get(k), str) or entry[k] not in listed:
+                raise InputError(f"{where}: trait {trait!r} {k} file {entry.get(k)!r} not in the bundle")
+            if not entry[k].endswith(suffix):
+                raise InputError(f"{where}: trait {trait!r} {k} file {entry[k]!r} must be a {suffix} file")
         ss = bundle / entry["sumstats"]
         with gzip.open(ss, "rt", encoding="utf-8") as fh:
             header = fh.readline().rstrip("\n").split("\t")
@@ -169,23 +307,28 @@ def verify_bundle(path: str | Path) -> VerifiedBundle:
         if extra:
             raise GateError(f"{ss}, line 1: column(s) {extra} outside the GWAS-SSF allow-list")
         df = read_sumstats(ss)
-        bad = released_violations(df, rules=rules)
+        bad = released_violations(df, rules=declared)
+        unrounded = _unrounded(df, declared.round_n)
+        if unrounded:
+            bad["round_n"] = unrounded
         if bad:
-            raise GateError(f"{ss}: rows breaking gate rules at the manifest's thresholds: {bad}")
+            raise GateError(f"{ss}: rows breaking gate rules at thresholds {declared.to_dict()}: {bad}")
         rows[trait] = df.height
         meta_path = bundle / entry["metadata"]
         try:
             yaml.safe_load(meta_path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            raise InputError(f"{meta_path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+            raise InputError(f"{meta_path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     return VerifiedBundle(
         path=bundle,
-        cohort=str(manifest["cohort"]),
+        cohort=claimed,
         traits=dict(traits),
         files=tuple(listed[n] for n in sorted(listed)),
         manifest=manifest,
-        manifest_sha256=file_digest(bundle / MANIFEST),
+        manifest_sha256=file_digest(where),
         rows=rows,
+        required_rules=required,
+        signature=signature,
     )
 
 

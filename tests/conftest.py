@@ -1,6 +1,6 @@
 """Shared test fixtures.
 
-Oracle tools (plink2, plink1.9, GWAMA, chromium) are installed by `.ci/run`.
+Oracle tools (plink2, plink1.9, GWAMA, chromium, openssl) are installed by `.ci/run`.
 A test needing one may skip locally with the reason, never under CI=true.
 """
 

@@ -95,7 +95,7 @@ def test_sheet__ragged_row_is_named(tmp_path):
     lines = SHEET.splitlines()
     lines[3] = lines[3].rsplit("\t", 1)[0]
     (tmp_path / "s.tsv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(ConfigError, match=r"line 4: 7 fields, expected 8"):
+    with pytest.raises(ConfigError, match=r"line 4: 8 fields, expected 9"):
         read_cohort_sheet(tmp_path / "s.tsv")
 
 
@@ -156,3 +156,26 @@ def test_config__pooled_arm_is_refused_outside_demo_mode(workdir):
     assert not load_study(_cfg(mode="central"), workdir=workdir).run_pooled
     assert load_study(_cfg(), workdir=workdir).run_pooled
     assert not load_study(_cfg(pooled={"enabled": False}), workdir=workdir).run_pooled
+
+
+def test_sheet__public_key_column_is_optional_and_read_as_text(tmp_path):
+    with_keys = tmp_path / "with.tsv"
+    with_keys.write_text(SHEET)
+    assert read_cohort_sheet(with_keys)["public_key"][0] == "results/keys/biobank_eur.pub"
+    lines = [ln.rsplit("\t", 1)[0] for ln in SHEET.splitlines()]  # a sheet from before the column
+    without = tmp_path / "without.tsv"
+    without.write_text("\n".join(lines) + "\n")
+    assert read_cohort_sheet(without)["public_key"].to_list() == ["", "", ""]
+
+
+def test_config__cohort_mode_missing_signing_key_is_named(workdir):
+    demo = workdir / "resources" / "demo"
+    demo.mkdir(parents=True)
+    for suffix in (".bed", ".bim", ".fam", ".pheno.tsv", ".covar.tsv"):
+        (demo / f"biobank_eur{suffix}").write_text("")
+    cfg = _cfg(mode="cohort", cohort="biobank_eur", export_gate__signing_key="secrets/tre.key")
+    with pytest.raises(ConfigError, match=r"key 'export_gate\.signing_key': secrets/tre\.key not found"):
+        load_study(cfg, workdir=workdir)
+    (workdir / "secrets").mkdir()
+    (workdir / "secrets" / "tre.key").write_text("")
+    assert load_study(cfg, workdir=workdir).config["export_gate"]["signing_key"] == "secrets/tre.key"

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from crosscohort.gate.signature import load_private_key, sign_manifest
 from tests.test_workflow import COHORTS, TRAITS, _config, _write_config, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -120,6 +121,9 @@ def _planned_verify(workdir: Path, configfile: Path) -> list[str]:
 
 def test_late_bundle__reruns_only_what_depends_on_that_cohort(killed_twice, tmp_path):
     shutil.copytree(killed_twice / "exports", tmp_path / "exports")
+    (tmp_path / "results" / "keys").mkdir(parents=True)
+    for c in COHORTS:  # the centre holds the cohorts' public keys (cohort sheet column public_key)
+        shutil.copy(killed_twice / "results" / "keys" / f"{c}.pub", tmp_path / "results" / "keys")
     ref = Path("resources/demo/reference/variants.tsv.gz")
     (tmp_path / ref.parent).mkdir(parents=True)
     shutil.copy(killed_twice / ref, tmp_path / ref)
@@ -140,6 +144,7 @@ def test_late_bundle__reruns_only_what_depends_on_that_cohort(killed_twice, tmp_
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["created"] = "2099-01-01T00:00:00Z"
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    sign_manifest(bundle, load_private_key(killed_twice / "results" / "keys" / f"{late}.key"))  # as its TRE
     plan = planned_jobs(tmp_path, cfg)
     assert plan == {"verify": 1, "harmonise": len(TRAITS), "meta": len(TRAITS),
                     "report": len(TRAITS), "all": 1}, plan

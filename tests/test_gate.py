@@ -340,7 +340,11 @@ def test_cli__export_then_verify_writes_ok_record(tmp_path: Path) -> None:
     assert man["config_digest"] == hashlib.sha256(cfg.read_bytes()).hexdigest()
     assert man["gate_rules"]["min_count"] == 10
     rec = tmp_path / "results/verify/c1.json"
-    assert _cli(["verify", "--bundle", str(out), "--out", str(rec)]) == 0
+    # Exported at min_count 10: the default required rules (min_count 20) refuse it ...
+    assert _cli(["verify", "--bundle", str(out), "--out", str(rec)]) == 2 and not rec.exists()
+    # ... the study's own (the same thresholds the export used) accept it.
+    assert _cli(["verify", "--bundle", str(out), "--out", str(rec), "--cohort", "c1", "--min-count", "10",
+                 "--min-mac", "5", "--min-mac-group", "5", "--min-residual-df", "3"]) == 0
     record = json.loads(rec.read_text())
     assert record["status"] == "ok" and record["cohort"] == "c1" and list(record["traits"]) == ["bmi"]
     assert record["traits"]["bmi"]["rows"] == 2  # n = 15 > min_count 10

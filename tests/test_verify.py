@@ -81,5 +81,5 @@ def test_export__rerun_replaces_earlier_bundle_but_refuses_foreign_directory(tmp
     assert out2 == out and verify_bundle(out).rows == {"ldl": 2}
     foreign = tmp_path / "exports" / "c9" / "raw_genotypes.bed"
     foreign.write_bytes(b"\x6c\x1b\x01")
-    with pytest.raises(ConfigError, match="not an earlier export bundle"):
+    with pytest.raises(ConfigError, match="the export gate did not write"):
         _bundle(tmp_path, traits=("ldl",))

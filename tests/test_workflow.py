@@ -121,8 +121,11 @@ def test_demo__leaves_reports_and_manifests_that_match_their_files(demo):
     for c in COHORTS:
         manifest = json.loads((demo / "exports" / c / "manifest.json").read_text())
         listed = {Path(f["path"]).name: f for f in manifest["files"]}
-        on_disk = {p.name for p in (demo / "exports" / c).iterdir()} - {"manifest.json"}
+        on_disk = {p.name for p in (demo / "exports" / c).iterdir()} - {"manifest.json", "manifest.sig.json"}
         assert set(listed) == on_disk
+        # The demo signs each bundle with the key it generated for the cohort, and verify checked it.
+        record = json.loads((demo / "results" / "verify" / f"{c}.json").read_text())
+        assert record["signature"]["status"] == "valid"
         for name, entry in listed.items():
             data = (demo / "exports" / c / name).read_bytes()
             assert hashlib.sha256(data).hexdigest() == entry["sha256"]
@@ -270,7 +273,13 @@ def test_cohort_mode__reads_only_its_cohorts_files_and_exports_the_same_bundle(d
     dst.mkdir(parents=True)
     for suffix in (".bed", ".bim", ".fam", ".pheno.tsv", ".covar.tsv"):
         shutil.copy(src / f"{cohort}{suffix}", dst / f"{cohort}{suffix}")
-    cfgfile = _write_config(tmp_path, _config(mode="cohort", cohort=cohort))
+    # The TRE's own key, made once with `crosscohort keygen`, named in the config.
+    key, pub = tmp_path / "secure" / "tre.key", tmp_path / "tre.pub"
+    subprocess.run([sys.executable, "-m", "crosscohort", "keygen", "--key", str(key), "--public-key", str(pub)],
+                   check=True, capture_output=True)
+    cfg = _config(mode="cohort", cohort=cohort)
+    cfg["export_gate"]["signing_key"] = str(key)
+    cfgfile = _write_config(tmp_path, cfg)
 
     inputs = dag_inputs(tmp_path, cfgfile)
     assert inputs, "the DAG has inputs"
@@ -283,11 +292,22 @@ def test_cohort_mode__reads_only_its_cohorts_files_and_exports_the_same_bundle(d
         ours = (tmp_path / "exports" / cohort / f"{trait}.tsv.gz").read_bytes()
         assert ours == (demo / "exports" / cohort / f"{trait}.tsv.gz").read_bytes()
     assert not (tmp_path / "results" / "meta").exists()
+    from crosscohort.verify import verify_bundle
+
+    assert verify_bundle(tmp_path / "exports" / cohort, cohort=cohort, public_key=pub).signature.status == "valid"
 
 
 # --------------------------------------------------------------- central mode
+def _public_keys(demo: Path, workdir: Path) -> None:
+    """What a centre holds of each cohort's key pair: the public key the cohort sheet names."""
+    (workdir / "results" / "keys").mkdir(parents=True)
+    for c in COHORTS:
+        shutil.copy(demo / "results" / "keys" / f"{c}.pub", workdir / "results" / "keys" / f"{c}.pub")
+
+
 def test_central_mode__no_job_reads_genotypes_or_phenotypes_and_meta_matches_demo(demo, tmp_path):
     shutil.copytree(demo / "exports", tmp_path / "exports")
+    _public_keys(demo, tmp_path)
     ref = Path("resources/demo/reference/variants.tsv.gz")
     (tmp_path / ref.parent).mkdir(parents=True)
     shutil.copy(demo / ref, tmp_path / ref)
@@ -306,3 +326,4 @@ def test_central_mode__no_job_reads_genotypes_or_phenotypes_and_meta_matches_dem
         html = (tmp_path / "results" / "report" / f"{trait}.html").read_text()
         assert 'id="meta"' in html and 'id="audit"' in html
     assert not (tmp_path / "results" / "association").exists()
+    assert not list((tmp_path / "results" / "keys").glob("*.key"))  # no private key made centrally

@@ -20,8 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "results, suppresses rows breaking the disclosure rules (counts 1..min-count, "
             "MAC, case/control MAC, residual df, no estimate), keeps only GWAS-SSF columns, "
             "writes {trait}.tsv.gz, {trait}.meta.yaml, audit.json, audit.md and manifest.json "
-            "(last), scans everything written for sample IDs, and moves the bundle into "
-            "--out-dir only when every check passes; otherwise --out-dir holds only the audit."
+            "(last; signed into manifest.sig.json with --signing-key), scans everything written "
+            "for sample IDs, and moves the bundle into --out-dir only when every check passes; "
+            "otherwise --out-dir holds only the audit."
         ),
     )
     p.add_argument("--cohort", required=True, help="cohort id")
@@ -47,7 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="minimum residual degrees of freedom of the fit (default 10; 0 = off)")
     p.add_argument("--qc-ledger", action="append", default=[], metavar="FILE",
                    help="QC ledger JSON to copy (counts only) into the audit and metadata (repeatable)")
-    p.add_argument("--out-dir", required=True, help="bundle directory, e.g. exports/C")
+    p.add_argument("--signing-key", metavar="FILE",
+                   help="the TRE's Ed25519 private key (crosscohort keygen); signs manifest.json into "
+                        "manifest.sig.json, which central verify checks against the cohort sheet's public key")
+    p.add_argument("--out-dir", required=True,
+                   help="bundle directory, e.g. exports/C: new, empty, or the gate's own earlier output "
+                        "(replaced whole); anything else in it is refused and left untouched")
     p.set_defaults(func=run)
 
 
@@ -75,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out_dir,
         rules=rules,
         qc_ledgers=args.qc_ledger,
+        signing_key=args.signing_key,
     )
     for trait, r in res.traits.items():
         print(f"{trait}: {r.ledger.n_in} rows in, {r.ledger.n_kept} released, suppressed {r.suppressed}")

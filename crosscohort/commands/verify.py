@@ -1,9 +1,10 @@
-"""``crosscohort verify``: check an export bundle against its manifest (central side)."""
+"""``crosscohort verify``: check an export bundle against its cohort, signature and manifest (central side)."""
 
 from __future__ import annotations
 
 import argparse
 
+from crosscohort.gate.rules import GateRules
 from crosscohort.verify import verify_bundle, write_record
 
 
@@ -12,19 +13,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "verify",
         help="verify an export bundle against its manifest (central)",
         description=(
-            "Refuses (exit 2) a bundle whose files differ from manifest.json in SHA-256 or "
-            "size, that holds a file the manifest does not list or lacks one it lists, has a "
-            "damaged .gz, a file type or column outside the allow-list, or a row breaking a "
-            "gate rule at the manifest's thresholds. On success writes a verification record."
+            "Refuses (exit 2) a bundle whose manifest names another cohort than its folder "
+            "(and --cohort); that is unsigned or wrongly signed when --public-key is given; "
+            "whose files differ from manifest.json in SHA-256 or size, that holds a file the "
+            "manifest does not list or lacks one it lists, has a damaged .gz or non-UTF-8 text, "
+            "a file type or column outside the allow-list; whose declared gate rules are below "
+            "the study's required ones (--min-count ... below); or with a row breaking a gate "
+            "rule. On success writes a verification record."
         ),
     )
-    p.add_argument("--bundle", required=True, help="bundle directory, e.g. exports/C")
+    p.add_argument("--bundle", required=True, help="bundle directory, e.g. exports/C (named for its cohort)")
     p.add_argument("--out", required=True, help="verification record JSON, e.g. results/verify/C.json")
+    p.add_argument("--cohort", help="the cohort sheet's id for this bundle; the manifest must name it")
+    p.add_argument("--public-key", metavar="FILE",
+                   help="the cohort's Ed25519 public key (cohort sheet column public_key); when given, "
+                        "the bundle must carry a valid manifest.sig.json by that key")
+    req = p.add_argument_group(
+        "required gate rules",
+        "the study's minimum thresholds (central config export_gate); a bundle whose manifest "
+        "declares a lower one is refused, whatever its rows. Defaults: the gate's defaults.",
+    )
+    d = GateRules()
+    req.add_argument("--min-count", type=int, default=d.min_count, help=f"default {d.min_count}")
+    req.add_argument("--round-n", type=int, default=d.round_n, help=f"default {d.round_n} (no rounding)")
+    req.add_argument("--min-mac", type=float, default=d.min_mac, help=f"default {d.min_mac:g}")
+    req.add_argument("--min-mac-group", type=float, default=d.min_mac_group, help=f"default {d.min_mac_group:g}")
+    req.add_argument("--min-residual-df", type=int, default=d.min_residual_df, help=f"default {d.min_residual_df}")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    verified = verify_bundle(args.bundle)
+    required = GateRules(
+        min_count=args.min_count,
+        round_n=args.round_n,
+        min_mac=args.min_mac,
+        min_mac_group=args.min_mac_group,
+        min_residual_df=args.min_residual_df,
+    )
+    verified = verify_bundle(args.bundle, cohort=args.cohort, required=required, public_key=args.public_key)
     out = write_record(verified, args.out)
-    print(f"{args.bundle}: ok ({len(verified.files)} files, traits {sorted(verified.traits)}); record {out}")
+    print(
+        f"{args.bundle}: ok ({len(verified.files)} files, traits {sorted(verified.traits)}, "
+        f"signature {verified.signature.status}); record {out}"
+    )
     return 0

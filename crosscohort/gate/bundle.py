@@ -4,9 +4,12 @@
 association file from disk, apply :mod:`crosscohort.gate.rules`, write the
 bundle into a staging directory, re-read and re-check its own output, scan
 every file for sample identifiers (:mod:`crosscohort.gate.identifiers`),
-write ``manifest.json`` last, and only then move the bundle into place. When
-any check fails, ``out_dir`` holds only ``audit.json`` and ``audit.md``
-saying why (with identifiers redacted) and :class:`GateError` is raised.
+write ``manifest.json`` last (signed when a key is given,
+:mod:`crosscohort.gate.signature`), and only then move the bundle into place
+(:mod:`crosscohort.gate.outdir`: only the gate's own earlier output is ever
+replaced, and the bundle appears whole or not at all). When any check fails,
+``out_dir`` holds only ``audit.json`` and ``audit.md`` saying why (with
+identifiers redacted) and :class:`GateError` is raised.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from crosscohort.gate.identifiers import (
     redact,
     scan_released,
 )
+from crosscohort.gate.outdir import AUDIT_MD, MANIFEST, OutDir, claim_out_dir
 from crosscohort.gate.rules import (
     RULE_DESCRIPTIONS,
     RULE_ORDER,
@@ -38,6 +42,7 @@ from crosscohort.gate.rules import (
     apply_gate,
     released_violations,
 )
+from crosscohort.gate.signature import load_private_key, sign_manifest
 from crosscohort.ledger import Ledger, read_ledgers
 from crosscohort.sumstats import read_sumstats, write_sumstats
 
@@ -52,7 +57,6 @@ __all__ = [
 
 #: File types a bundle may hold.
 ALLOWED_SUFFIXES: tuple[str, ...] = (".tsv.gz", ".yaml", ".json", ".md")
-MANIFEST = "manifest.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
 _HEX = re.compile(r"^[0-9a-fA-F]{8,128}$")
 
@@ -107,28 +111,6 @@ def _check_name(kind: str, value: str) -> None:
             f"{kind} {value!r} must start with a letter or digit and use only letters, digits, "
             "'_', '.', '+', '-' (it becomes a file name)"
         )
-
-
-def _prepare_out_dir(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"{out_dir}: --out-dir exists and is not a directory")
-    if out_dir.is_dir():
-        foreign = [p.name for p in out_dir.iterdir() if not (p.is_file() and has_allowed_suffix(p.name))]
-        if foreign:
-            # Only an earlier bundle (or blocked audit) is ours to replace.
-            raise ConfigError(
-                f"{out_dir}: --out-dir holds {sorted(foreign)[:5]}, which is not an earlier export "
-                "bundle; choose an empty or new directory"
-            )
-
-
-def _replace_dir(staging: Path, out_dir: Path) -> None:
-    if out_dir.is_dir():
-        for p in out_dir.iterdir():
-            p.unlink()
-        out_dir.rmdir()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging.replace(out_dir)
 
 
 def _metadata(
@@ -299,6 +281,7 @@ def export_bundle(
     out_dir: str | Path,
     rules: GateRules | None = None,
     qc_ledgers: list[str | Path] = (),
+    signing_key: str | Path | None = None,
 ) -> ExportResult:
     """Run the export gate on one cohort's association files and write the bundle.
 
@@ -317,11 +300,16 @@ def export_bundle(
     config_digest
         Hex digest of the configuration used (recorded in the manifest).
     out_dir
-        Bundle directory; must be absent, empty or an earlier bundle.
+        Bundle directory; must be absent, empty, or hold only the gate's own
+        earlier output (a bundle matching its manifest, or a blocked audit).
+        It is replaced as a whole, so it cannot be the working directory.
     rules
         Gate thresholds (defaults: :class:`GateRules`).
     qc_ledgers
         Ledger JSON files to copy, as counts, into the audit and metadata.
+    signing_key
+        The TRE's Ed25519 private key (PEM); when given, ``manifest.json`` is
+        signed into ``manifest.sig.json``.
 
     Returns
     -------
@@ -330,7 +318,9 @@ def export_bundle(
     Raises
     ------
     ConfigError
-        Bad cohort/trait names, trait types, build, digest or output directory.
+        Bad cohort/trait names, trait types, build, digest, signing key or
+        output directory (one holding anything the gate did not write);
+        nothing is written or removed then.
     GateError
         A sample identifier, a person-ID column or a per-person table was found
         in the output, or the re-check of the written files failed; ``out_dir``
@@ -355,7 +345,9 @@ def export_bundle(
         raise ConfigError(f"--config-digest must be 8-128 hexadecimal characters; got {config_digest!r}")
     if not build.strip():
         raise ConfigError("--build must name the genome assembly (e.g. GRCh38)")
-    _prepare_out_dir(out_dir)
+    key = load_private_key(signing_key) if signing_key is not None else None
+    inputs = [*sumstats.values(), *ids_from, *qc_ledgers] + ([signing_key] if signing_key is not None else [])
+    target = claim_out_dir(out_dir, inputs=inputs)
     ids = read_sample_ids(list(ids_from))
     qc = read_ledgers(list(qc_ledgers))
 
@@ -370,10 +362,7 @@ def export_bundle(
         "rule_order": list(RULE_ORDER),
         "traits": {},
     }
-    staging = out_dir.parent / f".{out_dir.name}.staging"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    staging = target.staging()
     results: dict[str, GateResult] = {}
     try:
         for trait, path in sumstats.items():
@@ -436,19 +425,25 @@ def export_bundle(
         }
         _write_json(manifest, staging / MANIFEST)
         scan_released(staging, ids)
+        if key is not None:
+            # Written after the scans: a function of the scanned manifest and the key only.
+            sign_manifest(staging, key)
     except UserError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, GateError):
-            _write_blocked(out_dir, audit, ids, str(exc).replace(str(staging), str(out_dir)))
+            _write_blocked(target, audit, ids, str(exc).replace(str(staging), str(out_dir)))
             raise GateError(str(exc).replace(str(staging), str(out_dir))) from None
         raise
-    _replace_dir(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    target.publish(staging)
     return ExportResult(
         out_dir=out_dir, cohort=cohort, traits=results, files=tuple(sorted(p.name for p in out_dir.iterdir()))
     )
 
 
-def _write_blocked(out_dir: Path, audit: dict, ids: SampleIds, reason: str) -> None:
+def _write_blocked(target: OutDir, audit: dict, ids: SampleIds, reason: str) -> None:
     blocked = {
         k: audit[k] for k in ("cohort", "software", "created", "config_digest", "gate_rules") if k in audit
     }
@@ -464,9 +459,14 @@ def _write_blocked(out_dir: Path, audit: dict, ids: SampleIds, reason: str) -> N
         },
         "traits": {},
     })
-    staging = out_dir.parent / f".{out_dir.name}.blocked"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    _write_audit(blocked, staging)
-    _replace_dir(staging, out_dir)
+    staging = target.staging()
+    try:
+        md = staging / AUDIT_MD
+        md.write_text(_audit_md(blocked), encoding="utf-8")
+        # How a rerun recognises this directory as the gate's own (crosscohort.gate.outdir).
+        blocked["audit_md_sha256"] = file_digest(md)
+        _write_json(blocked, staging / "audit.json")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    target.publish(staging)

@@ -30,6 +30,9 @@ N_PARTS = config["association"]["scatter"]
 PARTS = [f"{i}of{N_PARTS}" for i in range(1, N_PARTS + 1)]
 DEMO_DIR = config["demo"]["outdir"]
 REFERENCE = config["harmonise"]["reference"]
+# Exports are signed (manifest.sig.json) with a key per cohort that the demo
+# generates under results/keys/, or in cohort mode with the TRE's own key.
+SIGNS = MODE == "demo" or bool(config["export_gate"]["signing_key"])
 
 # Rules run the package as `python -m crosscohort`: this checkout's code,
 # whichever Python (or conda environment) runs the job.
@@ -135,11 +138,50 @@ def tre_config(cohort):
 
 # ---------------------------------------------------------------- exports
 def bundle_files(cohort):
-    """Every file of a cohort's export bundle (the manifest last)."""
+    """Every file of a cohort's export bundle (the manifest last).
+
+    The signature is listed where this run signs; central mode leaves it to
+    verify, which refuses a missing one with a clearer message than a
+    missing input.
+    """
     files = [f"exports/{cohort}/{t}.tsv.gz" for t in TRAITS]
     files += [f"exports/{cohort}/{t}.meta.yaml" for t in TRAITS]
     files += [f"exports/{cohort}/audit.json", f"exports/{cohort}/audit.md"]
+    if SIGNS and MODE != "central":
+        files.append(f"exports/{cohort}/manifest.sig.json")
     return files + [f"exports/{cohort}/manifest.json"]
+
+
+def signature_output():
+    """The export's named signature output, declared only where this run signs."""
+    return {"signature": "exports/{cohort}/manifest.sig.json"} if SIGNS else {}
+
+
+def signing_key(cohort):
+    """The private key that signs a cohort's export ('' = unsigned): the demo's own, or the TRE's."""
+    if MODE == "demo":
+        return f"results/keys/{cohort}.key"
+    return config["export_gate"]["signing_key"]
+
+
+def signing_args(wildcards, input):
+    """`--signing-key FILE` of the export, or nothing for an unsigned one."""
+    return f"--signing-key {shlex.quote(input.signing_key)}" if SIGNS else ""
+
+
+def public_key_files(wildcards):
+    """The cohort sheet's public key of a cohort (column public_key), or none."""
+    key = sheet(wildcards.cohort, "public_key")
+    return [key] if key else []
+
+
+def verify_args(wildcards, input):
+    """verify's checks of one bundle: the sheet's cohort id and key, the study's required rules."""
+    rules = STUDY.gate_rules(wildcards.cohort)
+    args = [f"--cohort {wildcards.cohort}"]
+    args += [f"--public-key {shlex.quote(p)}" for p in input.public_key]
+    args += [f"--{k.replace('_', '-')} {v}" for k, v in rules.items()]
+    return " ".join(args)
 
 
 def cohort_pairs(pattern, **kw):
@@ -156,13 +198,16 @@ def sample_id_files(cohort):
 
 def export_inputs(wildcards):
     c = wildcards.cohort
-    return {
+    inputs = {
         "sumstats": expand(
             "results/association/{cohort}/{trait}.tsv.gz", cohort=c, trait=TRAITS
         ),
         "ledger": f"results/qc/{c}/qc.ledger.json",
         "ids": sample_id_files(c) + [sheet(c, "pheno"), sheet(c, "covar")],
     }
+    if SIGNS:
+        inputs["signing_key"] = signing_key(c)
+    return inputs
 
 
 def harmonise_inputs(wildcards):

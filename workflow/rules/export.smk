@@ -1,11 +1,14 @@
 # The export gate: the only door out of a TRE. Reads the cohort's association
-# results from disk in its own process and writes exports/{cohort}/.
+# results from disk in its own process and writes exports/{cohort}/, signed
+# with the TRE's key where one is configured (and in the demo, with a key it
+# generates per cohort under results/keys/: never committed, never shipped).
 
 
 rule export:
     input:
         unpack(export_inputs),
     output:
+        **signature_output(),
         sumstats=expand("exports/{{cohort}}/{trait}.tsv.gz", trait=TRAITS),
         meta=expand("exports/{{cohort}}/{trait}.meta.yaml", trait=TRAITS),
         audit_json="exports/{cohort}/audit.json",
@@ -30,11 +33,32 @@ rule export:
         rules=lambda wc: STUDY.gate_rules(wc.cohort),
         digest=lambda wc: config_digest(tre_config(wc.cohort)),
         out_dir=lambda wildcards, output: Path(output.manifest).parent,
+        signing=signing_args,
     shell:
         "python -m crosscohort export --cohort {wildcards.cohort} {params.sumstats} {params.trait_types}"
         " {params.ids} --build {params.build} --ancestry {params.ancestry}"
         " --config-digest {params.digest} --qc-ledger {input.ledger}"
         " --min-count {params.rules[min_count]} --round-n {params.rules[round_n]}"
         " --min-mac {params.rules[min_mac]} --min-mac-group {params.rules[min_mac_group]}"
-        " --min-residual-df {params.rules[min_residual_df]}"
+        " --min-residual-df {params.rules[min_residual_df]} {params.signing}"
         " --out-dir {params.out_dir} 2> {log}"
+
+
+if MODE == "demo":
+
+    # Only the demo makes keys: a real TRE makes its own once (crosscohort
+    # keygen) and keeps it; a central run must never invent a cohort's key.
+    rule keygen:
+        output:
+            key="results/keys/{cohort}.key",
+            public_key="results/keys/{cohort}.pub",
+        log:
+            "logs/keygen/{cohort}.log",
+        conda:
+            "../../envs/tre.yaml"
+        threads: 1
+        resources:
+            mem_mb=IMPORT_MB,
+            runtime=5,
+        shell:
+            "python -m crosscohort keygen --key {output.key} --public-key {output.public_key} > {log} 2>&1"

@@ -1,9 +1,12 @@
-# Central: every bundle is checked against its manifest before anything reads it.
+# Central: every bundle is checked before anything reads it: its cohort against
+# the folder and the sheet, its signature against the sheet's public key, its
+# files against the manifest, its gate rules against the study's required ones.
 
 
 rule verify:
     input:
         bundle=lambda wc: bundle_files(wc.cohort),
+        public_key=public_key_files,
     output:
         record="results/verify/{cohort}.json",
     log:
@@ -16,5 +19,7 @@ rule verify:
         runtime=stream_runtime,
     params:
         bundle=lambda wildcards, input: Path(input.bundle[-1]).parent,
+        checks=verify_args,
     shell:
-        "python -m crosscohort verify --bundle {params.bundle} --out {output.record} 2> {log}"
+        "python -m crosscohort verify --bundle {params.bundle} {params.checks}"
+        " --out {output.record} 2> {log}"
