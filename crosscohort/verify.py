@@ -190,26 +190,40 @@ def check_required_rules(declared: GateRules, required: GateRules, *, where: str
         )
 
 
+def _line_at(path: Path, offset: int) -> int:
+    """1-based line of the decompressed byte ``offset`` of ``path`` (counted only when reporting)."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    line, seen = 1, 0
+    with opener(path, "rb") as fh:
+        while seen < offset and (block := fh.read(min(1 << 20, offset - seen))):
+            line += block.count(b"\n")
+            seen += len(block)
+    return line
+
+
 def _check_stream(path: Path) -> None:
     """Every byte of ``path`` (decompressed when ``.gz``) is UTF-8 text, and a ``.gz`` ends properly."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    line = 1
+    offset = 0  # decompressed bytes before the current block
+    opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rb") as fh:
             while block := fh.read(1 << 20):
                 try:
                     decoder.decode(block)
                 except UnicodeDecodeError as exc:
-                    at = line + block.count(b"\n", 0, max(exc.start, 0))
+                    # exc.start is within block + the decoder's buffered partial character (< 4 bytes).
+                    at = max(offset + exc.start - len(exc.object) + len(block), offset)
                     raise InputError(
-                        f"{path}, line {at}: not UTF-8 text ({exc.reason}: byte "
-                        f"0x{block[exc.start]:02x}); a bundle holds UTF-8 text only"
+                        f"{path}, line {_line_at(path, at)}: not UTF-8 text ({exc.reason}); "
+                        "a bundle holds UTF-8 text only"
                     ) from None
-                line += block.count(b"\n")
+                offset += len(block)
             decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}, line {line}: not UTF-8 text ({exc.reason} at the end of the file)") from None
+        raise InputError(
+            f"{path}, line {_line_at(path, offset)}: not UTF-8 text ({exc.reason} at the end of the file)"
+        ) from None
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{path}: gzip stream is damaged or truncated ({exc})") from None
 
