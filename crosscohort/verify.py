@@ -53,6 +53,14 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _RULE_FIELDS = tuple(f.name for f in fields(GateRules))
 
 
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+#: Thresholds (numbers: a larger one is stricter); any other rule field must equal the study's.
+_NUMERIC_RULES = tuple(k for k in _RULE_FIELDS if _is_number(getattr(GateRules(), k)))
+
+
 @dataclass(frozen=True)
 class VerifiedBundle:
     """A bundle whose files match their manifest and whose tables pass the content checks."""
@@ -142,29 +150,39 @@ def _declared_rules(manifest: dict, where: Path) -> GateRules:
     if missing or unknown:
         raise InputError(f"{where}: gate_rules must have exactly {list(_RULE_FIELDS)}; missing {missing}, unknown {unknown}")
     for k in _RULE_FIELDS:
-        v = declared[k]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-            raise InputError(f"{where}: gate_rules.{k} must be a number >= 0; got {v!r}")
-    return GateRules(**declared)
+        v, default = declared[k], getattr(GateRules(), k)
+        if k in _NUMERIC_RULES:
+            if not _is_number(v) or not v >= 0:
+                raise InputError(f"{where}: gate_rules.{k} must be a number >= 0; got {v!r}")
+        elif type(v) is not type(default):
+            raise InputError(f"{where}: gate_rules.{k} must be a {type(default).__name__}; got {v!r}")
+    try:
+        return GateRules(**declared)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where}: gate_rules not accepted ({exc})") from None
 
 
 def check_required_rules(declared: GateRules, required: GateRules, *, where: str | Path) -> None:
     """Refuse a bundle whose gate ran with any threshold below the study's required one.
 
-    Every threshold is a minimum: ``min_count``, ``min_mac``,
+    Every numeric threshold is a minimum: ``min_count``, ``min_mac``,
     ``min_mac_group``, ``min_residual_df`` (0 = off) and ``round_n`` (0 = no
-    rounding) must each be at least the required value.
+    rounding) must each be at least the required value. A rule that is not a
+    number (a switch or a mode) must equal the required one: fail closed,
+    since no order between its values is assumed.
 
     Raises
     ------
     GateError
-        Naming each lowered rule with both values.
+        Naming each lowered (or differing) rule with both values.
     """
-    low = [
-        f"{k} {getattr(declared, k):g} < required {getattr(required, k):g}"
-        for k in _RULE_FIELDS
-        if getattr(declared, k) < getattr(required, k)
-    ]
+    low = []
+    for k in _RULE_FIELDS:
+        d, r = getattr(declared, k), getattr(required, k)
+        if k in _NUMERIC_RULES and d < r:
+            low.append(f"{k} {d:g} < required {r:g}")
+        elif k not in _NUMERIC_RULES and d != r:
+            low.append(f"{k} {d!r} != required {r!r}")
     if low:
         raise GateError(
             f"{where}: gate_rules below the study's required minimum ({'; '.join(low)}); the bundle was "
@@ -172,26 +190,40 @@ def check_required_rules(declared: GateRules, required: GateRules, *, where: str
         )
 
 
+def _line_at(path: Path, offset: int) -> int:
+    """1-based line of the decompressed byte ``offset`` of ``path`` (counted only when reporting)."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    line, seen = 1, 0
+    with opener(path, "rb") as fh:
+        while seen < offset and (block := fh.read(min(1 << 20, offset - seen))):
+            line += block.count(b"\n")
+            seen += len(block)
+    return line
+
+
 def _check_stream(path: Path) -> None:
     """Every byte of ``path`` (decompressed when ``.gz``) is UTF-8 text, and a ``.gz`` ends properly."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    line = 1
+    offset = 0  # decompressed bytes before the current block
+    opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rb") as fh:
             while block := fh.read(1 << 20):
                 try:
                     decoder.decode(block)
                 except UnicodeDecodeError as exc:
-                    at = line + block.count(b"\n", 0, max(exc.start, 0))
+                    # exc.start is within block + the decoder's buffered partial character (< 4 bytes).
+                    at = max(offset + exc.start - len(exc.object) + len(block), offset)
                     raise InputError(
-                        f"{path}, line {at}: not UTF-8 text ({exc.reason}: byte "
-                        f"0x{block[exc.start]:02x}); a bundle holds UTF-8 text only"
+                        f"{path}, line {_line_at(path, at)}: not UTF-8 text ({exc.reason}); "
+                        "a bundle holds UTF-8 text only"
                     ) from None
-                line += block.count(b"\n")
+                offset += len(block)
             decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}, line {line}: not UTF-8 text ({exc.reason} at the end of the file)") from None
+        raise InputError(
+            f"{path}, line {_line_at(path, offset)}: not UTF-8 text ({exc.reason} at the end of the file)"
+        ) from None
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{path}: gzip stream is damaged or truncated ({exc})") from None
 

@@ -271,6 +271,16 @@ def test_verify__non_utf8_text_in_a_bundle_is_refused_naming_file_and_line(tmp_p
         verify_bundle(out)
 
 
+def test_verify__non_utf8_byte_past_the_first_block_is_named_by_its_line(tmp_path: Path) -> None:
+    out = _export(tmp_path)
+    lines = [f"line {i} of a long audit page, plain ASCII" for i in range(1, 60_001)]  # ~2.6 MB
+    lines[54_320] += " \xe9t\xe9"  # line 54,321: latin-1, past the 1 MiB blocks the check reads
+    (out / "audit.md").write_bytes("\n".join(lines).encode("latin-1"))
+    _rehash(out, "audit.md")
+    with pytest.raises(InputError, match=r"audit\.md, line 54321: not UTF-8 text"):
+        verify_bundle(out)
+
+
 def test_verify__symlink_in_a_bundle_is_refused(tmp_path: Path) -> None:
     out = _export(tmp_path)
     target = tmp_path / "elsewhere.md"
