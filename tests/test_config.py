@@ -156,3 +156,11 @@ def test_config__pooled_arm_is_refused_outside_demo_mode(workdir):
     assert not load_study(_cfg(mode="central"), workdir=workdir).run_pooled
     assert load_study(_cfg(), workdir=workdir).run_pooled
     assert not load_study(_cfg(pooled={"enabled": False}), workdir=workdir).run_pooled
+
+
+def test_config__per_variant_counts_without_coarsening_are_refused_at_load(workdir):
+    cfg = _cfg(export_gate__release_n="per_variant", export_gate__round_n=10)
+    with pytest.raises(ConfigError, match=r"key 'export_gate' \(cohort biobank_eur\).*round_n must exceed min_count"):
+        load_study(cfg, workdir=workdir)
+    study = load_study(_cfg(export_gate__release_n="per_variant", export_gate__round_n=25), workdir=workdir)
+    assert study.gate_rules("biobank_eur")["release_n"] == "per_variant"

@@ -367,3 +367,16 @@ def test_cli__missing_trait_type_exits_2(tmp_path: Path) -> None:
                "--build", "GRCh38", "--ancestry", "EUR", "--config-digest", DIGEST,
                "--out-dir", str(tmp_path / "o")])
     assert rc == 2
+
+
+def test_cli__export_release_n_per_variant_releases_rounded_counts(tmp_path: Path) -> None:
+    src = tmp_path / "in.tsv"
+    _table([{"n": 1000}, {"n": 1040}]).write_csv(src, separator="\t", null_value="NA")
+    fam = _fam(tmp_path / "c.fam", [("F", "S1xx")])
+    out = tmp_path / "exports/c1"
+    rc = _cli(["export", "--cohort", "c1", "--sumstats", f"bmi={src}", "--trait-type", "bmi=quantitative",
+               "--ids-from", str(fam), "--build", "GRCh38", "--ancestry", "EUR", "--config-digest", DIGEST,
+               "--round-n", "25", "--release-n", "per_variant", "--out-dir", str(out)])
+    assert rc == 0
+    assert _read_tsv(out / "bmi.tsv.gz")["n"].to_list() == [1000, 1050]
+    assert json.loads((out / "manifest.json").read_text())["gate_rules"]["release_n"] == "per_variant"

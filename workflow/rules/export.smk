@@ -37,4 +37,5 @@ rule export:
         " --min-count {params.rules[min_count]} --round-n {params.rules[round_n]}"
         " --min-mac {params.rules[min_mac]} --min-mac-group {params.rules[min_mac_group]}"
         " --min-residual-df {params.rules[min_residual_df]}"
+        " --release-n {params.rules[release_n]}"
         " --out-dir {params.out_dir} 2> {log}"
