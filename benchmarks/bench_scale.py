@@ -321,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
                 str(g["min_mac_group"]),
                 "--min-residual-df",
                 str(g["min_residual_df"]),
+                "--release-n",
+                str(g["release_n"]),
                 "--out-dir",
                 str(out),
             ]

@@ -19,6 +19,7 @@ import polars as pl
 import yaml
 
 from crosscohort.errors import ConfigError
+from crosscohort.gate.rules import GateRules
 
 __all__ = ["Study", "load_study", "validate_config", "read_cohort_sheet", "config_digest", "SCHEMA_DIR"]
 
@@ -155,9 +156,10 @@ class Study:
     def row(self, cohort: str) -> dict[str, str]:
         return self.sheet.filter(pl.col("cohort") == cohort).row(0, named=True)
 
-    def gate_rules(self, cohort: str) -> dict[str, int]:
+    def gate_rules(self, cohort: str) -> dict[str, int | str]:
         g = self.config["export_gate"]
-        rules = {k: g[k] for k in ("min_count", "round_n", "min_mac", "min_mac_group", "min_residual_df")}
+        keys = ("min_count", "round_n", "min_mac", "min_mac_group", "min_residual_df", "release_n")
+        rules = {k: g[k] for k in keys}
         rules.update(g.get("overrides", {}).get(cohort, {}))
         return rules
 
@@ -194,6 +196,11 @@ def load_study(config: dict[str, Any], *, workdir: str | Path = ".", source: str
     unknown = sorted(set(config["export_gate"].get("overrides", {})) - set(study.cohorts))
     if unknown:
         raise ConfigError(f"{source}: key 'export_gate.overrides': unknown cohort(s) {unknown}; ids: {study.cohorts}")
+    for c in study.cohorts:
+        try:
+            GateRules(**study.gate_rules(c))
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: key 'export_gate' (cohort {c}): {exc}") from None
     if check_files and mode == "cohort":
         row = study.row(config["cohort"])
         from crosscohort.genotype_formats import container_files

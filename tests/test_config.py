@@ -179,3 +179,11 @@ def test_config__cohort_mode_missing_signing_key_is_named(workdir):
     (workdir / "secrets").mkdir()
     (workdir / "secrets" / "tre.key").write_text("")
     assert load_study(cfg, workdir=workdir).config["export_gate"]["signing_key"] == "secrets/tre.key"
+
+
+def test_config__per_variant_counts_without_coarsening_are_refused_at_load(workdir):
+    cfg = _cfg(export_gate__release_n="per_variant", export_gate__round_n=10)
+    with pytest.raises(ConfigError, match=r"key 'export_gate' \(cohort biobank_eur\).*round_n must exceed min_count"):
+        load_study(cfg, workdir=workdir)
+    study = load_study(_cfg(export_gate__release_n="per_variant", export_gate__round_n=25), workdir=workdir)
+    assert study.gate_rules("biobank_eur")["release_n"] == "per_variant"

@@ -183,14 +183,27 @@ def test_gate_count__boundary_reading_is_zero_or_above_threshold(min_count: int)
 
 
 def test_gate_round__half_up_and_rounding_never_unlocks_a_small_count() -> None:
-    ns = [14, 15, 24, 25, 26, 1004, 1005, 1234]
+    # Per-variant counts (release_n="per_variant") need round_n > min_count: here 25 > 20.
+    ns = [14, 15, 24, 37, 38, 1012, 1013, 1234]
     df = _table([{"n": n, "effect_allele_frequency": 0.5} for n in ns])
     res = apply_gate(df, trait_type="quantitative", cohort="c", trait="t",
-                     rules=GateRules(round_n=10, min_mac=0, min_residual_df=0))
-    expected = [int(Decimal(n / 10).quantize(Decimal(1), rounding=ROUND_HALF_UP)) * 10 for n in ns]
+                     rules=GateRules(round_n=25, release_n="per_variant", min_mac=0, min_residual_df=0))
+    expected = [int(Decimal(n / 25).quantize(Decimal(1), rounding=ROUND_HALF_UP)) * 25 for n in ns]
     released = {n: e for n, e in zip(ns, expected, strict=True) if n > 20 and e > 20}
     assert res.released["n"].to_list() == list(released.values())
-    assert res.released["n"].to_list() == [30, 30, 1000, 1010, 1230]
+    assert res.released["n"].to_list() == [25, 25, 50, 1000, 1025, 1225]
+
+
+def test_gate_round__trait_n_is_the_rounded_largest_count_of_the_kept_rows() -> None:
+    df = _table([{"n": 1234}, {"n": 1236}, {"n": 1500, "mac": 3.0}, {"n": 15}])
+    res = apply_gate(df, trait_type="quantitative", cohort="c", trait="t", rules=GateRules(round_n=5))
+    # 1500 fails min_mac, 15 fails min_count: neither sets the trait's n.
+    assert res.released["n"].to_list() == [1235, 1235]
+
+
+def test_gate_rules__per_variant_counts_need_round_n_above_min_count() -> None:
+    with pytest.raises(ConfigError, match=r"round_n must exceed min_count.*round_n=10, min_count=20"):
+        GateRules(release_n="per_variant", round_n=10)
 
 
 def test_gate__quantitative_trait_with_case_columns_is_refused() -> None:
@@ -213,7 +226,7 @@ def _fam(path: Path, ids: list[tuple[str, str]]) -> Path:
 def _export_small(tmp_path: Path, df: pl.DataFrame, **kw) -> Path:
     src = tmp_path / "in.tsv"
     df.write_csv(src, separator="\t", null_value="NA")
-    fam = _fam(tmp_path / "c.fam", [("FAM1", "HG00096"), ("FAM2", "HG00097")])
+    fam = _fam(tmp_path / "c.fam", [("FAM1", "HG00096"), ("FAM2", "HG00097"), ("FAM3", "HG00099")])
     out = tmp_path / "exports" / "c1"
     args = dict(cohort="c1", trait_types={"bmi": "quantitative"}, ids_from=[fam], build="GRCh38",
                 ancestry="European", config_digest=DIGEST, out_dir=out)
@@ -358,3 +371,16 @@ def test_cli__missing_trait_type_exits_2(tmp_path: Path) -> None:
                "--build", "GRCh38", "--ancestry", "EUR", "--config-digest", DIGEST,
                "--out-dir", str(tmp_path / "o")])
     assert rc == 2
+
+
+def test_cli__export_release_n_per_variant_releases_rounded_counts(tmp_path: Path) -> None:
+    src = tmp_path / "in.tsv"
+    _table([{"n": 1000}, {"n": 1040}]).write_csv(src, separator="\t", null_value="NA")
+    fam = _fam(tmp_path / "c.fam", [("F", "S1xx")])
+    out = tmp_path / "exports/c1"
+    rc = _cli(["export", "--cohort", "c1", "--sumstats", f"bmi={src}", "--trait-type", "bmi=quantitative",
+               "--ids-from", str(fam), "--build", "GRCh38", "--ancestry", "EUR", "--config-digest", DIGEST,
+               "--round-n", "25", "--release-n", "per_variant", "--out-dir", str(out)])
+    assert rc == 0
+    assert _read_tsv(out / "bmi.tsv.gz")["n"].to_list() == [1000, 1050]
+    assert json.loads((out / "manifest.json").read_text())["gate_rules"]["release_n"] == "per_variant"

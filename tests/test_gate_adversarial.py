@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 from crosscohort.errors import GateError, InputError
 from crosscohort.gate import GateRules, apply_gate, export_bundle, read_sample_ids, scan_released
@@ -58,7 +59,7 @@ def _only_blocked_audit(out: Path) -> dict:
 def test_adversarial__sample_id_planted_in_rsid_blocks_export_naming_file_and_line(tmp_path: Path) -> None:
     df = _table([{}, {}, {"rsid": "NA12878"}])
     with pytest.raises(GateError, match=r"ldl\.tsv\.gz, line 4, column rsid: holds a sample identifier "
-                                        r"\(the IID at line 1 of cohort\.fam\)"):
+                                        r"\(the IID at line 1 of --ids-from file 1\)"):
         _export(tmp_path, df)
     audit = _only_blocked_audit(tmp_path / "exports/c1")
     assert "line 4, column rsid" in audit["reason"]
@@ -230,3 +231,164 @@ def test_verify__missing_listed_file_is_refused(tmp_path: Path) -> None:
     (out / "ldl.meta.yaml").unlink()
     with pytest.raises(InputError, match=r"ldl\.meta\.yaml: listed in manifest\.json but missing"):
         verify_bundle(out)
+
+
+# ---------------------------------------------------------------- issue 18: release rules
+
+LONG, SHORT, COLON = "NA12878", "FAM7", "AB:1234"
+
+
+def _fam18(tmp: Path, ids: list[tuple[str, str]] | None = None, name: str = "cohort.fam") -> Path:
+    ids = ids or [("FAM7", LONG), ("FAM8", "HG00733"), ("0", COLON), ("0", "123456")]
+    p = tmp / name
+    p.write_text("".join(f"{f}\t{i}\t0\t0\t1\t-9\n" for f, i in ids))
+    return p
+
+
+def _export18(tmp: Path, df: pl.DataFrame, *, fam: Path | None = None, src_name: str = "assoc.tsv",
+              trait: str = "ldl", trait_type: str = "quantitative", **kw) -> Path:
+    src = tmp / src_name
+    df.write_csv(src, separator="\t", null_value="NA")
+    out = tmp / "exports" / "c1"
+    export_bundle({trait: src}, cohort="c1", trait_types={trait: trait_type}, ids_from=[fam or _fam18(tmp)],
+                  build="GRCh38", ancestry="EUR", config_digest=DIGEST, out_dir=out, **kw)
+    return out
+
+
+def _released_text(out: Path) -> str:
+    parts = []
+    for p in sorted(out.iterdir()):
+        parts.append(p.name)
+        if p.name.endswith(".gz"):
+            with gzip.open(p, "rt") as fh:
+                parts.append(fh.read())
+        else:
+            parts.append(p.read_text())
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("rsid", [f"rs{LONG}", f"{LONG}.1", f"{LONG}-x", f"{SHORT}_{LONG}",
+                                  LONG.lower(), f"{SHORT}_x", "x.fam7", COLON, f"rs_{COLON.lower()}"])
+def test_adversarial18__identifier_inside_a_longer_text_cell_blocks_export(tmp_path: Path, rsid: str) -> None:
+    # Failed before issue 18: whole-token matching let rs<IID>, <IID>.1, <FID>_<IID>, lower
+    # case and IDs holding ':' through.
+    with pytest.raises(GateError, match=r"ldl\.tsv\.gz, line 3, column rsid: holds a sample identifier"):
+        _export18(tmp_path, _table([{}, {"rsid": rsid}, {}]))
+    audit = json.loads((tmp_path / "exports/c1/audit.json").read_text())
+    assert audit["status"] == "blocked"
+    assert audit["reason"].startswith("ldl.tsv.gz, line 3, column rsid: holds a sample identifier")
+    text = _released_text(tmp_path / "exports/c1").lower()
+    assert rsid.lower() not in text and LONG.lower() not in text
+
+
+def test_adversarial18__input_and_id_file_names_are_not_released(tmp_path: Path) -> None:
+    # Failed before issue 18: audit.json carried "input_file": "<name of the input>" and the
+    # --ids-from file names.
+    fam = _fam18(tmp_path, name="secret_sample_list.fam")
+    out = _export18(tmp_path, _table([{}, {}, {}]), fam=fam, src_name="alice_private_results.tsv")
+    text = _released_text(out)
+    for word in ("alice_private_results", "secret_sample_list", str(tmp_path)):
+        assert word not in text
+
+
+def test_adversarial18__input_named_after_a_sample_is_not_released_and_not_blocking(tmp_path: Path) -> None:
+    out = _export18(tmp_path, _table([{}, {}, {}]), src_name=f"{LONG}.tsv")
+    assert (out / "manifest.json").is_file() and LONG not in _released_text(out)
+
+
+def test_adversarial18__qc_counts_of_people_are_withheld(tmp_path: Path) -> None:
+    # Failed before issue 18: call_rate_below_mind: 8 and exact n_in / n_kept of the sample
+    # ledger went out in *.meta.yaml and audit.json.
+    led = tmp_path / "qc.ledger.json"
+    led.write_text(json.dumps([
+        {"stage": "qc", "cohort": "c1", "unit": "samples", "n_in": 2483, "n_kept": 2475,
+         "removed": {"call_rate_below_mind": 8}, "changed": {}},
+        {"stage": "qc", "cohort": "c1", "unit": "variants", "n_in": 5000, "n_kept": 4990,
+         "removed": {"hwe": 10}, "changed": {}},
+    ]))
+    out = _export18(tmp_path, _table([{}, {}, {}]), qc_ledgers=[led])
+    text = _released_text(out)
+    assert "call_rate_below_mind" not in text and "2483" not in text and "2475" not in text
+    meta = yaml.safe_load((out / "ldl.meta.yaml").read_text())
+    assert meta["data_qc"][0]["unit"] == "samples" and "withheld" in meta["data_qc"][0]["counts"]
+    assert meta["data_qc"][1]["removed"] == {"hwe": 10}  # variants are not people
+
+
+def _cad(rows: list[tuple[int, int, int]], eaf: float = 0.3) -> pl.DataFrame:
+    df = _table([{"n": n, "effect_allele_frequency": eaf, "mac": 1000.0} for n, _, _ in rows])
+    return df.with_columns(
+        pl.Series("n_cases", [c for _, c, _ in rows]), pl.Series("n_controls", [k for _, _, k in rows]),
+        pl.lit(300.0).alias("mac_cases"), pl.lit(700.0).alias("mac_controls"))
+
+
+def test_adversarial18__per_variant_counts_cannot_be_differenced(tmp_path: Path) -> None:
+    # Failed before issue 18: rows 2469 584 1885 / 2469 585 1884 / 2470 584 1886 (the demo's
+    # cad bundle) went out as they are: one left-out person, and whether a case, is visible.
+    rows = [(2469, 584, 1885), (2469, 585, 1884), (2470, 584, 1886)]
+    out = _export18(tmp_path, _cad(rows + [(2470, 585, 1885), (2468, 583, 1885)]), trait="cad",
+                    trait_type="binary")
+    with gzip.open(out / "cad.tsv.gz", "rt") as fh:
+        rel = pl.read_csv(fh.read().encode(), separator="\t")
+    assert rel.height == 5
+    for c in ("n", "n_cases", "n_controls"):
+        assert rel[c].n_unique() == 1  # one N per trait and group
+    assert (rel["n"][0], rel["n_cases"][0], rel["n_controls"][0]) == (585 + 1886, 585, 1886)
+    meta = yaml.safe_load((out / "cad.meta.yaml").read_text())
+    assert (meta["sample_size"], meta["case_count"], meta["control_count"]) == (2471, 585, 1886)
+
+
+def test_adversarial18__eaf_times_2n_no_longer_gives_the_per_variant_n(tmp_path: Path) -> None:
+    # Failed before issue 18: with round_n set, the 17-digit EAF gave n back (eaf * 2n integral).
+    ns = [1990, 1993, 1997, 2001, 2004]
+    df = _table([{"n": n, "effect_allele_frequency": (311 + i) / (2 * n), "mac": 311.0 + i}
+                 for i, n in enumerate(ns)])
+    out = _export18(tmp_path, df, rules=GateRules(round_n=10))
+    with gzip.open(out / "ldl.tsv.gz", "rt") as fh:
+        rel = pl.read_csv(fh.read().encode(), separator="\t")
+    for eaf, n_rel in zip(rel["effect_allele_frequency"], rel["n"], strict=True):
+        candidates = [m for m in range(n_rel - 30, n_rel + 1) if abs(eaf * 2 * m - round(eaf * 2 * m)) < 1e-6]
+        fits = [m for m in range(n_rel - 30, n_rel + 1)
+                if any(round(a / (2 * m), 3) == eaf for a in range(round(eaf * 2 * m) - 2, round(eaf * 2 * m) + 3))]
+        assert len(str(eaf).split(".")[1]) <= 3  # 10**3 <= 2 (2000 - 20) < 10**4
+        assert len(fits) == 31 and len(candidates) < 31  # every n' fits; integrality singles out none
+
+
+def test_adversarial18__per_person_table_with_allowed_columns_only_is_blocked(tmp_path: Path) -> None:
+    # Failed before issue 18: a table of as many rows as samples passed when its columns were
+    # all on the allow-list, which is all the gate ever writes.
+    ids = [("0", f"P{i:05d}") for i in range(6)]
+    with pytest.raises(GateError, match=r"ldl\.tsv\.gz: 6 rows, exactly as many as the cohort's samples"):
+        _export18(tmp_path, _table([{}] * 6), fam=_fam18(tmp_path, ids))
+    assert "per-person table" in json.loads((tmp_path / "exports/c1/audit.json").read_text())["reason"]
+
+
+def _numeric_fam(tmp: Path, n: int = 60) -> Path:
+    return _fam18(tmp, [("0", str(i)) for i in range(1, n + 1)])
+
+
+def test_adversarial18__numeric_ids_1_to_n_and_fid_0_export(tmp_path: Path) -> None:
+    # Failed before issue 18: the gate matched its own rule text ("2 n min(eaf, 1-eaf)"), its
+    # version and dates against IDs 1..N and blocked every such export.
+    led = tmp_path / "qc.ledger.json"
+    led.write_text(json.dumps([{"stage": "qc", "cohort": "c1", "unit": "variants", "n_in": 12,
+                                "n_kept": 10, "removed": {"maf": 2}, "changed": {}}]))
+    out = _export18(tmp_path, _table([{}, {}, {}]), fam=_numeric_fam(tmp_path), qc_ledgers=[led])
+    assert json.loads((out / "audit.json").read_text())["status"] == "released"
+
+
+def test_adversarial18__numeric_id_in_text_still_blocks_and_the_audit_keeps_its_line(tmp_path: Path) -> None:
+    # Failed before issue 18: the blocked audit's redaction hid the line number ("line <sample-id>").
+    with pytest.raises(GateError, match=r"line 4, column rsid"):
+        _export18(tmp_path, _table([{}, {}, {"rsid": "x_4"}]), fam=_numeric_fam(tmp_path))
+    audit = json.loads((tmp_path / "exports/c1/audit.json").read_text())
+    assert audit["reason"].startswith("ldl.tsv.gz, line 4, column rsid: holds a sample identifier "
+                                      "(the IID at line 4 of --ids-from file 1)")
+    assert "identifier scan" in audit["reason"]
+
+
+def test_adversarial18__audit_states_the_id_rule_count_rules_and_limits(tmp_path: Path) -> None:
+    md = (_export18(tmp_path, _table([{}, {}, {}])) / "audit.md").read_text()
+    for heading in ("## Identifier rule", "## Count rules", "## What the gate cannot detect"):
+        assert heading in md
+    assert "case-insensitive substring" in md and "whole token" in md
+    assert "one unit of the last decimal" in md and "withheld" in md

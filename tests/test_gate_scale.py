@@ -12,7 +12,7 @@ from crosscohort.errors import GateError
 from crosscohort.gate import export_bundle, identifiers, read_sample_ids, scan_released
 
 DIGEST = "ab" * 32
-IDS = [("FAM7", "NA12878"), ("0", "123456")]
+IDS = [("FAM7", "NA12878"), ("0", "123456"), ("FAM9", "HG00733"), ("FAM9", "HG00734")]
 
 
 def _fam(tmp: Path) -> Path:

@@ -41,6 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="released counts must be 0 or > this (All of Us: no counts 1-20; default 20)")
     p.add_argument("--round-n", type=int, default=0,
                    help="round n/n_cases/n_controls to the nearest multiple (0 = no rounding)")
+    p.add_argument("--release-n", choices=("trait", "per_variant"), default="trait",
+                   help="trait (default): one n (and n_cases/n_controls) per trait in every row; "
+                        "per_variant: each variant's own counts, rounded (needs --round-n above "
+                        "--min-count, so that two counts never differ by 1..min-count)")
     p.add_argument("--min-mac", type=float, default=20, help="minimum overall minor allele count (default 20)")
     p.add_argument("--min-mac-group", type=float, default=20,
                    help="binary traits: minimum MAC among cases and among controls (default 20; 0 = off)")
@@ -69,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         min_mac=args.min_mac,
         min_mac_group=args.min_mac_group,
         min_residual_df=args.min_residual_df,
+        release_n=args.release_n,
     )
     res = export_bundle(
         key_value_pairs(args.sumstats, "--sumstats", key="TRAIT"),

@@ -27,7 +27,9 @@ import yaml
 from crosscohort import __version__
 from crosscohort.errors import ConfigError, GateError, UserError
 from crosscohort.gate.identifiers import (
+    ID_RULE,
     SCAN_RULE,
+    GateBlock,
     SampleIds,
     read_sample_ids,
     redact,
@@ -37,6 +39,7 @@ from crosscohort.gate.outdir import AUDIT_MD, MANIFEST, OutDir, claim_out_dir
 from crosscohort.gate.rules import (
     RULE_DESCRIPTIONS,
     RULE_ORDER,
+    TRAIT_TYPES,
     GateResult,
     GateRules,
     apply_gate,
@@ -44,7 +47,7 @@ from crosscohort.gate.rules import (
 )
 from crosscohort.gate.signature import load_private_key, sign_manifest
 from crosscohort.ledger import Ledger, read_ledgers
-from crosscohort.sumstats import read_sumstats, write_sumstats
+from crosscohort.sumstats import ALL_COLUMNS, read_sumstats, write_sumstats
 
 __all__ = [
     "ALLOWED_SUFFIXES",
@@ -59,6 +62,71 @@ __all__ = [
 ALLOWED_SUFFIXES: tuple[str, ...] = (".tsv.gz", ".yaml", ".json", ".md")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
 _HEX = re.compile(r"^[0-9a-fA-F]{8,128}$")
+
+
+#: What a ledger of people says in released files instead of its counts.
+WITHHELD = (
+    "withheld: counts of people removed by QC are not released (count rules); "
+    "the released sample size is the number analysed"
+)
+
+
+def count_rules_text(rules: GateRules) -> list[str]:
+    """The count rules of ``rules``, as the audit states them (one sentence each)."""
+    k = rules.min_count
+    if rules.release_n == "trait":
+        n_rule = (
+            "Sample sizes are released once per trait: every row carries the trait's sample size "
+            "(binary traits: cases and controls likewise, n their sum), the largest per-variant count "
+            "among the rows the row rules keep"
+            + (f", rounded to the nearest multiple of {rules.round_n}" if rules.round_n else "")
+            + "; per-variant counts are not released, so no difference between rows can be formed."
+        )
+    else:
+        n_rule = (
+            f"Per-variant sample sizes are released, each rounded to the nearest multiple of "
+            f"{rules.round_n} (more than {k}), so two released counts differ by 0 or by more than {k}."
+        )
+    return [
+        f"Every released count of people (n, n_cases, n_controls, sample_size, case_count, "
+        f"control_count) is 0 or more than {k}, before and after rounding; a variant whose own "
+        f"count of people is 1 to {k} is not released.",
+        n_rule,
+        "QC ledgers that count people (unit samples) are withheld; ledgers that count variants "
+        "are released as counts of variants, as are the gate's own row counts (variants are not "
+        "people, so these counts may be 1 to " + str(k) + ").",
+        "The effect allele frequency is rounded to d decimals, d the largest integer with "
+        f"10^d <= 2 (n - {rules.n_margin}), n the row's released sample size: one unit of the last "
+        "decimal stands for at least one allele copy at every sample size within "
+        f"{rules.n_margin} of n, so 2n x EAF gives back neither the per-variant sample size nor an "
+        "exact allele count; the minor allele count recomputed from released values, "
+        f"2 n min(EAF, 1-EAF), is at least {rules.min_mac:g} (rule released_mac).",
+        "The number of samples in the sample files is not released (its difference to the "
+        "analysed sample size would count the people left out).",
+    ]
+
+
+#: What the gate cannot detect, stated in every audit for the output checker.
+LIMITS: tuple[str, ...] = (
+    "An identifier encoded or transformed (hashed, reversed, split over cells, written in another "
+    "alphabet or as hexadecimal in a digest) is not found.",
+    "A purely numeric identifier is compared only as a whole token of text; in numeric fields "
+    "(positions, statistics, counts) and inside longer tokens (rs12 for ID 12) it cannot be told "
+    "from a number and is not flagged; identifiers of letters and digits shorter than 5 "
+    "characters likewise only as whole tokens.",
+    "Identifiers not listed in the sample files given to the gate (other studies' IDs, names, "
+    "dates of birth) are not searched for.",
+    "Statistics can carry information about individuals that no rule here measures: an effect "
+    "and its standard error for a variant carried by few people, or the per-variant sample size "
+    "approximated from standard errors and p-values (a t-distribution p-value depends on the "
+    "residual degrees of freedom).",
+    "Differences between this release and another release of the same people (another trait "
+    "set, another date, another study) are not controlled by the gate; sample sizes of "
+    "different traits in this bundle are released as they are (set round_n above min_count to "
+    "coarsen them).",
+    "A table of people whose row count differs from the number of samples in the sample files, "
+    "with allow-listed columns only, is not recognised as such.",
+)
 
 
 def software_name() -> str:
@@ -105,6 +173,11 @@ def _utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
+def _iso_date(created: str) -> str:
+    """``2026-11-24`` from ``20261124T111224Z`` (:func:`_utc_now`)."""
+    return f"{created[:4]}-{created[4:6]}-{created[6:8]}"
+
+
 def _check_name(kind: str, value: str) -> None:
     if not _NAME.match(value):
         raise ConfigError(
@@ -123,6 +196,7 @@ def _metadata(
     data_file: Path,
     rules: GateRules,
     qc: list[Ledger],
+    created: str,
 ) -> dict:
     rel = result.released
     binary = result.trait_type == "binary"
@@ -155,16 +229,12 @@ def _metadata(
         "case_control_study": binary,
         "sample_size": sample["sample_size"],
         "samples": [sample],
-        "date_last_modified": _utc_now()[:10],
+        "date_last_modified": _iso_date(created),
     }
     if binary:
         meta["case_count"] = sample["case_count"]
         meta["control_count"] = sample["control_count"]
-    meta["data_qc"] = [
-        {"stage": q.stage, "unit": q.unit, "trait": q.trait, "n_in": q.n_in, "n_kept": q.n_kept,
-         "removed": dict(q.removed)}
-        for q in qc if q.trait in (None, trait)
-    ]
+    meta["data_qc"] = [released_ledger(q) for q in qc if q.trait in (None, trait)]
     meta["export_gate"] = {
         "rows_in": result.ledger.n_in,
         "rows_released": result.ledger.n_kept,
@@ -174,7 +244,15 @@ def _metadata(
     return meta
 
 
-def _trait_audit(trait: str, result: GateResult, rules: GateRules, input_name: str) -> dict:
+def released_ledger(q: Ledger) -> dict:
+    """A QC ledger as released: counts of variants as they are, counts of people withheld."""
+    if q.unit == "variants":
+        return {"stage": q.stage, "unit": q.unit, "trait": q.trait, "n_in": q.n_in,
+                "n_kept": q.n_kept, "removed": dict(q.removed), "changed": dict(q.changed)}
+    return {"stage": q.stage, "unit": q.unit, "trait": q.trait, "counts": WITHHELD}
+
+
+def _trait_audit(trait: str, result: GateResult, rules: GateRules) -> dict:
     binary = result.trait_type == "binary"
     rows = []
     for rule in RULE_ORDER:
@@ -192,7 +270,6 @@ def _trait_audit(trait: str, result: GateResult, rules: GateRules, input_name: s
         })
     return {
         "trait_type": result.trait_type,
-        "input_file": input_name,
         "released_file": f"{trait}.tsv.gz",
         "rows_in": result.ledger.n_in,
         "rows_released": result.ledger.n_kept,
@@ -246,18 +323,38 @@ def _audit_md(audit: dict) -> str:
             "",
         ]
     out += [
-        "## Identifier scan",
+        "## Identifier rule",
         "",
         audit["identifier_scan"]["rule"],
         "",
-        f"Sample IDs checked: {audit['identifier_scan']['ids_checked']} from "
-        f"{audit['identifier_scan']['n_samples']} samples; result: {audit['identifier_scan']['status']}.",
-        "",
-        "Bundle files allowed: " + ", ".join(ALLOWED_SUFFIXES) + ". Released counts contain no value "
-        "between 1 and the min_count threshold; QC ledgers are copied as counts only.",
+        f"Result: {audit['identifier_scan']['status']}.",
         "",
     ]
+    if audit.get("count_rules"):
+        out += ["## Count rules", ""] + [f"- {r}" for r in audit["count_rules"]] + [""]
+    if audit.get("limits"):
+        out += ["## What the gate cannot detect", ""] + [f"- {r}" for r in audit["limits"]] + [""]
+    out += ["Bundle files allowed: " + ", ".join(ALLOWED_SUFFIXES) + ".", ""]
     return "\n".join(out)
+
+
+def _own_strings(audit: dict, rules: GateRules) -> frozenset[str]:
+    """The gate's own fixed text in ``audit`` and the metadata: not compared with sample IDs.
+
+    Only text the gate writes whatever the data (rule wording, its software
+    name and timestamps, digests it computed or validated as hex, registry
+    column names); every string that comes from an input (cohort, trait,
+    ancestry, build, dropped column names, QC stage and reason names) is
+    compared.
+    """
+    own = {
+        *RULE_DESCRIPTIONS.values(), *RULE_ORDER, *TRAIT_TYPES, ID_RULE, SCAN_RULE, WITHHELD,
+        *LIMITS, *count_rules_text(rules), *ALL_COLUMNS, *ALLOWED_SUFFIXES,
+        software_name(), __version__, audit["created"], _iso_date(audit["created"]), audit["config_digest"],
+        "GWAS-SSF v1.0", "1-based", "pass", "fail", "not applicable", "not completed",
+        "released", "blocked", "variants", "samples", "export_gate", rules.release_n,
+    }
+    return frozenset(own)
 
 
 def _write_json(obj: dict, path: Path) -> None:
@@ -267,6 +364,11 @@ def _write_json(obj: dict, path: Path) -> None:
 def _write_audit(audit: dict, directory: Path) -> None:
     _write_json(audit, directory / "audit.json")
     (directory / "audit.md").write_text(_audit_md(audit), encoding="utf-8")
+    # audit.md holds nothing beyond audit.json: its numbers and strings are
+    # the JSON's (checked there), the rest is this module's fixed wording.
+    back = json.loads((directory / "audit.json").read_text(encoding="utf-8"))
+    if (directory / "audit.md").read_text(encoding="utf-8") != _audit_md(back):
+        raise GateError(f"{directory / 'audit.md'}: not the rendering of audit.json; export blocked")
 
 
 def export_bundle(
@@ -379,16 +481,16 @@ def export_bundle(
             n_back = back.height
             del back
             if bad or n_back != res.ledger.n_kept:
-                raise GateError(
-                    f"{out_dir / data_file.name}: re-check of the written file failed "
-                    f"(violations {bad}, rows {n_back} vs {res.ledger.n_kept} released); export blocked"
-                )
+                what = (f"re-check of the written file failed (violations {bad}, rows {n_back} vs "
+                        f"{res.ledger.n_kept} released); export blocked")
+                raise GateBlock(f"{out_dir / data_file.name}: {what}",
+                                released=f"{redact(data_file.name, ids)}: {what}")
             meta = _metadata(trait, res, cohort=cohort, build=build, ancestry=ancestry,
-                             data_file=data_file, rules=rules, qc=qc)
+                             data_file=data_file, rules=rules, qc=qc, created=created)
             (staging / f"{trait}.meta.yaml").write_text(
                 yaml.safe_dump(meta, sort_keys=False, allow_unicode=True), encoding="utf-8"
             )
-            audit["traits"][trait] = _trait_audit(trait, res, rules, path.name)
+            audit["traits"][trait] = _trait_audit(trait, res, rules)
             results[trait] = replace(res, released=res.released.clear())
             del res
         audit["summary"] = {
@@ -397,16 +499,13 @@ def export_bundle(
             "rows_released": sum(r.ledger.n_kept for r in results.values()),
             "rows_suppressed": sum(sum(r.ledger.removed.values()) for r in results.values()),
         }
-        audit["qc_ledgers"] = [q.to_dict() for q in qc]
-        audit["identifier_scan"] = {
-            "rule": SCAN_RULE,
-            "id_sources": list(ids.sources),
-            "ids_checked": len(ids.where),
-            "n_samples": ids.n_samples,
-            "status": "pass",
-        }
+        audit["qc_ledgers"] = [released_ledger(q) for q in qc]
+        audit["identifier_scan"] = {"rule": SCAN_RULE, "status": "pass"}
+        audit["count_rules"] = count_rules_text(rules)
+        audit["limits"] = list(LIMITS)
         _write_audit(audit, staging)
-        scan_released(staging, ids)
+        own = _own_strings(audit, rules)
+        scan_released(staging, ids, own=own)
         manifest = {
             "cohort": cohort,
             "traits": {t: {"trait_type": r.trait_type, "sumstats": f"{t}.tsv.gz",
@@ -424,14 +523,14 @@ def export_bundle(
             ],
         }
         _write_json(manifest, staging / MANIFEST)
-        scan_released(staging, ids)
+        scan_released(staging, ids, own=own | {f["sha256"] for f in manifest["files"]})
         if key is not None:
             # Written after the scans: a function of the scanned manifest and the key only.
             sign_manifest(staging, key)
     except UserError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, GateError):
-            _write_blocked(target, audit, ids, str(exc).replace(str(staging), str(out_dir)))
+            _write_blocked(target, audit, ids, _released_reason(exc, list(sumstats), ids))
             raise GateError(str(exc).replace(str(staging), str(out_dir))) from None
         raise
     except BaseException:
@@ -443,6 +542,22 @@ def export_bundle(
     )
 
 
+def _released_reason(exc: GateError, traits: list[str], ids: SampleIds) -> str:
+    """Why the export was blocked, in words that may leave the TRE.
+
+    A :class:`GateBlock` carries such a text (bundle file names with IDs
+    redacted, line and column numbers, the rule); its trait names are
+    redacted here. Any other refusal is described without its message, which
+    may name TRE paths or input values.
+    """
+    if not isinstance(exc, GateBlock):
+        return "export blocked by a check of the gate; the message is in the export log inside the TRE"
+    text = exc.released
+    for t in traits:
+        text = text.replace(f"input of trait {t}:", f"input of trait {redact(t, ids)}:")
+    return text
+
+
 def _write_blocked(target: OutDir, audit: dict, ids: SampleIds, reason: str) -> None:
     blocked = {
         k: audit[k] for k in ("cohort", "software", "created", "config_digest", "gate_rules") if k in audit
@@ -450,12 +565,10 @@ def _write_blocked(target: OutDir, audit: dict, ids: SampleIds, reason: str) -> 
     blocked["cohort"] = redact(str(blocked.get("cohort", "")), ids)
     blocked.update({
         "status": "blocked",
-        "reason": redact(reason, ids),
+        "reason": reason,
         "identifier_scan": {
             "rule": SCAN_RULE,
-            "ids_checked": len(ids.where),
-            "n_samples": ids.n_samples,
-            "status": "fail" if "identifier" in reason or "person" in reason else "not completed",
+            "status": "fail" if "identifier" in reason or "per-person" in reason else "not completed",
         },
         "traits": {},
     })

@@ -1,29 +1,41 @@
 """Sample identifiers: reading them from TRE files, and scanning released files for them.
 
-The scan rule (stated in every audit):
+The identifier rule (:data:`ID_RULE`, stated in every audit), in one sentence:
+every FID and IID of the ``--ids-from`` files (except PLINK's missing code
+``0``) that has 5 or more characters and is not purely numeric, or that
+holds a character other than a letter or digit, is searched as a
+case-insensitive substring of every released text value and file name;
+every other ID (purely numeric, or letters and digits shorter than 5) is
+searched as a whole token, a token being a maximal run of letters and
+digits, compared case-insensitively.
 
-* Forbidden strings are every FID and IID value found in the ``--ids-from``
-  files (``.fam``; ``.psam``/phenotype/covariate tables with a ``#FID IID``
-  or ``#IID`` header; header-less files as ``FID IID`` lists), except
-  PLINK's missing-value code ``0``.
-* A released file is cut into *tokens*: maximal runs of characters other
-  than tab, newline, carriage return, space, comma, colon, semicolon,
-  quotes (`` " ' ` ``), ``=``, ``|``, ``/``, ``\\``, brackets and braces. An
-  ID matches only a whole token: ID ``12`` does not match ``123456`` or
-  ``rs12``.
-* Scanned: every released file *name* (also split on ``.``); in
-  ``.tsv.gz`` files (decompressed) the header and every field of a text
-  column (``variant_id``, ``rsid``, alleles), except the chromosome and
-  position parts of ``variant_id``; in ``.json``/``.yaml`` files every key
-  and string value; in ``.md`` files every non-numeric token. Numbers that
-  the gate itself computes or that are typed coordinates (positions, counts,
-  statistics, sizes) are not compared, so a purely numeric sample ID
-  (common: ``123456``) cannot collide with a base-pair position or a count;
-  a numeric ID copied into any text field is still caught.
-* Per-person tables: a released table with any column named like a person
-  identifier (``fid``, ``iid``, ``sample``, ``eid``, ``participant``,
-  ``person``, ``individual``...) is refused, as is one with exactly as many
-  rows as the cohort has samples and a column outside the allow-list.
+So ``rs<IID>``, ``<IID>.1``, ``<FID>_<IID>``, an ID in lower case, or an ID
+that itself contains ``:`` are caught for IDs of 5 or more characters; ID
+``12`` is caught in ``12_x`` or ``x.12`` but not in ``rs12`` or ``123``.
+
+What is a "released text value" (and what is not compared):
+
+* Tables (``.tsv.gz``): the header and every value of the text columns
+  (``variant_id``, ``rsid``, alleles). Typed numeric columns (positions,
+  counts, statistics) and the chromosome and position fields of
+  ``variant_id`` are numbers, not text: a purely numeric ID (``1`` .. ``N``,
+  the common PLINK convention) cannot be told from a coordinate and is not
+  compared there.
+* JSON and YAML: every key and every string value, except the gate's own
+  fixed text (rule descriptions, this rule, its software name, timestamps,
+  hex digests it computed or was given), which the caller passes as
+  ``own``. Numbers are the gate's own counts and thresholds; they obey the
+  count rules instead.
+* Markdown: every token that is not purely numeric, after the gate's own
+  fixed text is taken out (the gate renders ``audit.md`` from
+  ``audit.json`` and checks that it did, so its numbers are those of the
+  JSON).
+
+Per-person tables: a released table with a column named like a person
+identifier (``fid``, ``iid``, ``sample``, ``eid``, ``participant``...) is
+refused, and so is one with exactly as many rows as the cohort has samples,
+whatever its columns (the gate only ever writes allow-listed columns, so
+the row count is what can betray a table of people).
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,67 +51,189 @@ import polars as pl
 import yaml
 
 from crosscohort.errors import GateError, InputError
-from crosscohort.sumstats import ALL_COLUMNS, COLUMNS
+from crosscohort.sumstats import ALL_COLUMNS
 
 __all__ = [
+    "GateBlock",
     "SampleIds",
     "read_sample_ids",
     "scan_released",
+    "scan_texts",
     "tokens",
     "redact",
     "PERSON_COLUMN",
+    "ID_RULE",
     "SCAN_RULE",
+    "SUBSTRING_MIN_LENGTH",
 ]
 
-_DELIMS = r"\t\n\r ,:;\"'`=|/\\\[\]{}()<>"
-_TOKEN = re.compile(rf"[^{_DELIMS}]+")
+#: IDs at least this long (and not purely numeric) are searched as substrings.
+SUBSTRING_MIN_LENGTH = 5
+#: A token: a maximal run of letters and digits (Unicode; ``_`` is a delimiter).
+_TOKEN = re.compile(r"[^\W_]+")
 _NUMERIC = re.compile(r"^[0-9]+$")
-#: Rows of a released table tokenised at once by the scan (bounds its memory).
+_ALNUM = re.compile(r"^[^\W_]+$")
+#: Rows of a released table scanned at once (bounds the scan's memory).
 _SCAN_BLOCK_ROWS = 1_000_000
 #: Column names that hold person identifiers.
 PERSON_COLUMN = re.compile(
     r"(?i)^#?(fid|iid|pid|mid|eid|sample|samples|sample_?id|s_?id|subject|subject_?id|"
     r"participant|participant_?id|person|person_?id|individual|individual_?id|indiv)$"
 )
+ID_RULE = (
+    "Every FID and IID of the sample files given to the gate (except PLINK's missing code 0) "
+    "that has 5 or more characters and is not purely numeric, or that holds a character other "
+    "than a letter or digit, was searched as a case-insensitive substring of every released text "
+    "value and file name; every other ID (purely numeric, or letters and digits shorter than 5) "
+    "was searched as a whole token, a token being a maximal run of letters and digits, compared "
+    "case-insensitively."
+)
 SCAN_RULE = (
-    "Every FID and IID of the --ids-from files (except PLINK's missing code 0) was searched "
-    "as a whole token (delimited by tab, newline, space, comma, colon, semicolon, quotes, "
-    "= | / \\ and brackets) in every released file name, the header and text columns "
-    "(variant_id alleles, rsid, alleles) of each sumstats file, every key and string of the "
-    "JSON/YAML files and every non-numeric token of the Markdown; numeric coordinates, "
-    "counts and statistics computed by the gate are not compared. Tables with a person-ID "
-    "column name, or with as many rows as samples and a non-allow-listed column, are refused."
+    ID_RULE + " Released text values: every file name; the header and the text columns "
+    "(variant_id, rsid, alleles) of each table; every key and string of the JSON and YAML files; "
+    "every non-numeric token of the Markdown. Not compared: typed numbers (positions, counts, "
+    "statistics, the chromosome and position fields of variant_id), the gate's own fixed text "
+    "(rule descriptions, software name, timestamps, hex digests). A table with a column named like "
+    "a person identifier, or with as many rows as the cohort has samples, is refused."
 )
 
 
+class GateBlock(GateError):
+    """A refusal of the gate whose ``released`` text may go into the blocked audit.
+
+    ``str(exc)`` is for the analyst inside the TRE (it may name TRE paths);
+    ``exc.released`` names only bundle file names (with IDs redacted), line
+    and column numbers and the rule: never a path, never the identifier.
+    """
+
+    def __init__(self, message: str, *, released: str) -> None:
+        super().__init__(message)
+        self.released = released
+
+
 def tokens(text: str) -> list[str]:
-    """Whole tokens of ``text`` under the scan rule's delimiters."""
+    """Whole tokens of ``text``: maximal runs of letters and digits."""
     return _TOKEN.findall(text)
 
 
 @dataclass(frozen=True)
 class SampleIds:
-    """Forbidden identifier strings, each with where it was first seen (for messages)."""
+    """Forbidden identifier strings, each with where it was first seen (for messages).
+
+    ``where`` maps each ID to e.g. ``"IID at line 3 of --ids-from file 1"``
+    (a neutral name: the message may be released in a blocked audit).
+    """
 
     where: dict[str, str] = field(default_factory=dict)
     n_samples: int = 0
     sources: tuple[str, ...] = ()
+    #: lower-cased ID -> ID, for IDs searched as substrings.
+    substrings: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    #: lower-cased ID -> ID, for IDs compared as whole tokens.
+    whole: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    #: The first ``gram`` characters of each substring ID -> those IDs (lower case).
+    prefixes: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for i in self.where:
+            low = i.lower()
+            if (len(i) >= SUBSTRING_MIN_LENGTH and not _NUMERIC.match(i)) or not _ALNUM.match(i):
+                self.substrings.setdefault(low, i)
+            else:
+                self.whole.setdefault(low, i)
+        for low in self.substrings:
+            self.prefixes.setdefault(low[: self.gram], []).append(low)
+
+    @property
+    def gram(self) -> int:
+        """Length of the prefix by which substring IDs are first looked up (their shortest length)."""
+        return min((len(i) for i in self.substrings), default=SUBSTRING_MIN_LENGTH)
 
     def __contains__(self, token: str) -> bool:
         return token in self.where
+
+    def find(self, text: str, *, skip_numeric: bool = False) -> str | None:
+        """The ID that ``text`` holds under the identifier rule, else None."""
+        hit = scan_texts([text], self, skip_numeric=skip_numeric)
+        return None if hit is None else hit[1]
+
+
+def scan_texts(
+    texts: Iterable[str], ids: SampleIds, *, skip_numeric: bool = False
+) -> tuple[int, str] | None:
+    """``(index, ID)`` of the first of ``texts`` holding a sample ID under the rule, else None.
+
+    ``skip_numeric`` leaves purely numeric tokens uncompared (Markdown, whose
+    numbers are the gate's own and also stand in the JSON it is rendered from).
+    """
+    s = pl.Series("t", list(texts), dtype=pl.String).fill_null("").str.to_lowercase()
+    if s.len() == 0:
+        return None
+    first = _first_substring(s, ids)
+    if ids.whole:
+        toks = (
+            s.to_frame().with_row_index("row")
+            .select("row", pl.col("t").str.extract_all(_TOKEN.pattern)).explode("t")
+        )
+        keep = pl.col("t").is_in(list(ids.whole))
+        if skip_numeric:
+            keep = keep & ~pl.col("t").str.contains(r"^[0-9]+$")
+        hit = toks.filter(keep).head(1)
+        if hit.height and (first is None or hit["row"][0] < first[0]):
+            first = (int(hit["row"][0]), ids.whole[hit["t"][0]])
+    return first
+
+
+#: Offsets of a text compared column-wise; longer texts (long indel alleles) are walked in Python.
+_MAX_VECTOR_OFFSETS = 48
+
+
+def _first_substring(s: pl.Series, ids: SampleIds, *, offset: int = 0) -> tuple[int, str] | None:
+    """``(index + offset, ID)`` of the first lower-cased text in ``s`` holding a substring ID.
+
+    Every window of ``ids.gram`` characters is looked up among the IDs'
+    prefixes (a hash look-up per window, column by column: one pass per
+    window offset); the rare texts with a matching window are then compared
+    with the IDs of that prefix. Linear in the IDs and the text, unlike an
+    automaton built per call (polars' ``contains_any`` builds in about
+    quadratic time: 15 s for 100,000 IDs).
+    """
+    if not ids.substrings or s.len() == 0:
+        return None
+    k = ids.gram
+    grams = pl.Series(list(ids.prefixes), dtype=pl.String)
+    lengths = s.str.len_chars()
+    longest = int(lengths.max() or 0)
+    cand = pl.Series([False] * s.len())
+    for o in range(0, min(longest - k + 1, _MAX_VECTOR_OFFSETS)):
+        cand = cand | (s.str.slice(o, k).is_in(grams.implode()) & (lengths >= o + k)).fill_null(False)
+    if longest - k + 1 > _MAX_VECTOR_OFFSETS:
+        cand = cand | (lengths >= _MAX_VECTOR_OFFSETS + k).fill_null(False)
+    for i in cand.arg_true().to_list():
+        text = s[i]
+        for o in range(len(text) - k + 1):
+            for low in ids.prefixes.get(text[o : o + k], ()):
+                if text.startswith(low, o):
+                    return i + offset, ids.substrings[low]
+    return None
 
 
 def read_sample_ids(paths: list[str | Path]) -> SampleIds:
     """Every FID and IID value in ``paths`` (``.fam``, ``.psam``, ``#FID IID`` tables, ID lists).
 
+    An ID is recorded with a neutral origin (``"IID at line 3 of --ids-from
+    file 1"``): the origin may be written into a blocked audit, and a TRE
+    file's name may not leave it.
+
     Raises
     ------
     InputError
-        A file is missing, empty, or has no FID/IID column.
+        A file is missing, empty, has no FID/IID column, or an ID without a
+        letter or digit (it could not be searched for).
     """
     where: dict[str, str] = {}
     samples: set[tuple[str, str]] = set()
-    for p in paths:
+    for k, p in enumerate(paths, 1):
         path = Path(p)
         if not path.is_file():
             raise InputError(f"{path}: no such file (--ids-from)")
@@ -131,140 +266,168 @@ def read_sample_ids(paths: list[str | Path]) -> SampleIds:
             fid = parts[fid_col] if fid_col is not None else ""
             samples.add((fid, iid))
             for label, value in (("IID", iid), ("FID", fid)):
-                if value and value != "0" and value not in where:
-                    where[value] = f"{label} at line {lineno + 1} of {path.name}"
+                if not value or value == "0" or value in where:
+                    continue
+                if not _TOKEN.search(value):
+                    raise InputError(
+                        f"{path}, line {lineno + 1}: {label} has no letter or digit; the identifier "
+                        "scan cannot search for it (rule: IDs hold at least one letter or digit)"
+                    )
+                where[value] = f"{label} at line {lineno + 1} of --ids-from file {k}"
     if not samples:
         raise InputError(f"{paths}: no sample IDs found in --ids-from files")
     return SampleIds(where=where, n_samples=len(samples), sources=tuple(Path(p).name for p in paths))
 
 
 def redact(text: str, ids: SampleIds) -> str:
-    """``text`` with every token (or ``.``-separated part of one) that is a sample ID replaced."""
+    """``text`` with every sample ID (under the identifier rule) replaced by ``<sample-id>``."""
+    for _ in range(len(text) + 1):
+        hit = scan_texts([text], ids)
+        if hit is None:
+            return text
+        low, bad = text.lower(), hit[1].lower()
+        if bad in ids.substrings:
+            i = low.index(bad)
+        else:
+            i = next(m.start() for m in _TOKEN.finditer(low) if m.group(0) == bad)
+        text = text[:i] + "<sample-id>" + text[i + len(bad):]
+    return text
 
-    def one(m: re.Match) -> str:
-        return ".".join("<sample-id>" if part in ids else part for part in m.group(0).split("."))
 
-    return _TOKEN.sub(one, text)
-
-
-def _hit(ids: SampleIds, toks: list[str]) -> str | None:
-    for t in toks:
-        if t in ids.where:
-            return t
-    return None
-
-
-def _refuse(path: Path, where: str, ids: SampleIds, tok: str) -> GateError:
-    # The ID itself is not echoed: the message says where it came from instead.
-    return GateError(
-        f"{path}, {where}: holds a sample identifier (the {ids.where[tok]}); "
-        "export blocked, nothing released"
+def _refuse(path: Path, where: str, ids: SampleIds, found: str) -> GateBlock:
+    # Neither message echoes the ID; both say where it came from instead.
+    what = f"holds a sample identifier (the {ids.where[found]}); export blocked, nothing released"
+    return GateBlock(
+        f"{path}, {where}: {what}",
+        released=f"{redact(path.name, ids)}, {where}: {what} [rule: identifier scan]",
     )
 
 
 def _scan_name(path: Path, ids: SampleIds) -> None:
-    toks = tokens(path.name) + [t for part in tokens(path.name) for t in part.split(".")]
-    tok = _hit(ids, toks)
-    if tok is not None:
-        raise _refuse(path, "file name", ids, tok)
+    found = ids.find(path.name)
+    if found is not None:
+        raise _refuse(path, "file name", ids, found)
 
 
-def _line_of(text: str, tok: str) -> int:
+def _walk(obj: object, path: str = "") -> Iterable[tuple[str, str]]:
+    """``(key path, string)`` for every key and string value of a parsed JSON/YAML document."""
+    if isinstance(obj, str):
+        yield path, obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield f"{path}.{k}" if path else str(k), str(k)
+            yield from _walk(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(obj, list | tuple):
+        for i, v in enumerate(obj):
+            yield from _walk(v, f"{path}[{i}]")
+
+
+def _line_of(text: str, needle: str) -> int:
     for i, line in enumerate(text.splitlines(), 1):
-        if tok in tokens(line):
+        if needle in line:
             return i
     return 0
 
 
-def _strings(obj: object) -> list[str]:
-    out: list[str] = []
-    stack = [obj]
-    while stack:
-        o = stack.pop()
-        if isinstance(o, str):
-            out.append(o)
-        elif isinstance(o, dict):
-            stack.extend(str(k) for k in o)
-            stack.extend(o.values())
-        elif isinstance(o, list | tuple):
-            stack.extend(o)
-    return out
-
-
-def _scan_document(path: Path, ids: SampleIds) -> None:
+def _scan_document(path: Path, ids: SampleIds, own: frozenset[str]) -> None:
     text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        toks = [t for s in _strings(json.loads(text)) for t in tokens(s)]
-    elif path.suffix == ".yaml":
-        toks = [t for s in _strings(yaml.safe_load(text)) for t in tokens(s)]
-    else:
-        toks = [t for t in tokens(text) if not _NUMERIC.match(t)]
-    tok = _hit(ids, toks)
-    if tok is not None:
-        raise _refuse(path, f"line {_line_of(text, tok)}", ids, tok)
+    if path.suffix in (".json", ".yaml"):
+        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        items = [(k, s) for k, s in _walk(doc) if s not in own]
+        hit = scan_texts([s for _, s in items], ids)
+        if hit is not None:
+            key, s = items[hit[0]]
+            needle = json.dumps(s) if path.suffix == ".json" else s
+            raise _refuse(path, f"line {_line_of(text, needle)} (key {redact(key, ids)})", ids, hit[1])
+        return
+    # Markdown: the gate's own fixed text out first (longest first), then every line.
+    lines = text.splitlines()
+    cleaned = []
+    for line in lines:
+        for s in sorted(own, key=len, reverse=True):
+            if s and s in line:
+                line = line.replace(s, " ")
+        cleaned.append(line)
+    hit = scan_texts(cleaned, ids, skip_numeric=True)
+    if hit is not None:
+        raise _refuse(path, f"line {hit[0] + 1}", ids, hit[1])
+
+
+def _per_person(path: Path, rows: int, ids: SampleIds) -> GateBlock:
+    what = (
+        f"{rows} rows, exactly as many as the cohort's samples: looks like a table of people "
+        "(rule: per-person table); export blocked"
+    )
+    return GateBlock(f"{path}: {what}", released=f"{redact(path.name, ids)}: {what}")
 
 
 def _scan_table(path: Path, ids: SampleIds) -> None:
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         header = fh.readline().rstrip("\n").split("\t")
-    tok = _hit(ids, [t for h in header for t in tokens(h)])
-    if tok is not None:
-        raise _refuse(path, "line 1 (header)", ids, tok)
+    hit = scan_texts(header, ids)
+    if hit is not None:
+        raise _refuse(path, "line 1 (header)", ids, hit[1])
     person = [h for h in header if PERSON_COLUMN.match(h)]
     if person:
-        raise GateError(f"{path}, line 1: column(s) {person} are named like person identifiers; export blocked")
-    text_cols = [
-        c for c in header
-        if c not in ALL_COLUMNS or ALL_COLUMNS[c].dtype == pl.String
-    ]
+        what = f"column(s) {person} are named like person identifiers (rule: per-person table); export blocked"
+        raise GateBlock(f"{path}, line 1: {what}", released=f"{redact(path.name, ids)}, line 1: {what}")
+    text_cols = [c for c in header if c not in ALL_COLUMNS or ALL_COLUMNS[c].dtype == pl.String]
     # Only the text columns are compared, so only they are read (as text); the
     # numeric ones would be ~3x the gzip'd file as strings at 10^7 rows.
     df = pl.read_csv(
         path, separator="\t", infer_schema=False, null_values=["NA"], quote_char=None,
         columns=text_cols or header[:1],
     )
-    if df.height == ids.n_samples and any(c not in COLUMNS for c in header):
-        raise GateError(
-            f"{path}: {df.height} rows, as many as the cohort's samples, and column(s) outside "
-            f"the allow-list {[c for c in header if c not in COLUMNS]}: looks per-person; export blocked"
-        )
-    numeric_ids = [i for i in ids.where if _NUMERIC.match(i)]
-    other_ids = [i for i in ids.where if not _NUMERIC.match(i)]
+    if df.height == ids.n_samples:
+        raise _per_person(path, df.height, ids)
+    whole = list(ids.whole)
     for c in text_cols:
-        # In row blocks: one token row per token of a block, not of the whole
-        # column (4 x 10^7 rows for variant_id at 10^7 variants).
         for start in range(0, df.height, _SCAN_BLOCK_ROWS):
-            toks = (
-                df.slice(start, _SCAN_BLOCK_ROWS)
-                .select(pl.col(c).fill_null("").str.extract_all(_TOKEN.pattern).alias("t"))
-                .with_row_index("row", offset=start)
-                .explode("t")
-            )
-            if c == "variant_id":
-                # chrom:pos:ref:alt: the first two parts are typed coordinates, not text.
-                toks = toks.with_columns(pl.int_range(pl.len()).over("row").alias("k"))
-                hits = toks.filter(
-                    pl.col("t").is_in(other_ids) | (pl.col("t").is_in(numeric_ids) & (pl.col("k") >= 2))
-                )
-            else:
-                hits = toks.filter(pl.col("t").is_in(list(ids.where)))
-            if hits.height:
-                row, tok = hits.row(0)[:2]
-                raise _refuse(path, f"line {row + 2}, column {c}", ids, tok)
+            block = df.slice(start, _SCAN_BLOCK_ROWS).select(
+                pl.col(c).fill_null("").str.to_lowercase().alias("t")
+            ).with_row_index("row", offset=start)
+            first = _first_substring(block["t"], ids, offset=start)
+            if whole:
+                toks = block.with_columns(pl.col("t").str.extract_all(_TOKEN.pattern)).explode("t")
+                keep = pl.col("t").is_in(whole)
+                if c == "variant_id":
+                    # chrom:pos:ref:alt: the first two fields are typed coordinates, not text.
+                    k = pl.int_range(pl.len()).over("row")
+                    keep = keep & ((k >= 2) | ~pl.col("t").str.contains(r"^[0-9]+$"))
+                h = toks.filter(keep).head(1)
+                if h.height and (first is None or h["row"][0] < first[0]):
+                    first = (h["row"][0], ids.whole[h["t"][0]])
+            if first is not None:
+                raise _refuse(path, f"line {first[0] + 2}, column {c}", ids, first[1])
 
 
-def scan_released(directory: str | Path, ids: SampleIds) -> list[str]:
+def scan_released(
+    directory: str | Path, ids: SampleIds, *, own: Iterable[str] = ()
+) -> list[str]:
     """Names of the files scanned in ``directory``; raises on the first sample identifier.
+
+    Parameters
+    ----------
+    directory
+        The bundle (or its staging directory).
+    ids
+        The cohort's sample IDs.
+    own
+        The gate's own fixed strings (rule descriptions, software name,
+        timestamps, digests): not compared in JSON, YAML and Markdown.
 
     Raises
     ------
-    GateError
+    GateBlock
         Naming the file and line (or ``file name``) where a sample ID, a
         person-ID column or a per-person table was found. The ID itself is
-        not echoed; the message names the ``--ids-from`` file and line it
-        comes from.
+        not echoed; the message names the ``--ids-from`` file (by position)
+        and line it comes from.
+    GateError
+        A file type outside the bundle allow-list.
     """
     directory = Path(directory)
+    own = frozenset(own)
     files = sorted(p for p in directory.iterdir())
     for p in files:
         _scan_name(p, ids)
@@ -272,7 +435,7 @@ def scan_released(directory: str | Path, ids: SampleIds) -> list[str]:
         if p.name.endswith(".tsv.gz"):
             _scan_table(p, ids)
         elif p.suffix in (".json", ".yaml", ".md"):
-            _scan_document(p, ids)
+            _scan_document(p, ids, own)
         else:
             raise GateError(f"{p}: file type not on the bundle allow-list (.tsv.gz .yaml .json .md)")
     return [p.name for p in files]

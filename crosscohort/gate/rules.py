@@ -13,9 +13,20 @@ Every rule is configurable; the defaults and where they come from:
     releasable one. A missing count in a row that has an estimate fails
     (it cannot be checked).
 ``round_n`` = 0 (no rounding)
-    When > 0, ``n``, ``n_cases`` and ``n_controls`` are rounded to the
-    nearest multiple of ``round_n`` (halves up) before the count check,
-    in every row and in the metadata alike.
+    When > 0, released sample sizes are rounded to the nearest multiple of
+    ``round_n`` (halves up) before the count check, in every row and in the
+    metadata alike.
+``release_n`` = ``"trait"`` (how sample sizes are released)
+    ``"trait"``: every row carries the trait's sample size, not the
+    variant's: ``n`` is the largest per-variant ``n`` among the rows that
+    pass the other rules (binary traits: ``n_cases`` and ``n_controls``
+    likewise, and ``n`` their sum), rounded by ``round_n``. One number per
+    trait (and per case/control group) leaves nothing to difference: per-variant
+    counts side by side (``2469 584 1885`` / ``2469 585 1884``) would say
+    whether one left-out person is a case. ``"per_variant"``: each row's
+    own counts, each rounded to a multiple of ``round_n``, which must then
+    exceed ``min_count``: any two released counts then differ by 0 or by
+    more than ``min_count``.
 ``min_mac`` = 20 (rule ``min_mac``)
     Overall minor allele count, from the ``mac`` column, or derived as
     ``2 n min(eaf, 1 - eaf)`` when the column is absent; released rows have
@@ -30,10 +41,19 @@ Every rule is configurable; the defaults and where they come from:
     reproduces individual values.
 ``released_mac`` (same threshold as ``min_mac``)
     The MAC an outsider recomputes from *released* values,
-    ``2 n_released min(eaf, 1 - eaf)``, must also be ``>= min_mac`` (a
-    relative slack of 1e-9 absorbs float rounding of the 17-digit
-    frequency); ``eaf * 2n`` would otherwise reveal a count the gate hides.
+    ``2 n_released min(eaf_released, 1 - eaf_released)``, must also be
+    ``>= min_mac`` (a relative slack of 1e-9 absorbs float rounding).
 
+Released allele frequency (:func:`eaf_decimals`): ``effect_allele_frequency``
+is rounded to ``d`` decimals, ``d`` the largest integer with
+``10**d <= 2 n_low``, where ``n_low = max(1, n_released - max(min_count,
+round_n))``. One unit of the last decimal then stands for at least one
+allele copy at every sample size ``n' >= 10**d / 2`` (among them every
+``n'`` from ``n_low`` to the released ``n``), so each such ``n'`` fits the
+released frequency with some integer allele count: ``eaf * 2n`` no longer
+gives the per-variant sample size back (at 17 digits it did, in almost
+every row), and allele counts are known only to within about
+``n_released / 10**d`` copies.
 Setting ``min_mac_group`` or ``min_residual_df`` to 0 switches that rule off
 (and its column is then not required).
 
@@ -53,7 +73,8 @@ from dataclasses import asdict, dataclass
 
 import polars as pl
 
-from crosscohort.errors import ConfigError, GateError
+from crosscohort.errors import ConfigError
+from crosscohort.gate.identifiers import GateBlock
 from crosscohort.ledger import Ledger
 from crosscohort.sumstats import COLUMNS, INTERNAL_COLUMNS
 
@@ -65,7 +86,10 @@ __all__ = [
     "TRAIT_TYPES",
     "COUNT_COLUMNS",
     "MAC_RELATIVE_SLACK",
+    "RELEASE_N",
     "apply_gate",
+    "eaf_decimals",
+    "round_eaf",
     "round_counts",
     "released_violations",
 ]
@@ -97,6 +121,9 @@ COUNT_COLUMNS: tuple[str, ...] = ("n", "n_cases", "n_controls")
 #: Relative slack on MACs computed from a frequency (float, 17 digits).
 MAC_RELATIVE_SLACK = 1e-9
 
+#: How sample sizes are released: one per trait (default) or per variant, coarsened.
+RELEASE_N: tuple[str, ...] = ("trait", "per_variant")
+
 
 @dataclass(frozen=True)
 class GateRules:
@@ -107,12 +134,21 @@ class GateRules:
     min_mac: float = 20.0
     min_mac_group: float = 20.0
     min_residual_df: int = 10
+    release_n: str = "trait"
 
     def __post_init__(self) -> None:
         for name in ("min_count", "round_n", "min_mac", "min_mac_group", "min_residual_df"):
             value = getattr(self, name)
             if not (value >= 0):
                 raise ConfigError(f"gate rule {name} must be >= 0; got {value!r}")
+        if self.release_n not in RELEASE_N:
+            raise ConfigError(f"gate rule release_n must be one of {RELEASE_N}; got {self.release_n!r}")
+        if self.release_n == "per_variant" and self.round_n <= self.min_count:
+            raise ConfigError(
+                "gate rule release_n=per_variant releases each variant's counts, so they must be "
+                "coarsened: round_n must exceed min_count (then two released counts differ by 0 or "
+                f"by more than min_count); got round_n={self.round_n}, min_count={self.min_count}"
+            )
 
     def threshold(self, rule: str) -> float | int | None:
         """Threshold of ``rule`` (``None`` for ``no_estimate``)."""
@@ -125,8 +161,13 @@ class GateRules:
             "released_mac": self.min_mac,
         }[rule]
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
+
+    @property
+    def n_margin(self) -> int:
+        """Sample sizes within this of the released ``n`` must all fit the released EAF."""
+        return max(self.min_count, self.round_n)
 
 
 @dataclass(frozen=True)
@@ -156,6 +197,47 @@ def round_counts(df: pl.DataFrame, *, round_n: int) -> pl.DataFrame:
     )
 
 
+def eaf_decimals(n_released: pl.Expr, *, rules: GateRules) -> pl.Expr:
+    """Decimals of the released EAF for a row of released sample size ``n_released``.
+
+    The largest ``d`` with ``10**d <= 2 n_low``, ``n_low = max(1, n_released -
+    max(min_count, round_n))`` (see the module docstring); null when
+    ``n_released`` is null.
+    """
+    n_low = (n_released.cast(pl.Float64) - rules.n_margin).clip(lower_bound=1.0)
+    # The 1e-9 guards floor() against log10(1000) = 2.9999999999999996.
+    return ((2.0 * n_low).log10() + 1e-9).floor().cast(pl.Int32)
+
+
+#: The most decimals a released EAF can need (n up to 5 * 10**17).
+_MAX_EAF_DECIMALS = 18
+
+
+def round_eaf(eaf: pl.Expr, decimals: pl.Expr, *, values: list[int] | None = None) -> pl.Expr:
+    """``eaf`` rounded (halves away from zero) to ``decimals`` places, per row.
+
+    ``values``: the decimal counts that occur (default: every one from 0 to
+    18); each costs one pass over the column.
+
+    Built from :meth:`polars.Expr.round` per decimal count, which returns the
+    float nearest the decimal (``0.83``); scaling and dividing can print
+    ``0.8300000000000001`` (polars multiplies by the reciprocal of a
+    constant divisor), 17 digits out again.
+    """
+    eaf = eaf.cast(pl.Float64)
+    out = pl.lit(None, dtype=pl.Float64)
+    for d in sorted(range(_MAX_EAF_DECIMALS + 1) if values is None else values, reverse=True):
+        out = pl.when(decimals == d).then(eaf.round(d, mode="half_away_from_zero")).otherwise(out)
+    return out
+
+
+def _round_value(c: int | None, round_n: int) -> int | None:
+    """One count rounded as :func:`round_counts` rounds a column (halves up)."""
+    if c is None or round_n <= 0:
+        return None if c is None else int(c)
+    return (2 * int(c) + round_n) // (2 * round_n) * round_n
+
+
 def _count_fails(col: pl.Expr, min_count: int) -> pl.Expr:
     # Missing counts fail too: a row with an estimate but no count cannot be checked.
     return col.is_null() | ((col > 0) & (col <= min_count))
@@ -172,10 +254,14 @@ def _below(value: pl.Expr, threshold: float, *, slack: bool) -> pl.Expr:
     return value.is_null() | value.is_nan() | (value < limit)
 
 
-def _require(df: pl.DataFrame, cols: list[str], *, source: str, why: str) -> None:
+def _require(df: pl.DataFrame, cols: list[str], *, source: str, why: str, trait: str) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        raise GateError(f"{source}: missing column(s) {missing}, needed by {why}; present: {df.columns}")
+        raise GateBlock(
+            f"{source}: missing column(s) {missing}, needed by {why}; present: {df.columns}",
+            # Not the path, not the input's other column names: those stay in the TRE.
+            released=f"input of trait {trait}: missing column(s) {missing}, needed by {why}",
+        )
 
 
 def apply_gate(
@@ -228,15 +314,17 @@ def apply_gate(
                 f"{source}: trait {trait!r} is declared quantitative but has case/control column(s) "
                 f"{case_cols}; declare it with --trait-type {trait}=binary"
             )
-    _require(df, ["n"], source=source, why="rule min_count and released_mac (per-variant sample size)")
+    _require(df, ["n"], source=source, why="rule min_count and released_mac (per-variant sample size)",
+             trait=trait)
     if binary:
-        _require(df, ["n_cases", "n_controls"], source=source, why="rule min_count for a binary trait")
+        _require(df, ["n_cases", "n_controls"], source=source, why="rule min_count for a binary trait",
+                 trait=trait)
         if rules.min_mac_group > 0:
-            _require(df, ["mac_cases", "mac_controls"], source=source, why="rule min_mac_group")
+            _require(df, ["mac_cases", "mac_controls"], source=source, why="rule min_mac_group", trait=trait)
     if rules.min_residual_df > 0:
-        _require(df, ["residual_df"], source=source, why="rule min_residual_df")
+        _require(df, ["residual_df"], source=source, why="rule min_residual_df", trait=trait)
+    _require(df, ["effect_allele_frequency"], source=source, why="rule released_mac", trait=trait)
 
-    rounded = round_counts(df, round_n=rules.round_n)
     count_cols = [c for c in COUNT_COLUMNS if c in df.columns]
 
     fails: dict[str, pl.Expr] = {}
@@ -246,9 +334,7 @@ def apply_gate(
         code = pl.col("error_code").cast(pl.String).str.strip_chars()
         no_est = no_est | (code.is_not_null() & (code != ""))
     fails["no_estimate"] = no_est
-    true_counts = [_count_fails(pl.col(c), rules.min_count) for c in count_cols]
-    released_counts = [_count_fails(pl.col(f"__released_{c}"), rules.min_count) for c in count_cols]
-    fails["min_count"] = pl.any_horizontal(true_counts + released_counts)
+    fails["min_count"] = pl.any_horizontal([_count_fails(pl.col(c), rules.min_count) for c in count_cols])
     if "mac" in df.columns:
         fails["min_mac"] = _below(pl.col("mac").cast(pl.Float64), rules.min_mac, slack=False)
     else:
@@ -267,17 +353,47 @@ def apply_gate(
         )
     else:
         fails["min_residual_df"] = pl.lit(False)
-    fails["released_mac"] = _below(
-        _mac_from_freq(pl.col("__released_n"), pl.col("effect_allele_frequency")),
-        rules.min_mac,
-        slack=True,
-    )
+    row_rules = RULE_ORDER[:-1]
+    work = df.with_columns([fails[r].fill_null(True).alias(f"__fails_{r}") for r in row_rules])
 
-    work = df.with_columns([rounded[c].alias(f"__released_{c}") for c in count_cols])
+    # Released sample sizes: one per trait from the rows the row rules keep, or each row's, rounded.
+    if rules.release_n == "trait":
+        passing = work.filter(~pl.any_horizontal([pl.col(f"__fails_{r}") for r in row_rules]))
+        top = {c: passing[c].max() if passing.height else None for c in count_cols}
+        if binary and top["n_cases"] is not None and top["n_controls"] is not None:
+            top["n"] = int(top["n_cases"]) + int(top["n_controls"])
+        del passing
+        released_n = {c: _round_value(top[c], rules.round_n) for c in count_cols}
+        work = work.with_columns([pl.lit(released_n[c], dtype=pl.Int64).alias(f"__released_{c}")
+                                  for c in count_cols])
+    else:
+        rounded = round_counts(df.select(count_cols), round_n=rules.round_n)
+        work = work.with_columns([rounded[c].alias(f"__released_{c}") for c in count_cols])
+        del rounded
+    # A released count of 1..min_count fails; a missing one means its row already failed
+    # (per-variant) or that no row passes the row rules (trait): no row is released either way.
+    released_small = pl.any_horizontal(
+        [(pl.col(f"__released_{c}") > 0) & (pl.col(f"__released_{c}") <= rules.min_count)
+         for c in count_cols]
+    )
+    work = work.with_columns(
+        (pl.col("__fails_min_count") | released_small.fill_null(False)).alias("__fails_min_count"),
+        eaf_decimals(pl.col("__released_n"), rules=rules).alias("__eaf_decimals"),
+    )
+    present = [int(d) for d in work["__eaf_decimals"].unique().drop_nulls()]
+    work = work.with_columns(
+        round_eaf(pl.col("effect_allele_frequency"), pl.col("__eaf_decimals"), values=present)
+        .alias("__released_eaf")
+    )
+    work = work.with_columns(
+        _below(_mac_from_freq(pl.col("__released_n"), pl.col("__released_eaf")), rules.min_mac, slack=True)
+        .fill_null(True)
+        .alias("__fails_released_mac")
+    )
     # First failing rule wins, so each suppressed row is counted exactly once.
     reason = pl.lit(None, dtype=pl.String)
     for rule in reversed(RULE_ORDER):
-        reason = pl.when(fails[rule].fill_null(True)).then(pl.lit(rule)).otherwise(reason)
+        reason = pl.when(pl.col(f"__fails_{rule}")).then(pl.lit(rule)).otherwise(reason)
     work = work.with_columns(reason.alias("__reason"))
 
     ledger = Ledger(stage="export_gate", cohort=cohort, trait=trait, unit="variants", n_in=work.height)
@@ -290,7 +406,8 @@ def apply_gate(
     dropped = tuple(c for c in df.columns if c not in COLUMNS and c not in INTERNAL_COLUMNS)
     kept = (
         work.filter(pl.col("__reason").is_null())
-        .with_columns([pl.col(f"__released_{c}").alias(c) for c in count_cols])
+        .with_columns([pl.col(f"__released_{c}").alias(c) for c in count_cols]
+                      + [pl.col("__released_eaf").alias("effect_allele_frequency")])
         .select(list(released_cols))
     )
     ledger.n_kept = kept.height
@@ -311,7 +428,9 @@ def released_violations(df: pl.DataFrame, *, rules: GateRules) -> dict[str, int]
     Used to re-check the gate's own output after it is written, and by
     :mod:`crosscohort.verify`. Returns ``{rule: rows}`` for rules with at
     least one violating row, plus ``columns_outside_allow_list`` when the
-    table has a column that is not a GWAS-SSF column.
+    table has a column that is not a GWAS-SSF column and
+    ``per_variant_counts`` (the number of count columns) when
+    ``release_n="trait"`` but a count column holds more than one value.
     """
     out: dict[str, int] = {}
     extra = [c for c in df.columns if c not in COLUMNS]
@@ -328,6 +447,24 @@ def released_violations(df: pl.DataFrame, *, rules: GateRules) -> dict[str, int]
         checks["released_mac"] = _below(
             _mac_from_freq(pl.col("n"), pl.col("effect_allele_frequency")), rules.min_mac, slack=True
         )
+    if "n" in df.columns and "effect_allele_frequency" in df.columns:
+        # The released EAF carries no more decimals than eaf_decimals allows for its row.
+        eaf = pl.col("effect_allele_frequency").cast(pl.Float64)
+        df = df.with_columns(eaf_decimals(pl.col("n"), rules=rules).alias("__eaf_decimals"))
+        present = [int(d) for d in df["__eaf_decimals"].unique().drop_nulls()]
+        checks["eaf_precision"] = (
+            eaf - round_eaf(eaf, pl.col("__eaf_decimals"), values=present)
+        ).abs() > 1e-12
+    if counts and df.height:
+        if rules.release_n == "trait":
+            # One count per trait (and group): nothing to difference between rows.
+            varying = [c for c in counts if df[c].n_unique() > 1]
+            if varying:
+                out["per_variant_counts"] = len(varying)
+        elif rules.round_n > 0:
+            checks["counts_not_coarsened"] = pl.any_horizontal(
+                [(pl.col(c) % rules.round_n) != 0 for c in counts]
+            )
     for rule, expr in checks.items():
         bad = int(df.select(expr.fill_null(True).sum()).item())
         if bad:

@@ -41,6 +41,7 @@ rule export:
         " --min-count {params.rules[min_count]} --round-n {params.rules[round_n]}"
         " --min-mac {params.rules[min_mac]} --min-mac-group {params.rules[min_mac_group]}"
         " --min-residual-df {params.rules[min_residual_df]} {params.signing}"
+        " --release-n {params.rules[release_n]}"
         " --out-dir {params.out_dir} 2> {log}"
 
 
