@@ -150,3 +150,20 @@ def test_outdir__failure_mid_export_leaves_the_earlier_bundle_whole(
         _export(tmp_path, out)
     assert _contents(out) == before
     _no_leftovers(out.parent)
+
+
+def test_outdir__failed_swap_puts_the_earlier_bundle_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = _export(tmp_path, tmp_path / "exports" / "c1")
+    before = _contents(out)
+    real_rename = __import__("os").rename
+
+    def rename(src, dst):
+        if str(src).endswith(".staging"):
+            raise OSError(5, "Input/output error")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr("crosscohort.gate.outdir.os.rename", rename)
+    with pytest.raises(OSError, match="Input/output error"):
+        _export(tmp_path, out)
+    assert _contents(out) == before
+    _no_leftovers(out.parent)

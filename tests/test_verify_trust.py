@@ -7,10 +7,13 @@ import hashlib
 import json
 import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from crosscohort.cli import main
 from crosscohort.errors import ConfigError, GateError, InputError
@@ -318,3 +321,51 @@ def test_signature__interoperates_with_openssl_both_ways(tmp_path: Path) -> None
     assert ok.returncode == 0 and "Signature Verified Successfully" in ok.stdout, ok.stdout + ok.stderr
     (out / "manifest.json").write_text((out / "manifest.json").read_text().replace("GRCh38", "GRCh37"))
     assert openssl_verify().returncode != 0  # the peer, too, rejects a changed manifest
+
+
+# ------------------------------------------------------------ property: any manifest, a message
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.text(max_size=8)
+    | st.sampled_from(["ldl.tsv.gz", "audit.md", "manifest.json", "../x", "cohA"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _paths(obj, prefix=()):
+    yield prefix
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _paths(v, (*prefix, i))
+
+
+@pytest.fixture(scope="module")
+def intact_bundle(tmp_path_factory) -> Path:
+    return _export(tmp_path_factory.mktemp("intact"))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_verify__any_edit_of_the_manifest_gives_a_message_never_a_traceback(intact_bundle: Path, data) -> None:
+    manifest = json.loads((intact_bundle / "manifest.json").read_text())
+    where = data.draw(st.sampled_from([p for p in _paths(manifest) if p]))
+    node = manifest
+    for k in where[:-1]:
+        node = node[k]
+    if isinstance(node, dict) and data.draw(st.booleans()):
+        del node[where[-1]]
+    else:
+        node[where[-1]] = data.draw(_JSON)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cohA"
+        shutil.copytree(intact_bundle, out)
+        (out / "manifest.json").write_text(json.dumps(manifest))
+        try:
+            verify_bundle(out, cohort="cohA")
+        except (InputError, GateError, ConfigError):
+            pass  # UserError: one line naming the file and the rule

@@ -145,7 +145,12 @@ class OutDir:
         if self.path.is_dir():
             old = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:12]}.old")
             os.rename(self.path, old)
-            os.rename(staging, self.path)
+            try:
+                os.rename(staging, self.path)
+            except BaseException:
+                os.rename(old, self.path)  # the earlier bundle back under its name
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
             shutil.rmtree(old)  # only the files claim_out_dir recognised as the gate's own
         else:
             os.rename(staging, self.path)
