@@ -392,3 +392,29 @@ def test_adversarial18__audit_states_the_id_rule_count_rules_and_limits(tmp_path
         assert heading in md
     assert "case-insensitive substring" in md and "whole token" in md
     assert "one unit of the last decimal" in md and "withheld" in md
+
+
+def test_adversarial18__small_difference_between_traits_sample_sizes_is_named_in_the_audit(tmp_path: Path) -> None:
+    # The gate does not change the numbers (that would need a second pass over every input);
+    # it names the pair, never the difference, so that the output checker sees it.
+    for name, n in (("a.tsv", 1000), ("b.tsv", 1004), ("c.tsv", 1100)):
+        _table([{"n": n}] * 3).write_csv(tmp_path / name, separator="\t", null_value="NA")
+    out = tmp_path / "exports" / "c1"
+    export_bundle({"ldl": tmp_path / "a.tsv", "hdl": tmp_path / "b.tsv", "bmi": tmp_path / "c.tsv"},
+                  cohort="c1", trait_types=dict.fromkeys(("ldl", "hdl", "bmi"), "quantitative"),
+                  ids_from=[_fam18(tmp_path)], build="GRCh38", ancestry="EUR", config_digest=DIGEST, out_dir=out)
+    audit = json.loads((out / "audit.json").read_text())
+    assert audit["differences_between_traits"] == [
+        "sample_size of traits hdl and ldl differ by 1 to 20: the difference counts people; "
+        "set round_n above min_count to coarsen released sample sizes"]
+    assert "## Warning: small differences between traits" in (out / "audit.md").read_text()
+
+
+def test_adversarial18__the_differences_warning_does_not_block_numeric_ids(tmp_path: Path) -> None:
+    for name, n in (("a.tsv", 1000), ("b.tsv", 1004)):
+        _table([{"n": n}] * 3).write_csv(tmp_path / name, separator="\t", null_value="NA")
+    out = tmp_path / "exports" / "c1"
+    export_bundle({"ldl": tmp_path / "a.tsv", "hdl": tmp_path / "b.tsv"}, cohort="c1",
+                  trait_types=dict.fromkeys(("ldl", "hdl"), "quantitative"), ids_from=[_numeric_fam(tmp_path)],
+                  build="GRCh38", ancestry="EUR", config_digest=DIGEST, out_dir=out)
+    assert json.loads((out / "audit.json").read_text())["status"] == "released"

@@ -244,6 +244,28 @@ def _metadata(
     return meta
 
 
+def small_differences(sizes: dict[str, dict[str, int | None]], *, min_count: int) -> list[str]:
+    """Pairs of traits whose released counts of one kind differ by 1 to ``min_count``.
+
+    Such a difference counts people (e.g. those with one phenotype but not
+    the other). The gate does not change the numbers; it names the pairs
+    (never the difference) so that the output checker sees them, and says
+    how to coarsen them.
+    """
+    out = []
+    traits = sorted(sizes)
+    for i, a in enumerate(traits):
+        for b in traits[i + 1:]:
+            for kind in ("sample_size", "case_count", "control_count"):
+                x, y = sizes[a].get(kind), sizes[b].get(kind)
+                if x is not None and y is not None and 0 < abs(x - y) <= min_count:
+                    out.append(
+                        f"{kind} of traits {a} and {b} differ by 1 to {min_count}: the difference counts "
+                        f"people; set round_n above min_count to coarsen released sample sizes"
+                    )
+    return out
+
+
 def released_ledger(q: Ledger) -> dict:
     """A QC ledger as released: counts of variants as they are, counts of people withheld."""
     if q.unit == "variants":
@@ -332,6 +354,9 @@ def _audit_md(audit: dict) -> str:
     ]
     if audit.get("count_rules"):
         out += ["## Count rules", ""] + [f"- {r}" for r in audit["count_rules"]] + [""]
+    if audit.get("differences_between_traits"):
+        out += ["## Warning: small differences between traits", ""]
+        out += [f"- {r}" for r in audit["differences_between_traits"]] + [""]
     if audit.get("limits"):
         out += ["## What the gate cannot detect", ""] + [f"- {r}" for r in audit["limits"]] + [""]
     out += ["Bundle files allowed: " + ", ".join(ALLOWED_SUFFIXES) + ".", ""]
@@ -353,6 +378,8 @@ def _own_strings(audit: dict, rules: GateRules) -> frozenset[str]:
         software_name(), __version__, audit["created"], _iso_date(audit["created"]), audit["config_digest"],
         "GWAS-SSF v1.0", "1-based", "pass", "fail", "not applicable", "not completed",
         "released", "blocked", "variants", "samples", "export_gate", rules.release_n,
+        # Fixed wording around trait names, which are compared as file names and keys.
+        *audit.get("differences_between_traits", ()),
     }
     return frozenset(own)
 
@@ -466,6 +493,7 @@ def export_bundle(
     }
     staging = target.staging()
     results: dict[str, GateResult] = {}
+    released_sizes: dict[str, dict[str, int | None]] = {}
     try:
         for trait, path in sumstats.items():
             path = Path(path)
@@ -487,6 +515,7 @@ def export_bundle(
                                 released=f"{redact(data_file.name, ids)}: {what}")
             meta = _metadata(trait, res, cohort=cohort, build=build, ancestry=ancestry,
                              data_file=data_file, rules=rules, qc=qc, created=created)
+            released_sizes[trait] = {k: meta.get(k) for k in ("sample_size", "case_count", "control_count")}
             (staging / f"{trait}.meta.yaml").write_text(
                 yaml.safe_dump(meta, sort_keys=False, allow_unicode=True), encoding="utf-8"
             )
@@ -502,6 +531,7 @@ def export_bundle(
         audit["qc_ledgers"] = [released_ledger(q) for q in qc]
         audit["identifier_scan"] = {"rule": SCAN_RULE, "status": "pass"}
         audit["count_rules"] = count_rules_text(rules)
+        audit["differences_between_traits"] = small_differences(released_sizes, min_count=rules.min_count)
         audit["limits"] = list(LIMITS)
         _write_audit(audit, staging)
         own = _own_strings(audit, rules)
