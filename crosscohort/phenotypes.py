@@ -48,6 +48,7 @@ from crosscohort.sumstats import float_column
 __all__ = [
     "MISSING_CODES",
     "TraitType",
+    "read_header",
     "read_table",
     "require_numeric",
     "expand_names",
@@ -93,8 +94,27 @@ def _id_columns(header: list[str], path: Path) -> int:
     )
 
 
+def read_header(path: str | Path, *, kind: Literal["phenotype", "covariate"] = "phenotype") -> list[str]:
+    """The data column names of a phenotype or covariate file (after ``FID IID`` or ``IID``).
+
+    Raises
+    ------
+    InputError
+        Missing file, empty file or a header that does not start with the sample identifiers.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file (the {kind} file)")
+    with open(path) as fh:
+        first = fh.readline()
+    if not first.strip():
+        raise InputError(f"{path}: empty {kind} file; expected a '#FID IID name...' header line")
+    header = _split(first, "\t" in first)
+    return header[_id_columns(header, path):]
+
+
 def read_table(path: str | Path, *, kind: Literal["phenotype", "covariate"] = "phenotype",
-               numeric: Sequence[str] = ()) -> pl.DataFrame:
+               numeric: Sequence[str] = (), columns: Sequence[str] | None = None) -> pl.DataFrame:
     """Read a plink2-style phenotype or covariate file: numeric columns as numbers, others as text.
 
     Parameters
@@ -106,6 +126,10 @@ def read_table(path: str | Path, *, kind: Literal["phenotype", "covariate"] = "p
         ``"phenotype"`` or ``"covariate"``; only used in messages.
     numeric
         Columns that must be numeric (:func:`require_numeric`); others may be text.
+    columns
+        Data columns to keep (default all); the others are checked for their
+        field count only, never converted, so a wide biobank file costs the
+        memory of the columns used.
 
     Returns
     -------
@@ -139,6 +163,9 @@ def read_table(path: str | Path, *, kind: Literal["phenotype", "covariate"] = "p
     if dup:
         raise InputError(f"{path}, line 1: duplicated column name(s) {dup}")
     width = len(header)
+    wanted = set(names if columns is None else columns)
+    keep = list(range(n_id)) + [n_id + j for j, name in enumerate(names) if name in wanted]
+    kept_names = [name for name in names if name in wanted]
     rows: list[list[str]] = []
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
@@ -148,18 +175,19 @@ def read_table(path: str | Path, *, kind: Literal["phenotype", "covariate"] = "p
             raise InputError(
                 f"{path}, line {lineno}: expected {width} fields as in the header, got {len(fields)}"
             )
-        rows.append(fields)
+        rows.append([fields[i] for i in keep])
     if not rows:
         raise InputError(f"{path}: header only, no sample lines")
     cols = list(zip(*rows, strict=True))
+    del rows
     iid = pl.Series("iid", cols[n_id - 1], dtype=pl.String)
     fid = (
         pl.Series("fid", cols[0], dtype=pl.String)
         if n_id == 2
-        else pl.Series("fid", [None] * len(rows), dtype=pl.String)
+        else pl.Series("fid", [None] * len(cols[0]), dtype=pl.String)
     )
     data: list[pl.Series] = [fid, iid]
-    for j, name in enumerate(names):
+    for j, name in enumerate(kept_names):
         raw = pl.Series(name, cols[n_id + j], dtype=pl.String)
         missing = raw.is_in(list(MISSING_CODES))
         values = raw.cast(pl.Float64, strict=False)

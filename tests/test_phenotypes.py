@@ -12,6 +12,7 @@ from crosscohort.phenotypes import (
     check_study_columns,
     detect_trait_type,
     expand_names,
+    read_header,
     read_sample_list,
     read_table,
 )
@@ -153,3 +154,12 @@ def test_detect_trait_type__declared_binary_coded_zero_three_names_the_values():
 def test_case_control_outcome__both_codings_give_one_for_cases():
     np.testing.assert_array_equal(case_control_outcome(np.array([1, 2, np.nan])), [0, 1, np.nan])
     np.testing.assert_array_equal(case_control_outcome(np.array([0, 1, 1.0])), [0, 1, 1])
+
+
+def test_read_table__only_requested_columns_are_kept_yet_every_line_is_checked(tmp_path):
+    p = _write(tmp_path, "FID IID a b c\n1 1 1 x 3\n1 2 2 y 4\n")
+    df = read_table(p, columns=["c", "a"])
+    assert df.columns == ["fid", "iid", "a", "c"]
+    assert read_header(p) == ["a", "b", "c"]
+    with pytest.raises(InputError, match=r"line 3: expected 5 fields as in the header, got 4"):
+        read_table(_write(tmp_path, "FID IID a b c\n1 1 1 x 3\n1 2 2 4\n", "r.txt"), columns=["a"])

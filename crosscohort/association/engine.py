@@ -33,6 +33,7 @@ from crosscohort.phenotypes import (
     detect_trait_type,
     expand_names,
     inverse_normal_transform,
+    read_header,
     read_sample_list,
     read_table,
     require_numeric,
@@ -287,6 +288,9 @@ def build_designs(
         raise InputError(f"{cov_origin[n][1]}: covariate {n!r} also in {cov_origin[n][0]}; "
                          "a covariate used must be in one file only")
     if "sex" in names and "sex" not in cov_origin:
+        if "sex" not in samples.columns:
+            raise InputError(f"--covar-name: no column 'sex' in {sources}, and the genotype samples carry "
+                             "no sex (.fam/.psam)")
         sex = samples.get_column("sex").to_numpy()
         cov_cols["sex"] = np.where((sex == 1) | (sex == 2), sex, np.nan).astype(np.float64)
         print("assoc: covariate sex from the genotype samples' sex (.fam/.psam: 1 male, 2 female; "
@@ -779,8 +783,20 @@ def run_assoc(
         raise InputError(f"--chunk-size must be at least 1; got {chunk_size}")
     geno = Genotypes(list(bfiles))
     cohort = cohort or Path(bfiles[0]).name
-    pheno_table = read_table(pheno, kind="phenotype")
-    covar_tables = [read_table(c, kind="covariate") for c in covar]
+    # Names resolved against the headers first, so that only the columns used are
+    # converted (a biobank's phenotype file may hold thousands).
+    if pheno_names:
+        pheno_names = expand_names(pheno_names, read_header(pheno, kind="phenotype"),
+                                   option="--pheno-name", sources=str(pheno))
+    pheno_table = read_table(pheno, kind="phenotype", columns=pheno_names or None)
+    wanted: list[str] | None = None
+    if covar_names is not None:
+        headers = list(dict.fromkeys(n for c in covar for n in read_header(c, kind="covariate")))
+        if "sex" not in headers:
+            headers.append("sex")  # from the .fam/.psam (build_designs)
+        covar_names = wanted = expand_names(covar_names, headers, option="--covar-name",
+                                            sources=", ".join(dict.fromkeys(map(str, covar))))
+    covar_tables = [read_table(c, kind="covariate", columns=wanted) for c in covar]
     keep_table = read_sample_list(keep) if keep is not None else None
     designs = build_designs(
         geno.samples, pheno_table, covar_tables,
