@@ -334,15 +334,15 @@ def load_study(config: dict[str, Any], *, workdir: str | Path = ".", source: str
 
 def _check_columns(study: Study, row: dict[str, str], workdir: Path) -> None:
     """Every trait and covariate of the study in the cohort's files, with a fitting type."""
-    from crosscohort.phenotypes import check_study_columns, read_table
+    from crosscohort.phenotypes import check_study_columns, read_header
 
     cfg = study.config
     traits = {t: spec["type"] for t, spec in cfg["traits"].items()}
     check_study_columns(workdir / row["pheno"], workdir / row["covar"], traits=traits, covariates=cfg["covariates"], sex_from=row["genotypes"])
     n_pcs = cfg["pca"]["n_pcs"]
     if n_pcs:
-        covar = read_table(workdir / row["covar"], kind="covariate")
-        clash = [f"PC{i}" for i in range(1, n_pcs + 1) if f"PC{i}" in covar.columns]
+        header = read_header(workdir / row["covar"], kind="covariate")
+        clash = [f"PC{i}" for i in range(1, n_pcs + 1) if f"PC{i}" in header]
         if clash:
             raise ConfigError(
                 f"{row['covar']}, line 1: column(s) {clash} would clash with the in-cohort ancestry PCs "

@@ -338,9 +338,13 @@ def check_study_columns(pheno: str | Path, covar: str | Path, *, traits: Mapping
     InputError
         One line naming the file, the column (and line, for a value) and the rule.
     """
-    ptab = read_table(pheno, kind="phenotype")
-    ctab = ptab if Path(covar) == Path(pheno) else read_table(covar, kind="covariate")
-    columns = [c for c in ptab.columns if c not in ("fid", "iid")]
+    columns = read_header(pheno, kind="phenotype")
+    ccols = read_header(covar, kind="covariate")
+    with_sex = ccols + (["sex"] if sex_from and "sex" not in ccols else [])
+    names = expand_names(covariates, with_sex, option="covariates (config key 'covariates')",
+                         sources=str(covar))
+    ptab = read_table(pheno, kind="phenotype", columns=[t for t in traits if t in columns])
+    ctab = read_table(covar, kind="covariate", columns=[n for n in names if n in ccols])
     for trait, ttype in traits.items():
         if trait not in ptab.columns:
             raise InputError(
@@ -362,10 +366,6 @@ def check_study_columns(pheno: str | Path, covar: str | Path, *, traits: Mapping
                 f"{pheno}, column {trait!r}: a quantitative trait needs at least two distinct values; "
                 f"found {_value_list(distinct) or 'none'}"
             )
-    ccols = [c for c in ctab.columns if c not in ("fid", "iid")]
-    with_sex = ccols + (["sex"] if sex_from and "sex" not in ccols else [])
-    names = expand_names(covariates, with_sex, option="covariates (config key 'covariates')",
-                         sources=str(covar))
     for name in names:
         if name not in ccols:
             continue  # sex, from the .fam/.psam
