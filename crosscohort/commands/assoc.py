@@ -173,25 +173,33 @@ def output_path(out: str, trait: str, n_traits: int) -> Path:
     return Path(out.replace("{trait}", trait))
 
 
+def trait_names(pheno: str, tokens: list[str] | None) -> list[str]:
+    """The traits of ``--pheno-name`` tokens (plink2 lists and ranges), or every numeric column."""
+    from crosscohort.phenotypes import expand_names, read_header, read_table
+
+    columns = read_header(pheno)
+    if tokens is not None:
+        return expand_names(tokens, columns, option="--pheno-name", sources=pheno)
+    table = read_table(pheno)
+    return [c for c in columns if table.schema[c].is_numeric()] or columns
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the scan and write one file per trait."""
     if args.threads:
         _limit_threads(args.threads)
-    import polars as pl
-
     from crosscohort.association import run_assoc
     from crosscohort.sumstats import write_sumstats
 
     types = dict(args.trait_type)
+    args.pheno_name = trait_names(args.pheno, args.pheno_name)
     # Check --out before the scan, not after an hour of it.
-    from crosscohort.phenotypes import expand_names, read_table
-
-    table = read_table(args.pheno)
-    columns = [c for c in table.columns if c not in ("fid", "iid")]
     if args.pheno_name is not None:
-        n_traits = len(expand_names(args.pheno_name, columns, option="--pheno-name", sources=args.pheno))
+        n_traits = len(args.pheno_name)
     else:
-        n_traits = sum(table.schema[c] != pl.String for c in columns)
+        from crosscohort.phenotypes import read_table
+
+        n_traits = len(read_table(args.pheno).columns) - 2
     output_path(args.out, "x", n_traits)
     result = run_assoc(
         genotype_sources(args), args.pheno,
