@@ -2,10 +2,13 @@
 
 The JSON Schemas live in ``workflow/schemas/``; this module applies them
 (filling defaults), then runs the checks a schema cannot express: duplicate
-cohort ids, missing files, the cohort named in cohort mode, consent, every
-trait and covariate in the cohort's phenotype/covariate header (cohort mode),
-every trait in every bundle (central mode). Every error is one line naming
-the key, the sheet row or the file and column, and what was expected.
+cohort ids, missing files, the cohort named in cohort mode, consent. Every
+error is one line naming the key or the sheet row and what was expected.
+
+Then, before any job runs, the study against the data: every trait and
+covariate in the cohort's phenotype/covariate header with a fitting type
+(cohort mode), every trait in every bundle's manifest (central mode); each
+error names the file, line or column and the rule.
 
 A study config states the study completely (:func:`study_config`): given with
 ``--configfile``, it replaces ``config/config.yaml`` (the demo's study) whole,
@@ -325,10 +328,11 @@ def load_study(config: dict[str, Any], *, workdir: str | Path = ".", source: str
         for shown, p in wanted:
             if not p.exists():
                 raise ConfigError(f"{config['cohorts']}: cohort {row['cohort']!r}: file {shown} not found")
-        _check_columns(study, row, workdir)
+    _check_consent(study)
+    if check_files and mode == "cohort":
+        _check_columns(study, study.row(config["cohort"]), workdir)
     if check_files and mode == "central":
         _check_bundles(study, workdir)
-    _check_consent(study)
     return study
 
 
