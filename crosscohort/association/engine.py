@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 from scipy.special import ndtr
 
+from crosscohort._jit import SMALL_JOB_CELLS, small_job
 from crosscohort.association import _firth as F
 from crosscohort.association import _kernels as K
 from crosscohort.errors import InputError
@@ -818,8 +819,10 @@ def run_assoc(
     vidx = vidx[part_slice(vidx.size, part)]
     if part is not None:
         print(f"assoc: --part {part[0]}/{part[1]}: {vidx.size} variants", file=log)
-    tables = scan(geno, designs, variant_index=vidx, chunk_size=chunk_size, max_vif=max_vif,
-                  firth=firth, log=log)
+    # A small job decodes and fits with numpy rather than load numba (crosscohort._jit).
+    with small_job(geno.n_samples * vidx.size <= SMALL_JOB_CELLS):
+        tables = scan(geno, designs, variant_index=vidx, chunk_size=chunk_size, max_vif=max_vif,
+                      firth=firth, log=log)
     ledgers: list[Ledger] = [d.ledger for d in designs]
     for d in designs:
         t = tables[d.name]
