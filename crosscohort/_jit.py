@@ -22,8 +22,9 @@ from typing import Any
 
 __all__ = ["njit", "small_job", "is_small_job", "SMALL_JOB_CELLS"]
 
-#: Samples x variants of a job below which the numpy twins run: numpy decodes and
-#: prepares ~1e7 cells in about the 0.5 s that loading numba costs (benchmarks/README.md).
+#: Samples x variants of a job up to which the numpy twins run: at 20,000 samples x 200
+#: variants (4e6), one quantitative trait, the numpy run and the compiled one with numba's
+#: loading cost the same CPU, 1.0-1.2 s (benchmarks/README.md, "Start-up").
 SMALL_JOB_CELLS = 4_000_000
 
 _SMALL: ContextVar[bool] = ContextVar("crosscohort_small_job", default=False)
