@@ -7,8 +7,8 @@ small association jobs paid that every time (issue 19; benchmarks/README.md,
 "Start-up"). So kernels are declared with :func:`njit` (numba's options) and
 imported, compiled or loaded from the cache only when first called; and a job
 small enough that numpy does its whole work in less than that
-(:func:`small_job`) runs the numpy twins of the genotype-decoding and linear
-kernels instead, never loading numba at all. Both paths compute the same
+(:func:`small_job`) runs the numpy twins of the genotype-decoding, linear and
+logistic kernels instead, never loading numba at all. Both paths compute the same
 sums, in a different order: equal to ~1e-15 relative.
 """
 
@@ -20,12 +20,16 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["njit", "small_job", "is_small_job", "SMALL_JOB_CELLS"]
+__all__ = ["njit", "small_job", "is_small_job", "SMALL_JOB_CELLS", "SMALL_BINARY_JOB_CELLS"]
 
 #: Samples x variants of a job up to which the numpy twins run: at 20,000 samples x 200
 #: variants (4e6), one quantitative trait, the numpy run and the compiled one with numba's
 #: loading cost the same CPU, 1.0-1.2 s (benchmarks/README.md, "Start-up").
 SMALL_JOB_CELLS = 4_000_000
+#: The same for a job with a case/control trait: numpy's batched Newton cost 1.8-2.2 s CPU at
+#: 4e6 cells against the compiled 1.0-1.2 s with numba's loading, ~0.25 us per cell more, so
+#: the 0.5 s of loading numba pays for itself from ~2e6 cells.
+SMALL_BINARY_JOB_CELLS = 2_000_000
 
 _SMALL: ContextVar[bool] = ContextVar("crosscohort_small_job", default=False)
 

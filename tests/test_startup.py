@@ -42,7 +42,9 @@ def test_run_assoc__small_job_twins_equal_the_compiled_kernels(tmp_path, monkeyp
     kw = dict(pheno_names=["ldl", "cad"], covar=[study], covar_names=["age", "centre", "sex", "PC1-PC3"],
               trait_types={"cad": "binary"}, chunk_size=17, log=io.StringIO())
     small = run_assoc([prefix], study, **kw).tables
-    monkeypatch.setattr(engine, "SMALL_JOB_CELLS", 0)  # every job "large": the compiled kernels
+    # every job "large": the compiled kernels
+    monkeypatch.setattr(engine, "SMALL_JOB_CELLS", 0)
+    monkeypatch.setattr(engine, "SMALL_BINARY_JOB_CELLS", 0)
     compiled = run_assoc([prefix], study, **kw).tables
     for trait in ("ldl", "cad"):
         a, b = small[trait], compiled[trait]
@@ -53,13 +55,14 @@ def test_run_assoc__small_job_twins_equal_the_compiled_kernels(tmp_path, monkeyp
         assert (a["n"] == b["n"]).all()
 
 
-def test_assoc__small_quantitative_job_never_imports_numba(tmp_path):
+def test_assoc__small_job_never_imports_numba_nor_scipy_stats(tmp_path):
     prefix = _simulate(tmp_path)
     study = tmp_path / "study.txt"
     code = (
         "import sys; from crosscohort.cli import main; "
         f"rc = main(['assoc', '--bfile', {str(prefix)!r}, '--pheno', {str(study)!r}, '--pheno-name', 'ldl', "
-        f"'--covar', {str(study)!r}, '--covar-name', 'age', 'centre', '--out', {str(tmp_path / 'o.tsv')!r}]); "
+        f"'cad', '--trait-type', 'cad=binary', '--covar', {str(study)!r}, '--covar-name', 'age', 'centre', "
+        f"'--out', {str(tmp_path / 'o.{trait}.tsv')!r}]); "
         "print(rc, 'numba' in sys.modules, 'scipy.stats' in sys.modules)"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,

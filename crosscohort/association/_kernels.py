@@ -835,6 +835,80 @@ def _logistic_newton(ct, y, g, observed, active, pieces, beta_null, w0, r0, a0, 
                     break
 
 
+def _logistic_newton_numpy(c, y, g, obs, beta_null, w0, r0, a0, s0, *, max_iter, tol):
+    """The numpy twin of :func:`_logistic_newton` (small jobs): the same steps, all variants at once.
+
+    ``g`` and ``obs`` hold the active variants' centred dosages and masks
+    (samples x variants). Returns (beta, se, converged) per variant.
+    """
+    n, k = c.shape
+    m = g.shape[1]
+    o = obs.astype(np.float64)
+    miss = 1.0 - o
+    bc = np.tile(beta_null, (m, 1))
+    bg = np.zeros(m)
+    beta, se = np.full(m, np.nan), np.full(m, np.nan)
+    conv = np.zeros(m, dtype=np.bool_)
+    running = np.ones(m, dtype=np.bool_)
+    e_g = np.zeros(k + 1)
+    e_g[k] = 1.0
+    dw = np.zeros((n, m))
+    cc = (c[:, :, None] * c[:, None, :]).reshape(n, k * k)  # rows' c c', so that C'WC is one GEMM
+    for it in range(max_iter + 1):
+        h = np.empty((m, k + 1, k + 1))
+        u = np.empty((m, k + 1))
+        if it == 0:
+            # The null fit's C'WC and C'r, less each variant's missing rows (as compiled).
+            h[:, :k, :k] = a0[None] - ((miss * w0[:, None]).T @ cc).reshape(m, k, k)
+            u[:, :k] = s0[None] - (miss * r0[:, None]).T @ c
+            wg = w0[:, None] * g
+        else:
+            p = expit(c @ bc.T + g * bg)
+            w = p * (1.0 - p) * o
+            r = (y[:, None] - p) * o
+            dw = w * (1.0 - 2.0 * p)
+            h[:, :k, :k] = (w.T @ cc).reshape(m, k, k)
+            u[:, :k] = r.T @ c
+            wg = w * g
+        h[:, :k, k] = h[:, k, :k] = wg.T @ c
+        h[:, k, k] = (wg * g).sum(axis=0)
+        u[:, k] = (r0[:, None] * g if it == 0 else r * g).sum(axis=0)
+        rhs = np.stack([u, np.broadcast_to(e_g, u.shape)], axis=2)
+        with np.errstate(all="ignore"):
+            try:
+                sol = np.linalg.solve(h, rhs)
+                solved = np.ones(m, dtype=np.bool_)
+            except np.linalg.LinAlgError:  # a singular information matrix: variant by variant
+                sol = np.full_like(rhs, np.nan)
+                solved = np.zeros(m, dtype=np.bool_)
+                for v in np.flatnonzero(running):
+                    try:
+                        sol[v] = np.linalg.solve(h[v], rhs[v])
+                        solved[v] = True
+                    except np.linalg.LinAlgError:
+                        pass
+        step, var_g = sol[:, :, 0], sol[:, k, 1]
+        bc = np.where(running[:, None], bc + step[:, :k], bc)
+        bg = np.where(running, bg + step[:, k], bg)
+        big = np.abs(step).max(axis=1)
+        finite = solved & np.isfinite(bc).all(axis=1) & np.isfinite(bg) & (var_g > 0.0)
+        running &= finite
+        done = running & (big < tol) if it > 0 else np.zeros(m, dtype=np.bool_)
+        if done.any():
+            # The information was taken one step back: its (H^-1)_gg moved to the estimate
+            # to first order, var - sum_i dw_i (x_i' delta) (x_i' v)^2 (as compiled).
+            v = np.flatnonzero(done)
+            xd = c @ step[v, :k].T + g[:, v] * step[v, k]
+            xv = c @ sol[v, :k, 1].T + g[:, v] * var_g[v]
+            var = var_g[v] - (dw[:, v] * xd * xv * xv).sum(axis=0)
+            ok = var > 0.0
+            beta[v[ok]], se[v[ok]], conv[v[ok]] = bg[v[ok]], np.sqrt(var[ok]), True
+            running[v] = False
+        if not running.any():
+            break
+    return beta, se, conv
+
+
 def logistic_chunk(model: LogisticModel, chunk: ChunkData, *, max_iter: int = 25,
                    tol: float = 1e-6, max_vif: float = 50.0) -> ChunkFit:
     """Per-variant logistic-regression log-odds of the dosage, Wald SE and normal p-value.
@@ -856,7 +930,6 @@ def logistic_chunk(model: LogisticModel, chunk: ChunkData, *, max_iter: int = 25
     singular (separation), get ``LOGISTIC_CONVERGE_FAIL`` (plink2
     ``no-firth``; the engine refits them with Firth's penalty).
     """
-    set_threads_from_env()
     c, y = model.covariates, model.y
     n, k = c.shape
     gc = chunk.centred
@@ -885,7 +958,11 @@ def logistic_chunk(model: LogisticModel, chunk: ChunkData, *, max_iter: int = 25
         err[idx0[ok & bad]] = VIF_TOO_HIGH
 
     active = np.flatnonzero(err == None)  # noqa: E711
-    if active.size:
+    if active.size and is_small_job():
+        beta, se, conv = _logistic_newton_numpy(c, y, gc[:, active], chunk.observed[:, active],
+                                                np.asarray(model.beta_null, dtype=np.float64), w0, r0,
+                                                a0, s0, max_iter=int(max_iter), tol=float(tol))
+    elif active.size:
         g = gc if gc.flags.f_contiguous else np.asfortranarray(gc)
         obs = chunk.observed if chunk.observed.flags.f_contiguous else np.asfortranarray(chunk.observed)
         # Many small tasks handed out one at a time (numba's default splits the range evenly
@@ -905,6 +982,7 @@ def logistic_chunk(model: LogisticModel, chunk: ChunkData, *, max_iter: int = 25
             _logistic_newton(ct, y, g, obs, active.astype(np.int64), pieces,
                              np.ascontiguousarray(model.beta_null, dtype=np.float64), w0, r0, a0,
                              s0, int(max_iter), float(tol), beta, se, conv)
+    if active.size:
         out["beta"][active[conv]] = beta[conv]
         out["standard_error"][active[conv]] = se[conv]
         err[active[~conv]] = LOGISTIC_CONVERGE_FAIL

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 from scipy.special import ndtr
 
-from crosscohort._jit import SMALL_JOB_CELLS, small_job
+from crosscohort._jit import SMALL_BINARY_JOB_CELLS, SMALL_JOB_CELLS, small_job
 from crosscohort.association import _firth as F
 from crosscohort.association import _kernels as K
 from crosscohort.errors import InputError
@@ -820,7 +820,8 @@ def run_assoc(
     if part is not None:
         print(f"assoc: --part {part[0]}/{part[1]}: {vidx.size} variants", file=log)
     # A small job decodes and fits with numpy rather than load numba (crosscohort._jit).
-    with small_job(geno.n_samples * vidx.size <= SMALL_JOB_CELLS):
+    binary = any(d.trait_type == "binary" for d in designs)
+    with small_job(geno.n_samples * vidx.size <= (SMALL_BINARY_JOB_CELLS if binary else SMALL_JOB_CELLS)):
         tables = scan(geno, designs, variant_index=vidx, chunk_size=chunk_size, max_vif=max_vif,
                       firth=firth, log=log)
     ledgers: list[Ledger] = [d.ledger for d in designs]
