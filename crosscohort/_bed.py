@@ -20,9 +20,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numba
 import numpy as np
+
+from crosscohort._jit import is_small_job, njit
+
+if TYPE_CHECKING:  # imported at the first compiled call (crosscohort._jit)
+    import numba
 
 __all__ = ["DOSAGE_OF_CODE", "read_packed", "decode_dosages", "set_threads_from_env"]
 
@@ -61,7 +66,7 @@ def read_packed(bed: str | Path, variant_index: np.ndarray, n_samples: int) -> n
     return out
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _decode_all(packed: np.ndarray, n: int, lut: np.ndarray, out: np.ndarray, row0: int) -> None:
     m, nb = packed.shape
     full = n // 4
@@ -79,7 +84,7 @@ def _decode_all(packed: np.ndarray, n: int, lut: np.ndarray, out: np.ndarray, ro
             dst[row0 + s] = lut[(src[s >> 2] >> (2 * (s & 3))) & 3]
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _decode_subset(packed: np.ndarray, samples: np.ndarray, lut: np.ndarray, out: np.ndarray,
                    row0: int) -> None:
     m = packed.shape[0]
@@ -90,6 +95,17 @@ def _decode_subset(packed: np.ndarray, samples: np.ndarray, lut: np.ndarray, out
         for j in range(k):
             s = samples[j]
             dst[row0 + j] = lut[(src[s >> 2] >> (2 * (s & 3))) & 3]
+
+
+def _decode_numpy(packed: np.ndarray, n_samples: int, samples: np.ndarray | None) -> np.ndarray:
+    """The numpy twin of the compiled decoders (small jobs): (m, samples) A1 dosages."""
+    if samples is None:
+        codes = (packed[:, :, None] >> np.array([0, 2, 4, 6], dtype=np.uint8)) & 3
+        codes = codes.reshape(packed.shape[0], -1)[:, :n_samples]
+    else:
+        s = np.asarray(samples, dtype=np.int64)
+        codes = (packed[:, s >> 2] >> (2 * (s & 3)).astype(np.uint8)) & 3
+    return DOSAGE_OF_CODE[codes]
 
 
 def decode_dosages(packed: np.ndarray, n_samples: int, *, samples: np.ndarray | None = None,
@@ -117,7 +133,6 @@ def decode_dosages(packed: np.ndarray, n_samples: int, *, samples: np.ndarray | 
         ``out``; its transpose is the samples x variants dosage matrix, in
         Fortran order (each variant's dosages contiguous).
     """
-    set_threads_from_env()
     packed = np.ascontiguousarray(packed, dtype=np.uint8)
     n_out = n_samples if samples is None else int(samples.size)
     if out is None:
@@ -125,13 +140,18 @@ def decode_dosages(packed: np.ndarray, n_samples: int, *, samples: np.ndarray | 
     assert out.shape[0] == packed.shape[0] and out.shape[1] >= row0 + n_out, (out.shape, row0, n_out)
     if packed.shape[0] == 0 or n_out == 0:
         return out
+    if samples is not None:
+        sel = np.asarray(samples, dtype=np.int64)
+        if sel.min() < 0 or sel.max() >= n_samples:
+            raise IndexError(f"sample index out of range 0..{n_samples - 1}")
+    if is_small_job():
+        out[:, row0:row0 + n_out] = _decode_numpy(packed, n_samples, samples)
+        return out
+    set_threads_from_env()
     if samples is None:
         _decode_all(packed, n_samples, DOSAGE_OF_CODE, out, row0)
     else:
-        sel = np.ascontiguousarray(samples, dtype=np.int64)
-        if sel.min() < 0 or sel.max() >= n_samples:
-            raise IndexError(f"sample index out of range 0..{n_samples - 1}")
-        _decode_subset(packed, sel, DOSAGE_OF_CODE, out, row0)
+        _decode_subset(packed, np.ascontiguousarray(sel), DOSAGE_OF_CODE, out, row0)
     return out
 
 
@@ -152,6 +172,8 @@ def set_threads_from_env() -> int:
     machine (measured: ~15% more CPU for the same logistic scan, and longer wall time).
     """
     if not _THREADS_SET:
+        import numba
+
         # Read by libgomp when numba's OpenMP layer loads, i.e. at the first launch below.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         limit = numba.config.NUMBA_NUM_THREADS

@@ -5,12 +5,27 @@ The JSON Schemas live in ``workflow/schemas/``; this module applies them
 cohort ids, missing files (the signing key in cohort mode too), the cohort
 named in cohort mode, consent. Every
 error is one line naming the key or the sheet row and what was expected.
+
+Then, before any job runs, the study against the data: every trait and
+covariate in the cohort's phenotype/covariate header with a fitting type
+(cohort mode), every trait in every bundle's manifest (central mode); each
+error names the file, line or column and the rule.
+
+A study config states the study completely (:func:`study_config`): given with
+``--configfile``, it replaces ``config/config.yaml`` (the demo's study) whole,
+and keys it leaves out take the schema's defaults, so no demo trait, demo
+reference panel or demo QC setting leaks into a real study. ``--config``
+overrides apply on top; their nested values arrive from Snakemake as strings
+(``--config 'association={scatter: 5}'``) and are converted to the type the
+schema declares (:func:`coerce_to_schema`).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +36,16 @@ import yaml
 from crosscohort.errors import ConfigError
 from crosscohort.gate.rules import GateRules
 
-__all__ = ["Study", "load_study", "validate_config", "read_cohort_sheet", "config_digest", "SCHEMA_DIR"]
+__all__ = [
+    "Study",
+    "load_study",
+    "study_config",
+    "coerce_to_schema",
+    "validate_config",
+    "read_cohort_sheet",
+    "config_digest",
+    "SCHEMA_DIR",
+]
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "workflow" / "schemas"
 
@@ -54,6 +78,13 @@ def _describe(err, where: str) -> str:
         key = f"{path}.{extra[0]}" if path and extra else (extra[0] if extra else path)
         hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
         return f"{where}: unknown key {key!r}{hint}"
+    if err.validator == "required":
+        missing = next((k for k in err.validator_value if k not in err.instance), "")
+        full = f"{path}.{missing}" if path else missing
+        about = err.schema.get("properties", {}).get(missing, {}).get("description", "")
+        return f"{where}: key {full!r} is required" + (f" ({about})" if about else "") + (
+            "; a study config states the study completely (README, 'Run on your own cohorts')"
+            if full == "traits" else "")
     expected = err.schema.get("description")
     msg = f"{where}: key {path or '(top level)'!r}: {err.message}"
     if expected and err.validator not in ("required",):
@@ -61,15 +92,112 @@ def _describe(err, where: str) -> str:
     return msg
 
 
+def study_config(shipped: dict[str, Any], *, overrides: dict[str, Any],
+                 configfiles: Sequence[str | Path]) -> dict[str, Any]:
+    """The config a run uses: the shipped demo study, or the user's study config whole.
+
+    Parameters
+    ----------
+    shipped
+        Snakemake's merged config: ``config/config.yaml`` updated with the
+        command line's ``--configfile`` files and ``--config`` values.
+    overrides
+        The command line's config alone: its ``--configfile`` files merged in
+        order, then ``--config`` (Snakemake's ``overwrite_config``).
+    configfiles
+        The ``--configfile`` paths.
+
+    Returns
+    -------
+    dict
+        ``shipped`` when no ``--configfile`` is given (the demo, or a
+        ``config/config.yaml`` edited in place); otherwise a copy of
+        ``overrides``, so that the study config states the study completely:
+        its traits and covariates are exactly those analysed, not merged with
+        the demo's, and keys it leaves out take the schema defaults (which
+        are the real-data defaults, e.g. KING cutoff 0.0884, no reference panel).
+    """
+    if not configfiles:
+        return shipped
+    return copy.deepcopy(overrides)
+
+
+_TRUE = {"true", "True", "TRUE", "yes", "on"}
+_FALSE = {"false", "False", "FALSE", "no", "off"}
+_NULL = {"null", "Null", "NULL", "~", "None", "none"}
+
+
+def _coerce(value: Any, schema: dict) -> Any:
+    """``value`` converted to the schema's type when it is a string of another type."""
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for k, v in value.items():
+            sub = props.get(k, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                value[k] = _coerce(v, sub)
+        return value
+    if isinstance(value, list):
+        items = schema.get("items")
+        return [_coerce(v, items) for v in value] if isinstance(items, dict) else value
+    if not isinstance(value, str):
+        return value
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else list(types)
+    enum = schema.get("enum", [])
+    if "null" in types and value in _NULL:
+        return None
+    if value in enum or "string" in types:
+        return value
+    if "array" in types:
+        return [x for x in value.replace(",", " ").split()]
+    if ("boolean" in types or True in enum) and value in _TRUE:
+        return True
+    if ("boolean" in types or False in enum) and value in _FALSE:
+        return False
+    if "integer" in types:
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    if "number" in types:
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+    return value
+
+
+def coerce_to_schema(config: dict[str, Any], *, schema_dir: Path = SCHEMA_DIR) -> dict[str, Any]:
+    """Convert string values to the type the config schema declares, in place.
+
+    Snakemake parses ``--config key=VALUE`` with YAML's base loader for
+    anything but a top-level number or ``True``/``False``, so a nested
+    override (``--config 'association={scatter: 5}'``, ``'qc={maf: 0.05}'``,
+    ``'meta={gc: true}'``) arrives as strings. Where the schema wants an
+    integer, number, boolean or null, a string that reads as one is
+    converted (``true``/``false``, ``null``/``~``); a comma- or
+    space-separated string becomes a list where the schema wants an array.
+    Anything else is left for validation to name.
+    """
+    schema = yaml.safe_load((schema_dir / "config.schema.yaml").read_text())
+    return _coerce(config, schema)
+
+
 def validate_config(config: dict[str, Any], *, source: str = "config.yaml",
                     schema_dir: Path = SCHEMA_DIR) -> dict[str, Any]:
     """Validate ``config`` in place against the config schema, filling defaults.
+
+    String values where the schema wants numbers, booleans or null are
+    converted first (:func:`coerce_to_schema`).
 
     Raises
     ------
     ConfigError
         Naming the first offending key and what was expected.
     """
+    coerce_to_schema(config, schema_dir=schema_dir)
     v = _validator(schema_dir / "config.schema.yaml")
     errors = sorted(v.iter_errors(config), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path)))
     if errors:
@@ -214,7 +342,54 @@ def load_study(config: dict[str, Any], *, workdir: str | Path = ".", source: str
         if key and not (workdir / key).is_file():
             raise ConfigError(f"{source}: key 'export_gate.signing_key': {key} not found (crosscohort keygen writes one)")
     _check_consent(study)
+    if check_files and mode == "cohort":
+        _check_columns(study, study.row(config["cohort"]), workdir)
+    if check_files and mode == "central":
+        _check_bundles(study, workdir)
     return study
+
+
+def _check_columns(study: Study, row: dict[str, str], workdir: Path) -> None:
+    """Every trait and covariate of the study in the cohort's files, with a fitting type."""
+    from crosscohort.phenotypes import check_study_columns, read_header
+
+    cfg = study.config
+    traits = {t: spec["type"] for t, spec in cfg["traits"].items()}
+    check_study_columns(workdir / row["pheno"], workdir / row["covar"], traits=traits, covariates=cfg["covariates"], sex_from=row["genotypes"])
+    n_pcs = cfg["pca"]["n_pcs"]
+    if n_pcs:
+        header = read_header(workdir / row["covar"], kind="covariate")
+        clash = [f"PC{i}" for i in range(1, n_pcs + 1) if f"PC{i}" in header]
+        if clash:
+            raise ConfigError(
+                f"{row['covar']}, line 1: column(s) {clash} would clash with the in-cohort ancestry PCs "
+                f"(config key 'pca.n_pcs': {n_pcs}, named PC1..PC{n_pcs}); set 'pca.n_pcs: 0' to use the "
+                "file's own PCs (list them in 'covariates'), or rename those columns"
+            )
+
+
+def _check_bundles(study: Study, workdir: Path) -> None:
+    """Central mode: every cohort's bundle is in exports/ and holds every trait of the study."""
+    traits = list(study.config["traits"])
+    for c in study.cohorts:
+        manifest = workdir / "exports" / c / "manifest.json"
+        if not manifest.exists():
+            raise ConfigError(
+                f"exports/{c}/manifest.json not found: central mode reads the export bundle of every "
+                f"cohort of the sheet {study.config['cohorts']}; put the bundle of cohort {c!r} in "
+                f"exports/{c}/ (or remove its row)"
+            )
+        try:
+            files = [Path(f["path"]).name for f in json.loads(manifest.read_text())["files"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"exports/{c}/manifest.json: not a crosscohort manifest ({exc})") from None
+        exported = [f.removesuffix(".tsv.gz") for f in files if f.endswith(".tsv.gz")]
+        missing = [t for t in traits if t not in exported]
+        if missing:
+            raise ConfigError(
+                f"exports/{c}/manifest.json: the bundle of cohort {c!r} has no trait(s) {missing} "
+                f"(it has {exported}); the study config's 'traits' must be traits every cohort exported"
+            )
 
 
 def _check_consent(study: Study) -> None:

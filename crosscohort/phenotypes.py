@@ -1,16 +1,29 @@
-"""Phenotype, covariate and sample-list files in plink2's layout.
+"""Phenotype, covariate and sample-list files in plink2's layout, as cohorts hand them over.
 
 A table is a header line ``#FID IID name...`` (``FID IID ...``, ``#IID ...``
 and ``IID ...`` are accepted too) followed by one line per sample, tab- or
-whitespace-separated. Values are numbers; ``NA``, ``nan`` and ``-9`` (plink2's
-default missing code, which plink2 applies to covariates as well) and empty
-fields are missing.
+space-separated (runs of spaces are one separator; a tab-separated file may
+hold empty fields). ``NA``, ``nan``, ``-9`` (plink2's default missing code,
+which plink2 applies to covariates as well), ``NONE`` (plink2's missing
+category) and empty fields are missing.
+
+A column is numeric when every non-missing value reads as a finite number,
+else it is a *text* column (an ancestry label, an assessment centre, sex as
+M/F). Text columns are read, not refused: a column nobody asks for is
+ignored whatever it holds; a text covariate is categorical (dummy-coded by
+the association engine as plink2 does); a trait or a covariate that must be
+a number (:func:`require_numeric`) is an error naming file, line, column and
+value.
 
 Binary traits follow plink2: a column whose non-missing values are only 1 and
 2 is case/control with 2 = case. A 0/1 coding is accepted only when the trait
 is declared binary (1 = case). Unlike plink2, 0 is never a missing code: a
 column holding 0, 1 and 2 is quantitative unless declared, and declaring it
 binary is an error naming the values found.
+
+Column lists follow plink2's ``--pheno-name``/``--covar-name``
+(:func:`expand_names`): names separated by spaces or commas, and ranges
+``PC1-PC10`` (the header's columns from PC1 to PC10, or PC1, PC2, ... PC10).
 
 Quantitative traits may be replaced by their rank-based inverse-normal
 transform (:func:`inverse_normal_transform`, ``crosscohort assoc
@@ -21,13 +34,13 @@ analyses, as REGENIE's ``--apply-rint`` and plink2's
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import polars as pl
-from scipy.special import ndtri
-from scipy.stats import rankdata
 
 from crosscohort.errors import InputError
 from crosscohort.sumstats import float_column
@@ -35,7 +48,11 @@ from crosscohort.sumstats import float_column
 __all__ = [
     "MISSING_CODES",
     "TraitType",
+    "read_header",
     "read_table",
+    "require_numeric",
+    "expand_names",
+    "check_study_columns",
     "read_sample_list",
     "detect_trait_type",
     "case_control_outcome",
@@ -44,8 +61,8 @@ __all__ = [
     "inverse_normal_transform",
 ]
 
-#: Strings read as a missing value (plink2's defaults plus the empty field).
-MISSING_CODES: tuple[str, ...] = ("NA", "na", "nan", "NaN", "-nan", "-9", "")
+#: Strings read as a missing value (plink2's defaults, its missing category NONE, the empty field).
+MISSING_CODES: tuple[str, ...] = ("NA", "na", "nan", "NaN", "-nan", "-9", "NONE", "")
 
 TraitType = Literal["quantitative", "binary"]
 #: Phenotype transforms of ``crosscohort assoc --pheno-transform``.
@@ -53,10 +70,16 @@ PhenoTransform = Literal["int"]
 #: Blom's offset c in (rank - c) / (n - 2c + 1) (Blom 1958; REGENIE, most GWAS pipelines).
 BLOM_OFFSET = 3.0 / 8.0
 
-def _split(line: str, tabbed: bool) -> list[str]:
+def _split(line: str, tabbed: bool, width: int | None = None) -> list[str]:
     line = line.rstrip("\n").rstrip("\r")
-    # A tab-separated file may hold empty fields (missing); whitespace files cannot.
-    return [f.strip() for f in line.split("\t")] if tabbed else line.split()
+    if not tabbed:
+        return line.split()
+    # A tab-separated file may hold empty fields (missing); whitespace files cannot. A line
+    # of a tab-headed file that is space-separated (files edited by hand) splits on spaces.
+    fields = [f.strip() for f in line.split("\t")]
+    if width is not None and len(fields) != width and len(line.split()) == width:
+        return line.split()
+    return fields
 
 
 def _id_columns(header: list[str], path: Path) -> int:
@@ -71,30 +94,57 @@ def _id_columns(header: list[str], path: Path) -> int:
     )
 
 
-def read_table(path: str | Path, *, kind: Literal["phenotype", "covariate"] = "phenotype") -> pl.DataFrame:
-    """Read a plink2-style phenotype or covariate file into a numeric table.
+def read_header(path: str | Path, *, kind: Literal["phenotype", "covariate"] = "phenotype") -> list[str]:
+    """The data column names of a phenotype or covariate file (after ``FID IID`` or ``IID``).
+
+    Raises
+    ------
+    InputError
+        Missing file, empty file or a header that does not start with the sample identifiers.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file (the {kind} file)")
+    with open(path) as fh:
+        first = fh.readline()
+    if not first.strip():
+        raise InputError(f"{path}: empty {kind} file; expected a '#FID IID name...' header line")
+    header = _split(first, "\t" in first)
+    return header[_id_columns(header, path):]
+
+
+def read_table(path: str | Path, *, kind: Literal["phenotype", "covariate"] = "phenotype",
+               numeric: Sequence[str] = (), columns: Sequence[str] | None = None) -> pl.DataFrame:
+    """Read a plink2-style phenotype or covariate file: numeric columns as numbers, others as text.
 
     Parameters
     ----------
     path
-        Tab- or whitespace-separated file with a ``#FID IID ...`` header
+        Tab- or space-separated file with a ``#FID IID ...`` header
         (``FID IID``, ``#IID`` and ``IID`` also accepted).
     kind
         ``"phenotype"`` or ``"covariate"``; only used in messages.
+    numeric
+        Columns that must be numeric (:func:`require_numeric`); others may be text.
+    columns
+        Data columns to keep (default all); the others are checked for their
+        field count only, never converted, so a wide biobank file costs the
+        memory of the columns used.
 
     Returns
     -------
     polars.DataFrame
         Columns ``fid`` (String; null when the file has no FID column),
-        ``iid`` (String), then one Float64 column per data column, in file
-        order, missing values as null.
+        ``iid`` (String), then one column per data column in file order:
+        Float64 when every non-missing value is a finite number, else
+        String (a text column); missing values as null.
 
     Raises
     ------
     InputError
         Missing file, bad header, duplicated column or sample, a line with
-        the wrong number of fields, or a value that is not a number (naming
-        file, line, column and value).
+        the wrong number of fields, or a ``numeric`` column holding a value
+        that is not a number (naming file, line, column and value).
     """
     path = Path(path)
     if not path.exists():
@@ -113,41 +163,39 @@ def read_table(path: str | Path, *, kind: Literal["phenotype", "covariate"] = "p
     if dup:
         raise InputError(f"{path}, line 1: duplicated column name(s) {dup}")
     width = len(header)
+    wanted = set(names if columns is None else columns)
+    keep = list(range(n_id)) + [n_id + j for j, name in enumerate(names) if name in wanted]
+    kept_names = [name for name in names if name in wanted]
     rows: list[list[str]] = []
-    linenos: list[int] = []
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
-        fields = _split(line, tabbed)
+        fields = _split(line, tabbed, width)
         if len(fields) != width:
             raise InputError(
                 f"{path}, line {lineno}: expected {width} fields as in the header, got {len(fields)}"
             )
-        rows.append(fields)
-        linenos.append(lineno)
+        rows.append([fields[i] for i in keep])
     if not rows:
         raise InputError(f"{path}: header only, no sample lines")
     cols = list(zip(*rows, strict=True))
+    del rows
     iid = pl.Series("iid", cols[n_id - 1], dtype=pl.String)
     fid = (
         pl.Series("fid", cols[0], dtype=pl.String)
         if n_id == 2
-        else pl.Series("fid", [None] * len(rows), dtype=pl.String)
+        else pl.Series("fid", [None] * len(cols[0]), dtype=pl.String)
     )
     data: list[pl.Series] = [fid, iid]
-    line_arr = np.asarray(linenos)
-    for j, name in enumerate(names):
+    for j, name in enumerate(kept_names):
         raw = pl.Series(name, cols[n_id + j], dtype=pl.String)
         missing = raw.is_in(list(MISSING_CODES))
         values = raw.cast(pl.Float64, strict=False)
         # A value counts as numeric only if it parses and is finite ('inf' is not a measurement).
         bad = ~missing & (values.is_null() | ~values.is_finite().fill_null(False))
         if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(
-                f"{path}, line {line_arr[i]}, column {name!r}: {kind} values must be numbers "
-                f"(missing as NA, nan, -9 or empty); got {raw[i]!r}"
-            )
+            data.append(raw.set(missing, None))
+            continue
         data.append(float_column(name, np.where(missing.to_numpy(), np.nan,
                                                 values.fill_null(np.nan).to_numpy())))
     df = pl.DataFrame(data)
@@ -157,7 +205,176 @@ def read_table(path: str | Path, *, kind: Literal["phenotype", "covariate"] = "p
         first = dups.row(0, named=True)
         who = " ".join(f"{k.upper()}={first[k]}" for k in key)
         raise InputError(f"{path}: sample {who} appears {first['len']} times; one line per sample")
+    for name in numeric:
+        if name in df.columns:
+            require_numeric(df, name, source=path, kind=kind)
     return df
+
+
+def require_numeric(table: pl.DataFrame, column: str, *, source: str | Path, kind: str = "phenotype",
+                    role: str = "") -> None:
+    """Raise unless ``column`` of a :func:`read_table` table is numeric.
+
+    Raises
+    ------
+    InputError
+        Naming the file, the line of the first value that is not a number,
+        the column and the value (the file is re-read to find the line).
+    """
+    if table.schema[column] != pl.String:
+        return
+    line, value = _first_text_value(Path(source), column)
+    what = role or f"{kind} values"
+    raise InputError(
+        f"{source}, line {line}, column {column!r}: {what} must be numbers "
+        f"(missing as {', '.join(c for c in MISSING_CODES if c) } or empty); got {value!r}"
+    )
+
+
+def _first_text_value(path: Path, column: str) -> tuple[int, str]:
+    lines = path.read_text().splitlines()
+    tabbed = "\t" in lines[0]
+    header = _split(lines[0], tabbed)
+    j = header.index(column)
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        value = _split(line, tabbed, len(header))[j]
+        if value in MISSING_CODES:
+            continue
+        try:
+            ok = np.isfinite(float(value))
+        except ValueError:
+            ok = False
+        if not ok:
+            return lineno, value
+    return 0, ""
+
+
+_NUMBERED = re.compile(r"^(?P<stem>.*?)(?P<a>[0-9]+)-(?P=stem)(?P<b>[0-9]+)$")
+
+
+def expand_names(tokens: Sequence[str], available: Sequence[str], *, option: str,
+                 sources: str = "") -> list[str]:
+    """Column names of a plink2-style name list, resolved against the header(s).
+
+    Parameters
+    ----------
+    tokens
+        What the user wrote: names separated by spaces (separate tokens) or
+        commas, and ranges ``A-B``.
+    available
+        The header's column names, in file order (several files: concatenated).
+    option
+        The option or key, for messages (``--covar-name``).
+    sources
+        The file(s) the names were looked up in, for messages.
+
+    Returns
+    -------
+    list of str
+        Names in the order given, each once. A range ``A-B`` is the columns
+        from ``A`` to ``B`` in the header, as plink2 reads it; when ``A`` or
+        ``B`` is not a column but both are a stem with a number (``PC1-PC10``),
+        it is ``PC1, PC2, ..., PC10``. A name that is itself a column is
+        never read as a range.
+
+    Raises
+    ------
+    InputError
+        Naming the names not found and the columns there are.
+    """
+    pos = {n: i for i, n in enumerate(available)}
+    out: list[str] = []
+    unknown: list[str] = []
+    for tok in (t.strip() for token in tokens for t in token.split(",")):
+        if not tok:
+            continue
+        if tok in pos:
+            out.append(tok)
+            continue
+        names = _range(tok, pos, available)
+        if names is None:
+            unknown.append(tok)
+            continue
+        missing = [n for n in names if n not in pos]
+        if missing:
+            unknown.extend(missing)
+        out.extend(names)
+    if unknown:
+        where = f" in {sources}" if sources else ""
+        raise InputError(
+            f"{option}: no column(s) {unknown}{where}; columns are {list(available)}"
+        )
+    return list(dict.fromkeys(out))
+
+
+def _range(token: str, pos: dict[str, int], available: Sequence[str]) -> list[str] | None:
+    """The names of range ``token`` (``A-B``), or None when it is not a range."""
+    for i in range(1, len(token) - 1):
+        if token[i] != "-":
+            continue
+        a, b = token[:i], token[i + 1:]
+        if a in pos and b in pos and pos[a] <= pos[b]:
+            return list(available[pos[a]:pos[b] + 1])
+    m = _NUMBERED.match(token)
+    if m and int(m["a"]) <= int(m["b"]):
+        return [f"{m['stem']}{k}" for k in range(int(m["a"]), int(m["b"]) + 1)]
+    return None
+
+
+def check_study_columns(pheno: str | Path, covar: str | Path, *, traits: Mapping[str, TraitType],
+                        covariates: Sequence[str], sex_from: str = "") -> None:
+    """Check a cohort's phenotype and covariate files against the study before any job runs.
+
+    Every trait must be a column of ``pheno`` holding numbers (binary: two
+    values, 1/2 or 0/1, after missing codes); every covariate a column of
+    ``covar`` with at least two distinct values (text columns are
+    categorical), except ``sex``, which may come from the genotypes'
+    ``.fam``/``.psam`` (``sex_from``).
+
+    Raises
+    ------
+    InputError
+        One line naming the file, the column (and line, for a value) and the rule.
+    """
+    columns = read_header(pheno, kind="phenotype")
+    ccols = read_header(covar, kind="covariate")
+    with_sex = ccols + (["sex"] if sex_from and "sex" not in ccols else [])
+    names = expand_names(covariates, with_sex, option="covariates (config key 'covariates')",
+                         sources=str(covar))
+    ptab = read_table(pheno, kind="phenotype", columns=[t for t in traits if t in columns])
+    ctab = read_table(covar, kind="covariate", columns=[n for n in names if n in ccols])
+    for trait, ttype in traits.items():
+        if trait not in ptab.columns:
+            raise InputError(
+                f"{pheno}, line 1: no column {trait!r} for the study's trait {trait!r} "
+                f"(config key 'traits'); columns are {columns}"
+            )
+        require_numeric(ptab, trait, source=pheno, kind="phenotype", role=f"trait {trait!r} ({ttype}) values")
+        values = ptab.get_column(trait).to_numpy()
+        distinct = np.unique(values[~np.isnan(values)])
+        if ttype == "binary":
+            detect_trait_type(values, declared="binary", column=trait, source=str(pheno))
+            if distinct.size != 2:
+                raise InputError(
+                    f"{pheno}, column {trait!r}: a binary trait needs two values (cases and controls) "
+                    f"after missing codes; found {_value_list(distinct) or 'none'}"
+                )
+        elif distinct.size < 2:
+            raise InputError(
+                f"{pheno}, column {trait!r}: a quantitative trait needs at least two distinct values; "
+                f"found {_value_list(distinct) or 'none'}"
+            )
+    for name in names:
+        if name not in ccols:
+            continue  # sex, from the .fam/.psam
+        col = ctab.get_column(name)
+        if col.drop_nulls().n_unique() < 2:
+            raise InputError(
+                f"{covar}, column {name!r}: a covariate needs at least two distinct values; "
+                f"found {col.drop_nulls().unique().to_list()[:5] or 'none'}"
+            )
 
 
 def read_sample_list(path: str | Path) -> pl.DataFrame:
@@ -295,6 +512,9 @@ def inverse_normal_transform(values: np.ndarray, *, offset: float = BLOM_OFFSET)
     ok = ~np.isnan(v)
     n = int(ok.sum())
     if n:
+        from scipy.special import ndtri  # lazy: start-up of commands that do not transform
+        from scipy.stats import rankdata
+
         ranks = rankdata(v[ok], method="average")
         out[ok] = ndtri((ranks - offset) / (n - 2.0 * offset + 1.0))
     return out

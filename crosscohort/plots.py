@@ -18,8 +18,7 @@ import numpy as np
 import polars as pl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from scipy.stats import beta as beta_dist
-from scipy.stats import chi2 as chi2_dist
+from scipy.special import betaincinv, gammaincinv
 
 from crosscohort.errors import InputError
 from crosscohort.loci import neglog10p
@@ -324,8 +323,9 @@ def qq_band(n: int, *, level: float = 0.95, n_points: int = 400) -> tuple[np.nda
     b = n - a + 1.0
     alpha = (1.0 - level) / 2.0
     expected = -np.log10(a / (n + 1.0))
-    upper = -np.log10(beta_dist.ppf(alpha, a, b))
-    lower = -np.log10(beta_dist.ppf(1.0 - alpha, a, b))
+    # scipy.stats.beta.ppf's numbers, without importing scipy.stats (~0.5 s of the report's start-up)
+    upper = -np.log10(betaincinv(a, b, alpha))
+    lower = -np.log10(betaincinv(a, b, 1.0 - alpha))
     return expected, lower, upper
 
 
@@ -422,7 +422,7 @@ def lambda_at_quantiles(neglog10p: np.ndarray, quantiles: tuple[float, ...] = LA
             out[q] = float("nan")
             continue
         xq = float(np.quantile(x, q))
-        out[q] = float(chi2_from_neglog10p(np.array([xq]))[0] / chi2_dist.ppf(q, 1))
+        out[q] = float(chi2_from_neglog10p(np.array([xq]))[0] / (2.0 * gammaincinv(0.5, q)))
     return out
 
 
@@ -696,9 +696,9 @@ def forest(rows: pl.DataFrame, *, title: str, level: float = 0.95, width: float 
     level
         Coverage of the intervals (normal: β ± z·SE).
     """
-    from scipy.stats import norm
+    from scipy.special import ndtri
 
-    z = float(norm.isf((1 - level) / 2))
+    z = float(-ndtri((1 - level) / 2))  # scipy.stats.norm.isf, without importing scipy.stats
     n = rows.height
     fig, ax = _new_figure(width, height or max(1.6, 0.32 * n + 1.0))
     ax.set_title(title, fontsize=9)

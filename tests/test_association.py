@@ -242,8 +242,13 @@ def test_assoc__non_numeric_phenotype_names_file_and_line(small, tmp_path):
     text[4] = text[4].rsplit("\t", 2)[0] + "\tcase\t2"
     bad = tmp_path / "bad.tsv"
     bad.write_text("\n".join(text) + "\n")
-    with pytest.raises(InputError, match=r"bad\.tsv, line 5, column 'qt'.*'case'"):
-        run_assoc([small["prefix"]], bad, covar=[small["covar"]])
+    with pytest.raises(InputError, match=r"bad\.tsv, line 5, column 'qt': trait 'qt' values must be numbers.*'case'"):
+        run_assoc([small["prefix"]], bad, pheno_names=["qt"], covar=[small["covar"]])
+    # not requested (default: every numeric column): a text column is skipped, and said so
+    log = io.StringIO()
+    result = run_assoc([small["prefix"]], bad, covar=[small["covar"]], log=log)
+    assert list(result.tables) == ["bt"]
+    assert "text column(s) ['qt'] are not traits" in log.getvalue()
 
 
 def test_assoc__binary_trait_coded_zero_three_is_an_error_naming_values(small, tmp_path):
@@ -283,9 +288,9 @@ def test_assoc__truncated_bed_reports_the_genotype_reader_message(small):
 
 
 def test_assoc__unknown_trait_or_covariate_name_is_an_error(small):
-    with pytest.raises(InputError, match=r"no phenotype column\(s\) \['nope'\]"):
+    with pytest.raises(InputError, match=r"--pheno-name: no column\(s\) \['nope'\] in .*; columns are"):
         _run(small, pheno_names=["nope"])
-    with pytest.raises(InputError, match=r"no covariate column\(s\) \['PC9'\]"):
+    with pytest.raises(InputError, match=r"--covar-name: no column\(s\) \['PC9'\] in .*; columns are"):
         _run(small, covar_names=["age", "PC9"])
 
 

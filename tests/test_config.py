@@ -153,7 +153,7 @@ def test_config__pooled_arm_is_refused_outside_demo_mode(workdir):
         cfg = _cfg(mode=mode, cohort="biobank_eur", pooled={"enabled": True})
         with pytest.raises(ConfigError, match=r"'pooled.enabled' is true in (central|cohort) mode.*only in demo mode"):
             load_study(cfg, workdir=workdir, check_files=False)
-    assert not load_study(_cfg(mode="central"), workdir=workdir).run_pooled
+    assert not load_study(_cfg(mode="central"), workdir=workdir, check_files=False).run_pooled
     assert load_study(_cfg(), workdir=workdir).run_pooled
     assert not load_study(_cfg(pooled={"enabled": False}), workdir=workdir).run_pooled
 

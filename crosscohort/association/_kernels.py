@@ -23,12 +23,16 @@ infinity, which separation produces).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numba
 import numpy as np
 from scipy.special import expit, ndtr, stdtr
 
 from crosscohort._bed import set_threads_from_env
+from crosscohort._jit import is_small_job, njit
+
+if TYPE_CHECKING:  # imported at the first compiled call (crosscohort._jit)
+    import numba
 from crosscohort.sumstats import neg_log10_p_from_t, neg_log10_p_from_z
 
 __all__ = [
@@ -137,7 +141,7 @@ class ChunkData:
     alt_cases: np.ndarray | None = None
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _prepare_columns(g, observed, centred, n_obs, alt, constant, sum_sq, cases, n_cases,
                      alt_cases):  # pragma: no cover - compiled
     n, m = g.shape
@@ -181,6 +185,23 @@ def _prepare_columns(g, observed, centred, n_obs, alt, constant, sum_sq, cases, 
         sum_sq[v] = ss
 
 
+def _prepare_numpy(g, observed, centred, n_obs, alt, constant, sum_sq, cases, n_cases, alt_cases):
+    """The numpy twin of :func:`_prepare_columns` (small jobs; crosscohort._jit)."""
+    obs = ~np.isnan(g)
+    x = np.where(obs, g, 0.0)
+    n_obs[:] = obs.sum(axis=0)
+    alt[:] = x.sum(axis=0)
+    mean = np.divide(alt, n_obs, out=np.zeros(g.shape[1]), where=n_obs > 0)
+    centred[:] = np.where(obs, g - mean, 0.0)
+    observed[:] = obs
+    sum_sq[:] = np.einsum("ij,ij->j", centred, centred)
+    with np.errstate(invalid="ignore"):
+        constant[:] = ~(np.where(obs, g, -np.inf).max(axis=0) > np.where(obs, g, np.inf).min(axis=0))
+    if cases.size:
+        n_cases[:] = cases @ obs
+        alt_cases[:] = cases @ x
+
+
 def prepare_chunk(dosages: np.ndarray, *, cases: np.ndarray | None = None) -> ChunkData:
     """Masks, centred dosages and counts of a (samples x variants) dosage chunk (NaN = missing).
 
@@ -200,7 +221,6 @@ def prepare_chunk(dosages: np.ndarray, *, cases: np.ndarray | None = None) -> Ch
         (``n_cases``, ``alt_cases``), which a (samples x variants) product
         would cost a second pass and two more chunk-sized arrays.
     """
-    set_threads_from_env()
     g = np.asarray(dosages, dtype=np.float64)
     if g.ndim != 2:
         raise ValueError(f"dosages must be samples x variants (2-D); got shape {g.shape}")
@@ -221,7 +241,10 @@ def prepare_chunk(dosages: np.ndarray, *, cases: np.ndarray | None = None) -> Ch
         alt_cases = np.zeros(m, dtype=np.float64)
     else:
         w = n_cases = alt_cases = np.empty(0, dtype=np.float64)
-    if n and m:
+    if n and m and is_small_job():
+        _prepare_numpy(g, observed, centred, n_obs, alt, constant, sum_sq, w, n_cases, alt_cases)
+    elif n and m:
+        set_threads_from_env()
         _prepare_columns(g, observed, centred, n_obs, alt, constant, sum_sq, w, n_cases, alt_cases)
     else:
         n_obs[:] = 0
@@ -232,7 +255,7 @@ def prepare_chunk(dosages: np.ndarray, *, cases: np.ndarray | None = None) -> Ch
                      n_cases if cases is not None else None, alt_cases if cases is not None else None)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _missing_sums(observed, idx, c, y, tri_i, tri_j, tri_out, cy_out, yy_out):  # pragma: no cover
     n, k = c.shape
     for t in numba.prange(idx.size):
@@ -265,14 +288,20 @@ def _missing_crossproducts(observed: np.ndarray, idx: np.ndarray, c: np.ndarray,
     tri = np.empty((idx.size, i.size))
     cy = np.empty((idx.size, k))
     yy = np.empty(idx.size)
-    if idx.size:
+    if idx.size and is_small_job():
+        miss = (~observed[:, idx]).astype(np.float64).T
+        tri[:] = miss @ (c[:, i] * c[:, j])
+        cy[:] = miss @ (c * y[:, None])
+        yy[:] = miss @ (y * y)
+    elif idx.size:
+        set_threads_from_env()
         _missing_sums(observed, np.ascontiguousarray(idx, dtype=np.int64), np.ascontiguousarray(c),
                       np.ascontiguousarray(y, dtype=np.float64), i.astype(np.int64),
                       j.astype(np.int64), tri, cy, yy)
     return tri, cy, yy
 
 
-@numba.njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz"})
+@njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz"})
 def _cross_columns(rows, g, idx, out):  # pragma: no cover - compiled
     r, n = rows.shape
     for t in numba.prange(idx.size):
@@ -295,7 +324,10 @@ def _cross(rows: np.ndarray, g: np.ndarray, idx: np.ndarray | None = None) -> np
     g = g if g.flags.f_contiguous else np.asfortranarray(g)
     idx = np.arange(g.shape[1]) if idx is None else idx
     out = np.empty((rows.shape[0], idx.size))
-    if idx.size:
+    if idx.size and is_small_job():
+        out[:] = rows @ g[:, idx]
+    elif idx.size:
+        set_threads_from_env()
         _cross_columns(np.ascontiguousarray(rows, dtype=np.float64), g,
                        np.ascontiguousarray(idx, dtype=np.int64), out)
     return out
@@ -555,7 +587,7 @@ _LN2_LO = 1.90821492927058770002e-10
 _INV_FACT = tuple(1.0 / float(np.prod(np.arange(1, j + 1, dtype=np.float64))) for j in range(14))
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"contract"})
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def _expit_block(eta, out, scale_bits, e):  # pragma: no cover - compiled
     """``out[:e] = 1 / (1 + exp(-eta[:e]))`` in float64, vectorised.
 
@@ -588,7 +620,7 @@ def _expit_block(eta, out, scale_bits, e):  # pragma: no cover - compiled
         out[i] = 1.0 / (1.0 + out[i] * scale[i])
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _solve_small(h, rhs, work):  # pragma: no cover - compiled
     """Solve h x = rhs (K x K, K x 2) in place in ``rhs`` by LU with partial pivoting.
 
@@ -637,7 +669,7 @@ def _solve_small(h, rhs, work):  # pragma: no cover - compiled
     return True
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz"})
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz"})
 def _dot(a, b, e):  # pragma: no cover - compiled
     """``sum(a[:e] * b[:e])`` over 1-D contiguous arrays: a reduction LLVM vectorises."""
     acc = 0.0
@@ -646,7 +678,7 @@ def _dot(a, b, e):  # pragma: no cover - compiled
     return acc
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz"})
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz"})
 def _dot3(a, b, c, e):  # pragma: no cover - compiled
     """``sum(a[:e] * b[:e] * c[:e])`` over 1-D contiguous arrays."""
     acc = 0.0
@@ -655,7 +687,7 @@ def _dot3(a, b, c, e):  # pragma: no cover - compiled
     return acc
 
 
-@numba.njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz"})
+@njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz"})
 def _logistic_newton(ct, y, g, observed, active, pieces, beta_null, w0, r0, a0, s0,
                      max_iter, tol, beta_out, se_out, ok_out):  # pragma: no cover - compiled
     """Newton-Raphson of y ~ covariates + dosage for each variant in ``active``.
@@ -803,6 +835,80 @@ def _logistic_newton(ct, y, g, observed, active, pieces, beta_null, w0, r0, a0, 
                     break
 
 
+def _logistic_newton_numpy(c, y, g, obs, beta_null, w0, r0, a0, s0, *, max_iter, tol):
+    """The numpy twin of :func:`_logistic_newton` (small jobs): the same steps, all variants at once.
+
+    ``g`` and ``obs`` hold the active variants' centred dosages and masks
+    (samples x variants). Returns (beta, se, converged) per variant.
+    """
+    n, k = c.shape
+    m = g.shape[1]
+    o = obs.astype(np.float64)
+    miss = 1.0 - o
+    bc = np.tile(beta_null, (m, 1))
+    bg = np.zeros(m)
+    beta, se = np.full(m, np.nan), np.full(m, np.nan)
+    conv = np.zeros(m, dtype=np.bool_)
+    running = np.ones(m, dtype=np.bool_)
+    e_g = np.zeros(k + 1)
+    e_g[k] = 1.0
+    dw = np.zeros((n, m))
+    cc = (c[:, :, None] * c[:, None, :]).reshape(n, k * k)  # rows' c c', so that C'WC is one GEMM
+    for it in range(max_iter + 1):
+        h = np.empty((m, k + 1, k + 1))
+        u = np.empty((m, k + 1))
+        if it == 0:
+            # The null fit's C'WC and C'r, less each variant's missing rows (as compiled).
+            h[:, :k, :k] = a0[None] - ((miss * w0[:, None]).T @ cc).reshape(m, k, k)
+            u[:, :k] = s0[None] - (miss * r0[:, None]).T @ c
+            wg = w0[:, None] * g
+        else:
+            p = expit(c @ bc.T + g * bg)
+            w = p * (1.0 - p) * o
+            r = (y[:, None] - p) * o
+            dw = w * (1.0 - 2.0 * p)
+            h[:, :k, :k] = (w.T @ cc).reshape(m, k, k)
+            u[:, :k] = r.T @ c
+            wg = w * g
+        h[:, :k, k] = h[:, k, :k] = wg.T @ c
+        h[:, k, k] = (wg * g).sum(axis=0)
+        u[:, k] = (r0[:, None] * g if it == 0 else r * g).sum(axis=0)
+        rhs = np.stack([u, np.broadcast_to(e_g, u.shape)], axis=2)
+        with np.errstate(all="ignore"):
+            try:
+                sol = np.linalg.solve(h, rhs)
+                solved = np.ones(m, dtype=np.bool_)
+            except np.linalg.LinAlgError:  # a singular information matrix: variant by variant
+                sol = np.full_like(rhs, np.nan)
+                solved = np.zeros(m, dtype=np.bool_)
+                for v in np.flatnonzero(running):
+                    try:
+                        sol[v] = np.linalg.solve(h[v], rhs[v])
+                        solved[v] = True
+                    except np.linalg.LinAlgError:
+                        pass
+        step, var_g = sol[:, :, 0], sol[:, k, 1]
+        bc = np.where(running[:, None], bc + step[:, :k], bc)
+        bg = np.where(running, bg + step[:, k], bg)
+        big = np.abs(step).max(axis=1)
+        finite = solved & np.isfinite(bc).all(axis=1) & np.isfinite(bg) & (var_g > 0.0)
+        running &= finite
+        done = running & (big < tol) if it > 0 else np.zeros(m, dtype=np.bool_)
+        if done.any():
+            # The information was taken one step back: its (H^-1)_gg moved to the estimate
+            # to first order, var - sum_i dw_i (x_i' delta) (x_i' v)^2 (as compiled).
+            v = np.flatnonzero(done)
+            xd = c @ step[v, :k].T + g[:, v] * step[v, k]
+            xv = c @ sol[v, :k, 1].T + g[:, v] * var_g[v]
+            var = var_g[v] - (dw[:, v] * xd * xv * xv).sum(axis=0)
+            ok = var > 0.0
+            beta[v[ok]], se[v[ok]], conv[v[ok]] = bg[v[ok]], np.sqrt(var[ok]), True
+            running[v] = False
+        if not running.any():
+            break
+    return beta, se, conv
+
+
 def logistic_chunk(model: LogisticModel, chunk: ChunkData, *, max_iter: int = 25,
                    tol: float = 1e-6, max_vif: float = 50.0) -> ChunkFit:
     """Per-variant logistic-regression log-odds of the dosage, Wald SE and normal p-value.
@@ -824,7 +930,6 @@ def logistic_chunk(model: LogisticModel, chunk: ChunkData, *, max_iter: int = 25
     singular (separation), get ``LOGISTIC_CONVERGE_FAIL`` (plink2
     ``no-firth``; the engine refits them with Firth's penalty).
     """
-    set_threads_from_env()
     c, y = model.covariates, model.y
     n, k = c.shape
     gc = chunk.centred
@@ -853,13 +958,20 @@ def logistic_chunk(model: LogisticModel, chunk: ChunkData, *, max_iter: int = 25
         err[idx0[ok & bad]] = VIF_TOO_HIGH
 
     active = np.flatnonzero(err == None)  # noqa: E711
-    if active.size:
+    if active.size and is_small_job():
+        beta, se, conv = _logistic_newton_numpy(c, y, gc[:, active], chunk.observed[:, active],
+                                                np.asarray(model.beta_null, dtype=np.float64), w0, r0,
+                                                a0, s0, max_iter=int(max_iter), tol=float(tol))
+    elif active.size:
         g = gc if gc.flags.f_contiguous else np.asfortranarray(gc)
         obs = chunk.observed if chunk.observed.flags.f_contiguous else np.asfortranarray(chunk.observed)
         # Many small tasks handed out one at a time (numba's default splits the range evenly
         # up front): on a shared machine a thread that the OS pauses no longer leaves the
         # other waiting at the end of the chunk. At least ~8 variants a task, as each task
         # copies the design once.
+        import numba
+
+        set_threads_from_env()
         threads = numba.get_num_threads()
         n_tasks = min(active.size, max(threads, min(16 * threads, active.size // 8)))
         pieces = np.linspace(0, active.size, n_tasks + 1).astype(np.int64)
@@ -870,6 +982,7 @@ def logistic_chunk(model: LogisticModel, chunk: ChunkData, *, max_iter: int = 25
             _logistic_newton(ct, y, g, obs, active.astype(np.int64), pieces,
                              np.ascontiguousarray(model.beta_null, dtype=np.float64), w0, r0, a0,
                              s0, int(max_iter), float(tol), beta, se, conv)
+    if active.size:
         out["beta"][active[conv]] = beta[conv]
         out["standard_error"][active[conv]] = se[conv]
         err[active[~conv]] = LOGISTIC_CONVERGE_FAIL

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 from scipy.special import ndtr
 
+from crosscohort._jit import SMALL_BINARY_JOB_CELLS, SMALL_JOB_CELLS, small_job
 from crosscohort.association import _firth as F
 from crosscohort.association import _kernels as K
 from crosscohort.errors import InputError
@@ -31,9 +32,12 @@ from crosscohort.phenotypes import (
     TraitType,
     case_control_outcome,
     detect_trait_type,
+    expand_names,
     inverse_normal_transform,
+    read_header,
     read_sample_list,
     read_table,
+    require_numeric,
 )
 from crosscohort.progress import Progress
 from crosscohort.sumstats import chrom_code, float_column, neg_log10_p_from_z, variant_id
@@ -223,11 +227,20 @@ def build_designs(
     """
     log = log if log is not None else sys.stderr
     trait_types = dict(trait_types or {})
-    all_traits = [c for c in pheno.columns if c not in ("fid", "iid")]
-    traits = list(traits) if traits else all_traits
-    unknown = [t for t in traits if t not in all_traits]
-    if unknown:
-        raise InputError(f"{pheno_source}: no phenotype column(s) {unknown}; columns are {all_traits}")
+    columns = [c for c in pheno.columns if c not in ("fid", "iid")]
+    all_traits = [c for c in columns if pheno.schema[c] != pl.String]
+    if traits:
+        traits = expand_names(traits, columns, option="--pheno-name", sources=pheno_source)
+        for t in traits:
+            require_numeric(pheno, t, source=pheno_source, kind="phenotype", role=f"trait {t!r} values")
+    else:
+        traits = all_traits
+        text = [c for c in columns if c not in all_traits]
+        if text:
+            print(f"assoc: {pheno_source}: text column(s) {text} are not traits (not numbers); skipped",
+                  file=log)
+        if not traits:
+            raise InputError(f"{pheno_source}: no numeric phenotype column; columns are {columns}")
     bad_types = [t for t in trait_types if t not in traits]
     if bad_types:
         raise InputError(f"--trait-type names trait(s) {bad_types} that are not analysed; traits are {traits}")
@@ -237,9 +250,11 @@ def build_designs(
     n_geno = samples.height
     present_p, pheno_al = _aligned(samples, pheno, source=pheno_source)
 
-    # Covariates: every file aligned to the genotype samples, names unique across files.
+    # Covariates: every file aligned to the genotype samples. Numeric columns as float
+    # (NaN = missing), text columns (categorical) as object arrays (None = missing).
     cov_cols: dict[str, np.ndarray] = {}
-    cov_origin: dict[str, str] = {}
+    cov_origin: dict[str, list[str]] = {}
+    cov_levels: dict[str, list[str]] = {}
     present_c = np.ones(n_geno, dtype=bool)
     cov_rows: list[int] = []
     for i, table in enumerate(covars):
@@ -250,21 +265,44 @@ def build_designs(
         for name in table.columns:
             if name in ("fid", "iid"):
                 continue
+            cov_origin.setdefault(name, []).append(src)
             if name in cov_cols:
-                raise InputError(f"{src}: covariate {name!r} also in {cov_origin[name]}; names must be unique")
-            cov_cols[name] = al.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy()
-            cov_origin[name] = src
+                continue
+            col = al.get_column(name)
+            if col.dtype == pl.String:
+                cov_cols[name] = np.asarray(col.to_list(), dtype=object)
+                # plink2's level order: first appearance in the file (the first is the reference)
+                cov_levels[name] = table.get_column(name).drop_nulls().unique(maintain_order=True).to_list()
+            else:
+                cov_cols[name] = col.cast(pl.Float64).fill_null(np.nan).to_numpy()
+    sources = ", ".join(dict.fromkeys(covar_sources)) or "the covariate files"
     if covariate_names is not None:
-        unknown = [c for c in covariate_names if c not in cov_cols]
-        if unknown:
-            raise InputError(
-                f"--covar-name: no covariate column(s) {unknown} in {', '.join(covar_sources) or 'the covariate files'}; "
-                f"columns are {list(cov_cols)}"
-            )
-        cov_cols = {c: cov_cols[c] for c in covariate_names}
+        header = list(cov_origin)
+        if "sex" not in cov_origin and "sex" in samples.columns:
+            header.append("sex")  # plink2's sex covariate: from the .fam/.psam
+        names = expand_names(covariate_names, header, option="--covar-name", sources=sources)
+    else:
+        names = list(cov_origin)
+    twice = [n for n in names if len(cov_origin.get(n, ())) > 1 and len(set(cov_origin[n])) > 1]
+    if twice:
+        n = twice[0]
+        raise InputError(f"{cov_origin[n][1]}: covariate {n!r} also in {cov_origin[n][0]}; "
+                         "a covariate used must be in one file only")
+    if "sex" in names and "sex" not in cov_origin:
+        if "sex" not in samples.columns:
+            raise InputError(f"--covar-name: no column 'sex' in {sources}, and the genotype samples carry "
+                             "no sex (.fam/.psam)")
+        sex = samples.get_column("sex").to_numpy()
+        cov_cols["sex"] = np.where((sex == 1) | (sex == 2), sex, np.nan).astype(np.float64)
+        print("assoc: covariate sex from the genotype samples' sex (.fam/.psam: 1 male, 2 female; "
+              f"unknown sex is missing): {int(np.isnan(cov_cols['sex']).sum())} unknown", file=log)
+    cov_cols = {c: cov_cols[c] for c in names}
     cov_names = tuple(cov_cols)
-    cov = np.column_stack(list(cov_cols.values())) if cov_cols else np.empty((n_geno, 0))
-    cov_complete = present_c & ~np.isnan(cov).any(axis=1)
+    categorical = {c for c, v in cov_cols.items() if v.dtype == object}
+    cov_missing = np.zeros(n_geno, dtype=bool)
+    for c, v in cov_cols.items():
+        cov_missing |= np.equal(v, None) if c in categorical else np.isnan(v)
+    cov_complete = present_c & ~cov_missing
 
     in_keep = np.ones(n_geno, dtype=bool)
     if keep is not None:
@@ -331,7 +369,7 @@ def build_designs(
                   f"analysed samples (offset {int_offset:g}, ties averaged)", file=log)
         elif pheno_transform is not None:
             raise InputError(f"--pheno-transform {pheno_transform!r}: expected 'int'")
-        x = cov[rows]
+        x, design_names = _covariate_matrix(cov_cols, rows, cov_levels, trait=trait, log=log)
         n_params = x.shape[1] + 2  # intercept + covariates + dosage
         if n_used <= n_params:
             raise InputError(
@@ -339,14 +377,14 @@ def build_designs(
                 f"(intercept + covariates + dosage); got N={n_used}, parameters={n_params}"
             )
         sd = x.std(axis=0)
-        const = [cov_names[j] for j in np.flatnonzero(~(sd > 0))]
+        const = [design_names[j] for j in np.flatnonzero(~(sd > 0))]
         if const:
             raise InputError(
                 f"trait {trait!r}: covariate(s) {const} constant among the {n_used} analysed samples; "
                 "drop them (--covar-name) or check the covariate file"
             )
         z = (x - x.mean(axis=0)) / sd if x.shape[1] else x
-        collinear = _collinear_sets(z, cov_names)
+        collinear = _collinear_sets(z, design_names)
         if collinear:
             raise InputError(
                 f"trait {trait!r}: covariates {collinear} are collinear (one is a linear combination of "
@@ -356,12 +394,49 @@ def build_designs(
         print(
             f"assoc: trait {trait}: {ttype}, {n_used} samples used"
             + (f" ({int(y.sum())} cases, {n_used - int(y.sum())} controls)" if ttype == "binary" else "")
-            + f", {len(cov_names)} covariates"
+            + f", {len(cov_names)} covariates ({x.shape[1]} design columns)"
             + "".join(f"; {v} {k.replace('_', ' ')}" for k, v in ledger.removed.items() if v),
             file=log,
         )
-        designs.append(TraitDesign(trait, ttype, rows, y, design, cov_names, ledger))
+        designs.append(TraitDesign(trait, ttype, rows, y, design, tuple(design_names), ledger))
     return designs
+
+
+def _covariate_matrix(cov_cols: Mapping[str, np.ndarray], rows: np.ndarray,
+                      levels_in_file: Mapping[str, Sequence[str]], *,
+                      trait: str, log: TextIO) -> tuple[np.ndarray, list[str]]:
+    """The covariate columns of one trait's samples, categorical ones dummy-coded as plink2 does.
+
+    A text covariate (a key of ``levels_in_file``) with levels L1, L2, ...
+    (in order of first appearance in its file, as plink2 orders them; those
+    present among the trait's samples) becomes indicator columns ``name=L2``,
+    ``name=L3``, ...: the first level is the reference, as in plink2 --glm.
+    The variant's estimate does not depend on which level is the reference
+    (the indicators span the same space).
+    """
+    blocks: list[np.ndarray] = []
+    names: list[str] = []
+    for name, values in cov_cols.items():
+        v = values[rows]
+        if name not in levels_in_file:
+            blocks.append(v.astype(np.float64))
+            names.append(name)
+            continue
+        present = set(v.tolist())
+        levels = [level for level in levels_in_file[name] if level in present]
+        for level in levels[1:]:
+            blocks.append((v == level).astype(np.float64))
+            names.append(f"{name}={level}")
+        print(f"assoc: trait {trait}: categorical covariate {name}: {len(levels)} levels "
+              f"({', '.join(levels)}), reference {levels[0]}, {max(len(levels) - 1, 0)} indicator columns",
+              file=log)
+        if len(levels) < 2:
+            raise InputError(
+                f"trait {trait!r}: categorical covariate {name!r} has one level ({levels[0] if levels else 'none'}) "
+                f"among the {rows.size} analysed samples; drop it (--covar-name) or check the covariate file"
+            )
+    x = np.column_stack(blocks) if blocks else np.empty((rows.size, 0))
+    return x, names
 
 
 # ------------------------------------------------------------------------------- the scan
@@ -426,7 +501,7 @@ def chrx_designs(designs: Sequence[TraitDesign], sex: np.ndarray, *,
     for d in designs:
         s = sex[d.rows]
         known = (s == 1) | (s == 2)
-        has_sex = any(c.lower() == "sex" for c in d.covariate_names)
+        has_sex = any(c.lower() == "sex" or c.lower().startswith("sex=") for c in d.covariate_names)
         rows, y, design = d.rows[known], d.y[known], d.design[known]
         ledger = Ledger(stage="assoc", cohort=d.ledger.cohort, trait=d.name, unit="samples",
                         n_in=d.ledger.n_in, removed=dict(d.ledger.removed))
@@ -709,8 +784,20 @@ def run_assoc(
         raise InputError(f"--chunk-size must be at least 1; got {chunk_size}")
     geno = Genotypes(list(bfiles))
     cohort = cohort or Path(bfiles[0]).name
-    pheno_table = read_table(pheno, kind="phenotype")
-    covar_tables = [read_table(c, kind="covariate") for c in covar]
+    # Names resolved against the headers first, so that only the columns used are
+    # converted (a biobank's phenotype file may hold thousands).
+    if pheno_names:
+        pheno_names = expand_names(pheno_names, read_header(pheno, kind="phenotype"),
+                                   option="--pheno-name", sources=str(pheno))
+    pheno_table = read_table(pheno, kind="phenotype", columns=pheno_names or None)
+    wanted: list[str] | None = None
+    if covar_names is not None:
+        headers = list(dict.fromkeys(n for c in covar for n in read_header(c, kind="covariate")))
+        if "sex" not in headers:
+            headers.append("sex")  # from the .fam/.psam (build_designs)
+        covar_names = wanted = expand_names(covar_names, headers, option="--covar-name",
+                                            sources=", ".join(dict.fromkeys(map(str, covar))))
+    covar_tables = [read_table(c, kind="covariate", columns=wanted) for c in covar]
     keep_table = read_sample_list(keep) if keep is not None else None
     designs = build_designs(
         geno.samples, pheno_table, covar_tables,
@@ -732,8 +819,11 @@ def run_assoc(
     vidx = vidx[part_slice(vidx.size, part)]
     if part is not None:
         print(f"assoc: --part {part[0]}/{part[1]}: {vidx.size} variants", file=log)
-    tables = scan(geno, designs, variant_index=vidx, chunk_size=chunk_size, max_vif=max_vif,
-                  firth=firth, log=log)
+    # A small job decodes and fits with numpy rather than load numba (crosscohort._jit).
+    binary = any(d.trait_type == "binary" for d in designs)
+    with small_job(geno.n_samples * vidx.size <= (SMALL_BINARY_JOB_CELLS if binary else SMALL_JOB_CELLS)):
+        tables = scan(geno, designs, variant_index=vidx, chunk_size=chunk_size, max_vif=max_vif,
+                      firth=firth, log=log)
     ledgers: list[Ledger] = [d.ledger for d in designs]
     for d in designs:
         t = tables[d.name]

@@ -23,6 +23,16 @@ missing call is left out of that variant's fit only. Traits whose values are
 only 1/2 (missing NA/-9) are case/control with 2 = case; declare 0/1 traits
 with --trait-type NAME=binary.
 
+Phenotype and covariate files: tab- or space-separated, '#FID IID', 'FID IID'
+or 'IID' header; missing as NA, nan, -9, NONE or empty. Columns not named by
+--pheno-name/--covar-name are ignored whatever they hold. A covariate column
+that is not numeric (centre, batch, sex as M/F) is categorical, dummy-coded
+as plink2 does: its first level (sorted) is the reference, one 0/1 column per
+other level, levels listed on stderr. A covariate named sex that no --covar
+file holds is the .fam/.psam sex (1 male, 2 female, else missing).
+--pheno-name and --covar-name take plink2's lists: names separated by spaces
+or commas, and ranges (PC1-PC10: the header's columns from PC1 to PC10).
+
 Case/control traits: a variant whose ordinary logistic fit fails to converge
 (e.g. separation by a rare allele) is refitted by Firth-penalised logistic
 regression, as plink2's default --glm firth-fallback; such rows carry the
@@ -74,11 +84,10 @@ def _trait_type(text: str) -> tuple[str, str]:
     return name, kind
 
 
-def _names(text: str) -> list[str]:
-    names = [x.strip() for x in text.split(",") if x.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected a comma-separated list of column names")
-    return names
+def _names(text: str) -> str:
+    if not any(x.strip() for x in text.split(",")):
+        raise argparse.ArgumentTypeError("expected column names (space- or comma-separated, ranges A-B)")
+    return text
 
 
 def _positive_int(text: str) -> int:
@@ -102,12 +111,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     add_genotype_options(p)
     p.add_argument("--pheno", required=True, metavar="FILE", help="phenotype file, '#FID IID name...' header")
-    p.add_argument("--pheno-name", type=_names, metavar="T1[,T2...]",
-                   help="phenotype columns to analyse (default: all)")
+    p.add_argument("--pheno-name", type=_names, nargs="+", metavar="T",
+                   help="phenotype columns to analyse, as plink2: 'A B', 'A,B', ranges 'A-C' "
+                        "(default: every numeric column)")
     p.add_argument("--covar", action="append", default=[], metavar="FILE",
                    help="covariate file ('#FID IID name...'); repeat to join several on FID+IID")
-    p.add_argument("--covar-name", type=_names, metavar="C1[,C2...]",
-                   help="covariate columns to use (default: all columns of all --covar files)")
+    p.add_argument("--covar-name", type=_names, nargs="+", metavar="C",
+                   help="covariate columns to use, as plink2: 'age sex', 'age,sex', ranges 'PC1-PC10'; "
+                        "non-numeric ones are categorical; 'sex' not in a file is the .fam/.psam sex "
+                        "(default: all columns of all --covar files)")
     p.add_argument("--keep", metavar="FILE", help="analyse only these samples ('#FID IID' lines)")
     p.add_argument("--extract", metavar="FILE", help="analyse only these variant IDs (one per line)")
     p.add_argument("--trait-type", type=_trait_type, action="append", default=[],
@@ -161,6 +173,17 @@ def output_path(out: str, trait: str, n_traits: int) -> Path:
     return Path(out.replace("{trait}", trait))
 
 
+def trait_names(pheno: str, tokens: list[str] | None) -> list[str]:
+    """The traits of ``--pheno-name`` tokens (plink2 lists and ranges), or every numeric column."""
+    from crosscohort.phenotypes import expand_names, read_header, read_table
+
+    columns = read_header(pheno)
+    if tokens is not None:
+        return expand_names(tokens, columns, option="--pheno-name", sources=pheno)
+    table = read_table(pheno)
+    return [c for c in columns if table.schema[c].is_numeric()] or columns
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the scan and write one file per trait."""
     if args.threads:
@@ -169,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
     from crosscohort.sumstats import write_sumstats
 
     types = dict(args.trait_type)
+    args.pheno_name = trait_names(args.pheno, args.pheno_name)
     # Check --out before the scan, not after an hour of it.
     if args.pheno_name is not None:
         n_traits = len(args.pheno_name)

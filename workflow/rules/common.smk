@@ -10,13 +10,31 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
-from crosscohort.config import config_digest, load_study
-from crosscohort.errors import ConfigError
+from crosscohort.config import config_digest, load_study, study_config
+from crosscohort.errors import UserError
 from crosscohort.genotype_formats import container_files, vcf_sample_sidecar
 
+# A study config given with --configfile states the study completely: it replaces
+# config/config.yaml (the demo's study) rather than being merged into it, so the
+# demo's traits, reference panel and QC settings never leak into a real study;
+# keys it leaves out take the schema defaults (crosscohort.config.study_config).
+_STUDY_FILES = [str(f) for f in workflow.overwrite_configfiles]
+_config = study_config(
+    config,
+    overrides=workflow.config_settings.overwrite_config,
+    configfiles=_STUDY_FILES,
+)
+if _config is not config:
+    config.clear()
+    config.update(_config)
+
+# The file and column checks read the cohort's tables: once, in the main process,
+# not again in every job a cluster executor spawns.
+_SOURCE = ", ".join(_STUDY_FILES) or "config"
+_CHECK = not workflow.remote_exec
 try:
-    STUDY = load_study(config, workdir=".", source="config")
-except ConfigError as _err:
+    STUDY = load_study(config, workdir=".", source=_SOURCE, check_files=_CHECK)
+except UserError as _err:
     raise WorkflowError(str(_err)) from None
 
 MODE = STUDY.mode

@@ -1,0 +1,70 @@
+"""Small jobs start fast: numpy twins of the kernels instead of loading numba (crosscohort._jit).
+
+The twins must give what the compiled kernels give: a whole association run
+in both modes, and the decoder on odd sample counts and subsets. The compiled
+kernels keep their own oracle tests (tests/test_association_speedpaths.py);
+figures in benchmarks/README.md ("Start-up"), not timed here.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crosscohort import _bed
+from crosscohort._jit import small_job
+from crosscohort.association import engine, run_assoc
+from tests.test_association_categorical import _simulate
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("n", [1, 5, 8, 11])
+def test_decode__numpy_twin_equals_the_compiled_decoder(n):
+    rng = np.random.default_rng(n)
+    packed = rng.integers(0, 256, size=(7, _bed.bytes_per_variant(n)), dtype=np.uint8)
+    subset = rng.permutation(n)[: max(1, n // 2)]
+    for samples in (None, subset):
+        compiled = _bed.decode_dosages(packed, n, samples=samples)
+        with small_job(True):
+            twin = _bed.decode_dosages(packed, n, samples=samples)
+        np.testing.assert_array_equal(twin, compiled)
+
+
+def test_run_assoc__small_job_twins_equal_the_compiled_kernels(tmp_path, monkeypatch):
+    prefix = _simulate(tmp_path)
+    study = tmp_path / "study.txt"
+    kw = dict(pheno_names=["ldl", "cad"], covar=[study], covar_names=["age", "centre", "sex", "PC1-PC3"],
+              trait_types={"cad": "binary"}, chunk_size=17, log=io.StringIO())
+    small = run_assoc([prefix], study, **kw).tables
+    # every job "large": the compiled kernels
+    monkeypatch.setattr(engine, "SMALL_JOB_CELLS", 0)
+    monkeypatch.setattr(engine, "SMALL_BINARY_JOB_CELLS", 0)
+    compiled = run_assoc([prefix], study, **kw).tables
+    for trait in ("ldl", "cad"):
+        a, b = small[trait], compiled[trait]
+        assert a.columns == b.columns and a["error_code"].to_list() == b["error_code"].to_list()
+        for col in ("beta", "standard_error", "p_value", "effect_allele_frequency", "mac"):
+            x, y = a[col].to_numpy(), b[col].to_numpy()
+            np.testing.assert_allclose(x, y, rtol=1e-11, atol=0, err_msg=f"{trait} {col}")
+        assert (a["n"] == b["n"]).all()
+
+
+def test_assoc__small_job_never_imports_numba_nor_scipy_stats(tmp_path):
+    prefix = _simulate(tmp_path)
+    study = tmp_path / "study.txt"
+    code = (
+        "import sys; from crosscohort.cli import main; "
+        f"rc = main(['assoc', '--bfile', {str(prefix)!r}, '--pheno', {str(study)!r}, '--pheno-name', 'ldl', "
+        f"'cad', '--trait-type', 'cad=binary', '--covar', {str(study)!r}, '--covar-name', 'age', 'centre', "
+        f"'--out', {str(tmp_path / 'o.{trait}.tsv')!r}]); "
+        "print(rc, 'numba' in sys.modules, 'scipy.stats' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert proc.stdout.split() == ["0", "False", "False"], proc.stdout + proc.stderr[-2000:]
