@@ -171,8 +171,11 @@ def test_sheet__public_key_column_is_optional_and_read_as_text(tmp_path):
 def test_config__cohort_mode_missing_signing_key_is_named(workdir):
     demo = workdir / "resources" / "demo"
     demo.mkdir(parents=True)
-    for suffix in (".bed", ".bim", ".fam", ".pheno.tsv", ".covar.tsv"):
+    for suffix in (".bed", ".bim", ".fam"):
         (demo / f"biobank_eur{suffix}").write_text("")
+    # Headers the load-time trait and covariate checks accept: the key is what is missing.
+    (demo / "biobank_eur.pheno.tsv").write_text("#FID\tIID\tldl\tcad\n1\t1\t1.5\t1\n2\t2\t2.5\t2\n")
+    (demo / "biobank_eur.covar.tsv").write_text("#FID\tIID\tage\tsex\n1\t1\t50\t1\n2\t2\t60\t2\n")
     cfg = _cfg(mode="cohort", cohort="biobank_eur", export_gate__signing_key="secrets/tre.key")
     with pytest.raises(ConfigError, match=r"key 'export_gate\.signing_key': secrets/tre\.key not found"):
         load_study(cfg, workdir=workdir)
