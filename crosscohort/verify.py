@@ -167,9 +167,11 @@ def check_required_rules(declared: GateRules, required: GateRules, *, where: str
 
     Every numeric threshold is a minimum: ``min_count``, ``min_mac``,
     ``min_mac_group``, ``min_residual_df`` (0 = off) and ``round_n`` (0 = no
-    rounding) must each be at least the required value. A rule that is not a
-    number (a switch or a mode) must equal the required one: fail closed,
-    since no order between its values is assumed.
+    rounding) must each be at least the required value. ``release_n``:
+    ``"trait"`` (one n per trait) meets any requirement, ``"per_variant"``
+    only a study that allows it. Any other rule that is not a number must
+    equal the required one: fail closed, since no order between its values
+    is assumed.
 
     Raises
     ------
@@ -181,6 +183,10 @@ def check_required_rules(declared: GateRules, required: GateRules, *, where: str
         d, r = getattr(declared, k), getattr(required, k)
         if k in _NUMERIC_RULES and d < r:
             low.append(f"{k} {d:g} < required {r:g}")
+        elif k == "release_n":
+            # "trait" (one n per trait) releases less than "per_variant": it meets either requirement.
+            if d != r and d != "trait":
+                low.append(f"{k} {d!r} releases more than required {r!r}")
         elif k not in _NUMERIC_RULES and d != r:
             low.append(f"{k} {d!r} != required {r!r}")
     if low:

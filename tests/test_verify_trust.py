@@ -112,6 +112,26 @@ def test_verify__stricter_bundle_passes_and_round_n_is_rechecked_on_rows(tmp_pat
         verify_bundle(out, required=GateRules(round_n=10))
 
 
+def test_verify__per_variant_counts_meet_only_a_study_that_allows_them(tmp_path: Path) -> None:
+    per_variant = _export(tmp_path, "cohA", rules=GateRules(round_n=25, release_n="per_variant"))
+    with pytest.raises(GateError, match=r"release_n 'per_variant' releases more than required 'trait'"):
+        verify_bundle(per_variant)
+    allows = GateRules(round_n=25, release_n="per_variant")
+    assert verify_bundle(per_variant, required=allows).rows == {"ldl": 3}
+    # One n per trait releases less, so it meets a study allowing per-variant counts as well.
+    by_trait = _export(tmp_path, "cohB", rules=GateRules(round_n=25))
+    assert verify_bundle(by_trait, required=allows).rows == {"ldl": 3}
+
+
+def test_verify_cli__takes_every_gate_rule_the_workflow_passes(tmp_path: Path) -> None:
+    """The workflow passes each of the study's gate rules as an option (common.smk verify_args)."""
+    out = _export(tmp_path)
+    record = tmp_path / "record.json"
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in GateRules().to_dict().items()]
+    assert main(["verify", "--bundle", str(out), "--out", str(record), *flags]) == 0
+    assert json.loads(record.read_text())["cohort"] == "cohA"
+
+
 # ------------------------------------------------------------ item 11: signatures
 
 

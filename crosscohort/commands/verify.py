@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from crosscohort.gate.rules import GateRules
+from crosscohort.gate.rules import RELEASE_N, GateRules
 from crosscohort.verify import verify_bundle, write_record
 
 
@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     req.add_argument("--min-mac", type=float, default=d.min_mac, help=f"default {d.min_mac:g}")
     req.add_argument("--min-mac-group", type=float, default=d.min_mac_group, help=f"default {d.min_mac_group:g}")
     req.add_argument("--min-residual-df", type=int, default=d.min_residual_df, help=f"default {d.min_residual_df}")
+    req.add_argument("--release-n", choices=RELEASE_N, default=d.release_n,
+                     help=f"default {d.release_n}; 'trait' (one n per trait) also satisfies a "
+                          "study that allows 'per_variant'")
     p.set_defaults(func=run)
 
 
@@ -49,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         min_mac=args.min_mac,
         min_mac_group=args.min_mac_group,
         min_residual_df=args.min_residual_df,
+        release_n=args.release_n,
     )
     verified = verify_bundle(args.bundle, cohort=args.cohort, required=required, public_key=args.public_key)
     out = write_record(verified, args.out)
