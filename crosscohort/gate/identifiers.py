@@ -141,8 +141,9 @@ class SampleIds:
                 self.substrings.setdefault(low, i)
             else:
                 self.whole.setdefault(low, i)
+        k = self.gram  # once: it is a minimum over all IDs
         for low in self.substrings:
-            self.prefixes.setdefault(low[: self.gram], []).append(low)
+            self.prefixes.setdefault(low[:k], []).append(low)
 
     @property
     def gram(self) -> int:
