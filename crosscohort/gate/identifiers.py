@@ -201,6 +201,14 @@ def _first_substring(s: pl.Series, ids: SampleIds, *, offset: int = 0) -> tuple[
     """
     if not ids.substrings or s.len() == 0:
         return None
+    # Only texts holding the first character of some ID can hold an ID: one pass finds them
+    # (sumstats text is digits, ':' and ACGT; IDs mostly start with a letter of their own).
+    firsts = "".join(sorted({re.escape(g[0]) for g in ids.prefixes}))
+    maybe = s.str.contains(f"[{firsts}]").fill_null(False)
+    if not maybe.any():
+        return None
+    rows = maybe.arg_true()
+    s = s.filter(maybe)
     k = ids.gram
     grams = pl.Series(list(ids.prefixes), dtype=pl.String)
     lengths = s.str.len_chars()
@@ -215,7 +223,7 @@ def _first_substring(s: pl.Series, ids: SampleIds, *, offset: int = 0) -> tuple[
         for o in range(len(text) - k + 1):
             for low in ids.prefixes.get(text[o : o + k], ()):
                 if text.startswith(low, o):
-                    return i + offset, ids.substrings[low]
+                    return int(rows[i]) + offset, ids.substrings[low]
     return None
 
 
