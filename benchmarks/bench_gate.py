@@ -4,8 +4,8 @@
 ``benchmarks/make_scale_input.py --what gate`` (``<scale>/gate/cad.tsv.gz``), with
 100,000 sample IDs, once per code tree and ID style, as the export rule calls it
 (the config's gate rules). A code tree is a git revision, extracted with ``git
-archive`` into ``benchmarks/out/gate/src-<rev>/`` and put first on ``PYTHONPATH``,
-or ``.`` for the working tree. ID styles: ``plink`` (``per0`` .. ``per99999``,
+archive`` into ``benchmarks/out/gate/src-<rev>/``, put on ``PYTHONPATH`` and used
+as the child's working directory, or ``.`` for the working tree. ID styles: ``plink`` (``per0`` .. ``per99999``,
 FID = IID, as ``plink2 --dummy`` names them) and ``numeric`` (``1`` .. ``100000``
 with FID ``0``, PLINK's common convention: every row of ``variant_id`` and
 ``rsid`` then holds a token that is an ID, the slowest case of the whole-token
@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             env_path = os.environ.get("PYTHONPATH", "")
             os.environ["PYTHONPATH"] = str(tree)
             load0 = os.getloadavg()[0]
-            m = measured(cmd, ROOT, log=OUT / f"{out.name}.log", rss_cap_gb=a.rss_cap_gb)
+            # cwd = the tree: ``python -m`` puts the cwd first on sys.path, ahead of PYTHONPATH.
+            m = measured(cmd, tree, log=OUT / f"{out.name}.log", rss_cap_gb=a.rss_cap_gb)
             load1 = os.getloadavg()[0]
             os.environ["PYTHONPATH"] = env_path
             row = {"rev": rev, "ids": style, "rows": 10_000_000, "wall_s": round(m.wall, 1),

@@ -418,3 +418,20 @@ def test_adversarial18__the_differences_warning_does_not_block_numeric_ids(tmp_p
                   trait_types=dict.fromkeys(("ldl", "hdl"), "quantitative"), ids_from=[_numeric_fam(tmp_path)],
                   build="GRCh38", ancestry="EUR", config_digest=DIGEST, out_dir=out)
     assert json.loads((out / "audit.json").read_text())["status"] == "released"
+
+
+def test_adversarial18__numeric_ids_meet_registry_headers_and_coordinate_rsids_without_a_block(
+    tmp_path: Path,
+) -> None:
+    # Failed before this fix (found by the 10M-row benchmark with IDs 1..100000): the header
+    # "neg_log_10_p_value" held token 10, and PLINK's rsid for unnamed variants, 1:12:A:C,
+    # held tokens 1 and 12.
+    df = _table([{"rsid": "1:12:A:C"}, {"rsid": "chr10:4:G:T"}, {}]).with_columns(
+        pl.lit(1.4).alias("neg_log_10_p_value"))
+    out = _export18(tmp_path, df, fam=_numeric_fam(tmp_path))
+    assert json.loads((out / "audit.json").read_text())["status"] == "released"
+    # An ID after the coordinates, or in an rsid of another shape, still blocks.
+    for rsid in ("1:12:A:C:12", "rs:12"):
+        (tmp_path / rsid).mkdir()
+        with pytest.raises(GateError, match=r"line 2, column rsid"):
+            _export18(tmp_path / rsid, _table([{"rsid": rsid}, {}, {}]), fam=_numeric_fam(tmp_path / rsid))

@@ -18,7 +18,8 @@ What is a "released text value" (and what is not compared):
 * Tables (``.tsv.gz``): the header and every value of the text columns
   (``variant_id``, ``rsid``, alleles). Typed numeric columns (positions,
   counts, statistics) and the chromosome and position fields of
-  ``variant_id`` are numbers, not text: a purely numeric ID (``1`` .. ``N``,
+  ``variant_id`` (and of an ``rsid`` written ``chrom:pos:...``, PLINK's name
+  for an unnamed variant) are numbers, not text: a purely numeric ID (``1`` .. ``N``,
   the common PLINK convention) cannot be told from a coordinate and is not
   compared there.
 * JSON and YAML: every key and every string value, except the gate's own
@@ -73,6 +74,8 @@ SUBSTRING_MIN_LENGTH = 5
 _TOKEN = re.compile(r"[^\W_]+")
 _NUMERIC = re.compile(r"^[0-9]+$")
 _ALNUM = re.compile(r"^[^\W_]+$")
+#: A text cell shaped like a variant ID, ``chrom:pos:...`` (lower case).
+_COORDINATES = r"^(chr)?([0-9]{1,2}|x|y|m|mt|xy):[0-9]+(:|$)"
 #: Rows of a released table scanned at once (bounds the scan's memory).
 _SCAN_BLOCK_ROWS = 1_000_000
 #: Column names that hold person identifiers.
@@ -92,8 +95,9 @@ SCAN_RULE = (
     ID_RULE + " Released text values: every file name; the header and the text columns "
     "(variant_id, rsid, alleles) of each table; every key and string of the JSON and YAML files; "
     "every non-numeric token of the Markdown. Not compared: typed numbers (positions, counts, "
-    "statistics, the chromosome and position fields of variant_id), the gate's own fixed text "
-    "(rule descriptions, software name, timestamps, hex digests). A table with a column named like "
+    "statistics, the chromosome and position fields of variant_id and of an rsid written "
+    "chrom:pos:...), the gate's own fixed text (registry column names, "
+    "rule descriptions, software name, timestamps, hex digests). A table with a column named like "
     "a person identifier, or with as many rows as the cohort has samples, is refused."
 )
 
@@ -141,8 +145,9 @@ class SampleIds:
                 self.substrings.setdefault(low, i)
             else:
                 self.whole.setdefault(low, i)
+        k = self.gram  # once: it is a minimum over all IDs
         for low in self.substrings:
-            self.prefixes.setdefault(low[: self.gram], []).append(low)
+            self.prefixes.setdefault(low[:k], []).append(low)
 
     @property
     def gram(self) -> int:
@@ -200,6 +205,14 @@ def _first_substring(s: pl.Series, ids: SampleIds, *, offset: int = 0) -> tuple[
     """
     if not ids.substrings or s.len() == 0:
         return None
+    # Only texts holding the first character of some ID can hold an ID: one pass finds them
+    # (sumstats text is digits, ':' and ACGT; IDs mostly start with a letter of their own).
+    firsts = "".join(sorted({re.escape(g[0]) for g in ids.prefixes}))
+    maybe = s.str.contains(f"[{firsts}]").fill_null(False)
+    if not maybe.any():
+        return None
+    rows = maybe.arg_true()
+    s = s.filter(maybe)
     k = ids.gram
     grams = pl.Series(list(ids.prefixes), dtype=pl.String)
     lengths = s.str.len_chars()
@@ -214,7 +227,7 @@ def _first_substring(s: pl.Series, ids: SampleIds, *, offset: int = 0) -> tuple[
         for o in range(len(text) - k + 1):
             for low in ids.prefixes.get(text[o : o + k], ()):
                 if text.startswith(low, o):
-                    return i + offset, ids.substrings[low]
+                    return int(rows[i]) + offset, ids.substrings[low]
     return None
 
 
@@ -364,7 +377,8 @@ def _per_person(path: Path, rows: int, ids: SampleIds) -> GateBlock:
 def _scan_table(path: Path, ids: SampleIds) -> None:
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         header = fh.readline().rstrip("\n").split("\t")
-    hit = scan_texts(header, ids)
+    # Registry column names are the gate's own text ("neg_log_10_p_value" is not sample 10).
+    hit = scan_texts([h for h in header if h not in ALL_COLUMNS], ids)
     if hit is not None:
         raise _refuse(path, "line 1 (header)", ids, hit[1])
     person = [h for h in header if PERSON_COLUMN.match(h)]
@@ -388,12 +402,16 @@ def _scan_table(path: Path, ids: SampleIds) -> None:
             ).with_row_index("row", offset=start)
             first = _first_substring(block["t"], ids, offset=start)
             if whole:
-                toks = block.with_columns(pl.col("t").str.extract_all(_TOKEN.pattern)).explode("t")
+                toks = block.with_columns(
+                    pl.col("t").str.contains(_COORDINATES).alias("coords"),
+                    pl.col("t").str.extract_all(_TOKEN.pattern),
+                ).explode("t")
                 keep = pl.col("t").is_in(whole)
-                if c == "variant_id":
-                    # chrom:pos:ref:alt: the first two fields are typed coordinates, not text.
+                if c in ("variant_id", "rsid"):
+                    # chrom:pos:ref:alt (also PLINK's rsid for unnamed variants): the first two
+                    # fields are coordinates, numbers rather than text.
                     k = pl.int_range(pl.len()).over("row")
-                    keep = keep & ((k >= 2) | ~pl.col("t").str.contains(r"^[0-9]+$"))
+                    keep = keep & ((k >= 2) | ~pl.col("coords") | ~pl.col("t").str.contains(r"^[0-9]+$"))
                 h = toks.filter(keep).head(1)
                 if h.height and (first is None or h["row"][0] < first[0]):
                     first = (h["row"][0], ids.whole[h["t"][0]])

@@ -358,11 +358,11 @@ def apply_gate(
 
     # Released sample sizes: one per trait from the rows the row rules keep, or each row's, rounded.
     if rules.release_n == "trait":
-        passing = work.filter(~pl.any_horizontal([pl.col(f"__fails_{r}") for r in row_rules]))
-        top = {c: passing[c].max() if passing.height else None for c in count_cols}
+        # Maxima over the passing rows, without a filtered copy of the table.
+        passes = ~pl.any_horizontal([pl.col(f"__fails_{r}") for r in row_rules])
+        top = work.select([pl.col(c).filter(passes).max() for c in count_cols]).row(0, named=True)
         if binary and top["n_cases"] is not None and top["n_controls"] is not None:
             top["n"] = int(top["n_cases"]) + int(top["n_controls"])
-        del passing
         released_n = {c: _round_value(top[c], rules.round_n) for c in count_cols}
         work = work.with_columns([pl.lit(released_n[c], dtype=pl.Int64).alias(f"__released_{c}")
                                   for c in count_cols])
