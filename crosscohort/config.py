@@ -140,10 +140,12 @@ def _coerce(value: Any, schema: dict) -> Any:
     if isinstance(value, list):
         items = schema.get("items")
         return [_coerce(v, items) for v in value] if isinstance(items, dict) else value
-    if not isinstance(value, str):
-        return value
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else list(types)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and types == ["string"]:
+        return str(value)  # --config cohort=2024 arrives as the integer 2024
+    if not isinstance(value, str):
+        return value
     enum = schema.get("enum", [])
     if "null" in types and value in _NULL:
         return None

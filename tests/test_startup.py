@@ -68,3 +68,23 @@ def test_assoc__small_job_never_imports_numba_nor_scipy_stats(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert proc.stdout.split() == ["0", "False", "False"], proc.stdout + proc.stderr[-2000:]
+
+
+def test_qc_and_pca__small_cohort_never_imports_numba_and_decodes_the_same(tmp_path):
+    prefix = _simulate(tmp_path)
+    code = (
+        "import sys; from crosscohort.cli import main; "
+        f"a = main(['qc', '--bfile', {str(prefix)!r}, '--out-prefix', {str(tmp_path / 'qc')!r}]); "
+        f"b = main(['pca', '--bfile', {str(prefix)!r}, '--n-pcs', '2', '--maf', '0.01', "
+        f"'--out', {str(tmp_path / 'pcs.eigenvec')!r}]); "
+        "print(a, b, 'numba' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert proc.stdout.split() == ["0", "0", "False"], proc.stdout + proc.stderr[-2000:]
+    from crosscohort.genotypes import Genotypes
+
+    geno = Genotypes([prefix])
+    compiled = geno.read(np.arange(geno.n_variants))
+    with small_job(True):
+        np.testing.assert_array_equal(geno.read(np.arange(geno.n_variants)), compiled)

@@ -63,7 +63,9 @@ def test_config__overrides_given_as_strings_take_the_schema_type():
     cfg["meta"] = {"gc": "true", "method": "random"}
     cfg["pooled"] = {"enabled": "false"}
     cfg["covariates"] = "age,sex"
+    cfg["study"]["name"] = 2024  # --config 'study={name: 2024}' gives a string, top-level ints an int
     validate_config(cfg)
+    assert cfg["study"]["name"] == "2024"
     assert cfg["association"] == {"scatter": 5, "chunk_size": 100}
     assert (cfg["qc"]["maf"], cfg["qc"]["mac"], cfg["qc"]["king_cutoff"], cfg["qc"]["hwe"]) == (0.05, 10, None, 1e-10)
     assert cfg["meta"]["gc"] is True and cfg["pooled"]["enabled"] is False

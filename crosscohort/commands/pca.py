@@ -9,15 +9,19 @@ from crosscohort.commands.genotype_options import add_genotype_options, open_gen
 
 
 def run(args: argparse.Namespace) -> int:
+    from crosscohort._jit import SMALL_JOB_CELLS, small_job
     from crosscohort.genotypes import read_id_list
     from crosscohort.pca import run_pca, write_pca
     from crosscohort.phenotypes import read_sample_list
 
     keep = read_sample_list(args.keep) if args.keep else None
     extract = read_id_list(args.extract) if args.extract else None
-    res = run_pca(open_genotypes(args), keep=keep, extract=extract, n_pcs=args.n_pcs, maf=args.maf,
-                  window=args.prune_window, step=args.prune_step, r2=args.prune_r2, seed=args.seed,
-                  method=args.method, chunk_size=args.chunk_size, nonfounders=args.nonfounders)
+    genotypes = open_genotypes(args)
+    # A small cohort decodes with numpy rather than load numba (crosscohort._jit; same calls).
+    with small_job(genotypes.n_samples * genotypes.n_variants <= SMALL_JOB_CELLS):
+        res = run_pca(genotypes, keep=keep, extract=extract, n_pcs=args.n_pcs, maf=args.maf,
+                      window=args.prune_window, step=args.prune_step, r2=args.prune_r2, seed=args.seed,
+                      method=args.method, chunk_size=args.chunk_size, nonfounders=args.nonfounders)
     params = {"maf": args.maf, "prune_window": args.prune_window, "prune_step": args.prune_step,
               "prune_r2": args.prune_r2, "n_pcs": args.n_pcs, "seed": args.seed}
     write_pca(res, args.out, params=params)
