@@ -48,15 +48,18 @@ from crosscohort.ledger import Ledger
 from crosscohort.meta.ivw import (
     _STUDY_COLUMNS,
     METHODS,
+    _axis_marker_eaf,
     _check_order,
     _cohort_rows,
     _cohort_z2,
     _combine,
     _gc_factors,
+    _mrmega_chi2,
     _stack_frames,
     summary_counts,
     summary_dict,
 )
+from crosscohort.meta.mrmega import DEFAULT_AXES, MrMegaModel, axes_from_eaf, check_axes, gco_lambda
 from crosscohort.stats import lambda_gc
 from crosscohort.sumstats import (
     REQUIRED,
@@ -276,12 +279,13 @@ class StreamedMeta:
     significant: pl.DataFrame | None = None
     loo_tables: dict[str, pl.DataFrame] | None = None
     passes: int = 1
+    mrmega: dict | None = None
 
     def summary(self) -> dict:
         """The same JSON as :meth:`MetaResult.summary` of the whole table."""
         return summary_dict(self.method, self.cohorts, self.counts, lambda_gc=self.lambda_gc,
                             lambda_meta=self.lambda_meta, gc_applied=self.gc_applied,
-                            ledgers=self.ledgers)
+                            ledgers=self.ledgers, mrmega=self.mrmega)
 
 
 class _Writer:
@@ -364,6 +368,8 @@ def meta_analyse_to_file(
     n_in: dict[str, int] | None = None,
     tbl: str | Path | None = None,
     loo_threshold: float | None = None,
+    pcs: int = DEFAULT_AXES,
+    gco: bool = False,
 ) -> StreamedMeta:
     """:func:`~crosscohort.meta.meta_analyse` + :func:`~crosscohort.meta.write_meta`, one chromosome at a time.
 
@@ -385,6 +391,9 @@ def meta_analyse_to_file(
     loo_threshold
         Keep the output rows with p below it (``significant``) and each
         cohort's rows at them (``loo_tables``), for the leave-one-out step.
+    pcs, gco
+        ``method="mrmega"``: axes of genetic variation and genomic control
+        of the output, as :func:`~crosscohort.meta.meta_analyse`.
 
     Returns
     -------
@@ -392,9 +401,13 @@ def meta_analyse_to_file(
 
     Notes
     -----
-    Passes over the parts: with ``gc``, a first one computes each cohort's
-    λ (value rules and de-duplication applied, as the whole-table run does)
-    before the one that combines. Reading from files, which columns a cohort
+    Passes over the parts: with ``gc`` or ``method="mrmega"``, a first one
+    computes each cohort's λ (value rules and de-duplication applied, as the
+    whole-table run does) and keeps the EAFs of MR-MEGA's axis markers (one
+    per Mb bin: a few thousand rows, whatever the input's size), before the
+    one that combines; with ``gco`` one more computes the association
+    chi-squares for their median (one float per variant kept, as the meta
+    λ's -log10 p are). Reading from files, which columns a cohort
     reports is taken from the headers; should a column that changes the
     output's columns (``rsid``, ``n``, ``n_cases``, ``n_controls``) turn out
     empty in every file, the pass is redone with that knowledge (rare: a
@@ -410,30 +423,50 @@ def meta_analyse_to_file(
     order = _check_order(dict.fromkeys(cohorts), cohort_order)
     canonical = sorted(order)
     samplesize = method == "samplesize"
+    mrmega = method == "mrmega"
+    if mrmega:
+        check_axes(len(canonical), pcs)
     parts_of = source if callable(source) and not isinstance(source, Parts) else (lambda: source)
     src = parts_of()
     present = src.present
     passes = 0
 
-    def z2_pass(src: Parts, present: dict | None) -> tuple[list[list[np.ndarray]], dict]:
+    def z2_pass(src: Parts, present: dict | None
+                ) -> tuple[list[list[np.ndarray]], dict, list[np.ndarray]]:
         z2: list[list[np.ndarray]] = [[] for _ in canonical]
         seen = dict.fromkeys(_STUDY_COLUMNS, False)
+        markers: list[np.ndarray] = []
         for _code, frames in src.parts():
             stacked, _ = _stack_frames(frames, [f.height for f in frames], canonical,
                                        samplesize=samplesize, present=present)
             for j, zz in enumerate(_cohort_z2(stacked)):
                 z2[j].append(zz)
+            if mrmega:
+                markers.append(_axis_marker_eaf(stacked))
             seen = {c: seen[c] or stacked.present_here[c] for c in seen}
-        return z2, seen
+        return z2, seen, markers
 
     factors = None
     lambdas = None
-    if gc:
-        z2, seen = z2_pass(src, present)
+    model = None
+    if gc or mrmega:
+        z2, seen, markers = z2_pass(src, present)
         passes += 1
         present = present or seen
-        lambdas, factors = _gc_factors(canonical, z2, gc=True)
+        lambdas, factors = _gc_factors(canonical, z2, gc=gc)
         del z2
+        if mrmega:
+            model = MrMegaModel(axes=axes_from_eaf(np.concatenate(markers), pcs))
+    if mrmega and gco:
+        # The output's λ is a genome-wide median: known only once every part is fitted.
+        chi2 = []
+        for _code, frames in src.parts():
+            stacked, _ = _stack_frames(frames, [f.height for f in frames], canonical,
+                                       samplesize=False, present=present)
+            chi2.append(_mrmega_chi2(stacked, factors, canonical, model.axes))
+        passes += 1
+        model = MrMegaModel(axes=model.axes, lambda_gco=gco_lambda(np.concatenate(chi2), pcs))
+        del chi2
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     while True:
@@ -441,7 +474,7 @@ def meta_analyse_to_file(
         result = _combine_pass(src, out, canonical=canonical, order=order,
                                present=present or src.assumed, factors=factors, method=method,
                                eaf_max_diff=eaf_max_diff, tbl=tbl, loo_threshold=loo_threshold,
-                               tbl_frame=tbl_frame)
+                               tbl_frame=tbl_frame, mrmega=model)
         used = present or src.assumed
         if all(used[c] == result["seen"][c] for c in _SCHEMA_COLUMNS):
             break
@@ -464,13 +497,14 @@ def meta_analyse_to_file(
         gc_applied={c: factors[c] for c in order},
         ledgers={c: ledgers[c] for c in order}, counts=result["counts"],
         significant=result["significant"], loo_tables=result["loo_tables"], passes=passes,
+        mrmega=None if model is None else model.summary(canonical),
     )
     write_json(out.with_name(out.name + ".summary.json"), streamed.summary())
     return streamed
 
 
 def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, method,
-                  eaf_max_diff, tbl, loo_threshold, tbl_frame) -> dict:
+                  eaf_max_diff, tbl, loo_threshold, tbl_frame, mrmega=None) -> dict:
     """One pass over the parts: combine, write (to temporary names), count.
 
     Parts are stacked and combined by :data:`COMBINE_WORKERS` threads and
@@ -502,7 +536,7 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
             zz = _cohort_z2(stacked) if factors is None else None
             part = _combine(stacked, part_ledgers, canonical=canonical, order=order,
                             factors=factors or dict.fromkeys(canonical, 1.0), method=method,
-                            eaf_max_diff=eaf_max_diff)
+                            eaf_max_diff=eaf_max_diff, mrmega=mrmega)
             return stacked.present_here, zz, part, part_ledgers
 
         # Parts combined by COMBINE_WORKERS threads (numpy and polars release the GIL),

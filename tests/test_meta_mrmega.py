@@ -1,0 +1,341 @@
+"""MR-MEGA meta-regression (crosscohort/meta/mrmega.py) against its oracles.
+
+- GWASLab's reimplementation (``gwaslab/extension/mrmega/mrmega.py``, stated to
+  match the C++ MR-MEGA exactly), run on the same cohorts as our product path
+  (``crosscohort meta --method mrmega`` on harmonised tables), every column.
+- statsmodels WLS for the regression itself (coefficients, SEs, sums of squares).
+- mpmath for -log10 p of chi-squares far beyond the double range.
+
+GWASLab differs from MR-MEGA in one accident: it drops the first eligible
+marker of the input from the axes (MR-MEGA drops the first marker of the file,
+eligible or not). The fixtures put two eligible markers in the first bin, so
+both rules pick the same markers. Axes are compared up to each axis' sign
+(an eigensolver's choice; ours is fixed: largest coordinate positive), the
+slopes on them with the same sign.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy.special import chdtrc
+
+from crosscohort.cli import main
+from crosscohort.meta import meta_analyse
+from crosscohort.meta.mrmega import (
+    _log_upper_gamma_q,
+    axis_marker_rows,
+    eaf_distances,
+    mds_axes,
+    mrmega_arrays,
+    neg_log10_chi2_sf,
+)
+from crosscohort.meta.tbl import mrmega_result_columns
+from crosscohort.sumstats import read_sumstats, write_sumstats
+
+COHORTS = ("afr", "eas", "eur1", "eur2", "sas")
+
+
+def _cohorts(
+    seed: int = 7, m: int = 1200, *, missing: bool = False, inflate: bool = False
+) -> dict[str, pl.DataFrame]:
+    """Five harmonised cohorts with ancestry-structured EAFs and an ancestry-dependent effect."""
+    rng = np.random.default_rng(seed)
+    k = len(COHORTS)
+    chrom = np.repeat([1, 2, 3], m // 3)
+    # ~3 variants per Mb bin; the first bin holds several (see the module docstring).
+    pos = np.tile(np.sort(rng.choice(np.arange(1, 130_000_000), m // 3, replace=False)), 3)
+    base = rng.uniform(0.02, 0.98, m)
+    drift = np.array([0.12, -0.10, 0.01, 0.0, 0.05])[:, None]
+    eaf = np.clip(
+        base + drift * rng.normal(1, 0.3, (k, m)) + rng.normal(0, 0.02, (k, m)), 0.003, 0.997
+    )
+    n = rng.integers(2000, 20000, (k, 1)).astype(float) * np.ones((1, m))
+    se = 1.0 / np.sqrt(2 * eaf * (1 - eaf) * n)
+    beta = rng.normal(0, 1, (k, m)) * se * (1.15 if inflate else 1.0)
+    # Effects that follow ancestry (afr strongest), one shared, one in afr only.
+    beta[:, 10] += np.array([0.20, 0.02, 0.08, 0.08, 0.05])
+    beta[:, 20] += 0.06
+    beta[0, 30] += 0.25
+    if missing:
+        drop = rng.random((k, m)) < 0.15
+        drop[:, :5] = False  # the first bin's markers stay eligible
+    tables = {}
+    for j, c in enumerate(COHORTS):
+        keep = ~drop[j] if missing else np.ones(m, bool)
+        tables[c] = pl.DataFrame(
+            {
+                "chromosome": chrom[keep],
+                "base_pair_location": pos[keep],
+                "effect_allele": "A",
+                "other_allele": "G",
+                "beta": beta[j][keep],
+                "standard_error": se[j][keep],
+                "effect_allele_frequency": eaf[j][keep],
+                "p_value": 0.5,
+                "n": n[j][keep].astype(np.int64),
+            }
+        ).sort("chromosome", "base_pair_location")
+    return tables
+
+
+def _require_gwaslab():
+    """GWASLab's MR-MEGA module; skip locally without it, fail under CI (.ci/run installs it)."""
+    try:
+        import gwaslab.extension.mrmega.mrmega as mr
+    except ImportError as exc:
+        msg = f"oracle gwaslab not importable ({exc}); .ci/run installs it"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return mr
+
+
+def _gwaslab(tables: dict[str, pl.DataFrame], *, pcs: int, gc: bool, gco: bool):
+    """GWASLab's MR-MEGA on the same cohorts (its SumstatsMulti's wide layout, duck-typed)."""
+    mr = _require_gwaslab()
+    import pandas as pd
+
+    wide = None
+    for i, c in enumerate(COHORTS, start=1):
+        t = tables[c].select(
+            pl.col("chromosome").alias("CHR"),
+            pl.col("base_pair_location").alias("POS"),
+            pl.col("beta").alias(f"BETA_{i}"),
+            pl.col("standard_error").alias(f"SE_{i}"),
+            pl.col("effect_allele_frequency").alias(f"EAF_{i}"),
+            pl.col("n").cast(pl.Float64).alias(f"N_{i}"),
+        )
+        wide = t if wide is None else wide.join(t, on=["CHR", "POS"], how="full", coalesce=True)
+    wide = wide.sort("CHR", "POS").with_columns(
+        (pl.col("CHR").cast(pl.String) + ":" + pl.col("POS").cast(pl.String)).alias("SNPID"),
+        pl.lit("A").alias("EA"),
+        pl.lit("G").alias("NEA"),
+    )
+    multi = SimpleNamespace(
+        meta={"gwaslab": {"number_of_studies": len(COHORTS)}},
+        engine="pandas",
+        data=wide.to_pandas(),
+    )
+    with np.errstate(all="ignore"):  # its sqrt of tiny negative eigenvalues, masked after
+        out = mr.meta_regress_mrmega_python(
+            multi, num_pcs=pcs, use_genomic_control=gc, use_gco=gco, verbose=False
+        )
+    return pd.DataFrame(out.data).sort_values(["CHR", "POS"]).reset_index(drop=True)
+
+
+def _run_cli(tmp_path, tables, *extra: str) -> tuple[pl.DataFrame, dict]:
+    args = []
+    for c, t in tables.items():
+        write_sumstats(t, tmp_path / f"{c}.tsv.gz")
+        args.append(f"{c}={tmp_path / f'{c}.tsv.gz'}")
+    out = tmp_path / "meta.tsv.gz"
+    assert main(["meta", "--method", "mrmega", *extra, "--out", str(out), *args]) == 0
+    return read_sumstats(out), json.loads((tmp_path / "meta.tsv.gz.summary.json").read_text())
+
+
+def _axis_signs(ours: pl.DataFrame, gw, pcs: int) -> np.ndarray:
+    """Sign of each of GWASLab's axes relative to ours, read off the slopes (one per axis)."""
+    signs = []
+    for j in range(1, pcs + 1):
+        a = ours.get_column(f"mrmega_beta_{j}").to_numpy()
+        b = gw[f"beta_{j}"].to_numpy()
+        ok = np.isfinite(a) & np.isfinite(b) & (np.abs(a) > 1e-6)
+        signs.append(np.sign(np.median(b[ok] / a[ok])))
+    return np.array(signs)
+
+
+def _compare_gwaslab(ours: pl.DataFrame, gw, pcs: int, *, rtol: float) -> None:
+    assert ours.height == len(gw)
+    np.testing.assert_array_equal(
+        ours.get_column("base_pair_location").to_numpy(), gw["POS"].to_numpy()
+    )
+    signs = _axis_signs(ours, gw, pcs)
+    assert set(np.abs(signs)) == {1.0}
+
+    def same(col: str, theirs, *, sign: float = 1.0, atol: float = 0.0) -> None:
+        a = ours.get_column(col).cast(pl.Float64).to_numpy()
+        b = np.asarray(theirs, dtype=np.float64) * sign
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=col)
+        ok = ~np.isnan(a)
+        np.testing.assert_allclose(a[ok], b[ok], rtol=rtol, atol=atol, err_msg=col)
+
+    same("mrmega_beta_0", gw["beta_0"])
+    same("mrmega_standard_error_0", gw["se_0"])
+    for j in range(1, pcs + 1):
+        same(f"mrmega_beta_{j}", gw[f"beta_{j}"], sign=signs[j - 1])
+        same(f"mrmega_standard_error_{j}", gw[f"se_{j}"])
+    same("mrmega_chi2_association", gw["chisq_association"])
+    same("mrmega_chi2_ancestry_het", gw["chisq_ancestry_het"])
+    same("mrmega_chi2_residual_het", gw["chisq_residual_het"])
+    same("mrmega_df_residual_het", gw["ndf_residual_het"])
+    # ln BF is a difference (chi2 - (T+1) ln K): its error is absolute, that of chi2.
+    chi2 = gw["chisq_association"].to_numpy()
+    same("mrmega_ln_bf", gw["lnBF"], atol=rtol * np.nanmax(chi2))
+    same("p_value", gw["P-value_association"])
+    same("mrmega_neg_log_10_p_ancestry_het", -np.log10(gw["P-value_ancestry_het"].to_numpy()))
+    same("mrmega_neg_log_10_p_residual_het", -np.log10(gw["P-value_residual_het"].to_numpy()))
+    # EAF (n-weighted) and N over the cohorts used; direction per cohort in id order.
+    has = ours.get_column("n_studies").to_numpy() >= pcs + 3
+    np.testing.assert_allclose(
+        ours.get_column("effect_allele_frequency").to_numpy()[has],
+        gw["EAF"].to_numpy()[has],
+        rtol=1e-12,
+    )
+    np.testing.assert_array_equal(
+        ours.get_column("n").to_numpy()[has], gw["Nsample"].to_numpy()[has]
+    )
+    assert ours.get_column("direction").to_list() == [
+        e if e else d
+        for e, d in zip(gw["Effects"].tolist(), ours.get_column("direction").to_list(), strict=True)
+    ]
+
+
+def test_mrmega__cli_matches_gwaslab_every_column(tmp_path):
+    tables = _cohorts()
+    ours, summary = _run_cli(tmp_path, tables)
+    gw = _gwaslab(tables, pcs=2, gc=False, gco=False)
+    _compare_gwaslab(ours, gw, 2, rtol=1e-9)
+    mr = summary["mrmega"]
+    assert mr["n_axes"] == 2 and summary["method"] == "mrmega"
+    assert sorted(mr["axes"]) == sorted(COHORTS) and len(mr["distances"]["afr"]) == 5
+    # The ancestry-dependent effect is ancestry-heterogeneous, the shared one is not.
+    nlp_anc = ours.get_column("mrmega_neg_log_10_p_ancestry_het").to_numpy()
+    assert nlp_anc[10] > 5 and nlp_anc[20] < 2
+
+
+def test_mrmega__missing_cohorts_gc_and_gco_match_gwaslab(tmp_path):
+    # Variants in 3-5 cohorts (fewer than T + 3 = 5: NA, MR-MEGA's SmallCohortCount),
+    # inflated cohorts (--gc) and the output's genomic control (--gco).
+    tables = _cohorts(seed=11, missing=True, inflate=True)
+    ours, summary = _run_cli(
+        tmp_path, tables, "--pcs", "2", "--gc", "--gco", "--tbl", str(tmp_path / "meta.result")
+    )
+    gw = _gwaslab(tables, pcs=2, gc=True, gco=True)
+    # GWASLab (and MR-MEGA) divide the median chi-square by 0.4549364, ours by the chi2(1)
+    # median to 15 digits (0.454936423119572): lambda differs by 5.1e-8 relatively.
+    _compare_gwaslab(ours, gw, 2, rtol=2e-7)
+    assert summary["mrmega"]["lambda_gco"] > 1.0
+    assert min(summary["gc_applied"].values()) > 1.0
+    few = ours.get_column("n_studies").to_numpy() < 5
+    assert few.any() and np.isnan(ours.get_column("p_value").to_numpy()[few]).all()
+    # MR-MEGA's own layout on request.
+    res = pl.read_csv(
+        tmp_path / "meta.result", separator="\t", null_values="NA", infer_schema_length=None
+    )
+    assert tuple(res.columns) == mrmega_result_columns(2)
+    np.testing.assert_allclose(
+        res.get_column("chisq_association").to_numpy()[~few],
+        gw["chisq_association"].to_numpy()[~few],
+        rtol=1e-9,
+    )
+    assert set(res.get_column("Comments").fill_null("").to_numpy()[few]) == {"SmallCohortCount"}
+
+
+def test_mrmega__regression_matches_statsmodels_wls():
+    import statsmodels.api as sm
+    rng = np.random.default_rng(3)
+    k, t, m = 7, 3, 40
+    axes = rng.normal(0, 0.1, (k, t))
+    se = rng.uniform(0.02, 0.2, (m, k))
+    beta = rng.normal(0, 1, (m, k)) * se + (axes @ rng.normal(0, 0.3, (t, m))).T
+    beta[5, 2] = np.nan  # one cohort missing: its row left out of that fit
+    res = mrmega_arrays(beta, se, axes)
+    for v in range(m):
+        ok = np.isfinite(beta[v])
+        x = np.column_stack([np.ones(ok.sum()), axes[ok]])
+        fit = sm.WLS(beta[v, ok], x, weights=1.0 / se[v, ok] ** 2).fit()
+        np.testing.assert_allclose(res.beta[:, v], fit.params, rtol=1e-10)
+        np.testing.assert_allclose(res.standard_error[:, v], fit.bse, rtol=1e-10)
+        np.testing.assert_allclose(res.chi2_residual_het[v], fit.ssr, rtol=1e-10)
+        np.testing.assert_allclose(
+            res.chi2_association[v], fit.uncentered_tss - fit.ssr, rtol=1e-10
+        )
+        np.testing.assert_allclose(res.chi2_ancestry_het[v], fit.centered_tss - fit.ssr, rtol=1e-10)
+        assert res.df_residual_het[v] == fit.df_resid
+        np.testing.assert_allclose(
+            res.ln_bf[v],
+            (fit.uncentered_tss - fit.ssr - (t + 1) * np.log(ok.sum())) / 2,
+            rtol=1e-10,
+        )
+
+
+def test_mrmega__axes_are_classical_mds_of_eaf_distances():
+    rng = np.random.default_rng(5)
+    pts = rng.normal(0, 1, (6, 2))  # cohorts at known points in the plane
+    d = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(axis=2)
+    coords, values = mds_axes(d, 2)
+    # Classical MDS recovers the points up to rotation and translation: same distances.
+    got = ((coords[:, None, :] - coords[None, :, :]) ** 2).sum(axis=2)
+    np.testing.assert_allclose(got, d, rtol=1e-10, atol=1e-12)
+    assert values[0] >= values[1] > 0 and abs(values[2:]).max() < 1e-10
+    assert (coords[np.argmax(np.abs(coords), axis=0), [0, 1]] > 0).all()
+    eaf = rng.uniform(0.1, 0.9, (50, 3))
+    np.testing.assert_allclose(eaf_distances(eaf)[0, 2], np.mean((eaf[:, 0] - eaf[:, 2]) ** 2))
+
+
+def test_mrmega__axis_markers_last_eligible_per_mb_bin():
+    chrom = np.array([1, 1, 1, 1, 1, 2, 2, 24, np.nan])
+    pos = np.array([10, 500_000, 999_999, 1_000_000, 1_500_000, 5, 299_000_001, 10, np.nan])
+    eaf = np.full((2, chrom.size), 0.3)
+    eaf[1, 2] = 0.995  # MAF 0.5 % in one cohort: not eligible
+    eaf[0, 4] = np.nan  # missing in one cohort
+    rows = axis_marker_rows(chrom, pos, eaf)
+    # bin (1, 0): rows 0-1 eligible, the last kept; (1, 1): row 3; (2, 0): row 5;
+    # 299 Mb and beyond, chromosome 24 and marker-name rows are outside MR-MEGA's bins.
+    assert rows.tolist() == [1, 3, 5]
+
+
+def test_mrmega__neg_log10_p_exact_beyond_double_range():
+    import mpmath
+    mpmath.mp.dps = 50
+    for chi2, df in [(5000.0, 3), (20000.0, 2), (1400.0, 5), (3.0, 2), (0.0, 3)]:
+        want = -mpmath.log10(mpmath.gammainc(df / 2, chi2 / 2, mpmath.inf, regularized=True))
+        got = neg_log10_chi2_sf(np.array([chi2]), df)[0]
+        assert got == pytest.approx(float(want), rel=1e-12, abs=1e-15), (chi2, df)
+    # The continued fraction (used where p < 1e-280) agrees with chdtrc where both work.
+    x, df = np.array([60.0, 300.0, 1200.0]), np.array([2.0, 3.0, 4.0])
+    np.testing.assert_allclose(
+        -_log_upper_gamma_q(df / 2, x / 2) / np.log(10), -np.log10(chdtrc(df, x)), rtol=1e-13
+    )
+
+
+def test_mrmega__cohort_order_changes_only_direction():
+    tables = _cohorts(seed=2, m=300)
+    a = meta_analyse(tables, method="mrmega").table
+    b = meta_analyse({c: tables[c] for c in reversed(COHORTS)}, method="mrmega").table
+    assert a.drop("direction").equals(b.drop("direction"))
+
+
+def test_mrmega__too_few_cohorts_refused_with_the_rule(tmp_path, capsys):
+    tables = {c: t for c, t in list(_cohorts(m=90).items())[:4]}
+    args = []
+    for c, t in tables.items():
+        write_sumstats(t, tmp_path / f"{c}.tsv")
+        args.append(f"{c}={tmp_path / f'{c}.tsv'}")
+    rc = main(["meta", "--method", "mrmega", "--pcs", "2", "--out", str(tmp_path / "m.tsv"), *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and "T + 3 = 5 cohorts" in err and "K = 4" in err and "Traceback" not in err
+    assert not (tmp_path / "m.tsv").exists()
+    # One axis fits four cohorts.
+    assert (
+        main(["meta", "--method", "mrmega", "--pcs", "1", "--out", str(tmp_path / "m.tsv"), *args])
+        == 0
+    )
+
+
+def test_mrmega__streamed_file_run_equals_in_memory_meta_analyse(tmp_path):
+    tables = _cohorts(seed=4, m=600, missing=True)
+    ours, summary = _run_cli(tmp_path, tables, "--gco", "--gc")
+    want = meta_analyse(tables, method="mrmega", gc=True, gco=True).table
+    for col in want.columns:
+        a, b = ours.get_column(col), want.get_column(col)
+        if a.dtype.is_float():
+            np.testing.assert_array_equal(a.to_numpy(), b.to_numpy(), err_msg=col)
+        else:
+            assert a.cast(pl.String).to_list() == b.cast(pl.String).to_list(), col
