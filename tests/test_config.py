@@ -156,3 +156,10 @@ def test_config__pooled_arm_is_refused_outside_demo_mode(workdir):
     assert not load_study(_cfg(mode="central"), workdir=workdir).run_pooled
     assert load_study(_cfg(), workdir=workdir).run_pooled
     assert not load_study(_cfg(pooled={"enabled": False}), workdir=workdir).run_pooled
+
+
+def test_config__mrmega_with_too_many_axes_for_the_cohorts_is_refused(workdir):
+    n = len(read_cohort_sheet(workdir / "config" / "cohorts.tsv"))
+    cfg = _cfg(meta__method="mrmega", meta__pcs=n - 2)
+    with pytest.raises(ConfigError, match=rf"meta.pcs = {n - 2} .* pcs \+ 3 = {n + 1} cohorts"):
+        load_study(cfg, workdir=workdir)
