@@ -97,13 +97,20 @@ def _require_gwaslab():
     return mr
 
 
-def _gwaslab(tables: dict[str, pl.DataFrame], *, pcs: int, gc: bool, gco: bool):
+def _gwaslab(
+    tables: dict[str, pl.DataFrame],
+    *,
+    pcs: int,
+    gc: bool,
+    gco: bool,
+    cohorts: tuple[str, ...] = COHORTS,
+):
     """GWASLab's MR-MEGA on the same cohorts (its SumstatsMulti's wide layout, duck-typed)."""
     mr = _require_gwaslab()
     import pandas as pd
 
     wide = None
-    for i, c in enumerate(COHORTS, start=1):
+    for i, c in enumerate(cohorts, start=1):
         t = tables[c].select(
             pl.col("chromosome").alias("CHR"),
             pl.col("base_pair_location").alias("POS"),
@@ -119,7 +126,7 @@ def _gwaslab(tables: dict[str, pl.DataFrame], *, pcs: int, gc: bool, gco: bool):
         pl.lit("G").alias("NEA"),
     )
     multi = SimpleNamespace(
-        meta={"gwaslab": {"number_of_studies": len(COHORTS)}},
+        meta={"gwaslab": {"number_of_studies": len(cohorts)}},
         engine="pandas",
         data=wide.to_pandas(),
     )
@@ -405,3 +412,142 @@ def test_mrmega__compare_carries_ancestry_heterogeneity_to_loci_and_variants():
     lead = cmp.loci.row(0, named=True)
     row = meta.filter(pl.col("base_pair_location") == lead["base_pair_location"]).row(0, named=True)
     assert lead["mrmega_neg_log_10_p_ancestry_het"] == row["mrmega_neg_log_10_p_ancestry_het"]
+
+
+def _demo_shaped_cohorts(tmp_path) -> tuple[dict[str, pl.DataFrame], dict]:
+    """Five cohorts' raw sumstats with allele frequencies from the demo's coalescent model.
+
+    The demo's Out-of-Africa + admixture history (crosscohort.simulate, msprime): a
+    European-heavy biobank, an African-admixed cohort, an East Asian cohort, a
+    South-Asian-like EUR/EAS admixed group and a second European cohort, each cohort's
+    EAF its populations' mixture plus sampling noise; effects: one causal variant whose
+    effect grows with African ancestry, one present only where AFR ancestry is.
+    """
+    import msprime
+
+    from crosscohort.simulate import ooa_admixed_demography
+
+    demography = ooa_admixed_demography()
+    pops = ("AFR", "EUR", "EAS", "ADMIX")
+    samples = [msprime.SampleSet(80, population=p, ploidy=1) for p in pops]
+    freq, chrom, pos = [], [], []
+    for c in (1, 2, 3):
+        ts = msprime.sim_ancestry(
+            samples,
+            demography=demography,
+            sequence_length=4_000_000,
+            recombination_rate=1e-8,
+            random_seed=10 + c,
+            ploidy=1,
+        )
+        ts = msprime.sim_mutations(
+            ts,
+            rate=1.29e-8,
+            random_seed=20 + c,
+            model=msprime.BinaryMutationModel(),
+            discrete_genome=True,
+        )
+        g = ts.genotype_matrix()  # (sites, 320)
+        site_pos = ts.tables.sites.position.astype(np.int64) + 1
+        keep = np.r_[True, site_pos[1:] != site_pos[:-1]]
+        freq.append(np.stack([g[keep, 80 * i : 80 * (i + 1)].mean(axis=1) for i in range(4)]))
+        chrom.append(np.full(keep.sum(), c))
+        pos.append(site_pos[keep])
+    f = dict(zip(pops, np.concatenate(freq, axis=1), strict=True))
+    chrom, pos = np.concatenate(chrom), np.concatenate(pos)
+    mix = {
+        "biobank_eur": {"EUR": 0.9, "ADMIX": 0.05, "EAS": 0.05},
+        "admixed_afr": {"ADMIX": 0.9, "EUR": 0.1},
+        "biobank_eas": {"EAS": 1.0},
+        "admixed_sas": {"EUR": 0.55, "EAS": 0.45},
+        "cohort_eur2": {"EUR": 1.0},
+    }
+    afr_share = {
+        "biobank_eur": 0.04,
+        "admixed_afr": 0.72,
+        "biobank_eas": 0.0,
+        "admixed_sas": 0.0,
+        "cohort_eur2": 0.0,
+    }
+    rng = np.random.default_rng(23)
+    common = (f["AFR"] > 0.2) & (f["AFR"] < 0.8) & (f["EUR"] > 0.2) & (f["EAS"] > 0.2)
+    grows = int(np.flatnonzero(common)[len(np.flatnonzero(common)) // 2])
+    afr_only = int(np.flatnonzero((f["ADMIX"] > 0.15) & (f["EUR"] == 0) & (f["EAS"] == 0))[0])
+    pairs = np.array([("A", "G"), ("C", "T"), ("G", "A"), ("T", "C")])[rng.integers(0, 4, pos.size)]
+    tables = {}
+    for c, w in mix.items():
+        n = int(rng.integers(4000, 30000))
+        p = sum(share * f[pop] for pop, share in w.items())
+        p = rng.binomial(2 * n, p) / (2 * n)
+        ok = (p > 0) & (p < 1)  # monomorphic in the cohort: QC drops it
+        se = 1.0 / np.sqrt(2 * n * p * (1 - p) + 1e-12) * rng.uniform(0.97, 1.03, p.size)
+        beta = rng.normal(0, 1, p.size) * se
+        beta[grows] += 0.02 + 0.12 * afr_share[c]
+        beta[afr_only] += 0.15
+        tables[c] = pl.DataFrame(
+            {
+                "chromosome": chrom[ok],
+                "base_pair_location": pos[ok],
+                "effect_allele": pairs[ok, 0],
+                "other_allele": pairs[ok, 1],
+                "beta": beta[ok],
+                "standard_error": se[ok],
+                "effect_allele_frequency": p[ok],
+                "p_value": 0.5,
+                "n": n,
+            }
+        )
+    return tables, {
+        "grows": (int(chrom[grows]), int(pos[grows])),
+        "afr_only": (int(chrom[afr_only]), int(pos[afr_only])),
+    }
+
+
+def test_mrmega__demo_shaped_harmonised_inputs_match_gwaslab(tmp_path):
+    raw, truth = _demo_shaped_cohorts(tmp_path)
+    args = []
+    for c, t in raw.items():
+        t.write_csv(tmp_path / f"{c}.raw.tsv", separator="\t")
+        args.append(f"{c}={tmp_path / f'{c}.raw.tsv'}")
+    # The product path: harmonise, then meta-analyse the harmonised tables.
+    assert main(["harmonise", "--format", "gwas-ssf", "--out-dir", str(tmp_path / "h"), *args]) == 0
+    harmonised = {c: read_sumstats(tmp_path / "h" / f"{c}.tsv.gz") for c in raw}
+    out = tmp_path / "meta.tsv.gz"
+    assert (
+        main(
+            [
+                "meta",
+                "--method",
+                "mrmega",
+                "--pcs",
+                "2",
+                "--cohort-order",  # GWASLab's direction string is in sorted cohort order
+                ",".join(sorted(raw)),
+                "--out",
+                str(out),
+                *(f"{c}={tmp_path / 'h' / f'{c}.tsv.gz'}" for c in raw),
+            ]
+        )
+        == 0
+    )
+    ours = read_sumstats(out)
+    # GWASLab on the same harmonised tables (its wide layout by position: one allele pair a site).
+    gw = _gwaslab(harmonised, pcs=2, gc=False, gco=False, cohorts=tuple(sorted(raw)))
+    assert ours.height > 2000
+    _compare_gwaslab(ours, gw, 2, rtol=1e-9)
+    summary = json.loads((tmp_path / "meta.tsv.gz.summary.json").read_text())["mrmega"]
+    axes = summary["axes"]
+    # The first axis separates the African-admixed cohort from the others.
+    first = {c: v[0] for c, v in axes.items()}
+    assert max(first, key=lambda c: abs(first[c])) == "admixed_afr"
+
+    def at(chrom_pos):
+        return ours.filter(
+            (pl.col("chromosome") == chrom_pos[0]) & (pl.col("base_pair_location") == chrom_pos[1])
+        ).row(0, named=True)
+
+    grows = at(truth["grows"])
+    assert grows["mrmega_neg_log_10_p_ancestry_het"] > 3
+    # The AFR-only variant is in fewer than T + 3 cohorts: IVW sees it, MR-MEGA cannot fit it.
+    only = at(truth["afr_only"])
+    assert only["n_studies"] < 5 and only["p_value"] is None
