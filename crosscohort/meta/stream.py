@@ -436,6 +436,7 @@ def meta_analyse_to_file(
         z2: list[list[np.ndarray]] = [[] for _ in canonical]
         seen = dict.fromkeys(_STUDY_COLUMNS, False)
         markers: list[np.ndarray] = []
+        has_eaf = np.zeros(len(canonical), dtype=bool)
         for _code, frames in src.parts():
             stacked, _ = _stack_frames(frames, [f.height for f in frames], canonical,
                                        samplesize=samplesize, present=present)
@@ -443,7 +444,15 @@ def meta_analyse_to_file(
                 z2[j].append(zz)
             if mrmega:
                 markers.append(_axis_marker_eaf(stacked))
+                eaf = stacked.arrays.get("effect_allele_frequency")
+                if eaf is not None:
+                    has_eaf |= np.isfinite(eaf).any(axis=1)
             seen = {c: seen[c] or stacked.present_here[c] for c in seen}
+        if mrmega and not has_eaf.all():
+            raise InputError(
+                "MR-MEGA's axes of genetic variation need every cohort's effect_allele_frequency; "
+                f"cohort(s) {[c for c, h in zip(canonical, has_eaf, strict=True) if not h]} "
+                "report none")
         return z2, seen, markers
 
     factors = None
