@@ -342,7 +342,12 @@ def test_mrmega__too_few_cohorts_refused_with_the_rule(tmp_path, capsys):
 def test_mrmega__streamed_file_run_equals_in_memory_meta_analyse(tmp_path):
     tables = _cohorts(seed=4, m=600, missing=True)
     ours, summary = _run_cli(tmp_path, tables, "--gco", "--gc")
-    want = meta_analyse(tables, method="mrmega", gc=True, gco=True).table
+    whole = meta_analyse(tables, method="mrmega", gc=True, gco=True)
+    want = whole.table
+    # The summary too: counts (IVW's from beta/SE, MR-MEGA's from p_value), axes, lambda_gco.
+    assert summary == json.loads(json.dumps(whole.summary()))
+    nlp_ivw = ivw_neglog10p(ours)
+    assert summary["n_genome_wide_fixed"] == int((nlp_ivw > -np.log10(5e-8)).sum())
     for col in want.columns:
         a, b = ours.get_column(col), want.get_column(col)
         if a.dtype.is_float():
@@ -366,10 +371,10 @@ def test_mrmega__report_shows_axes_and_where_mrmega_and_ivw_disagree(tmp_path):
         )
     # A strong effect carried by two cohorts only: MR-MEGA cannot fit it (fewer than T + 3).
     for c in ("afr", "eas", "eur1"):
-        tables[c] = tables[c].filter(pl.int_range(pl.len()) != 750)
+        tables[c] = tables[c].filter(~pl.int_range(pl.len()).is_in([750, 820]))
     for c in ("eur2", "sas"):
         tables[c] = tables[c].with_columns(
-            pl.when(pl.int_range(pl.len()) == 750)
+            pl.when(pl.int_range(pl.len()).is_in([750, 820]))
             .then(pl.col("beta") + 0.25)
             .otherwise(pl.col("beta"))
             .alias("beta")
@@ -383,6 +388,9 @@ def test_mrmega__report_shows_axes_and_where_mrmega_and_ivw_disagree(tmp_path):
     assert loo.filter(pl.col("base_pair_location") == pos600).height == 5
     nlp_mr = ours.get_column("neg_log_10_p_value").to_numpy()
     assert nlp_mr[600] > 7.3 > nlp_ivw[600]
+    thr = -np.log10(5e-8)
+    assert summary["n_genome_wide_fixed"] == int((nlp_ivw > thr).sum())
+    assert summary["n_genome_wide_mrmega"] == summary["n_genome_wide"] == int((nlp_mr > thr).sum())
     out = build_report(
         trait="t",
         meta_path=tmp_path / "meta.tsv.gz",

@@ -574,8 +574,8 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
             for c, lg in part_ledgers.items():
                 _add(ledgers[c], lg)
             nlp.append(part.nlp_main)
-            # The fixed-effect -log10 p is nlp_main unless that is the sample-size scheme's.
-            fixed = None if samplesize else part.nlp_main
+            # The fixed-effect -log10 p is nlp_main unless that is the sample-size scheme's or MR-MEGA's.
+            fixed = None if method in ("samplesize", "mrmega") else part.nlp_main
             for name, v in summary_counts(part.table, nlp_fixed=fixed).items():
                 counts[name] = counts.get(name, 0) + v
             table = order_columns(part.table)
