@@ -209,6 +209,7 @@ def test_mrmega__cli_matches_gwaslab_every_column(tmp_path):
     ours, summary = _run_cli(tmp_path, tables)
     gw = _gwaslab(tables, pcs=2, gc=False, gco=False)
     _compare_gwaslab(ours, gw, 2, rtol=1e-9)
+    assert not list(tmp_path.glob(".*parts*"))  # the first pass's parts are removed
     mr = summary["mrmega"]
     assert mr["n_axes"] == 2 and summary["method"] == "mrmega"
     assert sorted(mr["axes"]) == sorted(COHORTS) and len(mr["distances"]["afr"]) == 5
@@ -573,3 +574,5 @@ def test_mrmega__cohort_without_eaf_is_named(tmp_path, capsys):
     rc = main(["meta", "--method", "mrmega", "--out", str(tmp_path / "m.tsv"), *args])
     err = capsys.readouterr().err
     assert rc == 2 and "['eas'] report none" in err and "Traceback" not in err
+    # The first pass's parts, kept on disk for the combining pass, are gone (on error too).
+    assert not list(tmp_path.glob(".*parts*"))
