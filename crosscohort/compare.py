@@ -40,7 +40,9 @@ LOCUS_CLASSES = ("both", "meta_only", "pooled_only")
 #: Direction classes of a meta-analysis ``direction`` string.
 DIRECTION_CLASSES = ("agree", "conflict", "single_cohort", "unknown")
 #: Meta-analysis heterogeneity columns carried into the comparison tables.
-_HET_COLUMNS = ("direction", "n_studies", "het_q", "het_df", "het_p", "het_i2")
+_HET_COLUMNS = ("direction", "n_studies", "het_q", "het_df", "het_p", "het_i2",
+                # MR-MEGA runs (meta --method mrmega): heterogeneity along ancestry, and what is left.
+                "mrmega_neg_log_10_p_ancestry_het", "mrmega_neg_log_10_p_residual_het")
 
 
 @dataclass(frozen=True)

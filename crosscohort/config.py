@@ -323,6 +323,13 @@ def load_study(config: dict[str, Any], *, workdir: str | Path = ".", source: str
             f"{source}: key 'pooled.enabled' is true in {mode} mode; the pooled arm pools individual-level "
             "data of all cohorts and runs only in demo mode (set it to auto or false)"
         )
+    meta = config["meta"]
+    if meta["method"] == "mrmega" and len(study.cohorts) < meta["pcs"] + 3:
+        raise ConfigError(
+            f"{source}: key 'meta.method' is mrmega with meta.pcs = {meta['pcs']} axes, which needs "
+            f"at least pcs + 3 = {meta['pcs'] + 3} cohorts; the sheet has {len(study.cohorts)} "
+            f"(set meta.pcs to {max(len(study.cohorts) - 3, 1)} or another method)"
+        )
     unknown = sorted(set(config["export_gate"].get("overrides", {})) - set(study.cohorts))
     if unknown:
         raise ConfigError(f"{source}: key 'export_gate.overrides': unknown cohort(s) {unknown}; ids: {study.cohorts}")

@@ -107,6 +107,26 @@ META_COLUMNS: dict[str, Column] = _declare(
     Column("eaf_max", pl.Float64, "largest cohort effect allele frequency"),
     Column("n_effective", pl.Float64, "sum of 4/(1/n_cases + 1/n_controls) for binary traits, else n"),
     Column("z_samplesize", pl.Float64, "sample-size weighted Z (METAL SCHEME SAMPLESIZE); its p is p_value"),
+    # MR-MEGA meta-regression (meta --method mrmega; crosscohort/meta/mrmega.py): its
+    # association test's p is p_value; beta/standard_error stay the fixed-effect IVW's.
+    *(col for j in range(11) for col in (
+        Column(f"mrmega_beta_{j}", pl.Float64,
+               "MR-MEGA intercept (effect at the axes' origin)" if j == 0
+               else f"MR-MEGA slope of the effect on axis {j} of genetic variation"),
+        Column(f"mrmega_standard_error_{j}", pl.Float64, f"standard error of mrmega_beta_{j}"),
+    )),
+    Column("mrmega_chi2_association", pl.Float64,
+           "MR-MEGA association chi-square (T+1 df); its p is p_value"),
+    Column("mrmega_chi2_ancestry_het", pl.Float64,
+           "MR-MEGA heterogeneity correlated with ancestry, chi-square (T df)"),
+    Column("mrmega_neg_log_10_p_ancestry_het", pl.Float64,
+           "-log10 p of mrmega_chi2_ancestry_het, in log space"),
+    Column("mrmega_chi2_residual_het", pl.Float64,
+           "MR-MEGA residual heterogeneity chi-square (mrmega_df_residual_het df)"),
+    Column("mrmega_df_residual_het", pl.Int64, "n_studies - T - 1"),
+    Column("mrmega_neg_log_10_p_residual_het", pl.Float64,
+           "-log10 p of mrmega_chi2_residual_het, in log space"),
+    Column("mrmega_ln_bf", pl.Float64, "MR-MEGA log Bayes factor: (chi2_association - (T+1) ln n_studies) / 2"),
 )
 
 #: Columns the association engine writes for the export gate's rules only.

@@ -190,3 +190,10 @@ def test_config__per_variant_counts_without_coarsening_are_refused_at_load(workd
         load_study(cfg, workdir=workdir)
     study = load_study(_cfg(export_gate__release_n="per_variant", export_gate__round_n=25), workdir=workdir)
     assert study.gate_rules("biobank_eur")["release_n"] == "per_variant"
+
+
+def test_config__mrmega_with_too_many_axes_for_the_cohorts_is_refused(workdir):
+    n = len(read_cohort_sheet(workdir / "config" / "cohorts.tsv"))
+    cfg = _cfg(meta__method="mrmega", meta__pcs=n - 2)
+    with pytest.raises(ConfigError, match=rf"meta.pcs = {n - 2} .* pcs \+ 3 = {n + 1} cohorts"):
+        load_study(cfg, workdir=workdir)

@@ -19,9 +19,11 @@ import sys
 from pathlib import Path
 
 from crosscohort.commands.harmonise import cohort_paths
+from crosscohort.errors import ConfigError
 from crosscohort.harmonise.align import EAF_MAX_DIFF
 from crosscohort.meta import METHODS, leave_one_out, write_loo
 from crosscohort.meta.ivw import meta_input_columns
+from crosscohort.meta.mrmega import DEFAULT_AXES
 from crosscohort.meta.stream import Unsorted, file_parts, memory_parts, meta_analyse_to_file
 from crosscohort.sumstats import read_sumstats
 
@@ -34,7 +36,7 @@ HARMONISED = "harmonised"
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "meta",
-        help="meta-analysis of cohorts (fixed, random effects, sample size)",
+        help="meta-analysis of cohorts (fixed, random effects, sample size, MR-MEGA)",
         description=(
             "Combine summary statistics of one trait, matching variants on chromosome, "
             "position and alleles. Inputs are harmonised GWAS-SSF tables (output of "
@@ -54,7 +56,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=METHODS, default="fixed",
                    help="primary estimate (default fixed). fixed and random write the same "
                         "table (both models); samplesize puts the sample-size Z test's p in "
-                        "p_value/neg_log_10_p_value (needs n and p per cohort)")
+                        "p_value/neg_log_10_p_value (needs n and p per cohort); mrmega adds "
+                        "MR-MEGA's meta-regression on --pcs axes of genetic variation "
+                        "(mrmega_* columns; axes and EAF distances in OUT.summary.json) and "
+                        "puts its association test's p there (needs EAF per cohort and at "
+                        "least --pcs + 3 cohorts)")
+    p.add_argument("--pcs", type=int, default=DEFAULT_AXES, metavar="T",
+                   help=f"--method mrmega: axes of genetic variation (MR-MEGA --pc; default "
+                        f"{DEFAULT_AXES}; needs T + 3 cohorts or more)")
+    p.add_argument("--gco", action="store_true",
+                   help="--method mrmega: genomic control of the association chi-squares on "
+                        "output (MR-MEGA --gco); --gc corrects each cohort's SEs as MR-MEGA's --gc")
     p.add_argument("--gc", action="store_true",
                    help="genomic control: multiply SEs of cohorts with lambda_GC > 1 by "
                         "sqrt(lambda) before combining (METAL GENOMICCONTROL ON)")
@@ -84,7 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="locus window for --loo-threshold leads (default 500)")
     p.add_argument("--tbl", type=Path, metavar="PATH",
                    help="also write METAL's .tbl layout (MarkerName Allele1 Allele2 Freq1 ... "
-                        "HetPVal; lower-case alleles) to PATH")
+                        "HetPVal; lower-case alleles) to PATH; with --method mrmega, MR-MEGA's "
+                        ".result layout (MarkerName Chromosome Position EA NEA EAF ... lnBF "
+                        "Comments)")
     p.add_argument("--out", required=True, type=Path, help="output table (.tsv, .tsv.gz, .parquet)")
     p.set_defaults(func=run)
 
@@ -118,9 +132,11 @@ def run(args: argparse.Namespace) -> int:
     order = [c.strip() for c in args.cohort_order.split(",")] if args.cohort_order else None
     samplesize = args.method == "samplesize"
     keep = meta_input_columns(samplesize=samplesize)
+    if args.method != "mrmega" and (args.gco or args.pcs != DEFAULT_AXES):
+        raise ConfigError(f"--gco and --pcs apply to --method mrmega only; got --method {args.method}")
     options = dict(method=args.method, gc=args.gc, cohort_order=order,
                    eaf_max_diff=args.eaf_max_diff, tbl=args.tbl,
-                   loo_threshold=args.loo_threshold)
+                   loo_threshold=args.loo_threshold, pcs=args.pcs, gco=args.gco)
     harmonise_ledgers = None
     if fmt == HARMONISED:
         # The workflow's call: one chromosome of every cohort in memory at a time, read

@@ -27,6 +27,17 @@ from crosscohort.harmonise.align import (
     check_eaf_max_diff,
 )
 from crosscohort.ledger import Ledger
+from crosscohort.meta.mrmega import (
+    DEFAULT_AXES,
+    Axes,
+    MrMegaModel,
+    axes_from_eaf,
+    axis_marker_rows,
+    check_axes,
+    gco_lambda,
+    mrmega_arrays,
+    mrmega_columns,
+)
 from crosscohort.stats import CHI2_1_MEDIAN, lambda_gc
 from crosscohort.sumstats import (
     COLUMNS,
@@ -60,7 +71,7 @@ GENOME_WIDE = 5e-8
 
 #: Methods of :func:`meta_analyse`: the estimate the summary (and, for
 #: ``samplesize``, the p-value columns) report as primary.
-METHODS = ("fixed", "random", "samplesize")
+METHODS = ("fixed", "random", "samplesize", "mrmega")
 
 
 @dataclass(frozen=True)
@@ -274,12 +285,13 @@ class MetaResult:
     gc_applied: dict[str, float]
     ledgers: dict[str, Ledger] = field(default_factory=dict)
     eaf_se: np.ndarray | None = None
+    mrmega: dict | None = None
 
     def summary(self) -> dict:
         """JSON-ready summary: counts, λ per cohort and overall, genome-wide hits, method."""
         return summary_dict(self.method, self.cohorts, summary_counts(self.table),
                             lambda_gc=self.lambda_gc, lambda_meta=self.lambda_meta,
-                            gc_applied=self.gc_applied, ledgers=self.ledgers)
+                            gc_applied=self.gc_applied, ledgers=self.ledgers, mrmega=self.mrmega)
 
 
 def summary_counts(table: pl.DataFrame, *, nlp_fixed: np.ndarray | None = None) -> dict[str, int]:
@@ -298,6 +310,8 @@ def summary_counts(table: pl.DataFrame, *, nlp_fixed: np.ndarray | None = None) 
         counts = {"fixed": int(np.sum(nlp_fixed > thr)), "random": int(np.sum(nlp_random > thr))}
         if "z_samplesize" in t.columns:
             counts["samplesize"] = int(np.sum(t.get_column("neg_log_10_p_value").to_numpy() > thr))
+        if "mrmega_chi2_association" in t.columns:
+            counts["mrmega"] = int(np.sum(t.get_column("neg_log_10_p_value").to_numpy() > thr))
     return {
         "n_variants": t.height,
         "n_variants_multi_cohort": int((t.get_column("n_studies") > 1).sum()),
@@ -315,8 +329,13 @@ def summary_dict(
     lambda_meta: float,
     gc_applied: dict[str, float],
     ledgers: dict[str, Ledger],
+    mrmega: dict | None = None,
 ) -> dict:
-    """The summary JSON of a meta-analysis from its :func:`summary_counts` (summed over parts)."""
+    """The summary JSON of a meta-analysis from its :func:`summary_counts` (summed over parts).
+
+    ``mrmega``: :meth:`crosscohort.meta.mrmega.MrMegaModel.summary` (the axes,
+    distances, markers, λ_gco), written under ``"mrmega"`` when given.
+    """
     out = {
         "method": method,
         "cohorts": list(cohorts),
@@ -331,6 +350,8 @@ def summary_dict(
         "ledgers": [lg.to_dict() for lg in ledgers.values()],
     }
     out.update({k: v for k, v in counts.items() if k.startswith("n_genome_wide_")})
+    if mrmega is not None:
+        out["mrmega"] = mrmega
     return out
 
 
@@ -697,8 +718,10 @@ def meta_analyse(
     gc: bool = False,
     cohort_order: list[str] | None = None,
     eaf_max_diff: float = EAF_MAX_DIFF,
+    pcs: int = DEFAULT_AXES,
+    gco: bool = False,
 ) -> MetaResult:
-    """Fixed-effect, random-effects and sample-size meta-analysis of harmonised summary statistics.
+    """Fixed-effect, random-effects, sample-size and MR-MEGA meta-analysis of harmonised summary statistics.
 
     Parameters
     ----------
@@ -713,6 +736,9 @@ def meta_analyse(
         ``p_value``/``neg_log_10_p_value`` are the fixed-effect test's, except
         with ``samplesize``, where they are the sample-size Z test's
         (``z_samplesize``), as METAL's ``SCHEME SAMPLESIZE`` reports.
+        ``mrmega`` adds MR-MEGA's meta-regression on ``pcs`` axes of genetic
+        variation (:mod:`crosscohort.meta.mrmega`; ``mrmega_*`` columns) and
+        puts its association test's p in ``p_value``/``neg_log_10_p_value``.
     gc
         Genomic control of the inputs, as METAL's ``GENOMICCONTROL ON``:
         each cohort with λ > 1 has its SEs multiplied by sqrt(λ) (and, in the
@@ -727,6 +753,12 @@ def meta_analyse(
         :data:`~crosscohort.harmonise.align.FLAG_EAF_FAR` marks variants with
         a far cohort (kept), and each cohort's ledger counts its far rows as
         ``changed.eaf_far_from_other_cohorts_flagged``.
+    pcs
+        ``mrmega`` only: number T of axes of genetic variation (MR-MEGA
+        ``--pc``); needs at least T + 3 cohorts.
+    gco
+        ``mrmega`` only: genomic control of the association chi-squares on
+        output (MR-MEGA ``--gco``, :func:`crosscohort.meta.mrmega.gco_lambda`).
 
     Returns
     -------
@@ -779,10 +811,22 @@ def meta_analyse(
     # Arithmetic runs over cohorts in sorted-id order whatever the requested order,
     # so reordering cohorts changes the direction string and nothing else, bit for bit.
     canonical = sorted(order)
+    if method == "mrmega":
+        check_axes(len(canonical), pcs)
     stacked, ledgers = _stack(tables, canonical, samplesize=method == "samplesize")
     lambdas, factors = _gc_factors(canonical, [[z2] for z2 in _cohort_z2(stacked)], gc=gc)
+    model = None
+    if method == "mrmega":
+        eaf = stacked.arrays.get("effect_allele_frequency")
+        none = [c for j, c in enumerate(canonical) if eaf is None or not np.isfinite(eaf[j]).any()]
+        if none:
+            raise InputError("MR-MEGA's axes of genetic variation need every cohort's "
+                             f"effect_allele_frequency; cohort(s) {none} report none")
+        axes = axes_from_eaf(_axis_marker_eaf(stacked), pcs)
+        lam = gco_lambda(_mrmega_chi2(stacked, factors, canonical, axes), pcs) if gco else None
+        model = MrMegaModel(axes=axes, lambda_gco=lam)
     part = _combine(stacked, ledgers, canonical=canonical, order=order, factors=factors,
-                    method=method, eaf_max_diff=eaf_max_diff)
+                    method=method, eaf_max_diff=eaf_max_diff, mrmega=model)
     lam_meta = lambda_gc(part.nlp_main) if part.table.height else float("nan")
     return MetaResult(
         table=part.table,
@@ -793,7 +837,28 @@ def meta_analyse(
         gc_applied={c: factors[c] for c in order},
         ledgers={c: ledgers[c] for c in order},
         eaf_se=part.eaf_se,
+        mrmega=None if model is None else model.summary(canonical),
     )
+
+
+def _axis_marker_eaf(stacked: _Stacked) -> np.ndarray:
+    """``(markers, K)`` EAFs of the stacked variants MR-MEGA's axes are computed from (rows of one part)."""
+    k = len(stacked.arrays["beta"])
+    eaf = stacked.arrays.get("effect_allele_frequency")
+    if eaf is None or stacked.variants.height == 0:
+        return np.empty((0, k))
+    v = stacked.variants
+    chrom = v.get_column("chromosome").cast(pl.Float64).to_numpy()  # null -> NaN
+    pos = v.get_column("base_pair_location").cast(pl.Float64).to_numpy()
+    return eaf[:, axis_marker_rows(chrom, pos, eaf)].T
+
+
+def _mrmega_chi2(stacked: _Stacked, factors: dict[str, float], canonical: list[str],
+                 axes: Axes) -> np.ndarray:
+    """MR-MEGA association chi-squares of stacked variants (for the ``--gco`` median)."""
+    fvec = np.array([factors[c] for c in canonical])[:, None]
+    beta, se = stacked.arrays["beta"], stacked.arrays["standard_error"] * fvec
+    return mrmega_arrays(beta.T, se.T, axes.coordinates).chi2_association
 
 
 def _cohort_z2(stacked: _Stacked) -> list[np.ndarray]:
@@ -845,10 +910,12 @@ def _combine(
     factors: dict[str, float],
     method: str,
     eaf_max_diff: float,
+    mrmega: MrMegaModel | None = None,
 ) -> _Part:
     """Per-variant statistics and output columns of stacked cohorts (the whole input or one part).
 
-    Every quantity is per variant except the SE factors of genomic control,
+    Every quantity is per variant except the SE factors of genomic control
+    and, for ``method="mrmega"``, the axes and ``--gco`` factor (``mrmega``),
     which the caller computes over the whole input; the EAF-far counts are
     added to ``ledgers``.
     """
@@ -918,6 +985,9 @@ def _combine(
         z_cohort = _cohort_z(arrays) / fvec
         ss = samplesize_arrays(z_cohort.T, n.T)
         p_main, nlp_main = _p_from_z(ss.z), ss.neg_log_10_p_value
+    elif method == "mrmega":
+        # MR-MEGA's association test is the primary p (GLGC 2021); beta/SE stay IVW's.
+        mr_cols, p_main, nlp_main = mrmega_columns(beta, se_used, mrmega)
     else:
         p_main, nlp_main = _p_from_z(res.z), neg_log10_p_from_z(res.z)
 
@@ -948,6 +1018,10 @@ def _combine(
     }
     if method == "samplesize":
         columns["z_samplesize"] = float_column("z_samplesize", ss.z)
+    if method == "mrmega":
+        for name, v in mr_cols.items():
+            col = float_column(name, v)
+            columns[name] = col.cast(pl.Int64) if name == "mrmega_df_residual_het" else col
     columns[FLAG_EAF_FAR] = pl.Series(FLAG_EAF_FAR, far_any)
     for j, cohort in enumerate(canonical):
         ledgers[cohort].change("eaf_far_from_other_cohorts_flagged", far_counts[j])

@@ -48,15 +48,18 @@ from crosscohort.ledger import Ledger
 from crosscohort.meta.ivw import (
     _STUDY_COLUMNS,
     METHODS,
+    _axis_marker_eaf,
     _check_order,
     _cohort_rows,
     _cohort_z2,
     _combine,
     _gc_factors,
+    _mrmega_chi2,
     _stack_frames,
     summary_counts,
     summary_dict,
 )
+from crosscohort.meta.mrmega import DEFAULT_AXES, MrMegaModel, axes_from_eaf, check_axes, gco_lambda
 from crosscohort.stats import lambda_gc
 from crosscohort.sumstats import (
     REQUIRED,
@@ -276,12 +279,13 @@ class StreamedMeta:
     significant: pl.DataFrame | None = None
     loo_tables: dict[str, pl.DataFrame] | None = None
     passes: int = 1
+    mrmega: dict | None = None
 
     def summary(self) -> dict:
         """The same JSON as :meth:`MetaResult.summary` of the whole table."""
         return summary_dict(self.method, self.cohorts, self.counts, lambda_gc=self.lambda_gc,
                             lambda_meta=self.lambda_meta, gc_applied=self.gc_applied,
-                            ledgers=self.ledgers)
+                            ledgers=self.ledgers, mrmega=self.mrmega)
 
 
 class _Writer:
@@ -364,6 +368,8 @@ def meta_analyse_to_file(
     n_in: dict[str, int] | None = None,
     tbl: str | Path | None = None,
     loo_threshold: float | None = None,
+    pcs: int = DEFAULT_AXES,
+    gco: bool = False,
 ) -> StreamedMeta:
     """:func:`~crosscohort.meta.meta_analyse` + :func:`~crosscohort.meta.write_meta`, one chromosome at a time.
 
@@ -385,6 +391,9 @@ def meta_analyse_to_file(
     loo_threshold
         Keep the output rows with p below it (``significant``) and each
         cohort's rows at them (``loo_tables``), for the leave-one-out step.
+    pcs, gco
+        ``method="mrmega"``: axes of genetic variation and genomic control
+        of the output, as :func:`~crosscohort.meta.meta_analyse`.
 
     Returns
     -------
@@ -392,9 +401,13 @@ def meta_analyse_to_file(
 
     Notes
     -----
-    Passes over the parts: with ``gc``, a first one computes each cohort's
-    λ (value rules and de-duplication applied, as the whole-table run does)
-    before the one that combines. Reading from files, which columns a cohort
+    Passes over the parts: with ``gc`` or ``method="mrmega"``, a first one
+    computes each cohort's λ (value rules and de-duplication applied, as the
+    whole-table run does) and keeps the EAFs of MR-MEGA's axis markers (one
+    per Mb bin: a few thousand rows, whatever the input's size), before the
+    one that combines; with ``gco`` one more computes the association
+    chi-squares for their median (one float per variant kept, as the meta
+    λ's -log10 p are). Reading from files, which columns a cohort
     reports is taken from the headers; should a column that changes the
     output's columns (``rsid``, ``n``, ``n_cases``, ``n_controls``) turn out
     empty in every file, the pass is redone with that knowledge (rare: a
@@ -410,38 +423,135 @@ def meta_analyse_to_file(
     order = _check_order(dict.fromkeys(cohorts), cohort_order)
     canonical = sorted(order)
     samplesize = method == "samplesize"
+    mrmega = method == "mrmega"
+    if mrmega:
+        check_axes(len(canonical), pcs)
     parts_of = source if callable(source) and not isinstance(source, Parts) else (lambda: source)
     src = parts_of()
     present = src.present
     passes = 0
 
-    def z2_pass(src: Parts, present: dict | None) -> tuple[list[list[np.ndarray]], dict]:
+    def z2_pass(src: Parts, present: dict | None
+                ) -> tuple[list[list[np.ndarray]], dict, list[np.ndarray]]:
         z2: list[list[np.ndarray]] = [[] for _ in canonical]
         seen = dict.fromkeys(_STUDY_COLUMNS, False)
+        markers: list[np.ndarray] = []
+        has_eaf = np.zeros(len(canonical), dtype=bool)
         for _code, frames in src.parts():
             stacked, _ = _stack_frames(frames, [f.height for f in frames], canonical,
                                        samplesize=samplesize, present=present)
             for j, zz in enumerate(_cohort_z2(stacked)):
                 z2[j].append(zz)
+            if mrmega:
+                markers.append(_axis_marker_eaf(stacked))
+                eaf = stacked.arrays.get("effect_allele_frequency")
+                if eaf is not None:
+                    has_eaf |= np.isfinite(eaf).any(axis=1)
             seen = {c: seen[c] or stacked.present_here[c] for c in seen}
-        return z2, seen
+        if mrmega and not has_eaf.all():
+            raise InputError(
+                "MR-MEGA's axes of genetic variation need every cohort's effect_allele_frequency; "
+                f"cohort(s) {[c for c, h in zip(canonical, has_eaf, strict=True) if not h]} "
+                "report none")
+        return z2, seen, markers
 
     factors = None
     lambdas = None
-    if gc:
-        z2, seen = z2_pass(src, present)
-        passes += 1
-        present = present or seen
-        lambdas, factors = _gc_factors(canonical, z2, gc=True)
-        del z2
+    model = None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    spill = None
+    if mrmega and src.present is None:
+        # MR-MEGA's axes need a pass over every file before the one that combines: the
+        # first pass keeps its parts as Arrow files, which the later passes map instead
+        # of parsing the text again (benchmarks/README.md, issue 23).
+        spill = _Spill(out, len(canonical))
+        src = spill.writing(src)
+    try:
+        return _passes(src, parts_of, spill, out, canonical=canonical, order=order,
+                       present=present, method=method, gc=gc, gco=gco, pcs=pcs,
+                       mrmega=mrmega, samplesize=samplesize, eaf_max_diff=eaf_max_diff,
+                       n_in=n_in, tbl=tbl, loo_threshold=loo_threshold, tbl_frame=tbl_frame,
+                       z2_pass=z2_pass, passes=passes, lambdas=lambdas, factors=factors,
+                       model=model)
+    finally:
+        if spill is not None:
+            spill.remove()
+
+
+class _Spill:
+    """The parts of a first pass written as Arrow IPC files (in a directory beside the
+    output, removed at the end), and read back by the later passes.
+
+    LZ4-compressed: ~38 bytes a cohort row (uncompressed ~100), so ~1.9 GB of
+    temporary disk at 5 cohorts x 10M variants, for ~0.25 s per million rows
+    written and read back, against ~0.55 s per million rows parsed from text.
+    """
+
+    def __init__(self, out: Path, k: int):
+        import tempfile
+
+        self.dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.parts.", dir=out.parent))
+        self.k = k
+        self.codes: list[int] = []
+        self.complete = False
+
+    def writing(self, src: Parts) -> Parts:
+        def parts() -> Iterator[tuple[int, list[pl.DataFrame]]]:
+            self.codes.clear()
+            for code, frames in src.parts():
+                for j, f in enumerate(frames):
+                    f.write_ipc(self.dir / f"{len(self.codes)}.{j}.arrow", compression="lz4")
+                self.codes.append(code)
+                yield code, frames
+            self.complete = True
+
+        return Parts(parts=parts, present=src.present, assumed=src.assumed)
+
+    def reading(self, src: Parts) -> Parts:
+        def parts() -> Iterator[tuple[int, list[pl.DataFrame]]]:
+            for i, code in enumerate(self.codes):
+                yield code, [pl.read_ipc(self.dir / f"{i}.{j}.arrow")
+                             for j in range(self.k)]
+
+        return Parts(parts=parts, present=src.present, assumed=src.assumed)
+
+    def remove(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _passes(src, parts_of, spill, out, *, canonical, order, present, method, gc, gco, pcs,
+            mrmega, samplesize, eaf_max_diff, n_in, tbl, loo_threshold, tbl_frame, z2_pass,
+            passes, lambdas, factors, model) -> StreamedMeta:
+    """The passes of :func:`meta_analyse_to_file` after its checks (see its Notes)."""
+    if gc or mrmega:
+        z2, seen, markers = z2_pass(src, present)
+        if spill is not None and spill.complete:
+            src = spill.reading(src)
+        passes += 1
+        present = present or seen
+        lambdas, factors = _gc_factors(canonical, z2, gc=gc)
+        del z2
+        if mrmega:
+            model = MrMegaModel(axes=axes_from_eaf(np.concatenate(markers), pcs))
+    if mrmega and gco:
+        # The output's λ is a genome-wide median: known only once every part is fitted.
+        chi2 = []
+        for _code, frames in src.parts():
+            stacked, _ = _stack_frames(frames, [f.height for f in frames], canonical,
+                                       samplesize=False, present=present)
+            chi2.append(_mrmega_chi2(stacked, factors, canonical, model.axes))
+        passes += 1
+        model = MrMegaModel(axes=model.axes, lambda_gco=gco_lambda(np.concatenate(chi2), pcs))
+        del chi2
     while True:
         passes += 1
         result = _combine_pass(src, out, canonical=canonical, order=order,
                                present=present or src.assumed, factors=factors, method=method,
                                eaf_max_diff=eaf_max_diff, tbl=tbl, loo_threshold=loo_threshold,
-                               tbl_frame=tbl_frame)
+                               tbl_frame=tbl_frame, mrmega=model)
         used = present or src.assumed
         if all(used[c] == result["seen"][c] for c in _SCHEMA_COLUMNS):
             break
@@ -464,13 +574,14 @@ def meta_analyse_to_file(
         gc_applied={c: factors[c] for c in order},
         ledgers={c: ledgers[c] for c in order}, counts=result["counts"],
         significant=result["significant"], loo_tables=result["loo_tables"], passes=passes,
+        mrmega=None if model is None else model.summary(canonical),
     )
     write_json(out.with_name(out.name + ".summary.json"), streamed.summary())
     return streamed
 
 
 def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, method,
-                  eaf_max_diff, tbl, loo_threshold, tbl_frame) -> dict:
+                  eaf_max_diff, tbl, loo_threshold, tbl_frame, mrmega=None) -> dict:
     """One pass over the parts: combine, write (to temporary names), count.
 
     Parts are stacked and combined by :data:`COMBINE_WORKERS` threads and
@@ -502,7 +613,7 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
             zz = _cohort_z2(stacked) if factors is None else None
             part = _combine(stacked, part_ledgers, canonical=canonical, order=order,
                             factors=factors or dict.fromkeys(canonical, 1.0), method=method,
-                            eaf_max_diff=eaf_max_diff)
+                            eaf_max_diff=eaf_max_diff, mrmega=mrmega)
             return stacked.present_here, zz, part, part_ledgers
 
         # Parts combined by COMBINE_WORKERS threads (numpy and polars release the GIL),
@@ -531,8 +642,8 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
             for c, lg in part_ledgers.items():
                 _add(ledgers[c], lg)
             nlp.append(part.nlp_main)
-            # The fixed-effect -log10 p is nlp_main unless that is the sample-size scheme's.
-            fixed = None if samplesize else part.nlp_main
+            # The fixed-effect -log10 p is nlp_main unless that is the sample-size scheme's or MR-MEGA's.
+            fixed = None if method in ("samplesize", "mrmega") else part.nlp_main
             for name, v in summary_counts(part.table, nlp_fixed=fixed).items():
                 counts[name] = counts.get(name, 0) + v
             table = order_columns(part.table)

@@ -16,7 +16,8 @@ import polars as pl
 from crosscohort.meta.ivw import MetaResult
 from crosscohort.sumstats import float_column
 
-__all__ = ["TBL_COLUMNS", "TBL_COLUMNS_SAMPLESIZE", "format_p", "tbl_frame", "write_tbl"]
+__all__ = ["TBL_COLUMNS", "TBL_COLUMNS_SAMPLESIZE", "format_p", "mrmega_result_columns",
+           "mrmega_result_frame", "tbl_frame", "write_tbl"]
 
 #: METAL's columns with ``SCHEME STDERR``, ``AVERAGEFREQ ON``, ``MINMAXFREQ ON``, heterogeneity on.
 TBL_COLUMNS: tuple[str, ...] = (
@@ -42,9 +43,69 @@ def format_p(p: pl.Expr, neg_log10_p: pl.Expr) -> pl.Expr:
     return pl.when(p > 0).then(p.cast(pl.String)).when(neg_log10_p.is_finite()).then(tiny)
 
 
+def mrmega_result_columns(n_axes: int) -> tuple[str, ...]:
+    """MR-MEGA's ``.result`` columns with ``n_axes`` axes (its ``--pc``)."""
+    return (
+        "MarkerName", "Chromosome", "Position", "EA", "NEA", "EAF", "Nsample", "Ncohort",
+        "Effects", *(f"{x}_{j}" for j in range(n_axes + 1) for x in ("beta", "se")),
+        "chisq_association", "ndf_association", "P-value_association",
+        "chisq_ancestry_het", "ndf_ancestry_het", "P-value_ancestry_het",
+        "chisq_residual_het", "ndf_residual_het", "P-value_residual_het", "lnBF", "Comments",
+    )
+
+
+def mrmega_result_frame(table: pl.DataFrame) -> pl.DataFrame:
+    """An MR-MEGA meta-analysis table in MR-MEGA's ``.result`` layout (text-ready columns).
+
+    ``MarkerName`` is our ``variant_id``; ``EAF`` and ``Nsample`` the
+    meta-analysis' (n-weighted EAF, summed n); ``Comments`` is
+    ``SmallCohortCount`` where fewer than T + 3 cohorts have the variant
+    (MR-MEGA's word), else empty. P-values below the double range are written
+    from their -log10 (:func:`format_p`).
+    """
+    t = table
+    n_axes = max(int(c.rsplit("_", 1)[1]) for c in t.columns if c.startswith("mrmega_beta_"))
+
+    def p_of(nlp: pl.Expr) -> pl.Expr:
+        return format_p(10.0 ** (-nlp), nlp)
+
+    assoc = pl.col("mrmega_chi2_association")
+    return t.select(
+        pl.col("variant_id").alias("MarkerName"),
+        pl.col("chromosome").alias("Chromosome"),
+        pl.col("base_pair_location").alias("Position"),
+        pl.col("effect_allele").alias("EA"),
+        pl.col("other_allele").alias("NEA"),
+        pl.col("effect_allele_frequency").alias("EAF"),
+        (pl.col("n") if "n" in t.columns else pl.lit(None, pl.Int64)).alias("Nsample"),
+        pl.col("n_studies").alias("Ncohort"),
+        pl.col("direction").alias("Effects"),
+        *(pl.col(f"mrmega_{x}_{j}").alias(f"{short}_{j}") for j in range(n_axes + 1)
+          for x, short in (("beta", "beta"), ("standard_error", "se"))),
+        assoc.alias("chisq_association"),
+        pl.when(assoc.is_not_null()).then(n_axes + 1).alias("ndf_association"),
+        format_p(pl.col("p_value"), pl.col("neg_log_10_p_value")).alias("P-value_association"),
+        pl.col("mrmega_chi2_ancestry_het").alias("chisq_ancestry_het"),
+        pl.when(assoc.is_not_null()).then(n_axes).alias("ndf_ancestry_het"),
+        p_of(pl.col("mrmega_neg_log_10_p_ancestry_het")).alias("P-value_ancestry_het"),
+        pl.col("mrmega_chi2_residual_het").alias("chisq_residual_het"),
+        pl.col("mrmega_df_residual_het").alias("ndf_residual_het"),
+        p_of(pl.col("mrmega_neg_log_10_p_residual_het")).alias("P-value_residual_het"),
+        pl.col("mrmega_ln_bf").alias("lnBF"),
+        pl.when(pl.col("n_studies") < n_axes + 3).then(pl.lit("SmallCohortCount"))
+        .otherwise(pl.lit("")).alias("Comments"),
+    )
+
+
 def tbl_frame(result: MetaResult) -> pl.DataFrame:
-    """The ``.tbl`` table as text-ready columns (see :func:`write_tbl`)."""
+    """The ``.tbl`` table as text-ready columns (see :func:`write_tbl`).
+
+    An MR-MEGA meta-analysis (``mrmega_*`` columns) gets MR-MEGA's layout
+    instead (:func:`mrmega_result_frame`).
+    """
     t = result.table
+    if "mrmega_chi2_association" in t.columns:
+        return mrmega_result_frame(t)
     samplesize = "z_samplesize" in t.columns
     eaf_se = result.eaf_se if result.eaf_se is not None else np.full(t.height, np.nan)
     effect = (

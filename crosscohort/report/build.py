@@ -27,6 +27,7 @@ from crosscohort.errors import InputError
 from crosscohort.ledger import Ledger, LedgerError, read_ledgers
 from crosscohort.loci import distance_loci
 from crosscohort.plots import beta_scatter, manhattan, png_data_uri, qq, sumstats_neglog10p
+from crosscohort.report.mrmega import MRMEGA_COLUMNS, is_mrmega, mrmega_views
 from crosscohort.report.reading import TableDigest, read_digest, read_header
 from crosscohort.report.sections import (
     Image,
@@ -219,6 +220,14 @@ def _read_digest(path: str | Path, what: str, *, columns: Sequence[str], thresho
             f"standard_error); present: {list(digest.header)}"
         )
     return digest
+
+
+def _is_mrmega_table(path: Path) -> bool:
+    """Whether the meta-analysis table is an MR-MEGA run's (its header, read once more)."""
+    try:
+        return is_mrmega(read_header(path))
+    except SumstatsError as exc:
+        raise ReportError(f"meta-analysis: {exc}") from exc
 
 
 def _keyed_paths(items: Mapping[str, str | Path] | Iterable[str | Path] | None,
@@ -541,8 +550,12 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     # Meta-analysis: of every row only the columns its views use (the pair
     # views also need its alleles and β); the loci come from its rows with p <
     # threshold, read whole. 27 columns x 1.2e7 rows were GBs (issue 9).
+    # An MR-MEGA run's views also need each row's IVW β/SE, Q and ancestry-heterogeneity p.
+    mrmega = _is_mrmega_table(meta_path)
     meta_digest = _read_digest(meta_path, "meta-analysis", threshold=threshold,
-                               columns=_META_COLUMNS + (_META_PAIR_COLUMNS if pooled_path is not None else ()))
+                               columns=tuple(dict.fromkeys(
+                                   _META_COLUMNS + (_META_PAIR_COLUMNS if pooled_path is not None else ())
+                                   + (MRMEGA_COLUMNS if mrmega else ()))))
     meta = meta_digest.table
     meta_loci = distance_loci(meta_digest.significant, threshold=threshold, window_kb=window_kb)
     n_meta = meta_digest.n_rows
@@ -561,7 +574,14 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     meta_summary = None
     if meta_summary_path is not None:
         meta_summary = _read_json(meta_summary_path, "meta-analysis summary")
-        meta_summary_tables = _generic_tables(meta_summary, "meta-analysis summary")
+        meta_summary_tables = _generic_tables(
+            {k: v for k, v in meta_summary.items() if k != "mrmega"}
+            if isinstance(meta_summary, Mapping) else meta_summary, "meta-analysis summary")
+    mrmega_out = None
+    if mrmega:
+        block = meta_summary.get("mrmega") if isinstance(meta_summary, Mapping) else None
+        mrmega_out = mrmega_views(meta, meta_loci, block if isinstance(block, Mapping) else {},
+                                  threshold=threshold, window_kb=window_kb, dpi=dpi)
 
     # Pooled arm and comparison
     pooled_panel = None
@@ -741,6 +761,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         compare_images=compare_images,
         lambda_table=lambda_table,
         het_table=het_table,
+        mrmega=mrmega_out,
         forest_images=forest_imgs,
         forest_table=forest_table,
         scatter_image=scatter_image,

@@ -207,6 +207,14 @@ def cohort_pairs(pattern, **kw):
     return " ".join(f"{c}={pattern.format(cohort=c, **kw)}" for c in COHORTS)
 
 
+def mrmega_options():
+    """`crosscohort meta`'s MR-MEGA options from config `meta` (none unless method is mrmega)."""
+    meta = config["meta"]
+    if meta["method"] != "mrmega":
+        return ""
+    return f"--pcs {meta['pcs']}" + (" --gco" if meta["gco"] else "")
+
+
 # ---------------------------------------------------------------- stage inputs
 def sample_id_files(cohort):
     """The genotype side file listing a cohort's sample IDs (.fam, .psam), for the gate's ID scan."""

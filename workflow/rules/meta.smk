@@ -21,6 +21,7 @@ rule meta:
     params:
         method=config["meta"]["method"],
         gc="--gc" if config["meta"]["gc"] else "",
+        mrmega=mrmega_options(),
         cohorts=lambda wc: cohort_pairs(
             "results/harmonise/{trait}/{cohort}.tsv.gz", trait=wc.trait
         ),
@@ -28,6 +29,7 @@ rule meta:
         loo_threshold=config["report"]["threshold"],
         window_kb=config["report"]["window_kb"],
     shell:
-        "python -m crosscohort meta --method {params.method} {params.gc} --cohort-order {params.order}"
+        "python -m crosscohort meta --method {params.method} {params.gc} {params.mrmega}"
+        " --cohort-order {params.order}"
         " --loo-threshold {params.loo_threshold} --loo-window-kb {params.window_kb}"
         " --out {output.sumstats} {params.cohorts} 2> {log}"
