@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "DEFAULT_H2",
@@ -94,6 +95,13 @@ def fold_sizes(n: int, k: int) -> np.ndarray:
     return sizes
 
 
+def _eigh(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``numpy.linalg.eigh`` on one BLAS thread: its many small level-2 steps gain nothing from
+    threads and lose much to their synchronisation when cores are shared."""
+    with threadpool_limits(1, user_api="blas"):
+        return np.linalg.eigh(a)
+
+
 def ridge_path(xtx: np.ndarray, xty: np.ndarray, shrinkages: np.ndarray) -> np.ndarray:
     """Ridge coefficients ``(X'X + s I)^-1 X'y`` for every shrinkage s.
 
@@ -111,7 +119,7 @@ def ridge_path(xtx: np.ndarray, xty: np.ndarray, shrinkages: np.ndarray) -> np.n
     numpy.ndarray
         (L, p, t) coefficients.
     """
-    d, v = np.linalg.eigh(xtx)
+    d, v = _eigh(xtx)
     w = v.T @ xty  # (p, t)
     out = np.empty((shrinkages.size, xtx.shape[0], xty.shape[1]))
     for j, s in enumerate(shrinkages):
@@ -156,7 +164,7 @@ def level0_loocv(g: np.ndarray, y: np.ndarray, shrinkages: np.ndarray) -> np.nda
 
     Same parameters and result layout as :func:`level0_kfold`.
     """
-    d, v = np.linalg.eigh(g.T @ g)
+    d, v = _eigh(g.T @ g)
     z = g @ v  # (n, b)
     w = z.T @ y  # (b, t)
     z2 = z * z
@@ -278,7 +286,7 @@ def level1_linear_loocv(x: np.ndarray, y: np.ndarray, mask: np.ndarray, shrinkag
                         groups: list[np.ndarray]) -> Level1Fit:
     """Level-1 ridge of a quantitative trait with leave-one-out CV (exact); see :func:`level1_linear_kfold`."""
     n_eff = float(mask.sum())
-    d, v = np.linalg.eigh(x.T @ x)
+    d, v = _eigh(x.T @ x)
     z = x @ v
     w = z.T @ y
     z2 = z * z
