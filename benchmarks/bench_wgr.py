@@ -78,19 +78,30 @@ def main() -> None:
         rec["wgr_step2"] = timed([*py, "assoc", *common, "--pred", str(OUT / f"{tag}.fit_pred.list"),
                                   "--out", str(OUT / f"{tag}.wgr.tsv")], OUT)
         rec["glm"] = timed([*py, "assoc", *common, "--out", str(OUT / f"{tag}.glm.tsv")], OUT)
+        # glm on an unrelated subset: the families' founders (grandparents and spouses) and the
+        # unrelated people, i.e. what a KING filter keeps at best.
+        keep = OUT / f"{tag}.unrelated.keep"
+        fam = [ln.split() for ln in c.prefix.with_name(c.prefix.name + ".fam").read_text().splitlines()]
+        keep.write_text("".join(f"{f[0]} {f[1]}\n" for f in fam if f[2] == "0" and f[3] == "0"))
+        rec["glm_unrelated"] = timed([*py, "assoc", *common, "--keep", str(keep),
+                                      "--out", str(OUT / f"{tag}.glm_unrel.tsv")], OUT)
         null = np.ones(c.n_variants, dtype=bool)
         null[c.causal] = False
         wgr = pl.read_csv(OUT / f"{tag}.wgr.tsv", separator="\t", null_values="NA")
         glm = pl.read_csv(OUT / f"{tag}.glm.tsv", separator="\t", null_values="NA")
         bolt = pl.read_csv(OUT / f"{tag}.bolt.stats", separator="\t")
         p_w, p_g = wgr.get_column("p_value").to_numpy(), glm.get_column("p_value").to_numpy()
+        p_u = pl.read_csv(OUT / f"{tag}.glm_unrel.tsv", separator="\t", null_values="NA").get_column(
+            "p_value").to_numpy()
+        rec["n_unrelated_subset"] = sum(1 for _ in keep.read_text().splitlines())
         p_b = bolt.get_column("P_BOLT_LMM_INF").cast(pl.Float64).to_numpy()
         rec["lambda_null"] = {"wgr": _lambda(p_w[null]), "glm": _lambda(p_g[null]), "bolt_inf": _lambda(p_b[null])}
         rec["mean_chi2_null"] = {k: float(chi2.isf(p[null], 1).mean()) for k, p in
                                  (("wgr", p_w), ("glm", p_g), ("bolt_inf", p_b))}
         rec["chi2_corr_wgr_bolt"] = float(np.corrcoef(chi2.isf(p_w, 1), chi2.isf(p_b, 1))[0, 1])
         rec["causal_p_below_1e-3"] = {k: int((p[c.causal] < 1e-3).sum()) for k, p in
-                                      (("wgr", p_w), ("glm", p_g), ("bolt_inf", p_b))}
+                                      (("wgr", p_w), ("glm", p_g), ("glm_unrelated", p_u), ("bolt_inf", p_b))}
+        rec["lambda_null"]["glm_unrelated"] = _lambda(p_u[null])
         rec["wgr_cv_r2"] = json.loads((OUT / f"{tag}.fit.wgr.json").read_text())["traits"][0]["cv_r2"]
     print(json.dumps(rec, indent=1))
 
