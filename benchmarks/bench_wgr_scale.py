@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _timing import timed  # noqa: E402
+from _timing import measured  # noqa: E402
 from make_assoc_input import make_input  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -53,30 +53,43 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--bsize", type=int, default=1000)
     ap.add_argument("--skip-bolt", action="store_true")
+    ap.add_argument("--skip-2m", action="store_true", help="time M only (no memory-flatness run at 2M)")
     args = ap.parse_args()
-    paths = make_input(samples=args.samples, variants=args.variants)
+    paths = make_input(samples=args.samples, variants=args.variants)  # M and 2M filesets
     n, m = args.samples, args.variants
     pheno, covar = paths["pheno"], paths["covar"]
     wdir = OUT / "wgr_scale"
     wdir.mkdir(parents=True, exist_ok=True)
     rec: dict = {"samples": n, "variants": m, "threads": args.threads, "bsize": args.bsize}
     py = [sys.executable, "-m", "crosscohort", "wgr"]
+
+    def record(m_: object) -> dict:
+        return {"wall_s": round(m_.wall, 1), "cpu_s": round(m_.cpu, 1), "peak_rss_gb": round(m_.rss_gb, 3),
+                "returncode": m_.returncode}
+
     for k, mm in (("M", m), ("2M", 2 * m)):
+        if k == "2M" and args.skip_2m:
+            continue
         fs = _ten_chromosomes(OUT / f"assoc_{n}x{mm}", wdir / f"geno_{n}x{mm}", mm)
-        rec[f"wgr_step1_{k}"] = timed([*py, "--bfile", str(fs), "--pheno", str(pheno), "--pheno-name", "qt",
-                                       "--covar", str(covar), "--bsize", str(args.bsize), "--threads",
-                                       str(args.threads), "--out", str(wdir / f"fit_{k}")], wdir)
+        rec[f"wgr_step1_{k}"] = record(measured(
+            [*py, "--bfile", str(fs), "--pheno", str(pheno), "--pheno-name", "qt", "--covar", str(covar),
+             "--bsize", str(args.bsize), "--threads", str(args.threads), "--out", str(wdir / f"fit_{n}_{k}")],
+            wdir, log=wdir / f"wgr_{n}_{k}.log"))
         print(k, rec[f"wgr_step1_{k}"], file=sys.stderr, flush=True)
     if not args.skip_bolt:
         fs = wdir / f"geno_{n}x{m}"
         bp, bc = wdir / "bolt.pheno", wdir / "bolt.covar"
         bp.write_text(Path(pheno).read_text().replace("#FID", "FID", 1))
         bc.write_text(Path(covar).read_text().replace("#FID", "FID", 1))
-        rec["bolt_M"] = timed(["bolt", f"--bfile={fs}", f"--phenoFile={bp}", "--phenoCol=qt", f"--covarFile={bc}",
-                               "--qCovarCol=age", "--qCovarCol=pc{1:3}", "--covarCol=sex", "--lmmInfOnly",
-                               "--LDscoresUseChip", f"--statsFile={wdir / 'bolt.stats'}",
-                               f"--numThreads={args.threads}"], wdir)
-        rec["ratio_wall_wgr_over_bolt"] = rec["wgr_step1_M"][0] / rec["bolt_M"][0]
+        rec["bolt_M"] = record(measured(
+            ["bolt", f"--bfile={fs}", f"--phenoFile={bp}", "--phenoCol=qt", f"--covarFile={bc}",
+             "--qCovarCol=age", "--qCovarCol=pc{1:3}", "--covarCol=sex", "--lmmInfOnly", "--LDscoresUseChip",
+             f"--statsFile={wdir / f'bolt_{n}.stats'}", f"--numThreads={args.threads}"],
+            wdir, log=wdir / f"bolt_{n}.log"))
+        rec["ratio_wgr_over_bolt"] = {
+            "wall": rec["wgr_step1_M"]["wall_s"] / rec["bolt_M"]["wall_s"],
+            "cpu": rec["wgr_step1_M"]["cpu_s"] / rec["bolt_M"]["cpu_s"],
+        }
     print(json.dumps(rec, indent=1))
 
 
