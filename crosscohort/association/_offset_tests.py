@@ -191,6 +191,8 @@ def _spa_two_sided(g: np.ndarray, p: np.ndarray, q: float, var: float) -> float:
         lo = -1.0
         while k1(lo) > qq and lo > -1e4:
             lo *= 2
+        if (k1(bound) - qq) * (k1(lo) - qq) > 0:
+            return 0.0  # qq lies beyond the score's support: that tail has probability 0
         t = brentq(lambda s: k1(s) - qq, lo, bound, xtol=1e-12)
         wv = np.sign(t) * np.sqrt(max(2 * (t * qq - k0(t)), 0.0))
         vv = t * np.sqrt(k2(t))

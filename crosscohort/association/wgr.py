@@ -48,6 +48,7 @@ from crosscohort.association import _kernels as K
 from crosscohort.association import _offset_tests as O
 from crosscohort.association import _ridge as R
 from crosscohort.association import regenie_files as RF
+from crosscohort.association._firth import FIRTH_CONVERGE_FAIL
 from crosscohort.association.engine import (
     X_LABELS,
     AssocResult,
@@ -560,11 +561,14 @@ def _binary_with_offset(geno: Genotypes, d: TraitDesign, loco: np.ndarray, vidx:
                 firth_off = off + d.design @ O.firth_null(null)
             for j in todo:
                 b, s, lrt, ok = O.firth_approx(d.y, firth_off, gt[:, j])
+                corrected[j] = True
                 if ok:
                     beta[j], se[j] = b, s
                     p_value[j] = chi2.sf(lrt, 1)
                     nlp[j] = neg_log10_p_from_z(np.array([np.sign(b) * np.sqrt(lrt)]))[0]
-                    corrected[j] = True
+                else:  # no score-test p-value below pThresh is released uncorrected
+                    beta[j] = se[j] = p_value[j] = nlp[j] = np.nan
+                    err[j] = FIRTH_CONVERGE_FAIL
         elif todo.size and correction == "spa":
             u = beta / (se * se)
             v = 1.0 / (se * se)
