@@ -34,7 +34,9 @@ h2 (x 3/pi^2 for binary; p = blocks x level-0 values), chosen by CV
 Samples: those with genotype, all covariates and at least one phenotype
 (minus --remove, within --keep); a trait's missing values mask only its own
 rows. Options follow REGENIE's names where the concept is the same (--bsize,
---bt, --loocv, --cv, --remove, --exclude).
+--bt, --loocv, --cv, --remove, --exclude; --phenoFile, --phenoColList,
+--covarFile, --covarColList are accepted for --pheno, --pheno-name, --covar,
+--covar-name).
 
 Output (REGENIE's layout, readable by REGENIE's step 2 --pred):
   OUT_pred.list        one line per trait: TRAIT PATH
@@ -69,10 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_genotype_options(p)
-    p.add_argument("--pheno", required=True, metavar="FILE", help="phenotype file, 'FID IID name...' header")
-    p.add_argument("--pheno-name", type=_names, metavar="T1[,T2...]", help="phenotype columns (default: all)")
-    p.add_argument("--covar", action="append", default=[], metavar="FILE", help="covariate file; repeatable")
-    p.add_argument("--covar-name", type=_names, metavar="C1[,C2...]", help="covariate columns (default: all)")
+    p.add_argument("--pheno", "--phenoFile", dest="pheno", required=True, metavar="FILE", help="phenotype file, 'FID IID name...' header")
+    p.add_argument("--pheno-name", "--phenoColList", dest="pheno_name", type=_names, metavar="T1[,T2...]", help="phenotype columns (default: all)")
+    p.add_argument("--covar", "--covarFile", dest="covar", action="append", default=[], metavar="FILE", help="covariate file; repeatable")
+    p.add_argument("--covar-name", "--covarColList", dest="covar_name", type=_names, metavar="C1[,C2...]", help="covariate columns (default: all)")
     p.add_argument("--keep", metavar="FILE", help="analyse only these samples ('FID IID' lines)")
     p.add_argument("--remove", metavar="FILE", help="leave out these samples ('FID IID' lines; REGENIE --remove)")
     p.add_argument("--extract", metavar="FILE", help="step-1 variants: only these IDs")
