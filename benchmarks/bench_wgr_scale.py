@@ -55,9 +55,12 @@ def main() -> None:
     ap.add_argument("--skip-bolt", action="store_true")
     ap.add_argument("--skip-2m", action="store_true", help="time M only (no memory-flatness run at 2M)")
     args = ap.parse_args()
-    paths = make_input(samples=args.samples, variants=args.variants)  # M and 2M filesets
     n, m = args.samples, args.variants
-    pheno, covar = paths["pheno"], paths["covar"]
+    if args.skip_2m and (OUT / f"assoc_{n}x{m}.bed").exists() and (OUT / f"assoc_{n}.pheno.tsv").exists():
+        pheno, covar = OUT / f"assoc_{n}.pheno.tsv", OUT / f"assoc_{n}.covar.tsv"
+    else:
+        paths = make_input(samples=n, variants=m)  # M and 2M filesets
+        pheno, covar = paths["pheno"], paths["covar"]
     wdir = OUT / "wgr_scale"
     wdir.mkdir(parents=True, exist_ok=True)
     rec: dict = {"samples": n, "variants": m, "threads": args.threads, "bsize": args.bsize}
