@@ -18,8 +18,8 @@ shrinkage is chosen by cross-validation (mean squared error, or mean negative
 log-likelihood), and the per-chromosome parts of its out-of-sample
 predictions give the LOCO predictions. All traits share each block's
 genotype pass; a trait's missing phenotypes only mask its own rows. As
-REGENIE does, binary traits with fewer than 5,000 analysed samples use
-leave-one-out CV.
+REGENIE does for a run with binary traits, fewer than 5,000 analysed samples
+switch the run (every trait of it) to leave-one-out CV.
 
 **Step 2** (:func:`run_step2`, ``crosscohort assoc --pred LIST``): for a
 quantitative trait, y minus the LOCO prediction (rescaled to y's
@@ -238,8 +238,9 @@ def run_step1(
     cv_folds
         K of K-fold cross-validation (REGENIE ``--cv``, default 5) unless ``loocv``.
     loocv
-        Leave-one-out cross-validation (REGENIE ``--loocv``); forced for binary
-        traits below 5,000 analysed samples, as REGENIE does.
+        Leave-one-out cross-validation (REGENIE ``--loocv``); forced for the
+        whole run when a trait is binary and fewer than 5,000 samples are
+        analysed, as REGENIE does.
     level0_h2, level1_h2
         Assumed heritabilities of the shrinkage grids (REGENIE's ``--l0``/``--l1`` grids).
 

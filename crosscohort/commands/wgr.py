@@ -28,8 +28,9 @@ step-1 variants, h2 in --l0-h2), kept out-of-sample by K-fold (--cv K) or
 leave-one-out (--loocv) cross-validation. Level 1: ridge (quantitative) or
 logistic ridge with the covariates' offset (binary), shrinkage p (1 - h2) /
 h2 (x 3/pi^2 for binary; p = blocks x level-0 values), chosen by CV
-(mean squared error / negative log-likelihood). Binary traits with fewer than
-5,000 samples use leave-one-out CV, as REGENIE does.
+(mean squared error / negative log-likelihood). A run with a binary trait and
+fewer than 5,000 samples uses leave-one-out CV for all its traits, as REGENIE
+does.
 
 Samples: those with genotype, all covariates and at least one phenotype
 (minus --remove, within --keep); a trait's missing values mask only its own
