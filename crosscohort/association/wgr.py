@@ -302,15 +302,20 @@ def run_step1(
     n_const = 0
     block_chrom = np.empty(len(blocks), dtype=np.int64)
     for b, (chrom, pos) in enumerate(blocks):
+        # In place where possible: one samples x bsize array is the block's memory.
         g = geno.read(vidx[pos], rows)
-        obs = ~np.isnan(g)
-        mean = np.where(obs.any(0), np.nansum(g, axis=0) / np.maximum(obs.sum(0), 1), 0.0)
-        g = np.where(obs, g, mean)
-        g = g - q @ (q.T @ g)
+        missing = np.isnan(g)
+        n_obs = g.shape[0] - missing.sum(axis=0)
+        mean = np.where(n_obs > 0, np.nansum(g, axis=0) / np.maximum(n_obs, 1), 0.0)
+        np.copyto(g, np.broadcast_to(mean, g.shape), where=missing)
+        del missing
+        g -= q @ (q.T @ g)
         sd = np.linalg.norm(g, axis=0) / np.sqrt(n - k)
         ok = sd > 1e-6
         n_const += int((~ok).sum())
-        g = g[:, ok] / sd[ok]
+        if not ok.all():
+            g = g[:, ok]
+        g /= sd[ok]
         block_chrom[b] = chrom
         if g.shape[1] == 0:
             continue
