@@ -98,3 +98,29 @@ def test_cli__spa_binary_and_errors_name_the_rule(cohort, capsys):
     assert main(["assoc", *common, "--pred", str(d / "bad.list"), "--out", str(d / "x.tsv")]) == 2
     assert "no LOCO predictions for trait(s) ['cc']" in capsys.readouterr().err
     assert not Path(d / "x.tsv").exists()
+
+
+def test_chromosome_x__step1_row_23_and_step2_uses_the_x_model(cohort):
+    import shutil
+
+    c, _, d = cohort
+    x = d / "withx"
+    for ext in (".bed", ".fam"):
+        shutil.copy(f"{c.prefix}{ext}", f"{x}{ext}")
+    bim = [ln.split("\t") for ln in Path(f"{c.prefix}.bim").read_text().splitlines()]
+    Path(f"{x}.bim").write_text("".join("\t".join(["X" if f[0] == "3" else f[0], *f[1:]]) + "\n" for f in bim))
+    res = run_step1([x], c.pheno, pheno_names=["y", "cc"], trait_types={"cc": "binary"}, covar=[c.covar],
+                    covar_names=["age"], bsize=100)
+    assert res.n_blocks == 6
+    # Chromosome X's LOCO differs from the whole-genome prediction (row 23); absent chromosomes do not.
+    assert not np.allclose(res.loco["y"][:, 22], res.loco["y"][:, 5])
+    paths = write_step1(res, d / "fitx")
+    out = run_step2([x], c.pheno, pred=paths["pred_list"], pheno_names=["y", "cc"], trait_types={"cc": "binary"},
+                    covar=[c.covar], covar_names=["age"], correction="firth")
+    on_x = np.array([f[0] == "3" for f in bim])
+    for trait in ("y", "cc"):
+        t = out.tables[trait]
+        assert t.height == c.n_variants and t.get_column("error_code").null_count() == t.height
+        # sex is added as a covariate on X (plink2 --glm's X model): one residual df fewer there.
+        df = t.get_column("residual_df").to_numpy()
+        assert np.all(df[on_x] == df[~on_x][0] - 1), trait
