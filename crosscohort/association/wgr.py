@@ -337,7 +337,11 @@ def run_step1(
         tau = R.level1_shrinkage(tuple(level1_h2), len(blocks) * n_l0, binary=binary[j])
         xj = feats[j]
         if binary[j]:
-            offset = d.design @ K.logistic_model(d.y, d.design).beta_null
+            null = K.logistic_model(d.y, d.design)
+            if not null.converged:
+                raise InputError(f"trait {d.name!r}: the covariates-only logistic model did not converge in "
+                                 f"{null.iterations} iterations (covariates separate cases from controls?)")
+            offset = d.design @ null.beta_null
             if use_loocv:
                 fit = R.level1_logistic_loocv(xj[m], d.y, offset, tau, groups)
                 parts = np.zeros((n, len(chroms)))
