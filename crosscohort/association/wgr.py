@@ -342,17 +342,21 @@ def run_step1(
                 raise InputError(f"trait {d.name!r}: the covariates-only logistic model did not converge in "
                                  f"{null.iterations} iterations (covariates separate cases from controls?)")
             offset = d.design @ null.beta_null
-            if use_loocv:
-                fit = R.level1_logistic_loocv(xj[m], d.y, offset, tau, groups)
-                parts = np.zeros((n, len(chroms)))
-                parts[m] = fit.chrom_pred
-            else:
-                y01 = np.zeros(n)
-                y01[m] = d.y
-                off = np.zeros(n)
-                off[m] = offset
-                fit = R.level1_logistic_kfold(xj, y01, off, m, sizes, tau, groups)
-                parts = fit.chrom_pred
+            try:
+                if use_loocv:
+                    fit = R.level1_logistic_loocv(xj[m], d.y, offset, tau, groups)
+                    parts = np.zeros((n, len(chroms)))
+                    parts[m] = fit.chrom_pred
+                else:
+                    y01 = np.zeros(n)
+                    y01[m] = d.y
+                    off = np.zeros(n)
+                    off[m] = offset
+                    fit = R.level1_logistic_kfold(xj, y01, off, m, sizes, tau, groups)
+                    parts = fit.chrom_pred
+            except (ArithmeticError, np.linalg.LinAlgError) as exc:
+                raise InputError(f"trait {d.name!r}: level-1 logistic ridge failed ({exc}); REGENIE writes no "
+                                 "LOCO predictions for such a trait: analyse it with glm, or try --loocv") from None
         elif use_loocv:
             fit = R.level1_linear_loocv(xj, y_std[:, j], m, tau, groups)
             parts = fit.chrom_pred
@@ -568,9 +572,15 @@ def _binary_with_offset(geno: Genotypes, d: TraitDesign, loco: np.ndarray, vidx:
         todo = np.flatnonzero((p_value < pthresh) & ~chunk.constant) if correction else np.empty(0, int)
         if todo.size and correction == "firth":
             if firth_off is None:
-                firth_off = off + d.design @ O.firth_null(null)
+                try:
+                    firth_off = off + d.design @ O.firth_null(null)
+                except (ArithmeticError, np.linalg.LinAlgError):
+                    firth_off = False  # no Firth null fit: every row to correct fails below
+                    print(f"assoc: trait {d.name}: the Firth-penalised null model did not converge; rows to "
+                          f"correct are NA ({FIRTH_CONVERGE_FAIL})", file=log)
             for j in todo:
-                b, s, lrt, ok = O.firth_approx(d.y, firth_off, gt[:, j])
+                b, s, lrt, ok = (O.firth_approx(d.y, firth_off, gt[:, j]) if firth_off is not False
+                                 else (np.nan, np.nan, np.nan, False))
                 corrected[j] = True
                 if ok:
                     beta[j], se[j] = b, s
