@@ -230,3 +230,16 @@ def test_level1_logistic_kfold__fold_predictions_use_the_penalised_optimum_witho
     # REGENIE stops logistic ridge at a score below 1e-4: criteria agree to ~1e-6.
     np.testing.assert_allclose(fit.criterion, crit / mask.sum(), rtol=1e-5)
     assert np.all(fit.chrom_pred[~mask] == 0)
+
+
+def test_regenie_table__chisq_from_log10p_stays_finite_below_double_underflow():
+    import polars as pl
+
+    t = pl.DataFrame({"chromosome": [1, 1], "base_pair_location": [1, 2], "rsid": ["a", "b"],
+                      "other_allele": ["A", "A"], "effect_allele": ["G", "G"], "effect_allele_frequency": [0.1, 0.2],
+                      "n": [10, 10], "beta": [0.1, 5.0], "standard_error": [0.3, 0.1],
+                      "neg_log_10_p_value": [0.133163, 400.0], "error_code": [None, None]})
+    out = RF.to_regenie_table(t)
+    chisq = out.get_column("CHISQ").to_numpy()
+    assert chisq[0] == pytest.approx(0.113736, rel=1e-5)  # REGENIE's golden row 1: CHISQ 0.113736, LOG10P 0.133163
+    assert np.isfinite(chisq[1]) and chisq[1] == pytest.approx(1834.1, rel=1e-4)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from scipy.stats import chi2
+from scipy.special import ndtri_exp
 
 from crosscohort.atomic import write_bytes
 from crosscohort.errors import InputError
@@ -202,8 +202,9 @@ def to_regenie_table(table: pl.DataFrame) -> pl.DataFrame:
     error code or NA.
     """
     nlp = table.get_column("neg_log_10_p_value").to_numpy()
+    # chi2 = z^2 with p/2 = Phi(-|z|), from log p so that p below 1e-308 keeps a finite statistic.
     with np.errstate(invalid="ignore"):
-        chisq = chi2.isf(np.power(10.0, -nlp), 1)
+        chisq = ndtri_exp(-nlp * np.log(10.0) - np.log(2.0)) ** 2
     extra = table.get_column("error_code") if "error_code" in table.columns else pl.Series([None] * table.height)
     return pl.DataFrame({
         "CHROM": table.get_column("chromosome"),
