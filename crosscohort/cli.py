@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "simulate": "write the embedded multi-ancestry demo cohorts (PLINK 1 + phenotype/covariate TSVs)",
     "qc": "TRE: sample and variant QC (call rate, HWE, MAF, MAC) with a ledger",
     "pca": "TRE: ancestry principal components from an LD-pruned variant set",
+    "wgr": "TRE: whole-genome ridge regression (REGENIE step 1): LOCO predictions for assoc --pred",
     "assoc": "TRE: linear/logistic association with covariates (plink2 --glm options)",
     "keygen": "TRE: create the Ed25519 key pair that signs export manifests",
     "export": "TRE: the export gate; writes the summary-statistics bundle and its audit",

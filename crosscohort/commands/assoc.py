@@ -144,6 +144,22 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--int-offset", type=float, default=0.375, metavar="C",
                    help="offset c of --pheno-transform int, Phi^-1((rank - c) / (n - 2c + 1)): 0.375 "
                         "(Blom, default), 0.5 (rankit, as plink2 --pheno-quantile-normalize)")
+    wgr = p.add_argument_group(
+        "whole-genome regression step 2 (REGENIE names)",
+        "with --pred, the step-1 LOCO predictions ('crosscohort wgr', or REGENIE's step 1) are the offset: "
+        "quantitative traits are tested as y minus the prediction, binary traits by the logistic score "
+        "test with the prediction as offset, corrected below --pThresh by --firth --approx or --spa",
+    )
+    wgr.add_argument("--pred", metavar="LIST", help="step-1 prediction list (OUT_pred.list: TRAIT PATH.loco lines)")
+    wgr.add_argument("--remove", metavar="FILE", help="leave out these samples ('FID IID' lines)")
+    wgr.add_argument("--firth", dest="wgr_firth", action="store_true", help="with --pred: approximate Firth correction (needs --approx)")
+    wgr.add_argument("--approx", action="store_true", help="with --firth: the approximate (covariates fixed) Firth fit")
+    wgr.add_argument("--spa", action="store_true", help="with --pred: saddle-point approximation of the score test")
+    wgr.add_argument("--pThresh", dest="pthresh", type=float, default=0.05, metavar="P",
+                     help="with --pred: correct binary-trait rows whose score p-value is below P (default 0.05)")
+    wgr.add_argument("--out-format", choices=["gwas-ssf", "regenie"], default="gwas-ssf",
+                     help="'regenie': REGENIE's step-2 columns (space-separated; CHROM GENPOS ID ALLELE0 ALLELE1 "
+                          "A1FREQ INFO N TEST BETA SE CHISQ LOG10P EXTRA); default GWAS-SSF")
     p.add_argument("--cohort", metavar="ID", help="cohort id for the ledger (default: the first genotype input's name)")
     p.add_argument("--ledger", metavar="FILE",
                    help="write the sample and variant ledgers (JSON list) here")
@@ -163,12 +179,12 @@ def _limit_threads(n: int) -> None:
     threadpool_limits(n)
 
 
-def output_path(out: str, trait: str, n_traits: int) -> Path:
-    """The output file of ``trait`` from the ``--out`` template."""
+def output_path(out: str, trait: str, n_traits: int, *, regenie: bool = False) -> Path:
+    """The output file of ``trait`` from the ``--out`` template (any name for ``--out-format regenie``)."""
     if n_traits > 1 and "{trait}" not in out:
         raise InputError(f"--out {out}: several traits are analysed, so the path must contain {{trait}}")
     suffixes = "".join(Path(out).suffixes[-2:])
-    if not (out.endswith(".tsv") or out.endswith(".tsv.gz") or out.endswith(".parquet")):
+    if not regenie and not (out.endswith(".tsv") or out.endswith(".tsv.gz") or out.endswith(".parquet")):
         raise InputError(f"--out {out}: expected a .tsv, .tsv.gz or .parquet path; got suffix {suffixes!r}")
     return Path(out.replace("{trait}", trait))
 
@@ -188,7 +204,6 @@ def run(args: argparse.Namespace) -> int:
     """Run the scan and write one file per trait."""
     if args.threads:
         _limit_threads(args.threads)
-    from crosscohort.association import run_assoc
     from crosscohort.sumstats import write_sumstats
 
     types = dict(args.trait_type)
@@ -200,8 +215,60 @@ def run(args: argparse.Namespace) -> int:
         from crosscohort.phenotypes import read_table
 
         n_traits = len(read_table(args.pheno).columns) - 2
-    output_path(args.out, "x", n_traits)
-    result = run_assoc(
+    regenie = args.out_format == "regenie"
+    output_path(args.out, "x", n_traits, regenie=regenie)
+    result = _run_step2(args, types) if args.pred else _run_glm(args, types)
+    for trait, table in result.tables.items():
+        path = output_path(args.out, trait, len(result.tables), regenie=regenie)
+        if regenie:
+            from crosscohort.association.regenie_files import write_regenie
+
+            write_regenie(table, path)
+        else:
+            path = write_sumstats(table, path)
+        print(f"assoc: trait {trait}: {table.height} rows -> {path}", file=sys.stderr)
+    if args.ledger:
+        from crosscohort.ledger import write_ledgers
+
+        write_ledgers(result.ledgers, args.ledger)
+    return 0
+
+
+def _run_step2(args: argparse.Namespace, types: dict):
+    """Whole-genome regression step 2 (``--pred``)."""
+    from crosscohort.association.wgr import run_step2
+
+    if args.pheno_transform is not None:
+        raise InputError("--pheno-transform: not available with --pred (transform the phenotype before step 1)")
+    if not args.firth:
+        raise InputError("--no-firth: plink2's --glm option; with --pred give --firth --approx, --spa or neither")
+    if args.wgr_firth and args.spa:
+        raise InputError("--firth and --spa: choose one correction")
+    if args.wgr_firth and not args.approx:
+        raise InputError("--firth: only the approximate Firth correction is implemented with --pred; "
+                         "add --approx (REGENIE --firth --approx)")
+    if args.approx and not args.wgr_firth:
+        raise InputError("--approx: only meaningful with --firth")
+    correction = "firth" if args.wgr_firth else "spa" if args.spa else None
+    return run_step2(
+        genotype_sources(args), args.pheno, pred=args.pred,
+        pheno_names=args.pheno_name, covar=args.covar, covar_names=args.covar_name,
+        keep=args.keep, remove=args.remove, extract=args.extract, trait_types=types,
+        chunk_size=args.chunk_size, part=args.part, max_vif=args.vif, correction=correction,
+        pthresh=args.pthresh, cohort=args.cohort, log=sys.stderr,
+    )
+
+
+def _run_glm(args: argparse.Namespace, types: dict):
+    """The plink2 ``--glm``-style scan."""
+    from crosscohort.association import run_assoc
+
+    for flag, dest in (("remove", "remove"), ("firth", "wgr_firth"), ("approx", "approx"), ("spa", "spa")):
+        if getattr(args, dest):
+            raise InputError(f"--{flag}: only used with --pred (whole-genome regression step 2)")
+    if args.out_format != "gwas-ssf":
+        raise InputError("--out-format regenie: only with --pred")
+    return run_assoc(
         genotype_sources(args), args.pheno,
         pheno_names=args.pheno_name, covar=args.covar, covar_names=args.covar_name,
         keep=args.keep, extract=args.extract, trait_types=types, chunk_size=args.chunk_size,
@@ -209,11 +276,3 @@ def run(args: argparse.Namespace) -> int:
         firth=args.firth, pheno_transform=args.pheno_transform, int_offset=args.int_offset,
         cohort=args.cohort, log=sys.stderr,
     )
-    for trait, table in result.tables.items():
-        path = write_sumstats(table, output_path(args.out, trait, len(result.tables)))
-        print(f"assoc: trait {trait}: {table.height} rows -> {path}", file=sys.stderr)
-    if args.ledger:
-        from crosscohort.ledger import write_ledgers
-
-        write_ledgers(result.ledgers, args.ledger)
-    return 0

@@ -1,4 +1,48 @@
 # Per-cohort association, scattered over contiguous variant parts and gathered.
+# With association.model wgr, step 1 (whole-genome regression, one job per
+# cohort) writes LOCO predictions that every part uses as offset.
+
+
+rule association_wgr_step1:
+    input:
+        genotypes=genotype_files,
+        samples=rules.qc.output.samples,
+        variants=rules.qc.output.variants,
+        pheno=pheno_file,
+        covar=covar_file,
+        pcs=rules.pca.output.eigenvec,
+    output:
+        pred="results/association/{cohort}/wgr/step1_pred.list",
+        loco=expand(
+            "results/association/{{cohort}}/wgr/step1_{k}.loco",
+            k=range(1, len(TRAITS) + 1),
+        ),
+        summary="results/association/{cohort}/wgr/step1.wgr.json",
+    log:
+        "logs/association/{cohort}/wgr_step1.log",
+    benchmark:
+        "results/benchmarks/association/{cohort}/wgr_step1.tsv"
+    conda:
+        "../../envs/tre.yaml"
+    threads: 2
+    resources:
+        mem_mb=wgr_mem_mb,
+        runtime=wgr_runtime,
+    params:
+        bfiles=bfile_args,
+        traits=",".join(TRAITS),
+        trait_types=trait_type_args(),
+        covar_names=covariate_names,
+        bsize=WGR.get("bsize", 1000),
+        cv=WGR.get("cv", 5),
+        loocv="--loocv" if WGR.get("loocv", False) else "",
+        out=lambda wc: f"results/association/{wc.cohort}/wgr/step1",
+    shell:
+        "python -m crosscohort wgr {params.bfiles} --keep {input.samples} --extract {input.variants}"
+        " --pheno {input.pheno} --pheno-name {params.traits} {params.trait_types}"
+        " --covar {input.covar} --covar {input.pcs} --covar-name {params.covar_names}"
+        " --bsize {params.bsize} --cv {params.cv} {params.loocv} --threads {threads}"
+        " --out {params.out} 2> {log}"
 
 
 rule association_part:
@@ -9,6 +53,7 @@ rule association_part:
         pheno=pheno_file,
         covar=covar_file,
         pcs=rules.pca.output.eigenvec,
+        pred=wgr_pred,
     output:
         sumstats=expand(
             "results/association/{{cohort}}/parts/{{part}}/{trait}.tsv.gz",
@@ -32,12 +77,13 @@ rule association_part:
         part=lambda wc: wc.part.replace("of", "/"),
         chunk_size=config["association"]["chunk_size"],
         out=lambda wc: f"results/association/{wc.cohort}/parts/{wc.part}/{{trait}}.tsv.gz",
+        wgr=wgr_step2_args,
     shell:
         "python -m crosscohort assoc {params.bfiles} --keep {input.samples} --extract {input.variants}"
         " --pheno {input.pheno} --pheno-name {params.traits} {params.trait_types}"
         " --covar {input.covar} --covar {input.pcs} --covar-name {params.covar_names}"
         " --part {params.part} --chunk-size {params.chunk_size} --threads {threads}"
-        " --out {params.out} 2> {log}"
+        " {params.wgr} --out {params.out} 2> {log}"
 
 
 rule association_gather:

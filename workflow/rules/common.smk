@@ -45,6 +45,12 @@ RUN_POOLED = STUDY.run_pooled
 # TRE-side analysis units: real cohorts run here, plus the pooled pseudo-cohort.
 ANALYSIS_UNITS = STUDY.run_cohorts + ([POOLED] if RUN_POOLED else [])
 N_PARTS = config["association"]["scatter"]
+# Association model: whole-genome regression (step 1 per cohort, LOCO offsets in step 2)
+# or the fixed-effects scan; auto = wgr when relatives are kept (no KING cutoff).
+ASSOC_MODEL = config["association"].get("model", "auto")
+if ASSOC_MODEL == "auto":
+    ASSOC_MODEL = "wgr" if config["qc"].get("king_cutoff") is None else "glm"
+WGR = config["association"].get("wgr", {})
 PARTS = [f"{i}of{N_PARTS}" for i in range(1, N_PARTS + 1)]
 DEMO_DIR = config["demo"]["outdir"]
 REFERENCE = config["harmonise"]["reference"]
@@ -146,6 +152,41 @@ def trait_type_args(wildcards=None):
     return " ".join(
         f"--trait-type {t}={spec['type']}" for t, spec in config["traits"].items()
     )
+
+
+def wgr_pred(wildcards):
+    """The step-1 prediction list of an analysis unit (model wgr), else nothing."""
+    if ASSOC_MODEL != "wgr":
+        return []
+    return f"results/association/{wildcards.cohort}/wgr/step1_pred.list"
+
+
+def wgr_step2_args(wildcards, input):
+    """`crosscohort assoc` options of step 2 (model wgr): the LOCO list and the binary correction."""
+    if ASSOC_MODEL != "wgr":
+        return ""
+    correction = WGR.get("correction", "firth")
+    fix = {"firth": "--firth --approx", "spa": "--spa", "none": ""}[correction]
+    return f"--pred {input.pred} {fix} --pThresh {WGR.get('pthresh', 0.05)}"
+
+
+def wgr_mem_mb(wildcards, input, attempt):
+    """Memory of step 1, x1.5.
+
+    Each trait's level-1 features (samples x blocks x 5 float64) plus one
+    block of genotypes and its level-0 work (~6 samples x bsize arrays).
+    """
+    n, bsize = n_samples_of(wildcards), WGR.get("bsize", 1000)
+    n_blocks = n_variants_of(wildcards) / bsize + 22
+    feats_mb = n * n_blocks * 5 * 8 * len(TRAITS) / 1e6
+    block_mb = 6 * n * bsize * 8 / 1e6
+    return int((IMPORT_MB + 1.5 * (feats_mb + block_mb)) * attempt)
+
+
+def wgr_runtime(wildcards, input, attempt):
+    """Minutes of step 1: one pass over the genotypes plus the level-0 solves, as an association scan x3."""
+    work = n_samples_of(wildcards) * n_variants_of(wildcards) * max(1, len(TRAITS))
+    return int((10 + 3 * work * SECONDS_PER_SAMPLE_VARIANT / 60) * attempt)
 
 
 def tre_config(cohort):
