@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from crosscohort.commands import key_value_pairs
@@ -47,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="minimum residual degrees of freedom of the fit (default 10; 0 = off)")
     p.add_argument("--qc-ledger", action="append", default=[], metavar="FILE",
                    help="QC ledger JSON to copy (counts only) into the audit and metadata (repeatable)")
+    p.add_argument("--sufficient", action="append", default=[], metavar="TRAIT=DIR",
+                   help="opt in to the federated pooled fit: gate and release the sums that "
+                        "'crosscohort sufficient --out-dir DIR' wrote for TRAIT (repeatable; off by default)")
     p.add_argument("--out-dir", required=True, help="bundle directory, e.g. exports/C")
     p.set_defaults(func=run)
 
@@ -75,8 +79,13 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out_dir,
         rules=rules,
         qc_ledgers=args.qc_ledger,
+        sufficient=key_value_pairs(args.sufficient, "--sufficient", key="TRAIT") if args.sufficient else None,
     )
     for trait, r in res.traits.items():
         print(f"{trait}: {r.ledger.n_in} rows in, {r.ledger.n_kept} released, suppressed {r.suppressed}")
+    audit = json.loads((Path(res.out_dir) / "audit.json").read_text())
+    for trait, e in audit.get("sufficient", {}).items():
+        print(f"{trait}: sufficient statistics {e['status']}: {e['rows_in']} rows in, {e['rows_released']} released"
+              + "".join(f"; {r}" for r in e["reasons"]))
     print(f"bundle written to {res.out_dir}")
     return 0

@@ -38,6 +38,8 @@ from crosscohort.gate.rules import (
     apply_gate,
     released_violations,
 )
+from crosscohort.gate.sufficient import audit_md as sufficient_audit_md
+from crosscohort.gate.sufficient import export_sufficient
 from crosscohort.ledger import Ledger, read_ledgers
 from crosscohort.sumstats import read_sumstats, write_sumstats
 
@@ -254,6 +256,8 @@ def _audit_md(audit: dict) -> str:
             f"Other input columns dropped (never released): {', '.join(t['columns_dropped']) or 'none'}.",
             "",
         ]
+    if "sufficient" in audit:
+        out += sufficient_audit_md(audit["sufficient"], GateRules(**audit["gate_rules"]))
     if "summary" in audit:
         s = audit["summary"]
         out += [
@@ -299,6 +303,7 @@ def export_bundle(
     out_dir: str | Path,
     rules: GateRules | None = None,
     qc_ledgers: list[str | Path] = (),
+    sufficient: dict[str, str | Path] | None = None,
 ) -> ExportResult:
     """Run the export gate on one cohort's association files and write the bundle.
 
@@ -322,6 +327,10 @@ def export_bundle(
         Gate thresholds (defaults: :class:`GateRules`).
     qc_ledgers
         Ledger JSON files to copy, as counts, into the audit and metadata.
+    sufficient
+        ``{trait: directory}`` of ``crosscohort sufficient`` output to gate
+        and release beside the sumstats (the cohort opted in to the
+        federated pooled fit; rules: :mod:`crosscohort.gate.sufficient`).
 
     Returns
     -------
@@ -402,6 +411,10 @@ def export_bundle(
             audit["traits"][trait] = _trait_audit(trait, res, rules, path.name)
             results[trait] = replace(res, released=res.released.clear())
             del res
+        if sufficient:
+            audit["sufficient"] = {
+                t: export_sufficient(d, t, staging, rules=rules, cohort=cohort) for t, d in sufficient.items()
+            }
         audit["summary"] = {
             "traits": len(results),
             "rows_in": sum(r.ledger.n_in for r in results.values()),
@@ -428,6 +441,8 @@ def export_bundle(
             "genome_assembly": build,
             "gate_rules": rules.to_dict(),
             "rule_order": list(RULE_ORDER),
+            **({"sufficient": {t: e["files"] for t, e in audit["sufficient"].items()}}
+               if "sufficient" in audit else {}),
             "created": created,
             "files": [
                 {"path": p.name, "sha256": file_digest(p), "size": p.stat().st_size}

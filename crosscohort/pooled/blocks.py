@@ -27,8 +27,9 @@ mean over the analysed samples with a call), g~ = g - mean:
 Internal columns (the gate uses and strips them; they never leave a TRE):
 ``n_hom_ref``, ``n_het``, ``n_hom_alt``, ``n_missing`` (hard calls: the
 dosage rounded), and for binary traits ``mac_cases``, ``mac_controls``. The
-block's ``internal`` entry (level and cell counts of the two-valued
-columns) likewise.
+block's ``internal`` entry (level counts of each covariate with at most
+three distinct values, joint cell counts of each pair of them, and of a
+binary trait) likewise.
 """
 
 from __future__ import annotations

@@ -102,24 +102,35 @@ class SufficientModel:
     cases: np.ndarray | None
 
 
-def _two_valued(x: np.ndarray, names: Sequence[str]) -> dict:
-    """Level counts of the two-valued columns and the 2 x 2 cells of each pair (the gate's input)."""
+#: Columns with at most this many distinct values have every level count derivable from
+#: n, 1'x and x'x (two unknowns beyond n, two equations), so the gate checks each level.
+_FEW_LEVELS = 3
+
+
+def _levels(x: np.ndarray, names: Sequence[str], extra: Mapping[str, np.ndarray] | None = None) -> dict:
+    """Level counts of the few-valued columns and the joint cells of each pair (the gate's input).
+
+    A column with at most three distinct values has its level counts
+    derivable from the released n, sum and sum of squares; the joint counts
+    of two such columns are (partly) derivable from their cross-product. The
+    gate checks both against ``min_count``.
+    """
+    cols = {name: x[:, j] for j, name in enumerate(names)}
+    cols.update(extra or {})
     levels: dict[str, dict] = {}
-    ind: dict[str, np.ndarray] = {}
-    for j, name in enumerate(names):
-        vals = np.unique(x[:, j])
-        if vals.size == 2:
-            hi = x[:, j] == vals[1]
-            levels[name] = {"lo": float(vals[0]), "hi": float(vals[1]), "n_lo": int((~hi).sum()),
-                            "n_hi": int(hi.sum())}
-            ind[name] = hi
+    codes: dict[str, np.ndarray] = {}
+    for name, col in cols.items():
+        vals, inv, counts = np.unique(col, return_inverse=True, return_counts=True)
+        if vals.size <= _FEW_LEVELS:
+            levels[name] = {"values": vals.tolist(), "counts": counts.tolist()}
+            codes[name] = (inv.reshape(-1), vals.size)
     cells = []
-    keys = list(ind)
+    keys = list(codes)
     for a in range(len(keys)):
         for b in range(a + 1, len(keys)):
-            p, q = ind[keys[a]], ind[keys[b]]
-            cells.append({"columns": [keys[a], keys[b]], "counts": [int((p & q).sum()), int((p & ~q).sum()),
-                                                                    int((~p & q).sum()), int((~p & ~q).sum())]})
+            (ca, na), (cb, nb) = codes[keys[a]], codes[keys[b]]
+            joint = np.bincount(ca * nb + cb, minlength=na * nb)
+            cells.append({"columns": [keys[a], keys[b]], "counts": joint.tolist()})
     return {"levels": levels, "cells": cells}
 
 
@@ -164,11 +175,10 @@ def sufficient_model(
     scale = tuple(scale) if scale is not None else ("raw",) * k
     mx = x.mean(axis=0)
     xc = x - mx
-    internal = _two_valued(x, names)
+    internal = _levels(x, names, {"<trait>": y} if trait_type == "binary" else None)
     common = dict(cohort=cohort, trait=trait, trait_type=trait_type, n=n, covariates=names,
                   scale=scale, sum_x=x.sum(axis=0), sum_y=float(y.sum()))
     if trait_type == "binary":
-        internal["levels"]["<trait>"] = {"lo": 0.0, "hi": 1.0, "n_lo": int(n - y.sum()), "n_hi": int(y.sum())}
         # The null fit on standardised columns (same fitted probabilities, better conditioned).
         sd = x.std(axis=0)
         sd[sd == 0] = 1.0
