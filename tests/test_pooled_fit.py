@@ -23,7 +23,7 @@ from crosscohort.errors import InputError
 from crosscohort.genotypes import Genotypes
 from crosscohort.phenotypes import read_table
 from crosscohort.pooled.blocks import VARIANT_SUFFIX, read_block, write_block
-from crosscohort.pooled.central import pool_fit
+from crosscohort.pooled.central import pool_fit, pool_fit_to_file
 from crosscohort.pooled.fit import solve_linear
 from crosscohort.pooled.sufficient import sufficient_model, variant_sums
 from crosscohort.simulate import simulate_demo
@@ -241,3 +241,41 @@ def test_pool_fit_cli__missing_directory_names_the_file(tmp_path, capsys):
     rc = main(["pool-fit", "--trait", "ldl", "--out", str(tmp_path / "o.tsv"), str(tmp_path / "nowhere")])
     assert rc == 2
     assert "ldl.block.json: no such file" in capsys.readouterr().err
+
+
+def _two_chromosome_inputs(tmp_path: Path, *, unsorted: bool = False) -> list[tuple[Path, Path]]:
+    rng = np.random.default_rng(8)
+    m, out = 30, []
+    for c, n in enumerate((120, 90)):
+        age = rng.normal(50, 9, n)
+        g = rng.binomial(2, rng.uniform(0.2, 0.5, m), (n, m)).astype(float)
+        y = 0.02 * age + rng.normal(size=n)
+        mod = sufficient_model(y, age[:, None], cohort=f"c{c}", trait="t", trait_type="quantitative",
+                               covariate_names=["age"])
+        chrom = [1] * 12 + [2] * 18 if not (unsorted and c == 1) else [2] * 18 + [1] * 12
+        table = pl.DataFrame({"chromosome": chrom, "base_pair_location": list(range(1, m + 1)),
+                              "effect_allele": ["A"] * m, "other_allele": ["C"] * m,
+                              **{k: np.asarray(v) for k, v in variant_sums(mod, np.asfortranarray(g)).items()}})
+        d = tmp_path / f"c{c}"
+        write_block(mod.block, d / "t.block.json")
+        write_sumstats(table, d / f"t{VARIANT_SUFFIX}")
+        out.append((d / "t.block.json", d / f"t{VARIANT_SUFFIX}"))
+    return out
+
+
+def test_pool_fit__streamed_by_chromosome_in_small_blocks_equals_one_read(tmp_path):
+    inputs = _two_chromosome_inputs(tmp_path)
+    whole = pool_fit(inputs, shared=["age"]).table
+    small = pool_fit(inputs, shared=["age"], block_bytes=300).table
+    assert whole.get_column("chromosome").to_list() == [1] * 12 + [2] * 18
+    assert small.equals(whole)
+    res = pool_fit_to_file(inputs, tmp_path / "o.tsv.gz", shared=["age"], block_bytes=300)
+    assert res.n_variants == {"variants": 30, "fitted": 30, "not_estimable": 0}
+    back = read_sumstats(tmp_path / "o.tsv.gz")
+    np.testing.assert_array_equal(back.get_column("beta").to_numpy(), whole.get_column("beta").to_numpy())
+
+
+def test_pool_fit__chromosomes_out_of_order_name_the_file(tmp_path):
+    inputs = _two_chromosome_inputs(tmp_path, unsorted=True)
+    with pytest.raises(InputError, match=r"c1/t\.sufficient\.tsv\.gz: chromosome 1 after 2"):
+        pool_fit(inputs, shared=["age"], block_bytes=300)

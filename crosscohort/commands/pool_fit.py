@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Read, align, solve and write the pooled table and its summary (OUT.summary.json)."""
     from crosscohort.atomic import write_json
-    from crosscohort.pooled.central import pool_fit, sufficient_paths
+    from crosscohort.pooled.central import pool_fit, pool_fit_to_file, sufficient_paths
     from crosscohort.sumstats import write_sumstats
 
     inputs = []
@@ -61,9 +61,13 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError(f"{f}: no such file (pool-fit {item}: a sufficient/ directory of trait "
                                  f"{args.trait!r} holds {block.name} and {sums.name})")
         inputs.append((block, sums))
-    res = pool_fit(inputs, shared=args.shared, log=sys.stderr)
-    out = write_sumstats(res.table, args.out)
+    if args.out.endswith(".parquet"):
+        res = pool_fit(inputs, shared=args.shared, log=sys.stderr)
+        out = write_sumstats(res.table, args.out)
+    else:  # written one chromosome at a time
+        res = pool_fit_to_file(inputs, args.out, shared=args.shared, log=sys.stderr)
+        out = args.out
     write_json(Path(f"{args.out}.summary.json"), {"trait": args.trait, "method": res.method,
                                                   "shared": list(args.shared), **res.n_variants})
-    print(f"pool-fit: {res.table.height} rows -> {out}", file=sys.stderr)
+    print(f"pool-fit: {res.n_variants['variants']} rows -> {out}", file=sys.stderr)
     return 0

@@ -19,7 +19,7 @@ cohorts' samples.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -30,11 +30,15 @@ import polars as pl
 from crosscohort.errors import InputError
 from crosscohort.pooled.blocks import BLOCK_SUFFIX, VARIANT_SUFFIX, CohortBlock, read_block
 from crosscohort.pooled.fit import PooledFit, solve_linear, solve_logistic_onestep
-from crosscohort.sumstats import float_column, variant_id
+from crosscohort.sumstats import float_column, line_blocks, open_binary, variant_id
 
-__all__ = ["PoolFitResult", "read_sums", "pool_fit", "sufficient_paths"]
+__all__ = ["PoolFitResult", "read_sums", "pool_fit", "pool_fit_to_file", "sufficient_paths"]
 
-#: Sum columns that change sign when the effect allele is the other one.
+#: Bytes of a file parsed at once.
+BLOCK_BYTES = 64 * 2**20
+
+#: Sum columns that keep their sign when the effect allele is the other one (the rest
+#: are cross-products with g~, which change sign; sum_g becomes 2n - sum_g).
 _EVEN = ("n", "sum_g", "gg", "gwg")
 
 
@@ -44,34 +48,80 @@ def sufficient_paths(directory: str | Path, trait: str) -> tuple[Path, Path]:
     return d / f"{trait}{BLOCK_SUFFIX}", d / f"{trait}{VARIANT_SUFFIX}"
 
 
-def read_sums(path: str | Path, block: CohortBlock) -> pl.DataFrame:
-    """Read a released ``{trait}.sufficient.tsv.gz`` and check its columns against ``block``.
+def _needed(block: CohortBlock) -> list[str]:
+    from crosscohort.pooled.blocks import gwx_column, gx_column
+
+    if block.trait_type == "quantitative":
+        sums = ["n", "sum_g", "gg", "gy", *(gx_column(c) for c in block.covariates)]
+    else:
+        sums = ["n", "sum_g", "u", "gwg", gwx_column("1"), *(gwx_column(c) for c in block.covariates)]
+    return ["chromosome", "base_pair_location", "effect_allele", "other_allele", *sums]
+
+
+_TEXT = {"effect_allele": pl.String, "other_allele": pl.String, "variant_id": pl.String, "rsid": pl.String}
+_INT = {"chromosome": pl.Int64, "base_pair_location": pl.Int64, "n": pl.Int64}
+
+
+def read_sums(path: str | Path, block: CohortBlock, *,
+              block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, pl.DataFrame]]:
+    """A released ``{trait}.sufficient.tsv.gz``, one chromosome at a time: ``(code, rows)``.
+
+    Memory follows the largest chromosome, not the genome. The file must be
+    in ascending chromosome runs (as ``crosscohort sufficient`` writes it).
 
     Raises
     ------
     InputError
-        Unreadable file, or a column the block's trait type needs is absent.
+        Unreadable file, a column the block's trait type needs absent, or
+        chromosomes out of order.
     """
-    from crosscohort.pooled.blocks import gwx_column, gx_column
-
-    keys = {"chromosome": pl.Int64, "base_pair_location": pl.Int64, "effect_allele": pl.String,
-            "other_allele": pl.String, "variant_id": pl.String, "rsid": pl.String, "n": pl.Int64}
+    path = Path(path)
     try:
-        header = pl.read_csv(path, separator="\t", n_rows=0).columns
-        schema = {c: keys.get(c, pl.Float64) for c in header}
-        df = pl.read_csv(path, separator="\t", null_values="NA", schema=schema)
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise InputError(f"{path}: not a readable sufficient-statistics table ({str(exc).splitlines()[0]})") from None
-    if block.trait_type == "quantitative":
-        need = ["n", "sum_g", "gg", "gy", *(gx_column(c) for c in block.covariates)]
-    else:
-        need = ["n", "sum_g", "u", "gwg", gwx_column("1"), *(gwx_column(c) for c in block.covariates)]
-    need = ["chromosome", "base_pair_location", "effect_allele", "other_allele", *need]
-    missing = [c for c in need if c not in df.columns]
+        with open_binary(path) as fh:
+            header = fh.readline()
+    except OSError as exc:
+        raise InputError(f"{path}: not a readable sufficient-statistics table ({exc})") from None
+    names = header.decode("utf-8", "replace").rstrip("\r\n").split("\t")
+    need = _needed(block)
+    missing = [c for c in need if c not in names]
     if missing:
         raise InputError(f"{path}: column(s) {missing} missing (a {block.trait_type} trait with covariates "
                          f"{list(block.covariates)} needs {need})")
-    return df.select([c for c in df.columns if c in need or c in ("variant_id", "rsid")])
+    keep = [c for c in names if c in need or c == "rsid"]
+    schema = {c: _TEXT.get(c, _INT.get(c, pl.Float64)) for c in names}
+    done: set[int] = set()
+    pending: list[pl.DataFrame] = []
+    current: int | None = None
+    line = 2
+    with open_binary(path) as fh:
+        fh.readline()
+        for chunk in line_blocks(fh, block_bytes, prefix=header):
+            try:
+                df = pl.read_csv(chunk, separator="\t", null_values="NA", schema=schema, columns=keep)
+            except pl.exceptions.PolarsError as exc:
+                raise InputError(f"{path}: unreadable rows from line {line} "
+                                 f"({str(exc).strip().splitlines()[0]})") from None
+            line += df.height
+            codes = df.get_column("chromosome").to_numpy()
+            cuts = np.flatnonzero(np.diff(codes)) + 1
+            for a, b in zip(np.r_[0, cuts], np.r_[cuts, codes.size], strict=True):
+                code = int(codes[a])
+                if code != current:
+                    if current is not None:
+                        done.add(current)
+                        yield current, pl.concat(pending)
+                        pending = []
+                    if code in done or (current is not None and code < current):
+                        raise InputError(f"{path}: chromosome {code} after {current}; the rows must be in "
+                                         "ascending chromosome runs, as crosscohort sufficient writes them")
+                    current = code
+                pending.append(df.slice(int(a), int(b - a)))
+    if current is not None:
+        yield current, pl.concat(pending)
+
+
+def _empty(block: CohortBlock) -> pl.DataFrame:
+    return pl.DataFrame(schema={c: _TEXT.get(c, _INT.get(c, pl.Float64)) for c in [*_needed(block), "rsid"]})
 
 
 @dataclass(frozen=True)
@@ -125,13 +175,114 @@ def _aligned(tables: Sequence[pl.DataFrame]) -> tuple[pl.DataFrame, list[pl.Data
     return union, out
 
 
+def _fit_part(blocks: Sequence[CohortBlock], frames: Sequence[pl.DataFrame], *, shared: Sequence[str],
+              log: TextIO) -> pl.DataFrame:
+    """The pooled rows of one part (one chromosome of every cohort)."""
+    ttype = blocks[0].trait_type
+    cohorts = [b.cohort for b in blocks]
+    union, aligned = _aligned(frames)
+    m = union.height
+    present = np.column_stack([a.get_column("n").is_not_null().to_numpy()
+                               & np.isfinite(a.get_column("sum_g").fill_null(np.nan).to_numpy())
+                               for a in aligned]) if m else np.zeros((0, len(blocks)), dtype=bool)
+    beta, se, p, nlp = (np.full(m, np.nan) for _ in range(4))
+    df_res = np.full(m, -1, dtype=np.int64)
+    n = np.zeros(m, dtype=np.int64)
+    n_studies = present.sum(axis=1).astype(np.int64)
+    sum_g = np.zeros(m)
+    for c, a in enumerate(aligned):
+        sum_g += np.where(present[:, c], a.get_column("sum_g").fill_null(0.0).to_numpy(), 0.0)
+    if m:
+        patterns, which = np.unique(present, axis=0, return_inverse=True)
+        which = np.asarray(which).reshape(-1)
+    else:
+        patterns, which = np.zeros((0, len(blocks)), dtype=bool), np.empty(0, dtype=np.int64)
+    for k, pattern in enumerate(patterns):
+        cs = np.flatnonzero(pattern)
+        if cs.size == 0:
+            continue
+        rows = np.flatnonzero(which == k)
+        bl = [blocks[c] for c in cs]
+        sums = [{col: aligned[c].get_column(col).to_numpy()[rows] for col in aligned[c].columns} for c in cs]
+        fit: PooledFit = (solve_linear(bl, sums, shared=shared) if ttype == "quantitative"
+                          else solve_logistic_onestep(bl, sums))
+        beta[rows], se[rows], p[rows], nlp[rows] = fit.beta, fit.standard_error, fit.p_value, fit.neg_log_10_p_value
+        df_res[rows], n[rows] = fit.residual_df, fit.n
+        print(f"pool-fit: chromosome {union.get_column('chromosome')[0]}: {rows.size} variants in cohort(s) "
+              f"{', '.join(cohorts[c] for c in cs)}", file=log)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eaf = np.where(n > 0, sum_g / (2.0 * n), np.nan)
+    cols = {
+        "chromosome": union.get_column("chromosome"),
+        "base_pair_location": union.get_column("base_pair_location"),
+        "effect_allele": union.get_column("effect_allele"),
+        "other_allele": union.get_column("other_allele"),
+        "beta": float_column("beta", beta),
+        "standard_error": float_column("standard_error", se),
+        "effect_allele_frequency": float_column("effect_allele_frequency", eaf),
+        "p_value": float_column("p_value", p),
+        "neg_log_10_p_value": float_column("neg_log_10_p_value", nlp),
+        "rsid": union.get_column("rsid"),
+        "n": pl.Series("n", n, dtype=pl.Int64),
+        "n_studies": pl.Series("n_studies", n_studies, dtype=pl.Int64),
+    }
+    if ttype == "quantitative":
+        cols["residual_df"] = pl.Series("residual_df", df_res, dtype=pl.Int64)
+    return pl.DataFrame(cols).with_columns(
+        variant_id(pl.col("chromosome"), pl.col("base_pair_location"), pl.col("other_allele"),
+                   pl.col("effect_allele")))
+
+
+def _blocks(inputs: Sequence[tuple[str | Path, str | Path]], shared: Sequence[str]) -> list[CohortBlock]:
+    blocks = [read_block(b) for b, _ in inputs]
+    traits = {(b.trait, b.trait_type) for b in blocks}
+    if len(traits) != 1:
+        raise InputError(f"pool-fit: the blocks are of different traits or trait types: {sorted(traits)}")
+    cohorts = [b.cohort for b in blocks]
+    if len(set(cohorts)) != len(cohorts):
+        raise InputError(f"pool-fit: a cohort is given twice: {cohorts}")
+    if blocks[0].trait_type == "binary" and shared:
+        raise InputError("pool-fit: --shared applies to quantitative traits; the binary one-step fit keeps "
+                         "every covariate cohort-specific")
+    return blocks
+
+
+def _parts(inputs: Sequence[tuple[str | Path, str | Path]], blocks: Sequence[CohortBlock], *,
+           shared: Sequence[str], log: TextIO, block_bytes: int) -> Iterator[pl.DataFrame]:
+    """Pooled rows one chromosome at a time (every cohort's rows of that chromosome read together)."""
+    gens = [read_sums(t, b, block_bytes=block_bytes) for b, (_, t) in zip(blocks, inputs, strict=True)]
+    heads = [next(g, None) for g in gens]
+    while any(h is not None for h in heads):
+        code = min(h[0] for h in heads if h is not None)
+        frames = []
+        for i, h in enumerate(heads):
+            if h is not None and h[0] == code:
+                frames.append(h[1])
+                heads[i] = None  # drop the reference before reading ahead
+                heads[i] = next(gens[i], None)
+            else:
+                frames.append(_empty(blocks[i]))
+        yield _fit_part(blocks, frames, shared=shared, log=log)
+        del frames
+
+
+def _method(trait_type: str) -> str:
+    return ("linear least squares (exact)" if trait_type == "quantitative"
+            else "logistic one-step from the null (score / information)")
+
+
+def _counts(fitted: int, total: int) -> dict[str, int]:
+    return {"variants": total, "fitted": fitted, "not_estimable": total - fitted}
+
+
 def pool_fit(
     inputs: Sequence[tuple[str | Path, str | Path]],
     *,
     shared: Sequence[str] = (),
     log: TextIO | None = None,
+    block_bytes: int = BLOCK_BYTES,
 ) -> PoolFitResult:
-    """The pooled fit of one trait from the cohorts' released blocks and sums.
+    """The pooled fit of one trait from the cohorts' released blocks and sums, in memory.
 
     Parameters
     ----------
@@ -152,69 +303,49 @@ def pool_fit(
         Blocks of different traits or trait types, or any error of the solvers.
     """
     log = log if log is not None else sys.stderr
-    blocks = [read_block(b) for b, _ in inputs]
-    traits = {(b.trait, b.trait_type) for b in blocks}
-    if len(traits) != 1:
-        raise InputError(f"pool-fit: the blocks are of different traits or trait types: {sorted(traits)}")
-    cohorts = [b.cohort for b in blocks]
-    if len(set(cohorts)) != len(cohorts):
-        raise InputError(f"pool-fit: a cohort is given twice: {cohorts}")
-    trait, ttype = traits.pop()
-    if ttype == "binary" and shared:
-        raise InputError("pool-fit: --shared applies to quantitative traits; the binary one-step fit keeps "
-                         "every covariate cohort-specific")
-    tables = [read_sums(t, b) for b, (_, t) in zip(blocks, inputs, strict=True)]
-    union, aligned = _aligned(tables)
-    m = union.height
-    present = np.column_stack([a.get_column("n").is_not_null().to_numpy()
-                               & np.isfinite(a.get_column("sum_g").fill_null(np.nan).to_numpy())
-                               for a in aligned]) if m else np.zeros((0, len(blocks)), dtype=bool)
-    beta, se, p, nlp = (np.full(m, np.nan) for _ in range(4))
-    df_res = np.full(m, -1, dtype=np.int64)
-    n = np.zeros(m, dtype=np.int64)
-    n_studies = present.sum(axis=1).astype(np.int64)
-    sum_g = np.zeros(m)
-    for c, a in enumerate(aligned):
-        sum_g += np.where(present[:, c], a.get_column("sum_g").fill_null(0.0).to_numpy(), 0.0)
-    patterns, which = np.unique(present, axis=0, return_inverse=True) if m else (np.zeros((0, 0)), [])
-    which = np.asarray(which).reshape(-1)
-    for k, pattern in enumerate(patterns):
-        cs = np.flatnonzero(pattern)
-        if cs.size == 0:
-            continue
-        rows = np.flatnonzero(which == k)
-        bl = [blocks[c] for c in cs]
-        sums = [{col: aligned[c].get_column(col).to_numpy()[rows] for col in aligned[c].columns} for c in cs]
-        fit: PooledFit = (solve_linear(bl, sums, shared=shared) if ttype == "quantitative"
-                          else solve_logistic_onestep(bl, sums))
-        beta[rows], se[rows], p[rows], nlp[rows] = fit.beta, fit.standard_error, fit.p_value, fit.neg_log_10_p_value
-        df_res[rows], n[rows] = fit.residual_df, fit.n
-        print(f"pool-fit: {rows.size} variants in cohort(s) {', '.join(cohorts[c] for c in cs)}", file=log)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        eaf = np.where(n > 0, sum_g / (2.0 * n), np.nan)
-    cols = {
-        "chromosome": union.get_column("chromosome"),
-        "base_pair_location": union.get_column("base_pair_location"),
-        "effect_allele": union.get_column("effect_allele"),
-        "other_allele": union.get_column("other_allele"),
-        "beta": float_column("beta", beta),
-        "standard_error": float_column("standard_error", se),
-        "effect_allele_frequency": float_column("effect_allele_frequency", eaf),
-        "p_value": float_column("p_value", p),
-        "neg_log_10_p_value": float_column("neg_log_10_p_value", nlp),
-        "rsid": union.get_column("rsid"),
-        "n": pl.Series("n", n, dtype=pl.Int64),
-        "n_studies": pl.Series("n_studies", n_studies, dtype=pl.Int64),
-    }
-    if ttype == "quantitative":
-        cols["residual_df"] = pl.Series("residual_df", df_res, dtype=pl.Int64)
-    table = pl.DataFrame(cols).with_columns(
-        variant_id(pl.col("chromosome"), pl.col("base_pair_location"), pl.col("other_allele"),
-                   pl.col("effect_allele")))
-    method = ("linear least squares (exact)" if ttype == "quantitative"
-              else "logistic one-step from the null (score / information)")
-    counts = {"variants": m, "fitted": int(np.isfinite(beta).sum()),
-              "not_estimable": int(m - np.isfinite(beta).sum())}
-    print(f"pool-fit: trait {trait} ({method}): {counts['fitted']} of {m} variants fitted over "
-          f"{len(blocks)} cohorts", file=log)
-    return PoolFitResult(table, method, counts)
+    blocks = _blocks(inputs, shared)
+    parts = list(_parts(inputs, blocks, shared=shared, log=log, block_bytes=block_bytes))
+    table = pl.concat(parts) if parts else _fit_part(blocks, [_empty(b) for b in blocks], shared=shared, log=log)
+    fitted = int(table.get_column("beta").is_not_null().sum())
+    print(f"pool-fit: trait {blocks[0].trait} ({_method(blocks[0].trait_type)}): {fitted} of {table.height} "
+          f"variants fitted over {len(blocks)} cohorts", file=log)
+    return PoolFitResult(table, _method(blocks[0].trait_type), _counts(fitted, table.height))
+
+
+def pool_fit_to_file(
+    inputs: Sequence[tuple[str | Path, str | Path]],
+    out: str | Path,
+    *,
+    shared: Sequence[str] = (),
+    log: TextIO | None = None,
+    block_bytes: int = BLOCK_BYTES,
+) -> PoolFitResult:
+    """:func:`pool_fit` written as it goes (``.tsv`` or ``.tsv.gz``): memory follows one chromosome.
+
+    The returned :class:`PoolFitResult` has an empty table (the rows are in ``out``).
+    """
+    from crosscohort.sumstats import open_gzip_writer, order_columns
+
+    log = log if log is not None else sys.stderr
+    out = Path(out)
+    if not (out.name.endswith(".tsv") or out.name.endswith(".tsv.gz")):
+        raise InputError(f"--out {out}: expected a .tsv or .tsv.gz path (written as it goes)")
+    blocks = _blocks(inputs, shared)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    total = fitted = 0
+    first = True
+    with (open_gzip_writer(tmp) if out.name.endswith(".gz") else open(tmp, "wb")) as fh:
+        for part in _parts(inputs, blocks, shared=shared, log=log, block_bytes=block_bytes):
+            part = order_columns(part)
+            part.write_csv(fh, separator="\t", null_value="NA", float_precision=None, include_header=first)
+            first = False
+            total += part.height
+            fitted += int(part.get_column("beta").is_not_null().sum())
+        if first:
+            empty = _fit_part(blocks, [_empty(b) for b in blocks], shared=shared, log=log)
+            order_columns(empty).write_csv(fh, separator="\t", null_value="NA")
+    tmp.replace(out)
+    print(f"pool-fit: trait {blocks[0].trait} ({_method(blocks[0].trait_type)}): {fitted} of {total} "
+          f"variants fitted over {len(blocks)} cohorts", file=log)
+    return PoolFitResult(pl.DataFrame(), _method(blocks[0].trait_type), _counts(fitted, total))
