@@ -34,8 +34,11 @@ from crosscohort.sumstats import float_column, line_blocks, open_binary, variant
 
 __all__ = ["PoolFitResult", "read_sums", "pool_fit", "pool_fit_to_file", "sufficient_paths"]
 
+#: Variants solved at once (bounds the solver's variants x covariates temporaries).
+SOLVE_ROWS = 65_536
+
 #: Bytes of a file parsed at once.
-BLOCK_BYTES = 64 * 2**20
+BLOCK_BYTES = 16 * 2**20
 
 #: Sum columns that keep their sign when the effect allele is the other one (the rest
 #: are cross-products with g~, which change sign; sum_g becomes 2n - sum_g).
@@ -109,7 +112,7 @@ def read_sums(path: str | Path, block: CohortBlock, *,
                 if code != current:
                     if current is not None:
                         done.add(current)
-                        yield current, pl.concat(pending)
+                        yield current, pl.concat(pending, rechunk=False)
                         pending = []
                     if code in done or (current is not None and code < current):
                         raise InputError(f"{path}: chromosome {code} after {current}; the rows must be in "
@@ -117,7 +120,7 @@ def read_sums(path: str | Path, block: CohortBlock, *,
                     current = code
                 pending.append(df.slice(int(a), int(b - a)))
     if current is not None:
-        yield current, pl.concat(pending)
+        yield current, pl.concat(pending, rechunk=False)
 
 
 def _empty(block: CohortBlock) -> pl.DataFrame:
@@ -133,65 +136,99 @@ class PoolFitResult:
     n_variants: dict[str, int]
 
 
-def _aligned(tables: Sequence[pl.DataFrame]) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
-    """The union of variants (first cohort's orientation) and each cohort's rows aligned to it."""
-    keyed = []
-    for i, t in enumerate(tables):
-        keyed.append(t.select(
-            "chromosome", "base_pair_location", "effect_allele", "other_allele",
-            pl.min_horizontal("effect_allele", "other_allele").alias("_a"),
-            pl.max_horizontal("effect_allele", "other_allele").alias("_b"),
-            pl.lit(i).alias("_cohort"),
-            *([pl.col("rsid")] if "rsid" in t.columns else [pl.lit(None, pl.String).alias("rsid")]),
-        ))
-    key = ["chromosome", "base_pair_location", "_a", "_b"]
-    union = (pl.concat(keyed).sort("_cohort").unique(subset=key, keep="first", maintain_order=True)
-             .sort("chromosome", "base_pair_location", "_a", "_b").drop("_cohort"))
-    out = []
+def _aligned(tables: list[pl.DataFrame | None]) -> tuple[pl.DataFrame, list[dict[str, np.ndarray]]]:
+    """The union of variants (first cohort's orientation) and each cohort's sums aligned to it.
+
+    Variants are keyed by position and a 64-bit hash of the unordered allele
+    pair (within one chromosome), and the alleles of every matched row are
+    then compared as strings, so a hash collision cannot pair two variants.
+    Each cohort's table is released (``tables[i] = None``) once its sums are
+    copied into union order, so the part's peak holds the tables or the
+    aligned arrays, not both.
+    """
+    keys = []
     for t in tables:
-        tk = t.with_columns(pl.min_horizontal("effect_allele", "other_allele").alias("_a"),
-                            pl.max_horizontal("effect_allele", "other_allele").alias("_b"),
-                            pl.col("effect_allele").alias("_ea"))
-        dup = tk.group_by(key).len().filter(pl.col("len") > 1)
-        if dup.height:
-            r = dup.row(0, named=True)
-            raise InputError(f"variant {r['chromosome']}:{r['base_pair_location']} {r['_a']}/{r['_b']} appears "
-                             f"{r['len']} times in one cohort's sums; each variant must be released once")
-        sums = [c for c in t.columns if c not in ("chromosome", "base_pair_location", "effect_allele",
-                                                  "other_allele", "variant_id", "rsid")]
-        j = union.select(*key, "effect_allele").join(tk.drop("effect_allele", "other_allele", "variant_id", "rsid",
-                                                             strict=False),
-                                                     on=key, how="left", maintain_order="left")
-        flip = pl.col("_ea") != pl.col("effect_allele")
-        exprs = []
-        for c in sums:
+        k = t.select(pl.col("base_pair_location").alias("pos"),
+                     pl.concat_str([pl.min_horizontal("effect_allele", "other_allele"),
+                                    pl.max_horizontal("effect_allele", "other_allele")], separator="\t")
+                     .hash(seed=0).alias("h"))
+        arr = np.empty(k.height, dtype=[("pos", "i8"), ("h", "u8")])
+        arr["pos"], arr["h"] = k.get_column("pos").to_numpy(), k.get_column("h").to_numpy()
+        keys.append(arr)
+    offsets = np.cumsum([0, *(k.size for k in keys)])
+    uniq, first, inverse = np.unique(np.concatenate(keys), return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    m = uniq.size
+    # The union's descriptive columns from the first cohort carrying each variant.
+    owner = np.searchsorted(offsets, first, side="right") - 1
+    pieces = []
+    for i, t in enumerate(tables):
+        sel = np.flatnonzero(owner == i)
+        if sel.size:
+            rows = first[sel] - offsets[i]
+            rsid = t.get_column("rsid") if "rsid" in t.columns else pl.Series("rsid", [None] * t.height, pl.String)
+            pieces.append(t.select("chromosome", "base_pair_location", "effect_allele", "other_allele")
+                          .with_columns(rsid).select(pl.all().gather(rows)).with_columns(pl.Series("_u", sel)))
+    union = (pl.concat(pieces).sort("_u").drop("_u") if pieces else
+             pl.DataFrame(schema={"chromosome": pl.Int64, "base_pair_location": pl.Int64, "effect_allele": pl.String,
+                                  "other_allele": pl.String, "rsid": pl.String}))
+    u_ea = union.get_column("effect_allele")
+    u_oa = union.get_column("other_allele")
+    out: list[dict[str, np.ndarray]] = []
+    for i in range(len(tables)):
+        t = tables[i]
+        at = inverse[offsets[i]:offsets[i + 1]]
+        if np.unique(at).size != at.size:
+            dup = np.flatnonzero(np.bincount(at, minlength=m) > 1)[0]
+            r = union.row(int(dup), named=True)
+            raise InputError(f"variant {r['chromosome']}:{r['base_pair_location']} {r['other_allele']}/"
+                             f"{r['effect_allele']} appears more than once in one cohort's sums (cohort "
+                             f"{i + 1}); each variant must be released once")
+        at_s = pl.Series("at", at)
+        ea, oa = t.get_column("effect_allele"), t.get_column("other_allele")
+        same = (ea == u_ea.gather(at_s)) & (oa == u_oa.gather(at_s))
+        swapped = (ea == u_oa.gather(at_s)) & (oa == u_ea.gather(at_s))
+        bad = ~(same | swapped)
+        if bad.any():
+            j = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(f"cohort {i + 1}: variant at {t['base_pair_location'][j]} with alleles {ea[j]}/{oa[j]} "
+                             "matched another allele pair by its key hash; rename or drop one of them")
+        flip = swapped.to_numpy() & ~same.to_numpy()
+        sums: dict[str, np.ndarray] = {}
+        for c in t.columns:
+            if c in ("chromosome", "base_pair_location", "effect_allele", "other_allele", "variant_id", "rsid"):
+                continue
+            v = t.get_column(c).cast(pl.Float64).fill_null(np.nan).to_numpy()
             if c == "sum_g":
-                exprs.append(pl.when(flip).then(2.0 * pl.col("n") - pl.col(c)).otherwise(pl.col(c)).alias(c))
-            elif c in _EVEN or c in ("n_hom_ref", "n_het", "n_hom_alt", "n_missing"):
-                exprs.append(pl.col(c))
-            else:
-                exprs.append(pl.when(flip).then(-pl.col(c)).otherwise(pl.col(c)).alias(c))
-        out.append(j.select(exprs))
+                n = t.get_column("n").cast(pl.Float64).fill_null(np.nan).to_numpy()
+                v = np.where(flip, 2.0 * n - v, v)
+            elif c not in _EVEN:
+                v = np.where(flip, -v, v)
+            full = np.full(m, np.nan)
+            full[at] = v
+            sums[c] = full
+        out.append(sums)
+        tables[i] = None  # the table is no longer needed: free it before the next cohort's copy
+        del t
     return union, out
 
 
-def _fit_part(blocks: Sequence[CohortBlock], frames: Sequence[pl.DataFrame], *, shared: Sequence[str],
+def _fit_part(blocks: Sequence[CohortBlock], frames: list[pl.DataFrame | None], *, shared: Sequence[str],
               log: TextIO) -> pl.DataFrame:
     """The pooled rows of one part (one chromosome of every cohort)."""
     ttype = blocks[0].trait_type
     cohorts = [b.cohort for b in blocks]
     union, aligned = _aligned(frames)
     m = union.height
-    present = np.column_stack([a.get_column("n").is_not_null().to_numpy()
-                               & np.isfinite(a.get_column("sum_g").fill_null(np.nan).to_numpy())
-                               for a in aligned]) if m else np.zeros((0, len(blocks)), dtype=bool)
+    present = (np.column_stack([np.isfinite(a["n"]) & np.isfinite(a["sum_g"]) for a in aligned])
+               if m else np.zeros((0, len(blocks)), dtype=bool))
     beta, se, p, nlp = (np.full(m, np.nan) for _ in range(4))
     df_res = np.full(m, -1, dtype=np.int64)
     n = np.zeros(m, dtype=np.int64)
     n_studies = present.sum(axis=1).astype(np.int64)
     sum_g = np.zeros(m)
     for c, a in enumerate(aligned):
-        sum_g += np.where(present[:, c], a.get_column("sum_g").fill_null(0.0).to_numpy(), 0.0)
+        sum_g += np.where(present[:, c], a["sum_g"], 0.0)
     if m:
         patterns, which = np.unique(present, axis=0, return_inverse=True)
         which = np.asarray(which).reshape(-1)
@@ -201,14 +238,21 @@ def _fit_part(blocks: Sequence[CohortBlock], frames: Sequence[pl.DataFrame], *, 
         cs = np.flatnonzero(pattern)
         if cs.size == 0:
             continue
-        rows = np.flatnonzero(which == k)
         bl = [blocks[c] for c in cs]
-        sums = [{col: aligned[c].get_column(col).to_numpy()[rows] for col in aligned[c].columns} for c in cs]
-        fit: PooledFit = (solve_linear(bl, sums, shared=shared) if ttype == "quantitative"
-                          else solve_logistic_onestep(bl, sums))
-        beta[rows], se[rows], p[rows], nlp[rows] = fit.beta, fit.standard_error, fit.p_value, fit.neg_log_10_p_value
-        df_res[rows], n[rows] = fit.residual_df, fit.n
-        print(f"pool-fit: chromosome {union.get_column('chromosome')[0]}: {rows.size} variants in cohort(s) "
+        cols = [aligned[c] for c in cs]
+        all_rows = np.flatnonzero(which == k)
+        # In slices: the solve's (variants x covariates) temporaries stay small at any chromosome size.
+        for start in range(0, all_rows.size, SOLVE_ROWS):
+            rows = all_rows[start:start + SOLVE_ROWS]
+            sums = [{col: v[rows] for col, v in c.items()} for c in cols]
+            fit: PooledFit = (solve_linear(bl, sums, shared=shared) if ttype == "quantitative"
+                              else solve_logistic_onestep(bl, sums))
+            beta[rows], se[rows], p[rows], nlp[rows] = (fit.beta, fit.standard_error, fit.p_value,
+                                                        fit.neg_log_10_p_value)
+            df_res[rows], n[rows] = fit.residual_df, fit.n
+            del sums, fit
+        del cols
+        print(f"pool-fit: chromosome {union.get_column('chromosome')[0]}: {all_rows.size} variants in cohort(s) "
               f"{', '.join(cohorts[c] for c in cs)}", file=log)
     with np.errstate(invalid="ignore", divide="ignore"):
         eaf = np.where(n > 0, sum_g / (2.0 * n), np.nan)
@@ -262,7 +306,7 @@ def _parts(inputs: Sequence[tuple[str | Path, str | Path]], blocks: Sequence[Coh
                 heads[i] = next(gens[i], None)
             else:
                 frames.append(_empty(blocks[i]))
-        yield _fit_part(blocks, frames, shared=shared, log=log)
+        yield _fit_part(blocks, frames, shared=shared, log=log)  # empties ``frames`` as it goes
         del frames
 
 
