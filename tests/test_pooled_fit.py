@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 import pytest
 import statsmodels.api as sm
+from bed_reader import to_bed
 
 from crosscohort.cli import main
 from crosscohort.errors import InputError
@@ -279,3 +280,56 @@ def test_pool_fit__chromosomes_out_of_order_name_the_file(tmp_path):
     inputs = _two_chromosome_inputs(tmp_path, unsorted=True)
     with pytest.raises(InputError, match=r"c1/t\.sufficient\.tsv\.gz: chromosome 1 after 2"):
         pool_fit(inputs, shared=["age"], block_bytes=300)
+
+
+def test_pool_fit__equals_the_individual_level_pooled_arm_pool_then_assoc(tmp_path):
+    """The demo's individual-level arm with the same model: ``pool --specific`` + ``assoc`` on the
+    stacked filesets equals ``sufficient`` + ``pool-fit`` (complete calls: both arms then use the
+    same samples for every variant)."""
+    rng = np.random.default_rng(21)
+    m = 25
+    freqs = rng.uniform(0.1, 0.5, m)
+    args: dict[str, list[str]] = {"pheno": [], "covar": [], "specific": [], "bfile": [], "dirs": []}
+    for c, n in (("ca", 150), ("cb", 120), ("cc", 110)):
+        g = rng.binomial(2, freqs, size=(n, m)).astype(float)
+        ids = [f"{c}{i}" for i in range(n)]
+        to_bed(tmp_path / f"{c}.bed", g, count_A1=True, num_threads=1,
+               properties={"fid": ids, "iid": ids, "sex": rng.integers(1, 3, n),
+                           "sid": [f"v{j}" for j in range(m)], "chromosome": ["1"] * m,
+                           "bp_position": np.arange(m) * 100 + 1, "allele_1": ["A"] * m, "allele_2": ["G"] * m})
+        age = rng.normal(45, 10, n)
+        sex = rng.integers(1, 3, n)
+        pcs = rng.normal(size=(n, 2))
+        y = 0.03 * age + 0.2 * sex + pcs @ [0.5, -0.4] + 0.3 * g[:, 2] + rng.normal(size=n)
+        (tmp_path / f"{c}.pheno.tsv").write_text("#FID\tIID\tqt\n" + "".join(
+            f"{i}\t{i}\t{y[k]:.6f}\n" for k, i in enumerate(ids)))
+        (tmp_path / f"{c}.covar.tsv").write_text("#FID\tIID\tage\tsex\n" + "".join(
+            f"{i}\t{i}\t{age[k]:.3f}\t{sex[k]}\n" for k, i in enumerate(ids)))
+        (tmp_path / f"{c}.pcs.tsv").write_text("#FID\tIID\tPC1\tPC2\n" + "".join(
+            f"{i}\t{i}\t{pcs[k, 0]:.6f}\t{pcs[k, 1]:.6f}\n" for k, i in enumerate(ids)))
+        assert main(["sufficient", "--bfile", str(tmp_path / c), "--pheno", str(tmp_path / f"{c}.pheno.tsv"),
+                     "--covar", str(tmp_path / f"{c}.covar.tsv"), "--covar", str(tmp_path / f"{c}.pcs.tsv"),
+                     "--cohort", c, "--out-dir", str(tmp_path / "suff" / c)]) == 0
+        args["pheno"].append(f"{c}={tmp_path / f'{c}.pheno.tsv'}")
+        args["covar"].append(f"{c}={tmp_path / f'{c}.covar.tsv'}")
+        args["specific"].append(f"{c}={tmp_path / f'{c}.pcs.tsv'}")
+        args["bfile"] += ["--bfile", str(tmp_path / c)]
+        args["dirs"].append(str(tmp_path / "suff" / c))
+    assert main(["pool-fit", "--trait", "qt", "--shared", "age,sex", "--out", str(tmp_path / "fed.tsv"),
+                 *args["dirs"]]) == 0
+    assert main(["pool", "--pheno", *args["pheno"], "--covar", *args["covar"], "--specific", *args["specific"],
+                 "--out-pheno", str(tmp_path / "pooled.pheno.tsv"),
+                 "--out-covar", str(tmp_path / "pooled.covar.tsv")]) == 0
+    header = (tmp_path / "pooled.covar.tsv").read_text().splitlines()[0].split("\t")
+    assert header == ["#FID", "IID", "age", "sex", "cohort_cb", "cohort_cc", "PC1_ca", "PC2_ca", "PC1_cb",
+                      "PC2_cb", "PC1_cc", "PC2_cc"]
+    assert main(["assoc", *args["bfile"], "--pheno", str(tmp_path / "pooled.pheno.tsv"),
+                 "--covar", str(tmp_path / "pooled.covar.tsv"), "--out", str(tmp_path / "ind.tsv")]) == 0
+    fed, ind = read_sumstats(tmp_path / "fed.tsv"), read_sumstats(tmp_path / "ind.tsv")
+    assert fed.get_column("variant_id").to_list() == ind.get_column("variant_id").to_list()
+    b_f, b_i = fed.get_column("beta").to_numpy(), ind.get_column("beta").to_numpy()
+    s_f, s_i = fed.get_column("standard_error").to_numpy(), ind.get_column("standard_error").to_numpy()
+    assert np.all(np.abs(b_f - b_i) <= 1e-10 * np.maximum(np.abs(b_i), s_i))
+    np.testing.assert_allclose(s_f, s_i, rtol=1e-10)
+    np.testing.assert_allclose(fed.get_column("p_value").to_numpy(), ind.get_column("p_value").to_numpy(),
+                               rtol=1e-10)
