@@ -30,6 +30,8 @@ N_PARTS = config["association"]["scatter"]
 PARTS = [f"{i}of{N_PARTS}" for i in range(1, N_PARTS + 1)]
 DEMO_DIR = config["demo"]["outdir"]
 REFERENCE = config["harmonise"]["reference"]
+# Cohorts that opted in to the federated pooled fit (sheet column `sufficient`).
+SUFFICIENT = STUDY.sufficient_cohorts
 
 # Rules run the package as `python -m crosscohort`: this checkout's code,
 # whichever Python (or conda environment) runs the job.
@@ -162,7 +164,26 @@ def export_inputs(wildcards):
         ),
         "ledger": f"results/qc/{c}/qc.ledger.json",
         "ids": sample_id_files(c) + [sheet(c, "pheno"), sheet(c, "covar")],
+        "sufficient": (
+            expand(
+                "results/sufficient/{cohort}/{trait}.block.json", cohort=c, trait=TRAITS
+            )
+            if c in SUFFICIENT
+            else []
+        ),
     }
+
+
+def sufficient_args(wildcards, input):
+    """`--sufficient TRAIT=DIR` of an opted-in cohort's export, else nothing."""
+    return " ".join(
+        f"--sufficient {t}={Path(p).parent}" for t, p in zip(TRAITS, input.sufficient)
+    )
+
+
+def pool_fit_dirs(wildcards):
+    """The verified bundle directories of the opted-in cohorts, in sheet order."""
+    return " ".join(f"{c}=exports/{c}" for c in SUFFICIENT)
 
 
 def harmonise_inputs(wildcards):
@@ -198,6 +219,13 @@ def report_inputs(wildcards):
         inputs["compare"] = f"results/compare/{t}.json"
         inputs["compare_table"] = f"results/compare/{t}.tsv"
         inputs["compare_loci"] = f"results/compare/{t}.loci.tsv"
+    elif SUFFICIENT:
+        # No individual-level pooled arm (central mode): the report's pooled arm is
+        # the federated pooled fit of the cohorts that opted in.
+        inputs["pooled"] = f"results/poolfit/{t}.tsv.gz"
+        inputs["compare"] = f"results/compare/federated/{t}.json"
+        inputs["compare_table"] = f"results/compare/federated/{t}.tsv"
+        inputs["compare_loci"] = f"results/compare/federated/{t}.loci.tsv"
     return inputs
 
 
@@ -209,7 +237,7 @@ def report_args(wildcards, input):
     args += [f"--loo {input.loo}"]
     if REFERENCE:
         args += [f"--reference {input.reference}"]
-    if RUN_POOLED:
+    if RUN_POOLED or SUFFICIENT:
         args += [
             f"--pooled {input.pooled}",
             f"--compare {input.compare}",
@@ -225,6 +253,8 @@ def final_outputs():
     if MODE == "cohort":
         return bundle_files(config["cohort"])
     reports = expand("results/report/{trait}.html", trait=TRAITS)
+    if SUFFICIENT:
+        reports += expand("results/compare/federated/{trait}.json", trait=TRAITS)
     if MODE == "central":
         return reports
     clumps = (

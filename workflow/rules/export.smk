@@ -29,6 +29,7 @@ rule export:
         ancestry=lambda wc: shlex.quote(sheet(wc.cohort, "ancestry")),
         rules=lambda wc: STUDY.gate_rules(wc.cohort),
         digest=lambda wc: config_digest(tre_config(wc.cohort)),
+        sufficient=sufficient_args,
         out_dir=lambda wildcards, output: Path(output.manifest).parent,
     shell:
         "python -m crosscohort export --cohort {wildcards.cohort} {params.sumstats} {params.trait_types}"
@@ -36,5 +37,5 @@ rule export:
         " --config-digest {params.digest} --qc-ledger {input.ledger}"
         " --min-count {params.rules[min_count]} --round-n {params.rules[round_n]}"
         " --min-mac {params.rules[min_mac]} --min-mac-group {params.rules[min_mac_group]}"
-        " --min-residual-df {params.rules[min_residual_df]}"
+        " --min-residual-df {params.rules[min_residual_df]} {params.sufficient}"
         " --out-dir {params.out_dir} 2> {log}"
