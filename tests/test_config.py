@@ -156,3 +156,22 @@ def test_config__pooled_arm_is_refused_outside_demo_mode(workdir):
     assert not load_study(_cfg(mode="central"), workdir=workdir).run_pooled
     assert load_study(_cfg(), workdir=workdir).run_pooled
     assert not load_study(_cfg(pooled={"enabled": False}), workdir=workdir).run_pooled
+
+
+def test_sheet__sufficient_column_opts_in_and_defaults_to_no(tmp_path):
+    lines = SHEET.splitlines()
+    header = lines[0].split("\t")
+    k = header.index("sufficient")
+    rows = [line.split("\t") for line in lines[1:] if line.strip()]
+    rows[1][k] = "no"
+    (tmp_path / "s.tsv").write_text("\n".join(["\t".join(header)] + ["\t".join(r) for r in rows]) + "\n")
+    sheet = read_cohort_sheet(tmp_path / "s.tsv")
+    assert sheet.get_column("sufficient").to_list() == ["yes", "no", "yes"]
+    without = [[v for j, v in enumerate(r) if j != k] for r in [header, *rows]]
+    (tmp_path / "t.tsv").write_text("\n".join("\t".join(r) for r in without) + "\n")
+    sheet = read_cohort_sheet(tmp_path / "t.tsv")
+    assert sheet.get_column("sufficient").to_list() == ["no", "no", "no"]
+    rows[0][k] = "maybe"
+    (tmp_path / "u.tsv").write_text("\n".join(["\t".join(header)] + ["\t".join(r) for r in rows]) + "\n")
+    with pytest.raises(ConfigError, match=r"line 2, column 'sufficient': 'maybe' is not one of"):
+        read_cohort_sheet(tmp_path / "u.tsv")

@@ -11,6 +11,7 @@ one-step method's error is measured, not hidden).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -333,3 +334,22 @@ def test_pool_fit__equals_the_individual_level_pooled_arm_pool_then_assoc(tmp_pa
     np.testing.assert_allclose(s_f, s_i, rtol=1e-10)
     np.testing.assert_allclose(fed.get_column("p_value").to_numpy(), ind.get_column("p_value").to_numpy(),
                                rtol=1e-10)
+
+
+def test_pool_fit__blocks_of_different_traits_are_an_input_error(tmp_path):
+    inputs = _two_chromosome_inputs(tmp_path)
+    block = json.loads(inputs[1][0].read_text())
+    block["trait"] = "other"
+    inputs[1][0].write_text(json.dumps(block))
+    with pytest.raises(InputError, match=r"different traits or trait types: \[\('other', 'quantitative'\), "
+                                         r"\('t', 'quantitative'\)\]"):
+        pool_fit(inputs)
+
+
+def test_read_block__wrong_matrix_shape_names_the_file_and_key(tmp_path):
+    inputs = _two_chromosome_inputs(tmp_path)
+    block = json.loads(inputs[0][0].read_text())
+    block["xx"] = [[1.0, 2.0], [2.0, 1.0]]
+    inputs[0][0].write_text(json.dumps(block))
+    with pytest.raises(InputError, match=r"c0/t\.block\.json: 'xx' must have shape \(1, 1\)"):
+        read_block(inputs[0][0])
