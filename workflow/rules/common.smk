@@ -219,6 +219,8 @@ def report_inputs(wildcards):
         inputs["compare"] = f"results/compare/{t}.json"
         inputs["compare_table"] = f"results/compare/{t}.tsv"
         inputs["compare_loci"] = f"results/compare/{t}.loci.tsv"
+        if SUFFICIENT:
+            inputs["federated_compare"] = f"results/compare/federated/{t}.json"
     elif SUFFICIENT:
         # No individual-level pooled arm (central mode): the report's pooled arm is
         # the federated pooled fit of the cohorts that opted in.
@@ -244,6 +246,8 @@ def report_args(wildcards, input):
             f"--compare-table {input.compare_table}",
             f"--compare-loci {input.compare_loci}",
         ]
+    if RUN_POOLED and SUFFICIENT:
+        args += [f"--federated-compare {input.federated_compare}"]
     return " ".join(args)
 
 
