@@ -249,3 +249,23 @@ def test_export__refused_block_releases_no_sums_and_says_why(cohort, tmp_path):
     entry = json.loads((out / "audit.json").read_text())["sufficient"]["qt"]
     assert entry["status"] == "refused"
     assert "n=300 <= min_count=300" in entry["reasons"][0]
+
+
+def test_group_allele_count__two_valued_trait_analysed_as_linear_is_covered_by_gy(quantitative):
+    """A 0/1 trait declared quantitative: g'y gives the allele count among the 1s."""
+    rng, x, _ = quantitative
+    y = np.zeros(N)
+    y[150:250] = 1  # 50 men (rows < 200), 50 women
+    g = np.zeros((N, 2))
+    g[0:30, :] = 1  # men, y = 0
+    g[260:320, :] = 1  # women, y = 0
+    g[150:153, 0] = 1  # 3 carriers among the 1s; both sexes keep >= 20 alleles
+    g[150:190, 1] = 1  # 40 carriers among the 1s
+    model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
+                             covariate_names=["age", "sex"])
+    table = _table(variant_sums(model, np.asfortranarray(g)))
+    ones_alt = table.get_column("gy").to_numpy() + 100 * table.get_column("sum_g").to_numpy() / N
+    np.testing.assert_allclose(ones_alt, [3, 40], atol=1e-9)  # the attack works on the raw sums
+    res = gate_sufficient(model.block, table, rules=RULES, cohort="c")
+    assert res.released.get_column("base_pair_location").to_list() == [2]
+    assert res.ledger.removed["sufficient_min_mac_group"] == 1

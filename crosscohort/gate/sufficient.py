@@ -45,9 +45,10 @@ in :data:`ROW_RULES` order, so rows in = released + each rule):
 ``sufficient_min_mac_group``
     allele counts within groups: binary traits, the MAC among cases and
     among controls (internal columns); quantitative traits, within each
-    level of each two-valued covariate, derived exactly as an outsider
-    would from the released ``gx``: ``alt_hi = gx / (hi - lo) + n_hi
-    sum_g / n``; each >= ``min_mac_group`` (off when 0).
+    level of each two-valued covariate (and of the trait itself, when it
+    takes two values), derived exactly as an outsider would from the
+    released ``gx`` (``gy``): ``alt_hi = gx / (hi - lo) + n_hi sum_g / n``;
+    each >= ``min_mac_group`` (off when 0).
 
 Columns: the key columns, ``n``, ``sum_g`` and the model's sums are
 released; the internal columns are used, then stripped; anything else is
@@ -195,13 +196,15 @@ def _group_mac(block: CohortBlock) -> list[pl.Expr]:
     """Allele-count MACs within each level of each two-valued covariate, from the released sums."""
     out = []
     levels = block.internal.get("levels", {})
-    for name in block.covariates:
+    # g~'x~ = (hi - lo) x (sum of g~ over the hi level) for a two-valued x; g'y likewise.
+    columns = {name: gx_column(name) for name in block.covariates} | {"<trait>": "gy"}
+    for name, col in columns.items():
         lv = levels.get(name)
         if lv is None or len(lv["values"]) != 2:
             continue
         (lo, hi), (n_lo, n_hi) = lv["values"], lv["counts"]
         gbar = pl.col("sum_g") / pl.col("n").cast(pl.Float64)
-        alt_hi = pl.col(gx_column(name)) / (hi - lo) + n_hi * gbar
+        alt_hi = pl.col(col) / (hi - lo) + n_hi * gbar
         alt_lo = pl.col("sum_g") - alt_hi
         out += [pl.min_horizontal(alt_hi, 2.0 * n_hi - alt_hi), pl.min_horizontal(alt_lo, 2.0 * n_lo - alt_lo)]
     return out

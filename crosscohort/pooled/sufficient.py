@@ -175,7 +175,9 @@ def sufficient_model(
     scale = tuple(scale) if scale is not None else ("raw",) * k
     mx = x.mean(axis=0)
     xc = x - mx
-    internal = _levels(x, names, {"<trait>": y} if trait_type == "binary" else None)
+    # The trait too: a few-valued quantitative trait (0/1 analysed as linear) has level
+    # counts from 1'y and y'y, and allele counts per level from g'y, as a binary one.
+    internal = _levels(x, names, {"<trait>": y})
     common = dict(cohort=cohort, trait=trait, trait_type=trait_type, n=n, covariates=names,
                   scale=scale, sum_x=x.sum(axis=0), sum_y=float(y.sum()))
     if trait_type == "binary":
