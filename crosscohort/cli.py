@@ -30,10 +30,12 @@ COMMANDS: dict[str, str] = {
     "wgr": "TRE: whole-genome ridge regression (REGENIE step 1): LOCO predictions for assoc --pred",
     "assoc": "TRE: linear/logistic association with covariates (plink2 --glm options)",
     "keygen": "TRE: create the Ed25519 key pair that signs export manifests",
+    "sufficient": "TRE: per-cohort sums for the federated pooled fit (pool-fit)",
     "export": "TRE: the export gate; writes the summary-statistics bundle and its audit",
     "verify": "central: check an export bundle's cohort, signature, manifest and gate rules",
     "harmonise": "central: align cohorts' alleles, strands and builds, with a ledger",
     "meta": "central: inverse-variance (fixed and random effects) meta-analysis",
+    "pool-fit": "central: pooled regression from the cohorts' released sums (no pooling)",
     "pool": "demo: stack cohorts' phenotype and covariate files for the pooled arm",
     "compare": "demo: compare the meta-analysis with the pooled analysis",
     "clump": "LD-based loci of summary statistics against genotypes (plink1.9 --clump)",
@@ -63,7 +65,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     chosen = _chosen(sys.argv[1:] if argv is None else argv)
     for name, summary in COMMANDS.items():
         if name == chosen:
-            importlib.import_module(f"crosscohort.commands.{name}").register(sub)
+            importlib.import_module(f"crosscohort.commands.{name.replace('-', '_')}").register(sub)
         else:
             sub.add_parser(name, help=summary)
     return parser

@@ -50,7 +50,8 @@ __all__ = [
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "workflow" / "schemas"
 
 SHEET_COLUMNS = (
-    "cohort", "genotypes", "genotype_format", "pheno", "covar", "build", "ancestry", "duo_codes", "public_key",
+    "cohort", "genotypes", "genotype_format", "pheno", "covar", "build", "ancestry", "duo_codes", "sufficient",
+    "public_key",
 )
 
 
@@ -282,6 +283,11 @@ class Study:
         if self.mode == "central":
             return []
         return self.cohorts
+
+    @property
+    def sufficient_cohorts(self) -> list[str]:
+        """Cohorts that opted in to the federated pooled fit (sheet column ``sufficient: yes``)."""
+        return [c for c in self.cohorts if self.row(c)["sufficient"] == "yes"]
 
     def row(self, cohort: str) -> dict[str, str]:
         return self.sheet.filter(pl.col("cohort") == cohort).row(0, named=True)

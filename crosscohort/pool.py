@@ -16,7 +16,7 @@ from crosscohort.atomic import write_text
 from crosscohort.errors import InputError
 from crosscohort.ledger import write_ledgers
 
-__all__ = ["read_plink_table", "pool_tables", "write_plink_table"]
+__all__ = ["read_plink_table", "pool_tables", "cohort_specific", "write_plink_table"]
 
 
 def read_plink_table(path: str | Path) -> pl.DataFrame:
@@ -52,6 +52,36 @@ def pool_tables(tables: dict[str, pl.DataFrame], *, indicators: bool) -> pl.Data
             t = t.with_columns([pl.lit("1" if c == d else "0").alias(f"cohort_{d}") for d in cohorts[1:]])
         parts.append(t)
     return pl.concat(parts)
+
+
+def cohort_specific(pooled: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """``pooled`` plus each cohort's own covariates as cohort-specific columns (block-diagonal).
+
+    Column ``x`` of cohort ``c``'s table becomes ``x_c``: its value for
+    cohort ``c``'s samples, 0 for every other cohort's, so that each cohort
+    keeps its own effect of, e.g., its own ancestry PCs: the model of the
+    federated pooled fit (``crosscohort pool-fit``). A sample of cohort
+    ``c`` absent from its table gets ``NA`` (left out, as in the cohort's
+    own analysis).
+
+    Raises
+    ------
+    InputError
+        A resulting column name already in ``pooled``, or a sample in two cohorts' tables.
+    """
+    parts = []
+    for c, t in tables.items():
+        renamed = t.rename({col: f"{col}_{c}" for col in t.columns if col not in ("#FID", "IID")})
+        clash = [col for col in renamed.columns if col in pooled.columns and col not in ("#FID", "IID")]
+        if clash:
+            raise InputError(f"cohort {c!r}: cohort-specific column(s) {clash} already in the pooled covariates")
+        parts.append(renamed)
+    specific = pl.concat(parts, how="diagonal").fill_null("0")
+    dup = specific.group_by("#FID", "IID").len().filter(pl.col("len") > 1)
+    if dup.height:
+        raise InputError(f"sample {dup.row(0)[:2]} is in more than one cohort's cohort-specific table")
+    new = [col for col in specific.columns if col not in ("#FID", "IID")]
+    return pooled.join(specific, on=["#FID", "IID"], how="left").with_columns(pl.col(new).fill_null("NA"))
 
 
 def write_plink_table(df: pl.DataFrame, path: str | Path) -> Path:

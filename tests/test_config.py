@@ -197,3 +197,22 @@ def test_config__mrmega_with_too_many_axes_for_the_cohorts_is_refused(workdir):
     cfg = _cfg(meta__method="mrmega", meta__pcs=n - 2)
     with pytest.raises(ConfigError, match=rf"meta.pcs = {n - 2} .* pcs \+ 3 = {n + 1} cohorts"):
         load_study(cfg, workdir=workdir)
+
+
+def test_sheet__sufficient_column_opts_in_and_defaults_to_no(tmp_path):
+    lines = SHEET.splitlines()
+    header = lines[0].split("\t")
+    k = header.index("sufficient")
+    rows = [line.split("\t") for line in lines[1:] if line.strip()]
+    rows[1][k] = "no"
+    (tmp_path / "s.tsv").write_text("\n".join(["\t".join(header)] + ["\t".join(r) for r in rows]) + "\n")
+    sheet = read_cohort_sheet(tmp_path / "s.tsv")
+    assert sheet.get_column("sufficient").to_list() == ["yes", "no", "yes"]
+    without = [[v for j, v in enumerate(r) if j != k] for r in [header, *rows]]
+    (tmp_path / "t.tsv").write_text("\n".join("\t".join(r) for r in without) + "\n")
+    sheet = read_cohort_sheet(tmp_path / "t.tsv")
+    assert sheet.get_column("sufficient").to_list() == ["no", "no", "no"]
+    rows[0][k] = "maybe"
+    (tmp_path / "u.tsv").write_text("\n".join(["\t".join(header)] + ["\t".join(r) for r in rows]) + "\n")
+    with pytest.raises(ConfigError, match=r"line 2, column 'sufficient': 'maybe' is not one of"):
+        read_cohort_sheet(tmp_path / "u.tsv")

@@ -362,3 +362,16 @@ def test_report__ledgers_keyed_by_cohort_are_read_and_bad_counts_name_the_file(i
     assert main([*base, "--ledger", str(bad), "--out", str(tmp_path / "bad.html")]) == 2
     err = capsys.readouterr().err
     assert "bad.json" in err and "in=10" in err
+
+
+def test_report__federated_compare_metrics_shown_beside_the_pooled_arm(tmp_path, inputs):
+    d: Path = inputs["dir"]
+    fed = tmp_path / "federated.json"
+    fed.write_text(json.dumps({"n_sig_pooled": 4321, "lambda_gc_pooled": 1.0123, "loci_table": [{"x": 1}]}))
+    out = tmp_path / "fed.html"
+    assert main(["report", "--trait", TRAIT, "--meta", str(d / "meta" / f"{TRAIT}.tsv.gz"),
+                 "--cohort", f"alpha={d / 'harmonised' / 'alpha.tsv.gz'}", "--federated-compare", str(fed),
+                 "--out", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert "meta-analysis vs federated pooled fit" in html
+    assert "4,321" in html and "1.012" in html and "loci_table" not in html

@@ -252,7 +252,8 @@ def test_config_change__reruns_exactly_the_dependent_jobs(demo):
     nothing = planned_jobs(demo, _write_config(demo, _config(), "same.yaml"))
     assert nothing == {}, nothing
     meta_only = planned_jobs(demo, _write_config(demo, _config(meta={"method": "random", "gc": False}), "m.yaml"))
-    assert meta_only == {"meta": 2, "compare": 2, "report": 2, "all": 1}, meta_only
+    # compare_federated: the demo's cohorts opt in to the federated pooled fit (issue 24).
+    assert meta_only == {"meta": 2, "compare": 2, "compare_federated": 2, "report": 2, "all": 1}, meta_only
     cfg = _config()
     cfg["qc"]["geno"] = 0.05
     qc = planned_jobs(demo, _write_config(demo, cfg, "qc.yaml"))

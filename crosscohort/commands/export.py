@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from crosscohort.commands import key_value_pairs
@@ -55,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--signing-key", metavar="FILE",
                    help="the TRE's Ed25519 private key (crosscohort keygen); signs manifest.json into "
                         "manifest.sig.json, which central verify checks against the cohort sheet's public key")
+    p.add_argument("--sufficient", action="append", default=[], metavar="TRAIT=DIR",
+                   help="opt in to the federated pooled fit: gate and release the sums that "
+                        "'crosscohort sufficient --out-dir DIR' wrote for TRAIT (repeatable; off by default)")
     p.add_argument("--out-dir", required=True,
                    help="bundle directory, e.g. exports/C: new, empty, or the gate's own earlier output "
                         "(replaced whole); anything else in it is refused and left untouched")
@@ -87,8 +91,13 @@ def run(args: argparse.Namespace) -> int:
         rules=rules,
         qc_ledgers=args.qc_ledger,
         signing_key=args.signing_key,
+        sufficient=key_value_pairs(args.sufficient, "--sufficient", key="TRAIT") if args.sufficient else None,
     )
     for trait, r in res.traits.items():
         print(f"{trait}: {r.ledger.n_in} rows in, {r.ledger.n_kept} released, suppressed {r.suppressed}")
+    audit = json.loads((Path(res.out_dir) / "audit.json").read_text())
+    for trait, e in audit.get("sufficient", {}).items():
+        print(f"{trait}: sufficient statistics {e['status']}: {e['rows_in']} rows in, {e['rows_released']} released"
+              + "".join(f"; {r}" for r in e["reasons"]))
     print(f"bundle written to {res.out_dir}")
     return 0

@@ -29,7 +29,16 @@ def run(args: argparse.Namespace) -> int:
     if list(pheno) != list(covar):
         raise InputError(f"--pheno cohorts {list(pheno)} and --covar cohorts {list(covar)} differ")
     write_plink_table(pool_tables(pheno, indicators=False), args.out_pheno)
-    write_plink_table(pool_tables(covar, indicators=True), args.out_covar)
+    pooled_covar = pool_tables(covar, indicators=True)
+    if args.specific:
+        from crosscohort.pool import cohort_specific
+
+        specific = {c: read_plink_table(p) for c, p in key_value_pairs(args.specific, "--specific").items()}
+        unknown = [c for c in specific if c not in covar]
+        if unknown:
+            raise InputError(f"--specific cohort(s) {unknown} not among the --covar cohorts {list(covar)}")
+        pooled_covar = cohort_specific(pooled_covar, specific)
+    write_plink_table(pooled_covar, args.out_covar)
     n = sum(t.height for t in pheno.values())
     print(f"pooled {len(pheno)} cohorts, {n} phenotype rows", file=sys.stderr)
     return 0
@@ -51,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--covar", nargs="+", metavar="COHORT=PATH", help="covariate files, in cohort order")
     p.add_argument("--out-pheno", help="pooled phenotype table to write")
     p.add_argument("--out-covar", help="pooled covariate table (with cohort indicators) to write")
+    p.add_argument("--specific", nargs="+", metavar="COHORT=PATH",
+                   help="each cohort's own covariates (e.g. its PCs), added as cohort-specific columns "
+                        "NAME_COHORT (0 for other cohorts): the federated pooled fit's model")
     p.add_argument("--qc", nargs="+", metavar="COHORT=PREFIX", help="each cohort's 'crosscohort qc' output prefix")
     p.add_argument("--bim", help="the .bim shared by the cohorts (variant order of the kept list)")
     p.add_argument("--out-qc-prefix", help="prefix of the pooled QC files to write")

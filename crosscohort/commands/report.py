@@ -43,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="the meta-analysis's summary JSON (META.tsv.gz.summary.json)")
     p.add_argument("--pooled", type=Path, metavar="POOLED.tsv.gz", help="pooled-arm summary statistics")
     p.add_argument("--compare", type=Path, metavar="COMPARE.json", help="comparison metrics (JSON)")
+    p.add_argument("--federated-compare", type=Path, metavar="COMPARE.json",
+                   help="comparison metrics of the meta-analysis against the federated pooled fit (pool-fit)")
     p.add_argument("--compare-table", type=Path, metavar="COMPARE.tsv", help="comparison table (TSV)")
     p.add_argument("--compare-loci", type=Path, metavar="COMPARE.loci.tsv",
                    help="comparison loci table (crosscohort compare's PREFIX.loci.tsv)")
@@ -93,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         pooled_path=args.pooled,
         compare_path=args.compare,
         compare_table_path=args.compare_table,
+        federated_compare_path=args.federated_compare,
         ledger_paths=args.ledger,
         audit_paths=args.audit,
         manifest_paths=args.manifest,

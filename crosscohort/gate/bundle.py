@@ -46,6 +46,8 @@ from crosscohort.gate.rules import (
     released_violations,
 )
 from crosscohort.gate.signature import load_private_key, sign_manifest
+from crosscohort.gate.sufficient import audit_md as sufficient_audit_md
+from crosscohort.gate.sufficient import export_sufficient
 from crosscohort.ledger import Ledger, read_ledgers
 from crosscohort.sumstats import ALL_COLUMNS, read_sumstats, write_sumstats
 
@@ -335,6 +337,8 @@ def _audit_md(audit: dict) -> str:
             f"Other input columns dropped (never released): {', '.join(t['columns_dropped']) or 'none'}.",
             "",
         ]
+    if "sufficient" in audit:
+        out += sufficient_audit_md(audit["sufficient"], GateRules(**audit["gate_rules"]))
     if "summary" in audit:
         s = audit["summary"]
         out += [
@@ -411,6 +415,7 @@ def export_bundle(
     rules: GateRules | None = None,
     qc_ledgers: list[str | Path] = (),
     signing_key: str | Path | None = None,
+    sufficient: dict[str, str | Path] | None = None,
 ) -> ExportResult:
     """Run the export gate on one cohort's association files and write the bundle.
 
@@ -439,6 +444,10 @@ def export_bundle(
     signing_key
         The TRE's Ed25519 private key (PEM); when given, ``manifest.json`` is
         signed into ``manifest.sig.json``.
+    sufficient
+        ``{trait: directory}`` of ``crosscohort sufficient`` output to gate
+        and release beside the sumstats (the cohort opted in to the
+        federated pooled fit; rules: :mod:`crosscohort.gate.sufficient`).
 
     Returns
     -------
@@ -475,7 +484,9 @@ def export_bundle(
     if not build.strip():
         raise ConfigError("--build must name the genome assembly (e.g. GRCh38)")
     key = load_private_key(signing_key) if signing_key is not None else None
-    inputs = [*sumstats.values(), *ids_from, *qc_ledgers] + ([signing_key] if signing_key is not None else [])
+    inputs = [*sumstats.values(), *ids_from, *qc_ledgers, *(sufficient or {}).values()] + (
+        [signing_key] if signing_key is not None else []
+    )
     target = claim_out_dir(out_dir, inputs=inputs)
     ids = read_sample_ids(list(ids_from))
     qc = read_ledgers(list(qc_ledgers))
@@ -522,6 +533,10 @@ def export_bundle(
             audit["traits"][trait] = _trait_audit(trait, res, rules)
             results[trait] = replace(res, released=res.released.clear())
             del res
+        if sufficient:
+            audit["sufficient"] = {
+                t: export_sufficient(d, t, staging, rules=rules, cohort=cohort) for t, d in sufficient.items()
+            }
         audit["summary"] = {
             "traits": len(results),
             "rows_in": sum(r.ledger.n_in for r in results.values()),
@@ -546,6 +561,8 @@ def export_bundle(
             "genome_assembly": build,
             "gate_rules": rules.to_dict(),
             "rule_order": list(RULE_ORDER),
+            **({"sufficient": {t: e["files"] for t, e in audit["sufficient"].items()}}
+               if "sufficient" in audit else {}),
             "created": created,
             "files": [
                 {"path": p.name, "sha256": file_digest(p), "size": p.stat().st_size}

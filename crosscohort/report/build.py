@@ -459,6 +459,7 @@ def _table_from_tsv(path: Path, caption: str) -> Table:
 def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str, str | Path],
                  out_path: str | Path, meta_summary_path: str | Path | None = None,
                  pooled_path: str | Path | None = None, compare_path: str | Path | None = None,
+                 federated_compare_path: str | Path | None = None,
                  compare_table_path: str | Path | None = None,
                  ledger_paths: Sequence[str | Path] = (),
                  audit_paths: Mapping[str, str | Path] | Sequence[str | Path] = (),
@@ -483,6 +484,9 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     meta_summary_path, pooled_path, compare_path, compare_table_path
         Optional: the meta-analysis's ``.summary.json``, pooled-arm sumstats,
         the comparison's JSON metrics and TSV table.
+    federated_compare_path
+        Optional: ``crosscohort compare``'s JSON of the meta-analysis against
+        the federated pooled fit (``pool-fit``), shown beside the pooled arm's.
     ledger_paths
         Ledger JSON files (one ledger or a list each), any stage.
     audit_paths, manifest_paths
@@ -626,6 +630,14 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     pooled = None
     if compare_table_path is not None:
         compare_tables.append(_table_from_tsv(Path(compare_table_path), "comparison by variant or locus"))
+    if federated_compare_path is not None:
+        # The third arm (issue 24): the pooled fit from the opted-in cohorts' released sums.
+        fed = _read_json(federated_compare_path, "federated pooled comparison")
+        headline = {k: v for k, v in fed.items() if not isinstance(v, (Mapping, list))} if isinstance(fed, Mapping) \
+            else fed
+        compare_tables.extend(_generic_tables(
+            headline, "meta-analysis vs federated pooled fit (crosscohort pool-fit over the cohorts that opted "
+                      "in; variants released by their sufficient-statistics gates)"))
 
     # From here on only the meta-analysis's row count is used: free its columns
     # before the cohort tables are read.

@@ -108,3 +108,45 @@ rule association_gather:
         "(gzip -dc {input.parts[0]} | sed -n 1p;"
         " for f in {input.parts}; do gzip -dc $f | sed 1d; done) 2> {log}"
         " | gzip -n > {output.sumstats}.tmp && mv {output.sumstats}.tmp {output.sumstats}"
+
+
+# Opted-in cohorts (sheet column `sufficient`): the sums of the federated pooled fit,
+# over the same samples, variants and covariates as the association.
+
+
+rule sufficient:
+    input:
+        genotypes=genotype_files,
+        samples=rules.qc.output.samples,
+        variants=rules.qc.output.variants,
+        pheno=pheno_file,
+        covar=covar_file,
+        pcs=rules.pca.output.eigenvec,
+    output:
+        blocks=expand("results/sufficient/{{cohort}}/{trait}.block.json", trait=TRAITS),
+        sums=expand(
+            "results/sufficient/{{cohort}}/{trait}.sufficient.tsv.gz", trait=TRAITS
+        ),
+    log:
+        "logs/sufficient/{cohort}.log",
+    benchmark:
+        "results/benchmarks/sufficient/{cohort}.tsv"
+    conda:
+        "../../envs/tre.yaml"
+    threads: 2
+    resources:
+        mem_mb=association_mem_mb,
+        runtime=association_runtime,
+    params:
+        bfiles=bfile_args,
+        traits=",".join(TRAITS),
+        trait_types=trait_type_args(),
+        covar_names=covariate_names,
+        chunk_size=config["association"]["chunk_size"],
+        out_dir=lambda wildcards, output: Path(output.blocks[0]).parent,
+    shell:
+        "python -m crosscohort sufficient {params.bfiles} --keep {input.samples} --extract {input.variants}"
+        " --pheno {input.pheno} --pheno-name {params.traits} {params.trait_types}"
+        " --covar {input.covar} --covar {input.pcs} --covar-name {params.covar_names}"
+        " --chunk-size {params.chunk_size} --cohort {wildcards.cohort}"
+        " --out-dir {params.out_dir} 2> {log}"

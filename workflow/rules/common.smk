@@ -58,6 +58,9 @@ REFERENCE = config["harmonise"]["reference"]
 # generates under results/keys/, or in cohort mode with the TRE's own key.
 SIGNS = MODE == "demo" or bool(config["export_gate"]["signing_key"])
 
+# Cohorts that opted in to the federated pooled fit (sheet column `sufficient`).
+SUFFICIENT = STUDY.sufficient_cohorts
+
 # Rules run the package as `python -m crosscohort`: this checkout's code,
 # whichever Python (or conda environment) runs the job.
 shell.prefix(
@@ -271,10 +274,29 @@ def export_inputs(wildcards):
         ),
         "ledger": f"results/qc/{c}/qc.ledger.json",
         "ids": sample_id_files(c) + [sheet(c, "pheno"), sheet(c, "covar")],
+        "sufficient": (
+            expand(
+                "results/sufficient/{cohort}/{trait}.block.json", cohort=c, trait=TRAITS
+            )
+            if c in SUFFICIENT
+            else []
+        ),
     }
     if SIGNS:
         inputs["signing_key"] = signing_key(c)
     return inputs
+
+
+def sufficient_args(wildcards, input):
+    """`--sufficient TRAIT=DIR` of an opted-in cohort's export, else nothing."""
+    return " ".join(
+        f"--sufficient {t}={Path(p).parent}" for t, p in zip(TRAITS, input.sufficient)
+    )
+
+
+def pool_fit_dirs(wildcards):
+    """The verified bundle directories of the opted-in cohorts, in sheet order."""
+    return " ".join(f"{c}=exports/{c}" for c in SUFFICIENT)
 
 
 def harmonise_inputs(wildcards):
@@ -310,6 +332,15 @@ def report_inputs(wildcards):
         inputs["compare"] = f"results/compare/{t}.json"
         inputs["compare_table"] = f"results/compare/{t}.tsv"
         inputs["compare_loci"] = f"results/compare/{t}.loci.tsv"
+        if SUFFICIENT:
+            inputs["federated_compare"] = f"results/compare/federated/{t}.json"
+    elif SUFFICIENT:
+        # No individual-level pooled arm (central mode): the report's pooled arm is
+        # the federated pooled fit of the cohorts that opted in.
+        inputs["pooled"] = f"results/poolfit/{t}.tsv.gz"
+        inputs["compare"] = f"results/compare/federated/{t}.json"
+        inputs["compare_table"] = f"results/compare/federated/{t}.tsv"
+        inputs["compare_loci"] = f"results/compare/federated/{t}.loci.tsv"
     return inputs
 
 
@@ -321,13 +352,15 @@ def report_args(wildcards, input):
     args += [f"--loo {input.loo}"]
     if REFERENCE:
         args += [f"--reference {input.reference}"]
-    if RUN_POOLED:
+    if RUN_POOLED or SUFFICIENT:
         args += [
             f"--pooled {input.pooled}",
             f"--compare {input.compare}",
             f"--compare-table {input.compare_table}",
             f"--compare-loci {input.compare_loci}",
         ]
+    if RUN_POOLED and SUFFICIENT:
+        args += [f"--federated-compare {input.federated_compare}"]
     return " ".join(args)
 
 
@@ -337,6 +370,8 @@ def final_outputs():
     if MODE == "cohort":
         return bundle_files(config["cohort"])
     reports = expand("results/report/{trait}.html", trait=TRAITS)
+    if SUFFICIENT:
+        reports += expand("results/compare/federated/{trait}.json", trait=TRAITS)
     if MODE == "central":
         return reports
     clumps = (

@@ -32,6 +32,7 @@ rule export:
         ancestry=lambda wc: shlex.quote(sheet(wc.cohort, "ancestry")),
         rules=lambda wc: STUDY.gate_rules(wc.cohort),
         digest=lambda wc: config_digest(tre_config(wc.cohort)),
+        sufficient=sufficient_args,
         out_dir=lambda wildcards, output: Path(output.manifest).parent,
         signing=signing_args,
     shell:
@@ -40,7 +41,7 @@ rule export:
         " --config-digest {params.digest} --qc-ledger {input.ledger}"
         " --min-count {params.rules[min_count]} --round-n {params.rules[round_n]}"
         " --min-mac {params.rules[min_mac]} --min-mac-group {params.rules[min_mac_group]}"
-        " --min-residual-df {params.rules[min_residual_df]} {params.signing}"
+        " --min-residual-df {params.rules[min_residual_df]} {params.signing} {params.sufficient}"
         " --release-n {params.rules[release_n]}"
         " --out-dir {params.out_dir} 2> {log}"
 

@@ -1,0 +1,102 @@
+"""``crosscohort sufficient``: a cohort's sums for the federated pooled fit (inside a TRE)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from crosscohort.commands.assoc import _names, _positive_int, _trait_type
+from crosscohort.commands.genotype_options import (
+    add_genotype_options,
+    default_cohort_name,
+    genotype_sources,
+)
+
+_DESCRIPTION = """\
+Compute, for each trait, what the central pooled fit (crosscohort pool-fit)
+needs from this cohort: the cohort block once (n, covariate and trait sums,
+x'x, x'y, y'y over the trait's analysed samples, covariates on their file
+scale, centred on the cohort's means; binary traits: X'W0X of the
+covariates-only logistic fit) and per variant the sums of the ALT dosage
+g with 1, itself, the covariates and the trait (binary: the score and the
+information blocks at the null fit).
+
+Samples, phenotype preprocessing and covariates are those of crosscohort
+assoc with the same options. A missing call is mean-imputed (the variant's
+mean dosage over the trait's samples with a call), so every variant's sums
+are over the trait's n samples. Chromosome X variants are not summed (counted
+in the ledger).
+
+Output in --out-dir: {trait}.block.json and {trait}.sufficient.tsv.gz, with
+internal columns (hard-call genotype counts; binary: case/control MACs) that
+the export gate (crosscohort export --sufficient) uses and strips. These
+files hold sums over people: export them only through the gate.
+"""
+
+_EPILOG = """\
+example:
+  crosscohort sufficient --bfile qc/c1 --pheno c1.pheno.tsv --covar c1.covar.tsv \\
+      --covar pcs/c1.eigenvec --extract qc/c1.variants.keep --out-dir results/sufficient/c1
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``sufficient`` subcommand to ``subparsers``."""
+    p = subparsers.add_parser(
+        "sufficient",
+        help="TRE: per-cohort sums for the federated pooled fit (pool-fit)",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_genotype_options(p)
+    p.add_argument("--pheno", required=True, metavar="FILE", help="phenotype file, '#FID IID name...' header")
+    p.add_argument("--pheno-name", type=_names, metavar="T1[,T2...]",
+                   help="phenotype columns to analyse (default: all)")
+    p.add_argument("--covar", action="append", default=[], metavar="FILE",
+                   help="covariate file ('#FID IID name...'); repeat to join several on FID+IID")
+    p.add_argument("--covar-name", type=_names, metavar="C1[,C2...]",
+                   help="covariate columns to use (default: all columns of all --covar files)")
+    p.add_argument("--keep", metavar="FILE", help="analyse only these samples ('#FID IID' lines)")
+    p.add_argument("--extract", metavar="FILE", help="analyse only these variant IDs (one per line)")
+    p.add_argument("--trait-type", type=_trait_type, action="append", default=[],
+                   metavar="NAME=quantitative|binary",
+                   help="override trait-type detection (repeatable); needed for 0/1-coded case/control traits")
+    p.add_argument("--chunk-size", type=_positive_int, default=1000, metavar="M",
+                   help="most variants read at once (default 1000; fewer when samples x M x 8 bytes exceeds 16 MiB)")
+    p.add_argument("--pheno-transform", choices=["int"], metavar="int",
+                   help="as crosscohort assoc: rank-based inverse-normal transform of quantitative traits")
+    p.add_argument("--int-offset", type=float, default=0.375, metavar="C",
+                   help="offset of --pheno-transform int (default 0.375, Blom)")
+    p.add_argument("--cohort", metavar="ID", help="cohort id (default: the first genotype input's name)")
+    p.add_argument("--ledger", metavar="FILE", help="write the sample and variant ledgers (JSON list) here")
+    p.add_argument("--out-dir", required=True, metavar="DIR",
+                   help="directory for {trait}.block.json and {trait}.sufficient.tsv.gz")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compute and write the blocks and sums of every trait."""
+    from crosscohort.pooled.blocks import BLOCK_SUFFIX, VARIANT_SUFFIX, write_block
+    from crosscohort.pooled.sufficient import run_sufficient
+    from crosscohort.sumstats import write_sumstats
+
+    result = run_sufficient(
+        genotype_sources(args), args.pheno,
+        pheno_names=args.pheno_name, covar=args.covar, covar_names=args.covar_name,
+        keep=args.keep, extract=args.extract, trait_types=dict(args.trait_type),
+        chunk_size=args.chunk_size, pheno_transform=args.pheno_transform, int_offset=args.int_offset,
+        cohort=args.cohort or default_cohort_name(args), log=sys.stderr,
+    )
+    out = Path(args.out_dir)
+    for trait, block in result.blocks.items():
+        write_block(block, out / f"{trait}{BLOCK_SUFFIX}")
+        path = write_sumstats(result.tables[trait], out / f"{trait}{VARIANT_SUFFIX}")
+        print(f"sufficient: trait {trait}: {result.tables[trait].height} rows -> {path}", file=sys.stderr)
+    if args.ledger:
+        from crosscohort.ledger import write_ledgers
+
+        write_ledgers(result.ledgers, args.ledger)
+    return 0

@@ -1,0 +1,271 @@
+"""Adversarial tests of the sufficient-statistics gate: the recovery attacks it must refuse.
+
+Each attack is first shown to work on the sums *before* the gate (so a test
+cannot pass because the attack was wrong), then shown to find no count in
+1..min_count in what the gate releases.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from bed_reader import to_bed
+
+from crosscohort.cli import main
+from crosscohort.gate.rules import GateRules
+from crosscohort.gate.sufficient import gate_sufficient
+from crosscohort.pooled.sufficient import sufficient_model, variant_sums
+
+MIN_COUNT = 20
+RULES = GateRules(min_count=MIN_COUNT, min_mac=20, min_mac_group=20)
+N = 400
+
+
+def _table(sums: dict[str, np.ndarray]) -> pl.DataFrame:
+    m = len(sums["n"])
+    keys = {"chromosome": [1] * m, "base_pair_location": list(range(1, m + 1)),
+            "effect_allele": ["A"] * m, "other_allele": ["C"] * m}
+    return pl.DataFrame({**keys, **{k: np.asarray(v) for k, v in sums.items()}})
+
+
+def _hom_alt_genotypes(rng: np.random.Generator, hom_alt: list[int], het: int = 120) -> np.ndarray:
+    """Hard calls with exactly ``hom_alt[j]`` homozygous-ALT people and ``het`` heterozygotes."""
+    g = np.zeros((N, len(hom_alt)))
+    for j, h in enumerate(hom_alt):
+        who = rng.permutation(N)
+        g[who[:h], j] = 2
+        g[who[h:h + het], j] = 1
+    return g
+
+
+def _attack_hom_alt(df: pl.DataFrame) -> np.ndarray:
+    """An outsider's homozygous-ALT count from the released gg, sum_g and n (hard calls)."""
+    n = df.get_column("n").to_numpy().astype(float)
+    s = df.get_column("sum_g").to_numpy()
+    gg_raw = df.get_column("gg").to_numpy() + s * s / n
+    return (gg_raw - s) / 2
+
+
+@pytest.fixture
+def quantitative():
+    rng = np.random.default_rng(11)
+    age = rng.normal(50, 10, N)
+    sex = np.where(np.arange(N) < N // 2, 1.0, 2.0)
+    x = np.column_stack([age, sex])
+    y = 0.02 * age + rng.normal(size=N)
+    return rng, x, y
+
+
+def test_hom_alt_counts__recoverable_before_gate_and_never_1_to_min_count_after(quantitative):
+    rng, x, y = quantitative
+    hom = [0, 1, 3, 20, 21, 40, 7]
+    g = _hom_alt_genotypes(rng, hom)
+    model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
+                             covariate_names=["age", "sex"])
+    table = _table(variant_sums(model, np.asfortranarray(g)))
+    # The attack works on the raw sums: exact homozygous counts.
+    np.testing.assert_allclose(_attack_hom_alt(table), hom, atol=1e-6)
+    res = gate_sufficient(model.block, table, rules=RULES, cohort="c")
+    released = res.released
+    recovered = np.rint(_attack_hom_alt(released))
+    assert not np.any((recovered >= 1) & (recovered <= MIN_COUNT))
+    assert sorted(recovered.tolist()) == [0.0, 21.0, 40.0]
+    assert res.ledger.removed["sufficient_genotype_count"] == 4  # 1, 3, 20, 7
+    assert not set(released.columns) & {"n_hom_ref", "n_het", "n_hom_alt", "n_missing"}
+
+
+def test_hom_alt_counts__with_missing_calls_the_internal_counts_still_decide(quantitative):
+    rng, x, y = quantitative
+    g = _hom_alt_genotypes(rng, [5, 30])
+    g[:3, :] = np.nan  # a few missing calls, mean-imputed: gg no longer gives counts directly
+    g[3:8, 0] = 2  # now 5..10 homozygous on variant 0 whatever the attack's algebra
+    model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
+                             covariate_names=["age", "sex"])
+    res = gate_sufficient(model.block, _table(variant_sums(model, np.asfortranarray(g))),
+                          rules=RULES, cohort="c")
+    assert res.released.height == 1
+    assert res.ledger.removed["sufficient_genotype_count"] == 1
+
+
+def test_group_allele_count__derived_from_gx_is_refused_below_min_mac_group(quantitative):
+    """Carriers concentrated in one sex: gx(sex) gives the allele count within each sex."""
+    rng, x, y = quantitative
+    sex = x[:, 1]
+    g = np.zeros((N, 3))
+    women = np.flatnonzero(sex == 2)
+    men = np.flatnonzero(sex == 1)
+    # Variant 0: 30 het men, 4 het women (women's MAC 4). Variant 1: 30 + 25. Variant 2: 60 het women, 0 men.
+    g[men[:30], 0] = 1
+    g[women[:4], 0] = 1
+    g[men[:30], 1] = 1
+    g[women[:25], 1] = 1
+    g[women[:60], 2] = 1
+    model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
+                             covariate_names=["age", "sex"])
+    table = _table(variant_sums(model, np.asfortranarray(g)))
+
+    def attack(df: pl.DataFrame) -> np.ndarray:
+        n = df.get_column("n").to_numpy().astype(float)
+        n_women = float((sex == 2).sum())
+        women_alt = df.get_column("gx__sex").to_numpy() / (2 - 1) + n_women * df.get_column("sum_g").to_numpy() / n
+        return np.asarray(women_alt)
+
+    np.testing.assert_allclose(attack(table), [4, 25, 60], atol=1e-9)
+    res = gate_sufficient(model.block, table, rules=RULES, cohort="c")
+    # Variant 0: women's MAC 4; variant 2: men's allele count 0 (MAC 0 < 20).
+    assert res.released.get_column("base_pair_location").to_list() == [2]
+    assert res.ledger.removed["sufficient_min_mac_group"] == 2
+
+
+def test_block__covariate_level_of_few_people_refuses_the_trait(quantitative):
+    """A 0/1 covariate with 5 ones: x'x would give the sum of age over those 5 people."""
+    rng, x, y = quantitative
+    smoker = np.zeros(N)
+    smoker[:5] = 1
+    xs = np.column_stack([x, smoker])
+    model = sufficient_model(y, xs, cohort="c", trait="t", trait_type="quantitative",
+                             covariate_names=["age", "sex", "smoker"])
+    b = model.block
+    # The attack on the block: sum of age over the 5 smokers from the centred cross-product.
+    age_smokers = b.xx[0, 2] / (1 - 0) + 5 * b.sum_x[0] / b.n
+    assert age_smokers == pytest.approx(x[:5, 0].sum(), rel=1e-10)
+    g = _hom_alt_genotypes(rng, [40])
+    res = gate_sufficient(b, _table(variant_sums(model, np.asfortranarray(g))), rules=RULES, cohort="c")
+    assert res.status == "refused" and res.released is None
+    assert any("smoker" in r for r in res.reasons)
+    assert res.ledger.removed == {"sufficient_block_count": 1}
+
+
+def test_block__joint_cell_of_two_binary_columns_in_1_to_min_count_refuses(quantitative):
+    rng, x, y = quantitative
+    a = np.zeros(N)
+    a[:200] = 1
+    b = np.zeros(N)
+    b[195:300] = 1  # a & b: 5 people
+    model = sufficient_model(y, np.column_stack([x, a, b]), cohort="c", trait="t",
+                             trait_type="quantitative", covariate_names=["age", "sex", "a", "b"])
+    g = _hom_alt_genotypes(rng, [40])
+    res = gate_sufficient(model.block, _table(variant_sums(model, np.asfortranarray(g))), rules=RULES,
+                          cohort="c")
+    assert res.status == "refused"
+    assert any("a x b" in r and "[5]" in r for r in res.reasons)
+
+
+def test_block__count_rounding_cannot_release_exact_sums(quantitative):
+    rng, x, y = quantitative
+    model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
+                             covariate_names=["age", "sex"])
+    table = _table(variant_sums(model, np.asfortranarray(_hom_alt_genotypes(rng, [40]))))
+    res = gate_sufficient(model.block, table, rules=GateRules(round_n=10), cohort="c")
+    assert res.status == "refused"
+    assert res.reasons[0].startswith("sufficient_round_n")
+
+
+def test_binary__case_mac_below_min_mac_group_is_suppressed(quantitative):
+    rng, x, _ = quantitative
+    y = np.zeros(N)
+    y[:100] = 1
+    g = np.zeros((N, 2))
+    g[100:160, 0] = 1
+    g[:3, 0] = 1  # 3 case carriers
+    g[100:160, 1] = 1
+    g[:40, 1] = 1
+    model = sufficient_model(y, x, cohort="c", trait="t", trait_type="binary", covariate_names=["age", "sex"])
+    res = gate_sufficient(model.block, _table(variant_sums(model, np.asfortranarray(g))), rules=RULES,
+                          cohort="c")
+    assert res.released.get_column("base_pair_location").to_list() == [2]
+    assert res.ledger.removed["sufficient_min_mac_group"] == 1
+    assert "mac_cases" not in res.released.columns
+
+
+# ------------------------------------------------------------------ through the bundle
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("gate_sufficient")
+    rng = np.random.default_rng(3)
+    n, m = 300, 30
+    g = rng.binomial(2, rng.uniform(0.2, 0.5, m), size=(n, m)).astype(float)
+    g[:, 0] = (np.arange(n) < 3) * 2.0 + (np.arange(n) >= 250)  # 3 homozygous: must be refused
+    ids = [f"s{i}" for i in range(n)]
+    to_bed(d / "c.bed", g, count_A1=True, num_threads=1,
+           properties={"fid": ids, "iid": ids, "sex": rng.integers(1, 3, n),
+                       "sid": [f"v{j}" for j in range(m)], "chromosome": ["1"] * m,
+                       "bp_position": np.arange(m) * 100 + 1})
+    age = rng.normal(50, 8, n)
+    qt = 0.02 * age + 0.3 * g[:, 5] + rng.normal(size=n)
+    (d / "pheno.tsv").write_text("#FID\tIID\tqt\n" + "".join(f"s{i}\ts{i}\t{qt[i]:.5f}\n" for i in range(n)))
+    (d / "covar.tsv").write_text("#FID\tIID\tage\n" + "".join(f"s{i}\ts{i}\t{age[i]:.2f}\n" for i in range(n)))
+    common = ["--bfile", str(d / "c"), "--pheno", str(d / "pheno.tsv"), "--covar", str(d / "covar.tsv")]
+    assert main(["sufficient", *common, "--cohort", "c", "--out-dir", str(d / "suff")]) == 0
+    assert main(["assoc", *common, "--out", str(d / "qt.tsv.gz")]) == 0
+    return d
+
+
+def _export(cohort: Path, out: Path, *extra: str) -> int:
+    return main(["export", "--cohort", "c", "--sumstats", f"qt={cohort / 'qt.tsv.gz'}",
+                 "--trait-type", "qt=quantitative", "--ids-from", str(cohort / "c.fam"), "--build", "GRCh38",
+                 "--ancestry", "test", "--config-digest", "abcdef12", *extra, "--out-dir", str(out)])
+
+
+def test_export__sufficient_released_in_the_bundle_listed_in_manifest_and_verified(cohort, tmp_path):
+    out = tmp_path / "bundle"
+    assert _export(cohort, out, "--sufficient", f"qt={cohort / 'suff'}") == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    names = {f["path"] for f in manifest["files"]}
+    assert {"qt.block.json", "qt.sufficient.tsv.gz"} <= names
+    assert manifest["sufficient"] == {"qt": ["qt.block.json", "qt.sufficient.tsv.gz"]}
+    block = json.loads((out / "qt.block.json").read_text())
+    assert "internal" not in block
+    released = pl.read_csv(out / "qt.sufficient.tsv.gz", separator="\t")
+    assert "v0" not in released.get_column("rsid").to_list()
+    assert not set(released.columns) & {"n_hom_ref", "n_het", "n_hom_alt", "n_missing"}
+    audit = json.loads((out / "audit.json").read_text())
+    entry = audit["sufficient"]["qt"]
+    assert entry["status"] == "released"
+    assert entry["rows_in"] == entry["rows_released"] + sum(r["rows_suppressed"] for r in entry["rules"])
+    assert "Sufficient statistics" in (out / "audit.md").read_text()
+    assert main(["verify", "--bundle", str(out), "--out", str(tmp_path / "v.json")]) == 0
+
+
+def test_export__off_by_default_no_sufficient_file_leaves(cohort, tmp_path):
+    out = tmp_path / "bundle"
+    assert _export(cohort, out) == 0
+    assert not list(out.glob("*.sufficient.tsv.gz")) and not list(out.glob("*.block.json"))
+    assert "sufficient" not in json.loads((out / "audit.json").read_text())
+
+
+def test_export__refused_block_releases_no_sums_and_says_why(cohort, tmp_path):
+    out = tmp_path / "bundle"
+    # n = 300: with min_count 300 the block's n itself is too small a count.
+    assert _export(cohort, out, "--sufficient", f"qt={cohort / 'suff'}", "--min-count", "300",
+                   "--min-mac", "1") == 0
+    assert not list(out.glob("qt.sufficient.tsv.gz")) and not list(out.glob("qt.block.json"))
+    entry = json.loads((out / "audit.json").read_text())["sufficient"]["qt"]
+    assert entry["status"] == "refused"
+    assert "n=300 <= min_count=300" in entry["reasons"][0]
+
+
+def test_group_allele_count__two_valued_trait_analysed_as_linear_is_covered_by_gy(quantitative):
+    """A 0/1 trait declared quantitative: g'y gives the allele count among the 1s."""
+    rng, x, _ = quantitative
+    y = np.zeros(N)
+    y[150:250] = 1  # 50 men (rows < 200), 50 women
+    g = np.zeros((N, 2))
+    g[0:30, :] = 1  # men, y = 0
+    g[260:320, :] = 1  # women, y = 0
+    g[150:153, 0] = 1  # 3 carriers among the 1s; both sexes keep >= 20 alleles
+    g[150:190, 1] = 1  # 40 carriers among the 1s
+    model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
+                             covariate_names=["age", "sex"])
+    table = _table(variant_sums(model, np.asfortranarray(g)))
+    ones_alt = table.get_column("gy").to_numpy() + 100 * table.get_column("sum_g").to_numpy() / N
+    np.testing.assert_allclose(ones_alt, [3, 40], atol=1e-9)  # the attack works on the raw sums
+    res = gate_sufficient(model.block, table, rules=RULES, cohort="c")
+    assert res.released.get_column("base_pair_location").to_list() == [2]
+    assert res.ledger.removed["sufficient_min_mac_group"] == 1

@@ -1,0 +1,355 @@
+"""The federated pooled fit equals the individual-level pooled fit (issue 24).
+
+Product path: ``crosscohort sufficient`` in each cohort, then ``crosscohort
+pool-fit`` on the directories. Oracle: statsmodels on the stacked
+individual-level data of the small simulated demo, with the same model
+(cohort intercepts, shared age and sex, each cohort's own PCs, missing calls
+mean-imputed per cohort): ``sm.OLS(y, X).fit()`` for the quantitative trait
+(1e-10 relative), ``sm.Logit(y, X).fit()`` for the binary trait (the
+one-step method's error is measured, not hidden).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import statsmodels.api as sm
+from bed_reader import to_bed
+
+from crosscohort.cli import main
+from crosscohort.errors import InputError
+from crosscohort.genotypes import Genotypes
+from crosscohort.phenotypes import read_table
+from crosscohort.pooled.blocks import VARIANT_SUFFIX, read_block, write_block
+from crosscohort.pooled.central import pool_fit, pool_fit_to_file
+from crosscohort.pooled.fit import solve_linear
+from crosscohort.pooled.sufficient import sufficient_model, variant_sums
+from crosscohort.simulate import simulate_demo
+from crosscohort.sumstats import read_sumstats, write_sumstats
+
+COHORTS = ("biobank_eur", "admixed_afr", "biobank_eas")
+N_PCS = 3
+N_VARIANTS = 60
+#: Variants refitted by statsmodels' Logit (0.25 s each at 3,000 samples x 20 columns).
+N_LOGIT = 15
+
+
+def _pcs(prefix: Path, out: Path) -> None:
+    """Three PCs of the cohort's common variants (any cohort-specific covariate does for the algebra)."""
+    geno = Genotypes([prefix])
+    g = geno.read(np.arange(0, geno.n_variants, 20))
+    g = np.where(np.isnan(g), np.nanmean(g, axis=0), g)
+    keep = g.std(axis=0) > 0.3
+    z = (g[:, keep] - g[:, keep].mean(axis=0)) / g[:, keep].std(axis=0)
+    u, _, _ = np.linalg.svd(z, full_matrices=False)
+    s = geno.samples
+    lines = ["#FID\tIID\t" + "\t".join(f"PC{k + 1}" for k in range(N_PCS))]
+    lines += [f"{f}\t{i}\t" + "\t".join(f"{v:.6f}" for v in u[r, :N_PCS])
+              for r, (f, i) in enumerate(zip(s["fid"], s["iid"], strict=True))]
+    out.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("fedpool")
+    sim = simulate_demo(root / "sim", scale="small")
+    d = sim.out_dir
+    geno = Genotypes([d / COHORTS[0]])
+    # Common variants spread over the genome; cohort 2 lacks every 5th (a presence pattern).
+    every = np.arange(0, geno.n_variants, 10)
+    freq = np.nanmean(geno.read(every), axis=0) / 2
+    common = every[(freq > 0.1) & (freq < 0.9)]
+    chosen = common[np.linspace(0, common.size - 1, N_VARIANTS).astype(int)]
+    ids = geno.variants.get_column("id").to_numpy()[chosen]
+    out: dict = {"root": root, "dirs": {}, "ids": ids}
+    for j, c in enumerate(COHORTS):
+        _pcs(d / c, root / f"{c}.pcs.tsv")
+        ext = root / f"{c}.extract"
+        ext.write_text("\n".join(ids[k] for k in range(ids.size) if not (j == 1 and k % 5 == 0)) + "\n")
+        rc = main(["sufficient", "--bfile", str(d / c), "--pheno", str(d / f"{c}.pheno.tsv"),
+                   "--covar", str(d / f"{c}.covar.tsv"), "--covar", str(root / f"{c}.pcs.tsv"),
+                   "--extract", str(ext), "--cohort", c, "--out-dir", str(root / "suff" / c)])
+        assert rc == 0
+        out["dirs"][c] = root / "suff" / c
+    out["sim"] = d
+    return out
+
+
+def _stacked(demo: dict, trait: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], list[str]]:
+    """Individual-level y, the design without the dosage, mean-imputed dosages, cohort of each row."""
+    d = demo["sim"]
+    ys, designs, doses, labels = [], [], {}, []
+    n_spec = len(COHORTS) * (1 + N_PCS + (2 if trait == "cad" else 0))
+    offset = 0
+    gparts: list[np.ndarray] = []
+    for j, c in enumerate(COHORTS):
+        geno = Genotypes([d / c])
+        t = (geno.samples.select("fid", "iid")
+             .join(read_table(d / f"{c}.pheno.tsv"), on=["fid", "iid"], how="left")
+             .join(read_table(d / f"{c}.covar.tsv", kind="covariate"), on=["fid", "iid"], how="left")
+             .join(read_table(demo["root"] / f"{c}.pcs.tsv", kind="covariate"), on=["fid", "iid"], how="left")
+             .with_row_index("_row"))
+        t = t.drop_nulls([trait, "age", "sex", *(f"PC{k + 1}" for k in range(N_PCS))])
+        rows = t.get_column("_row").to_numpy()
+        y = t.get_column(trait).to_numpy().astype(float)
+        if trait == "cad":
+            y = y - 1.0
+        n = y.size
+        spec = np.zeros((n, n_spec))
+        pcs = t.select([f"PC{k + 1}" for k in range(N_PCS)]).to_numpy()
+        age, sex = t.get_column("age").to_numpy(), t.get_column("sex").to_numpy().astype(float)
+        if trait == "cad":  # binary: everything cohort-specific
+            block = np.column_stack([np.ones(n), age, sex, pcs])
+            shared = np.empty((n, 0))
+        else:
+            block = np.column_stack([np.ones(n), pcs])
+            shared = np.column_stack([age, sex])
+        w = block.shape[1]
+        spec[:, offset:offset + w] = block
+        offset += w
+        designs.append(np.column_stack([shared, spec]))
+        ys.append(y)
+        labels += [c] * n
+        idx = geno.variant_index(list(demo["ids"]))
+        g = geno.read(idx)[rows]
+        g = np.where(np.isnan(g), np.nanmean(g, axis=0), g)
+        gparts.append(g)
+        if j == 0:
+            doses["ids"] = geno.variants.get_column("id").to_numpy()[idx]
+    x = np.vstack(designs)
+    x = x[:, np.abs(x).sum(axis=0) > 0]
+    doses["g"] = gparts
+    return np.concatenate(ys), x, doses, labels
+
+
+def _pooled(demo: dict, trait: str, tmp_path: Path, *extra: str) -> pl.DataFrame:
+    out = tmp_path / f"{trait}.pooled.tsv"
+    rc = main(["pool-fit", "--trait", trait, *extra, "--out", str(out),
+               *(f"{c}={demo['dirs'][c]}" for c in COHORTS)])
+    assert rc == 0
+    return read_sumstats(out)
+
+
+def test_pool_fit_linear__equals_statsmodels_ols_on_stacked_demo_to_1e10(demo, tmp_path):
+    res = _pooled(demo, "ldl", tmp_path, "--shared", "age,sex")
+    y, x, doses, labels = _stacked(demo, "ldl")
+    by_id = {r["rsid"]: r for r in res.iter_rows(named=True)}
+    lab = np.asarray(labels)
+    checked = 0
+    for v, vid in enumerate(doses["ids"]):
+        r = by_id[vid]
+        present = [c for k, c in enumerate(COHORTS) if not (k == 1 and list(demo["ids"]).index(vid) % 5 == 0)]
+        rows = np.isin(lab, present)
+        g = np.concatenate([doses["g"][k][:, v] for k in range(len(COHORTS))])
+        xs = x[rows][:, np.abs(x[rows]).sum(axis=0) > 0]
+        fit = sm.OLS(y[rows], np.column_stack([g[rows], xs])).fit()
+        assert r["n_studies"] == len(present)
+        assert r["n"] == rows.sum()
+        assert r["residual_df"] == fit.df_resid
+        # beta relative to its own size or its SE, whichever is larger: a beta of 5e-6
+        # (SE 0.05) agrees to 2e-15 absolute, 5e-10 of itself but 5e-14 of the SE.
+        assert abs(r["beta"] - fit.params[0]) <= 1e-10 * max(abs(fit.params[0]), fit.bse[0])
+        np.testing.assert_allclose(r["standard_error"], fit.bse[0], rtol=1e-10)
+        np.testing.assert_allclose(r["p_value"], fit.pvalues[0], rtol=1e-10)
+        checked += 1
+    assert checked == N_VARIANTS
+
+
+def test_pool_fit_logistic_onestep__error_against_statsmodels_logit_is_small(demo, tmp_path):
+    res = _pooled(demo, "cad", tmp_path)
+    y, x, doses, labels = _stacked(demo, "cad")
+    by_id = {r["rsid"]: r for r in res.iter_rows(named=True)}
+    lab = np.asarray(labels)
+    ids = list(demo["ids"])
+    err_beta, err_se = [], []
+    for v, vid in enumerate(doses["ids"][:N_LOGIT]):
+        present = [c for k, c in enumerate(COHORTS) if not (k == 1 and ids.index(vid) % 5 == 0)]
+        rows = np.isin(lab, present)
+        g = np.concatenate([doses["g"][k][:, v] for k in range(len(COHORTS))])
+        xs = x[rows][:, np.abs(x[rows]).sum(axis=0) > 0]
+        fit = sm.Logit(y[rows], np.column_stack([g[rows], xs])).fit(disp=0, tol=1e-12, maxiter=100)
+        err_beta.append(abs(by_id[vid]["beta"] - fit.params[0]) / fit.bse[0])
+        err_se.append(abs(by_id[vid]["standard_error"] / fit.bse[0] - 1))
+    # The one-step is an approximation; its error grows with the effect. Measured on the small
+    # demo (seed 42), these 15 variants: |dbeta| up to 0.22 SE (median 0.0034 SE), SE up to
+    # 7.2 % off (median 0.4 %); benchmarks/bench_pooled.py measures more variants.
+    print(f"one-step vs logit: max |dbeta|/SE {max(err_beta):.3g}, median {np.median(err_beta):.3g}; "
+          f"max |SE/SE_mle - 1| {max(err_se):.3g}, median {np.median(err_se):.3g}")
+    assert max(err_beta) < 0.3
+    assert max(err_se) < 0.1
+    assert np.median(err_beta) < 0.02
+
+
+def test_solve_linear__allele_flip_and_missing_cohort_match_ols(tmp_path):
+    """A cohort coding the other allele, and a variant one cohort lacks, through the file path."""
+    rng = np.random.default_rng(5)
+    m, blocks_dirs, stack = 12, [], []
+    for c, n in enumerate((150, 120, 130)):
+        age = rng.normal(40 + 10 * c, 8, n)
+        pcs = rng.normal(size=(n, 2))
+        g = rng.binomial(2, rng.uniform(0.1, 0.5, m), (n, m)).astype(float)
+        g[rng.random((n, m)) < 0.03] = np.nan
+        y = 0.03 * age + pcs @ [0.4, -0.3] + 0.2 * np.nan_to_num(g[:, 0]) + rng.normal(size=n) + c
+        flip = c == 1
+        mod = sufficient_model(y, np.column_stack([age, pcs]), cohort=f"c{c}", trait="t",
+                               trait_type="quantitative", covariate_names=["age", "PC1", "PC2"])
+        sums = variant_sums(mod, np.asfortranarray(2.0 - g if flip else g))
+        keep = np.arange(m) != 3 if c == 2 else np.ones(m, dtype=bool)
+        table = pl.DataFrame({
+            "chromosome": [1] * m, "base_pair_location": list(range(1, m + 1)),
+            "effect_allele": ["C" if flip else "A"] * m, "other_allele": ["A" if flip else "C"] * m,
+            **{k: np.asarray(v) for k, v in sums.items()}}).filter(pl.Series(keep))
+        d = tmp_path / f"c{c}"
+
+        write_block(mod.block, d / "t.block.json")
+        write_sumstats(table, d / f"t{VARIANT_SUFFIX}")
+        blocks_dirs.append((d / "t.block.json", d / f"t{VARIANT_SUFFIX}"))
+        stack.append((y, age, pcs, np.where(np.isnan(g), np.nanmean(g, axis=0), g), keep))
+    res = pool_fit(blocks_dirs, shared=["age"]).table
+    assert res.get_column("effect_allele").to_list() == ["A"] * m
+    for v in range(m):
+        parts = [(k, s) for k, s in enumerate(stack) if s[4][v]]
+        n_tot = sum(s[0].size for _, s in parts)
+        dummies = np.zeros((n_tot, len(parts)))
+        pcs = np.zeros((n_tot, 2 * len(parts)))
+        at = 0
+        for j, (_, s) in enumerate(parts):
+            dummies[at:at + s[0].size, j] = 1
+            pcs[at:at + s[0].size, 2 * j:2 * j + 2] = s[2]
+            at += s[0].size
+        design = np.column_stack([np.concatenate([s[3][:, v] for _, s in parts]), dummies,
+                                  np.concatenate([s[1] for _, s in parts]), pcs])
+        fit = sm.OLS(np.concatenate([s[0] for _, s in parts]), design).fit()
+        row = res.row(v, named=True)
+        assert row["n_studies"] == len(parts)
+        assert abs(row["beta"] - fit.params[0]) <= 1e-10 * max(abs(fit.params[0]), fit.bse[0])
+        np.testing.assert_allclose(row["standard_error"], fit.bse[0], rtol=1e-10)
+        np.testing.assert_allclose(row["p_value"], fit.pvalues[0], rtol=1e-10)
+    eaf = res.get_column("effect_allele_frequency").to_numpy()
+    assert eaf[0] == pytest.approx(sum(np.nansum(s[3][:, 0]) for s in stack) / (2 * 400), rel=1e-12)
+
+
+def test_solve_linear__shared_covariate_absent_in_a_cohort_is_an_input_error(demo):
+    blocks = [read_block(demo["dirs"][c] / "ldl.block.json") for c in COHORTS]
+    with pytest.raises(InputError, match=r"shared covariate\(s\) \['bmi'\] not among"):
+        solve_linear(blocks, [{"gg": np.ones(1), "gy": np.ones(1)}] * 3, shared=["bmi"])
+
+
+def test_pool_fit_cli__missing_directory_names_the_file(tmp_path, capsys):
+    rc = main(["pool-fit", "--trait", "ldl", "--out", str(tmp_path / "o.tsv"), str(tmp_path / "nowhere")])
+    assert rc == 2
+    assert "ldl.block.json: no such file" in capsys.readouterr().err
+
+
+def _two_chromosome_inputs(tmp_path: Path, *, unsorted: bool = False) -> list[tuple[Path, Path]]:
+    rng = np.random.default_rng(8)
+    m, out = 30, []
+    for c, n in enumerate((120, 90)):
+        age = rng.normal(50, 9, n)
+        g = rng.binomial(2, rng.uniform(0.2, 0.5, m), (n, m)).astype(float)
+        y = 0.02 * age + rng.normal(size=n)
+        mod = sufficient_model(y, age[:, None], cohort=f"c{c}", trait="t", trait_type="quantitative",
+                               covariate_names=["age"])
+        chrom = [1] * 12 + [2] * 18 if not (unsorted and c == 1) else [2] * 18 + [1] * 12
+        table = pl.DataFrame({"chromosome": chrom, "base_pair_location": list(range(1, m + 1)),
+                              "effect_allele": ["A"] * m, "other_allele": ["C"] * m,
+                              **{k: np.asarray(v) for k, v in variant_sums(mod, np.asfortranarray(g)).items()}})
+        d = tmp_path / f"c{c}"
+        write_block(mod.block, d / "t.block.json")
+        write_sumstats(table, d / f"t{VARIANT_SUFFIX}")
+        out.append((d / "t.block.json", d / f"t{VARIANT_SUFFIX}"))
+    return out
+
+
+def test_pool_fit__streamed_by_chromosome_in_small_blocks_equals_one_read(tmp_path):
+    inputs = _two_chromosome_inputs(tmp_path)
+    whole = pool_fit(inputs, shared=["age"]).table
+    small = pool_fit(inputs, shared=["age"], block_bytes=300).table
+    assert whole.get_column("chromosome").to_list() == [1] * 12 + [2] * 18
+    assert small.equals(whole)
+    res = pool_fit_to_file(inputs, tmp_path / "o.tsv.gz", shared=["age"], block_bytes=300)
+    assert res.n_variants == {"variants": 30, "fitted": 30, "not_estimable": 0}
+    back = read_sumstats(tmp_path / "o.tsv.gz")
+    np.testing.assert_array_equal(back.get_column("beta").to_numpy(), whole.get_column("beta").to_numpy())
+
+
+def test_pool_fit__chromosomes_out_of_order_name_the_file(tmp_path):
+    inputs = _two_chromosome_inputs(tmp_path, unsorted=True)
+    with pytest.raises(InputError, match=r"c1/t\.sufficient\.tsv\.gz: chromosome 1 after 2"):
+        pool_fit(inputs, shared=["age"], block_bytes=300)
+
+
+def test_pool_fit__equals_the_individual_level_pooled_arm_pool_then_assoc(tmp_path):
+    """The demo's individual-level arm with the same model: ``pool --specific`` + ``assoc`` on the
+    stacked filesets equals ``sufficient`` + ``pool-fit`` (complete calls: both arms then use the
+    same samples for every variant)."""
+    rng = np.random.default_rng(21)
+    m = 25
+    freqs = rng.uniform(0.1, 0.5, m)
+    args: dict[str, list[str]] = {"pheno": [], "covar": [], "specific": [], "bfile": [], "dirs": []}
+    for c, n in (("ca", 150), ("cb", 120), ("cc", 110)):
+        g = rng.binomial(2, freqs, size=(n, m)).astype(float)
+        ids = [f"{c}{i}" for i in range(n)]
+        to_bed(tmp_path / f"{c}.bed", g, count_A1=True, num_threads=1,
+               properties={"fid": ids, "iid": ids, "sex": rng.integers(1, 3, n),
+                           "sid": [f"v{j}" for j in range(m)], "chromosome": ["1"] * m,
+                           "bp_position": np.arange(m) * 100 + 1, "allele_1": ["A"] * m, "allele_2": ["G"] * m})
+        age = rng.normal(45, 10, n)
+        sex = rng.integers(1, 3, n)
+        pcs = rng.normal(size=(n, 2))
+        y = 0.03 * age + 0.2 * sex + pcs @ [0.5, -0.4] + 0.3 * g[:, 2] + rng.normal(size=n)
+        (tmp_path / f"{c}.pheno.tsv").write_text("#FID\tIID\tqt\n" + "".join(
+            f"{i}\t{i}\t{y[k]:.6f}\n" for k, i in enumerate(ids)))
+        (tmp_path / f"{c}.covar.tsv").write_text("#FID\tIID\tage\tsex\n" + "".join(
+            f"{i}\t{i}\t{age[k]:.3f}\t{sex[k]}\n" for k, i in enumerate(ids)))
+        (tmp_path / f"{c}.pcs.tsv").write_text("#FID\tIID\tPC1\tPC2\n" + "".join(
+            f"{i}\t{i}\t{pcs[k, 0]:.6f}\t{pcs[k, 1]:.6f}\n" for k, i in enumerate(ids)))
+        assert main(["sufficient", "--bfile", str(tmp_path / c), "--pheno", str(tmp_path / f"{c}.pheno.tsv"),
+                     "--covar", str(tmp_path / f"{c}.covar.tsv"), "--covar", str(tmp_path / f"{c}.pcs.tsv"),
+                     "--cohort", c, "--out-dir", str(tmp_path / "suff" / c)]) == 0
+        args["pheno"].append(f"{c}={tmp_path / f'{c}.pheno.tsv'}")
+        args["covar"].append(f"{c}={tmp_path / f'{c}.covar.tsv'}")
+        args["specific"].append(f"{c}={tmp_path / f'{c}.pcs.tsv'}")
+        args["bfile"] += ["--bfile", str(tmp_path / c)]
+        args["dirs"].append(str(tmp_path / "suff" / c))
+    assert main(["pool-fit", "--trait", "qt", "--shared", "age,sex", "--out", str(tmp_path / "fed.tsv"),
+                 *args["dirs"]]) == 0
+    assert main(["pool", "--pheno", *args["pheno"], "--covar", *args["covar"], "--specific", *args["specific"],
+                 "--out-pheno", str(tmp_path / "pooled.pheno.tsv"),
+                 "--out-covar", str(tmp_path / "pooled.covar.tsv")]) == 0
+    header = (tmp_path / "pooled.covar.tsv").read_text().splitlines()[0].split("\t")
+    assert header == ["#FID", "IID", "age", "sex", "cohort_cb", "cohort_cc", "PC1_ca", "PC2_ca", "PC1_cb",
+                      "PC2_cb", "PC1_cc", "PC2_cc"]
+    assert main(["assoc", *args["bfile"], "--pheno", str(tmp_path / "pooled.pheno.tsv"),
+                 "--covar", str(tmp_path / "pooled.covar.tsv"), "--out", str(tmp_path / "ind.tsv")]) == 0
+    fed, ind = read_sumstats(tmp_path / "fed.tsv"), read_sumstats(tmp_path / "ind.tsv")
+    assert fed.get_column("variant_id").to_list() == ind.get_column("variant_id").to_list()
+    b_f, b_i = fed.get_column("beta").to_numpy(), ind.get_column("beta").to_numpy()
+    s_f, s_i = fed.get_column("standard_error").to_numpy(), ind.get_column("standard_error").to_numpy()
+    assert np.all(np.abs(b_f - b_i) <= 1e-10 * np.maximum(np.abs(b_i), s_i))
+    np.testing.assert_allclose(s_f, s_i, rtol=1e-10)
+    np.testing.assert_allclose(fed.get_column("p_value").to_numpy(), ind.get_column("p_value").to_numpy(),
+                               rtol=1e-10)
+
+
+def test_pool_fit__blocks_of_different_traits_are_an_input_error(tmp_path):
+    inputs = _two_chromosome_inputs(tmp_path)
+    block = json.loads(inputs[1][0].read_text())
+    block["trait"] = "other"
+    inputs[1][0].write_text(json.dumps(block))
+    with pytest.raises(InputError, match=r"different traits or trait types: \[\('other', 'quantitative'\), "
+                                         r"\('t', 'quantitative'\)\]"):
+        pool_fit(inputs)
+
+
+def test_read_block__wrong_matrix_shape_names_the_file_and_key(tmp_path):
+    inputs = _two_chromosome_inputs(tmp_path)
+    block = json.loads(inputs[0][0].read_text())
+    block["xx"] = [[1.0, 2.0], [2.0, 1.0]]
+    inputs[0][0].write_text(json.dumps(block))
+    with pytest.raises(InputError, match=r"c0/t\.block\.json: 'xx' must have shape \(1, 1\)"):
+        read_block(inputs[0][0])
