@@ -214,7 +214,7 @@ def _export(cohort: Path, out: Path, *extra: str) -> int:
 
 
 def test_export__sufficient_released_in_the_bundle_listed_in_manifest_and_verified(cohort, tmp_path):
-    out = tmp_path / "bundle"
+    out = tmp_path / "c"
     assert _export(cohort, out, "--sufficient", f"qt={cohort / 'suff'}") == 0
     manifest = json.loads((out / "manifest.json").read_text())
     names = {f["path"] for f in manifest["files"]}
@@ -234,14 +234,14 @@ def test_export__sufficient_released_in_the_bundle_listed_in_manifest_and_verifi
 
 
 def test_export__off_by_default_no_sufficient_file_leaves(cohort, tmp_path):
-    out = tmp_path / "bundle"
+    out = tmp_path / "c"
     assert _export(cohort, out) == 0
     assert not list(out.glob("*.sufficient.tsv.gz")) and not list(out.glob("*.block.json"))
     assert "sufficient" not in json.loads((out / "audit.json").read_text())
 
 
 def test_export__refused_block_releases_no_sums_and_says_why(cohort, tmp_path):
-    out = tmp_path / "bundle"
+    out = tmp_path / "c"
     # n = 300: with min_count 300 the block's n itself is too small a count.
     assert _export(cohort, out, "--sufficient", f"qt={cohort / 'suff'}", "--min-count", "300",
                    "--min-mac", "1") == 0

@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from crosscohort.commands.assoc import _names
 from crosscohort.errors import InputError
 
 _DESCRIPTION = """\
@@ -37,13 +36,20 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--trait", required=True, help="trait name (the files' TRAIT)")
-    p.add_argument("--shared", type=_names, default=[], metavar="C1[,C2...]",
+    p.add_argument("--shared", type=_shared_names, default=[], metavar="C1[,C2...]",
                    help="covariates with one effect across cohorts (quantitative traits; e.g. age,sex); "
                         "default none: every covariate cohort-specific")
     p.add_argument("--out", required=True, metavar="PATH", help="output .tsv, .tsv.gz or .parquet")
     p.add_argument("dirs", nargs="+", metavar="[COHORT=]DIR", help="each cohort's sufficient/ directory")
     p.set_defaults(func=run)
     return p
+
+
+def _shared_names(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected covariate names separated by commas, e.g. age,sex")
+    return names
 
 
 def run(args: argparse.Namespace) -> int:
