@@ -34,44 +34,92 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cohorts", type=int, default=5)
     ap.add_argument("--pcs", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--work-dir", type=Path,
-                    help="inputs/outputs here, kept (default: benchmarks/out/mrmega_<variants>, removed)")
+    ap.add_argument(
+        "--work-dir",
+        type=Path,
+        help="inputs/outputs here, kept (default: benchmarks/out/mrmega_<variants>, removed)",
+    )
     args = ap.parse_args(argv)
     k = args.cohorts
     work = args.work_dir or HERE / "out" / f"mrmega_{args.variants}"
     ours = work / "ours"
     if not (ours / f"h_c{k - 1}.tsv.gz").exists():
-        subprocess.run([sys.executable, str(HERE / "make_meta_input.py"), "--out-dir", str(work),
-                        "--variants", str(args.variants), "--cohorts", str(k)], check=True)
-        prep = ("import sys; from crosscohort.harmonise import harmonise, read_cohort_tables; "
-                "from crosscohort.sumstats import write_sumstats; from pathlib import Path; "
-                "w = Path(sys.argv[1]); k = int(sys.argv[2]); "
-                "h = harmonise(read_cohort_tables({f'c{i}': w / f'c{i}.tsv' for i in range(k)})); "
-                "[write_sumstats(t, w / f'h_{c}.tsv.gz') for c, t in h.tables.items()]")
+        subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "make_meta_input.py"),
+                "--out-dir",
+                str(work),
+                "--variants",
+                str(args.variants),
+                "--cohorts",
+                str(k),
+            ],
+            check=True,
+        )
+        prep = (
+            "import sys; from crosscohort.harmonise import harmonise, read_cohort_tables; "
+            "from crosscohort.sumstats import write_sumstats; from pathlib import Path; "
+            "w = Path(sys.argv[1]); k = int(sys.argv[2]); "
+            "h = harmonise(read_cohort_tables({f'c{i}': w / f'c{i}.tsv' for i in range(k)})); "
+            "[write_sumstats(t, w / f'h_{c}.tsv.gz') for c, t in h.tables.items()]"
+        )
         subprocess.run([sys.executable, "-c", prep, str(ours), str(k)], check=True, cwd=HERE.parent)
     inputs = [f"c{i}={ours / f'h_c{i}.tsv.gz'}" for i in range(k)]
     jobs = {
-        "fixed + random": [sys.executable, "-m", "crosscohort", "meta", "--method", "random",
-                           "--out", str(ours / "meta_random.tsv.gz"), *inputs],
-        "+ MR-MEGA": [sys.executable, "-m", "crosscohort", "meta", "--method", "mrmega",
-                      "--pcs", str(args.pcs), "--out", str(ours / "meta_mrmega.tsv.gz"), *inputs],
+        "fixed + random": [
+            sys.executable,
+            "-m",
+            "crosscohort",
+            "meta",
+            "--method",
+            "random",
+            "--out",
+            str(ours / "meta_random.tsv.gz"),
+            *inputs,
+        ],
+        "+ MR-MEGA": [
+            sys.executable,
+            "-m",
+            "crosscohort",
+            "meta",
+            "--method",
+            "mrmega",
+            "--pcs",
+            str(args.pcs),
+            "--out",
+            str(ours / "meta_mrmega.tsv.gz"),
+            *inputs,
+        ],
     }
-    print(f"{k} cohorts x {args.variants:,} variants; {os.cpu_count()} cores; "
-          f"load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{k} cohorts x {args.variants:,} variants; {os.cpu_count()} cores; "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
     got: dict[str, list] = {name: [] for name in jobs}
     names = list(jobs)
     for r in range(args.repeat):
-        for name in names[r % 2:] + names[:r % 2]:
+        for name in names[r % 2 :] + names[: r % 2]:
             m = measured(jobs[name], HERE.parent, log=work / f"{name[:5].strip('+ ')}.log")
             if m.returncode != 0:
                 raise SystemExit(f"{name} failed: see {work}")
             got[name].append(m)
-            print(f"round {r + 1}: {name}: wall {m.wall:.1f} s, CPU {m.cpu:.1f} s, "
-                  f"peak RSS {m.rss_gb:.2f} GB, load {os.getloadavg()[0]:.1f}")
-    med = {n: (statistics.median(x.wall for x in v), statistics.median(x.cpu for x in v),
-               max(x.rss_gb for x in v)) for n, v in got.items()}
+            print(
+                f"round {r + 1}: {name}: wall {m.wall:.1f} s, CPU {m.cpu:.1f} s, "
+                f"peak RSS {m.rss_gb:.2f} GB, load {os.getloadavg()[0]:.1f}"
+            )
+    med = {
+        n: (
+            statistics.median(x.wall for x in v),
+            statistics.median(x.cpu for x in v),
+            max(x.rss_gb for x in v),
+        )
+        for n, v in got.items()
+    }
     base = med["fixed + random"]
-    print("| tool | wall s (median) | CPU s (median) | peak RSS GB (max) | wall ratio | CPU ratio |")
+    print(
+        "| tool | wall s (median) | CPU s (median) | peak RSS GB (max) | wall ratio | CPU ratio |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for n, (w, c, rss) in med.items():
         print(f"| {n} | {w:.1f} | {c:.1f} | {rss:.2f} | {w / base[0]:.2f} | {c / base[1]:.2f} |")

@@ -576,3 +576,17 @@ def test_mrmega__cohort_without_eaf_is_named(tmp_path, capsys):
     assert rc == 2 and "['eas'] report none" in err and "Traceback" not in err
     # The first pass's parts, kept on disk for the combining pass, are gone (on error too).
     assert not list(tmp_path.glob(".*parts*"))
+
+
+def test_mrmega__unsorted_file_falls_back_to_the_same_result(tmp_path):
+    tables = _cohorts(seed=5, m=300)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    want, _ = _run_cli(tmp_path / "a", tables)
+    # Chromosomes interleaved: not readable one chromosome at a time (the first pass,
+    # which keeps its parts on disk, stops; the tables are read whole instead).
+    shuffled = dict(tables)
+    shuffled["eas"] = tables["eas"].sample(fraction=1.0, shuffle=True, seed=1)
+    got, _ = _run_cli(tmp_path / "b", shuffled)
+    assert got.equals(want)
+    assert not list((tmp_path / "b").glob(".*parts*"))
