@@ -54,6 +54,12 @@ def _step1(tmp: Path) -> Path:
     return tmp / "fit_bin_out_pred.list"
 
 
+@pytest.fixture(scope="module")
+def step1(tmp_path_factory) -> Path:
+    """Step 1 run once for the module: the prediction list."""
+    return _step1(tmp_path_factory.mktemp("regenie_step1"))
+
+
 def _step2(tmp: Path, pred: Path, name: str) -> pl.DataFrame:
     out = tmp / f"{name}_{{trait}}.regenie"
     rc = main(["assoc", "--bgen", str(EXAMPLE / "example.bgen"), "--sample", str(_sample_file(tmp)),
@@ -86,8 +92,8 @@ def _agreement(ours: pl.DataFrame, gold: pl.DataFrame) -> dict[str, float]:
     }
 
 
-def test_wgr_regenie_example__step2_matches_golden_to_print_precision(tmp_path):
-    ours = _step2(tmp_path, _step1(tmp_path), "test_bin_out_firth")
+def test_wgr_regenie_example__step2_matches_golden_to_print_precision(tmp_path, step1):
+    ours = _step2(tmp_path, step1, "test_bin_out_firth")
     gold = _golden()
     assert ours.height == gold.height == 1000
     for col in ("CHROM", "GENPOS", "ALLELE0", "ALLELE1", "N"):
@@ -104,11 +110,10 @@ def test_wgr_regenie_example__step2_matches_golden_to_print_precision(tmp_path):
     assert a["max_dbeta_over_se"] < 5e-5, a
 
 
-def test_wgr_regenie_example__step1_cv_r2_is_regenie_logged_value(tmp_path):
+def test_wgr_regenie_example__step1_cv_r2_is_regenie_logged_value(step1):
     import json
 
-    _step1(tmp_path)
-    summary = json.loads((tmp_path / "fit_bin_out.wgr.json").read_text())
+    summary = json.loads((step1.parent / "fit_bin_out.wgr.json").read_text())
     y2 = next(t for t in summary["traits"] if t["trait"] == "Y2")
     assert summary["cv"] == "loocv" and summary["n_samples"] == 494 and summary["n_blocks"] == 10
     # REGENIE's test: grep "0.4504" on the "<- min value" line of its step-1 log, which
@@ -116,10 +121,9 @@ def test_wgr_regenie_example__step1_cv_r2_is_regenie_logged_value(tmp_path):
     assert "0.4504" in f"{y2['cv_r2']:.6g}", y2
 
 
-def test_wgr_regenie_example__step2_reads_regenie_layout_loco(tmp_path):
+def test_wgr_regenie_example__step2_reads_regenie_layout_loco(tmp_path, step1):
     """Step 2 alone from a ``.loco`` in REGENIE's own print format (6 significant digits, NA)."""
-    pred = _step1(tmp_path)
-    listed = RF.read_pred_list(pred)
+    listed = RF.read_pred_list(step1)
     loco = RF.read_loco(listed["Y1"])
     lines = ["FID_IID " + " ".join(loco.samples) + " "]
     for c in range(RF.N_CHROM):

@@ -18,6 +18,7 @@ rule association_wgr_step1:
             k=range(1, len(TRAITS) + 1),
         ),
         summary="results/association/{cohort}/wgr/step1.wgr.json",
+        ledger="results/association/{cohort}/wgr/step1.ledger.json",
     log:
         "logs/association/{cohort}/wgr_step1.log",
     benchmark:
@@ -42,7 +43,7 @@ rule association_wgr_step1:
         " --pheno {input.pheno} --pheno-name {params.traits} {params.trait_types}"
         " --covar {input.covar} --covar {input.pcs} --covar-name {params.covar_names}"
         " --bsize {params.bsize} --cv {params.cv} {params.loocv} --threads {threads}"
-        " --out {params.out} 2> {log}"
+        " --ledger {output.ledger} --out {params.out} 2> {log}"
 
 
 rule association_part:
