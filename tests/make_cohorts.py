@@ -2,7 +2,7 @@
 
 Writes into OUT (default ``my_study``)::
 
-    cohort1.bed/.bim/.fam   PLINK 1 genotypes, 300 people; numbered families, FID 101..250
+    cohort1.bed/.bim/.fam   PLINK 1 genotypes, 300 people; numbered families, FID 1..150
                             (two people each), IIDs like HG00096
     cohort2.bed/.bim/.fam   260 people; FID 0 for everyone (no family information), numeric IIDs;
                             a fifth of the variants with their alleles in the other order
@@ -57,7 +57,7 @@ COHORTS = {  # id: (people, mean share of population A, centres)
     "cohort3": (280, 0.2, ["bristol", "newcastle"]),
 }
 M = 400
-FIRST_FAMILY = 101
+FIRST_FAMILY = 1
 ALLELES = [("A", "G"), ("C", "T"), ("A", "C"), ("G", "T"), ("A", "T"), ("C", "G")]
 
 
@@ -101,10 +101,8 @@ def make_cohorts(out: str | Path, *, seed: int = 19) -> Path:
         if cohort == "cohort2":
             swapped[rng.choice(M, M // 5, replace=False)] = True
         if cohort == "cohort1":
-            # Families numbered from 101, not 1: the export gate's ID scan (crosscohort.gate.
-            # identifiers) still reads its own audit text, where "2" and "10" occur, and would
-            # block FIDs 1..N, the gate issue's to fix. FID 1..N through assoc vs plink2:
-            # tests/test_association_categorical.py.
+            # Families numbered 1..N, the PLINK habit that the gate once blocked (it scanned
+            # its own audit text, where "2" and "10" occur): the export must pass with them.
             fid = [str(i // 2 + FIRST_FAMILY) for i in range(n)]
             iid = [f"HG{i + 96:05d}" for i in range(n)]
         elif cohort == "cohort2":
