@@ -30,6 +30,7 @@ import yaml
 from scipy.special import log_ndtr, ndtri_exp
 
 from crosscohort.errors import ConfigError, InputError
+from crosscohort.harmonise import markers
 from crosscohort.harmonise.align import (
     EAF_MAX_DIFF,
     HarmonisedSet,
@@ -692,7 +693,7 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
     if "test" in cols:
         lf = lf.filter((pl.col(c("test")).str.strip_chars().str.to_uppercase() == "ADD")
                        .fill_null(False))
-    for f in ("chromosome", "marker", "strand"):
+    for f in ("chromosome", "marker", "strand", "imputed"):
         if f in cols:
             if typed is not None and (unpadded or _as_read(lf, c(f))):
                 exprs.append(pl.col(c(f)).alias(f))
@@ -721,6 +722,12 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
                 "rule: numeric fields hold numbers or NA"
             )
     df = df.drop(list(checks))
+    # A preset's number that means missing in one field only (GWAMA's -9 in N and EAF).
+    sentinels = [(f, v) for f, v in (PRESETS[fmt].sentinels if fmt in PRESETS else ())
+                 if f in df.columns]
+    if sentinels:
+        df = df.with_columns(pl.when(pl.col(f) == v).then(None).otherwise(pl.col(f)).alias(f)
+                             for f, v in sentinels)
     # METAL's Weight and some tools' N are effective sizes: rounded, not refused.
     df = df.with_columns(pl.col(f).round().cast(pl.Int64)
                          for f in numeric if f in (*_COUNTS, "base_pair_location"))
@@ -798,6 +805,12 @@ def _alleles(df: pl.DataFrame, *, numeric_alleles: bool, source: str, na: tuple[
             f"{df.get_column('effect_allele')[i]!r}/{df.get_column('other_allele')[i]!r} are numeric "
             "codes; rule: alleles are A/C/G/T (or indels); pass --numeric-alleles if 1/2/3/4 = A/C/G/T"
         )
+    if "imputed" in df.columns:
+        # GWAMA's IMPUTED/IMP: 1 imputed, 0 genotyped. It changes no value (GWAMA weighs
+        # both alike); the ledger counts the imputed rows kept (changed.imputed_marked).
+        df = df.with_columns(
+            (pl.col("imputed").str.strip_chars() == "1").fill_null(False)
+            .alias(f"{_FLAG}imputed_marked")).drop("imputed")
     if "strand" in df.columns:
         minus = (pl.col("strand") == "-").fill_null(False)
         df = df.with_columns(
@@ -1056,6 +1069,15 @@ def harmonise_files(
         ref = compact_reference(ref) or ref
     tables: dict[str, pl.DataFrame] = {}
     ledgers = {}
+    deferred: dict[str, pl.DataFrame] = {}  # cohorts with marker-only rows, placed last
+    written: dict[str, Path] = {}
+
+    def store(cohort: str, aligned: pl.DataFrame) -> None:
+        if out_dir is not None:
+            written[cohort] = write_sumstats(aligned, Path(out_dir) / f"{cohort}.tsv.gz")
+        else:
+            tables[cohort] = aligned if keep is None else _columns(
+                aligned, [c for c in aligned.columns if c in keep])
 
     def parse(spec: InputSpec) -> _Parsed:
         return _parse_file(spec.path, format=spec.format, columns=columns, missing=missing)
@@ -1102,14 +1124,29 @@ def harmonise_files(
             )
             aligned = _fold_reader_counts(aligned, ledger, rd, removed, changed)
             ledgers[spec.cohort] = ledger
-            if out_dir is not None:
-                write_sumstats(aligned, Path(out_dir) / f"{spec.cohort}.tsv.gz")
+            if ref is None and markers.has_marker_only(aligned):
+                # Placed once every cohort's positions are known (markers.py).
+                deferred[spec.cohort] = aligned
             else:
-                tables[spec.cohort] = aligned if keep is None else _columns(
-                    aligned, [c for c in aligned.columns if c in keep])
+                store(spec.cohort, aligned)
             del aligned
     finally:
         reads.close()
+    if deferred:
+        names = pl.concat([markers.marker_names(t) for t in deferred.values()]).unique()
+        sources: list = [t for t in (*tables.values(), *deferred.values()) if "rsid" in t.columns]
+        for cohort in written:
+            cols = read_sumstats(written[cohort], required=(),
+                                 columns=("rsid", "chromosome", "base_pair_location"))
+            if "rsid" in cols.columns:
+                sources.append(cols)
+        positions = markers.marker_positions(sources, names)
+        del sources
+        for cohort in list(deferred):
+            store(cohort, markers.place_by_marker(deferred.pop(cohort), positions,
+                                                  ledgers[cohort], variant_ids=variant_ids))
+        # Tables in command-line order (the direction string follows it).
+        tables = {spec.cohort: tables[spec.cohort] for spec in inputs if spec.cohort in tables}
     result = HarmonisedSet(tables=tables, ledgers=ledgers, reference_used=ref is not None)
     if out_dir is not None:
         write_harmonised(result, out_dir)
