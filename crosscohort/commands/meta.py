@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("cohorts", nargs="+", metavar="[COHORT=]FILE",
                    help="a cohort id and its file; without COHORT= the id is the file name "
-                        "up to its first dot (raw inputs only). FILE:FMT sets one file's format")
+                        "up to its first dot. FILE:FMT sets one file's format (raw inputs)")
     p.add_argument("--method", choices=METHODS, default="fixed",
                    help="primary estimate (default fixed). fixed and random write the same "
                         "table (both models); samplesize puts the sample-size Z test's p in "
@@ -111,10 +111,28 @@ def _harmonise_raw(args: argparse.Namespace, fmt: str) -> tuple[dict, list]:
     return dict(h.tables), list(h.ledgers.values())
 
 
+def _check_files(args: argparse.Namespace, fmt: str) -> None:
+    """One file per cohort (by content), and no output that is an input."""
+    from crosscohort.harmonise.files import check_distinct_inputs, check_outputs_not_inputs
+    from crosscohort.harmonise.readers import parse_input
+
+    if fmt == HARMONISED:
+        paths = cohort_paths(args.cohorts)
+    else:
+        paths = {s.cohort: s.path for s in (parse_input(i, default_format=fmt)
+                                            for i in args.cohorts)}
+    check_distinct_inputs(paths)
+    outputs = [args.out, *(args.out.with_name(args.out.name + x) for x in
+                           (".summary.json", ".loo.tsv", ".harmonise.json")), args.tbl]
+    check_outputs_not_inputs([o for o in outputs if o is not None],
+                             [*paths.values(), args.reference, args.columns], option="--out")
+
+
 def run(args: argparse.Namespace) -> int:
     fmt = args.format
     if fmt == HARMONISED and (args.columns or args.reference):
         fmt = "auto"
+    _check_files(args, fmt)
     order = [c.strip() for c in args.cohort_order.split(",")] if args.cohort_order else None
     samplesize = args.method == "samplesize"
     keep = meta_input_columns(samplesize=samplesize)

@@ -30,7 +30,7 @@ import yaml
 from scipy.special import log_ndtr, ndtri_exp
 
 from crosscohort.errors import ConfigError, InputError
-from crosscohort.harmonise import markers
+from crosscohort.harmonise import files, markers
 from crosscohort.harmonise.align import (
     EAF_MAX_DIFF,
     HarmonisedSet,
@@ -208,11 +208,17 @@ def _open_text(path: Path):
 
 
 def _sniff(path: Path) -> tuple[list[str], str, int]:
-    """Header names, the separator (``\\t``, ``,`` or ``ws``) and lines before the data."""
+    """Header names, the separator (``\\t``, ``,`` or ``ws``) and lines before the data.
+
+    A UTF-8 byte-order mark before the first line (Excel's "UTF-8 CSV") is read
+    through: it is not part of the first column's name.
+    """
     try:
-        with _open_text(path) as fh:
-            for i, line in enumerate(fh):
-                text = line.rstrip("\r\n")
+        with open_binary(path) as fh:
+            for i, raw in enumerate(fh):
+                if i == 0:
+                    raw = raw.removeprefix(b"\xef\xbb\xbf")
+                text = _utf8(raw, path=path, line=i + 1).rstrip("\r\n")
                 if not text.strip() or text.startswith("##"):
                     continue
                 if "\t" in text:
@@ -222,9 +228,37 @@ def _sniff(path: Path) -> tuple[list[str], str, int]:
                 else:
                     sep, names = "ws", text.split()
                 return [h.strip() for h in names], sep, i + 1
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from exc
+    except (OSError, EOFError) as exc:
+        raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
+                         "or a complete gzip stream") from exc
     raise InputError(f"{path}: empty file, expected a header line")
+
+
+def _utf8(raw: bytes, *, path: Path, line: int) -> str:
+    """One line's bytes as text; :class:`InputError` naming the line when they are not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+            f"{exc.start + 1}); rule: UTF-8 text (e.g. iconv -f latin1 -t utf-8)"
+        ) from exc
+
+
+def _first_bad_utf8(path: Path) -> None:
+    """Raise :func:`_utf8`'s error for the first line that is not UTF-8 (a read failed on it)."""
+    try:
+        with open_binary(path) as fh:
+            for i, raw in enumerate(fh):
+                _utf8(raw, path=path, line=i + 1)
+    except (OSError, EOFError):
+        return
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
@@ -255,8 +289,11 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
             pl.col(_LINE).filter(ragged).first().alias("line"),
             n_fields.filter(ragged).first().alias("k"),
         ).collect(engine="streaming").row(0, named=True)
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(f"{path}: cannot read ({str(exc).splitlines()[0]})") from exc
+    except (pl.exceptions.PolarsError, OSError, EOFError) as exc:  # OSError: a truncated gzip
+        if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
+            _first_bad_utf8(path)
+        raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
+                         "or a complete gzip stream, UTF-8") from exc
     if counts["n_bad"]:
         raise InputError(
             f"{path}: line {counts['line']}: {counts['k']} fields, header has {len(header)}; "
@@ -708,8 +745,11 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
         # The checking path streams its text (never all in memory); the typed frame is
         # in memory already, and the in-memory engine passes its columns on uncopied.
         df = lf.select(exprs).collect(engine="streaming" if typed is None else "in-memory")
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(f"{path}: cannot read ({str(exc).splitlines()[0]})") from exc
+    except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
+        if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
+            _first_bad_utf8(path)
+        raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
+                         "or a complete gzip stream, UTF-8") from exc
     if "test" in cols:
         removed["not_additive_test"] = n_rows - df.height
     for flag, f in checks.items():
@@ -728,6 +768,19 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
     if sentinels:
         df = df.with_columns(pl.when(pl.col(f) == v).then(None).otherwise(pl.col(f)).alias(f)
                              for f, v in sentinels)
+    # Counts and positions become integers: a value no 64-bit integer holds (1e20, inf)
+    # is an error naming its line, not a failed cast.
+    for f in numeric:
+        if f in (*_COUNTS, "base_pair_location"):
+            v = pl.col(f)
+            huge = (v.abs() >= 2.0**53) | v.is_infinite() | v.is_nan()
+            hit = df.select(huge.fill_null(False).arg_true().first()).item()
+            if hit is not None:
+                raise InputError(
+                    f"{source}: line {df.get_column(_LINE)[hit]}: column {cols[f]} ({f}): "
+                    f"{df.get_column(f)[hit]!r} is out of range; rule: {f} is a whole number "
+                    "below 2^53"
+                )
     # METAL's Weight and some tools' N are effective sizes: rounded, not refused.
     df = df.with_columns(pl.col(f).round().cast(pl.Int64)
                          for f in numeric if f in (*_COUNTS, "base_pair_location"))
@@ -1026,7 +1079,9 @@ def harmonise_files(
     out_dir
         Write ``out_dir/{cohort}.tsv.gz`` as each cohort is done, and
         ``out_dir/ledger.json``; the returned set then holds the ledgers only,
-        so memory never holds more than one cohort.
+        so memory never holds more than one cohort. Written into a staging
+        folder and moved into ``out_dir`` only when every cohort succeeded
+        (:class:`crosscohort.harmonise.files.Staging`).
     variant_ids
         ``False``: tables without ``variant_id`` (for the meta-analysis, which keys
         variants itself; a string per row saved).
@@ -1044,9 +1099,13 @@ def harmonise_files(
     crosscohort.harmonise.align.HarmonisedSet
         Ledgers count, per cohort, every data row of the file:
         ``n_in = n_kept + sum(removed)``, reader and build reasons included.
-    """
-    from crosscohort.harmonise import build as buildmod
 
+    Raises
+    ------
+    ConfigError
+        Two cohorts given the same file (by content), or an output that is an
+        input (:mod:`crosscohort.harmonise.files`).
+    """
     if not 0.0 <= palindrome_max_maf <= 0.5:
         raise ConfigError(f"palindrome_max_maf must lie in [0, 0.5]; got {palindrome_max_maf}")
     check_eaf_max_diff(eaf_max_diff)
@@ -1055,6 +1114,38 @@ def harmonise_files(
         if spec.cohort in seen:
             raise ConfigError(f"cohort {spec.cohort!r} given twice")
         seen.add(spec.cohort)
+    files.check_distinct_inputs({spec.cohort: spec.path for spec in inputs})
+    if out_dir is not None:
+        files.check_outputs_not_inputs(
+            [Path(out_dir) / f"{spec.cohort}.tsv.gz" for spec in inputs]
+            + [Path(out_dir) / files.LEDGER_NAME],
+            [*(spec.path for spec in inputs), reference, fasta, chain], option="--out-dir")
+        with files.Staging(out_dir) as staging:
+            result = _harmonise_files(inputs, out_dir=staging.dir, reference=reference,
+                                      fasta=fasta, chain=chain, build=build,
+                                      cohort_builds=cohort_builds, columns=columns,
+                                      default_n=default_n, numeric_alleles=numeric_alleles,
+                                      missing=missing, trait=trait,
+                                      palindrome_max_maf=palindrome_max_maf,
+                                      eaf_max_diff=eaf_max_diff, variant_ids=variant_ids,
+                                      keep=keep, prefetch=prefetch)
+            staging.commit(spec.cohort for spec in inputs)
+        return result
+    return _harmonise_files(inputs, out_dir=None, reference=reference, fasta=fasta, chain=chain,
+                            build=build, cohort_builds=cohort_builds, columns=columns,
+                            default_n=default_n, numeric_alleles=numeric_alleles,
+                            missing=missing, trait=trait, palindrome_max_maf=palindrome_max_maf,
+                            eaf_max_diff=eaf_max_diff, variant_ids=variant_ids, keep=keep,
+                            prefetch=prefetch)
+
+
+def _harmonise_files(inputs: list[InputSpec], *, out_dir: Path | None, reference, fasta, chain,
+                     build, cohort_builds, columns, default_n, numeric_alleles, missing, trait,
+                     palindrome_max_maf, eaf_max_diff, variant_ids, keep,
+                     prefetch) -> HarmonisedSet:
+    """:func:`harmonise_files` after its checks; ``out_dir`` is the staging folder."""
+    from crosscohort.harmonise import build as buildmod
+
     ref = read_reference(reference) if reference else None
     ids: pl.DataFrame | None = None  # the reference's marker ids, read only when needed
     genome = buildmod.Genome(fasta) if fasta else None

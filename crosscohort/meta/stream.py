@@ -182,7 +182,7 @@ def _file_chunks(path: Path, *, cohort: str, idx: int, keep: tuple[str, ...], sa
         # Each block is the header and whole lines, one copy of what was read (16 MB
         # blocks stay under glibc's mmap threshold, so their memory is reused, not
         # faulted in anew: 64 MB blocks cost 2.1M page faults per 10M-row file).
-        for data in line_blocks(fh, block_bytes, prefix=header):
+        for data in _checked(line_blocks(fh, block_bytes, prefix=header), path):
             if _NOT_SPACE.search(data, len(header)):  # no copy of the block to find out
                 f = _cohort_rows(_parse(path, data, keep=keep, first_line=line),
                                  cohort=cohort, idx=idx, samplesize=samplesize)
@@ -205,6 +205,15 @@ def _file_chunks(path: Path, *, cohort: str, idx: int, keep: tuple[str, ...], sa
         yield cur, pl.concat(pending, rechunk=False)
     if nulls:
         yield _NO_CHROM, pl.concat(nulls, rechunk=False)
+
+
+def _checked(blocks: Iterator[bytes], path: Path) -> Iterator[bytes]:
+    """``blocks``, with a damaged stream (a truncated gzip) as :class:`SumstatsError`."""
+    try:
+        yield from blocks
+    except (OSError, EOFError) as exc:
+        raise SumstatsError(f"{path}: cannot read ({str(exc).strip() or type(exc).__name__}); "
+                            "rule: a complete gzip stream or plain text") from exc
 
 
 def file_parts(paths: dict[str, Path], canonical: list[str], *, keep: tuple[str, ...],
