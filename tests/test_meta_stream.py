@@ -142,7 +142,8 @@ def test_meta_stream__harmonised_files_give_the_whole_table_bytes(tmp_path, meth
     whole = {c: read_sumstats(tmp_path / f"{c}.tsv.gz") for c in tables}
     ref = _reference(whole, tmp_path / "ref.tsv.gz", method=method, gc=gc,
                      order=["mid", "zeta", "alpha"])
-    assert ref.table.height > 1900 and ref.table.get_column("chromosome").n_unique() == 7
+    # Random pairs at shared positions: strand complements (A/C, G/T) merge across cohorts.
+    assert ref.table.height > 1600 and ref.table.get_column("chromosome").n_unique() == 7
     assert (ref.table.get_column("n_studies") > 1).sum() > 100
     if method != "samplesize":  # (its p are the inputs' p, drawn uniform here)
         assert read_sumstats(tmp_path / "ref.tsv.gz.loo.tsv", required=()).height > 0
