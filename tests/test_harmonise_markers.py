@@ -91,3 +91,39 @@ def test_markers__harmonise_out_dir_places_from_cohorts_already_written(tmp_path
     assert tc.filter(pl.col("rsid") == "rs1").get_column("base_pair_location").to_list() == [100]
     led = {lg["cohort"]: lg for lg in json.loads((out / "ledger.json").read_text())}
     assert led["c"]["removed"]["marker_name_at_two_positions"] == 1
+
+
+# --- per-file column maps (issue 20 item 4) ----------------------------------------------
+
+def test_inputs__each_file_its_own_column_map_in_one_run(tmp_path):
+    a = _write(tmp_path / "a.txt", ["SNP", "CHR", "POS", "EA", "NEA", "BETA", "SE", "N"],
+               [("rs1", 1, 100, "A", "G", 0.10, 0.05, 1000)])
+    # METAL-style names the dictionary does not know, numeric alleles, no N.
+    b = _write(tmp_path / "b.txt", ["MRK", "CH", "BP", "AL1", "AL2", "EFF", "ERR"],
+               [("rs1", 1, 100, "1", "3", 0.12, 0.05)])
+    bmap = tmp_path / "b.yaml"
+    bmap.write_text("format: mapped\ncolumns: {marker: MRK, chromosome: CH, base_pair_location: BP,"
+                    " effect_allele: AL1, other_allele: AL2, beta: EFF, standard_error: ERR}\n"
+                    "numeric_alleles: true\ndefault_n: 777\n")
+    out = tmp_path / "h"
+    assert main(["harmonise", "--out-dir", str(out), f"a={a}", f"b={b}:{bmap}"]) == 0
+    tb = read_sumstats(out / "b.tsv.gz")
+    assert tb.select("variant_id", "beta", "n").rows() == [("1:100:A:G", -0.12, 777)]
+    led = {lg["cohort"]: lg for lg in json.loads((out / "ledger.json").read_text())}
+    assert led["b"]["changed"]["numeric_alleles_decoded"] == 1
+    assert led["b"]["changed"]["n_default"] == 1
+    # The same in one raw meta call; the map marks the input raw.
+    m = tmp_path / "m.tsv"
+    assert main(["meta", "--out", str(m), f"a={a}", f"b={b}:{bmap}"]) == 0
+    assert read_sumstats(m, required=()).select("n_studies", "n").rows() == [(2, 1777)]
+
+
+def test_inputs__raw_meta_has_default_n_and_numeric_alleles(tmp_path):
+    a = _write(tmp_path / "a.txt", ["SNP", "CHR", "POS", "EA", "NEA", "BETA", "SE"],
+               [("rs1", 1, 100, "1", "3", 0.10, 0.05)])
+    b = _write(tmp_path / "b.txt", ["SNP", "CHR", "POS", "EA", "NEA", "BETA", "SE"],
+               [("rs1", 1, 100, "A", "G", 0.12, 0.05)])
+    m = tmp_path / "m.tsv"
+    assert main(["meta", "--format", "auto", "--numeric-alleles", "--default-n", "500",
+                 "--out", str(m), str(a), str(b)]) == 0
+    assert read_sumstats(m, required=()).select("n_studies", "n").rows() == [(2, 1000)]

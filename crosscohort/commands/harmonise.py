@@ -53,8 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "kept, removed and changed by reason). Rules: docs/harmonisation.md."
         ),
     )
-    p.add_argument("cohorts", nargs="+", metavar="[COHORT=]FILE[:FORMAT]",
+    p.add_argument("cohorts", nargs="+", metavar="[COHORT=]FILE[:FORMAT|:MAP.yaml]",
                    help=f"a cohort id and its file; FORMAT one of {formats} (default: --format); "
+                        "MAP.yaml: this file's own column map and options (columns, format, "
+                        "default_n, numeric_alleles, missing), replacing --columns for it; "
                         "without COHORT= the file name up to its first dot")
     p.add_argument("--format", default="auto", choices=FORMAT_NAMES,
                    help="format of files without their own :FORMAT (default auto: detected "

@@ -50,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("cohorts", nargs="+", metavar="[COHORT=]FILE",
                    help="a cohort id and its file; without COHORT= the id is the file name "
-                        "up to its first dot. FILE:FMT sets one file's format (raw inputs)")
+                        "up to its first dot. FILE:FMT sets one file's format, FILE:MAP.yaml "
+                        "its own column map and options (raw inputs)")
     p.add_argument("--method", choices=METHODS, default="fixed",
                    help="primary estimate (default fixed). fixed and random write the same "
                         "table (both models); samplesize puts the sample-size Z test's p in "
@@ -72,6 +73,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "implies --format auto unless a format is given")
     p.add_argument("--palindrome-max-maf", type=float, default=0.4, metavar="MAF",
                    help="raw inputs: keep A/T and C/G SNPs only below this MAF (default 0.4)")
+    p.add_argument("--default-n", type=int, metavar="N",
+                   help="raw inputs: sample size for rows and files without one")
+    p.add_argument("--numeric-alleles", action="store_true",
+                   help="raw inputs: read alleles 1/2/3/4 as A/C/G/T (legacy files)")
     p.add_argument("--eaf-max-diff", type=float, default=EAF_MAX_DIFF, metavar="D",
                    help="flag (flag_eaf_far, kept) variants where a cohort's EAF differs from "
                         f"the other cohorts' n-weighted EAF by more than D (default {EAF_MAX_DIFF}, "
@@ -98,8 +103,10 @@ def _harmonise_raw(args: argparse.Namespace, fmt: str) -> tuple[dict, list]:
         fmt = mapping.get("format", fmt)
     inputs = [parse_input(item, default_format=fmt) for item in args.cohorts]
     h = harmonise_files(inputs, reference=args.reference, columns=mapping.get("columns"),
-                        default_n=mapping.get("default_n"),
-                        numeric_alleles=bool(mapping.get("numeric_alleles", False)),
+                        default_n=(args.default_n if args.default_n is not None
+                                   else mapping.get("default_n")),
+                        numeric_alleles=(args.numeric_alleles
+                                         or bool(mapping.get("numeric_alleles", False))),
                         missing=tuple(mapping.get("missing", ())),
                         palindrome_max_maf=args.palindrome_max_maf,
                         eaf_max_diff=args.eaf_max_diff, variant_ids=False,
@@ -109,6 +116,11 @@ def _harmonise_raw(args: argparse.Namespace, fmt: str) -> tuple[dict, list]:
                         # (benchmarks/README.md).
                         prefetch=True)
     return dict(h.tables), list(h.ledgers.values())
+
+
+def _has_map(item: str) -> bool:
+    """Whether a ``[C=]FILE:MAP.yaml`` argument carries its own column map (a raw input)."""
+    return item.rpartition(":")[2].endswith((".yaml", ".yml"))
 
 
 def _check_files(args: argparse.Namespace, fmt: str) -> None:
@@ -130,7 +142,9 @@ def _check_files(args: argparse.Namespace, fmt: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     fmt = args.format
-    if fmt == HARMONISED and (args.columns or args.reference):
+    if fmt == HARMONISED and (args.columns or args.reference or args.default_n is not None
+                              or args.numeric_alleles
+                              or any(_has_map(i) for i in args.cohorts)):
         fmt = "auto"
     _check_files(args, fmt)
     order = [c.strip() for c in args.cohort_order.split(",")] if args.cohort_order else None

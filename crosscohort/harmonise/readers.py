@@ -94,11 +94,17 @@ _MARKER_POSITION = r"^(?i:chr)?([0-9]{1,2}|[XxYy]|MT|mt|M|m)[:_](\d+)"
 
 @dataclass(frozen=True)
 class InputSpec:
-    """One command-line input: ``[COHORT=]PATH[:FORMAT]``."""
+    """One command-line input: ``[COHORT=]PATH[:FORMAT]`` or ``[COHORT=]PATH:MAP.yaml``.
+
+    ``options``: this file's own column map and options (:func:`read_column_map`:
+    ``columns``, ``default_n``, ``numeric_alleles``, ``missing``), which replace
+    the run's for this file only; ``None``: the run's apply.
+    """
 
     cohort: str
     path: Path
     format: str
+    options: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -145,8 +151,13 @@ def parse_input(item: str, *, default_format: str = "auto") -> InputSpec:
     if sep and (not cohort or not rest):
         raise ConfigError(f"expected [COHORT=]PATH[:FORMAT], got {item!r}")
     fmt = default_format
+    options = None
     head, colon, tail = rest.rpartition(":")
-    if colon and tail in FORMAT_NAMES:
+    if colon and head and tail.endswith((".yaml", ".yml")):
+        # FILE:MAP.yaml: this file's own columns and options (METAL's per-file settings).
+        options = read_column_map(tail)
+        rest, fmt = head, options.get("format", default_format)
+    elif colon and tail in FORMAT_NAMES:
         rest, fmt = head, tail
     elif colon and head and "/" not in tail and "." not in tail:
         raise ConfigError(
@@ -163,7 +174,7 @@ def parse_input(item: str, *, default_format: str = "auto") -> InputSpec:
             )
         cohort = path.name.split(".")[0]
     check_cohort_name(cohort)
-    return InputSpec(cohort=cohort, path=path, format=fmt)
+    return InputSpec(cohort=cohort, path=path, format=fmt, options=options)
 
 
 def read_column_map(path: str | Path) -> dict:
@@ -196,6 +207,12 @@ def read_column_map(path: str | Path) -> dict:
         )
     if "format" in doc and doc["format"] not in FORMAT_NAMES:
         raise ConfigError(f"{path}: format {doc['format']!r} not one of {list(FORMAT_NAMES)}")
+    n = doc.get("default_n")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
+        raise ConfigError(f"{path}: default_n must be a positive integer; got {n!r}")
+    if not isinstance(doc.get("numeric_alleles", False), bool):
+        raise ConfigError(f"{path}: numeric_alleles must be true or false; got "
+                          f"{doc['numeric_alleles']!r}")
     return doc
 
 
@@ -1171,9 +1188,17 @@ def _harmonise_files(inputs: list[InputSpec], *, out_dir: Path | None, reference
                 aligned, [c for c in aligned.columns if c in keep])
 
     def parse(spec: InputSpec) -> _Parsed:
+        if spec.options is not None:  # the file's own map replaces the run's
+            return _parse_file(spec.path, format=spec.format,
+                               columns=spec.options.get("columns"),
+                               missing=tuple(str(x) for x in spec.options.get("missing", ())))
         return _parse_file(spec.path, format=spec.format, columns=columns, missing=missing)
 
-    def finish(parsed: _Parsed) -> ReadResult:
+    def finish(spec: InputSpec, parsed: _Parsed) -> ReadResult:
+        if spec.options is not None:
+            return _finish_read(parsed, default_n=spec.options.get("default_n", default_n),
+                                numeric_alleles=bool(spec.options.get("numeric_alleles",
+                                                                      numeric_alleles)))
         return _finish_read(parsed, default_n=default_n, numeric_alleles=numeric_alleles)
 
     # One cohort at a time, written (when out_dir is given) before the next is read, so
@@ -1245,7 +1270,7 @@ def _harmonise_files(inputs: list[InputSpec], *, out_dir: Path | None, reference
 
 
 def _ordered_reads(parse, finish, inputs: list[InputSpec], *, prefetch: bool):
-    """Each input's ``finish(parse(spec))``, in command-line order.
+    """Each input's ``finish(spec, parse(spec))``, in command-line order.
 
     With ``prefetch``, the next file's ``parse`` runs in a thread from the
     moment this file's has returned, so it overlaps this file's ``finish`` and
@@ -1257,7 +1282,7 @@ def _ordered_reads(parse, finish, inputs: list[InputSpec], *, prefetch: bool):
     """
     if not prefetch:
         for spec in inputs:
-            yield finish(parse(spec))
+            yield finish(spec, parse(spec))
         return
     from concurrent.futures import ThreadPoolExecutor
 
@@ -1268,7 +1293,7 @@ def _ordered_reads(parse, finish, inputs: list[InputSpec], *, prefetch: bool):
             # In a box, so that this frame holds no reference to a table once it is handed on.
             box = [ahead.result()]
             ahead = pool.submit(parse, inputs[i + 1]) if i + 1 < len(inputs) else None
-            box = [finish(box.pop())]
+            box = [finish(inputs[i], box.pop())]
             yield box.pop()
     finally:
         if ahead is not None:
