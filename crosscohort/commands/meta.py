@@ -167,13 +167,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"{exc}: reading the tables whole instead of one chromosome at a time",
                   file=sys.stderr)
             tables = {c: read_sumstats(p, columns=keep) for c, p in paths.items()}
-            result = meta_analyse_to_file(memory_parts(tables, sorted(tables), samplesize=samplesize),
-                                          list(tables), args.out, **options)
+            parts = memory_parts(tables, sorted(tables), samplesize=samplesize, take=True)
             del tables
+            result = meta_analyse_to_file(parts, list(paths), args.out, **options)
+            del parts
     else:
         tables, harmonise_ledgers = _harmonise_raw(args, fmt)
-        parts = memory_parts(tables, sorted(tables), samplesize=samplesize)
         cohorts = list(tables)
+        parts = memory_parts(tables, sorted(tables), samplesize=samplesize, take=True)
         del tables  # the parts hold what is needed, cut to the meta columns
         result = meta_analyse_to_file(parts, cohorts, args.out, **options)
         del parts

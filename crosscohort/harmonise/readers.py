@@ -1104,7 +1104,9 @@ def harmonise_files(
         variants itself; a string per row saved).
     keep
         Columns to keep (those present) in the returned tables; ``None`` keeps
-        all. For a caller that needs a few, so that memory holds only those.
+        all. For a caller that needs a few, so that memory holds only those
+        (the meta-analysis): the returned tables are then de-duplicated but not
+        sorted (without a reference, positioned rows stay in file order).
     prefetch
         Parse the next file in a worker thread while the current one's values are
         finished and the cohort aligned (polars parses without the GIL): faster on
@@ -1237,6 +1239,10 @@ def _harmonise_files(inputs: list[InputSpec], *, out_dir: Path | None, reference
                 box, cohort=spec.cohort, reference=ref, trait=trait,
                 palindrome_max_maf=palindrome_max_maf, source=rd.source, keep_marker_only=True,
                 eaf_max_diff=eaf_max_diff, variant_ids=variant_ids,
+                # Tables handed to the meta-analysis (``keep``) need no key order: it splits
+                # them by chromosome and sorts each part's keys itself. Unsorted files then
+                # skip a random gather of every column (benchmarks/README.md, issue 20).
+                sort=out_dir is not None or keep is None,
             )
             aligned = _fold_reader_counts(aligned, ledger, rd, removed, changed)
             ledgers[spec.cohort] = ledger

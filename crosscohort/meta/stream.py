@@ -122,21 +122,32 @@ def _codes(frame: pl.DataFrame) -> np.ndarray:
     return frame.get_column("chromosome").cast(pl.Int64).fill_null(_NO_CHROM).to_numpy()
 
 
-def memory_parts(tables: dict[str, pl.DataFrame], canonical: list[str], *, samplesize: bool) -> Parts:
-    """Parts of in-memory tables: each cut to the meta columns and split by chromosome."""
-    frames = [_cohort_rows(tables[c], cohort=c, idx=i, samplesize=samplesize)
-              for i, c in enumerate(canonical)]
-    present = {c: any(c in f.columns and f.get_column(c).null_count() < f.height for f in frames)
-               for c in _STUDY_COLUMNS}
+def memory_parts(tables: dict[str, pl.DataFrame], canonical: list[str], *, samplesize: bool,
+                 take: bool = False) -> Parts:
+    """Parts of in-memory tables: each cut to the meta columns and split by chromosome.
+
+    ``take``: each table is removed from ``tables`` once split, so that an
+    unsorted table (put in chromosome order by a gather) and its sorted copy
+    are in memory one cohort at a time, not all at once.
+    """
+    frames: list[pl.DataFrame] = []
     split: list[dict[int, pl.DataFrame]] = []
-    for i, f in enumerate(frames):
+    for i, c in enumerate(canonical):
+        f = _cohort_rows(tables.pop(c) if take else tables[c], cohort=c, idx=i,
+                         samplesize=samplesize)
         codes = _codes(f)
         if codes.size > 1 and (codes[1:] < codes[:-1]).any():
             # Stable: within a chromosome rows keep file order (the duplicate rule's "first").
-            idx = np.argsort(codes, kind="stable")
+            # Codes are 0-31 or _NO_CHROM: as one byte, numpy's stable sort is a radix sort
+            # (one pass, not a merge sort of int64s).
+            small = np.where(codes == _NO_CHROM, 255, codes).astype(np.uint8)
+            idx = np.argsort(small, kind="stable")
             f, codes = f[idx], codes[idx]
-            frames[i] = f
+        frames.append(f)
         split.append({code: f.slice(a, b - a) for code, a, b in _runs(codes)})
+        del f
+    present = {c: any(c in f.columns and f.get_column(c).null_count() < f.height for f in frames)
+               for c in _STUDY_COLUMNS}
     empty = [f.clear() for f in frames]
 
     def parts() -> Iterator[tuple[int, list[pl.DataFrame]]]:
