@@ -1255,18 +1255,27 @@ def _harmonise_files(inputs: list[InputSpec], *, out_dir: Path | None, reference
     finally:
         reads.close()
     if deferred:
-        names = pl.concat([markers.marker_names(t) for t in deferred.values()]).unique()
         sources: list = [t for t in (*tables.values(), *deferred.values()) if "rsid" in t.columns]
         for cohort in written:
             cols = read_sumstats(written[cohort], required=(),
                                  columns=("rsid", "chromosome", "base_pair_location"))
             if "rsid" in cols.columns:
                 sources.append(cols)
-        positions = markers.marker_positions(sources, names)
+        # Files of marker names only (GWAMA's usual input): nothing can place them.
+        placeable = any(t.get_column("chromosome").null_count() < t.height for t in sources)
+        if placeable:
+            names = pl.concat([markers.marker_names(t) for t in deferred.values()]).unique()
+            positions = markers.marker_positions(sources, names)
         del sources
         for cohort in list(deferred):
-            store(cohort, markers.place_by_marker(deferred.pop(cohort), positions,
-                                                  ledgers[cohort], variant_ids=variant_ids))
+            table = deferred.pop(cohort)
+            if placeable:
+                table = markers.place_by_marker(table, positions, ledgers[cohort],
+                                                variant_ids=variant_ids)
+            else:
+                ledgers[cohort].remove(markers.CONFLICT, 0)
+                ledgers[cohort].change(markers.PLACED, 0)
+            store(cohort, table)
         # Tables in command-line order (the direction string follows it).
         tables = {spec.cohort: tables[spec.cohort] for spec in inputs if spec.cohort in tables}
     result = HarmonisedSet(tables=tables, ledgers=ledgers, reference_used=ref is not None)
