@@ -131,6 +131,19 @@ def test_meta_gwama__packaged_sample_as_shipped_matches_gwama_through_the_cli(gw
     assert [by[c]["changed"]["imputed_marked"] for c in ("pop1", "pop2", "pop3")] == [5, 3, 0]
 
 
+def test_meta_gwama__packaged_sample_auto_format_equals_the_gwama_preset(gwama, tmp_path):
+    # --format auto reads GWAMA's sample through the header dictionary (SNP, EFFECT_ALLELE,
+    # NON_EFFECT_ALLELE...): once pop3's positions reach pop1/pop2 by marker name, the
+    # same 13 rows as the gwama preset (they came out as two rows per marker before).
+    for f in GWAMA_SAMPLES.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    files = [str(tmp_path / f"pop{i}.txt") for i in (1, 2, 3)]
+    for fmt in ("auto", "gwama"):
+        assert main(["meta", "--format", fmt, "--out", str(tmp_path / f"{fmt}.tsv"), *files]) == 0
+    assert (tmp_path / "auto.tsv").read_bytes() == (tmp_path / "gwama.tsv").read_bytes()
+    assert read_sumstats(tmp_path / "auto.tsv", required=()).height == 13
+
+
 # --- GWAMA on synthetic data with swapped alleles --------------------------------------
 
 def _synthetic(rng: np.random.Generator, k: int = 3, m: int = 150):
