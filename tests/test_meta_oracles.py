@@ -207,6 +207,46 @@ def test_meta_gwama__synthetic_swapped_alleles_beta_se_within_printed_precision(
     assert (_num(j, "tau2") > 0).sum() > 10  # heterogeneity really exercised
 
 
+def test_meta_gwama__reverse_strand_snps_merged_as_gwama_merges_them(gwama, tmp_path):
+    # One cohort reports 30 % of its (non-palindromic) SNPs on the reverse strand, no
+    # STRAND column: GWAMA complements them on its own; so do we, by marker name, with no
+    # reference (crosscohort/harmonise/strand.py). Alleles A/G and C/T only.
+    rng = np.random.default_rng(13)
+    cohorts = _synthetic(rng)
+    comp = {"A": "T", "C": "G", "G": "C", "T": "A"}
+    names = []
+    for i, c in enumerate(cohorts):
+        flip = pl.Series(rng.random(c.height) < (0.3 if i == 1 else 0.0))
+        c = c.with_columns(pl.when(flip).then(pl.col(a).replace_strict(comp)).otherwise(pl.col(a))
+                           .alias(a) for a in ("effect_allele", "other_allele"))
+        c.select(pl.col("rsid").alias("MARKERNAME"), pl.col("effect_allele").alias("EA"),
+                 pl.col("other_allele").alias("NEA"), pl.col("beta").alias("BETA"),
+                 pl.col("standard_error").alias("SE")).write_csv(tmp_path / f"c{i}.txt",
+                                                                 separator="\t")
+        names.append(f"c{i}.txt")
+    (tmp_path / "gwama.in").write_text("".join(n + "\n" for n in names))
+    # oracle: GWAMA -i gwama.in -qt -o out   (Debian gwama 2.2.2)
+    _run([gwama, "-i", "gwama.in", "-qt", "-o", "out"], tmp_path)
+    theirs = pl.read_csv(tmp_path / "out.out", separator="\t", infer_schema=False)
+    table, ledgers = _ours_cli(tmp_path, names, random=False)
+    assert table.height == theirs.height  # no marker split in two
+    theirs = theirs.with_columns(  # GWAMA reports the first file's strand; compare as a set
+        pl.col("reference_allele").replace_strict(comp).alias("ra_c"),
+        pl.col("other_allele").replace_strict(comp).alias("oa_c"))
+    j = theirs.rename({c: f"t_{c}" for c in theirs.columns}).rename({"t_rs_number": "rsid"}).join(
+        table, on="rsid", how="inner")
+    assert j.height == theirs.height
+    same = ((pl.col("t_reference_allele") == pl.col("effect_allele"))
+            | (pl.col("t_ra_c") == pl.col("effect_allele")))
+    sign = np.where(j.select(same).to_series().to_numpy(), 1, -1)
+    np.testing.assert_allclose(sign * _num(j, "beta"), _num(j, "t_beta"), rtol=0, atol=6e-7)
+    np.testing.assert_allclose(_num(j, "standard_error"), _num(j, "t_se"), rtol=0, atol=6e-7)
+    assert j.get_column("n_studies").to_list() == j.get_column("t_n_studies").cast(pl.Int64).to_list()
+    flipped = {lg["cohort"]: lg["changed"]["strand_flipped_across_cohorts"]
+               for lg in json.loads((tmp_path / "ours.tsv.summary.json").read_text())["ledgers"]}
+    assert flipped["c1"] > 20 and flipped["c0"] == flipped["c2"] == 0
+
+
 # --- plink 1.9 --meta-analysis -----------------------------------------------------------
 
 def test_meta_plink19__beta_p_q_i_and_random_beta_match(plink19, tmp_path):
