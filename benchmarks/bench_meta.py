@@ -14,6 +14,7 @@ Usage::
     python benchmarks/bench_meta.py --variants 10000000 --ours-only
     python benchmarks/bench_meta.py --variants 2000000 --harmonised --work-dir D  # keep D
     python benchmarks/bench_meta.py --variants 2000000 --repeat 3 --work-dir D     # 3 rounds
+    python benchmarks/bench_meta.py --variants 2000000 --unsorted --work-dir D     # rows shuffled
 
 With ``--repeat N`` the tools run in N rounds, the order rotated each round
 (a tool's place in a round does not favour it), and a last table gives each
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-gwama", action="store_true", help="skip GWAMA (10 GB at 10M variants)")
     ap.add_argument("--harmonised", action="store_true",
                     help="also time the workflow's call on pre-harmonised inputs")
+    ap.add_argument("--unsorted", action="store_true",
+                    help="shuffle every tool's input rows (one permutation per cohort, the same "
+                         "for all tools) into WORK/unsorted and time on those")
     ap.add_argument("--repeat", type=int, default=1, metavar="N",
                     help="rounds of all tools, order rotated each round; prints medians")
     args = ap.parse_args(argv)
@@ -71,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                         "--variants", str(args.variants), "--cohorts", str(args.cohorts)], check=True)
     k = args.cohorts
     env_cwd = HERE.parent
+    root = work
+    if args.unsorted:
+        work = _shuffled(work, k)
     jobs: list[tuple[str, list[str], Path]] = [(
         "crosscohort meta (raw)",
         [sys.executable, "-m", "crosscohort", "meta", "--format", "gwas-ssf", "--method",
@@ -111,8 +118,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat > 1:
         _summary(jobs, rounds)
     if args.work_dir is None:
-        shutil.rmtree(work)
+        shutil.rmtree(root)
     return 0
+
+
+def _shuffled(work: Path, k: int) -> Path:
+    """``work/unsorted``: every tool's cohort files with their rows in a random order.
+
+    Real summary statistics come sorted by marker name or p as often as by
+    position; the peers key by marker name and do not care, ours must not
+    lose its speed or memory bound. Cohort i's rows get one permutation
+    (seed i), the same in every tool's file, headers kept.
+    """
+    import numpy as np
+
+    out = work / "unsorted"
+    files = [(f"ours/c{i}.tsv", i) for i in range(k)] + [(f"plink/c{i}.assoc", i) for i in range(k)]
+    files += [(f"gwama/c{i}.txt", i) for i in range(k)]
+    for rel, i in files:
+        src, dst = work / rel, out / rel
+        if dst.exists() or not src.exists():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        lines = src.read_bytes().splitlines(keepends=True)
+        body = lines[1:]
+        perm = np.random.default_rng(i).permutation(len(body))
+        dst.write_bytes(lines[0] + b"".join(body[j] for j in perm))
+    if (work / "gwama" / "gwama.in").exists():
+        shutil.copy(work / "gwama" / "gwama.in", out / "gwama" / "gwama.in")
+    return out
 
 
 def _table(jobs, got) -> None:

@@ -220,6 +220,7 @@ def header_line(path: str | Path) -> bytes:
     SumstatsError
         When the file is missing, unreadable (a damaged gzip stream), empty, or
         its header is not UTF-8 text, naming the file, line 1 and the rule.
+        A leading UTF-8 byte-order mark is not part of the returned line.
     """
     path = Path(path)
     if not path.exists():
@@ -236,7 +237,9 @@ def header_line(path: str | Path) -> bytes:
                             f"{exc.start}); rule: tab-separated text, plain or gzip") from exc
     if not line.strip():
         raise SumstatsError(f"{path}: empty file, expected a tab-separated header line")
-    return line
+    # A UTF-8 byte-order mark (Excel's "UTF-8" export) is read through, as polars does:
+    # left in, it would rename the first column and lose it (chromosome -> "\ufeffchromosome").
+    return line.removeprefix(b"\xef\xbb\xbf")
 
 
 def header_names(line: bytes) -> list[str]:

@@ -407,23 +407,48 @@ def test_readers__odds_ratio_and_its_ci_give_log_or_and_se(tmp_path):
     assert t["n"][0] is None and t["effect_allele_frequency"][0] is None  # GWAMA's -9
 
 
-def test_readers__gwama_packaged_samples_agree_with_the_gwama_reader(tmp_path, gwama):
-    from crosscohort.harmonise.formats import read_gwama_input
-
+def test_readers__gwama_preset_reads_the_packaged_samples_as_shipped(tmp_path, gwama):
     # Debian's gwama package ships these; the fixture skips locally / fails in CI without it.
     samples = Path("/usr/share/doc/gwama/examples/samples")
     assert samples.exists(), "GWAMA is installed but its packaged examples are missing"
-    names = {"marker": "SNP", "effect_allele": "EFFECT_ALLELE", "other_allele": "NON_EFFECT_ALLELE"}
     for i in (1, 2, 3):
-        old = read_gwama_input(samples / f"pop{i}.txt", name_marker="SNP",
-                               name_ea="EFFECT_ALLELE", name_nea="NON_EFFECT_ALLELE")
-        new = read_summary_statistics(samples / f"pop{i}.txt", format="gwama", columns=names).table
-        for col in ("rsid", "effect_allele", "other_allele", "beta", "standard_error",
-                    "effect_allele_frequency", "n"):
-            # a column the file lacks is absent (or all null) in ours, all null in the old reader
-            ours = new[col].to_list() if col in new.columns else [None] * new.height
-            assert ours == old[col].to_list(), (i, col)
-        np.testing.assert_allclose(new["p_value"].to_numpy(), old["p_value"].to_numpy(), rtol=1e-12)
+        path = samples / f"pop{i}.txt"
+        # Their headers: SNP STRAND IMPUTED|IMP EFFECT_ALLELE NON_EFFECT_ALLELE BETA SE (+CHR POS).
+        rd = read_summary_statistics(path, format="gwama")
+        assert rd.columns["marker"] == "SNP" and rd.columns["effect_allele"] == "EFFECT_ALLELE"
+        assert rd.columns["other_allele"] == "NON_EFFECT_ALLELE"
+        assert rd.columns["imputed"] == ("IMPUTED" if i == 1 else "IMP")
+        rows = [ln.split("\t") for ln in path.read_text().splitlines()]
+        head, body = rows[0], rows[1:]
+        col = {h: [r[j] for r in body] for j, h in enumerate(head)}
+        t = rd.table
+        assert t["rsid"].to_list() == col["SNP"]
+        assert t["effect_allele"].to_list() == col["EFFECT_ALLELE"]
+        assert t["other_allele"].to_list() == col["NON_EFFECT_ALLELE"]
+        assert t["beta"].to_list() == [float(v) for v in col["BETA"]]
+        assert t["standard_error"].to_list() == [None if v == "NA" else float(v) for v in col["SE"]]
+        imputed = [v == "1" for v in col["IMPUTED" if i == 1 else "IMP"]]
+        assert t["_rd_imputed_marked"].to_list() == imputed
+
+
+def test_readers__gwama_minus9_is_missing_only_in_n_and_eaf(tmp_path):
+    p = tmp_path / "g.txt"
+    p.write_text("MARKERNAME EA NEA BETA SE N EAF\nrs1 A G -9 0.5 -9 -9\nrs2 A C 0.1 0.2 100 0.3\n")
+    t = read_summary_statistics(p, format="gwama").table
+    # GWAMA's -9 is "not available" for N and EAF; a beta of -9 is a beta.
+    assert t["beta"].to_list() == [-9.0, 0.1]
+    assert t["n"].to_list() == [None, 100]
+    assert t["effect_allele_frequency"].to_list() == [None, 0.3]
+
+
+def test_readers__header_dictionary_does_not_take_r2_for_info(tmp_path):
+    # METAL's example data: r2 is the variance explained, not imputation quality.
+    p = tmp_path / "m.txt"
+    p.write_text("SNP A1 A2 BETA SE r2\nrs1 A G 0.1 0.05 0.002\n")
+    rd = read_summary_statistics(p)
+    assert "info" not in rd.columns and "info" not in rd.table.columns
+    p.write_text("SNP A1 A2 BETA SE rsq\nrs1 A G 0.1 0.05 0.93\n")
+    assert read_summary_statistics(p).table["info"].to_list() == [0.93]
 
 
 def test_readers__regenie_log10p_underflow_is_kept(tmp_path):

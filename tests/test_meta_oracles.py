@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from results import gwama_sample
 from scipy.stats import norm
 
+from crosscohort.cli import main
 from crosscohort.harmonise import harmonise
-from crosscohort.harmonise.formats import read_gwama_input
 from crosscohort.meta import meta_analyse
+from crosscohort.sumstats import read_sumstats
 
 pytestmark = pytest.mark.oracle
 
@@ -51,57 +54,94 @@ def _run(cmd: list[str], cwd: Path) -> None:
 
 # --- GWAMA packaged sample --------------------------------------------------------------
 
-def _gwama_sample_ours(tmp_path: Path):
-    names = dict(name_marker="SNP", name_ea="EFFECT_ALLELE", name_nea="NON_EFFECT_ALLELE")
-    # pop3 carries CHR/POS for all markers but rs12124819; give that one a free position.
-    pop3 = read_gwama_input(tmp_path / "pop3.txt", **names)
-    marker_map = pop3.select("rsid", "chromosome", "base_pair_location").vstack(
-        pl.DataFrame({"rsid": ["rs12124819"], "chromosome": ["1"], "base_pair_location": [900_000]}))
-    tables = {f"pop{i}": read_gwama_input(tmp_path / f"pop{i}.txt", marker_map=marker_map, **names)
-              for i in (1, 2, 3)}
-    h = harmonise(tables)
-    return h, meta_analyse(h.tables)
+def _ours_cli(tmp_path: Path, files: list[str], *, random: bool) -> tuple[pl.DataFrame, list]:
+    """The product path: ``crosscohort meta --format gwama FILE...`` as a user runs it."""
+    out = tmp_path / "ours.tsv"
+    argv = ["meta", "--format", "gwama", "--method", "random" if random else "fixed",
+            "--out", str(out), *(str(tmp_path / f) for f in files)]
+    assert main(argv) == 0
+    ledgers = json.loads((tmp_path / "ours.tsv.harmonise.json").read_text())
+    for lg in ledgers:  # every row of every file accounted for
+        assert lg["n_in"] == lg["n_kept"] + sum(lg["removed"].values())
+    return read_sumstats(out, required=()), ledgers
+
+
+def _golden(random: bool) -> pl.DataFrame:
+    rows = gwama_sample.RANDOM if random else gwama_sample.FIXED
+    return pl.DataFrame([dict(zip(gwama_sample.COLUMNS, r, strict=True)) for r in rows],
+                        infer_schema_length=None)
 
 
 @pytest.mark.parametrize("random", [False, True], ids=["fixed", "random"])
-def test_meta_gwama__packaged_sample_matches_to_printed_precision(gwama, tmp_path, random):
+def test_meta_gwama__packaged_sample_as_shipped_matches_gwama_through_the_cli(gwama, tmp_path, random):
     for f in GWAMA_SAMPLES.iterdir():
         shutil.copy(f, tmp_path / f.name)
-    # oracle (Debian gwama 2.2.2, examples/run-sample-analysis):
+    # oracle (Debian gwama 2.2.2, examples/run-sample-analysis), run live here and stored
+    # with its command in tests/results/gwama_sample.py:
     #   GWAMA -i gwama.in -qt --name_marker SNP --name_ea EFFECT_ALLELE \
     #         --name_nea NON_EFFECT_ALLELE -o out        (and with -r for random effects)
     cmd = [gwama, "-i", "gwama.in", "-qt", "--name_marker", "SNP", "--name_ea", "EFFECT_ALLELE",
            "--name_nea", "NON_EFFECT_ALLELE", "-o", "out"] + (["-r"] if random else [])
     _run(cmd, tmp_path)
-    theirs = pl.read_csv(tmp_path / "out.out", separator="\t", infer_schema=False)
-    h, res = _gwama_sample_ours(tmp_path)
-    j, sign = _oriented(res.table, theirs, marker="rs_number", a1="reference_allele",
+    live = pl.read_csv(tmp_path / "out.out", separator="\t", infer_schema=False)
+    golden = _golden(random)
+    # The live tool still prints the stored numbers.
+    assert live.get_column("rs_number").to_list() == golden.get_column("rs_number").to_list()
+    for t, g in (("beta", "beta"), ("se", "se"), ("q_statistic", "q_statistic"), ("i2", "i2")):
+        np.testing.assert_array_equal(_num(live, t), _num(golden, g))
+    theirs = golden.rename({"effects": "effects", "p_value": "p", "q_p_value": "q_p"})
+    # The files as shipped, through the command line: no name options, no marker map.
+    res, ledgers = _ours_cli(tmp_path, ["pop1.txt", "pop2.txt", "pop3.txt"], random=random)
+    j, sign = _oriented(res, theirs, marker="rs_number", a1="reference_allele",
                         a2="other_allele")
-    assert j.height == theirs.height == 12
+    assert j.height == theirs.height == 12  # every marker GWAMA reports, once
     b = "beta_random" if random else "beta"
     s = "standard_error_random" if random else "standard_error"
     p = "p_value_random" if random else "p_value"
     # GWAMA prints 6 decimals: agreement within half a unit of the last digit (+ rounding).
     np.testing.assert_allclose(sign * _num(j, b), _num(j, "t_beta"), rtol=0, atol=6e-7)
     np.testing.assert_allclose(_num(j, s), _num(j, "t_se"), rtol=0, atol=6e-7)
+    np.testing.assert_allclose(sign * _num(j, b) / _num(j, s), _num(j, "t_z"), rtol=0, atol=6e-7)
     # GWAMA's p comes from an approximate normal tail (up to ~10 % off near 1e-5; 7.75e-05
     # printed where 2*Phi(-3.954188) = 7.68e-05); ours is exact, so we check p against GWAMA's z.
     np.testing.assert_allclose(_num(j, p), 2 * norm.sf(np.abs(_num(j, "t_z"))), rtol=1e-5)
     np.testing.assert_allclose(_num(j, "het_q"), _num(j, "t_q_statistic"), rtol=0, atol=6e-7)
-    np.testing.assert_allclose(_num(j, "het_p"), _num(j, "t_q_p-value"), rtol=0, atol=6e-7)
+    np.testing.assert_allclose(_num(j, "het_p"), _num(j, "t_q_p"), rtol=0, atol=6e-7)
     np.testing.assert_allclose(_num(j, "het_i2"), _num(j, "t_i2"), rtol=0, atol=6e-7)
-    assert j.get_column("n_studies").to_list() == j.get_column("t_n_studies").cast(pl.Int64).to_list()
+    assert j.get_column("n_studies").to_list() == j.get_column("t_n_studies").to_list()
     ours_dir = [d if sg == 1 else d.translate(FLIP_SIGN)
                 for d, sg in zip(j.get_column("direction"), sign, strict=True)]
     assert ours_dir == j.get_column("t_effects").to_list()
+    # pop3's positions reach pop1's and pop2's marker-only rows through the marker names:
+    # one row per variant, positioned (rs12124819, absent from pop3, stays marker-only).
+    placed = j.filter(pl.col("rsid") != "rs12124819")
+    assert placed.get_column("chromosome").null_count() == 0
+    by = {lg["cohort"]: lg for lg in ledgers}
+    assert by["pop1"]["changed"]["position_from_marker_name_join"] == 9
+    assert by["pop2"]["changed"]["position_from_marker_name_join"] == 11
     # Where we differ: pop3 gives rs12138618 as T/A, the others G/A. GWAMA drops it
     # from pop3 ("wrong alleles"); harmonisation without a reference keeps it as the
     # other variant it is (1:790098 A/T), reported on its own row.
-    extra = res.table.filter((pl.col("rsid") == "rs12138618") & (pl.col("effect_allele") == "T"))
+    extra = res.filter((pl.col("rsid") == "rs12138618") & (pl.col("effect_allele") == "T"))
     assert extra.get_column("direction").to_list() == ["??+"]
-    assert res.table.height == 13
+    assert res.height == 13
     # pop1's rs2905035 has SE = NA: GWAMA "marker not used", we count bad_value_standard_error.
-    assert h.ledgers["pop1"].removed["bad_value_standard_error"] == 1
+    assert by["pop1"]["removed"]["bad_value_standard_error"] == 1
+    # IMPUTED (pop1) and IMP (pop2, pop3) are read, counted, and change no value.
+    assert [by[c]["changed"]["imputed_marked"] for c in ("pop1", "pop2", "pop3")] == [5, 3, 0]
+
+
+def test_meta_gwama__packaged_sample_auto_format_equals_the_gwama_preset(gwama, tmp_path):
+    # --format auto reads GWAMA's sample through the header dictionary (SNP, EFFECT_ALLELE,
+    # NON_EFFECT_ALLELE...): once pop3's positions reach pop1/pop2 by marker name, the
+    # same 13 rows as the gwama preset (they came out as two rows per marker before).
+    for f in GWAMA_SAMPLES.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    files = [str(tmp_path / f"pop{i}.txt") for i in (1, 2, 3)]
+    for fmt in ("auto", "gwama"):
+        assert main(["meta", "--format", fmt, "--out", str(tmp_path / f"{fmt}.tsv"), *files]) == 0
+    assert (tmp_path / "auto.tsv").read_bytes() == (tmp_path / "gwama.tsv").read_bytes()
+    assert read_sumstats(tmp_path / "auto.tsv", required=()).height == 13
 
 
 # --- GWAMA on synthetic data with swapped alleles --------------------------------------
@@ -141,14 +181,11 @@ def test_meta_gwama__synthetic_swapped_alleles_beta_se_within_printed_precision(
     _run([gwama, "-i", "gwama.in", "-qt", "--name_marker", "MARKERNAME", "-o", "out"]
          + (["-r"] if random else []), tmp_path)
     theirs = pl.read_csv(tmp_path / "out.out", separator="\t", infer_schema=False)
-    tables = {f"c{i}": read_gwama_input(tmp_path / f"c{i}.txt",
-                                        marker_map=cohorts[0].vstack(cohorts[1]).vstack(cohorts[2])
-                                        .select("rsid", "chromosome", "base_pair_location").unique())
-              for i in range(len(cohorts))}
-    res = meta_analyse(harmonise(tables).tables)
-    j, sign = _oriented(res.table, theirs, marker="rs_number", a1="reference_allele",
+    # Marker names only (no CHR/POS), as GWAMA keys them: combined by name and alleles.
+    table, _ = _ours_cli(tmp_path, [f"c{i}.txt" for i in range(len(cohorts))], random=random)
+    j, sign = _oriented(table, theirs, marker="rs_number", a1="reference_allele",
                         a2="other_allele")
-    assert j.height == theirs.height == res.table.height
+    assert j.height == theirs.height == table.height
     b = "beta_random" if random else "beta"
     s = "standard_error_random" if random else "standard_error"
     np.testing.assert_allclose(sign * _num(j, b), _num(j, "t_beta"), rtol=0, atol=6e-7)
@@ -168,6 +205,46 @@ def test_meta_gwama__synthetic_swapped_alleles_beta_se_within_printed_precision(
     np.testing.assert_allclose(eaf, _num(j, "t_eaf"), rtol=0, atol=6e-7)
     assert j.get_column("n").to_list() == j.get_column("t_n_samples").cast(pl.Int64).to_list()
     assert (_num(j, "tau2") > 0).sum() > 10  # heterogeneity really exercised
+
+
+def test_meta_gwama__reverse_strand_snps_merged_as_gwama_merges_them(gwama, tmp_path):
+    # One cohort reports 30 % of its (non-palindromic) SNPs on the reverse strand, no
+    # STRAND column: GWAMA complements them on its own; so do we, by marker name, with no
+    # reference (crosscohort/harmonise/strand.py). Alleles A/G and C/T only.
+    rng = np.random.default_rng(13)
+    cohorts = _synthetic(rng)
+    comp = {"A": "T", "C": "G", "G": "C", "T": "A"}
+    names = []
+    for i, c in enumerate(cohorts):
+        flip = pl.Series(rng.random(c.height) < (0.3 if i == 1 else 0.0))
+        c = c.with_columns(pl.when(flip).then(pl.col(a).replace_strict(comp)).otherwise(pl.col(a))
+                           .alias(a) for a in ("effect_allele", "other_allele"))
+        c.select(pl.col("rsid").alias("MARKERNAME"), pl.col("effect_allele").alias("EA"),
+                 pl.col("other_allele").alias("NEA"), pl.col("beta").alias("BETA"),
+                 pl.col("standard_error").alias("SE")).write_csv(tmp_path / f"c{i}.txt",
+                                                                 separator="\t")
+        names.append(f"c{i}.txt")
+    (tmp_path / "gwama.in").write_text("".join(n + "\n" for n in names))
+    # oracle: GWAMA -i gwama.in -qt -o out   (Debian gwama 2.2.2)
+    _run([gwama, "-i", "gwama.in", "-qt", "-o", "out"], tmp_path)
+    theirs = pl.read_csv(tmp_path / "out.out", separator="\t", infer_schema=False)
+    table, ledgers = _ours_cli(tmp_path, names, random=False)
+    assert table.height == theirs.height  # no marker split in two
+    theirs = theirs.with_columns(  # GWAMA reports the first file's strand; compare as a set
+        pl.col("reference_allele").replace_strict(comp).alias("ra_c"),
+        pl.col("other_allele").replace_strict(comp).alias("oa_c"))
+    j = theirs.rename({c: f"t_{c}" for c in theirs.columns}).rename({"t_rs_number": "rsid"}).join(
+        table, on="rsid", how="inner")
+    assert j.height == theirs.height
+    same = ((pl.col("t_reference_allele") == pl.col("effect_allele"))
+            | (pl.col("t_ra_c") == pl.col("effect_allele")))
+    sign = np.where(j.select(same).to_series().to_numpy(), 1, -1)
+    np.testing.assert_allclose(sign * _num(j, "beta"), _num(j, "t_beta"), rtol=0, atol=6e-7)
+    np.testing.assert_allclose(_num(j, "standard_error"), _num(j, "t_se"), rtol=0, atol=6e-7)
+    assert j.get_column("n_studies").to_list() == j.get_column("t_n_studies").cast(pl.Int64).to_list()
+    flipped = {lg["cohort"]: lg["changed"]["strand_flipped_across_cohorts"]
+               for lg in json.loads((tmp_path / "ours.tsv.summary.json").read_text())["ledgers"]}
+    assert flipped["c1"] > 20 and flipped["c0"] == flipped["c2"] == 0
 
 
 # --- plink 1.9 --meta-analysis -----------------------------------------------------------

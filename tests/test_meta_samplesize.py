@@ -95,3 +95,28 @@ def test_meta_samplesize__missing_n_and_p_counted_never_zero():
     assert row["z_samplesize"] == pytest.approx(norm.isf(0.01), rel=1e-12)
     # fixed: n and p do not matter, nothing removed for them
     assert "bad_value_n" not in meta_analyse({"a": a, "b": b}).ledgers["a"].removed
+
+
+def test_meta_samplesize__zero_beta_gives_z_zero_not_metals_positive(tmp_path):
+    # METAL counts beta = 0 as a positive effect (its example data print beta as 0 with
+    # p = 0.6, a rounded effect); we give such a cohort z = 0: the sign is unknown, and a
+    # fixed "+" would push every such variant's Z one way (docs/harmonisation.md).
+    # Derived by hand: cohort a beta 0, p 0.6, N 1000; cohort b beta 0.1, p 0.01, N 4000.
+    #   ours:  Z = (sqrt(1000) * 0 + sqrt(4000) * 2.5758293035489) / sqrt(5000) = 2.3039...
+    #   METAL: Z = (sqrt(1000) * 0.5244005127080 + sqrt(4000) * 2.5758293035489) / sqrt(5000)
+    from crosscohort.cli import main
+    from crosscohort.sumstats import read_sumstats
+
+    files = []
+    for name, beta, p, n in (("a", 0.0, 0.6, 1000), ("b", 0.1, 0.01, 4000)):
+        f = tmp_path / f"{name}.txt"
+        f.write_text(f"SNP\tCHR\tPOS\tEA\tNEA\tBETA\tSE\tP\tN\nrs1\t1\t100\tG\tA\t{beta}\t0.1\t{p}\t{n}\n")
+        files.append(str(f))
+    out = tmp_path / "m.tsv"
+    assert main(["meta", "--format", "auto", "--method", "samplesize", "--out", str(out), *files]) == 0
+    z = read_sumstats(out, required=()).get_column("z_samplesize")[0]
+    z_b = -norm.ppf(0.005)
+    ours = np.sqrt(4000) * z_b / np.sqrt(5000)
+    metal = (np.sqrt(1000) * -norm.ppf(0.3) + np.sqrt(4000) * z_b) / np.sqrt(5000)
+    assert z == pytest.approx(ours, rel=1e-12)
+    assert abs(z - metal) > 0.2

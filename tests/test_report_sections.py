@@ -130,7 +130,8 @@ def test_report_forest__marker_name_lead_is_named_and_gets_its_leave_one_out_row
 
 def _marker_cohort(rng, betas: dict[str, float], *, reversed_mk1: bool = False) -> pl.DataFrame:
     """A harmonised cohort: 300 positioned null variants, a marker-name row mk1 A/G (its β
-    given), a positioned row also named mk1 (another variant) and mk1 with other alleles."""
+    given), a positioned row mk9 A/G and mk1 with other alleles. (A positioned row named
+    mk1 would now give the marker-only mk1 its position: docs/harmonisation.md.)"""
     m = 300
     ea, oa = ("A", "G") if reversed_mk1 else ("G", "A")
     beta_mk1 = -betas["mk1"] if reversed_mk1 else betas["mk1"]
@@ -145,15 +146,14 @@ def _marker_cohort(rng, betas: dict[str, float], *, reversed_mk1: bool = False) 
         "effect_allele_frequency": [0.3] * (m + 3),
         "p_value": [*rng.uniform(0.05, 1, m), 1e-30, 0.9, 0.2],
         "n": [5000] * (m + 3),
-        "rsid": [f"rs{i}" for i in range(m)] + ["mk1", "mk1", "mk1"],
+        "rsid": [f"rs{i}" for i in range(m)] + ["mk1", "mk9", "mk1"],
     })
 
 
 def test_report_forest__marker_name_lead_has_its_cohort_rows(tmp_path):
     """A marker-name lead's forest plot shows each cohort's β (found by rsid and alleles among
     the cohort's rows without a position, reversed alleles negated), not only its
-    leave-one-out and meta rows; the positioned row sharing the name and the same name with
-    other alleles are other variants. Values checked against the cohort files and
+    leave-one-out and meta rows; the same name with other alleles is another variant. Values checked against the cohort files and
     statsmodels' fixed-effect combination of them."""
     from crosscohort.sumstats import write_sumstats
 

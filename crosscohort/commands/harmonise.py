@@ -16,12 +16,18 @@ __all__ = ["register", "run", "cohort_paths"]
 
 
 def cohort_paths(items: list[str]) -> dict[str, Path]:
-    """``COHORT=FILE`` arguments as an ordered ``{cohort: path}``; :class:`ConfigError` when malformed."""
+    """``[COHORT=]FILE`` arguments as an ordered ``{cohort: path}``; :class:`ConfigError` when malformed.
+
+    Without ``COHORT=`` the id is the file name up to its first dot, as for
+    raw inputs (:func:`crosscohort.harmonise.readers.parse_input`).
+    """
     out: dict[str, Path] = {}
     for item in items:
         cohort, sep, path = item.partition("=")
-        if not sep or not cohort or not path:
-            raise ConfigError(f"expected COHORT=FILE, got {item!r}")
+        if not sep and Path(item).is_file():
+            cohort, path = Path(item).name.split(".")[0], item
+        elif not sep or not cohort or not path:
+            raise ConfigError(f"expected COHORT=FILE (or an existing FILE), got {item!r}")
         check_cohort_name(cohort)
         if cohort in out:
             raise ConfigError(f"cohort {cohort!r} given twice ({out[cohort]} and {path})")
@@ -47,8 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "kept, removed and changed by reason). Rules: docs/harmonisation.md."
         ),
     )
-    p.add_argument("cohorts", nargs="+", metavar="[COHORT=]FILE[:FORMAT]",
+    p.add_argument("cohorts", nargs="+", metavar="[COHORT=]FILE[:FORMAT|:MAP.yaml]",
                    help=f"a cohort id and its file; FORMAT one of {formats} (default: --format); "
+                        "MAP.yaml: this file's own column map and options (columns, format, "
+                        "default_n, numeric_alleles, missing), replacing --columns for it; "
                         "without COHORT= the file name up to its first dot")
     p.add_argument("--format", default="auto", choices=FORMAT_NAMES,
                    help="format of files without their own :FORMAT (default auto: detected "

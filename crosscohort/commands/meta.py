@@ -52,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("cohorts", nargs="+", metavar="[COHORT=]FILE",
                    help="a cohort id and its file; without COHORT= the id is the file name "
-                        "up to its first dot (raw inputs only). FILE:FMT sets one file's format")
+                        "up to its first dot. FILE:FMT sets one file's format, FILE:MAP.yaml "
+                        "its own column map and options (raw inputs)")
     p.add_argument("--method", choices=METHODS, default="fixed",
                    help="primary estimate (default fixed). fixed and random write the same "
                         "table (both models); samplesize puts the sample-size Z test's p in "
@@ -84,6 +85,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "implies --format auto unless a format is given")
     p.add_argument("--palindrome-max-maf", type=float, default=0.4, metavar="MAF",
                    help="raw inputs: keep A/T and C/G SNPs only below this MAF (default 0.4)")
+    p.add_argument("--default-n", type=int, metavar="N",
+                   help="raw inputs: sample size for rows and files without one")
+    p.add_argument("--numeric-alleles", action="store_true",
+                   help="raw inputs: read alleles 1/2/3/4 as A/C/G/T (legacy files)")
     p.add_argument("--eaf-max-diff", type=float, default=EAF_MAX_DIFF, metavar="D",
                    help="flag (flag_eaf_far, kept) variants where a cohort's EAF differs from "
                         f"the other cohorts' n-weighted EAF by more than D (default {EAF_MAX_DIFF}, "
@@ -112,8 +117,10 @@ def _harmonise_raw(args: argparse.Namespace, fmt: str) -> tuple[dict, list]:
         fmt = mapping.get("format", fmt)
     inputs = [parse_input(item, default_format=fmt) for item in args.cohorts]
     h = harmonise_files(inputs, reference=args.reference, columns=mapping.get("columns"),
-                        default_n=mapping.get("default_n"),
-                        numeric_alleles=bool(mapping.get("numeric_alleles", False)),
+                        default_n=(args.default_n if args.default_n is not None
+                                   else mapping.get("default_n")),
+                        numeric_alleles=(args.numeric_alleles
+                                         or bool(mapping.get("numeric_alleles", False))),
                         missing=tuple(mapping.get("missing", ())),
                         palindrome_max_maf=args.palindrome_max_maf,
                         eaf_max_diff=args.eaf_max_diff, variant_ids=False,
@@ -125,10 +132,35 @@ def _harmonise_raw(args: argparse.Namespace, fmt: str) -> tuple[dict, list]:
     return dict(h.tables), list(h.ledgers.values())
 
 
+def _has_map(item: str) -> bool:
+    """Whether a ``[C=]FILE:MAP.yaml`` argument carries its own column map (a raw input)."""
+    return item.rpartition(":")[2].endswith((".yaml", ".yml"))
+
+
+def _check_files(args: argparse.Namespace, fmt: str) -> None:
+    """One file per cohort (by content), and no output that is an input."""
+    from crosscohort.harmonise.files import check_distinct_inputs, check_outputs_not_inputs
+    from crosscohort.harmonise.readers import parse_input
+
+    if fmt == HARMONISED:
+        paths = cohort_paths(args.cohorts)
+    else:
+        paths = {s.cohort: s.path for s in (parse_input(i, default_format=fmt)
+                                            for i in args.cohorts)}
+    check_distinct_inputs(paths)
+    outputs = [args.out, *(args.out.with_name(args.out.name + x) for x in
+                           (".summary.json", ".loo.tsv", ".harmonise.json")), args.tbl]
+    check_outputs_not_inputs([o for o in outputs if o is not None],
+                             [*paths.values(), args.reference, args.columns], option="--out")
+
+
 def run(args: argparse.Namespace) -> int:
     fmt = args.format
-    if fmt == HARMONISED and (args.columns or args.reference):
+    if fmt == HARMONISED and (args.columns or args.reference or args.default_n is not None
+                              or args.numeric_alleles
+                              or any(_has_map(i) for i in args.cohorts)):
         fmt = "auto"
+    _check_files(args, fmt)
     order = [c.strip() for c in args.cohort_order.split(",")] if args.cohort_order else None
     samplesize = args.method == "samplesize"
     keep = meta_input_columns(samplesize=samplesize)
@@ -151,13 +183,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"{exc}: reading the tables whole instead of one chromosome at a time",
                   file=sys.stderr)
             tables = {c: read_sumstats(p, columns=keep) for c, p in paths.items()}
-            result = meta_analyse_to_file(memory_parts(tables, sorted(tables), samplesize=samplesize),
-                                          list(tables), args.out, **options)
+            parts = memory_parts(tables, sorted(tables), samplesize=samplesize, take=True)
             del tables
+            result = meta_analyse_to_file(parts, list(paths), args.out, **options)
+            del parts
     else:
         tables, harmonise_ledgers = _harmonise_raw(args, fmt)
-        parts = memory_parts(tables, sorted(tables), samplesize=samplesize)
         cohorts = list(tables)
+        parts = memory_parts(tables, sorted(tables), samplesize=samplesize, take=True)
         del tables  # the parts hold what is needed, cut to the meta columns
         result = meta_analyse_to_file(parts, cohorts, args.out, **options)
         del parts

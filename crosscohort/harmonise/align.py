@@ -704,13 +704,16 @@ def _strand_from_votes(n: int, flipped: int) -> str:
 
 
 def _deduplicate(
-    df: pl.DataFrame, ledger: Ledger, *, key: tuple[str, ...] = VARIANT_KEY
+    df: pl.DataFrame, ledger: Ledger, *, key: tuple[str, ...] = VARIANT_KEY, sort: bool = True
 ) -> pl.DataFrame:
     """One row per aligned variant: the largest n, then the smallest SE, then the first in the file.
 
     The result is sorted by ``key``. For the variant key the rows are ordered by one
     packed int64 (:mod:`._keys`) and only groups of duplicates (rare) are sorted on
     their columns; other keys, or values a packed key cannot hold, sort the columns.
+    ``sort=False`` (variant key only) keeps the surviving rows in file order: the
+    same rows, without gathering a whole unsorted cohort into key order (for a
+    caller that orders rows itself, as the meta-analysis does per chromosome).
     """
     order = [*key]
     desc = [False] * len(order)
@@ -728,6 +731,12 @@ def _deduplicate(
         return out
     rows = _first_per_key(df, packed, order[len(key):], desc[len(key):])
     ledger.remove("duplicate", df.height - rows.size)
+    if not sort:
+        if rows.size == df.height:
+            return df
+        kept = np.zeros(df.height, dtype=bool)
+        kept[rows] = True
+        return df.filter(pl.Series(kept))
     return df if _is_identity(rows, df.height) else df[rows]
 
 
@@ -806,8 +815,12 @@ def _harmonise_cohort(
     keep_marker_only: bool,
     eaf_max_diff: float,
     variant_ids: bool,
+    sort: bool = True,
 ) -> tuple[pl.DataFrame, Ledger]:
     """:func:`harmonise_cohort` of the one frame in ``box``, which it takes out.
+
+    ``sort=False``: without a reference, positioned rows stay in file order
+    (:func:`_deduplicate`); with one, or for marker-only rows, nothing changes.
 
     A caller that holds no other reference to the frame (the command's pipeline)
     lets its raw columns (chromosome labels, unnormalised alleles) go as soon as
@@ -857,7 +870,7 @@ def _harmonise_cohort(
         markers = work.filter(pl.col(_MARKER_ONLY)).drop(_MARKER_ONLY)
         work = work.filter(~pl.col(_MARKER_ONLY)).drop(_MARKER_ONLY)
     if reference is None:
-        work = _deduplicate(_align_canonical(work), ledger)
+        work = _deduplicate(_align_canonical(work), ledger, sort=sort)
     else:
         for reason in ("not_in_reference", "allele_mismatch", "palindrome_ambiguous"):
             ledger.remove(reason, 0)

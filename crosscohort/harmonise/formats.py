@@ -4,23 +4,15 @@
 GWAMA, GWAS-SSF), which header holds which field; :data:`HEADER_DICTIONARY`
 lists common header names for files no preset knows; :func:`resolve_columns`
 applies either (plus a user's ``--columns`` mapping) to one header. The
-reading itself is in :mod:`crosscohort.harmonise.readers`.
-:func:`read_gwama_input` is the earlier GWAMA-only reader the meta-analysis
-oracle tests use (Mägi & Morris 2010).
+reading itself is in :mod:`crosscohort.harmonise.readers`, the one reader
+of every format (the oracle tests read the peers' files through it too).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
-import numpy as np
-import polars as pl
-from scipy.special import ndtr
 
 from crosscohort.errors import InputError
-from crosscohort.harmonise.alleles import complement, normalise_allele
-from crosscohort.sumstats import float_column
 
 __all__ = [
     "FORMAT_NAMES",
@@ -30,130 +22,8 @@ __all__ = [
     "PRESETS",
     "detect_format",
     "header_key",
-    "read_gwama_input",
     "resolve_columns",
 ]
-
-#: z of a 95 % two-sided interval; GWAMA derives SE from OR_95L/OR_95U this way.
-_Z975 = 1.959963984540054
-
-
-def read_gwama_input(
-    path: str | Path,
-    *,
-    marker_map: pl.DataFrame | None = None,
-    name_marker: str = "MARKERNAME",
-    name_ea: str = "EA",
-    name_nea: str = "NEA",
-) -> pl.DataFrame:
-    """A GWAMA study file as a GWAS-SSF frame (``rsid`` = marker name), ready for harmonisation.
-
-    Parameters
-    ----------
-    path
-        Whitespace- or tab-separated GWAMA input: marker, effect and
-        non-effect allele, ``BETA``/``SE`` (quantitative) or ``OR``,
-        ``OR_95L``, ``OR_95U`` (binary), optional ``N``, ``EAF``, ``STRAND``,
-        ``CHR``/``POS``. ``NA`` is missing; ``-9`` is missing in ``N`` and ``EAF``.
-    marker_map
-        ``rsid, chromosome, base_pair_location`` for files without ``CHR``/``POS``
-        (GWAMA's ``--map``). Markers without a position get null chromosome and
-        position, which harmonisation counts as ``bad_value_chromosome``.
-    name_marker, name_ea, name_nea
-        Header names of the marker and allele columns (GWAMA's ``--name_*`` options).
-
-    Returns
-    -------
-    polars.DataFrame
-        ``chromosome`` (text label), ``base_pair_location``, ``effect_allele``,
-        ``other_allele``, ``beta``, ``standard_error``, ``effect_allele_frequency``,
-        ``p_value`` (two-sided, from beta/SE), ``n``, ``rsid``. Alleles on the
-        ``-`` strand are complemented, as GWAMA does; OR inputs become
-        ``beta = ln OR`` and ``SE = (ln OR_95U - ln OR_95L) / (2 * 1.96)``.
-
-    Raises
-    ------
-    InputError
-        When a required column is missing or a numeric column holds text.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file (GWAMA input)")
-    lines = path.read_text().splitlines()
-    rows = [ln.split() for ln in lines if ln.strip()]
-    if not rows:
-        raise InputError(f"{path}: empty file, expected a GWAMA header line")
-    header, body = rows[0], rows[1:]
-    for i, r in enumerate(body, start=2):
-        if len(r) != len(header):
-            raise InputError(f"{path}: line {i}: {len(r)} fields, header has {len(header)}")
-    raw = pl.DataFrame(
-        {h: [r[j] for r in body] for j, h in enumerate(header)},
-        schema={h: pl.String for h in header},
-    )
-    binary = "BETA" not in header
-    need = [name_marker, name_ea, name_nea, *(("OR", "OR_95L", "OR_95U") if binary else ("BETA", "SE"))]
-    missing = [c for c in need if c not in header]
-    if missing:
-        raise InputError(f"{path}: GWAMA input lacks column(s) {missing}; header is {header}")
-
-    def num(name: str, *, minus9_missing: bool = False) -> pl.Expr:
-        col = pl.col(name).replace({"NA": None, "nan": None, "NaN": None})
-        if minus9_missing:
-            col = col.replace({"-9": None})
-        return col.cast(pl.Float64, strict=True)
-
-    try:
-        if binary:
-            lo, hi = num("OR_95L").log(), num("OR_95U").log()
-            effect = [num("OR").log().alias("beta"), ((hi - lo) / (2 * _Z975)).alias("standard_error")]
-        else:
-            effect = [num("BETA").alias("beta"), num("SE").alias("standard_error")]
-        extra = [
-            (num("EAF", minus9_missing=True) if "EAF" in header else pl.lit(None, pl.Float64))
-            .alias("effect_allele_frequency"),
-            (num("N", minus9_missing=True).cast(pl.Int64) if "N" in header else pl.lit(None, pl.Int64))
-            .alias("n"),
-        ]
-        df = raw.select(
-            pl.col(name_marker).alias("rsid"),
-            normalise_allele(pl.col(name_ea)).alias("effect_allele"),
-            normalise_allele(pl.col(name_nea)).alias("other_allele"),
-            (pl.col("STRAND") if "STRAND" in header else pl.lit("+")).alias("_strand"),
-            *effect,
-            *extra,
-            (pl.col("CHR") if "CHR" in header else pl.lit(None, pl.String)).alias("chromosome"),
-            (num("POS").cast(pl.Int64) if "POS" in header else pl.lit(None, pl.Int64))
-            .alias("base_pair_location"),
-        )
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(f"{path}: a numeric GWAMA column holds text ({str(exc).splitlines()[0]})") from exc
-
-    minus = pl.col("_strand") == "-"
-    df = df.with_columns(
-        pl.when(minus).then(complement(pl.col("effect_allele"))).otherwise(pl.col("effect_allele"))
-        .alias("effect_allele"),
-        pl.when(minus).then(complement(pl.col("other_allele"))).otherwise(pl.col("other_allele"))
-        .alias("other_allele"),
-    ).drop("_strand")
-    if marker_map is not None:
-        df = df.join(
-            marker_map.select(
-                "rsid",
-                pl.col("chromosome").cast(pl.String).alias("_chr"),
-                pl.col("base_pair_location").cast(pl.Int64).alias("_pos"),
-            ),
-            on="rsid",
-            how="left",
-        ).with_columns(
-            pl.coalesce("chromosome", "_chr").alias("chromosome"),
-            pl.coalesce("base_pair_location", "_pos").alias("base_pair_location"),
-        ).drop("_chr", "_pos")
-    z = (df.get_column("beta") / df.get_column("standard_error")).to_numpy()
-    with np.errstate(invalid="ignore"):
-        p = 2.0 * ndtr(-np.abs(z))
-    return df.with_columns(float_column("p_value", p))
-
 
 # --- Format presets and the header dictionary ---------------------------------------
 #
@@ -172,6 +42,7 @@ INPUT_FIELDS: dict[str, str] = {
     "z": "signed z (or t) statistic; gives p (and SE from beta) where missing",
     "strand": "+ or -; alleles on - are complemented (GWAMA)",
     "test": "test name (plink2, REGENIE); only ADD rows are kept",
+    "imputed": "1 if imputed, 0 if genotyped (GWAMA IMPUTED/IMP); counted, values unchanged",
 }
 
 
@@ -190,7 +61,10 @@ class FormatPreset:
         Header names (case-insensitive) whose joint presence identifies the
         format under ``--format auto``.
     missing
-        Extra text read as missing besides ``NA``, ``NaN``, ``.`` and empty.
+        Extra text read as missing besides ``NA``, ``NaN``, ``.`` and empty, in every column.
+    sentinels
+        (field, value) pairs: the number read as missing in that field only
+        (GWAMA's -9 in N and EAF; a beta of -9 stays a beta).
     description
         One line for ``--help`` and the docs.
     """
@@ -200,12 +74,14 @@ class FormatPreset:
     signature: tuple[str, ...]
     missing: tuple[str, ...] = ()
     description: str = ""
+    sentinels: tuple[tuple[str, float], ...] = ()
 
 
 def _p(name: str, signature: tuple[str, ...], description: str, missing: tuple[str, ...] = (),
+       sentinels: tuple[tuple[str, float], ...] = (),
        **columns: str | tuple[str, ...]) -> FormatPreset:
     cols = {k: (v,) if isinstance(v, str) else tuple(v) for k, v in columns.items()}
-    return FormatPreset(name, cols, signature, missing, description)
+    return FormatPreset(name, cols, signature, missing, description, sentinels)
 
 
 #: Presets, in the order ``--format auto`` tries their signatures.
@@ -241,13 +117,21 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        p_value=("P-value", "PVALUE", "P"), effect_allele_frequency=("Freq1", "EAF"),
        n=("Weight", "N"), chromosome=("Chromosome", "CHR"),
        base_pair_location=("Position", "POS")),
+    # GWAMA 2.2.2 reads MARKERNAME, EA, NEA, ... by default and other names through
+    # --name_marker/--name_ea/...; its own packaged sample (examples/samples) is written
+    # with SNP, EFFECT_ALLELE, NON_EFFECT_ALLELE, IMPUTED/IMP (the names GWAMA 2.1 read).
+    # Both sets are accepted, the default name first.
     _p("gwama", ("MARKERNAME", "EA", "NEA"),
-       "GWAMA study input; -9 is missing in N and EAF; STRAND - complements the alleles",
-       missing=("-9",),
-       marker="MARKERNAME", effect_allele="EA", other_allele="NEA", beta="BETA",
+       "GWAMA study input (MARKERNAME or SNP, EA or EFFECT_ALLELE, NEA or NON_EFFECT_ALLELE, "
+       "BETA/SE or OR/OR_95L/OR_95U, N, EAF, STRAND, IMPUTED or IMP, CHR, POS); -9 is missing "
+       "in N and EAF; STRAND - complements the alleles",
+       sentinels=(("n", -9.0), ("effect_allele_frequency", -9.0)),
+       marker=("MARKERNAME", "SNP", "MARKER", "SNPID", "RSID", "RS_NUMBER"),
+       effect_allele=("EA", "EFFECT_ALLELE"),
+       other_allele=("NEA", "NON_EFFECT_ALLELE", "OTHER_ALLELE"), beta="BETA",
        standard_error="SE", odds_ratio="OR", ci_lower="OR_95L", ci_upper="OR_95U", n="N",
-       effect_allele_frequency="EAF", strand="STRAND", chromosome="CHR",
-       base_pair_location="POS"),
+       effect_allele_frequency="EAF", strand="STRAND", imputed=("IMPUTED", "IMP"),
+       chromosome=("CHR", "CHROMOSOME"), base_pair_location=("POS", "POSITION")),
     _p("gwas-ssf", ("chromosome", "base_pair_location", "effect_allele", "other_allele"),
        "GWAS Catalog GWAS-SSF (our export bundles); other columns are passed through",
        chromosome="chromosome", base_pair_location="base_pair_location",
@@ -292,8 +176,11 @@ HEADER_DICTIONARY: dict[str, tuple[str, ...]] = {
     "n": ("n", "n_total", "obs_ct", "sample_size", "totaln", "n_samples", "weight"),
     "n_cases": ("n_cases", "ncase", "n_case", "ncases", "cases"),
     "n_controls": ("n_controls", "ncontrol", "n_ctrl", "ncontrols", "controls"),
-    "info": ("info", "imputation_info", "rsq", "r2"),
+    # Only names that mean imputation quality and nothing else: "r2" is as often the
+    # variance explained (METAL's example data), so it is mapped with --columns only.
+    "info": ("info", "imputation_info", "impinfo", "rsq", "r2hat", "info_score"),
     "strand": ("strand",),
+    "imputed": ("imputed", "imp"),
     "test": ("test",),
 }
 

@@ -30,6 +30,7 @@ import yaml
 from scipy.special import log_ndtr, ndtri_exp
 
 from crosscohort.errors import ConfigError, InputError
+from crosscohort.harmonise import files, markers
 from crosscohort.harmonise.align import (
     EAF_MAX_DIFF,
     HarmonisedSet,
@@ -93,11 +94,17 @@ _MARKER_POSITION = r"^(?i:chr)?([0-9]{1,2}|[XxYy]|MT|mt|M|m)[:_](\d+)"
 
 @dataclass(frozen=True)
 class InputSpec:
-    """One command-line input: ``[COHORT=]PATH[:FORMAT]``."""
+    """One command-line input: ``[COHORT=]PATH[:FORMAT]`` or ``[COHORT=]PATH:MAP.yaml``.
+
+    ``options``: this file's own column map and options (:func:`read_column_map`:
+    ``columns``, ``default_n``, ``numeric_alleles``, ``missing``), which replace
+    the run's for this file only; ``None``: the run's apply.
+    """
 
     cohort: str
     path: Path
     format: str
+    options: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -144,8 +151,13 @@ def parse_input(item: str, *, default_format: str = "auto") -> InputSpec:
     if sep and (not cohort or not rest):
         raise ConfigError(f"expected [COHORT=]PATH[:FORMAT], got {item!r}")
     fmt = default_format
+    options = None
     head, colon, tail = rest.rpartition(":")
-    if colon and tail in FORMAT_NAMES:
+    if colon and head and tail.endswith((".yaml", ".yml")):
+        # FILE:MAP.yaml: this file's own columns and options (METAL's per-file settings).
+        options = read_column_map(tail)
+        rest, fmt = head, options.get("format", default_format)
+    elif colon and tail in FORMAT_NAMES:
         rest, fmt = head, tail
     elif colon and head and "/" not in tail and "." not in tail:
         raise ConfigError(
@@ -162,7 +174,7 @@ def parse_input(item: str, *, default_format: str = "auto") -> InputSpec:
             )
         cohort = path.name.split(".")[0]
     check_cohort_name(cohort)
-    return InputSpec(cohort=cohort, path=path, format=fmt)
+    return InputSpec(cohort=cohort, path=path, format=fmt, options=options)
 
 
 def read_column_map(path: str | Path) -> dict:
@@ -195,6 +207,12 @@ def read_column_map(path: str | Path) -> dict:
         )
     if "format" in doc and doc["format"] not in FORMAT_NAMES:
         raise ConfigError(f"{path}: format {doc['format']!r} not one of {list(FORMAT_NAMES)}")
+    n = doc.get("default_n")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
+        raise ConfigError(f"{path}: default_n must be a positive integer; got {n!r}")
+    if not isinstance(doc.get("numeric_alleles", False), bool):
+        raise ConfigError(f"{path}: numeric_alleles must be true or false; got "
+                          f"{doc['numeric_alleles']!r}")
     return doc
 
 
@@ -207,11 +225,17 @@ def _open_text(path: Path):
 
 
 def _sniff(path: Path) -> tuple[list[str], str, int]:
-    """Header names, the separator (``\\t``, ``,`` or ``ws``) and lines before the data."""
+    """Header names, the separator (``\\t``, ``,`` or ``ws``) and lines before the data.
+
+    A UTF-8 byte-order mark before the first line (Excel's "UTF-8 CSV") is read
+    through: it is not part of the first column's name.
+    """
     try:
-        with _open_text(path) as fh:
-            for i, line in enumerate(fh):
-                text = line.rstrip("\r\n")
+        with open_binary(path) as fh:
+            for i, raw in enumerate(fh):
+                if i == 0:
+                    raw = raw.removeprefix(b"\xef\xbb\xbf")
+                text = _utf8(raw, path=path, line=i + 1).rstrip("\r\n")
                 if not text.strip() or text.startswith("##"):
                     continue
                 if "\t" in text:
@@ -221,9 +245,37 @@ def _sniff(path: Path) -> tuple[list[str], str, int]:
                 else:
                     sep, names = "ws", text.split()
                 return [h.strip() for h in names], sep, i + 1
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from exc
+    except (OSError, EOFError) as exc:
+        raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
+                         "or a complete gzip stream") from exc
     raise InputError(f"{path}: empty file, expected a header line")
+
+
+def _utf8(raw: bytes, *, path: Path, line: int) -> str:
+    """One line's bytes as text; :class:`InputError` naming the line when they are not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+            f"{exc.start + 1}); rule: UTF-8 text (e.g. iconv -f latin1 -t utf-8)"
+        ) from exc
+
+
+def _first_bad_utf8(path: Path) -> None:
+    """Raise :func:`_utf8`'s error for the first line that is not UTF-8 (a read failed on it)."""
+    try:
+        with open_binary(path) as fh:
+            for i, raw in enumerate(fh):
+                _utf8(raw, path=path, line=i + 1)
+    except (OSError, EOFError):
+        return
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
@@ -254,8 +306,11 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
             pl.col(_LINE).filter(ragged).first().alias("line"),
             n_fields.filter(ragged).first().alias("k"),
         ).collect(engine="streaming").row(0, named=True)
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(f"{path}: cannot read ({str(exc).splitlines()[0]})") from exc
+    except (pl.exceptions.PolarsError, OSError, EOFError) as exc:  # OSError: a truncated gzip
+        if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
+            _first_bad_utf8(path)
+        raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
+                         "or a complete gzip stream, UTF-8") from exc
     if counts["n_bad"]:
         raise InputError(
             f"{path}: line {counts['line']}: {counts['k']} fields, header has {len(header)}; "
@@ -692,7 +747,7 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
     if "test" in cols:
         lf = lf.filter((pl.col(c("test")).str.strip_chars().str.to_uppercase() == "ADD")
                        .fill_null(False))
-    for f in ("chromosome", "marker", "strand"):
+    for f in ("chromosome", "marker", "strand", "imputed"):
         if f in cols:
             if typed is not None and (unpadded or _as_read(lf, c(f))):
                 exprs.append(pl.col(c(f)).alias(f))
@@ -707,8 +762,11 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
         # The checking path streams its text (never all in memory); the typed frame is
         # in memory already, and the in-memory engine passes its columns on uncopied.
         df = lf.select(exprs).collect(engine="streaming" if typed is None else "in-memory")
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(f"{path}: cannot read ({str(exc).splitlines()[0]})") from exc
+    except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
+        if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
+            _first_bad_utf8(path)
+        raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
+                         "or a complete gzip stream, UTF-8") from exc
     if "test" in cols:
         removed["not_additive_test"] = n_rows - df.height
     for flag, f in checks.items():
@@ -721,6 +779,25 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
                 "rule: numeric fields hold numbers or NA"
             )
     df = df.drop(list(checks))
+    # A preset's number that means missing in one field only (GWAMA's -9 in N and EAF).
+    sentinels = [(f, v) for f, v in (PRESETS[fmt].sentinels if fmt in PRESETS else ())
+                 if f in df.columns]
+    if sentinels:
+        df = df.with_columns(pl.when(pl.col(f) == v).then(None).otherwise(pl.col(f)).alias(f)
+                             for f, v in sentinels)
+    # Counts and positions become integers: a value no 64-bit integer holds (1e20, inf)
+    # is an error naming its line, not a failed cast.
+    for f in numeric:
+        if f in (*_COUNTS, "base_pair_location"):
+            v = pl.col(f)
+            huge = (v.abs() >= 2.0**53) | v.is_infinite() | v.is_nan()
+            hit = df.select(huge.fill_null(False).arg_true().first()).item()
+            if hit is not None:
+                raise InputError(
+                    f"{source}: line {df.get_column(_LINE)[hit]}: column {cols[f]} ({f}): "
+                    f"{df.get_column(f)[hit]!r} is out of range; rule: {f} is a whole number "
+                    "below 2^53"
+                )
     # METAL's Weight and some tools' N are effective sizes: rounded, not refused.
     df = df.with_columns(pl.col(f).round().cast(pl.Int64)
                          for f in numeric if f in (*_COUNTS, "base_pair_location"))
@@ -798,6 +875,12 @@ def _alleles(df: pl.DataFrame, *, numeric_alleles: bool, source: str, na: tuple[
             f"{df.get_column('effect_allele')[i]!r}/{df.get_column('other_allele')[i]!r} are numeric "
             "codes; rule: alleles are A/C/G/T (or indels); pass --numeric-alleles if 1/2/3/4 = A/C/G/T"
         )
+    if "imputed" in df.columns:
+        # GWAMA's IMPUTED/IMP: 1 imputed, 0 genotyped. It changes no value (GWAMA weighs
+        # both alike); the ledger counts the imputed rows kept (changed.imputed_marked).
+        df = df.with_columns(
+            (pl.col("imputed").str.strip_chars() == "1").fill_null(False)
+            .alias(f"{_FLAG}imputed_marked")).drop("imputed")
     if "strand" in df.columns:
         minus = (pl.col("strand") == "-").fill_null(False)
         df = df.with_columns(
@@ -1013,13 +1096,17 @@ def harmonise_files(
     out_dir
         Write ``out_dir/{cohort}.tsv.gz`` as each cohort is done, and
         ``out_dir/ledger.json``; the returned set then holds the ledgers only,
-        so memory never holds more than one cohort.
+        so memory never holds more than one cohort. Written into a staging
+        folder and moved into ``out_dir`` only when every cohort succeeded
+        (:class:`crosscohort.harmonise.files.Staging`).
     variant_ids
         ``False``: tables without ``variant_id`` (for the meta-analysis, which keys
         variants itself; a string per row saved).
     keep
         Columns to keep (those present) in the returned tables; ``None`` keeps
-        all. For a caller that needs a few, so that memory holds only those.
+        all. For a caller that needs a few, so that memory holds only those
+        (the meta-analysis): the returned tables are then de-duplicated but not
+        sorted (without a reference, positioned rows stay in file order).
     prefetch
         Parse the next file in a worker thread while the current one's values are
         finished and the cohort aligned (polars parses without the GIL): faster on
@@ -1031,9 +1118,13 @@ def harmonise_files(
     crosscohort.harmonise.align.HarmonisedSet
         Ledgers count, per cohort, every data row of the file:
         ``n_in = n_kept + sum(removed)``, reader and build reasons included.
-    """
-    from crosscohort.harmonise import build as buildmod
 
+    Raises
+    ------
+    ConfigError
+        Two cohorts given the same file (by content), or an output that is an
+        input (:mod:`crosscohort.harmonise.files`).
+    """
     if not 0.0 <= palindrome_max_maf <= 0.5:
         raise ConfigError(f"palindrome_max_maf must lie in [0, 0.5]; got {palindrome_max_maf}")
     check_eaf_max_diff(eaf_max_diff)
@@ -1042,6 +1133,38 @@ def harmonise_files(
         if spec.cohort in seen:
             raise ConfigError(f"cohort {spec.cohort!r} given twice")
         seen.add(spec.cohort)
+    files.check_distinct_inputs({spec.cohort: spec.path for spec in inputs})
+    if out_dir is not None:
+        files.check_outputs_not_inputs(
+            [Path(out_dir) / f"{spec.cohort}.tsv.gz" for spec in inputs]
+            + [Path(out_dir) / files.LEDGER_NAME],
+            [*(spec.path for spec in inputs), reference, fasta, chain], option="--out-dir")
+        with files.Staging(out_dir) as staging:
+            result = _harmonise_files(inputs, out_dir=staging.dir, reference=reference,
+                                      fasta=fasta, chain=chain, build=build,
+                                      cohort_builds=cohort_builds, columns=columns,
+                                      default_n=default_n, numeric_alleles=numeric_alleles,
+                                      missing=missing, trait=trait,
+                                      palindrome_max_maf=palindrome_max_maf,
+                                      eaf_max_diff=eaf_max_diff, variant_ids=variant_ids,
+                                      keep=keep, prefetch=prefetch)
+            staging.commit(spec.cohort for spec in inputs)
+        return result
+    return _harmonise_files(inputs, out_dir=None, reference=reference, fasta=fasta, chain=chain,
+                            build=build, cohort_builds=cohort_builds, columns=columns,
+                            default_n=default_n, numeric_alleles=numeric_alleles,
+                            missing=missing, trait=trait, palindrome_max_maf=palindrome_max_maf,
+                            eaf_max_diff=eaf_max_diff, variant_ids=variant_ids, keep=keep,
+                            prefetch=prefetch)
+
+
+def _harmonise_files(inputs: list[InputSpec], *, out_dir: Path | None, reference, fasta, chain,
+                     build, cohort_builds, columns, default_n, numeric_alleles, missing, trait,
+                     palindrome_max_maf, eaf_max_diff, variant_ids, keep,
+                     prefetch) -> HarmonisedSet:
+    """:func:`harmonise_files` after its checks; ``out_dir`` is the staging folder."""
+    from crosscohort.harmonise import build as buildmod
+
     ref = read_reference(reference) if reference else None
     ids: pl.DataFrame | None = None  # the reference's marker ids, read only when needed
     genome = buildmod.Genome(fasta) if fasta else None
@@ -1056,11 +1179,28 @@ def harmonise_files(
         ref = compact_reference(ref) or ref
     tables: dict[str, pl.DataFrame] = {}
     ledgers = {}
+    deferred: dict[str, pl.DataFrame] = {}  # cohorts with marker-only rows, placed last
+    written: dict[str, Path] = {}
+
+    def store(cohort: str, aligned: pl.DataFrame) -> None:
+        if out_dir is not None:
+            written[cohort] = write_sumstats(aligned, Path(out_dir) / f"{cohort}.tsv.gz")
+        else:
+            tables[cohort] = aligned if keep is None else _columns(
+                aligned, [c for c in aligned.columns if c in keep])
 
     def parse(spec: InputSpec) -> _Parsed:
+        if spec.options is not None:  # the file's own map replaces the run's
+            return _parse_file(spec.path, format=spec.format,
+                               columns=spec.options.get("columns"),
+                               missing=tuple(str(x) for x in spec.options.get("missing", ())))
         return _parse_file(spec.path, format=spec.format, columns=columns, missing=missing)
 
-    def finish(parsed: _Parsed) -> ReadResult:
+    def finish(spec: InputSpec, parsed: _Parsed) -> ReadResult:
+        if spec.options is not None:
+            return _finish_read(parsed, default_n=spec.options.get("default_n", default_n),
+                                numeric_alleles=bool(spec.options.get("numeric_alleles",
+                                                                      numeric_alleles)))
         return _finish_read(parsed, default_n=default_n, numeric_alleles=numeric_alleles)
 
     # One cohort at a time, written (when out_dir is given) before the next is read, so
@@ -1099,17 +1239,45 @@ def harmonise_files(
                 box, cohort=spec.cohort, reference=ref, trait=trait,
                 palindrome_max_maf=palindrome_max_maf, source=rd.source, keep_marker_only=True,
                 eaf_max_diff=eaf_max_diff, variant_ids=variant_ids,
+                # Tables handed to the meta-analysis (``keep``) need no key order: it splits
+                # them by chromosome and sorts each part's keys itself. Unsorted files then
+                # skip a random gather of every column (benchmarks/README.md, issue 20).
+                sort=out_dir is not None or keep is None,
             )
             aligned = _fold_reader_counts(aligned, ledger, rd, removed, changed)
             ledgers[spec.cohort] = ledger
-            if out_dir is not None:
-                write_sumstats(aligned, Path(out_dir) / f"{spec.cohort}.tsv.gz")
+            if ref is None and markers.has_marker_only(aligned):
+                # Placed once every cohort's positions are known (markers.py).
+                deferred[spec.cohort] = aligned
             else:
-                tables[spec.cohort] = aligned if keep is None else _columns(
-                    aligned, [c for c in aligned.columns if c in keep])
+                store(spec.cohort, aligned)
             del aligned
     finally:
         reads.close()
+    if deferred:
+        sources: list = [t for t in (*tables.values(), *deferred.values()) if "rsid" in t.columns]
+        for cohort in written:
+            cols = read_sumstats(written[cohort], required=(),
+                                 columns=("rsid", "chromosome", "base_pair_location"))
+            if "rsid" in cols.columns:
+                sources.append(cols)
+        # Files of marker names only (GWAMA's usual input): nothing can place them.
+        placeable = any(t.get_column("chromosome").null_count() < t.height for t in sources)
+        if placeable:
+            names = pl.concat([markers.marker_names(t) for t in deferred.values()]).unique()
+            positions = markers.marker_positions(sources, names)
+        del sources
+        for cohort in list(deferred):
+            table = deferred.pop(cohort)
+            if placeable:
+                table = markers.place_by_marker(table, positions, ledgers[cohort],
+                                                variant_ids=variant_ids)
+            else:
+                ledgers[cohort].remove(markers.CONFLICT, 0)
+                ledgers[cohort].change(markers.PLACED, 0)
+            store(cohort, table)
+        # Tables in command-line order (the direction string follows it).
+        tables = {spec.cohort: tables[spec.cohort] for spec in inputs if spec.cohort in tables}
     result = HarmonisedSet(tables=tables, ledgers=ledgers, reference_used=ref is not None)
     if out_dir is not None:
         write_harmonised(result, out_dir)
@@ -1117,7 +1285,7 @@ def harmonise_files(
 
 
 def _ordered_reads(parse, finish, inputs: list[InputSpec], *, prefetch: bool):
-    """Each input's ``finish(parse(spec))``, in command-line order.
+    """Each input's ``finish(spec, parse(spec))``, in command-line order.
 
     With ``prefetch``, the next file's ``parse`` runs in a thread from the
     moment this file's has returned, so it overlaps this file's ``finish`` and
@@ -1129,7 +1297,7 @@ def _ordered_reads(parse, finish, inputs: list[InputSpec], *, prefetch: bool):
     """
     if not prefetch:
         for spec in inputs:
-            yield finish(parse(spec))
+            yield finish(spec, parse(spec))
         return
     from concurrent.futures import ThreadPoolExecutor
 
@@ -1140,7 +1308,7 @@ def _ordered_reads(parse, finish, inputs: list[InputSpec], *, prefetch: bool):
             # In a box, so that this frame holds no reference to a table once it is handed on.
             box = [ahead.result()]
             ahead = pool.submit(parse, inputs[i + 1]) if i + 1 < len(inputs) else None
-            box = [finish(box.pop())]
+            box = [finish(inputs[i], box.pop())]
             yield box.pop()
     finally:
         if ahead is not None:

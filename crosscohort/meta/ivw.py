@@ -26,6 +26,8 @@ from crosscohort.harmonise.align import (
     check_cohort_name,
     check_eaf_max_diff,
 )
+from crosscohort.harmonise.strand import CHANGED as STRAND_CHANGED
+from crosscohort.harmonise.strand import strand_flips
 from crosscohort.ledger import Ledger
 from crosscohort.meta.mrmega import (
     DEFAULT_AXES,
@@ -459,6 +461,51 @@ def _stack(
                          samplesize=samplesize)
 
 
+def _strand_across_cohorts(long: pl.DataFrame, key: np.ndarray, order: np.ndarray,
+                           cohort_idx: np.ndarray, k: int):
+    """Non-palindromic SNPs reported on both strands made one variant (harmonise/strand.py).
+
+    Only sites holding more than one allele pair (neighbours in the sorted keys
+    with one site and two keys) are looked at. Returns ``long``, ``key`` and
+    ``order`` (recomputed when a row was complemented) and the rows complemented
+    per cohort.
+    """
+    flipped = np.zeros(k, dtype=np.int64)
+    ks = key[order]
+    site = ks >> _PAIR_BITS
+    multi = (site[1:] == site[:-1]) & (ks[1:] != ks[:-1])
+    if not multi.any():
+        return long, key, order, flipped
+    sites = np.unique(site[1:][multi])
+    lo, hi = np.searchsorted(site, sites, "left"), np.searchsorted(site, sites, "right")
+    sel = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])
+    rows = order[sel]
+    flip, new_o, new_e, swapped = strand_flips(
+        long.get_column("other_allele").gather(rows), long.get_column("effect_allele").gather(rows),
+        site[sel])
+    if flip.size == 0:
+        return long, key, order, flipped
+    at = rows[flip]
+    cols = {"other_allele": long.get_column("other_allele").scatter(at, new_o),
+            "effect_allele": long.get_column("effect_allele").scatter(at, new_e)}
+    long = long.with_columns(**cols)
+    neg = at[swapped]
+    if neg.size:
+        mask = np.zeros(long.height, dtype=bool)
+        mask[neg] = True
+        m = pl.Series("_neg", mask)
+        long = long.with_columns(
+            pl.when(m).then(-pl.col("beta")).otherwise(pl.col("beta")).alias("beta"),
+            *[pl.when(m).then(1.0 - pl.col(c)).otherwise(pl.col(c)).alias(c)
+              for c in ("effect_allele_frequency",) if c in long.columns])
+    flipped += np.bincount(cohort_idx[at], minlength=k)
+    rank = allele_pair_rank(long.get_column("other_allele"), long.get_column("effect_allele"))
+    if rank is None:
+        raise InputError(f"more than {2**_PAIR_BITS} distinct allele pairs; cannot key variants")
+    key = ((key >> _PAIR_BITS) << _PAIR_BITS) | rank
+    return long, key, np.argsort(key, kind="stable"), flipped
+
+
 def _stack_frames(
     frames: list[pl.DataFrame],
     n_in: list[int],
@@ -539,6 +586,7 @@ def _stack_frames(
     del chrom_np, pos_np, mo
     # Stable: within a key, rows stay in cohort order, then file order.
     order = np.argsort(key, kind="stable")
+    long, key, order, flipped = _strand_across_cohorts(long, key, order, cohort_idx, k)
     ks, cs = key[order], cohort_idx[order]
     n_dup = np.zeros(k, dtype=np.int64)
     if ks.size > 1:
@@ -573,6 +621,7 @@ def _stack_frames(
             if code <= 3 or samplesize:
                 lg.remove(rule, int(removed[i, code]))
         lg.remove("duplicate", int(n_dup[i]))
+        lg.change(STRAND_CHANGED, int(flipped[i]))
         lg.n_kept = int(removed[i, 0] - n_dup[i])
         ledgers[cohort] = lg.check()
 

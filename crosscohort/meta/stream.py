@@ -125,21 +125,32 @@ def _codes(frame: pl.DataFrame) -> np.ndarray:
     return frame.get_column("chromosome").cast(pl.Int64).fill_null(_NO_CHROM).to_numpy()
 
 
-def memory_parts(tables: dict[str, pl.DataFrame], canonical: list[str], *, samplesize: bool) -> Parts:
-    """Parts of in-memory tables: each cut to the meta columns and split by chromosome."""
-    frames = [_cohort_rows(tables[c], cohort=c, idx=i, samplesize=samplesize)
-              for i, c in enumerate(canonical)]
-    present = {c: any(c in f.columns and f.get_column(c).null_count() < f.height for f in frames)
-               for c in _STUDY_COLUMNS}
+def memory_parts(tables: dict[str, pl.DataFrame], canonical: list[str], *, samplesize: bool,
+                 take: bool = False) -> Parts:
+    """Parts of in-memory tables: each cut to the meta columns and split by chromosome.
+
+    ``take``: each table is removed from ``tables`` once split, so that an
+    unsorted table (put in chromosome order by a gather) and its sorted copy
+    are in memory one cohort at a time, not all at once.
+    """
+    frames: list[pl.DataFrame] = []
     split: list[dict[int, pl.DataFrame]] = []
-    for i, f in enumerate(frames):
+    for i, c in enumerate(canonical):
+        f = _cohort_rows(tables.pop(c) if take else tables[c], cohort=c, idx=i,
+                         samplesize=samplesize)
         codes = _codes(f)
         if codes.size > 1 and (codes[1:] < codes[:-1]).any():
             # Stable: within a chromosome rows keep file order (the duplicate rule's "first").
-            idx = np.argsort(codes, kind="stable")
+            # Codes are 0-31 or _NO_CHROM: as one byte, numpy's stable sort is a radix sort
+            # (one pass, not a merge sort of int64s).
+            small = np.where(codes == _NO_CHROM, 255, codes).astype(np.uint8)
+            idx = np.argsort(small, kind="stable")
             f, codes = f[idx], codes[idx]
-            frames[i] = f
+        frames.append(f)
         split.append({code: f.slice(a, b - a) for code, a, b in _runs(codes)})
+        del f
+    present = {c: any(c in f.columns and f.get_column(c).null_count() < f.height for f in frames)
+               for c in _STUDY_COLUMNS}
     empty = [f.clear() for f in frames]
 
     def parts() -> Iterator[tuple[int, list[pl.DataFrame]]]:
@@ -185,7 +196,7 @@ def _file_chunks(path: Path, *, cohort: str, idx: int, keep: tuple[str, ...], sa
         # Each block is the header and whole lines, one copy of what was read (16 MB
         # blocks stay under glibc's mmap threshold, so their memory is reused, not
         # faulted in anew: 64 MB blocks cost 2.1M page faults per 10M-row file).
-        for data in line_blocks(fh, block_bytes, prefix=header):
+        for data in _checked(line_blocks(fh, block_bytes, prefix=header), path):
             if _NOT_SPACE.search(data, len(header)):  # no copy of the block to find out
                 f = _cohort_rows(_parse(path, data, keep=keep, first_line=line),
                                  cohort=cohort, idx=idx, samplesize=samplesize)
@@ -208,6 +219,15 @@ def _file_chunks(path: Path, *, cohort: str, idx: int, keep: tuple[str, ...], sa
         yield cur, pl.concat(pending, rechunk=False)
     if nulls:
         yield _NO_CHROM, pl.concat(nulls, rechunk=False)
+
+
+def _checked(blocks: Iterator[bytes], path: Path) -> Iterator[bytes]:
+    """``blocks``, with a damaged stream (a truncated gzip) as :class:`SumstatsError`."""
+    try:
+        yield from blocks
+    except (OSError, EOFError) as exc:
+        raise SumstatsError(f"{path}: cannot read ({str(exc).strip() or type(exc).__name__}); "
+                            "rule: a complete gzip stream or plain text") from exc
 
 
 def file_parts(paths: dict[str, Path], canonical: list[str], *, keep: tuple[str, ...],
