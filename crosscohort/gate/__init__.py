@@ -15,7 +15,7 @@ from crosscohort.gate.bundle import (
     file_digest,
 )
 from crosscohort.gate.consent import check_consent
-from crosscohort.gate.identifiers import SampleIds, read_sample_ids, scan_released
+from crosscohort.gate.identifiers import GateBlock, SampleIds, read_sample_ids, scan_released
 from crosscohort.gate.rules import (
     RULE_ORDER,
     GateResult,
@@ -29,6 +29,7 @@ __all__ = [
     "MANIFEST",
     "RULE_ORDER",
     "ExportResult",
+    "GateBlock",
     "GateResult",
     "GateRules",
     "SampleIds",

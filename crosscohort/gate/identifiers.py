@@ -402,17 +402,13 @@ def _scan_table(path: Path, ids: SampleIds) -> None:
             ).with_row_index("row", offset=start)
             first = _first_substring(block["t"], ids, offset=start)
             if whole:
-                toks = block.with_columns(
-                    pl.col("t").str.contains(_COORDINATES).alias("coords"),
-                    pl.col("t").str.extract_all(_TOKEN.pattern),
-                ).explode("t")
-                keep = pl.col("t").is_in(whole)
+                text = pl.col("t")
                 if c in ("variant_id", "rsid"):
                     # chrom:pos:ref:alt (also PLINK's rsid for unnamed variants): the first two
-                    # fields are coordinates, numbers rather than text.
-                    k = pl.int_range(pl.len()).over("row")
-                    keep = keep & ((k >= 2) | ~pl.col("coords") | ~pl.col("t").str.contains(r"^[0-9]+$"))
-                h = toks.filter(keep).head(1)
+                    # fields are coordinates, numbers rather than text, so they are not tokenised.
+                    text = text.str.replace(_COORDINATES, ":")
+                toks = block.select("row", text.str.extract_all(_TOKEN.pattern).alias("t")).explode("t")
+                h = toks.filter(pl.col("t").is_in(whole)).head(1)
                 if h.height and (first is None or h["row"][0] < first[0]):
                     first = (h["row"][0], ids.whole[h["t"][0]])
             if first is not None:
