@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -52,6 +53,7 @@ __all__ = [
     "read_table",
     "require_numeric",
     "expand_names",
+    "read_study_tables",
     "check_study_columns",
     "read_sample_list",
     "detect_trait_type",
@@ -252,6 +254,63 @@ def _first_text_value(path: Path, column: str) -> tuple[int, str]:
 
 
 _NUMBERED = re.compile(r"^(?P<stem>.*?)(?P<a>[0-9]+)-(?P=stem)(?P<b>[0-9]+)$")
+
+
+@dataclass(frozen=True)
+class StudyTables:
+    """The phenotype and covariate tables an analysis reads, with the names resolved."""
+
+    pheno: pl.DataFrame
+    covar: list[pl.DataFrame]
+    pheno_names: list[str] | None
+    covar_names: list[str] | None
+
+
+def read_study_tables(
+    pheno: str | Path,
+    covar: Sequence[str | Path] = (),
+    *,
+    pheno_names: Sequence[str] | None = None,
+    covar_names: Sequence[str] | None = None,
+) -> StudyTables:
+    """The phenotype and covariate tables of one analysis, only the columns it uses.
+
+    The one place where ``--pheno-name``/``--covar-name`` lists (plink2 syntax:
+    spaces, commas, ranges) are resolved against the files' headers, for
+    ``assoc``, ``wgr`` and ``sufficient`` alike. Names are resolved on the
+    headers first, so that only the columns used are converted (a biobank's
+    phenotype file may hold thousands, of any type).
+
+    Parameters
+    ----------
+    pheno
+        Phenotype file.
+    covar
+        Covariate files, joined on FID+IID downstream.
+    pheno_names, covar_names
+        The user's name lists (tokens), or None for every column. ``sex``
+        without a ``sex`` column is the ``.fam``/``.psam`` sex (resolved by
+        :func:`crosscohort.association.build_designs`).
+
+    Raises
+    ------
+    InputError
+        A name not in the header(s), naming the files and their columns.
+    """
+    if pheno_names:
+        pheno_names = expand_names(pheno_names, read_header(pheno, kind="phenotype"),
+                                   option="--pheno-name", sources=str(pheno))
+    pheno_table = read_table(pheno, kind="phenotype", columns=list(pheno_names) if pheno_names else None)
+    if covar_names is not None:
+        headers = list(dict.fromkeys(n for c in covar for n in read_header(c, kind="covariate")))
+        if "sex" not in headers:
+            headers.append("sex")  # from the .fam/.psam (build_designs)
+        covar_names = expand_names(covar_names, headers, option="--covar-name",
+                                   sources=", ".join(dict.fromkeys(map(str, covar))))
+    covar_tables = [read_table(c, kind="covariate", columns=covar_names) for c in covar]
+    return StudyTables(pheno_table, covar_tables,
+                       list(pheno_names) if pheno_names else None,
+                       list(covar_names) if covar_names is not None else None)
 
 
 def expand_names(tokens: Sequence[str], available: Sequence[str], *, option: str,

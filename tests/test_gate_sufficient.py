@@ -202,7 +202,9 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "pheno.tsv").write_text("#FID\tIID\tqt\n" + "".join(f"s{i}\ts{i}\t{qt[i]:.5f}\n" for i in range(n)))
     (d / "covar.tsv").write_text("#FID\tIID\tage\n" + "".join(f"s{i}\ts{i}\t{age[i]:.2f}\n" for i in range(n)))
     common = ["--bfile", str(d / "c"), "--pheno", str(d / "pheno.tsv"), "--covar", str(d / "covar.tsv")]
-    assert main(["sufficient", *common, "--cohort", "c", "--out-dir", str(d / "suff")]) == 0
+    # Named as the workflow names them (plink2 lists, as assoc takes them).
+    names = ["--pheno-name", "qt", "--covar-name", "age"]
+    assert main(["sufficient", *common, *names, "--cohort", "c", "--out-dir", str(d / "suff")]) == 0
     assert main(["assoc", *common, "--out", str(d / "qt.tsv.gz")]) == 0
     return d
 

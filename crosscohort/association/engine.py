@@ -34,9 +34,8 @@ from crosscohort.phenotypes import (
     detect_trait_type,
     expand_names,
     inverse_normal_transform,
-    read_header,
     read_sample_list,
-    read_table,
+    read_study_tables,
     require_numeric,
 )
 from crosscohort.progress import Progress
@@ -784,20 +783,9 @@ def run_assoc(
         raise InputError(f"--chunk-size must be at least 1; got {chunk_size}")
     geno = Genotypes(list(bfiles))
     cohort = cohort or Path(bfiles[0]).name
-    # Names resolved against the headers first, so that only the columns used are
-    # converted (a biobank's phenotype file may hold thousands).
-    if pheno_names:
-        pheno_names = expand_names(pheno_names, read_header(pheno, kind="phenotype"),
-                                   option="--pheno-name", sources=str(pheno))
-    pheno_table = read_table(pheno, kind="phenotype", columns=pheno_names or None)
-    wanted: list[str] | None = None
-    if covar_names is not None:
-        headers = list(dict.fromkeys(n for c in covar for n in read_header(c, kind="covariate")))
-        if "sex" not in headers:
-            headers.append("sex")  # from the .fam/.psam (build_designs)
-        covar_names = wanted = expand_names(covar_names, headers, option="--covar-name",
-                                            sources=", ".join(dict.fromkeys(map(str, covar))))
-    covar_tables = [read_table(c, kind="covariate", columns=wanted) for c in covar]
+    tables = read_study_tables(pheno, covar, pheno_names=pheno_names, covar_names=covar_names)
+    pheno_table, covar_tables = tables.pheno, tables.covar
+    pheno_names, covar_names = tables.pheno_names, tables.covar_names
     keep_table = read_sample_list(keep) if keep is not None else None
     designs = build_designs(
         geno.samples, pheno_table, covar_tables,

@@ -64,7 +64,7 @@ from crosscohort.association.engine import (
 from crosscohort.errors import InputError
 from crosscohort.genotypes import Genotypes, read_id_list
 from crosscohort.ledger import Ledger
-from crosscohort.phenotypes import TraitType, read_sample_list, read_table
+from crosscohort.phenotypes import TraitType, read_sample_list, read_study_tables
 from crosscohort.sumstats import float_column, neg_log10_p_from_z, variant_id
 
 __all__ = ["Step1Result", "TraitSummary", "run_step1", "write_step1", "run_step2", "sample_selection"]
@@ -259,8 +259,9 @@ def run_step1(
         raise InputError(f"--bsize must be at least 1; got {bsize}")
     geno = Genotypes(list(bfiles))
     cohort = cohort or Path(str(bfiles[0])).name
-    pheno_table = read_table(pheno, kind="phenotype")
-    covar_tables = [read_table(c, kind="covariate") for c in covar]
+    tables = read_study_tables(pheno, covar, pheno_names=pheno_names, covar_names=covar_names)
+    pheno_table, covar_tables = tables.pheno, tables.covar
+    pheno_names, covar_names = tables.pheno_names, tables.covar_names
     designs = build_designs(
         geno.samples, pheno_table, covar_tables, traits=pheno_names, covariate_names=covar_names,
         keep=sample_selection(geno, keep=keep, remove=remove), trait_types=trait_types, cohort=cohort,
@@ -480,8 +481,9 @@ def run_step2(
         raise InputError(f"--pThresh must be in (0, 1]; got {pthresh}")
     geno = Genotypes(list(bfiles))
     cohort = cohort or Path(str(bfiles[0])).name
-    pheno_table = read_table(pheno, kind="phenotype")
-    covar_tables = [read_table(c, kind="covariate") for c in covar]
+    tables = read_study_tables(pheno, covar, pheno_names=pheno_names, covar_names=covar_names)
+    pheno_table, covar_tables = tables.pheno, tables.covar
+    pheno_names, covar_names = tables.pheno_names, tables.covar_names
     designs = build_designs(
         geno.samples, pheno_table, covar_tables, traits=pheno_names, covariate_names=covar_names,
         keep=sample_selection(geno, keep=keep, remove=remove), trait_types=trait_types, cohort=cohort,

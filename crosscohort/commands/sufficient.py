@@ -52,12 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     add_genotype_options(p)
     p.add_argument("--pheno", required=True, metavar="FILE", help="phenotype file, '#FID IID name...' header")
-    p.add_argument("--pheno-name", type=_names, metavar="T1[,T2...]",
-                   help="phenotype columns to analyse (default: all)")
+    p.add_argument("--pheno-name", type=_names, nargs="+", metavar="T",
+                   help="phenotype columns to analyse, as plink2: 'A B', 'A,B', ranges 'A-C' (default: all)")
     p.add_argument("--covar", action="append", default=[], metavar="FILE",
                    help="covariate file ('#FID IID name...'); repeat to join several on FID+IID")
-    p.add_argument("--covar-name", type=_names, metavar="C1[,C2...]",
-                   help="covariate columns to use (default: all columns of all --covar files)")
+    p.add_argument("--covar-name", type=_names, nargs="+", metavar="C",
+                   help="covariate columns to use, as plink2: 'age sex', 'age,sex', ranges 'PC1-PC10' "
+                        "(default: all columns of all --covar files)")
     p.add_argument("--keep", metavar="FILE", help="analyse only these samples ('#FID IID' lines)")
     p.add_argument("--extract", metavar="FILE", help="analyse only these variant IDs (one per line)")
     p.add_argument("--trait-type", type=_trait_type, action="append", default=[],

@@ -73,9 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     add_genotype_options(p)
     p.add_argument("--pheno", "--phenoFile", dest="pheno", required=True, metavar="FILE", help="phenotype file, 'FID IID name...' header")
-    p.add_argument("--pheno-name", "--phenoColList", dest="pheno_name", type=_names, metavar="T1[,T2...]", help="phenotype columns (default: all)")
+    p.add_argument("--pheno-name", "--phenoColList", dest="pheno_name", type=_names, nargs="+", metavar="T", help="phenotype columns (default: all)")
     p.add_argument("--covar", "--covarFile", dest="covar", action="append", default=[], metavar="FILE", help="covariate file; repeatable")
-    p.add_argument("--covar-name", "--covarColList", dest="covar_name", type=_names, metavar="C1[,C2...]", help="covariate columns (default: all)")
+    p.add_argument("--covar-name", "--covarColList", dest="covar_name", type=_names, nargs="+", metavar="C", help="covariate columns (default: all)")
     p.add_argument("--keep", metavar="FILE", help="analyse only these samples ('FID IID' lines)")
     p.add_argument("--remove", metavar="FILE", help="leave out these samples ('FID IID' lines; REGENIE --remove)")
     p.add_argument("--extract", metavar="FILE", help="step-1 variants: only these IDs")
@@ -110,9 +110,9 @@ def run(args: argparse.Namespace) -> int:
 
     types = dict(args.trait_type)
     if args.bt:
-        from crosscohort.phenotypes import read_table
+        from crosscohort.commands.assoc import trait_names
 
-        names = args.pheno_name or [c for c in read_table(args.pheno).columns if c not in ("fid", "iid")]
+        names = trait_names(args.pheno, args.pheno_name)
         conflicting = [t for t, k in types.items() if k != "binary"]
         if conflicting:
             raise InputError(f"--bt declares every trait binary, but --trait-type says otherwise for {conflicting}")

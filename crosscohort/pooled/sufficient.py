@@ -58,7 +58,7 @@ from crosscohort.phenotypes import (
     PhenoTransform,
     TraitType,
     read_sample_list,
-    read_table,
+    read_study_tables,
 )
 from crosscohort.pooled.blocks import CohortBlock, gwx_column, gx_column
 from crosscohort.progress import Progress
@@ -378,8 +378,9 @@ def run_sufficient(
         raise InputError(f"--chunk-size must be at least 1; got {chunk_size}")
     geno = Genotypes(list(sources))
     cohort = cohort or Path(str(sources[0])).name
-    pheno_table = read_table(pheno, kind="phenotype")
-    covar_tables = [read_table(c, kind="covariate") for c in covar]
+    tables = read_study_tables(pheno, covar, pheno_names=pheno_names, covar_names=covar_names)
+    pheno_table, covar_tables = tables.pheno, tables.covar
+    pheno_names, covar_names = tables.pheno_names, tables.covar_names
     keep_table = read_sample_list(keep) if keep is not None else None
     sources_txt = [str(c) for c in covar]
     designs = build_designs(
