@@ -152,7 +152,7 @@ def test_block__joint_cell_of_two_binary_columns_in_1_to_min_count_refuses(quant
     res = gate_sufficient(model.block, _table(variant_sums(model, np.asfortranarray(g))), rules=RULES,
                           cohort="c")
     assert res.status == "refused"
-    assert any("a x b" in r and "[5]" in r for r in res.reasons)
+    assert any("a x b" in r for r in res.reasons)
 
 
 def test_block__count_rounding_cannot_release_exact_sums(quantitative):
@@ -248,7 +248,7 @@ def test_export__refused_block_releases_no_sums_and_says_why(cohort, tmp_path):
     assert not list(out.glob("qt.sufficient.tsv.gz")) and not list(out.glob("qt.block.json"))
     entry = json.loads((out / "audit.json").read_text())["sufficient"]["qt"]
     assert entry["status"] == "refused"
-    assert "n=300 <= min_count=300" in entry["reasons"][0]
+    assert "n (the trait's analysed samples) is at most min_count=300" in entry["reasons"][0]
 
 
 def test_group_allele_count__two_valued_trait_analysed_as_linear_is_covered_by_gy(quantitative):
@@ -269,3 +269,51 @@ def test_group_allele_count__two_valued_trait_analysed_as_linear_is_covered_by_g
     res = gate_sufficient(model.block, table, rules=RULES, cohort="c")
     assert res.released.get_column("base_pair_location").to_list() == [2]
     assert res.ledger.removed["sufficient_min_mac_group"] == 1
+
+
+# ------------------------------------------------------------------ attacks on what a refusal says
+
+
+def _numbers_in(text: str) -> set[int]:
+    import re
+
+    return {int(t) for t in re.findall(r"(?<![\w.])[0-9]+(?![\w.])", text)}
+
+
+def test_export__a_refused_block_does_not_release_its_small_counts_in_the_audit(cohort, tmp_path):
+    """A refusal must not say the count it refused: n = 300 with min_count 301 is a count 1..min_count.
+
+    Failed before the fix: audit.json said ``"n": 300`` and ``n=300 <= min_count=301``.
+    """
+    out = tmp_path / "c"
+    assert _export(cohort, out, "--sufficient", f"qt={cohort / 'suff'}", "--min-count", "301",
+                   "--min-mac", "1") == 0
+    entry = json.loads((out / "audit.json").read_text())["sufficient"]["qt"]
+    assert entry["status"] == "refused"
+    assert "n" not in entry
+    assert 300 not in _numbers_in(json.dumps(entry))
+    assert 300 not in _numbers_in((out / "audit.md").read_text())
+
+
+def test_block__refusal_reasons_name_the_rule_and_column_but_no_count(quantitative):
+    """The joint cell of 5 people (a x b): its count must not be in the reason, which is released.
+
+    Failed before the fix: the reason read ``joint cell count(s) [5] in 1..20``.
+    """
+    rng, x, y = quantitative
+    a = np.zeros(N)
+    a[:200] = 1
+    b = np.zeros(N)
+    b[195:300] = 1
+    smoker = np.zeros(N)
+    smoker[:7] = 1
+    model = sufficient_model(y, np.column_stack([x, a, b, smoker]), cohort="c", trait="t",
+                             trait_type="quantitative", covariate_names=["age", "sex", "a", "b", "smoker"])
+    res = gate_sufficient(model.block, _table(variant_sums(model, np.asfortranarray(_hom_alt_genotypes(rng, [40])))),
+                          rules=GateRules(min_count=MIN_COUNT, min_residual_df=N), cohort="c")
+    assert res.status == "refused"
+    text = " ".join(res.reasons)
+    assert "a x b" in text and "smoker" in text and "sufficient_block_df" in text
+    # Only thresholds and fixed wording ("1 to", "+ 2"): no 5 (cell), 7 (level), 393 (n - k - 2).
+    assert _numbers_in(text) <= {1, 2, MIN_COUNT, N}
+    assert "400 " not in text and "n=400" not in text

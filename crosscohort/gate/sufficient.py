@@ -146,32 +146,34 @@ def _small(count: float, min_count: int) -> bool:
 
 
 def block_violations(block: CohortBlock, rules: GateRules) -> list[tuple[str, str]]:
-    """``(rule, why)`` for every block rule ``block`` breaks (empty: the block may go)."""
+    """``(rule, why)`` for every block rule ``block`` breaks (empty: the block may go).
+
+    ``why`` is released in the audit, so it names the rule, the column and
+    the threshold, never the count that broke it (n, a level's or a joint
+    cell's count, or the residual df, which gives n): a refusal that said
+    its count would release the very count 1..``min_count`` it refused.
+    """
     out: list[tuple[str, str]] = []
+    k = rules.min_count
     if rules.round_n > 0:
         out.append(("sufficient_round_n", f"round_n={rules.round_n}: exact sums reveal exact counts"))
-    if not block.n > rules.min_count:
-        out.append(("sufficient_block_count", f"n={block.n} <= min_count={rules.min_count}"))
+    if not block.n > k:
+        out.append(("sufficient_block_count", f"n (the trait's analysed samples) is at most min_count={k}"))
     levels = block.internal.get("levels")
     cells = block.internal.get("cells")
     if levels is None or cells is None:
         out.append(("sufficient_block_count", "the block has no internal level counts to check (fail-closed)"))
         levels, cells = {}, []
     for name, lv in levels.items():
-        small = [(v, c) for v, c in zip(lv["values"], lv["counts"], strict=True) if not c > rules.min_count]
-        if small:
-            out.append(("sufficient_block_count",
-                        f"column {name}: level(s) with <= {rules.min_count} people "
-                        f"(value, count) {small}"))
+        if any(not c > k for c in lv["counts"]):
+            out.append(("sufficient_block_count", f"column {name}: a level with at most min_count={k} people"))
     for cell in cells:
-        small = [c for c in cell["counts"] if _small(c, rules.min_count)]
-        if small:
+        if any(_small(c, k) for c in cell["counts"]):
             out.append(("sufficient_block_count",
-                        f"columns {cell['columns'][0]} x {cell['columns'][1]}: joint cell count(s) {small} "
-                        f"in 1..{rules.min_count}"))
+                        f"columns {cell['columns'][0]} x {cell['columns'][1]}: a joint cell of 1 to "
+                        f"min_count={k} people"))
     if rules.min_residual_df and block.n - (block.k + 2) < rules.min_residual_df:
-        out.append(("sufficient_block_df", f"n - (covariates + 2) = {block.n - block.k - 2} < "
-                                           f"min_residual_df={rules.min_residual_df}"))
+        out.append(("sufficient_block_df", f"n - (covariates + 2) is below min_residual_df={rules.min_residual_df}"))
     return out
 
 
@@ -317,7 +319,8 @@ def export_sufficient(directory: str | Path, trait: str, out_dir: str | Path, *,
         "status": res.status,
         "reasons": list(res.reasons),
         "files": files,
-        "n": block.n,
+        # The exact n only with the sums that carry it anyway (then it is > min_count, unrounded).
+        **({"n": block.n} if res.status == "released" else {}),
         "covariates": list(block.covariates),
         "rows_in": res.ledger.n_in,
         "rows_released": res.ledger.n_kept,
@@ -338,7 +341,8 @@ def audit_md(entries: dict[str, dict], rules: GateRules) -> list[str]:
            f"({rules.min_count}), min_mac ({rules.min_mac}) and min_mac_group ({rules.min_mac_group}).", ""]
     for trait, e in entries.items():
         out += [f"### Trait {trait} ({e['trait_type']}): **{e['status'].upper()}**", "",
-                f"n = {e['n']}; rows in: {e['rows_in']}; released: {e['rows_released']}.", ""]
+                (f"n = {e['n']}; " if "n" in e else "") + f"rows in: {e['rows_in']}; released: {e['rows_released']}.",
+                ""]
         out += [f"- refused: {r}" for r in e["reasons"]]
         out += ["", "| rule | rows suppressed | what it checks |", "|---|---|---|"]
         out += [f"| {r['rule']} | {r['rows_suppressed']} | {r['description']} |" for r in e["rules"]]
