@@ -81,8 +81,8 @@ def test_hom_alt_counts__recoverable_before_gate_and_never_1_to_min_count_after(
 def test_hom_alt_counts__with_missing_calls_the_internal_counts_still_decide(quantitative):
     rng, x, y = quantitative
     g = _hom_alt_genotypes(rng, [5, 30])
-    g[:3, :] = np.nan  # a few missing calls, mean-imputed: gg no longer gives counts directly
-    g[3:8, 0] = 2  # now 5..10 homozygous on variant 0 whatever the attack's algebra
+    g[:25, :] = np.nan  # missing calls (> min_count), mean-imputed: gg no longer gives counts directly
+    g[25:30, 0] = 2  # now 5..10 homozygous on variant 0 whatever the attack's algebra
     model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
                              covariate_names=["age", "sex"])
     res = gate_sufficient(model.block, _table(variant_sums(model, np.asfortranarray(g))),
@@ -317,3 +317,33 @@ def test_block__refusal_reasons_name_the_rule_and_column_but_no_count(quantitati
     # Only thresholds and fixed wording ("1 to", "+ 2"): no 5 (cell), 7 (level), 393 (n - k - 2).
     assert _numbers_in(text) <= {1, 2, MIN_COUNT, N}
     assert "400 " not in text and "n=400" not in text
+
+
+def _attack_missing_calls(df: pl.DataFrame, *, max_missing: int = 60) -> list[int | None]:
+    """An outsider's missing-call count per row: sum_g = alt n / n_obs, alt an integer for hard calls."""
+    out = []
+    for n, s in zip(df.get_column("n").to_list(), df.get_column("sum_g").to_list(), strict=True):
+        fits = [m for m in range(max_missing + 1) if abs(s * (n - m) / n - round(s * (n - m) / n)) < 1e-7]
+        out.append(fits[0] if len(fits) == 1 else None)
+    return out
+
+
+def test_missing_calls__count_recovered_from_sum_g_is_never_1_to_min_count(quantitative):
+    """sum_g = n x (ALT count / calls): the number of missing calls of a variant comes back exactly.
+
+    The audit said the sumstats release it anyway (as N - n); with release_n=trait (the default)
+    they do not, so 3 people without a call was a count 1..min_count out. Failed before the fix
+    (the variant with 3 missing calls was released).
+    """
+    rng, x, y = quantitative
+    g = _hom_alt_genotypes(rng, [30, 30, 30], het=101)
+    g[:3, 0] = np.nan  # 3 missing calls
+    g[:25, 2] = np.nan  # 25 missing calls: more than min_count
+    model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
+                             covariate_names=["age", "sex"])
+    table = _table(variant_sums(model, np.asfortranarray(g)))
+    assert _attack_missing_calls(table) == [3, 0, 25]  # the attack works on the raw sums
+    res = gate_sufficient(model.block, table, rules=RULES, cohort="c")
+    recovered = _attack_missing_calls(res.released)
+    assert not any(m is not None and 1 <= m <= MIN_COUNT for m in recovered)
+    assert res.released.get_column("base_pair_location").to_list() == [2, 3]

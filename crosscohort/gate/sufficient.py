@@ -33,12 +33,12 @@ in :data:`ROW_RULES` order, so rows in = released + each rule):
     and no missing call ``gg + sum_g^2/n - sum_g = 2 n_hom_alt`` and
     ``2 sum_g - (gg + sum_g^2/n) = n_het``; with m missing calls
     (mean-imputed) the same sums give them once m is known, and the
-    released sumstats give m (``n`` there is the trait's N minus m). So each
-    must be 0 or exceed ``min_count``. The counts are taken from the calls
-    themselves (internal columns), so dosages and missing calls are covered
-    without solving for them. The missing-call count itself is treated as
-    the sumstats gate treats it (it releases ``n`` per variant, hence m):
-    not checked.
+    released ``sum_g`` gives m (``sum_g = alt n / (n - m)`` with ``alt`` a
+    whole number for hard calls: the one m that makes ``sum_g (n - m) / n``
+    whole). So each, and the missing-call count m itself (a count of
+    people: those without a call), must be 0 or exceed ``min_count``. The
+    counts are taken from the calls themselves (internal columns), so
+    dosages and missing calls are covered without solving for them.
 ``sufficient_min_mac``
     minor allele count, from the released ``sum_g`` (``min(sum_g, 2n -
     sum_g)``) and from the hard calls, >= ``min_mac``.
@@ -111,15 +111,16 @@ RULE_DESCRIPTIONS: dict[str, str] = {
                               "of such columns (and cases/controls) 0 or > min_count",
     "sufficient_block_df": "n - (covariates + 2) >= min_residual_df",
     "sufficient_not_finite": "a released sum missing or not finite",
-    "sufficient_genotype_count": "hom-ref, het and hom-alt counts (derivable from gg, sum_g, n and the "
-                                 "sumstats' n) each 0 or > min_count",
+    "sufficient_genotype_count": "hom-ref, het, hom-alt and missing-call counts (derivable from gg, sum_g "
+                                 "and n) each 0 or > min_count",
     "sufficient_min_mac": "min(sum_g, 2n - sum_g) and the hard-call MAC >= min_mac",
     "sufficient_min_mac_group": "MAC among cases and controls (binary) or within each level of each "
                                 "two-valued covariate, derived from gx (quantitative) >= min_mac_group",
 }
 
 NOT_COVERED = (
-    "The missing-call count of a variant is not checked (the sumstats gate releases it as N - n). "
+    "The missing-call count of a variant is released exactly through sum_g when it is 0 or more than "
+    "min_count; two variants' missing-call counts may differ by 1 to min_count. "
     "Differences between variants are not checked: two variants whose calls differ in one person give "
     "that person's covariate and trait values by subtraction (released betas carry the same risk in a "
     "weaker form). A TRE that counts this as a disclosure should not opt in."
@@ -241,7 +242,7 @@ def gate_sufficient(block: CohortBlock, sums: pl.DataFrame, *, rules: GateRules,
         "sufficient_not_finite": pl.any_horizontal(
             [pl.col(c).is_null() | ~pl.col(c).cast(pl.Float64).is_finite() for c in released_cols]),
         "sufficient_genotype_count": pl.any_horizontal(
-            [_count_fail(c, rules.min_count) for c in ("n_hom_ref", "n_het", "n_hom_alt")]),
+            [_count_fail(c, rules.min_count) for c in ("n_hom_ref", "n_het", "n_hom_alt", "n_missing")]),
         "sufficient_min_mac": pl.any_horizontal(
             _below(pl.min_horizontal(pl.col("sum_g"), 2.0 * pl.col("n") - pl.col("sum_g")), rules.min_mac),
             _below(pl.min_horizontal(pl.col("n_het") + 2 * pl.col("n_hom_alt"),
