@@ -7,7 +7,10 @@ holds a character other than a letter or digit, is searched as a
 case-insensitive substring of every released text value and file name;
 every other ID (purely numeric, or letters and digits shorter than 5) is
 searched as a whole token, a token being a maximal run of letters and
-digits, compared case-insensitively.
+digits, compared case-insensitively. Both sides are compared in their
+folded form (:func:`fold`: NFKC, case folding, Unicode format characters
+such as zero-width spaces and soft hyphens removed), so ``ＮＡ１２８７８``,
+``NA1<zero-width space>2878`` and ``straße7`` (for ``Strasse7``) are caught.
 
 So ``rs<IID>``, ``<IID>.1``, ``<FID>_<IID>``, an ID in lower case, or an ID
 that itself contains ``:`` are caught for IDs of 5 or more characters; ID
@@ -44,6 +47,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +66,7 @@ __all__ = [
     "scan_texts",
     "tokens",
     "redact",
+    "fold",
     "PERSON_COLUMN",
     "ID_RULE",
     "SCAN_RULE",
@@ -89,7 +94,9 @@ ID_RULE = (
     "than a letter or digit, was searched as a case-insensitive substring of every released text "
     "value and file name; every other ID (purely numeric, or letters and digits shorter than 5) "
     "was searched as a whole token, a token being a maximal run of letters and digits, compared "
-    "case-insensitively."
+    "case-insensitively. Texts and IDs are compared after Unicode NFKC normalisation and case "
+    "folding, with invisible format characters (zero-width spaces, soft hyphens) removed, so "
+    "fullwidth or invisibly split forms of an ID are found."
 )
 SCAN_RULE = (
     ID_RULE + " Released text values: every file name; the header and the text columns "
@@ -113,6 +120,31 @@ class GateBlock(GateError):
     def __init__(self, message: str, *, released: str) -> None:
         super().__init__(message)
         self.released = released
+
+
+def fold(text: str) -> str:
+    """``text`` as the identifier scan compares it: NFKC, case-folded, format characters removed.
+
+    So a fullwidth ``ＮＡ１２８７８``, an ID with an invisible zero-width
+    space or soft hyphen inside (Unicode category Cf), and ``straße7`` for
+    ``Strasse7`` compare equal to the ID. ASCII text is only lower-cased
+    (the same result, without the Unicode passes).
+    """
+    if text.isascii():
+        return text.lower()
+    t = unicodedata.normalize("NFKC", text)
+    t = "".join(ch for ch in t if unicodedata.category(ch) != "Cf")
+    return unicodedata.normalize("NFKC", t.casefold())
+
+
+def _fold_series(s: pl.Series) -> pl.Series:
+    """:func:`fold` of every text of ``s`` (nulls as ""): lower-cased column-wise, the rare non-ASCII texts one by one."""
+    s = s.fill_null("")
+    low = s.str.to_lowercase()
+    odd = (s.str.len_bytes() != s.str.len_chars()).arg_true()
+    if odd.len():
+        low = low.scatter(odd, [fold(t) for t in s.gather(odd).to_list()])
+    return low
 
 
 def tokens(text: str) -> list[str]:
@@ -140,8 +172,8 @@ class SampleIds:
 
     def __post_init__(self) -> None:
         for i in self.where:
-            low = i.lower()
-            if (len(i) >= SUBSTRING_MIN_LENGTH and not _NUMERIC.match(i)) or not _ALNUM.match(i):
+            low = fold(i)
+            if (len(low) >= SUBSTRING_MIN_LENGTH and not _NUMERIC.match(low)) or not _ALNUM.match(low):
                 self.substrings.setdefault(low, i)
             else:
                 self.whole.setdefault(low, i)
@@ -171,7 +203,7 @@ def scan_texts(
     ``skip_numeric`` leaves purely numeric tokens uncompared (Markdown, whose
     numbers are the gate's own and also stand in the JSON it is rendered from).
     """
-    s = pl.Series("t", list(texts), dtype=pl.String).fill_null("").str.to_lowercase()
+    s = _fold_series(pl.Series("t", list(texts), dtype=pl.String))
     if s.len() == 0:
         return None
     first = _first_substring(s, ids)
@@ -293,12 +325,17 @@ def read_sample_ids(paths: list[str | Path]) -> SampleIds:
 
 
 def redact(text: str, ids: SampleIds) -> str:
-    """``text`` with every sample ID (under the identifier rule) replaced by ``<sample-id>``."""
+    """``text`` with every sample ID (under the identifier rule) replaced by ``<sample-id>``.
+
+    Non-ASCII text is returned in its folded form (:func:`fold`), in which the ID was found.
+    """
+    if not text.isascii():
+        text = fold(text)
     for _ in range(len(text) + 1):
         hit = scan_texts([text], ids)
         if hit is None:
             return text
-        low, bad = text.lower(), hit[1].lower()
+        low, bad = text.lower(), fold(hit[1])
         if bad in ids.substrings:
             i = low.index(bad)
         else:
@@ -397,9 +434,9 @@ def _scan_table(path: Path, ids: SampleIds) -> None:
     whole = list(ids.whole)
     for c in text_cols:
         for start in range(0, df.height, _SCAN_BLOCK_ROWS):
-            block = df.slice(start, _SCAN_BLOCK_ROWS).select(
-                pl.col(c).fill_null("").str.to_lowercase().alias("t")
-            ).with_row_index("row", offset=start)
+            block = pl.DataFrame({"t": _fold_series(df[c].slice(start, _SCAN_BLOCK_ROWS))}).with_row_index(
+                "row", offset=start
+            )
             first = _first_substring(block["t"], ids, offset=start)
             if whole:
                 toks = block.with_columns(

@@ -1,0 +1,99 @@
+"""Hostile-tester attacks on the merged export gate (issues 18 and 24), through export_bundle.
+
+Each test names the attack and failed on the gate before its fix (see the commit messages).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from crosscohort.errors import GateError
+from crosscohort.gate import export_bundle
+
+DIGEST = "cd" * 32
+LONG = "NA12878"
+IDS = [("FAM7", LONG), ("FAM8", "HG00733"), ("0", "123456"), ("0", "Strasse7")]
+
+
+def _fam(tmp: Path) -> Path:
+    p = tmp / "cohort.fam"
+    p.write_text("".join(f"{f}\t{i}\t0\t0\t1\t-9\n" for f, i in IDS), encoding="utf-8")
+    return p
+
+
+def _table(rows: list[dict]) -> pl.DataFrame:
+    base = {
+        "chromosome": 1, "effect_allele": "A", "other_allele": "G", "beta": 0.1,
+        "standard_error": 0.05, "p_value": 0.04, "effect_allele_frequency": 0.3, "n": 1000,
+        "mac": 600.0, "residual_df": 990, "error_code": None,
+    }
+    out = [{**base, "base_pair_location": 1000 + i, "rsid": f"rs{i + 1}",
+            "variant_id": f"1:{1000 + i}:G:A", **r} for i, r in enumerate(rows)]
+    return pl.DataFrame(out, schema_overrides={"error_code": pl.String})
+
+
+def _export(tmp: Path, df: pl.DataFrame, **kw) -> Path:
+    src = tmp / "assoc.tsv"
+    df.write_csv(src, separator="\t", null_value="NA")
+    out = tmp / "exports" / "c1"
+    args = {"cohort": "c1", "trait_types": {"ldl": "quantitative"}, "ids_from": [_fam(tmp)],
+            "build": "GRCh38", "ancestry": "EUR", "config_digest": DIGEST, "out_dir": out} | kw
+    export_bundle({"ldl": src}, **args)
+    return out
+
+
+def _released_text(out: Path) -> str:
+    parts = []
+    for p in sorted(out.iterdir()):
+        parts.append(p.name)
+        if p.name.endswith(".gz"):
+            with gzip.open(p, "rt", encoding="utf-8") as fh:
+                parts.append(fh.read())
+        else:
+            parts.append(p.read_text(encoding="utf-8"))
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------- identifiers in another Unicode form
+
+
+@pytest.mark.parametrize(
+    "rsid",
+    [
+        "ＮＡ１２８７８",  # fullwidth letters and digits: NFKC gives NA12878
+        "rs_ｎａ12878",  # fullwidth, lower case, inside a longer cell
+        "NA1\u200b2878",  # a zero-width space inside the ID (invisible when printed)
+        "NA12\u00ad878",  # a soft hyphen inside the ID (invisible when printed)
+        "straße7",  # the ID Strasse7 in its German spelling: case-folds to strasse7
+        "ＨＧ00733_x",
+    ],
+)
+def test_attack__identifier_in_a_compatibility_or_invisible_form_blocks_export(tmp_path: Path, rsid: str) -> None:
+    """An ID a reader sees in the released file must be found whatever Unicode form carries it.
+
+    Failed before the fix: the scan compared lower-cased text only, so fullwidth forms,
+    zero-width characters and the ß spelling of an ID went out.
+    """
+    with pytest.raises(GateError, match=r"ldl\.tsv\.gz, line 3, column rsid: holds a sample identifier"):
+        _export(tmp_path, _table([{}, {"rsid": rsid}, {}]))
+    audit = json.loads((tmp_path / "exports/c1/audit.json").read_text(encoding="utf-8"))
+    assert audit["status"] == "blocked"
+    assert rsid not in _released_text(tmp_path / "exports/c1")
+
+
+def test_attack__identifier_in_a_compatibility_form_in_the_ancestry_text_blocks_export(tmp_path: Path) -> None:
+    """The ancestry text goes into every metadata YAML: a fullwidth ID there must block too."""
+    with pytest.raises(GateError, match=r"ldl\.meta\.yaml, line [0-9]+ \(key samples\[0\]\.sample_ancestry"):
+        _export(tmp_path, _table([{}, {}, {}]), ancestry="EUR ｎａ１２８７８")
+
+
+def test_attack__ordinary_non_ascii_text_does_not_block(tmp_path: Path) -> None:
+    """No false block: accents and other scripts without an ID pass (and stay as written)."""
+    out = _export(tmp_path, _table([{}, {"rsid": "rs_é_ß_ИД"}, {}]), ancestry="Européen")
+    assert (out / "manifest.json").is_file()
+    assert "Européen" in (out / "ldl.meta.yaml").read_text(encoding="utf-8")
