@@ -347,3 +347,22 @@ def test_missing_calls__count_recovered_from_sum_g_is_never_1_to_min_count(quant
     recovered = _attack_missing_calls(res.released)
     assert not any(m is not None and 1 <= m <= MIN_COUNT for m in recovered)
     assert res.released.get_column("base_pair_location").to_list() == [2, 3]
+
+
+def test_export__sumstats_n_a_few_below_the_sums_exact_n_is_named_in_the_audit(cohort, tmp_path):
+    """The sums release the trait's exact n; sumstats n 3 below it (every variant 3 calls short) count 3 people.
+
+    Failed before the fix: the difference check compared the sumstats' sizes between traits only.
+    """
+    df = pl.read_csv(cohort / "qt.tsv.gz", separator="\t", null_values="NA")
+    df.with_columns(pl.col("n") - 3).write_csv(tmp_path / "qt.tsv", separator="\t", null_value="NA")
+    out = tmp_path / "c"
+    assert main(["export", "--cohort", "c", "--sumstats", f"qt={tmp_path / 'qt.tsv'}",
+                 "--trait-type", "qt=quantitative", "--ids-from", str(cohort / "c.fam"), "--build", "GRCh38",
+                 "--ancestry", "test", "--config-digest", "abcdef12", "--sufficient", f"qt={cohort / 'suff'}",
+                 "--out-dir", str(out)]) == 0
+    audit = json.loads((out / "audit.json").read_text())
+    assert audit["sufficient"]["qt"]["n"] == 300
+    assert json.loads((out / "audit.json").read_text())["traits"]["qt"]["rows_released"] > 0
+    assert any("qt and qt (sufficient statistics)" in w for w in audit["differences_between_traits"])
+    assert "## Warning: small differences between traits" in (out / "audit.md").read_text()

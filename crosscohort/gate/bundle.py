@@ -537,6 +537,15 @@ def export_bundle(
             audit["sufficient"] = {
                 t: export_sufficient(d, t, staging, rules=rules, cohort=cohort) for t, d in sufficient.items()
             }
+            # The sums carry each trait's exact n (and cases): compared with every other released
+            # count like a trait's own, so that e.g. sumstats n = n - 3 beside them is named.
+            for t, e in audit["sufficient"].items():
+                if e["status"] == "released":
+                    cases = json.loads((staging / e["files"][0]).read_text(encoding="utf-8")).get("n_cases")
+                    released_sizes[f"{t} (sufficient statistics)"] = {
+                        "sample_size": e["n"], "case_count": cases,
+                        "control_count": None if cases is None else e["n"] - cases,
+                    }
         audit["summary"] = {
             "traits": len(results),
             "rows_in": sum(r.ledger.n_in for r in results.values()),
