@@ -366,3 +366,59 @@ def test_export__sumstats_n_a_few_below_the_sums_exact_n_is_named_in_the_audit(c
     assert json.loads((out / "audit.json").read_text())["traits"]["qt"]["rows_released"] > 0
     assert any("qt and qt (sufficient statistics)" in w for w in audit["differences_between_traits"])
     assert "## Warning: small differences between traits" in (out / "audit.md").read_text()
+
+
+def _write_gz(df: pl.DataFrame, path: Path) -> None:
+    import gzip
+
+    path.write_bytes(gzip.compress(df.write_csv(separator="\t", null_value="NA").encode()))
+
+
+def _rehash(out: Path, name: str) -> None:
+    import hashlib
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    for f in manifest["files"]:
+        if f["path"] == name:
+            data = (out / name).read_bytes()
+            f["sha256"], f["size"] = hashlib.sha256(data).hexdigest(), len(data)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_verify__released_sums_are_rechecked_not_only_hashed(cohort, tmp_path):
+    """Central verify re-checks the sums from released values, as it does the sumstats.
+
+    Failed before: a sums table carrying the internal n_hom_alt column, a row whose released
+    sum_g gives MAC 5, or a block carrying its internal counts passed verify
+    once the manifest was re-hashed (an unsigned bundle), since only the sumstats were re-checked.
+    """
+    from crosscohort.errors import GateError
+    from crosscohort.verify import verify_bundle
+
+    out = tmp_path / "c"
+    assert _export(cohort, out, "--sufficient", f"qt={cohort / 'suff'}") == 0
+    verify_bundle(out)
+    name = "qt.sufficient.tsv.gz"
+    good = pl.read_csv(out / name, separator="\t", null_values="NA")
+    raw = pl.read_csv(cohort / "suff" / name, separator="\t", null_values="NA")
+
+    def tampered(df: pl.DataFrame) -> str:
+        _write_gz(df, out / name)
+        _rehash(out, name)
+        with pytest.raises(GateError, match=r"qt\.sufficient\.tsv\.gz") as exc:
+            verify_bundle(out)
+        return str(exc.value)
+
+    assert "columns_outside_allow_list" in tampered(
+        good.join(raw.select("base_pair_location", "n_hom_alt"), on="base_pair_location"))
+    # A row whose released sum_g gives 5 ALT alleles (MAC 5 < min_mac 20).
+    assert "sufficient_min_mac" in tampered(good.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(5.0).otherwise(pl.col("sum_g")).alias("sum_g")))
+    block = json.loads((cohort / "suff" / "qt.block.json").read_text())
+    assert "internal" in block
+    _write_gz(good, out / name)
+    _rehash(out, name)
+    (out / "qt.block.json").write_text(json.dumps(block))
+    _rehash(out, "qt.block.json")
+    with pytest.raises(GateError, match=r"qt\.block\.json.*internal"):
+        verify_bundle(out)

@@ -92,6 +92,8 @@ __all__ = [
     "NOT_COVERED",
     "SufficientGateResult",
     "block_violations",
+    "released_sums_violations",
+    "read_sums_table",
     "gate_sufficient",
     "export_sufficient",
     "audit_md",
@@ -268,7 +270,71 @@ def gate_sufficient(block: CohortBlock, sums: pl.DataFrame, *, rules: GateRules,
                                 tuple(keys + released_cols), tuple(internal), tuple(dropped))
 
 
-def _read_sums(path: Path) -> pl.DataFrame:
+def released_sums_violations(block_json: dict, sums: pl.DataFrame, *, rules: GateRules) -> dict[str, int]:
+    """Rule breaches checkable from a *released* block and sums alone (the gate's re-check and verify's).
+
+    ``block_json`` is the released block as parsed JSON, ``sums`` the released
+    table. Returns ``{rule: rows}`` (block rules count every row):
+    ``internal_counts_released`` (the block carries ``internal``),
+    ``columns_outside_allow_list``, ``sufficient_round_n``,
+    ``sufficient_block_count`` (n), ``columns_missing``, ``n_not_block_n``
+    (a row's n is not the block's), ``sufficient_not_finite`` and
+    ``sufficient_min_mac`` (from ``sum_g``).
+
+    Not re-checkable here: the genotype and missing-call counts. From
+    released values they are exact only for hard calls, and dosages give
+    values near whole numbers by chance (a false refusal at biobank scale),
+    so the gate checks them on the calls themselves (internal columns).
+    """
+    out: dict[str, int] = {}
+    rows = sums.height
+    if "internal" in block_json:
+        out["internal_counts_released"] = max(rows, 1)
+    ttype = block_json.get("trait_type")
+    covariates = [str(c) for c in block_json.get("covariates") or []]
+    if ttype == "quantitative":
+        sums_cols = ["gg", "gy", *(gx_column(c) for c in covariates)]
+    else:
+        sums_cols = ["u", "gwg", gwx_column("1"), *(gwx_column(c) for c in covariates)]
+    allowed = {*KEY_COLUMNS, "n", "sum_g", *sums_cols}
+    extra = [c for c in sums.columns if c not in allowed]
+    if extra:
+        out["columns_outside_allow_list"] = len(extra)
+    if rules.round_n > 0:
+        out["sufficient_round_n"] = rows
+    n_block = block_json.get("n")
+    if not isinstance(n_block, int) or not n_block > rules.min_count:
+        out["sufficient_block_count"] = max(rows, 1)
+    present = [c for c in ("n", "sum_g", *sums_cols) if c in sums.columns]
+    missing = [c for c in ("n", "sum_g", *sums_cols) if c not in sums.columns]
+    if missing:
+        out["columns_missing"] = len(missing)
+    if not rows or "n" not in sums.columns or "sum_g" not in sums.columns:
+        return out
+    n = pl.col("n").cast(pl.Float64)
+    s = pl.col("sum_g").cast(pl.Float64)
+    checks = {
+        "n_not_block_n": pl.col("n") != (n_block if isinstance(n_block, int) else -1),
+        "sufficient_not_finite": pl.any_horizontal(
+            [pl.col(c).is_null() | ~pl.col(c).cast(pl.Float64).is_finite() for c in present]),
+        "sufficient_min_mac": _below(pl.min_horizontal(s, 2.0 * n - s), rules.min_mac),
+    }
+    for rule, expr in checks.items():
+        bad = int(sums.select(expr.fill_null(True).sum()).item())
+        if bad:
+            out[rule] = bad
+    return out
+
+
+def read_sums_table(path: str | Path) -> pl.DataFrame:
+    """A sufficient-statistics table (text key columns, every other column Float64).
+
+    Raises
+    ------
+    InputError
+        The file cannot be read as such a table.
+    """
+    path = Path(path)
     try:
         header = pl.read_csv(path, separator="\t", n_rows=0).columns
         text = {"effect_allele", "other_allele", "variant_id", "rsid"}
@@ -303,7 +369,7 @@ def export_sufficient(directory: str | Path, trait: str, out_dir: str | Path, *,
     block = read_block(block_path)
     if block.trait != trait:
         raise InputError(f"{block_path}: block of trait {block.trait!r}, given as {trait!r}")
-    res = gate_sufficient(block, _read_sums(sums_path), rules=rules, cohort=cohort, source=str(sums_path))
+    res = gate_sufficient(block, read_sums_table(sums_path), rules=rules, cohort=cohort, source=str(sums_path))
     out = Path(out_dir)
     files = []
     if res.status == "released":
@@ -311,10 +377,11 @@ def export_sufficient(directory: str | Path, trait: str, out_dir: str | Path, *,
         int_cols = [c for c in ("chromosome", "base_pair_location", "n") if c in res.released.columns]
         write_sumstats(res.released.with_columns(pl.col(int_cols).cast(pl.Int64)), out / sums_path.name)
         files = [block_path.name, sums_path.name]
-        # Re-read what was written, as the outside world will, and re-check the block.
+        # Re-read what was written, as the outside world will, and re-check it from released values.
         back = json.loads((out / block_path.name).read_text())
-        if "internal" in back:
-            raise GateError(f"{out / block_path.name}: internal counts written; export blocked")
+        bad = released_sums_violations(back, read_sums_table(out / sums_path.name), rules=rules)
+        if bad:
+            raise GateError(f"{out / sums_path.name}: re-check of the written sums failed ({bad}); export blocked")
     return {
         "trait_type": block.trait_type,
         "status": res.status,
