@@ -422,3 +422,42 @@ def test_verify__released_sums_are_rechecked_not_only_hashed(cohort, tmp_path):
     _rehash(out, "qt.block.json")
     with pytest.raises(GateError, match=r"qt\.block\.json.*internal"):
         verify_bundle(out)
+
+
+@pytest.mark.parametrize("extra", [(), ("--min-count", "301", "--min-mac", "1"), ("--min-residual-df", "299")])
+def test_export__numeric_sample_ids_1_to_n_export_the_sums_without_a_false_block(cohort, tmp_path, extra):
+    """PLINK's IDs 1..N (FID 0): the sums' own rule wording ("+ 2", "1 to 20") is not a sample ID.
+
+    Failed before the fix: every export with --sufficient was blocked ("audit.json, key
+    sufficient.qt.rules[...].description: holds a sample identifier"), released or refused.
+    """
+    fam = tmp_path / "numeric.fam"
+    fam.write_text("".join(f"0\t{i}\t0\t0\t1\t-9\n" for i in range(1, 301)))
+    out = tmp_path / "c"
+    assert main(["export", "--cohort", "c", "--sumstats", f"qt={cohort / 'qt.tsv.gz'}",
+                 "--trait-type", "qt=quantitative", "--ids-from", str(fam), "--build", "GRCh38",
+                 "--ancestry", "test", "--config-digest", "abcdef12", "--sufficient", f"qt={cohort / 'suff'}",
+                 *extra, "--out-dir", str(out)]) == 0
+    assert json.loads((out / "audit.json").read_text())["status"] == "released"
+
+
+def test_export__a_numeric_sample_id_in_a_covariate_name_still_blocks(cohort, tmp_path):
+    """The fix exempts the gate's fixed wording only: a covariate named after sample 17 is still found."""
+    import shutil
+
+    suff = tmp_path / "suff"
+    shutil.copytree(cohort / "suff", suff)
+    block = json.loads((suff / "qt.block.json").read_text())
+    block["covariates"] = ["age_17"]
+    (suff / "qt.block.json").write_text(json.dumps(block))
+    sums = pl.read_csv(suff / "qt.sufficient.tsv.gz", separator="\t", null_values="NA")
+    _write_gz(sums.rename({"gx__age": "gx__age_17"}), suff / "qt.sufficient.tsv.gz")
+    fam = tmp_path / "numeric.fam"
+    fam.write_text("".join(f"0\t{i}\t0\t0\t1\t-9\n" for i in range(1, 301)))
+    out = tmp_path / "c"
+    assert main(["export", "--cohort", "c", "--sumstats", f"qt={cohort / 'qt.tsv.gz'}",
+                 "--trait-type", "qt=quantitative", "--ids-from", str(fam), "--build", "GRCh38",
+                 "--ancestry", "test", "--config-digest", "abcdef12", "--sufficient", f"qt={suff}",
+                 "--out-dir", str(out)]) != 0
+    audit = json.loads((out / "audit.json").read_text())
+    assert audit["status"] == "blocked" and "holds a sample identifier" in audit["reason"]

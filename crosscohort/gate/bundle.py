@@ -48,6 +48,7 @@ from crosscohort.gate.rules import (
 from crosscohort.gate.signature import load_private_key, sign_manifest
 from crosscohort.gate.sufficient import audit_md as sufficient_audit_md
 from crosscohort.gate.sufficient import export_sufficient
+from crosscohort.gate.sufficient import own_strings as sufficient_own_strings
 from crosscohort.ledger import Ledger, read_ledgers
 from crosscohort.sumstats import ALL_COLUMNS, read_sumstats, write_sumstats
 
@@ -384,6 +385,8 @@ def _own_strings(audit: dict, rules: GateRules) -> frozenset[str]:
         "released", "blocked", "variants", "samples", "export_gate", rules.release_n,
         # Fixed wording around trait names, which are compared as file names and keys.
         *audit.get("differences_between_traits", ()),
+        # The sums' rule wording and refusal reasons (crosscohort.gate.sufficient).
+        *sufficient_own_strings(audit.get("sufficient", {})),
     }
     return frozenset(own)
 

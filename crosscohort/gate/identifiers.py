@@ -24,7 +24,8 @@ What is a "released text value" (and what is not compared):
   ``variant_id`` (and of an ``rsid`` written ``chrom:pos:...``, PLINK's name
   for an unnamed variant) are numbers, not text: a purely numeric ID (``1`` .. ``N``,
   the common PLINK convention) cannot be told from a coordinate and is not
-  compared there.
+  compared there. Nor in a column outside the registry whose every value is
+  a number (the sums of the sufficient statistics).
 * JSON and YAML: every key and every string value, except the gate's own
   fixed text (rule descriptions, this rule, its software name, timestamps,
   hex digests it computed or was given), which the caller passes as
@@ -103,7 +104,8 @@ SCAN_RULE = (
     "(variant_id, rsid, alleles) of each table; every key and string of the JSON and YAML files; "
     "every non-numeric token of the Markdown. Not compared: typed numbers (positions, counts, "
     "statistics, the chromosome and position fields of variant_id and of an rsid written "
-    "chrom:pos:...), the gate's own fixed text (registry column names, "
+    "chrom:pos:..., the numbers of a column outside the registry whose every value is a number, "
+    "such as the sums of the sufficient statistics), the gate's own fixed text (registry column names, "
     "rule descriptions, software name, timestamps, hex digests). A table with a column named like "
     "a person identifier, or with as many rows as the cohort has samples, is refused."
 )
@@ -433,6 +435,11 @@ def _scan_table(path: Path, ids: SampleIds) -> None:
         raise _per_person(path, df.height, ids)
     whole = list(ids.whole)
     for c in text_cols:
+        # A column outside the registry whose every value is a number (the sums of the
+        # sufficient statistics) holds numbers, not text: its numeric tokens are not compared.
+        numbers = c not in ALL_COLUMNS and (
+            df[c].str.strip_chars().cast(pl.Float64, strict=False).null_count() == df[c].null_count()
+        )
         for start in range(0, df.height, _SCAN_BLOCK_ROWS):
             block = pl.DataFrame({"t": _fold_series(df[c].slice(start, _SCAN_BLOCK_ROWS))}).with_row_index(
                 "row", offset=start
@@ -444,6 +451,8 @@ def _scan_table(path: Path, ids: SampleIds) -> None:
                     pl.col("t").str.extract_all(_TOKEN.pattern),
                 ).explode("t")
                 keep = pl.col("t").is_in(whole)
+                if numbers:
+                    keep = keep & ~pl.col("t").str.contains(r"^[0-9]+$")
                 if c in ("variant_id", "rsid"):
                     # chrom:pos:ref:alt (also PLINK's rsid for unnamed variants): the first two
                     # fields are coordinates, numbers rather than text.

@@ -97,6 +97,7 @@ __all__ = [
     "gate_sufficient",
     "export_sufficient",
     "audit_md",
+    "own_strings",
 ]
 
 BLOCK_RULES: tuple[str, ...] = ("sufficient_round_n", "sufficient_block_count", "sufficient_block_df")
@@ -400,6 +401,21 @@ def export_sufficient(directory: str | Path, trait: str, out_dir: str | Path, *,
         "not_covered": NOT_COVERED,
         "ledger": res.ledger.to_dict(),
     }
+
+
+def own_strings(entries: dict[str, dict]) -> set[str]:
+    """The gate's fixed wording in the audit entries of the sums (not compared with sample IDs).
+
+    Rule names and descriptions, :data:`NOT_COVERED`, the status words and
+    each refusal reason (fixed wording around a covariate name, which is
+    compared where it stands alone: the entry's ``covariates``, the block and
+    the table header). Without this, numeric IDs 1..N (PLINK's convention)
+    matched the ``2`` of ``n - (covariates + 2)`` and blocked every export.
+    """
+    own = {*BLOCK_RULES, *ROW_RULES, *RULE_DESCRIPTIONS.values(), NOT_COVERED, "released", "refused"}
+    for e in entries.values():
+        own.update(str(r) for r in e.get("reasons", ()))
+    return own
 
 
 def audit_md(entries: dict[str, dict], rules: GateRules) -> list[str]:
