@@ -122,6 +122,8 @@ RULE_DESCRIPTIONS: dict[str, str] = {
 }
 
 NOT_COVERED = (
+    "sum_g gives each released variant's exact ALT allele count (so the sumstats' EAF rounding does not "
+    "hide it; each is at least min_mac) and the trait's exact n (so round_n cannot apply). "
     "The missing-call count of a variant is released exactly through sum_g when it is 0 or more than "
     "min_count; two variants' missing-call counts may differ by 1 to min_count. "
     "Differences between variants are not checked: two variants whose calls differ in one person give "
