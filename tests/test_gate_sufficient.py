@@ -17,7 +17,7 @@ from bed_reader import to_bed
 
 from crosscohort.cli import main
 from crosscohort.gate.rules import GateRules
-from crosscohort.gate.sufficient import gate_sufficient
+from crosscohort.gate.sufficient import NOT_COVERED, gate_sufficient
 from crosscohort.pooled.sufficient import sufficient_model, variant_sums
 
 MIN_COUNT = 20
@@ -81,7 +81,7 @@ def test_hom_alt_counts__recoverable_before_gate_and_never_1_to_min_count_after(
 def test_hom_alt_counts__with_missing_calls_the_internal_counts_still_decide(quantitative):
     rng, x, y = quantitative
     g = _hom_alt_genotypes(rng, [5, 30])
-    g[:25, :] = np.nan  # missing calls (> min_count), mean-imputed: gg no longer gives counts directly
+    g[:25, :] = np.nan  # missing calls, mean-imputed: gg no longer gives counts directly
     g[25:30, 0] = 2  # now 5..10 homozygous on variant 0 whatever the attack's algebra
     model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
                              covariate_names=["age", "sex"])
@@ -328,25 +328,24 @@ def _attack_missing_calls(df: pl.DataFrame, *, max_missing: int = 60) -> list[in
     return out
 
 
-def test_missing_calls__count_recovered_from_sum_g_is_never_1_to_min_count(quantitative):
+def test_missing_calls__count_recovered_from_sum_g_is_stated_in_the_audit(quantitative):
     """sum_g = n x (ALT count / calls): the number of missing calls of a variant comes back exactly.
 
-    The audit said the sumstats release it anyway (as N - n); with release_n=trait (the default)
-    they do not, so 3 people without a call was a count 1..min_count out. Failed before the fix
-    (the variant with 3 missing calls was released).
+    The gate does not withhold such rows (that would withhold nearly every variant of hard-call
+    data); the audit must then say so. Before: it said the sumstats release m anyway (as N - n),
+    which is false with release_n=trait, the default.
     """
     rng, x, y = quantitative
     g = _hom_alt_genotypes(rng, [30, 30, 30], het=101)
     g[:3, 0] = np.nan  # 3 missing calls
-    g[:25, 2] = np.nan  # 25 missing calls: more than min_count
+    g[:25, 2] = np.nan  # 25 missing calls
     model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
                              covariate_names=["age", "sex"])
     table = _table(variant_sums(model, np.asfortranarray(g)))
-    assert _attack_missing_calls(table) == [3, 0, 25]  # the attack works on the raw sums
     res = gate_sufficient(model.block, table, rules=RULES, cohort="c")
-    recovered = _attack_missing_calls(res.released)
-    assert not any(m is not None and 1 <= m <= MIN_COUNT for m in recovered)
-    assert res.released.get_column("base_pair_location").to_list() == [2, 3]
+    assert _attack_missing_calls(res.released) == [3, 0, 25]  # the attack works on what is released
+    assert "missing-call count of each variant" in NOT_COVERED and "not checked" in NOT_COVERED
+    assert "sumstats gate releases it" not in NOT_COVERED
 
 
 def test_export__sumstats_n_a_few_below_the_sums_exact_n_is_named_in_the_audit(cohort, tmp_path):
