@@ -42,7 +42,7 @@ in :data:`ROW_RULES` order, so rows in = released + each rule):
     (:data:`NOT_COVERED`): withholding every variant with 1..``min_count``
     missing calls withholds nearly all variants of hard-call data (measured
     on ``crosscohort simulate --scale small``, cohort biobank_eur, trait
-    ldl, 0.5 % missing calls: 23 of the 5,209 rows the other rules keep),
+    ldl, 0.5 % missing calls: 23 rows released instead of 4,150),
     and the sums reveal nothing else about those people (no phenotype by
     difference: the per-variant cases are not released). Whether a TRE
     counts it as a disclosure is its call; the audit states it.
