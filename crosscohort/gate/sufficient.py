@@ -430,8 +430,9 @@ def own_strings(entries: dict[str, dict]) -> set[str]:
 def audit_md(entries: dict[str, dict], rules: GateRules) -> list[str]:
     """The audit page's lines for the sufficient statistics of each trait."""
     out = ["## Sufficient statistics (federated pooled fit)", "",
-           "Sums over people; every count derivable from them obeys min_count "
-           f"({rules.min_count}), min_mac ({rules.min_mac}) and min_mac_group ({rules.min_mac_group}).", ""]
+           "Sums over people; the counts the rules below derive from them obey min_count "
+           f"({rules.min_count}), min_mac ({rules.min_mac}) and min_mac_group ({rules.min_mac_group}); "
+           "what they do not cover is listed after them.", ""]
     for trait, e in entries.items():
         out += [f"### Trait {trait} ({e['trait_type']}): **{e['status'].upper()}**", "",
                 (f"n = {e['n']}; " if "n" in e else "") + f"rows in: {e['rows_in']}; released: {e['rows_released']}.",
