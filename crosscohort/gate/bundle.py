@@ -247,6 +247,10 @@ def _metadata(
     return meta
 
 
+#: How the differences check labels a trait's sufficient statistics.
+SUMS_LABEL = " (sufficient statistics)"
+
+
 def small_differences(sizes: dict[str, dict[str, int | None]], *, min_count: int) -> list[str]:
     """Pairs of traits whose released counts of one kind differ by 1 to ``min_count``.
 
@@ -262,9 +266,13 @@ def small_differences(sizes: dict[str, dict[str, int | None]], *, min_count: int
             for kind in ("sample_size", "case_count", "control_count"):
                 x, y = sizes[a].get(kind), sizes[b].get(kind)
                 if x is not None and y is not None and 0 < abs(x - y) <= min_count:
+                    # Exact sums cannot be rounded (round_n refuses them): the remedy differs.
+                    fix = ("leave out the sufficient statistics of one of them (their n is exact and "
+                           "cannot be coarsened)" if SUMS_LABEL in a + b else
+                           "set round_n above min_count to coarsen released sample sizes")
                     out.append(
                         f"{kind} of traits {a} and {b} differ by 1 to {min_count}: the difference counts "
-                        f"people; set round_n above min_count to coarsen released sample sizes"
+                        f"people; {fix}"
                     )
     return out
 
@@ -545,7 +553,7 @@ def export_bundle(
             for t, e in audit["sufficient"].items():
                 if e["status"] == "released":
                     cases = json.loads((staging / e["files"][0]).read_text(encoding="utf-8")).get("n_cases")
-                    released_sizes[f"{t} (sufficient statistics)"] = {
+                    released_sizes[f"{t}{SUMS_LABEL}"] = {
                         "sample_size": e["n"], "case_count": cases,
                         "control_count": None if cases is None else e["n"] - cases,
                     }
