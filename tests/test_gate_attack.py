@@ -97,3 +97,14 @@ def test_attack__ordinary_non_ascii_text_does_not_block(tmp_path: Path) -> None:
     out = _export(tmp_path, _table([{}, {"rsid": "rs_é_ß_ИД"}, {}]), ancestry="Européen")
     assert (out / "manifest.json").is_file()
     assert "Européen" in (out / "ldl.meta.yaml").read_text(encoding="utf-8")
+
+
+def test_attack__a_psam_sid_is_searched_like_fid_and_iid(tmp_path: Path) -> None:
+    """plink2's .psam may carry SID, the third part of a sample ID: it is an identifier too.
+
+    Failed before the fix: only FID and IID were read, so rsid = the SID went out.
+    """
+    psam = tmp_path / "cohort.psam"
+    psam.write_text("#FID\tIID\tSID\tSEX\nF1\tS1\tRUN12345A\t1\nF2\tS2\tRUN67890B\t2\n", encoding="utf-8")
+    with pytest.raises(GateError, match=r"ldl\.tsv\.gz, line 2, column rsid: holds a sample identifier \(the SID"):
+        _export(tmp_path, _table([{"rsid": "rs1_run67890b"}, {}, {}]), ids_from=[psam])

@@ -1,8 +1,8 @@
 """Sample identifiers: reading them from TRE files, and scanning released files for them.
 
 The identifier rule (:data:`ID_RULE`, stated in every audit), in one sentence:
-every FID and IID of the ``--ids-from`` files (except PLINK's missing code
-``0``) that has 5 or more characters and is not purely numeric, or that
+every FID, IID and SID (plink2's ``.psam``) of the ``--ids-from`` files
+(except PLINK's missing code ``0``) that has 5 or more characters and is not purely numeric, or that
 holds a character other than a letter or digit, is searched as a
 case-insensitive substring of every released text value and file name;
 every other ID (purely numeric, or letters and digits shorter than 5) is
@@ -90,7 +90,7 @@ PERSON_COLUMN = re.compile(
     r"participant|participant_?id|person|person_?id|individual|individual_?id|indiv)$"
 )
 ID_RULE = (
-    "Every FID and IID of the sample files given to the gate (except PLINK's missing code 0) "
+    "Every FID, IID and SID of the sample files given to the gate (except PLINK's missing code 0) "
     "that has 5 or more characters and is not purely numeric, or that holds a character other "
     "than a letter or digit, was searched as a case-insensitive substring of every released text "
     "value and file name; every other ID (purely numeric, or letters and digits shorter than 5) "
@@ -266,7 +266,7 @@ def _first_substring(s: pl.Series, ids: SampleIds, *, offset: int = 0) -> tuple[
 
 
 def read_sample_ids(paths: list[str | Path]) -> SampleIds:
-    """Every FID and IID value in ``paths`` (``.fam``, ``.psam``, ``#FID IID`` tables, ID lists).
+    """Every FID, IID and SID value in ``paths`` (``.fam``, ``.psam``, ``#FID IID`` tables, ID lists).
 
     An ID is recorded with a neutral origin (``"IID at line 3 of --ids-from
     file 1"``): the origin may be written into a blocked audit, and a TRE
@@ -290,10 +290,12 @@ def read_sample_ids(paths: list[str | Path]) -> SampleIds:
         if first is None:
             raise InputError(f"{path}: empty file; --ids-from needs sample IDs")
         head = [h.lstrip("#").upper() for h in lines[first].split()]
+        sid_col = None
         if path.suffix == ".fam":
             fid_col, iid_col, start = 0, 1, first
         elif "IID" in head:
             fid_col = head.index("FID") if "FID" in head else None
+            sid_col = head.index("SID") if "SID" in head else None  # plink2 .psam: source/sequencing ID
             iid_col, start = head.index("IID"), first + 1
         elif lines[first].startswith("#"):
             raise InputError(
@@ -305,14 +307,16 @@ def read_sample_ids(paths: list[str | Path]) -> SampleIds:
             parts = lines[lineno].split()
             if not parts or parts[0].startswith("#"):
                 continue
-            if iid_col >= len(parts) or (fid_col is not None and fid_col >= len(parts)):
+            if max(c for c in (fid_col, iid_col, sid_col) if c is not None) >= len(parts):
                 raise InputError(
-                    f"{path}, line {lineno + 1}: expected FID and IID fields; got {len(parts)} field(s)"
+                    f"{path}, line {lineno + 1}: expected FID and IID fields"
+                    f"{' and SID' if sid_col is not None else ''}; got {len(parts)} field(s)"
                 )
             iid = parts[iid_col]
             fid = parts[fid_col] if fid_col is not None else ""
-            samples.add((fid, iid))
-            for label, value in (("IID", iid), ("FID", fid)):
+            sid = parts[sid_col] if sid_col is not None else ""
+            samples.add((fid, iid, sid))
+            for label, value in (("IID", iid), ("FID", fid), ("SID", sid)):
                 if not value or value == "0" or value in where:
                     continue
                 if not _TOKEN.search(value):
