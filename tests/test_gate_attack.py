@@ -108,3 +108,28 @@ def test_attack__a_psam_sid_is_searched_like_fid_and_iid(tmp_path: Path) -> None
     psam.write_text("#FID\tIID\tSID\tSEX\nF1\tS1\tRUN12345A\t1\nF2\tS2\tRUN67890B\t2\n", encoding="utf-8")
     with pytest.raises(GateError, match=r"ldl\.tsv\.gz, line 2, column rsid: holds a sample identifier \(the SID"):
         _export(tmp_path, _table([{"rsid": "rs1_run67890b"}, {}, {}]), ids_from=[psam])
+
+
+def _bgen_sample(tmp: Path, ids: list[str]) -> Path:
+    p = tmp / "cohort.sample"
+    p.write_text("ID_1 ID_2 missing sex\n0 0 0 D\n" + "".join(f"{i} {i} 0 1\n" for i in ids), encoding="utf-8")
+    return p
+
+
+def test_attack__a_bgen_sample_file_counts_its_people_not_its_two_header_lines(tmp_path: Path) -> None:
+    """A .sample file (BGEN) starts with a header and a column-type line: neither is a sample.
+
+    Failed before the fix: both lines were read as samples, so the per-person table rule looked
+    for 7 rows instead of 5 and a table of the 5 people passed.
+    """
+    sample = _bgen_sample(tmp_path, [f"SAMP{i:04d}" for i in range(5)])
+    with pytest.raises(GateError, match=r"5 rows, exactly as many as the cohort's samples"):
+        _export(tmp_path, _table([{}] * 5), ids_from=[sample])
+
+
+def test_attack__a_bgen_sample_file_ids_are_searched_and_its_header_words_are_not(tmp_path: Path) -> None:
+    sample = _bgen_sample(tmp_path, [f"SAMP{i:04d}" for i in range(5)])
+    with pytest.raises(GateError, match=r"holds a sample identifier \(the IID at line 5"):
+        _export(tmp_path, _table([{}, {}, {"rsid": "x_samp0002"}]), ids_from=[sample])
+    out = _export(tmp_path, _table([{"rsid": "ID_1"}, {"rsid": "id_2x"}, {}]), ids_from=[sample])
+    assert (out / "manifest.json").is_file()

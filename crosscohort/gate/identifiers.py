@@ -266,7 +266,7 @@ def _first_substring(s: pl.Series, ids: SampleIds, *, offset: int = 0) -> tuple[
 
 
 def read_sample_ids(paths: list[str | Path]) -> SampleIds:
-    """Every FID, IID and SID value in ``paths`` (``.fam``, ``.psam``, ``#FID IID`` tables, ID lists).
+    """Every FID, IID and SID value in ``paths`` (``.fam``, ``.psam``, BGEN ``.sample``, ``#FID IID`` tables, ID lists).
 
     An ID is recorded with a neutral origin (``"IID at line 3 of --ids-from
     file 1"``): the origin may be written into a blocked audit, and a TRE
@@ -297,6 +297,11 @@ def read_sample_ids(paths: list[str | Path]) -> SampleIds:
             fid_col = head.index("FID") if "FID" in head else None
             sid_col = head.index("SID") if "SID" in head else None  # plink2 .psam: source/sequencing ID
             iid_col, start = head.index("IID"), first + 1
+        elif head[:2] == ["ID_1", "ID_2"]:
+            # Oxford .sample (BGEN): a header, then a line of column types (0 0 0 D ...).
+            fid_col, iid_col = 0, 1
+            types = lines[first + 1].split() if first + 1 < len(lines) else []
+            start = first + (2 if types[:2] == ["0", "0"] else 1)
         elif lines[first].startswith("#"):
             raise InputError(
                 f"{path}, line {first + 1}: header has no IID column; expected '#FID IID ...' or '#IID ...'"
