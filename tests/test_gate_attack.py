@@ -133,3 +133,15 @@ def test_attack__a_bgen_sample_file_ids_are_searched_and_its_header_words_are_no
         _export(tmp_path, _table([{}, {}, {"rsid": "x_samp0002"}]), ids_from=[sample])
     out = _export(tmp_path, _table([{"rsid": "ID_1"}, {"rsid": "id_2x"}, {}]), ids_from=[sample])
     assert (out / "manifest.json").is_file()
+
+
+def test_attack__a_latin1_sample_file_still_forbids_its_accented_ids(tmp_path: Path) -> None:
+    """A .fam written in Latin-1 (Windows tools): the ID Müller01 must still be found in UTF-8 output.
+
+    Failed before the fix: the file was decoded as UTF-8 with replacement characters, so the
+    forbidden string was 'M\\ufffdller01' and rsid 'rs_müller01' went out.
+    """
+    fam = tmp_path / "latin1.fam"
+    fam.write_bytes("F1 M\u00fcller01 0 0 1 -9\nF2 Other0002 0 0 2 -9\n".encode("latin-1"))
+    with pytest.raises(GateError, match=r"line 4, column rsid: holds a sample identifier"):
+        _export(tmp_path, _table([{}, {}, {"rsid": "rs_m\u00fcller01"}]), ids_from=[fam])

@@ -284,8 +284,14 @@ def read_sample_ids(paths: list[str | Path]) -> SampleIds:
         path = Path(p)
         if not path.is_file():
             raise InputError(f"{path}: no such file (--ids-from)")
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            # Not UTF-8: Latin-1 maps every byte to the character such tools meant (replacement
+            # characters would make an accented ID unfindable in the UTF-8 bundle).
+            text = raw.decode("latin-1")
+        lines = text.splitlines()
         first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
         if first is None:
             raise InputError(f"{path}: empty file; --ids-from needs sample IDs")
