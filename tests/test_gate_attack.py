@@ -148,11 +148,7 @@ def test_attack__a_latin1_sample_file_still_forbids_its_accented_ids(tmp_path: P
 
 
 def test_attack__a_sample_table_with_a_utf8_bom_reads_its_header_as_a_header(tmp_path: Path) -> None:
-    """A BOM before '#FID IID' (Excel's UTF-8): the header is not a sample.
-
-    Failed before 94913ad: the header line was read as a sample (FID '\\ufeff#FID', IID 'IID'), so
-    the per-person table rule looked for 6 rows instead of 5 and a table of the 5 people passed.
-    """
+    """A BOM before '#FID IID' (Excel's UTF-8): the header is not a sample (a guard: this held before too)."""
     ids = tmp_path / "ids.tsv"
     ids.write_text("\ufeff#FID\tIID\n" + "".join(f"F{i}\tPERS{i:04d}\n" for i in range(5)), encoding="utf-8")
     with pytest.raises(GateError, match=r"5 rows, exactly as many as the cohort's samples"):
