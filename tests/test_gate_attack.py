@@ -153,3 +153,15 @@ def test_attack__a_sample_table_with_a_utf8_bom_reads_its_header_as_a_header(tmp
     ids.write_text("\ufeff#FID\tIID\n" + "".join(f"F{i}\tPERS{i:04d}\n" for i in range(5)), encoding="utf-8")
     with pytest.raises(GateError, match=r"5 rows, exactly as many as the cohort's samples"):
         _export(tmp_path, _table([{}] * 5), ids_from=[ids])
+
+
+def test_attack__a_sample_table_with_a_utf8_bom_still_forbids_its_fids(tmp_path: Path) -> None:
+    """With a BOM the first header field read '\\ufeff#FID', so the FID column was not found.
+
+    Failed before 94913ad (which decodes with utf-8-sig): rsid = a FID went out.
+    """
+    ids = tmp_path / "ids.tsv"
+    ids.write_text("\ufeff#FID\tIID\n" + "".join(f"FAMX{i:04d}\tPERS{i:04d}\n" for i in range(5)),
+                   encoding="utf-8")
+    with pytest.raises(GateError, match=r"line 2, column rsid: holds a sample identifier \(the FID"):
+        _export(tmp_path, _table([{"rsid": "rs_famx0003"}, {}, {}]), ids_from=[ids])
