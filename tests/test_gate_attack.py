@@ -165,3 +165,13 @@ def test_attack__a_sample_table_with_a_utf8_bom_still_forbids_its_fids(tmp_path:
                    encoding="utf-8")
     with pytest.raises(GateError, match=r"line 2, column rsid: holds a sample identifier \(the FID"):
         _export(tmp_path, _table([{"rsid": "rs_famx0003"}, {}, {}]), ids_from=[ids])
+
+
+def test_attack__a_psam_with_sid_beside_the_pheno_file_counts_each_person_once(tmp_path: Path) -> None:
+    """The workflow passes the .psam and the pheno file: the same 5 people, with and without SID."""
+    psam = tmp_path / "cohort.psam"
+    psam.write_text("#FID\tIID\tSID\n" + "".join(f"F{i}\tPERS{i:04d}\tRUN{i:05d}\n" for i in range(5)))
+    pheno = tmp_path / "pheno.tsv"
+    pheno.write_text("#FID\tIID\tldl\n" + "".join(f"F{i}\tPERS{i:04d}\t1.{i}\n" for i in range(5)))
+    with pytest.raises(GateError, match=r"5 rows, exactly as many as the cohort's samples"):
+        _export(tmp_path, _table([{}] * 5), ids_from=[psam, pheno])

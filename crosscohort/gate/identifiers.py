@@ -326,7 +326,7 @@ def read_sample_ids(paths: list[str | Path]) -> SampleIds:
             iid = parts[iid_col]
             fid = parts[fid_col] if fid_col is not None else ""
             sid = parts[sid_col] if sid_col is not None else ""
-            samples.add((fid, iid, sid))
+            samples.add((fid, iid))  # SID is a forbidden string, not part of the count (a .fam has none)
             for label, value in (("IID", iid), ("FID", fid), ("SID", sid)):
                 if not value or value == "0" or value in where:
                     continue
