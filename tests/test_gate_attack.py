@@ -175,3 +175,33 @@ def test_attack__a_psam_with_sid_beside_the_pheno_file_counts_each_person_once(t
     pheno.write_text("#FID\tIID\tldl\n" + "".join(f"F{i}\tPERS{i:04d}\t1.{i}\n" for i in range(5)))
     with pytest.raises(GateError, match=r"5 rows, exactly as many as the cohort's samples"):
         _export(tmp_path, _table([{}] * 5), ids_from=[psam, pheno])
+
+
+# ---------------------------------------------------------------- the bundle directory (guards: these held)
+
+
+def test_guard__an_earlier_bundle_file_replaced_by_a_symlink_is_refused_and_its_target_kept(tmp_path: Path) -> None:
+    from crosscohort.errors import ConfigError
+
+    out = _export(tmp_path, _table([{}, {}, {}]))
+    mine = tmp_path / "my_notes.md"
+    mine.write_bytes((out / "audit.md").read_bytes())  # same bytes: size and SHA-256 match the manifest
+    (out / "audit.md").unlink()
+    (out / "audit.md").symlink_to(mine)
+    with pytest.raises(ConfigError, match=r"did not write.*audit\.md"):
+        _export(tmp_path, _table([{}, {}, {}]))
+    assert mine.is_file() and (out / "audit.md").is_symlink()
+
+
+def test_guard__a_signing_key_inside_the_out_dir_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    from crosscohort.errors import ConfigError
+    from crosscohort.gate.signature import generate_keypair
+
+    out = tmp_path / "exports" / "c1"
+    out.mkdir(parents=True)
+    key = out / "tre.key"
+    generate_keypair(key, out / "tre.pub")
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(ConfigError, match=r"--out-dir holds .*tre\.key, an input of this export"):
+        _export(tmp_path, _table([{}, {}, {}]), signing_key=key)
+    assert sorted(p.name for p in out.iterdir()) == before
