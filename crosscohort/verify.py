@@ -249,10 +249,12 @@ def _check_sufficient(bundle: Path, manifest: dict, listed: dict[str, dict], rul
     if not isinstance(suff, dict):
         raise InputError(f"{where}: key 'sufficient' must be an object of trait -> [block, sums]; got {suff!r}")
     for trait, names in suff.items():
+        if names == []:
+            continue  # the gate refused this trait's sums: nothing was released
         if (not isinstance(names, list) or len(names) != 2 or not all(isinstance(n, str) for n in names)
                 or not names[0].endswith(BLOCK_SUFFIX) or not names[1].endswith(VARIANT_SUFFIX)):
             raise InputError(f"{where}: sufficient[{trait!r}] must be [{trait}{BLOCK_SUFFIX}, "
-                             f"{trait}{VARIANT_SUFFIX}]; got {names!r}")
+                             f"{trait}{VARIANT_SUFFIX}] (or [] when refused); got {names!r}")
         missing = [n for n in names if n not in listed]
         if missing:
             raise InputError(f"{where}: sufficient[{trait!r}] file(s) {missing} not in the bundle")

@@ -293,6 +293,11 @@ def test_export__a_refused_block_does_not_release_its_small_counts_in_the_audit(
     assert "n" not in entry
     assert 300 not in _numbers_in(json.dumps(entry))
     assert 300 not in _numbers_in((out / "audit.md").read_text())
+    # A bundle whose sums were refused verifies (its manifest lists no sums files for the trait).
+    from crosscohort.verify import verify_bundle
+
+    assert json.loads((out / "manifest.json").read_text())["sufficient"] == {"qt": []}
+    verify_bundle(out, required=GateRules(min_count=301, min_mac=1))
 
 
 def test_block__refusal_reasons_name_the_rule_and_column_but_no_count(quantitative):
