@@ -126,7 +126,8 @@ LIMITS: tuple[str, ...] = (
     "Differences between this release and another release of the same people (another trait "
     "set, another date, another study) are not controlled by the gate; sample sizes of "
     "different traits in this bundle are released as they are (set round_n above min_count to "
-    "coarsen them).",
+    "coarsen them; the exact n of released sufficient statistics cannot be coarsened) and pairs "
+    "that differ by 1 to min_count are named under a warning.",
     "A table of people whose row count differs from the number of samples in the sample files, "
     "with allow-listed columns only, is not recognised as such.",
 )
