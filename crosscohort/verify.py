@@ -44,6 +44,8 @@ from crosscohort.errors import GateError, InputError
 from crosscohort.gate.bundle import MANIFEST, file_digest, has_allowed_suffix
 from crosscohort.gate.rules import COUNT_COLUMNS, GateRules, released_violations
 from crosscohort.gate.signature import SIGNATURE, SignatureCheck, check_signature, load_public_key
+from crosscohort.gate.sufficient import read_sums_table, released_sums_violations
+from crosscohort.pooled.blocks import BLOCK_SUFFIX, VARIANT_SUFFIX
 from crosscohort.sumstats import COLUMNS, read_sumstats
 
 __all__ = ["VerifiedBundle", "check_required_rules", "verify_bundle", "write_record"]
@@ -241,6 +243,37 @@ def _unrounded(df: pl.DataFrame, round_n: int) -> int:
     return int(df.select(pl.any_horizontal([(pl.col(c) % round_n) != 0 for c in cols]).fill_null(False).sum()).item())
 
 
+def _check_sufficient(bundle: Path, manifest: dict, listed: dict[str, dict], rules: GateRules, where: Path) -> None:
+    """Re-check the released sums of each opted-in trait from released values (not only their hashes)."""
+    suff = manifest.get("sufficient", {})
+    if not isinstance(suff, dict):
+        raise InputError(f"{where}: key 'sufficient' must be an object of trait -> [block, sums]; got {suff!r}")
+    for trait, names in suff.items():
+        if names == []:
+            continue  # the gate refused this trait's sums: nothing was released
+        if (not isinstance(names, list) or len(names) != 2 or not all(isinstance(n, str) for n in names)
+                or not names[0].endswith(BLOCK_SUFFIX) or not names[1].endswith(VARIANT_SUFFIX)):
+            raise InputError(f"{where}: sufficient[{trait!r}] must be [{trait}{BLOCK_SUFFIX}, "
+                             f"{trait}{VARIANT_SUFFIX}] (or [] when refused); got {names!r}")
+        missing = [n for n in names if n not in listed]
+        if missing:
+            raise InputError(f"{where}: sufficient[{trait!r}] file(s) {missing} not in the bundle")
+        block_path, sums_path = bundle / names[0], bundle / names[1]
+        try:
+            block = json.loads(block_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{block_path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(block, dict):
+            raise InputError(f"{block_path}: expected a JSON object")
+        if "internal" in block:
+            raise GateError(f"{block_path}: carries the block's internal counts (key 'internal'); they never "
+                            "leave a TRE")
+        bad = released_sums_violations(block, read_sums_table(sums_path), rules=rules)
+        if bad:
+            raise GateError(f"{sums_path}: rows breaking the sufficient-statistics rules at thresholds "
+                            f"{rules.to_dict()}: {bad}")
+
+
 def verify_bundle(
     path: str | Path,
     *,
@@ -357,6 +390,7 @@ def verify_bundle(
             yaml.safe_load(meta_path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise InputError(f"{meta_path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    _check_sufficient(bundle, manifest, listed, declared, where)
     return VerifiedBundle(
         path=bundle,
         cohort=claimed,

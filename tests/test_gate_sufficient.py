@@ -17,7 +17,7 @@ from bed_reader import to_bed
 
 from crosscohort.cli import main
 from crosscohort.gate.rules import GateRules
-from crosscohort.gate.sufficient import gate_sufficient
+from crosscohort.gate.sufficient import NOT_COVERED, gate_sufficient
 from crosscohort.pooled.sufficient import sufficient_model, variant_sums
 
 MIN_COUNT = 20
@@ -81,8 +81,8 @@ def test_hom_alt_counts__recoverable_before_gate_and_never_1_to_min_count_after(
 def test_hom_alt_counts__with_missing_calls_the_internal_counts_still_decide(quantitative):
     rng, x, y = quantitative
     g = _hom_alt_genotypes(rng, [5, 30])
-    g[:3, :] = np.nan  # a few missing calls, mean-imputed: gg no longer gives counts directly
-    g[3:8, 0] = 2  # now 5..10 homozygous on variant 0 whatever the attack's algebra
+    g[:25, :] = np.nan  # missing calls, mean-imputed: gg no longer gives counts directly
+    g[25:30, 0] = 2  # now 5..10 homozygous on variant 0 whatever the attack's algebra
     model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
                              covariate_names=["age", "sex"])
     res = gate_sufficient(model.block, _table(variant_sums(model, np.asfortranarray(g))),
@@ -152,7 +152,7 @@ def test_block__joint_cell_of_two_binary_columns_in_1_to_min_count_refuses(quant
     res = gate_sufficient(model.block, _table(variant_sums(model, np.asfortranarray(g))), rules=RULES,
                           cohort="c")
     assert res.status == "refused"
-    assert any("a x b" in r and "[5]" in r for r in res.reasons)
+    assert any("a x b" in r for r in res.reasons)
 
 
 def test_block__count_rounding_cannot_release_exact_sums(quantitative):
@@ -250,7 +250,7 @@ def test_export__refused_block_releases_no_sums_and_says_why(cohort, tmp_path):
     assert not list(out.glob("qt.sufficient.tsv.gz")) and not list(out.glob("qt.block.json"))
     entry = json.loads((out / "audit.json").read_text())["sufficient"]["qt"]
     assert entry["status"] == "refused"
-    assert "n=300 <= min_count=300" in entry["reasons"][0]
+    assert "n (the trait's analysed samples) is at most min_count=300" in entry["reasons"][0]
 
 
 def test_group_allele_count__two_valued_trait_analysed_as_linear_is_covered_by_gy(quantitative):
@@ -271,3 +271,200 @@ def test_group_allele_count__two_valued_trait_analysed_as_linear_is_covered_by_g
     res = gate_sufficient(model.block, table, rules=RULES, cohort="c")
     assert res.released.get_column("base_pair_location").to_list() == [2]
     assert res.ledger.removed["sufficient_min_mac_group"] == 1
+
+
+# ------------------------------------------------------------------ attacks on what a refusal says
+
+
+def _numbers_in(text: str) -> set[int]:
+    import re
+
+    return {int(t) for t in re.findall(r"(?<![\w.])[0-9]+(?![\w.])", text)}
+
+
+def test_export__a_refused_block_does_not_release_its_small_counts_in_the_audit(cohort, tmp_path):
+    """A refusal must not say the count it refused: n = 300 with min_count 301 is a count 1..min_count.
+
+    Failed before the fix: audit.json said ``"n": 300`` and ``n=300 <= min_count=301``.
+    """
+    out = tmp_path / "c"
+    assert _export(cohort, out, "--sufficient", f"qt={cohort / 'suff'}", "--min-count", "301",
+                   "--min-mac", "1") == 0
+    entry = json.loads((out / "audit.json").read_text())["sufficient"]["qt"]
+    assert entry["status"] == "refused"
+    assert "n" not in entry
+    assert 300 not in _numbers_in(json.dumps(entry))
+    assert 300 not in _numbers_in((out / "audit.md").read_text())
+    # A bundle whose sums were refused verifies (its manifest lists no sums files for the trait).
+    from crosscohort.verify import verify_bundle
+
+    assert json.loads((out / "manifest.json").read_text())["sufficient"] == {"qt": []}
+    verify_bundle(out, required=GateRules(min_count=301, min_mac=1))
+
+
+def test_block__refusal_reasons_name_the_rule_and_column_but_no_count(quantitative):
+    """The joint cell of 5 people (a x b): its count must not be in the reason, which is released.
+
+    Failed before the fix: the reason read ``joint cell count(s) [5] in 1..20``.
+    """
+    rng, x, y = quantitative
+    a = np.zeros(N)
+    a[:200] = 1
+    b = np.zeros(N)
+    b[195:300] = 1
+    smoker = np.zeros(N)
+    smoker[:7] = 1
+    model = sufficient_model(y, np.column_stack([x, a, b, smoker]), cohort="c", trait="t",
+                             trait_type="quantitative", covariate_names=["age", "sex", "a", "b", "smoker"])
+    res = gate_sufficient(model.block, _table(variant_sums(model, np.asfortranarray(_hom_alt_genotypes(rng, [40])))),
+                          rules=GateRules(min_count=MIN_COUNT, min_residual_df=N), cohort="c")
+    assert res.status == "refused"
+    text = " ".join(res.reasons)
+    assert "a x b" in text and "smoker" in text and "sufficient_block_df" in text
+    # Only thresholds and fixed wording ("1 to", "+ 2"): no 5 (cell), 7 (level), 393 (n - k - 2).
+    assert _numbers_in(text) <= {1, 2, MIN_COUNT, N}
+    assert "400 " not in text and "n=400" not in text
+
+
+def _attack_missing_calls(df: pl.DataFrame, *, max_missing: int = 60) -> list[int | None]:
+    """An outsider's missing-call count per row: sum_g = alt n / n_obs, alt an integer for hard calls."""
+    out = []
+    for n, s in zip(df.get_column("n").to_list(), df.get_column("sum_g").to_list(), strict=True):
+        fits = [m for m in range(max_missing + 1) if abs(s * (n - m) / n - round(s * (n - m) / n)) < 1e-7]
+        out.append(fits[0] if len(fits) == 1 else None)
+    return out
+
+
+def test_missing_calls__count_recovered_from_sum_g_is_stated_in_the_audit(quantitative):
+    """sum_g = n x (ALT count / calls): the number of missing calls of a variant comes back exactly.
+
+    The gate does not withhold such rows (that would withhold nearly every variant of hard-call
+    data); the audit must then say so. Before: it said the sumstats release m anyway (as N - n),
+    which is false with release_n=trait, the default.
+    """
+    rng, x, y = quantitative
+    g = _hom_alt_genotypes(rng, [30, 30, 30], het=101)
+    g[:3, 0] = np.nan  # 3 missing calls
+    g[:25, 2] = np.nan  # 25 missing calls
+    model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
+                             covariate_names=["age", "sex"])
+    table = _table(variant_sums(model, np.asfortranarray(g)))
+    res = gate_sufficient(model.block, table, rules=RULES, cohort="c")
+    assert _attack_missing_calls(res.released) == [3, 0, 25]  # the attack works on what is released
+    assert "missing-call count of each variant" in NOT_COVERED and "not checked" in NOT_COVERED
+    assert "sumstats gate releases it" not in NOT_COVERED
+
+
+def test_export__sumstats_n_a_few_below_the_sums_exact_n_is_named_in_the_audit(cohort, tmp_path):
+    """The sums release the trait's exact n; sumstats n 3 below it (every variant 3 calls short) count 3 people.
+
+    Failed before the fix: the difference check compared the sumstats' sizes between traits only.
+    """
+    df = pl.read_csv(cohort / "qt.tsv.gz", separator="\t", null_values="NA")
+    df.with_columns(pl.col("n") - 3).write_csv(tmp_path / "qt.tsv", separator="\t", null_value="NA")
+    out = tmp_path / "c"
+    assert main(["export", "--cohort", "c", "--sumstats", f"qt={tmp_path / 'qt.tsv'}",
+                 "--trait-type", "qt=quantitative", "--ids-from", str(cohort / "c.fam"), "--build", "GRCh38",
+                 "--ancestry", "test", "--config-digest", "abcdef12", "--sufficient", f"qt={cohort / 'suff'}",
+                 "--out-dir", str(out)]) == 0
+    audit = json.loads((out / "audit.json").read_text())
+    assert audit["sufficient"]["qt"]["n"] == 300
+    assert json.loads((out / "audit.json").read_text())["traits"]["qt"]["rows_released"] > 0
+    warning = [w for w in audit["differences_between_traits"] if "qt and qt (sufficient statistics)" in w]
+    assert warning and "leave out the sufficient statistics" in warning[0] and "round_n" not in warning[0]
+    assert "## Warning: small differences between traits" in (out / "audit.md").read_text()
+
+
+def _write_gz(df: pl.DataFrame, path: Path) -> None:
+    import gzip
+
+    path.write_bytes(gzip.compress(df.write_csv(separator="\t", null_value="NA").encode()))
+
+
+def _rehash(out: Path, name: str) -> None:
+    import hashlib
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    for f in manifest["files"]:
+        if f["path"] == name:
+            data = (out / name).read_bytes()
+            f["sha256"], f["size"] = hashlib.sha256(data).hexdigest(), len(data)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_verify__released_sums_are_rechecked_not_only_hashed(cohort, tmp_path):
+    """Central verify re-checks the sums from released values, as it does the sumstats.
+
+    Failed before: a sums table carrying the internal n_hom_alt column, a row whose released
+    sum_g gives MAC 5, or a block carrying its internal counts passed verify
+    once the manifest was re-hashed (an unsigned bundle), since only the sumstats were re-checked.
+    """
+    from crosscohort.errors import GateError
+    from crosscohort.verify import verify_bundle
+
+    out = tmp_path / "c"
+    assert _export(cohort, out, "--sufficient", f"qt={cohort / 'suff'}") == 0
+    verify_bundle(out)
+    name = "qt.sufficient.tsv.gz"
+    good = pl.read_csv(out / name, separator="\t", null_values="NA")
+    raw = pl.read_csv(cohort / "suff" / name, separator="\t", null_values="NA")
+
+    def tampered(df: pl.DataFrame) -> str:
+        _write_gz(df, out / name)
+        _rehash(out, name)
+        with pytest.raises(GateError, match=r"qt\.sufficient\.tsv\.gz") as exc:
+            verify_bundle(out)
+        return str(exc.value)
+
+    assert "columns_outside_allow_list" in tampered(
+        good.join(raw.select("base_pair_location", "n_hom_alt"), on="base_pair_location"))
+    # A row whose released sum_g gives 5 ALT alleles (MAC 5 < min_mac 20).
+    assert "sufficient_min_mac" in tampered(good.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(5.0).otherwise(pl.col("sum_g")).alias("sum_g")))
+    block = json.loads((cohort / "suff" / "qt.block.json").read_text())
+    assert "internal" in block
+    _write_gz(good, out / name)
+    _rehash(out, name)
+    (out / "qt.block.json").write_text(json.dumps(block))
+    _rehash(out, "qt.block.json")
+    with pytest.raises(GateError, match=r"qt\.block\.json.*internal"):
+        verify_bundle(out)
+
+
+@pytest.mark.parametrize("extra", [(), ("--min-count", "301", "--min-mac", "1"), ("--min-residual-df", "299")])
+def test_export__numeric_sample_ids_1_to_n_export_the_sums_without_a_false_block(cohort, tmp_path, extra):
+    """PLINK's IDs 1..N (FID 0): the sums' own rule wording ("+ 2", "1 to 20") is not a sample ID.
+
+    Failed before the fix: every export with --sufficient was blocked ("audit.json, key
+    sufficient.qt.rules[...].description: holds a sample identifier"), released or refused.
+    """
+    fam = tmp_path / "numeric.fam"
+    fam.write_text("".join(f"0\t{i}\t0\t0\t1\t-9\n" for i in range(1, 301)))
+    out = tmp_path / "c"
+    assert main(["export", "--cohort", "c", "--sumstats", f"qt={cohort / 'qt.tsv.gz'}",
+                 "--trait-type", "qt=quantitative", "--ids-from", str(fam), "--build", "GRCh38",
+                 "--ancestry", "test", "--config-digest", "abcdef12", "--sufficient", f"qt={cohort / 'suff'}",
+                 *extra, "--out-dir", str(out)]) == 0
+    assert json.loads((out / "audit.json").read_text())["status"] == "released"
+
+
+def test_export__a_numeric_sample_id_in_a_covariate_name_still_blocks(cohort, tmp_path):
+    """The fix exempts the gate's fixed wording only: a covariate named after sample 17 is still found."""
+    import shutil
+
+    suff = tmp_path / "suff"
+    shutil.copytree(cohort / "suff", suff)
+    block = json.loads((suff / "qt.block.json").read_text())
+    block["covariates"] = ["age_17"]
+    (suff / "qt.block.json").write_text(json.dumps(block))
+    sums = pl.read_csv(suff / "qt.sufficient.tsv.gz", separator="\t", null_values="NA")
+    _write_gz(sums.rename({"gx__age": "gx__age_17"}), suff / "qt.sufficient.tsv.gz")
+    fam = tmp_path / "numeric.fam"
+    fam.write_text("".join(f"0\t{i}\t0\t0\t1\t-9\n" for i in range(1, 301)))
+    out = tmp_path / "c"
+    assert main(["export", "--cohort", "c", "--sumstats", f"qt={cohort / 'qt.tsv.gz'}",
+                 "--trait-type", "qt=quantitative", "--ids-from", str(fam), "--build", "GRCh38",
+                 "--ancestry", "test", "--config-digest", "abcdef12", "--sufficient", f"qt={suff}",
+                 "--out-dir", str(out)]) != 0
+    audit = json.loads((out / "audit.json").read_text())
+    assert audit["status"] == "blocked" and "holds a sample identifier" in audit["reason"]

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--trait-type", action="append", default=[], metavar="TRAIT=quantitative|binary",
                    help="type of each trait (required for every trait; binary enables case/control rules)")
     p.add_argument("--ids-from", action="append", required=True, metavar="FILE",
-                   help=".fam / #FID IID files holding the cohort's sample IDs; every FID and IID is a forbidden string")
+                   help=".fam / #FID IID files holding the cohort's sample IDs; every FID, IID (and .psam SID) is a forbidden string")
     p.add_argument("--build", required=True, help="genome assembly, e.g. GRCh38")
     p.add_argument("--ancestry", required=True, help="sample ancestry text for the metadata")
     digest = p.add_mutually_exclusive_group(required=True)

@@ -48,6 +48,7 @@ from crosscohort.gate.rules import (
 from crosscohort.gate.signature import load_private_key, sign_manifest
 from crosscohort.gate.sufficient import audit_md as sufficient_audit_md
 from crosscohort.gate.sufficient import export_sufficient
+from crosscohort.gate.sufficient import own_strings as sufficient_own_strings
 from crosscohort.ledger import Ledger, read_ledgers
 from crosscohort.sumstats import ALL_COLUMNS, read_sumstats, write_sumstats
 
@@ -125,7 +126,8 @@ LIMITS: tuple[str, ...] = (
     "Differences between this release and another release of the same people (another trait "
     "set, another date, another study) are not controlled by the gate; sample sizes of "
     "different traits in this bundle are released as they are (set round_n above min_count to "
-    "coarsen them).",
+    "coarsen them; the exact n of released sufficient statistics cannot be coarsened) and pairs "
+    "that differ by 1 to min_count are named under a warning.",
     "A table of people whose row count differs from the number of samples in the sample files, "
     "with allow-listed columns only, is not recognised as such.",
 )
@@ -246,6 +248,10 @@ def _metadata(
     return meta
 
 
+#: How the differences check labels a trait's sufficient statistics.
+SUMS_LABEL = " (sufficient statistics)"
+
+
 def small_differences(sizes: dict[str, dict[str, int | None]], *, min_count: int) -> list[str]:
     """Pairs of traits whose released counts of one kind differ by 1 to ``min_count``.
 
@@ -261,9 +267,13 @@ def small_differences(sizes: dict[str, dict[str, int | None]], *, min_count: int
             for kind in ("sample_size", "case_count", "control_count"):
                 x, y = sizes[a].get(kind), sizes[b].get(kind)
                 if x is not None and y is not None and 0 < abs(x - y) <= min_count:
+                    # Exact sums cannot be rounded (round_n refuses them): the remedy differs.
+                    fix = ("leave out the sufficient statistics of one of them (their n is exact and "
+                           "cannot be coarsened)" if SUMS_LABEL in a + b else
+                           "set round_n above min_count to coarsen released sample sizes")
                     out.append(
                         f"{kind} of traits {a} and {b} differ by 1 to {min_count}: the difference counts "
-                        f"people; set round_n above min_count to coarsen released sample sizes"
+                        f"people; {fix}"
                     )
     return out
 
@@ -384,6 +394,8 @@ def _own_strings(audit: dict, rules: GateRules) -> frozenset[str]:
         "released", "blocked", "variants", "samples", "export_gate", rules.release_n,
         # Fixed wording around trait names, which are compared as file names and keys.
         *audit.get("differences_between_traits", ()),
+        # The sums' rule wording and refusal reasons (crosscohort.gate.sufficient).
+        *sufficient_own_strings(audit.get("sufficient", {})),
     }
     return frozenset(own)
 
@@ -537,6 +549,15 @@ def export_bundle(
             audit["sufficient"] = {
                 t: export_sufficient(d, t, staging, rules=rules, cohort=cohort) for t, d in sufficient.items()
             }
+            # The sums carry each trait's exact n (and cases): compared with every other released
+            # count like a trait's own, so that e.g. sumstats n = n - 3 beside them is named.
+            for t, e in audit["sufficient"].items():
+                if e["status"] == "released":
+                    cases = json.loads((staging / e["files"][0]).read_text(encoding="utf-8")).get("n_cases")
+                    released_sizes[f"{t}{SUMS_LABEL}"] = {
+                        "sample_size": e["n"], "case_count": cases,
+                        "control_count": None if cases is None else e["n"] - cases,
+                    }
         audit["summary"] = {
             "traits": len(results),
             "rows_in": sum(r.ledger.n_in for r in results.values()),

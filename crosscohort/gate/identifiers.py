@@ -1,13 +1,16 @@
 """Sample identifiers: reading them from TRE files, and scanning released files for them.
 
 The identifier rule (:data:`ID_RULE`, stated in every audit), in one sentence:
-every FID and IID of the ``--ids-from`` files (except PLINK's missing code
-``0``) that has 5 or more characters and is not purely numeric, or that
+every FID, IID and SID (plink2's ``.psam``) of the ``--ids-from`` files
+(except PLINK's missing code ``0``) that has 5 or more characters and is not purely numeric, or that
 holds a character other than a letter or digit, is searched as a
 case-insensitive substring of every released text value and file name;
 every other ID (purely numeric, or letters and digits shorter than 5) is
 searched as a whole token, a token being a maximal run of letters and
-digits, compared case-insensitively.
+digits, compared case-insensitively. Both sides are compared in their
+folded form (:func:`fold`: NFKC, case folding, Unicode format characters
+such as zero-width spaces and soft hyphens removed), so ``ＮＡ１２８７８``,
+``NA1<zero-width space>2878`` and ``straße7`` (for ``Strasse7``) are caught.
 
 So ``rs<IID>``, ``<IID>.1``, ``<FID>_<IID>``, an ID in lower case, or an ID
 that itself contains ``:`` are caught for IDs of 5 or more characters; ID
@@ -21,7 +24,8 @@ What is a "released text value" (and what is not compared):
   ``variant_id`` (and of an ``rsid`` written ``chrom:pos:...``, PLINK's name
   for an unnamed variant) are numbers, not text: a purely numeric ID (``1`` .. ``N``,
   the common PLINK convention) cannot be told from a coordinate and is not
-  compared there.
+  compared there. Nor in a column outside the registry whose every value is
+  a number (the sums of the sufficient statistics).
 * JSON and YAML: every key and every string value, except the gate's own
   fixed text (rule descriptions, this rule, its software name, timestamps,
   hex digests it computed or was given), which the caller passes as
@@ -44,6 +48,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +67,7 @@ __all__ = [
     "scan_texts",
     "tokens",
     "redact",
+    "fold",
     "PERSON_COLUMN",
     "ID_RULE",
     "SCAN_RULE",
@@ -84,19 +90,22 @@ PERSON_COLUMN = re.compile(
     r"participant|participant_?id|person|person_?id|individual|individual_?id|indiv)$"
 )
 ID_RULE = (
-    "Every FID and IID of the sample files given to the gate (except PLINK's missing code 0) "
+    "Every FID, IID and SID of the sample files given to the gate (except PLINK's missing code 0) "
     "that has 5 or more characters and is not purely numeric, or that holds a character other "
     "than a letter or digit, was searched as a case-insensitive substring of every released text "
     "value and file name; every other ID (purely numeric, or letters and digits shorter than 5) "
     "was searched as a whole token, a token being a maximal run of letters and digits, compared "
-    "case-insensitively."
+    "case-insensitively. Texts and IDs are compared after Unicode NFKC normalisation and case "
+    "folding, with invisible format characters (zero-width spaces, soft hyphens) removed, so "
+    "fullwidth or invisibly split forms of an ID are found."
 )
 SCAN_RULE = (
     ID_RULE + " Released text values: every file name; the header and the text columns "
     "(variant_id, rsid, alleles) of each table; every key and string of the JSON and YAML files; "
     "every non-numeric token of the Markdown. Not compared: typed numbers (positions, counts, "
     "statistics, the chromosome and position fields of variant_id and of an rsid written "
-    "chrom:pos:...), the gate's own fixed text (registry column names, "
+    "chrom:pos:..., the numbers of a column outside the registry whose every value is a number, "
+    "such as the sums of the sufficient statistics), the gate's own fixed text (registry column names, "
     "rule descriptions, software name, timestamps, hex digests). A table with a column named like "
     "a person identifier, or with as many rows as the cohort has samples, is refused."
 )
@@ -113,6 +122,31 @@ class GateBlock(GateError):
     def __init__(self, message: str, *, released: str) -> None:
         super().__init__(message)
         self.released = released
+
+
+def fold(text: str) -> str:
+    """``text`` as the identifier scan compares it: NFKC, case-folded, format characters removed.
+
+    So a fullwidth ``ＮＡ１２８７８``, an ID with an invisible zero-width
+    space or soft hyphen inside (Unicode category Cf), and ``straße7`` for
+    ``Strasse7`` compare equal to the ID. ASCII text is only lower-cased
+    (the same result, without the Unicode passes).
+    """
+    if text.isascii():
+        return text.lower()
+    t = unicodedata.normalize("NFKC", text)
+    t = "".join(ch for ch in t if unicodedata.category(ch) != "Cf")
+    return unicodedata.normalize("NFKC", t.casefold())
+
+
+def _fold_series(s: pl.Series) -> pl.Series:
+    """:func:`fold` of every text of ``s`` (nulls as ""): lower-cased column-wise, the rare non-ASCII texts one by one."""
+    s = s.fill_null("")
+    low = s.str.to_lowercase()
+    odd = (s.str.len_bytes() != s.str.len_chars()).arg_true()
+    if odd.len():
+        low = low.scatter(odd, [fold(t) for t in s.gather(odd).to_list()])
+    return low
 
 
 def tokens(text: str) -> list[str]:
@@ -140,8 +174,8 @@ class SampleIds:
 
     def __post_init__(self) -> None:
         for i in self.where:
-            low = i.lower()
-            if (len(i) >= SUBSTRING_MIN_LENGTH and not _NUMERIC.match(i)) or not _ALNUM.match(i):
+            low = fold(i)
+            if (len(low) >= SUBSTRING_MIN_LENGTH and not _NUMERIC.match(low)) or not _ALNUM.match(low):
                 self.substrings.setdefault(low, i)
             else:
                 self.whole.setdefault(low, i)
@@ -171,7 +205,7 @@ def scan_texts(
     ``skip_numeric`` leaves purely numeric tokens uncompared (Markdown, whose
     numbers are the gate's own and also stand in the JSON it is rendered from).
     """
-    s = pl.Series("t", list(texts), dtype=pl.String).fill_null("").str.to_lowercase()
+    s = _fold_series(pl.Series("t", list(texts), dtype=pl.String))
     if s.len() == 0:
         return None
     first = _first_substring(s, ids)
@@ -232,7 +266,7 @@ def _first_substring(s: pl.Series, ids: SampleIds, *, offset: int = 0) -> tuple[
 
 
 def read_sample_ids(paths: list[str | Path]) -> SampleIds:
-    """Every FID and IID value in ``paths`` (``.fam``, ``.psam``, ``#FID IID`` tables, ID lists).
+    """Every FID, IID and SID value in ``paths`` (``.fam``, ``.psam``, BGEN ``.sample``, ``#FID IID`` tables, ID lists).
 
     An ID is recorded with a neutral origin (``"IID at line 3 of --ids-from
     file 1"``): the origin may be written into a blocked audit, and a TRE
@@ -250,17 +284,30 @@ def read_sample_ids(paths: list[str | Path]) -> SampleIds:
         path = Path(p)
         if not path.is_file():
             raise InputError(f"{path}: no such file (--ids-from)")
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            # Not UTF-8: Latin-1 maps every byte to the character such tools meant (replacement
+            # characters would make an accented ID unfindable in the UTF-8 bundle).
+            text = raw.decode("latin-1")
+        lines = text.splitlines()
         first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
         if first is None:
             raise InputError(f"{path}: empty file; --ids-from needs sample IDs")
         head = [h.lstrip("#").upper() for h in lines[first].split()]
+        sid_col = None
         if path.suffix == ".fam":
             fid_col, iid_col, start = 0, 1, first
         elif "IID" in head:
             fid_col = head.index("FID") if "FID" in head else None
+            sid_col = head.index("SID") if "SID" in head else None  # plink2 .psam: source/sequencing ID
             iid_col, start = head.index("IID"), first + 1
+        elif head[:2] == ["ID_1", "ID_2"]:
+            # Oxford .sample (BGEN): a header, then a line of column types (0 0 0 D ...).
+            fid_col, iid_col = 0, 1
+            types = lines[first + 1].split() if first + 1 < len(lines) else []
+            start = first + (2 if types[:2] == ["0", "0"] else 1)
         elif lines[first].startswith("#"):
             raise InputError(
                 f"{path}, line {first + 1}: header has no IID column; expected '#FID IID ...' or '#IID ...'"
@@ -271,14 +318,16 @@ def read_sample_ids(paths: list[str | Path]) -> SampleIds:
             parts = lines[lineno].split()
             if not parts or parts[0].startswith("#"):
                 continue
-            if iid_col >= len(parts) or (fid_col is not None and fid_col >= len(parts)):
+            if max(c for c in (fid_col, iid_col, sid_col) if c is not None) >= len(parts):
                 raise InputError(
-                    f"{path}, line {lineno + 1}: expected FID and IID fields; got {len(parts)} field(s)"
+                    f"{path}, line {lineno + 1}: expected FID and IID fields"
+                    f"{' and SID' if sid_col is not None else ''}; got {len(parts)} field(s)"
                 )
             iid = parts[iid_col]
             fid = parts[fid_col] if fid_col is not None else ""
-            samples.add((fid, iid))
-            for label, value in (("IID", iid), ("FID", fid)):
+            sid = parts[sid_col] if sid_col is not None else ""
+            samples.add((fid, iid))  # SID is a forbidden string, not part of the count (a .fam has none)
+            for label, value in (("IID", iid), ("FID", fid), ("SID", sid)):
                 if not value or value == "0" or value in where:
                     continue
                 if not _TOKEN.search(value):
@@ -293,12 +342,17 @@ def read_sample_ids(paths: list[str | Path]) -> SampleIds:
 
 
 def redact(text: str, ids: SampleIds) -> str:
-    """``text`` with every sample ID (under the identifier rule) replaced by ``<sample-id>``."""
+    """``text`` with every sample ID (under the identifier rule) replaced by ``<sample-id>``.
+
+    Non-ASCII text is returned in its folded form (:func:`fold`), in which the ID was found.
+    """
+    if not text.isascii():
+        text = fold(text)
     for _ in range(len(text) + 1):
         hit = scan_texts([text], ids)
         if hit is None:
             return text
-        low, bad = text.lower(), hit[1].lower()
+        low, bad = text.lower(), fold(hit[1])
         if bad in ids.substrings:
             i = low.index(bad)
         else:
@@ -396,19 +450,30 @@ def _scan_table(path: Path, ids: SampleIds) -> None:
         raise _per_person(path, df.height, ids)
     whole = list(ids.whole)
     for c in text_cols:
+        # A column outside the registry whose every value is a number (the sums of the
+        # sufficient statistics) holds numbers, not text: its numeric tokens are not compared.
+        numbers = c not in ALL_COLUMNS and (
+            df[c].str.strip_chars().cast(pl.Float64, strict=False).null_count() == df[c].null_count()
+        )
         for start in range(0, df.height, _SCAN_BLOCK_ROWS):
-            block = df.slice(start, _SCAN_BLOCK_ROWS).select(
-                pl.col(c).fill_null("").str.to_lowercase().alias("t")
-            ).with_row_index("row", offset=start)
+            block = pl.DataFrame({"t": _fold_series(df[c].slice(start, _SCAN_BLOCK_ROWS))}).with_row_index(
+                "row", offset=start
+            )
             first = _first_substring(block["t"], ids, offset=start)
             if whole:
-                text = pl.col("t")
+                toks = block.with_columns(
+                    pl.col("t").str.contains(_COORDINATES).alias("coords"),
+                    pl.col("t").str.extract_all(_TOKEN.pattern),
+                ).explode("t")
+                keep = pl.col("t").is_in(whole)
+                if numbers:
+                    keep = keep & ~pl.col("t").str.contains(r"^[0-9]+$")
                 if c in ("variant_id", "rsid"):
                     # chrom:pos:ref:alt (also PLINK's rsid for unnamed variants): the first two
-                    # fields are coordinates, numbers rather than text, so they are not tokenised.
-                    text = text.str.replace(_COORDINATES, ":")
-                toks = block.select("row", text.str.extract_all(_TOKEN.pattern).alias("t")).explode("t")
-                h = toks.filter(pl.col("t").is_in(whole)).head(1)
+                    # fields are coordinates, numbers rather than text.
+                    k = pl.int_range(pl.len()).over("row")
+                    keep = keep & ((k >= 2) | ~pl.col("coords") | ~pl.col("t").str.contains(r"^[0-9]+$"))
+                h = toks.filter(keep).head(1)
                 if h.height and (first is None or h["row"][0] < first[0]):
                     first = (h["row"][0], ids.whole[h["t"][0]])
             if first is not None:
