@@ -146,7 +146,10 @@ def test_late_bundle__reruns_only_what_depends_on_that_cohort(killed_twice, tmp_
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     sign_manifest(bundle, load_private_key(killed_twice / "results" / "keys" / f"{late}.key"))  # as its TRE
     plan = planned_jobs(tmp_path, cfg)
+    # The demo's cohorts opt in to the federated pooled fit (sheet column `sufficient`), which
+    # reads the bundles too: it and its comparison rerun for every trait as well.
     assert plan == {"verify": 1, "harmonise": len(TRAITS), "meta": len(TRAITS),
+                    "pool_fit": len(TRAITS), "compare_federated": len(TRAITS),
                     "report": len(TRAITS), "all": 1}, plan
     assert _planned_verify(tmp_path, cfg) == [f"results/verify/{late}.json"]
 
