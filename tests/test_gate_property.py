@@ -122,10 +122,16 @@ def _round_eaf(eaf: float, d: int) -> float:
 def _first_failing(row: dict, rel: dict, rules: GateRules, binary: bool) -> str | None:
     """The first rule in ORDER that ``row`` (an input row, released counts ``rel``) breaks."""
     rule = _row_rule(row, rules, binary)
+    if rule == "no_estimate":
+        return rule
+    # A released count of 1..min_count breaks min_count, which comes before the MAC rules in
+    # ORDER: with one size per trait, every row then counts under min_count (found by
+    # hypothesis: cases 16 rounded to 15 with min_count 15, the other rows failing min_mac).
+    # (No row passing the row rules leaves the trait's size unset: each row keeps its own rule.)
+    if any(rel[c] is not None and _small(rel[c], rules.min_count) for c in _counts(binary)):
+        return "min_count"
     if rule is not None:
         return rule
-    if any(_small(rel[c], rules.min_count) for c in _counts(binary)):
-        return "min_count"
     eaf = row["effect_allele_frequency"]
     if eaf is None:
         return "released_mac"
