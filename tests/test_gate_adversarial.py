@@ -13,6 +13,7 @@ import yaml
 
 from crosscohort.errors import GateError, InputError
 from crosscohort.gate import GateRules, apply_gate, export_bundle, read_sample_ids, scan_released
+from crosscohort.gate.bundle import coarsen_between_traits
 from crosscohort.verify import verify_bundle
 
 DIGEST = "cd" * 32
@@ -394,23 +395,57 @@ def test_adversarial18__audit_states_the_id_rule_count_rules_and_limits(tmp_path
     assert "one unit of the last decimal" in md and "withheld" in md
 
 
-def test_adversarial18__small_difference_between_traits_sample_sizes_is_named_in_the_audit(tmp_path: Path) -> None:
-    # The gate does not change the numbers (that would need a second pass over every input);
-    # it names the pair, never the difference, so that the output checker sees it.
+def _released_sizes(out: Path) -> dict[str, dict]:
+    sizes = {}
+    for meta in out.glob("*.meta.yaml"):
+        trait = meta.name.removesuffix(".meta.yaml")
+        with gzip.open(out / f"{trait}.tsv.gz", "rt") as fh:
+            table = pl.read_csv(fh, separator="\t", null_values=["NA"])
+        sizes[trait] = {"meta": yaml.safe_load(meta.read_text()).get("sample_size"),
+                        "rows": set(table["n"].to_list())}
+    return sizes
+
+
+def test_adversarial18__sizes_of_two_traits_cannot_be_differenced_to_a_small_count(tmp_path: Path) -> None:
+    # Failed before this fix: ldl n 1000 and hdl n 1004 were both released, and their
+    # difference (4 people with one phenotype and not the other) could be read off.
     for name, n in (("a.tsv", 1000), ("b.tsv", 1004), ("c.tsv", 1100)):
         _table([{"n": n}] * 3).write_csv(tmp_path / name, separator="\t", null_value="NA")
     out = tmp_path / "exports" / "c1"
     export_bundle({"ldl": tmp_path / "a.tsv", "hdl": tmp_path / "b.tsv", "bmi": tmp_path / "c.tsv"},
                   cohort="c1", trait_types=dict.fromkeys(("ldl", "hdl", "bmi"), "quantitative"),
                   ids_from=[_fam18(tmp_path)], build="GRCh38", ancestry="EUR", config_digest=DIGEST, out_dir=out)
+    sizes = _released_sizes(out)
+    released = {t: v["meta"] for t, v in sizes.items()}
+    assert released == {"ldl": 1000, "hdl": 1000, "bmi": 1100}  # the group's smallest; bmi apart
+    assert all(v["rows"] == {v["meta"]} for v in sizes.values())  # rows carry the same size
+    # The attack: every difference between released sizes is 0 or more than min_count.
+    values = list(released.values())
+    assert not any(0 < abs(a - b) <= 20 for a in values for b in values)
     audit = json.loads((out / "audit.json").read_text())
-    assert audit["differences_between_traits"] == [
-        "sample_size of traits hdl and ldl differ by 1 to 20: the difference counts people; "
-        "set round_n above min_count to coarsen released sample sizes"]
-    assert "## Warning: small differences between traits" in (out / "audit.md").read_text()
+    assert audit["differences_between_traits"] == []
+    assert "lowered to the smallest of their group" in (out / "audit.md").read_text()
 
 
-def test_adversarial18__the_differences_warning_does_not_block_numeric_ids(tmp_path: Path) -> None:
+def test_coarsen_between_traits__chains_and_binary_groups_keep_their_sums() -> None:
+    sizes = {
+        "a": {"sample_size": 1000, "case_count": None, "control_count": None},
+        "b": {"sample_size": 1015, "case_count": None, "control_count": None},  # chained: a-b-c
+        "c": {"sample_size": 1030, "case_count": None, "control_count": None},
+        "d": {"sample_size": 1200, "case_count": 300, "control_count": 900},
+        "e": {"sample_size": 1190, "case_count": 310, "control_count": 880},
+    }
+    out = coarsen_between_traits(sizes, min_count=20, binary={"d", "e"})
+    for kind in ("sample_size", "case_count", "control_count"):
+        vals = [v[kind] for v in out.values() if v[kind] is not None]
+        assert not any(0 < abs(x - y) <= 20 for x in vals for y in vals), (kind, out)
+    for t in ("d", "e"):
+        assert out[t]["sample_size"] == out[t]["case_count"] + out[t]["control_count"]
+    assert all(out[t][k] <= sizes[t][k] for t in sizes for k in sizes[t] if sizes[t][k] is not None)
+    assert [out[t]["sample_size"] for t in "abc"] == [1000, 1000, 1000]
+
+
+def test_adversarial18__coarsened_sizes_do_not_block_numeric_ids(tmp_path: Path) -> None:
     for name, n in (("a.tsv", 1000), ("b.tsv", 1004)):
         _table([{"n": n}] * 3).write_csv(tmp_path / name, separator="\t", null_value="NA")
     out = tmp_path / "exports" / "c1"

@@ -83,7 +83,10 @@ def count_rules_text(rules: GateRules) -> list[str]:
             "(binary traits: cases and controls likewise, n their sum), the largest per-variant count "
             "among the rows the row rules keep"
             + (f", rounded to the nearest multiple of {rules.round_n}" if rules.round_n else "")
-            + "; per-variant counts are not released, so no difference between rows can be formed."
+            + "; per-variant counts are not released, so no difference between rows can be formed. "
+            "Sizes of different traits that would differ by 1 to " + str(k) + " are lowered to the "
+            "smallest of their group (traits whose sizes lie within " + str(k) + " of each other), "
+            "so two traits' released sizes differ by 0 or by more than " + str(k) + "."
         )
     else:
         n_rule = (
@@ -124,10 +127,10 @@ LIMITS: tuple[str, ...] = (
     "approximated from standard errors and p-values (a t-distribution p-value depends on the "
     "residual degrees of freedom).",
     "Differences between this release and another release of the same people (another trait "
-    "set, another date, another study) are not controlled by the gate; sample sizes of "
-    "different traits in this bundle are released as they are (set round_n above min_count to "
-    "coarsen them; the exact n of released sufficient statistics cannot be coarsened) and pairs "
-    "that differ by 1 to min_count are named under a warning.",
+    "set, another date, another study) are not controlled by the gate. Within this bundle, "
+    "sample sizes of different traits are coarsened so that they differ by 0 or by more than "
+    "min_count, except the exact n of released sufficient statistics, which cannot be "
+    "coarsened: pairs involving it that differ by 1 to min_count are named under a warning.",
     "A table of people whose row count differs from the number of samples in the sample files, "
     "with allow-listed columns only, is not recognised as such.",
 )
@@ -275,6 +278,73 @@ def small_differences(sizes: dict[str, dict[str, int | None]], *, min_count: int
                         f"{kind} of traits {a} and {b} differ by 1 to {min_count}: the difference counts "
                         f"people; {fix}"
                     )
+    return out
+
+
+#: The released count columns of each kind that :func:`small_differences` compares.
+_SIZE_COLUMNS = {"sample_size": "n", "case_count": "n_cases", "control_count": "n_controls"}
+
+
+def coarsen_between_traits(
+    sizes: dict[str, dict[str, int | None]], *, min_count: int, binary: set[str]
+) -> dict[str, dict[str, int | None]]:
+    """Released sizes of several traits, lowered so that no difference counts 1..min_count people.
+
+    Two traits' sample sizes (or case, or control counts) that differ by 1 to
+    ``min_count`` count the people with one phenotype and not the other. For
+    each kind of count, the traits' values are grouped by single linkage
+    (sorted, a gap of at most ``min_count`` joins a group) and each group is
+    released at its smallest value: two released values then differ by 0 or
+    by more than ``min_count``. A binary trait keeps ``n = cases +
+    controls``: a lowered ``n`` lowers its larger group, a lowered group
+    lowers ``n``; this repeats until nothing changes (values only fall, so
+    it ends). Every value is at most its input, so a released size never
+    overstates the people analysed (and the EAF's decimals, set by the
+    released n, only get fewer).
+
+    Parameters
+    ----------
+    sizes
+        ``{trait: {"sample_size": n, "case_count": c, "control_count": k}}``
+        as released by the per-trait rule (None where absent).
+    min_count
+        The count rule's threshold.
+    binary
+        The traits whose ``n`` is their cases plus controls.
+
+    Returns
+    -------
+    dict
+        The same shape, lowered where needed.
+    """
+    out = {t: dict(v) for t, v in sizes.items()}
+    changed = True
+    while changed:
+        changed = False
+        for kind in _SIZE_COLUMNS:
+            values = sorted((v[kind], t) for t, v in out.items() if v.get(kind) is not None)
+            group: list[str] = []
+            low = prev = None
+            for value, t in values:
+                if prev is None or value - prev > min_count:
+                    group, low = [], value
+                group.append(t)
+                prev = value
+                if out[t][kind] != low:
+                    out[t][kind] = low
+                    changed = True
+        for t in binary & out.keys():
+            v = out[t]
+            if None in (v.get("sample_size"), v.get("case_count"), v.get("control_count")):
+                continue
+            total = v["case_count"] + v["control_count"]
+            if v["sample_size"] < total:
+                larger = "control_count" if v["control_count"] >= v["case_count"] else "case_count"
+                v[larger] -= total - v["sample_size"]
+                changed = True
+            elif v["sample_size"] > total:
+                v["sample_size"] = total
+                changed = True
     return out
 
 
@@ -518,13 +588,12 @@ def export_bundle(
     results: dict[str, GateResult] = {}
     released_sizes: dict[str, dict[str, int | None]] = {}
     try:
-        for trait, path in sumstats.items():
-            path = Path(path)
+        def gate_trait(trait: str, path: Path, caps: dict[str, int] | None = None) -> None:
             # One trait's tables at a time: at 10^7 variants each copy is GBs, so
             # the input goes as soon as the gate has run, the re-read as soon as
             # it is checked, and the released table once written and described.
             res = apply_gate(read_sumstats(path), trait_type=trait_types[trait], rules=rules,
-                             cohort=cohort, trait=trait, source=str(path))
+                             cohort=cohort, trait=trait, source=str(path), caps=caps)
             data_file = write_sumstats(res.released, staging / f"{trait}.tsv.gz")
             # Re-read what is on disk, as the outside world will, and re-check it.
             back = read_sumstats(data_file)
@@ -545,6 +614,26 @@ def export_bundle(
             audit["traits"][trait] = _trait_audit(trait, res, rules)
             results[trait] = replace(res, released=res.released.clear())
             del res
+
+        for trait, path in sumstats.items():
+            gate_trait(trait, Path(path))
+        if rules.release_n == "trait" and len(sumstats) > 1:
+            # Sizes of two traits 1..min_count apart would count people by their difference:
+            # the traits concerned go through the gate again, their sizes capped (a second
+            # pass only for them, only when it happens).
+            binary = {t for t, k in trait_types.items() if k == "binary"}
+            for _ in range(4):  # a capped trait may lose rows (released MAC), and so its size
+                lowered = coarsen_between_traits(released_sizes, min_count=rules.min_count, binary=binary)
+                todo = [t for t in sumstats if lowered[t] != released_sizes[t]]
+                for trait in todo:
+                    caps = {_SIZE_COLUMNS[k]: v for k, v in lowered[trait].items() if v is not None}
+                    gate_trait(trait, Path(sumstats[trait]), caps)
+                if not todo:
+                    break
+            if small_differences(released_sizes, min_count=rules.min_count):
+                what = ("sample sizes of two traits differ by 1 to min_count and could not be "
+                        "coarsened (rule min_count between traits); export blocked")
+                raise GateBlock(f"{out_dir}: {what}", released=what)
         if sufficient:
             audit["sufficient"] = {
                 t: export_sufficient(d, t, staging, rules=rules, cohort=cohort) for t, d in sufficient.items()

@@ -69,6 +69,7 @@ column is dropped and listed in the audit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import polars as pl
@@ -272,6 +273,7 @@ def apply_gate(
     cohort: str,
     trait: str,
     source: str = "sumstats",
+    caps: Mapping[str, int] | None = None,
 ) -> GateResult:
     """Rows and columns of one association table that may leave the TRE.
 
@@ -288,6 +290,11 @@ def apply_gate(
         Labels for the ledger.
     source
         File name used in error messages.
+    caps
+        ``release_n="trait"`` only: upper bounds of the released ``n``,
+        ``n_cases``, ``n_controls`` (from
+        :func:`crosscohort.gate.bundle.coarsen_between_traits`, so that two
+        traits' released sizes differ by 0 or by more than ``min_count``).
 
     Returns
     -------
@@ -364,6 +371,9 @@ def apply_gate(
         if binary and top["n_cases"] is not None and top["n_controls"] is not None:
             top["n"] = int(top["n_cases"]) + int(top["n_controls"])
         released_n = {c: _round_value(top[c], rules.round_n) for c in count_cols}
+        if caps:
+            released_n = {c: v if v is None or caps.get(c) is None else min(v, int(caps[c]))
+                          for c, v in released_n.items()}
         work = work.with_columns([pl.lit(released_n[c], dtype=pl.Int64).alias(f"__released_{c}")
                                   for c in count_cols])
     else:
