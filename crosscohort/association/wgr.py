@@ -64,7 +64,7 @@ from crosscohort.association.engine import (
 from crosscohort.errors import InputError
 from crosscohort.genotypes import Genotypes, read_id_list
 from crosscohort.ledger import Ledger
-from crosscohort.phenotypes import TraitType, read_sample_list, read_table
+from crosscohort.phenotypes import TraitType, expand_names, read_sample_list, read_table
 from crosscohort.sumstats import float_column, neg_log10_p_from_z, variant_id
 
 __all__ = ["Step1Result", "TraitSummary", "run_step1", "write_step1", "run_step2", "sample_selection"]
@@ -183,7 +183,8 @@ def _covariate_matrix(samples: pl.DataFrame, covars: Sequence[pl.DataFrame], nam
             if name not in ("fid", "iid"):
                 cols[name] = al.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy()
     if names is not None:
-        cols = {c: cols[c] for c in names}
+        cols = {c: cols[c] for c in expand_names(names, list(cols), option="--covar-name",
+                                                 sources=", ".join(sources))}
     x = np.column_stack([np.ones(rows.size)] + [v[rows] for v in cols.values()])
     return x
 
