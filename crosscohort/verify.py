@@ -17,7 +17,10 @@
   ``export_gate``), because a bundle's claims about itself prove nothing;
 - its tables have only GWAS-SSF columns, parse with the declared types, and
   pass the rules that can be re-checked from released values (counts, MAC
-  from eaf and n, rounding) at those thresholds.
+  from eaf and n, rounding) at those thresholds;
+- its step-1 summary of whole-genome regression, when the manifest lists
+  one (``wgr``), has only the released allow-list's keys
+  (:func:`crosscohort.gate.wgr_summary.check_released_wgr`).
 
 Any failure is an :class:`~crosscohort.errors.InputError` or
 :class:`~crosscohort.errors.GateError` naming the file (and line or key)
@@ -44,6 +47,7 @@ from crosscohort.errors import GateError, InputError
 from crosscohort.gate.bundle import MANIFEST, file_digest, has_allowed_suffix
 from crosscohort.gate.rules import COUNT_COLUMNS, GateRules, released_violations
 from crosscohort.gate.signature import SIGNATURE, SignatureCheck, check_signature, load_public_key
+from crosscohort.gate.wgr_summary import check_released_wgr
 from crosscohort.sumstats import COLUMNS, read_sumstats
 
 __all__ = ["VerifiedBundle", "check_required_rules", "verify_bundle", "write_record"]
@@ -357,6 +361,11 @@ def verify_bundle(
             yaml.safe_load(meta_path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise InputError(f"{meta_path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if "wgr" in manifest:
+        name = manifest["wgr"]
+        if not isinstance(name, str) or name not in listed or not name.endswith(".json"):
+            raise InputError(f"{where}: key 'wgr' must name a .json file of the bundle; got {name!r}")
+        check_released_wgr(bundle / name, traits=list(traits))
     return VerifiedBundle(
         path=bundle,
         cohort=claimed,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from crosscohort import __version__
@@ -48,7 +49,10 @@ from crosscohort.gate.rules import (
 from crosscohort.gate.signature import load_private_key, sign_manifest
 from crosscohort.gate.sufficient import audit_md as sufficient_audit_md
 from crosscohort.gate.sufficient import export_sufficient
+from crosscohort.gate.wgr_summary import FIXED_STRINGS as WGR_STRINGS
+from crosscohort.gate.wgr_summary import WGR_FILE, release_wgr_summary
 from crosscohort.ledger import Ledger, read_ledgers
+from crosscohort.stats import lambda_gc
 from crosscohort.sumstats import ALL_COLUMNS, read_sumstats, write_sumstats
 
 __all__ = [
@@ -246,6 +250,16 @@ def _metadata(
     return meta
 
 
+def _released_lambda(released) -> float:
+    """λGC of a released table (its -log10 p, else its p-value); NaN when it has neither."""
+    if "neg_log_10_p_value" in released.columns:
+        return lambda_gc(released.get_column("neg_log_10_p_value").to_numpy())
+    if "p_value" in released.columns:
+        with np.errstate(divide="ignore"):
+            return lambda_gc(-np.log10(released.get_column("p_value").to_numpy()))
+    return float("nan")
+
+
 def small_differences(sizes: dict[str, dict[str, int | None]], *, min_count: int) -> list[str]:
     """Pairs of traits whose released counts of one kind differ by 1 to ``min_count``.
 
@@ -339,6 +353,15 @@ def _audit_md(audit: dict) -> str:
         ]
     if "sufficient" in audit:
         out += sufficient_audit_md(audit["sufficient"], GateRules(**audit["gate_rules"]))
+    if "wgr" in audit:
+        w = audit["wgr"]
+        out += [
+            "## Whole-genome regression: step-1 summary",
+            "",
+            f"Released as {w['released_file']} through its allow-list (rule {w['rule']}): status {w['status']}. "
+            f"{w['withheld']}.",
+            "",
+        ]
     if "summary" in audit:
         s = audit["summary"]
         out += [
@@ -378,7 +401,7 @@ def _own_strings(audit: dict, rules: GateRules) -> frozenset[str]:
     """
     own = {
         *RULE_DESCRIPTIONS.values(), *RULE_ORDER, *TRAIT_TYPES, ID_RULE, SCAN_RULE, WITHHELD,
-        *LIMITS, *count_rules_text(rules), *ALL_COLUMNS, *ALLOWED_SUFFIXES,
+        *LIMITS, *count_rules_text(rules), *ALL_COLUMNS, *ALLOWED_SUFFIXES, *WGR_STRINGS,
         software_name(), __version__, audit["created"], _iso_date(audit["created"]), audit["config_digest"],
         "GWAS-SSF v1.0", "1-based", "pass", "fail", "not applicable", "not completed",
         "released", "blocked", "variants", "samples", "export_gate", rules.release_n,
@@ -416,6 +439,7 @@ def export_bundle(
     qc_ledgers: list[str | Path] = (),
     signing_key: str | Path | None = None,
     sufficient: dict[str, str | Path] | None = None,
+    wgr_summary: str | Path | None = None,
 ) -> ExportResult:
     """Run the export gate on one cohort's association files and write the bundle.
 
@@ -448,6 +472,11 @@ def export_bundle(
         ``{trait: directory}`` of ``crosscohort sufficient`` output to gate
         and release beside the sumstats (the cohort opted in to the
         federated pooled fit; rules: :mod:`crosscohort.gate.sufficient`).
+    wgr_summary
+        The step-1 summary (``OUT.wgr.json`` of ``crosscohort wgr``) when the
+        association used whole-genome regression: released as ``wgr.json``
+        through its allow-list (:mod:`crosscohort.gate.wgr_summary`), with
+        each trait's λGC of the released sumstats (with LOCO) added.
 
     Returns
     -------
@@ -484,7 +513,8 @@ def export_bundle(
     if not build.strip():
         raise ConfigError("--build must name the genome assembly (e.g. GRCh38)")
     key = load_private_key(signing_key) if signing_key is not None else None
-    inputs = [*sumstats.values(), *ids_from, *qc_ledgers, *(sufficient or {}).values()] + (
+    inputs = [*sumstats.values(), *ids_from, *qc_ledgers, *(sufficient or {}).values(),
+              *([wgr_summary] if wgr_summary is not None else [])] + (
         [signing_key] if signing_key is not None else []
     )
     target = claim_out_dir(out_dir, inputs=inputs)
@@ -505,6 +535,7 @@ def export_bundle(
     staging = target.staging()
     results: dict[str, GateResult] = {}
     released_sizes: dict[str, dict[str, int | None]] = {}
+    lambda_loco: dict[str, float] = {}
     try:
         for trait, path in sumstats.items():
             path = Path(path)
@@ -531,12 +562,19 @@ def export_bundle(
                 yaml.safe_dump(meta, sort_keys=False, allow_unicode=True), encoding="utf-8"
             )
             audit["traits"][trait] = _trait_audit(trait, res, rules)
+            if wgr_summary is not None:
+                lambda_loco[trait] = _released_lambda(res.released)
             results[trait] = replace(res, released=res.released.clear())
             del res
         if sufficient:
             audit["sufficient"] = {
                 t: export_sufficient(d, t, staging, rules=rules, cohort=cohort) for t, d in sufficient.items()
             }
+        if wgr_summary is not None:
+            released_wgr = release_wgr_summary(wgr_summary, trait_types=trait_types, lambda_loco=lambda_loco)
+            _write_json(released_wgr, staging / WGR_FILE)
+            audit["wgr"] = {"released_file": WGR_FILE, "rule": "wgr_allow_list", "status": "pass",
+                            "withheld": released_wgr["withheld"]}
         audit["summary"] = {
             "traits": len(results),
             "rows_in": sum(r.ledger.n_in for r in results.values()),
@@ -563,6 +601,7 @@ def export_bundle(
             "rule_order": list(RULE_ORDER),
             **({"sufficient": {t: e["files"] for t, e in audit["sufficient"].items()}}
                if "sufficient" in audit else {}),
+            **({"wgr": WGR_FILE} if wgr_summary is not None else {}),
             "created": created,
             "files": [
                 {"path": p.name, "sha256": file_digest(p), "size": p.stat().st_size}
