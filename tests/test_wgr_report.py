@@ -198,3 +198,22 @@ def test_export_bundle__id_smuggled_into_the_summary_blocks_the_whole_bundle(tmp
     # The same bundle with an honest summary is released, wgr.json among its files.
     export_bundle({"bmi": src}, **args, wgr_summary=_summary(tmp_path))
     assert WGR_FILE in {p.name for p in out.iterdir()}
+
+
+def test_export_bundle__numeric_family_ids_do_not_block_the_cv_scheme(tmp_path):
+    # Families numbered from 1 (PLINK habit, the demo): "5-fold" holds the token 5, a family ID;
+    # the CV scheme is the gate's own validated text (loocv or K-fold), not an identifier.
+    src = tmp_path / "in.tsv"
+    k = 3
+    pl.DataFrame({"chromosome": [1] * k, "base_pair_location": [1000 * (i + 1) for i in range(k)],
+                  "effect_allele": ["A"] * k, "other_allele": ["G"] * k, "beta": [0.1] * k,
+                  "standard_error": [0.05] * k, "p_value": [0.04] * k, "effect_allele_frequency": [0.3] * k,
+                  "n": [1000] * k, "mac": [600.0] * k, "residual_df": [990] * k,
+                  "rsid": [f"rs{i + 1}" for i in range(k)]}).write_csv(src, separator="\t")
+    fam = tmp_path / "c.fam"
+    fam.write_text("5 S5a 0 0 1 -9\n5 S5b 0 0 1 -9\n")
+    out = tmp_path / "exports" / "c1"
+    export_bundle({"bmi": src}, cohort="c1", trait_types={"bmi": "quantitative"}, ids_from=[fam],
+                  build="GRCh38", ancestry="European", config_digest=DIGEST, out_dir=out,
+                  wgr_summary=_summary(tmp_path, cv="5-fold"))
+    assert json.loads((out / WGR_FILE).read_text())["cv"] == "5-fold"

@@ -51,6 +51,7 @@ from crosscohort.gate.sufficient import audit_md as sufficient_audit_md
 from crosscohort.gate.sufficient import export_sufficient
 from crosscohort.gate.wgr_summary import FIXED_STRINGS as WGR_STRINGS
 from crosscohort.gate.wgr_summary import WGR_FILE, release_wgr_summary
+from crosscohort.gate.wgr_summary import own_strings as wgr_own_strings
 from crosscohort.ledger import Ledger, read_ledgers
 from crosscohort.stats import lambda_gc
 from crosscohort.sumstats import ALL_COLUMNS, read_sumstats, write_sumstats
@@ -536,6 +537,7 @@ def export_bundle(
     results: dict[str, GateResult] = {}
     released_sizes: dict[str, dict[str, int | None]] = {}
     lambda_loco: dict[str, float] = {}
+    wgr_own: frozenset[str] = frozenset()
     try:
         for trait, path in sumstats.items():
             path = Path(path)
@@ -573,6 +575,7 @@ def export_bundle(
         if wgr_summary is not None:
             released_wgr = release_wgr_summary(wgr_summary, trait_types=trait_types, lambda_loco=lambda_loco)
             _write_json(released_wgr, staging / WGR_FILE)
+            wgr_own = wgr_own_strings(released_wgr)
             audit["wgr"] = {"released_file": WGR_FILE, "rule": "wgr_allow_list", "status": "pass",
                             "withheld": released_wgr["withheld"]}
         audit["summary"] = {
@@ -587,7 +590,7 @@ def export_bundle(
         audit["differences_between_traits"] = small_differences(released_sizes, min_count=rules.min_count)
         audit["limits"] = list(LIMITS)
         _write_audit(audit, staging)
-        own = _own_strings(audit, rules)
+        own = _own_strings(audit, rules) | wgr_own
         scan_released(staging, ids, own=own)
         manifest = {
             "cohort": cohort,

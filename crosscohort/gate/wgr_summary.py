@@ -30,7 +30,8 @@ from pathlib import Path
 
 from crosscohort.gate.identifiers import GateBlock
 
-__all__ = ["FIXED_STRINGS", "WGR_FILE", "WGR_WITHHELD", "check_released_wgr", "release_wgr_summary"]
+__all__ = ["FIXED_STRINGS", "WGR_FILE", "WGR_WITHHELD", "check_released_wgr", "own_strings",
+           "release_wgr_summary"]
 
 #: The released file's name in the bundle.
 WGR_FILE = "wgr.json"
@@ -66,6 +67,18 @@ FIXED_STRINGS: tuple[str, ...] = (
     WGR_WITHHELD, WGR_FILE, "wgr", "wgr_allow_list", "model", "withheld", "lambda_gc_loco", "loocv", *_CRITERIA,
     *_RUN_KEYS, *_TRAIT_KEYS,
 )
+
+
+def own_strings(released: dict) -> frozenset[str]:
+    """The gate's own text in a released summary, not compared with sample IDs by the scan.
+
+    :data:`FIXED_STRINGS` plus its CV scheme, which :func:`release_wgr_summary`
+    only lets through as ``loocv`` or ``K-fold`` (a number of folds, not an
+    identifier: with families numbered from 1, ``5-fold`` holds the token 5).
+    Trait names are not included: they are compared, as everywhere in the bundle.
+    """
+    cv = released.get("cv")
+    return frozenset((*FIXED_STRINGS, *([cv] if isinstance(cv, str) and _CV.match(cv) else [])))
 
 
 def _block(path: Path, where: str, rule: str, *, detail: str = "") -> GateBlock:
