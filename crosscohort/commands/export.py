@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "MAC, case/control MAC, residual df, no estimate), keeps only GWAS-SSF columns, "
             "writes {trait}.tsv.gz, {trait}.meta.yaml, audit.json, audit.md and manifest.json "
             "(last; signed into manifest.sig.json with --signing-key), scans everything written "
-            "for sample IDs, and moves the bundle into --out-dir only when every check passes; "
+            "for sample IDs (with --wgr-summary also wgr.json, the step-1 summary of whole-genome "
+            "regression, through its allow-list), and moves the bundle into --out-dir only when every "
+            "check passes; "
             "otherwise --out-dir holds only the audit."
         ),
     )
