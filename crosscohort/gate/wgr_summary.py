@@ -17,7 +17,10 @@ step-1 sample size and each trait's). The gate releases it as ``wgr.json``
 - the λGC *with* LOCO is computed here, from the released table of the
   trait (the step-2 statistics as exported), never taken from the input.
 
-The file is then scanned for sample identifiers with every other released
+Numbers are checked for their kind, not their meaning: a count of people
+written into a statistic's field (``cv_r2``: 7) is not recognised, as the
+audit's limits say of statistics in general; the allow-list keeps the
+fields to those ``crosscohort wgr`` writes. The file is then scanned for sample identifiers with every other released
 file (:func:`crosscohort.gate.identifiers.scan_released`).
 """
 

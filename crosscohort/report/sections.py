@@ -594,8 +594,9 @@ def association_model_table(manifests: Sequence[tuple[str, Path, object]], *, tr
         tuple(rows), id="cohorts-model",
         note="From each bundle's released step-1 summary (wgr.json). Level-0 shrinkages are REGENIE's grid "
              "M (1 - h²) / h² over the step-1 variants M; the level-1 shrinkage is chosen by cross-validation. "
-             "λGC with LOCO: the exported step-2 statistics; without LOCO: the covariates-only score test of "
-             "the step-1 variants (the same QC'd variants in the workflow), computed in step 1.",
+             "λGC with LOCO: of the released step-2 statistics (the rows the export gate kept); without "
+             "LOCO: of the covariates-only score test of the step-1 variants, computed in step 1 (in the "
+             "workflow, the QC'd variants step 2 tests). glm cohorts: their λGC is in the cohorts table.",
     )
 
 
