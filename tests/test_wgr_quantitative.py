@@ -124,16 +124,3 @@ def test_chromosome_x__step1_row_23_and_step2_uses_the_x_model(cohort):
         # sex is added as a covariate on X (plink2 --glm's X model): one residual df fewer there.
         df = t.get_column("residual_df").to_numpy()
         assert np.all(df[on_x] == df[~on_x][0] - 1), trait
-
-
-def test_cli__comma_separated_pheno_and_covar_names_are_lists_of_columns(cohort):
-    # One option value "y,y2" (as the workflow passes it) was read character by character:
-    # "no column(s) ['2']" for --pheno-name, a KeyError traceback for --covar-name.
-    import json
-
-    c, both, d = cohort
-    assert main(["wgr", "--bfile", str(c.prefix), "--pheno", str(both), "--pheno-name", "y,y2",
-                 "--covar", str(c.covar), "--covar-name", "sex,age", "--bsize", "200",
-                 "--out", str(d / "names")]) == 0
-    summary = json.loads((d / "names.wgr.json").read_text())
-    assert [t["trait"] for t in summary["traits"]] == ["y", "y2"]

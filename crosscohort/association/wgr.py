@@ -64,11 +64,10 @@ from crosscohort.association.engine import (
 from crosscohort.errors import InputError
 from crosscohort.genotypes import Genotypes, read_id_list
 from crosscohort.ledger import Ledger
-from crosscohort.phenotypes import TraitType, expand_names, read_sample_list, read_table
-from crosscohort.stats import CHI2_1_MEDIAN
+from crosscohort.phenotypes import TraitType, read_sample_list, read_table
 from crosscohort.sumstats import float_column, neg_log10_p_from_z, variant_id
 
-__all__ = ["Step1Result", "TraitSummary", "marginal_chi2", "run_step1", "write_step1", "run_step2", "sample_selection"]
+__all__ = ["Step1Result", "TraitSummary", "run_step1", "write_step1", "run_step2", "sample_selection"]
 
 #: REGENIE switches binary traits to leave-one-out CV below this many analysed samples.
 LOOCV_BELOW = 5000
@@ -225,8 +224,7 @@ def _covariate_matrix(samples: pl.DataFrame, covars: Sequence[pl.DataFrame], nam
             if name not in ("fid", "iid"):
                 cols[name] = al.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy()
     if names is not None:
-        cols = {c: cols[c] for c in expand_names(names, list(cols), option="--covar-name",
-                                                 sources=", ".join(sources))}
+        cols = {c: cols[c] for c in names}
     x = np.column_stack([np.ones(rows.size)] + [v[rows] for v in cols.values()])
     return x
 
@@ -435,6 +433,8 @@ def run_step1(
 
 def _lambda(chi2_values: np.ndarray) -> float:
     """λGC of 1-df statistics (NaN ignored): median over the χ²₁ median."""
+    from crosscohort.stats import CHI2_1_MEDIAN
+
     x = chi2_values[np.isfinite(chi2_values)]
     return float(np.median(x.astype(float)) / CHI2_1_MEDIAN) if x.size else float("nan")
 

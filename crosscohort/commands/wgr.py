@@ -113,22 +113,16 @@ def run(args: argparse.Namespace) -> int:
 
     types = dict(args.trait_type)
     if args.bt:
-        from crosscohort.phenotypes import expand_names, read_header, read_table
+        from crosscohort.phenotypes import read_table
 
-        names = (expand_names([args.pheno_name], read_header(args.pheno), option="--pheno-name",
-                              sources=args.pheno) if args.pheno_name
-                 else [c for c in read_table(args.pheno).columns if c not in ("fid", "iid")])
+        names = args.pheno_name or [c for c in read_table(args.pheno).columns if c not in ("fid", "iid")]
         conflicting = [t for t, k in types.items() if k != "binary"]
         if conflicting:
             raise InputError(f"--bt declares every trait binary, but --trait-type says otherwise for {conflicting}")
         types = {t: "binary" for t in names}
-    # One option value, comma-separated: a one-token list, as plink2-style name lists are read
-    # (a bare string would be read character by character).
-    pheno_names = [args.pheno_name] if args.pheno_name is not None else None
-    covar_names = [args.covar_name] if args.covar_name is not None else None
     result = run_step1(
-        genotype_sources(args), args.pheno, pheno_names=pheno_names, covar=args.covar,
-        covar_names=covar_names, keep=args.keep, remove=args.remove, extract=args.extract,
+        genotype_sources(args), args.pheno, pheno_names=args.pheno_name, covar=args.covar,
+        covar_names=args.covar_name, keep=args.keep, remove=args.remove, extract=args.extract,
         exclude=args.exclude, trait_types=types, bsize=args.bsize, cv_folds=args.cv, loocv=args.loocv,
         level0_h2=args.l0_h2 or R.DEFAULT_H2, level1_h2=args.l1_h2 or R.DEFAULT_H2,
         cohort=args.cohort or default_cohort_name(args), log=sys.stderr,
