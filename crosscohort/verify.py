@@ -47,7 +47,6 @@ from crosscohort.errors import GateError, InputError
 from crosscohort.gate.bundle import MANIFEST, file_digest, has_allowed_suffix
 from crosscohort.gate.rules import COUNT_COLUMNS, GateRules, released_violations
 from crosscohort.gate.signature import SIGNATURE, SignatureCheck, check_signature, load_public_key
-from crosscohort.gate.wgr_summary import check_released_wgr
 from crosscohort.sumstats import COLUMNS, read_sumstats
 
 __all__ = ["VerifiedBundle", "check_required_rules", "verify_bundle", "write_record"]
@@ -333,6 +332,7 @@ def verify_bundle(
     declared = _declared_rules(manifest, where)
     check_required_rules(declared, required, where=where)
     traits = manifest["traits"]
+    _check_wgr(bundle, manifest, listed, where)
     rows: dict[str, int] = {}
     for trait, entry in traits.items():
         if not isinstance(entry, dict):
@@ -361,11 +361,6 @@ def verify_bundle(
             yaml.safe_load(meta_path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise InputError(f"{meta_path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if "wgr" in manifest:
-        name = manifest["wgr"]
-        if not isinstance(name, str) or name not in listed or not name.endswith(".json"):
-            raise InputError(f"{where}: key 'wgr' must name a .json file of the bundle; got {name!r}")
-        check_released_wgr(bundle / name, traits=list(traits))
     return VerifiedBundle(
         path=bundle,
         cohort=claimed,
@@ -384,3 +379,15 @@ def write_record(verified: VerifiedBundle, out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     return write_json(out, verified.record(), sort_keys=False)
+
+
+def _check_wgr(bundle: Path, manifest: dict, listed: dict[str, dict], where: Path) -> None:
+    """Re-check the released step-1 summary of whole-genome regression, when the manifest names one."""
+    from crosscohort.gate.wgr_summary import check_released_wgr
+
+    if "wgr" not in manifest:
+        return
+    name = manifest["wgr"]
+    if not isinstance(name, str) or name not in listed or not name.endswith(".json"):
+        raise InputError(f"{where}: key 'wgr' must name a .json file of the bundle; got {name!r}")
+    check_released_wgr(bundle / name, traits=list(manifest["traits"]))

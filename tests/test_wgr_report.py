@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from crosscohort.association.wgr import run_step1, write_step1
 from crosscohort.cli import main
 from crosscohort.errors import GateError
 from crosscohort.gate import GateRules, export_bundle
@@ -27,7 +28,11 @@ def cohort(tmp_path_factory):
                           n_causal=20, h2=0.5, seed=2)
     common = ["--bfile", str(c.prefix), "--pheno", str(c.pheno), "--pheno-name", "y,cc",
               "--trait-type", "cc=binary", "--covar", str(c.covar)]
-    assert main(["wgr", *common, "--covar-name", "sex,age", "--bsize", "30", "--out", str(d / "step1")]) == 0
+    # Step 1 through the function `crosscohort wgr` calls (its name-list options are read by
+    # read_study_tables on main).
+    step1 = run_step1([c.prefix], c.pheno, pheno_names=["y", "cc"], trait_types={"cc": "binary"},
+                      covar=[c.covar], covar_names=["sex", "age"], bsize=30)
+    write_step1(step1, d / "step1")
     for t in ("y", "cc"):
         assert main(["assoc", *common[:4], "--pheno-name", t, *(common[6:8] if t == "cc" else []),
                      "--covar", str(c.covar), "--pred", str(d / "step1_pred.list"),

@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import yaml
 
+import crosscohort.gate.wgr_summary as wgr_gate
 from crosscohort import __version__
 from crosscohort.errors import ConfigError, GateError, UserError
 from crosscohort.gate.identifiers import (
@@ -49,11 +49,7 @@ from crosscohort.gate.rules import (
 from crosscohort.gate.signature import load_private_key, sign_manifest
 from crosscohort.gate.sufficient import audit_md as sufficient_audit_md
 from crosscohort.gate.sufficient import export_sufficient
-from crosscohort.gate.wgr_summary import FIXED_STRINGS as WGR_STRINGS
-from crosscohort.gate.wgr_summary import WGR_FILE, release_wgr_summary
-from crosscohort.gate.wgr_summary import own_strings as wgr_own_strings
 from crosscohort.ledger import Ledger, read_ledgers
-from crosscohort.stats import lambda_gc
 from crosscohort.sumstats import ALL_COLUMNS, read_sumstats, write_sumstats
 
 __all__ = [
@@ -251,16 +247,6 @@ def _metadata(
     return meta
 
 
-def _released_lambda(released) -> float:
-    """λGC of a released table (its -log10 p, else its p-value); NaN when it has neither."""
-    if "neg_log_10_p_value" in released.columns:
-        return lambda_gc(released.get_column("neg_log_10_p_value").to_numpy())
-    if "p_value" in released.columns:
-        with np.errstate(divide="ignore"):
-            return lambda_gc(-np.log10(released.get_column("p_value").to_numpy()))
-    return float("nan")
-
-
 def small_differences(sizes: dict[str, dict[str, int | None]], *, min_count: int) -> list[str]:
     """Pairs of traits whose released counts of one kind differ by 1 to ``min_count``.
 
@@ -402,7 +388,7 @@ def _own_strings(audit: dict, rules: GateRules) -> frozenset[str]:
     """
     own = {
         *RULE_DESCRIPTIONS.values(), *RULE_ORDER, *TRAIT_TYPES, ID_RULE, SCAN_RULE, WITHHELD,
-        *LIMITS, *count_rules_text(rules), *ALL_COLUMNS, *ALLOWED_SUFFIXES, *WGR_STRINGS,
+        *LIMITS, *count_rules_text(rules), *ALL_COLUMNS, *ALLOWED_SUFFIXES,
         software_name(), __version__, audit["created"], _iso_date(audit["created"]), audit["config_digest"],
         "GWAS-SSF v1.0", "1-based", "pass", "fail", "not applicable", "not completed",
         "released", "blocked", "variants", "samples", "export_gate", rules.release_n,
@@ -565,19 +551,13 @@ def export_bundle(
             )
             audit["traits"][trait] = _trait_audit(trait, res, rules)
             if wgr_summary is not None:
-                lambda_loco[trait] = _released_lambda(res.released)
+                lambda_loco[trait] = wgr_gate.released_lambda(res.released)
             results[trait] = replace(res, released=res.released.clear())
             del res
         if sufficient:
             audit["sufficient"] = {
                 t: export_sufficient(d, t, staging, rules=rules, cohort=cohort) for t, d in sufficient.items()
             }
-        if wgr_summary is not None:
-            released_wgr = release_wgr_summary(wgr_summary, trait_types=trait_types, lambda_loco=lambda_loco)
-            _write_json(released_wgr, staging / WGR_FILE)
-            wgr_own = wgr_own_strings(released_wgr)
-            audit["wgr"] = {"released_file": WGR_FILE, "rule": "wgr_allow_list", "status": "pass",
-                            "withheld": released_wgr["withheld"]}
         audit["summary"] = {
             "traits": len(results),
             "rows_in": sum(r.ledger.n_in for r in results.values()),
@@ -585,6 +565,13 @@ def export_bundle(
             "rows_suppressed": sum(sum(r.ledger.removed.values()) for r in results.values()),
         }
         audit["qc_ledgers"] = [released_ledger(q) for q in qc]
+        if wgr_summary is not None:
+            released_wgr = wgr_gate.release_wgr_summary(wgr_summary, trait_types=trait_types,
+                                                        lambda_loco=lambda_loco)
+            _write_json(released_wgr, staging / wgr_gate.WGR_FILE)
+            wgr_own = wgr_gate.own_strings(released_wgr)
+            audit["wgr"] = {"released_file": wgr_gate.WGR_FILE, "rule": "wgr_allow_list", "status": "pass",
+                            "withheld": released_wgr["withheld"]}
         audit["identifier_scan"] = {"rule": SCAN_RULE, "status": "pass"}
         audit["count_rules"] = count_rules_text(rules)
         audit["differences_between_traits"] = small_differences(released_sizes, min_count=rules.min_count)
@@ -604,7 +591,7 @@ def export_bundle(
             "rule_order": list(RULE_ORDER),
             **({"sufficient": {t: e["files"] for t, e in audit["sufficient"].items()}}
                if "sufficient" in audit else {}),
-            **({"wgr": WGR_FILE} if wgr_summary is not None else {}),
+            **({"wgr": wgr_gate.WGR_FILE} if wgr_summary is not None else {}),
             "created": created,
             "files": [
                 {"path": p.name, "sha256": file_digest(p), "size": p.stat().st_size}

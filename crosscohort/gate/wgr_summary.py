@@ -34,7 +34,7 @@ from pathlib import Path
 from crosscohort.gate.identifiers import GateBlock
 
 __all__ = ["FIXED_STRINGS", "WGR_FILE", "WGR_WITHHELD", "check_released_wgr", "own_strings",
-           "release_wgr_summary"]
+           "release_wgr_summary", "released_lambda"]
 
 #: The released file's name in the bundle.
 WGR_FILE = "wgr.json"
@@ -70,6 +70,20 @@ FIXED_STRINGS: tuple[str, ...] = (
     WGR_WITHHELD, WGR_FILE, "wgr", "wgr_allow_list", "model", "withheld", "lambda_gc_loco", "loocv", *_CRITERIA,
     *_RUN_KEYS, *_TRAIT_KEYS,
 )
+
+
+def released_lambda(released) -> float:
+    """λGC of a released table (its -log10 p, else its p-value); NaN when it has neither."""
+    import numpy as np
+
+    from crosscohort.stats import lambda_gc
+
+    if "neg_log_10_p_value" in released.columns:
+        return lambda_gc(released.get_column("neg_log_10_p_value").to_numpy())
+    if "p_value" in released.columns:
+        with np.errstate(divide="ignore"):
+            return lambda_gc(-np.log10(released.get_column("p_value").to_numpy()))
+    return float("nan")
 
 
 def own_strings(released: dict) -> frozenset[str]:
