@@ -222,3 +222,19 @@ def test_export_bundle__numeric_family_ids_do_not_block_the_cv_scheme(tmp_path):
                   build="GRCh38", ancestry="European", config_digest=DIGEST, out_dir=out,
                   wgr_summary=_summary(tmp_path, cv="5-fold"))
     assert json.loads((out / WGR_FILE).read_text())["cv"] == "5-fold"
+
+
+def test_marginal_chi2__missing_rows_leave_the_trait_out_of_numerator_and_denominator():
+    from crosscohort.association.wgr import marginal_chi2
+
+    rng = np.random.default_rng(4)
+    g = rng.normal(size=(50, 6))
+    y = rng.normal(size=(50, 2))
+    masks = np.ones((50, 2), dtype=bool)
+    masks[::7, 1] = False
+    y[~masks] = 0.0  # step 1's y_std: zero where missing
+    got = marginal_chi2(g, y, masks)
+    for t in range(2):
+        m = masks[:, t]
+        want = (g[m].T @ y[m, t]) ** 2 / (g[m] ** 2).sum(axis=0)
+        np.testing.assert_allclose(got[:, t], want, rtol=1e-12)

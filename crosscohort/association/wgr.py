@@ -152,7 +152,7 @@ def marginal_chi2(g: np.ndarray, y_std: np.ndarray, masks: np.ndarray) -> np.nda
     residualised on the covariates and standardised; ``y_std`` (n x T) are
     the phenotypes residualised on the covariates over each trait's own
     samples, at unit residual variance, zero where missing; ``masks`` (n x T,
-    0/1) marks each trait's samples. The statistic is
+    bool) marks each trait's samples. The statistic is
     ``(g'y)^2 / (g_t'g_t)``, ``g_t`` the genotypes on the trait's samples:
     the score test of the covariates-only model (no offset), which equals
     the ``--glm`` t^2 to O(1/n) near the null. For binary traits it is the
@@ -175,9 +175,18 @@ def marginal_chi2(g: np.ndarray, y_std: np.ndarray, masks: np.ndarray) -> np.nda
         m x T statistics (NaN where a variant does not vary on a trait's samples).
     """
     score = g.T @ y_std
+    # Sums of squares without an n x m temporary (the block is step 1's memory): all rows,
+    # minus each trait's missing rows (few, copied alone).
+    sumsq = np.einsum("ij,ij->j", g, g)
+    den = np.repeat(sumsq[:, None], y_std.shape[1], axis=1)
+    for t in range(y_std.shape[1]):
+        out_rows = ~masks[:, t]
+        if out_rows.any():
+            rest = g[out_rows]
+            den[:, t] -= np.einsum("ij,ij->j", rest, rest)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = score * score / ((g * g).T @ masks)
-    out[~np.isfinite(out)] = np.nan
+        out = score * score / den
+    out[~np.isfinite(out) | (den <= 0)] = np.nan
     return out
 
 
@@ -342,7 +351,7 @@ def run_step1(
     ledger = Ledger(stage="wgr", cohort=cohort, unit="variants", n_in=m_total)
     n_const = 0
     block_chrom = np.empty(len(blocks), dtype=np.int64)
-    mask_matrix = np.column_stack(masks).astype(float)
+    mask_matrix = np.column_stack(masks)
     # float32: one value per step-1 variant and trait, for the medians only.
     no_loco: list[np.ndarray] = []
     for b, (chrom, pos) in enumerate(blocks):
