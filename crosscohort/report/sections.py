@@ -596,7 +596,9 @@ def association_model_table(manifests: Sequence[tuple[str, Path, object]], *, tr
              "M (1 - h²) / h² over the step-1 variants M; the level-1 shrinkage is chosen by cross-validation. "
              "λGC with LOCO: of the released step-2 statistics (the rows the export gate kept); without "
              "LOCO: of the covariates-only score test of the step-1 variants, computed in step 1 (in the "
-             "workflow, the QC'd variants step 2 tests). glm cohorts: their λGC is in the cohorts table.",
+             "workflow, the QC'd variants step 2 tests). A bundle without a step-1 summary is shown as glm "
+             "(a step 2 run on REGENIE's own step-1 files, outside the workflow, releases none); its λGC "
+             "is in the cohorts table.",
     )
 
 
