@@ -238,3 +238,23 @@ def test_marginal_chi2__missing_rows_leave_the_trait_out_of_numerator_and_denomi
         m = masks[:, t]
         want = (g[m].T @ y[m, t]) ** 2 / (g[m] ** 2).sum(axis=0)
         np.testing.assert_allclose(got[:, t], want, rtol=1e-12)
+
+
+def test_report__a_bundle_without_step1_summary_is_a_glm_row(tmp_path):
+    src = tmp_path / "in.tsv"
+    k = 3
+    pl.DataFrame({"chromosome": [1] * k, "base_pair_location": [1000 * (i + 1) for i in range(k)],
+                  "effect_allele": ["A"] * k, "other_allele": ["G"] * k, "beta": [0.1] * k,
+                  "standard_error": [0.05] * k, "p_value": [0.04] * k, "effect_allele_frequency": [0.3] * k,
+                  "n": [1000] * k, "mac": [600.0] * k, "residual_df": [990] * k,
+                  "rsid": [f"rs{i + 1}" for i in range(k)]}).write_csv(src, separator="\t")
+    fam = tmp_path / "c.fam"
+    fam.write_text("F1 S1a 0 0 1 -9\nF1 S1b 0 0 1 -9\n")
+    out = tmp_path / "exports" / "c1"
+    export_bundle({"bmi": src}, cohort="c1", trait_types={"bmi": "quantitative"}, ids_from=[fam],
+                  build="GRCh38", ancestry="European", config_digest=DIGEST, out_dir=out)
+    assert "wgr" not in json.loads((out / "manifest.json").read_text())
+    page = build_report(trait="bmi", meta_path=out / "bmi.tsv.gz", cohort_paths={"c1": out / "bmi.tsv.gz"},
+                        out_path=tmp_path / "bmi.html", manifest_paths={"c1": out / "manifest.json"}).read_text()
+    row = page[page.index('id="cohorts-model"'):].split("<tbody>")[1].split("</tr>")[0]
+    assert "<td>c1</td><td>glm</td>" in row and row.count("<td>—</td>") == 7
