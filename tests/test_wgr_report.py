@@ -172,6 +172,7 @@ def test_release_wgr_summary__counts_of_people_withheld_rest_released(tmp_path):
     {"cv": "HG00096"},  # an ID where a fixed string belongs
     {"trait": {"criterion_name": "HG00096"}},
     {"trait": {"trait": "HG00096"}},  # a trait that is not exported
+    {"trait": {"trait": ["HG00096"]}},  # not a name at all
     {"trait": {"cv_r2": "HG00096"}},  # an ID where a number belongs
     {"level0_h2": ["HG00096"]},
     {"n_blocks": 2.5},

@@ -186,7 +186,7 @@ def release_wgr_summary(path: str | Path, *, trait_types: dict[str, str],
         if not isinstance(entry, dict):
             raise _block(path, where, "must be an object (rule wgr_allow_list)")
         name = entry.get("trait")
-        if name not in trait_types or name in traits:
+        if not isinstance(name, str) or name not in trait_types or name in traits:
             raise _block(path, f"{where}.trait", "must name an exported trait once (rule wgr_allow_list)")
         released: dict = {}
         for key, v in entry.items():
