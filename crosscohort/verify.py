@@ -17,7 +17,10 @@
   ``export_gate``), because a bundle's claims about itself prove nothing;
 - its tables have only GWAS-SSF columns, parse with the declared types, and
   pass the rules that can be re-checked from released values (counts, MAC
-  from eaf and n, rounding) at those thresholds.
+  from eaf and n, rounding) at those thresholds;
+- its step-1 summary of whole-genome regression, when the manifest lists
+  one (``wgr``), has only the released allow-list's keys
+  (:func:`crosscohort.gate.wgr_summary.check_released_wgr`).
 
 Any failure is an :class:`~crosscohort.errors.InputError` or
 :class:`~crosscohort.errors.GateError` naming the file (and line or key)
@@ -362,6 +365,7 @@ def verify_bundle(
     declared = _declared_rules(manifest, where)
     check_required_rules(declared, required, where=where)
     traits = manifest["traits"]
+    _check_wgr(bundle, manifest, listed, where)
     rows: dict[str, int] = {}
     for trait, entry in traits.items():
         if not isinstance(entry, dict):
@@ -409,3 +413,15 @@ def write_record(verified: VerifiedBundle, out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     return write_json(out, verified.record(), sort_keys=False)
+
+
+def _check_wgr(bundle: Path, manifest: dict, listed: dict[str, dict], where: Path) -> None:
+    """Re-check the released step-1 summary of whole-genome regression, when the manifest names one."""
+    from crosscohort.gate.wgr_summary import check_released_wgr
+
+    if "wgr" not in manifest:
+        return
+    name = manifest["wgr"]
+    if not isinstance(name, str) or name not in listed or not name.endswith(".json"):
+        raise InputError(f"{where}: key 'wgr' must name a .json file of the bundle; got {name!r}")
+    check_released_wgr(bundle / name, traits=list(manifest["traits"]))

@@ -40,9 +40,12 @@ def test_workflow_wgr__step1_per_unit_and_parts_with_pred(tmp_path):
     assert _count(out, "association_part") == 8
     assert out.count("--pred results/association/") == 8
     assert "--firth --approx --pThresh 0.05" in out
+    # Every cohort's export releases its step-1 summary (the pooled arm is not exported).
+    assert len(re.findall(r"--wgr-summary results/association/\w+/wgr/step1\.wgr\.json", out)) == 3
 
 
 @pytest.mark.parametrize(("king", "steps"), [("null", 4), ("0.0884", 0)])
 def test_workflow_auto__wgr_exactly_when_relatives_are_kept(tmp_path, king, steps):
     out = _dry_run(tmp_path, "auto", king)
     assert _count(out, "association_wgr_step1") == steps
+    assert ("--wgr-summary" in out) == (steps > 0)

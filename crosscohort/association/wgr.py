@@ -85,6 +85,9 @@ class TraitSummary:
         CV mean squared error (quantitative) or mean negative log-likelihood (binary) per level-1 value.
     r2
         CV squared correlation of prediction and phenotype per level-1 value.
+    lambda_gc_no_loco
+        λGC of the step-1 variants tested without the LOCO offset
+        (:func:`marginal_chi2`); NaN when no variant was tested.
     """
 
     name: str
@@ -95,6 +98,7 @@ class TraitSummary:
     level1_shrinkage: tuple[float, ...]
     criterion: tuple[float, ...]
     r2: tuple[float, ...]
+    lambda_gc_no_loco: float = float("nan")
 
     def to_dict(self) -> dict:
         return {
@@ -105,6 +109,7 @@ class TraitSummary:
             "criterion_name": "mse" if self.trait_type == "quantitative" else "neg_loglik_per_sample",
             "level1_h2": list(self.level1_h2), "level1_shrinkage": list(self.level1_shrinkage),
             "criterion": list(self.criterion), "r2": list(self.r2),
+            "lambda_gc_no_loco": self.lambda_gc_no_loco,
         }
 
 
@@ -138,6 +143,51 @@ class Step1Result:
             "level0_shrinkage": list(self.level0_shrinkage),
             "traits": [t.to_dict() for t in self.traits],
         }
+
+
+def marginal_chi2(g: np.ndarray, y_std: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """1-df score statistics of each block variant for each trait, without the LOCO offset.
+
+    The genotypes ``g`` (n x m) are those step 1 already holds: mean-imputed,
+    residualised on the covariates and standardised; ``y_std`` (n x T) are
+    the phenotypes residualised on the covariates over each trait's own
+    samples, at unit residual variance, zero where missing; ``masks`` (n x T,
+    bool) marks each trait's samples. The statistic is
+    ``(g'y)^2 / (g_t'g_t)``, ``g_t`` the genotypes on the trait's samples:
+    the score test of the covariates-only model (no offset), which equals
+    the ``--glm`` t^2 to O(1/n) near the null. For binary traits it is the
+    linear (Armitage-trend-type) score on the covariate residuals, not the
+    logistic score; both have the same null median.
+
+    Why here and not in step 2: the median of these statistics is the λGC
+    *without* LOCO that the report sets beside step 2's λGC *with* LOCO.
+    Step 1 already streams every step-1 variant (in the workflow, the same
+    QC'd set step 2 tests), residualised and standardised, so the statistic
+    costs two n x m x T products per block beside level 0's n x m x m
+    cross-product; step 2 stays exactly as fast as before (no second scan
+    without the offset). A trait with missing values keeps the numerator
+    exact (its y is orthogonal to the covariates on its own samples) and a
+    denominator residualised over all step-1 samples.
+
+    Returns
+    -------
+    numpy.ndarray
+        m x T statistics (NaN where a variant does not vary on a trait's samples).
+    """
+    score = g.T @ y_std
+    # Sums of squares without an n x m temporary (the block is step 1's memory): all rows,
+    # minus each trait's missing rows (few, copied alone).
+    sumsq = np.einsum("ij,ij->j", g, g)
+    den = np.repeat(sumsq[:, None], y_std.shape[1], axis=1)
+    for t in range(y_std.shape[1]):
+        out_rows = ~masks[:, t]
+        if out_rows.any():
+            rest = g[out_rows]
+            den[:, t] -= np.einsum("ij,ij->j", rest, rest)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = score * score / den
+    out[~np.isfinite(out) | (den <= 0)] = np.nan
+    return out
 
 
 def sample_selection(genotypes: Genotypes, *, keep: str | Path | None = None,
@@ -302,6 +352,9 @@ def run_step1(
     ledger = Ledger(stage="wgr", cohort=cohort, unit="variants", n_in=m_total)
     n_const = 0
     block_chrom = np.empty(len(blocks), dtype=np.int64)
+    mask_matrix = np.column_stack(masks)
+    # float32: one value per step-1 variant and trait, for the medians only.
+    no_loco: list[np.ndarray] = []
     for b, (chrom, pos) in enumerate(blocks):
         # In place where possible: one samples x bsize array is the block's memory.
         g = geno.read(vidx[pos], rows)
@@ -320,6 +373,7 @@ def run_step1(
         block_chrom[b] = chrom
         if g.shape[1] == 0:
             continue
+        no_loco.append(marginal_chi2(g, y_std, mask_matrix).astype(np.float32))
         pred = R.level0_loocv(g, y_std, lam) if use_loocv else R.level0_kfold(g, y_std, sizes, lam)
         for j, m in enumerate(masks):
             feats[j][:, b * n_l0 : (b + 1) * n_l0] = R.standardise_predictions(pred[:, :, j], m)
@@ -334,6 +388,8 @@ def run_step1(
               for c in chroms]
     summaries: list[TraitSummary] = []
     loco: dict[str, np.ndarray] = {}
+    stats = np.concatenate(no_loco) if no_loco else np.full((0, len(designs)), np.nan)
+    del no_loco
     for j, (d, m) in enumerate(zip(designs, masks, strict=True)):
         tau = R.level1_shrinkage(tuple(level1_h2), len(blocks) * n_l0, binary=binary[j])
         xj = feats[j]
@@ -373,7 +429,7 @@ def run_step1(
         loco[d.name] = out
         summaries.append(TraitSummary(d.name, d.trait_type, int(m.sum()), fit.best, tuple(level1_h2),
                                       tuple(float(t) for t in tau), tuple(float(v) for v in fit.criterion),
-                                      tuple(float(v) for v in fit.r2)))
+                                      tuple(float(v) for v in fit.r2), _lambda(stats[:, j])))
         print(f"wgr: trait {d.name}: level-1 h2 {level1_h2[fit.best]} chosen; CV "
               f"{'MSE' if not binary[j] else '-logLik/N'} {fit.criterion[fit.best]:.4f}, "
               f"R2 {fit.r2[fit.best]:.4f}", file=log)
@@ -383,6 +439,14 @@ def run_step1(
     return Step1Result(keys, tuple(summaries), loco, m_total, len(blocks), bsize,
                        "loocv" if use_loocv else f"{cv_folds}-fold", tuple(level0_h2),
                        tuple(float(v) for v in lam), (*(d.ledger for d in designs), ledger))
+
+
+def _lambda(chi2_values: np.ndarray) -> float:
+    """λGC of 1-df statistics (NaN ignored): median over the χ²₁ median."""
+    from crosscohort.stats import CHI2_1_MEDIAN
+
+    x = chi2_values[np.isfinite(chi2_values)]
+    return float(np.median(x.astype(float)) / CHI2_1_MEDIAN) if x.size else float("nan")
 
 
 def write_step1(result: Step1Result, out: str | Path, *, gz: bool = False) -> dict[str, Path]:

@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "MAC, case/control MAC, residual df, no estimate), keeps only GWAS-SSF columns, "
             "writes {trait}.tsv.gz, {trait}.meta.yaml, audit.json, audit.md and manifest.json "
             "(last; signed into manifest.sig.json with --signing-key), scans everything written "
-            "for sample IDs, and moves the bundle into --out-dir only when every check passes; "
+            "for sample IDs (with --wgr-summary also wgr.json, the step-1 summary of whole-genome "
+            "regression, through its allow-list), and moves the bundle into --out-dir only when every "
+            "check passes; "
             "otherwise --out-dir holds only the audit."
         ),
     )
@@ -59,6 +61,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sufficient", action="append", default=[], metavar="TRAIT=DIR",
                    help="opt in to the federated pooled fit: gate and release the sums that "
                         "'crosscohort sufficient --out-dir DIR' wrote for TRAIT (repeatable; off by default)")
+    p.add_argument("--wgr-summary", metavar="FILE",
+                   help="the step-1 summary of 'crosscohort wgr' (OUT.wgr.json) when the association used "
+                        "whole-genome regression: released as wgr.json through its allow-list (shrinkage, "
+                        "CV R2, λGC without LOCO; counts of people withheld), with each trait's λGC with LOCO")
     p.add_argument("--out-dir", required=True,
                    help="bundle directory, e.g. exports/C: new, empty, or the gate's own earlier output "
                         "(replaced whole); anything else in it is refused and left untouched")
@@ -92,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         qc_ledgers=args.qc_ledger,
         signing_key=args.signing_key,
         sufficient=key_value_pairs(args.sufficient, "--sufficient", key="TRAIT") if args.sufficient else None,
+        wgr_summary=args.wgr_summary,
     )
     for trait, r in res.traits.items():
         print(f"{trait}: {r.ledger.n_in} rows in, {r.ledger.n_kept} released, suppressed {r.suppressed}")

@@ -42,7 +42,10 @@ rows. Options follow REGENIE's names where the concept is the same (--bsize,
 Output (REGENIE's layout, readable by REGENIE's step 2 --pred):
   OUT_pred.list        one line per trait: TRAIT PATH
   OUT_<k>.loco[.gz]    header FID_IID id..., then per chromosome 1..23 the LOCO predictions
-  OUT.wgr.json         the step-1 summary: chosen level-1 h2 and CV R^2 per trait
+  OUT.wgr.json         the step-1 summary: shrinkage grids, chosen level-1 h2 and
+                       CV R^2 per trait, and the trait's lambda GC without LOCO
+                       (covariates-only score test of the step-1 variants);
+                       released by 'crosscohort export --wgr-summary'.
 """
 
 _EPILOG = """\

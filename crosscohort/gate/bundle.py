@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+import crosscohort.gate.wgr_summary as wgr_gate
 from crosscohort import __version__
 from crosscohort.errors import ConfigError, GateError, UserError
 from crosscohort.gate.identifiers import (
@@ -419,6 +420,15 @@ def _audit_md(audit: dict) -> str:
         ]
     if "sufficient" in audit:
         out += sufficient_audit_md(audit["sufficient"], GateRules(**audit["gate_rules"]))
+    if "wgr" in audit:
+        w = audit["wgr"]
+        out += [
+            "## Whole-genome regression: step-1 summary",
+            "",
+            f"Released as {w['released_file']} through its allow-list (rule {w['rule']}): status {w['status']}. "
+            f"{w['withheld']}.",
+            "",
+        ]
     if "summary" in audit:
         s = audit["summary"]
         out += [
@@ -498,6 +508,7 @@ def export_bundle(
     qc_ledgers: list[str | Path] = (),
     signing_key: str | Path | None = None,
     sufficient: dict[str, str | Path] | None = None,
+    wgr_summary: str | Path | None = None,
 ) -> ExportResult:
     """Run the export gate on one cohort's association files and write the bundle.
 
@@ -530,6 +541,11 @@ def export_bundle(
         ``{trait: directory}`` of ``crosscohort sufficient`` output to gate
         and release beside the sumstats (the cohort opted in to the
         federated pooled fit; rules: :mod:`crosscohort.gate.sufficient`).
+    wgr_summary
+        The step-1 summary (``OUT.wgr.json`` of ``crosscohort wgr``) when the
+        association used whole-genome regression: released as ``wgr.json``
+        through its allow-list (:mod:`crosscohort.gate.wgr_summary`), with
+        each trait's λGC of the released sumstats (with LOCO) added.
 
     Returns
     -------
@@ -566,7 +582,8 @@ def export_bundle(
     if not build.strip():
         raise ConfigError("--build must name the genome assembly (e.g. GRCh38)")
     key = load_private_key(signing_key) if signing_key is not None else None
-    inputs = [*sumstats.values(), *ids_from, *qc_ledgers, *(sufficient or {}).values()] + (
+    inputs = [*sumstats.values(), *ids_from, *qc_ledgers, *(sufficient or {}).values(),
+              *([wgr_summary] if wgr_summary is not None else [])] + (
         [signing_key] if signing_key is not None else []
     )
     target = claim_out_dir(out_dir, inputs=inputs)
@@ -587,6 +604,8 @@ def export_bundle(
     staging = target.staging()
     results: dict[str, GateResult] = {}
     released_sizes: dict[str, dict[str, int | None]] = {}
+    lambda_loco: dict[str, float] = {}
+    wgr_own: frozenset[str] = frozenset()
     try:
         def gate_trait(trait: str, path: Path, caps: dict[str, int] | None = None) -> None:
             # One trait's tables at a time: at 10^7 variants each copy is GBs, so
@@ -612,6 +631,8 @@ def export_bundle(
                 yaml.safe_dump(meta, sort_keys=False, allow_unicode=True), encoding="utf-8"
             )
             audit["traits"][trait] = _trait_audit(trait, res, rules)
+            if wgr_summary is not None:
+                lambda_loco[trait] = wgr_gate.released_lambda(res.released)
             results[trait] = replace(res, released=res.released.clear())
             del res
 
@@ -654,12 +675,19 @@ def export_bundle(
             "rows_suppressed": sum(sum(r.ledger.removed.values()) for r in results.values()),
         }
         audit["qc_ledgers"] = [released_ledger(q) for q in qc]
+        if wgr_summary is not None:
+            released_wgr = wgr_gate.release_wgr_summary(wgr_summary, trait_types=trait_types,
+                                                        lambda_loco=lambda_loco)
+            _write_json(released_wgr, staging / wgr_gate.WGR_FILE)
+            wgr_own = wgr_gate.own_strings(released_wgr)
+            audit["wgr"] = {"released_file": wgr_gate.WGR_FILE, "rule": "wgr_allow_list", "status": "pass",
+                            "withheld": released_wgr["withheld"]}
         audit["identifier_scan"] = {"rule": SCAN_RULE, "status": "pass"}
         audit["count_rules"] = count_rules_text(rules)
         audit["differences_between_traits"] = small_differences(released_sizes, min_count=rules.min_count)
         audit["limits"] = list(LIMITS)
         _write_audit(audit, staging)
-        own = _own_strings(audit, rules)
+        own = _own_strings(audit, rules) | wgr_own
         scan_released(staging, ids, own=own)
         manifest = {
             "cohort": cohort,
@@ -673,6 +701,7 @@ def export_bundle(
             "rule_order": list(RULE_ORDER),
             **({"sufficient": {t: e["files"] for t, e in audit["sufficient"].items()}}
                if "sufficient" in audit else {}),
+            **({"wgr": wgr_gate.WGR_FILE} if wgr_summary is not None else {}),
             "created": created,
             "files": [
                 {"path": p.name, "sha256": file_digest(p), "size": p.stat().st_size}

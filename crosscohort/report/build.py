@@ -32,6 +32,7 @@ from crosscohort.report.reading import TableDigest, read_digest, read_header
 from crosscohort.report.sections import (
     Image,
     Table,
+    association_model_table,
     audit_tables,
     comparison_section,
     eaf_image,
@@ -779,6 +780,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         scatter_image=scatter_image,
         scatter_facts=scatter_facts,
         cohort_panels=cohort_panels,
+        model_table=association_model_table(manifests, trait=trait),
         ledger_tables=ledger_tables,
         audits=[(c, str(p), audit_tables(d, cohort=c, trait=trait)
                  or _generic_tables(_audit_of_trait(d, trait), f"{c} audit")) for c, p, d in audits],

@@ -33,6 +33,7 @@ from crosscohort.sumstats import chrom_label, marker_only, neg_log10_p_from_z
 __all__ = [
     "Image",
     "Table",
+    "association_model_table",
     "audit_tables",
     "comparison_section",
     "eaf_image",
@@ -526,3 +527,80 @@ def audit_tables(audit: object, *, cohort: str, trait: str) -> list[Table] | Non
             tables.append(Table(f"{cohort}: {k}", ("field", "value"),
                                 tuple((str(a), str(b)) for a, b in v.items() if not isinstance(b, (Mapping, list)))))
     return tables
+
+
+# ---------------------------------------------------------------- association model
+
+def _lists(v: object, fmt: str) -> str:
+    if not isinstance(v, Sequence) or isinstance(v, str):
+        return "—"
+    return ", ".join(num(x, fmt) for x in v)
+
+
+def association_model_table(manifests: Sequence[tuple[str, Path, object]], *, trait: str) -> Table | None:
+    """Per cohort: the association model, its step-1 summary and λGC with and without LOCO.
+
+    Parameters
+    ----------
+    manifests
+        ``(cohort, manifest path, manifest)`` of the export bundles. A bundle
+        whose manifest names a step-1 summary (key ``wgr``, written by the
+        gate: :mod:`crosscohort.gate.wgr_summary`) used whole-genome
+        regression; one without used ``glm``.
+    trait
+        The report's trait.
+
+    Returns
+    -------
+    Table or None
+        None when no manifest was given.
+
+    Raises
+    ------
+    InputError
+        A named step-1 summary missing or not a JSON object (naming the file).
+    """
+    import json
+
+    rows = []
+    for cohort, path, manifest in manifests:
+        name = manifest.get("wgr") if isinstance(manifest, Mapping) else None
+        if name is None:
+            rows.append((cohort, "glm", *("—" for _ in range(7))))
+            continue
+        file = Path(path).parent / str(name)
+        try:
+            summary = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{file}: the step-1 summary named by {path} (key 'wgr') is unreadable "
+                             f"({type(exc).__name__})") from None
+        traits = summary.get("traits") if isinstance(summary, Mapping) else None
+        if not isinstance(traits, Mapping):
+            raise InputError(f"{file}: a step-1 summary must be an object with 'traits'")
+        t = traits.get(trait)
+        t = t if isinstance(t, Mapping) else {}
+        rows.append((
+            cohort, "wgr", str(summary.get("cv", "—")), _lists(summary.get("level0_shrinkage"), ".4g"),
+            f"{num(t.get('chosen_level1_shrinkage'), '.4g')} (h² {num(t.get('chosen_level1_h2'), '.3g')})",
+            num(t.get("cv_r2"), ".4f"), num(t.get("lambda_gc_loco"), ".4f"), num(t.get("lambda_gc_no_loco"), ".4f"),
+            _cell_count(summary.get("n_blocks")),
+        ))
+    if not rows:
+        return None
+    return Table(
+        f"association model per cohort: {trait}",
+        ("cohort", "model", "step-1 CV", "level-0 shrinkages", "level-1 shrinkage chosen", "CV R²",
+         "λGC with LOCO", "λGC without LOCO", "step-1 blocks"),
+        tuple(rows), id="cohorts-model",
+        note="From each bundle's released step-1 summary (wgr.json). Level-0 shrinkages are REGENIE's grid "
+             "M (1 - h²) / h² over the step-1 variants M; the level-1 shrinkage is chosen by cross-validation. "
+             "λGC with LOCO: of the released step-2 statistics (the rows the export gate kept); without "
+             "LOCO: of the covariates-only score test of the step-1 variants, computed in step 1 (in the "
+             "workflow, the QC'd variants step 2 tests). A bundle without a step-1 summary is shown as glm "
+             "(a step 2 run on REGENIE's own step-1 files, outside the workflow, releases none); its λGC "
+             "is in the cohorts table.",
+    )
+
+
+def _cell_count(v: object) -> str:
+    return count(v) if isinstance(v, int) and not isinstance(v, bool) else "—"

@@ -173,6 +173,16 @@ def wgr_step2_args(wildcards, input):
     return f"--pred {input.pred} {fix} --pThresh {WGR.get('pthresh', 0.05)}"
 
 
+def wgr_export_output():
+    """The export's released step-1 summary, declared only with model wgr."""
+    return {"wgr": "exports/{cohort}/wgr.json"} if ASSOC_MODEL == "wgr" else {}
+
+
+def wgr_export_args(wildcards, input):
+    """`crosscohort export --wgr-summary` of step 1's summary (model wgr), else nothing."""
+    return f"--wgr-summary {input.wgr_summary}" if ASSOC_MODEL == "wgr" else ""
+
+
 def wgr_mem_mb(wildcards, input, attempt):
     """Memory of step 1, x1.5.
 
@@ -284,6 +294,8 @@ def export_inputs(wildcards):
     }
     if SIGNS:
         inputs["signing_key"] = signing_key(c)
+    if ASSOC_MODEL == "wgr":
+        inputs["wgr_summary"] = f"results/association/{c}/wgr/step1.wgr.json"
     return inputs
 
 

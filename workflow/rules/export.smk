@@ -9,6 +9,7 @@ rule export:
         unpack(export_inputs),
     output:
         **signature_output(),
+        **wgr_export_output(),
         sumstats=expand("exports/{{cohort}}/{trait}.tsv.gz", trait=TRAITS),
         meta=expand("exports/{{cohort}}/{trait}.meta.yaml", trait=TRAITS),
         audit_json="exports/{cohort}/audit.json",
@@ -35,6 +36,7 @@ rule export:
         sufficient=sufficient_args,
         out_dir=lambda wildcards, output: Path(output.manifest).parent,
         signing=signing_args,
+        wgr=wgr_export_args,
     shell:
         "python -m crosscohort export --cohort {wildcards.cohort} {params.sumstats} {params.trait_types}"
         " {params.ids} --build {params.build} --ancestry {params.ancestry}"
@@ -42,7 +44,7 @@ rule export:
         " --min-count {params.rules[min_count]} --round-n {params.rules[round_n]}"
         " --min-mac {params.rules[min_mac]} --min-mac-group {params.rules[min_mac_group]}"
         " --min-residual-df {params.rules[min_residual_df]} {params.signing} {params.sufficient}"
-        " --release-n {params.rules[release_n]}"
+        " --release-n {params.rules[release_n]} {params.wgr}"
         " --out-dir {params.out_dir} 2> {log}"
 
 
