@@ -12,7 +12,7 @@ https://github.com/EBISPOT/gwas-summary-statistics-standard
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -355,6 +355,29 @@ def open_binary(path: str | Path) -> BinaryIO:
 
         return igzip.open(path, "rb")
     return open(path, "rb")  # noqa: SIM115 - returned to the caller's with block
+
+
+def chromosome_parts(
+    streams: Sequence[Iterator[tuple[int, pl.DataFrame]]], empty: Sequence[pl.DataFrame]
+) -> Iterator[tuple[int, list[pl.DataFrame]]]:
+    """Several cohorts' ``(chromosome code, rows)`` streams taken one chromosome at a time.
+
+    Each stream yields its parts in increasing chromosome code; a cohort with
+    no rows on a chromosome contributes its ``empty`` frame. Only the current
+    part of every stream is held, so memory is set by the largest chromosome.
+    """
+    heads = [next(g, None) for g in streams]
+    while any(h is not None for h in heads):
+        code = min(h[0] for h in heads if h is not None)
+        frames = []
+        for i, h in enumerate(heads):
+            if h is not None and h[0] == code:
+                frames.append(h[1])
+                heads[i] = None  # drop the reference before reading ahead
+                heads[i] = next(streams[i], None)
+            else:
+                frames.append(empty[i])
+        yield code, frames
 
 
 def line_blocks(fh: BinaryIO, block_bytes: int, *, prefix: bytes = b"") -> Iterator[bytes]:

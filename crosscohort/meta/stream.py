@@ -64,6 +64,7 @@ from crosscohort.stats import lambda_gc
 from crosscohort.sumstats import (
     REQUIRED,
     SumstatsError,
+    chromosome_parts,
     header_line,
     header_names,
     line_blocks,
@@ -257,18 +258,8 @@ def file_parts(paths: dict[str, Path], canonical: list[str], *, keep: tuple[str,
     def parts() -> Iterator[tuple[int, list[pl.DataFrame]]]:
         gens = [_file_chunks(Path(paths[c]), cohort=c, idx=i, keep=keep, samplesize=samplesize,
                              block_bytes=block_bytes) for i, c in enumerate(canonical)]
-        heads = [next(g, None) for g in gens]
         any_part = False
-        while any(h is not None for h in heads):
-            code = min(h[0] for h in heads if h is not None)
-            frames = []
-            for i, h in enumerate(heads):
-                if h is not None and h[0] == code:
-                    frames.append(h[1])
-                    heads[i] = None  # drop the reference before reading ahead
-                    heads[i] = next(gens[i], None)
-                else:
-                    frames.append(empty[i])
+        for code, frames in chromosome_parts(gens, empty):
             any_part = True
             yield code, frames
         if not any_part:

@@ -30,7 +30,13 @@ import polars as pl
 from crosscohort.errors import InputError
 from crosscohort.pooled.blocks import BLOCK_SUFFIX, VARIANT_SUFFIX, CohortBlock, read_block
 from crosscohort.pooled.fit import PooledFit, solve_linear, solve_logistic_onestep
-from crosscohort.sumstats import float_column, line_blocks, open_binary, variant_id
+from crosscohort.sumstats import (
+    chromosome_parts,
+    float_column,
+    line_blocks,
+    open_binary,
+    variant_id,
+)
 
 __all__ = ["PoolFitResult", "read_sums", "pool_fit", "pool_fit_to_file", "sufficient_paths"]
 
@@ -295,17 +301,7 @@ def _parts(inputs: Sequence[tuple[str | Path, str | Path]], blocks: Sequence[Coh
            shared: Sequence[str], log: TextIO, block_bytes: int) -> Iterator[pl.DataFrame]:
     """Pooled rows one chromosome at a time (every cohort's rows of that chromosome read together)."""
     gens = [read_sums(t, b, block_bytes=block_bytes) for b, (_, t) in zip(blocks, inputs, strict=True)]
-    heads = [next(g, None) for g in gens]
-    while any(h is not None for h in heads):
-        code = min(h[0] for h in heads if h is not None)
-        frames = []
-        for i, h in enumerate(heads):
-            if h is not None and h[0] == code:
-                frames.append(h[1])
-                heads[i] = None  # drop the reference before reading ahead
-                heads[i] = next(gens[i], None)
-            else:
-                frames.append(_empty(blocks[i]))
+    for _, frames in chromosome_parts(gens, [_empty(b) for b in blocks]):
         yield _fit_part(blocks, frames, shared=shared, log=log)  # empties ``frames`` as it goes
         del frames
 
