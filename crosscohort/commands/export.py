@@ -77,14 +77,7 @@ def run(args: argparse.Namespace) -> int:
         if not Path(args.config).is_file():
             raise ConfigError(f"{args.config}: no such file (--config)")
         digest = file_digest(args.config)
-    rules = GateRules(
-        min_count=args.min_count,
-        round_n=args.round_n,
-        min_mac=args.min_mac,
-        min_mac_group=args.min_mac_group,
-        min_residual_df=args.min_residual_df,
-        release_n=args.release_n,
-    )
+    rules = GateRules.from_options(args)
     res = export_bundle(
         key_value_pairs(args.sumstats, "--sumstats", key="TRAIT"),
         cohort=args.cohort,

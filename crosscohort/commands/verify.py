@@ -46,14 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    required = GateRules(
-        min_count=args.min_count,
-        round_n=args.round_n,
-        min_mac=args.min_mac,
-        min_mac_group=args.min_mac_group,
-        min_residual_df=args.min_residual_df,
-        release_n=args.release_n,
-    )
+    required = GateRules.from_options(args)
     verified = verify_bundle(args.bundle, cohort=args.cohort, required=required, public_key=args.public_key)
     out = write_record(verified, args.out)
     print(

@@ -70,7 +70,7 @@ column is dropped and listed in the audit.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import polars as pl
 
@@ -164,6 +164,11 @@ class GateRules:
 
     def to_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
+
+    @classmethod
+    def from_options(cls, options: object) -> GateRules:
+        """The rules given as command-line options (``--min-count`` ... ``--release-n``)."""
+        return cls(**{f.name: getattr(options, f.name) for f in fields(cls)})
 
     @property
     def n_margin(self) -> int:
