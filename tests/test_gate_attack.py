@@ -14,6 +14,7 @@ import pytest
 
 from crosscohort.errors import GateError
 from crosscohort.gate import export_bundle
+from tests.test_gate_adversarial import _table
 
 DIGEST = "cd" * 32
 LONG = "NA12878"
@@ -24,17 +25,6 @@ def _fam(tmp: Path) -> Path:
     p = tmp / "cohort.fam"
     p.write_text("".join(f"{f}\t{i}\t0\t0\t1\t-9\n" for f, i in IDS), encoding="utf-8")
     return p
-
-
-def _table(rows: list[dict]) -> pl.DataFrame:
-    base = {
-        "chromosome": 1, "effect_allele": "A", "other_allele": "G", "beta": 0.1,
-        "standard_error": 0.05, "p_value": 0.04, "effect_allele_frequency": 0.3, "n": 1000,
-        "mac": 600.0, "residual_df": 990, "error_code": None,
-    }
-    out = [{**base, "base_pair_location": 1000 + i, "rsid": f"rs{i + 1}",
-            "variant_id": f"1:{1000 + i}:G:A", **r} for i, r in enumerate(rows)]
-    return pl.DataFrame(out, schema_overrides={"error_code": pl.String})
 
 
 def _export(tmp: Path, df: pl.DataFrame, **kw) -> Path:
