@@ -42,7 +42,7 @@ from typing import TextIO
 
 import numpy as np
 import polars as pl
-from scipy.stats import chi2
+from scipy.special import chdtrc
 
 from crosscohort.association import _kernels as K
 from crosscohort.association import _offset_tests as O
@@ -629,7 +629,7 @@ def _binary_with_offset(geno: Genotypes, d: TraitDesign, loco: np.ndarray, vidx:
         chunk = K.prepare_chunk(dos, cases=d.y)
         beta, se, stat, gt = O.score_chunk(null, chunk.centred)
         m = dos.shape[1]
-        p_value = chi2.sf(stat, 1)
+        p_value = chdtrc(1, stat)
         z = np.sign(beta) * np.sqrt(stat)
         nlp = neg_log10_p_from_z(z)
         err = np.full(m, None, dtype=object)
@@ -650,7 +650,7 @@ def _binary_with_offset(geno: Genotypes, d: TraitDesign, loco: np.ndarray, vidx:
                 corrected[j] = True
                 if ok:
                     beta[j], se[j] = b, s
-                    p_value[j] = chi2.sf(lrt, 1)
+                    p_value[j] = chdtrc(1, lrt)
                     nlp[j] = neg_log10_p_from_z(np.array([np.sign(b) * np.sqrt(lrt)]))[0]
                 else:  # no score-test p-value below pThresh is released uncorrected
                     beta[j] = se[j] = p_value[j] = nlp[j] = np.nan
