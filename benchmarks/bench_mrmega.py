@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             check=True,
         )
         prep = (
-            "import sys; from crosscohort.harmonise import harmonise, read_cohort_tables; "
-            "from crosscohort.sumstats import write_sumstats; from pathlib import Path; "
+            "import sys; from crosscohort.central.harmonise import harmonise, read_cohort_tables; "
+            "from crosscohort.contract.sumstats import write_sumstats; from pathlib import Path; "
             "w = Path(sys.argv[1]); k = int(sys.argv[2]); "
             "h = harmonise(read_cohort_tables({f'c{i}': w / f'c{i}.tsv' for i in range(k)})); "
             "[write_sumstats(t, w / f'h_{c}.tsv.gz') for c, t in h.tables.items()]"

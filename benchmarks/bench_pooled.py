@@ -75,8 +75,8 @@ def _cohort(args: argparse.Namespace) -> None:
 def _central_inputs(k: int, chr1: int, rest: int, seed: int) -> list[Path]:
     import polars as pl
 
-    from crosscohort.pooled.blocks import CohortBlock, write_block
-    from crosscohort.sumstats import write_sumstats
+    from crosscohort.contract.sums import CohortBlock, write_block
+    from crosscohort.contract.sumstats import write_sumstats
 
     names = ["age", "sex", *(f"PC{i}" for i in range(1, 11))]
     dirs = []
@@ -125,8 +125,8 @@ def _binary(args: argparse.Namespace) -> None:
     from test_pooled_fit import COHORTS, _stacked
 
     from crosscohort.cli import main
-    from crosscohort.genotypes import Genotypes
-    from crosscohort.simulate import simulate_demo
+    from crosscohort.demo.simulate import simulate_demo
+    from crosscohort.tre.genotypes import Genotypes
 
     root = Path(tempfile.mkdtemp(prefix="bench_pooled_", dir=OUT))
     sim = simulate_demo(root / "sim", scale=args.scale)

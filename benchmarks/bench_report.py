@@ -33,7 +33,7 @@ OUT = REPO / "benchmarks" / "out" / "report"
 OURS = """
 import sys, time
 import polars as pl
-from crosscohort.plots import manhattan, qq, figure_png
+from crosscohort.central.report.plots import manhattan, qq, figure_png
 t0 = time.perf_counter()
 df = pl.read_parquet(sys.argv[1], columns=["chromosome", "base_pair_location", "neg_log_10_p_value"])
 t1 = time.perf_counter()
@@ -137,7 +137,7 @@ def main() -> int:
         meta_tsv = OUT / "meta.tsv.gz"
         cohort_tsv = [OUT / f"cohort{i}.tsv.gz" for i in (1, 2)]
         if not meta_tsv.exists():
-            from crosscohort.sumstats import write_sumstats
+            from crosscohort.contract.sumstats import write_sumstats
 
             full = pl.read_parquet(data)
             write_sumstats(full, meta_tsv)

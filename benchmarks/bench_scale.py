@@ -28,7 +28,7 @@ average before and after. Stages, in pipeline order:
     ``crosscohort meta --method random`` on the harmonised tables (of
     ``harmonise-ref`` when present, else ``harmonise``), with the rule's
     ``--cohort-order``, ``--loo-threshold``, ``--loo-window-kb`` (the command
-    reads them one chromosome at a time: ``crosscohort/meta/stream.py``).
+    reads them one chromosome at a time: ``crosscohort/central/meta/stream.py``).
 ``meta-pruned``
     ``benchmarks/meta_pruned_driver.py``: the whole-table functions
     (``meta_analyse`` on whole tables cut to ``meta_input_columns()``, as the

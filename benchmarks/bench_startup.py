@@ -40,18 +40,18 @@ from _timing import measured  # noqa: E402
 
 #: What each command's run imports before it reads its input (its own module's lazy imports).
 RUN_IMPORTS = {
-    "simulate": "crosscohort.commands.simulate, crosscohort.simulate",
-    "qc": "crosscohort.commands.qc, crosscohort.qc",
-    "pca": "crosscohort.commands.pca, crosscohort.pca",
-    "assoc": "crosscohort.commands.assoc, crosscohort.association, crosscohort.sumstats",
+    "simulate": "crosscohort.commands.simulate, crosscohort.demo.simulate",
+    "qc": "crosscohort.commands.qc, crosscohort.tre.qc",
+    "pca": "crosscohort.commands.pca, crosscohort.tre.pca",
+    "assoc": "crosscohort.commands.assoc, crosscohort.tre.association, crosscohort.contract.sumstats",
     "export": "crosscohort.commands.export",
     "verify": "crosscohort.commands.verify",
     "harmonise": "crosscohort.commands.harmonise",
     "meta": "crosscohort.commands.meta",
-    "pool": "crosscohort.commands.pool, crosscohort.pool",
+    "pool": "crosscohort.commands.pool, crosscohort.demo.pool",
     "compare": "crosscohort.commands.compare",
-    "clump": "crosscohort.commands.clump, crosscohort.clump",
-    "report": "crosscohort.commands.report, crosscohort.report",
+    "clump": "crosscohort.commands.clump, crosscohort.demo.clump",
+    "report": "crosscohort.commands.report, crosscohort.central.report",
 }
 
 

@@ -1,7 +1,7 @@
 """Whole-genome regression on a family cohort: calibration (wgr vs glm) and BOLT-LMM, side by side.
 
 Simulates a cohort of extended families plus unrelated people
-(:func:`crosscohort.pedigree.simulate_families`), then times on the same
+(:func:`crosscohort.demo.pedigree.simulate_families`), then times on the same
 input, each as a child process under GNU time:
 
 - ``crosscohort wgr`` (step 1) and ``crosscohort assoc --pred`` (step 2);
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _timing import timed  # noqa: E402
 
-from crosscohort.pedigree import simulate_families  # noqa: E402
+from crosscohort.demo.pedigree import simulate_families  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "wgr"
 

@@ -2,7 +2,7 @@
 
 Times, in one process on one random block of ``--samples`` x ``--bsize``
 standardised genotypes and two traits (one with every 7th value missing),
-:func:`crosscohort.association.wgr.marginal_chi2` and the level-0 K-fold
+:func:`crosscohort.tre.association.wgr.marginal_chi2` and the level-0 K-fold
 ridge that step 1 runs on every block anyway; best of ``--repeat``.
 Run with ``OPENBLAS_NUM_THREADS=1`` for one thread.
 
@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from crosscohort.association import _ridge as R
-from crosscohort.association.wgr import marginal_chi2
+from crosscohort.tre.association import _ridge as R
+from crosscohort.tre.association.wgr import marginal_chi2
 
 
 def _best(f, repeat: int) -> float:

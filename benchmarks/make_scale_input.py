@@ -12,7 +12,7 @@ Three independent inputs (each skipped when already present)::
               variants.keep        one .bim ID a line (QC's extract list: everything)
     gate/     one cohort's association table of R rows (default 10,000,000), binary
               trait ``cad``, with the GWAS-SSF and internal columns the association
-              engine writes (crosscohort/association/engine.py column order), for
+              engine writes (crosscohort/tre/association/engine.py column order), for
               ``crosscohort export``; its sample IDs come from cohort/geno.fam.
     central/  K cohorts x M variants (default 5 x 10,000,000) of GWAS-SSF tables as
               a bundle releases them (``c{i}.tsv.gz``; no manifest: verify is not
@@ -52,7 +52,7 @@ import numpy as np
 import polars as pl
 from scipy.special import log_ndtr, ndtr
 
-from crosscohort.sumstats import COLUMNS, variant_id, write_sumstats
+from crosscohort.contract.sumstats import COLUMNS, variant_id, write_sumstats
 
 OUT = Path(__file__).resolve().parent / "out" / "scale"
 BASES = np.array(list("ACGT"))

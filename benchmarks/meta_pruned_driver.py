@@ -1,7 +1,7 @@
 """Bench-only: the whole-table meta-analysis (``meta_analyse``) on column-pruned harmonised tables.
 
 Since 2026-12-02 ``crosscohort meta`` reads harmonised tables one chromosome
-at a time (``crosscohort/meta/stream.py``, 2.16 GB at 5 x 10M); this driver
+at a time (``crosscohort/central/meta/stream.py``, 2.16 GB at 5 x 10M); this driver
 keeps the whole-table functions it used before (13.6 GB there), as the
 reference for memory and for the output, which must be the same bytes.
 
@@ -26,10 +26,10 @@ from pathlib import Path
 
 import psutil
 
-from crosscohort.loci import distance_loci
-from crosscohort.meta import leave_one_out, meta_analyse, write_loo, write_meta
-from crosscohort.meta.ivw import meta_input_columns
-from crosscohort.sumstats import read_sumstats
+from crosscohort.central.loci import distance_loci
+from crosscohort.central.meta import leave_one_out, meta_analyse, write_loo, write_meta
+from crosscohort.central.meta.ivw import meta_input_columns
+from crosscohort.contract.sumstats import read_sumstats
 
 
 class _Step:

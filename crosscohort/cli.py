@@ -6,7 +6,7 @@ Each subcommand lives in ``crosscohort/commands/<name>.py`` and provides
 Only the chosen subcommand's module is imported, so a stage's conda
 environment needs only that stage's dependencies.
 
-Errors a user can fix (:class:`crosscohort.errors.UserError`) are printed as
+Errors a user can fix (:class:`crosscohort.contract.errors.UserError`) are printed as
 one line naming the file, line or column and the rule, with exit status 2;
 anything else is a bug and keeps its traceback.
 """
@@ -19,8 +19,8 @@ import os
 import sys
 
 from crosscohort import __version__
-from crosscohort.errors import UserError
-from crosscohort.memory import retain_freed_memory
+from crosscohort.contract.errors import UserError
+from crosscohort.runtime.memory import retain_freed_memory
 
 #: Subcommands in pipeline order, with their one-line summaries.
 COMMANDS: dict[str, str] = {
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("_RJEM_MALLOC_CONF", JEMALLOC_CONF)
     args = build_parser(argv).parse_args(argv)
     # Megabyte temporaries freed and re-allocated per chromosome and per block: reused from
-    # the heap rather than fresh pages each time (see crosscohort.memory). meta combines
+    # the heap rather than fresh pages each time (see crosscohort.runtime.memory). meta combines
     # parts in worker threads: one heap for all, not one kept per thread (3 x 2M: peak RSS
     # 1.44-1.50 -> 1.31-1.34 GB).
     retain_freed_memory(arena_max=1 if tuned else None)

@@ -1,6 +1,6 @@
 """Study configuration and cohort sheet: validated at load, failing before any job runs.
 
-The JSON Schemas live in ``workflow/schemas/``; this module applies them
+The JSON Schemas live in ``crosscohort/schemas/`` (package data); this module applies them
 (filling defaults), then runs the checks a schema cannot express: duplicate
 cohort ids, missing files (the signing key in cohort mode too), the cohort
 named in cohort mode, consent. Every
@@ -33,8 +33,8 @@ from typing import Any
 import polars as pl
 import yaml
 
-from crosscohort.errors import ConfigError
-from crosscohort.gate.rules import GateRules
+from crosscohort.contract.errors import ConfigError
+from crosscohort.contract.release import GateRules
 
 __all__ = [
     "Study",
@@ -47,7 +47,7 @@ __all__ = [
     "SCHEMA_DIR",
 ]
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "workflow" / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 
 SHEET_COLUMNS = (
     "cohort", "genotypes", "genotype_format", "pheno", "covar", "build", "ancestry", "duo_codes", "sufficient",
@@ -346,7 +346,7 @@ def load_study(config: dict[str, Any], *, workdir: str | Path = ".", source: str
             raise ConfigError(f"{source}: key 'export_gate' (cohort {c}): {exc}") from None
     if check_files and mode == "cohort":
         row = study.row(config["cohort"])
-        from crosscohort.genotype_formats import container_files
+        from crosscohort.tre.genotype_formats import container_files
 
         wanted = [(f, workdir / f) for f in container_files(row["genotype_format"], row["genotypes"])]
         wanted += [(row[c], workdir / row[c]) for c in ("pheno", "covar")]
@@ -366,7 +366,7 @@ def load_study(config: dict[str, Any], *, workdir: str | Path = ".", source: str
 
 def _check_columns(study: Study, row: dict[str, str], workdir: Path) -> None:
     """Every trait and covariate of the study in the cohort's files, with a fitting type."""
-    from crosscohort.phenotypes import check_study_columns, read_header
+    from crosscohort.tre.phenotypes import check_study_columns, read_header
 
     cfg = study.config
     traits = {t: spec["type"] for t, spec in cfg["traits"].items()}
@@ -408,7 +408,7 @@ def _check_bundles(study: Study, workdir: Path) -> None:
 
 
 def _check_consent(study: Study) -> None:
-    from crosscohort.gate.consent import check_consent
+    from crosscohort.contract.consent import check_consent
 
     purpose = {k: study.config["study"].get(k) for k in ("disease", "ancestry_research", "commercial")}
     for c in study.cohorts:

@@ -18,12 +18,12 @@ from bed_reader import to_bed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crosscohort.association import _kernels as K
-from crosscohort.association import build_designs, part_slice, run_assoc
 from crosscohort.commands import assoc as assoc_cmd
-from crosscohort.errors import InputError
-from crosscohort.ledger import Ledger
-from crosscohort.sumstats import read_sumstats, validate
+from crosscohort.contract.errors import InputError
+from crosscohort.contract.ledger import Ledger
+from crosscohort.contract.sumstats import read_sumstats, validate
+from crosscohort.tre.association import _kernels as K
+from crosscohort.tre.association import build_designs, part_slice, run_assoc
 
 
 def _write_bfile(prefix: Path, g: np.ndarray, fid: list[str], iid: list[str]) -> Path:
@@ -106,7 +106,7 @@ def test_assoc__allele_counts_and_frequency_match_numpy(small):
 
 
 def test_assoc__output_passes_the_sumstats_contract(small, tmp_path):
-    from crosscohort.sumstats import write_sumstats
+    from crosscohort.contract.sumstats import write_sumstats
 
     t = _run(small).tables["bt"]
     path = write_sumstats(t, tmp_path / "bt.tsv.gz")
@@ -125,7 +125,7 @@ def test_assoc__chunk_size_does_not_change_results(small, chunk_size):
 
 
 def test_read_step__caps_the_chunk_by_bytes_with_a_floor():
-    from crosscohort.association.engine import read_step
+    from crosscohort.tre.association.engine import read_step
 
     assert read_step(1000, 200) == 1000  # small cohort: --chunk-size as given
     assert read_step(1000, 20_000) == 16 * 2**20 // (8 * 20_000)  # 104 variants, 16 MiB
@@ -134,7 +134,7 @@ def test_read_step__caps_the_chunk_by_bytes_with_a_floor():
 
 
 def test_assoc__byte_capped_chunks_give_the_same_results(small, monkeypatch):
-    from crosscohort.association import engine
+    from crosscohort.tre.association import engine
 
     ref = _run(small, chunk_size=1000).tables
     log = io.StringIO()
@@ -295,8 +295,8 @@ def test_assoc__unknown_trait_or_covariate_name_is_an_error(small):
 
 
 def test_build_designs__standardised_design_with_intercept(small):
-    from crosscohort.genotypes import Genotypes
-    from crosscohort.phenotypes import read_table
+    from crosscohort.tre.genotypes import Genotypes
+    from crosscohort.tre.phenotypes import read_table
 
     d = build_designs(Genotypes([small["prefix"]]).samples, read_table(small["pheno"]),
                       [read_table(small["covar"])], traits=["qt"], log=io.StringIO())[0]
@@ -376,7 +376,7 @@ def test_cli_assoc__writes_one_file_per_trait_and_the_ledger(small, tmp_path, ca
     assert qt.height == bt.height == 20 and qt["rsid"][0] == "v20"
     err = capsys.readouterr().err
     assert "200 genotyped samples" in err and "trait bt: binary" in err
-    from crosscohort.ledger import read_ledgers
+    from crosscohort.contract.ledger import read_ledgers
 
     assert len(read_ledgers([tmp_path / "ledger.json"])) == 4
 

@@ -19,11 +19,11 @@ from bed_reader import to_bed
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from crosscohort.association import run_assoc
-from crosscohort.association._firth import firth_chunk
 from crosscohort.cli import main
-from crosscohort.genotypes import Genotypes
-from crosscohort.phenotypes import read_table
+from crosscohort.tre.association import run_assoc
+from crosscohort.tre.association._firth import firth_chunk
+from crosscohort.tre.genotypes import Genotypes
+from crosscohort.tre.phenotypes import read_table
 
 N, M = 400, 60
 N_SEPARATED = 14  # variants 0-7 carried by cases only, 8-13 by controls only

@@ -18,14 +18,14 @@ import statsmodels.api as sm
 from bed_reader import to_bed
 from scipy.stats import norm, rankdata
 
-from crosscohort.association import run_assoc
-from crosscohort.errors import InputError
-from crosscohort.genotypes import Genotypes
-from crosscohort.pca import run_pca, write_pca
-from crosscohort.phenotypes import inverse_normal_transform, read_table
-from crosscohort.qc import run_qc, write_qc
-from crosscohort.simulate import simulate_demo
-from crosscohort.stats import lambda_gc
+from crosscohort.contract.errors import InputError
+from crosscohort.contract.stats import lambda_gc
+from crosscohort.demo.simulate import simulate_demo
+from crosscohort.tre.association import run_assoc
+from crosscohort.tre.genotypes import Genotypes
+from crosscohort.tre.pca import run_pca, write_pca
+from crosscohort.tre.phenotypes import inverse_normal_transform, read_table
+from crosscohort.tre.qc import run_qc, write_qc
 
 N_X, M_AUTO, M_X = 500, 20, 30
 N_UNKNOWN_SEX = 6

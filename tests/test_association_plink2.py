@@ -17,9 +17,9 @@ import pytest
 import statsmodels.api as sm
 from bed_reader import to_bed
 
-from crosscohort.association import run_assoc
-from crosscohort.genotypes import Genotypes
-from crosscohort.phenotypes import read_table
+from crosscohort.tre.association import run_assoc
+from crosscohort.tre.genotypes import Genotypes
+from crosscohort.tre.phenotypes import read_table
 
 N, M = 600, 160
 MONOMORPHIC, ALL_MISSING = 3, 4

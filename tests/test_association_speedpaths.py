@@ -15,8 +15,8 @@ import pytest
 import statsmodels.api as sm
 from scipy.special import expit
 
-from crosscohort import _bed
-from crosscohort.association import _kernels as K
+from crosscohort.tre import _bed
+from crosscohort.tre.association import _kernels as K
 
 
 def _chunk(n: int, m: int, seed: int, missing: float = 0.05) -> np.ndarray:

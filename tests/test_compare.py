@@ -10,10 +10,10 @@ import polars as pl
 import pytest
 from scipy.stats import linregress
 
+from crosscohort.central.compare import compare_arms
 from crosscohort.commands import compare as compare_cmd
-from crosscohort.compare import compare_arms
-from crosscohort.stats import CHI2_1_MEDIAN
-from crosscohort.sumstats import neg_log10_p_from_z, write_sumstats
+from crosscohort.contract.stats import CHI2_1_MEDIAN
+from crosscohort.contract.sumstats import neg_log10_p_from_z, write_sumstats
 
 
 def _arms(seed: int = 0, m: int = 400):

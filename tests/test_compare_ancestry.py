@@ -11,9 +11,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from crosscohort.central.compare import compare_arms, direction_class
 from crosscohort.commands import compare as compare_cmd
-from crosscohort.compare import compare_arms, direction_class
-from crosscohort.sumstats import write_sumstats
+from crosscohort.contract.sumstats import write_sumstats
 from tests.test_compare import _arms
 
 COHORT_N = {"c1": 3000, "c2": 2000, "c3": 1000}

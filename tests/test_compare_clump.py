@@ -1,4 +1,4 @@
-"""LD clumping (crosscohort.clump) against plink 1.9 ``--clump`` on a small simulated fileset.
+"""LD clumping (crosscohort.demo.clump) against plink 1.9 ``--clump`` on a small simulated fileset.
 
 Genotypes have LD blocks (haplotypes copied along a Markov chain); the
 phenotype has causal variants in several blocks, so clumps have members and
@@ -15,9 +15,9 @@ import pytest
 from bed_reader import to_bed
 from scipy import stats
 
-from crosscohort.clump import clump, dosage_r2, haplotype_r2
-from crosscohort.errors import ConfigError
-from crosscohort.genotypes import Genotypes
+from crosscohort.contract.errors import ConfigError
+from crosscohort.demo.clump import clump, dosage_r2, haplotype_r2
+from crosscohort.tre.genotypes import Genotypes
 
 N_SAMPLES = 600
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from crosscohort.config import config_digest, load_study, read_cohort_sheet, validate_config
-from crosscohort.errors import ConfigError
+from crosscohort.contract.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

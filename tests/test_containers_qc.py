@@ -22,16 +22,16 @@ import polars as pl
 import pytest
 
 from crosscohort.cli import main
-from crosscohort.genotype_formats import GenotypeSource
-from crosscohort.genotypes import Genotypes, hard_calls
-from crosscohort.qc import run_qc
+from crosscohort.tre.genotype_formats import GenotypeSource
+from crosscohort.tre.genotypes import Genotypes, hard_calls
+from crosscohort.tre.qc import run_qc
 
 COHORT = "admixed_afr"
 
 
 @pytest.fixture(scope="module")
 def demo_containers(tmp_path_factory) -> dict[str, Path]:
-    from crosscohort.simulate import simulate_demo
+    from crosscohort.demo.simulate import simulate_demo
     from tests.conftest import require_tool
 
     plink2 = require_tool("plink2")
@@ -284,6 +284,6 @@ def test_qc__dosage_vcf_follows_plink2_hard_call_and_dosage_rules(tmp_path, plin
 
 
 def _no_thresholds():
-    from crosscohort.qc import QcThresholds
+    from crosscohort.tre.qc import QcThresholds
 
     return QcThresholds(geno=1.0, mind=1.0, maf=0.0, mac=0.0, hwe=0.0)

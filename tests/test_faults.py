@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from crosscohort.gate.signature import load_private_key, sign_manifest
+from crosscohort.contract.signature import load_private_key, sign_manifest
 from tests.test_workflow import COHORTS, TRAITS, _config, _write_config, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow

@@ -17,10 +17,10 @@ import yaml
 
 from crosscohort.commands import export as export_cmd
 from crosscohort.commands import verify as verify_cmd
-from crosscohort.errors import ConfigError, GateError, UserError
-from crosscohort.gate import GateRules, apply_gate, export_bundle, read_sample_ids
-from crosscohort.gate.identifiers import tokens
-from crosscohort.sumstats import COLUMNS, INTERNAL_COLUMNS
+from crosscohort.contract.errors import ConfigError, GateError, UserError
+from crosscohort.contract.sumstats import COLUMNS, INTERNAL_COLUMNS
+from crosscohort.tre.gate import GateRules, apply_gate, export_bundle, read_sample_ids
+from crosscohort.tre.gate.identifiers import tokens
 
 DIGEST = "ab" * 32
 

@@ -11,10 +11,16 @@ import polars as pl
 import pytest
 import yaml
 
-from crosscohort.errors import GateError, InputError
-from crosscohort.gate import GateRules, apply_gate, export_bundle, read_sample_ids, scan_released
-from crosscohort.gate.bundle import coarsen_between_traits
-from crosscohort.verify import verify_bundle
+from crosscohort.central.verify import verify_bundle
+from crosscohort.contract.errors import GateError, InputError
+from crosscohort.tre.gate import (
+    GateRules,
+    apply_gate,
+    export_bundle,
+    read_sample_ids,
+    scan_released,
+)
+from crosscohort.tre.gate.bundle import coarsen_between_traits
 
 DIGEST = "cd" * 32
 IDS = [("FAM7", "NA12878"), ("FAM8", "HG00733"), ("0", "123456"), ("0", "12")]

@@ -12,8 +12,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from crosscohort.errors import GateError
-from crosscohort.gate import export_bundle
+from crosscohort.contract.errors import GateError
+from crosscohort.tre.gate import export_bundle
 from tests.test_gate_adversarial import _table
 
 DIGEST = "cd" * 32
@@ -171,7 +171,7 @@ def test_attack__a_psam_with_sid_beside_the_pheno_file_counts_each_person_once(t
 
 
 def test_guard__an_earlier_bundle_file_replaced_by_a_symlink_is_refused_and_its_target_kept(tmp_path: Path) -> None:
-    from crosscohort.errors import ConfigError
+    from crosscohort.contract.errors import ConfigError
 
     out = _export(tmp_path, _table([{}, {}, {}]))
     mine = tmp_path / "my_notes.md"
@@ -184,8 +184,8 @@ def test_guard__an_earlier_bundle_file_replaced_by_a_symlink_is_refused_and_its_
 
 
 def test_guard__a_signing_key_inside_the_out_dir_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    from crosscohort.errors import ConfigError
-    from crosscohort.gate.signature import generate_keypair
+    from crosscohort.contract.errors import ConfigError
+    from crosscohort.contract.signature import generate_keypair
 
     out = tmp_path / "exports" / "c1"
     out.mkdir(parents=True)

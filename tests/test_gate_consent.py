@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from crosscohort.errors import ConfigError
-from crosscohort.gate.consent import check_consent
+from crosscohort.contract.consent import check_consent
+from crosscohort.contract.errors import ConfigError
 
 T2D = "MONDO:0005148"
 CAD = "MONDO:0005010"

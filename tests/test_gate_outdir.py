@@ -13,10 +13,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from crosscohort.central.verify import verify_bundle
 from crosscohort.cli import main
-from crosscohort.errors import ConfigError, GateError
-from crosscohort.gate import export_bundle
-from crosscohort.verify import verify_bundle
+from crosscohort.contract.errors import ConfigError, GateError
+from crosscohort.tre.gate import export_bundle
 
 DIGEST = "ab" * 32
 
@@ -145,7 +145,7 @@ def test_outdir__failure_mid_export_leaves_the_earlier_bundle_whole(
     def crash(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("crosscohort.gate.bundle.scan_released", crash)
+    monkeypatch.setattr("crosscohort.tre.gate.bundle.scan_released", crash)
     with pytest.raises(RuntimeError, match="disk full"):
         _export(tmp_path, out)
     assert _contents(out) == before
@@ -162,7 +162,7 @@ def test_outdir__failed_swap_puts_the_earlier_bundle_back(tmp_path: Path, monkey
             raise OSError(5, "Input/output error")
         return real_rename(src, dst)
 
-    monkeypatch.setattr("crosscohort.gate.outdir.os.rename", rename)
+    monkeypatch.setattr("crosscohort.tre.gate.outdir.os.rename", rename)
     with pytest.raises(OSError, match="Input/output error"):
         _export(tmp_path, out)
     assert _contents(out) == before

@@ -21,7 +21,7 @@ import polars as pl
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from crosscohort.gate import GateRules, export_bundle
+from crosscohort.tre.gate import GateRules, export_bundle
 
 ORDER = ["no_estimate", "min_count", "min_mac", "min_mac_group", "min_residual_df", "released_mac"]
 

@@ -1,6 +1,6 @@
 """Walk every number and string of every released file of demo-shaped bundles (issue 18).
 
-Bundles are made by :func:`crosscohort.gate.export_bundle` (the function ``crosscohort
+Bundles are made by :func:`crosscohort.tre.gate.export_bundle` (the function ``crosscohort
 export`` calls) from inputs shaped like the demo's: a quantitative and a binary trait with
 per-variant counts such as ``2469 584 1885``, QC ledgers of samples and of variants, and the
 two common kinds of sample ID (the demo's ``EUR1234567`` pseudo-IDs; PLINK's ``1..N`` with
@@ -27,9 +27,9 @@ import polars as pl
 import pytest
 import yaml
 
-from crosscohort.gate import GateRules, export_bundle
-from crosscohort.gate.bundle import _own_strings
-from crosscohort.sumstats import COLUMNS
+from crosscohort.contract.sumstats import COLUMNS
+from crosscohort.tre.gate import GateRules, export_bundle
+from crosscohort.tre.gate.bundle import _own_strings
 
 _TOKEN = re.compile(r"[^\W_]+")
 MIN_COUNT = 20

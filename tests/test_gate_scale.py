@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from crosscohort.errors import GateError
-from crosscohort.gate import export_bundle, identifiers, read_sample_ids, scan_released
+from crosscohort.contract.errors import GateError
+from crosscohort.tre.gate import export_bundle, identifiers, read_sample_ids, scan_released
 
 DIGEST = "ab" * 32
 IDS = [("FAM7", "NA12878"), ("0", "123456"), ("FAM9", "HG00733"), ("FAM9", "HG00734")]

@@ -16,9 +16,9 @@ import pytest
 from bed_reader import to_bed
 
 from crosscohort.cli import main
-from crosscohort.gate.rules import GateRules
-from crosscohort.gate.sufficient import NOT_COVERED, gate_sufficient
-from crosscohort.pooled.sufficient import sufficient_model, variant_sums
+from crosscohort.contract.release import GateRules
+from crosscohort.contract.release_sums import NOT_COVERED, gate_sufficient
+from crosscohort.tre.sufficient import sufficient_model, variant_sums
 
 MIN_COUNT = 20
 RULES = GateRules(min_count=MIN_COUNT, min_mac=20, min_mac_group=20)
@@ -296,7 +296,7 @@ def test_export__a_refused_block_does_not_release_its_small_counts_in_the_audit(
     assert 300 not in _numbers_in(json.dumps(entry))
     assert 300 not in _numbers_in((out / "audit.md").read_text())
     # A bundle whose sums were refused verifies (its manifest lists no sums files for the trait).
-    from crosscohort.verify import verify_bundle
+    from crosscohort.central.verify import verify_bundle
 
     assert json.loads((out / "manifest.json").read_text())["sufficient"] == {"qt": []}
     verify_bundle(out, required=GateRules(min_count=301, min_mac=1))
@@ -399,8 +399,8 @@ def test_verify__released_sums_are_rechecked_not_only_hashed(cohort, tmp_path):
     sum_g gives MAC 5, or a block carrying its internal counts passed verify
     once the manifest was re-hashed (an unsigned bundle), since only the sumstats were re-checked.
     """
-    from crosscohort.errors import GateError
-    from crosscohort.verify import verify_bundle
+    from crosscohort.central.verify import verify_bundle
+    from crosscohort.contract.errors import GateError
 
     out = tmp_path / "c"
     assert _export(cohort, out, "--sufficient", f"qt={cohort / 'suff'}") == 0

@@ -20,9 +20,9 @@ import pytest
 from bed_reader import to_bed
 
 from crosscohort.cli import main
-from crosscohort.errors import InputError
-from crosscohort.genotype_formats import GenotypeSource
-from crosscohort.genotypes import Genotypes
+from crosscohort.contract.errors import InputError
+from crosscohort.tre.genotype_formats import GenotypeSource
+from crosscohort.tre.genotypes import Genotypes
 
 N, M = 240, 60
 

@@ -11,9 +11,9 @@ from bed_reader import to_bed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crosscohort import _bed
-from crosscohort.errors import InputError
-from crosscohort.genotypes import Genotypes
+from crosscohort.contract.errors import InputError
+from crosscohort.tre import _bed
+from crosscohort.tre.genotypes import Genotypes
 
 
 def _write(prefix: Path, g: np.ndarray, *, seed: int = 0, iid_prefix: str = "s") -> Path:

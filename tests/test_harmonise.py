@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crosscohort.central.harmonise import harmonise, read_reference
+from crosscohort.central.harmonise.alleles import complement
 from crosscohort.commands import harmonise as harmonise_cmd
-from crosscohort.errors import ConfigError
-from crosscohort.harmonise import harmonise, read_reference
-from crosscohort.harmonise.alleles import complement
-from crosscohort.sumstats import read_sumstats, write_sumstats
+from crosscohort.contract.errors import ConfigError
+from crosscohort.contract.sumstats import read_sumstats, write_sumstats
 
 COMP = {"A": "T", "T": "A", "C": "G", "G": "C"}
 
@@ -368,7 +368,7 @@ def test_harmonise_cli__far_eaf_shown_to_the_user(tmp_path, capsys):
 
 
 def _chrom_by_label(labels: list) -> list:
-    from crosscohort.sumstats import SumstatsError, chrom_code
+    from crosscohort.contract.sumstats import SumstatsError, chrom_code
 
     out = []
     for x in labels:
@@ -383,7 +383,7 @@ def _chrom_by_label(labels: list) -> list:
 def test_normalise_chromosomes_run_and_hash_paths_agree_with_chrom_code(order):
     """Sorted labels take the run path (each run looked up once), shuffled ones the
     per-distinct-label path; both give chrom_code of every label, null where unknown."""
-    from crosscohort.harmonise.align import normalise_chromosomes
+    from crosscohort.central.harmonise.align import normalise_chromosomes
 
     labels = ["1", "chr1", "01", " 2", "X", "chrX", "23", "26", "MT", "chrUn_gl000220", "+3",
               "0", None, "y", "22"]

@@ -17,9 +17,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crosscohort.commands import harmonise as harmonise_cmd
-from crosscohort.errors import InputError
-from crosscohort.harmonise.build import (
+from crosscohort.central.harmonise.build import (
     Genome,
     build_match,
     check_build,
@@ -27,8 +25,10 @@ from crosscohort.harmonise.build import (
     liftover,
     normalise_build,
 )
-from crosscohort.harmonise.readers import InputSpec, harmonise_files
-from crosscohort.sumstats import read_sumstats
+from crosscohort.central.harmonise.readers import InputSpec, harmonise_files
+from crosscohort.commands import harmonise as harmonise_cmd
+from crosscohort.contract.errors import InputError
+from crosscohort.contract.sumstats import read_sumstats
 
 CHAIN = """chain 1000 chr1 3000 + 0 3000 chr1 2900 + 0 2900 1
 1000 0 100

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crosscohort.harmonise.readers import InputSpec, harmonise_files
+from crosscohort.central.harmonise.readers import InputSpec, harmonise_files
 
 pytestmark = pytest.mark.oracle
 

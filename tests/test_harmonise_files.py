@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from crosscohort.cli import main
-from crosscohort.sumstats import read_sumstats
+from crosscohort.contract.sumstats import read_sumstats
 
 HEADER = "SNP\tCHR\tPOS\tEA\tNEA\tBETA\tSE\n"
 SSF = "chromosome\tbase_pair_location\teffect_allele\tother_allele\tbeta\tstandard_error\tp_value\trsid\n"

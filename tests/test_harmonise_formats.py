@@ -25,17 +25,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.stats import norm
 
-from crosscohort.commands import harmonise as harmonise_cmd
-from crosscohort.errors import ConfigError, InputError
-from crosscohort.harmonise.formats import HEADER_DICTIONARY, detect_format
-from crosscohort.harmonise.readers import (
+from crosscohort.central.harmonise.formats import HEADER_DICTIONARY, detect_format
+from crosscohort.central.harmonise.readers import (
     FLAG_P_INCONSISTENT,
     InputSpec,
     harmonise_files,
     parse_input,
     read_summary_statistics,
 )
-from crosscohort.sumstats import read_sumstats
+from crosscohort.commands import harmonise as harmonise_cmd
+from crosscohort.contract.errors import ConfigError, InputError
+from crosscohort.contract.sumstats import read_sumstats
 
 COMP = {"A": "T", "T": "A", "C": "G", "G": "C"}
 
@@ -534,7 +534,7 @@ def test_readers__marker_only_rows_kept_last_and_matched_by_marker_and_alleles(t
 
 
 def test_align__multiallelic_site_matched_by_allele_pair(tmp_path):
-    from crosscohort.harmonise import harmonise
+    from crosscohort.central.harmonise import harmonise
 
     ref = pl.DataFrame({"chromosome": ["1", "1"], "base_pair_location": [100, 100],
                         "ref": ["A", "A"], "alt": ["G", "T"], "alt_frequency": [0.2, 0.1]})
@@ -671,7 +671,7 @@ def test_cli__per_file_formats_mapping_and_default_n(tmp_path):
 def test_docs__presets_dictionary_and_difference_tests_are_listed():
     import re
 
-    from crosscohort.harmonise.formats import PRESETS
+    from crosscohort.central.harmonise.formats import PRESETS
 
     doc = (Path(__file__).parent.parent / "docs" / "harmonisation.md").read_text()
     for name in PRESETS:
@@ -709,7 +709,7 @@ def test_readers__plink1_missing_allele_zero_is_a_bad_value_not_an_allele(tmp_pa
                                     "short_row_balanced_by_long_row", "crlf", "padded"])
 def test_readers__typed_fast_path_reads_exactly_what_the_checking_path_reads(layout, tmp_path,
                                                                               monkeypatch):
-    import crosscohort.harmonise.readers as readers
+    import crosscohort.central.harmonise.readers as readers
 
     sep = {"comma": ",", "space": " "}.get(layout, "\t")
     rows = [["1", "10", "A", "G", "0.1", "0.05", "0.2", "NA", "100", "rs1"],

@@ -1,4 +1,4 @@
-"""Marker names join positioned and marker-only rows of one variant (crosscohort/harmonise/markers.py)."""
+"""Marker names join positioned and marker-only rows of one variant (crosscohort/central/harmonise/markers.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import polars as pl
 
+from crosscohort.central.harmonise.readers import InputSpec, harmonise_files
 from crosscohort.cli import main
-from crosscohort.harmonise.readers import InputSpec, harmonise_files
-from crosscohort.sumstats import read_sumstats
+from crosscohort.contract.sumstats import read_sumstats
 
 
 def _write(path, header, rows):

@@ -8,9 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crosscohort.errors import InputError
-from crosscohort.harmonise import readers
-from crosscohort.harmonise.readers import harmonise_files, parse_input
+from crosscohort.central.harmonise import readers
+from crosscohort.central.harmonise.readers import harmonise_files, parse_input
+from crosscohort.contract.errors import InputError
 
 BASES = np.array(list("ACGT"))
 HEADER = ["chromosome", "base_pair_location", "effect_allele", "other_allele", "beta",

@@ -1,6 +1,6 @@
 """Packed-panel alignment (issue 5, memory): the same rows, values, order and ledger as the join.
 
-:func:`crosscohort.harmonise.align._align_to_panel` matches a cohort to the
+:func:`crosscohort.central.harmonise.align._align_to_panel` matches a cohort to the
 reference by binary search on packed sites and integer allele codes; the
 join of the cohort with the panel (:func:`_align_to_reference_join`, the
 previous implementation, kept as the general path) is the oracle here. The
@@ -16,8 +16,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from crosscohort.harmonise import align
-from crosscohort.harmonise.align import (
+from crosscohort.central.harmonise import align
+from crosscohort.central.harmonise.align import (
     ReferencePanel,
     compact_reference,
     harmonise,

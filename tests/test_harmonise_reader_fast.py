@@ -20,9 +20,9 @@ import pytest
 from polars.testing import assert_frame_equal, assert_series_equal
 from scipy.special import log_ndtr, ndtri_exp
 
-import crosscohort.harmonise.readers as readers
-from crosscohort.errors import InputError
-from crosscohort.harmonise.readers import MISSING, read_summary_statistics
+import crosscohort.central.harmonise.readers as readers
+from crosscohort.central.harmonise.readers import MISSING, read_summary_statistics
+from crosscohort.contract.errors import InputError
 
 HEAD = ["CHR", "BP", "A1", "A2", "BETA", "SE", "EAF", "P", "N", "SNP"]
 
@@ -209,8 +209,8 @@ def test_values__filled_only_where_missing_equals_the_whole_column_arithmetic(se
 
 def _read_blocks(path, skip, block):
     """_Blocks read through: (pieces, data offset, last byte), or None without the header."""
-    from crosscohort.harmonise.readers import _Blocks
-    from crosscohort.sumstats import open_binary
+    from crosscohort.central.harmonise.readers import _Blocks
+    from crosscohort.contract.sumstats import open_binary
 
     blocks = _Blocks(path, skip, block=block)
     pieces = list(blocks)
@@ -228,7 +228,7 @@ def test_blocks_and_their_facts_agree_with_the_whole_data(tmp_path, block, gz):
     """Blocks cut at line ends are the data; their facts add up to those of the whole data."""
     import gzip
 
-    from crosscohort.harmonise.readers import _block_facts
+    from crosscohort.central.harmonise.readers import _block_facts
 
     rng = np.random.default_rng(block)
     alphabet = np.frombuffer(b"ACGT\t \r\n\x0b\x0c0123456789.", dtype=np.uint8)
@@ -263,7 +263,7 @@ def test_blocks_and_their_facts_agree_with_the_whole_data(tmp_path, block, gz):
 def test_block_facts_find_a_short_row(parsed_last):
     """A row with fewer fields than the header is found whether or not its last field is
     parsed; with the last field parsed and never null, separators need no count."""
-    from crosscohort.harmonise.readers import _block_facts
+    from crosscohort.central.harmonise.readers import _block_facts
 
     kw = dict(sep=b"\t", n_fields=3, pad=(b" ",), last_field="_c2" if parsed_last else None)
     read = dict(has_header=False, separator="\t", quote_char=None,

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crosscohort.harmonise import harmonise
+from crosscohort.central.harmonise import harmonise
 
 COMP = {"A": "T", "T": "A", "C": "G", "G": "C"}
 NON_PAL = [("A", "G"), ("C", "T"), ("A", "C"), ("G", "T")]

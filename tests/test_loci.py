@@ -3,7 +3,7 @@
 import numpy as np
 import polars as pl
 
-from crosscohort.loci import distance_loci
+from crosscohort.central.loci import distance_loci
 
 
 def _table(nlp):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from crosscohort.memory import retain_freed_memory
+from crosscohort.runtime.memory import retain_freed_memory
 
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
@@ -41,7 +41,7 @@ def test_the_command_applies_it_before_a_subcommand_runs(monkeypatch, tmp_path):
 _ARENAS = """
 import ctypes, os, sys, threading
 import numpy as np
-from crosscohort.memory import retain_freed_memory
+from crosscohort.runtime.memory import retain_freed_memory
 if sys.argv[1] == "1":
     assert retain_freed_memory(arena_max=1)
 def work():

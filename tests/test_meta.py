@@ -13,13 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from statsmodels.stats.meta_analysis import combine_effects
 
+from crosscohort.central.harmonise import harmonise
+from crosscohort.central.harmonise.align import FLAG_EAF_FAR
+from crosscohort.central.meta import meta_analyse
 from crosscohort.commands import meta as meta_cmd
-from crosscohort.errors import ConfigError
-from crosscohort.harmonise import harmonise
-from crosscohort.harmonise.align import FLAG_EAF_FAR
-from crosscohort.meta import meta_analyse
-from crosscohort.stats import CHI2_1_MEDIAN
-from crosscohort.sumstats import COLUMNS, META_COLUMNS, read_sumstats, write_sumstats
+from crosscohort.contract.errors import ConfigError
+from crosscohort.contract.stats import CHI2_1_MEDIAN
+from crosscohort.contract.sumstats import COLUMNS, META_COLUMNS, read_sumstats, write_sumstats
 
 NUMERIC = ["beta", "standard_error", "p_value", "neg_log_10_p_value", "het_q", "het_p",
            "het_i2", "tau2", "beta_random", "standard_error_random", "p_value_random",
@@ -191,7 +191,7 @@ def test_meta_bad_input__all_missing_eaf_and_n_give_na_not_zero():
 def test_meta_bad_input__text_in_a_numeric_column_is_a_clear_error():
     """A table handed to meta_analyse unharmonised, with text in its SE column, is an
     InputError naming the cohort and the rule, not a polars traceback."""
-    from crosscohort.errors import InputError
+    from crosscohort.contract.errors import InputError
 
     rng = np.random.default_rng(5)
     a = _cohort(rng, 4)
@@ -339,7 +339,7 @@ def test_meta_marker_only__rows_keyed_by_marker_name_are_combined_and_placed_las
 @pytest.mark.parametrize("k", range(0, 11))
 def test_direction_table_matches_the_expression_version(k):
     """Looked-up direction strings (k <= 8) equal the per-cohort expressions, NaN/0/-0/inf included."""
-    from crosscohort.meta.ivw import _direction, _direction_exprs
+    from crosscohort.central.meta.ivw import _direction, _direction_exprs
 
     rng = np.random.default_rng(k)
     beta = rng.choice([np.nan, 0.0, -0.0, 1.5, -2.0, np.inf, -np.inf, 1e-300, -5e-324], (k, 700))

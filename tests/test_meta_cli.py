@@ -8,11 +8,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from crosscohort.central.harmonise import harmonise
+from crosscohort.central.meta import meta_analyse
+from crosscohort.central.meta.tbl import TBL_COLUMNS, TBL_COLUMNS_SAMPLESIZE
 from crosscohort.cli import main
-from crosscohort.harmonise import harmonise
-from crosscohort.meta import meta_analyse
-from crosscohort.meta.tbl import TBL_COLUMNS, TBL_COLUMNS_SAMPLESIZE
-from crosscohort.sumstats import read_sumstats
+from crosscohort.contract.sumstats import read_sumstats
 
 
 def _raw(rng, m, *, swap_share=0.5, pos0=1):

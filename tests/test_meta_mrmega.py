@@ -1,4 +1,4 @@
-"""MR-MEGA meta-regression (crosscohort/meta/mrmega.py) against its oracles.
+"""MR-MEGA meta-regression (crosscohort/central/meta/mrmega.py) against its oracles.
 
 - GWASLab's reimplementation (``gwaslab/extension/mrmega/mrmega.py``, stated to
   match the C++ MR-MEGA exactly), run on the same cohorts as our product path
@@ -25,9 +25,8 @@ import polars as pl
 import pytest
 from scipy.special import chdtrc
 
-from crosscohort.cli import main
-from crosscohort.meta import meta_analyse
-from crosscohort.meta.mrmega import (
+from crosscohort.central.meta import meta_analyse
+from crosscohort.central.meta.mrmega import (
     _log_upper_gamma_q,
     axis_marker_rows,
     eaf_distances,
@@ -35,9 +34,10 @@ from crosscohort.meta.mrmega import (
     mrmega_arrays,
     neg_log10_chi2_sf,
 )
-from crosscohort.meta.tbl import mrmega_result_columns
-from crosscohort.report.mrmega import ivw_neglog10p
-from crosscohort.sumstats import read_sumstats, write_sumstats
+from crosscohort.central.meta.tbl import mrmega_result_columns
+from crosscohort.central.report.mrmega import ivw_neglog10p
+from crosscohort.cli import main
+from crosscohort.contract.sumstats import read_sumstats, write_sumstats
 
 COHORTS = ("afr", "eas", "eur1", "eur2", "sas")
 
@@ -358,7 +358,7 @@ def test_mrmega__streamed_file_run_equals_in_memory_meta_analyse(tmp_path):
 
 
 def test_mrmega__report_shows_axes_and_where_mrmega_and_ivw_disagree(tmp_path):
-    from crosscohort.report import build_report
+    from crosscohort.central.report import build_report
 
     tables = _cohorts(seed=9, m=900)
     # Opposite effects in the two ancestry poles: IVW's mean is ~0, MR-MEGA's slope is not.
@@ -409,7 +409,7 @@ def test_mrmega__report_shows_axes_and_where_mrmega_and_ivw_disagree(tmp_path):
 
 
 def test_mrmega__compare_carries_ancestry_heterogeneity_to_loci_and_variants():
-    from crosscohort.compare import compare_arms
+    from crosscohort.central.compare import compare_arms
 
     tables = _cohorts(seed=7, m=300)
     meta = meta_analyse(tables, method="mrmega").table
@@ -426,7 +426,7 @@ def test_mrmega__compare_carries_ancestry_heterogeneity_to_loci_and_variants():
 def _demo_shaped_cohorts(tmp_path) -> tuple[dict[str, pl.DataFrame], dict]:
     """Five cohorts' raw sumstats with allele frequencies from the demo's coalescent model.
 
-    The demo's Out-of-Africa + admixture history (crosscohort.simulate, msprime): a
+    The demo's Out-of-Africa + admixture history (crosscohort.demo.simulate, msprime): a
     European-heavy biobank, an African-admixed cohort, an East Asian cohort, a
     South-Asian-like EUR/EAS admixed group and a second European cohort, each cohort's
     EAF its populations' mixture plus sampling noise; effects: one causal variant whose
@@ -434,7 +434,7 @@ def _demo_shaped_cohorts(tmp_path) -> tuple[dict[str, pl.DataFrame], dict]:
     """
     import msprime
 
-    from crosscohort.simulate import ooa_admixed_demography
+    from crosscohort.demo.simulate import ooa_admixed_demography
 
     demography = ooa_admixed_demography()
     pops = ("AFR", "EUR", "EAS", "ADMIX")

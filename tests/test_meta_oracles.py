@@ -13,10 +13,10 @@ import pytest
 from results import gwama_sample
 from scipy.stats import norm
 
+from crosscohort.central.harmonise import harmonise
+from crosscohort.central.meta import meta_analyse
 from crosscohort.cli import main
-from crosscohort.harmonise import harmonise
-from crosscohort.meta import meta_analyse
-from crosscohort.sumstats import read_sumstats
+from crosscohort.contract.sumstats import read_sumstats
 
 pytestmark = pytest.mark.oracle
 
@@ -210,7 +210,7 @@ def test_meta_gwama__synthetic_swapped_alleles_beta_se_within_printed_precision(
 def test_meta_gwama__reverse_strand_snps_merged_as_gwama_merges_them(gwama, tmp_path):
     # One cohort reports 30 % of its (non-palindromic) SNPs on the reverse strand, no
     # STRAND column: GWAMA complements them on its own; so do we, by marker name, with no
-    # reference (crosscohort/harmonise/strand.py). Alleles A/G and C/T only.
+    # reference (crosscohort/central/harmonise/strand.py). Alleles A/G and C/T only.
     rng = np.random.default_rng(13)
     cohorts = _synthetic(rng)
     comp = {"A": "T", "C": "G", "G": "C", "T": "A"}

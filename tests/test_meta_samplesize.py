@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 from scipy.stats import norm
 
-from crosscohort.meta import meta_analyse
+from crosscohort.central.meta import meta_analyse
 
 
 def _one(pos, beta, p, n, *, se=0.1, nlp=None) -> pl.DataFrame:
@@ -105,7 +105,7 @@ def test_meta_samplesize__zero_beta_gives_z_zero_not_metals_positive(tmp_path):
     #   ours:  Z = (sqrt(1000) * 0 + sqrt(4000) * 2.5758293035489) / sqrt(5000) = 2.3039...
     #   METAL: Z = (sqrt(1000) * 0.5244005127080 + sqrt(4000) * 2.5758293035489) / sqrt(5000)
     from crosscohort.cli import main
-    from crosscohort.sumstats import read_sumstats
+    from crosscohort.contract.sumstats import read_sumstats
 
     files = []
     for name, beta, p, n in (("a", 0.0, 0.6, 1000), ("b", 0.1, 0.01, 4000)):

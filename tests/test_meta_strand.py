@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 
 from crosscohort.cli import main
-from crosscohort.sumstats import read_sumstats
+from crosscohort.contract.sumstats import read_sumstats
 
 COMP = str.maketrans("ACGT", "TGCA")
 PAIRS = [("A", "C"), ("A", "G"), ("C", "T"), ("G", "T"), ("A", "T"), ("C", "G")]

@@ -1,4 +1,4 @@
-"""Per-chromosome meta-analysis (crosscohort/meta/stream.py) against the whole-table reference.
+"""Per-chromosome meta-analysis (crosscohort/central/meta/stream.py) against the whole-table reference.
 
 The reference is the whole-table path: ``meta_analyse`` on whole tables,
 ``write_meta`` (``write_sumstats`` of the whole table), ``write_tbl``,
@@ -18,12 +18,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from crosscohort.central.loci import distance_loci
+from crosscohort.central.meta import leave_one_out, meta_analyse, write_loo, write_meta
+from crosscohort.central.meta.stream import Unsorted, file_parts, memory_parts, meta_analyse_to_file
+from crosscohort.central.meta.tbl import write_tbl
 from crosscohort.cli import main
-from crosscohort.loci import distance_loci
-from crosscohort.meta import leave_one_out, meta_analyse, write_loo, write_meta
-from crosscohort.meta.stream import Unsorted, file_parts, memory_parts, meta_analyse_to_file
-from crosscohort.meta.tbl import write_tbl
-from crosscohort.sumstats import SumstatsError, read_sumstats, write_sumstats
+from crosscohort.contract.sumstats import SumstatsError, read_sumstats, write_sumstats
 
 THRESHOLD, WINDOW_KB = 1e-6, 5.0
 

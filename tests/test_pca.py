@@ -13,10 +13,10 @@ from bed_reader import to_bed
 from scipy.stats import t as tdist
 
 from crosscohort.cli import main
-from crosscohort.errors import InputError
-from crosscohort.genotypes import Genotypes
-from crosscohort.pca import ld_prune, randomized_eigh, run_pca
-from crosscohort.stats import lambda_gc
+from crosscohort.contract.errors import InputError
+from crosscohort.contract.stats import lambda_gc
+from crosscohort.tre.genotypes import Genotypes
+from crosscohort.tre.pca import ld_prune, randomized_eigh, run_pca
 
 N_POP, N_PER_POP, N_VARIANTS, FST = 3, 300, 3000, 0.05
 

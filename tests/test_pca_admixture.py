@@ -36,11 +36,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crosscohort.association import run_assoc
-from crosscohort.genotypes import Genotypes
-from crosscohort.pca import run_pca, write_pca
-from crosscohort.qc import run_qc, write_qc
-from crosscohort.stats import lambda_gc
+from crosscohort.contract.stats import lambda_gc
+from crosscohort.tre.association import run_assoc
+from crosscohort.tre.genotypes import Genotypes
+from crosscohort.tre.pca import run_pca, write_pca
+from crosscohort.tre.qc import run_qc, write_qc
 
 COHORT = "admixed_afr"
 SEEDS = 20
@@ -48,7 +48,7 @@ SEEDS = 20
 
 @pytest.fixture(scope="module")
 def admixed(tmp_path_factory) -> dict:
-    from crosscohort.simulate import simulate_demo
+    from crosscohort.demo.simulate import simulate_demo
 
     root = tmp_path_factory.mktemp("admixed")
     simulate_demo(root, scale="small")

@@ -6,8 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crosscohort.errors import InputError
-from crosscohort.phenotypes import (
+from crosscohort.contract.errors import InputError
+from crosscohort.tre.phenotypes import (
     case_control_outcome,
     check_study_columns,
     detect_trait_type,

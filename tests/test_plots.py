@@ -15,8 +15,7 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from crosscohort.errors import InputError
-from crosscohort.plots import (
+from crosscohort.central.report.plots import (
     POINTS_GID,
     beta_scatter,
     figure_png,
@@ -25,7 +24,8 @@ from crosscohort.plots import (
     qq_band,
     thin_indices,
 )
-from crosscohort.sumstats import COLUMNS, chrom_label
+from crosscohort.contract.errors import InputError
+from crosscohort.contract.sumstats import COLUMNS, chrom_label
 
 CHR, POS, P, NLP = "chromosome", "base_pair_location", "p_value", "neg_log_10_p_value"
 assert {CHR, POS, P, NLP} <= set(COLUMNS)  # names come from the registry

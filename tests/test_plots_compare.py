@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 from scipy.stats import chi2
 
-from crosscohort.plots import (
+from crosscohort.central.report.plots import (
     POINTS_GID,
     concordance_tiles,
     forest,

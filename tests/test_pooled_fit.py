@@ -20,16 +20,16 @@ import pytest
 import statsmodels.api as sm
 from bed_reader import to_bed
 
+from crosscohort.central.pooled.driver import pool_fit, pool_fit_to_file
+from crosscohort.central.pooled.fit import solve_linear
 from crosscohort.cli import main
-from crosscohort.errors import InputError
-from crosscohort.genotypes import Genotypes
-from crosscohort.phenotypes import read_table
-from crosscohort.pooled.blocks import VARIANT_SUFFIX, read_block, write_block
-from crosscohort.pooled.central import pool_fit, pool_fit_to_file
-from crosscohort.pooled.fit import solve_linear
-from crosscohort.pooled.sufficient import sufficient_model, variant_sums
-from crosscohort.simulate import simulate_demo
-from crosscohort.sumstats import read_sumstats, write_sumstats
+from crosscohort.contract.errors import InputError
+from crosscohort.contract.sums import VARIANT_SUFFIX, read_block, write_block
+from crosscohort.contract.sumstats import read_sumstats, write_sumstats
+from crosscohort.demo.simulate import simulate_demo
+from crosscohort.tre.genotypes import Genotypes
+from crosscohort.tre.phenotypes import read_table
+from crosscohort.tre.sufficient import sufficient_model, variant_sums
 
 COHORTS = ("biobank_eur", "admixed_afr", "biobank_eas")
 N_PCS = 3

@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from crosscohort.progress import Progress, format_progress
+from crosscohort.runtime.progress import Progress, format_progress
 
 
 class FakeClock:
@@ -85,7 +85,7 @@ def test_run_assoc__log_ends_the_scan_with_a_progress_line(tmp_path):
     """The engine hook: the log `crosscohort assoc` writes (a rule's log) reports variants done."""
     from bed_reader import to_bed
 
-    from crosscohort.association import run_assoc
+    from crosscohort.tre.association import run_assoc
 
     rng = np.random.default_rng(3)
     n, m = 60, 25

@@ -17,10 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crosscohort.cli import main
-from crosscohort.errors import InputError
-from crosscohort.genotypes import Genotypes
-from crosscohort.ledger import read_ledgers
-from crosscohort.qc import VARIANT_REASONS, QcThresholds, hwe_exact_p, run_qc
+from crosscohort.contract.errors import InputError
+from crosscohort.contract.ledger import read_ledgers
+from crosscohort.tre.genotypes import Genotypes
+from crosscohort.tre.qc import VARIANT_REASONS, QcThresholds, hwe_exact_p, run_qc
 
 N_BAD_SAMPLES = 20  # 20% missing calls: fail --mind 0.1
 N_FOUNDERS = 501  # one of them fails --mind: 500 remain

@@ -12,8 +12,8 @@ import pytest
 from bed_reader import to_bed
 
 from crosscohort.cli import main
-from crosscohort.genotypes import Genotypes
-from crosscohort.relatedness import (
+from crosscohort.tre.genotypes import Genotypes
+from crosscohort.tre.relatedness import (
     KING_THIRD_DEGREE,
     king_cutoff_removal,
     king_kinship_matrix,

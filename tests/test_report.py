@@ -21,10 +21,10 @@ import pytest
 import yaml
 from scipy import stats
 
+from crosscohort.central.report import SECTION_IDS, format_p
 from crosscohort.cli import main
-from crosscohort.ledger import Ledger
-from crosscohort.report import SECTION_IDS, format_p
-from crosscohort.sumstats import chrom_label, write_sumstats
+from crosscohort.contract.ledger import Ledger
+from crosscohort.contract.sumstats import chrom_label, write_sumstats
 
 TRAIT = "ldl"
 COHORTS = ("alpha", "beta", "gamma")
@@ -118,7 +118,7 @@ def inputs(tmp_path_factory) -> dict:
     for i, c in enumerate(COHORTS):
         b = d / "exports" / c
         b.mkdir(parents=True)
-        # The layout crosscohort.gate writes: per-trait rule rows under "traits".
+        # The layout crosscohort.tre.gate writes: per-trait rule rows under "traits".
         (b / "audit.json").write_text(json.dumps({
             "cohort": c, "status": "pass", "config_digest": "cafe1234",
             "traits": {

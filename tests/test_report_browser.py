@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from crosscohort.central.report import SECTION_IDS
 from crosscohort.cli import main
-from crosscohort.report import SECTION_IDS
 from tests.conftest import require_tool
 from tests.test_report import COHORTS, PLANTED, TRAIT
 from tests.test_report import inputs as report_inputs  # noqa: F401  (module fixture reused)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-import crosscohort.report.reading as reading
+import crosscohort.central.report.reading as reading
+from crosscohort.central.report.sections import _aligned_join
 from crosscohort.cli import main
-from crosscohort.report.sections import _aligned_join
 from tests.test_report import inputs  # noqa: F401  (the session fixture of the report tests)
 
 KEY = ["chromosome", "base_pair_location", "effect_allele", "other_allele"]

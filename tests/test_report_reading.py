@@ -17,9 +17,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crosscohort.loci import distance_loci
-from crosscohort.report.reading import read_digest, read_header
-from crosscohort.sumstats import SumstatsError
+from crosscohort.central.loci import distance_loci
+from crosscohort.central.report.reading import read_digest, read_header
+from crosscohort.contract.sumstats import SumstatsError
 
 HEADER = ["chromosome", "base_pair_location", "effect_allele", "other_allele", "beta", "standard_error",
           "p_value", "neg_log_10_p_value", "variant_id", "rsid", "n", "flag_eaf_far"]

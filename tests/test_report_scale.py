@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from crosscohort.report.build import _at_positions, _positions_of
+from crosscohort.central.report.build import _at_positions, _positions_of
 
 
 def _cohort() -> pl.DataFrame:

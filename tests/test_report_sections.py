@@ -102,7 +102,7 @@ def test_report_eaf__against_reference_counts_far_variants(report_inputs, tmp_pa
 def test_report_forest__marker_name_lead_is_named_and_gets_its_leave_one_out_rows(tmp_path):
     """A lead without chromosome and position (METAL/GWAMA marker-name input) is titled by its
     rsid and alleles, and its leave-one-out rows are matched on them (variant_id is NA)."""
-    from crosscohort.report.sections import forest_images, read_loo
+    from crosscohort.central.report.sections import forest_images, read_loo
 
     leads = pl.DataFrame({
         "chromosome": pl.Series([None, 1], dtype=pl.Int64),
@@ -155,7 +155,7 @@ def test_report_forest__marker_name_lead_has_its_cohort_rows(tmp_path):
     the cohort's rows without a position, reversed alleles negated), not only its
     leave-one-out and meta rows; the same name with other alleles is another variant. Values checked against the cohort files and
     statsmodels' fixed-effect combination of them."""
-    from crosscohort.sumstats import write_sumstats
+    from crosscohort.contract.sumstats import write_sumstats
 
     rng = np.random.default_rng(11)
     betas = {"a": 0.30, "b": 0.26}

@@ -20,8 +20,8 @@ import polars as pl
 import pytest
 from bed_reader import open_bed
 
-from crosscohort.errors import ConfigError
-from crosscohort.simulate import COHORTS, SimulationResult, simulate_demo
+from crosscohort.contract.errors import ConfigError
+from crosscohort.demo.simulate import COHORTS, SimulationResult, simulate_demo
 
 SEED = 42
 

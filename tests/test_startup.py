@@ -1,4 +1,4 @@
-"""Small jobs start fast: numpy twins of the kernels instead of loading numba (crosscohort._jit).
+"""Small jobs start fast: numpy twins of the kernels instead of loading numba (crosscohort.runtime.jit).
 
 The twins must give what the compiled kernels give: a whole association run
 in both modes, and the decoder on odd sample counts and subsets. The compiled
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crosscohort import _bed
-from crosscohort._jit import small_job
-from crosscohort.association import engine, run_assoc
+from crosscohort.runtime.jit import small_job
+from crosscohort.tre import _bed
+from crosscohort.tre.association import engine, run_assoc
 from tests.test_association_categorical import _simulate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,7 +82,7 @@ def test_qc_and_pca__small_cohort_never_imports_numba_and_decodes_the_same(tmp_p
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert proc.stdout.split() == ["0", "0", "False"], proc.stdout + proc.stderr[-2000:]
-    from crosscohort.genotypes import Genotypes
+    from crosscohort.tre.genotypes import Genotypes
 
     geno = Genotypes([prefix])
     compiled = geno.read(np.arange(geno.n_variants))

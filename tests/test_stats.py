@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import chi2, norm
 
-from crosscohort.stats import CHI2_1_MEDIAN, chi2_from_neglog10p, lambda_gc
+from crosscohort.contract.stats import CHI2_1_MEDIAN, chi2_from_neglog10p, lambda_gc
 
 
 @pytest.mark.parametrize("n", [1, 2, 999, 1000])

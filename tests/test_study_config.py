@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from crosscohort.config import load_study, validate_config
-from crosscohort.errors import ConfigError, UserError
+from crosscohort.contract.errors import ConfigError, UserError
 from tests.test_config import CONFIG, REPO, SHEET, _cfg
 
 #: The shipped sheet's cohort ids, in order.

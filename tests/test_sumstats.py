@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crosscohort.sumstats import SumstatsError, float_column, read_sumstats, write_sumstats
+from crosscohort.contract.sumstats import SumstatsError, float_column, read_sumstats, write_sumstats
 
 
 def _table() -> pl.DataFrame:
@@ -74,7 +74,7 @@ def read_sumstats_plain(df: pl.DataFrame, tmp_path) -> pl.DataFrame:
 def test_line_blocks__whole_lines_after_the_prefix_and_nothing_lost(block):
     import io
 
-    from crosscohort.sumstats import line_blocks
+    from crosscohort.contract.sumstats import line_blocks
 
     data = b"a\tb\nlonger line here\n\nx" + b"y" * 100 + b"\nlast, no line end"
     for text in (data, data + b"\n", b"", b"\n"):

@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from crosscohort import uncached
-from crosscohort.uncached import ALIGN, UncachedFile
+from crosscohort.runtime import uncached
+from crosscohort.runtime.uncached import ALIGN, UncachedFile
 
 CHUNK = 4 * ALIGN
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from crosscohort.errors import ConfigError, InputError
-from crosscohort.gate import export_bundle
-from crosscohort.verify import verify_bundle, write_record
+from crosscohort.central.verify import verify_bundle, write_record
+from crosscohort.contract.errors import ConfigError, InputError
+from crosscohort.tre.gate import export_bundle
 
 
 def _bundle(tmp: Path, traits=("ldl", "cad")) -> Path:

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crosscohort.central.verify import verify_bundle
 from crosscohort.cli import main
-from crosscohort.errors import ConfigError, GateError, InputError
-from crosscohort.gate import GateRules, export_bundle
-from crosscohort.gate.signature import SIGNATURE, generate_keypair
-from crosscohort.verify import verify_bundle
+from crosscohort.contract.errors import ConfigError, GateError, InputError
+from crosscohort.contract.signature import SIGNATURE, generate_keypair
+from crosscohort.tre.gate import GateRules, export_bundle
 from tests.conftest import require_tool
 
 DIGEST = "ef" * 32

@@ -14,7 +14,7 @@ import polars as pl
 from scipy.stats import chi2
 
 from crosscohort.cli import main
-from crosscohort.pedigree import simulate_families
+from crosscohort.demo.pedigree import simulate_families
 
 
 def _lambda(p: np.ndarray) -> float:

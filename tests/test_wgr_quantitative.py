@@ -8,10 +8,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crosscohort.association import regenie_files as RF
-from crosscohort.association.wgr import run_step1, run_step2, write_step1
 from crosscohort.cli import main
-from crosscohort.pedigree import simulate_families
+from crosscohort.demo.pedigree import simulate_families
+from crosscohort.tre.association import regenie_files as RF
+from crosscohort.tre.association.wgr import run_step1, run_step2, write_step1
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_step2__quantitative_offset_equals_ols_of_y_minus_scaled_loco(cohort):
     x = np.column_stack([np.ones(y.size), cov])
     resid = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
     scale = np.linalg.norm(resid) / np.sqrt(y.size - x.shape[1])
-    from crosscohort.genotypes import Genotypes
+    from crosscohort.tre.genotypes import Genotypes
 
     geno = Genotypes([c.prefix])
     for j in (0, 250, 599):

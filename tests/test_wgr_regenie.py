@@ -28,8 +28,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crosscohort.association import regenie_files as RF
 from crosscohort.cli import main
+from crosscohort.tre.association import regenie_files as RF
 
 # shared/ lies beside the checkout (the session's /work/main and CI's fresh clone alike).
 EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "regenie-example"

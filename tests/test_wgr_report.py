@@ -9,14 +9,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crosscohort.association.wgr import run_step1, write_step1
+from crosscohort.central.report.build import build_report
 from crosscohort.cli import main
-from crosscohort.errors import GateError
-from crosscohort.gate import GateRules, export_bundle
-from crosscohort.gate.wgr_summary import WGR_FILE, WGR_WITHHELD, release_wgr_summary
-from crosscohort.pedigree import simulate_families
-from crosscohort.report.build import build_report
-from crosscohort.stats import CHI2_1_MEDIAN, lambda_gc
+from crosscohort.contract.errors import GateError
+from crosscohort.contract.release_wgr import WGR_FILE, WGR_WITHHELD, release_wgr_summary
+from crosscohort.contract.stats import CHI2_1_MEDIAN, lambda_gc
+from crosscohort.demo.pedigree import simulate_families
+from crosscohort.tre.association.wgr import run_step1, write_step1
+from crosscohort.tre.gate import GateRules, export_bundle
 
 DIGEST = "cd" * 32
 
@@ -126,14 +126,14 @@ def test_verify__a_count_added_to_the_released_summary_is_refused(cohort, tmp_pa
     released["traits"]["y"]["n_cases"] = 7
     (out / WGR_FILE).write_text(json.dumps(released))
     # Re-signed manifest not needed to show the content rule: fix size and digest as a forger would.
-    from crosscohort.gate.bundle import file_digest
+    from crosscohort.tre.gate.bundle import file_digest
 
     man = json.loads((out / "manifest.json").read_text())
     for f in man["files"]:
         if f["path"] == WGR_FILE:
             f["sha256"], f["size"] = file_digest(out / WGR_FILE), (out / WGR_FILE).stat().st_size
     (out / "manifest.json").write_text(json.dumps(man))
-    from crosscohort.verify import verify_bundle
+    from crosscohort.central.verify import verify_bundle
 
     with pytest.raises(GateError, match=r"wgr.json: traits\['y'\] key\(s\) \['n_cases'\] outside the released"):
         verify_bundle(out, cohort="c1", required=GateRules(min_mac=5, min_mac_group=5, min_residual_df=3))
@@ -226,7 +226,7 @@ def test_export_bundle__numeric_family_ids_do_not_block_the_cv_scheme(tmp_path):
 
 
 def test_marginal_chi2__missing_rows_leave_the_trait_out_of_numerator_and_denominator():
-    from crosscohort.association.wgr import marginal_chi2
+    from crosscohort.tre.association.wgr import marginal_chi2
 
     rng = np.random.default_rng(4)
     g = rng.normal(size=(50, 6))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crosscohort.association import _offset_tests as O
-from crosscohort.association import _ridge as R
-from crosscohort.association import regenie_files as RF
-from crosscohort.errors import InputError
+from crosscohort.contract.errors import InputError
+from crosscohort.tre.association import _offset_tests as O
+from crosscohort.tre.association import _ridge as R
+from crosscohort.tre.association import regenie_files as RF
 
 
 def _data(n=60, b=8, t=2, seed=1):

@@ -293,7 +293,7 @@ def test_cohort_mode__reads_only_its_cohorts_files_and_exports_the_same_bundle(d
         ours = (tmp_path / "exports" / cohort / f"{trait}.tsv.gz").read_bytes()
         assert ours == (demo / "exports" / cohort / f"{trait}.tsv.gz").read_bytes()
     assert not (tmp_path / "results" / "meta").exists()
-    from crosscohort.verify import verify_bundle
+    from crosscohort.central.verify import verify_bundle
 
     assert verify_bundle(tmp_path / "exports" / cohort, cohort=cohort, public_key=pub).signature.status == "valid"
 

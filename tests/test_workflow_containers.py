@@ -26,7 +26,7 @@ SHEET_HEADER = "cohort\tgenotypes\tgenotype_format\tpheno\tcovar\tbuild\tancestr
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory) -> Path:
-    from crosscohort.simulate import simulate_demo
+    from crosscohort.demo.simulate import simulate_demo
     from tests.conftest import require_tool
 
     plink2 = require_tool("plink2")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crosscohort.errors import ConfigError
+from crosscohort.contract.errors import ConfigError
 
 
 def key_value_pairs(values: list[str] | None, flag: str, *, key: str = "COHORT") -> dict[str, str]:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from crosscohort.commands.genotype_options import add_genotype_options, genotype_sources
-from crosscohort.errors import InputError
+from crosscohort.contract.errors import InputError
 
 _DESCRIPTION = """\
 Regress each phenotype on each variant's dosage of the ALT allele (.bim A1,
@@ -191,7 +191,7 @@ def output_path(out: str, trait: str, n_traits: int, *, regenie: bool = False) -
 
 def trait_names(pheno: str, tokens: list[str] | None) -> list[str]:
     """The traits of ``--pheno-name`` tokens (plink2 lists and ranges), or every numeric column."""
-    from crosscohort.phenotypes import expand_names, read_header, read_table
+    from crosscohort.tre.phenotypes import expand_names, read_header, read_table
 
     columns = read_header(pheno)
     if tokens is not None:
@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the scan and write one file per trait."""
     if args.threads:
         _limit_threads(args.threads)
-    from crosscohort.sumstats import write_sumstats
+    from crosscohort.contract.sumstats import write_sumstats
 
     types = dict(args.trait_type)
     args.pheno_name = trait_names(args.pheno, args.pheno_name)
@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     if args.pheno_name is not None:
         n_traits = len(args.pheno_name)
     else:
-        from crosscohort.phenotypes import read_table
+        from crosscohort.tre.phenotypes import read_table
 
         n_traits = len(read_table(args.pheno).columns) - 2
     regenie = args.out_format == "regenie"
@@ -221,14 +221,14 @@ def run(args: argparse.Namespace) -> int:
     for trait, table in result.tables.items():
         path = output_path(args.out, trait, len(result.tables), regenie=regenie)
         if regenie:
-            from crosscohort.association.regenie_files import write_regenie
+            from crosscohort.tre.association.regenie_files import write_regenie
 
             write_regenie(table, path)
         else:
             path = write_sumstats(table, path)
         print(f"assoc: trait {trait}: {table.height} rows -> {path}", file=sys.stderr)
     if args.ledger:
-        from crosscohort.ledger import write_ledgers
+        from crosscohort.contract.ledger import write_ledgers
 
         write_ledgers(result.ledgers, args.ledger)
     return 0
@@ -236,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_step2(args: argparse.Namespace, types: dict):
     """Whole-genome regression step 2 (``--pred``)."""
-    from crosscohort.association.wgr import run_step2
+    from crosscohort.tre.association.wgr import run_step2
 
     if args.pheno_transform is not None:
         raise InputError("--pheno-transform: not available with --pred (transform the phenotype before step 1)")
@@ -261,7 +261,7 @@ def _run_step2(args: argparse.Namespace, types: dict):
 
 def _run_glm(args: argparse.Namespace, types: dict):
     """The plink2 ``--glm``-style scan."""
-    from crosscohort.association import run_assoc
+    from crosscohort.tre.association import run_assoc
 
     for flag, dest in (("remove", "remove"), ("firth", "wgr_firth"), ("approx", "approx"), ("spa", "spa")):
         if getattr(args, dest):

@@ -53,11 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from crosscohort.clump import clump, match_genotypes, write_clumps
-    from crosscohort.errors import InputError
-    from crosscohort.harmonise.align import normalise_chromosomes
-    from crosscohort.phenotypes import read_sample_list
-    from crosscohort.sumstats import read_sumstats, variant_id
+    from crosscohort.central.harmonise.align import normalise_chromosomes
+    from crosscohort.contract.errors import InputError
+    from crosscohort.contract.sumstats import read_sumstats, variant_id
+    from crosscohort.demo.clump import clump, match_genotypes, write_clumps
+    from crosscohort.tre.phenotypes import read_sample_list
 
     ss = read_sumstats(args.sumstats, required=_KEY, chromosome_labels=True)
     if "p_value" not in ss.columns and "neg_log_10_p_value" not in ss.columns:
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         ss = ss.with_columns(variant_id(pl.col("chromosome"), pl.col("base_pair_location"),
                                         pl.col("other_allele"), pl.col("effect_allele")))
     if "neg_log_10_p_value" not in ss.columns:
-        from crosscohort.loci import neglog10p
+        from crosscohort.central.loci import neglog10p
 
         ss = ss.with_columns(pl.Series("neg_log_10_p_value", neglog10p(ss)))
     genotypes = open_genotypes(args)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from crosscohort.compare import compare_arms, write_comparison
-from crosscohort.errors import InputError
-from crosscohort.sumstats import read_sumstats
+from crosscohort.central.compare import compare_arms, write_comparison
+from crosscohort.contract.errors import InputError
+from crosscohort.contract.sumstats import read_sumstats
 
 __all__ = ["register", "run"]
 

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 from crosscohort.commands import key_value_pairs
-from crosscohort.errors import ConfigError
-from crosscohort.gate.bundle import export_bundle, file_digest
-from crosscohort.gate.rules import GateRules
+from crosscohort.contract.bundle import file_digest
+from crosscohort.contract.errors import ConfigError
+from crosscohort.contract.release import GateRules
+from crosscohort.tre.gate.bundle import export_bundle
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

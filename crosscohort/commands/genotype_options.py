@@ -2,7 +2,7 @@
 
 One definition of ``--bfile | --pfile | --bgen [--sample] [--bgen-ref] |
 --vcf [--vcf-field] [--psam]`` and of how they become the inputs of
-:class:`crosscohort.genotypes.Genotypes`, so that every command reads the
+:class:`crosscohort.tre.genotypes.Genotypes`, so that every command reads the
 same containers the same way.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from crosscohort.errors import InputError
+from crosscohort.contract.errors import InputError
 
 __all__ = ["add_genotype_options", "genotype_sources", "open_genotypes", "default_cohort_name"]
 
@@ -81,7 +81,7 @@ def genotype_sources(args: argparse.Namespace) -> list:
         without ``--bgen``, ``--psam`` without ``--vcf``), or the number of
         ``--psam`` differs from the number of ``--vcf``.
     """
-    from crosscohort.genotype_formats import GenotypeSource
+    from crosscohort.tre.genotype_formats import GenotypeSource
 
     if args.sample is not None and args.bgen is None:
         raise InputError(f"--sample {args.sample}: only used with --bgen")
@@ -112,8 +112,8 @@ def genotype_sources(args: argparse.Namespace) -> list:
 
 
 def open_genotypes(args: argparse.Namespace):
-    """:class:`crosscohort.genotypes.Genotypes` of the inputs the options name."""
-    from crosscohort.genotypes import Genotypes
+    """:class:`crosscohort.tre.genotypes.Genotypes` of the inputs the options name."""
+    from crosscohort.tre.genotypes import Genotypes
 
     return Genotypes(genotype_sources(args))
 

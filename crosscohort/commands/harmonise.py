@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from crosscohort.errors import ConfigError
-from crosscohort.harmonise.align import EAF_MAX_DIFF, check_cohort_name
-from crosscohort.harmonise.build import normalise_build
-from crosscohort.harmonise.formats import FORMAT_NAMES
-from crosscohort.harmonise.readers import harmonise_files, parse_input, read_column_map
+from crosscohort.central.harmonise.align import EAF_MAX_DIFF, check_cohort_name
+from crosscohort.central.harmonise.build import normalise_build
+from crosscohort.central.harmonise.formats import FORMAT_NAMES
+from crosscohort.central.harmonise.readers import harmonise_files, parse_input, read_column_map
+from crosscohort.contract.errors import ConfigError
 
 __all__ = ["register", "run", "cohort_paths"]
 
@@ -19,7 +19,7 @@ def cohort_paths(items: list[str]) -> dict[str, Path]:
     """``[COHORT=]FILE`` arguments as an ordered ``{cohort: path}``; :class:`ConfigError` when malformed.
 
     Without ``COHORT=`` the id is the file name up to its first dot, as for
-    raw inputs (:func:`crosscohort.harmonise.readers.parse_input`).
+    raw inputs (:func:`crosscohort.central.harmonise.readers.parse_input`).
     """
     out: dict[str, Path] = {}
     for item in items:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from crosscohort.gate.signature import generate_keypair
+from crosscohort.contract.signature import generate_keypair
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

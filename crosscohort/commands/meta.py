@@ -6,7 +6,7 @@ supported format, harmonised in the same call: any other ``--format``, or
 ``--columns``/``--reference``).
 
 Both combine one chromosome of every cohort at a time and write the output as
-they go (:mod:`crosscohort.meta.stream`): harmonised tables are read from disk
+they go (:mod:`crosscohort.central.meta.stream`): harmonised tables are read from disk
 chromosome by chromosome, so memory follows the largest chromosome, not the
 genome; raw inputs are harmonised whole (one cohort at a time) first.
 """
@@ -18,14 +18,14 @@ import json
 import sys
 from pathlib import Path
 
+from crosscohort.central.harmonise.align import EAF_MAX_DIFF
+from crosscohort.central.meta import METHODS, leave_one_out, write_loo
+from crosscohort.central.meta.ivw import meta_input_columns
+from crosscohort.central.meta.mrmega import DEFAULT_AXES
+from crosscohort.central.meta.stream import Unsorted, file_parts, memory_parts, meta_analyse_to_file
 from crosscohort.commands.harmonise import cohort_paths
-from crosscohort.errors import ConfigError
-from crosscohort.harmonise.align import EAF_MAX_DIFF
-from crosscohort.meta import METHODS, leave_one_out, write_loo
-from crosscohort.meta.ivw import meta_input_columns
-from crosscohort.meta.mrmega import DEFAULT_AXES
-from crosscohort.meta.stream import Unsorted, file_parts, memory_parts, meta_analyse_to_file
-from crosscohort.sumstats import read_sumstats
+from crosscohort.contract.errors import ConfigError
+from crosscohort.contract.sumstats import read_sumstats
 
 __all__ = ["register", "run"]
 
@@ -110,7 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _harmonise_raw(args: argparse.Namespace, fmt: str) -> tuple[dict, list]:
     """Raw inputs: cohort id -> harmonised table (meta columns only), and the harmonisation ledgers."""
-    from crosscohort.harmonise.readers import harmonise_files, parse_input, read_column_map
+    from crosscohort.central.harmonise.readers import harmonise_files, parse_input, read_column_map
 
     mapping: dict = read_column_map(args.columns) if args.columns else {}
     if args.format == HARMONISED:
@@ -139,8 +139,8 @@ def _has_map(item: str) -> bool:
 
 def _check_files(args: argparse.Namespace, fmt: str) -> None:
     """One file per cohort (by content), and no output that is an input."""
-    from crosscohort.harmonise.files import check_distinct_inputs, check_outputs_not_inputs
-    from crosscohort.harmonise.readers import parse_input
+    from crosscohort.central.harmonise.files import check_distinct_inputs, check_outputs_not_inputs
+    from crosscohort.central.harmonise.readers import parse_input
 
     if fmt == HARMONISED:
         paths = cohort_paths(args.cohorts)
@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
         path.write_text(json.dumps([lg.to_dict() for lg in harmonise_ledgers], indent=2,
                                    sort_keys=True) + "\n")
     if args.loo_threshold is not None:
-        from crosscohort.loci import distance_loci
+        from crosscohort.central.loci import distance_loci
 
         # Loci from the significant rows only (the others cannot lead or join a locus),
         # leave-one-out from each cohort's rows at them: kept while streaming.

@@ -9,15 +9,15 @@ from crosscohort.commands.genotype_options import add_genotype_options, open_gen
 
 
 def run(args: argparse.Namespace) -> int:
-    from crosscohort._jit import SMALL_JOB_CELLS, small_job
-    from crosscohort.genotypes import read_id_list
-    from crosscohort.pca import run_pca, write_pca
-    from crosscohort.phenotypes import read_sample_list
+    from crosscohort.runtime.jit import SMALL_JOB_CELLS, small_job
+    from crosscohort.tre.genotypes import read_id_list
+    from crosscohort.tre.pca import run_pca, write_pca
+    from crosscohort.tre.phenotypes import read_sample_list
 
     keep = read_sample_list(args.keep) if args.keep else None
     extract = read_id_list(args.extract) if args.extract else None
     genotypes = open_genotypes(args)
-    # A small cohort decodes with numpy rather than load numba (crosscohort._jit; same calls).
+    # A small cohort decodes with numpy rather than load numba (crosscohort.runtime.jit; same calls).
     with small_job(genotypes.n_samples * genotypes.n_variants <= SMALL_JOB_CELLS):
         res = run_pca(genotypes, keep=keep, extract=extract, n_pcs=args.n_pcs, maf=args.maf,
                       window=args.prune_window, step=args.prune_step, r2=args.prune_r2, seed=args.seed,

@@ -9,12 +9,12 @@ from crosscohort.commands import key_value_pairs
 
 
 def run(args: argparse.Namespace) -> int:
-    from crosscohort.errors import InputError
+    from crosscohort.contract.errors import InputError
 
     if args.qc:
         if not (args.bim and args.out_qc_prefix):
             raise InputError("--qc needs --bim and --out-qc-prefix")
-        from crosscohort.pool import pool_qc, write_pooled_qc
+        from crosscohort.demo.pool import pool_qc, write_pooled_qc
 
         samples, variants, ledgers = pool_qc(key_value_pairs(args.qc, "--qc"), bim=args.bim)
         write_pooled_qc(samples, variants, ledgers, args.out_qc_prefix)
@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not (args.pheno and args.covar and args.out_pheno and args.out_covar):
         raise InputError("give --pheno, --covar, --out-pheno and --out-covar (or --qc, --bim, --out-qc-prefix)")
-    from crosscohort.pool import pool_tables, read_plink_table, write_plink_table
+    from crosscohort.demo.pool import pool_tables, read_plink_table, write_plink_table
 
     pheno = {c: read_plink_table(p) for c, p in key_value_pairs(args.pheno, "--pheno").items()}
     covar = {c: read_plink_table(p) for c, p in key_value_pairs(args.covar, "--covar").items()}
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     write_plink_table(pool_tables(pheno, indicators=False), args.out_pheno)
     pooled_covar = pool_tables(covar, indicators=True)
     if args.specific:
-        from crosscohort.pool import cohort_specific
+        from crosscohort.demo.pool import cohort_specific
 
         specific = {c: read_plink_table(p) for c, p in key_value_pairs(args.specific, "--specific").items()}
         unknown = [c for c in specific if c not in covar]

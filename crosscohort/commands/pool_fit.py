@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from crosscohort.errors import InputError
+from crosscohort.contract.errors import InputError
 
 _DESCRIPTION = """\
 Solve the pooled model of one trait from the sums each cohort released
@@ -54,9 +54,9 @@ def _shared_names(text: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Read, align, solve and write the pooled table and its summary (OUT.summary.json)."""
-    from crosscohort.atomic import write_json
-    from crosscohort.pooled.central import pool_fit, pool_fit_to_file, sufficient_paths
-    from crosscohort.sumstats import write_sumstats
+    from crosscohort.central.pooled.driver import pool_fit, pool_fit_to_file, sufficient_paths
+    from crosscohort.contract.sumstats import write_sumstats
+    from crosscohort.runtime.atomic import write_json
 
     inputs = []
     for item in args.dirs:

@@ -13,13 +13,13 @@ from crosscohort.commands.genotype_options import (
 
 
 def run(args: argparse.Namespace) -> int:
-    from crosscohort._jit import SMALL_JOB_CELLS, small_job
-    from crosscohort.qc import QcThresholds, run_qc, write_qc
+    from crosscohort.runtime.jit import SMALL_JOB_CELLS, small_job
+    from crosscohort.tre.qc import QcThresholds, run_qc, write_qc
 
     thresholds = QcThresholds(geno=args.geno, mind=args.mind, maf=args.maf, mac=args.mac, hwe=args.hwe)
     cohort = args.cohort or default_cohort_name(args)
     genotypes = open_genotypes(args)
-    # A small cohort decodes with numpy rather than load numba (crosscohort._jit; same calls).
+    # A small cohort decodes with numpy rather than load numba (crosscohort.runtime.jit; same calls).
     with small_job(genotypes.n_samples * genotypes.n_variants <= SMALL_JOB_CELLS):
         result = run_qc(genotypes, cohort=cohort, thresholds=thresholds,
                         chunk_size=args.chunk_size, nonfounders=args.nonfounders,

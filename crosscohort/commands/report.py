@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from crosscohort.errors import InputError
+from crosscohort.contract.errors import InputError
 
 __all__ = ["register", "run", "parse_cohort"]
 
@@ -76,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Build the report from parsed arguments; returns the exit status."""
-    from crosscohort.report import build_report
+    from crosscohort.central.report import build_report
 
     cohorts: dict[str, Path] = {}
     for item in args.cohort:

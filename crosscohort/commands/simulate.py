@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Simulate, then print one line per cohort and the variant counts."""
-    from crosscohort.simulate import simulate_demo
+    from crosscohort.demo.simulate import simulate_demo
 
     res = simulate_demo(args.out_dir, seed=args.seed, scale=args.scale)
     print(f"simulated {res.n_sites_simulated} sites on {res.n_chromosomes} chromosomes; "

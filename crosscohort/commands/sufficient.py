@@ -80,9 +80,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Compute and write the blocks and sums of every trait."""
-    from crosscohort.pooled.blocks import BLOCK_SUFFIX, VARIANT_SUFFIX, write_block
-    from crosscohort.pooled.sufficient import run_sufficient
-    from crosscohort.sumstats import write_sumstats
+    from crosscohort.contract.sums import BLOCK_SUFFIX, VARIANT_SUFFIX, write_block
+    from crosscohort.contract.sumstats import write_sumstats
+    from crosscohort.tre.sufficient import run_sufficient
 
     result = run_sufficient(
         genotype_sources(args), args.pheno,
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         path = write_sumstats(result.tables[trait], out / f"{trait}{VARIANT_SUFFIX}")
         print(f"sufficient: trait {trait}: {result.tables[trait].height} rows -> {path}", file=sys.stderr)
     if args.ledger:
-        from crosscohort.ledger import write_ledgers
+        from crosscohort.contract.ledger import write_ledgers
 
         write_ledgers(result.ledgers, args.ledger)
     return 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from crosscohort.gate.rules import RELEASE_N, GateRules
-from crosscohort.verify import verify_bundle, write_record
+from crosscohort.central.verify import verify_bundle, write_record
+from crosscohort.contract.release import RELEASE_N, GateRules
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -11,7 +11,7 @@ from crosscohort.commands.genotype_options import (
     default_cohort_name,
     genotype_sources,
 )
-from crosscohort.errors import InputError
+from crosscohort.contract.errors import InputError
 
 _DESCRIPTION = """\
 Step 1 of whole-genome regression (Mbatchou et al. 2021, REGENIE): fit the
@@ -108,8 +108,8 @@ def run(args: argparse.Namespace) -> int:
     """Fit step 1 and write the prediction list, LOCO files and summary."""
     if args.threads:
         _limit_threads(args.threads)
-    from crosscohort.association import _ridge as R
-    from crosscohort.association.wgr import run_step1, write_step1
+    from crosscohort.tre.association import _ridge as R
+    from crosscohort.tre.association.wgr import run_step1, write_step1
 
     types = dict(args.trait_type)
     if args.bt:
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     paths = write_step1(result, args.out, gz=args.gz)
     print(f"wgr: LOCO predictions of {len(result.traits)} trait(s) -> {paths['pred_list']}", file=sys.stderr)
     if args.ledger:
-        from crosscohort.ledger import write_ledgers
+        from crosscohort.contract.ledger import write_ledgers
 
         write_ledgers(result.ledgers, args.ledger)
     return 0

@@ -11,8 +11,8 @@ from pathlib import Path
 sys.path.insert(0, workflow.basedir)
 
 from crosscohort.config import config_digest, load_study, study_config
-from crosscohort.errors import UserError
-from crosscohort.genotype_formats import container_files, vcf_sample_sidecar
+from crosscohort.contract.errors import UserError
+from crosscohort.tre.genotype_formats import container_files, vcf_sample_sidecar
 
 # A study config given with --configfile states the study completely: it replaces
 # config/config.yaml (the demo's study) rather than being merged into it, so the
@@ -473,7 +473,7 @@ def association_mem_mb(wildcards, input, attempt):
     """Memory of one association part.
 
     The engine holds one chunk of dosages (samples x chunk_size float64,
-    capped at 16 MiB by crosscohort.association.engine.read_step) and, per
+    capped at 16 MiB by crosscohort.tre.association.engine.read_step) and, per
     trait in turn, ~5 derived arrays of that shape (centred, observed, the
     trait's rows, Firth's working copies): 6 arrays (measured peak 368 MB in
     all at 20,000 samples x 100,000 variants for a binary trait, 396 MB at
@@ -501,7 +501,7 @@ def genotype_scan_mem_mb(wildcards, input, attempt):
 
     A 2,000-variant chunk of float64 dosages and ~3 derived arrays
     (4 x samples x 2,000 x 8 bytes), KING's row-block budget (512 MB,
-    crosscohort.relatedness), per-variant statistics (~3x the .bim text).
+    crosscohort.tre.relatedness), per-variant statistics (~3x the .bim text).
     Safety x1.5.
     """
     n = n_samples_of(wildcards)

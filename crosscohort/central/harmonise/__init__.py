@@ -1,0 +1,26 @@
+"""Central harmonisation: align every cohort's alleles to one orientation, with a ledger.
+
+:func:`harmonise` is the entry point; :mod:`.alleles` holds the allele
+algebra, :mod:`.align` the rules, :mod:`.formats` readers of other tools'
+input formats (GWAMA).
+"""
+
+from crosscohort.central.harmonise.align import (
+    VARIANT_KEY,
+    HarmonisedSet,
+    harmonise,
+    harmonise_cohort,
+    read_cohort_tables,
+    read_reference,
+    write_harmonised,
+)
+
+__all__ = [
+    "VARIANT_KEY",
+    "HarmonisedSet",
+    "harmonise",
+    "harmonise_cohort",
+    "read_cohort_tables",
+    "read_reference",
+    "write_harmonised",
+]

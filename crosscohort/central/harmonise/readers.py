@@ -1,0 +1,1317 @@
+"""Read any cohort's summary statistics into one GWAS-SSF frame, values normalised.
+
+:func:`read_summary_statistics` reads one delimited file (tab, space or
+comma; gzipped or not) under a format preset, the header dictionary or a
+``--columns`` mapping (:mod:`crosscohort.central.harmonise.formats`), and
+normalises what the tools disagree on: OR -> log OR, OR CI -> SE, p from
+-log10 p, z or beta/SE where missing, p underflow kept as
+``neg_log_10_p_value``, a default N, numeric allele codes, ``-`` strands.
+:func:`harmonise_files` is the command's whole pipeline: read, place
+marker-only rows, check the build (and lift over), left-normalise indels,
+align (:func:`crosscohort.central.harmonise.align.harmonise_cohort`), fold the
+readers' counts into the ledger, and write, one cohort at a time.
+
+Every pass is a polars expression over whole columns; a file is read by one
+streamed query that keeps only the converted columns, never all its text.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import yaml
+from scipy.special import log_ndtr, ndtri_exp
+
+from crosscohort.central.harmonise import files, markers
+from crosscohort.central.harmonise.align import (
+    EAF_MAX_DIFF,
+    HarmonisedSet,
+    _harmonise_cohort,
+    check_eaf_max_diff,
+    compact_reference,
+    left_normalise,
+    read_reference,
+    write_harmonised,
+)
+from crosscohort.central.harmonise.alleles import complement, is_upper_letters, normalise_allele
+from crosscohort.central.harmonise.formats import (
+    FORMAT_NAMES,
+    HEADER_DICTIONARY,
+    PRESETS,
+    detect_format,
+    resolve_columns,
+)
+from crosscohort.contract.errors import ConfigError, InputError
+from crosscohort.contract.sumstats import (
+    FLAG_COLUMNS,
+    float_column,
+    line_blocks,
+    marker_only,
+    open_binary,
+    read_sumstats,
+    write_sumstats,
+)
+
+__all__ = [
+    "FLAG_P_INCONSISTENT",
+    "P_INCONSISTENT_REL",
+    "InputSpec",
+    "ReadResult",
+    "harmonise_files",
+    "parse_input",
+    "read_column_map",
+    "read_summary_statistics",
+]
+
+#: Boolean column: beta/SE disagrees with the file's own p (kept, not dropped).
+FLAG_P_INCONSISTENT = FLAG_COLUMNS["flag_p_inconsistent"].name
+#: beta/SE and p disagree when ``| z_from_p - |beta/SE| | > P_INCONSISTENT_REL * max(|beta/SE|, 1)``:
+#: 5 % relative, with a floor of 1 so that p printed with few digits near 1 is not flagged.
+P_INCONSISTENT_REL = 0.05
+#: z of a 95 % two-sided interval (OR CI -> SE).
+Z975 = 1.959963984540054
+#: Text read as missing in every format (never as 0).
+MISSING = ("NA", "NaN", "nan", "NAN", "na", "N/A", ".", "", "null", "NULL", "None", "-nan", "nan(ind)")
+#: Legacy numeric allele codes (``--numeric-alleles``).
+NUMERIC_ALLELES = {"1": "A", "2": "C", "3": "G", "4": "T"}
+
+# Private per-row flags carried through alignment and summed on the kept rows
+# into the ledger's ``changed`` (reason = name without the prefix).
+_FLAG = "_rd_"
+_LINE = "_line"
+_NUMERIC = ("beta", "odds_ratio", "standard_error", "ci_lower", "ci_upper", "z", "p_value",
+            "neg_log_10_p_value", "effect_allele_frequency", "info")
+_COUNTS = ("n", "n_cases", "n_controls")
+_MARKER_POSITION = r"^(?i:chr)?([0-9]{1,2}|[XxYy]|MT|mt|M|m)[:_](\d+)"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One command-line input: ``[COHORT=]PATH[:FORMAT]`` or ``[COHORT=]PATH:MAP.yaml``.
+
+    ``options``: this file's own column map and options (:func:`read_column_map`:
+    ``columns``, ``default_n``, ``numeric_alleles``, ``missing``), which replace
+    the run's for this file only; ``None``: the run's apply.
+    """
+
+    cohort: str
+    path: Path
+    format: str
+    options: dict | None = None
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """One file read into GWAS-SSF columns.
+
+    Attributes
+    ----------
+    table
+        GWAS-SSF columns (``chromosome`` as text labels, for
+        :func:`~crosscohort.central.harmonise.align.normalise_chromosomes`), ``rsid`` (the
+        marker name), :data:`FLAG_P_INCONSISTENT`, and private ``_rd_*`` flags.
+    source
+        The file name.
+    format
+        The preset used (``mapped`` for the header dictionary / mapping).
+    columns
+        Field -> header name used.
+    removed
+        Rows the reader did not pass on, by reason (``not_additive_test``).
+    n_rows
+        Data rows in the file (``table.height + sum(removed)``).
+    """
+
+    table: pl.DataFrame
+    source: str
+    format: str
+    columns: dict[str, str]
+    removed: dict[str, int] = field(default_factory=dict)
+    n_rows: int = 0
+
+
+def parse_input(item: str, *, default_format: str = "auto") -> InputSpec:
+    """``COHORT=PATH``, ``PATH``, ``PATH:FMT`` or ``COHORT=PATH:FMT`` as an :class:`InputSpec`.
+
+    Without ``COHORT=`` the cohort id is the file name up to its first dot.
+    A trailing ``:FMT`` is a format only when FMT is one of :data:`FORMAT_NAMES`.
+    """
+    from crosscohort.central.harmonise.align import check_cohort_name
+
+    cohort, sep, rest = item.partition("=")
+    if not sep:
+        cohort, rest = "", item
+    if sep and (not cohort or not rest):
+        raise ConfigError(f"expected [COHORT=]PATH[:FORMAT], got {item!r}")
+    fmt = default_format
+    options = None
+    head, colon, tail = rest.rpartition(":")
+    if colon and head and tail.endswith((".yaml", ".yml")):
+        # FILE:MAP.yaml: this file's own columns and options (METAL's per-file settings).
+        options = read_column_map(tail)
+        rest, fmt = head, options.get("format", default_format)
+    elif colon and tail in FORMAT_NAMES:
+        rest, fmt = head, tail
+    elif colon and head and "/" not in tail and "." not in tail:
+        raise ConfigError(
+            f"{item!r}: unknown format {tail!r}; expected one of {list(FORMAT_NAMES)}"
+        )
+    if fmt not in FORMAT_NAMES:
+        raise ConfigError(f"unknown format {fmt!r}; expected one of {list(FORMAT_NAMES)}")
+    path = Path(rest)
+    if not cohort:
+        if not path.exists():
+            # Most likely a malformed COHORT=FILE rather than a missing file: say both.
+            raise ConfigError(
+                f"expected COHORT=FILE (or an existing FILE), got {item!r}: no '=' and no such file"
+            )
+        cohort = path.name.split(".")[0]
+    check_cohort_name(cohort)
+    return InputSpec(cohort=cohort, path=path, format=fmt, options=options)
+
+
+def read_column_map(path: str | Path) -> dict:
+    """The ``--columns`` YAML: ``columns: {field: HEADER}`` plus optional ``format``,
+    ``numeric_alleles``, ``default_n``, ``missing`` (list of extra NA strings).
+
+    Raises
+    ------
+    ConfigError
+        On unknown keys or fields, or when ``columns`` is not a mapping of strings.
+    """
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the column mapping ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping with key 'columns'")
+    allowed = {"columns", "format", "numeric_alleles", "default_n", "missing"}
+    unknown = sorted(set(doc) - allowed)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    cols = doc.get("columns", {})
+    if not isinstance(cols, dict) or not all(isinstance(v, str) for v in cols.values()):
+        raise ConfigError(f"{path}: 'columns' must map field names to header names")
+    bad = sorted(set(cols) - set(HEADER_DICTIONARY))
+    if bad:
+        raise ConfigError(
+            f"{path}: unknown field(s) {bad} under columns; expected some of {sorted(HEADER_DICTIONARY)}"
+        )
+    if "format" in doc and doc["format"] not in FORMAT_NAMES:
+        raise ConfigError(f"{path}: format {doc['format']!r} not one of {list(FORMAT_NAMES)}")
+    n = doc.get("default_n")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
+        raise ConfigError(f"{path}: default_n must be a positive integer; got {n!r}")
+    if not isinstance(doc.get("numeric_alleles", False), bool):
+        raise ConfigError(f"{path}: numeric_alleles must be true or false; got "
+                          f"{doc['numeric_alleles']!r}")
+    return doc
+
+
+# --- reading ---------------------------------------------------------------------------
+
+def _open_text(path: Path):
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    return gzip.open(path, "rt") if magic == b"\x1f\x8b" else open(path)
+
+
+def _sniff(path: Path) -> tuple[list[str], str, int]:
+    """Header names, the separator (``\\t``, ``,`` or ``ws``) and lines before the data.
+
+    A UTF-8 byte-order mark before the first line (Excel's "UTF-8 CSV") is read
+    through: it is not part of the first column's name.
+    """
+    try:
+        with open_binary(path) as fh:
+            for i, raw in enumerate(fh):
+                if i == 0:
+                    raw = raw.removeprefix(b"\xef\xbb\xbf")
+                text = _utf8(raw, path=path, line=i + 1).rstrip("\r\n")
+                if not text.strip() or text.startswith("##"):
+                    continue
+                if "\t" in text:
+                    sep, names = "\t", text.split("\t")
+                elif "," in text:
+                    sep, names = ",", [h.strip().strip('"') for h in text.split(",")]
+                else:
+                    sep, names = "ws", text.split()
+                return [h.strip() for h in names], sep, i + 1
+    except (OSError, EOFError) as exc:
+        raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
+                         "or a complete gzip stream") from exc
+    raise InputError(f"{path}: empty file, expected a header line")
+
+
+def _utf8(raw: bytes, *, path: Path, line: int) -> str:
+    """One line's bytes as text; :class:`InputError` naming the line when they are not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+            f"{exc.start + 1}); rule: UTF-8 text (e.g. iconv -f latin1 -t utf-8)"
+        ) from exc
+
+
+def _first_bad_utf8(path: Path) -> None:
+    """Raise :func:`_utf8`'s error for the first line that is not UTF-8 (a read failed on it)."""
+    try:
+        with open_binary(path) as fh:
+            for i, raw in enumerate(fh):
+                _utf8(raw, path=path, line=i + 1)
+    except (OSError, EOFError):
+        return
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
+                used: list[int]) -> tuple[pl.LazyFrame, int]:
+    """The used fields of every data line as a lazy frame of text, and the number of data lines.
+
+    Tab, comma and single-space files go through polars' native CSV parser;
+    files aligned with runs of spaces are split after a regex clean-up. A
+    first streamed pass counts each line's fields (the parser would fill
+    short lines with nulls without a word) and refuses ragged lines.
+    """
+    lines = pl.scan_csv(
+        path, has_header=False, separator="\x1f", quote_char=None, skip_rows=skip,
+        schema={"_text": pl.String}, truncate_ragged_lines=True,
+    ).with_row_index(_LINE, offset=skip + 1).filter(pl.col("_text").is_not_null())
+    text = pl.col("_text").str.strip_chars_end("\r")
+    if sep == "ws" and _single_spaced(path, skip):
+        sep = " "
+    if sep == "ws":
+        text = text.str.strip_chars().str.replace_all(r"[ \t]+", "\t")
+    split_sep = "\t" if sep == "ws" else sep
+    n_fields = text.str.count_matches(split_sep, literal=True) + 1
+    ragged = n_fields != len(header)
+    try:
+        counts = lines.select(
+            pl.len().alias("n"),
+            ragged.sum().alias("n_bad"),
+            pl.col(_LINE).filter(ragged).first().alias("line"),
+            n_fields.filter(ragged).first().alias("k"),
+        ).collect(engine="streaming").row(0, named=True)
+    except (pl.exceptions.PolarsError, OSError, EOFError) as exc:  # OSError: a truncated gzip
+        if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
+            _first_bad_utf8(path)
+        raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
+                         "or a complete gzip stream, UTF-8") from exc
+    if counts["n_bad"]:
+        raise InputError(
+            f"{path}: line {counts['line']}: {counts['k']} fields, header has {len(header)}; "
+            f"rule: every row has as many fields as the header ({counts['n_bad']} such line(s))"
+        )
+    if sep == "ws":
+        # Staged so that the clean-up and the split run once per line, not once per field.
+        lf = lines.select(pl.col(_LINE), text.alias("_t")).select(
+            pl.col(_LINE), pl.col("_t").str.split_exact("\t", max(len(header) - 1, 0))
+            .alias("_parts"))
+        lf = lf.select(pl.col(_LINE), *[pl.col("_parts").struct.field(f"field_{i}")
+                                        .alias(f"_c{i}") for i in used])
+    else:
+        lf = pl.scan_csv(
+            path, has_header=False, separator=sep, skip_rows=skip,
+            quote_char='"' if sep == "," else None,
+            schema={f"_c{i}": pl.String for i in range(len(header))},
+        ).with_row_index(_LINE, offset=skip + 1).select(
+            pl.col(_LINE), *[pl.col(f"_c{i}") for i in used]
+        ).filter(~pl.all_horizontal(pl.col(f"_c{i}").is_null() for i in used))
+        if sep == ",":
+            lf = lf.with_columns(pl.col(f"_c{i}").str.strip_chars() for i in used)
+        else:
+            lf = lf.with_columns(pl.col(f"_c{i}").str.strip_chars_end("\r") for i in used)
+    return lf, counts["n"]
+
+
+def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[int],
+                numeric: set[int], na: tuple[str, ...]) -> tuple[pl.LazyFrame, int, bool] | None:
+    """The used fields parsed straight to their types (lazy frame, data lines, unpadded), or ``None``.
+
+    ``unpadded``: the file holds no white space that a field could begin or end
+    with, so its text fields need no stripping.
+
+    The fast path for well-formed files: numeric fields become Float64 in the
+    parser itself (no text column, no per-field cast). It is taken only when
+    it provably reads what :func:`_scan_lines` would: no carriage return, as
+    many rows as data lines (no blank line shifts the line numbers), and no
+    row with fewer fields than the header (:func:`_block_facts`). Anything
+    else (a parse error, a ragged or quoted row, padding spaces) returns
+    ``None`` and the file goes through the checking path, whose errors name
+    the line and column.
+
+    The file (plain or gzip) is read once, in blocks cut at line ends: each
+    block is parsed and its bytes checked by a worker thread (the main one
+    only reads), so memory never holds the whole text (225 MB for 2M rows),
+    only the parsed columns.
+    """
+    if sep == "ws":
+        if not _single_spaced(path, skip):
+            return None
+        sep = " "
+    if len(sep) != 1:
+        return None
+    sep_b = sep.encode()
+    # Bytes a text field could begin or end with (the Unicode white space polars strips):
+    # white space other than the separator and the line end (above ASCII: isascii).
+    pad = tuple(c for c in (b" ", b"\t", b"\x0b", b"\x0c") if c != sep_b)
+    # A row with fewer fields than the header has its last field null: when that field is
+    # parsed anyway and a block holds no null in it, the block needs no separator count.
+    last_field = f"_c{n_fields - 1}" if n_fields - 1 in used else None
+    schema = {f"_c{i}": (pl.Float64 if i in numeric else pl.String) for i in range(n_fields)}
+    read = dict(has_header=False, separator=sep, quote_char=None, schema=schema, columns=used)
+    # A preset's or user's token may parse as a number (GWAMA's -9): then match them all.
+    tokens_first = not set(na) <= set(MISSING)
+    blocks = _Blocks(path, skip)
+    parse = dict(na=na, numeric=[f"_c{i}" for i in used if i in numeric],
+                 text=[f"_c{i}" for i in used if i not in numeric], tokens_first=tokens_first,
+                 sep=sep_b, n_fields=n_fields, last_field=last_field, pad=pad)
+    frames: list[pl.DataFrame] = []
+    facts: list[_BlockFacts] = []
+    # Blocks are parsed and checked by workers while the next one is read (both release
+    # the GIL); at most PARSE_AHEAD blocks are in flight, so memory holds a few blocks.
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending = []
+    with ThreadPoolExecutor(max_workers=PARSE_WORKERS,
+                            thread_name_prefix="crosscohort-parse") as pool:
+        try:
+            for piece in blocks:
+                pending.append(pool.submit(_parse_block, piece, read, **parse))
+                del piece
+                while len(pending) > PARSE_AHEAD:
+                    df, fact = pending.pop(0).result()
+                    frames.append(df)
+                    facts.append(fact)
+            while pending:
+                df, fact = pending.pop(0).result()
+                frames.append(df)
+                facts.append(fact)
+        except (pl.exceptions.PolarsError, OSError, EOFError, ValueError):
+            for f in pending:
+                f.cancel()
+            return None
+    if not blocks.header_ok:
+        return None
+    n_lines = sum(f.lines for f in facts) + (1 if blocks.last not in (b"", b"\n") else 0)
+    if any(f.cr or f.short for f in facts):
+        return None
+    # No field can begin or end with white space (the Unicode kind polars strips) when
+    # the file has none but its separator and line ends: no space, tab, VT or FF
+    # besides the separator, and no byte above ASCII.
+    unpadded = not any(f.padded for f in facts)
+    df = (pl.concat(frames, rechunk=False) if frames
+          else pl.DataFrame(schema={f"_c{i}": schema[f"_c{i}"] for i in used}))
+    if df.height != n_lines:
+        return None
+    # One row per data line (checked above), so the line number is the row's position.
+    df = df.with_row_index(_LINE, offset=skip + 1).select(_LINE, *[f"_c{i}" for i in used])
+    # A row with every used field null: the checking path drops it when the fields are
+    # empty and keeps it (bad values, counted) when they are missing tokens; the parser
+    # cannot tell the two apart here, so such a file takes the checking path.
+    if df.select(pl.all_horizontal(pl.col(f"_c{i}").is_null() for i in used).any()).item():
+        return None
+    return df.lazy(), n_lines, unpadded
+
+
+@dataclass(frozen=True)
+class _BlockFacts:
+    """What the fast reader must know of a block's bytes besides its parsed rows.
+
+    ``lines``: line ends; ``cr``: holds a carriage return; ``short``: some row
+    has fewer fields than the header; ``padded``: holds a byte a text field
+    could begin or end with (white space other than the separator, or a byte
+    above ASCII).
+    """
+
+    lines: int
+    cr: bool
+    short: bool
+    padded: bool
+
+
+def _block_facts(piece: bytes, df: pl.DataFrame, *, sep: bytes, n_fields: int,
+                 last_field: str | None, pad: tuple[bytes, ...]) -> _BlockFacts:
+    """:class:`_BlockFacts` of a block and its parsed rows (bytes methods: memchr-fast).
+
+    The parser refuses a row with more fields than the header and gives a
+    shorter one nulls for the fields it lacks, its last field among them. So
+    when the last field is parsed and never null, no row is short; otherwise
+    the separators are counted: exactly ``n_fields - 1`` per line (a blank
+    line has none).
+    """
+    lines = piece.count(b"\n")
+    if last_field is not None and not df.get_column(last_field).null_count():
+        short = False
+    else:
+        rows = lines + (1 if piece and not piece.endswith(b"\n") else 0)
+        short = piece.count(sep) != rows * (n_fields - 1)
+    return _BlockFacts(lines=lines, cr=b"\r" in piece, short=short,
+                       padded=not piece.isascii() or any(c in piece for c in pad))
+
+
+def _parse_block(piece: bytes, read: dict, *, na: tuple[str, ...], numeric: list[str],
+                 text: list[str], tokens_first: bool, sep: bytes, n_fields: int,
+                 last_field: str | None, pad: tuple[bytes, ...]) -> tuple[pl.DataFrame, _BlockFacts]:
+    """One block of whole lines parsed to the typed columns, and its :class:`_BlockFacts`.
+
+    Matching every field against the missing tokens costs the parser a third
+    more CPU, so a block is first parsed without them: that succeeds exactly
+    when no numeric field holds a token (a token such as NA does not parse;
+    nan does, and is caught here), and the block is otherwise parsed again
+    with them. Every token of MISSING either fails to parse as a number or
+    parses as NaN (tested). Then the text fields' tokens are nulled as the
+    parser would have (an exact match of the whole field). Parse errors
+    propagate (the caller gives up). The facts are those of the bytes parsed.
+    """
+    df = None
+    if not tokens_first:
+        try:
+            df = pl.read_csv(piece, **read)
+            if any(df.get_column(c).is_nan().any() for c in numeric):
+                df = None
+        except pl.exceptions.PolarsError:
+            df = None
+    if df is None:
+        df = pl.read_csv(piece, **read, null_values=list(na))
+    else:
+        tokens = list(na)
+        df = df.with_columns(pl.when(pl.col(c).is_in(tokens)).then(None).otherwise(pl.col(c))
+                             .alias(c) for c in text if df.get_column(c).is_in(tokens).any())
+    return df, _block_facts(piece, df, sep=sep, n_fields=n_fields, last_field=last_field,
+                            pad=pad)
+
+
+#: Bytes read per block by :class:`_Blocks` (then cut at the last line end).
+READ_BLOCK = 16 << 20
+#: Threads parsing blocks, and blocks parsed or waiting beyond the one being read.
+PARSE_WORKERS, PARSE_AHEAD = 2, 2
+
+
+class _Blocks:
+    """The data lines of a plain or gzip file, in blocks of whole lines.
+
+    Iterating yields ``bytes`` ending at a line end (the last block: at the
+    file's end). Afterwards ``start`` is the data's offset, ``last`` its last
+    byte, and ``header_ok`` whether the file has its first ``skip`` lines,
+    each ended by a line end.
+    """
+
+    def __init__(self, path: Path, skip: int, *, block: int | None = None):
+        self.path, self.skip = path, skip
+        self.block = block or READ_BLOCK
+        self.start = 0
+        self.last = b""
+        self.header_ok = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open_binary(self.path) as fh:
+            for _ in range(self.skip):
+                line = fh.readline()
+                if not line.endswith(b"\n"):
+                    return
+                self.start += len(line)
+            self.header_ok = True
+            for piece in line_blocks(fh, self.block):
+                self.last = piece[-1:]
+                yield piece
+
+
+def _single_spaced(path: Path, skip: int, sample: int = 2000) -> bool:
+    """Whether the first data lines separate fields by exactly one space (no runs, no tabs)."""
+    with _open_text(path) as fh:
+        for i, line in enumerate(fh):
+            if i < skip:
+                continue
+            if i >= skip + sample:
+                break
+            text = line.rstrip("\r\n")
+            if not text:
+                continue
+            if "  " in text or "\t" in text or text[0] == " " or text[-1] == " ":
+                return False
+    return True
+
+
+def _as_read(typed: pl.LazyFrame, col: str) -> bool:
+    """Whether a text column of the typed read is already what :func:`_text_expr` makes of it.
+
+    The typed read nulls the missing tokens (whole fields); what is left to do is
+    stripping, and with it a token padded by spaces. Neither applies when no
+    value begins or ends with white space (checked on the distinct values when
+    there are few, as for chromosome labels).
+    """
+    series = typed.select(pl.col(col)).collect().to_series()
+    if series.dtype != pl.String:
+        return False
+    probe = series.head(10_000).unique()
+    if probe.len() < 1000:  # few labels: check the distinct values, not every row
+        series = series.unique()
+    return not bool(series.str.contains(r"^\s|\s$").fill_null(False).any())
+
+
+def _text_expr(col: str, missing: tuple[str, ...]) -> pl.Expr:
+    """A text column, stripped, with the missing tokens as null."""
+    t = pl.col(col).str.strip_chars()
+    return pl.when(t.is_in(list(missing))).then(None).otherwise(t)
+
+
+def _number_expr(col: str, missing: tuple[str, ...]) -> tuple[pl.Expr, pl.Expr]:
+    """(value as Float64, True where the text is neither a number nor a missing token)."""
+    t = _text_expr(col, missing)
+    num = t.cast(pl.Float64, strict=False)
+    return num, (num.is_null() & t.is_not_null())
+
+
+def read_summary_statistics(
+    path: str | Path,
+    *,
+    format: str = "auto",
+    columns: Mapping[str, str] | None = None,
+    default_n: int | None = None,
+    numeric_alleles: bool = False,
+    missing: tuple[str, ...] = (),
+) -> ReadResult:
+    """One summary-statistics file, any supported format, as GWAS-SSF columns.
+
+    Parameters
+    ----------
+    path
+        Delimited text (tab, whitespace or comma, detected from the header
+        line; ``##`` lines before it skipped; gzip detected from the bytes),
+        or a GWAS-SSF ``.parquet``.
+    format
+        A preset of :data:`~crosscohort.central.harmonise.formats.PRESETS`, ``auto``
+        (preset signature, else the header dictionary) or ``mapped``.
+    columns
+        Field -> header name; overrides the preset or dictionary.
+    default_n
+        N for rows (or files) without one.
+    numeric_alleles
+        Read alleles ``1/2/3/4`` as ``A/C/G/T``. Without it, numeric alleles are an error.
+    missing
+        Extra text read as missing (the preset's, e.g. GWAMA's ``-9``, are added).
+
+    Returns
+    -------
+    ReadResult
+
+    Raises
+    ------
+    InputError
+        Naming the file and line or column: ragged rows, a missing required
+        field, text in a numeric column, undeclared numeric alleles, an
+        ambiguous header.
+    ConfigError
+        Unknown format or mapping field.
+
+    Notes
+    -----
+    Values, per row, in this order (``changed`` reasons in brackets, counted
+    on the rows harmonisation keeps):
+
+    - beta = ln(OR) where there is no beta column [``beta_from_odds_ratio``];
+    - SE = (ln U - ln L) / (2 * 1.959964) from the OR's 95 % CI where SE is
+      missing [``se_from_ci``], else |beta / z| [``se_from_z``];
+    - p = 10^-LOG10P where only -log10 p is given (0 on underflow; the
+      -log10 p is kept); else 2 Phi(-|z|) [``p_from_z``]; else 2 Phi(-|beta/SE|)
+      [``p_from_beta_se``]; p printed as 0 gets -log10 p from beta/SE;
+    - :data:`FLAG_P_INCONSISTENT` where a given p and beta/SE disagree by more
+      than :data:`P_INCONSISTENT_REL` [``p_inconsistent_flagged``];
+    - n := ``default_n`` where missing [``n_default``]; alleles 1-4 -> ACGT
+      [``numeric_alleles_decoded``]; ``STRAND`` ``-`` -> complemented alleles
+      [``strand_minus_complemented``]; chromosome and position parsed from
+      ``chr:pos...`` marker names where the file has none
+      [``position_from_marker_name``].
+    """
+    return _finish_read(_parse_file(path, format=format, columns=columns, missing=missing),
+                        default_n=default_n, numeric_alleles=numeric_alleles)
+
+
+@dataclass
+class _Parsed:
+    """A file read as far as its parsed rows: :func:`_parse_file`'s half of a read.
+
+    ``typed`` is :func:`_read_typed`'s result (``None``: the checking path
+    reads the file in :func:`_finish_read`); ``frame`` a parquet file's whole table.
+    """
+
+    path: Path
+    source: str
+    fmt: str = "gwas-ssf"
+    header: list[str] = field(default_factory=list)
+    sep: str = "\t"
+    skip: int = 0
+    cols: dict[str, str] = field(default_factory=dict)
+    na: tuple[str, ...] = ()
+    extra: list[str] = field(default_factory=list)
+    used: list[int] = field(default_factory=list)
+    numeric: list[str] = field(default_factory=list)
+    typed: tuple[pl.LazyFrame, int, bool] | None = None
+    frame: pl.DataFrame | None = None
+
+
+def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str, str] | None = None,
+                missing: tuple[str, ...] = ()) -> _Parsed:
+    """The first half of :func:`read_summary_statistics`: header, columns and the parsed rows.
+
+    Everything that reads the file's bytes and needs no other file: a
+    prefetching caller runs it for the next file while this one is finished.
+    """
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if format not in FORMAT_NAMES:
+        raise ConfigError(f"unknown format {format!r}; expected one of {list(FORMAT_NAMES)}")
+    if path.suffix == ".parquet":
+        return _Parsed(path=path, source=source,
+                       frame=read_sumstats(path, chromosome_labels=True, required=()))
+    header, sep, skip = _sniff(path)
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        raise InputError(f"{path}: line {skip}: duplicated column(s) {dup} in header")
+    fmt = detect_format(header) if format == "auto" else format
+    cols = resolve_columns(header, format=fmt, mapping=dict(columns or {}), source=source)
+    na = (*MISSING, *(PRESETS[fmt].missing if fmt in PRESETS else ()), *missing)
+
+    # GWAS-SSF and bundles: unknown columns pass through as text (nothing silently lost).
+    extra = ([h for h in header if h not in cols.values() and h != "variant_id"]
+             if fmt == "gwas-ssf" else [])
+    index = {h: i for i, h in enumerate(header)}
+    used = sorted({index[h] for h in (*cols.values(), *extra)})
+    need_any = [("effect_allele",), ("beta", "odds_ratio"),
+                ("standard_error", "ci_lower", "z", "p_value", "neg_log_10_p_value")]
+    if "effect_allele" in cols and "other_allele" not in cols and not {"ref", "alt"} <= set(cols):
+        need_any.append(("other_allele",))
+    if not {"marker", "chromosome"} & set(cols):
+        need_any.append(("chromosome", "marker"))
+    for group in need_any:
+        if not any(f in cols for f in group):
+            raise InputError(
+                f"{source}: missing required column for {' or '.join(group)} (format {fmt}); "
+                f"header is {header}; rule: effect/other allele, beta or OR, and SE (or CI, z, p) "
+                "are required; map them with --columns"
+            )
+
+    numeric = [f for f in (*_NUMERIC, *_COUNTS, "base_pair_location") if f in cols]
+    typed = _read_typed(path, n_fields=len(header), sep=sep, skip=skip, used=used,
+                        numeric={index[cols[f]] for f in numeric}, na=na)
+    return _Parsed(path=path, source=source, fmt=fmt, header=header, sep=sep, skip=skip,
+                   cols=cols, na=na, extra=extra, used=used, numeric=numeric, typed=typed)
+
+
+def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
+                 numeric_alleles: bool = False) -> ReadResult:
+    """The second half of :func:`read_summary_statistics`: values, alleles and checks."""
+    if parsed.frame is not None:
+        return _from_frame(parsed.frame, source=parsed.source, default_n=default_n)
+    path, source, fmt, header, cols, na = (parsed.path, parsed.source, parsed.fmt, parsed.header,
+                                           parsed.cols, parsed.na)
+    sep, skip, extra, used, numeric, typed = (parsed.sep, parsed.skip, parsed.extra, parsed.used,
+                                              parsed.numeric, parsed.typed)
+    parsed.typed = None  # the parsed rows go once converted
+    index = {h: i for i, h in enumerate(header)}
+
+    def c(f: str) -> str:
+        return f"_c{index[cols[f]]}"
+
+    checks: dict[str, str] = {}
+    exprs: list[pl.Expr] = [pl.col(_LINE)]
+    if typed is not None:
+        lf, n_rows, unpadded = typed
+        exprs += [pl.col(c(f)).alias(f) for f in numeric]
+    else:
+        lf, n_rows = _scan_lines(path, header, sep, skip, used)
+        for f in numeric:
+            num, bad = _number_expr(c(f), na)
+            exprs += [num.alias(f), bad.alias(f"_bad_{f}")]
+            checks[f"_bad_{f}"] = f
+
+    # One streamed query: the text columns are never all in memory, only the converted ones.
+    removed: dict[str, int] = {}
+    if "test" in cols:
+        lf = lf.filter((pl.col(c("test")).str.strip_chars().str.to_uppercase() == "ADD")
+                       .fill_null(False))
+    for f in ("chromosome", "marker", "strand", "imputed"):
+        if f in cols:
+            if typed is not None and (unpadded or _as_read(lf, c(f))):
+                exprs.append(pl.col(c(f)).alias(f))
+            else:
+                exprs.append(_text_expr(c(f), na).alias(f))
+    for f in ("effect_allele", "other_allele", "ref", "alt"):
+        if f in cols:
+            exprs.append(pl.col(c(f)).alias(f))
+    for h in extra:
+        exprs.append(pl.col(f"_c{index[h]}").alias(h))
+    try:
+        # The checking path streams its text (never all in memory); the typed frame is
+        # in memory already, and the in-memory engine passes its columns on uncopied.
+        df = lf.select(exprs).collect(engine="streaming" if typed is None else "in-memory")
+    except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
+        if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
+            _first_bad_utf8(path)
+        raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
+                         "or a complete gzip stream, UTF-8") from exc
+    if "test" in cols:
+        removed["not_additive_test"] = n_rows - df.height
+    for flag, f in checks.items():
+        bad = df.get_column(flag)
+        if bad.any():
+            line = df.get_column(_LINE)[int(bad.arg_max())]
+            value = lf.filter(pl.col(_LINE) == line).select(c(f)).collect().item()
+            raise InputError(
+                f"{source}: line {line}: column {cols[f]} ({f}): {value!r} is not a number; "
+                "rule: numeric fields hold numbers or NA"
+            )
+    df = df.drop(list(checks))
+    # A preset's number that means missing in one field only (GWAMA's -9 in N and EAF).
+    sentinels = [(f, v) for f, v in (PRESETS[fmt].sentinels if fmt in PRESETS else ())
+                 if f in df.columns]
+    if sentinels:
+        df = df.with_columns(pl.when(pl.col(f) == v).then(None).otherwise(pl.col(f)).alias(f)
+                             for f, v in sentinels)
+    # Counts and positions become integers: a value no 64-bit integer holds (1e20, inf)
+    # is an error naming its line, not a failed cast.
+    for f in numeric:
+        if f in (*_COUNTS, "base_pair_location"):
+            v = pl.col(f)
+            huge = (v.abs() >= 2.0**53) | v.is_infinite() | v.is_nan()
+            hit = df.select(huge.fill_null(False).arg_true().first()).item()
+            if hit is not None:
+                raise InputError(
+                    f"{source}: line {df.get_column(_LINE)[hit]}: column {cols[f]} ({f}): "
+                    f"{df.get_column(f)[hit]!r} is out of range; rule: {f} is a whole number "
+                    "below 2^53"
+                )
+    # METAL's Weight and some tools' N are effective sizes: rounded, not refused.
+    df = df.with_columns(pl.col(f).round().cast(pl.Int64)
+                         for f in numeric if f in (*_COUNTS, "base_pair_location"))
+    df = _alleles(df, numeric_alleles=numeric_alleles, source=source, na=na)
+    return ReadResult(table=_values(df, default_n=default_n), source=source, format=fmt,
+                      columns=cols, removed=removed, n_rows=n_rows)
+
+
+def _from_frame(df: pl.DataFrame, *, source: str, default_n: int | None) -> ReadResult:
+    """A GWAS-SSF frame (parquet) through the same value normalisation."""
+    df = df.with_row_index(_LINE, offset=2)
+    if "rsid" in df.columns:
+        df = df.rename({"rsid": "marker"})
+    if "variant_id" in df.columns:
+        df = df.drop("variant_id")
+    for c in ("effect_allele", "other_allele"):
+        if c in df.columns:
+            df = df.with_columns(normalise_allele(pl.col(c).cast(pl.String)))
+    return ReadResult(table=_values(df, default_n=default_n), source=source, format="gwas-ssf",
+                      columns={c: c for c in df.columns}, n_rows=df.height)
+
+
+def _alleles(df: pl.DataFrame, *, numeric_alleles: bool, source: str, na: tuple[str, ...]) -> pl.DataFrame:
+    """Upper-case effect/other alleles; REF/ALT + A1 -> other allele; numeric codes; strand."""
+    cols = set(df.columns)
+    # "0" is PLINK 1's missing allele (monomorphic sites): missing, a bad value, not an allele.
+    # Tokens match the normalised (upper-cased) allele in any case: None, nan(ind) and null
+    # are missing, not the alleles NONE, NAN(IND) and NULL, whichever path read the file.
+    tokens = list(dict.fromkeys(t.upper() for t in (*na, "0")))
+    up = {c: pl.when(normalise_allele(pl.col(c)).is_in(tokens)).then(None)
+          .otherwise(normalise_allele(pl.col(c))) for c in ("effect_allele", "other_allele", "ref", "alt")
+          if c in cols}
+    # Alleles already upper-case letters only (the usual file) are left as they are:
+    # normalising is then the identity, they hold no comma and no numeric code, and only
+    # the missing tokens made of capitals can match. One pass over each column, no copy.
+    letters = [t for t in tokens if re.fullmatch("[A-Z]+", t)]
+    clean = {c for c in ("effect_allele", "other_allele")
+             if c in cols and not {"ref", "alt"} & cols and is_upper_letters(df.get_column(c))}
+    for c in clean:
+        hit = pl.col(c).is_in(letters)
+        up[c] = pl.when(hit).then(None).otherwise(pl.col(c)) if letters and \
+            df.select(hit.any()).item() else None
+    df = df.with_columns(**{c: e for c, e in up.items() if e is not None})
+    if "other_allele" not in cols and {"ref", "alt"} <= cols:
+        # plink2: A1 is REF or one of the ALTs; the other allele is the remaining one.
+        # With several ALTs and A1 = REF there is no single other allele (plink2 then
+        # prints OMITTED/AX, which the preset prefers): null, counted as a bad value.
+        ea = pl.col("effect_allele")
+        df = df.with_columns(
+            pl.when(ea == pl.col("ref")).then(
+                pl.when(pl.col("alt").str.contains(",", literal=True)).then(None)
+                .otherwise(pl.col("alt"))
+            ).otherwise(pl.col("ref")).alias("other_allele")
+        )
+    if "other_allele" in df.columns and "other_allele" not in clean:
+        # plink2 prints a multi-allelic site's omitted alleles comma-separated; none is the
+        # single other allele, so such rows fail the allele rule instead of being guessed.
+        df = df.with_columns(
+            pl.when(pl.col("other_allele").str.contains(",", literal=True)).then(None)
+            .otherwise(pl.col("other_allele")).alias("other_allele")
+        )
+    df = df.drop([c for c in ("ref", "alt") if c in df.columns])
+    pair = [pl.col("effect_allele"), pl.col("other_allele")]
+    numeric = pl.any_horizontal([a.str.contains(r"^[1-4]$") for a in pair]).fill_null(False)
+    if numeric_alleles:
+        df = df.with_columns(
+            *[a.replace(NUMERIC_ALLELES) for a in pair], numeric.alias(f"{_FLAG}numeric_alleles_decoded")
+        )
+    elif {"effect_allele", "other_allele"} <= clean:
+        pass  # letters only: no numeric code
+    elif df.select(numeric.any()).item():
+        i = int(df.select(numeric.arg_max()).item())
+        raise InputError(
+            f"{source}: line {df.get_column(_LINE)[i]}: alleles "
+            f"{df.get_column('effect_allele')[i]!r}/{df.get_column('other_allele')[i]!r} are numeric "
+            "codes; rule: alleles are A/C/G/T (or indels); pass --numeric-alleles if 1/2/3/4 = A/C/G/T"
+        )
+    if "imputed" in df.columns:
+        # GWAMA's IMPUTED/IMP: 1 imputed, 0 genotyped. It changes no value (GWAMA weighs
+        # both alike); the ledger counts the imputed rows kept (changed.imputed_marked).
+        df = df.with_columns(
+            (pl.col("imputed").str.strip_chars() == "1").fill_null(False)
+            .alias(f"{_FLAG}imputed_marked")).drop("imputed")
+    if "strand" in df.columns:
+        minus = (pl.col("strand") == "-").fill_null(False)
+        df = df.with_columns(
+            *[pl.when(minus).then(complement(a)).otherwise(a) for a in pair],
+            minus.alias(f"{_FLAG}strand_minus_complemented"),
+        ).drop("strand")
+    return df
+
+
+def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
+    """OR, CI, z, p, -log10 p reconciled; N defaulted; chromosome from marker names."""
+    cols = set(df.columns)
+
+    def col(name: str) -> np.ndarray | None:
+        # Read-only (no copy) where polars can lend its buffer; copied before any write.
+        return np.asarray(df.get_column(name).cast(pl.Float64).to_numpy(), dtype=float) \
+            if name in cols else None
+
+    def writable(a: np.ndarray) -> np.ndarray:
+        return a if a.flags.writeable else a.copy()
+
+    m = df.height
+    nan = np.full(m, np.nan)
+    flags: dict[str, np.ndarray] = {}
+    # Columns passed on as read (no value filled in) are not rebuilt from their arrays.
+    changed = {"beta": "beta" not in cols, "standard_error": "standard_error" not in cols,
+               "p_value": "p_value" not in cols, "neg_log_10_p_value": True}
+    beta = col("beta")
+    if beta is None:
+        if col("odds_ratio") is None:
+            raise InputError("summary statistics lack beta and odds_ratio")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            beta = np.log(col("odds_ratio"))
+        flags["beta_from_odds_ratio"] = ~np.isnan(beta)
+    se = col("standard_error")
+    se = nan.copy() if se is None else se
+    z_given = col("z")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if col("ci_lower") is not None and col("ci_upper") is not None:
+            from_ci = (np.log(col("ci_upper")) - np.log(col("ci_lower"))) / (2 * Z975)
+            fill = np.isnan(se) & ~np.isnan(from_ci)
+            se = np.where(fill, from_ci, se)
+            flags["se_from_ci"] = fill
+            changed["standard_error"] |= bool(fill.any())
+        if z_given is not None:
+            fill = np.isnan(se) & ~np.isnan(z_given) & (z_given != 0)
+            se = np.where(fill, np.abs(beta / z_given), se)
+            flags["se_from_z"] = fill
+            changed["standard_error"] |= bool(fill.any())
+    p = col("p_value")
+    p = nan.copy() if p is None else p
+    nlp = col("neg_log_10_p_value")
+    nlp = nan.copy() if nlp is None else nlp
+    p_given = ~np.isnan(p)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        z_bs = np.abs(beta / se)
+        # p from -log10 p where only that is given (REGENIE): exact, 0 on underflow.
+        from_nlp = np.isnan(p) & ~np.isnan(nlp)
+        if from_nlp.any():
+            p = np.where(from_nlp, 10.0 ** -nlp, p)
+            changed["p_value"] = True
+        if z_given is not None:
+            fill = np.isnan(p) & ~np.isnan(z_given)
+            lz = _nlp_from_z(z_given)
+            nlp = np.where(fill & np.isnan(nlp), lz, nlp)
+            p = np.where(fill, 10.0 ** -lz, p)
+            flags["p_from_z"] = fill
+            changed["p_value"] |= bool(fill.any())
+        # The tail functions only where their value is used (most files give every p):
+        # element by element the same numbers as over the whole column.
+        fill = np.isnan(p) & np.isfinite(z_bs)
+        at = np.flatnonzero(fill)
+        if at.size:
+            lz = _nlp_from_z(z_bs[at])
+            nlp, p = writable(nlp), writable(p)
+            nlp[at] = np.where(np.isnan(nlp[at]), lz, nlp[at])
+            p[at] = 10.0 ** -lz
+            changed["p_value"] = True
+        flags["p_from_beta_se"] = fill
+        # A printed p of 0 is an underflow: its -log10 p comes from beta/SE.
+        at = np.flatnonzero((p == 0) & np.isnan(nlp) & np.isfinite(z_bs))
+        if at.size:
+            nlp = writable(nlp)
+            nlp[at] = _nlp_from_z(z_bs[at])
+        # -log10 p wherever p is known and > 0, so the column is complete.
+        need = np.isnan(nlp) & (p > 0)
+        if need.all():
+            nlp = -np.log10(p)
+        elif need.any():
+            at = np.flatnonzero(need)
+            nlp = writable(nlp)
+            nlp[at] = -np.log10(p[at])
+        del need, at
+        z_p = -ndtri_exp(-nlp * math.log(10.0) - math.log(2.0))
+        inconsistent = (p_given & np.isfinite(z_bs) & np.isfinite(z_p)
+                        & (np.abs(z_p - z_bs) > P_INCONSISTENT_REL * np.maximum(z_bs, 1.0)))
+    flags["p_inconsistent_flagged"] = inconsistent
+    new = {
+        "beta": beta, "standard_error": se, "p_value": p, "neg_log_10_p_value": nlp,
+    }
+    # A column read and not filled is the file's own (NaN read as missing, as the arrays do).
+    out = df.with_columns(
+        [float_column(k, v) if changed[k]
+         else df.get_column(k).cast(pl.Float64).fill_nan(None) for k, v in new.items()]
+        + [pl.Series(FLAG_P_INCONSISTENT, inconsistent)]
+    )
+    del new, beta, se, p, nlp, z_bs, z_p
+    if "effect_allele_frequency" not in out.columns:
+        out = out.with_columns(pl.lit(None, pl.Float64).alias("effect_allele_frequency"))
+    if default_n is not None:
+        if default_n <= 0:
+            raise ConfigError(f"--default-n must be a positive integer; got {default_n}")
+        has = out.get_column("n").is_not_null() if "n" in out.columns else pl.Series([False] * m)
+        out = out.with_columns(
+            (pl.col("n") if "n" in out.columns else pl.lit(None, pl.Int64))
+            .fill_null(default_n).cast(pl.Int64).alias("n"),
+            (~has).alias(f"{_FLAG}n_default"),
+        )
+    if "chromosome" not in out.columns:
+        out = out.with_columns(pl.lit(None, pl.String).alias("chromosome"))
+    if "base_pair_location" not in out.columns:
+        out = out.with_columns(pl.lit(None, pl.Int64).alias("base_pair_location"))
+    out = out.with_columns(pl.col("chromosome").cast(pl.String))
+    unplaced = pl.col("chromosome").is_null() & pl.col("base_pair_location").is_null()
+    if "marker" in out.columns and not out.select(unplaced.any()).item():
+        # Every row has a chromosome or a position: no marker name is parsed.
+        out = out.with_columns(pl.lit(False).alias(f"{_FLAG}position_from_marker_name")
+                               ).rename({"marker": "rsid"})
+    elif "marker" in out.columns:
+        parsed = pl.col("marker").str.extract_groups(_MARKER_POSITION)
+        place = unplaced & pl.col("marker").str.contains(_MARKER_POSITION).fill_null(False)
+        out = out.with_columns(parsed.alias("_mp"), place.alias(f"{_FLAG}position_from_marker_name"))
+        out = out.with_columns(
+            pl.when(place).then(pl.col("_mp").struct.field("1")).otherwise(pl.col("chromosome"))
+            .alias("chromosome"),
+            pl.when(place).then(pl.col("_mp").struct.field("2").cast(pl.Int64))
+            .otherwise(pl.col("base_pair_location")).alias("base_pair_location"),
+        ).drop("_mp").rename({"marker": "rsid"})
+    out = out.with_columns(
+        [pl.Series(f"{_FLAG}{k}", v) for k, v in flags.items() if k != "p_inconsistent_flagged"]
+        + [pl.col(FLAG_P_INCONSISTENT).alias(f"{_FLAG}p_inconsistent_flagged")]
+    )
+    drop = [c for c in ("odds_ratio", "ci_lower", "ci_upper", "z", _LINE) if c in out.columns]
+    return out.drop(drop)
+
+
+def _nlp_from_z(z: np.ndarray) -> np.ndarray:
+    """Two-sided -log10 p of |z|, exact far in the tail (log_ndtr)."""
+    with np.errstate(invalid="ignore"):
+        return -(math.log(2.0) + log_ndtr(-np.abs(z))) / math.log(10.0)
+
+
+# --- the command's pipeline --------------------------------------------------------------
+
+def _columns(table: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """Some of a frame's columns, as they are: no copy."""
+    return pl.DataFrame([table.get_column(c) for c in names])
+
+
+def _fold_reader_counts(table: pl.DataFrame, ledger, rd: ReadResult, removed: dict[str, int],
+                        changed: dict[str, int]) -> pl.DataFrame:
+    """Reader and build counts into the cohort's ledger; private flag columns summed and dropped."""
+    for reason, k in {**rd.removed, **removed}.items():
+        ledger.n_in += k
+        ledger.remove(reason, k)
+    for reason, k in changed.items():
+        ledger.change(reason, k)
+    flags = [c for c in table.columns if c.startswith(_FLAG)]
+    for c in flags:
+        ledger.change(c[len(_FLAG):], int(table.get_column(c).fill_null(False).sum()))
+    ledger.check()
+    return _columns(table, [c for c in table.columns if c not in flags])
+
+
+def harmonise_files(
+    inputs: list[InputSpec],
+    *,
+    reference: str | Path | None = None,
+    fasta: str | Path | None = None,
+    chain: str | Path | None = None,
+    build: str | None = None,
+    cohort_builds: Mapping[str, str] | None = None,
+    columns: Mapping[str, str] | None = None,
+    default_n: int | None = None,
+    numeric_alleles: bool = False,
+    missing: tuple[str, ...] = (),
+    trait: str | None = None,
+    palindrome_max_maf: float = 0.4,
+    eaf_max_diff: float = EAF_MAX_DIFF,
+    out_dir: str | Path | None = None,
+    variant_ids: bool = True,
+    keep: tuple[str, ...] | None = None,
+    prefetch: bool = False,
+) -> HarmonisedSet:
+    """Files of any supported format in, one aligned table per cohort and its ledger out.
+
+    Parameters
+    ----------
+    inputs
+        One :class:`InputSpec` per cohort (:func:`parse_input`).
+    reference
+        Reference variant table (:func:`~crosscohort.central.harmonise.align.read_reference`);
+        an ``rsid``/``id``/``variant_id`` column, when present, places marker-only rows.
+    fasta, chain, build, cohort_builds
+        Build check and liftover (:func:`crosscohort.central.harmonise.build.check_build`):
+        ``build`` is the reference's (and the output's) build; each cohort's
+        declared build comes from ``cohort_builds``, else its bundle's
+        ``*.meta.yaml`` (``genome_assembly``), else is taken to be ``build``.
+    columns, default_n, numeric_alleles, missing
+        Passed to :func:`read_summary_statistics` for every file.
+    trait, palindrome_max_maf, eaf_max_diff
+        Passed to :func:`~crosscohort.central.harmonise.align.harmonise_cohort`.
+    out_dir
+        Write ``out_dir/{cohort}.tsv.gz`` as each cohort is done, and
+        ``out_dir/ledger.json``; the returned set then holds the ledgers only,
+        so memory never holds more than one cohort. Written into a staging
+        folder and moved into ``out_dir`` only when every cohort succeeded
+        (:class:`crosscohort.central.harmonise.files.Staging`).
+    variant_ids
+        ``False``: tables without ``variant_id`` (for the meta-analysis, which keys
+        variants itself; a string per row saved).
+    keep
+        Columns to keep (those present) in the returned tables; ``None`` keeps
+        all. For a caller that needs a few, so that memory holds only those
+        (the meta-analysis): the returned tables are then de-duplicated but not
+        sorted (without a reference, positioned rows stay in file order).
+    prefetch
+        Parse the next file in a worker thread while the current one's values are
+        finished and the cohort aligned (polars parses without the GIL): faster on
+        two or more cores, at the cost of one more file's parsed rows in memory.
+        Tables, ledgers and the first error reported are those of the sequential loop.
+
+    Returns
+    -------
+    crosscohort.central.harmonise.align.HarmonisedSet
+        Ledgers count, per cohort, every data row of the file:
+        ``n_in = n_kept + sum(removed)``, reader and build reasons included.
+
+    Raises
+    ------
+    ConfigError
+        Two cohorts given the same file (by content), or an output that is an
+        input (:mod:`crosscohort.central.harmonise.files`).
+    """
+    if not 0.0 <= palindrome_max_maf <= 0.5:
+        raise ConfigError(f"palindrome_max_maf must lie in [0, 0.5]; got {palindrome_max_maf}")
+    check_eaf_max_diff(eaf_max_diff)
+    seen: set[str] = set()
+    for spec in inputs:
+        if spec.cohort in seen:
+            raise ConfigError(f"cohort {spec.cohort!r} given twice")
+        seen.add(spec.cohort)
+    files.check_distinct_inputs({spec.cohort: spec.path for spec in inputs})
+    if out_dir is not None:
+        files.check_outputs_not_inputs(
+            [Path(out_dir) / f"{spec.cohort}.tsv.gz" for spec in inputs]
+            + [Path(out_dir) / files.LEDGER_NAME],
+            [*(spec.path for spec in inputs), reference, fasta, chain], option="--out-dir")
+        with files.Staging(out_dir) as staging:
+            result = _harmonise_files(inputs, out_dir=staging.dir, reference=reference,
+                                      fasta=fasta, chain=chain, build=build,
+                                      cohort_builds=cohort_builds, columns=columns,
+                                      default_n=default_n, numeric_alleles=numeric_alleles,
+                                      missing=missing, trait=trait,
+                                      palindrome_max_maf=palindrome_max_maf,
+                                      eaf_max_diff=eaf_max_diff, variant_ids=variant_ids,
+                                      keep=keep, prefetch=prefetch)
+            staging.commit(spec.cohort for spec in inputs)
+        return result
+    return _harmonise_files(inputs, out_dir=None, reference=reference, fasta=fasta, chain=chain,
+                            build=build, cohort_builds=cohort_builds, columns=columns,
+                            default_n=default_n, numeric_alleles=numeric_alleles,
+                            missing=missing, trait=trait, palindrome_max_maf=palindrome_max_maf,
+                            eaf_max_diff=eaf_max_diff, variant_ids=variant_ids, keep=keep,
+                            prefetch=prefetch)
+
+
+def _harmonise_files(inputs: list[InputSpec], *, out_dir: Path | None, reference, fasta, chain,
+                     build, cohort_builds, columns, default_n, numeric_alleles, missing, trait,
+                     palindrome_max_maf, eaf_max_diff, variant_ids, keep,
+                     prefetch) -> HarmonisedSet:
+    """:func:`harmonise_files` after its checks; ``out_dir`` is the staging folder."""
+    from crosscohort.central.harmonise import build as buildmod
+
+    ref = read_reference(reference) if reference else None
+    ids: pl.DataFrame | None = None  # the reference's marker ids, read only when needed
+    genome = buildmod.Genome(fasta) if fasta else None
+    target = buildmod.normalise_build(build) if build else None
+    if ref is not None and genome is not None:
+        ref, _ = left_normalise(ref, genome, a="ref", b="alt")
+        ref = ref.unique(subset=["chromosome", "base_pair_location", "ref", "alt"], keep="first",
+                         maintain_order=True)
+    if ref is not None:
+        # Packed once (about 24 bytes a variant) and the frame let go: every cohort is
+        # aligned against the packed panel (the frame when positions exceed 32 bits).
+        ref = compact_reference(ref) or ref
+    tables: dict[str, pl.DataFrame] = {}
+    ledgers = {}
+    deferred: dict[str, pl.DataFrame] = {}  # cohorts with marker-only rows, placed last
+    written: dict[str, Path] = {}
+
+    def store(cohort: str, aligned: pl.DataFrame) -> None:
+        if out_dir is not None:
+            written[cohort] = write_sumstats(aligned, Path(out_dir) / f"{cohort}.tsv.gz")
+        else:
+            tables[cohort] = aligned if keep is None else _columns(
+                aligned, [c for c in aligned.columns if c in keep])
+
+    def parse(spec: InputSpec) -> _Parsed:
+        if spec.options is not None:  # the file's own map replaces the run's
+            return _parse_file(spec.path, format=spec.format,
+                               columns=spec.options.get("columns"),
+                               missing=tuple(str(x) for x in spec.options.get("missing", ())))
+        return _parse_file(spec.path, format=spec.format, columns=columns, missing=missing)
+
+    def finish(spec: InputSpec, parsed: _Parsed) -> ReadResult:
+        if spec.options is not None:
+            return _finish_read(parsed, default_n=spec.options.get("default_n", default_n),
+                                numeric_alleles=bool(spec.options.get("numeric_alleles",
+                                                                      numeric_alleles)))
+        return _finish_read(parsed, default_n=default_n, numeric_alleles=numeric_alleles)
+
+    # One cohort at a time, written (when out_dir is given) before the next is read, so
+    # memory holds one cohort's columns, not all of them; with ``prefetch`` the next file
+    # is parsed in a worker thread while this one's values are finished and it is aligned
+    # (one more file's parsed rows in memory).
+    reads = _ordered_reads(parse, finish, inputs, prefetch=prefetch and len(inputs) > 1)
+    try:
+        for spec, rd in zip(inputs, reads, strict=True):
+            table = rd.table
+            rd = replace(rd, table=table.clear())
+            unplaced = marker_only() if "rsid" in table.columns else pl.lit(False)
+            if reference and table.select(unplaced.any()).item():
+                if ids is None:
+                    ids = buildmod.read_reference_ids(reference)
+                if ids is not None:
+                    table = buildmod.place_markers(table, ids)
+            removed: dict[str, int] = {}
+            changed: dict[str, int] = {}
+            if genome is not None or chain is not None or target is not None:
+                # Builds matter only when asked about: a bundle declaring an assembly we do not
+                # know (NCBI36) is still harmonised as before without --fasta/--chain/--build.
+                declared = ((cohort_builds or {}).get(spec.cohort)
+                            or buildmod.declared_build(spec.path))
+                table, removed, changed, _ = buildmod.check_build(
+                    table, cohort=spec.cohort, source=rd.source, declared=declared, target=target,
+                    genome=genome, chain=chain,
+                )
+            if genome is not None:
+                table, n_norm = left_normalise(table, genome)
+                changed["indel_left_normalised"] = n_norm
+            # Handed over in a box, so the raw columns go as soon as alignment has converted them.
+            box = [table]
+            del table
+            aligned, ledger = _harmonise_cohort(
+                box, cohort=spec.cohort, reference=ref, trait=trait,
+                palindrome_max_maf=palindrome_max_maf, source=rd.source, keep_marker_only=True,
+                eaf_max_diff=eaf_max_diff, variant_ids=variant_ids,
+                # Tables handed to the meta-analysis (``keep``) need no key order: it splits
+                # them by chromosome and sorts each part's keys itself. Unsorted files then
+                # skip a random gather of every column (benchmarks/README.md, issue 20).
+                sort=out_dir is not None or keep is None,
+            )
+            aligned = _fold_reader_counts(aligned, ledger, rd, removed, changed)
+            ledgers[spec.cohort] = ledger
+            if ref is None and markers.has_marker_only(aligned):
+                # Placed once every cohort's positions are known (markers.py).
+                deferred[spec.cohort] = aligned
+            else:
+                store(spec.cohort, aligned)
+            del aligned
+    finally:
+        reads.close()
+    if deferred:
+        sources: list = [t for t in (*tables.values(), *deferred.values()) if "rsid" in t.columns]
+        for cohort in written:
+            cols = read_sumstats(written[cohort], required=(),
+                                 columns=("rsid", "chromosome", "base_pair_location"))
+            if "rsid" in cols.columns:
+                sources.append(cols)
+        # Files of marker names only (GWAMA's usual input): nothing can place them.
+        placeable = any(t.get_column("chromosome").null_count() < t.height for t in sources)
+        if placeable:
+            names = pl.concat([markers.marker_names(t) for t in deferred.values()]).unique()
+            positions = markers.marker_positions(sources, names)
+        del sources
+        for cohort in list(deferred):
+            table = deferred.pop(cohort)
+            if placeable:
+                table = markers.place_by_marker(table, positions, ledgers[cohort],
+                                                variant_ids=variant_ids)
+            else:
+                ledgers[cohort].remove(markers.CONFLICT, 0)
+                ledgers[cohort].change(markers.PLACED, 0)
+            store(cohort, table)
+        # Tables in command-line order (the direction string follows it).
+        tables = {spec.cohort: tables[spec.cohort] for spec in inputs if spec.cohort in tables}
+    result = HarmonisedSet(tables=tables, ledgers=ledgers, reference_used=ref is not None)
+    if out_dir is not None:
+        write_harmonised(result, out_dir)
+    return result
+
+
+def _ordered_reads(parse, finish, inputs: list[InputSpec], *, prefetch: bool):
+    """Each input's ``finish(spec, parse(spec))``, in command-line order.
+
+    With ``prefetch``, the next file's ``parse`` runs in a thread from the
+    moment this file's has returned, so it overlaps this file's ``finish`` and
+    whatever the caller does with the result (alignment). The worker's
+    exception is raised when its file's turn comes, so the first error
+    reported is the one the sequential loop would report; closing the
+    generator (an error while finishing or aligning an earlier cohort)
+    cancels or waits out the parse ahead and drops its result or error.
+    """
+    if not prefetch:
+        for spec in inputs:
+            yield finish(spec, parse(spec))
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crosscohort-read")
+    try:
+        ahead = pool.submit(parse, inputs[0])
+        for i in range(len(inputs)):
+            # In a box, so that this frame holds no reference to a table once it is handed on.
+            box = [ahead.result()]
+            ahead = pool.submit(parse, inputs[i + 1]) if i + 1 < len(inputs) else None
+            box = [finish(inputs[i], box.pop())]
+            yield box.pop()
+    finally:
+        if ahead is not None:
+            ahead.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+

@@ -1,0 +1,735 @@
+"""Meta-analysis one chromosome at a time, written as it goes: memory bounded by the largest chromosome.
+
+Variants are independent, so the per-variant statistics of
+:func:`crosscohort.central.meta.meta_analyse` can be computed on one chromosome of
+every cohort at a time and appended to the output. Only three things are
+genome-wide and kept across chromosomes: each cohort's λ_GC (a median of
+its z^2, kept as one float vector per cohort; with genomic control applied
+it must be known before combining, so a first pass computes it), the
+meta-analysis λ (a median of the output's -log10 p, one float vector) and
+the summary's counts (sums). The output is the same bytes as writing
+:func:`~crosscohort.central.meta.meta_analyse`'s table with
+:func:`~crosscohort.contract.sumstats.write_sumstats` (tests/test_meta_stream.py
+compares them).
+
+Two sources of parts:
+
+- :func:`memory_parts`: tables already in memory (the standalone call, which
+  harmonises raw files in-process), cut to the columns the meta-analysis
+  reads and split by chromosome (slices when a table is sorted by
+  chromosome; a stable sort by chromosome otherwise).
+- :func:`file_parts`: harmonised ``.tsv``/``.tsv.gz`` tables (the workflow's
+  call), decompressed with ISA-L in blocks cut at line ends and parsed with
+  polars, one chromosome of each file handed out at a time. Harmonisation
+  writes them sorted by chromosome; a file whose chromosomes are not in
+  ascending order (each in one run) raises :class:`Unsorted`, and the
+  caller falls back to :func:`memory_parts` (correct, not bounded).
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from crosscohort.central.harmonise.align import EAF_MAX_DIFF, VARIANT_KEY, check_eaf_max_diff
+from crosscohort.central.meta.ivw import (
+    _STUDY_COLUMNS,
+    METHODS,
+    _axis_marker_eaf,
+    _check_order,
+    _cohort_rows,
+    _cohort_z2,
+    _combine,
+    _gc_factors,
+    _mrmega_chi2,
+    _stack_frames,
+    summary_counts,
+    summary_dict,
+)
+from crosscohort.central.meta.mrmega import (
+    DEFAULT_AXES,
+    MrMegaModel,
+    axes_from_eaf,
+    check_axes,
+    gco_lambda,
+)
+from crosscohort.contract.errors import InputError
+from crosscohort.contract.ledger import Ledger
+from crosscohort.contract.stats import lambda_gc
+from crosscohort.contract.sumstats import (
+    REQUIRED,
+    SumstatsError,
+    chromosome_parts,
+    header_line,
+    header_names,
+    line_blocks,
+    marker_only,
+    open_binary,
+    open_gzip_writer,
+    order_columns,
+)
+from crosscohort.runtime.atomic import write_json
+from crosscohort.runtime.uncached import UncachedFile
+
+__all__ = [
+    "StreamedMeta",
+    "Unsorted",
+    "file_parts",
+    "memory_parts",
+    "meta_analyse_to_file",
+]
+
+#: Any byte that is not white space (a block of blank lines only has none after the header).
+_NOT_SPACE = re.compile(rb"\S")
+#: Sort position of the part holding rows without a chromosome (marker-name rows): last.
+_NO_CHROM = np.iinfo(np.int64).max
+#: Decompressed bytes parsed at a time per file (a block is cut at its last line end).
+BLOCK_BYTES = 16 << 20
+#: Format and write the output in a thread of its own, overlapping the next part's work.
+_WRITE_THREAD = True
+#: Parts combined at once (the machines this is tuned on have 2 cores).
+COMBINE_WORKERS = 2
+#: Columns whose presence changes the output's columns (the others only fill NaN).
+_SCHEMA_COLUMNS = ("rsid", "n", "n_cases", "n_controls")
+
+
+class Unsorted(Exception):
+    """A file's chromosomes are not in ascending runs: it cannot be read one chromosome at a time."""
+
+
+@dataclass
+class Parts:
+    """Where the parts come from: ``parts()`` yields, per chromosome in ascending order
+    (rows without one last), one :func:`_cohort_rows` frame per cohort (``canonical``
+    order; empty frames for cohorts without that chromosome).
+    ``present`` is column -> some cohort reports it (``None``: known only after a pass)."""
+
+    parts: Callable[[], Iterator[tuple[int, list[pl.DataFrame]]]]
+    present: dict[str, bool] | None
+    assumed: dict[str, bool] = field(default_factory=dict)  # from headers, when present is None
+
+
+def _runs(codes: np.ndarray) -> list[tuple[int, int, int]]:
+    """(code, start, stop) of each run of equal values."""
+    if codes.size == 0:
+        return []
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    stops = np.r_[starts[1:], codes.size]
+    return [(int(codes[a]), int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
+
+
+def _codes(frame: pl.DataFrame) -> np.ndarray:
+    return frame.get_column("chromosome").cast(pl.Int64).fill_null(_NO_CHROM).to_numpy()
+
+
+def memory_parts(tables: dict[str, pl.DataFrame], canonical: list[str], *, samplesize: bool,
+                 take: bool = False) -> Parts:
+    """Parts of in-memory tables: each cut to the meta columns and split by chromosome.
+
+    ``take``: each table is removed from ``tables`` once split, so that an
+    unsorted table (put in chromosome order by a gather) and its sorted copy
+    are in memory one cohort at a time, not all at once.
+    """
+    frames: list[pl.DataFrame] = []
+    split: list[dict[int, pl.DataFrame]] = []
+    for i, c in enumerate(canonical):
+        f = _cohort_rows(tables.pop(c) if take else tables[c], cohort=c, idx=i,
+                         samplesize=samplesize)
+        codes = _codes(f)
+        if codes.size > 1 and (codes[1:] < codes[:-1]).any():
+            # Stable: within a chromosome rows keep file order (the duplicate rule's "first").
+            # Codes are 0-31 or _NO_CHROM: as one byte, numpy's stable sort is a radix sort
+            # (one pass, not a merge sort of int64s).
+            small = np.where(codes == _NO_CHROM, 255, codes).astype(np.uint8)
+            idx = np.argsort(small, kind="stable")
+            f, codes = f[idx], codes[idx]
+        frames.append(f)
+        split.append({code: f.slice(a, b - a) for code, a, b in _runs(codes)})
+        del f
+    present = {c: any(c in f.columns and f.get_column(c).null_count() < f.height for f in frames)
+               for c in _STUDY_COLUMNS}
+    empty = [f.clear() for f in frames]
+
+    def parts() -> Iterator[tuple[int, list[pl.DataFrame]]]:
+        codes = sorted(set().union(*split)) or [_NO_CHROM]
+        for code in codes:
+            yield code, [s.get(code, empty[i]) for i, s in enumerate(split)]
+
+    return Parts(parts=parts, present=present)
+
+
+def _read_header(path: Path) -> bytes:
+    """The header line (checked as read_sumstats checks it), ending in a line end."""
+    line = header_line(path)
+    return line if line.endswith(b"\n") else line + b"\n"
+
+
+def _parse(path: Path, data: bytes, *, keep: tuple[str, ...], first_line: int) -> pl.DataFrame:
+    """A header line and a block of lines, parsed as :func:`crosscohort.contract.sumstats.read_sumstats` parses a file."""
+    from crosscohort.contract.sumstats import _schema_for
+
+    names = header_names(data[:data.index(b"\n") + 1])
+    try:
+        return pl.read_csv(
+            data, separator="\t",
+            columns=[c for c in names if c in keep],
+            schema_overrides=_schema_for(names),
+            null_values=["NA", "NaN", "nan", ""], infer_schema=False,
+        )
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        last = first_line + data.count(b"\n") - 2
+        raise SumstatsError(f"{path}: in lines {first_line}-{last}: {msg}") from exc
+
+
+def _file_chunks(path: Path, *, cohort: str, idx: int, keep: tuple[str, ...], samplesize: bool,
+                 block_bytes: int) -> Iterator[tuple[int, pl.DataFrame]]:
+    """(chromosome code, rows) of one file, one chromosome at a time, in file order."""
+    header = _read_header(path)
+    cur, pending, nulls, done = None, [], [], set()
+    line = 2
+    with open_binary(path) as fh:
+        fh.readline()
+        # Each block is the header and whole lines, one copy of what was read (16 MB
+        # blocks stay under glibc's mmap threshold, so their memory is reused, not
+        # faulted in anew: 64 MB blocks cost 2.1M page faults per 10M-row file).
+        for data in _checked(line_blocks(fh, block_bytes, prefix=header), path):
+            if _NOT_SPACE.search(data, len(header)):  # no copy of the block to find out
+                f = _cohort_rows(_parse(path, data, keep=keep, first_line=line),
+                                 cohort=cohort, idx=idx, samplesize=samplesize)
+                for code, a, b in _runs(_codes(f)):
+                    rows = f.slice(a, b - a)
+                    if code == _NO_CHROM:
+                        nulls.append(rows)  # marker-name rows: wherever they are, last
+                    elif code == cur:
+                        pending.append(rows)
+                    else:
+                        if cur is not None:
+                            yield cur, pl.concat(pending, rechunk=False)
+                            done.add(cur)
+                        if code in done or (cur is not None and code < cur):
+                            raise Unsorted(f"{path}: chromosome {code} after {cur}, "
+                                           "not in ascending runs")
+                        cur, pending = code, [rows]
+            line += data.count(b"\n") - 1
+    if cur is not None:
+        yield cur, pl.concat(pending, rechunk=False)
+    if nulls:
+        yield _NO_CHROM, pl.concat(nulls, rechunk=False)
+
+
+def _checked(blocks: Iterator[bytes], path: Path) -> Iterator[bytes]:
+    """``blocks``, with a damaged stream (a truncated gzip) as :class:`SumstatsError`."""
+    try:
+        yield from blocks
+    except (OSError, EOFError) as exc:
+        raise SumstatsError(f"{path}: cannot read ({str(exc).strip() or type(exc).__name__}); "
+                            "rule: a complete gzip stream or plain text") from exc
+
+
+def file_parts(paths: dict[str, Path], canonical: list[str], *, keep: tuple[str, ...],
+               samplesize: bool, block_bytes: int = BLOCK_BYTES) -> Parts:
+    """Parts of harmonised tables on disk, read one chromosome of each at a time.
+
+    Raises :class:`Unsorted` (from the iteration) for a file not in ascending chromosome runs.
+    """
+    headers = {c: _read_header(Path(paths[c])) for c in canonical}
+    empty = []
+    for i, c in enumerate(canonical):
+        names = header_names(headers[c])
+        # read_sumstats' header rules, as the whole-table read applies them.
+        dup = {h for h in names if names.count(h) > 1}
+        if dup:
+            raise SumstatsError(f"{paths[c]}: duplicated column(s) {sorted(dup)} in header")
+        missing = [x for x in REQUIRED if x not in names]
+        if missing:
+            raise SumstatsError(f"{paths[c]}: missing required column(s) {missing}; "
+                                f"present: {[x for x in names if x in keep]}")
+        empty.append(_cohort_rows(_parse(Path(paths[c]), headers[c], keep=keep, first_line=2),
+                                  cohort=c, idx=i, samplesize=samplesize))
+    assumed = {col: any(col in f.columns and col in header_names(headers[c])
+                        for c, f in zip(canonical, empty, strict=True))
+               for col in _STUDY_COLUMNS}
+
+    def parts() -> Iterator[tuple[int, list[pl.DataFrame]]]:
+        gens = [_file_chunks(Path(paths[c]), cohort=c, idx=i, keep=keep, samplesize=samplesize,
+                             block_bytes=block_bytes) for i, c in enumerate(canonical)]
+        any_part = False
+        for code, frames in chromosome_parts(gens, empty):
+            any_part = True
+            yield code, frames
+        if not any_part:
+            yield _NO_CHROM, list(empty)
+
+    return Parts(parts=parts, present=None, assumed=assumed)
+
+
+@dataclass
+class StreamedMeta:
+    """What :func:`meta_analyse_to_file` computed besides the table it wrote.
+
+    Attributes mirror :class:`~crosscohort.central.meta.MetaResult` (``cohorts``,
+    ``method``, ``lambda_gc``, ``lambda_meta``, ``gc_applied``, ``ledgers``);
+    ``counts`` are the summary's counts; ``significant`` the output rows with
+    p below ``loo_threshold`` (input of :func:`crosscohort.central.loci.distance_loci`)
+    and ``loo_tables`` each cohort's rows at those variants (input of
+    :func:`~crosscohort.central.meta.leave_one_out`), when a threshold was given.
+    """
+
+    cohorts: tuple[str, ...]
+    method: str
+    lambda_gc: dict[str, float]
+    lambda_meta: float
+    gc_applied: dict[str, float]
+    ledgers: dict[str, Ledger]
+    counts: dict[str, int]
+    significant: pl.DataFrame | None = None
+    loo_tables: dict[str, pl.DataFrame] | None = None
+    passes: int = 1
+    mrmega: dict | None = None
+
+    def summary(self) -> dict:
+        """The same JSON as :meth:`MetaResult.summary` of the whole table."""
+        return summary_dict(self.method, self.cohorts, self.counts, lambda_gc=self.lambda_gc,
+                            lambda_meta=self.lambda_meta, gc_applied=self.gc_applied,
+                            ledgers=self.ledgers, mrmega=self.mrmega)
+
+
+class _Writer:
+    """Tab-separated text appended part by part (header once) to a temporary name.
+
+    The text is formatted and written by a thread of its own while the next
+    part is combined (polars formats without holding the GIL): at 2M variants
+    writing is the largest cost after reading. Parts are written in the order
+    given; at most two wait, so memory holds at most three parts of output.
+    """
+
+    def __init__(self, path: Path, stack: ExitStack, *, gz: bool):
+        self.tmp = path.with_name(f".{path.name}.tmp")
+        self.path = path
+        # The output is not read again here: written around the page cache (see uncached.py).
+        self.fh = stack.enter_context(open_gzip_writer(self.tmp, uncached=True) if gz
+                                      else UncachedFile(self.tmp))
+        self.header_written = False
+        self.last_empty: pl.DataFrame | None = None
+        self.error: BaseException | None = None
+        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        self.thread = threading.Thread(target=self._run, name=f"write {path.name}", daemon=True)
+        if _WRITE_THREAD:
+            self.thread.start()
+            stack.callback(self._stop)  # before the file closes (last in, first out)
+
+    def write(self, df: pl.DataFrame) -> None:
+        if self.error is not None:
+            raise self.error
+        if df.height == 0:
+            # A part with no rows has no say in the header (a whole table without rows
+            # lacks rsid, for one): written only if no part has rows.
+            self.last_empty = df
+            return
+        include_header = not self.header_written
+        self.header_written = True
+        if self.thread.is_alive():
+            self.queue.put((df, include_header))
+        else:
+            self._write(df, include_header)
+
+    def _write(self, df: pl.DataFrame, include_header: bool) -> None:
+        df.write_csv(self.fh, separator="\t", null_value="NA", float_precision=None,
+                     include_header=include_header)
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is not None:
+                continue  # drain, so that the producer never blocks on a dead writer
+            try:
+                self._write(*item)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                self.error = exc
+
+    def _stop(self) -> None:
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+
+    def finish(self) -> None:
+        if not self.header_written and self.last_empty is not None:
+            if self.thread.is_alive():
+                self.queue.put((self.last_empty, True))
+            else:
+                self._write(self.last_empty, True)
+        self._stop()
+        if self.error is not None:
+            raise self.error
+
+
+def meta_analyse_to_file(
+    source: Parts | Callable[[], Parts],
+    cohorts: list[str],
+    out: str | Path,
+    *,
+    method: str = "fixed",
+    gc: bool = False,
+    cohort_order: list[str] | None = None,
+    eaf_max_diff: float = EAF_MAX_DIFF,
+    n_in: dict[str, int] | None = None,
+    tbl: str | Path | None = None,
+    loo_threshold: float | None = None,
+    pcs: int = DEFAULT_AXES,
+    gco: bool = False,
+) -> StreamedMeta:
+    """:func:`~crosscohort.central.meta.meta_analyse` + :func:`~crosscohort.central.meta.write_meta`, one chromosome at a time.
+
+    Parameters
+    ----------
+    source
+        :func:`memory_parts` or :func:`file_parts` of the cohorts.
+    cohorts
+        The cohort ids (any order; arithmetic runs in sorted order as in
+        ``meta_analyse``).
+    out
+        Output table (``.tsv``, ``.tsv.gz``; ``.parquet`` is written whole
+        from the collected parts); ``out.summary.json`` beside it. Both
+        appear only when complete (temporary name, then rename).
+    method, gc, cohort_order, eaf_max_diff
+        As :func:`~crosscohort.central.meta.meta_analyse`.
+    tbl
+        Also write METAL's ``.tbl`` layout there (:func:`crosscohort.central.meta.tbl.write_tbl`).
+    loo_threshold
+        Keep the output rows with p below it (``significant``) and each
+        cohort's rows at them (``loo_tables``), for the leave-one-out step.
+    pcs, gco
+        ``method="mrmega"``: axes of genetic variation and genomic control
+        of the output, as :func:`~crosscohort.central.meta.meta_analyse`.
+
+    Returns
+    -------
+    StreamedMeta
+
+    Notes
+    -----
+    Passes over the parts: with ``gc`` or ``method="mrmega"``, a first one
+    computes each cohort's λ (value rules and de-duplication applied, as the
+    whole-table run does) and keeps the EAFs of MR-MEGA's axis markers (one
+    per Mb bin: a few thousand rows, whatever the input's size), before the
+    one that combines; with ``gco`` one more computes the association
+    chi-squares for their median (one float per variant kept, as the meta
+    λ's -log10 p are). Reading from files, which columns a cohort
+    reports is taken from the headers; should a column that changes the
+    output's columns (``rsid``, ``n``, ``n_cases``, ``n_controls``) turn out
+    empty in every file, the pass is redone with that knowledge (rare: a
+    header naming a column no row fills).
+    """
+    from crosscohort.central.meta.tbl import tbl_frame
+
+    if method not in METHODS:
+        from crosscohort.contract.errors import ConfigError
+
+        raise ConfigError(f"meta-analysis method must be one of {METHODS}; got {method!r}")
+    check_eaf_max_diff(eaf_max_diff)
+    order = _check_order(dict.fromkeys(cohorts), cohort_order)
+    canonical = sorted(order)
+    samplesize = method == "samplesize"
+    mrmega = method == "mrmega"
+    if mrmega:
+        check_axes(len(canonical), pcs)
+    parts_of = source if callable(source) and not isinstance(source, Parts) else (lambda: source)
+    src = parts_of()
+    present = src.present
+    passes = 0
+
+    def z2_pass(src: Parts, present: dict | None
+                ) -> tuple[list[list[np.ndarray]], dict, list[np.ndarray]]:
+        z2: list[list[np.ndarray]] = [[] for _ in canonical]
+        seen = dict.fromkeys(_STUDY_COLUMNS, False)
+        markers: list[np.ndarray] = []
+        has_eaf = np.zeros(len(canonical), dtype=bool)
+        for _code, frames in src.parts():
+            stacked, _ = _stack_frames(frames, [f.height for f in frames], canonical,
+                                       samplesize=samplesize, present=present)
+            for j, zz in enumerate(_cohort_z2(stacked)):
+                z2[j].append(zz)
+            if mrmega:
+                markers.append(_axis_marker_eaf(stacked))
+                eaf = stacked.arrays.get("effect_allele_frequency")
+                if eaf is not None:
+                    has_eaf |= np.isfinite(eaf).any(axis=1)
+            seen = {c: seen[c] or stacked.present_here[c] for c in seen}
+        if mrmega and not has_eaf.all():
+            raise InputError(
+                "MR-MEGA's axes of genetic variation need every cohort's effect_allele_frequency; "
+                f"cohort(s) {[c for c, h in zip(canonical, has_eaf, strict=True) if not h]} "
+                "report none")
+        return z2, seen, markers
+
+    factors = None
+    lambdas = None
+    model = None
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spill = None
+    if mrmega and src.present is None:
+        # MR-MEGA's axes need a pass over every file before the one that combines: the
+        # first pass keeps its parts as Arrow files, which the later passes map instead
+        # of parsing the text again (benchmarks/README.md, issue 23).
+        spill = _Spill(out, len(canonical))
+        src = spill.writing(src)
+    try:
+        return _passes(src, parts_of, spill, out, canonical=canonical, order=order,
+                       present=present, method=method, gc=gc, gco=gco, pcs=pcs,
+                       mrmega=mrmega, samplesize=samplesize, eaf_max_diff=eaf_max_diff,
+                       n_in=n_in, tbl=tbl, loo_threshold=loo_threshold, tbl_frame=tbl_frame,
+                       z2_pass=z2_pass, passes=passes, lambdas=lambdas, factors=factors,
+                       model=model)
+    finally:
+        if spill is not None:
+            spill.remove()
+
+
+class _Spill:
+    """The parts of a first pass written as Arrow IPC files (in a directory beside the
+    output, removed at the end), and read back by the later passes.
+
+    LZ4-compressed: ~38 bytes a cohort row (uncompressed ~100), so ~1.9 GB of
+    temporary disk at 5 cohorts x 10M variants, for ~0.25 s per million rows
+    written and read back, against ~0.55 s per million rows parsed from text.
+    """
+
+    def __init__(self, out: Path, k: int):
+        import tempfile
+
+        self.dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.parts.", dir=out.parent))
+        self.k = k
+        self.codes: list[int] = []
+        self.complete = False
+
+    def writing(self, src: Parts) -> Parts:
+        def parts() -> Iterator[tuple[int, list[pl.DataFrame]]]:
+            self.codes.clear()
+            for code, frames in src.parts():
+                for j, f in enumerate(frames):
+                    f.write_ipc(self.dir / f"{len(self.codes)}.{j}.arrow", compression="lz4")
+                self.codes.append(code)
+                yield code, frames
+            self.complete = True
+
+        return Parts(parts=parts, present=src.present, assumed=src.assumed)
+
+    def reading(self, src: Parts) -> Parts:
+        def parts() -> Iterator[tuple[int, list[pl.DataFrame]]]:
+            for i, code in enumerate(self.codes):
+                yield code, [pl.read_ipc(self.dir / f"{i}.{j}.arrow")
+                             for j in range(self.k)]
+
+        return Parts(parts=parts, present=src.present, assumed=src.assumed)
+
+    def remove(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _passes(src, parts_of, spill, out, *, canonical, order, present, method, gc, gco, pcs,
+            mrmega, samplesize, eaf_max_diff, n_in, tbl, loo_threshold, tbl_frame, z2_pass,
+            passes, lambdas, factors, model) -> StreamedMeta:
+    """The passes of :func:`meta_analyse_to_file` after its checks (see its Notes)."""
+    if gc or mrmega:
+        z2, seen, markers = z2_pass(src, present)
+        if spill is not None and spill.complete:
+            src = spill.reading(src)
+        passes += 1
+        present = present or seen
+        lambdas, factors = _gc_factors(canonical, z2, gc=gc)
+        del z2
+        if mrmega:
+            model = MrMegaModel(axes=axes_from_eaf(np.concatenate(markers), pcs))
+    if mrmega and gco:
+        # The output's λ is a genome-wide median: known only once every part is fitted.
+        chi2 = []
+        for _code, frames in src.parts():
+            stacked, _ = _stack_frames(frames, [f.height for f in frames], canonical,
+                                       samplesize=False, present=present)
+            chi2.append(_mrmega_chi2(stacked, factors, canonical, model.axes))
+        passes += 1
+        model = MrMegaModel(axes=model.axes, lambda_gco=gco_lambda(np.concatenate(chi2), pcs))
+        del chi2
+    while True:
+        passes += 1
+        result = _combine_pass(src, out, canonical=canonical, order=order,
+                               present=present or src.assumed, factors=factors, method=method,
+                               eaf_max_diff=eaf_max_diff, tbl=tbl, loo_threshold=loo_threshold,
+                               tbl_frame=tbl_frame, mrmega=model)
+        used = present or src.assumed
+        if all(used[c] == result["seen"][c] for c in _SCHEMA_COLUMNS):
+            break
+        # A header named a column no row fills: its output column must go. Again, knowing.
+        present = result["seen"]
+        src = parts_of()
+    for tmp, final in result["renames"]:
+        tmp.replace(final)
+    ledgers = result["ledgers"]
+    if n_in is not None:
+        for c, lg in ledgers.items():
+            if lg.n_in != n_in[c]:
+                raise InputError(f"cohort {c}: {n_in[c]} rows in, {lg.n_in} met in the parts")
+    if lambdas is None:
+        lambdas, factors = result["lambdas"]
+    lam_meta = result["lambda_meta"]
+    streamed = StreamedMeta(
+        cohorts=tuple(order), method=method,
+        lambda_gc={c: lambdas[c] for c in order}, lambda_meta=lam_meta,
+        gc_applied={c: factors[c] for c in order},
+        ledgers={c: ledgers[c] for c in order}, counts=result["counts"],
+        significant=result["significant"], loo_tables=result["loo_tables"], passes=passes,
+        mrmega=None if model is None else model.summary(canonical),
+    )
+    write_json(out.with_name(out.name + ".summary.json"), streamed.summary())
+    return streamed
+
+
+def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, method,
+                  eaf_max_diff, tbl, loo_threshold, tbl_frame, mrmega=None) -> dict:
+    """One pass over the parts: combine, write (to temporary names), count.
+
+    Parts are stacked and combined by :data:`COMBINE_WORKERS` threads and
+    taken in order, so the counts, ledgers and output are those of one part
+    after the other (an error is raised when its part's turn comes).
+    """
+    from crosscohort.central.loci import neglog10p
+    from crosscohort.central.meta.ivw import MetaResult
+
+    samplesize = method == "samplesize"
+    ledgers = {c: Ledger(stage="meta", cohort=c) for c in canonical}
+    z2: list[list[np.ndarray]] = [[] for _ in canonical]
+    nlp: list[np.ndarray] = []
+    counts: dict[str, int] = {}
+    seen = dict.fromkeys(_STUDY_COLUMNS, False)
+    significant: list[pl.DataFrame] = []
+    loo: list[list[pl.DataFrame]] = [[] for _ in canonical]
+    collected: list[pl.DataFrame] = []
+    parquet = out.suffix == ".parquet"
+    renames = []
+    with ExitStack() as stack:
+        writer = None if parquet else _Writer(out, stack, gz=out.suffix == ".gz")
+        tbl_writer = _Writer(Path(tbl), stack, gz=False) if tbl else None
+        empty_table, empty_frames, empty_table_rows = None, None, 0
+
+        def combined(frames: list[pl.DataFrame]) -> tuple:
+            stacked, part_ledgers = _stack_frames(frames, [f.height for f in frames], canonical,
+                                                  samplesize=samplesize, present=present)
+            zz = _cohort_z2(stacked) if factors is None else None
+            part = _combine(stacked, part_ledgers, canonical=canonical, order=order,
+                            factors=factors or dict.fromkeys(canonical, 1.0), method=method,
+                            eaf_max_diff=eaf_max_diff, mrmega=mrmega)
+            return stacked.present_here, zz, part, part_ledgers
+
+        # Parts combined by COMBINE_WORKERS threads (numpy and polars release the GIL),
+        # taken in order: at most COMBINE_WORKERS parts in flight besides the writer's.
+        pool = stack.enter_context(ThreadPoolExecutor(COMBINE_WORKERS, "combine"))
+        pending: collections.deque = collections.deque()
+
+        def parts() -> Iterator[tuple[list[pl.DataFrame], tuple]]:
+            for _code, frames in src.parts():
+                pending.append((frames, pool.submit(combined, frames)))
+                if len(pending) >= COMBINE_WORKERS:
+                    frames, future = pending.popleft()
+                    yield frames, future.result()
+            while pending:
+                frames, future = pending.popleft()
+                yield frames, future.result()
+
+        for frames, (present_here, zz, part, part_ledgers) in parts():
+            if empty_frames is None:
+                empty_frames = [f.clear() for f in frames]
+            seen = {c: seen[c] or present_here[c] for c in seen}
+            if zz is not None:
+                for j, z in enumerate(zz):
+                    z2[j].append(z)
+            del zz
+            for c, lg in part_ledgers.items():
+                _add(ledgers[c], lg)
+            nlp.append(part.nlp_main)
+            # The fixed-effect -log10 p is nlp_main unless that is the sample-size scheme's or MR-MEGA's.
+            fixed = None if method in ("samplesize", "mrmega") else part.nlp_main
+            for name, v in summary_counts(part.table, nlp_fixed=fixed).items():
+                counts[name] = counts.get(name, 0) + v
+            table = order_columns(part.table)
+            if empty_table is None or (empty_table_rows == 0 and table.height):
+                # The columns of the first part with rows, as the writer's header (a part
+                # without rows lacks rsid, for one); of the first part if none has rows.
+                empty_table, empty_table_rows = table.clear(), table.height
+            if parquet:
+                collected.append(table)
+            else:
+                writer.write(table)
+            if tbl_writer is not None:
+                tbl_writer.write(tbl_frame(MetaResult(
+                    table=part.table, cohorts=tuple(order), method=method, lambda_gc={},
+                    lambda_meta=float("nan"), gc_applied={}, eaf_se=part.eaf_se)))
+            if loo_threshold is not None and table.height:
+                x = neglog10p(table, column="p_value", neglog_column="neg_log_10_p_value")
+                sig = table.with_columns(pl.Series("_nlp", x)).filter(
+                    pl.col("_nlp") > -np.log10(loo_threshold)).drop("_nlp")
+                if sig.height:
+                    significant.append(sig)
+                    for j, f in enumerate(frames):
+                        loo[j].append(_rows_at(f, sig))
+            del part, table, frames
+        # The genome-wide medians while the writer formats the last parts.
+        lambdas = None if factors is not None else _gc_factors(canonical, z2, gc=False)
+        lam_meta = (lambda_gc(np.concatenate(nlp)) if counts.get("n_variants")
+                    else float("nan"))
+        if writer is not None:
+            writer.finish()
+            renames.append((writer.tmp, writer.path))
+        if tbl_writer is not None:
+            tbl_writer.finish()
+            renames.append((tbl_writer.tmp, tbl_writer.path))
+    if parquet:
+        tmp = out.with_name(f".{out.name}.tmp")
+        pl.concat(collected).write_parquet(tmp)
+        renames.append((tmp, out))
+    for c in canonical:
+        ledgers[c].check()
+    sig_table, loo_tables = None, None
+    if loo_threshold is not None:
+        sig_table = pl.concat(significant) if significant else empty_table
+        loo_tables = {c: pl.concat(loo[j]) if loo[j] else empty_frames[j]
+                      for j, c in enumerate(canonical)}
+    return {"ledgers": ledgers, "lambdas": lambdas, "lambda_meta": lam_meta, "counts": counts,
+            "seen": seen, "significant": sig_table, "loo_tables": loo_tables,
+            "renames": renames}
+
+
+def _rows_at(frame: pl.DataFrame, variants: pl.DataFrame) -> pl.DataFrame:
+    """A cohort's rows at ``variants``: positioned ones by key, marker-name ones by name and alleles."""
+    frame = frame.with_columns(pl.col("chromosome").cast(pl.Int64),
+                               pl.col("base_pair_location").cast(pl.Int64))
+    rows = frame.join(variants.select(*VARIANT_KEY).drop_nulls("chromosome"),
+                      on=list(VARIANT_KEY), how="semi", maintain_order="left")
+    if "rsid" in variants.columns and "rsid" in frame.columns:
+        names = variants.filter(marker_only()).select("rsid", "other_allele", "effect_allele")
+        if names.height:
+            rows = pl.concat([rows, frame.filter(marker_only()).join(
+                names, on=["rsid", "other_allele", "effect_allele"], how="semi",
+                maintain_order="left")])
+    return rows
+
+
+def _add(total: Ledger, part: Ledger) -> None:
+    total.n_in += part.n_in
+    total.n_kept += part.n_kept
+    for r, v in part.removed.items():
+        total.remove(r, v)
+    for r, v in part.changed.items():
+        total.change(r, v)

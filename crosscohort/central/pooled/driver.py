@@ -1,0 +1,391 @@
+"""``crosscohort pool-fit``: read the cohorts' released sums, align the variants, solve, write.
+
+Variants are matched across cohorts on chromosome, position and the
+unordered allele pair; the effect allele is the first cohort's (in the
+order given). A cohort whose effect allele is the other one contributes its
+sums mirrored (g -> 2 - g: g~ -> -g~, so every cross-product with g~
+changes sign and ``gg``/``gwg`` do not; ``sum_g`` -> 2n - ``sum_g``). Alleles
+are taken as given: the cohorts' bundles must be on one build and strand
+(the export's reference), as harmonise would make them; strand flips and
+palindromes are not resolved here.
+
+A variant is fitted over the cohorts that released it (the gate may
+suppress it in one cohort, or a cohort may not have it): variants are
+grouped by the set of cohorts carrying them and each set is solved with its
+own pooled covariate design, which equals the individual-level fit of those
+cohorts' samples.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import polars as pl
+
+from crosscohort.central.pooled.fit import PooledFit, solve_linear, solve_logistic_onestep
+from crosscohort.contract.errors import InputError
+from crosscohort.contract.sums import BLOCK_SUFFIX, VARIANT_SUFFIX, CohortBlock, read_block
+from crosscohort.contract.sumstats import (
+    chromosome_parts,
+    float_column,
+    line_blocks,
+    open_binary,
+    variant_id,
+)
+
+__all__ = ["PoolFitResult", "read_sums", "pool_fit", "pool_fit_to_file", "sufficient_paths"]
+
+#: Variants solved at once (bounds the solver's variants x covariates temporaries).
+SOLVE_ROWS = 65_536
+
+#: Bytes of a file parsed at once.
+BLOCK_BYTES = 16 * 2**20
+
+#: Sum columns that keep their sign when the effect allele is the other one (the rest
+#: are cross-products with g~, which change sign; sum_g becomes 2n - sum_g).
+_EVEN = ("n", "sum_g", "gg", "gwg")
+
+
+def sufficient_paths(directory: str | Path, trait: str) -> tuple[Path, Path]:
+    """``(block, sums)`` paths of ``trait`` in a ``sufficient/`` directory."""
+    d = Path(directory)
+    return d / f"{trait}{BLOCK_SUFFIX}", d / f"{trait}{VARIANT_SUFFIX}"
+
+
+def _needed(block: CohortBlock) -> list[str]:
+    from crosscohort.contract.sums import gwx_column, gx_column
+
+    if block.trait_type == "quantitative":
+        sums = ["n", "sum_g", "gg", "gy", *(gx_column(c) for c in block.covariates)]
+    else:
+        sums = ["n", "sum_g", "u", "gwg", gwx_column("1"), *(gwx_column(c) for c in block.covariates)]
+    return ["chromosome", "base_pair_location", "effect_allele", "other_allele", *sums]
+
+
+_TEXT = {"effect_allele": pl.String, "other_allele": pl.String, "variant_id": pl.String, "rsid": pl.String}
+_INT = {"chromosome": pl.Int64, "base_pair_location": pl.Int64, "n": pl.Int64}
+
+
+def read_sums(path: str | Path, block: CohortBlock, *,
+              block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, pl.DataFrame]]:
+    """A released ``{trait}.sufficient.tsv.gz``, one chromosome at a time: ``(code, rows)``.
+
+    Memory follows the largest chromosome, not the genome. The file must be
+    in ascending chromosome runs (as ``crosscohort sufficient`` writes it).
+
+    Raises
+    ------
+    InputError
+        Unreadable file, a column the block's trait type needs absent, or
+        chromosomes out of order.
+    """
+    path = Path(path)
+    try:
+        with open_binary(path) as fh:
+            header = fh.readline()
+    except OSError as exc:
+        raise InputError(f"{path}: not a readable sufficient-statistics table ({exc})") from None
+    names = header.decode("utf-8", "replace").rstrip("\r\n").split("\t")
+    need = _needed(block)
+    missing = [c for c in need if c not in names]
+    if missing:
+        raise InputError(f"{path}: column(s) {missing} missing (a {block.trait_type} trait with covariates "
+                         f"{list(block.covariates)} needs {need})")
+    keep = [c for c in names if c in need or c == "rsid"]
+    schema = {c: _TEXT.get(c, _INT.get(c, pl.Float64)) for c in names}
+    done: set[int] = set()
+    pending: list[pl.DataFrame] = []
+    current: int | None = None
+    line = 2
+    with open_binary(path) as fh:
+        fh.readline()
+        for chunk in line_blocks(fh, block_bytes, prefix=header):
+            try:
+                df = pl.read_csv(chunk, separator="\t", null_values="NA", schema=schema, columns=keep)
+            except pl.exceptions.PolarsError as exc:
+                raise InputError(f"{path}: unreadable rows from line {line} "
+                                 f"({str(exc).strip().splitlines()[0]})") from None
+            line += df.height
+            codes = df.get_column("chromosome").to_numpy()
+            cuts = np.flatnonzero(np.diff(codes)) + 1
+            for a, b in zip(np.r_[0, cuts], np.r_[cuts, codes.size], strict=True):
+                code = int(codes[a])
+                if code != current:
+                    if current is not None:
+                        done.add(current)
+                        yield current, pl.concat(pending, rechunk=False)
+                        pending = []
+                    if code in done or (current is not None and code < current):
+                        raise InputError(f"{path}: chromosome {code} after {current}; the rows must be in "
+                                         "ascending chromosome runs, as crosscohort sufficient writes them")
+                    current = code
+                pending.append(df.slice(int(a), int(b - a)))
+    if current is not None:
+        yield current, pl.concat(pending, rechunk=False)
+
+
+def _empty(block: CohortBlock) -> pl.DataFrame:
+    return pl.DataFrame(schema={c: _TEXT.get(c, _INT.get(c, pl.Float64)) for c in [*_needed(block), "rsid"]})
+
+
+@dataclass(frozen=True)
+class PoolFitResult:
+    """The pooled table (GWAS-SSF + ``n_studies``, ``residual_df``) and the run's counts."""
+
+    table: pl.DataFrame
+    method: str
+    n_variants: dict[str, int]
+
+
+def _aligned(tables: list[pl.DataFrame | None]) -> tuple[pl.DataFrame, list[dict[str, np.ndarray]]]:
+    """The union of variants (first cohort's orientation) and each cohort's sums aligned to it.
+
+    Variants are keyed by position and a 64-bit hash of the unordered allele
+    pair (within one chromosome), and the alleles of every matched row are
+    then compared as strings, so a hash collision cannot pair two variants.
+    Each cohort's table is released (``tables[i] = None``) once its sums are
+    copied into union order, so the part's peak holds the tables or the
+    aligned arrays, not both.
+    """
+    keys = []
+    for t in tables:
+        k = t.select(pl.col("base_pair_location").alias("pos"),
+                     pl.concat_str([pl.min_horizontal("effect_allele", "other_allele"),
+                                    pl.max_horizontal("effect_allele", "other_allele")], separator="\t")
+                     .hash(seed=0).alias("h"))
+        arr = np.empty(k.height, dtype=[("pos", "i8"), ("h", "u8")])
+        arr["pos"], arr["h"] = k.get_column("pos").to_numpy(), k.get_column("h").to_numpy()
+        keys.append(arr)
+    offsets = np.cumsum([0, *(k.size for k in keys)])
+    uniq, first, inverse = np.unique(np.concatenate(keys), return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    m = uniq.size
+    # The union's descriptive columns from the first cohort carrying each variant.
+    owner = np.searchsorted(offsets, first, side="right") - 1
+    pieces = []
+    for i, t in enumerate(tables):
+        sel = np.flatnonzero(owner == i)
+        if sel.size:
+            rows = first[sel] - offsets[i]
+            rsid = t.get_column("rsid") if "rsid" in t.columns else pl.Series("rsid", [None] * t.height, pl.String)
+            pieces.append(t.select("chromosome", "base_pair_location", "effect_allele", "other_allele")
+                          .with_columns(rsid).select(pl.all().gather(rows)).with_columns(pl.Series("_u", sel)))
+    union = (pl.concat(pieces).sort("_u").drop("_u") if pieces else
+             pl.DataFrame(schema={"chromosome": pl.Int64, "base_pair_location": pl.Int64, "effect_allele": pl.String,
+                                  "other_allele": pl.String, "rsid": pl.String}))
+    u_ea = union.get_column("effect_allele")
+    u_oa = union.get_column("other_allele")
+    out: list[dict[str, np.ndarray]] = []
+    for i in range(len(tables)):
+        t = tables[i]
+        at = inverse[offsets[i]:offsets[i + 1]]
+        if np.unique(at).size != at.size:
+            dup = np.flatnonzero(np.bincount(at, minlength=m) > 1)[0]
+            r = union.row(int(dup), named=True)
+            raise InputError(f"variant {r['chromosome']}:{r['base_pair_location']} {r['other_allele']}/"
+                             f"{r['effect_allele']} appears more than once in one cohort's sums (cohort "
+                             f"{i + 1}); each variant must be released once")
+        at_s = pl.Series("at", at)
+        ea, oa = t.get_column("effect_allele"), t.get_column("other_allele")
+        same = (ea == u_ea.gather(at_s)) & (oa == u_oa.gather(at_s))
+        swapped = (ea == u_oa.gather(at_s)) & (oa == u_ea.gather(at_s))
+        bad = ~(same | swapped)
+        if bad.any():
+            j = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(f"cohort {i + 1}: variant at {t['base_pair_location'][j]} with alleles {ea[j]}/{oa[j]} "
+                             "matched another allele pair by its key hash; rename or drop one of them")
+        flip = swapped.to_numpy() & ~same.to_numpy()
+        sums: dict[str, np.ndarray] = {}
+        for c in t.columns:
+            if c in ("chromosome", "base_pair_location", "effect_allele", "other_allele", "variant_id", "rsid"):
+                continue
+            v = t.get_column(c).cast(pl.Float64).fill_null(np.nan).to_numpy()
+            if c == "sum_g":
+                n = t.get_column("n").cast(pl.Float64).fill_null(np.nan).to_numpy()
+                v = np.where(flip, 2.0 * n - v, v)
+            elif c not in _EVEN:
+                v = np.where(flip, -v, v)
+            full = np.full(m, np.nan)
+            full[at] = v
+            sums[c] = full
+        out.append(sums)
+        tables[i] = None  # the table is no longer needed: free it before the next cohort's copy
+        del t
+    return union, out
+
+
+def _fit_part(blocks: Sequence[CohortBlock], frames: list[pl.DataFrame | None], *, shared: Sequence[str],
+              log: TextIO) -> pl.DataFrame:
+    """The pooled rows of one part (one chromosome of every cohort)."""
+    ttype = blocks[0].trait_type
+    cohorts = [b.cohort for b in blocks]
+    union, aligned = _aligned(frames)
+    m = union.height
+    present = (np.column_stack([np.isfinite(a["n"]) & np.isfinite(a["sum_g"]) for a in aligned])
+               if m else np.zeros((0, len(blocks)), dtype=bool))
+    beta, se, p, nlp = (np.full(m, np.nan) for _ in range(4))
+    df_res = np.full(m, -1, dtype=np.int64)
+    n = np.zeros(m, dtype=np.int64)
+    n_studies = present.sum(axis=1).astype(np.int64)
+    sum_g = np.zeros(m)
+    for c, a in enumerate(aligned):
+        sum_g += np.where(present[:, c], a["sum_g"], 0.0)
+    if m:
+        patterns, which = np.unique(present, axis=0, return_inverse=True)
+        which = np.asarray(which).reshape(-1)
+    else:
+        patterns, which = np.zeros((0, len(blocks)), dtype=bool), np.empty(0, dtype=np.int64)
+    for k, pattern in enumerate(patterns):
+        cs = np.flatnonzero(pattern)
+        if cs.size == 0:
+            continue
+        bl = [blocks[c] for c in cs]
+        cols = [aligned[c] for c in cs]
+        all_rows = np.flatnonzero(which == k)
+        # In slices: the solve's (variants x covariates) temporaries stay small at any chromosome size.
+        for start in range(0, all_rows.size, SOLVE_ROWS):
+            rows = all_rows[start:start + SOLVE_ROWS]
+            sums = [{col: v[rows] for col, v in c.items()} for c in cols]
+            fit: PooledFit = (solve_linear(bl, sums, shared=shared) if ttype == "quantitative"
+                              else solve_logistic_onestep(bl, sums))
+            beta[rows], se[rows], p[rows], nlp[rows] = (fit.beta, fit.standard_error, fit.p_value,
+                                                        fit.neg_log_10_p_value)
+            df_res[rows], n[rows] = fit.residual_df, fit.n
+            del sums, fit
+        del cols
+        print(f"pool-fit: chromosome {union.get_column('chromosome')[0]}: {all_rows.size} variants in cohort(s) "
+              f"{', '.join(cohorts[c] for c in cs)}", file=log)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eaf = np.where(n > 0, sum_g / (2.0 * n), np.nan)
+    cols = {
+        "chromosome": union.get_column("chromosome"),
+        "base_pair_location": union.get_column("base_pair_location"),
+        "effect_allele": union.get_column("effect_allele"),
+        "other_allele": union.get_column("other_allele"),
+        "beta": float_column("beta", beta),
+        "standard_error": float_column("standard_error", se),
+        "effect_allele_frequency": float_column("effect_allele_frequency", eaf),
+        "p_value": float_column("p_value", p),
+        "neg_log_10_p_value": float_column("neg_log_10_p_value", nlp),
+        "rsid": union.get_column("rsid"),
+        "n": pl.Series("n", n, dtype=pl.Int64),
+        "n_studies": pl.Series("n_studies", n_studies, dtype=pl.Int64),
+    }
+    if ttype == "quantitative":
+        cols["residual_df"] = pl.Series("residual_df", df_res, dtype=pl.Int64)
+    return pl.DataFrame(cols).with_columns(
+        variant_id(pl.col("chromosome"), pl.col("base_pair_location"), pl.col("other_allele"),
+                   pl.col("effect_allele")))
+
+
+def _blocks(inputs: Sequence[tuple[str | Path, str | Path]], shared: Sequence[str]) -> list[CohortBlock]:
+    blocks = [read_block(b) for b, _ in inputs]
+    traits = {(b.trait, b.trait_type) for b in blocks}
+    if len(traits) != 1:
+        raise InputError(f"pool-fit: the blocks are of different traits or trait types: {sorted(traits)}")
+    cohorts = [b.cohort for b in blocks]
+    if len(set(cohorts)) != len(cohorts):
+        raise InputError(f"pool-fit: a cohort is given twice: {cohorts}")
+    if blocks[0].trait_type == "binary" and shared:
+        raise InputError("pool-fit: --shared applies to quantitative traits; the binary one-step fit keeps "
+                         "every covariate cohort-specific")
+    return blocks
+
+
+def _parts(inputs: Sequence[tuple[str | Path, str | Path]], blocks: Sequence[CohortBlock], *,
+           shared: Sequence[str], log: TextIO, block_bytes: int) -> Iterator[pl.DataFrame]:
+    """Pooled rows one chromosome at a time (every cohort's rows of that chromosome read together)."""
+    gens = [read_sums(t, b, block_bytes=block_bytes) for b, (_, t) in zip(blocks, inputs, strict=True)]
+    for _, frames in chromosome_parts(gens, [_empty(b) for b in blocks]):
+        yield _fit_part(blocks, frames, shared=shared, log=log)  # empties ``frames`` as it goes
+        del frames
+
+
+def _method(trait_type: str) -> str:
+    return ("linear least squares (exact)" if trait_type == "quantitative"
+            else "logistic one-step from the null (score / information)")
+
+
+def _counts(fitted: int, total: int) -> dict[str, int]:
+    return {"variants": total, "fitted": fitted, "not_estimable": total - fitted}
+
+
+def pool_fit(
+    inputs: Sequence[tuple[str | Path, str | Path]],
+    *,
+    shared: Sequence[str] = (),
+    log: TextIO | None = None,
+    block_bytes: int = BLOCK_BYTES,
+) -> PoolFitResult:
+    """The pooled fit of one trait from the cohorts' released blocks and sums, in memory.
+
+    Parameters
+    ----------
+    inputs
+        ``(block.json, sufficient.tsv.gz)`` per cohort, in cohort order.
+    shared
+        Covariates with one effect across cohorts (quantitative traits);
+        every other covariate is cohort-specific. Binary traits: every
+        covariate is cohort-specific (the one-step method's null).
+
+    Returns
+    -------
+    PoolFitResult
+
+    Raises
+    ------
+    InputError
+        Blocks of different traits or trait types, or any error of the solvers.
+    """
+    log = log if log is not None else sys.stderr
+    blocks = _blocks(inputs, shared)
+    parts = list(_parts(inputs, blocks, shared=shared, log=log, block_bytes=block_bytes))
+    table = pl.concat(parts) if parts else _fit_part(blocks, [_empty(b) for b in blocks], shared=shared, log=log)
+    fitted = int(table.get_column("beta").is_not_null().sum())
+    print(f"pool-fit: trait {blocks[0].trait} ({_method(blocks[0].trait_type)}): {fitted} of {table.height} "
+          f"variants fitted over {len(blocks)} cohorts", file=log)
+    return PoolFitResult(table, _method(blocks[0].trait_type), _counts(fitted, table.height))
+
+
+def pool_fit_to_file(
+    inputs: Sequence[tuple[str | Path, str | Path]],
+    out: str | Path,
+    *,
+    shared: Sequence[str] = (),
+    log: TextIO | None = None,
+    block_bytes: int = BLOCK_BYTES,
+) -> PoolFitResult:
+    """:func:`pool_fit` written as it goes (``.tsv`` or ``.tsv.gz``): memory follows one chromosome.
+
+    The returned :class:`PoolFitResult` has an empty table (the rows are in ``out``).
+    """
+    from crosscohort.contract.sumstats import open_gzip_writer, order_columns
+
+    log = log if log is not None else sys.stderr
+    out = Path(out)
+    if not (out.name.endswith(".tsv") or out.name.endswith(".tsv.gz")):
+        raise InputError(f"--out {out}: expected a .tsv or .tsv.gz path (written as it goes)")
+    blocks = _blocks(inputs, shared)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    total = fitted = 0
+    first = True
+    with (open_gzip_writer(tmp) if out.name.endswith(".gz") else open(tmp, "wb")) as fh:
+        for part in _parts(inputs, blocks, shared=shared, log=log, block_bytes=block_bytes):
+            part = order_columns(part)
+            part.write_csv(fh, separator="\t", null_value="NA", float_precision=None, include_header=first)
+            first = False
+            total += part.height
+            fitted += int(part.get_column("beta").is_not_null().sum())
+        if first:
+            empty = _fit_part(blocks, [_empty(b) for b in blocks], shared=shared, log=log)
+            order_columns(empty).write_csv(fh, separator="\t", null_value="NA")
+    tmp.replace(out)
+    print(f"pool-fit: trait {blocks[0].trait} ({_method(blocks[0].trait_type)}): {fitted} of {total} "
+          f"variants fitted over {len(blocks)} cohorts", file=log)
+    return PoolFitResult(pl.DataFrame(), _method(blocks[0].trait_type), _counts(fitted, total))

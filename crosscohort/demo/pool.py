@@ -1,0 +1,147 @@
+"""Inputs of the pooled arm: all cohorts' phenotypes and covariates in one table each.
+
+The pooled arm (demo settings only, where pooling individual data is
+allowed) analyses every cohort's individuals together with the same engine,
+plus one indicator covariate per cohort after the first, so that a
+meta-versus-pooled difference is a difference of method, not of data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from crosscohort.contract.errors import InputError
+from crosscohort.contract.ledger import write_ledgers
+from crosscohort.runtime.atomic import write_text
+
+__all__ = ["read_plink_table", "pool_tables", "cohort_specific", "write_plink_table"]
+
+
+def read_plink_table(path: str | Path) -> pl.DataFrame:
+    """Read a plink2-layout table (``#FID IID ...``, tab-separated) with every column as text."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    df = pl.read_csv(path, separator="\t", infer_schema=False)
+    first = df.columns[0]
+    if first not in ("#FID", "FID") or len(df.columns) < 2 or df.columns[1] != "IID":
+        raise InputError(f"{path}, line 1: expected a header starting '#FID<TAB>IID', got {df.columns[:2]}")
+    return df.rename({first: "#FID"})
+
+
+def pool_tables(tables: dict[str, pl.DataFrame], *, indicators: bool) -> pl.DataFrame:
+    """Stack per-cohort tables (same columns) and optionally add cohort indicators.
+
+    Indicators are ``cohort_<id>`` = 1 for that cohort's rows, 0 otherwise, for
+    every cohort but the first (the reference level).
+    """
+    cohorts = list(tables)
+    cols = tables[cohorts[0]].columns
+    for c in cohorts[1:]:
+        if tables[c].columns != cols:
+            raise InputError(
+                f"cohort {c!r}: columns {tables[c].columns} differ from cohort {cohorts[0]!r}'s {cols}; "
+                "the pooled arm needs the same columns in every cohort"
+            )
+    parts = []
+    for c in cohorts:
+        t = tables[c]
+        if indicators:
+            t = t.with_columns([pl.lit("1" if c == d else "0").alias(f"cohort_{d}") for d in cohorts[1:]])
+        parts.append(t)
+    return pl.concat(parts)
+
+
+def cohort_specific(pooled: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """``pooled`` plus each cohort's own covariates as cohort-specific columns (block-diagonal).
+
+    Column ``x`` of cohort ``c``'s table becomes ``x_c``: its value for
+    cohort ``c``'s samples, 0 for every other cohort's, so that each cohort
+    keeps its own effect of, e.g., its own ancestry PCs: the model of the
+    federated pooled fit (``crosscohort pool-fit``). A sample of cohort
+    ``c`` absent from its table gets ``NA`` (left out, as in the cohort's
+    own analysis).
+
+    Raises
+    ------
+    InputError
+        A resulting column name already in ``pooled``, or a sample in two cohorts' tables.
+    """
+    parts = []
+    for c, t in tables.items():
+        renamed = t.rename({col: f"{col}_{c}" for col in t.columns if col not in ("#FID", "IID")})
+        clash = [col for col in renamed.columns if col in pooled.columns and col not in ("#FID", "IID")]
+        if clash:
+            raise InputError(f"cohort {c!r}: cohort-specific column(s) {clash} already in the pooled covariates")
+        parts.append(renamed)
+    specific = pl.concat(parts, how="diagonal").fill_null("0")
+    dup = specific.group_by("#FID", "IID").len().filter(pl.col("len") > 1)
+    if dup.height:
+        raise InputError(f"sample {dup.row(0)[:2]} is in more than one cohort's cohort-specific table")
+    new = [col for col in specific.columns if col not in ("#FID", "IID")]
+    return pooled.join(specific, on=["#FID", "IID"], how="left").with_columns(pl.col(new).fill_null("NA"))
+
+
+def write_plink_table(df: pl.DataFrame, path: str | Path) -> Path:
+    """Write a plink2-layout table atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.write_csv(tmp, separator="\t")
+    tmp.replace(path)
+    return path
+
+
+def pool_qc(qc_prefixes: dict[str, str | Path], *, bim: str | Path) -> tuple[pl.DataFrame, list[str], list]:
+    """The pooled arm's QC: the union of the cohorts' own QC results.
+
+    The pooled arm must analyse the same people and variants as the
+    per-cohort arm, so it takes each cohort's kept samples and the union of
+    the cohorts' kept variants (a variant enters the meta-analysis when it
+    passes QC in at least one cohort). Re-running QC on the pooled
+    multi-ancestry sample instead would remove thousands of variants by
+    Hardy-Weinberg tests that fail only through the Wahlund effect, a
+    difference of data preparation rather than of method.
+
+    Returns
+    -------
+    (samples, variant_ids, ledgers)
+        Kept samples (``fid``, ``iid``), kept variant IDs in ``.bim`` order,
+        and the pooled samples and variants ledgers.
+    """
+    from crosscohort.contract.ledger import Ledger, read_ledgers
+    from crosscohort.tre.genotypes import read_bim, read_id_list
+
+    samples, kept_ids = [], set()
+    n_samples_in = 0
+    for cohort, prefix in qc_prefixes.items():
+        prefix = str(prefix)
+        keep = read_plink_table(prefix + ".samples.keep").rename({"#FID": "fid", "IID": "iid"})
+        samples.append(keep.select("fid", "iid"))
+        kept_ids.update(read_id_list(prefix + ".variants.keep"))
+        ledgers = [lg for lg in read_ledgers([prefix + ".ledger.json"]) if lg.unit == "samples"]
+        if len(ledgers) != 1:
+            raise InputError(f"{prefix}.ledger.json: expected one samples ledger for cohort {cohort!r}, found {len(ledgers)}")
+        n_samples_in += ledgers[0].n_in
+    pooled = pl.concat(samples)
+    ids = read_bim(bim).get_column("id").to_list()
+    unknown = kept_ids.difference(ids)
+    if unknown:
+        raise InputError(f"{bim}: {len(unknown)} variant(s) kept by a cohort's QC are not in this .bim, e.g. {sorted(unknown)[0]!r}")
+    variants = [v for v in ids if v in kept_ids]
+    sample_ledger = Ledger(stage="qc", cohort="pooled", unit="samples", n_in=n_samples_in, n_kept=pooled.height)
+    sample_ledger.remove("removed_by_cohort_qc", n_samples_in - pooled.height)
+    variant_ledger = Ledger(stage="qc", cohort="pooled", unit="variants", n_in=len(ids), n_kept=len(variants))
+    variant_ledger.remove("failed_qc_in_every_cohort", len(ids) - len(variants))
+    return pooled, variants, [sample_ledger.check(), variant_ledger.check()]
+
+
+def write_pooled_qc(samples: pl.DataFrame, variants: list[str], ledgers: list, out_prefix: str | Path) -> None:
+    """Write the pooled QC files in the layout of ``crosscohort qc`` (``O.samples.keep`` ...)."""
+
+    prefix = str(out_prefix)
+    write_plink_table(samples.rename({"fid": "#FID", "iid": "IID"}), prefix + ".samples.keep")
+    write_text(prefix + ".variants.keep", "".join(f"{v}\n" for v in variants))
+    write_ledgers(ledgers, prefix + ".ledger.json")
