@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from crosscohort.contract.errors import GateError
+from crosscohort.contract.errors import GateError, InputError
 from crosscohort.tre.gate import export_bundle
 from tests.test_gate_adversarial import _table
 
@@ -123,6 +123,40 @@ def test_attack__a_bgen_sample_file_ids_are_searched_and_its_header_words_are_no
         _export(tmp_path, _table([{}, {}, {"rsid": "x_samp0002"}]), ids_from=[sample])
     out = _export(tmp_path, _table([{"rsid": "ID_1"}, {"rsid": "id_2x"}, {}]), ids_from=[sample])
     assert (out / "manifest.json").is_file()
+
+
+def _vcf(tmp: Path, ids: list[str], *, gz: bool) -> Path:
+    text = "##fileformat=VCFv4.2\n##contig=<ID=1>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t"
+    text += "\t".join(ids) + "\n1\t100\trs1\tA\tG\t.\t.\t.\tGT\t" + "\t".join(["0/1"] * len(ids)) + "\n"
+    p = tmp / ("cohort.vcf.gz" if gz else "cohort.vcf")
+    if gz:
+        with gzip.open(p, "wt", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        p.write_text(text, encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_attack__a_vcf_cohort_ids_are_taken_from_its_header(tmp_path: Path, gz: bool) -> None:
+    """A VCF cohort's genotype file names its people in the #CHROM line: the gate searches them.
+
+    Failed before the fix: a VCF could not be given to --ids-from (read as a table, its
+    ## lines made no IID column), and the workflow passed only .fam/.psam files, so a VCF
+    or BGEN cohort's IDs absent from the pheno/covar files were never searched for.
+    """
+    vcf = _vcf(tmp_path, [f"HG{i:05d}" for i in range(5)], gz=gz)
+    with pytest.raises(GateError, match=r"holds a sample identifier \(the IID at line 3"):
+        _export(tmp_path, _table([{}, {"rsid": "rs9_hg00003"}, {}]), ids_from=[vcf])
+    with pytest.raises(GateError, match=r"5 rows, exactly as many as the cohort's samples"):
+        _export(tmp_path, _table([{}] * 5), ids_from=[vcf])
+
+
+def test_attack__a_vcf_without_a_chrom_line_is_refused_not_skipped(tmp_path: Path) -> None:
+    vcf = tmp_path / "broken.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n1\t100\trs1\tA\tG\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"broken\.vcf: no '#CHROM' header line"):
+        _export(tmp_path, _table([{}, {}, {}]), ids_from=[vcf])
 
 
 def test_attack__a_latin1_sample_file_still_forbids_its_accented_ids(tmp_path: Path) -> None:

@@ -271,9 +271,16 @@ def mrmega_options():
 
 # ---------------------------------------------------------------- stage inputs
 def sample_id_files(cohort):
-    """The genotype side file listing a cohort's sample IDs (.fam, .psam), for the gate's ID scan."""
+    """The genotype files naming a cohort's samples, for the gate's ID scan.
+
+    .fam, .psam, BGEN .sample, and a VCF itself (its #CHROM header line).
+    """
     files = cohort_genotype_files(cohort)
-    return [f for f in files if f.endswith((".fam", ".psam"))]
+    return [
+        f
+        for f in files
+        if f.endswith((".fam", ".psam", ".sample", ".vcf", ".vcf.gz", ".vcf.bgz"))
+    ]
 
 
 def export_inputs(wildcards):

@@ -254,8 +254,43 @@ def _first_substring(s: pl.Series, ids: SampleIds, *, offset: int = 0) -> tuple[
     return None
 
 
+_VCF_SUFFIXES = (".vcf", ".vcf.gz", ".vcf.bgz")
+
+
+def _vcf_sample_ids(path: Path, k: int, where: dict[str, str], samples: set[tuple[str, str]]) -> None:
+    """The sample columns of a VCF's ``#CHROM`` header line (plain, gzip or BGZF), as IIDs.
+
+    Only the header is read: the scan stops at the ``#CHROM`` line. A VCF
+    without one is refused (it cannot say whose genotypes it holds).
+    """
+    import gzip
+
+    opener = gzip.open if path.name.endswith((".gz", ".bgz")) else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="surrogateescape") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if line.startswith("#CHROM"):
+                    fields = line.rstrip("\r\n").split("\t")
+                    for iid in fields[9:]:
+                        samples.add(("", iid))
+                        if iid and iid not in where:
+                            if not _TOKEN.search(iid):
+                                raise InputError(
+                                    f"{path}, line {lineno}: sample {iid!r} has no letter or digit; the "
+                                    "identifier scan cannot search for it (rule: IDs hold at least one "
+                                    "letter or digit)"
+                                )
+                            where[iid] = f"IID at line {lineno} of --ids-from file {k}"
+                    return
+                if not line.startswith("##"):
+                    break
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise InputError(f"{path}: cannot read the VCF header ({exc})") from None
+    raise InputError(f"{path}: no '#CHROM' header line; a VCF names its samples there")
+
+
 def read_sample_ids(paths: list[str | Path]) -> SampleIds:
-    """Every FID, IID and SID value in ``paths`` (``.fam``, ``.psam``, BGEN ``.sample``, ``#FID IID`` tables, ID lists).
+    """Every FID, IID and SID value in ``paths`` (``.fam``, ``.psam``, BGEN ``.sample``, VCF header, ``#FID IID`` tables, ID lists).
 
     An ID is recorded with a neutral origin (``"IID at line 3 of --ids-from
     file 1"``): the origin may be written into a blocked audit, and a TRE
@@ -273,6 +308,9 @@ def read_sample_ids(paths: list[str | Path]) -> SampleIds:
         path = Path(p)
         if not path.is_file():
             raise InputError(f"{path}: no such file (--ids-from)")
+        if path.name.endswith(_VCF_SUFFIXES):
+            _vcf_sample_ids(path, k, where, samples)
+            continue
         raw = path.read_bytes()
         try:
             text = raw.decode("utf-8-sig")
