@@ -152,6 +152,31 @@ def test_attack__a_vcf_cohort_ids_are_taken_from_its_header(tmp_path: Path, gz: 
         _export(tmp_path, _table([{}] * 5), ids_from=[vcf])
 
 
+def test_attack__a_per_person_table_is_refused_when_the_pheno_file_has_no_fid(tmp_path: Path) -> None:
+    """A .fam (FID IID) and a '#IID' pheno file name the same 5 people: 5, not 10.
+
+    Failed before the fix: people were counted as (FID, IID) pairs across files, so each was
+    counted twice (('F1', 'S1') and ('', 'S1')), and a 5-row table of the 5 people passed.
+    """
+    fam = tmp_path / "c.fam"
+    fam.write_text("".join(f"FAM{i} PERS{i:04d} 0 0 1 -9\n" for i in range(5)), encoding="utf-8")
+    pheno = tmp_path / "c.pheno"
+    pheno.write_text("#IID\tldl\n" + "".join(f"PERS{i:04d}\t1.{i}\n" for i in range(5)), encoding="utf-8")
+    with pytest.raises(GateError, match=r"5 rows, exactly as many as the cohort's samples"):
+        _export(tmp_path, _table([{}] * 5), ids_from=[fam, pheno])
+
+
+def test_attack__a_per_person_table_of_the_pheno_files_people_is_refused(tmp_path: Path) -> None:
+    """The pheno file names 7 people, 5 of them genotyped: a 7-row table is a table of people too."""
+    fam = tmp_path / "c.fam"
+    fam.write_text("".join(f"FAM{i} PERS{i:04d} 0 0 1 -9\n" for i in range(5)), encoding="utf-8")
+    pheno = tmp_path / "c.pheno"
+    pheno.write_text("#FID\tIID\tldl\n" + "".join(f"FAM{i}\tPERS{i:04d}\t1.{i}\n" for i in range(7)),
+                     encoding="utf-8")
+    with pytest.raises(GateError, match=r"7 rows, exactly as many as the cohort's samples"):
+        _export(tmp_path, _table([{}] * 7), ids_from=[fam, pheno])
+
+
 def test_attack__a_vcf_without_a_chrom_line_is_refused_not_skipped(tmp_path: Path) -> None:
     vcf = tmp_path / "broken.vcf"
     vcf.write_text("##fileformat=VCFv4.2\n1\t100\trs1\tA\tG\n", encoding="utf-8")

@@ -154,6 +154,9 @@ class SampleIds:
     where: dict[str, str] = field(default_factory=dict)
     n_samples: int = 0
     sources: tuple[str, ...] = ()
+    #: Every count of people the ID files give (each file's, and all files' together): a
+    #: released table with one of these many rows is taken for a table of people.
+    person_counts: frozenset[int] = frozenset()
     #: lower-cased ID -> ID, for IDs searched as substrings.
     substrings: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     #: lower-cased ID -> ID, for IDs compared as whole tokens.
@@ -162,6 +165,8 @@ class SampleIds:
     prefixes: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if not self.person_counts and self.n_samples:
+            object.__setattr__(self, "person_counts", frozenset({self.n_samples}))
         for i in self.where:
             low = fold(i)
             if (len(low) >= SUBSTRING_MIN_LENGTH and not _NUMERIC.match(low)) or not _ALNUM.match(low):
@@ -303,8 +308,10 @@ def read_sample_ids(paths: list[str | Path]) -> SampleIds:
         letter or digit (it could not be searched for).
     """
     where: dict[str, str] = {}
-    samples: set[tuple[str, str]] = set()
+    per_file: list[set[tuple[str, str]]] = []
     for k, p in enumerate(paths, 1):
+        samples: set[tuple[str, str]] = set()
+        per_file.append(samples)
         path = Path(p)
         if not path.is_file():
             raise InputError(f"{path}: no such file (--ids-from)")
@@ -363,9 +370,17 @@ def read_sample_ids(paths: list[str | Path]) -> SampleIds:
                         "scan cannot search for it (rule: IDs hold at least one letter or digit)"
                     )
                 where[value] = f"{label} at line {lineno + 1} of --ids-from file {k}"
-    if not samples:
+    every = set().union(*per_file)
+    if not every:
         raise InputError(f"{paths}: no sample IDs found in --ids-from files")
-    return SampleIds(where=where, n_samples=len(samples), sources=tuple(Path(p).name for p in paths))
+    # A file without FIDs (#IID pheno, VCF) names the same people as a .fam with FIDs: across
+    # files a person is then known by IID alone, so one person is not counted twice.
+    if any(fid == "" for fid, _ in every):
+        n = len({iid for _, iid in every})
+    else:
+        n = len(every)
+    counts = frozenset({n, *(len(s) for s in per_file if s)})
+    return SampleIds(where=where, n_samples=n, sources=tuple(Path(p).name for p in paths), person_counts=counts)
 
 
 def redact(text: str, ids: SampleIds) -> str:
@@ -473,7 +488,7 @@ def _scan_table(path: Path, ids: SampleIds) -> None:
         path, separator="\t", infer_schema=False, null_values=["NA"], quote_char=None,
         columns=text_cols or header[:1],
     )
-    if df.height == ids.n_samples:
+    if df.height in ids.person_counts:
         raise _per_person(path, df.height, ids)
     whole = list(ids.whole)
     for c in text_cols:
