@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from crosscohort.central.harmonise.align import normalise_chromosomes
 from crosscohort.central.loci import distance_loci, neglog10p
 from crosscohort.contract.errors import ConfigError, InputError
+from crosscohort.contract.keys import normalise_chromosomes
 from crosscohort.contract.stats import lambda_gc
 from crosscohort.contract.sumstats import write_sumstats
 from crosscohort.runtime.atomic import write_json

@@ -53,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from crosscohort.central.harmonise.align import normalise_chromosomes
     from crosscohort.contract.errors import InputError
+    from crosscohort.contract.keys import normalise_chromosomes
     from crosscohort.contract.sumstats import read_sumstats, variant_id
     from crosscohort.demo.clump import clump, match_genotypes, write_clumps
     from crosscohort.tre.phenotypes import read_sample_list

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from crosscohort.central.harmonise.align import normalise_chromosomes
 from crosscohort.central.loci import neglog10p
 from crosscohort.contract.errors import ConfigError, InputError
+from crosscohort.contract.keys import normalise_chromosomes
 from crosscohort.contract.sumstats import write_sumstats
 from crosscohort.runtime.atomic import write_json
 from crosscohort.tre.genotypes import Genotypes

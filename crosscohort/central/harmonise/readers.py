@@ -31,10 +31,8 @@ from scipy.special import log_ndtr, ndtri_exp
 
 from crosscohort.central.harmonise import files, markers
 from crosscohort.central.harmonise.align import (
-    EAF_MAX_DIFF,
     HarmonisedSet,
     _harmonise_cohort,
-    check_eaf_max_diff,
     compact_reference,
     left_normalise,
     read_reference,
@@ -49,6 +47,7 @@ from crosscohort.central.harmonise.formats import (
     resolve_columns,
 )
 from crosscohort.contract.errors import ConfigError, InputError
+from crosscohort.contract.keys import EAF_MAX_DIFF, check_eaf_max_diff
 from crosscohort.contract.sumstats import (
     FLAG_COLUMNS,
     float_column,
@@ -115,7 +114,7 @@ class ReadResult:
     ----------
     table
         GWAS-SSF columns (``chromosome`` as text labels, for
-        :func:`~crosscohort.central.harmonise.align.normalise_chromosomes`), ``rsid`` (the
+        :func:`~crosscohort.contract.keys.normalise_chromosomes`), ``rsid`` (the
         marker name), :data:`FLAG_P_INCONSISTENT`, and private ``_rd_*`` flags.
     source
         The file name.
@@ -143,7 +142,7 @@ def parse_input(item: str, *, default_format: str = "auto") -> InputSpec:
     Without ``COHORT=`` the cohort id is the file name up to its first dot.
     A trailing ``:FMT`` is a format only when FMT is one of :data:`FORMAT_NAMES`.
     """
-    from crosscohort.central.harmonise.align import check_cohort_name
+    from crosscohort.contract.keys import check_cohort_name
 
     cohort, sep, rest = item.partition("=")
     if not sep:

@@ -16,14 +16,6 @@ import numpy as np
 import polars as pl
 from scipy.special import chdtrc, ndtr
 
-from crosscohort.central.harmonise._keys import PAIR_BITS, POS_BITS, allele_pair_rank, packed_key
-from crosscohort.central.harmonise.align import (
-    EAF_MAX_DIFF,
-    FLAG_EAF_FAR,
-    VARIANT_KEY,
-    check_cohort_name,
-    check_eaf_max_diff,
-)
 from crosscohort.central.harmonise.strand import CHANGED as STRAND_CHANGED
 from crosscohort.central.harmonise.strand import strand_flips
 from crosscohort.central.meta.mrmega import (
@@ -38,6 +30,17 @@ from crosscohort.central.meta.mrmega import (
     mrmega_columns,
 )
 from crosscohort.contract.errors import ConfigError, InputError
+from crosscohort.contract.keys import (
+    EAF_MAX_DIFF,
+    FLAG_EAF_FAR,
+    PAIR_BITS,
+    POS_BITS,
+    VARIANT_KEY,
+    allele_pair_rank,
+    check_cohort_name,
+    check_eaf_max_diff,
+    packed_key,
+)
 from crosscohort.contract.ledger import Ledger
 from crosscohort.contract.stats import CHI2_1_MEDIAN, lambda_gc
 from crosscohort.contract.sumstats import (
@@ -255,7 +258,7 @@ class MetaResult:
     table
         GWAS-SSF columns plus the meta columns of :data:`crosscohort.contract.sumstats.META_COLUMNS`,
         sorted by chromosome, position and alleles (marker-name-only rows last, by
-        marker name), plus :data:`~crosscohort.central.harmonise.align.FLAG_EAF_FAR`.
+        marker name), plus :data:`~crosscohort.contract.keys.FLAG_EAF_FAR`.
         ``beta``/``standard_error``
         are always the fixed-effect IVW estimate; ``p_value``/``neg_log_10_p_value``
         are fixed-effect, except with ``method="samplesize"`` where they are
@@ -385,7 +388,7 @@ def meta_input_columns(*, samplesize: bool = False) -> tuple[str, ...]:
 _RULES = ("bad_value_key", "bad_value_beta", "bad_value_standard_error",
           "bad_value_p_value", "bad_value_n")
 
-# Packed variant key (crosscohort.central.harmonise._keys): chromosome (5 bits) | position
+# Packed variant key (crosscohort.contract.keys): chromosome (5 bits) | position
 # (32 bits) | allele-pair rank (26 bits).
 _POS_BITS, _PAIR_BITS = POS_BITS, PAIR_BITS
 # Rows keyed by marker name alone (METAL/GWAMA inputs without CHR/POS) take the chromosome
@@ -799,7 +802,7 @@ def meta_analyse(
         A cohort's EAF is *far* when it differs from the other cohorts' EAF at
         the variant (their mean with the weights of ``effect_allele_frequency``
         below, i.e. n-weighted when every EAF has its n) by more than this;
-        :data:`~crosscohort.central.harmonise.align.FLAG_EAF_FAR` marks variants with
+        :data:`~crosscohort.contract.keys.FLAG_EAF_FAR` marks variants with
         a far cohort (kept), and each cohort's ledger counts its far rows as
         ``changed.eaf_far_from_other_cohorts_flagged``.
     pcs

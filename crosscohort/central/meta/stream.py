@@ -41,7 +41,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from crosscohort.central.harmonise.align import EAF_MAX_DIFF, VARIANT_KEY, check_eaf_max_diff
 from crosscohort.central.meta.ivw import (
     _STUDY_COLUMNS,
     METHODS,
@@ -64,6 +63,7 @@ from crosscohort.central.meta.mrmega import (
     gco_lambda,
 )
 from crosscohort.contract.errors import InputError
+from crosscohort.contract.keys import EAF_MAX_DIFF, VARIANT_KEY, check_eaf_max_diff
 from crosscohort.contract.ledger import Ledger
 from crosscohort.contract.stats import lambda_gc
 from crosscohort.contract.sumstats import (
