@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from crosscohort.central.loci import distance_loci, neglog10p
+from crosscohort.central.loci import distance_loci
 from crosscohort.contract.errors import ConfigError, InputError
 from crosscohort.contract.keys import normalise_chromosomes
-from crosscohort.contract.stats import lambda_gc
+from crosscohort.contract.stats import lambda_gc, neg_log10_p_of_table
 from crosscohort.contract.sumstats import write_sumstats
 from crosscohort.runtime.atomic import write_json
 
@@ -259,7 +259,7 @@ def _arm(df: pl.DataFrame, name: str) -> pl.DataFrame:
         pl.col("standard_error").cast(pl.Float64),
         pl.col("effect_allele").str.to_uppercase(),
         pl.col("other_allele").str.to_uppercase(),
-        pl.Series("neg_log_10_p_value", neglog10p(df), dtype=pl.Float64),
+        pl.Series("neg_log_10_p_value", neg_log10_p_of_table(df), dtype=pl.Float64),
     )
     if "p_value" not in out.columns:
         out = out.with_columns((10.0 ** -pl.col("neg_log_10_p_value")).alias("p_value"))

@@ -69,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
         ss = ss.with_columns(variant_id(pl.col("chromosome"), pl.col("base_pair_location"),
                                         pl.col("other_allele"), pl.col("effect_allele")))
     if "neg_log_10_p_value" not in ss.columns:
-        from crosscohort.central.loci import neglog10p
+        from crosscohort.contract.stats import neg_log10_p_of_table
 
-        ss = ss.with_columns(pl.Series("neg_log_10_p_value", neglog10p(ss)))
+        ss = ss.with_columns(pl.Series("neg_log_10_p_value", neg_log10_p_of_table(ss)))
     genotypes = open_genotypes(args)
     samples = genotypes.sample_index(read_sample_list(args.keep), require_all=True) if args.keep else None
     matched = int(match_genotypes(ss, genotypes).sum())

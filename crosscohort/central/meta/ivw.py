@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from scipy.special import chdtrc, ndtr
 
 from crosscohort.central.harmonise.strand import CHANGED as STRAND_CHANGED
 from crosscohort.central.harmonise.strand import strand_flips
@@ -42,13 +41,19 @@ from crosscohort.contract.keys import (
     packed_key,
 )
 from crosscohort.contract.ledger import Ledger
-from crosscohort.contract.stats import CHI2_1_MEDIAN, lambda_gc
+from crosscohort.contract.stats import (
+    CHI2_1_MEDIAN,
+    lambda_gc,
+    neg_log10_p_from_z,
+    p_from_chi2,
+    p_from_z,
+    z_from_neg_log10_p,
+)
 from crosscohort.contract.sumstats import (
     COLUMNS,
     META_COLUMNS,
     float_column,
     marker_only,
-    neg_log10_p_from_z,
     variant_id,
     write_sumstats,
 )
@@ -68,7 +73,6 @@ __all__ = [
     "samplesize_arrays",
     "write_loo",
     "write_meta",
-    "z_from_neg_log10_p",
 ]
 
 #: Conventional genome-wide significance threshold, used in the summary.
@@ -191,21 +195,6 @@ class SampleSizeArrays:
     weight: np.ndarray
     neg_log_10_p_value: np.ndarray
     n_studies: np.ndarray
-
-
-def z_from_neg_log10_p(neg_log10_p: np.ndarray, sign: np.ndarray) -> np.ndarray:
-    """Signed standard-normal z of two-sided p-values given as -log10 p, exact in the far tail.
-
-    ``|z| = -Phi^-1(p/2)`` evaluated from ``log(p/2)`` with
-    :func:`scipy.special.ndtri_exp`, so p = 1e-400 (beyond float range) still
-    gives |z| = 42.8; ``sign`` (of beta) gives the sign; sign 0 gives z = 0.
-    """
-    from scipy.special import ndtri_exp
-
-    x = np.asarray(neg_log10_p, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        absz = -ndtri_exp(-x * np.log(10.0) - np.log(2.0))
-    return np.sign(sign) * absz
 
 
 def samplesize_arrays(z: np.ndarray, n: np.ndarray) -> SampleSizeArrays:
@@ -734,10 +723,6 @@ def _direction_exprs(beta: np.ndarray) -> pl.Series:
     return pl.select(pl.concat_str(chars).alias("direction")).to_series()
 
 
-def _p_from_z(z: np.ndarray) -> np.ndarray:
-    return 2.0 * ndtr(-np.abs(z))
-
-
 def _check_order(tables: dict[str, pl.DataFrame], cohort_order: list[str] | None) -> list[str]:
     if not tables:
         raise InputError("meta-analysis needs at least one cohort table; got none")
@@ -980,7 +965,7 @@ def _combine(
 
     res = ivw_arrays(beta.T, se_used.T)
     with np.errstate(invalid="ignore"):
-        het_p = np.where(res.df > 0, chdtrc(np.maximum(res.df, 1), res.q), np.nan)
+        het_p = np.where(res.df > 0, p_from_chi2(res.q, np.maximum(res.df, 1)), np.nan)
 
     def dense(col: str) -> np.ndarray:
         return arrays[col] if col in arrays else np.full((k, m), np.nan)
@@ -1036,12 +1021,12 @@ def _combine(
     if method == "samplesize":
         z_cohort = _cohort_z(arrays) / fvec
         ss = samplesize_arrays(z_cohort.T, n.T)
-        p_main, nlp_main = _p_from_z(ss.z), ss.neg_log_10_p_value
+        p_main, nlp_main = p_from_z(ss.z), ss.neg_log_10_p_value
     elif method == "mrmega":
         # MR-MEGA's association test is the primary p (GLGC 2021); beta/SE stay IVW's.
         mr_cols, p_main, nlp_main = mrmega_columns(beta, se_used, mrmega)
     else:
-        p_main, nlp_main = _p_from_z(res.z), neg_log10_p_from_z(res.z)
+        p_main, nlp_main = p_from_z(res.z), neg_log10_p_from_z(res.z)
 
     columns: dict[str, pl.Series] = {
         "beta": float_column("beta", res.beta),
@@ -1059,7 +1044,7 @@ def _combine(
         "tau2": float_column("tau2", res.tau2),
         "beta_random": float_column("beta_random", res.beta_random),
         "standard_error_random": float_column("standard_error_random", res.standard_error_random),
-        "p_value_random": float_column("p_value_random", _p_from_z(res.z_random)),
+        "p_value_random": float_column("p_value_random", p_from_z(res.z_random)),
         "neg_log_10_p_value_random": float_column(
             "neg_log_10_p_value_random", neg_log10_p_from_z(res.z_random)
         ),
@@ -1226,7 +1211,7 @@ def leave_one_out(
                                             0).astype(np.int64)),
             float_column("beta", col(res.beta)),
             float_column("standard_error", col(res.standard_error)),
-            float_column("p_value", _p_from_z(z)),
+            float_column("p_value", p_from_z(z)),
             float_column("neg_log_10_p_value", neg_log10_p_from_z(z)),
         ).with_row_index("_v"))
     table = (
