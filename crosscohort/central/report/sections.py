@@ -27,8 +27,9 @@ from crosscohort.central.report.plots import (
     se_sqrt_n,
 )
 from crosscohort.contract.errors import InputError
+from crosscohort.contract.keys import VARIANT_KEY
 from crosscohort.contract.stats import neg_log10_p_from_z, neg_log10_p_of_table
-from crosscohort.contract.sumstats import chrom_label, marker_only
+from crosscohort.contract.sumstats import chrom_label, marker_only, variant_id
 
 __all__ = [
     "Image",
@@ -231,9 +232,7 @@ def read_loo(path: str | Path) -> pl.DataFrame:
     if "variant_id" not in df.columns:
         if not set(_KEY) <= set(df.columns):
             raise InputError(f"{path}: leave-one-out table needs variant_id or {_KEY}; present: {df.columns}")
-        df = df.with_columns(pl.concat_str([pl.col(c).cast(pl.String) for c in (
-            "chromosome", "base_pair_location", "other_allele", "effect_allele")], separator=":")
-            .alias("variant_id"))
+        df = df.with_columns(variant_id(*(pl.col(c).cast(pl.String) for c in VARIANT_KEY)))
     return df.rename({left: "left_out"})
 
 
@@ -317,9 +316,7 @@ def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, l
     rows_out: list[tuple[str, ...]] = []
     leads = leads.head(MAX_FORESTS)
     if "variant_id" not in leads.columns:
-        leads = leads.with_columns(pl.concat_str([pl.col(c).cast(pl.String) for c in (
-            "chromosome", "base_pair_location", "other_allele", "effect_allele")], separator=":")
-            .alias("variant_id"))
+        leads = leads.with_columns(variant_id(*(pl.col(c).cast(pl.String) for c in VARIANT_KEY)))
     aligned = {c: _aligned_betas(leads, df) for c, df in cohorts.items()}
     for i in range(leads.height):
         lead = leads[i]
