@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crosscohort.central.harmonise._keys import PAIR_BITS, _allele_pair_rank_enum, allele_pair_rank
+from crosscohort.contract.keys import PAIR_BITS, _allele_pair_rank_enum, allele_pair_rank
 
 ALLELES = ["A", "C", "G", "T", "N", "a", "Z", "0", "AC", "ACGT", "GA", "TT", "A" * 40, "é", "ß",
            "\x00", "-", "*"]

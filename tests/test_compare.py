@@ -12,8 +12,8 @@ from scipy.stats import linregress
 
 from crosscohort.central.compare import compare_arms
 from crosscohort.commands import compare as compare_cmd
-from crosscohort.contract.stats import CHI2_1_MEDIAN
-from crosscohort.contract.sumstats import neg_log10_p_from_z, write_sumstats
+from crosscohort.contract.stats import CHI2_1_MEDIAN, neg_log10_p_from_z
+from crosscohort.contract.sumstats import write_sumstats
 
 
 def _arms(seed: int = 0, m: int = 400):

@@ -383,7 +383,7 @@ def _chrom_by_label(labels: list) -> list:
 def test_normalise_chromosomes_run_and_hash_paths_agree_with_chrom_code(order):
     """Sorted labels take the run path (each run looked up once), shuffled ones the
     per-distinct-label path; both give chrom_code of every label, null where unknown."""
-    from crosscohort.central.harmonise.align import normalise_chromosomes
+    from crosscohort.contract.keys import normalise_chromosomes
 
     labels = ["1", "chr1", "01", " 2", "X", "chrX", "23", "26", "MT", "chrUn_gl000220", "+3",
               "0", None, "y", "22"]

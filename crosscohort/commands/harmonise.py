@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from crosscohort.central.harmonise.align import EAF_MAX_DIFF, check_cohort_name
 from crosscohort.central.harmonise.build import normalise_build
 from crosscohort.central.harmonise.formats import FORMAT_NAMES
 from crosscohort.central.harmonise.readers import harmonise_files, parse_input, read_column_map
 from crosscohort.contract.errors import ConfigError
+from crosscohort.contract.keys import EAF_MAX_DIFF, check_cohort_name
 
 __all__ = ["register", "run", "cohort_paths"]
 

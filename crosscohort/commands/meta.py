@@ -18,13 +18,13 @@ import json
 import sys
 from pathlib import Path
 
-from crosscohort.central.harmonise.align import EAF_MAX_DIFF
 from crosscohort.central.meta import METHODS, leave_one_out, write_loo
 from crosscohort.central.meta.ivw import meta_input_columns
 from crosscohort.central.meta.mrmega import DEFAULT_AXES
 from crosscohort.central.meta.stream import Unsorted, file_parts, memory_parts, meta_analyse_to_file
 from crosscohort.commands.harmonise import cohort_paths
 from crosscohort.contract.errors import ConfigError
+from crosscohort.contract.keys import EAF_MAX_DIFF
 from crosscohort.contract.sumstats import read_sumstats
 
 __all__ = ["register", "run"]

@@ -460,29 +460,3 @@ def float_column(name: str, values: np.ndarray) -> pl.Series:
     """
     return pl.Series(name, np.asarray(values, dtype=np.float64), nan_to_null=True)
 
-
-def neg_log10_p_from_z(z: np.ndarray) -> np.ndarray:
-    """Two-sided -log10 p of a standard normal z, exact in the far tail.
-
-    Computed as ``-(log 2 + log Phi(-|z|)) / log 10`` with ``scipy.special.log_ndtr``
-    so |z| = 40 gives 349.136 (p = 7.3e-350) rather than infinity.
-    """
-    from scipy.special import log_ndtr
-
-    z = np.asarray(z, dtype=float)
-    return -(np.log(2.0) + log_ndtr(-np.abs(z))) / np.log(10.0)
-
-
-def neg_log10_p_from_t(t: np.ndarray, df: np.ndarray) -> np.ndarray:
-    """Two-sided -log10 p of a Student t statistic: ``-log10(2 stdtr(df, -|t|))``.
-
-    The same numbers as ``scipy.stats.t.logsf`` (whose log survival function
-    of the t distribution is ``log(stdtr(df, -t))``), without importing
-    ``scipy.stats`` (0.5-1.5 s of every command's start-up; benchmarks/README.md,
-    "Start-up").
-    """
-    from scipy.special import stdtr
-
-    t = np.asarray(t, dtype=float)
-    with np.errstate(divide="ignore"):
-        return -(np.log(2.0) + np.log(stdtr(df, -np.abs(t)))) / np.log(10.0)

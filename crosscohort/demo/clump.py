@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from crosscohort.central.harmonise.align import normalise_chromosomes
-from crosscohort.central.loci import neglog10p
 from crosscohort.contract.errors import ConfigError, InputError
+from crosscohort.contract.keys import normalise_chromosomes
+from crosscohort.contract.stats import neg_log10_p_of_table
 from crosscohort.contract.sumstats import write_sumstats
 from crosscohort.runtime.atomic import write_json
 from crosscohort.tre.genotypes import Genotypes
@@ -263,7 +263,7 @@ def clump(
                if c not in sumstats.columns]
     if missing:
         raise InputError(f"clump: sumstats missing column(s) {missing}; present: {sumstats.columns}")
-    nlp = neglog10p(sumstats)
+    nlp = neg_log10_p_of_table(sumstats)
     t1, t2 = -np.log10(p1), -np.log10(p2)
     # Compare on -log10 p with a relative tolerance: plink reads p as text, so
     # p exactly at the threshold must count as passing it.

@@ -6,7 +6,6 @@ input formats (GWAMA).
 """
 
 from crosscohort.central.harmonise.align import (
-    VARIANT_KEY,
     HarmonisedSet,
     harmonise,
     harmonise_cohort,
@@ -16,7 +15,6 @@ from crosscohort.central.harmonise.align import (
 )
 
 __all__ = [
-    "VARIANT_KEY",
     "HarmonisedSet",
     "harmonise",
     "harmonise_cohort",

@@ -8,14 +8,12 @@ and sorts, not a Python loop.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from crosscohort.central.harmonise._keys import variant_keys
 from crosscohort.central.harmonise.alleles import (
     COMPLEMENT,
     complement,
@@ -25,12 +23,18 @@ from crosscohort.central.harmonise.alleles import (
     normalise_allele,
 )
 from crosscohort.contract.errors import ConfigError, InputError
+from crosscohort.contract.keys import (
+    EAF_MAX_DIFF,
+    FLAG_EAF_FAR,
+    VARIANT_KEY,
+    check_cohort_name,
+    check_eaf_max_diff,
+    normalise_chromosomes,
+    variant_keys,
+)
 from crosscohort.contract.ledger import Ledger, write_ledgers
 from crosscohort.contract.sumstats import (
-    FLAG_COLUMNS,
     REQUIRED,
-    SumstatsError,
-    chrom_code,
     marker_only,
     read_sumstats,
     variant_id,
@@ -38,24 +42,16 @@ from crosscohort.contract.sumstats import (
 )
 
 __all__ = [
-    "EAF_MAX_DIFF",
-    "FLAG_EAF_FAR",
-    "VARIANT_KEY",
     "REFERENCE_COLUMNS",
     "HarmonisedSet",
     "ReferencePanel",
     "compact_reference",
     "harmonise",
     "harmonise_cohort",
-    "normalise_chromosomes",
     "read_reference",
     "write_harmonised",
-    "check_cohort_name",
     "left_normalise",
 ]
-
-#: Columns that identify one variant once alleles are aligned.
-VARIANT_KEY: tuple[str, ...] = ("chromosome", "base_pair_location", "other_allele", "effect_allele")
 
 #: Columns of the reference panel written by the demo simulator (REF/ALT on the forward strand).
 REFERENCE_COLUMNS: tuple[str, ...] = ("chromosome", "base_pair_location", "ref", "alt", "alt_frequency")
@@ -76,15 +72,6 @@ VALUE_RULES: tuple[str, ...] = (
     "n",
 )
 
-#: Boolean column: the row's aligned EAF differs from the reference's ALT frequency
-#: (in harmonisation) or from the other cohorts' n-weighted EAF (in meta-analysis) by
-#: more than the threshold. Flagged and kept, never dropped.
-FLAG_EAF_FAR = FLAG_COLUMNS["flag_eaf_far"].name
-#: Default threshold of :data:`FLAG_EAF_FAR`: |delta EAF| > 0.2, the allele-frequency
-#: outlier check of EasyQC (Winkler et al. 2014, Nat Protoc 9:1192) and GWASinspector.
-EAF_MAX_DIFF = 0.2
-
-_COHORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ROW = "_row"
 _MARKER_ONLY = "_marker_only"
 #: Cohort column names the packed alignment path uses itself (such a cohort is joined instead).
@@ -116,61 +103,6 @@ class HarmonisedSet:
     tables: dict[str, pl.DataFrame]
     ledgers: dict[str, Ledger]
     reference_used: bool
-
-
-def check_cohort_name(name: str) -> str:
-    """The cohort id, if it is safe as a file name; else :class:`ConfigError`."""
-    if not _COHORT_NAME.match(name):
-        raise ConfigError(
-            f"cohort id {name!r} must match {_COHORT_NAME.pattern} (it names output files)"
-        )
-    return name
-
-
-def check_eaf_max_diff(value: float) -> float:
-    """The EAF-difference threshold, if it lies in (0, 1]; else :class:`ConfigError`."""
-    if not 0.0 < value <= 1.0:
-        raise ConfigError(f"eaf_max_diff (--eaf-max-diff) must lie in (0, 1]; got {value}")
-    return value
-
-
-def normalise_chromosomes(labels: pl.Series) -> pl.Series:
-    """Numeric chromosome codes (1-22, X=23, Y=24, MT=25) of any labels; null where unknown.
-
-    ``chr1``, ``1``, ``X``, ``chrX`` and ``23`` all map through
-    :func:`crosscohort.contract.sumstats.chrom_code`. Only the distinct labels (a few
-    dozen) are looked up one by one; the mapping itself is vectorised.
-    Unknown labels (``chrUn_gl000220``) become null, for the caller to count.
-    """
-    if labels.dtype.is_integer():
-        codes = labels.cast(pl.Int64)
-        return codes.to_frame("c").select(
-            pl.when(pl.col("c").is_between(1, 25)).then(pl.col("c")).alias(labels.name)
-        ).to_series()
-    text = labels.cast(pl.String)
-    # Files sorted by chromosome (nearly all) hold a few dozen runs of one label: each run
-    # looked up once and its code repeated, without hashing every row (2M rows: 8 ms, not 65).
-    runs = text.rle()
-    if runs.len() <= max(1024, text.len() // 64):
-        lengths, values = runs.struct.field("len"), runs.struct.field("value")
-        run_codes = []
-        for label in values.to_list():
-            try:
-                run_codes.append(None if label is None else chrom_code(label))
-            except SumstatsError:
-                run_codes.append(None)
-        at = np.repeat(np.arange(len(run_codes), dtype=np.int64), lengths.to_numpy())
-        return pl.Series(labels.name, run_codes, dtype=pl.Int64).gather(at)
-    distinct = text.drop_nulls().unique().to_list()
-    codes: list[int | None] = []
-    for label in distinct:
-        try:
-            codes.append(chrom_code(label))
-        except SumstatsError:
-            codes.append(None)
-    # Each label's rank in an Enum of the distinct labels indexes its code: one hash pass.
-    rank = text.cast(pl.Enum(distinct)).to_physical()
-    return pl.Series(labels.name, codes, dtype=pl.Int64).gather(rank)
 
 
 def read_reference(path: str | Path) -> pl.DataFrame:

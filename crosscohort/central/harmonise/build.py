@@ -139,7 +139,7 @@ def build_match(df: pl.DataFrame, genome: Genome, *, sample: int = BUILD_SAMPLE)
     GWAMA) are handled alike. A position beyond the contig counts as a mismatch;
     a chromosome the FASTA lacks is not tested.
     """
-    from crosscohort.central.harmonise.align import normalise_chromosomes
+    from crosscohort.contract.keys import normalise_chromosomes
 
     ea, oa = pl.col("effect_allele"), pl.col("other_allele")
     snps = df.select(
@@ -174,7 +174,7 @@ def liftover(df: pl.DataFrame, chain: str | Path) -> tuple[pl.DataFrame, dict[st
     """
     from pyliftover import LiftOver
 
-    from crosscohort.central.harmonise.align import normalise_chromosomes
+    from crosscohort.contract.keys import normalise_chromosomes
     from crosscohort.contract.sumstats import SumstatsError, chrom_code
 
     chain = Path(chain)

@@ -34,7 +34,8 @@ from collections.abc import Iterable
 
 import polars as pl
 
-from crosscohort.central.harmonise.align import VARIANT_KEY, _deduplicate
+from crosscohort.central.harmonise.align import _deduplicate
+from crosscohort.contract.keys import VARIANT_KEY
 from crosscohort.contract.ledger import Ledger
 from crosscohort.contract.sumstats import marker_only, variant_id
 
@@ -103,7 +104,7 @@ def place_by_marker(table: pl.DataFrame, positions: pl.DataFrame, ledger: Ledger
     ----------
     table
         One cohort's harmonised rows: positioned rows sorted by
-        :data:`~crosscohort.central.harmonise.align.VARIANT_KEY`, marker-only rows last.
+        :data:`~crosscohort.contract.keys.VARIANT_KEY`, marker-only rows last.
     positions
         :func:`marker_positions` of every cohort.
     ledger

@@ -18,7 +18,6 @@ streamed query that keeps only the converted columns, never all its text.
 from __future__ import annotations
 
 import gzip
-import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -27,14 +26,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import yaml
-from scipy.special import log_ndtr, ndtri_exp
 
 from crosscohort.central.harmonise import files, markers
 from crosscohort.central.harmonise.align import (
-    EAF_MAX_DIFF,
     HarmonisedSet,
     _harmonise_cohort,
-    check_eaf_max_diff,
     compact_reference,
     left_normalise,
     read_reference,
@@ -49,6 +45,8 @@ from crosscohort.central.harmonise.formats import (
     resolve_columns,
 )
 from crosscohort.contract.errors import ConfigError, InputError
+from crosscohort.contract.keys import EAF_MAX_DIFF, check_eaf_max_diff
+from crosscohort.contract.stats import neg_log10_p_from_z, z_from_neg_log10_p
 from crosscohort.contract.sumstats import (
     FLAG_COLUMNS,
     float_column,
@@ -115,7 +113,7 @@ class ReadResult:
     ----------
     table
         GWAS-SSF columns (``chromosome`` as text labels, for
-        :func:`~crosscohort.central.harmonise.align.normalise_chromosomes`), ``rsid`` (the
+        :func:`~crosscohort.contract.keys.normalise_chromosomes`), ``rsid`` (the
         marker name), :data:`FLAG_P_INCONSISTENT`, and private ``_rd_*`` flags.
     source
         The file name.
@@ -143,7 +141,7 @@ def parse_input(item: str, *, default_format: str = "auto") -> InputSpec:
     Without ``COHORT=`` the cohort id is the file name up to its first dot.
     A trailing ``:FMT`` is a format only when FMT is one of :data:`FORMAT_NAMES`.
     """
-    from crosscohort.central.harmonise.align import check_cohort_name
+    from crosscohort.contract.keys import check_cohort_name
 
     cohort, sep, rest = item.partition("=")
     if not sep:
@@ -944,7 +942,7 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
             changed["p_value"] = True
         if z_given is not None:
             fill = np.isnan(p) & ~np.isnan(z_given)
-            lz = _nlp_from_z(z_given)
+            lz = neg_log10_p_from_z(z_given)
             nlp = np.where(fill & np.isnan(nlp), lz, nlp)
             p = np.where(fill, 10.0 ** -lz, p)
             flags["p_from_z"] = fill
@@ -954,7 +952,7 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
         fill = np.isnan(p) & np.isfinite(z_bs)
         at = np.flatnonzero(fill)
         if at.size:
-            lz = _nlp_from_z(z_bs[at])
+            lz = neg_log10_p_from_z(z_bs[at])
             nlp, p = writable(nlp), writable(p)
             nlp[at] = np.where(np.isnan(nlp[at]), lz, nlp[at])
             p[at] = 10.0 ** -lz
@@ -964,7 +962,7 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
         at = np.flatnonzero((p == 0) & np.isnan(nlp) & np.isfinite(z_bs))
         if at.size:
             nlp = writable(nlp)
-            nlp[at] = _nlp_from_z(z_bs[at])
+            nlp[at] = neg_log10_p_from_z(z_bs[at])
         # -log10 p wherever p is known and > 0, so the column is complete.
         need = np.isnan(nlp) & (p > 0)
         if need.all():
@@ -974,7 +972,7 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
             nlp = writable(nlp)
             nlp[at] = -np.log10(p[at])
         del need, at
-        z_p = -ndtri_exp(-nlp * math.log(10.0) - math.log(2.0))
+        z_p = z_from_neg_log10_p(nlp, 1.0)
         inconsistent = (p_given & np.isfinite(z_bs) & np.isfinite(z_p)
                         & (np.abs(z_p - z_bs) > P_INCONSISTENT_REL * np.maximum(z_bs, 1.0)))
     flags["p_inconsistent_flagged"] = inconsistent
@@ -1025,12 +1023,6 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
     )
     drop = [c for c in ("odds_ratio", "ci_lower", "ci_upper", "z", _LINE) if c in out.columns]
     return out.drop(drop)
-
-
-def _nlp_from_z(z: np.ndarray) -> np.ndarray:
-    """Two-sided -log10 p of |z|, exact far in the tail (log_ndtr)."""
-    with np.errstate(invalid="ignore"):
-        return -(math.log(2.0) + log_ndtr(-np.abs(z))) / math.log(10.0)
 
 
 # --- the command's pipeline --------------------------------------------------------------

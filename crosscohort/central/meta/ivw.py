@@ -14,16 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from scipy.special import chdtrc, ndtr
 
-from crosscohort.central.harmonise._keys import PAIR_BITS, POS_BITS, allele_pair_rank, packed_key
-from crosscohort.central.harmonise.align import (
-    EAF_MAX_DIFF,
-    FLAG_EAF_FAR,
-    VARIANT_KEY,
-    check_cohort_name,
-    check_eaf_max_diff,
-)
 from crosscohort.central.harmonise.strand import CHANGED as STRAND_CHANGED
 from crosscohort.central.harmonise.strand import strand_flips
 from crosscohort.central.meta.mrmega import (
@@ -38,14 +29,31 @@ from crosscohort.central.meta.mrmega import (
     mrmega_columns,
 )
 from crosscohort.contract.errors import ConfigError, InputError
+from crosscohort.contract.keys import (
+    EAF_MAX_DIFF,
+    FLAG_EAF_FAR,
+    PAIR_BITS,
+    POS_BITS,
+    VARIANT_KEY,
+    allele_pair_rank,
+    check_cohort_name,
+    check_eaf_max_diff,
+    packed_key,
+)
 from crosscohort.contract.ledger import Ledger
-from crosscohort.contract.stats import CHI2_1_MEDIAN, lambda_gc
+from crosscohort.contract.stats import (
+    CHI2_1_MEDIAN,
+    lambda_gc,
+    neg_log10_p_from_z,
+    p_from_chi2,
+    p_from_z,
+    z_from_neg_log10_p,
+)
 from crosscohort.contract.sumstats import (
     COLUMNS,
     META_COLUMNS,
     float_column,
     marker_only,
-    neg_log10_p_from_z,
     variant_id,
     write_sumstats,
 )
@@ -65,7 +73,6 @@ __all__ = [
     "samplesize_arrays",
     "write_loo",
     "write_meta",
-    "z_from_neg_log10_p",
 ]
 
 #: Conventional genome-wide significance threshold, used in the summary.
@@ -190,21 +197,6 @@ class SampleSizeArrays:
     n_studies: np.ndarray
 
 
-def z_from_neg_log10_p(neg_log10_p: np.ndarray, sign: np.ndarray) -> np.ndarray:
-    """Signed standard-normal z of two-sided p-values given as -log10 p, exact in the far tail.
-
-    ``|z| = -Phi^-1(p/2)`` evaluated from ``log(p/2)`` with
-    :func:`scipy.special.ndtri_exp`, so p = 1e-400 (beyond float range) still
-    gives |z| = 42.8; ``sign`` (of beta) gives the sign; sign 0 gives z = 0.
-    """
-    from scipy.special import ndtri_exp
-
-    x = np.asarray(neg_log10_p, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        absz = -ndtri_exp(-x * np.log(10.0) - np.log(2.0))
-    return np.sign(sign) * absz
-
-
 def samplesize_arrays(z: np.ndarray, n: np.ndarray) -> SampleSizeArrays:
     """METAL's SAMPLESIZE scheme: ``Z = sum(sqrt(N_i) z_i) / sqrt(sum N_i)`` over ``(m, k)`` arrays.
 
@@ -255,7 +247,7 @@ class MetaResult:
     table
         GWAS-SSF columns plus the meta columns of :data:`crosscohort.contract.sumstats.META_COLUMNS`,
         sorted by chromosome, position and alleles (marker-name-only rows last, by
-        marker name), plus :data:`~crosscohort.central.harmonise.align.FLAG_EAF_FAR`.
+        marker name), plus :data:`~crosscohort.contract.keys.FLAG_EAF_FAR`.
         ``beta``/``standard_error``
         are always the fixed-effect IVW estimate; ``p_value``/``neg_log_10_p_value``
         are fixed-effect, except with ``method="samplesize"`` where they are
@@ -385,7 +377,7 @@ def meta_input_columns(*, samplesize: bool = False) -> tuple[str, ...]:
 _RULES = ("bad_value_key", "bad_value_beta", "bad_value_standard_error",
           "bad_value_p_value", "bad_value_n")
 
-# Packed variant key (crosscohort.central.harmonise._keys): chromosome (5 bits) | position
+# Packed variant key (crosscohort.contract.keys): chromosome (5 bits) | position
 # (32 bits) | allele-pair rank (26 bits).
 _POS_BITS, _PAIR_BITS = POS_BITS, PAIR_BITS
 # Rows keyed by marker name alone (METAL/GWAMA inputs without CHR/POS) take the chromosome
@@ -731,10 +723,6 @@ def _direction_exprs(beta: np.ndarray) -> pl.Series:
     return pl.select(pl.concat_str(chars).alias("direction")).to_series()
 
 
-def _p_from_z(z: np.ndarray) -> np.ndarray:
-    return 2.0 * ndtr(-np.abs(z))
-
-
 def _check_order(tables: dict[str, pl.DataFrame], cohort_order: list[str] | None) -> list[str]:
     if not tables:
         raise InputError("meta-analysis needs at least one cohort table; got none")
@@ -799,7 +787,7 @@ def meta_analyse(
         A cohort's EAF is *far* when it differs from the other cohorts' EAF at
         the variant (their mean with the weights of ``effect_allele_frequency``
         below, i.e. n-weighted when every EAF has its n) by more than this;
-        :data:`~crosscohort.central.harmonise.align.FLAG_EAF_FAR` marks variants with
+        :data:`~crosscohort.contract.keys.FLAG_EAF_FAR` marks variants with
         a far cohort (kept), and each cohort's ledger counts its far rows as
         ``changed.eaf_far_from_other_cohorts_flagged``.
     pcs
@@ -977,7 +965,7 @@ def _combine(
 
     res = ivw_arrays(beta.T, se_used.T)
     with np.errstate(invalid="ignore"):
-        het_p = np.where(res.df > 0, chdtrc(np.maximum(res.df, 1), res.q), np.nan)
+        het_p = np.where(res.df > 0, p_from_chi2(res.q, np.maximum(res.df, 1)), np.nan)
 
     def dense(col: str) -> np.ndarray:
         return arrays[col] if col in arrays else np.full((k, m), np.nan)
@@ -1033,12 +1021,12 @@ def _combine(
     if method == "samplesize":
         z_cohort = _cohort_z(arrays) / fvec
         ss = samplesize_arrays(z_cohort.T, n.T)
-        p_main, nlp_main = _p_from_z(ss.z), ss.neg_log_10_p_value
+        p_main, nlp_main = p_from_z(ss.z), ss.neg_log_10_p_value
     elif method == "mrmega":
         # MR-MEGA's association test is the primary p (GLGC 2021); beta/SE stay IVW's.
         mr_cols, p_main, nlp_main = mrmega_columns(beta, se_used, mrmega)
     else:
-        p_main, nlp_main = _p_from_z(res.z), neg_log10_p_from_z(res.z)
+        p_main, nlp_main = p_from_z(res.z), neg_log10_p_from_z(res.z)
 
     columns: dict[str, pl.Series] = {
         "beta": float_column("beta", res.beta),
@@ -1056,7 +1044,7 @@ def _combine(
         "tau2": float_column("tau2", res.tau2),
         "beta_random": float_column("beta_random", res.beta_random),
         "standard_error_random": float_column("standard_error_random", res.standard_error_random),
-        "p_value_random": float_column("p_value_random", _p_from_z(res.z_random)),
+        "p_value_random": float_column("p_value_random", p_from_z(res.z_random)),
         "neg_log_10_p_value_random": float_column(
             "neg_log_10_p_value_random", neg_log10_p_from_z(res.z_random)
         ),
@@ -1223,7 +1211,7 @@ def leave_one_out(
                                             0).astype(np.int64)),
             float_column("beta", col(res.beta)),
             float_column("standard_error", col(res.standard_error)),
-            float_column("p_value", _p_from_z(z)),
+            float_column("p_value", p_from_z(z)),
             float_column("neg_log_10_p_value", neg_log10_p_from_z(z)),
         ).with_row_index("_v"))
     table = (

@@ -22,8 +22,8 @@ cohorts, passes over chromosomes, output columns) is the meta driver's
 (:mod:`crosscohort.central.meta.ivw`, :mod:`crosscohort.central.meta.stream`).
 
 Where this departs from the C++ original, and why: p-values are computed in
-log space (:func:`neg_log10_chi2_sf`), where the original prints p = 0 once
-the chi-square exceeds ~1400; fewer than T+3 cohorts is refused with an
+log space (:func:`crosscohort.contract.stats.neg_log10_p_from_chi2`), where the
+original prints p = 0 once the chi-square exceeds ~1400; fewer than T+3 cohorts is refused with an
 error (:func:`check_axes`) where the original writes every row as
 ``SmallCohortCount`` and exits 0; the sign of each axis is fixed (its
 largest coordinate is positive) where an eigensolver's is arbitrary.
@@ -42,9 +42,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import chdtrc, chdtri, gammaln
+from scipy.special import chdtri
 
 from crosscohort.contract.errors import ConfigError, InputError
+from crosscohort.contract.stats import neg_log10_p_from_chi2, p_from_chi2
 
 __all__ = [
     "AXIS_BIN_BP",
@@ -61,7 +62,6 @@ __all__ = [
     "mds_axes",
     "mrmega_arrays",
     "mrmega_columns",
-    "neg_log10_chi2_sf",
 ]
 
 #: Axes of genetic variation by default. MR-MEGA's own default is 4, which
@@ -385,48 +385,6 @@ def mrmega_arrays(beta: np.ndarray, se: np.ndarray, axes: np.ndarray) -> MrMegaA
     )
 
 
-def neg_log10_chi2_sf(chi2: np.ndarray, df: np.ndarray | float) -> np.ndarray:
-    """-log10 of the chi-square survival function, exact where p underflows.
-
-    ``chdtrc`` (the regularised upper incomplete gamma Q(df/2, chi2/2)) where
-    p > 1e-280; beyond, ``log Q(a, x) = -x + a log x - log Γ(a) + log CF``
-    with the continued fraction of Q evaluated by the modified Lentz method
-    (Numerical Recipes 6.2), so chi2 = 5000 on 3 df gives 1083.9 rather than
-    infinity. NaN in, NaN out; p = 1 at chi2 = 0.
-    """
-    x = np.asarray(chi2, dtype=np.float64)
-    dfa = np.broadcast_to(np.asarray(df, dtype=np.float64), x.shape)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = chdtrc(dfa, x)
-        out = -np.log10(p)
-    tiny = np.isfinite(x) & (p < 1e-280)
-    if tiny.any():
-        out[tiny] = -_log_upper_gamma_q(dfa[tiny] / 2.0, x[tiny] / 2.0) / np.log(10.0)
-    return out
-
-
-def _log_upper_gamma_q(a: np.ndarray, x: np.ndarray, *, iterations: int = 200) -> np.ndarray:
-    """log Q(a, x) by its continued fraction, for x > a + 1 (where it converges fast)."""
-    fpmin = 1e-300
-    b = x + 1.0 - a
-    c = np.full_like(x, 1.0 / fpmin)
-    d = 1.0 / b
-    h = d.copy()
-    for i in range(1, iterations + 1):
-        an = -i * (i - a)
-        b = b + 2.0
-        d = an * d + b
-        d = np.where(np.abs(d) < fpmin, fpmin, d)
-        c = b + an / c
-        c = np.where(np.abs(c) < fpmin, fpmin, c)
-        d = 1.0 / d
-        delta = d * c
-        h = h * delta
-        if np.all(np.abs(delta - 1.0) < 1e-16):
-            break
-    return -x + a * np.log(x) - gammaln(a) + np.log(h)
-
-
 def gco_lambda(chi2_association: np.ndarray, n_axes: int) -> float:
     """MR-MEGA's ``--gco`` factor: median association chi-square over the chi2(T+1) median.
 
@@ -497,20 +455,20 @@ def mrmega_columns(
     chi2 = res.chi2_association
     if model.lambda_gco is not None and np.isfinite(model.lambda_gco):
         chi2 = chi2 / model.lambda_gco
-    nlp = neg_log10_chi2_sf(chi2, t + 1)
+    nlp = neg_log10_p_from_chi2(chi2, t + 1)
     cols: dict[str, np.ndarray] = {}
     for j in range(t + 1):
         cols[f"mrmega_beta_{j}"] = res.beta[j]
         cols[f"mrmega_standard_error_{j}"] = res.standard_error[j]
     cols["mrmega_chi2_association"] = chi2
     cols["mrmega_chi2_ancestry_het"] = res.chi2_ancestry_het
-    cols["mrmega_neg_log_10_p_ancestry_het"] = neg_log10_chi2_sf(res.chi2_ancestry_het, t)
+    cols["mrmega_neg_log_10_p_ancestry_het"] = neg_log10_p_from_chi2(res.chi2_ancestry_het, t)
     cols["mrmega_chi2_residual_het"] = res.chi2_residual_het
     cols["mrmega_df_residual_het"] = res.df_residual_het
-    cols["mrmega_neg_log_10_p_residual_het"] = neg_log10_chi2_sf(
+    cols["mrmega_neg_log_10_p_residual_het"] = neg_log10_p_from_chi2(
         res.chi2_residual_het, np.where(np.isfinite(res.df_residual_het), res.df_residual_het, 1.0)
     )
     cols["mrmega_ln_bf"] = res.ln_bf
     with np.errstate(invalid="ignore"):
-        p = chdtrc(t + 1.0, chi2)
+        p = p_from_chi2(chi2, t + 1.0)
     return cols, p, nlp

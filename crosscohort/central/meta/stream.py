@@ -41,7 +41,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from crosscohort.central.harmonise.align import EAF_MAX_DIFF, VARIANT_KEY, check_eaf_max_diff
 from crosscohort.central.meta.ivw import (
     _STUDY_COLUMNS,
     METHODS,
@@ -64,6 +63,7 @@ from crosscohort.central.meta.mrmega import (
     gco_lambda,
 )
 from crosscohort.contract.errors import InputError
+from crosscohort.contract.keys import EAF_MAX_DIFF, VARIANT_KEY, check_eaf_max_diff
 from crosscohort.contract.ledger import Ledger
 from crosscohort.contract.stats import lambda_gc
 from crosscohort.contract.sumstats import (
@@ -605,8 +605,8 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
     taken in order, so the counts, ledgers and output are those of one part
     after the other (an error is raised when its part's turn comes).
     """
-    from crosscohort.central.loci import neglog10p
     from crosscohort.central.meta.ivw import MetaResult
+    from crosscohort.contract.stats import neg_log10_p_of_table
 
     samplesize = method == "samplesize"
     ledgers = {c: Ledger(stage="meta", cohort=c) for c in canonical}
@@ -677,7 +677,7 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
                     table=part.table, cohorts=tuple(order), method=method, lambda_gc={},
                     lambda_meta=float("nan"), gc_applied={}, eaf_se=part.eaf_se)))
             if loo_threshold is not None and table.height:
-                x = neglog10p(table, column="p_value", neglog_column="neg_log_10_p_value")
+                x = neg_log10_p_of_table(table)
                 sig = table.with_columns(pl.Series("_nlp", x)).filter(
                     pl.col("_nlp") > -np.log10(loo_threshold)).drop("_nlp")
                 if sig.height:

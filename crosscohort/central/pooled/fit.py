@@ -45,11 +45,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import cho_factor, solve_triangular
-from scipy.special import ndtr, stdtr
 
 from crosscohort.contract.errors import InputError
+from crosscohort.contract.stats import neg_log10_p_from_t, neg_log10_p_from_z, p_from_t, p_from_z
 from crosscohort.contract.sums import CohortBlock, gwx_column, gx_column
-from crosscohort.contract.sumstats import neg_log10_p_from_t, neg_log10_p_from_z
 
 __all__ = ["PooledFit", "Partition", "partition", "solve_linear", "solve_logistic_onestep"]
 
@@ -198,7 +197,7 @@ def solve_linear(
         se = np.where(ok & (rss > 0), se, np.nan)
         beta = np.where(np.isfinite(se), beta, np.nan)
         t = beta / se
-    p = 2.0 * stdtr(df, -np.abs(t))
+    p = p_from_t(t, df)
     nlp = neg_log10_p_from_t(t, df)
     return PooledFit(beta, se, p, nlp, np.full(m, df, dtype=np.int64), np.full(m, n_total, dtype=np.int64))
 
@@ -245,7 +244,7 @@ def solve_logistic_onestep(
         beta = np.where(ok, score / info, np.nan)
         se = np.where(ok, 1.0 / np.sqrt(info), np.nan)
         z = beta / se
-    p = 2.0 * ndtr(-np.abs(z))
+    p = p_from_z(z)
     n_total = sum(b.n for b in blocks)
     return PooledFit(beta, se, p, neg_log10_p_from_z(z), np.full(m, -1, dtype=np.int64),
                      np.full(m, n_total, dtype=np.int64))

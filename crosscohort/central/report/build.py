@@ -30,7 +30,6 @@ from crosscohort.central.report.plots import (
     manhattan,
     png_data_uri,
     qq,
-    sumstats_neglog10p,
 )
 from crosscohort.central.report.reading import TableDigest, read_digest, read_header
 from crosscohort.central.report.sections import (
@@ -49,6 +48,7 @@ from crosscohort.central.report.sections import (
 )
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.ledger import Ledger, LedgerError, read_ledgers
+from crosscohort.contract.stats import neg_log10_p_of_table
 from crosscohort.contract.sumstats import SumstatsError, chrom_label, marker_only
 
 __all__ = ["SECTION_IDS", "ReportError", "build_report", "format_p"]
@@ -340,7 +340,7 @@ def _int_max(df: pl.DataFrame, col: str) -> int | None:
 
 def _panel(df: pl.DataFrame, *, name: str, path: Path, threshold: float, loci: pl.DataFrame | None,
            dpi: int) -> Panel:
-    nlp = sumstats_neglog10p(df, source=str(path))
+    nlp = neg_log10_p_of_table(df, source=str(path))
     q = qq(df, title=f"{name}: QQ")
     m = manhattan(df, title=f"{name}: Manhattan", threshold=threshold, loci=loci)
     n_sig = int(np.sum(np.nan_to_num(nlp, nan=-np.inf) > -np.log10(threshold)))
@@ -359,7 +359,7 @@ def _loci_table(loci: pl.DataFrame, *, table_id: str, caption: str) -> Table:
     headers = ("locus", "lead variant", "chrom", "pos", "β", "SE", "p", "direction", "het I²",
                "variants", "span (bp)")
     rows = []
-    nlp = sumstats_neglog10p(loci, source=caption) if loci.height else np.empty(0)
+    nlp = neg_log10_p_of_table(loci, source=caption) if loci.height else np.empty(0)
 
     def col(name: str, i: int) -> object:
         return loci.get_column(name)[i] if name in loci.columns else None

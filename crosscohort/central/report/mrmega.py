@@ -19,7 +19,8 @@ from matplotlib.figure import Figure
 from crosscohort.central.loci import distance_loci
 from crosscohort.central.report.plots import png_data_uri
 from crosscohort.central.report.sections import Image, Table, count, num, p_text
-from crosscohort.contract.sumstats import chrom_label, neg_log10_p_from_z
+from crosscohort.contract.stats import neg_log10_p_from_z
+from crosscohort.contract.sumstats import chrom_label
 
 __all__ = ["MRMEGA_COLUMNS", "MrMegaViews", "ivw_neglog10p", "is_mrmega", "mrmega_views"]
 

@@ -20,10 +20,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy.special import betaincinv, gammaincinv
 
-from crosscohort.central.loci import neglog10p
 from crosscohort.contract.errors import InputError
-from crosscohort.contract.stats import chi2_from_neglog10p, lambda_gc
-from crosscohort.contract.sumstats import chrom_label, neg_log10_p_from_z
+from crosscohort.contract.stats import chi2_from_neglog10p, lambda_gc, neg_log10_p_of_table
+from crosscohort.contract.sumstats import chrom_label
 
 __all__ = [
     "QQPlot",
@@ -41,7 +40,6 @@ __all__ = [
     "se_sqrt_n",
     "lambda_at_quantiles",
     "LAMBDA_QUANTILES",
-    "sumstats_neglog10p",
     "figure_png",
     "png_data_uri",
 ]
@@ -79,26 +77,6 @@ class BetaScatter:
     r: float
     n_matched: int
     n_fitted: int
-
-
-def sumstats_neglog10p(df: pl.DataFrame, *, source: str = "sumstats") -> np.ndarray:
-    """-log10 p of each row: ``neg_log_10_p_value`` if present, else ``p_value``, else z = β/SE.
-
-    Raises
-    ------
-    InputError
-        When the table has none of ``neg_log_10_p_value``, ``p_value`` or
-        ``beta`` with ``standard_error``.
-    """
-    if "neg_log_10_p_value" in df.columns or "p_value" in df.columns:
-        return neglog10p(df)
-    if "beta" in df.columns and "standard_error" in df.columns:
-        z = (df.get_column("beta").cast(pl.Float64) / df.get_column("standard_error").cast(pl.Float64)).to_numpy()
-        return neg_log10_p_from_z(z)
-    raise InputError(
-        f"{source}: needs a p-value column (neg_log_10_p_value or p_value) or beta and "
-        f"standard_error to plot; present: {df.columns}"
-    )
 
 
 def thin_indices(x: np.ndarray, y: np.ndarray, *, y_threshold: float, x_edges: tuple[float, float],
@@ -187,7 +165,7 @@ def manhattan(df: pl.DataFrame, *, title: str, threshold: float = 5e-8,
     for col in ("chromosome", "base_pair_location"):
         if col not in df.columns:
             raise InputError(f"{title}: column {col!r} is required for a Manhattan plot; present: {df.columns}")
-    y_all = sumstats_neglog10p(df, source=title)
+    y_all = neg_log10_p_of_table(df, source=title)
     # Marker-name rows (METAL/GWAMA keys) have no chromosome: 0 here, left out below (with
     # nulls polars would hand over floats, which the layout's bincount refuses).
     chrom = df.get_column("chromosome").cast(pl.Int64).fill_null(0).to_numpy(allow_copy=True)
@@ -282,7 +260,7 @@ def _draw_manhattan(ax, chrom: np.ndarray, pos: np.ndarray, y_all: np.ndarray, l
 
 def _label_loci(ax, loci: pl.DataFrame, *, codes: np.ndarray, lo: np.ndarray, offset: np.ndarray,
                 max_labels: int) -> None:
-    y = sumstats_neglog10p(loci, source="loci")
+    y = neg_log10_p_of_table(loci, source="loci")
     order = np.argsort(-np.nan_to_num(y, nan=-np.inf))[:max_labels]
     chrom = loci.get_column("chromosome").to_numpy()
     pos = loci.get_column("base_pair_location").to_numpy().astype(float)
@@ -352,7 +330,7 @@ def qq(df: pl.DataFrame, *, title: str, display_threshold: float = 3.0, x_bins: 
         The figure (the λ text has gid ``"lambda_gc"``), λGC =
         median(χ²₁)/0.4549364 of the finite p-values, and the number of them.
     """
-    y = sumstats_neglog10p(df, source=title)
+    y = neg_log10_p_of_table(df, source=title)
     y = y[np.isfinite(y)]
     n = int(y.size)
     lam = lambda_gc(_median_order_statistics(y))
@@ -451,7 +429,7 @@ def _match_betas(meta: pl.DataFrame, pooled: pl.DataFrame) -> pl.DataFrame:
 
     def side(df: pl.DataFrame, suffix: str) -> pl.DataFrame:
         out = df.select(*key, pl.col("beta").alias(f"beta_{suffix}"),
-                        pl.Series(f"nlp_{suffix}", sumstats_neglog10p(df, source=suffix)))
+                        pl.Series(f"nlp_{suffix}", neg_log10_p_of_table(df, source=suffix)))
         return out
 
     m = side(meta, "meta")
@@ -560,7 +538,7 @@ def miami(meta: pl.DataFrame, pooled: pl.DataFrame, *, threshold: float = 5e-8,
         for col in ("chromosome", "base_pair_location"):
             if col not in df.columns:
                 raise InputError(f"{name}: column {col!r} is required for a Miami plot; present: {df.columns}")
-        y = sumstats_neglog10p(df, source=name)
+        y = neg_log10_p_of_table(df, source=name)
         ch = df.get_column("chromosome").cast(pl.Int64, strict=False).to_numpy(allow_copy=True)
         ps = df.get_column("base_pair_location").cast(pl.Float64).to_numpy(allow_copy=True)
         ok = np.isfinite(y) & np.isfinite(ps) & ~df.get_column("chromosome").is_null().to_numpy()

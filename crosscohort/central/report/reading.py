@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from crosscohort.central.loci import neglog10p
+from crosscohort.contract.stats import neg_log10_p_of_table
 from crosscohort.contract.sumstats import (
     ALL_COLUMNS,
     SumstatsError,
@@ -138,7 +138,7 @@ def read_digest(path: str | Path, *, columns: Sequence[str], line: float | None 
             n_rows += df.height
             if line is not None and {*_P_COLUMNS} & set(df.columns):
                 # as distance_loci filters: NaN (no p-value) is not significant
-                nlp = pl.Series("_nlp", neglog10p(df))
+                nlp = pl.Series("_nlp", neg_log10_p_of_table(df))
                 mask = nlp.is_not_nan() & (nlp > line)
                 if mask.any():
                     whole = _parse(block, path=path, first_line=first_line, schema=schema, columns=header)
@@ -259,7 +259,7 @@ def _digest_parquet(path: Path, *, columns: Sequence[str], line: float | None,
         significant = pl.DataFrame()
         if line is not None and {*_P_COLUMNS} & set(header):
             p = pl.read_parquet(path, columns=[c for c in _P_COLUMNS if c in header])
-            nlp = pl.Series("_nlp", neglog10p(p))
+            nlp = pl.Series("_nlp", neg_log10_p_of_table(p))
             mask = nlp.is_not_nan() & (nlp > line)
             significant = pl.read_parquet(path).filter(mask)
         elif line is not None:

@@ -25,10 +25,11 @@ from crosscohort.central.report.plots import (
     neglog10p_scatter,
     png_data_uri,
     se_sqrt_n,
-    sumstats_neglog10p,
 )
 from crosscohort.contract.errors import InputError
-from crosscohort.contract.sumstats import chrom_label, marker_only, neg_log10_p_from_z
+from crosscohort.contract.keys import VARIANT_KEY
+from crosscohort.contract.stats import neg_log10_p_from_z, neg_log10_p_of_table
+from crosscohort.contract.sumstats import chrom_label, marker_only, variant_id
 
 __all__ = [
     "Image",
@@ -189,7 +190,7 @@ def p_recomputed_image(df: pl.DataFrame, *, name: str, dpi: int) -> tuple[Image 
     if not {"beta", "standard_error"} <= set(df.columns) or not (
             {"p_value", "neg_log_10_p_value"} & set(df.columns)):
         return None, "needs beta, standard_error and a p-value"
-    rep = sumstats_neglog10p(df, source=name)
+    rep = neg_log10_p_of_table(df, source=name)
     z = (df.get_column("beta").cast(pl.Float64) / df.get_column("standard_error").cast(pl.Float64)).to_numpy()
     rec = neg_log10_p_from_z(z)
     with np.errstate(invalid="ignore"):
@@ -231,9 +232,7 @@ def read_loo(path: str | Path) -> pl.DataFrame:
     if "variant_id" not in df.columns:
         if not set(_KEY) <= set(df.columns):
             raise InputError(f"{path}: leave-one-out table needs variant_id or {_KEY}; present: {df.columns}")
-        df = df.with_columns(pl.concat_str([pl.col(c).cast(pl.String) for c in (
-            "chromosome", "base_pair_location", "other_allele", "effect_allele")], separator=":")
-            .alias("variant_id"))
+        df = df.with_columns(variant_id(*(pl.col(c).cast(pl.String) for c in VARIANT_KEY)))
     return df.rename({left: "left_out"})
 
 
@@ -317,9 +316,7 @@ def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, l
     rows_out: list[tuple[str, ...]] = []
     leads = leads.head(MAX_FORESTS)
     if "variant_id" not in leads.columns:
-        leads = leads.with_columns(pl.concat_str([pl.col(c).cast(pl.String) for c in (
-            "chromosome", "base_pair_location", "other_allele", "effect_allele")], separator=":")
-            .alias("variant_id"))
+        leads = leads.with_columns(variant_id(*(pl.col(c).cast(pl.String) for c in VARIANT_KEY)))
     aligned = {c: _aligned_betas(leads, df) for c, df in cohorts.items()}
     for i in range(leads.height):
         lead = leads[i]
@@ -375,7 +372,7 @@ def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, l
 
 def heterogeneity_table(meta: pl.DataFrame, *, threshold: float) -> Table:
     """Cochran's Q p and I² over all variants and over those with p < threshold (— where a column is absent)."""
-    nlp = sumstats_neglog10p(meta, source="meta-analysis")
+    nlp = neg_log10_p_of_table(meta, source="meta-analysis")
     sig = np.nan_to_num(nlp, nan=-np.inf) > -np.log10(threshold)
     nan = np.full(meta.height, np.nan)
     hp = meta.get_column("het_p").cast(pl.Float64).to_numpy() if "het_p" in meta.columns else nan

@@ -26,14 +26,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.special import expit, ndtr, stdtr
+from scipy.special import expit
 
+from crosscohort.contract.stats import neg_log10_p_from_t, neg_log10_p_from_z, p_from_t, p_from_z
 from crosscohort.runtime.jit import is_small_job, njit
 from crosscohort.tre._bed import set_threads_from_env
 
 if TYPE_CHECKING:  # imported at the first compiled call (crosscohort.runtime.jit)
     import numba
-from crosscohort.contract.sumstats import neg_log10_p_from_t, neg_log10_p_from_z
 
 __all__ = [
     "CONST_ALLELE",
@@ -493,7 +493,7 @@ def linear_chunk(model: LinearModel, chunk: ChunkData, *, max_vif: float = 50.0)
     out["beta"][idx] = beta
     out["standard_error"][idx] = se
     out["statistic"][idx] = t
-    out["p_value"][idx] = 2.0 * stdtr(dfi, -np.abs(t))
+    out["p_value"][idx] = p_from_t(t, dfi)
     out["neg_log_10_p_value"][idx] = neg_log10_p_from_t(t, dfi)
     out["residual_df"] = np.maximum(df, 0).astype(np.int64)
     out["error_code"] = err
@@ -990,7 +990,7 @@ def logistic_chunk(model: LogisticModel, chunk: ChunkData, *, max_iter: int = 25
     fitted = np.flatnonzero(err == None)  # noqa: E711
     z = out["beta"][fitted] / out["standard_error"][fitted]
     out["statistic"][fitted] = z
-    out["p_value"][fitted] = 2.0 * ndtr(-np.abs(z))
+    out["p_value"][fitted] = p_from_z(z)
     out["neg_log_10_p_value"][fitted] = neg_log10_p_from_z(z)
     out["residual_df"] = np.maximum(df, 0).astype(np.int64)
     out["error_code"] = err

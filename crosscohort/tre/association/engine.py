@@ -18,11 +18,11 @@ from typing import TextIO
 
 import numpy as np
 import polars as pl
-from scipy.special import ndtr
 
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.ledger import Ledger
-from crosscohort.contract.sumstats import chrom_code, float_column, neg_log10_p_from_z, variant_id
+from crosscohort.contract.stats import neg_log10_p_from_z, p_from_z
+from crosscohort.contract.sumstats import chrom_code, float_column, variant_id
 from crosscohort.runtime.jit import SMALL_BINARY_JOB_CELLS, SMALL_JOB_CELLS, small_job
 from crosscohort.runtime.progress import Progress
 from crosscohort.tre.association import _firth as F
@@ -583,7 +583,7 @@ def _scan_part(genotypes: Genotypes, designs: Sequence[TraitDesign], variant_ind
                     done = redo[ok]
                     beta[done], se[done] = ff.beta[ok], ff.standard_error[ok]
                     z = beta[done] / se[done]
-                    p_value[done] = 2.0 * ndtr(-np.abs(z))
+                    p_value[done] = p_from_z(z)
                     nlp[done] = neg_log10_p_from_z(z)
                     err[done] = None
                     err[redo[~ok]] = F.FIRTH_CONVERGE_FAIL

@@ -42,11 +42,11 @@ from typing import TextIO
 
 import numpy as np
 import polars as pl
-from scipy.special import chdtrc
 
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.ledger import Ledger
-from crosscohort.contract.sumstats import float_column, neg_log10_p_from_z, variant_id
+from crosscohort.contract.stats import neg_log10_p, neg_log10_p_from_z, p_from_chi2
+from crosscohort.contract.sumstats import float_column, variant_id
 from crosscohort.tre.association import _kernels as K
 from crosscohort.tre.association import _offset_tests as O
 from crosscohort.tre.association import _ridge as R
@@ -629,7 +629,7 @@ def _binary_with_offset(geno: Genotypes, d: TraitDesign, loco: np.ndarray, vidx:
         chunk = K.prepare_chunk(dos, cases=d.y)
         beta, se, stat, gt = O.score_chunk(null, chunk.centred)
         m = dos.shape[1]
-        p_value = chdtrc(1, stat)
+        p_value = p_from_chi2(stat, 1)
         z = np.sign(beta) * np.sqrt(stat)
         nlp = neg_log10_p_from_z(z)
         err = np.full(m, None, dtype=object)
@@ -650,7 +650,7 @@ def _binary_with_offset(geno: Genotypes, d: TraitDesign, loco: np.ndarray, vidx:
                 corrected[j] = True
                 if ok:
                     beta[j], se[j] = b, s
-                    p_value[j] = chdtrc(1, lrt)
+                    p_value[j] = p_from_chi2(lrt, 1)
                     nlp[j] = neg_log10_p_from_z(np.array([np.sign(b) * np.sqrt(lrt)]))[0]
                 else:  # no score-test p-value below pThresh is released uncorrected
                     beta[j] = se[j] = p_value[j] = nlp[j] = np.nan
@@ -660,7 +660,7 @@ def _binary_with_offset(geno: Genotypes, d: TraitDesign, loco: np.ndarray, vidx:
             v = 1.0 / (se * se)
             pv = O.spa_pvalues(null, gt[:, todo], u[todo], v[todo])
             p_value[todo] = pv
-            nlp[todo] = -np.log10(pv)
+            nlp[todo] = neg_log10_p(pv)
             corrected[todo] = True
         for arr in (beta, se, p_value, nlp):
             arr[chunk.constant] = np.nan

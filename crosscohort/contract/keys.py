@@ -1,16 +1,112 @@
-"""Packed int64 variant keys: one integer per (chromosome, position, allele pair), in sort order.
+"""The variant key shared by every central stage: its columns, chromosome codes and packed form.
 
-A hot kernel kept apart from the rules (:mod:`.align`, :mod:`crosscohort.central.meta.ivw`):
-sorting, de-duplicating and matching on one int64 is several times cheaper than on
-four columns of which two are strings, and the integer order is the order of
-``(chromosome, base_pair_location, other_allele, effect_allele)`` with alleles in
-byte order, so results are identical to a sort on the columns.
+What identifies one variant once its alleles are aligned, so that harmonisation,
+meta-analysis, comparison, clumping and the report join and sort on the same thing:
+
+- :data:`VARIANT_KEY`, the key columns, in sort order;
+- :func:`normalise_chromosomes`, numeric chromosome codes (1-22, X=23, Y=24, MT=25) of any labels;
+- :data:`FLAG_EAF_FAR` and its default threshold :data:`EAF_MAX_DIFF`;
+- :func:`check_cohort_name`, the rule for the cohort ids that key the per-cohort tables;
+- :func:`variant_keys`, the key packed into one int64 per row (a hot kernel: sorting,
+  de-duplicating and matching on one int64 is several times cheaper than on four
+  columns of which two are strings). The integer order is the order of
+  ``(chromosome, base_pair_location, other_allele, effect_allele)`` with alleles in
+  byte order, so results are identical to a sort on the columns.
 """
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import polars as pl
+
+from crosscohort.contract.errors import ConfigError
+from crosscohort.contract.sumstats import FLAG_COLUMNS, SumstatsError, chrom_code
+
+__all__ = [
+    "EAF_MAX_DIFF",
+    "FLAG_EAF_FAR",
+    "MAX_CHROM",
+    "PAIR_BITS",
+    "POS_BITS",
+    "VARIANT_KEY",
+    "allele_pair_rank",
+    "check_cohort_name",
+    "check_eaf_max_diff",
+    "normalise_chromosomes",
+    "packed_key",
+    "variant_keys",
+]
+
+#: Columns that identify one variant once alleles are aligned.
+VARIANT_KEY: tuple[str, ...] = ("chromosome", "base_pair_location", "other_allele", "effect_allele")
+
+#: Boolean column: the row's aligned EAF differs from the reference's ALT frequency
+#: (in harmonisation) or from the other cohorts' n-weighted EAF (in meta-analysis) by
+#: more than the threshold. Flagged and kept, never dropped.
+FLAG_EAF_FAR = FLAG_COLUMNS["flag_eaf_far"].name
+#: Default threshold of :data:`FLAG_EAF_FAR`: |delta EAF| > 0.2, the allele-frequency
+#: outlier check of EasyQC (Winkler et al. 2014, Nat Protoc 9:1192) and GWASinspector.
+EAF_MAX_DIFF = 0.2
+
+_COHORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def check_cohort_name(name: str) -> str:
+    """The cohort id, if it is safe as a file name; else :class:`ConfigError`."""
+    if not _COHORT_NAME.match(name):
+        raise ConfigError(
+            f"cohort id {name!r} must match {_COHORT_NAME.pattern} (it names output files)"
+        )
+    return name
+
+
+def check_eaf_max_diff(value: float) -> float:
+    """The EAF-difference threshold, if it lies in (0, 1]; else :class:`ConfigError`."""
+    if not 0.0 < value <= 1.0:
+        raise ConfigError(f"eaf_max_diff (--eaf-max-diff) must lie in (0, 1]; got {value}")
+    return value
+
+
+def normalise_chromosomes(labels: pl.Series) -> pl.Series:
+    """Numeric chromosome codes (1-22, X=23, Y=24, MT=25) of any labels; null where unknown.
+
+    ``chr1``, ``1``, ``X``, ``chrX`` and ``23`` all map through
+    :func:`crosscohort.contract.sumstats.chrom_code`. Only the distinct labels (a few
+    dozen) are looked up one by one; the mapping itself is vectorised.
+    Unknown labels (``chrUn_gl000220``) become null, for the caller to count.
+    """
+    if labels.dtype.is_integer():
+        codes = labels.cast(pl.Int64)
+        return codes.to_frame("c").select(
+            pl.when(pl.col("c").is_between(1, 25)).then(pl.col("c")).alias(labels.name)
+        ).to_series()
+    text = labels.cast(pl.String)
+    # Files sorted by chromosome (nearly all) hold a few dozen runs of one label: each run
+    # looked up once and its code repeated, without hashing every row.
+    runs = text.rle()
+    if runs.len() <= max(1024, text.len() // 64):
+        lengths, values = runs.struct.field("len"), runs.struct.field("value")
+        run_codes = []
+        for label in values.to_list():
+            try:
+                run_codes.append(None if label is None else chrom_code(label))
+            except SumstatsError:
+                run_codes.append(None)
+        at = np.repeat(np.arange(len(run_codes), dtype=np.int64), lengths.to_numpy())
+        return pl.Series(labels.name, run_codes, dtype=pl.Int64).gather(at)
+    distinct = text.drop_nulls().unique().to_list()
+    codes: list[int | None] = []
+    for label in distinct:
+        try:
+            codes.append(chrom_code(label))
+        except SumstatsError:
+            codes.append(None)
+    # Each label's rank in an Enum of the distinct labels indexes its code: one hash pass.
+    rank = text.cast(pl.Enum(distinct)).to_physical()
+    return pl.Series(labels.name, codes, dtype=pl.Int64).gather(rank)
+
 
 #: Bits of the key: chromosome (5) | position (32) | allele-pair rank (26).
 POS_BITS, PAIR_BITS = 32, 26
