@@ -17,10 +17,9 @@ streamed query that keeps only the converted columns, never all its text.
 
 from __future__ import annotations
 
-import gzip
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -52,11 +51,16 @@ from crosscohort.contract.errors import ConfigError, InputError
 from crosscohort.contract.sumstats import (
     FLAG_COLUMNS,
     float_column,
-    line_blocks,
     marker_only,
-    open_binary,
     read_sumstats,
     write_sumstats,
+)
+from crosscohort.contract.table_io import (
+    FOREIGN_NA_TOKENS,
+    Blocks,
+    SumstatsError,
+    open_binary,
+    ordered_map,
 )
 
 __all__ = [
@@ -77,8 +81,6 @@ FLAG_P_INCONSISTENT = FLAG_COLUMNS["flag_p_inconsistent"].name
 P_INCONSISTENT_REL = 0.05
 #: z of a 95 % two-sided interval (OR CI -> SE).
 Z975 = 1.959963984540054
-#: Text read as missing in every format (never as 0).
-MISSING = ("NA", "NaN", "nan", "NAN", "na", "N/A", ".", "", "null", "NULL", "None", "-nan", "nan(ind)")
 #: Legacy numeric allele codes (``--numeric-alleles``).
 NUMERIC_ALLELES = {"1": "A", "2": "C", "3": "G", "4": "T"}
 
@@ -217,12 +219,6 @@ def read_column_map(path: str | Path) -> dict:
 
 
 # --- reading ---------------------------------------------------------------------------
-
-def _open_text(path: Path):
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    return gzip.open(path, "rt") if magic == b"\x1f\x8b" else open(path)
-
 
 def _sniff(path: Path) -> tuple[list[str], str, int]:
     """Header names, the separator (``\\t``, ``,`` or ``ws``) and lines before the data.
@@ -375,36 +371,21 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
     schema = {f"_c{i}": (pl.Float64 if i in numeric else pl.String) for i in range(n_fields)}
     read = dict(has_header=False, separator=sep, quote_char=None, schema=schema, columns=used)
     # A preset's or user's token may parse as a number (GWAMA's -9): then match them all.
-    tokens_first = not set(na) <= set(MISSING)
-    blocks = _Blocks(path, skip)
+    tokens_first = not set(na) <= set(FOREIGN_NA_TOKENS)
+    blocks = Blocks(path, skip=skip)
     parse = dict(na=na, numeric=[f"_c{i}" for i in used if i in numeric],
                  text=[f"_c{i}" for i in used if i not in numeric], tokens_first=tokens_first,
                  sep=sep_b, n_fields=n_fields, last_field=last_field, pad=pad)
     frames: list[pl.DataFrame] = []
     facts: list[_BlockFacts] = []
     # Blocks are parsed and checked by workers while the next one is read (both release
-    # the GIL); at most PARSE_AHEAD blocks are in flight, so memory holds a few blocks.
-    from concurrent.futures import ThreadPoolExecutor
-
-    pending = []
-    with ThreadPoolExecutor(max_workers=PARSE_WORKERS,
-                            thread_name_prefix="crosscohort-parse") as pool:
-        try:
-            for piece in blocks:
-                pending.append(pool.submit(_parse_block, piece, read, **parse))
-                del piece
-                while len(pending) > PARSE_AHEAD:
-                    df, fact = pending.pop(0).result()
-                    frames.append(df)
-                    facts.append(fact)
-            while pending:
-                df, fact = pending.pop(0).result()
-                frames.append(df)
-                facts.append(fact)
-        except (pl.exceptions.PolarsError, OSError, EOFError, ValueError):
-            for f in pending:
-                f.cancel()
-            return None
+    # the GIL); a few blocks are in flight, so memory holds a few blocks.
+    try:
+        for df, fact in ordered_map(lambda b: _parse_block(b.data, read, **parse), blocks):
+            frames.append(df)
+            facts.append(fact)
+    except (pl.exceptions.PolarsError, SumstatsError, OSError, EOFError, ValueError):
+        return None
     if not blocks.header_ok:
         return None
     n_lines = sum(f.lines for f in facts) + (1 if blocks.last not in (b"", b"\n") else 0)
@@ -473,7 +454,7 @@ def _parse_block(piece: bytes, read: dict, *, na: tuple[str, ...], numeric: list
     more CPU, so a block is first parsed without them: that succeeds exactly
     when no numeric field holds a token (a token such as NA does not parse;
     nan does, and is caught here), and the block is otherwise parsed again
-    with them. Every token of MISSING either fails to parse as a number or
+    with them. Every token of FOREIGN_NA_TOKENS either fails to parse as a number or
     parses as NaN (tested). Then the text fields' tokens are nulled as the
     parser would have (an exact match of the whole field). Parse errors
     propagate (the caller gives up). The facts are those of the bytes parsed.
@@ -496,50 +477,15 @@ def _parse_block(piece: bytes, read: dict, *, na: tuple[str, ...], numeric: list
                             pad=pad)
 
 
-#: Bytes read per block by :class:`_Blocks` (then cut at the last line end).
-READ_BLOCK = 16 << 20
-#: Threads parsing blocks, and blocks parsed or waiting beyond the one being read.
-PARSE_WORKERS, PARSE_AHEAD = 2, 2
-
-
-class _Blocks:
-    """The data lines of a plain or gzip file, in blocks of whole lines.
-
-    Iterating yields ``bytes`` ending at a line end (the last block: at the
-    file's end). Afterwards ``start`` is the data's offset, ``last`` its last
-    byte, and ``header_ok`` whether the file has its first ``skip`` lines,
-    each ended by a line end.
-    """
-
-    def __init__(self, path: Path, skip: int, *, block: int | None = None):
-        self.path, self.skip = path, skip
-        self.block = block or READ_BLOCK
-        self.start = 0
-        self.last = b""
-        self.header_ok = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        with open_binary(self.path) as fh:
-            for _ in range(self.skip):
-                line = fh.readline()
-                if not line.endswith(b"\n"):
-                    return
-                self.start += len(line)
-            self.header_ok = True
-            for piece in line_blocks(fh, self.block):
-                self.last = piece[-1:]
-                yield piece
-
-
 def _single_spaced(path: Path, skip: int, sample: int = 2000) -> bool:
     """Whether the first data lines separate fields by exactly one space (no runs, no tabs)."""
-    with _open_text(path) as fh:
-        for i, line in enumerate(fh):
+    with open_binary(path) as fh:
+        for i, raw in enumerate(fh):
             if i < skip:
                 continue
             if i >= skip + sample:
                 break
-            text = line.rstrip("\r\n")
+            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             if not text:
                 continue
             if "  " in text or "\t" in text or text[0] == " " or text[-1] == " ":
@@ -687,7 +633,7 @@ def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str,
         raise InputError(f"{path}: line {skip}: duplicated column(s) {dup} in header")
     fmt = detect_format(header) if format == "auto" else format
     cols = resolve_columns(header, format=fmt, mapping=dict(columns or {}), source=source)
-    na = (*MISSING, *(PRESETS[fmt].missing if fmt in PRESETS else ()), *missing)
+    na = (*FOREIGN_NA_TOKENS, *(PRESETS[fmt].missing if fmt in PRESETS else ()), *missing)
 
     # GWAS-SSF and bundles: unknown columns pass through as text (nothing silently lost).
     extra = ([h for h in header if h not in cols.values() and h != "variant_id"]
