@@ -150,7 +150,13 @@ def memory_parts(tables: dict[str, pl.DataFrame], canonical: list[str], *, sampl
             # (one pass, not a merge sort of int64s).
             small = np.where(codes == _NO_CHROM, 255, codes).astype(np.uint8)
             idx = np.argsort(small, kind="stable")
-            f, codes = f[idx], codes[idx]
+            # Column by column, each made one chunk first: a table read in blocks has a
+            # chunk per block, and a gather across chunks is the slower kind (measured in
+            # benchmarks/README.md, issue 20); one column's extra copy at a time.
+            at = pl.Series(idx)
+            f = pl.DataFrame([f.get_column(c).rechunk().gather(at) for c in f.columns])
+            codes = codes[idx]
+            del at
         frames.append(f)
         split.append({code: f.slice(a, b - a) for code, a, b in _runs(codes)})
         del f
