@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -33,9 +34,9 @@ def test_blocks__first_line_numbers_count_the_file_lines(tmp_path, block, gz):
     blocks = list(Blocks(path, block_bytes=block))
     assert b"".join(b.data for b in blocks) == text.encode()[len(HEADER):]
     lines = text.splitlines(keepends=True)
-    for b in blocks:  # each block starts with the file's line first_line (1-based)
-        assert b.data.startswith(lines[b.first_line - 1].encode())
-        assert b.first_line == 2 + sum(x.data.count(b"\n") for x in blocks if x.first_line < b.first_line)
+    for b in blocks:  # each block starts with the file's line first_line() (1-based)
+        assert b.data.startswith(lines[b.first_line() - 1].encode())
+        assert b.first_line() == 2 + sum(x.data.count(b"\n") for x in blocks if x.start < b.start)
 
 
 def test_blocks__truncated_gzip_names_the_file_and_the_line_reached(tmp_path):
@@ -66,8 +67,8 @@ def test_parse_block__bad_value_names_line_column_and_value_in_any_block(tmp_pat
 
 def test_parse_block__white_space_only_gives_no_rows_and_na_tokens_are_missing():
     schema = {"beta": pl.Float64, "rsid": pl.String}
-    assert parse_block(Block(2, b"\n  \n"), path="x", schema=schema, columns=["beta"]).height == 0
-    got = parse_block(Block(2, b"NA\ta\nNaN\tNA\nnan\t\n0.5\tb\n"), path="x", schema=schema,
+    assert parse_block(Block(Path("x"), 0, b"\n  \n"), path="x", schema=schema, columns=["beta"]).height == 0
+    got = parse_block(Block(Path("x"), 0, b"NA\ta\nNaN\tNA\nnan\t\n0.5\tb\n"), path="x", schema=schema,
                       columns=["beta", "rsid"])
     assert got.get_column("beta").to_list() == [None, None, None, 0.5]
     assert got.get_column("rsid").to_list() == ["a", None, None, "b"]

@@ -182,11 +182,28 @@ def line_blocks(fh: BinaryIO, block_bytes: int, *, prefix: bytes = b"") -> Itera
 
 
 class Block(NamedTuple):
-    """Whole lines of a table: ``data`` (ending at a line end, but for a file's last block)
-    and ``first_line``, the file line number of its first line (the header is line 1)."""
+    """Whole lines of a table: ``data`` (ending at a line end, but for a file's last block),
+    found at byte ``start`` of the file's text (decompressed) at ``path``."""
 
-    first_line: int
+    path: Path
+    start: int
     data: bytes
+
+    def first_line(self) -> int:
+        """The file line number of the block's first line (the header is line 1).
+
+        Counted when asked (an error message), not for every block read: counting
+        line ends costs a pass over the text.
+        """
+        lines, left = 0, self.start
+        with open_binary(self.path) as fh:
+            while left > 0:
+                buf = fh.read(min(left, BLOCK_BYTES))
+                if not buf:
+                    break
+                lines += buf.count(b"\n")
+                left -= len(buf)
+        return lines + 1
 
 
 class Blocks:
@@ -213,7 +230,7 @@ class Blocks:
         self.header_ok = False
 
     def __iter__(self) -> Iterator[Block]:
-        line = self.skip + 1
+        at = 0
         try:
             with open_binary(self.path) as fh:
                 for _ in range(self.skip):
@@ -222,13 +239,18 @@ class Blocks:
                         return
                     self.start += len(head)
                 self.header_ok = True
+                at = self.start
                 for data in line_blocks(fh, self.block_bytes or BLOCK_BYTES):
                     self.last = data[-1:]
-                    yield Block(line, data)
-                    line += data.count(b"\n")
+                    yield Block(self.path, at, data)
+                    at += len(data)
         except (OSError, EOFError) as exc:
+            try:  # the text before ``at`` was read once: it reads again
+                where = f"line {Block(self.path, at, b'').first_line()}" if at else "its header"
+            except (OSError, EOFError):
+                where = f"byte {at} of its text"
             raise SumstatsError(
-                f"{self.path}: cannot read past line {line} ({_reason(exc)}); rule: plain text "
+                f"{self.path}: cannot read past {where} ({_reason(exc)}); rule: plain text "
                 "or a complete gzip stream") from exc
 
 
@@ -268,11 +290,12 @@ def _locate(block: Block, *, path: str | Path, schema: dict[str, pl.DataType],
     import numpy as np
 
     first = _reason(exc)
-    last = block.first_line + block.data.count(b"\n") - 1
+    first_line = block.first_line()
+    last = first_line + block.data.count(b"\n") - 1
     try:
         text = _read_block(block.data, {c: pl.String for c in schema}, columns)
     except pl.exceptions.PolarsError:
-        return f"{path}: lines {block.first_line}-{last}: {first}"
+        return f"{path}: lines {first_line}-{last}: {first}"
     for c in columns:
         dtype = schema[c]
         if dtype == pl.String:
@@ -282,9 +305,9 @@ def _locate(block: Block, *, path: str | Path, schema: dict[str, pl.DataType],
         if hits.size:
             i = int(hits[0])
             # Row i is line i of the block: the parser reads a blank line as a row of nulls.
-            return (f"{path}: line {block.first_line + i}: column {c}: {s[i]!r} is not a valid {dtype} "
+            return (f"{path}: line {first_line + i}: column {c}: {s[i]!r} is not a valid {dtype} "
                     "(the column's declared type)")
-    return f"{path}: lines {block.first_line}-{last}: {first}"
+    return f"{path}: lines {first_line}-{last}: {first}"
 
 
 def ordered_map(fn: Callable[[_T], _R], items: Iterable[_T], *, workers: int = PARSE_WORKERS,
