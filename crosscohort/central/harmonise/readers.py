@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import yaml
+from polars.io.plugins import register_io_source
 from scipy.special import log_ndtr, ndtri_exp
 
 from crosscohort.central.harmonise import files, markers
@@ -57,6 +58,7 @@ from crosscohort.contract.sumstats import (
 )
 from crosscohort.contract.table_io import (
     FOREIGN_NA_TOKENS,
+    Block,
     Blocks,
     SumstatsError,
     open_binary,
@@ -91,6 +93,8 @@ _LINE = "_line"
 _NUMERIC = ("beta", "odds_ratio", "standard_error", "ci_lower", "ci_upper", "z", "p_value",
             "neg_log_10_p_value", "effect_allele_frequency", "info")
 _COUNTS = ("n", "n_cases", "n_controls")
+#: A byte that is not a line end: a block without one holds blank lines only.
+_NOT_BLANK = re.compile(rb"[^\r\n]")
 _MARKER_POSITION = r"^(?i:chr)?([0-9]{1,2}|[XxYy]|MT|mt|M|m)[:_](\d+)"
 
 
@@ -278,60 +282,99 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
                 used: list[int]) -> tuple[pl.LazyFrame, int]:
     """The used fields of every data line as a lazy frame of text, and the number of data lines.
 
-    Tab, comma and single-space files go through polars' native CSV parser;
-    files aligned with runs of spaces are split after a regex clean-up. A
-    first streamed pass counts each line's fields (the parser would fill
-    short lines with nulls without a word) and refuses ragged lines.
+    The file is read in blocks (:class:`~crosscohort.contract.table_io.Blocks`)
+    twice, never all of its text at once: a first pass counts each line's fields
+    (the parser would fill short lines with nulls without a word) and refuses
+    ragged lines; the frame returned is a lazy source that parses each block
+    again when the caller's query streams it. Tab, comma and single-space files
+    are split by polars' CSV parser; files aligned with runs of spaces after a
+    regex clean-up. Blank lines are no rows; line numbers count them.
     """
-    lines = pl.scan_csv(
-        path, has_header=False, separator="\x1f", quote_char=None, skip_rows=skip,
-        schema={"_text": pl.String}, truncate_ragged_lines=True,
-    ).with_row_index(_LINE, offset=skip + 1).filter(pl.col("_text").is_not_null())
-    text = pl.col("_text").str.strip_chars_end("\r")
     if sep == "ws" and _single_spaced(path, skip):
         sep = " "
+    text = pl.col("_text").str.strip_chars_end("\r")
     if sep == "ws":
         text = text.str.strip_chars().str.replace_all(r"[ \t]+", "\t")
-    split_sep = "\t" if sep == "ws" else sep
-    n_fields = text.str.count_matches(split_sep, literal=True) + 1
+    n_fields = text.str.count_matches("\t" if sep == "ws" else sep, literal=True) + 1
     ragged = n_fields != len(header)
+    firsts: list[int] = []  # each block's first line number, for the second pass
+    n = n_bad = 0
+    first_bad: tuple[int, int] | None = None
+    line = skip + 1
     try:
-        counts = lines.select(
-            pl.len().alias("n"),
-            ragged.sum().alias("n_bad"),
-            pl.col(_LINE).filter(ragged).first().alias("line"),
-            n_fields.filter(ragged).first().alias("k"),
-        ).collect(engine="streaming").row(0, named=True)
-    except (pl.exceptions.PolarsError, OSError, EOFError) as exc:  # OSError: a truncated gzip
+        for block in Blocks(path, skip=skip):
+            firsts.append(line)
+            lines, k = _text_lines(block.data, line)
+            line += k
+            counts = lines.select(
+                pl.len().alias("n"), ragged.sum().alias("n_bad"),
+                pl.col(_LINE).filter(ragged).first().alias("line"),
+                n_fields.filter(ragged).first().alias("k"),
+            ).row(0, named=True)
+            n += counts["n"]
+            n_bad += counts["n_bad"]
+            if first_bad is None and counts["n_bad"]:
+                first_bad = (counts["line"], counts["k"])
+    except (pl.exceptions.PolarsError, OSError, EOFError, SumstatsError) as exc:
         if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
             _first_bad_utf8(path)
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
                          "or a complete gzip stream, UTF-8") from exc
-    if counts["n_bad"]:
+    if n_bad:
         raise InputError(
-            f"{path}: line {counts['line']}: {counts['k']} fields, header has {len(header)}; "
-            f"rule: every row has as many fields as the header ({counts['n_bad']} such line(s))"
+            f"{path}: line {first_bad[0]}: {first_bad[1]} fields, header has {len(header)}; "
+            f"rule: every row has as many fields as the header ({n_bad} such line(s))"
         )
-    if sep == "ws":
-        # Staged so that the clean-up and the split run once per line, not once per field.
-        lf = lines.select(pl.col(_LINE), text.alias("_t")).select(
-            pl.col(_LINE), pl.col("_t").str.split_exact("\t", max(len(header) - 1, 0))
-            .alias("_parts"))
-        lf = lf.select(pl.col(_LINE), *[pl.col("_parts").struct.field(f"field_{i}")
-                                        .alias(f"_c{i}") for i in used])
-    else:
-        lf = pl.scan_csv(
-            path, has_header=False, separator=sep, skip_rows=skip,
-            quote_char='"' if sep == "," else None,
-            schema={f"_c{i}": pl.String for i in range(len(header))},
-        ).with_row_index(_LINE, offset=skip + 1).select(
-            pl.col(_LINE), *[pl.col(f"_c{i}") for i in used]
-        ).filter(~pl.all_horizontal(pl.col(f"_c{i}").is_null() for i in used))
-        if sep == ",":
-            lf = lf.with_columns(pl.col(f"_c{i}").str.strip_chars() for i in used)
-        else:
-            lf = lf.with_columns(pl.col(f"_c{i}").str.strip_chars_end("\r") for i in used)
-    return lf, counts["n"]
+    names = [f"_c{i}" for i in used]
+    width = len(header)
+
+    def fields(block: Block, first: int) -> pl.DataFrame:
+        if sep == "ws":
+            # Staged so that the clean-up and the split run once per line, not once per field.
+            parts = _text_lines(block.data, first)[0].select(
+                pl.col(_LINE), text.str.split_exact("\t", max(width - 1, 0)).alias("_parts"))
+            return parts.select(pl.col(_LINE), *[pl.col("_parts").struct.field(f"field_{i}")
+                                                 .alias(f"_c{i}") for i in used])
+        if not _NOT_BLANK.search(block.data):
+            return pl.DataFrame(schema=schema)
+        df = pl.read_csv(
+            block.data, has_header=False, separator=sep, quote_char='"' if sep == "," else None,
+            schema={f"_c{i}": pl.String for i in range(width)},
+        ).with_row_index(_LINE, offset=first).select(_LINE, *names)
+        df = df.filter(~pl.all_horizontal(pl.col(c).is_null() for c in names))
+        strip = (pl.col(c).str.strip_chars() if sep == "," else pl.col(c).str.strip_chars_end("\r")
+                 for c in names)
+        return df.with_columns(strip)
+
+    schema = {_LINE: pl.get_index_type(), **dict.fromkeys(names, pl.String)}
+
+    def source(with_columns, predicate, n_rows, _batch_size) -> Iterator[pl.DataFrame]:
+        left = n_rows
+        for first, block in zip(firsts, Blocks(path, skip=skip), strict=False):
+            df = fields(block, first)
+            if predicate is not None:
+                df = df.filter(predicate)
+            if with_columns is not None:
+                df = df.select(with_columns)
+            if left is not None:
+                df, left = df.head(left), left - min(left, df.height)
+            yield df
+            if left == 0:
+                return
+
+    return register_io_source(source, schema=schema), n
+
+
+def _text_lines(data: bytes, first: int) -> tuple[pl.DataFrame, int]:
+    """Each non-blank line of a block as ``_text``, numbered from ``first``, and the block's
+    number of lines (blank ones included: the parser reads each as a null)."""
+    if not _NOT_BLANK.search(data):  # blank lines only: the parser would find no column
+        return (pl.DataFrame(schema={_LINE: pl.get_index_type(), "_text": pl.String}),
+                data.count(b"\n"))
+    lines = pl.read_csv(data, has_header=False, separator="\x1f", quote_char=None,
+                        schema={"_text": pl.String}, truncate_ragged_lines=True)
+    return (lines.with_row_index(_LINE, offset=first).filter(pl.col("_text").is_not_null()),
+            lines.height)
 
 
 def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[int],
