@@ -397,3 +397,40 @@ def test_normalise_chromosomes_run_and_hash_paths_agree_with_chrom_code(order):
     assert got.to_list() == _chrom_by_label(rows)
     runs = s.rle().len()
     assert (runs <= 1024) is (order == "sorted")  # each path is the one exercised
+
+
+@pytest.mark.parametrize("extra", [[], ["+3"], ["X"]])
+def test_normalise_chromosomes__unsorted_numeric_labels_parse_as_chrom_code_reads_them(extra):
+    """Unsorted numeric labels (a GWAS-SSF file sorted by p) take the integer parse; a sign
+    or a non-numeric label among them sends the file to the lookup. Both are chrom_code."""
+    from crosscohort.central.harmonise.align import normalise_chromosomes
+
+    labels = ["1", "01", "22", "23", "25", "26", "0", "27", "-1", None, *extra]
+    rng = np.random.default_rng(11)
+    rows = [labels[i] for i in rng.integers(0, len(labels), 30_000)]
+    got = normalise_chromosomes(pl.Series("chromosome", rows, dtype=pl.String))
+    assert got.dtype == pl.Int64
+    assert got.to_list() == _chrom_by_label(rows)
+
+
+def test_deduplicate__file_order_keeps_the_rows_the_sorted_path_keeps():
+    """Without sorting, duplicates are found by hashing the keys: the same rows survive
+    (by the duplicate rule), in file order, and the ledger counts the same."""
+    from crosscohort.central.harmonise.align import _ROW, _deduplicate
+    from crosscohort.contract.ledger import Ledger
+
+    rng = np.random.default_rng(3)
+    m = 5_000
+    df = pl.DataFrame({
+        "chromosome": rng.integers(1, 4, m), "base_pair_location": rng.integers(1, 400, m),
+        "other_allele": rng.choice(["A", "C"], m), "effect_allele": rng.choice(["G", "T"], m),
+        "n": rng.integers(1, 5, m), "standard_error": rng.choice([0.1, 0.2], m),
+    }).with_row_index(_ROW)
+    a, b = Ledger(stage="harmonise", cohort="c", n_in=m), Ledger(stage="harmonise", cohort="c", n_in=m)
+    by_key = _deduplicate(df, a, sort=True)
+    in_file = _deduplicate(df, b, sort=False)
+    assert a.removed["duplicate"] == b.removed["duplicate"] > 0
+    assert in_file.get_column(_ROW).is_sorted()
+    assert in_file.sort(_ROW).equals(by_key.sort(_ROW))
+    unique = df.unique(subset=["chromosome", "base_pair_location", "other_allele", "effect_allele"])
+    assert _deduplicate(unique, Ledger(stage="harmonise", cohort="c"), sort=False).equals(unique)

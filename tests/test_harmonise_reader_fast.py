@@ -21,8 +21,10 @@ from polars.testing import assert_frame_equal, assert_series_equal
 from scipy.special import log_ndtr, ndtri_exp
 
 import crosscohort.central.harmonise.readers as readers
-from crosscohort.central.harmonise.readers import MISSING, read_summary_statistics
+import crosscohort.contract.table_io as table_io
+from crosscohort.central.harmonise.readers import read_summary_statistics
 from crosscohort.contract.errors import InputError
+from crosscohort.contract.table_io import FOREIGN_NA_TOKENS as MISSING
 
 HEAD = ["CHR", "BP", "A1", "A2", "BETA", "SE", "EAF", "P", "N", "SNP"]
 
@@ -208,12 +210,11 @@ def test_values__filled_only_where_missing_equals_the_whole_column_arithmetic(se
 
 
 def _read_blocks(path, skip, block):
-    """_Blocks read through: (pieces, data offset, last byte), or None without the header."""
-    from crosscohort.central.harmonise.readers import _Blocks
-    from crosscohort.contract.sumstats import open_binary
+    """Blocks read through: (pieces, data offset, last byte), or None without the header."""
+    from crosscohort.contract.table_io import Blocks, open_binary
 
-    blocks = _Blocks(path, skip, block=block)
-    pieces = list(blocks)
+    blocks = Blocks(path, skip=skip, block_bytes=block)
+    pieces = [b.data for b in blocks]
     if not blocks.header_ok:
         return None
     with open_binary(path) as fh:  # the blocks are the data, whole and in order
@@ -293,6 +294,6 @@ def test_reader_fast__blocks_read_as_the_checking_path(case, block, gz, tmp_path
         gzp = tmp_path / "s.txt.gz"
         gzp.write_bytes(gzip.compress(p.read_bytes()))
         p = gzp
-    monkeypatch.setattr(readers, "READ_BLOCK", block)
+    monkeypatch.setattr(table_io, "BLOCK_BYTES", block)
     _assert_fast_reads_as_slow(p, monkeypatch,
                                fast_taken=case in ("clean", "text_tokens", "no_final_newline"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-import crosscohort.central.report.reading as reading
+import crosscohort.contract.table_io as table_io
 from crosscohort.central.report.sections import _aligned_join
 from crosscohort.cli import main
 from tests.test_report import inputs  # noqa: F401  (the session fixture of the report tests)
@@ -76,7 +76,8 @@ def test_report__tiny_blocks_give_the_same_page(inputs, tmp_path, monkeypatch): 
     i = argv.index("--out")
     argv[i + 1] = str(tmp_path / "default.html")
     assert main(argv) == 0
-    monkeypatch.setattr(reading, "BLOCK_BYTES", 777)  # hundreds of blocks, lines split across reads
+    # Every reader of the report (one block reader): hundreds of blocks, lines split across reads.
+    monkeypatch.setattr(table_io, "BLOCK_BYTES", 777)
     argv[i + 1] = str(tmp_path / "tiny.html")
     assert main(argv) == 0
     assert (tmp_path / "tiny.html").read_bytes() == (tmp_path / "default.html").read_bytes()

@@ -13,15 +13,26 @@ https://github.com/EBISPOT/gwas-summary-statistics-standard
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import polars as pl
 
-from crosscohort.contract.errors import InputError
+# The block reader and the gzip writer's stream live in table_io; their names are also
+# this module's, where the readers of the package have always found them.
+from crosscohort.contract.table_io import (
+    Blocks,
+    SumstatsError,
+    check_header,
+    header_line,
+    header_names,
+    line_blocks,
+    open_binary,
+    open_gzip_writer,
+    ordered_map,
+    parse_block,
+)
 
 __all__ = [
     "Column",
@@ -40,8 +51,11 @@ __all__ = [
     "header_line",
     "header_names",
     "read_sumstats",
+    "schema_for",
     "write_sumstats",
     "open_gzip_writer",
+    "open_binary",
+    "line_blocks",
     "validate",
 ]
 
@@ -59,8 +73,15 @@ def _declare(*cols: Column) -> dict[str, Column]:
     return {c.name: c for c in cols}
 
 
-#: GWAS-SSF columns (mandatory first, then optional ones we produce).
-COLUMNS: dict[str, Column] = _declare(
+def _section(first: str, last: str) -> dict[str, Column]:
+    """The registry's columns from ``first`` to ``last``, in declaration order."""
+    names = list(ALL_COLUMNS)
+    return {n: ALL_COLUMNS[n] for n in names[names.index(first):names.index(last) + 1]}
+
+
+#: Every column a stage writes, declared once, in four sections (below).
+ALL_COLUMNS: dict[str, Column] = _declare(
+    # GWAS-SSF columns (mandatory first, then optional ones we produce).
     Column("chromosome", pl.Int64, "1-22, X=23, Y=24, MT=25"),
     Column("base_pair_location", pl.Int64, "1-based position on the declared build"),
     Column("effect_allele", pl.String, "the counted (ALT) allele; beta is per copy of it"),
@@ -76,22 +97,7 @@ COLUMNS: dict[str, Column] = _declare(
     Column("n_cases", pl.Int64, "cases in the fit (binary traits)"),
     Column("n_controls", pl.Int64, "controls in the fit (binary traits)"),
     Column("info", pl.Float64, "imputation quality"),
-)
-
-#: Columns without which a file is not summary statistics.
-REQUIRED: tuple[str, ...] = (
-    "chromosome",
-    "base_pair_location",
-    "effect_allele",
-    "other_allele",
-    "beta",
-    "standard_error",
-    "effect_allele_frequency",
-    "p_value",
-)
-
-#: Columns added by the meta-analysis (DESIGN.md "Meta-analysis output").
-META_COLUMNS: dict[str, Column] = _declare(
+    # Columns added by the meta-analysis (DESIGN.md "Meta-analysis output").
     Column("n_studies", pl.Int64, "cohorts contributing to the variant"),
     Column("direction", pl.String, "one of + - ? per cohort, in cohort order"),
     Column("het_q", pl.Float64, "Cochran's Q"),
@@ -127,22 +133,8 @@ META_COLUMNS: dict[str, Column] = _declare(
     Column("mrmega_neg_log_10_p_residual_het", pl.Float64,
            "-log10 p of mrmega_chi2_residual_het, in log space"),
     Column("mrmega_ln_bf", pl.Float64, "MR-MEGA log Bayes factor: (chi2_association - (T+1) ln n_studies) / 2"),
-)
-
-#: Columns the association engine writes for the export gate's rules only.
-#: They never leave a TRE: the gate uses and then strips them.
-INTERNAL_COLUMNS: dict[str, Column] = _declare(
-    Column("mac", pl.Float64, "minor allele count in the fit"),
-    Column("mac_cases", pl.Float64, "minor allele count among cases"),
-    Column("mac_controls", pl.Float64, "minor allele count among controls"),
-    Column("residual_df", pl.Int64, "residual degrees of freedom of the fit"),
-    Column("error_code", pl.String, "why a fit produced no estimate (empty when it did)"),
-    Column("firth", pl.Boolean, "the estimate is Firth-penalised (the logistic fit failed)"),
-)
-
-#: Quality flags that harmonisation adds to a cohort's aligned table (flagged
-#: rows are kept and counted in the ledger, never dropped silently).
-FLAG_COLUMNS: dict[str, Column] = _declare(
+    # Quality flags that harmonisation adds to a cohort's aligned table (flagged
+    # rows are kept and counted in the ledger, never dropped silently).
     Column(
         "flag_p_inconsistent",
         pl.Boolean,
@@ -154,9 +146,36 @@ FLAG_COLUMNS: dict[str, Column] = _declare(
         "aligned EAF > 0.2 from the reference panel's (harmonise) or, in the meta table, a "
         "cohort's EAF > 0.2 from the other cohorts' n-weighted EAF; row kept",
     ),
+    # Columns the association engine writes for the export gate's rules only.
+    # They never leave a TRE: the gate uses and then strips them.
+    Column("mac", pl.Float64, "minor allele count in the fit"),
+    Column("mac_cases", pl.Float64, "minor allele count among cases"),
+    Column("mac_controls", pl.Float64, "minor allele count among controls"),
+    Column("residual_df", pl.Int64, "residual degrees of freedom of the fit"),
+    Column("error_code", pl.String, "why a fit produced no estimate (empty when it did)"),
+    Column("firth", pl.Boolean, "the estimate is Firth-penalised (the logistic fit failed)"),
 )
 
-ALL_COLUMNS: dict[str, Column] = {**COLUMNS, **META_COLUMNS, **FLAG_COLUMNS, **INTERNAL_COLUMNS}
+#: GWAS-SSF columns (mandatory first, then optional ones we produce).
+COLUMNS: dict[str, Column] = _section("chromosome", "info")
+#: Columns added by the meta-analysis (DESIGN.md "Meta-analysis output").
+META_COLUMNS: dict[str, Column] = _section("n_studies", "mrmega_ln_bf")
+#: Columns the association engine writes for the export gate's rules only.
+INTERNAL_COLUMNS: dict[str, Column] = _section("mac", "firth")
+#: Quality flags that harmonisation adds to a cohort's aligned table.
+FLAG_COLUMNS: dict[str, Column] = _section("flag_p_inconsistent", "flag_eaf_far")
+
+#: Columns without which a file is not summary statistics.
+REQUIRED: tuple[str, ...] = (
+    "chromosome",
+    "base_pair_location",
+    "effect_allele",
+    "other_allele",
+    "beta",
+    "standard_error",
+    "effect_allele_frequency",
+    "p_value",
+)
 
 CHROM_CODES: dict[str, int] = {
     **{str(i): i for i in range(1, 23)},
@@ -166,10 +185,6 @@ CHROM_CODES: dict[str, int] = {
     "MT": 25,
     "M": 25,
 }
-
-
-class SumstatsError(InputError):
-    """A summary-statistics file breaks the contract; the message names file, row or column."""
 
 
 def chrom_code(label: str | int) -> int:
@@ -204,47 +219,13 @@ def variant_id(chrom: pl.Expr, pos: pl.Expr, ref: pl.Expr, alt: pl.Expr) -> pl.E
     ).alias("variant_id")
 
 
-def _schema_for(names: list[str]) -> dict[str, pl.DataType]:
+def schema_for(names: Sequence[str]) -> dict[str, pl.DataType]:
+    """Each column's declared type (:data:`ALL_COLUMNS`); text for a column the registry does not declare."""
     out: dict[str, pl.DataType] = {}
     for n in names:
         col = ALL_COLUMNS.get(n)
         out[n] = col.dtype if col is not None else pl.String
     return out
-
-
-def header_line(path: str | Path) -> bytes:
-    """The first line of a GWAS-SSF text table, plain or gzip (told by its magic bytes), as read.
-
-    Raises
-    ------
-    SumstatsError
-        When the file is missing, unreadable (a damaged gzip stream), empty, or
-        its header is not UTF-8 text, naming the file, line 1 and the rule.
-        A leading UTF-8 byte-order mark is not part of the returned line.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise SumstatsError(f"{path}: no such file")
-    try:
-        with open_binary(path) as fh:
-            line = fh.readline()
-    except (OSError, EOFError) as exc:  # truncated or not gzip
-        raise SumstatsError(f"{path}: cannot read header ({exc})") from exc
-    try:
-        line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SumstatsError(f"{path}: line 1: header is not UTF-8 text ({exc.reason} at byte "
-                            f"{exc.start}); rule: tab-separated text, plain or gzip") from exc
-    if not line.strip():
-        raise SumstatsError(f"{path}: empty file, expected a tab-separated header line")
-    # A UTF-8 byte-order mark (Excel's "UTF-8" export) is read through, as polars does:
-    # left in, it would rename the first column and lose it (chromosome -> "\ufeffchromosome").
-    return line.removeprefix(b"\xef\xbb\xbf")
-
-
-def header_names(line: bytes) -> list[str]:
-    """Column names of a header line read by :func:`header_line`."""
-    return line.decode("utf-8").rstrip("\n").rstrip("\r").split("\t")
 
 
 def read_sumstats(
@@ -264,48 +245,35 @@ def read_sumstats(
     (a reader of 10M-row tables that needs a few columns never holds the
     rest); ``required`` is still checked against the whole header.
 
+    Text is read in blocks (:class:`crosscohort.contract.table_io.Blocks`) parsed
+    by worker threads: memory holds a few blocks of text and the parsed columns.
+
     Raises
     ------
     SumstatsError
-        When the file cannot be read, lacks a required column, or a value
-        cannot be parsed as its column's type (naming the column).
+        When the file cannot be read, names a column twice, lacks a required
+        column, or a value cannot be parsed as its column's type (naming the
+        line, the column and the value).
     """
     path = Path(path)
     if not path.exists():
         raise SumstatsError(f"{path}: no such file")
     if path.suffix == ".parquet":
         header = pl.read_parquet_schema(path).names()
+        check_header(path, header, required=required)
         wanted = header if columns is None else [c for c in header if c in columns]
-        df = pl.read_parquet(path, columns=wanted)
-    else:
-        header = header_names(header_line(path))
-        dup = {h for h in header if header.count(h) > 1}
-        if dup:
-            raise SumstatsError(f"{path}: duplicated column(s) {sorted(dup)} in header")
-        try:
-            df = pl.read_csv(
-                path,
-                separator="\t",
-                columns=None if columns is None else [c for c in header if c in columns],
-                schema_overrides={
-                    **_schema_for(header),
-                    **({"chromosome": pl.String} if chromosome_labels else {}),
-                },
-                null_values=["NA", "NaN", "nan", ""],
-                infer_schema=False,
-            )
-        except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, OSError, EOFError) as exc:
-            raise SumstatsError(f"{path}: {_first_line(exc)}") from exc
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise SumstatsError(
-            f"{path}: missing required column(s) {missing}; present: {df.columns}"
-        )
-    return df
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return pl.read_parquet(path, columns=wanted)
+    header = header_names(header_line(path))
+    check_header(path, header, required=required)
+    schema = schema_for(header)
+    if chromosome_labels and "chromosome" in schema:
+        schema["chromosome"] = pl.String
+    wanted = header if columns is None else [c for c in header if c in columns]
+    frames = list(ordered_map(lambda b: parse_block(b, path=path, schema=schema, columns=wanted),
+                              Blocks(path)))
+    if not frames:
+        return pl.DataFrame(schema={c: schema[c] for c in wanted})
+    return pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
 
 
 def order_columns(df: pl.DataFrame) -> pl.DataFrame:
@@ -346,17 +314,6 @@ def write_sumstats(df: pl.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def open_binary(path: str | Path) -> BinaryIO:
-    """``path`` opened for binary reading, decompressed (ISA-L) when it starts with gzip's magic."""
-    with open(path, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
-    if gz:
-        from isal import igzip
-
-        return igzip.open(path, "rb")
-    return open(path, "rb")  # noqa: SIM115 - returned to the caller's with block
-
-
 def chromosome_parts(
     streams: Sequence[Iterator[tuple[int, pl.DataFrame]]], empty: Sequence[pl.DataFrame]
 ) -> Iterator[tuple[int, list[pl.DataFrame]]]:
@@ -378,51 +335,6 @@ def chromosome_parts(
             else:
                 frames.append(empty[i])
         yield code, frames
-
-
-def line_blocks(fh: BinaryIO, block_bytes: int, *, prefix: bytes = b"") -> Iterator[bytes]:
-    """The rest of ``fh`` in blocks of whole lines, about ``block_bytes`` each, each after ``prefix``.
-
-    Every block but the last ends at a line end; the last holds what follows
-    the file's last line end, if anything. A line longer than a block is
-    read on until its end. Each block is one copy of what was read: the
-    prefix (a header line, for a parser), the previous read's partial line and
-    this read up to its last line end, joined. Read errors (a damaged gzip
-    stream) propagate.
-    """
-    carry = b""
-    while True:
-        buf = fh.read(block_bytes)
-        if not buf:
-            if carry:
-                yield prefix + carry
-            return
-        cut = buf.rfind(b"\n")
-        if cut < 0:  # no line end in this read: a line longer than a block
-            carry += buf
-            continue
-        block = b"".join((prefix, carry, memoryview(buf)[:cut + 1]))
-        carry = buf[cut + 1:]
-        del buf
-        yield block
-
-
-@contextmanager
-def open_gzip_writer(path: str | Path, *, level: int = 2, uncached: bool = False) -> Iterator[BinaryIO]:
-    """A binary gzip stream to ``path`` (ISA-L), byte-reproducible: no mtime, no name.
-
-    A context manager; both the gzip stream and the file are closed on exit.
-    Callers own atomicity (write a temporary name, then rename). ``uncached``:
-    write around the page cache (:class:`crosscohort.runtime.uncached.UncachedFile`).
-    """
-    from isal import igzip
-
-    from crosscohort.runtime.uncached import UncachedFile
-
-    with (UncachedFile(path) if uncached else open(path, "wb")) as raw, igzip.IGzipFile(
-        filename="", fileobj=raw, mode="wb", compresslevel=level, mtime=0
-    ) as fh:
-        yield fh
 
 
 def validate(df: pl.DataFrame, *, source: str = "sumstats") -> dict[str, int]:

@@ -33,6 +33,7 @@ from crosscohort.contract.keys import (
     variant_keys,
 )
 from crosscohort.contract.ledger import Ledger, write_ledgers
+from crosscohort.contract.row_rules import VALUE_RULES, duplicate_order, value_failures
 from crosscohort.contract.sumstats import (
     REQUIRED,
     marker_only,
@@ -55,22 +56,6 @@ __all__ = [
 
 #: Columns of the reference panel written by the demo simulator (REF/ALT on the forward strand).
 REFERENCE_COLUMNS: tuple[str, ...] = ("chromosome", "base_pair_location", "ref", "alt", "alt_frequency")
-
-#: Value rules in the order they are applied; a row failing several is counted
-#: once, under the first, so the ledger adds up.
-VALUE_RULES: tuple[str, ...] = (
-    "chromosome",
-    "base_pair_location",
-    "effect_allele",
-    "other_allele",
-    "alleles",
-    "beta",
-    "standard_error",
-    "p_value",
-    "neg_log_10_p_value",
-    "effect_allele_frequency",
-    "n",
-)
 
 _ROW = "_row"
 _MARKER_ONLY = "_marker_only"
@@ -193,43 +178,6 @@ def prepare_reference(ref: pl.DataFrame, *, source: str = "reference") -> pl.Dat
         return ref
     first.sort()
     return ref[first]
-
-
-def _value_failures(df: pl.DataFrame) -> dict[str, pl.Expr]:
-    """Expression per value rule: True where the row breaks it (nulls are failures where required)."""
-    has_nlp = "neg_log_10_p_value" in df.columns
-    nlp_ok = (
-        pl.col("neg_log_10_p_value").is_not_null() & pl.col("neg_log_10_p_value").is_finite()
-        if has_nlp
-        else pl.lit(False)
-    )
-    p = pl.col("p_value")
-    # p = 0 is an underflow, trustworthy only next to a finite -log10 p; NA p only with -log10 p.
-    p_ok = ((p > 0) & (p <= 1)).fill_null(False) | ((p == 0).fill_null(True) & nlp_ok)
-    eaf = pl.col("effect_allele_frequency")
-    rules: dict[str, pl.Expr] = {
-        "chromosome": pl.col("chromosome").is_null(),
-        "base_pair_location": ~(pl.col("base_pair_location") > 0).fill_null(False),
-        "effect_allele": pl.col("effect_allele").fill_null("").str.len_chars() == 0,
-        "other_allele": pl.col("other_allele").fill_null("").str.len_chars() == 0,
-        "alleles": pl.col("effect_allele") == pl.col("other_allele"),
-        "beta": ~pl.col("beta").is_finite().fill_null(False),
-        "standard_error": ~(
-            (pl.col("standard_error") > 0) & pl.col("standard_error").is_finite()
-        ).fill_null(False),
-        "p_value": ~p_ok,
-        "neg_log_10_p_value": (
-            ~((pl.col("neg_log_10_p_value") >= 0) & pl.col("neg_log_10_p_value").is_finite())
-            .fill_null(True)
-            if has_nlp
-            else pl.lit(False)
-        ),
-        # Missing EAF is allowed (only palindromes need it); present EAF must be a frequency.
-        "effect_allele_frequency": ~((eaf >= 0) & (eaf <= 1)).fill_null(True)
-        | eaf.is_nan().fill_null(False),
-        "n": (pl.col("n") <= 0).fill_null(False) if "n" in df.columns else pl.lit(False),
-    }
-    return rules
 
 
 def _prepare(df: pl.DataFrame, *, source: str) -> pl.DataFrame:
@@ -638,7 +586,7 @@ def _strand_from_votes(n: int, flipped: int) -> str:
 def _deduplicate(
     df: pl.DataFrame, ledger: Ledger, *, key: tuple[str, ...] = VARIANT_KEY, sort: bool = True
 ) -> pl.DataFrame:
-    """One row per aligned variant: the largest n, then the smallest SE, then the first in the file.
+    """One row per aligned variant, by the duplicate rule (:func:`~crosscohort.contract.row_rules.duplicate_order`).
 
     The result is sorted by ``key``. For the variant key the rows are ordered by one
     packed int64 (:mod:`._keys`) and only groups of duplicates (rare) are sorted on
@@ -647,13 +595,8 @@ def _deduplicate(
     same rows, without gathering a whole unsorted cohort into key order (for a
     caller that orders rows itself, as the meta-analysis does per chromosome).
     """
-    order = [*key]
-    desc = [False] * len(order)
-    if "n" in df.columns:
-        order.append("n")
-        desc.append(True)
-    order += ["standard_error", _ROW]
-    desc += [False, False]
+    tie, tie_desc = duplicate_order(df.columns, row=_ROW)
+    order, desc = [*key, *tie], [False] * len(key) + tie_desc
     packed = variant_keys(df) if tuple(key) == VARIANT_KEY else None
     if packed is None:
         out = df.sort(order, descending=desc, nulls_last=True).unique(
@@ -661,7 +604,7 @@ def _deduplicate(
         )
         ledger.remove("duplicate", df.height - out.height)
         return out
-    rows = _first_per_key(df, packed, order[len(key):], desc[len(key):])
+    rows = _first_per_key(df, packed, tie, tie_desc)
     ledger.remove("duplicate", df.height - rows.size)
     if not sort:
         if rows.size == df.height:
@@ -771,7 +714,7 @@ def _harmonise_cohort(
             marker_only().alias(_MARKER_ONLY)
         )
 
-    failures = _value_failures(work)
+    failures = value_failures(work.columns)
     if has_markers:
         for rule in ("chromosome", "base_pair_location"):
             failures[rule] = failures[rule] & ~pl.col(_MARKER_ONLY)

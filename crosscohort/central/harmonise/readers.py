@@ -17,7 +17,6 @@ streamed query that keeps only the converted columns, never all its text.
 
 from __future__ import annotations
 
-import gzip
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import yaml
+from polars.io.plugins import register_io_source
 
 from crosscohort.central.harmonise import files, markers
 from crosscohort.central.harmonise.align import (
@@ -50,11 +50,17 @@ from crosscohort.contract.stats import neg_log10_p_from_z, z_from_neg_log10_p
 from crosscohort.contract.sumstats import (
     FLAG_COLUMNS,
     float_column,
-    line_blocks,
     marker_only,
-    open_binary,
     read_sumstats,
     write_sumstats,
+)
+from crosscohort.contract.table_io import (
+    FOREIGN_NA_TOKENS,
+    Block,
+    Blocks,
+    SumstatsError,
+    open_binary,
+    ordered_map,
 )
 
 __all__ = [
@@ -75,8 +81,6 @@ FLAG_P_INCONSISTENT = FLAG_COLUMNS["flag_p_inconsistent"].name
 P_INCONSISTENT_REL = 0.05
 #: z of a 95 % two-sided interval (OR CI -> SE).
 Z975 = 1.959963984540054
-#: Text read as missing in every format (never as 0).
-MISSING = ("NA", "NaN", "nan", "NAN", "na", "N/A", ".", "", "null", "NULL", "None", "-nan", "nan(ind)")
 #: Legacy numeric allele codes (``--numeric-alleles``).
 NUMERIC_ALLELES = {"1": "A", "2": "C", "3": "G", "4": "T"}
 
@@ -87,6 +91,8 @@ _LINE = "_line"
 _NUMERIC = ("beta", "odds_ratio", "standard_error", "ci_lower", "ci_upper", "z", "p_value",
             "neg_log_10_p_value", "effect_allele_frequency", "info")
 _COUNTS = ("n", "n_cases", "n_controls")
+#: A byte that is not a line end: a block without one holds blank lines only.
+_NOT_BLANK = re.compile(rb"[^\r\n]")
 _MARKER_POSITION = r"^(?i:chr)?([0-9]{1,2}|[XxYy]|MT|mt|M|m)[:_](\d+)"
 
 
@@ -216,12 +222,6 @@ def read_column_map(path: str | Path) -> dict:
 
 # --- reading ---------------------------------------------------------------------------
 
-def _open_text(path: Path):
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    return gzip.open(path, "rt") if magic == b"\x1f\x8b" else open(path)
-
-
 def _sniff(path: Path) -> tuple[list[str], str, int]:
     """Header names, the separator (``\\t``, ``,`` or ``ws``) and lines before the data.
 
@@ -280,60 +280,99 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
                 used: list[int]) -> tuple[pl.LazyFrame, int]:
     """The used fields of every data line as a lazy frame of text, and the number of data lines.
 
-    Tab, comma and single-space files go through polars' native CSV parser;
-    files aligned with runs of spaces are split after a regex clean-up. A
-    first streamed pass counts each line's fields (the parser would fill
-    short lines with nulls without a word) and refuses ragged lines.
+    The file is read in blocks (:class:`~crosscohort.contract.table_io.Blocks`)
+    twice, never all of its text at once: a first pass counts each line's fields
+    (the parser would fill short lines with nulls without a word) and refuses
+    ragged lines; the frame returned is a lazy source that parses each block
+    again when the caller's query streams it. Tab, comma and single-space files
+    are split by polars' CSV parser; files aligned with runs of spaces after a
+    regex clean-up. Blank lines are no rows; line numbers count them.
     """
-    lines = pl.scan_csv(
-        path, has_header=False, separator="\x1f", quote_char=None, skip_rows=skip,
-        schema={"_text": pl.String}, truncate_ragged_lines=True,
-    ).with_row_index(_LINE, offset=skip + 1).filter(pl.col("_text").is_not_null())
-    text = pl.col("_text").str.strip_chars_end("\r")
     if sep == "ws" and _single_spaced(path, skip):
         sep = " "
+    text = pl.col("_text").str.strip_chars_end("\r")
     if sep == "ws":
         text = text.str.strip_chars().str.replace_all(r"[ \t]+", "\t")
-    split_sep = "\t" if sep == "ws" else sep
-    n_fields = text.str.count_matches(split_sep, literal=True) + 1
+    n_fields = text.str.count_matches("\t" if sep == "ws" else sep, literal=True) + 1
     ragged = n_fields != len(header)
+    firsts: list[int] = []  # each block's first line number, for the second pass
+    n = n_bad = 0
+    first_bad: tuple[int, int] | None = None
+    line = skip + 1
     try:
-        counts = lines.select(
-            pl.len().alias("n"),
-            ragged.sum().alias("n_bad"),
-            pl.col(_LINE).filter(ragged).first().alias("line"),
-            n_fields.filter(ragged).first().alias("k"),
-        ).collect(engine="streaming").row(0, named=True)
-    except (pl.exceptions.PolarsError, OSError, EOFError) as exc:  # OSError: a truncated gzip
+        for block in Blocks(path, skip=skip):
+            firsts.append(line)
+            lines, k = _text_lines(block.data, line)
+            line += k
+            counts = lines.select(
+                pl.len().alias("n"), ragged.sum().alias("n_bad"),
+                pl.col(_LINE).filter(ragged).first().alias("line"),
+                n_fields.filter(ragged).first().alias("k"),
+            ).row(0, named=True)
+            n += counts["n"]
+            n_bad += counts["n_bad"]
+            if first_bad is None and counts["n_bad"]:
+                first_bad = (counts["line"], counts["k"])
+    except (pl.exceptions.PolarsError, OSError, EOFError, SumstatsError) as exc:
         if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
             _first_bad_utf8(path)
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
                          "or a complete gzip stream, UTF-8") from exc
-    if counts["n_bad"]:
+    if n_bad:
         raise InputError(
-            f"{path}: line {counts['line']}: {counts['k']} fields, header has {len(header)}; "
-            f"rule: every row has as many fields as the header ({counts['n_bad']} such line(s))"
+            f"{path}: line {first_bad[0]}: {first_bad[1]} fields, header has {len(header)}; "
+            f"rule: every row has as many fields as the header ({n_bad} such line(s))"
         )
-    if sep == "ws":
-        # Staged so that the clean-up and the split run once per line, not once per field.
-        lf = lines.select(pl.col(_LINE), text.alias("_t")).select(
-            pl.col(_LINE), pl.col("_t").str.split_exact("\t", max(len(header) - 1, 0))
-            .alias("_parts"))
-        lf = lf.select(pl.col(_LINE), *[pl.col("_parts").struct.field(f"field_{i}")
-                                        .alias(f"_c{i}") for i in used])
-    else:
-        lf = pl.scan_csv(
-            path, has_header=False, separator=sep, skip_rows=skip,
-            quote_char='"' if sep == "," else None,
-            schema={f"_c{i}": pl.String for i in range(len(header))},
-        ).with_row_index(_LINE, offset=skip + 1).select(
-            pl.col(_LINE), *[pl.col(f"_c{i}") for i in used]
-        ).filter(~pl.all_horizontal(pl.col(f"_c{i}").is_null() for i in used))
-        if sep == ",":
-            lf = lf.with_columns(pl.col(f"_c{i}").str.strip_chars() for i in used)
-        else:
-            lf = lf.with_columns(pl.col(f"_c{i}").str.strip_chars_end("\r") for i in used)
-    return lf, counts["n"]
+    names = [f"_c{i}" for i in used]
+    width = len(header)
+
+    def fields(block: Block, first: int) -> pl.DataFrame:
+        if sep == "ws":
+            # Staged so that the clean-up and the split run once per line, not once per field.
+            parts = _text_lines(block.data, first)[0].select(
+                pl.col(_LINE), text.str.split_exact("\t", max(width - 1, 0)).alias("_parts"))
+            return parts.select(pl.col(_LINE), *[pl.col("_parts").struct.field(f"field_{i}")
+                                                 .alias(f"_c{i}") for i in used])
+        if not _NOT_BLANK.search(block.data):
+            return pl.DataFrame(schema=schema)
+        df = pl.read_csv(
+            block.data, has_header=False, separator=sep, quote_char='"' if sep == "," else None,
+            schema={f"_c{i}": pl.String for i in range(width)},
+        ).with_row_index(_LINE, offset=first).select(_LINE, *names)
+        df = df.filter(~pl.all_horizontal(pl.col(c).is_null() for c in names))
+        strip = (pl.col(c).str.strip_chars() if sep == "," else pl.col(c).str.strip_chars_end("\r")
+                 for c in names)
+        return df.with_columns(strip)
+
+    schema = {_LINE: pl.get_index_type(), **dict.fromkeys(names, pl.String)}
+
+    def source(with_columns, predicate, n_rows, _batch_size) -> Iterator[pl.DataFrame]:
+        left = n_rows
+        for first, block in zip(firsts, Blocks(path, skip=skip), strict=False):
+            df = fields(block, first)
+            if predicate is not None:
+                df = df.filter(predicate)
+            if with_columns is not None:
+                df = df.select(with_columns)
+            if left is not None:
+                df, left = df.head(left), left - min(left, df.height)
+            yield df
+            if left == 0:
+                return
+
+    return register_io_source(source, schema=schema), n
+
+
+def _text_lines(data: bytes, first: int) -> tuple[pl.DataFrame, int]:
+    """Each non-blank line of a block as ``_text``, numbered from ``first``, and the block's
+    number of lines (blank ones included: the parser reads each as a null)."""
+    if not _NOT_BLANK.search(data):  # blank lines only: the parser would find no column
+        return (pl.DataFrame(schema={_LINE: pl.get_index_type(), "_text": pl.String}),
+                data.count(b"\n"))
+    lines = pl.read_csv(data, has_header=False, separator="\x1f", quote_char=None,
+                        schema={"_text": pl.String}, truncate_ragged_lines=True)
+    return (lines.with_row_index(_LINE, offset=first).filter(pl.col("_text").is_not_null()),
+            lines.height)
 
 
 def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[int],
@@ -373,36 +412,21 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
     schema = {f"_c{i}": (pl.Float64 if i in numeric else pl.String) for i in range(n_fields)}
     read = dict(has_header=False, separator=sep, quote_char=None, schema=schema, columns=used)
     # A preset's or user's token may parse as a number (GWAMA's -9): then match them all.
-    tokens_first = not set(na) <= set(MISSING)
-    blocks = _Blocks(path, skip)
+    tokens_first = not set(na) <= set(FOREIGN_NA_TOKENS)
+    blocks = Blocks(path, skip=skip)
     parse = dict(na=na, numeric=[f"_c{i}" for i in used if i in numeric],
                  text=[f"_c{i}" for i in used if i not in numeric], tokens_first=tokens_first,
                  sep=sep_b, n_fields=n_fields, last_field=last_field, pad=pad)
     frames: list[pl.DataFrame] = []
     facts: list[_BlockFacts] = []
     # Blocks are parsed and checked by workers while the next one is read (both release
-    # the GIL); at most PARSE_AHEAD blocks are in flight, so memory holds a few blocks.
-    from concurrent.futures import ThreadPoolExecutor
-
-    pending = []
-    with ThreadPoolExecutor(max_workers=PARSE_WORKERS,
-                            thread_name_prefix="crosscohort-parse") as pool:
-        try:
-            for piece in blocks:
-                pending.append(pool.submit(_parse_block, piece, read, **parse))
-                del piece
-                while len(pending) > PARSE_AHEAD:
-                    df, fact = pending.pop(0).result()
-                    frames.append(df)
-                    facts.append(fact)
-            while pending:
-                df, fact = pending.pop(0).result()
-                frames.append(df)
-                facts.append(fact)
-        except (pl.exceptions.PolarsError, OSError, EOFError, ValueError):
-            for f in pending:
-                f.cancel()
-            return None
+    # the GIL); a few blocks are in flight, so memory holds a few blocks.
+    try:
+        for df, fact in ordered_map(lambda b: _parse_block(b.data, read, **parse), blocks):
+            frames.append(df)
+            facts.append(fact)
+    except (pl.exceptions.PolarsError, SumstatsError, OSError, EOFError, ValueError):
+        return None
     if not blocks.header_ok:
         return None
     n_lines = sum(f.lines for f in facts) + (1 if blocks.last not in (b"", b"\n") else 0)
@@ -471,7 +495,7 @@ def _parse_block(piece: bytes, read: dict, *, na: tuple[str, ...], numeric: list
     more CPU, so a block is first parsed without them: that succeeds exactly
     when no numeric field holds a token (a token such as NA does not parse;
     nan does, and is caught here), and the block is otherwise parsed again
-    with them. Every token of MISSING either fails to parse as a number or
+    with them. Every token of FOREIGN_NA_TOKENS either fails to parse as a number or
     parses as NaN (tested). Then the text fields' tokens are nulled as the
     parser would have (an exact match of the whole field). Parse errors
     propagate (the caller gives up). The facts are those of the bytes parsed.
@@ -494,50 +518,15 @@ def _parse_block(piece: bytes, read: dict, *, na: tuple[str, ...], numeric: list
                             pad=pad)
 
 
-#: Bytes read per block by :class:`_Blocks` (then cut at the last line end).
-READ_BLOCK = 16 << 20
-#: Threads parsing blocks, and blocks parsed or waiting beyond the one being read.
-PARSE_WORKERS, PARSE_AHEAD = 2, 2
-
-
-class _Blocks:
-    """The data lines of a plain or gzip file, in blocks of whole lines.
-
-    Iterating yields ``bytes`` ending at a line end (the last block: at the
-    file's end). Afterwards ``start`` is the data's offset, ``last`` its last
-    byte, and ``header_ok`` whether the file has its first ``skip`` lines,
-    each ended by a line end.
-    """
-
-    def __init__(self, path: Path, skip: int, *, block: int | None = None):
-        self.path, self.skip = path, skip
-        self.block = block or READ_BLOCK
-        self.start = 0
-        self.last = b""
-        self.header_ok = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        with open_binary(self.path) as fh:
-            for _ in range(self.skip):
-                line = fh.readline()
-                if not line.endswith(b"\n"):
-                    return
-                self.start += len(line)
-            self.header_ok = True
-            for piece in line_blocks(fh, self.block):
-                self.last = piece[-1:]
-                yield piece
-
-
 def _single_spaced(path: Path, skip: int, sample: int = 2000) -> bool:
     """Whether the first data lines separate fields by exactly one space (no runs, no tabs)."""
-    with _open_text(path) as fh:
-        for i, line in enumerate(fh):
+    with open_binary(path) as fh:
+        for i, raw in enumerate(fh):
             if i < skip:
                 continue
             if i >= skip + sample:
                 break
-            text = line.rstrip("\r\n")
+            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             if not text:
                 continue
             if "  " in text or "\t" in text or text[0] == " " or text[-1] == " ":
@@ -685,7 +674,7 @@ def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str,
         raise InputError(f"{path}: line {skip}: duplicated column(s) {dup} in header")
     fmt = detect_format(header) if format == "auto" else format
     cols = resolve_columns(header, format=fmt, mapping=dict(columns or {}), source=source)
-    na = (*MISSING, *(PRESETS[fmt].missing if fmt in PRESETS else ()), *missing)
+    na = (*FOREIGN_NA_TOKENS, *(PRESETS[fmt].missing if fmt in PRESETS else ()), *missing)
 
     # GWAS-SSF and bundles: unknown columns pass through as text (nothing silently lost).
     extra = ([h for h in header if h not in cols.values() and h != "variant_id"]

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import collections
 import queue
-import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -68,15 +67,18 @@ from crosscohort.contract.ledger import Ledger
 from crosscohort.contract.stats import lambda_gc
 from crosscohort.contract.sumstats import (
     REQUIRED,
-    SumstatsError,
     chromosome_parts,
-    header_line,
-    header_names,
-    line_blocks,
     marker_only,
-    open_binary,
     open_gzip_writer,
     order_columns,
+    schema_for,
+)
+from crosscohort.contract.table_io import (
+    Blocks,
+    check_header,
+    header_line,
+    header_names,
+    parse_block,
 )
 from crosscohort.runtime.atomic import write_json
 from crosscohort.runtime.uncached import UncachedFile
@@ -89,12 +91,8 @@ __all__ = [
     "meta_analyse_to_file",
 ]
 
-#: Any byte that is not white space (a block of blank lines only has none after the header).
-_NOT_SPACE = re.compile(rb"\S")
 #: Sort position of the part holding rows without a chromosome (marker-name rows): last.
 _NO_CHROM = np.iinfo(np.int64).max
-#: Decompressed bytes parsed at a time per file (a block is cut at its last line end).
-BLOCK_BYTES = 16 << 20
 #: Format and write the output in a thread of its own, overlapping the next part's work.
 _WRITE_THREAD = True
 #: Parts combined at once (the machines this is tuned on have 2 cores).
@@ -152,7 +150,13 @@ def memory_parts(tables: dict[str, pl.DataFrame], canonical: list[str], *, sampl
             # (one pass, not a merge sort of int64s).
             small = np.where(codes == _NO_CHROM, 255, codes).astype(np.uint8)
             idx = np.argsort(small, kind="stable")
-            f, codes = f[idx], codes[idx]
+            # Column by column, each made one chunk first: a table read in blocks has a
+            # chunk per block, and a gather across chunks is the slower kind (measured in
+            # benchmarks/README.md, issue 20); one column's extra copy at a time.
+            at = pl.Series(idx)
+            f = pl.DataFrame([f.get_column(c).rechunk().gather(at) for c in f.columns])
+            codes = codes[idx]
+            del at
         frames.append(f)
         split.append({code: f.slice(a, b - a) for code, a, b in _runs(codes)})
         del f
@@ -168,96 +172,57 @@ def memory_parts(tables: dict[str, pl.DataFrame], canonical: list[str], *, sampl
     return Parts(parts=parts, present=present)
 
 
-def _read_header(path: Path) -> bytes:
-    """The header line (checked as read_sumstats checks it), ending in a line end."""
-    line = header_line(path)
-    return line if line.endswith(b"\n") else line + b"\n"
-
-
-def _parse(path: Path, data: bytes, *, keep: tuple[str, ...], first_line: int) -> pl.DataFrame:
-    """A header line and a block of lines, parsed as :func:`crosscohort.contract.sumstats.read_sumstats` parses a file."""
-    from crosscohort.contract.sumstats import _schema_for
-
-    names = header_names(data[:data.index(b"\n") + 1])
-    try:
-        return pl.read_csv(
-            data, separator="\t",
-            columns=[c for c in names if c in keep],
-            schema_overrides=_schema_for(names),
-            null_values=["NA", "NaN", "nan", ""], infer_schema=False,
-        )
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        last = first_line + data.count(b"\n") - 2
-        raise SumstatsError(f"{path}: in lines {first_line}-{last}: {msg}") from exc
+def _header(path: Path) -> list[str]:
+    """The column names of a harmonised table, checked as :func:`~crosscohort.contract.sumstats.read_sumstats` checks them."""
+    names = header_names(header_line(path))
+    check_header(path, names, required=REQUIRED)
+    return names
 
 
 def _file_chunks(path: Path, *, cohort: str, idx: int, keep: tuple[str, ...], samplesize: bool,
-                 block_bytes: int) -> Iterator[tuple[int, pl.DataFrame]]:
+                 block_bytes: int | None) -> Iterator[tuple[int, pl.DataFrame]]:
     """(chromosome code, rows) of one file, one chromosome at a time, in file order."""
-    header = _read_header(path)
+    schema = schema_for(_header(path))
+    wanted = [c for c in schema if c in keep]
     cur, pending, nulls, done = None, [], [], set()
-    line = 2
-    with open_binary(path) as fh:
-        fh.readline()
-        # Each block is the header and whole lines, one copy of what was read (16 MB
-        # blocks stay under glibc's mmap threshold, so their memory is reused, not
-        # faulted in anew: 64 MB blocks cost 2.1M page faults per 10M-row file).
-        for data in _checked(line_blocks(fh, block_bytes, prefix=header), path):
-            if _NOT_SPACE.search(data, len(header)):  # no copy of the block to find out
-                f = _cohort_rows(_parse(path, data, keep=keep, first_line=line),
-                                 cohort=cohort, idx=idx, samplesize=samplesize)
-                for code, a, b in _runs(_codes(f)):
-                    rows = f.slice(a, b - a)
-                    if code == _NO_CHROM:
-                        nulls.append(rows)  # marker-name rows: wherever they are, last
-                    elif code == cur:
-                        pending.append(rows)
-                    else:
-                        if cur is not None:
-                            yield cur, pl.concat(pending, rechunk=False)
-                            done.add(cur)
-                        if code in done or (cur is not None and code < cur):
-                            raise Unsorted(f"{path}: chromosome {code} after {cur}, "
-                                           "not in ascending runs")
-                        cur, pending = code, [rows]
-            line += data.count(b"\n") - 1
+    for block in Blocks(path, block_bytes=block_bytes):
+        f = _cohort_rows(parse_block(block, path=path, schema=schema, columns=wanted),
+                         cohort=cohort, idx=idx, samplesize=samplesize)
+        del block
+        for code, a, b in _runs(_codes(f)):
+            rows = f.slice(a, b - a)
+            if code == _NO_CHROM:
+                nulls.append(rows)  # marker-name rows: wherever they are, last
+            elif code == cur:
+                pending.append(rows)
+            else:
+                if cur is not None:
+                    yield cur, pl.concat(pending, rechunk=False)
+                    done.add(cur)
+                if code in done or (cur is not None and code < cur):
+                    raise Unsorted(f"{path}: chromosome {code} after {cur}, "
+                                   "not in ascending runs")
+                cur, pending = code, [rows]
     if cur is not None:
         yield cur, pl.concat(pending, rechunk=False)
     if nulls:
         yield _NO_CHROM, pl.concat(nulls, rechunk=False)
 
 
-def _checked(blocks: Iterator[bytes], path: Path) -> Iterator[bytes]:
-    """``blocks``, with a damaged stream (a truncated gzip) as :class:`SumstatsError`."""
-    try:
-        yield from blocks
-    except (OSError, EOFError) as exc:
-        raise SumstatsError(f"{path}: cannot read ({str(exc).strip() or type(exc).__name__}); "
-                            "rule: a complete gzip stream or plain text") from exc
-
-
 def file_parts(paths: dict[str, Path], canonical: list[str], *, keep: tuple[str, ...],
-               samplesize: bool, block_bytes: int = BLOCK_BYTES) -> Parts:
+               samplesize: bool, block_bytes: int | None = None) -> Parts:
     """Parts of harmonised tables on disk, read one chromosome of each at a time.
 
+    Blocks of ``block_bytes`` (default :data:`crosscohort.contract.table_io.BLOCK_BYTES`).
     Raises :class:`Unsorted` (from the iteration) for a file not in ascending chromosome runs.
     """
-    headers = {c: _read_header(Path(paths[c])) for c in canonical}
+    headers = {c: _header(Path(paths[c])) for c in canonical}
     empty = []
     for i, c in enumerate(canonical):
-        names = header_names(headers[c])
-        # read_sumstats' header rules, as the whole-table read applies them.
-        dup = {h for h in names if names.count(h) > 1}
-        if dup:
-            raise SumstatsError(f"{paths[c]}: duplicated column(s) {sorted(dup)} in header")
-        missing = [x for x in REQUIRED if x not in names]
-        if missing:
-            raise SumstatsError(f"{paths[c]}: missing required column(s) {missing}; "
-                                f"present: {[x for x in names if x in keep]}")
-        empty.append(_cohort_rows(_parse(Path(paths[c]), headers[c], keep=keep, first_line=2),
+        schema = schema_for(headers[c])
+        empty.append(_cohort_rows(pl.DataFrame(schema={k: v for k, v in schema.items() if k in keep}),
                                   cohort=c, idx=i, samplesize=samplesize))
-    assumed = {col: any(col in f.columns and col in header_names(headers[c])
+    assumed = {col: any(col in f.columns and col in headers[c]
                         for c, f in zip(canonical, empty, strict=True))
                for col in _STUDY_COLUMNS}
 

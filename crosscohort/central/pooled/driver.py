@@ -37,14 +37,12 @@ from crosscohort.contract.sumstats import (
     open_binary,
     variant_id,
 )
+from crosscohort.contract.table_io import BLOCK_BYTES
 
 __all__ = ["PoolFitResult", "read_sums", "pool_fit", "pool_fit_to_file", "sufficient_paths"]
 
 #: Variants solved at once (bounds the solver's variants x covariates temporaries).
 SOLVE_ROWS = 65_536
-
-#: Bytes of a file parsed at once.
-BLOCK_BYTES = 16 * 2**20
 
 #: Sum columns that keep their sign when the effect allele is the other one (the rest
 #: are cross-products with g~, which change sign; sum_g becomes 2n - sum_g).

@@ -16,28 +16,26 @@ wrote the file did.
 
 from __future__ import annotations
 
-import io
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from crosscohort.contract.stats import neg_log10_p_of_table
-from crosscohort.contract.sumstats import (
-    ALL_COLUMNS,
-    SumstatsError,
-    line_blocks,
-    marker_only,
-    open_binary,
+from crosscohort.contract.sumstats import SumstatsError, marker_only, schema_for
+from crosscohort.contract.table_io import (
+    Block,
+    Blocks,
+    check_header,
+    header_line,
+    header_names,
+    ordered_map,
+    parse_block,
 )
 
 __all__ = ["TableDigest", "read_digest", "read_header"]
 
-#: Decompressed bytes parsed at a time (a block's frame is a few times this).
-BLOCK_BYTES = 1 << 26
-_NULLS = ["NA", "NaN", "nan", ""]
 _P_COLUMNS = ("p_value", "neg_log_10_p_value")
 #: What tells a marker-name row and its name.
 _NAMED_KEY = ("chromosome", "base_pair_location", "rsid")
@@ -91,7 +89,8 @@ def read_digest(path: str | Path, *, columns: Sequence[str], line: float | None 
     required
         Columns the header must have.
     block_bytes
-        Decompressed bytes per block (default :data:`BLOCK_BYTES`).
+        Decompressed bytes per block (default
+        :data:`crosscohort.contract.table_io.BLOCK_BYTES`).
     names
         Marker names whose rows without a chromosome are kept whole
         (:attr:`TableDigest.named`): a marker-name lead's rows.
@@ -109,47 +108,43 @@ def read_digest(path: str | Path, *, columns: Sequence[str], line: float | None 
     names = pl.Series("names", sorted(set(names)), dtype=pl.String)
     if path.suffix == ".parquet":
         return _digest_parquet(path, columns=columns, line=line, required=required, names=names)
-    with open_binary(path) as fh:
-        try:
-            head = fh.readline()
-        except (OSError, EOFError) as exc:
-            raise SumstatsError(f"{path}: cannot read header ({exc})") from exc
-        header = head.decode("utf-8", errors="replace").rstrip("\n").rstrip("\r").split("\t")
-        if not head.strip():
-            raise SumstatsError(f"{path}: empty file, expected a tab-separated header line")
-        dup = sorted({h for h in header if header.count(h) > 1})
-        if dup:
-            raise SumstatsError(f"{path}: duplicated column(s) {dup} in header")
-        _check_required(path, header, required)
-        schema = {h: _dtype(h) for h in header}
-        wanted = [h for h in header if h in set(columns)]
-        # The p columns decide which rows are kept whole; parse them even when not kept.
-        parsed = wanted + [c for c in _P_COLUMNS if c in header and c not in wanted] \
-            if line is not None else list(wanted)
-        by_name = names.len() > 0 and set(_NAMED_KEY) <= set(header)
+    header = header_names(header_line(path))
+    check_header(path, header, required=required)
+    schema = schema_for(header)
+    wanted = [h for h in header if h in set(columns)]
+    # The p columns decide which rows are kept whole; parse them even when not kept.
+    parsed = wanted + [c for c in _P_COLUMNS if c in header and c not in wanted] \
+        if line is not None else list(wanted)
+    by_name = names.len() > 0 and set(_NAMED_KEY) <= set(header)
+    if by_name:
+        parsed += [c for c in _NAMED_KEY if c not in parsed]
+
+    def digest(block: Block) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame | None, int]:
+        df = parse_block(block, path=path, schema=schema, columns=parsed)
+        sig = named = None
+        if line is not None and {*_P_COLUMNS} & set(df.columns):
+            # as distance_loci filters: NaN (no p-value) is not significant
+            nlp = pl.Series("_nlp", neg_log10_p_of_table(df))
+            mask = nlp.is_not_nan() & (nlp > line)
+            if mask.any():
+                sig = parse_block(block, path=path, schema=schema, columns=header).filter(mask)
         if by_name:
-            parsed += [c for c in _NAMED_KEY if c not in parsed]
-        kept: list[pl.DataFrame] = []
-        sig: list[pl.DataFrame] = []
-        named: list[pl.DataFrame] = []
-        n_rows = 0
-        for first_line, block in _blocks(fh, path, block_bytes or BLOCK_BYTES):
-            df = _parse(block, path=path, first_line=first_line, schema=schema, columns=parsed)
-            n_rows += df.height
-            if line is not None and {*_P_COLUMNS} & set(df.columns):
-                # as distance_loci filters: NaN (no p-value) is not significant
-                nlp = pl.Series("_nlp", neg_log10_p_of_table(df))
-                mask = nlp.is_not_nan() & (nlp > line)
-                if mask.any():
-                    whole = _parse(block, path=path, first_line=first_line, schema=schema, columns=header)
-                    sig.append(whole.filter(mask))
-            if by_name:
-                mask = _named_mask(df, names)
-                if mask.any():
-                    whole = _parse(block, path=path, first_line=first_line, schema=schema, columns=header)
-                    named.append(whole.filter(mask))
-            kept.append(df.select(wanted))
-            del df, block
+            mask = _named_mask(df, names)
+            if mask.any():
+                named = parse_block(block, path=path, schema=schema, columns=header).filter(mask)
+        return df.select(wanted), sig, named, df.height
+
+    kept: list[pl.DataFrame] = []
+    sig: list[pl.DataFrame] = []
+    named: list[pl.DataFrame] = []
+    n_rows = 0
+    # Blocks digested by worker threads while the next is read, taken in file order.
+    for df, s, n, height in ordered_map(digest, Blocks(path, block_bytes=block_bytes)):
+        kept.append(df)
+        sig += [s] if s is not None else []
+        named += [n] if n is not None else []
+        n_rows += height
+        del df, s, n
     table = pl.concat(kept, rechunk=False) if kept else pl.DataFrame(schema={c: schema[c] for c in wanted})
     del kept
     significant = pl.concat(sig) if sig else pl.DataFrame(schema=schema)
@@ -166,87 +161,12 @@ def _named_mask(df: pl.DataFrame, names: pl.Series) -> pl.Series:
 def read_header(path: str | Path) -> list[str]:
     """Column names of a GWAS-SSF table (the first line of a text file, the schema of a parquet)."""
     path = Path(path)
-    if not path.exists():
-        raise SumstatsError(f"{path}: no such file")
-    try:
-        if path.suffix == ".parquet":
-            return pl.read_parquet_schema(path).names()
-        with open_binary(path) as fh:
-            head = fh.readline()
-    except (OSError, EOFError, pl.exceptions.PolarsError) as exc:
-        raise SumstatsError(f"{path}: cannot read header ({exc})") from exc
-    if not head.strip():
-        raise SumstatsError(f"{path}: empty file, expected a tab-separated header line")
-    return head.decode("utf-8", errors="replace").rstrip("\n").rstrip("\r").split("\t")
-
-
-def _dtype(name: str) -> pl.DataType:
-    col = ALL_COLUMNS.get(name)
-    return col.dtype if col is not None else pl.String
-
-
-def _check_required(path: Path, header: Sequence[str], required: Sequence[str]) -> None:
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise SumstatsError(f"{path}: missing required column(s) {missing}; present: {list(header)}")
-
-
-def _blocks(fh: io.BufferedIOBase, path: Path, block_bytes: int) -> Iterator[tuple[int, bytes]]:
-    """(file line number of its first line, whole lines) blocks of the data after the header."""
-    line_no = 2
-    blocks = line_blocks(fh, block_bytes)
-    while True:
+    if path.suffix == ".parquet" and path.exists():
         try:
-            block = next(blocks, None)
-        except (OSError, EOFError) as exc:  # truncated or corrupt gzip
-            raise SumstatsError(f"{path}: cannot decompress past line {line_no} ({exc})") from exc
-        if block is None:
-            return
-        if not block.endswith(b"\n") and not block.strip():
-            return  # white space after the last line end
-        yield line_no, block
-        line_no += block.count(b"\n")
-
-
-def _parse(block: bytes, *, path: Path, first_line: int, schema: dict[str, pl.DataType],
-           columns: Sequence[str]) -> pl.DataFrame:
-    try:
-        return pl.read_csv(io.BytesIO(block), has_header=False, separator="\t", schema=schema,
-                           columns=_indices(schema, columns), null_values=_NULLS, quote_char='"')
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise SumstatsError(_locate(block, path=path, first_line=first_line, schema=schema,
-                                    columns=columns, exc=exc)) from exc
-
-
-def _indices(schema: dict[str, pl.DataType], columns: Sequence[str]) -> list[int]:
-    names = list(schema)
-    return [names.index(c) for c in columns]
-
-
-def _locate(block: bytes, *, path: Path, first_line: int, schema: dict[str, pl.DataType],
-            columns: Sequence[str], exc: BaseException) -> str:
-    """The first line, column and value of ``block`` that its column's type rejects, as a message."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    try:
-        text = pl.read_csv(io.BytesIO(block), has_header=False, separator="\t",
-                           schema={c: pl.String for c in schema}, columns=_indices(schema, columns),
-                           null_values=_NULLS, quote_char='"')
-    except pl.exceptions.PolarsError:
-        last = first_line + block.count(b"\n") - 1
-        return f"{path}: lines {first_line}-{last}: {first}"
-    for c in columns:
-        dtype = schema[c]
-        if dtype == pl.String:
-            continue
-        s = text.get_column(c)
-        bad = (s.cast(dtype, strict=False).is_null() & s.is_not_null()).to_numpy()
-        hits = np.flatnonzero(bad)
-        if hits.size:
-            i = int(hits[0])
-            return (f"{path}: line {first_line + i}: column {c}: {s[i]!r} is not a valid "
-                    f"{dtype} (the column's declared type)")
-    last = first_line + block.count(b"\n") - 1
-    return f"{path}: lines {first_line}-{last}: {first}"
+            return pl.read_parquet_schema(path).names()
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise SumstatsError(f"{path}: cannot read header ({exc})") from exc
+    return header_names(header_line(path))
 
 
 def _digest_parquet(path: Path, *, columns: Sequence[str], line: float | None,
@@ -254,7 +174,7 @@ def _digest_parquet(path: Path, *, columns: Sequence[str], line: float | None,
     try:
         header = pl.read_parquet_schema(path).names()
         wanted = [c for c in header if c in set(columns)]
-        _check_required(path, header, required)
+        check_header(path, header, required=required)
         table = pl.read_parquet(path, columns=wanted)
         significant = pl.DataFrame()
         if line is not None and {*_P_COLUMNS} & set(header):

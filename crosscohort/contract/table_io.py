@@ -1,0 +1,346 @@
+"""The one block reader of summary-statistics text tables, and the gzip stream their writers use.
+
+Every tab-separated table that crosses a stage (GWAS-SSF sumstats, harmonised
+tables, meta-analysis output) and every foreign file harmonisation reads is
+read here, in the same way:
+
+- :func:`open_binary` opens a file plain or gzip (told by its magic bytes,
+  never by its name; ISA-L decompresses);
+- :class:`Blocks` hands out its data lines in blocks of whole lines of about
+  :data:`BLOCK_BYTES` each, with the file line number of each block's first
+  line, so memory holds a block, never the whole text;
+- :func:`parse_block` parses a block with explicit types (no inference) and,
+  when a value does not parse, names the file, line, column and value;
+- :func:`ordered_map` parses blocks in worker threads (polars parses without
+  the GIL) while the next is read, in file order.
+
+The header rules (:func:`header_line`, :func:`check_header`) and the missing
+value tokens (:data:`NA_TOKENS`, :data:`FOREIGN_NA_TOKENS`) are declared here
+once. Column types come from the registry
+(:func:`crosscohort.contract.sumstats.schema_for`); this module knows no column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, NamedTuple, TypeVar
+
+import polars as pl
+
+from crosscohort.contract.errors import InputError
+
+__all__ = [
+    "BLOCK_BYTES",
+    "FOREIGN_NA_TOKENS",
+    "NA_TOKENS",
+    "PARSE_AHEAD",
+    "PARSE_WORKERS",
+    "Block",
+    "Blocks",
+    "SumstatsError",
+    "check_header",
+    "header_line",
+    "header_names",
+    "line_blocks",
+    "open_binary",
+    "open_gzip_writer",
+    "ordered_map",
+    "parse_block",
+]
+
+#: Decompressed bytes read per block (then cut at the block's last line end). Blocks of
+#: this size stay under glibc's mmap threshold, so their memory is reused rather than
+#: faulted in anew (benchmarks/README.md, "Meta-analysis").
+BLOCK_BYTES = 16 << 20
+#: Threads parsing blocks, and blocks parsed or waiting beyond the one being read.
+PARSE_WORKERS, PARSE_AHEAD = 2, 2
+#: Text read as missing in a GWAS-SSF table (written ``NA``; never read as 0).
+NA_TOKENS: tuple[str, ...] = ("NA", "NaN", "nan", "")
+#: Text read as missing in any other tool's file (harmonisation's inputs): the GWAS-SSF
+#: tokens and those other tools print (a format preset or the user may add more).
+FOREIGN_NA_TOKENS: tuple[str, ...] = (
+    "NA", "NaN", "nan", "NAN", "na", "N/A", ".", "", "null", "NULL", "None", "-nan", "nan(ind)",
+)
+_NOT_SPACE = re.compile(rb"\S")
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+class SumstatsError(InputError):
+    """A summary-statistics file breaks the contract; the message names file, row or column."""
+
+
+def open_binary(path: str | Path) -> BinaryIO:
+    """``path`` opened for binary reading, decompressed (ISA-L) when it starts with gzip's magic."""
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    if gz:
+        from isal import igzip
+
+        return igzip.open(path, "rb")
+    return open(path, "rb")  # noqa: SIM115 - returned to the caller's with block
+
+
+@contextmanager
+def open_gzip_writer(path: str | Path, *, level: int = 2, uncached: bool = False) -> Iterator[BinaryIO]:
+    """A binary gzip stream to ``path`` (ISA-L), byte-reproducible: no mtime, no name.
+
+    A context manager; both the gzip stream and the file are closed on exit.
+    Callers own atomicity (write a temporary name, then rename). ``uncached``:
+    write around the page cache (:class:`crosscohort.runtime.uncached.UncachedFile`).
+    """
+    from isal import igzip
+
+    from crosscohort.runtime.uncached import UncachedFile
+
+    with (UncachedFile(path) if uncached else open(path, "wb")) as raw, igzip.IGzipFile(
+        filename="", fileobj=raw, mode="wb", compresslevel=level, mtime=0
+    ) as fh:
+        yield fh
+
+
+def header_line(path: str | Path) -> bytes:
+    """The first line of a tab-separated text table, plain or gzip, as read.
+
+    Raises
+    ------
+    SumstatsError
+        When the file is missing, unreadable (a damaged gzip stream), empty, or
+        its header is not UTF-8 text, naming the file, line 1 and the rule.
+        A leading UTF-8 byte-order mark is not part of the returned line.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SumstatsError(f"{path}: no such file")
+    try:
+        with open_binary(path) as fh:
+            line = fh.readline()
+    except (OSError, EOFError) as exc:  # truncated or not gzip
+        raise SumstatsError(f"{path}: cannot read header ({exc})") from exc
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SumstatsError(f"{path}: line 1: header is not UTF-8 text ({exc.reason} at byte "
+                            f"{exc.start}); rule: tab-separated text, plain or gzip") from exc
+    if not line.strip():
+        raise SumstatsError(f"{path}: empty file, expected a tab-separated header line")
+    # A UTF-8 byte-order mark (Excel's "UTF-8" export) is read through, as polars does:
+    # left in, it would rename the first column and lose it (chromosome -> "\ufeffchromosome").
+    return line.removeprefix(b"\xef\xbb\xbf")
+
+
+def header_names(line: bytes) -> list[str]:
+    """Column names of a header line read by :func:`header_line`."""
+    return line.decode("utf-8").rstrip("\n").rstrip("\r").split("\t")
+
+
+def check_header(path: str | Path, names: Sequence[str], *, required: Sequence[str] = ()) -> None:
+    """The header rules: no column named twice, every ``required`` column present.
+
+    Raises
+    ------
+    SumstatsError
+        Naming the file and the duplicated or missing columns.
+    """
+    dup = sorted({h for h in names if names.count(h) > 1})
+    if dup:
+        raise SumstatsError(f"{path}: duplicated column(s) {dup} in header")
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise SumstatsError(f"{path}: missing required column(s) {missing}; present: {list(names)}")
+
+
+def line_blocks(fh: BinaryIO, block_bytes: int, *, prefix: bytes = b"") -> Iterator[bytes]:
+    """The rest of ``fh`` in blocks of whole lines, about ``block_bytes`` each, each after ``prefix``.
+
+    Every block but the last ends at a line end; the last holds what follows
+    the file's last line end, if anything. A line longer than a block is
+    read on until its end. Each block is one copy of what was read: the
+    prefix (a header line, for a parser), the previous read's partial line and
+    this read up to its last line end, joined. Read errors (a damaged gzip
+    stream) propagate.
+    """
+    carry = b""
+    while True:
+        buf = fh.read(block_bytes)
+        if not buf:
+            if carry:
+                yield prefix + carry
+            return
+        cut = buf.rfind(b"\n")
+        if cut < 0:  # no line end in this read: a line longer than a block
+            carry += buf
+            continue
+        block = b"".join((prefix, carry, memoryview(buf)[:cut + 1]))
+        carry = buf[cut + 1:]
+        del buf
+        yield block
+
+
+class Block(NamedTuple):
+    """Whole lines of a table: ``data`` (ending at a line end, but for a file's last block),
+    found at byte ``start`` of the file's text (decompressed) at ``path``."""
+
+    path: Path
+    start: int
+    data: bytes
+
+    def first_line(self) -> int:
+        """The file line number of the block's first line (the header is line 1).
+
+        Counted when asked (an error message), not for every block read: counting
+        line ends costs a pass over the text.
+        """
+        lines, left = 0, self.start
+        with open_binary(self.path) as fh:
+            while left > 0:
+                buf = fh.read(min(left, BLOCK_BYTES))
+                if not buf:
+                    break
+                lines += buf.count(b"\n")
+                left -= len(buf)
+        return lines + 1
+
+
+class Blocks:
+    """The data lines of a plain or gzip text table, in :class:`Block` s of whole lines.
+
+    The first ``skip`` lines (the header) are passed over. Iterating yields
+    blocks of about ``block_bytes`` (default :data:`BLOCK_BYTES`, read when
+    iterating) ending at a line end (the last: at the file's end). Afterwards
+    ``start`` is the data's byte offset, ``last`` its last byte, and
+    ``header_ok`` whether the file has its first ``skip`` lines, each ended by
+    a line end (when it has not, nothing is yielded).
+
+    Raises
+    ------
+    SumstatsError
+        While iterating, when the stream cannot be read on (a truncated or
+        damaged gzip stream), naming the file and the line reached.
+    """
+
+    def __init__(self, path: str | Path, *, skip: int = 1, block_bytes: int | None = None):
+        self.path, self.skip, self.block_bytes = Path(path), skip, block_bytes
+        self.start = 0
+        self.last = b""
+        self.header_ok = False
+
+    def __iter__(self) -> Iterator[Block]:
+        at = 0
+        try:
+            with open_binary(self.path) as fh:
+                for _ in range(self.skip):
+                    head = fh.readline()
+                    if not head.endswith(b"\n"):
+                        return
+                    self.start += len(head)
+                self.header_ok = True
+                at = self.start
+                for data in line_blocks(fh, self.block_bytes or BLOCK_BYTES):
+                    self.last = data[-1:]
+                    yield Block(self.path, at, data)
+                    at += len(data)
+        except (OSError, EOFError) as exc:
+            try:  # the text before ``at`` was read once: it reads again
+                where = f"line {Block(self.path, at, b'').first_line()}" if at else "its header"
+            except (OSError, EOFError):
+                where = f"byte {at} of its text"
+            raise SumstatsError(
+                f"{self.path}: cannot read past {where} ({_reason(exc)}); rule: plain text "
+                "or a complete gzip stream") from exc
+
+
+def parse_block(block: Block, *, path: str | Path, schema: dict[str, pl.DataType],
+                columns: Sequence[str]) -> pl.DataFrame:
+    """``columns`` of a block of a tab-separated table whose header is ``schema``'s keys.
+
+    Each value is parsed as its column's type in ``schema`` (no inference);
+    :data:`NA_TOKENS` are missing. A block of white space only gives no rows.
+
+    Raises
+    ------
+    SumstatsError
+        When a value does not parse as its column's type, naming the file, the
+        line, the column and the value; or when a line does not parse at all
+        (more fields than the header), naming the block's lines.
+    """
+    if not _NOT_SPACE.search(block.data):  # no copy of the block to find out
+        return pl.DataFrame(schema={c: schema[c] for c in columns})
+    try:
+        return _read_block(block.data, schema, columns)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise SumstatsError(_locate(block, path=path, schema=schema, columns=columns,
+                                    exc=exc)) from exc
+
+
+def _read_block(data: bytes, schema: dict[str, pl.DataType], columns: Sequence[str]) -> pl.DataFrame:
+    names = list(schema)
+    return pl.read_csv(data, has_header=False, separator="\t", schema=schema,
+                       columns=[names.index(c) for c in columns], null_values=list(NA_TOKENS),
+                       quote_char='"')
+
+
+def _locate(block: Block, *, path: str | Path, schema: dict[str, pl.DataType],
+            columns: Sequence[str], exc: BaseException) -> str:
+    """The first line, column and value of ``block`` that its column's type rejects, as a message."""
+    import numpy as np
+
+    first = _reason(exc)
+    first_line = block.first_line()
+    last = first_line + block.data.count(b"\n") - 1
+    try:
+        text = _read_block(block.data, {c: pl.String for c in schema}, columns)
+    except pl.exceptions.PolarsError:
+        return f"{path}: lines {first_line}-{last}: {first}"
+    for c in columns:
+        dtype = schema[c]
+        if dtype == pl.String:
+            continue
+        s = text.get_column(c)
+        hits = np.flatnonzero((s.cast(dtype, strict=False).is_null() & s.is_not_null()).to_numpy())
+        if hits.size:
+            i = int(hits[0])
+            # Row i is line i of the block: the parser reads a blank line as a row of nulls.
+            return (f"{path}: line {first_line + i}: column {c}: {s[i]!r} is not a valid {dtype} "
+                    "(the column's declared type)")
+    return f"{path}: lines {first_line}-{last}: {first}"
+
+
+def ordered_map(fn: Callable[[_T], _R], items: Iterable[_T], *, workers: int = PARSE_WORKERS,
+                ahead: int = PARSE_AHEAD) -> Iterator[_R]:
+    """``fn`` of each item, in order, computed by ``workers`` threads while the next items are read.
+
+    At most ``ahead`` results wait besides the one being computed, so memory
+    holds a few items (blocks), not all. An exception is raised when its item's
+    turn comes; the items in flight are then cancelled. ``workers=0``: in this
+    thread, one item at a time.
+    """
+    if workers <= 0:
+        for item in items:
+            yield fn(item)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending: deque = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crosscohort-parse") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                del item
+                while len(pending) > ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,110 @@
+"""The one block reader (contract/table_io.py): blocks, their line numbers, errors that name the line."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from crosscohort.contract.sumstats import read_sumstats, schema_for
+from crosscohort.contract.table_io import (
+    Block,
+    Blocks,
+    SumstatsError,
+    ordered_map,
+    parse_block,
+)
+
+HEADER = "chromosome\tbase_pair_location\tbeta\trsid\n"
+
+
+def _rows(n: int) -> list[str]:
+    return [f"{1 + i % 3}\t{100 + i}\t{i / 7!r}\trs{i}\n" for i in range(n)]
+
+
+@pytest.mark.parametrize("block", [1, 13, 100, 1 << 20])
+@pytest.mark.parametrize("gz", [False, True])
+def test_blocks__first_line_numbers_count_the_file_lines(tmp_path, block, gz):
+    text = HEADER + "".join(_rows(50)) + "\n" + "".join(_rows(7))  # a blank line inside
+    path = tmp_path / ("t.tsv.gz" if gz else "t.tsv")
+    path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+    blocks = list(Blocks(path, block_bytes=block))
+    assert b"".join(b.data for b in blocks) == text.encode()[len(HEADER):]
+    lines = text.splitlines(keepends=True)
+    for b in blocks:  # each block starts with the file's line first_line() (1-based)
+        assert b.data.startswith(lines[b.first_line() - 1].encode())
+        assert b.first_line() == 2 + sum(x.data.count(b"\n") for x in blocks if x.start < b.start)
+
+
+def test_blocks__truncated_gzip_names_the_file_and_the_line_reached(tmp_path):
+    raw = gzip.compress((HEADER + "".join(_rows(20_000))).encode())
+    path = tmp_path / "cut.tsv.gz"
+    path.write_bytes(raw[: len(raw) * 2 // 3])
+    with pytest.raises(SumstatsError, match=r"cut\.tsv\.gz: cannot read past line \d+ .*complete gzip"):
+        list(Blocks(path, block_bytes=4096))
+    with pytest.raises(SumstatsError, match=r"cut\.tsv\.gz: cannot read past line"):
+        read_sumstats(path, required=())
+
+
+@pytest.mark.parametrize("block", [7, 64, 1 << 20])
+def test_parse_block__bad_value_names_line_column_and_value_in_any_block(tmp_path, block):
+    rows = _rows(40)
+    rows[29] = "2\t129\t0.1x\trs29\n"  # file line 31
+    path = tmp_path / "bad.tsv"
+    path.write_text(HEADER + "".join(rows))
+    schema = schema_for(HEADER.rstrip("\n").split("\t"))
+    with pytest.raises(SumstatsError, match=r"bad\.tsv: line 31: column beta: '0\.1x' is not a valid Float64"):
+        for b in Blocks(path, block_bytes=block):
+            parse_block(b, path=path, schema=schema, columns=list(schema))
+    # A column not parsed is not checked (the report reads a few columns of every row).
+    got = pl.concat([parse_block(b, path=path, schema=schema, columns=["rsid"])
+                     for b in Blocks(path, block_bytes=block)])
+    assert got.height == 40
+
+
+def test_parse_block__white_space_only_gives_no_rows_and_na_tokens_are_missing():
+    schema = {"beta": pl.Float64, "rsid": pl.String}
+    assert parse_block(Block(Path("x"), 0, b"\n  \n"), path="x", schema=schema, columns=["beta"]).height == 0
+    got = parse_block(Block(Path("x"), 0, b"NA\ta\nNaN\tNA\nnan\t\n0.5\tb\n"), path="x", schema=schema,
+                      columns=["beta", "rsid"])
+    assert got.get_column("beta").to_list() == [None, None, None, 0.5]
+    assert got.get_column("rsid").to_list() == ["a", None, None, "b"]
+
+
+def test_read_sumstats__blocks_give_the_whole_file_read(tmp_path, monkeypatch):
+    import crosscohort.contract.table_io as table_io
+
+    path = tmp_path / "t.tsv.gz"
+    path.write_bytes(gzip.compress((HEADER + "".join(_rows(500))).encode()))
+    whole = read_sumstats(path, required=())
+    monkeypatch.setattr(table_io, "BLOCK_BYTES", 50)  # about two lines a block
+    assert read_sumstats(path, required=()).equals(whole)
+    assert whole.height == 500 and whole.schema["beta"] == pl.Float64
+
+
+def test_ordered_map__results_in_order_and_the_first_error_at_its_turn():
+    gate = threading.Event()
+
+    def slow_first(i: int) -> int:
+        if i == 0:
+            gate.wait(5)  # the later items finish first
+        else:
+            gate.set()
+        return i * i
+
+    assert list(ordered_map(slow_first, range(10), workers=2, ahead=3)) == [i * i for i in range(10)]
+    assert list(ordered_map(slow_first, range(1, 4), workers=0)) == [1, 4, 9]
+
+    def failing(i: int) -> int:
+        if i == 4:
+            raise ValueError("item 4")
+        return i
+
+    got = []
+    with pytest.raises(ValueError, match="item 4"):
+        for x in ordered_map(failing, range(10), workers=2, ahead=2):
+            got.append(x)
+    assert got == [0, 1, 2, 3]
