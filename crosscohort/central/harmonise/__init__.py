@@ -10,7 +10,6 @@ from crosscohort.central.harmonise.align import (
     HarmonisedSet,
     harmonise,
     harmonise_cohort,
-    read_cohort_tables,
     read_reference,
     write_harmonised,
 )
@@ -20,7 +19,6 @@ __all__ = [
     "HarmonisedSet",
     "harmonise",
     "harmonise_cohort",
-    "read_cohort_tables",
     "read_reference",
     "write_harmonised",
 ]

@@ -32,7 +32,6 @@ from crosscohort.contract.sumstats import (
     SumstatsError,
     chrom_code,
     marker_only,
-    read_sumstats,
     variant_id,
     write_sumstats,
 )
@@ -1030,11 +1029,6 @@ def harmonise(
             eaf_max_diff=eaf_max_diff,
         )
     return HarmonisedSet(tables=out, ledgers=ledgers, reference_used=ref is not None)
-
-
-def read_cohort_tables(paths: dict[str, str | Path]) -> dict[str, pl.DataFrame]:
-    """Cohort id -> GWAS-SSF frame, with chromosome labels kept as text for normalisation."""
-    return {c: read_sumstats(p, chromosome_labels=True) for c, p in paths.items()}
 
 
 def write_harmonised(result: HarmonisedSet, out_dir: str | Path) -> list[Path]:

@@ -95,8 +95,6 @@ _NOT_SPACE = re.compile(rb"\S")
 _NO_CHROM = np.iinfo(np.int64).max
 #: Decompressed bytes parsed at a time per file (a block is cut at its last line end).
 BLOCK_BYTES = 16 << 20
-#: Format and write the output in a thread of its own, overlapping the next part's work.
-_WRITE_THREAD = True
 #: Parts combined at once (the machines this is tuned on have 2 cores).
 COMBINE_WORKERS = 2
 #: Columns whose presence changes the output's columns (the others only fill NaN).
@@ -325,9 +323,8 @@ class _Writer:
         self.error: BaseException | None = None
         self.queue: queue.Queue = queue.Queue(maxsize=2)
         self.thread = threading.Thread(target=self._run, name=f"write {path.name}", daemon=True)
-        if _WRITE_THREAD:
-            self.thread.start()
-            stack.callback(self._stop)  # before the file closes (last in, first out)
+        self.thread.start()
+        stack.callback(self._stop)  # before the file closes (last in, first out)
 
     def write(self, df: pl.DataFrame) -> None:
         if self.error is not None:
