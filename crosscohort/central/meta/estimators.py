@@ -1,0 +1,256 @@
+"""Meta-analysis estimators, as in the papers: pure numpy functions of per-study arrays.
+
+Every function takes ``(k, m)`` arrays, k studies (cohorts) along axis 0 and
+m variants along axis 1, so one call combines m independent meta-analyses
+with the formulas of one (statsmodels' ``stats/meta_analysis.py`` writes
+them for one variant, k studies). A study that lacks a variant is carried
+by the caller's mask: in the weighted sums it has weight 0 and effect 0
+(:func:`masked_effects`). The reductions run over axis 0 of C-ordered
+``(k, m)`` arrays, adding k contiguous rows, which is several times faster
+in numpy than reducing the short axis of an ``(m, k)`` array.
+
+Nothing here reads files, knows cohorts or column names, or manages memory;
+the driver (:mod:`crosscohort.central.meta.stream`) bounds memory by calling
+these on one chromosome at a time.
+
+References
+----------
+DerSimonian R, Laird N (1986) Meta-analysis in clinical trials. Control Clin Trials 7:177-188.
+Higgins JPT, Thompson SG (2002) Quantifying heterogeneity in a meta-analysis. Stat Med 21:1539-58.
+Willer CJ, Li Y, Abecasis GR (2010) METAL: fast and efficient meta-analysis of genomewide
+association scans. Bioinformatics 26:2190-2191.
+Devlin B, Roeder K (1999) Genomic control for association studies. Biometrics 55:997-1004.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from crosscohort.contract.stats import CHI2_1_MEDIAN
+from crosscohort.contract.sumstats import neg_log10_p_from_z
+
+__all__ = [
+    "IVWArrays",
+    "SampleSizeArrays",
+    "cochran_q",
+    "fixed_effect",
+    "gc_factor",
+    "i_squared",
+    "ivw_arrays",
+    "lambda_from_z2",
+    "masked_effects",
+    "random_effects",
+    "samplesize_arrays",
+    "samplesize_z",
+    "tau2_dersimonian_laird",
+    "z_from_neg_log10_p",
+]
+
+
+def masked_effects(beta: np.ndarray, se: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Effects, variances and the usable mask of ``(k, m)`` estimates: a study is used when
+    its beta and SE are finite and SE > 0.
+
+    Returns ``(b, var, ok)``: ``b`` is 0 and ``var`` is +inf where not ``ok``, so
+    that the weight ``1/var`` of a missing study is exactly 0 in every sum below.
+    """
+    ok = np.isfinite(beta) & np.isfinite(se) & (se > 0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        var = np.where(ok, se * se, np.inf)
+    return np.where(ok, beta, 0.0), var, ok
+
+
+def fixed_effect(b: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse-variance weighted fixed-effect estimate and its SE.
+
+    ``beta = sum(w b) / sum(w)``, ``se = 1 / sqrt(sum w)`` with ``w = 1/var``.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sw = w.sum(axis=0)
+        return (w * b).sum(axis=0) / sw, 1.0 / np.sqrt(sw)
+
+
+def cochran_q(b: np.ndarray, w: np.ndarray, mean: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Cochran's ``Q = sum w (b - mean)^2`` over the usable studies.
+
+    Two passes (the mean first), so Q is not the difference of two large sums.
+    """
+    with np.errstate(invalid="ignore"):
+        dev = b - mean
+        return np.where(ok, w * dev * dev, 0.0).sum(axis=0)
+
+
+def i_squared(q: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Higgins' ``I^2 = max(0, (Q - df) / Q)``, 0 when Q = 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(q > 0, np.maximum(0.0, (q - df) / q), 0.0)
+
+
+def tau2_dersimonian_laird(q: np.ndarray, df: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """DerSimonian-Laird between-study variance, the method of moments.
+
+    ``c = sum w - sum w^2 / sum w``, ``tau2 = max(0, (Q - df) / c)``; 0 when c = 0
+    (one study).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sw = w.sum(axis=0)
+        c = sw - (w * w).sum(axis=0) / sw
+        return np.where(c > 0, np.maximum(0.0, (q - df) / c), 0.0)
+
+
+def random_effects(b: np.ndarray, var: np.ndarray, tau2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Random-effects estimate and SE: the fixed-effect formulas with weights ``1/(var + tau2)``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return fixed_effect(b, 1.0 / (var + tau2))
+
+
+@dataclass(frozen=True)
+class IVWArrays:
+    """Per-variant results of :func:`ivw_arrays` (1-D float64 arrays of length m)."""
+
+    beta: np.ndarray
+    standard_error: np.ndarray
+    z: np.ndarray
+    q: np.ndarray
+    df: np.ndarray
+    tau2: np.ndarray
+    i2: np.ndarray
+    beta_random: np.ndarray
+    standard_error_random: np.ndarray
+    z_random: np.ndarray
+    n_studies: np.ndarray
+
+
+def ivw_arrays(beta: np.ndarray, se: np.ndarray) -> IVWArrays:
+    """Fixed- and random-effects combination of ``(k, m)`` estimates; NaN marks a missing study.
+
+    Parameters
+    ----------
+    beta, se
+        Effect estimates and standard errors, shape ``(k studies, m variants)``;
+        an entry is used when both are finite and ``se > 0``.
+
+    Returns
+    -------
+    IVWArrays
+        :func:`fixed_effect`, :func:`cochran_q` with ``df = k_v - 1``,
+        :func:`i_squared`, :func:`tau2_dersimonian_laird` and
+        :func:`random_effects`, per variant. A variant with one study gets
+        that study's own beta and SE bit for bit (``w b / w`` and
+        ``1/sqrt(1/se^2)`` would round off), hence Q = 0 exactly; a variant
+        with no usable study gets NaN.
+    """
+    # C order: the sums over axis 0 then add k contiguous rows, in the same order whatever
+    # the caller's layout (a transposed view would be summed in another order).
+    beta = np.ascontiguousarray(beta, dtype=np.float64)
+    se = np.ascontiguousarray(se, dtype=np.float64)
+    if beta.shape != se.shape or beta.ndim != 2:
+        raise ValueError(f"beta and se must be (k, m) arrays of one shape; got {beta.shape}, {se.shape}")
+    b, var, ok = masked_effects(beta, se)
+    k = ok.sum(axis=0).astype(np.float64)
+    w = 1.0 / var
+    beta_fe, se_fe = fixed_effect(b, w)
+    single = k == 1
+    if single.any():
+        b_one, se_one = b.sum(axis=0)[single], np.where(ok, se, 0.0).sum(axis=0)[single]
+        beta_fe[single], se_fe[single] = b_one, se_one
+    q = cochran_q(b, w, beta_fe, ok)
+    df = k - 1.0
+    i2 = i_squared(q, df)
+    tau2 = tau2_dersimonian_laird(q, df, w)
+    beta_re, se_re = random_effects(b, var, tau2)
+    if single.any():
+        beta_re[single], se_re[single] = b_one, se_one
+    none = k == 0
+    for arr in (beta_fe, se_fe, q, df, i2, tau2, beta_re, se_re):
+        arr[none] = np.nan
+    return IVWArrays(beta=beta_fe, standard_error=se_fe, z=beta_fe / se_fe, q=q, df=df,
+                     tau2=tau2, i2=i2, beta_random=beta_re, standard_error_random=se_re,
+                     z_random=beta_re / se_re, n_studies=k)
+
+
+def z_from_neg_log10_p(neg_log10_p: np.ndarray, sign: np.ndarray) -> np.ndarray:
+    """Signed standard-normal z of two-sided p-values given as -log10 p, exact in the far tail.
+
+    ``|z| = -Phi^-1(p/2)`` evaluated from ``log(p/2)`` with
+    :func:`scipy.special.ndtri_exp`, so p = 1e-400 (beyond float range) still
+    gives |z| = 42.8; ``sign`` (of beta) gives the sign; sign 0 gives z = 0.
+    """
+    from scipy.special import ndtri_exp
+
+    x = np.asarray(neg_log10_p, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        absz = -ndtri_exp(-x * np.log(10.0) - np.log(2.0))
+    return np.sign(sign) * absz
+
+
+def samplesize_z(z: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """METAL's sample-size scheme: ``Z = sum(sqrt(N_i) z_i) / sqrt(sum N_i)``.
+
+    ``z``, ``n``: ``(k, m)``; a study is used where z and n are finite and n > 0.
+    Returns ``(Z, sum N, k used)``; Z is NaN and the weight 0 where no study is used.
+    """
+    ok = np.isfinite(z) & np.isfinite(n) & (n > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        nn = np.where(ok, n, 0.0)
+        weight = nn.sum(axis=0)
+        zz = (np.sqrt(nn) * np.where(ok, z, 0.0)).sum(axis=0) / np.sqrt(weight)
+    k = ok.sum(axis=0).astype(np.float64)
+    zz[k == 0] = np.nan
+    return zz, weight, k
+
+
+@dataclass(frozen=True)
+class SampleSizeArrays:
+    """Per-variant results of :func:`samplesize_arrays` (1-D float64 arrays of length m)."""
+
+    z: np.ndarray
+    weight: np.ndarray
+    neg_log_10_p_value: np.ndarray
+    n_studies: np.ndarray
+
+
+def samplesize_arrays(z: np.ndarray, n: np.ndarray) -> SampleSizeArrays:
+    """:func:`samplesize_z` of ``(k, m)`` arrays with its weight and two-sided -log10 p.
+
+    Parameters
+    ----------
+    z
+        Per-study signed z statistics (z of the p-value, signed by beta), ``(k, m)``.
+    n
+        Per-study sample sizes, ``(k, m)``; NaN marks a missing study.
+
+    Returns
+    -------
+    SampleSizeArrays
+        ``z``; ``weight`` = sum of N used (METAL's ``Weight`` column; NaN where no
+        study is used); the two-sided ``-log10 p`` of Z, in log space; ``n_studies``.
+
+    References
+    ----------
+    Willer et al. (2010), Table 1, sample-size scheme: ``w_i = sqrt(N_i)``,
+    ``Z = sum z_i w_i / sqrt(sum w_i^2)``.
+    """
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    n = np.ascontiguousarray(n, dtype=np.float64)
+    if z.shape != n.shape or z.ndim != 2:
+        raise ValueError(f"z and n must be (k, m) arrays of one shape; got {z.shape}, {n.shape}")
+    zz, weight, k = samplesize_z(z, n)
+    return SampleSizeArrays(z=zz, weight=np.where(k > 0, weight, np.nan),
+                            neg_log_10_p_value=neg_log10_p_from_z(zz), n_studies=k)
+
+
+def lambda_from_z2(z2: np.ndarray) -> float:
+    """Genomic-control λ of one study: ``median(z^2) / median(chi2_1)``; NaN when empty.
+
+    The same λ as :func:`crosscohort.contract.stats.lambda_gc` of the p-values
+    (chi2 is monotone in p), without a log-tail pass.
+    """
+    return float(np.median(z2) / CHI2_1_MEDIAN) if z2.size else float("nan")
+
+
+def gc_factor(lam: float) -> float:
+    """SE multiplier of genomic control (METAL's ``GENOMICCONTROL ON``): sqrt(λ) when λ > 1, else 1."""
+    return float(np.sqrt(lam)) if np.isfinite(lam) and lam > 1 else 1.0
