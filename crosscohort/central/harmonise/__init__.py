@@ -1,6 +1,6 @@
 """Central harmonisation: align every cohort's alleles to one orientation, with a ledger.
 
-:func:`harmonise` is the entry point; :mod:`.alleles` holds the allele
+:func:`harmonise` is the entry point (run by :mod:`.driver`); :mod:`.alleles` holds the allele
 algebra, :mod:`.align` the rules, :mod:`.formats` readers of other tools'
 input formats (GWAMA).
 """
