@@ -34,7 +34,10 @@ from crosscohort.contract.sumstats import neg_log10_p_from_z
 __all__ = [
     "IVWArrays",
     "SampleSizeArrays",
+    "EAFSummary",
     "cochran_q",
+    "eaf_summary",
+    "effective_n",
     "fixed_effect",
     "gc_factor",
     "i_squared",
@@ -254,3 +257,62 @@ def lambda_from_z2(z2: np.ndarray) -> float:
 def gc_factor(lam: float) -> float:
     """SE multiplier of genomic control (METAL's ``GENOMICCONTROL ON``): sqrt(λ) when λ > 1, else 1."""
     return float(np.sqrt(lam)) if np.isfinite(lam) and lam > 1 else 1.0
+
+
+def effective_n(n: np.ndarray, cases: np.ndarray | None, controls: np.ndarray | None) -> np.ndarray:
+    """Effective sample size per study: ``4 / (1/cases + 1/controls)`` where both are known, else n.
+
+    ``(k, m)`` arrays; ``cases``/``controls`` None when no study reports them.
+    """
+    if cases is None or controls is None:
+        return n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        neff_binary = 4.0 / (1.0 / cases + 1.0 / controls)
+    return np.where(np.isfinite(neff_binary), neff_binary, n)
+
+
+@dataclass(frozen=True)
+class EAFSummary:
+    """Per-variant summaries of the studies' effect-allele frequencies (:func:`eaf_summary`)."""
+
+    mean: np.ndarray  # (m,) n-weighted when every EAF has its n, else plain
+    min: np.ndarray  # (m,)
+    max: np.ndarray  # (m,)
+    spread: np.ndarray  # (m,) weighted SD around ``mean`` (METAL's FreqSE-like)
+    far: np.ndarray  # (k, m) bool: the study's EAF is far from the other studies'
+
+
+def eaf_summary(eaf: np.ndarray, n: np.ndarray, *, max_diff: float) -> EAFSummary:
+    """Mean, range and spread of ``(k, m)`` EAFs, and each study against the others.
+
+    Weights: a variant whose every EAF comes with its n is n-weighted, else
+    each EAF weighs 1. ``far[j]``: study j's EAF differs by more than
+    ``max_diff`` from the mean of the other studies' EAFs with the same
+    weights (leave-one-out), where another study has one. NaN marks a missing
+    EAF or n; a variant with no EAF gets NaN mean, range and spread.
+    """
+    k, m = eaf.shape
+    with np.errstate(invalid="ignore", divide="ignore"):
+        has_eaf = np.isfinite(eaf)
+        weighted = has_eaf & np.isfinite(n)
+        all_weighted = (has_eaf <= weighted).all(axis=0)  # every EAF has its n
+        wn = np.where(weighted, n, 0.0)
+        eaf_w = np.where(weighted, eaf * n, 0.0).sum(axis=0) / wn.sum(axis=0)
+        n_eaf = has_eaf.sum(axis=0)
+        eaf_u = np.where(has_eaf, eaf, 0.0).sum(axis=0) / n_eaf
+        mean = np.where(all_weighted, eaf_w, eaf_u)
+        any_eaf = n_eaf > 0
+        lo = np.where(any_eaf, np.min(np.where(has_eaf, eaf, np.inf), axis=0), np.nan)
+        hi = np.where(any_eaf, np.max(np.where(has_eaf, eaf, -np.inf), axis=0), np.nan)
+        wt = np.where(all_weighted, wn, has_eaf.astype(np.float64))
+        dev = np.where(has_eaf, eaf - mean, 0.0)
+        spread = np.sqrt((wt * dev * dev).sum(axis=0) / wt.sum(axis=0))
+        eaf0 = np.where(has_eaf, eaf, 0.0)
+        sum_w, sum_we = wt.sum(axis=0), (wt * eaf0).sum(axis=0)
+        far = np.zeros((k, m), dtype=bool)
+        for j in range(k):
+            w_other = sum_w - wt[j]
+            far[j] = has_eaf[j] & (w_other > 0)
+            far[j] &= np.abs(eaf0[j] - (sum_we - wt[j] * eaf0[j]) / np.where(far[j], w_other, 1.0)) \
+                > max_diff
+    return EAFSummary(mean=mean, min=lo, max=hi, spread=spread, far=far)

@@ -22,6 +22,8 @@ from scipy.special import chdtrc, ndtr
 
 from crosscohort.central.harmonise.align import FLAG_EAF_FAR
 from crosscohort.central.meta.estimators import (
+    eaf_summary,
+    effective_n,
     gc_factor,
     ivw_arrays,
     lambda_from_z2,
@@ -344,43 +346,12 @@ def combine_part(
     # Absent count columns stay None: a (k, m) array of NaN per column is memory for nothing.
     cases, controls = arrays.get("n_cases"), arrays.get("n_controls")
     eaf = dense("effect_allele_frequency")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if cases is not None and controls is not None:
-            neff_binary = 4.0 / (1.0 / cases + 1.0 / controls)
-            neff = np.where(np.isfinite(neff_binary), neff_binary, n)
-        else:
-            neff = n
-        has_eaf = np.isfinite(eaf)
-        weighted = has_eaf & np.isfinite(n)
-        all_weighted = (has_eaf <= weighted).all(axis=0)  # every EAF has its n
-        wn = np.where(weighted, n, 0.0)
-        eaf_w = np.where(weighted, eaf * n, 0.0).sum(axis=0) / wn.sum(axis=0)
-        n_eaf = has_eaf.sum(axis=0)
-        eaf_u = np.where(has_eaf, eaf, 0.0).sum(axis=0) / n_eaf
-        eaf_mean = np.where(all_weighted, eaf_w, eaf_u)
-        any_eaf = n_eaf > 0
-        eaf_min = np.where(any_eaf, np.min(np.where(has_eaf, eaf, np.inf), axis=0), np.nan)
-        eaf_max = np.where(any_eaf, np.max(np.where(has_eaf, eaf, -np.inf), axis=0), np.nan)
-        # Spread of cohort EAFs around the mean, with the mean's weights.
-        wt = np.where(all_weighted, wn, has_eaf.astype(np.float64))
-        dev = np.where(has_eaf, eaf - eaf_mean, 0.0)
-        eaf_se = np.sqrt((wt * dev * dev).sum(axis=0) / wt.sum(axis=0))
-        del dev
-        # Each cohort against the others (leave-one-out mean with the same weights): here
-        # rather than in harmonisation, which holds one cohort at a time; a reference
-        # panel's check is harmonisation's (flag_eaf_far there).
-        eaf0 = np.where(has_eaf, eaf, 0.0)
-        sum_w, sum_we = wt.sum(axis=0), (wt * eaf0).sum(axis=0)
-        far_any = np.zeros(m, dtype=bool)
-        far_counts = []
-        for j in range(k):
-            w_other = sum_w - wt[j]
-            far = has_eaf[j] & (w_other > 0)
-            far &= np.abs(eaf0[j] - (sum_we - wt[j] * eaf0[j]) / np.where(far, w_other, 1.0)) \
-                > eaf_max_diff
-            far_counts.append(int(far.sum()))
-            far_any |= far
-        del wt, has_eaf, weighted, wn, eaf0
+    neff = effective_n(n, cases, controls)
+    # Each cohort's EAF against the others': here rather than in harmonisation, which holds
+    # one cohort at a time; a reference panel's check is harmonisation's (flag_eaf_far there).
+    eafs = eaf_summary(eaf, n, max_diff=eaf_max_diff)
+    eaf_mean, eaf_min, eaf_max, eaf_se = eafs.mean, eafs.min, eafs.max, eafs.spread
+    far_any, far_counts = eafs.far.any(axis=0), eafs.far.sum(axis=1).tolist()
 
     def count_sum(arr: np.ndarray, name: str) -> pl.Series:
         # Sums of counts stay integer; a variant with no reporting cohort is NA, not 0.

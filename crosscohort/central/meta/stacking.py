@@ -202,7 +202,7 @@ def stack_frames(
         if len(widths) > 1:
             frames = [f.with_columns(pl.col(c).cast(pl.Int64)) for f in frames]
     # One chunk per column: the gathers and to_numpy below then neither walk chunks nor copy
-    # (a copy of one chromosome here is cheaper than their chunked versions: 3 x 2M, -0.15 s).
+    # (one copy of the part here is cheaper than their chunked versions; benchmarks/README.md).
     long = pl.concat(frames, how="diagonal", rechunk=True)
     del frames
     present_here = {c: c in long.columns and bool(long.get_column(c).null_count() < long.height)
@@ -236,7 +236,7 @@ def stack_frames(
         for code, rule in enumerate(rules[1:], start=2):
             reason = reason.when(~rule).then(code)
         bad = long.select(reason.otherwise(0).cast(pl.Int8)).to_series()
-        # One bincount over (cohort, rule) cells: np.add.at is ~10x slower at 10^7 rows.
+        # One bincount over (cohort, rule) cells: np.add.at is much slower at 10^7 rows.
         removed = np.bincount(cohort_idx * width + bad.to_numpy().astype(np.int64),
                               minlength=k * width).reshape(k, width)
         if removed[:, 1:].any():

@@ -632,9 +632,8 @@ class _Spill:
     """The parts of a first pass written as Arrow IPC files (in a directory beside the
     output, removed at the end), and read back by the later passes.
 
-    LZ4-compressed: ~38 bytes a cohort row (uncompressed ~100), so ~1.9 GB of
-    temporary disk at 5 cohorts x 10M variants, for ~0.25 s per million rows
-    written and read back, against ~0.55 s per million rows parsed from text.
+    LZ4-compressed, written and read back faster than the text is parsed again;
+    disk and time per row in benchmarks/README.md (MR-MEGA, issue 23).
     """
 
     def __init__(self, out: Path, k: int):
