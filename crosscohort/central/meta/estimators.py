@@ -52,6 +52,44 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class IVWArrays:
+    """Per-variant results of :func:`ivw_arrays` (1-D float64 arrays of length m)."""
+
+    beta: np.ndarray
+    standard_error: np.ndarray
+    z: np.ndarray
+    q: np.ndarray
+    df: np.ndarray
+    tau2: np.ndarray
+    i2: np.ndarray
+    beta_random: np.ndarray
+    standard_error_random: np.ndarray
+    z_random: np.ndarray
+    n_studies: np.ndarray
+
+
+@dataclass(frozen=True)
+class SampleSizeArrays:
+    """Per-variant results of :func:`samplesize_arrays` (1-D float64 arrays of length m)."""
+
+    z: np.ndarray
+    weight: np.ndarray
+    neg_log_10_p_value: np.ndarray
+    n_studies: np.ndarray
+
+
+@dataclass(frozen=True)
+class EAFSummary:
+    """Per-variant summaries of the studies' effect-allele frequencies (:func:`eaf_summary`)."""
+
+    mean: np.ndarray  # (m,) n-weighted when every EAF has its n, else plain
+    min: np.ndarray  # (m,)
+    max: np.ndarray  # (m,)
+    spread: np.ndarray  # (m,) weighted SD around ``mean`` (METAL's FreqSE-like)
+    far: np.ndarray  # (k, m) bool: the study's EAF is far from the other studies'
+
+
 def masked_effects(beta: np.ndarray, se: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Effects, variances and the usable mask of ``(k, m)`` estimates: a study is used when
     its beta and SE are finite and SE > 0.
@@ -107,23 +145,6 @@ def random_effects(b: np.ndarray, var: np.ndarray, tau2: np.ndarray) -> tuple[np
     """Random-effects estimate and SE: the fixed-effect formulas with weights ``1/(var + tau2)``."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return fixed_effect(b, 1.0 / (var + tau2))
-
-
-@dataclass(frozen=True)
-class IVWArrays:
-    """Per-variant results of :func:`ivw_arrays` (1-D float64 arrays of length m)."""
-
-    beta: np.ndarray
-    standard_error: np.ndarray
-    z: np.ndarray
-    q: np.ndarray
-    df: np.ndarray
-    tau2: np.ndarray
-    i2: np.ndarray
-    beta_random: np.ndarray
-    standard_error_random: np.ndarray
-    z_random: np.ndarray
-    n_studies: np.ndarray
 
 
 def ivw_arrays(beta: np.ndarray, se: np.ndarray) -> IVWArrays:
@@ -205,16 +226,6 @@ def samplesize_z(z: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return zz, weight, k
 
 
-@dataclass(frozen=True)
-class SampleSizeArrays:
-    """Per-variant results of :func:`samplesize_arrays` (1-D float64 arrays of length m)."""
-
-    z: np.ndarray
-    weight: np.ndarray
-    neg_log_10_p_value: np.ndarray
-    n_studies: np.ndarray
-
-
 def samplesize_arrays(z: np.ndarray, n: np.ndarray) -> SampleSizeArrays:
     """:func:`samplesize_z` of ``(k, m)`` arrays with its weight and two-sided -log10 p.
 
@@ -269,17 +280,6 @@ def effective_n(n: np.ndarray, cases: np.ndarray | None, controls: np.ndarray | 
     with np.errstate(invalid="ignore", divide="ignore"):
         neff_binary = 4.0 / (1.0 / cases + 1.0 / controls)
     return np.where(np.isfinite(neff_binary), neff_binary, n)
-
-
-@dataclass(frozen=True)
-class EAFSummary:
-    """Per-variant summaries of the studies' effect-allele frequencies (:func:`eaf_summary`)."""
-
-    mean: np.ndarray  # (m,) n-weighted when every EAF has its n, else plain
-    min: np.ndarray  # (m,)
-    max: np.ndarray  # (m,)
-    spread: np.ndarray  # (m,) weighted SD around ``mean`` (METAL's FreqSE-like)
-    far: np.ndarray  # (k, m) bool: the study's EAF is far from the other studies'
 
 
 def eaf_summary(eaf: np.ndarray, n: np.ndarray, *, max_diff: float) -> EAFSummary:

@@ -538,17 +538,11 @@ def meta_analyse(
         method=method, gc=gc, cohort_order=cohort_order, eaf_max_diff=eaf_max_diff, n_in=None,
         tbl=None, loo_threshold=None, pcs=pcs, gco=gco)
     parts = result["tables"]
-    return MetaResult(
-        table=pl.concat(parts) if parts else result["empty_part"],
-        cohorts=streamed.cohorts,
-        method=method,
-        lambda_gc=streamed.lambda_gc,
-        lambda_meta=streamed.lambda_meta,
-        gc_applied=streamed.gc_applied,
-        ledgers=streamed.ledgers,
-        eaf_se=np.concatenate(result["eaf_se"]) if parts else np.empty(0),
-        mrmega=streamed.mrmega,
-    )
+    # The streamed result's attributes, with the rows and their EAF spread collected.
+    same = ("cohorts", "method", "lambda_gc", "lambda_meta", "gc_applied", "ledgers", "mrmega")
+    return MetaResult(table=pl.concat(parts) if parts else result["empty_part"],
+                      eaf_se=np.concatenate(result["eaf_se"]) if parts else np.empty(0),
+                      **{name: getattr(streamed, name) for name in same})
 
 
 def _run(source: Parts | Callable[[], Parts], cohorts: list[str], out: Path | None, *,
