@@ -86,10 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         env_cwd)]
     if args.harmonised:
         # The workflow's call: inputs already harmonised (prepared here, untimed, as .tsv).
-        prep = ("import sys; from crosscohort.central.harmonise import harmonise, read_cohort_tables; "
-                "from crosscohort.contract.sumstats import write_sumstats; from pathlib import Path; "
+        prep = ("import sys; from crosscohort.central.harmonise import harmonise; "
+                "from crosscohort.contract.sumstats import read_sumstats, write_sumstats; from pathlib import Path; "
                 "w = Path(sys.argv[1]); k = int(sys.argv[2]); "
-                "h = harmonise(read_cohort_tables({f'c{i}': w / 'ours' / f'c{i}.tsv' for i in range(k)})); "
+                "h = harmonise({f'c{i}': read_sumstats(w / 'ours' / f'c{i}.tsv', chromosome_labels=True) for i in range(k)}); "
                 "[write_sumstats(t, w / 'ours' / f'h_{c}.tsv') for c, t in h.tables.items()]")
         subprocess.run([sys.executable, "-c", prep, str(work), str(k)], check=True, cwd=env_cwd)
         jobs.append(("crosscohort meta (harmonised)",

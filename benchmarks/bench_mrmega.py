@@ -58,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
             check=True,
         )
         prep = (
-            "import sys; from crosscohort.central.harmonise import harmonise, read_cohort_tables; "
-            "from crosscohort.contract.sumstats import write_sumstats; from pathlib import Path; "
+            "import sys; from crosscohort.central.harmonise import harmonise; "
+            "from crosscohort.contract.sumstats import read_sumstats, write_sumstats; from pathlib import Path; "
             "w = Path(sys.argv[1]); k = int(sys.argv[2]); "
-            "h = harmonise(read_cohort_tables({f'c{i}': w / f'c{i}.tsv' for i in range(k)})); "
+            "h = harmonise({f'c{i}': read_sumstats(w / f'c{i}.tsv', chromosome_labels=True) for i in range(k)}); "
             "[write_sumstats(t, w / f'h_{c}.tsv.gz') for c, t in h.tables.items()]"
         )
         subprocess.run([sys.executable, "-c", prep, str(ours), str(k)], check=True, cwd=HERE.parent)

@@ -252,3 +252,51 @@ def test_assoc_logistic__missing_call_variants_match_plink19(cohort, ours, plink
     stat = j["STAT"].cast(pl.Float64).to_numpy()
     # plink 1.9 prints 4 significant digits.
     assert (np.abs(z - stat) / np.abs(stat)).max() < 1e-3
+
+
+def _stored(trait: str) -> pl.DataFrame:
+    """plink2's printed output for this fixture, stored with its command (tests/results)."""
+    from results import plink2_glm_small as stored
+
+    rows = stored.QT if trait == "qt" else stored.BT
+    return pl.DataFrame(rows, schema={"ID": pl.String, "A1": pl.String, "OBS_CT": pl.Int64,
+                                      "A1_FREQ": pl.Float64, "BETA": pl.Float64,
+                                      "SE": pl.Float64, "P": pl.Float64, "ERRCODE": pl.String},
+                        orient="row")
+
+
+@pytest.mark.parametrize("trait", ["qt", "bt"])
+def test_plink2_glm__live_output_equals_the_stored_numbers(plink2_glm, trait):
+    """The stored numbers are what plink2 prints for this fixture today (else: re-run the
+    command in tests/results/plink2_glm_small.py and say why they changed)."""
+    live = plink2_glm[trait].select(list(_stored(trait).columns))
+    assert live.equals(_stored(trait))
+
+
+@pytest.mark.parametrize("trait", ["qt", "bt"])
+def test_assoc__matches_stored_plink2_glm_numbers(ours, trait):
+    """Our association against plink2's stored output, at plink2's print precision (no plink2 needed)."""
+    j = _joined(ours[trait], _stored(trait))
+    fitted = j.filter(pl.col("ERRCODE") == ".")
+    assert fitted.height >= M - (3 if trait == "qt" else 8)
+    assert fitted["error_code"].null_count() == fitted.height
+    assert (fitted["n"] == fitted["OBS_CT"]).all()
+    assert (fitted["effect_allele"] == fitted["A1"]).all()
+    failed = j.filter(pl.col("ERRCODE") != ".")
+    assert failed.height > 0 and failed["error_code"].null_count() == 0
+    assert failed["beta"].null_count() == failed.height
+    se = fitted["SE"].to_numpy()
+    # Variants without missing calls (plink2 2.00a3.5's logistic SE drifts on the others).
+    complete = (fitted["n"] == fitted["n"].max()).to_numpy()
+    for mine, theirs in (("beta", "BETA"), ("standard_error", "SE"), ("p_value", "P"),
+                         ("effect_allele_frequency", "A1_FREQ")):
+        a, b = fitted[mine].to_numpy(), fitted[theirs].to_numpy()
+        if trait == "qt":
+            # 6 significant digits: half a unit in the 6th digit is <= 5e-6 relative.
+            assert (np.abs(a - b) / np.abs(b)).max() < 1e-5, theirs
+        else:
+            # Single-precision logistic fits: beta on the scale of its SE, SE and p on
+            # complete variants (as test_assoc_logistic__matches_plink2_glm_no_firth).
+            scale = np.maximum(np.abs(b), se) if theirs == "BETA" else np.abs(b)
+            rel = np.abs(a - b) / scale
+            assert (rel[complete] if theirs in ("SE", "P") else rel).max() < 1e-4, theirs

@@ -127,3 +127,20 @@ def test_inputs__raw_meta_has_default_n_and_numeric_alleles(tmp_path):
     assert main(["meta", "--format", "auto", "--numeric-alleles", "--default-n", "500",
                  "--out", str(m), str(a), str(b)]) == 0
     assert read_sumstats(m, required=()).select("n_studies", "n").rows() == [(2, 1000)]
+
+
+def test_markers__in_memory_harmonise_runs_the_commands_driver(tmp_path):
+    # harmonise() on frames runs the driver harmonise_files runs on files: the same tables
+    # and ledgers (before, harmonise() left c's rs1 and rs2 unplaced and had no conflict rule).
+    from crosscohort.central.harmonise import harmonise
+    from crosscohort.central.harmonise.readers import read_summary_statistics
+
+    paths = dict(zip("abcd", _cohorts(tmp_path), strict=True))
+    files = harmonise_files([InputSpec(c, p, "auto") for c, p in paths.items()])
+    frames = {c: read_summary_statistics(p).table for c, p in paths.items()}
+    mem = harmonise(frames, keep_marker_only=True, sources={c: str(p) for c, p in paths.items()})
+    assert list(mem.tables) == list(files.tables) == ["a", "b", "c", "d"]
+    for c in paths:
+        assert mem.tables[c].equals(files.tables[c]), c
+        assert mem.ledgers[c].to_dict() == files.ledgers[c].to_dict(), c
+    assert mem.ledgers["c"].changed["position_from_marker_name_join"] == 2

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crosscohort.central.harmonise import readers
+from crosscohort.central.harmonise import driver, readers
 from crosscohort.central.harmonise.readers import harmonise_files, parse_input
 from crosscohort.contract.errors import InputError
 
@@ -112,7 +112,7 @@ def test_harmonise_overlap__error_aligning_a_cohort_wins_over_a_later_files_read
         assert failed.wait(30), "the worker never read the next file"
         raise InputError(f"{cohort}: planted alignment error")
 
-    monkeypatch.setattr(readers, "_harmonise_cohort", align)
+    monkeypatch.setattr(driver, "_harmonise_cohort", align)
     with pytest.raises(InputError, match="c0: planted alignment error"):
         harmonise_files(specs, prefetch=True)
     assert _no_worker_left()
@@ -122,7 +122,7 @@ def test_harmonise_overlap__reads_run_ahead_by_one_file_at_most(tmp_path, monkey
     """Bounded memory: while cohort k is aligned, only file k + 1 has been parsed."""
     specs = _cohorts(tmp_path, [30, 30, 30, 30])
     started: list[str] = []
-    real_read, real_align = readers._parse_file, readers._harmonise_cohort
+    real_read, real_align = readers._parse_file, driver._harmonise_cohort
     seen_at_align: dict[str, list[str]] = {}
 
     def read(path, **kw):
@@ -136,7 +136,7 @@ def test_harmonise_overlap__reads_run_ahead_by_one_file_at_most(tmp_path, monkey
         return real_align(box, cohort=cohort, **kw)
 
     monkeypatch.setattr(readers, "_parse_file", read)
-    monkeypatch.setattr(readers, "_harmonise_cohort", align)
+    monkeypatch.setattr(driver, "_harmonise_cohort", align)
     harmonise_files(specs, prefetch=True)
     assert started == ["c0", "c1", "c2", "c3"]
     for k in range(4):

@@ -56,7 +56,6 @@ __all__ = [
     "open_gzip_writer",
     "open_binary",
     "line_blocks",
-    "validate",
 ]
 
 
@@ -337,30 +336,6 @@ def chromosome_parts(
         yield code, frames
 
 
-def validate(df: pl.DataFrame, *, source: str = "sumstats") -> dict[str, int]:
-    """Count rows that break the value rules; returns ``{reason: count}``.
-
-    Rules: finite beta, standard_error > 0, 0 <= p_value <= 1 (0 allowed
-    only as underflow), effect_allele_frequency in [0, 1], n > 0.
-    Missing values are counted separately under ``missing_<column>``.
-    """
-    counts: dict[str, int] = {}
-    checks = {
-        "beta_not_finite": ~pl.col("beta").is_finite(),
-        "standard_error_not_positive": ~(pl.col("standard_error") > 0)
-        | ~pl.col("standard_error").is_finite(),
-        "p_value_out_of_range": (pl.col("p_value") < 0) | (pl.col("p_value") > 1),
-        "eaf_out_of_range": (pl.col("effect_allele_frequency") < 0)
-        | (pl.col("effect_allele_frequency") > 1),
-    }
-    if "n" in df.columns:
-        checks["n_not_positive"] = pl.col("n") <= 0
-    for reason, expr in checks.items():
-        counts[reason] = int(df.select(expr.fill_null(False).sum()).item())
-    for c in REQUIRED:
-        if c in df.columns:
-            counts[f"missing_{c}"] = int(df[c].null_count())
-    return {k: v for k, v in counts.items() if v}
 
 
 def float_column(name: str, values: np.ndarray) -> pl.Series:

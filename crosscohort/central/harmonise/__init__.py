@@ -1,6 +1,6 @@
 """Central harmonisation: align every cohort's alleles to one orientation, with a ledger.
 
-:func:`harmonise` is the entry point; :mod:`.alleles` holds the allele
+:func:`harmonise` is the entry point (run by :mod:`.driver`); :mod:`.alleles` holds the allele
 algebra, :mod:`.align` the rules, :mod:`.formats` readers of other tools'
 input formats (GWAMA).
 """
@@ -9,7 +9,6 @@ from crosscohort.central.harmonise.align import (
     HarmonisedSet,
     harmonise,
     harmonise_cohort,
-    read_cohort_tables,
     read_reference,
     write_harmonised,
 )
@@ -18,7 +17,6 @@ __all__ = [
     "HarmonisedSet",
     "harmonise",
     "harmonise_cohort",
-    "read_cohort_tables",
     "read_reference",
     "write_harmonised",
 ]

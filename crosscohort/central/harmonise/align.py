@@ -37,7 +37,6 @@ from crosscohort.contract.row_rules import VALUE_RULES, duplicate_order, value_f
 from crosscohort.contract.sumstats import (
     REQUIRED,
     marker_only,
-    read_sumstats,
     variant_id,
     write_sumstats,
 )
@@ -826,11 +825,13 @@ def harmonise(
         Cohort id -> file name, used in error messages.
     keep_marker_only
         Keep rows with neither chromosome nor position but a marker name
-        (``rsid``), as METAL and GWAMA do: without a reference they are put
-        in canonical allele order, de-duplicated on (rsid, other, effect
-        allele) and placed after all positioned rows (null ``variant_id``);
-        with a reference they are ``not_in_reference``. Off: such rows are
-        ``bad_value_chromosome``.
+        (``rsid``), as METAL and GWAMA do (and ``crosscohort harmonise``
+        always does): without a reference they take the position the other
+        cohorts give their marker name (:mod:`crosscohort.central.harmonise.markers`),
+        else are put in canonical allele order, de-duplicated on (rsid,
+        other, effect allele) and placed after all positioned rows (null
+        ``variant_id``); with a reference they are ``not_in_reference``.
+        Off: such rows are ``bad_value_chromosome``.
     eaf_max_diff
         With a reference: rows whose aligned EAF differs from the panel's ALT
         frequency by more than this get :data:`FLAG_EAF_FAR` = True (kept;
@@ -845,6 +846,11 @@ def harmonise(
 
     Notes
     -----
+    The frames go through the command's driver
+    (:func:`crosscohort.central.harmonise.driver.harmonise_reads`, as
+    :func:`crosscohort.central.harmonise.readers.harmonise_files` runs it on
+    files), so these rules are applied by the same code either way.
+
     Rules, in order; a removed row is counted once, under the first rule it breaks:
 
     1. Values (``bad_value_<column>``): chromosome label known to
@@ -885,31 +891,23 @@ def harmonise(
     if not 0.0 <= palindrome_max_maf <= 0.5:
         raise ConfigError(f"palindrome_max_maf must lie in [0, 0.5]; got {palindrome_max_maf}")
     check_eaf_max_diff(eaf_max_diff)
+    from crosscohort.central.harmonise.driver import harmonise_reads
+    from crosscohort.central.harmonise.readers import ReadResult
+
     sources = sources or {}
+    for cohort in tables:
+        check_cohort_name(cohort)
     ref = prepare_reference(reference) if reference is not None else None
     if ref is not None:
         # Packed once for every cohort (the frame when positions exceed 32 bits).
         ref = compact_reference(ref) or ref
-    out: dict[str, pl.DataFrame] = {}
-    ledgers: dict[str, Ledger] = {}
-    for cohort, df in tables.items():
-        check_cohort_name(cohort)
-        out[cohort], ledgers[cohort] = harmonise_cohort(
-            df,
-            cohort=cohort,
-            reference=ref,
-            trait=trait,
-            palindrome_max_maf=palindrome_max_maf,
-            source=sources.get(cohort, cohort),
-            keep_marker_only=keep_marker_only,
-            eaf_max_diff=eaf_max_diff,
-        )
-    return HarmonisedSet(tables=out, ledgers=ledgers, reference_used=ref is not None)
-
-
-def read_cohort_tables(paths: dict[str, str | Path]) -> dict[str, pl.DataFrame]:
-    """Cohort id -> GWAS-SSF frame, with chromosome labels kept as text for normalisation."""
-    return {c: read_sumstats(p, chromosome_labels=True) for c, p in paths.items()}
+    # The frames as the command's reader hands files on: nothing removed by the reader.
+    reads = ((cohort, None, ReadResult(table=df, source=sources.get(cohort, cohort),
+                                       format="frame", columns={}, n_rows=df.height))
+             for cohort, df in tables.items())
+    return harmonise_reads(reads, list(tables), reference=ref, trait=trait,
+                           palindrome_max_maf=palindrome_max_maf, eaf_max_diff=eaf_max_diff,
+                           keep_marker_only=keep_marker_only)
 
 
 def write_harmonised(result: HarmonisedSet, out_dir: str | Path) -> list[Path]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +27,12 @@ import polars as pl
 import yaml
 from polars.io.plugins import register_io_source
 
-from crosscohort.central.harmonise import files, markers
+from crosscohort.central.harmonise import files
 from crosscohort.central.harmonise.align import (
     HarmonisedSet,
-    _harmonise_cohort,
     compact_reference,
     left_normalise,
     read_reference,
-    write_harmonised,
 )
 from crosscohort.central.harmonise.alleles import complement, is_upper_letters, normalise_allele
 from crosscohort.central.harmonise.formats import (
@@ -50,9 +48,7 @@ from crosscohort.contract.stats import neg_log10_p_from_z, z_from_neg_log10_p
 from crosscohort.contract.sumstats import (
     FLAG_COLUMNS,
     float_column,
-    marker_only,
     read_sumstats,
-    write_sumstats,
 )
 from crosscohort.contract.table_io import (
     FOREIGN_NA_TOKENS,
@@ -1016,24 +1012,9 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
 
 # --- the command's pipeline --------------------------------------------------------------
 
-def _columns(table: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    """Some of a frame's columns, as they are: no copy."""
-    return pl.DataFrame([table.get_column(c) for c in names])
-
-
-def _fold_reader_counts(table: pl.DataFrame, ledger, rd: ReadResult, removed: dict[str, int],
-                        changed: dict[str, int]) -> pl.DataFrame:
-    """Reader and build counts into the cohort's ledger; private flag columns summed and dropped."""
-    for reason, k in {**rd.removed, **removed}.items():
-        ledger.n_in += k
-        ledger.remove(reason, k)
-    for reason, k in changed.items():
-        ledger.change(reason, k)
-    flags = [c for c in table.columns if c.startswith(_FLAG)]
-    for c in flags:
-        ledger.change(c[len(_FLAG):], int(table.get_column(c).fill_null(False).sum()))
-    ledger.check()
-    return _columns(table, [c for c in table.columns if c not in flags])
+def reader_flags(columns: list[str]) -> dict[str, str]:
+    """The reader's private flag columns among ``columns`` -> the ledger change each counts."""
+    return {c: c[len(_FLAG):] for c in columns if c.startswith(_FLAG)}
 
 
 def harmonise_files(
@@ -1145,9 +1126,9 @@ def _harmonise_files(inputs: list[InputSpec], *, out_dir: Path | None, reference
                      prefetch) -> HarmonisedSet:
     """:func:`harmonise_files` after its checks; ``out_dir`` is the staging folder."""
     from crosscohort.central.harmonise import build as buildmod
+    from crosscohort.central.harmonise.driver import harmonise_reads
 
     ref = read_reference(reference) if reference else None
-    ids: pl.DataFrame | None = None  # the reference's marker ids, read only when needed
     genome = buildmod.Genome(fasta) if fasta else None
     target = buildmod.normalise_build(build) if build else None
     if ref is not None and genome is not None:
@@ -1158,17 +1139,6 @@ def _harmonise_files(inputs: list[InputSpec], *, out_dir: Path | None, reference
         # Packed once (about 24 bytes a variant) and the frame let go: every cohort is
         # aligned against the packed panel (the frame when positions exceed 32 bits).
         ref = compact_reference(ref) or ref
-    tables: dict[str, pl.DataFrame] = {}
-    ledgers = {}
-    deferred: dict[str, pl.DataFrame] = {}  # cohorts with marker-only rows, placed last
-    written: dict[str, Path] = {}
-
-    def store(cohort: str, aligned: pl.DataFrame) -> None:
-        if out_dir is not None:
-            written[cohort] = write_sumstats(aligned, Path(out_dir) / f"{cohort}.tsv.gz")
-        else:
-            tables[cohort] = aligned if keep is None else _columns(
-                aligned, [c for c in aligned.columns if c in keep])
 
     def parse(spec: InputSpec) -> _Parsed:
         if spec.options is not None:  # the file's own map replaces the run's
@@ -1190,79 +1160,14 @@ def _harmonise_files(inputs: list[InputSpec], *, out_dir: Path | None, reference
     # (one more file's parsed rows in memory).
     reads = _ordered_reads(parse, finish, inputs, prefetch=prefetch and len(inputs) > 1)
     try:
-        for spec, rd in zip(inputs, reads, strict=True):
-            table = rd.table
-            rd = replace(rd, table=table.clear())
-            unplaced = marker_only() if "rsid" in table.columns else pl.lit(False)
-            if reference and table.select(unplaced.any()).item():
-                if ids is None:
-                    ids = buildmod.read_reference_ids(reference)
-                if ids is not None:
-                    table = buildmod.place_markers(table, ids)
-            removed: dict[str, int] = {}
-            changed: dict[str, int] = {}
-            if genome is not None or chain is not None or target is not None:
-                # Builds matter only when asked about: a bundle declaring an assembly we do not
-                # know (NCBI36) is still harmonised as before without --fasta/--chain/--build.
-                declared = ((cohort_builds or {}).get(spec.cohort)
-                            or buildmod.declared_build(spec.path))
-                table, removed, changed, _ = buildmod.check_build(
-                    table, cohort=spec.cohort, source=rd.source, declared=declared, target=target,
-                    genome=genome, chain=chain,
-                )
-            if genome is not None:
-                table, n_norm = left_normalise(table, genome)
-                changed["indel_left_normalised"] = n_norm
-            # Handed over in a box, so the raw columns go as soon as alignment has converted them.
-            box = [table]
-            del table
-            aligned, ledger = _harmonise_cohort(
-                box, cohort=spec.cohort, reference=ref, trait=trait,
-                palindrome_max_maf=palindrome_max_maf, source=rd.source, keep_marker_only=True,
-                eaf_max_diff=eaf_max_diff, variant_ids=variant_ids,
-                # Tables handed to the meta-analysis (``keep``) need no key order: it splits
-                # them by chromosome and sorts each part's keys itself. Unsorted files then
-                # skip a random gather of every column (benchmarks/README.md, issue 20).
-                sort=out_dir is not None or keep is None,
-            )
-            aligned = _fold_reader_counts(aligned, ledger, rd, removed, changed)
-            ledgers[spec.cohort] = ledger
-            if ref is None and markers.has_marker_only(aligned):
-                # Placed once every cohort's positions are known (markers.py).
-                deferred[spec.cohort] = aligned
-            else:
-                store(spec.cohort, aligned)
-            del aligned
+        return harmonise_reads(
+            ((spec.cohort, spec.path, rd) for spec, rd in zip(inputs, reads, strict=True)),
+            [spec.cohort for spec in inputs], reference=ref, reference_path=reference,
+            genome=genome, chain=chain, target=target, cohort_builds=cohort_builds, trait=trait,
+            palindrome_max_maf=palindrome_max_maf, eaf_max_diff=eaf_max_diff,
+            variant_ids=variant_ids, keep=keep, keep_marker_only=True, out_dir=out_dir)
     finally:
         reads.close()
-    if deferred:
-        sources: list = [t for t in (*tables.values(), *deferred.values()) if "rsid" in t.columns]
-        for cohort in written:
-            cols = read_sumstats(written[cohort], required=(),
-                                 columns=("rsid", "chromosome", "base_pair_location"))
-            if "rsid" in cols.columns:
-                sources.append(cols)
-        # Files of marker names only (GWAMA's usual input): nothing can place them.
-        placeable = any(t.get_column("chromosome").null_count() < t.height for t in sources)
-        if placeable:
-            names = pl.concat([markers.marker_names(t) for t in deferred.values()]).unique()
-            positions = markers.marker_positions(sources, names)
-        del sources
-        for cohort in list(deferred):
-            table = deferred.pop(cohort)
-            if placeable:
-                table = markers.place_by_marker(table, positions, ledgers[cohort],
-                                                variant_ids=variant_ids)
-            else:
-                ledgers[cohort].remove(markers.CONFLICT, 0)
-                ledgers[cohort].change(markers.PLACED, 0)
-            store(cohort, table)
-        # Tables in command-line order (the direction string follows it).
-        tables = {spec.cohort: tables[spec.cohort] for spec in inputs if spec.cohort in tables}
-    result = HarmonisedSet(tables=tables, ledgers=ledgers, reference_used=ref is not None)
-    if out_dir is not None:
-        write_harmonised(result, out_dir)
-    return result
 
 
 def _ordered_reads(parse, finish, inputs: list[InputSpec], *, prefetch: bool):

@@ -41,16 +41,13 @@ import numpy as np
 import polars as pl
 
 from crosscohort.central.meta.ivw import (
-    _STUDY_COLUMNS,
     METHODS,
-    _axis_marker_eaf,
-    _check_order,
-    _cohort_rows,
-    _cohort_z2,
-    _combine,
-    _gc_factors,
-    _mrmega_chi2,
-    _stack_frames,
+    MetaResult,
+    axis_marker_eaf,
+    cohort_z2,
+    combine_part,
+    gc_factors,
+    mrmega_chi2,
     summary_counts,
     summary_dict,
 )
@@ -61,6 +58,9 @@ from crosscohort.central.meta.mrmega import (
     check_axes,
     gco_lambda,
 )
+from crosscohort.central.meta.stacking import STUDY_COLUMNS as _STUDY_COLUMNS
+from crosscohort.central.meta.stacking import check_cohort_order, stack_frames
+from crosscohort.central.meta.stacking import cohort_rows as _cohort_rows
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.keys import EAF_MAX_DIFF, VARIANT_KEY, check_eaf_max_diff
 from crosscohort.contract.ledger import Ledger
@@ -88,13 +88,12 @@ __all__ = [
     "Unsorted",
     "file_parts",
     "memory_parts",
+    "meta_analyse",
     "meta_analyse_to_file",
 ]
 
 #: Sort position of the part holding rows without a chromosome (marker-name rows): last.
 _NO_CHROM = np.iinfo(np.int64).max
-#: Format and write the output in a thread of its own, overlapping the next part's work.
-_WRITE_THREAD = True
 #: Parts combined at once (the machines this is tuned on have 2 cores).
 COMBINE_WORKERS = 2
 #: Columns whose presence changes the output's columns (the others only fill NaN).
@@ -290,9 +289,8 @@ class _Writer:
         self.error: BaseException | None = None
         self.queue: queue.Queue = queue.Queue(maxsize=2)
         self.thread = threading.Thread(target=self._run, name=f"write {path.name}", daemon=True)
-        if _WRITE_THREAD:
-            self.thread.start()
-            stack.callback(self._stop)  # before the file closes (last in, first out)
+        self.thread.start()
+        stack.callback(self._stop)  # before the file closes (last in, first out)
 
     def write(self, df: pl.DataFrame) -> None:
         if self.error is not None:
@@ -395,6 +393,134 @@ def meta_analyse_to_file(
     empty in every file, the pass is redone with that knowledge (rare: a
     header naming a column no row fills).
     """
+    streamed, _ = _run(source, cohorts, Path(out), method=method, gc=gc,
+                       cohort_order=cohort_order, eaf_max_diff=eaf_max_diff, n_in=n_in, tbl=tbl,
+                       loo_threshold=loo_threshold, pcs=pcs, gco=gco)
+    return streamed
+
+
+def meta_analyse(
+    tables: dict[str, pl.DataFrame],
+    *,
+    method: str = "fixed",
+    gc: bool = False,
+    cohort_order: list[str] | None = None,
+    eaf_max_diff: float = EAF_MAX_DIFF,
+    pcs: int = DEFAULT_AXES,
+    gco: bool = False,
+) -> MetaResult:
+    """Fixed-effect, random-effects, sample-size and MR-MEGA meta-analysis of harmonised summary statistics.
+
+    Parameters
+    ----------
+    tables
+        Cohort id -> harmonised GWAS-SSF frame of one trait. Variants are
+        matched on ``chromosome, base_pair_location, other_allele,
+        effect_allele`` (harmonisation makes the alleles agree).
+    method
+        ``fixed``, ``random`` or ``samplesize``: which estimate the summary
+        reports as primary. ``beta``/``standard_error`` are always the
+        fixed-effect estimate and the ``*_random`` columns always filled.
+        ``p_value``/``neg_log_10_p_value`` are the fixed-effect test's, except
+        with ``samplesize``, where they are the sample-size Z test's
+        (``z_samplesize``), as METAL's ``SCHEME SAMPLESIZE`` reports.
+        ``mrmega`` adds MR-MEGA's meta-regression on ``pcs`` axes of genetic
+        variation (:mod:`crosscohort.central.meta.mrmega`; ``mrmega_*`` columns) and
+        puts its association test's p in ``p_value``/``neg_log_10_p_value``.
+    gc
+        Genomic control of the inputs, as METAL's ``GENOMICCONTROL ON``:
+        each cohort with λ > 1 has its SEs multiplied by sqrt(λ) (and, in the
+        sample-size scheme, its z divided by sqrt(λ)) before combining.
+    cohort_order
+        Order of the direction string (default: the order of ``tables``);
+        must name every cohort once.
+    eaf_max_diff
+        A cohort's EAF is *far* when it differs from the other cohorts' EAF at
+        the variant (their mean with the weights of ``effect_allele_frequency``
+        below, i.e. n-weighted when every EAF has its n) by more than this;
+        :data:`~crosscohort.central.harmonise.align.FLAG_EAF_FAR` marks variants with
+        a far cohort (kept), and each cohort's ledger counts its far rows as
+        ``changed.eaf_far_from_other_cohorts_flagged``.
+    pcs
+        ``mrmega`` only: number T of axes of genetic variation (MR-MEGA
+        ``--pc``); needs at least T + 3 cohorts.
+    gco
+        ``mrmega`` only: genomic control of the association chi-squares on
+        output (MR-MEGA ``--gco``, :func:`crosscohort.central.meta.mrmega.gco_lambda`).
+
+    Returns
+    -------
+    MetaResult
+
+    Raises
+    ------
+    ConfigError
+        On an unknown method or a ``cohort_order`` not naming every cohort once.
+    InputError
+        When a table lacks a key, beta or SE column or holds text in a numeric one.
+
+    Notes
+    -----
+    Per variant: fixed-effect inverse-variance weighted beta, SE, p (from z,
+    with -log10 p in log space so |z| = 40 gives 349.1, not infinity);
+    Cochran's Q, ``het_df``, ``het_p`` (chi2 survival; NA when df = 0),
+    ``het_i2``; DerSimonian-Laird ``tau2`` and random effects (see
+    :func:`~crosscohort.central.meta.estimators.ivw_arrays`). Sample-size scheme (:func:`~crosscohort.central.meta.estimators.samplesize_arrays`):
+    per cohort ``z_i = sign(beta_i) * Phi^-1(1 - p_i/2)`` from
+    ``neg_log_10_p_value`` (else ``p_value``), weights ``sqrt(n_i)``.
+    ``n`` = sum of n; ``n_cases``/``n_controls``
+    summed over the cohorts reporting them; ``n_effective`` = sum of
+    4/(1/cases + 1/controls) where a cohort reports both, else its n.
+    ``effect_allele_frequency`` = n-weighted mean EAF when every cohort with
+    an EAF for the variant reports n, else the plain mean; ``eaf_min``,
+    ``eaf_max``. λ_GC = median(z²)/0.4549364 (chi-square 1-df median), via
+    :func:`crosscohort.contract.stats.lambda_gc`.
+
+    Rows with neither chromosome nor position but a marker name (``rsid``),
+    as METAL and GWAMA key them, are matched on (rsid, other allele, effect
+    allele) and placed after every positioned variant, in marker-name order
+    (null ``variant_id``); they never match a positioned row.
+
+    Rows left out, counted per cohort in :attr:`MetaResult.ledgers` (first
+    rule broken): ``bad_value_key`` (null allele, or null chromosome or
+    position without a marker name),
+    ``bad_value_beta`` (NA/NaN/inf beta: never read as 0),
+    ``bad_value_standard_error`` (SE NA, <= 0 or inf); with ``samplesize``
+    also ``bad_value_p_value`` (no finite -log10 p and no p in (0, 1]) and
+    ``bad_value_n`` (n NA or <= 0); ``duplicate`` (same variant twice in a
+    cohort: largest n, then smallest SE, then first in file kept). A cohort
+    left with no rows, or sharing no variant with the others, contributes
+    ``?`` to the direction string and nothing else.
+
+    It is the driver of ``crosscohort meta`` (:func:`meta_analyse_to_file`) run
+    over :func:`memory_parts` of ``tables`` (one chromosome of every cohort at a
+    time), with the output rows collected instead of written: the same code,
+    the same numbers, whether a test or the command calls it.
+    """
+    samplesize = method == "samplesize"
+    streamed, result = _run(
+        lambda: memory_parts(tables, sorted(tables), samplesize=samplesize), list(tables), None,
+        method=method, gc=gc, cohort_order=cohort_order, eaf_max_diff=eaf_max_diff, n_in=None,
+        tbl=None, loo_threshold=None, pcs=pcs, gco=gco)
+    parts = result["tables"]
+    # The streamed result's attributes, with the rows and their EAF spread collected.
+    same = ("cohorts", "method", "lambda_gc", "lambda_meta", "gc_applied", "ledgers", "mrmega")
+    return MetaResult(table=pl.concat(parts) if parts else result["empty_part"],
+                      eaf_se=np.concatenate(result["eaf_se"]) if parts else np.empty(0),
+                      **{name: getattr(streamed, name) for name in same})
+
+
+def _run(source: Parts | Callable[[], Parts], cohorts: list[str], out: Path | None, *,
+         method: str, gc: bool, cohort_order: list[str] | None, eaf_max_diff: float,
+         n_in: dict[str, int] | None, tbl: str | Path | None, loo_threshold: float | None,
+         pcs: int, gco: bool) -> tuple[StreamedMeta, dict]:
+    """The driver behind :func:`meta_analyse_to_file` and :func:`meta_analyse`.
+
+    Checks the options, then runs the passes over the parts (see
+    :func:`meta_analyse_to_file`'s Notes). ``out=None``: the output rows are
+    collected (the second value's ``tables``, ``eaf_se``, ``empty_part``),
+    nothing is written.
+    """
     from crosscohort.central.meta.tbl import tbl_frame
 
     if method not in METHODS:
@@ -402,7 +528,7 @@ def meta_analyse_to_file(
 
         raise ConfigError(f"meta-analysis method must be one of {METHODS}; got {method!r}")
     check_eaf_max_diff(eaf_max_diff)
-    order = _check_order(dict.fromkeys(cohorts), cohort_order)
+    order = check_cohort_order(dict.fromkeys(cohorts), cohort_order)
     canonical = sorted(order)
     samplesize = method == "samplesize"
     mrmega = method == "mrmega"
@@ -420,12 +546,12 @@ def meta_analyse_to_file(
         markers: list[np.ndarray] = []
         has_eaf = np.zeros(len(canonical), dtype=bool)
         for _code, frames in src.parts():
-            stacked, _ = _stack_frames(frames, [f.height for f in frames], canonical,
+            stacked, _ = stack_frames(frames, [f.height for f in frames], canonical,
                                        samplesize=samplesize, present=present)
-            for j, zz in enumerate(_cohort_z2(stacked)):
+            for j, zz in enumerate(cohort_z2(stacked)):
                 z2[j].append(zz)
             if mrmega:
-                markers.append(_axis_marker_eaf(stacked))
+                markers.append(axis_marker_eaf(stacked))
                 eaf = stacked.arrays.get("effect_allele_frequency")
                 if eaf is not None:
                     has_eaf |= np.isfinite(eaf).any(axis=1)
@@ -440,10 +566,10 @@ def meta_analyse_to_file(
     factors = None
     lambdas = None
     model = None
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     spill = None
-    if mrmega and src.present is None:
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    if mrmega and src.present is None and out is not None:
         # MR-MEGA's axes need a pass over every file before the one that combines: the
         # first pass keeps its parts as Arrow files, which the later passes map instead
         # of parsing the text again (benchmarks/README.md, issue 23).
@@ -465,9 +591,8 @@ class _Spill:
     """The parts of a first pass written as Arrow IPC files (in a directory beside the
     output, removed at the end), and read back by the later passes.
 
-    LZ4-compressed: ~38 bytes a cohort row (uncompressed ~100), so ~1.9 GB of
-    temporary disk at 5 cohorts x 10M variants, for ~0.25 s per million rows
-    written and read back, against ~0.55 s per million rows parsed from text.
+    LZ4-compressed, written and read back faster than the text is parsed again;
+    disk and time per row in benchmarks/README.md (MR-MEGA, issue 23).
     """
 
     def __init__(self, out: Path, k: int):
@@ -514,7 +639,7 @@ def _passes(src, parts_of, spill, out, *, canonical, order, present, method, gc,
             src = spill.reading(src)
         passes += 1
         present = present or seen
-        lambdas, factors = _gc_factors(canonical, z2, gc=gc)
+        lambdas, factors = gc_factors(canonical, z2, gc=gc)
         del z2
         if mrmega:
             model = MrMegaModel(axes=axes_from_eaf(np.concatenate(markers), pcs))
@@ -522,9 +647,9 @@ def _passes(src, parts_of, spill, out, *, canonical, order, present, method, gc,
         # The output's λ is a genome-wide median: known only once every part is fitted.
         chi2 = []
         for _code, frames in src.parts():
-            stacked, _ = _stack_frames(frames, [f.height for f in frames], canonical,
+            stacked, _ = stack_frames(frames, [f.height for f in frames], canonical,
                                        samplesize=False, present=present)
-            chi2.append(_mrmega_chi2(stacked, factors, canonical, model.axes))
+            chi2.append(mrmega_chi2(stacked, factors, canonical, model.axes))
         passes += 1
         model = MrMegaModel(axes=model.axes, lambda_gco=gco_lambda(np.concatenate(chi2), pcs))
         del chi2
@@ -558,13 +683,14 @@ def _passes(src, parts_of, spill, out, *, canonical, order, present, method, gc,
         significant=result["significant"], loo_tables=result["loo_tables"], passes=passes,
         mrmega=None if model is None else model.summary(canonical),
     )
-    write_json(out.with_name(out.name + ".summary.json"), streamed.summary())
-    return streamed
+    if out is not None:
+        write_json(out.with_name(out.name + ".summary.json"), streamed.summary())
+    return streamed, result
 
 
-def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, method,
+def _combine_pass(src: Parts, out: Path | None, *, canonical, order, present, factors, method,
                   eaf_max_diff, tbl, loo_threshold, tbl_frame, mrmega=None) -> dict:
-    """One pass over the parts: combine, write (to temporary names), count.
+    """One pass over the parts: combine, write (to temporary names) or collect, count.
 
     Parts are stacked and combined by :data:`COMBINE_WORKERS` threads and
     taken in order, so the counts, ledgers and output are those of one part
@@ -581,19 +707,22 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
     seen = dict.fromkeys(_STUDY_COLUMNS, False)
     significant: list[pl.DataFrame] = []
     loo: list[list[pl.DataFrame]] = [[] for _ in canonical]
-    collected: list[pl.DataFrame] = []
-    parquet = out.suffix == ".parquet"
+    collected: list[pl.DataFrame] = []  # output rows of parts with rows, when not written
+    eaf_se: list[np.ndarray] = []
+    parquet = out is not None and out.suffix == ".parquet"
+    collect = out is None or parquet
     renames = []
     with ExitStack() as stack:
-        writer = None if parquet else _Writer(out, stack, gz=out.suffix == ".gz")
+        writer = None if collect else _Writer(out, stack, gz=out.suffix == ".gz")
         tbl_writer = _Writer(Path(tbl), stack, gz=False) if tbl else None
         empty_table, empty_frames, empty_table_rows = None, None, 0
+        empty_part = None
 
         def combined(frames: list[pl.DataFrame]) -> tuple:
-            stacked, part_ledgers = _stack_frames(frames, [f.height for f in frames], canonical,
+            stacked, part_ledgers = stack_frames(frames, [f.height for f in frames], canonical,
                                                   samplesize=samplesize, present=present)
-            zz = _cohort_z2(stacked) if factors is None else None
-            part = _combine(stacked, part_ledgers, canonical=canonical, order=order,
+            zz = cohort_z2(stacked) if factors is None else None
+            part = combine_part(stacked, part_ledgers, canonical=canonical, order=order,
                             factors=factors or dict.fromkeys(canonical, 1.0), method=method,
                             eaf_max_diff=eaf_max_diff, mrmega=mrmega)
             return stacked.present_here, zz, part, part_ledgers
@@ -633,10 +762,12 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
                 # The columns of the first part with rows, as the writer's header (a part
                 # without rows lacks rsid, for one); of the first part if none has rows.
                 empty_table, empty_table_rows = table.clear(), table.height
-            if parquet:
-                collected.append(table)
-            else:
+                empty_part = part.table.clear()
+            if not collect:
                 writer.write(table)
+            elif table.height:
+                collected.append(part.table)
+                eaf_se.append(part.eaf_se)
             if tbl_writer is not None:
                 tbl_writer.write(tbl_frame(MetaResult(
                     table=part.table, cohorts=tuple(order), method=method, lambda_gc={},
@@ -651,7 +782,7 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
                         loo[j].append(_rows_at(f, sig))
             del part, table, frames
         # The genome-wide medians while the writer formats the last parts.
-        lambdas = None if factors is not None else _gc_factors(canonical, z2, gc=False)
+        lambdas = None if factors is not None else gc_factors(canonical, z2, gc=False)
         lam_meta = (lambda_gc(np.concatenate(nlp)) if counts.get("n_variants")
                     else float("nan"))
         if writer is not None:
@@ -662,7 +793,7 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
             renames.append((tbl_writer.tmp, tbl_writer.path))
     if parquet:
         tmp = out.with_name(f".{out.name}.tmp")
-        pl.concat(collected).write_parquet(tmp)
+        (order_columns(pl.concat(collected)) if collected else empty_table).write_parquet(tmp)
         renames.append((tmp, out))
     for c in canonical:
         ledgers[c].check()
@@ -673,7 +804,7 @@ def _combine_pass(src: Parts, out: Path, *, canonical, order, present, factors, 
                       for j, c in enumerate(canonical)}
     return {"ledgers": ledgers, "lambdas": lambdas, "lambda_meta": lam_meta, "counts": counts,
             "seen": seen, "significant": sig_table, "loo_tables": loo_tables,
-            "renames": renames}
+            "renames": renames, "tables": collected, "eaf_se": eaf_se, "empty_part": empty_part}
 
 
 def _rows_at(frame: pl.DataFrame, variants: pl.DataFrame) -> pl.DataFrame:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-__all__ = ["FIRTH_CONVERGE_FAIL", "FirthFit", "firth_chunk", "penalised_loglik"]
+__all__ = ["FIRTH_CONVERGE_FAIL", "FirthFit", "firth_chunk"]
 
 #: Error code of a variant whose Firth fit did not converge either (plink2's name).
 FIRTH_CONVERGE_FAIL = "FIRTH_CONVERGE_FAIL"
@@ -55,25 +55,6 @@ class FirthFit:
 
 def _tri(k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(k)
-
-
-def penalised_loglik(x: np.ndarray, y: np.ndarray, beta: np.ndarray) -> float:
-    """Firth's penalised log-likelihood ``l(b) + 1/2 log det(X'WX)`` of one logistic model.
-
-    Parameters
-    ----------
-    x
-        (n, p) design (intercept included).
-    y
-        (n,) 0/1 outcome.
-    beta
-        (p,) coefficients.
-    """
-    eta = x @ beta
-    p = expit(eta)
-    w = p * (1.0 - p)
-    sign, logdet = np.linalg.slogdet((x * w[:, None]).T @ x)
-    return float(np.sum(y * eta - np.logaddexp(0.0, eta)) + 0.5 * logdet) if sign > 0 else -np.inf
 
 
 class _Batch:
