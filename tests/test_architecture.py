@@ -144,7 +144,7 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
         ("central/x.py", "from crosscohort import tre\n", "central/ imports crosscohort.tre"),
         ("contract/stats.py", "from crosscohort.tre.qc import QcThresholds\n", "contract/ imports crosscohort.tre.qc"),
         ("contract/bundle.py", "from crosscohort.config import load_study\n", "contract/ imports crosscohort.config"),
-        ("runtime/memory.py", "from crosscohort.contract.errors import UserError\n", "runtime/ imports crosscohort.contract"),
+        ("runtime/process.py", "from crosscohort.contract.errors import UserError\n", "runtime/ imports crosscohort.contract"),
         ("tre/pca.py", "import importlib\nimportlib.import_module('crosscohort.demo.simulate')\n",
          "tre/ imports crosscohort.demo.simulate"),
         ("central/report.py", "from crosscohort.commands import meta\n", "central/ imports crosscohort.commands"),

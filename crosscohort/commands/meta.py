@@ -126,8 +126,7 @@ def _harmonise_raw(args: argparse.Namespace, fmt: str) -> tuple[dict, list]:
                         eaf_max_diff=args.eaf_max_diff, variant_ids=False,
                         keep=meta_input_columns(samplesize=args.method == "samplesize"),
                         # The next file parsed while this one's values are finished and
-                        # it is aligned, ~0.65 s a cohort on one core otherwise
-                        # (benchmarks/README.md).
+                        # it is aligned (benchmarks/README.md, "Meta-analysis", 2cf79c0).
                         prefetch=True)
     return dict(h.tables), list(h.ledgers.values())
 
@@ -172,8 +171,8 @@ def run(args: argparse.Namespace) -> int:
     harmonise_ledgers = None
     if fmt == HARMONISED:
         # The workflow's call: one chromosome of every cohort in memory at a time, read
-        # from the files as they are combined (5 x 10M variants: 13.5 GB whole, see
-        # benchmarks/README.md). Only the columns meta_analyse reads are parsed.
+        # from the files as they are combined, so memory does not grow with the genome
+        # (benchmarks/README.md, "Meta-analysis"). Only the columns meta_analyse reads are parsed.
         paths = cohort_paths(args.cohorts)
         try:
             result = meta_analyse_to_file(
