@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import polars as pl
-
 from crosscohort.commands.genotype_options import add_genotype_options, open_genotypes
 
 __all__ = ["register", "run"]
@@ -53,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import polars as pl
+
     from crosscohort.central.harmonise.align import normalise_chromosomes
     from crosscohort.contract.errors import InputError
     from crosscohort.contract.sumstats import read_sumstats, variant_id

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from crosscohort.contract.signature import generate_keypair
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -26,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from crosscohort.contract.signature import generate_keypair
+
     fingerprint = generate_keypair(args.key, args.public_key)
     print(f"private key {args.key} (keep inside the TRE), public key {args.public_key}")
     print(f"public key SHA-256 fingerprint: {fingerprint}")
