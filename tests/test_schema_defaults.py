@@ -38,6 +38,9 @@ def _defaults(command: str) -> argparse.Namespace:
         "meta": ["--out", "o", "f"],
         "harmonise": ["--out-dir", "d", "f"],
         "compare": ["--meta", "m", "--pooled", "p", "--out-prefix", "o"],
+        "pca": ["--bfile", "x", "--out", "o"],
+        "assoc": ["--bfile", "x", "--pheno", "p", "--out", "o"],
+        "sufficient": ["--bfile", "x", "--pheno", "p", "--out-dir", "d"],
     }[command]
     return build_parser([command]).parse_args([command, *required])
 
@@ -67,6 +70,14 @@ def test_central_commands__defaults_are_the_schema_s():
     assert meta.method == default("meta.method")
     assert meta.loo_window_kb == compare.window_kb == default("report.window_kb")
     assert compare.threshold == default("report.threshold")
+
+
+def test_tre_commands__pca_and_chunk_defaults_are_the_schema_s():
+    pca = _defaults("pca")
+    for name in ("n_pcs", "maf", "prune_window", "prune_step", "prune_r2"):
+        assert getattr(pca, name) == default(f"pca.{name}"), name
+    for command in ("assoc", "sufficient"):
+        assert _defaults(command).chunk_size == default("association.chunk_size")
 
 
 def test_harmonise_library__defaults_agree_with_the_schema():

@@ -7,7 +7,9 @@ import os
 import sys
 from pathlib import Path
 
+from crosscohort.commands import add_schema_option
 from crosscohort.commands.genotype_options import add_genotype_options, genotype_sources
+from crosscohort.commands.sample_options import add_sample_options, positive_int
 from crosscohort.contract.errors import InputError
 
 _DESCRIPTION = """\
@@ -75,31 +77,6 @@ def _part(text: str) -> tuple[int, int]:
     return i, n
 
 
-def _trait_type(text: str) -> tuple[str, str]:
-    name, sep, kind = text.partition("=")
-    if not sep or not name or kind not in ("quantitative", "binary"):
-        raise argparse.ArgumentTypeError(
-            f"expected NAME=quantitative or NAME=binary; got {text!r}"
-        )
-    return name, kind
-
-
-def _names(text: str) -> str:
-    if not any(x.strip() for x in text.split(",")):
-        raise argparse.ArgumentTypeError("expected column names (space- or comma-separated, ranges A-B)")
-    return text
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {v}")
-    return v
-
-
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``assoc`` subcommand to ``subparsers``."""
     p = subparsers.add_parser(
@@ -110,27 +87,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_genotype_options(p)
-    p.add_argument("--pheno", required=True, metavar="FILE", help="phenotype file, '#FID IID name...' header")
-    p.add_argument("--pheno-name", type=_names, nargs="+", metavar="T",
-                   help="phenotype columns to analyse, as plink2: 'A B', 'A,B', ranges 'A-C' "
-                        "(default: every numeric column)")
-    p.add_argument("--covar", action="append", default=[], metavar="FILE",
-                   help="covariate file ('#FID IID name...'); repeat to join several on FID+IID")
-    p.add_argument("--covar-name", type=_names, nargs="+", metavar="C",
-                   help="covariate columns to use, as plink2: 'age sex', 'age,sex', ranges 'PC1-PC10'; "
-                        "non-numeric ones are categorical; 'sex' not in a file is the .fam/.psam sex "
-                        "(default: all columns of all --covar files)")
-    p.add_argument("--keep", metavar="FILE", help="analyse only these samples ('#FID IID' lines)")
-    p.add_argument("--extract", metavar="FILE", help="analyse only these variant IDs (one per line)")
-    p.add_argument("--trait-type", type=_trait_type, action="append", default=[],
-                   metavar="NAME=quantitative|binary",
-                   help="override trait-type detection (repeatable); needed for 0/1-coded case/control traits")
-    p.add_argument("--chunk-size", type=_positive_int, default=1000, metavar="M",
-                   help="most variants read and fitted at once (default 1000; fewer when samples x M x 8 bytes "
-                        "exceeds 16 MiB); memory ~ a few x min(samples x M x 8 bytes, 16 MiB)")
+    add_sample_options(p, pheno_default="every numeric column")
+    add_schema_option(p, "association.chunk_size", type=positive_int, metavar="M",
+                      help="most variants read and fitted at once (fewer when samples x M x 8 bytes "
+                           "exceeds 16 MiB); memory ~ a few x min(samples x M x 8 bytes, 16 MiB)")
     p.add_argument("--part", type=_part, metavar="I/N",
                    help="analyse only the I-th (1-based) of N equal contiguous parts of the extracted variants")
-    p.add_argument("--threads", type=_positive_int, metavar="T",
+    p.add_argument("--threads", type=positive_int, metavar="T",
                    help="BLAS threads (effective when set before numpy loads, or with threadpoolctl installed)")
     p.add_argument("--vif", type=float, default=50.0, metavar="X",
                    help="refuse a fit (error_code VIF_TOO_HIGH) when the dosage's variance-inflation factor "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from crosscohort.commands import add_schema_option
 from crosscohort.commands.genotype_options import (
     add_genotype_options,
     default_cohort_name,
@@ -45,12 +46,6 @@ def _king_cutoff(text: str) -> float | None:
     return v
 
 
-def _threshold(p: argparse.ArgumentParser, name: str, help: str) -> None:
-    """``--NAME``, a float whose default is the config schema's ``qc.NAME``."""
-    value = default(f"qc.{name}")
-    p.add_argument(f"--{name}", type=float, default=value, help=f"{help} (default {value:g})")
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "qc",
@@ -76,11 +71,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_genotype_options(p)
     p.add_argument("--out-prefix", required=True, metavar="O", help="output prefix")
     p.add_argument("--cohort", default=None, help="cohort id for the ledger (default: name of the first genotype input)")
-    _threshold(p, "geno", "remove variants with missing call rate above this")
-    _threshold(p, "mind", "remove samples with missing call rate above this")
-    _threshold(p, "maf", "remove variants with minor allele frequency below this")
-    _threshold(p, "mac", "remove variants with minor allele count below this")
-    _threshold(p, "hwe", "remove variants with Hardy-Weinberg exact test p below this, no mid-p")
+    add_schema_option(p, "qc.geno", type=float, help="remove variants with missing call rate above this")
+    add_schema_option(p, "qc.mind", type=float, help="remove samples with missing call rate above this")
+    add_schema_option(p, "qc.maf", type=float, help="remove variants with minor allele frequency below this")
+    add_schema_option(p, "qc.mac", type=float, help="remove variants with minor allele count below this")
+    add_schema_option(p, "qc.hwe", type=float, help="remove variants with Hardy-Weinberg exact test p below this, no mid-p")
     p.add_argument("--nonfounders", action="store_true",
                    help="use all samples, not only founders, for frequencies, MAC and HWE (plink2's flag)")
     king = default("qc.king_cutoff")

@@ -6,12 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from crosscohort.commands.assoc import _names, _positive_int, _trait_type
+from crosscohort.commands import add_schema_option
 from crosscohort.commands.genotype_options import (
     add_genotype_options,
     default_cohort_name,
     genotype_sources,
 )
+from crosscohort.commands.sample_options import add_sample_options, positive_int
 
 _DESCRIPTION = """\
 Compute, for each trait, what the central pooled fit (crosscohort pool-fit)
@@ -51,21 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_genotype_options(p)
-    p.add_argument("--pheno", required=True, metavar="FILE", help="phenotype file, '#FID IID name...' header")
-    p.add_argument("--pheno-name", type=_names, nargs="+", metavar="T",
-                   help="phenotype columns to analyse, as plink2: 'A B', 'A,B', ranges 'A-C' (default: all)")
-    p.add_argument("--covar", action="append", default=[], metavar="FILE",
-                   help="covariate file ('#FID IID name...'); repeat to join several on FID+IID")
-    p.add_argument("--covar-name", type=_names, nargs="+", metavar="C",
-                   help="covariate columns to use, as plink2: 'age sex', 'age,sex', ranges 'PC1-PC10' "
-                        "(default: all columns of all --covar files)")
-    p.add_argument("--keep", metavar="FILE", help="analyse only these samples ('#FID IID' lines)")
-    p.add_argument("--extract", metavar="FILE", help="analyse only these variant IDs (one per line)")
-    p.add_argument("--trait-type", type=_trait_type, action="append", default=[],
-                   metavar="NAME=quantitative|binary",
-                   help="override trait-type detection (repeatable); needed for 0/1-coded case/control traits")
-    p.add_argument("--chunk-size", type=_positive_int, default=1000, metavar="M",
-                   help="most variants read at once (default 1000; fewer when samples x M x 8 bytes exceeds 16 MiB)")
+    add_sample_options(p, pheno_default="all")
+    add_schema_option(p, "association.chunk_size", type=positive_int, metavar="M",
+                      help="most variants read at once (fewer when samples x M x 8 bytes exceeds 16 MiB)")
     p.add_argument("--pheno-transform", choices=["int"], metavar="int",
                    help="as crosscohort assoc: rank-based inverse-normal transform of quantitative traits")
     p.add_argument("--int-offset", type=float, default=0.375, metavar="C",
