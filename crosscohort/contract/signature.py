@@ -104,10 +104,25 @@ def generate_keypair(key: str | Path, public_key: str | Path) -> str:
     return key_fingerprint(pub)
 
 
-def _read_key_file(path: Path, what: str) -> bytes:
+def _load_key(path: str | Path, *, what: str, parse, kind: type, expected: str):
+    """The key of type ``kind`` that ``parse`` reads from the file at ``path``.
+
+    Each failure is one :class:`ConfigError` naming the file: missing,
+    unreadable as ``expected``, encrypted (``parse`` raises ``TypeError``), or
+    not Ed25519.
+    """
+    path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such {what} file")
-    return path.read_bytes()
+    try:
+        key = parse(path.read_bytes())
+    except TypeError as exc:
+        raise ConfigError(f"{path}: the {what} is encrypted; give an unencrypted PEM key ({exc})") from None
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise ConfigError(f"{path}: not a {expected}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(key, kind):
+        raise ConfigError(f"{path}: the {what} must be Ed25519; got {type(key).__name__}")
+    return key
 
 
 def load_private_key(path: str | Path) -> Ed25519PrivateKey:
@@ -118,20 +133,17 @@ def load_private_key(path: str | Path) -> Ed25519PrivateKey:
     ConfigError
         Missing file, not a PEM private key, encrypted, or not Ed25519.
     """
-    path = Path(path)
-    data = _read_key_file(path, "signing key")
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except TypeError as exc:
-        raise ConfigError(f"{path}: the signing key is encrypted; give an unencrypted PEM key ({exc})") from None
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise ConfigError(
-            f"{path}: not a PEM private key (expected -----BEGIN PRIVATE KEY-----, as "
-            f"'crosscohort keygen' writes): {str(exc).splitlines()[0]}"
-        ) from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"{path}: the signing key must be Ed25519; got {type(key).__name__}")
-    return key
+    return _load_key(
+        path, what="signing key", kind=Ed25519PrivateKey,
+        parse=lambda data: serialization.load_pem_private_key(data, password=None),
+        expected="PEM private key (expected -----BEGIN PRIVATE KEY-----, as 'crosscohort keygen' writes)",
+    )
+
+
+def _parse_public(data: bytes):
+    if data.lstrip().startswith(b"ssh-"):
+        return serialization.load_ssh_public_key(data.strip())
+    return serialization.load_pem_public_key(data)
 
 
 def load_public_key(path: str | Path) -> Ed25519PublicKey:
@@ -142,21 +154,10 @@ def load_public_key(path: str | Path) -> Ed25519PublicKey:
     ConfigError
         Missing file, not a public key, or not Ed25519.
     """
-    path = Path(path)
-    data = _read_key_file(path, "public key")
-    try:
-        if data.lstrip().startswith(b"ssh-"):
-            key = serialization.load_ssh_public_key(data.strip())
-        else:
-            key = serialization.load_pem_public_key(data)
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise ConfigError(
-            f"{path}: not a public key (expected PEM -----BEGIN PUBLIC KEY----- or an ssh-ed25519 line): "
-            f"{str(exc).splitlines()[0]}"
-        ) from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise ConfigError(f"{path}: the public key must be Ed25519; got {type(key).__name__}")
-    return key
+    return _load_key(
+        path, what="public key", kind=Ed25519PublicKey, parse=_parse_public,
+        expected="public key (expected PEM -----BEGIN PUBLIC KEY----- or an ssh-ed25519 line)",
+    )
 
 
 def sign_manifest(directory: str | Path, key: Ed25519PrivateKey) -> Path:
