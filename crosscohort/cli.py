@@ -18,28 +18,9 @@ import importlib
 import sys
 
 from crosscohort import __version__
+from crosscohort.commands import COMMANDS, add_command
 from crosscohort.contract.errors import UserError
 from crosscohort.runtime.process import arena_max, retain_freed_memory, set_environment
-
-#: Subcommands in pipeline order, with their one-line summaries.
-COMMANDS: dict[str, str] = {
-    "simulate": "write the embedded multi-ancestry demo cohorts (PLINK 1 + phenotype/covariate TSVs)",
-    "qc": "TRE: sample and variant QC (call rate, HWE, MAF, MAC) with a ledger",
-    "pca": "TRE: ancestry principal components from an LD-pruned variant set",
-    "wgr": "TRE: whole-genome ridge regression (REGENIE step 1): LOCO predictions for assoc --pred",
-    "assoc": "TRE: linear/logistic association with covariates (plink2 --glm options)",
-    "keygen": "TRE: create the Ed25519 key pair that signs export manifests",
-    "sufficient": "TRE: per-cohort sums for the federated pooled fit (pool-fit)",
-    "export": "TRE: the export gate; writes the summary-statistics bundle and its audit",
-    "verify": "central: check an export bundle's cohort, signature, manifest and gate rules",
-    "harmonise": "central: align cohorts' alleles, strands and builds, with a ledger",
-    "meta": "central: inverse-variance (fixed and random effects) meta-analysis",
-    "pool-fit": "central: pooled regression from the cohorts' released sums (no pooling)",
-    "pool": "demo: stack cohorts' phenotype and covariate files for the pooled arm",
-    "compare": "demo: compare the meta-analysis with the pooled analysis",
-    "clump": "LD-based loci of summary statistics against genotypes (plink1.9 --clump)",
-    "report": "central: self-contained HTML report per trait",
-}
 
 
 def _chosen(argv: list[str]) -> str | None:
@@ -62,11 +43,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"crosscohort {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = _chosen(sys.argv[1:] if argv is None else argv)
-    for name, summary in COMMANDS.items():
+    for name in COMMANDS:
         if name == chosen:
             importlib.import_module(f"crosscohort.commands.{name.replace('-', '_')}").register(sub)
         else:
-            sub.add_parser(name, help=summary)
+            add_command(sub, name)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crosscohort.commands import add_command
 from crosscohort.contract.errors import InputError
 from crosscohort.schemas import default
 
@@ -15,9 +16,9 @@ _MIN = ("chromosome", "base_pair_location", "effect_allele", "other_allele", "be
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "compare",
-        help="compare a meta-analysis with the pooled analysis",
         description=(
             "Join meta-analysis and pooled results on the variant (pooled alleles aligned to "
             "the meta's), and report: Pearson r and least-squares slope of beta_meta on "

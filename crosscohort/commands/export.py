@@ -6,15 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
-from crosscohort.commands import key_value_pairs
+from crosscohort.commands import add_command, key_value_pairs
 from crosscohort.commands.gate_options import add_gate_rule_options
 from crosscohort.contract.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "export",
-        help="apply the export gate and write the bundle (inside a TRE)",
         description=(
             "The export gate: the only door out of a TRE. Reads one cohort's association "
             "results, suppresses rows breaking the disclosure rules (counts 1..min-count, "

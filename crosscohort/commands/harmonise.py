@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from crosscohort.commands import add_command
 from crosscohort.contract.errors import ConfigError
 from crosscohort.schemas import default
 
@@ -53,9 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from crosscohort.central.harmonise.formats import FORMAT_NAMES
 
     formats = ", ".join(FORMAT_NAMES)
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "harmonise",
-        help="read cohorts' summary statistics in any format and align them to one orientation",
         description=(
             "Read each cohort's summary statistics (our bundles/GWAS-SSF, PLINK 2 .glm.*, "
             "REGENIE, SAIGE, BOLT-LMM, METAL, GWAMA, or any delimited file with --columns or "

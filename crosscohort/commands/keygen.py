@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from crosscohort.commands import add_command
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "keygen",
-        help="TRE: create the Ed25519 key pair that signs export manifests",
         description=(
             "Writes a new Ed25519 private key (PEM, mode 0600: it stays in the TRE and is given "
             "to 'crosscohort export --signing-key') and its public key (PEM: send it to the "

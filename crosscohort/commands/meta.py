@@ -18,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+from crosscohort.commands import add_command
 from crosscohort.commands.harmonise import add_eaf_max_diff, add_palindrome_max_maf, cohort_paths
 from crosscohort.contract.errors import ConfigError
 from crosscohort.schemas import default
@@ -29,9 +30,9 @@ HARMONISED = "harmonised"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "meta",
-        help="meta-analysis of cohorts (fixed, random effects, sample size, MR-MEGA)",
         description=(
             "Combine summary statistics of one trait, matching variants on chromosome, "
             "position and alleles. Inputs are harmonised GWAS-SSF tables (output of "

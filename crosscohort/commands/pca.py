@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from crosscohort.commands import add_schema_option
+from crosscohort.commands import add_command, add_schema_option
 from crosscohort.commands.genotype_options import add_genotype_options, open_genotypes
 
 
@@ -32,9 +32,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "pca",
-        help="TRE: ancestry principal components from an LD-pruned variant set",
         description=(
             "Ancestry principal components of one cohort, as plink2 --pca: autosomal variants with "
             "MAF >= --maf are LD-pruned like plink's --indep-pairwise (window and step in variants), "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from crosscohort.commands import add_schema_option
+from crosscohort.commands import add_command, add_schema_option
 from crosscohort.commands.genotype_options import (
     add_genotype_options,
     default_cohort_name,
@@ -47,9 +47,9 @@ def _king_cutoff(text: str) -> float | None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "qc",
-        help="TRE: sample and variant QC (call rate, HWE, MAF, MAC) with a ledger",
         description=(
             "Sample and variant QC of one cohort with plink2's rules and order: samples with a "
             "missing call rate above --mind are removed first (over all variants); then, on the "

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 
+from crosscohort.commands import add_schema_option
+from crosscohort.commands.genotype_options import add_genotype_options
+
 __all__ = ["add_sample_options", "names", "trait_type", "positive_int"]
 
 
@@ -39,11 +42,14 @@ def positive_int(text: str) -> int:
     return v
 
 
-def add_sample_options(p: argparse.ArgumentParser, *, pheno_default: str) -> None:
-    """Add ``--pheno``, ``--pheno-name``, ``--covar``, ``--covar-name``, ``--keep``, ``--extract``, ``--trait-type``.
+def add_sample_options(p: argparse.ArgumentParser, *, pheno_default: str, chunk_help: str) -> None:
+    """Add the genotype options, then ``--pheno``, ``--pheno-name``, ``--covar``, ``--covar-name``,
+    ``--keep``, ``--extract``, ``--trait-type`` and ``--chunk-size``.
 
-    ``pheno_default`` says which phenotype columns are analysed without ``--pheno-name``.
+    ``pheno_default`` says which phenotype columns are analysed without
+    ``--pheno-name``; ``chunk_help`` what ``--chunk-size`` bounds.
     """
+    add_genotype_options(p)
     p.add_argument("--pheno", required=True, metavar="FILE", help="phenotype file, '#FID IID name...' header")
     p.add_argument("--pheno-name", type=names, nargs="+", metavar="T",
                    help="phenotype columns to analyse, as plink2: 'A B', 'A,B', ranges 'A-C' "
@@ -59,3 +65,21 @@ def add_sample_options(p: argparse.ArgumentParser, *, pheno_default: str) -> Non
     p.add_argument("--trait-type", type=trait_type, action="append", default=[],
                    metavar="NAME=quantitative|binary",
                    help="override trait-type detection (repeatable); needed for 0/1-coded case/control traits")
+    add_schema_option(p, "association.chunk_size", type=positive_int, metavar="M", help=chunk_help)
+
+
+def add_transform_options(p: argparse.ArgumentParser) -> None:
+    """Add ``--pheno-transform int`` and ``--int-offset``."""
+    p.add_argument("--pheno-transform", choices=["int"], metavar="int",
+                   help="'int': rank-based inverse-normal transform of each quantitative trait over its "
+                        "analysed samples (Blom offset 3/8, ties averaged); default: none")
+    p.add_argument("--int-offset", type=float, default=0.375, metavar="C",
+                   help="offset c of --pheno-transform int, Phi^-1((rank - c) / (n - 2c + 1)): 0.375 "
+                        "(Blom, default), 0.5 (rankit, as plink2 --pheno-quantile-normalize)")
+
+
+def add_ledger_options(p: argparse.ArgumentParser) -> None:
+    """Add ``--cohort`` (the ledger's cohort id) and ``--ledger``."""
+    p.add_argument("--cohort", metavar="ID", help="cohort id for the ledger (default: the first genotype input's name)")
+    p.add_argument("--ledger", metavar="FILE",
+                   help="write the sample and variant ledgers (JSON list) here")

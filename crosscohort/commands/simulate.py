@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crosscohort.commands import add_command
+
 _DESCRIPTION = """\
 Simulate three cohorts of different ancestry with known causal variants, ready for
 `crosscohort qc`, `assoc` and the rest of the pipeline (the demo mode's input).
@@ -41,9 +43,9 @@ The same --seed and --scale give byte-identical files.
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``simulate`` subcommand."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "simulate",
-        help="write simulated multi-ancestry demo cohorts with known causal variants",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -6,13 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from crosscohort.commands import add_schema_option
+from crosscohort.commands import add_command
 from crosscohort.commands.genotype_options import (
-    add_genotype_options,
     default_cohort_name,
     genotype_sources,
 )
-from crosscohort.commands.sample_options import add_sample_options, positive_int
+from crosscohort.commands.sample_options import (
+    add_ledger_options,
+    add_sample_options,
+    add_transform_options,
+)
 
 _DESCRIPTION = """\
 Compute, for each trait, what the central pooled fit (crosscohort pool-fit)
@@ -44,23 +47,17 @@ example:
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``sufficient`` subcommand to ``subparsers``."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "sufficient",
-        help="TRE: per-cohort sums for the federated pooled fit (pool-fit)",
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_genotype_options(p)
-    add_sample_options(p, pheno_default="all")
-    add_schema_option(p, "association.chunk_size", type=positive_int, metavar="M",
-                      help="most variants read at once (fewer when samples x M x 8 bytes exceeds 16 MiB)")
-    p.add_argument("--pheno-transform", choices=["int"], metavar="int",
-                   help="as crosscohort assoc: rank-based inverse-normal transform of quantitative traits")
-    p.add_argument("--int-offset", type=float, default=0.375, metavar="C",
-                   help="offset of --pheno-transform int (default 0.375, Blom)")
-    p.add_argument("--cohort", metavar="ID", help="cohort id (default: the first genotype input's name)")
-    p.add_argument("--ledger", metavar="FILE", help="write the sample and variant ledgers (JSON list) here")
+    add_sample_options(p, pheno_default="all",
+                       chunk_help="most variants read at once (fewer when samples x M x 8 bytes exceeds 16 MiB)")
+    add_transform_options(p)
+    add_ledger_options(p)
     p.add_argument("--out-dir", required=True, metavar="DIR",
                    help="directory for {trait}.block.json and {trait}.sufficient.tsv.gz")
     p.set_defaults(func=run)

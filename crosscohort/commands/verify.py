@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from crosscohort.commands import add_command
 from crosscohort.commands.gate_options import add_gate_rule_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "verify",
-        help="verify an export bundle against its manifest (central)",
         description=(
             "Refuses (exit 2) a bundle whose manifest names another cohort than its folder "
             "(and --cohort); that is unsigned or wrongly signed when --public-key is given; "

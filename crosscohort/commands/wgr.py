@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from crosscohort.commands import add_command
 from crosscohort.commands.assoc import _limit_threads
 from crosscohort.commands.genotype_options import (
     add_genotype_options,
@@ -68,9 +69,9 @@ def _h2_grid(text: str) -> tuple[float, ...]:
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``wgr`` subcommand to ``subparsers``."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "wgr",
-        help="TRE: whole-genome ridge regression (REGENIE step 1): LOCO predictions for assoc --pred",
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
