@@ -30,6 +30,9 @@ HARMONISED = "harmonised"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    # formats.py is plain data: it loads no table library (--help stays light).
+    from crosscohort.central.harmonise.formats import FORMAT_NAMES
+
     p = add_command(
         subparsers,
         "meta",
@@ -73,8 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="order of the direction string (default: argument order)")
     p.add_argument("--format", default=HARMONISED, metavar="FMT",
                    help="input format: 'harmonised' (default; GWAS-SSF from crosscohort "
-                        "harmonise, used as is), 'auto' (detect per file), or a preset "
-                        "(gwas-ssf, plink2, regenie, bolt, saige, metal, gwama, mapped)")
+                        "harmonise, used as is), 'auto' (detect per file), or one of "
+                        f"{', '.join(f for f in FORMAT_NAMES if f != 'auto')}")
     p.add_argument("--columns", metavar="MAP.yaml",
                    help="column mapping for raw inputs (see crosscohort harmonise --help); "
                         "implies --format auto unless a format is given")
