@@ -51,6 +51,10 @@ def test_qc_thresholds__dataclass_and_command_defaults_are_the_schema_s():
         assert f.default == default(f"qc.{f.name}"), f.name
         assert getattr(args, f.name) == default(f"qc.{f.name}"), f.name
     assert args.king_cutoff == default("qc.king_cutoff")
+    from crosscohort.tre import qc, relatedness
+
+    assert relatedness.KING_THIRD_DEGREE == default("qc.king_cutoff")
+    assert inspect.signature(qc.run_qc).parameters["king_cutoff"].default == default("qc.king_cutoff")
 
 
 @pytest.mark.parametrize("command", ["export", "verify"])
