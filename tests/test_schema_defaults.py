@@ -80,6 +80,14 @@ def test_tre_commands__pca_and_chunk_defaults_are_the_schema_s():
     pca = _defaults("pca")
     for name in ("n_pcs", "maf", "prune_window", "prune_step", "prune_r2"):
         assert getattr(pca, name) == default(f"pca.{name}"), name
+    from crosscohort.tre.pca import ld_prune, run_pca
+
+    params = inspect.signature(run_pca).parameters
+    for arg, key in (("n_pcs", "n_pcs"), ("maf", "maf"), ("window", "prune_window"),
+                     ("step", "prune_step"), ("r2", "prune_r2")):
+        assert params[arg].default == default(f"pca.{key}"), arg
+        if arg in ("window", "step", "r2"):
+            assert inspect.signature(ld_prune).parameters[arg].default == default(f"pca.{key}")
     for command in ("assoc", "sufficient"):
         assert _defaults(command).chunk_size == default("association.chunk_size")
 
