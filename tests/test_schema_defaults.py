@@ -92,6 +92,17 @@ def test_tre_commands__pca_and_chunk_defaults_are_the_schema_s():
         assert _defaults(command).chunk_size == default("association.chunk_size")
 
 
+def test_central_library__threshold_and_window_are_the_schema_s():
+    from crosscohort.central import compare, loci
+    from crosscohort.central.report import build, plots
+
+    for func in (loci.distance_loci, compare.compare_arms, build.build_report, plots.manhattan):
+        params = inspect.signature(func).parameters
+        assert params["threshold"].default == default("report.threshold"), func.__name__
+        if "window_kb" in params:
+            assert params["window_kb"].default == default("report.window_kb"), func.__name__
+
+
 def test_harmonise_library__defaults_agree_with_the_schema():
     # central/harmonise keeps its own constants (its owners' module); held to the schema here.
     from crosscohort.central.harmonise import align, readers

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from crosscohort.central.harmonise.align import normalise_chromosomes
-from crosscohort.central.loci import distance_loci, neglog10p
+from crosscohort.central.loci import THRESHOLD, WINDOW_KB, distance_loci, neglog10p
 from crosscohort.contract.errors import ConfigError, InputError
 from crosscohort.contract.stats import lambda_gc
 from crosscohort.contract.sumstats import write_sumstats
@@ -349,8 +349,8 @@ def compare_arms(
     meta: pl.DataFrame,
     pooled: pl.DataFrame,
     *,
-    threshold: float = 5e-8,
-    window_kb: float = 500.0,
+    threshold: float = THRESHOLD,
+    window_kb: float = WINDOW_KB,
     cohorts: Mapping[str, pl.DataFrame] | None = None,
 ) -> Comparison:
     """Agreement of a meta-analysis with the pooled analysis of the same samples.

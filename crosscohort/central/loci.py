@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-__all__ = ["distance_loci", "neglog10p"]
+from crosscohort.schemas import default as schema_default
+
+__all__ = ["THRESHOLD", "WINDOW_KB", "distance_loci", "neglog10p"]
+
+#: Genome-wide significance (the config schema's report.threshold).
+THRESHOLD: float = schema_default("report.threshold")
+#: Distance-based locus window in kb (the config schema's report.window_kb).
+WINDOW_KB: float = float(schema_default("report.window_kb"))
 
 
 def neglog10p(df: pl.DataFrame, *, column: str = "p_value", neglog_column: str = "neg_log_10_p_value") -> np.ndarray:
@@ -21,7 +28,7 @@ def neglog10p(df: pl.DataFrame, *, column: str = "p_value", neglog_column: str =
         return -np.log10(df.get_column(column).cast(pl.Float64).to_numpy())
 
 
-def distance_loci(df: pl.DataFrame, *, threshold: float = 5e-8, window_kb: float = 500.0,
+def distance_loci(df: pl.DataFrame, *, threshold: float = THRESHOLD, window_kb: float = WINDOW_KB,
                   neglog_column: str = "neg_log_10_p_value", p_column: str = "p_value") -> pl.DataFrame:
     """Group variants with p < ``threshold`` into loci around lead variants.
 
