@@ -11,6 +11,7 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/resources.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/qc.smk"
 include: "workflow/rules/pca.smk"

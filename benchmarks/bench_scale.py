@@ -12,7 +12,7 @@ average before and after. Stages, in pipeline order:
     ``--scatter`` of the cohort input: both traits (``ldl`` linear, ``cad``
     logistic) in one job, ``--chunk-size`` from config/config.yaml unless
     ``--chunk-size`` is given. Its peak RSS is compared with the ``mem_mb``
-    that ``association_mem_mb`` in workflow/rules/common.smk declares for
+    that ``association_mem_mb`` in workflow/rules/resources.smk declares for
     this input (the function is evaluated, not copied).
 ``assoc-linear``, ``assoc-logistic``
     The same job with one trait each (time and memory per model).
@@ -92,18 +92,14 @@ TRAIT_TYPES = {"ldl": "quantitative", "cad": "binary"}
 def workflow_resources(
     config: dict, *, traits: list[str], n_parts: int, bfile: Path
 ) -> SimpleNamespace:
-    """The resource functions of workflow/rules/common.smk, evaluated for ``bfile``.
+    """The resource functions of workflow/rules/resources.smk, evaluated for ``bfile``.
 
-    The ``# --- resources`` section of common.smk (its constants and
-    functions) is parsed and executed with the names it uses from the rest of
-    the file (``config``, ``N_PARTS``, ``TRAITS``, ``bfile_prefixes``), so the
-    figures are the workflow's own, not a copy.
+    resources.smk (its constants and functions) is parsed and executed with
+    the names it uses from common.smk (``config``, ``N_PARTS``, ``TRAITS``,
+    ``bfile_prefixes``), so the figures are the workflow's own, not a copy.
     """
-    src = (ROOT / "workflow" / "rules" / "common.smk").read_text()
-    section = src[
-        src.index("# ---------------------------------------------------------------- resources") :
-    ]
-    tree = ast.parse(section)
+    src = (ROOT / "workflow" / "rules" / "resources.smk").read_text()
+    tree = ast.parse(src)
     ns: dict = {
         "os": os,
         "config": config,
@@ -111,7 +107,7 @@ def workflow_resources(
         "TRAITS": traits,
         "bfile_prefixes": lambda cohort: [str(bfile)],
     }
-    exec(compile(tree, "common.smk (resources)", "exec"), ns)  # noqa: S102 - the project's own file
+    exec(compile(tree, "resources.smk", "exec"), ns)  # noqa: S102 - the project's own file
     return SimpleNamespace(**{k: v for k, v in ns.items() if callable(v) or k.isupper()})
 
 
@@ -121,7 +117,7 @@ def size_mb(paths: list[Path]) -> float:
 
 
 def declared_mem_mb(res, stage: str, paths: list[Path], **input_attrs) -> float:
-    """The rule's ``mem_mb`` for these inputs, from ``common.smk``'s own function."""
+    """The rule's ``mem_mb`` for these inputs, from ``resources.smk``'s own function."""
     return res.central_mem_mb(stage)(None, SimpleNamespace(size_mb=size_mb(paths), **input_attrs), 1)
 
 

@@ -38,18 +38,19 @@ sys.path.insert(0, str(HERE))
 
 from _timing import measured  # noqa: E402
 
-#: What each command's run imports before it reads its input (its own module's lazy imports).
+#: What each command's run imports before it reads its input: its module and the stage code
+#: its run imports lazily (so that --help does not).
 RUN_IMPORTS = {
     "simulate": "crosscohort.commands.simulate, crosscohort.demo.simulate",
     "qc": "crosscohort.commands.qc, crosscohort.tre.qc",
     "pca": "crosscohort.commands.pca, crosscohort.tre.pca",
     "assoc": "crosscohort.commands.assoc, crosscohort.tre.association, crosscohort.contract.sumstats",
-    "export": "crosscohort.commands.export",
-    "verify": "crosscohort.commands.verify",
-    "harmonise": "crosscohort.commands.harmonise",
-    "meta": "crosscohort.commands.meta",
+    "export": "crosscohort.commands.export, crosscohort.tre.gate.bundle, crosscohort.contract.release",
+    "verify": "crosscohort.commands.verify, crosscohort.central.verify, crosscohort.contract.release",
+    "harmonise": "crosscohort.commands.harmonise, crosscohort.central.harmonise.readers",
+    "meta": "crosscohort.commands.meta, crosscohort.central.meta, crosscohort.central.meta.stream, crosscohort.contract.sumstats",
     "pool": "crosscohort.commands.pool, crosscohort.demo.pool",
-    "compare": "crosscohort.commands.compare",
+    "compare": "crosscohort.commands.compare, crosscohort.central.compare, crosscohort.contract.sumstats",
     "clump": "crosscohort.commands.clump, crosscohort.demo.clump",
     "report": "crosscohort.commands.report, crosscohort.central.report",
 }

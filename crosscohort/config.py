@@ -35,6 +35,8 @@ import yaml
 
 from crosscohort.contract.errors import ConfigError
 from crosscohort.contract.release import GateRules
+from crosscohort.schemas import SCHEMA_DIR
+from crosscohort.schemas import default as schema_default
 
 __all__ = [
     "Study",
@@ -45,9 +47,8 @@ __all__ = [
     "read_cohort_sheet",
     "config_digest",
     "SCHEMA_DIR",
+    "schema_default",
 ]
-
-SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 
 SHEET_COLUMNS = (
     "cohort", "genotypes", "genotype_format", "pheno", "covar", "build", "ancestry", "duo_codes", "sufficient",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -50,3 +51,35 @@ def test_snakemake_lint__reports_nothing(mode, tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "Congratulations, your workflow is in a good condition!" in out, out
+
+
+_RULE = re.compile(r"^( *)rule (\w+):\n((?:\1    .*\n|\n)+)", re.M)
+
+
+def rules_missing_directives(text: str) -> list[str]:
+    """``rule: directive`` for each rule of a Snakefile text lacking one the house style requires."""
+    missing = []
+    for m in _RULE.finditer(text):
+        indent, name, body = m.groups()
+        for directive in ("log", "benchmark", "resources", "conda", "threads"):
+            if not re.search(rf"^{indent}    {directive}:", body, re.M):
+                missing.append(f"{name}: {directive}")
+    return missing
+
+
+def test_workflow_rules__every_rule_has_log_benchmark_resources_conda():
+    files = sorted((REPO / "workflow" / "rules").glob("*.smk"))
+    names = [m.group(2) for f in files for m in _RULE.finditer(f.read_text())]
+    assert len(names) >= 15, names  # the checker sees the rules, nested ones included
+    assert [f"{f.name} {x}" for f in files for x in rules_missing_directives(f.read_text())] == []
+    planted = "rule a:\n    input:\n        'x',\n    log:\n        'l',\n    conda:\n        'c'\n"
+    assert rules_missing_directives(planted) == ["a: benchmark", "a: resources", "a: threads"]
+
+
+def test_workflow__resource_models_apart_and_no_sys_path_edit():
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    resources = (REPO / "workflow" / "rules" / "resources.smk").read_text()
+    assert "sys.path" not in common
+    defined = set(re.findall(r"^def (\w+)\(", resources, re.M))
+    assert {"association_mem_mb", "wgr_runtime", "central_mem_mb", "table_runtime"} <= defined
+    assert not [d for d in re.findall(r"^def (\w+)\(", common, re.M) if d.endswith(("_mem_mb", "_runtime"))]

@@ -88,3 +88,31 @@ def test_qc_and_pca__small_cohort_never_imports_numba_and_decodes_the_same(tmp_p
     compiled = geno.read(np.arange(geno.n_variants))
     with small_job(True):
         np.testing.assert_array_equal(geno.read(np.arange(geno.n_variants)), compiled)
+
+
+#: Libraries whose import dominates a small job's start-up (benchmarks/README.md, "Start-up").
+HEAVY = ("numpy", "polars", "scipy", "numba", "matplotlib", "pyarrow")
+
+
+def test_help__loads_no_numeric_or_table_library():
+    """``crosscohort COMMAND --help`` builds its parser from the command module and the
+    schema alone: stage code (and numpy, polars, scipy) is imported inside ``run``.
+
+    Every command's help runs in one fresh interpreter, in turn; while none has loaded a
+    heavy library, the next one's check is as in a fresh process, and the first to load
+    one is named.
+    """
+    code = (
+        "import sys\nfrom crosscohort.cli import COMMANDS, main\n"
+        "for c in COMMANDS:\n"
+        "    try:\n        main([c, '--help'])\n    except SystemExit as e:\n        assert e.code == 0, c\n"
+        f"    print('LOADED', c, *sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from crosscohort.cli import COMMANDS
+
+    loaded = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("LOADED ")]
+    assert [row[0] for row in loaded] == list(COMMANDS)
+    assert [row for row in loaded if len(row) > 1] == []

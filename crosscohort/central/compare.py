@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from crosscohort.central.loci import distance_loci
+from crosscohort.central.loci import THRESHOLD, WINDOW_KB, distance_loci
 from crosscohort.contract.errors import ConfigError, InputError
 from crosscohort.contract.keys import VARIANT_KEY, normalise_chromosomes
 from crosscohort.contract.stats import lambda_gc, neg_log10_p_of_table
@@ -346,8 +346,8 @@ def compare_arms(
     meta: pl.DataFrame,
     pooled: pl.DataFrame,
     *,
-    threshold: float = 5e-8,
-    window_kb: float = 500.0,
+    threshold: float = THRESHOLD,
+    window_kb: float = WINDOW_KB,
     cohorts: Mapping[str, pl.DataFrame] | None = None,
 ) -> Comparison:
     """Agreement of a meta-analysis with the pooled analysis of the same samples.

@@ -6,11 +6,16 @@ import numpy as np
 import polars as pl
 
 from crosscohort.contract.stats import neg_log10_p_of_table
+from crosscohort.schemas import default as schema_default
 
-__all__ = ["distance_loci"]
+__all__ = ["THRESHOLD", "WINDOW_KB", "distance_loci"]
 
+#: Genome-wide significance (the config schema's report.threshold).
+THRESHOLD: float = schema_default("report.threshold")
+#: Distance-based locus window in kb (the config schema's report.window_kb).
+WINDOW_KB: float = float(schema_default("report.window_kb"))
 
-def distance_loci(df: pl.DataFrame, *, threshold: float = 5e-8, window_kb: float = 500.0,
+def distance_loci(df: pl.DataFrame, *, threshold: float = THRESHOLD, window_kb: float = WINDOW_KB,
                   neglog_column: str = "neg_log_10_p_value", p_column: str = "p_value") -> pl.DataFrame:
     """Group variants with p < ``threshold`` into loci around lead variants.
 

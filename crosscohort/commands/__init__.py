@@ -2,7 +2,52 @@
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
+from typing import Any
+
 from crosscohort.contract.errors import ConfigError
+from crosscohort.schemas import default
+
+#: Subcommands in pipeline order, with their one-line summaries.
+COMMANDS: dict[str, str] = {
+    "simulate": "write the embedded multi-ancestry demo cohorts (PLINK 1 + phenotype/covariate TSVs)",
+    "qc": "TRE: sample and variant QC (call rate, HWE, MAF, MAC) with a ledger",
+    "pca": "TRE: ancestry principal components from an LD-pruned variant set",
+    "wgr": "TRE: whole-genome ridge regression (REGENIE step 1): LOCO predictions for assoc --pred",
+    "assoc": "TRE: linear/logistic association with covariates (plink2 --glm options)",
+    "keygen": "TRE: create the Ed25519 key pair that signs export manifests",
+    "sufficient": "TRE: per-cohort sums for the federated pooled fit (pool-fit)",
+    "export": "TRE: the export gate; writes the summary-statistics bundle and its audit",
+    "verify": "central: check an export bundle's cohort, signature, manifest and gate rules",
+    "harmonise": "central: align cohorts' alleles, strands and builds, with a ledger",
+    "meta": "central: meta-analysis (fixed and random effects, sample size, MR-MEGA)",
+    "pool-fit": "central: pooled regression from the cohorts' released sums (no pooling)",
+    "pool": "demo: stack cohorts' phenotype and covariate files for the pooled arm",
+    "compare": "demo: compare the meta-analysis with the pooled analysis",
+    "clump": "LD-based loci of summary statistics against genotypes (plink1.9 --clump)",
+    "report": "central: self-contained HTML report per trait",
+}
+
+
+def add_command(subparsers: argparse._SubParsersAction, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """Add the subcommand ``name``'s parser, its one-line help from :data:`COMMANDS`."""
+    return subparsers.add_parser(name, help=COMMANDS[name], **kwargs)
+
+
+def add_schema_option(p: argparse.ArgumentParser | argparse._ArgumentGroup, key: str, *,
+                      type: Callable[[str], Any], help: str, **kwargs: Any) -> None:
+    """Add ``--NAME`` (the last part of the config ``key``, dashed) with the schema's default.
+
+    The help ends with ``(default X)``: the one default of the config schema
+    (:mod:`crosscohort.schemas`), which the workflow's config takes too.
+    """
+    value = default(key)
+    if type in (int, float):
+        value = type(value)
+    name = key.rpartition(".")[2].replace("_", "-")
+    shown = f"{value:g}" if isinstance(value, float) else value
+    p.add_argument(f"--{name}", type=type, default=value, help=f"{help} (default {shown})", **kwargs)
 
 
 def key_value_pairs(values: list[str] | None, flag: str, *, key: str = "COHORT") -> dict[str, str]:

@@ -7,7 +7,14 @@ import os
 import sys
 from pathlib import Path
 
-from crosscohort.commands.genotype_options import add_genotype_options, genotype_sources
+from crosscohort.commands import add_command
+from crosscohort.commands.genotype_options import genotype_sources
+from crosscohort.commands.sample_options import (
+    add_ledger_options,
+    add_sample_options,
+    add_transform_options,
+    positive_int,
+)
 from crosscohort.contract.errors import InputError
 
 _DESCRIPTION = """\
@@ -75,62 +82,21 @@ def _part(text: str) -> tuple[int, int]:
     return i, n
 
 
-def _trait_type(text: str) -> tuple[str, str]:
-    name, sep, kind = text.partition("=")
-    if not sep or not name or kind not in ("quantitative", "binary"):
-        raise argparse.ArgumentTypeError(
-            f"expected NAME=quantitative or NAME=binary; got {text!r}"
-        )
-    return name, kind
-
-
-def _names(text: str) -> str:
-    if not any(x.strip() for x in text.split(",")):
-        raise argparse.ArgumentTypeError("expected column names (space- or comma-separated, ranges A-B)")
-    return text
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {v}")
-    return v
-
-
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``assoc`` subcommand to ``subparsers``."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "assoc",
-        help="per-cohort association scan (linear / logistic), plink2 --glm style",
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_genotype_options(p)
-    p.add_argument("--pheno", required=True, metavar="FILE", help="phenotype file, '#FID IID name...' header")
-    p.add_argument("--pheno-name", type=_names, nargs="+", metavar="T",
-                   help="phenotype columns to analyse, as plink2: 'A B', 'A,B', ranges 'A-C' "
-                        "(default: every numeric column)")
-    p.add_argument("--covar", action="append", default=[], metavar="FILE",
-                   help="covariate file ('#FID IID name...'); repeat to join several on FID+IID")
-    p.add_argument("--covar-name", type=_names, nargs="+", metavar="C",
-                   help="covariate columns to use, as plink2: 'age sex', 'age,sex', ranges 'PC1-PC10'; "
-                        "non-numeric ones are categorical; 'sex' not in a file is the .fam/.psam sex "
-                        "(default: all columns of all --covar files)")
-    p.add_argument("--keep", metavar="FILE", help="analyse only these samples ('#FID IID' lines)")
-    p.add_argument("--extract", metavar="FILE", help="analyse only these variant IDs (one per line)")
-    p.add_argument("--trait-type", type=_trait_type, action="append", default=[],
-                   metavar="NAME=quantitative|binary",
-                   help="override trait-type detection (repeatable); needed for 0/1-coded case/control traits")
-    p.add_argument("--chunk-size", type=_positive_int, default=1000, metavar="M",
-                   help="most variants read and fitted at once (default 1000; fewer when samples x M x 8 bytes "
-                        "exceeds 16 MiB); memory ~ a few x min(samples x M x 8 bytes, 16 MiB)")
+    add_sample_options(p, pheno_default="every numeric column",
+                       chunk_help="most variants read and fitted at once (fewer when samples x M x 8 bytes "
+                                  "exceeds 16 MiB); memory ~ a few x min(samples x M x 8 bytes, 16 MiB)")
     p.add_argument("--part", type=_part, metavar="I/N",
                    help="analyse only the I-th (1-based) of N equal contiguous parts of the extracted variants")
-    p.add_argument("--threads", type=_positive_int, metavar="T",
+    p.add_argument("--threads", type=positive_int, metavar="T",
                    help="BLAS threads (effective when set before numpy loads, or with threadpoolctl installed)")
     p.add_argument("--vif", type=float, default=50.0, metavar="X",
                    help="refuse a fit (error_code VIF_TOO_HIGH) when the dosage's variance-inflation factor "
@@ -138,12 +104,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--no-firth", dest="firth", action="store_false",
                    help="no Firth fallback: a failed logistic fit stays NA (plink2 --glm no-firth); "
                         "default: refit it with Firth-penalised logistic regression (plink2 firth-fallback)")
-    p.add_argument("--pheno-transform", choices=["int"], metavar="int",
-                   help="'int': rank-based inverse-normal transform of each quantitative trait over its "
-                        "analysed samples (Blom offset 3/8, ties averaged); default: none")
-    p.add_argument("--int-offset", type=float, default=0.375, metavar="C",
-                   help="offset c of --pheno-transform int, Phi^-1((rank - c) / (n - 2c + 1)): 0.375 "
-                        "(Blom, default), 0.5 (rankit, as plink2 --pheno-quantile-normalize)")
+    add_transform_options(p)
     wgr = p.add_argument_group(
         "whole-genome regression step 2 (REGENIE names)",
         "with --pred, the step-1 LOCO predictions ('crosscohort wgr', or REGENIE's step 1) are the offset: "
@@ -160,9 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     wgr.add_argument("--out-format", choices=["gwas-ssf", "regenie"], default="gwas-ssf",
                      help="'regenie': REGENIE's step-2 columns (space-separated; CHROM GENPOS ID ALLELE0 ALLELE1 "
                           "A1FREQ INFO N TEST BETA SE CHISQ LOG10P EXTRA); default GWAS-SSF")
-    p.add_argument("--cohort", metavar="ID", help="cohort id for the ledger (default: the first genotype input's name)")
-    p.add_argument("--ledger", metavar="FILE",
-                   help="write the sample and variant ledgers (JSON list) here")
+    add_ledger_options(p)
     p.add_argument("--out", required=True, metavar="PATH",
                    help="output .tsv, .tsv.gz or .parquet; must contain {trait} when several traits are analysed")
     p.set_defaults(func=run)

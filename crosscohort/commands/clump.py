@@ -6,8 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import polars as pl
-
+from crosscohort.commands import add_command
 from crosscohort.commands.genotype_options import add_genotype_options, open_genotypes
 
 __all__ = ["register", "run"]
@@ -16,9 +15,9 @@ _KEY = ("chromosome", "base_pair_location", "effect_allele", "other_allele")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "clump",
-        help="LD-based clumping of summary statistics against genotypes (plink1.9 --clump)",
         description=(
             "Group significant variants into LD-based loci as plink 1.9 --clump does: the most "
             "significant remaining variant with p <= --clump-p1 becomes an index and takes every "
@@ -53,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import polars as pl
+
     from crosscohort.contract.errors import InputError
     from crosscohort.contract.keys import normalise_chromosomes
     from crosscohort.contract.sumstats import read_sumstats, variant_id

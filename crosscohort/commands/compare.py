@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from crosscohort.central.compare import compare_arms, write_comparison
+from crosscohort.commands import add_command
 from crosscohort.contract.errors import InputError
-from crosscohort.contract.sumstats import read_sumstats
+from crosscohort.schemas import default
 
 __all__ = ["register", "run"]
 
@@ -16,9 +16,9 @@ _MIN = ("chromosome", "base_pair_location", "effect_allele", "other_allele", "be
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "compare",
-        help="compare a meta-analysis with the pooled analysis",
         description=(
             "Join meta-analysis and pooled results on the variant (pooled alleles aligned to "
             "the meta's), and report: Pearson r and least-squares slope of beta_meta on "
@@ -33,10 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--meta", required=True, type=Path, help="meta-analysis table (crosscohort meta)")
     p.add_argument("--pooled", required=True, type=Path, help="pooled-arm GWAS-SSF table")
-    p.add_argument("--threshold", type=float, default=5e-8,
-                   help="significance threshold on p (default 5e-8)")
-    p.add_argument("--window-kb", type=float, default=500.0,
-                   help="locus half-window in kb (default 500)")
+    threshold, window = float(default("report.threshold")), float(default("report.window_kb"))
+    p.add_argument("--threshold", type=float, default=threshold,
+                   help=f"significance threshold on p (default {threshold:g})")
+    p.add_argument("--window-kb", type=float, default=window,
+                   help=f"locus half-window in kb (default {window:g})")
     p.add_argument("--cohort", action="extend", nargs="+", default=[], metavar="C=FILE",
                    help="a cohort id and its harmonised table (for per-cohort EAFs); repeat, in cohort order")
     p.add_argument("--out-prefix", required=True, type=Path,
@@ -45,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from crosscohort.central.compare import compare_arms, write_comparison
+    from crosscohort.contract.sumstats import read_sumstats
+
     meta = read_sumstats(args.meta, required=_MIN)
     pooled = read_sumstats(args.pooled, required=_MIN, chromosome_labels=True)
     from crosscohort.commands.report import parse_cohort

@@ -6,17 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
-from crosscohort.commands import key_value_pairs
-from crosscohort.contract.bundle import file_digest
+from crosscohort.commands import add_command, key_value_pairs
+from crosscohort.commands.gate_options import add_gate_rule_options
 from crosscohort.contract.errors import ConfigError
-from crosscohort.contract.release import GateRules
-from crosscohort.tre.gate.bundle import export_bundle
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "export",
-        help="apply the export gate and write the bundle (inside a TRE)",
         description=(
             "The export gate: the only door out of a TRE. Reads one cohort's association "
             "results, suppresses rows breaking the disclosure rules (counts 1..min-count, "
@@ -41,19 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     digest = p.add_mutually_exclusive_group(required=True)
     digest.add_argument("--config-digest", metavar="HEX", help="digest of the configuration used")
     digest.add_argument("--config", metavar="FILE", help="configuration file; its SHA-256 is recorded as the digest")
-    p.add_argument("--min-count", type=int, default=20,
-                   help="released counts must be 0 or > this (All of Us: no counts 1-20; default 20)")
-    p.add_argument("--round-n", type=int, default=0,
-                   help="round n/n_cases/n_controls to the nearest multiple (0 = no rounding)")
-    p.add_argument("--release-n", choices=("trait", "per_variant"), default="trait",
-                   help="trait (default): one n (and n_cases/n_controls) per trait in every row; "
-                        "per_variant: each variant's own counts, rounded (needs --round-n above "
-                        "--min-count, so that two counts never differ by 1..min-count)")
-    p.add_argument("--min-mac", type=float, default=20, help="minimum overall minor allele count (default 20)")
-    p.add_argument("--min-mac-group", type=float, default=20,
-                   help="binary traits: minimum MAC among cases and among controls (default 20; 0 = off)")
-    p.add_argument("--min-residual-df", type=int, default=10,
-                   help="minimum residual degrees of freedom of the fit (default 10; 0 = off)")
+    add_gate_rule_options(p)
     p.add_argument("--qc-ledger", action="append", default=[], metavar="FILE",
                    help="QC ledger JSON to copy (counts only) into the audit and metadata (repeatable)")
     p.add_argument("--signing-key", metavar="FILE",
@@ -73,6 +59,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from crosscohort.contract.bundle import file_digest
+    from crosscohort.contract.release import GateRules
+    from crosscohort.tre.gate.bundle import export_bundle
+
     digest = args.config_digest
     if args.config:
         if not Path(args.config).is_file():

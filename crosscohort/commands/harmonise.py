@@ -6,13 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from crosscohort.central.harmonise.build import normalise_build
-from crosscohort.central.harmonise.formats import FORMAT_NAMES
-from crosscohort.central.harmonise.readers import harmonise_files, parse_input, read_column_map
+from crosscohort.commands import add_command
 from crosscohort.contract.errors import ConfigError
-from crosscohort.contract.keys import EAF_MAX_DIFF, check_cohort_name
+from crosscohort.schemas import default
 
-__all__ = ["register", "run", "cohort_paths"]
+__all__ = ["register", "run", "cohort_paths", "add_palindrome_max_maf", "add_eaf_max_diff"]
 
 
 def cohort_paths(items: list[str]) -> dict[str, Path]:
@@ -21,6 +19,8 @@ def cohort_paths(items: list[str]) -> dict[str, Path]:
     Without ``COHORT=`` the id is the file name up to its first dot, as for
     raw inputs (:func:`crosscohort.central.harmonise.readers.parse_input`).
     """
+    from crosscohort.contract.keys import check_cohort_name
+
     out: dict[str, Path] = {}
     for item in items:
         cohort, sep, path = item.partition("=")
@@ -35,11 +35,28 @@ def cohort_paths(items: list[str]) -> dict[str, Path]:
     return out
 
 
+def add_palindrome_max_maf(p: argparse.ArgumentParser, help: str) -> None:
+    """``--palindrome-max-maf``, its default the config schema's ``harmonise.palindrome_max_maf``."""
+    value = default("harmonise.palindrome_max_maf")
+    p.add_argument("--palindrome-max-maf", type=float, default=value, metavar="MAF",
+                   help=f"{help} (default {value:g})")
+
+
+def add_eaf_max_diff(p: argparse.ArgumentParser, help: str) -> None:
+    """``--eaf-max-diff``, its default the config schema's ``harmonise.eaf_max_diff``."""
+    value = default("harmonise.eaf_max_diff")
+    p.add_argument("--eaf-max-diff", type=float, default=value, metavar="D",
+                   help=f"{help} (default {value:g}, EasyQC's allele-frequency check)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
+    # formats.py is plain data: it loads no table library (--help stays light).
+    from crosscohort.central.harmonise.formats import FORMAT_NAMES
+
     formats = ", ".join(FORMAT_NAMES)
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "harmonise",
-        help="read cohorts' summary statistics in any format and align them to one orientation",
         description=(
             "Read each cohort's summary statistics (our bundles/GWAS-SSF, PLINK 2 .glm.*, "
             "REGENIE, SAIGE, BOLT-LMM, METAL, GWAMA, or any delimited file with --columns or "
@@ -81,17 +98,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="sample size for rows and files without one")
     p.add_argument("--numeric-alleles", action="store_true",
                    help="read alleles 1/2/3/4 as A/C/G/T (legacy files); without it they are an error")
-    p.add_argument("--palindrome-max-maf", type=float, default=0.4, metavar="MAF",
-                   help="keep A/T and C/G SNPs only when the cohort MAF is at most this (default 0.4)")
-    p.add_argument("--eaf-max-diff", type=float, default=EAF_MAX_DIFF, metavar="D",
-                   help="with --reference: flag (flag_eaf_far, kept) rows whose aligned EAF "
-                        f"differs from the panel's by more than D (default {EAF_MAX_DIFF}, "
-                        "EasyQC's allele-frequency check)")
+    add_palindrome_max_maf(p, "keep A/T and C/G SNPs only when the cohort MAF is at most this")
+    add_eaf_max_diff(p, "with --reference: flag (flag_eaf_far, kept) rows whose aligned EAF "
+                        "differs from the panel's by more than D")
     p.add_argument("--out-dir", required=True, type=Path, help="output directory")
     p.set_defaults(func=run)
 
 
 def _cohort_builds(items: list[str]) -> dict[str, str]:
+    from crosscohort.central.harmonise.build import normalise_build
+
     out: dict[str, str] = {}
     for item in items:
         cohort, sep, build = item.partition("=")
@@ -102,6 +118,8 @@ def _cohort_builds(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from crosscohort.central.harmonise.readers import harmonise_files, parse_input, read_column_map
+
     mapping = read_column_map(args.columns) if args.columns else {}
     default_format = mapping.get("format", args.format)
     specs = [parse_input(item, default_format=default_format) for item in args.cohorts]

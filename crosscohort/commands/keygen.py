@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from crosscohort.contract.signature import generate_keypair
+from crosscohort.commands import add_command
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "keygen",
-        help="TRE: create the Ed25519 key pair that signs export manifests",
         description=(
             "Writes a new Ed25519 private key (PEM, mode 0600: it stays in the TRE and is given "
             "to 'crosscohort export --signing-key') and its public key (PEM: send it to the "
@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from crosscohort.contract.signature import generate_keypair
+
     fingerprint = generate_keypair(args.key, args.public_key)
     print(f"private key {args.key} (keep inside the TRE), public key {args.public_key}")
     print(f"public key SHA-256 fingerprint: {fingerprint}")

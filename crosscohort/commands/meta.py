@@ -18,14 +18,10 @@ import json
 import sys
 from pathlib import Path
 
-from crosscohort.central.meta import METHODS, leave_one_out, write_loo
-from crosscohort.central.meta.ivw import meta_input_columns
-from crosscohort.central.meta.mrmega import DEFAULT_AXES
-from crosscohort.central.meta.stream import Unsorted, file_parts, memory_parts, meta_analyse_to_file
-from crosscohort.commands.harmonise import cohort_paths
+from crosscohort.commands import add_command
+from crosscohort.commands.harmonise import add_eaf_max_diff, add_palindrome_max_maf, cohort_paths
 from crosscohort.contract.errors import ConfigError
-from crosscohort.contract.keys import EAF_MAX_DIFF
-from crosscohort.contract.sumstats import read_sumstats
+from crosscohort.schemas import default
 
 __all__ = ["register", "run"]
 
@@ -34,9 +30,12 @@ HARMONISED = "harmonised"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    # formats.py is plain data: it loads no table library (--help stays light).
+    from crosscohort.central.harmonise.formats import FORMAT_NAMES
+
+    p = add_command(
+        subparsers,
         "meta",
-        help="meta-analysis of cohorts (fixed, random effects, sample size, MR-MEGA)",
         description=(
             "Combine summary statistics of one trait, matching variants on chromosome, "
             "position and alleles. Inputs are harmonised GWAS-SSF tables (output of "
@@ -54,17 +53,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a cohort id and its file; without COHORT= the id is the file name "
                         "up to its first dot. FILE:FMT sets one file's format, FILE:MAP.yaml "
                         "its own column map and options (raw inputs)")
-    p.add_argument("--method", choices=METHODS, default="fixed",
-                   help="primary estimate (default fixed). fixed and random write the same "
+    method = default("meta.method")
+    # Checked in run against crosscohort.central.meta.METHODS, which --help does not load.
+    p.add_argument("--method", default=method, metavar="{fixed,random,samplesize,mrmega}",
+                   help=f"primary estimate (default {method}). fixed and random write the same "
                         "table (both models); samplesize puts the sample-size Z test's p in "
                         "p_value/neg_log_10_p_value (needs n and p per cohort); mrmega adds "
                         "MR-MEGA's meta-regression on --pcs axes of genetic variation "
                         "(mrmega_* columns; axes and EAF distances in OUT.summary.json) and "
                         "puts its association test's p there (needs EAF per cohort and at "
                         "least --pcs + 3 cohorts)")
-    p.add_argument("--pcs", type=int, default=DEFAULT_AXES, metavar="T",
+    p.add_argument("--pcs", type=int, metavar="T",
                    help=f"--method mrmega: axes of genetic variation (MR-MEGA --pc; default "
-                        f"{DEFAULT_AXES}; needs T + 3 cohorts or more)")
+                        f"{default('meta.pcs')}; needs T + 3 cohorts or more)")
     p.add_argument("--gco", action="store_true",
                    help="--method mrmega: genomic control of the association chi-squares on "
                         "output (MR-MEGA --gco); --gc corrects each cohort's SEs as MR-MEGA's --gc")
@@ -75,30 +76,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="order of the direction string (default: argument order)")
     p.add_argument("--format", default=HARMONISED, metavar="FMT",
                    help="input format: 'harmonised' (default; GWAS-SSF from crosscohort "
-                        "harmonise, used as is), 'auto' (detect per file), or a preset "
-                        "(gwas-ssf, plink2, regenie, bolt, saige, metal, gwama, mapped)")
+                        "harmonise, used as is), 'auto' (detect per file), or one of "
+                        f"{', '.join(f for f in FORMAT_NAMES if f != 'auto')}")
     p.add_argument("--columns", metavar="MAP.yaml",
                    help="column mapping for raw inputs (see crosscohort harmonise --help); "
                         "implies --format auto unless a format is given")
     p.add_argument("--reference", metavar="REF.tsv.gz",
                    help="align raw inputs to this forward-strand panel (else byte order); "
                         "implies --format auto unless a format is given")
-    p.add_argument("--palindrome-max-maf", type=float, default=0.4, metavar="MAF",
-                   help="raw inputs: keep A/T and C/G SNPs only below this MAF (default 0.4)")
+    add_palindrome_max_maf(p, "raw inputs: keep A/T and C/G SNPs only when the cohort MAF is at most this")
     p.add_argument("--default-n", type=int, metavar="N",
                    help="raw inputs: sample size for rows and files without one")
     p.add_argument("--numeric-alleles", action="store_true",
                    help="raw inputs: read alleles 1/2/3/4 as A/C/G/T (legacy files)")
-    p.add_argument("--eaf-max-diff", type=float, default=EAF_MAX_DIFF, metavar="D",
-                   help="flag (flag_eaf_far, kept) variants where a cohort's EAF differs from "
-                        f"the other cohorts' n-weighted EAF by more than D (default {EAF_MAX_DIFF}, "
-                        "EasyQC's allele-frequency check); raw inputs with --reference are also "
-                        "checked against the panel")
+    add_eaf_max_diff(p, "flag (flag_eaf_far, kept) variants where a cohort's EAF differs from "
+                        "the other cohorts' n-weighted EAF by more than D; raw inputs with "
+                        "--reference are also checked against the panel")
     p.add_argument("--loo-threshold", type=float, metavar="P",
                    help="write OUT.loo.tsv: leave-one-cohort-out fixed-effect beta/SE/p for "
                         "the lead variant of each locus with p < P (e.g. 5e-8)")
-    p.add_argument("--loo-window-kb", type=float, default=500.0, metavar="KB",
-                   help="locus window for --loo-threshold leads (default 500)")
+    window = float(default("report.window_kb"))
+    p.add_argument("--loo-window-kb", type=float, default=window, metavar="KB",
+                   help=f"locus window for --loo-threshold leads (default {window:g})")
     p.add_argument("--tbl", type=Path, metavar="PATH",
                    help="also write METAL's .tbl layout (MarkerName Allele1 Allele2 Freq1 ... "
                         "HetPVal; lower-case alleles) to PATH; with --method mrmega, MR-MEGA's "
@@ -111,6 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _harmonise_raw(args: argparse.Namespace, fmt: str) -> tuple[dict, list]:
     """Raw inputs: cohort id -> harmonised table (meta columns only), and the harmonisation ledgers."""
     from crosscohort.central.harmonise.readers import harmonise_files, parse_input, read_column_map
+    from crosscohort.central.meta.ivw import meta_input_columns
 
     mapping: dict = read_column_map(args.columns) if args.columns else {}
     if args.format == HARMONISED:
@@ -126,8 +126,7 @@ def _harmonise_raw(args: argparse.Namespace, fmt: str) -> tuple[dict, list]:
                         eaf_max_diff=args.eaf_max_diff, variant_ids=False,
                         keep=meta_input_columns(samplesize=args.method == "samplesize"),
                         # The next file parsed while this one's values are finished and
-                        # it is aligned, ~0.65 s a cohort on one core otherwise
-                        # (benchmarks/README.md).
+                        # it is aligned (benchmarks/README.md, "Meta-analysis", 2cf79c0).
                         prefetch=True)
     return dict(h.tables), list(h.ledgers.values())
 
@@ -155,6 +154,18 @@ def _check_files(args: argparse.Namespace, fmt: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from crosscohort.central.meta import METHODS, leave_one_out, write_loo
+    from crosscohort.central.meta.ivw import meta_input_columns
+    from crosscohort.central.meta.stream import (
+        Unsorted,
+        file_parts,
+        memory_parts,
+        meta_analyse_to_file,
+    )
+    from crosscohort.contract.sumstats import read_sumstats
+
+    if args.method not in METHODS:
+        raise ConfigError(f"--method must be one of {', '.join(METHODS)}; got {args.method!r}")
     fmt = args.format
     if fmt == HARMONISED and (args.columns or args.reference or args.default_n is not None
                               or args.numeric_alleles
@@ -164,16 +175,17 @@ def run(args: argparse.Namespace) -> int:
     order = [c.strip() for c in args.cohort_order.split(",")] if args.cohort_order else None
     samplesize = args.method == "samplesize"
     keep = meta_input_columns(samplesize=samplesize)
-    if args.method != "mrmega" and (args.gco or args.pcs != DEFAULT_AXES):
+    if args.method != "mrmega" and (args.gco or args.pcs is not None):
         raise ConfigError(f"--gco and --pcs apply to --method mrmega only; got --method {args.method}")
+    pcs = default("meta.pcs") if args.pcs is None else args.pcs
     options = dict(method=args.method, gc=args.gc, cohort_order=order,
                    eaf_max_diff=args.eaf_max_diff, tbl=args.tbl,
-                   loo_threshold=args.loo_threshold, pcs=args.pcs, gco=args.gco)
+                   loo_threshold=args.loo_threshold, pcs=pcs, gco=args.gco)
     harmonise_ledgers = None
     if fmt == HARMONISED:
         # The workflow's call: one chromosome of every cohort in memory at a time, read
-        # from the files as they are combined (5 x 10M variants: 13.5 GB whole, see
-        # benchmarks/README.md). Only the columns meta_analyse reads are parsed.
+        # from the files as they are combined, so memory does not grow with the genome
+        # (benchmarks/README.md, "Meta-analysis"). Only the columns meta_analyse reads are parsed.
         paths = cohort_paths(args.cohorts)
         try:
             result = meta_analyse_to_file(

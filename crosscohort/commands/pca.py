@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from crosscohort.commands import add_command, add_schema_option
 from crosscohort.commands.genotype_options import add_genotype_options, open_genotypes
 
 
@@ -31,9 +32,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "pca",
-        help="TRE: ancestry principal components from an LD-pruned variant set",
         description=(
             "Ancestry principal components of one cohort, as plink2 --pca: autosomal variants with "
             "MAF >= --maf are LD-pruned like plink's --indep-pairwise (window and step in variants), "
@@ -48,11 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_genotype_options(p)
     p.add_argument("--keep", metavar="FILE", help="samples to use (#FID IID), e.g. qc's O.samples.keep")
     p.add_argument("--extract", metavar="FILE", help="variant IDs to consider, e.g. qc's O.variants.keep")
-    p.add_argument("--n-pcs", type=int, default=10, help="number of PCs (default 10)")
-    p.add_argument("--maf", type=float, default=0.05, help="leave out variants with MAF below this (default 0.05)")
-    p.add_argument("--prune-window", type=int, default=200, help="LD window in variants (default 200)")
-    p.add_argument("--prune-step", type=int, default=50, help="window step in variants (default 50)")
-    p.add_argument("--prune-r2", type=float, default=0.2, help="prune pairs with r^2 above this (default 0.2)")
+    add_schema_option(p, "pca.n_pcs", type=int, help="number of PCs")
+    add_schema_option(p, "pca.maf", type=float, help="leave out variants with MAF below this")
+    add_schema_option(p, "pca.prune_window", type=int, help="LD window in variants")
+    add_schema_option(p, "pca.prune_step", type=int, help="window step in variants")
+    add_schema_option(p, "pca.prune_r2", type=float, help="prune pairs with r^2 above this")
     p.add_argument("--seed", type=int, default=1, help="seed of the randomized eigensolver (default 1)")
     p.add_argument("--method", choices=("auto", "exact", "randomized"), default="auto",
                    help="eigensolver: exact N x N eigendecomposition, randomized subspace iteration "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from crosscohort.commands import key_value_pairs
+from crosscohort.commands import add_command, key_value_pairs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "pool",
-        help="demo: stack cohorts' phenotype and covariate files for the pooled arm",
         description=(
             "Inputs of the pooled arm (demo only, where pooling individual data is allowed). "
             "Tables: stack every cohort's phenotype and covariate files (plink2 #FID IID layout) "

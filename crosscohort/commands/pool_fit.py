@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from crosscohort.commands import add_command
 from crosscohort.contract.errors import InputError
 
 _DESCRIPTION = """\
@@ -29,9 +30,9 @@ the cohorts that released it.
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``pool-fit`` subcommand to ``subparsers``."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "pool-fit",
-        help="central: pooled regression from the cohorts' released sums",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from crosscohort.commands import add_command, add_schema_option
 from crosscohort.commands.genotype_options import (
     add_genotype_options,
     default_cohort_name,
     open_genotypes,
 )
+from crosscohort.schemas import default, describe_range, out_of_range
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,19 +36,20 @@ def run(args: argparse.Namespace) -> int:
 def _king_cutoff(text: str) -> float | None:
     if text.lower() == "none":
         return None
+    expected = f"expected a kinship in {describe_range('qc.king_cutoff')} or 'none'"
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a kinship in (0, 0.5] or 'none'; got {text!r}") from None
-    if not 0.0 < v <= 0.5:
-        raise argparse.ArgumentTypeError(f"expected a kinship in (0, 0.5] or 'none'; got {v}")
+        raise argparse.ArgumentTypeError(f"{expected}; got {text!r}") from None
+    if out_of_range("qc.king_cutoff", v):
+        raise argparse.ArgumentTypeError(f"{expected}; got {v}")
     return v
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "qc",
-        help="TRE: sample and variant QC (call rate, HWE, MAF, MAC) with a ledger",
         description=(
             "Sample and variant QC of one cohort with plink2's rules and order: samples with a "
             "missing call rate above --mind are removed first (over all variants); then, on the "
@@ -54,8 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "several rules is counted under the first, in that order. Frequencies, MAC and the "
             "Hardy-Weinberg exact test use founders only (as plink2) unless --nonfounders. "
             "Then, on the kept samples and kept autosomal variants, KING-robust kinship of all "
-            "pairs; one sample of each pair above --king-cutoff (default 0.0884: closer than third "
-            "degree) is removed, the sample in most related pairs first, as plink2 --king-cutoff. "
+            "pairs; one sample of each pair above --king-cutoff is removed, the sample in most "
+            "related pairs first, as plink2 --king-cutoff. "
             "Writes O.samples.keep, O.variants.keep, O.ledger.json, O.variant_stats.tsv.gz and "
             "O.king.tsv (related pairs). "
             "Any genotype container (--bfile, --pfile, --bgen, --vcf) gives the same results for the "
@@ -68,16 +71,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_genotype_options(p)
     p.add_argument("--out-prefix", required=True, metavar="O", help="output prefix")
     p.add_argument("--cohort", default=None, help="cohort id for the ledger (default: name of the first genotype input)")
-    p.add_argument("--geno", type=float, default=0.1, help="remove variants with missing call rate above this (default 0.1)")
-    p.add_argument("--mind", type=float, default=0.1, help="remove samples with missing call rate above this (default 0.1)")
-    p.add_argument("--maf", type=float, default=0.01, help="remove variants with minor allele frequency below this (default 0.01)")
-    p.add_argument("--mac", type=float, default=20, help="remove variants with minor allele count below this (default 20)")
-    p.add_argument("--hwe", type=float, default=1e-15,
-                   help="remove variants with Hardy-Weinberg exact test p below this (default 1e-15; no mid-p)")
+    add_schema_option(p, "qc.geno", type=float, help="remove variants with missing call rate above this")
+    add_schema_option(p, "qc.mind", type=float, help="remove samples with missing call rate above this")
+    add_schema_option(p, "qc.maf", type=float, help="remove variants with minor allele frequency below this")
+    add_schema_option(p, "qc.mac", type=float, help="remove variants with minor allele count below this")
+    add_schema_option(p, "qc.hwe", type=float, help="remove variants with Hardy-Weinberg exact test p below this, no mid-p")
     p.add_argument("--nonfounders", action="store_true",
                    help="use all samples, not only founders, for frequencies, MAC and HWE (plink2's flag)")
-    p.add_argument("--king-cutoff", type=_king_cutoff, default=0.0884, metavar="K|none",
-                   help="remove one of each pair with KING-robust kinship above K (default 0.0884: "
+    king = default("qc.king_cutoff")
+    p.add_argument("--king-cutoff", type=_king_cutoff, default=king, metavar="K|none",
+                   help=f"remove one of each pair with KING-robust kinship above K (default {king}: "
                         "closer than third degree; plink2 --king-cutoff); 'none' to keep relatives "
                         "(e.g. for a mixed model). Memory: n x n/blocks, ~20 bytes a pair per block")
     p.add_argument("--chunk-size", type=int, default=2000, metavar="M",

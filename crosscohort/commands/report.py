@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crosscohort.commands import add_command
 from crosscohort.contract.errors import InputError
 
 __all__ = ["register", "run", "parse_cohort"]
@@ -26,9 +27,9 @@ def parse_cohort(item: str) -> tuple[str, Path]:
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``report`` subcommand."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "report",
-        help="write the self-contained HTML report of one trait",
         description=(
             "Write one self-contained HTML file for a trait: run summary, Manhattan and QQ plots "
             "of the meta-analysis, the pooled analysis and each cohort (with λGC), the table of "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crosscohort.commands import add_command
+
 _DESCRIPTION = """\
 Simulate three cohorts of different ancestry with known causal variants, ready for
 `crosscohort qc`, `assoc` and the rest of the pipeline (the demo mode's input).
@@ -16,8 +18,8 @@ generation. Biallelic A/C/G/T SNVs with minor allele count >= 5 are kept.
 
 Cohorts: biobank_eur (~90 % EUR, 5 % admixed, 5 % EAS), admixed_afr (admixed, ~10 %
 EUR), biobank_eas (~90 % EAS, 10 % EUR). --scale demo: 2500/1500/2000 individuals,
-6 chromosomes of 4-5 Mb (about 30 s on 2 cores); --scale small: 600/400/500, 3
-chromosomes of ~2 Mb (a few seconds; the test suite's).
+6 chromosomes of 4-5 Mb; --scale small: 600/400/500, 3
+chromosomes of ~2 Mb (the test suite's).
 
 Traits: ldl (mmol/L; shared causal SNVs, one EAS-specific SNV, age, sex and an
 ancestry-correlated shift) and cad (liability threshold, ~22 % cases, coded 1/2).
@@ -41,9 +43,9 @@ The same --seed and --scale give byte-identical files.
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``simulate`` subcommand."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "simulate",
-        help="write simulated multi-ancestry demo cohorts with known causal variants",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -6,11 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from crosscohort.commands.assoc import _names, _positive_int, _trait_type
+from crosscohort.commands import add_command
 from crosscohort.commands.genotype_options import (
-    add_genotype_options,
     default_cohort_name,
     genotype_sources,
+)
+from crosscohort.commands.sample_options import (
+    add_ledger_options,
+    add_sample_options,
+    add_transform_options,
 )
 
 _DESCRIPTION = """\
@@ -43,35 +47,17 @@ example:
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``sufficient`` subcommand to ``subparsers``."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "sufficient",
-        help="TRE: per-cohort sums for the federated pooled fit (pool-fit)",
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_genotype_options(p)
-    p.add_argument("--pheno", required=True, metavar="FILE", help="phenotype file, '#FID IID name...' header")
-    p.add_argument("--pheno-name", type=_names, nargs="+", metavar="T",
-                   help="phenotype columns to analyse, as plink2: 'A B', 'A,B', ranges 'A-C' (default: all)")
-    p.add_argument("--covar", action="append", default=[], metavar="FILE",
-                   help="covariate file ('#FID IID name...'); repeat to join several on FID+IID")
-    p.add_argument("--covar-name", type=_names, nargs="+", metavar="C",
-                   help="covariate columns to use, as plink2: 'age sex', 'age,sex', ranges 'PC1-PC10' "
-                        "(default: all columns of all --covar files)")
-    p.add_argument("--keep", metavar="FILE", help="analyse only these samples ('#FID IID' lines)")
-    p.add_argument("--extract", metavar="FILE", help="analyse only these variant IDs (one per line)")
-    p.add_argument("--trait-type", type=_trait_type, action="append", default=[],
-                   metavar="NAME=quantitative|binary",
-                   help="override trait-type detection (repeatable); needed for 0/1-coded case/control traits")
-    p.add_argument("--chunk-size", type=_positive_int, default=1000, metavar="M",
-                   help="most variants read at once (default 1000; fewer when samples x M x 8 bytes exceeds 16 MiB)")
-    p.add_argument("--pheno-transform", choices=["int"], metavar="int",
-                   help="as crosscohort assoc: rank-based inverse-normal transform of quantitative traits")
-    p.add_argument("--int-offset", type=float, default=0.375, metavar="C",
-                   help="offset of --pheno-transform int (default 0.375, Blom)")
-    p.add_argument("--cohort", metavar="ID", help="cohort id (default: the first genotype input's name)")
-    p.add_argument("--ledger", metavar="FILE", help="write the sample and variant ledgers (JSON list) here")
+    add_sample_options(p, pheno_default="all",
+                       chunk_help="most variants read at once (fewer when samples x M x 8 bytes exceeds 16 MiB)")
+    add_transform_options(p)
+    add_ledger_options(p)
     p.add_argument("--out-dir", required=True, metavar="DIR",
                    help="directory for {trait}.block.json and {trait}.sufficient.tsv.gz")
     p.set_defaults(func=run)

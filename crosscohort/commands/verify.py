@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from crosscohort.central.verify import verify_bundle, write_record
-from crosscohort.contract.release import RELEASE_N, GateRules
+from crosscohort.commands import add_command
+from crosscohort.commands.gate_options import add_gate_rule_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "verify",
-        help="verify an export bundle against its manifest (central)",
         description=(
             "Refuses (exit 2) a bundle whose manifest names another cohort than its folder "
             "(and --cohort); that is unsigned or wrongly signed when --public-key is given; "
@@ -33,19 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the study's minimum thresholds (central config export_gate); a bundle whose manifest "
         "declares a lower one is refused, whatever its rows. Defaults: the gate's defaults.",
     )
-    d = GateRules()
-    req.add_argument("--min-count", type=int, default=d.min_count, help=f"default {d.min_count}")
-    req.add_argument("--round-n", type=int, default=d.round_n, help=f"default {d.round_n} (no rounding)")
-    req.add_argument("--min-mac", type=float, default=d.min_mac, help=f"default {d.min_mac:g}")
-    req.add_argument("--min-mac-group", type=float, default=d.min_mac_group, help=f"default {d.min_mac_group:g}")
-    req.add_argument("--min-residual-df", type=int, default=d.min_residual_df, help=f"default {d.min_residual_df}")
-    req.add_argument("--release-n", choices=RELEASE_N, default=d.release_n,
-                     help=f"default {d.release_n}; 'trait' (one n per trait) also satisfies a "
-                          "study that allows 'per_variant'")
+    add_gate_rule_options(req)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from crosscohort.central.verify import verify_bundle, write_record
+    from crosscohort.contract.release import GateRules
+
     required = GateRules.from_options(args)
     verified = verify_bundle(args.bundle, cohort=args.cohort, required=required, public_key=args.public_key)
     out = write_record(verified, args.out)

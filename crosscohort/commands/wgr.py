@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from crosscohort.commands.assoc import _limit_threads, _names, _positive_int, _trait_type
+from crosscohort.commands import add_command
+from crosscohort.commands.assoc import _limit_threads
 from crosscohort.commands.genotype_options import (
     add_genotype_options,
     default_cohort_name,
     genotype_sources,
 )
+from crosscohort.commands.sample_options import names, positive_int, trait_type
 from crosscohort.contract.errors import InputError
 
 _DESCRIPTION = """\
@@ -67,36 +69,36 @@ def _h2_grid(text: str) -> tuple[float, ...]:
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``wgr`` subcommand to ``subparsers``."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "wgr",
-        help="TRE: whole-genome ridge regression (REGENIE step 1): LOCO predictions for assoc --pred",
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_genotype_options(p)
     p.add_argument("--pheno", "--phenoFile", dest="pheno", required=True, metavar="FILE", help="phenotype file, 'FID IID name...' header")
-    p.add_argument("--pheno-name", "--phenoColList", dest="pheno_name", type=_names, nargs="+", metavar="T", help="phenotype columns (default: all)")
+    p.add_argument("--pheno-name", "--phenoColList", dest="pheno_name", type=names, nargs="+", metavar="T", help="phenotype columns (default: all)")
     p.add_argument("--covar", "--covarFile", dest="covar", action="append", default=[], metavar="FILE", help="covariate file; repeatable")
-    p.add_argument("--covar-name", "--covarColList", dest="covar_name", type=_names, nargs="+", metavar="C", help="covariate columns (default: all)")
+    p.add_argument("--covar-name", "--covarColList", dest="covar_name", type=names, nargs="+", metavar="C", help="covariate columns (default: all)")
     p.add_argument("--keep", metavar="FILE", help="analyse only these samples ('FID IID' lines)")
     p.add_argument("--remove", metavar="FILE", help="leave out these samples ('FID IID' lines; REGENIE --remove)")
     p.add_argument("--extract", metavar="FILE", help="step-1 variants: only these IDs")
     p.add_argument("--exclude", metavar="FILE", help="step-1 variants: all but these IDs (REGENIE --exclude)")
     p.add_argument("--bt", action="store_true",
                    help="every trait is case/control (0/1 or 1/2 coded), as REGENIE --bt")
-    p.add_argument("--trait-type", type=_trait_type, action="append", default=[],
+    p.add_argument("--trait-type", type=trait_type, action="append", default=[],
                    metavar="NAME=quantitative|binary", help="declare one trait's type (repeatable)")
-    p.add_argument("--bsize", type=_positive_int, default=1000, metavar="B",
+    p.add_argument("--bsize", type=positive_int, default=1000, metavar="B",
                    help="variants per genotype block (REGENIE --bsize; default 1000)")
-    p.add_argument("--cv", type=_positive_int, default=5, metavar="K", help="K-fold cross-validation (default 5)")
+    p.add_argument("--cv", type=positive_int, default=5, metavar="K", help="K-fold cross-validation (default 5)")
     p.add_argument("--loocv", action="store_true", help="leave-one-out cross-validation (REGENIE --loocv)")
     p.add_argument("--l0-h2", type=_h2_grid, default=None, metavar="H1,H2,...",
                    help="heritabilities of the level-0 shrinkage grid (default 0.01,0.25,0.5,0.75,0.99)")
     p.add_argument("--l1-h2", type=_h2_grid, default=None, metavar="H1,H2,...",
                    help="heritabilities of the level-1 shrinkage grid (default 0.01,0.25,0.5,0.75,0.99)")
     p.add_argument("--gz", action="store_true", help="write .loco.gz (REGENIE --gz)")
-    p.add_argument("--threads", type=_positive_int, metavar="T", help="BLAS threads")
+    p.add_argument("--threads", type=positive_int, metavar="T", help="BLAS threads")
     p.add_argument("--cohort", metavar="ID", help="cohort id for the ledger (default: the genotype input's name)")
     p.add_argument("--ledger", metavar="FILE", help="write the sample and variant ledgers (JSON list) here")
     p.add_argument("--out", required=True, metavar="PREFIX", help="output prefix (OUT_pred.list, OUT_<k>.loco)")
@@ -115,11 +117,11 @@ def run(args: argparse.Namespace) -> int:
     if args.bt:
         from crosscohort.commands.assoc import trait_names
 
-        names = trait_names(args.pheno, args.pheno_name)
+        traits = trait_names(args.pheno, args.pheno_name)
         conflicting = [t for t, k in types.items() if k != "binary"]
         if conflicting:
             raise InputError(f"--bt declares every trait binary, but --trait-type says otherwise for {conflicting}")
-        types = {t: "binary" for t in names}
+        types = {t: "binary" for t in traits}
     result = run_step1(
         genotype_sources(args), args.pheno, pheno_names=args.pheno_name, covar=args.covar,
         covar_names=args.covar_name, keep=args.keep, remove=args.remove, extract=args.extract,

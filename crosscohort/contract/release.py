@@ -77,6 +77,8 @@ import polars as pl
 from crosscohort.contract.errors import ConfigError, GateBlock
 from crosscohort.contract.ledger import Ledger
 from crosscohort.contract.sumstats import COLUMNS, INTERNAL_COLUMNS
+from crosscohort.schemas import default as schema_default
+from crosscohort.schemas import out_of_range, property_schema
 
 __all__ = [
     "GateRules",
@@ -122,25 +124,30 @@ COUNT_COLUMNS: tuple[str, ...] = ("n", "n_cases", "n_controls")
 MAC_RELATIVE_SLACK = 1e-9
 
 #: How sample sizes are released: one per trait (default) or per variant, coarsened.
-RELEASE_N: tuple[str, ...] = ("trait", "per_variant")
+RELEASE_N: tuple[str, ...] = tuple(property_schema("export_gate.release_n")["enum"])
 
 
 @dataclass(frozen=True)
 class GateRules:
-    """Thresholds of the export gate (see the module docstring for their sources)."""
+    """Thresholds of the export gate (see the module docstring for their sources).
 
-    min_count: int = 20
-    round_n: int = 0
-    min_mac: float = 20.0
-    min_mac_group: float = 20.0
-    min_residual_df: int = 10
-    release_n: str = "trait"
+    Defaults and valid ranges are the config schema's keys
+    ``export_gate.<name>`` (:mod:`crosscohort.schemas`).
+    """
+
+    min_count: int = schema_default("export_gate.min_count")
+    round_n: int = schema_default("export_gate.round_n")
+    min_mac: float = float(schema_default("export_gate.min_mac"))
+    min_mac_group: float = float(schema_default("export_gate.min_mac_group"))
+    min_residual_df: int = schema_default("export_gate.min_residual_df")
+    release_n: str = schema_default("export_gate.release_n")
 
     def __post_init__(self) -> None:
         for name in ("min_count", "round_n", "min_mac", "min_mac_group", "min_residual_df"):
             value = getattr(self, name)
-            if not (value >= 0):
-                raise ConfigError(f"gate rule {name} must be >= 0; got {value!r}")
+            rule = out_of_range(f"export_gate.{name}", value)
+            if rule:
+                raise ConfigError(f"gate rule {name} {rule}; got {value!r}")
         if self.release_n not in RELEASE_N:
             raise ConfigError(f"gate rule release_n must be one of {RELEASE_N}; got {self.release_n!r}")
         if self.release_n == "per_variant" and self.round_n <= self.min_count:

@@ -104,14 +104,19 @@ def generate_keypair(key: str | Path, public_key: str | Path) -> str:
     return key_fingerprint(pub)
 
 
-def _load_key(path: str | Path, what: str, parse, kind: type, expected: str):
-    """The Ed25519 key (of type ``kind``) that ``parse`` reads from the file; else :class:`ConfigError`."""
+def _load_key(path: str | Path, *, what: str, parse, kind: type, expected: str):
+    """The key of type ``kind`` that ``parse`` reads from the file at ``path``.
+
+    Each failure is one :class:`ConfigError` naming the file: missing,
+    unreadable as ``expected``, encrypted (``parse`` raises ``TypeError``), or
+    not Ed25519.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such {what} file")
     try:
         key = parse(path.read_bytes())
-    except TypeError as exc:  # cryptography's answer to a password-protected private key
+    except TypeError as exc:
         raise ConfigError(f"{path}: the {what} is encrypted; give an unencrypted PEM key ({exc})") from None
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise ConfigError(f"{path}: not a {expected}: {str(exc).splitlines()[0]}") from None
@@ -129,10 +134,16 @@ def load_private_key(path: str | Path) -> Ed25519PrivateKey:
         Missing file, not a PEM private key, encrypted, or not Ed25519.
     """
     return _load_key(
-        path, "signing key", lambda data: serialization.load_pem_private_key(data, password=None),
-        Ed25519PrivateKey,
-        "PEM private key (expected -----BEGIN PRIVATE KEY-----, as 'crosscohort keygen' writes)",
+        path, what="signing key", kind=Ed25519PrivateKey,
+        parse=lambda data: serialization.load_pem_private_key(data, password=None),
+        expected="PEM private key (expected -----BEGIN PRIVATE KEY-----, as 'crosscohort keygen' writes)",
     )
+
+
+def _parse_public(data: bytes):
+    if data.lstrip().startswith(b"ssh-"):
+        return serialization.load_ssh_public_key(data.strip())
+    return serialization.load_pem_public_key(data)
 
 
 def load_public_key(path: str | Path) -> Ed25519PublicKey:
@@ -143,15 +154,9 @@ def load_public_key(path: str | Path) -> Ed25519PublicKey:
     ConfigError
         Missing file, not a public key, or not Ed25519.
     """
-
-    def parse(data: bytes):
-        if data.lstrip().startswith(b"ssh-"):
-            return serialization.load_ssh_public_key(data.strip())
-        return serialization.load_pem_public_key(data)
-
     return _load_key(
-        path, "public key", parse, Ed25519PublicKey,
-        "public key (expected PEM -----BEGIN PUBLIC KEY----- or an ssh-ed25519 line)",
+        path, what="public key", kind=Ed25519PublicKey, parse=_parse_public,
+        expected="public key (expected PEM -----BEGIN PUBLIC KEY----- or an ssh-ed25519 line)",
     )
 
 

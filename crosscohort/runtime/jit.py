@@ -1,10 +1,10 @@
 """Compiled kernels loaded on first use, and the small-job switch to their numpy twins (private).
 
-numba costs a process ~0.1 s to import and ~0.4 s CPU more at its first
-compiled call (its target context imports and installs every implementation
+numba costs a process time to import and more CPU at its first compiled
+call (its target context imports and installs every implementation
 registry), even when the kernel comes from numba's on-disk cache; a scatter of
-small association jobs paid that every time (issue 19; benchmarks/README.md,
-"Start-up"). So kernels are declared with :func:`njit` (numba's options) and
+small association jobs paid that every time (issue 19; figures in
+benchmarks/README.md, "Start-up", from ``benchmarks/bench_startup.py``). So kernels are declared with :func:`njit` (numba's options) and
 imported, compiled or loaded from the cache only when first called; and a job
 small enough that numpy does its whole work in less than that
 (:func:`small_job`) runs the numpy twins of the genotype-decoding, linear and
@@ -22,13 +22,13 @@ from typing import Any
 
 __all__ = ["njit", "small_job", "is_small_job", "SMALL_JOB_CELLS", "SMALL_BINARY_JOB_CELLS"]
 
-#: Samples x variants of a job up to which the numpy twins run: at 20,000 samples x 200
-#: variants (4e6), one quantitative trait, the numpy run and the compiled one with numba's
-#: loading cost the same CPU, 1.0-1.2 s (benchmarks/README.md, "Start-up").
+#: Samples x variants of a job up to which the numpy twins run: where the numpy run and the
+#: compiled one with numba's loading cost the same CPU, one quantitative trait
+#: (benchmarks/README.md, "Start-up").
 SMALL_JOB_CELLS = 4_000_000
-#: The same for a job with a case/control trait: numpy's batched Newton cost 1.8-2.2 s CPU at
-#: 4e6 cells against the compiled 1.0-1.2 s with numba's loading, ~0.25 us per cell more, so
-#: the 0.5 s of loading numba pays for itself from ~2e6 cells.
+#: The same for a job with a case/control trait: numpy's batched Newton costs more per cell
+#: than the compiled one, so loading numba pays for itself at half the cells
+#: (benchmarks/README.md, "Start-up").
 SMALL_BINARY_JOB_CELLS = 2_000_000
 
 _SMALL: ContextVar[bool] = ContextVar("crosscohort_small_job", default=False)

@@ -1,12 +1,12 @@
 """A write-only binary file that bypasses the page cache (``O_DIRECT``), for large final outputs.
 
-A meta-analysis of 2M variants writes ~800 MB of text that no later step of
+A meta-analysis writes hundreds of megabytes of text that no later step of
 the same process reads. Written through the page cache, every 4 KiB of it
 first claims a fresh page of memory; on virtual machines whose memory the
 host backs on first touch (cloud TREs, and the benchmark machine), that
-costs more than formatting the text: ~6 s of system time for 800 MB there,
-against 0.5 s for the same bytes written with ``O_DIRECT`` from one reused,
-page-aligned buffer (benchmarks/README.md).
+costs more than formatting the text, against little for the same bytes
+written with ``O_DIRECT`` from one reused, page-aligned buffer
+(``benchmarks/bench_meta.py``; benchmarks/README.md, "Meta-analysis", e346f17).
 
 :class:`UncachedFile` collects writes in an 8 MiB aligned buffer and writes
 it whole; the last, partial block is padded to the alignment and the file

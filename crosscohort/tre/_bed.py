@@ -168,8 +168,8 @@ def set_threads_from_env() -> int:
 
     It also makes idle OpenMP workers sleep rather than spin (``OMP_WAIT_POLICY=PASSIVE``
     unless set): the scan runs one short parallel region per kernel and chunk, and
-    workers spinning between them took CPU from the main thread on a loaded 2-core
-    machine (measured: ~15% more CPU for the same logistic scan, and longer wall time).
+    workers spinning between them took CPU from the main thread on a loaded machine
+    (benchmarks/README.md, "Association engine").
     """
     if not _THREADS_SET:
         import numba

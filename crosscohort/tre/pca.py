@@ -29,6 +29,7 @@ import polars as pl
 
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.sumstats import SumstatsError, chrom_code
+from crosscohort.schemas import default as schema_default
 from crosscohort.tre.genotypes import Genotypes
 from crosscohort.tre.qc import founder_mask
 
@@ -116,9 +117,9 @@ def ld_prune(
     chrom: np.ndarray,
     maf: np.ndarray,
     *,
-    window: int = 200,
-    step: int = 50,
-    r2: float = 0.2,
+    window: int = schema_default("pca.prune_window"),
+    step: int = schema_default("pca.prune_step"),
+    r2: float = schema_default("pca.prune_r2"),
 ) -> np.ndarray:
     """Greedy windowed pairwise-r² pruning; returns a keep mask over the candidates.
 
@@ -230,11 +231,11 @@ def run_pca(
     *,
     keep: pl.DataFrame | None = None,
     extract: list[str] | None = None,
-    n_pcs: int = 10,
-    maf: float = 0.05,
-    window: int = 200,
-    step: int = 50,
-    r2: float = 0.2,
+    n_pcs: int = schema_default("pca.n_pcs"),
+    maf: float = schema_default("pca.maf"),
+    window: int = schema_default("pca.prune_window"),
+    step: int = schema_default("pca.prune_step"),
+    r2: float = schema_default("pca.prune_r2"),
     seed: int = 1,
     method: str = "auto",
     chunk_size: int = 2000,

@@ -41,7 +41,7 @@ from __future__ import annotations
 import gzip
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TextIO
 
@@ -52,6 +52,8 @@ from scipy.special import gammaln, logsumexp
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.ledger import Ledger
 from crosscohort.runtime.atomic import write_bytes
+from crosscohort.schemas import default as schema_default
+from crosscohort.schemas import out_of_range
 from crosscohort.tre.genotypes import Genotypes, hard_calls
 from crosscohort.tre.relatedness import KING_THIRD_DEGREE, king_cutoff_removal, king_related_pairs
 
@@ -88,26 +90,26 @@ _HWE_BLOCK_CELLS = 4_000_000
 
 @dataclass(frozen=True)
 class QcThresholds:
-    """plink2-style QC thresholds (plink2's flags of the same names)."""
+    """plink2-style QC thresholds (plink2's flags of the same names).
 
-    geno: float = 0.1
-    mind: float = 0.1
-    maf: float = 0.01
-    mac: float = 20.0
-    hwe: float = 1e-15
+    Defaults and valid ranges are the config schema's keys ``qc.<name>``
+    (:mod:`crosscohort.schemas`), the one place the workflow, the command
+    and this class read them from.
+    """
+
+    geno: float = float(schema_default("qc.geno"))
+    mind: float = float(schema_default("qc.mind"))
+    maf: float = float(schema_default("qc.maf"))
+    mac: float = float(schema_default("qc.mac"))
+    hwe: float = float(schema_default("qc.hwe"))
 
     def check(self) -> QcThresholds:
-        """Raise :class:`InputError` on a threshold outside its valid range."""
-        for name in ("geno", "mind", "maf"):
-            v = getattr(self, name)
-            if not (0.0 <= v <= 1.0):
-                raise InputError(f"--{name} must be in [0, 1]; got {v}")
-        if not self.maf <= 0.5:
-            raise InputError(f"--maf must be at most 0.5 (a minor allele frequency); got {self.maf}")
-        if not self.mac >= 0:
-            raise InputError(f"--mac must be a non-negative count; got {self.mac}")
-        if not (0.0 <= self.hwe < 1.0):
-            raise InputError(f"--hwe must be a p-value threshold in [0, 1); got {self.hwe}")
+        """Raise :class:`InputError` on a threshold outside the schema's range for it."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            rule = out_of_range(f"qc.{f.name}", value)
+            if rule:
+                raise InputError(f"--{f.name} {rule}; got {value}")
         return self
 
 

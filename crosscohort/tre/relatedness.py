@@ -38,6 +38,7 @@ import numpy as np
 import polars as pl
 
 from crosscohort.contract.errors import InputError
+from crosscohort.schemas import default as schema_default
 from crosscohort.tre.genotypes import Genotypes, hard_calls
 
 __all__ = [
@@ -49,8 +50,9 @@ __all__ = [
     "king_cutoff_removal",
 ]
 
-#: Kinship above which a pair is closer than third degree: 2^-3.5 (plink2's usual --king-cutoff).
-KING_THIRD_DEGREE = 0.0884
+#: Kinship above which a pair is closer than third degree: 2^-3.5 (plink2's usual --king-cutoff),
+#: the default QC cutoff (the config schema's ``qc.king_cutoff``).
+KING_THIRD_DEGREE: float = schema_default("qc.king_cutoff")
 
 # Counts are accumulated in float32: integers are exact below 2^24.
 _MAX_VARIANTS = 2**24

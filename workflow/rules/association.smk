@@ -96,6 +96,8 @@ rule association_gather:
         sumstats="results/association/{cohort}/{trait}.tsv.gz",
     log:
         "logs/association/{cohort}/{trait}.gather.log",
+    benchmark:
+        "results/benchmarks/association/{cohort}/{trait}.gather.tsv"
     conda:
         "../../envs/tre.yaml"
     threads: 1

@@ -17,6 +17,8 @@ rule compare:
         ),
     log:
         "logs/compare/{trait}.log",
+    benchmark:
+        "results/benchmarks/compare/{trait}.tsv"
     conda:
         "../../envs/central.yaml"
     threads: 1
@@ -50,6 +52,8 @@ rule pool_fit:
         summary="results/poolfit/{trait}.tsv.gz.summary.json",
     log:
         "logs/poolfit/{trait}.log",
+    benchmark:
+        "results/benchmarks/poolfit/{trait}.tsv"
     conda:
         "../../envs/central.yaml"
     threads: 1
@@ -80,6 +84,8 @@ rule compare_federated:
         loci="results/compare/federated/{trait}.loci.tsv",
     log:
         "logs/compare/federated/{trait}.log",
+    benchmark:
+        "results/benchmarks/compare/federated/{trait}.tsv"
     conda:
         "../../envs/central.yaml"
     threads: 1

@@ -17,6 +17,8 @@ rule export:
         manifest="exports/{cohort}/manifest.json",
     log:
         "logs/export/{cohort}.log",
+    benchmark:
+        "results/benchmarks/export/{cohort}.tsv"
     conda:
         "../../envs/tre.yaml"
     threads: 1
@@ -58,6 +60,8 @@ if MODE == "demo":
             public_key="results/keys/{cohort}.pub",
         log:
             "logs/keygen/{cohort}.log",
+        benchmark:
+            "results/benchmarks/keygen/{cohort}.tsv"
         conda:
             "../../envs/tre.yaml"
         threads: 1

@@ -20,6 +20,7 @@ rule harmonise:
     params:
         reference=f"--reference {REFERENCE}" if REFERENCE else "",
         palindrome_max_maf=config["harmonise"]["palindrome_max_maf"],
+        eaf_max_diff=config["harmonise"]["eaf_max_diff"],
         cohorts=lambda wc: cohort_pairs(
             "exports/{cohort}/{trait}.tsv.gz", trait=wc.trait
         ),
@@ -27,4 +28,5 @@ rule harmonise:
     shell:
         "python -m crosscohort harmonise --trait {wildcards.trait} {params.reference}"
         " --palindrome-max-maf {params.palindrome_max_maf}"
+        " --eaf-max-diff {params.eaf_max_diff}"
         " --out-dir {params.out_dir} {params.cohorts} 2> {log}"

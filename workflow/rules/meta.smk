@@ -28,8 +28,9 @@ rule meta:
         order=",".join(COHORTS),
         loo_threshold=config["report"]["threshold"],
         window_kb=config["report"]["window_kb"],
+        eaf_max_diff=config["harmonise"]["eaf_max_diff"],
     shell:
         "python -m crosscohort meta --method {params.method} {params.gc} {params.mrmega}"
-        " --cohort-order {params.order}"
+        " --cohort-order {params.order} --eaf-max-diff {params.eaf_max_diff}"
         " --loo-threshold {params.loo_threshold} --loo-window-kb {params.window_kb}"
         " --out {output.sumstats} {params.cohorts} 2> {log}"

@@ -10,6 +10,8 @@ rule pool_inputs:
         covar="results/pooled/covar.tsv",
     log:
         "logs/pooled/pool_inputs.log",
+    benchmark:
+        "results/benchmarks/pooled/pool_inputs.tsv"
     conda:
         "../../envs/tre.yaml"
     threads: 1
@@ -36,6 +38,8 @@ rule pool_qc:
         ledger="results/qc/pooled/qc.ledger.json",
     log:
         "logs/qc/pooled.log",
+    benchmark:
+        "results/benchmarks/qc/pooled.tsv"
     conda:
         "../../envs/tre.yaml"
     threads: 1

@@ -11,6 +11,8 @@ rule verify:
         record="results/verify/{cohort}.json",
     log:
         "logs/verify/{cohort}.log",
+    benchmark:
+        "results/benchmarks/verify/{cohort}.tsv"
     conda:
         "../../envs/central.yaml"
     threads: 1

@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from crosscohort import __version__
-from crosscohort.central.loci import distance_loci
+from crosscohort.central.loci import THRESHOLD, WINDOW_KB, distance_loci
 from crosscohort.central.report.mrmega import MRMEGA_COLUMNS, is_mrmega, mrmega_views
 from crosscohort.central.report.plots import (
     beta_scatter,
@@ -471,8 +471,8 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
                  ledger_paths: Sequence[str | Path] = (),
                  audit_paths: Mapping[str, str | Path] | Sequence[str | Path] = (),
                  manifest_paths: Mapping[str, str | Path] | Sequence[str | Path] = (),
-                 config_digest: str | None = None, threshold: float = 5e-8,
-                 window_kb: float = 500.0, dpi: int = 100,
+                 config_digest: str | None = None, threshold: float = THRESHOLD,
+                 window_kb: float = WINDOW_KB, dpi: int = 100,
                  reference_path: str | Path | None = None,
                  compare_loci_path: str | Path | None = None,
                  loo_path: str | Path | None = None) -> Path:

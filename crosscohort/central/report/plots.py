@@ -20,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy.special import betaincinv, gammaincinv
 
+from crosscohort.central.loci import THRESHOLD
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.stats import chi2_from_neglog10p, lambda_gc, neg_log10_p_of_table
 from crosscohort.contract.sumstats import chrom_label
@@ -132,7 +133,7 @@ def _new_figure(width: float, height: float) -> tuple[Figure, object]:
     return fig, fig.add_subplot()
 
 
-def manhattan(df: pl.DataFrame, *, title: str, threshold: float = 5e-8,
+def manhattan(df: pl.DataFrame, *, title: str, threshold: float = THRESHOLD,
               loci: pl.DataFrame | None = None, max_points_per_chrom: int = 6000,
               display_threshold: float = 3.0, y_bins: int = 60, max_labels: int = 15,
               width: float = 12.0, height: float = 4.5) -> Figure:
@@ -443,7 +444,7 @@ def _match_betas(meta: pl.DataFrame, pooled: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([same, swapped.select(same.columns)])
 
 
-def beta_scatter(meta: pl.DataFrame, pooled: pl.DataFrame, *, threshold: float = 5e-8,
+def beta_scatter(meta: pl.DataFrame, pooled: pl.DataFrame, *, threshold: float = THRESHOLD,
                  title: str = "meta-analysis vs pooled effect sizes", bins: int = 300,
                  width: float = 5.5, height: float = 5.5) -> BetaScatter:
     """β–β scatter of meta-analysis against pooled estimates with identity and fitted lines.
@@ -516,7 +517,7 @@ def _thin_2d(x: np.ndarray, y: np.ndarray, sig: np.ndarray, *, lo: float, hi: fl
     return np.sort(np.concatenate([np.flatnonzero(sig), rep[rep >= 0]]))
 
 
-def miami(meta: pl.DataFrame, pooled: pl.DataFrame, *, threshold: float = 5e-8,
+def miami(meta: pl.DataFrame, pooled: pl.DataFrame, *, threshold: float = THRESHOLD,
           title: str = "meta-analysis (top) and pooled analysis (bottom)",
           loci_meta: pl.DataFrame | None = None, loci_pooled: pl.DataFrame | None = None,
           max_points_per_chrom: int = 6000, display_threshold: float = 3.0, y_bins: int = 60,
@@ -612,7 +613,7 @@ def identity_scatter(x: np.ndarray, y: np.ndarray, *, xlabel: str, ylabel: str, 
     return fig
 
 
-def neglog10p_scatter(meta: pl.DataFrame, pooled: pl.DataFrame, *, threshold: float = 5e-8,
+def neglog10p_scatter(meta: pl.DataFrame, pooled: pl.DataFrame, *, threshold: float = THRESHOLD,
                       title: str = "meta-analysis vs pooled −log10 p") -> Figure:
     """−log10 p of the meta-analysis against the pooled analysis, matched variants, threshold lines."""
     both = _match_betas(meta, pooled)

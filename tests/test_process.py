@@ -1,4 +1,4 @@
-"""retain_freed_memory: takes glibc's settings, leaves the user's own alone."""
+"""Process settings (crosscohort.runtime.process): glibc's malloc, OpenBLAS, numpy and jemalloc variables; the user's own win."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from crosscohort.runtime.memory import retain_freed_memory
+from crosscohort.runtime.process import retain_freed_memory
 
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
@@ -41,7 +41,7 @@ def test_the_command_applies_it_before_a_subcommand_runs(monkeypatch, tmp_path):
 _ARENAS = """
 import ctypes, os, sys, threading
 import numpy as np
-from crosscohort.runtime.memory import retain_freed_memory
+from crosscohort.runtime.process import retain_freed_memory
 if sys.argv[1] == "1":
     assert retain_freed_memory(arena_max=1)
 def work():
@@ -128,7 +128,7 @@ def test_jemalloc_keeps_freed_pages_for_meta_and_harmonise(command, preset, ours
     """meta and harmonise hand polars' jemalloc a longer dirty decay and no muzzy stage
     (set before polars loads, which passes the variable on after its own defaults);
     other commands and a user's own setting are left as they were."""
-    from crosscohort.cli import JEMALLOC_CONF
+    from crosscohort.runtime.process import JEMALLOC_CONF
 
     out = _after_main(command, "_RJEM_MALLOC_CONF", preset,
                       "import polars\nprint(os.environ.get('_RJEM_MALLOC_CONF'))")
