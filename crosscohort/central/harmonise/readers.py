@@ -33,7 +33,7 @@ from crosscohort.central.harmonise import files
 from crosscohort.central.harmonise.align import (
     EAF_MAX_DIFF,
     HarmonisedSet,
-    check_eaf_max_diff,
+    check_harmonise_options,
     compact_reference,
     left_normalise,
     read_reference,
@@ -1106,9 +1106,7 @@ def harmonise_files(
         Two cohorts given the same file (by content), or an output that is an
         input (:mod:`crosscohort.central.harmonise.files`).
     """
-    if not 0.0 <= palindrome_max_maf <= 0.5:
-        raise ConfigError(f"palindrome_max_maf must lie in [0, 0.5]; got {palindrome_max_maf}")
-    check_eaf_max_diff(eaf_max_diff)
+    check_harmonise_options(palindrome_max_maf=palindrome_max_maf, eaf_max_diff=eaf_max_diff)
     seen: set[str] = set()
     for spec in inputs:
         if spec.cohort in seen:
