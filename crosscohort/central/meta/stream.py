@@ -524,8 +524,8 @@ def meta_analyse(
     with -log10 p in log space so |z| = 40 gives 349.1, not infinity);
     Cochran's Q, ``het_df``, ``het_p`` (chi2 survival; NA when df = 0),
     ``het_i2``; DerSimonian-Laird ``tau2`` and random effects (see
-    :func:`~crosscohort.central.meta.estimators.ivw_arrays`). Sample-size scheme (:func:`~crosscohort.central.meta.estimators.samplesize_arrays`):
-    per cohort ``z_i = sign(beta_i) * Phi^-1(1 - p_i/2)`` from
+    :func:`~crosscohort.central.meta.estimators.ivw_arrays`). Sample-size
+    scheme (:func:`~crosscohort.central.meta.estimators.samplesize_arrays`): per cohort ``z_i = sign(beta_i) * Phi^-1(1 - p_i/2)`` from
     ``neg_log_10_p_value`` (else ``p_value``), weights ``sqrt(n_i)``.
     ``n`` = sum of n; ``n_cases``/``n_controls``
     summed over the cohorts reporting them; ``n_effective`` = sum of
