@@ -89,6 +89,13 @@ class HarmonisedSet:
     reference_used: bool
 
 
+def check_harmonise_options(*, palindrome_max_maf: float, eaf_max_diff: float) -> None:
+    """The alignment options' ranges, checked before anything is read; else :class:`ConfigError`."""
+    if not 0.0 <= palindrome_max_maf <= 0.5:
+        raise ConfigError(f"palindrome_max_maf must lie in [0, 0.5]; got {palindrome_max_maf}")
+    check_eaf_max_diff(eaf_max_diff)
+
+
 def read_reference(path: str | Path) -> pl.DataFrame:
     """Reference panel (forward-strand REF/ALT with ALT frequency), normalised for alignment.
 
@@ -888,9 +895,7 @@ def harmonise(
        alignment): the row with the largest n is kept, ties broken by the
        smallest SE, then by file order; the rest are ``duplicate``.
     """
-    if not 0.0 <= palindrome_max_maf <= 0.5:
-        raise ConfigError(f"palindrome_max_maf must lie in [0, 0.5]; got {palindrome_max_maf}")
-    check_eaf_max_diff(eaf_max_diff)
+    check_harmonise_options(palindrome_max_maf=palindrome_max_maf, eaf_max_diff=eaf_max_diff)
     from crosscohort.central.harmonise.driver import harmonise_reads
     from crosscohort.central.harmonise.readers import ReadResult
 

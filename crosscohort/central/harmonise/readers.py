@@ -30,6 +30,7 @@ from polars.io.plugins import register_io_source
 from crosscohort.central.harmonise import files
 from crosscohort.central.harmonise.align import (
     HarmonisedSet,
+    check_harmonise_options,
     compact_reference,
     left_normalise,
     read_reference,
@@ -43,7 +44,7 @@ from crosscohort.central.harmonise.formats import (
     resolve_columns,
 )
 from crosscohort.contract.errors import ConfigError, InputError
-from crosscohort.contract.keys import EAF_MAX_DIFF, check_eaf_max_diff
+from crosscohort.contract.keys import EAF_MAX_DIFF
 from crosscohort.contract.stats import neg_log10_p_from_z, z_from_neg_log10_p
 from crosscohort.contract.sumstats import (
     FLAG_COLUMNS,
@@ -1087,9 +1088,7 @@ def harmonise_files(
         Two cohorts given the same file (by content), or an output that is an
         input (:mod:`crosscohort.central.harmonise.files`).
     """
-    if not 0.0 <= palindrome_max_maf <= 0.5:
-        raise ConfigError(f"palindrome_max_maf must lie in [0, 0.5]; got {palindrome_max_maf}")
-    check_eaf_max_diff(eaf_max_diff)
+    check_harmonise_options(palindrome_max_maf=palindrome_max_maf, eaf_max_diff=eaf_max_diff)
     seen: set[str] = set()
     for spec in inputs:
         if spec.cohort in seen:

@@ -91,7 +91,7 @@ def leave_one_out(
     marker-name variant has; its ``variant_id`` is NA, as in the
     meta-analysis). The tables are first cut to the requested variants (a
     semi-join), so the cost is that of one pass over the inputs, whatever their size; then the
-    fixed-effect kernel :func:`ivw_arrays` runs k times on ``(m, k)`` arrays
+    fixed-effect kernel :func:`ivw_arrays` runs k times on ``(k, m)`` arrays
     with one cohort's column masked.
     """
     order = check_cohort_order(tables, cohort_order)

@@ -12,8 +12,11 @@ the summary's counts (sums). The output is the same bytes as writing
 :func:`~crosscohort.contract.sumstats.write_sumstats` (tests/test_meta_stream.py
 compares them).
 
-Two sources of parts:
+The same driver serves :func:`meta_analyse` (in memory, the whole input as
+one part: :func:`whole_part`) and :func:`meta_analyse_to_file` (the
+command), so tests and production run the same code. Sources of parts:
 
+- :func:`whole_part`: tables in memory as one part (:func:`meta_analyse`).
 - :func:`memory_parts`: tables already in memory (the standalone call, which
   harmonises raw files in-process), cut to the columns the meta-analysis
   reads and split by chromosome (slices when a table is sorted by
@@ -58,9 +61,12 @@ from crosscohort.central.meta.mrmega import (
     check_axes,
     gco_lambda,
 )
-from crosscohort.central.meta.stacking import STUDY_COLUMNS as _STUDY_COLUMNS
-from crosscohort.central.meta.stacking import check_cohort_order, stack_frames
-from crosscohort.central.meta.stacking import cohort_rows as _cohort_rows
+from crosscohort.central.meta.stacking import (
+    STUDY_COLUMNS,
+    check_cohort_order,
+    cohort_rows,
+    stack_frames,
+)
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.keys import EAF_MAX_DIFF, VARIANT_KEY, check_eaf_max_diff
 from crosscohort.contract.ledger import Ledger
@@ -83,12 +89,16 @@ from crosscohort.contract.table_io import (
 from crosscohort.runtime.atomic import write_json
 from crosscohort.runtime.uncached import UncachedFile
 
+# The names the readers below (file_parts, _file_chunks) use.
+_STUDY_COLUMNS, _cohort_rows = STUDY_COLUMNS, cohort_rows
+
 __all__ = [
     "StreamedMeta",
     "Unsorted",
     "file_parts",
     "memory_parts",
     "meta_analyse",
+    "whole_part",
     "meta_analyse_to_file",
 ]
 
@@ -127,6 +137,20 @@ def _runs(codes: np.ndarray) -> list[tuple[int, int, int]]:
 
 def _codes(frame: pl.DataFrame) -> np.ndarray:
     return frame.get_column("chromosome").cast(pl.Int64).fill_null(_NO_CHROM).to_numpy()
+
+
+def whole_part(tables: dict[str, pl.DataFrame], canonical: list[str], *, samplesize: bool) -> Parts:
+    """All of in-memory tables as one part (every chromosome at once), cut to the meta columns.
+
+    What :func:`meta_analyse` runs the driver over: the per-chromosome runs
+    (:func:`memory_parts`, :func:`file_parts`) must give the same bytes
+    (tests/test_meta_stream.py), whatever the split.
+    """
+    frames = [cohort_rows(tables[c], cohort=c, idx=i, samplesize=samplesize)
+              for i, c in enumerate(canonical)]
+    present = {c: any(c in f.columns and f.get_column(c).null_count() < f.height for f in frames)
+               for c in STUDY_COLUMNS}
+    return Parts(parts=lambda: iter([(0, frames)]), present=present)
 
 
 def memory_parts(tables: dict[str, pl.DataFrame], canonical: list[str], *, samplesize: bool,
@@ -465,8 +489,8 @@ def meta_analyse(
     with -log10 p in log space so |z| = 40 gives 349.1, not infinity);
     Cochran's Q, ``het_df``, ``het_p`` (chi2 survival; NA when df = 0),
     ``het_i2``; DerSimonian-Laird ``tau2`` and random effects (see
-    :func:`~crosscohort.central.meta.estimators.ivw_arrays`). Sample-size scheme (:func:`~crosscohort.central.meta.estimators.samplesize_arrays`):
-    per cohort ``z_i = sign(beta_i) * Phi^-1(1 - p_i/2)`` from
+    :func:`~crosscohort.central.meta.estimators.ivw_arrays`). Sample-size
+    scheme (:func:`~crosscohort.central.meta.estimators.samplesize_arrays`): per cohort ``z_i = sign(beta_i) * Phi^-1(1 - p_i/2)`` from
     ``neg_log_10_p_value`` (else ``p_value``), weights ``sqrt(n_i)``.
     ``n`` = sum of n; ``n_cases``/``n_controls``
     summed over the cohorts reporting them; ``n_effective`` = sum of
@@ -493,13 +517,13 @@ def meta_analyse(
     ``?`` to the direction string and nothing else.
 
     It is the driver of ``crosscohort meta`` (:func:`meta_analyse_to_file`) run
-    over :func:`memory_parts` of ``tables`` (one chromosome of every cohort at a
-    time), with the output rows collected instead of written: the same code,
-    the same numbers, whether a test or the command calls it.
+    over one part, the whole of ``tables`` (:func:`whole_part`), with the output
+    rows collected instead of written: the code the command runs on each
+    chromosome, and the reference its per-chromosome split is tested against.
     """
     samplesize = method == "samplesize"
     streamed, result = _run(
-        lambda: memory_parts(tables, sorted(tables), samplesize=samplesize), list(tables), None,
+        lambda: whole_part(tables, sorted(tables), samplesize=samplesize), list(tables), None,
         method=method, gc=gc, cohort_order=cohort_order, eaf_max_diff=eaf_max_diff, n_in=None,
         tbl=None, loo_threshold=None, pcs=pcs, gco=gco)
     parts = result["tables"]
