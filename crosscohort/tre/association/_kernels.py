@@ -318,8 +318,8 @@ def _cross(rows: np.ndarray, g: np.ndarray, idx: np.ndarray | None = None) -> np
 
     A BLAS GEMM of this skinny shape is memory-bound, and OpenBLAS's own
     threads spin against each other (and against the kernels' threads) on a
-    busy machine: measured 20x slower with 2 BLAS threads than with 1 on the
-    2-core benchmark machine. Each variant's column is read once, from cache.
+    busy machine (figures in benchmarks/README.md, association section).
+    Each variant's column is read once, from cache.
     """
     g = g if g.flags.f_contiguous else np.asfortranarray(g)
     idx = np.arange(g.shape[1]) if idx is None else idx
@@ -591,8 +591,8 @@ _INV_FACT = tuple(1.0 / float(np.prod(np.arange(1, j + 1, dtype=np.float64))) fo
 def _expit_block(eta, out, scale_bits, e):  # pragma: no cover - compiled
     """``out[:e] = 1 / (1 + exp(-eta[:e]))`` in float64, vectorised.
 
-    numba's ``np.exp`` is a scalar libm call per element (no SVML here): 2.6x
-    slower, measured. This one uses only arithmetic the compiler vectorises;
+    numba's ``np.exp`` is a scalar libm call per element (no SVML here), slower
+    (benchmarks/README.md). This one uses only arithmetic the compiler vectorises;
     no reassociation flag, which would undo the Cody-Waite split.
     """
     c = _INV_FACT
@@ -758,7 +758,7 @@ def _logistic_newton(ct, y, g, observed, active, pieces, beta_null, w0, r0, a0, 
                     for s in range(0, n, _BLOCK):
                         e = min(_BLOCK, n - s)
                         # 1-D slices, not x[a, s + i]: 2-D indexing keeps LLVM from vectorising
-                        # these loops (measured 3.5x slower per pass).
+                        # these loops (benchmarks/README.md).
                         gs = xg[s : s + e]
                         for i in range(e):
                             eta[i] = bg * gs[i]

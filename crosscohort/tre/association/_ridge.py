@@ -151,7 +151,7 @@ def level0_kfold(g: np.ndarray, y: np.ndarray, sizes: np.ndarray, shrinkages: np
     -----
     The fold cross-products are computed once and summed for the total; each
     fold's systems are solved by Cholesky per shrinkage, which for REGENIE's
-    five shrinkages costs 0.6x one eigendecomposition (b = 1,000, one thread).
+    five shrinkages costs less than one eigendecomposition (benchmarks/README.md).
     """
     starts = np.concatenate([[0], np.cumsum(sizes)])
     folds = [slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True)]

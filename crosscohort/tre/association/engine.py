@@ -72,10 +72,8 @@ _COLLINEAR_EIGENVALUE = 1e-8
 #: Largest samples x variants float64 array the scan allocates per chunk (bytes). glibc's
 #: malloc serves blocks below its mmap threshold (which it raises up to 32 MiB) from a heap
 #: it reuses; a bigger block gets fresh pages from the kernel on every chunk, and their
-#: faults and zeroing cost more than decoding and centring the dosages. Measured at 20,000
-#: samples x 10,000 variants, logistic, on the loaded 2-core machine: 1,000-variant chunks
-#: 17-26 CPU s of which 7.5-16 s system time, 813 MB; 104-variant chunks 11.5-13.4 CPU s,
-#: 1-2 s system, 353 MB. Smaller chunks also lower peak memory.
+#: faults and zeroing cost more than decoding and centring the dosages (figures in
+#: benchmarks/README.md, "Chunks capped at 16 MiB"). Smaller chunks also lower peak memory.
 _CHUNK_BYTES = 16 * 2**20
 #: Fewest variants a chunk holds whatever the sample count (per-chunk overhead).
 _MIN_CHUNK = 16
