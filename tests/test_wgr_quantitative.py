@@ -90,8 +90,8 @@ def test_cli__spa_binary_and_errors_name_the_rule(cohort, capsys):
     t = pl.read_csv(d / "cc.tsv", separator="\t", null_values="NA")
     assert t.height == c.n_variants and t.get_column("firth").sum() == (t.get_column("p_value") < 0.05).sum()
     capsys.readouterr()
-    assert main(["assoc", *common, "--pred", str(d / "cc_pred.list"), "--firth", "--out", str(d / "x.tsv")]) == 2
-    assert "add --approx" in capsys.readouterr().err
+    assert main(["assoc", *common, "--pred", str(d / "cc_pred.list"), "--approx", "--out", str(d / "x.tsv")]) == 2
+    assert "--approx: only meaningful with --firth" in capsys.readouterr().err
     assert main(["assoc", *common, "--spa", "--out", str(d / "x.tsv")]) == 2
     assert "--spa: only used with --pred" in capsys.readouterr().err
     (d / "bad.list").write_text(f"other {d / 'cc_1.loco'}\n")

@@ -26,7 +26,9 @@ quantitative trait, y minus the LOCO prediction (rescaled to y's
 covariate-residual standard deviation) goes through the same linear kernel
 as ``--glm`` (chunks, parts, every genotype format, chromosome X model); for
 a binary trait, the score test of :mod:`crosscohort.tre.association._offset_tests`
-with the LOCO offset, and approximate Firth or SPA below ``pthresh``.
+with the LOCO offset, and below ``pthresh`` Firth (exact: covariates and
+variant fitted under Firth's penalty, REGENIE ``--firth``; approximate:
+covariates fixed at the Firth null fit, ``--firth --approx``) or SPA.
 
 The numbered cross-checks against REGENIE's own example are in
 ``tests/test_wgr_regenie.py``.
@@ -47,6 +49,7 @@ from scipy.special import chdtrc
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.ledger import Ledger
 from crosscohort.contract.sumstats import float_column, neg_log10_p_from_z, variant_id
+from crosscohort.tre.association import _firth as F
 from crosscohort.tre.association import _kernels as K
 from crosscohort.tre.association import _offset_tests as O
 from crosscohort.tre.association import _ridge as R
@@ -68,6 +71,9 @@ from crosscohort.tre.genotypes import Genotypes, read_id_list
 from crosscohort.tre.phenotypes import TraitType, read_sample_list, read_study_tables
 
 __all__ = ["Step1Result", "TraitSummary", "run_step1", "write_step1", "run_step2", "sample_selection"]
+
+#: Binary-trait corrections of step 2 (REGENIE ``--firth``, ``--firth --approx``, ``--spa``).
+CORRECTIONS = ("firth-exact", "firth", "spa")
 
 #: REGENIE switches binary traits to leave-one-out CV below this many analysed samples.
 LOOCV_BELOW = 5000
@@ -528,7 +534,8 @@ def run_step2(
 
     Parameters mirror :func:`crosscohort.tre.association.run_assoc`, plus
     ``pred`` (a ``_pred.list``, ours or REGENIE's), ``remove`` (samples to
-    drop), ``correction`` (``"firth"`` = approximate Firth, ``"spa"``, or None)
+    drop), ``correction`` (``"firth"`` = approximate Firth, ``"firth-exact"``
+    = exact Firth with the LOCO offset, ``"spa"``, or None)
     and ``pthresh``: binary-trait rows whose score p-value is below it are
     corrected (REGENIE ``--pThresh``, default 0.05).
 
@@ -539,8 +546,8 @@ def run_step2(
         True on corrected rows, SPA or Firth).
     """
     log = log if log is not None else sys.stderr
-    if correction not in (None, "firth", "spa"):
-        raise InputError(f"correction must be 'firth', 'spa' or none; got {correction!r}")
+    if correction is not None and correction not in CORRECTIONS:
+        raise InputError(f"correction must be one of {list(CORRECTIONS)} or none; got {correction!r}")
     if not 0 < pthresh <= 1:
         raise InputError(f"--pThresh must be in (0, 1]; got {pthresh}")
     geno = Genotypes(list(bfiles))
@@ -607,6 +614,33 @@ def _linear_with_offset(geno: Genotypes, d: TraitDesign, loco: np.ndarray, vidx:
     return scan(geno, [shifted], variant_index=vidx, chunk_size=chunk_size, max_vif=max_vif, log=log)[d.name]
 
 
+def _exact_firth_rows(d: TraitDesign, off: np.ndarray, null: O.OffsetNull, g: np.ndarray, todo: np.ndarray,
+                      beta: np.ndarray, se: np.ndarray, p_value: np.ndarray, nlp: np.ndarray,
+                      err: np.ndarray) -> None:
+    """Exact Firth with the LOCO offset for the rows ``todo`` (dosages ``g``, n x len(todo)), in place.
+
+    REGENIE ``--firth`` (without ``--approx``): ``logit p = offset + C gamma +
+    g b`` fitted by Firth-penalised likelihood; the statistic is the penalised
+    likelihood-ratio test against the fit with ``b = 0`` under the same
+    design's penalty; BETA the penalised estimate, SE the Wald SE from the
+    unpenalised information at it (REGENIE's default; not ``--firth-se``).
+    A row whose full or null fit does not converge is NA with
+    ``FIRTH_CONVERGE_FAIL`` (no score-test p-value below pThresh is released
+    uncorrected).
+    """
+    obs = np.ones(g.shape, dtype=bool)
+    full = F.firth_chunk(d.design, d.y, g, obs, start=null.gamma, offset=off)
+    rest = F.firth_chunk(d.design, d.y, g, obs, start=null.gamma, offset=off, fit_dosage=False)
+    ok = full.converged & rest.converged
+    lrt = np.maximum(2.0 * (full.penalised_loglik - rest.penalised_loglik), 0.0)
+    beta[todo] = np.where(ok, full.beta, np.nan)
+    se[todo] = np.where(ok, full.standard_error, np.nan)
+    with np.errstate(invalid="ignore"):
+        p_value[todo] = np.where(ok, chdtrc(1, lrt), np.nan)
+        nlp[todo] = np.where(ok, neg_log10_p_from_z(np.sign(full.beta) * np.sqrt(lrt)), np.nan)
+    err[todo[~ok]] = FIRTH_CONVERGE_FAIL
+
+
 def _binary_with_offset(geno: Genotypes, d: TraitDesign, loco: np.ndarray, vidx: np.ndarray, on_x: bool, *,
                         chunk_size: int, correction: str | None, pthresh: float, log: TextIO) -> pl.DataFrame:
     """Score test with the LOCO offset, corrected below ``pthresh`` (one chromosome's variants)."""
@@ -655,6 +689,9 @@ def _binary_with_offset(geno: Genotypes, d: TraitDesign, loco: np.ndarray, vidx:
                 else:  # no score-test p-value below pThresh is released uncorrected
                     beta[j] = se[j] = p_value[j] = nlp[j] = np.nan
                     err[j] = FIRTH_CONVERGE_FAIL
+        elif todo.size and correction == "firth-exact":
+            _exact_firth_rows(d, off, null, chunk.centred[:, todo], todo, beta, se, p_value, nlp, err)
+            corrected[todo] = True
         elif todo.size and correction == "spa":
             u = beta / (se * se)
             v = 1.0 / (se * se)
