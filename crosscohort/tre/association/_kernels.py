@@ -352,6 +352,14 @@ class ChunkFit:
     error_code: np.ndarray  # object array: None when fitted, else the code
 
 
+def _fit_start(model, chunk):
+    """What a chunk's linear or logistic fit starts from: covariates, outcome, centred dosages,
+    empty results, residual df and the screen's error codes."""
+    out = _empty_fit(chunk.centred.shape[1])
+    df, err = _screen(chunk, model.covariates.shape[1])
+    return model.covariates, model.y, chunk.centred, out, df, err
+
+
 def _empty_fit(m: int) -> dict[str, np.ndarray]:
     nan = np.full(m, np.nan)
     return {
@@ -433,12 +441,9 @@ def linear_chunk(model: LinearModel, chunk: ChunkData, *, max_vif: float = 50.0)
     batched call. The genotype's variance inflation factor is
     ``g'g / g'Mg`` on centred g (plink2's ``--vif``, default 50).
     """
-    c, y = model.covariates, model.y
+    c, y, gc, out, df, err = _fit_start(model, chunk)
     n, k = c.shape
-    gc = chunk.centred
     m = gc.shape[1]
-    out = _empty_fit(m)
-    df, err = _screen(chunk, k)
 
     ssg = _sum_sq(chunk)
     # C'G and y'G in one pass over the chunk (one GEMM with y as an extra covariate row).
@@ -930,12 +935,8 @@ def logistic_chunk(model: LogisticModel, chunk: ChunkData, *, max_iter: int = 25
     singular (separation), get ``LOGISTIC_CONVERGE_FAIL`` (plink2
     ``no-firth``; the engine refits them with Firth's penalty).
     """
-    c, y = model.covariates, model.y
+    c, y, gc, out, df, err = _fit_start(model, chunk)
     n, k = c.shape
-    gc = chunk.centred
-    m = gc.shape[1]
-    out = _empty_fit(m)
-    df, err = _screen(chunk, k)
 
     if model.w0 is not None:
         ct, full_ctc, w0, r0, a0, s0 = model.ct, model.ctc, model.w0, model.r0, model.a0, model.s0

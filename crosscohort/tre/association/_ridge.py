@@ -253,6 +253,17 @@ def _chrom_parts(x: np.ndarray, b: np.ndarray, groups: list[np.ndarray]) -> np.n
     return out
 
 
+def _fold_parts(x: np.ndarray, sizes: np.ndarray, coefs: list[np.ndarray], groups: list[np.ndarray]) -> np.ndarray:
+    """Per-chromosome partial predictions of K-fold CV: each fold's rows by that fold's coefficients (p,)."""
+    parts = np.empty((x.shape[0], len(groups)))
+    start = 0
+    for size, b in zip(sizes, coefs, strict=True):
+        f = slice(start, start + int(size))
+        parts[f] = _chrom_parts(x[f], b, groups)
+        start += int(size)
+    return parts
+
+
 def level1_linear_kfold(x: np.ndarray, y: np.ndarray, mask: np.ndarray, sizes: np.ndarray,
                         shrinkages: np.ndarray, groups: list[np.ndarray]) -> Level1Fit:
     """Level-1 ridge of a quantitative trait with K-fold CV (each fold's own coefficients predict it).
@@ -286,12 +297,7 @@ def level1_linear_kfold(x: np.ndarray, y: np.ndarray, mask: np.ndarray, sizes: n
         start += int(size)
     mse = (sums[2] + sums[3] - 2 * sums[4]) / n_eff
     best = int(np.argmin(mse))
-    parts = np.empty((x.shape[0], len(groups)))
-    start = 0
-    for size, beta in zip(sizes, fold_beta, strict=True):
-        f = slice(start, start + int(size))
-        parts[f] = _chrom_parts(x[f], beta[best], groups)
-        start += int(size)
+    parts = _fold_parts(x, sizes, [b[best] for b in fold_beta], groups)
     return Level1Fit(best, mse, _r2(*sums, n_eff), parts * mask[:, None])
 
 
@@ -465,10 +471,5 @@ def level1_logistic_kfold(x: np.ndarray, y: np.ndarray, offset: np.ndarray, mask
         start += int(size)
     crit /= n_eff
     best = int(np.argmin(crit))
-    parts = np.empty((x.shape[0], len(groups)))
-    start = 0
-    for size, fold_b in zip(sizes, betas, strict=True):
-        f = slice(start, start + int(size))
-        parts[f] = _chrom_parts(x[f], fold_b[best], groups)
-        start += int(size)
+    parts = _fold_parts(x, sizes, [b[best] for b in betas], groups)
     return Level1Fit(best, crit, _r2(*sums, n_eff), parts * mask[:, None])

@@ -61,14 +61,16 @@ from crosscohort.tre.association.engine import (
     TraitDesign,
     _aligned,
     _chromosome_codes,
-    build_designs,
     chrx_designs,
-    part_slice,
     read_step,
+    read_study,
+    sample_selection,
     scan,
+    select_variants,
+    variant_ledger,
 )
 from crosscohort.tre.genotypes import Genotypes, read_id_list
-from crosscohort.tre.phenotypes import TraitType, read_sample_list, read_study_tables
+from crosscohort.tre.phenotypes import TraitType
 
 __all__ = ["Step1Result", "TraitSummary", "run_step1", "write_step1", "run_step2", "sample_selection"]
 
@@ -196,23 +198,6 @@ def marginal_chi2(g: np.ndarray, y_std: np.ndarray, masks: np.ndarray) -> np.nda
     return out
 
 
-def sample_selection(genotypes: Genotypes, *, keep: str | Path | None = None,
-                     remove: str | Path | None = None) -> pl.DataFrame | None:
-    """The ``--keep`` list minus the ``--remove`` list as a keep table (None when neither is given)."""
-    if keep is None and remove is None:
-        return None
-    samples = genotypes.samples.select("fid", "iid")
-    if keep is not None:
-        table = read_sample_list(keep)
-        cols = ["iid"] if table.get_column("fid").is_null().all() else ["fid", "iid"]
-        samples = samples.join(table.select(cols).unique(), on=cols, how="semi")
-    if remove is not None:
-        table = read_sample_list(remove)
-        cols = ["iid"] if table.get_column("fid").is_null().all() else ["fid", "iid"]
-        samples = samples.join(table.select(cols).unique(), on=cols, how="anti")
-    return samples
-
-
 def _variant_selection(geno: Genotypes, extract: str | Path | None, exclude: str | Path | None,
                        log: TextIO) -> np.ndarray:
     vidx = np.arange(geno.n_variants)
@@ -313,20 +298,13 @@ def run_step1(
     log = log if log is not None else sys.stderr
     if bsize < 1:
         raise InputError(f"--bsize must be at least 1; got {bsize}")
-    geno = Genotypes(list(bfiles))
-    cohort = cohort or Path(str(bfiles[0])).name
-    tables = read_study_tables(pheno, covar, pheno_names=pheno_names, covar_names=covar_names)
-    pheno_table, covar_tables = tables.pheno, tables.covar
-    pheno_names, covar_names = tables.pheno_names, tables.covar_names
-    designs = build_designs(
-        geno.samples, pheno_table, covar_tables, traits=pheno_names, covariate_names=covar_names,
-        keep=sample_selection(geno, keep=keep, remove=remove), trait_types=trait_types, cohort=cohort,
-        pheno_source=str(pheno), covar_sources=[str(c) for c in covar], log=log,
-    )
+    study = read_study(bfiles, pheno, pheno_names=pheno_names, covar=covar, covar_names=covar_names, keep=keep,
+                       remove=remove, trait_types=trait_types, cohort=cohort, log=log)
+    geno, designs, cohort = study.genotypes, list(study.designs), study.cohort
     rows = np.unique(np.concatenate([d.rows for d in designs]))
     n = rows.size
     masks = [np.isin(rows, d.rows) for d in designs]
-    x = _covariate_matrix(geno.samples, covar_tables, covar_names, rows, [str(c) for c in covar])
+    x = _covariate_matrix(geno.samples, study.tables.covar, study.tables.covar_names, rows, study.covar_sources)
     q = _orthonormal(x)
     k = q.shape[1]
 
@@ -550,25 +528,12 @@ def run_step2(
         raise InputError(f"correction must be one of {list(CORRECTIONS)} or none; got {correction!r}")
     if not 0 < pthresh <= 1:
         raise InputError(f"--pThresh must be in (0, 1]; got {pthresh}")
-    geno = Genotypes(list(bfiles))
-    cohort = cohort or Path(str(bfiles[0])).name
-    tables = read_study_tables(pheno, covar, pheno_names=pheno_names, covar_names=covar_names)
-    pheno_table, covar_tables = tables.pheno, tables.covar
-    pheno_names, covar_names = tables.pheno_names, tables.covar_names
-    designs = build_designs(
-        geno.samples, pheno_table, covar_tables, traits=pheno_names, covariate_names=covar_names,
-        keep=sample_selection(geno, keep=keep, remove=remove), trait_types=trait_types, cohort=cohort,
-        pheno_source=str(pheno), covar_sources=[str(c) for c in covar], log=log,
-    )
-    loco = _loco_for(designs, geno, pred)
-    designs = [_with_loco(d, loco[d.name], log) for d in designs]
-    if extract is not None:
-        vidx = geno.variant_index(read_id_list(extract))
-        if vidx.size == 0:
-            raise InputError(f"{extract}: none of its variant IDs is in the genotypes")
-    else:
-        vidx = np.arange(geno.n_variants)
-    vidx = vidx[part_slice(vidx.size, part)]
+    study = read_study(bfiles, pheno, pheno_names=pheno_names, covar=covar, covar_names=covar_names, keep=keep,
+                       remove=remove, trait_types=trait_types, cohort=cohort, log=log)
+    geno, cohort = study.genotypes, study.cohort
+    loco = _loco_for(study.designs, geno, pred)
+    designs = [_with_loco(d, loco[d.name], log) for d in study.designs]
+    vidx = select_variants(geno, extract=extract, part=part, log=log)
     labels = geno.variants.get_column("chrom")[vidx]
     codes = _chromosome_codes(labels, "the genotype variants").to_numpy()
     tables: dict[str, pl.DataFrame] = {}
@@ -593,12 +558,8 @@ def run_step2(
     ledgers: list[Ledger] = [d.ledger for d in designs]
     for d in designs:
         t = tables[d.name]
-        codes_col = t.get_column("error_code")
-        led = Ledger(stage="assoc", cohort=cohort, trait=d.name, unit="variants", n_in=t.height,
-                     n_kept=int(codes_col.null_count()))
-        for code, count in codes_col.drop_nulls().value_counts(sort=True).iter_rows():
-            led.remove(code, int(count))
-        ledgers.append(led.check())
+        led = variant_ledger(t, cohort=cohort, trait=d.name)
+        ledgers.append(led)
         n_corr = int(t.get_column("firth").sum()) if "firth" in t.columns else 0
         print(f"assoc: trait {d.name}: {led.n_kept} of {led.n_in} variants tested with the LOCO offset"
               + (f" ({n_corr} {correction}-corrected below p = {pthresh:g})" if n_corr else ""), file=log)
