@@ -143,12 +143,13 @@ class Step1Result:
     level0_h2: tuple[float, ...]
     level0_shrinkage: tuple[float, ...]
     ledgers: tuple[Ledger, ...] = field(default_factory=tuple)
+    level1: str = "blocks"
 
     def summary(self) -> dict:
         return {
             "n_samples": len(self.keys), "n_variants": self.n_variants, "n_blocks": self.n_blocks,
             "block_size": self.block_size, "cv": self.cv, "level0_h2": list(self.level0_h2),
-            "level0_shrinkage": list(self.level0_shrinkage),
+            "level0_shrinkage": list(self.level0_shrinkage), "level1": self.level1,
             "traits": [t.to_dict() for t in self.traits],
         }
 
@@ -262,6 +263,7 @@ def run_step1(
     loocv: bool = False,
     level0_h2: Sequence[float] = R.DEFAULT_H2,
     level1_h2: Sequence[float] = R.DEFAULT_H2,
+    level1: str = "blocks",
     cohort: str | None = None,
     log: TextIO | None = None,
 ) -> Step1Result:
@@ -284,6 +286,16 @@ def run_step1(
         analysed, as REGENIE does.
     level0_h2, level1_h2
         Assumed heritabilities of the shrinkage grids (REGENIE's ``--l0``/``--l1`` grids).
+    level1
+        ``"blocks"`` (REGENIE): level 1 stacks every block's level-0
+        predictions, one coefficient per block and shrinkage. ``"pooled"``:
+        one coefficient per level-0 shrinkage, shared by all blocks (level 1
+        stacks each shrinkage's predictions summed over the blocks, the
+        block-wise approximation of the whole-genome ridge at that
+        shrinkage). With many relatives every block's prediction carries the
+        same kinship signal, and B x L free coefficients add noise to the LOCO
+        residuals that L shared ones do not (benchmarks/README.md, issue 22);
+        with few, large loci the per-block weights fit better.
 
     Returns
     -------
@@ -332,7 +344,14 @@ def run_step1(
     n_l0 = lam.size
     print(f"wgr: step 1 on {n} samples, {m_total} variants in {len(blocks)} blocks of up to {bsize}; "
           f"{'leave-one-out' if use_loocv else f'{cv_folds}-fold'} CV; {len(designs)} trait(s)", file=log)
-    feats = [np.zeros((n, len(blocks) * n_l0)) for _ in designs]
+    if level1 not in ("blocks", "pooled"):
+        raise InputError(f"level-1 stacking must be 'blocks' or 'pooled'; got {level1!r}")
+    pooled = level1 == "pooled"
+    chroms = sorted(set(int(c) for c, _ in blocks))
+    if pooled:  # raw level-0 predictions summed per chromosome: (n, C, L) per trait
+        feats = [np.zeros((n, len(chroms), n_l0)) for _ in designs]
+    else:
+        feats = [np.zeros((n, len(blocks) * n_l0)) for _ in designs]
     ledger = Ledger(stage="wgr", cohort=cohort, unit="variants", n_in=m_total)
     n_const = 0
     block_chrom = np.empty(len(blocks), dtype=np.int64)
@@ -360,14 +379,16 @@ def run_step1(
         no_loco.append(marginal_chi2(g, y_std, mask_matrix).astype(np.float32))
         pred = R.level0_loocv(g, y_std, lam) if use_loocv else R.level0_kfold(g, y_std, sizes, lam)
         for j, m in enumerate(masks):
-            feats[j][:, b * n_l0 : (b + 1) * n_l0] = R.standardise_predictions(pred[:, :, j], m)
+            if pooled:
+                feats[j][:, chroms.index(chrom), :] += pred[:, :, j] * m[:, None]
+            else:
+                feats[j][:, b * n_l0 : (b + 1) * n_l0] = R.standardise_predictions(pred[:, :, j], m)
     ledger.remove("no_variance_after_covariates", n_const)
     ledger.n_kept = m_total - n_const
     ledger.check()
     if n_const:
         print(f"wgr: {n_const} variants constant after removing the covariates: left out of step 1", file=log)
 
-    chroms = sorted(set(block_chrom.tolist()))
     groups = [np.concatenate([np.arange(b * n_l0, (b + 1) * n_l0) for b in np.flatnonzero(block_chrom == c)])
               for c in chroms]
     summaries: list[TraitSummary] = []
@@ -375,8 +396,12 @@ def run_step1(
     stats = np.concatenate(no_loco) if no_loco else np.full((0, len(designs)), np.nan)
     del no_loco
     for j, (d, m) in enumerate(zip(designs, masks, strict=True)):
-        tau = R.level1_shrinkage(tuple(level1_h2), len(blocks) * n_l0, binary=binary[j])
-        xj = feats[j]
+        if pooled:
+            xj, groups = _pooled_features(feats[j], m)
+            tau = R.level1_shrinkage(tuple(level1_h2), n_l0, binary=binary[j])
+        else:
+            xj = feats[j]
+            tau = R.level1_shrinkage(tuple(level1_h2), len(blocks) * n_l0, binary=binary[j])
         if binary[j]:
             null = K.logistic_model(d.y, d.design)
             if not null.converged:
@@ -385,7 +410,7 @@ def run_step1(
             offset = d.design @ null.beta_null
             try:
                 if use_loocv:
-                    fit = R.level1_logistic_loocv(xj[m], d.y, offset, tau, groups)
+                    fit = R.level1_logistic_loocv(xj[m], d.y, offset, tau, groups[m] if pooled else groups)
                     parts = np.zeros((n, len(chroms)))
                     parts[m] = fit.chrom_pred
                 else:
@@ -422,7 +447,33 @@ def run_step1(
                                                      fam.get_column("iid").to_numpy()[rows], strict=True))
     return Step1Result(keys, tuple(summaries), loco, m_total, len(blocks), bsize,
                        "loocv" if use_loocv else f"{cv_folds}-fold", tuple(level0_h2),
-                       tuple(float(v) for v in lam), (*(d.ledger for d in designs), ledger))
+                       tuple(float(v) for v in lam), (*(d.ledger for d in designs), ledger), level1)
+
+
+def _pooled_features(per_chrom: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Level-1 features of pooled stacking: each shrinkage's prediction summed over all blocks, standardised
+    over the trait's samples, and its per-chromosome parts on the same scale (they sum to it).
+
+    Parameters
+    ----------
+    per_chrom
+        (n, C, L) level-0 predictions summed over each chromosome's blocks (0 where the trait is missing).
+    mask
+        (n,) the trait's samples.
+
+    Returns
+    -------
+    tuple
+        (n, L) features and (n, C, L) per-chromosome parts (0 where the trait is missing).
+    """
+    m = mask.astype(np.float64)
+    n_eff = float(mask.sum())
+    part_mean = (per_chrom * m[:, None, None]).sum(axis=0) / n_eff  # (C, L)
+    parts = (per_chrom - part_mean[None]) * m[:, None, None]
+    total = parts.sum(axis=1)
+    sd = np.sqrt((total * total).sum(axis=0) / (n_eff - 1.0))
+    sd = np.where(sd > 0, sd, 1.0)
+    return total / sd, parts / sd
 
 
 def _lambda(chi2_values: np.ndarray) -> float:
