@@ -28,7 +28,10 @@ step-1 variants, h2 in --l0-h2), kept out-of-sample by K-fold (--cv K) or
 leave-one-out (--loocv) cross-validation. Level 1: ridge (quantitative) or
 logistic ridge with the covariates' offset (binary), shrinkage p (1 - h2) /
 h2 (x 3/pi^2 for binary; p = blocks x level-0 values), chosen by CV
-(mean squared error / negative log-likelihood). A run with a binary trait and
+(mean squared error / negative log-likelihood). --level1 pooled fits one
+level-1 coefficient per level-0 value, shared by all blocks (p = level-0
+values): with --loocv, closer to a mixed model (BOLT-LMM) where many samples
+have relatives, at the price of some deflation (benchmarks/README.md). A run with a binary trait and
 fewer than 5,000 samples uses leave-one-out CV for all its traits, as REGENIE
 does.
 
