@@ -156,6 +156,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                           "with --approx, covariates fixed at the Firth null fit)")
     wgr.add_argument("--approx", action="store_true", help="with --firth: the approximate (covariates fixed) Firth fit")
     wgr.add_argument("--spa", action="store_true", help="with --pred: saddle-point approximation of the score test")
+    wgr.add_argument("--relatives", metavar="FILE",
+                     help="with --pred: related pairs with their kinship (plink2 .kin0 columns #FID1 IID1 FID2 IID2 "
+                          "... KINSHIP, e.g. crosscohort qc's king.tsv): quantitative traits' tests are calibrated "
+                          "for relatives' correlated LOCO residuals")
     wgr.add_argument("--pThresh", dest="pthresh", type=float, default=0.05, metavar="P",
                      help="with --pred: correct binary-trait rows whose score p-value is below P (default 0.05)")
     wgr.add_argument("--out-format", choices=["gwas-ssf", "regenie"], default="gwas-ssf",
@@ -253,7 +257,7 @@ def _run_step2(args: argparse.Namespace, types: dict):
         pheno_names=args.pheno_name, covar=args.covar, covar_names=args.covar_name,
         keep=args.keep, remove=args.remove, extract=args.extract, trait_types=types,
         chunk_size=args.chunk_size, part=args.part, max_vif=args.vif, correction=correction,
-        pthresh=args.pthresh, cohort=args.cohort, log=sys.stderr,
+        pthresh=args.pthresh, relatives=args.relatives, cohort=args.cohort, log=sys.stderr,
     )
 
 
@@ -261,7 +265,8 @@ def _run_glm(args: argparse.Namespace, types: dict):
     """The plink2 ``--glm``-style scan."""
     from crosscohort.tre.association import run_assoc
 
-    for flag, dest in (("remove", "remove"), ("firth", "wgr_firth"), ("approx", "approx"), ("spa", "spa")):
+    for flag, dest in (("remove", "remove"), ("firth", "wgr_firth"), ("approx", "approx"), ("spa", "spa"),
+                       ("relatives", "relatives")):
         if getattr(args, dest):
             raise InputError(f"--{flag}: only used with --pred (whole-genome regression step 2)")
     if args.out_format != "gwas-ssf":

@@ -48,7 +48,12 @@ from scipy.special import chdtrc
 
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.ledger import Ledger
-from crosscohort.contract.sumstats import float_column, neg_log10_p_from_z, variant_id
+from crosscohort.contract.sumstats import (
+    float_column,
+    neg_log10_p_from_t,
+    neg_log10_p_from_z,
+    variant_id,
+)
 from crosscohort.tre.association import _firth as F
 from crosscohort.tre.association import _kernels as K
 from crosscohort.tre.association import _offset_tests as O
@@ -72,7 +77,8 @@ from crosscohort.tre.association.engine import (
 from crosscohort.tre.genotypes import Genotypes, read_id_list
 from crosscohort.tre.phenotypes import TraitType
 
-__all__ = ["Step1Result", "TraitSummary", "run_step1", "write_step1", "run_step2", "sample_selection"]
+__all__ = ["Step1Result", "TraitSummary", "run_step1", "write_step1", "run_step2", "sample_selection",
+           "read_relatives", "relatives_calibration"]
 
 #: Binary-trait corrections of step 2 (REGENIE ``--firth``, ``--firth --approx``, ``--spa``).
 CORRECTIONS = ("firth-exact", "firth", "spa")
@@ -556,6 +562,7 @@ def run_step2(
     max_vif: float = 50.0,
     correction: str | None = "firth",
     pthresh: float = 0.05,
+    relatives: str | Path | None = None,
     cohort: str | None = None,
     log: TextIO | None = None,
 ) -> AssocResult:
@@ -566,7 +573,11 @@ def run_step2(
     drop), ``correction`` (``"firth"`` = approximate Firth, ``"firth-exact"``
     = exact Firth with the LOCO offset, ``"spa"``, or None)
     and ``pthresh``: binary-trait rows whose score p-value is below it are
-    corrected (REGENIE ``--pThresh``, default 0.05).
+    corrected (REGENIE ``--pThresh``, default 0.05). ``relatives``: a table
+    of related pairs with their kinship (plink2 ``.kin0`` columns, e.g.
+    ``crosscohort qc``'s ``king.tsv``): quantitative traits' statistics are
+    then calibrated for the correlation of relatives' LOCO residuals
+    (:func:`relatives_calibration`).
 
     Returns
     -------
@@ -585,6 +596,10 @@ def run_step2(
     loco = _loco_for(study.designs, geno, pred)
     designs = [_with_loco(d, loco[d.name], log) for d in study.designs]
     vidx = select_variants(geno, extract=extract, part=part, log=log)
+    pairs = read_relatives(relatives, geno, log=log) if relatives is not None else None
+    if pairs is not None and any(d.trait_type == "binary" for d in designs):
+        print("assoc: --relatives calibrates quantitative traits only; binary traits' tests are not rescaled",
+              file=log)
     labels = geno.variants.get_column("chrom")[vidx]
     codes = _chromosome_codes(labels, "the genotype variants").to_numpy()
     tables: dict[str, pl.DataFrame] = {}
@@ -597,7 +612,7 @@ def run_step2(
             off = loco[d.name][:, col] if col is not None else np.zeros(geno.n_samples)
             if d.trait_type == "quantitative":
                 pieces.append(_linear_with_offset(geno, d, off, vidx[pos], chunk_size=chunk_size,
-                                                  max_vif=max_vif, log=log))
+                                                  max_vif=max_vif, pairs=pairs, chrom=c, log=log))
             else:
                 pieces.append(_binary_with_offset(geno, d, off, vidx[pos], labels[pos].str.to_uppercase()
                                                   .is_in(list(X_LABELS)).any(), chunk_size=chunk_size,
@@ -618,12 +633,119 @@ def run_step2(
 
 
 def _linear_with_offset(geno: Genotypes, d: TraitDesign, loco: np.ndarray, vidx: np.ndarray, *,
-                        chunk_size: int, max_vif: float, log: TextIO) -> pl.DataFrame:
-    """The ``--glm`` linear scan of y minus the LOCO prediction on its scale (residual SD of y on the covariates)."""
+                        chunk_size: int, max_vif: float, pairs: tuple[np.ndarray, ...] | None = None,
+                        chrom: int = 0, log: TextIO) -> pl.DataFrame:
+    """The ``--glm`` linear scan of y minus the LOCO prediction on its scale (residual SD of y on the covariates),
+    its statistics divided by the relatives' calibration factor when related pairs are given."""
     r = d.y - d.design @ np.linalg.lstsq(d.design, d.y, rcond=None)[0]
     scale = np.linalg.norm(r) / np.sqrt(d.n - np.linalg.matrix_rank(d.design))
     shifted = replace(d, y=d.y - scale * loco[d.rows])
-    return scan(geno, [shifted], variant_index=vidx, chunk_size=chunk_size, max_vif=max_vif, log=log)[d.name]
+    table = scan(geno, [shifted], variant_index=vidx, chunk_size=chunk_size, max_vif=max_vif, log=log)[d.name]
+    if pairs is None:
+        return table
+    resid = shifted.y - d.design @ np.linalg.lstsq(d.design, shifted.y, rcond=None)[0]
+    pos = np.full(geno.n_samples, -1, dtype=np.int64)
+    pos[d.rows] = np.arange(d.rows.size)
+    gamma = relatives_calibration(resid, pos[pairs[0]], pos[pairs[1]], pairs[2])
+    print(f"assoc: trait {d.name}, chromosome {chrom}: relatives' calibration factor {gamma:.4f}", file=log)
+    se = table.get_column("standard_error").to_numpy() * np.sqrt(gamma)
+    t = table.get_column("beta").to_numpy() / se
+    df = table.get_column("residual_df").to_numpy().astype(np.float64)
+    nlp = neg_log10_p_from_t(t, df)
+    return table.with_columns(float_column("standard_error", se), float_column("p_value", 10.0 ** -nlp),
+                              float_column("neg_log_10_p_value", nlp))
+
+
+def relatives_calibration(resid: np.ndarray, i: np.ndarray, j: np.ndarray, kinship: np.ndarray) -> float:
+    """The factor by which relatives' correlated LOCO residuals change a variant test's variance.
+
+    Retrospectively (the residual ``r`` fixed, a null variant's standardised
+    genotypes ``x`` random, correlated between relatives as their
+    relationship ``Phi``, ``Phi_ij = 2 kinship_ij``), ``Var(x'r) =
+    r' Phi r``, while the linear test assumes ``r'r``. So
+
+        gamma = r' Phi r / r'r = 1 + 2 sum_{pairs i<j} 2 kinship_ij r_i r_j / r'r,
+
+    and dividing the test's chi2 by gamma (its SE times sqrt(gamma)) makes it
+    calibrated. A LOCO prediction informed by relatives' phenotypes leaves
+    their residuals negatively correlated: gamma < 1, the test deflated
+    otherwise (the GRAMMAR bias; BOLT-LMM calibrates its retrospective
+    statistic by such a constant). Pairs below the table's kinship threshold
+    are taken as unrelated.
+
+    Parameters
+    ----------
+    resid
+        (n,) LOCO residuals of the analysed samples, residualised on the covariates.
+    i, j
+        Positions of each pair's two samples in ``resid`` (-1: not analysed; such pairs are left out).
+    kinship
+        Kinship coefficient of each pair.
+    """
+    ok = (i >= 0) & (j >= 0) & (i != j)
+    rr = float(resid @ resid)
+    gamma = 1.0 + 4.0 * float(np.sum(kinship[ok] * resid[i[ok]] * resid[j[ok]])) / rr
+    if not gamma > 0:
+        raise InputError(f"relatives' calibration factor is not positive ({gamma:g}): kinships above 0.5 "
+                         "or a pair table that does not describe these samples?")
+    return gamma
+
+
+def read_relatives(path: str | Path, genotypes: Genotypes, *, log: TextIO) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Related pairs of a plink2 ``.kin0``-layout table as genotype rows and kinship.
+
+    Columns (tab- or space-separated, header first): ``#FID1``/``FID1``,
+    ``IID1``, ``FID2``, ``IID2``, ``KINSHIP`` (others ignored). Pairs with a
+    sample not among the genotype samples are counted in the log and left out.
+
+    Raises
+    ------
+    InputError
+        A missing column, a kinship that is not a number in [-1, 1], naming the file and line.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file (the --relatives pair table)")
+    lines = path.read_text().splitlines()
+    if not lines:
+        raise InputError(f"{path}: empty (the --relatives pair table needs a header)")
+    head = [h.lstrip("#").upper() for h in lines[0].split()]
+    need = ("FID1", "IID1", "FID2", "IID2", "KINSHIP")
+    missing = [c for c in need if c not in head]
+    if missing:
+        raise InputError(f"{path}, line 1: column(s) {missing} missing (plink2 .kin0 header: "
+                         "#FID1 IID1 FID2 IID2 ... KINSHIP)")
+    col = {c: head.index(c) for c in need}
+    fam = genotypes.samples
+    row = {(f, i): k for k, (f, i) in enumerate(zip(fam.get_column("fid").to_list(),
+                                                     fam.get_column("iid").to_list(), strict=True))}
+    a: list[int] = []
+    b: list[int] = []
+    kin: list[float] = []
+    unknown = 0
+    for lineno, line in enumerate(lines[1:], start=2):
+        f = line.split()
+        if not f:
+            continue
+        if len(f) < len(head):
+            raise InputError(f"{path}, line {lineno}: {len(f)} fields, the header has {len(head)}")
+        try:
+            k = float(f[col["KINSHIP"]])
+        except ValueError:
+            raise InputError(f"{path}, line {lineno}: KINSHIP {f[col['KINSHIP']]!r} is not a number") from None
+        if not -1.0 <= k <= 1.0:
+            raise InputError(f"{path}, line {lineno}: KINSHIP {k:g} outside [-1, 1]")
+        p1 = row.get((f[col["FID1"]], f[col["IID1"]]))
+        p2 = row.get((f[col["FID2"]], f[col["IID2"]]))
+        if p1 is None or p2 is None:
+            unknown += 1
+            continue
+        a.append(p1)
+        b.append(p2)
+        kin.append(k)
+    print(f"assoc: --relatives {path}: {len(kin)} related pairs"
+          + (f"; {unknown} pairs with a sample not genotyped, left out" if unknown else ""), file=log)
+    return np.array(a, dtype=np.int64), np.array(b, dtype=np.int64), np.array(kin)
 
 
 def _exact_firth_rows(d: TraitDesign, off: np.ndarray, null: O.OffsetNull, g: np.ndarray, todo: np.ndarray,
