@@ -55,6 +55,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--step1-only", action="store_true")
     ap.add_argument("--wgr-args", default="", help="extra options of crosscohort wgr, e.g. '--loocv --level1 pooled'")
+    ap.add_argument("--relatives", action="store_true",
+                    help="step 2 with --relatives: KING-robust pairs above kinship 0.02 (crosscohort's KING)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     tag = f"f{args.families}_u{args.unrelated}_c{args.chrom}x{args.per_chrom}"
@@ -62,6 +64,23 @@ def main() -> None:
     c = simulate_families(OUT / tag, n_families=args.families, n_unrelated=args.unrelated,
                           n_chrom=args.chrom, variants_per_chrom=args.per_chrom, n_causal=args.causal,
                           seed=args.seed)
+    step2_extra: list[str] = []
+    if args.relatives:
+        from crosscohort.tre.genotypes import Genotypes
+        from crosscohort.tre.relatedness import king_related_pairs
+
+        geno = Genotypes([c.prefix])
+        pairs = king_related_pairs(geno, threshold=0.02).pairs
+        ids = geno.samples.select("fid", "iid")
+        a, b = ids[pairs["i"].to_numpy()], ids[pairs["j"].to_numpy()]
+        kin = OUT / f"{tag}.kin0"
+        kin.write_text("#FID1\tIID1\tFID2\tIID2\tKINSHIP\n" + "".join(
+            f"{w}\t{x}\t{y}\t{z}\t{k!r}\n" for w, x, y, z, k in zip(a["fid"], a["iid"], b["fid"], b["iid"],
+                                                                      pairs["kinship"], strict=True)))
+        step2_extra = ["--relatives", str(kin)]
+        fit_out = fit + "rel"
+    else:
+        fit_out = fit
     bolt_pheno = OUT / f"{tag}.bolt.pheno"
     bolt_covar = OUT / f"{tag}.bolt.covar"
     bolt_pheno.write_text(c.pheno.read_text().replace("#FID", "FID", 1))
@@ -72,6 +91,7 @@ def main() -> None:
     rec: dict = {"samples": c.n_samples, "variants": c.n_variants, "causal": int(c.causal.size),
                  "families": args.families, "unrelated": args.unrelated, "threads": args.threads}
     rec["wgr_args"] = args.wgr_args
+    rec["relatives"] = args.relatives
     rec["wgr_step1"] = timed([*py, "wgr", *common, "--bsize", str(args.bsize), *args.wgr_args.split(),
                               "--out", str(OUT / f"{fit}.fit")], OUT)
     rec["bolt"] = timed(["bolt", f"--bfile={c.prefix}", f"--phenoFile={bolt_pheno}", "--phenoCol=y",
@@ -79,8 +99,8 @@ def main() -> None:
                          "--LDscoresUseChip", f"--statsFile={OUT / f'{tag}.bolt.stats'}",
                          f"--numThreads={args.threads}"], OUT)
     if not args.step1_only:
-        rec["wgr_step2"] = timed([*py, "assoc", *common, "--pred", str(OUT / f"{fit}.fit_pred.list"),
-                                  "--out", str(OUT / f"{fit}.wgr.tsv")], OUT)
+        rec["wgr_step2"] = timed([*py, "assoc", *common, "--pred", str(OUT / f"{fit}.fit_pred.list"), *step2_extra,
+                                  "--out", str(OUT / f"{fit_out}.wgr.tsv")], OUT)
         rec["glm"] = timed([*py, "assoc", *common, "--out", str(OUT / f"{tag}.glm.tsv")], OUT)
         # glm on an unrelated subset: the families' founders (grandparents and spouses) and the
         # unrelated people, i.e. what a KING filter keeps at best.
@@ -91,7 +111,7 @@ def main() -> None:
                                       "--out", str(OUT / f"{tag}.glm_unrel.tsv")], OUT)
         null = np.ones(c.n_variants, dtype=bool)
         null[c.causal] = False
-        wgr = pl.read_csv(OUT / f"{fit}.wgr.tsv", separator="\t", null_values="NA")
+        wgr = pl.read_csv(OUT / f"{fit_out}.wgr.tsv", separator="\t", null_values="NA")
         glm = pl.read_csv(OUT / f"{tag}.glm.tsv", separator="\t", null_values="NA")
         bolt = pl.read_csv(OUT / f"{tag}.bolt.stats", separator="\t")
         p_w, p_g = wgr.get_column("p_value").to_numpy(), glm.get_column("p_value").to_numpy()

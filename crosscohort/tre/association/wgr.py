@@ -29,6 +29,11 @@ a binary trait, the score test of :mod:`crosscohort.tre.association._offset_test
 with the LOCO offset, and below ``pthresh`` Firth (exact: covariates and
 variant fitted under Firth's penalty, REGENIE ``--firth``; approximate:
 covariates fixed at the Firth null fit, ``--firth --approx``) or SPA.
+With a table of related pairs (``--relatives``), a quantitative trait's
+statistics are divided by ``r' Phi r / r'r`` per chromosome
+(:func:`relatives_calibration`): a LOCO prediction informed by relatives'
+phenotypes leaves their residuals negatively correlated, which deflates the
+test of a variant they share.
 
 The numbered cross-checks against REGENIE's own example are in
 ``tests/test_wgr_regenie.py``.
