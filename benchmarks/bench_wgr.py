@@ -15,7 +15,7 @@ chi2, wall time and peak RSS of each command. ``--step1-only`` times step 1
 against BOLT on a larger input (the 20,000 x 100,000 target).
 
 usage: python benchmarks/bench_wgr.py [--families 100 --unrelated 1000 --chrom 10 --per-chrom 500
-       --causal 300 --threads 1] [--step1-only]
+       --causal 300 --threads 1] [--step1-only] [--wgr-args "--loocv --level1 pooled"]
 """
 
 from __future__ import annotations
@@ -54,12 +54,33 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--step1-only", action="store_true")
+    ap.add_argument("--wgr-args", default="", help="extra options of crosscohort wgr, e.g. '--loocv --level1 pooled'")
+    ap.add_argument("--relatives", action="store_true",
+                    help="step 2 with --relatives: KING-robust pairs above kinship 0.02 (crosscohort's KING)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     tag = f"f{args.families}_u{args.unrelated}_c{args.chrom}x{args.per_chrom}"
+    fit = tag + "".join(a.strip("-").replace(" ", "") for a in args.wgr_args.split())  # one fit per option set
     c = simulate_families(OUT / tag, n_families=args.families, n_unrelated=args.unrelated,
                           n_chrom=args.chrom, variants_per_chrom=args.per_chrom, n_causal=args.causal,
                           seed=args.seed)
+    step2_extra: list[str] = []
+    if args.relatives:
+        from crosscohort.tre.genotypes import Genotypes
+        from crosscohort.tre.relatedness import king_related_pairs
+
+        geno = Genotypes([c.prefix])
+        pairs = king_related_pairs(geno, threshold=0.02).pairs
+        ids = geno.samples.select("fid", "iid")
+        a, b = ids[pairs["i"].to_numpy()], ids[pairs["j"].to_numpy()]
+        kin = OUT / f"{tag}.kin0"
+        kin.write_text("#FID1\tIID1\tFID2\tIID2\tKINSHIP\n" + "".join(
+            f"{w}\t{x}\t{y}\t{z}\t{k!r}\n" for w, x, y, z, k in zip(a["fid"], a["iid"], b["fid"], b["iid"],
+                                                                      pairs["kinship"], strict=True)))
+        step2_extra = ["--relatives", str(kin)]
+        fit_out = fit + "rel"
+    else:
+        fit_out = fit
     bolt_pheno = OUT / f"{tag}.bolt.pheno"
     bolt_covar = OUT / f"{tag}.bolt.covar"
     bolt_pheno.write_text(c.pheno.read_text().replace("#FID", "FID", 1))
@@ -69,15 +90,17 @@ def main() -> None:
               "--threads", str(args.threads)]
     rec: dict = {"samples": c.n_samples, "variants": c.n_variants, "causal": int(c.causal.size),
                  "families": args.families, "unrelated": args.unrelated, "threads": args.threads}
-    rec["wgr_step1"] = timed([*py, "wgr", *common, "--bsize", str(args.bsize), "--out", str(OUT / f"{tag}.fit")],
-                             OUT)
+    rec["wgr_args"] = args.wgr_args
+    rec["relatives"] = args.relatives
+    rec["wgr_step1"] = timed([*py, "wgr", *common, "--bsize", str(args.bsize), *args.wgr_args.split(),
+                              "--out", str(OUT / f"{fit}.fit")], OUT)
     rec["bolt"] = timed(["bolt", f"--bfile={c.prefix}", f"--phenoFile={bolt_pheno}", "--phenoCol=y",
                          f"--covarFile={bolt_covar}", "--qCovarCol=age", "--covarCol=sex", "--lmmInfOnly",
                          "--LDscoresUseChip", f"--statsFile={OUT / f'{tag}.bolt.stats'}",
                          f"--numThreads={args.threads}"], OUT)
     if not args.step1_only:
-        rec["wgr_step2"] = timed([*py, "assoc", *common, "--pred", str(OUT / f"{tag}.fit_pred.list"),
-                                  "--out", str(OUT / f"{tag}.wgr.tsv")], OUT)
+        rec["wgr_step2"] = timed([*py, "assoc", *common, "--pred", str(OUT / f"{fit}.fit_pred.list"), *step2_extra,
+                                  "--out", str(OUT / f"{fit_out}.wgr.tsv")], OUT)
         rec["glm"] = timed([*py, "assoc", *common, "--out", str(OUT / f"{tag}.glm.tsv")], OUT)
         # glm on an unrelated subset: the families' founders (grandparents and spouses) and the
         # unrelated people, i.e. what a KING filter keeps at best.
@@ -88,7 +111,7 @@ def main() -> None:
                                       "--out", str(OUT / f"{tag}.glm_unrel.tsv")], OUT)
         null = np.ones(c.n_variants, dtype=bool)
         null[c.causal] = False
-        wgr = pl.read_csv(OUT / f"{tag}.wgr.tsv", separator="\t", null_values="NA")
+        wgr = pl.read_csv(OUT / f"{fit_out}.wgr.tsv", separator="\t", null_values="NA")
         glm = pl.read_csv(OUT / f"{tag}.glm.tsv", separator="\t", null_values="NA")
         bolt = pl.read_csv(OUT / f"{tag}.bolt.stats", separator="\t")
         p_w, p_g = wgr.get_column("p_value").to_numpy(), glm.get_column("p_value").to_numpy()
@@ -103,7 +126,7 @@ def main() -> None:
         rec["causal_p_below_1e-3"] = {k: int((p[c.causal] < 1e-3).sum()) for k, p in
                                       (("wgr", p_w), ("glm", p_g), ("glm_unrelated", p_u), ("bolt_inf", p_b))}
         rec["lambda_null"]["glm_unrelated"] = _lambda(p_u[null])
-        step1 = json.loads((OUT / f"{tag}.fit.wgr.json").read_text())["traits"][0]
+        step1 = json.loads((OUT / f"{fit}.fit.wgr.json").read_text())["traits"][0]
         rec["wgr_cv_r2"] = step1["cv_r2"]
         # The report's pair (issue 22): step 2's λGC with LOCO and step 1's λGC without LOCO,
         # both over every variant (causal included, as a cohort computes them), beside glm's.

@@ -90,8 +90,8 @@ def test_cli__spa_binary_and_errors_name_the_rule(cohort, capsys):
     t = pl.read_csv(d / "cc.tsv", separator="\t", null_values="NA")
     assert t.height == c.n_variants and t.get_column("firth").sum() == (t.get_column("p_value") < 0.05).sum()
     capsys.readouterr()
-    assert main(["assoc", *common, "--pred", str(d / "cc_pred.list"), "--firth", "--out", str(d / "x.tsv")]) == 2
-    assert "add --approx" in capsys.readouterr().err
+    assert main(["assoc", *common, "--pred", str(d / "cc_pred.list"), "--approx", "--out", str(d / "x.tsv")]) == 2
+    assert "--approx: only meaningful with --firth" in capsys.readouterr().err
     assert main(["assoc", *common, "--spa", "--out", str(d / "x.tsv")]) == 2
     assert "--spa: only used with --pred" in capsys.readouterr().err
     (d / "bad.list").write_text(f"other {d / 'cc_1.loco'}\n")
@@ -124,3 +124,21 @@ def test_chromosome_x__step1_row_23_and_step2_uses_the_x_model(cohort):
         # sex is added as a covariate on X (plink2 --glm's X model): one residual df fewer there.
         df = t.get_column("residual_df").to_numpy()
         assert np.all(df[on_x] == df[~on_x][0] - 1), trait
+
+
+def test_step1_pooled__chromosome_parts_sum_to_the_prediction_binary_and_quantitative(cohort):
+    c, _, _ = cohort
+    res = run_step1([c.prefix], c.pheno, pheno_names=["y", "cc"], trait_types={"cc": "binary"}, covar=[c.covar],
+                    covar_names=["age"], bsize=100, level1="pooled")
+    assert res.level1 == "pooled" and res.summary()["level1"] == "pooled" and res.cv == "loocv"
+    for trait in ("y", "cc"):
+        loco = res.loco[trait]
+        assert np.isfinite(loco).all()
+        # LOCO of chromosome c = whole-genome prediction (any absent chromosome's column) minus c's part.
+        whole = loco[:, 22]
+        parts = whole[:, None] - loco[:, :3]
+        assert np.abs(parts).max() > 0
+        # The per-chromosome parts of pooled stacking add up to the whole-genome prediction.
+        np.testing.assert_allclose(parts.sum(axis=1), whole, rtol=1e-9, atol=1e-12)
+    with pytest.raises(Exception, match="'blocks' or 'pooled'"):
+        run_step1([c.prefix], c.pheno, pheno_names=["y"], covar=[c.covar], bsize=100, level1="per-chromosome")

@@ -145,7 +145,7 @@ def test_verify__a_count_added_to_the_released_summary_is_refused(cohort, tmp_pa
 def _summary(tmp_path: Path, **change) -> Path:
     base = {
         "n_samples": 21, "n_variants": 120, "n_blocks": 4, "block_size": 30, "cv": "5-fold",
-        "level0_h2": [0.01, 0.5], "level0_shrinkage": [11880.0, 120.0],
+        "level0_h2": [0.01, 0.5], "level0_shrinkage": [11880.0, 120.0], "level1": "pooled",
         "traits": [{"trait": "bmi", "trait_type": "quantitative", "n": 21, "chosen_level1_h2": 0.5,
                     "chosen_level1_shrinkage": 8.0, "cv_r2": 0.1, "cv_criterion": 0.9, "criterion_name": "mse",
                     "level1_h2": [0.5], "level1_shrinkage": [8.0], "criterion": [0.9], "r2": [0.1],
@@ -163,6 +163,7 @@ def test_release_wgr_summary__counts_of_people_withheld_rest_released(tmp_path):
     out = release_wgr_summary(_summary(tmp_path), trait_types={"bmi": "quantitative"}, lambda_loco={"bmi": 1.01})
     assert "n_samples" not in out and "n" not in out["traits"]["bmi"]
     assert out["traits"]["bmi"]["lambda_gc_loco"] == 1.01 and out["traits"]["bmi"]["cv_r2"] == 0.1
+    assert out["level1"] == "pooled"
 
 
 @pytest.mark.parametrize("change", [
@@ -170,6 +171,7 @@ def test_release_wgr_summary__counts_of_people_withheld_rest_released(tmp_path):
     {"trait": {"n_controls": 7}},
     {"trait": {"note": "F1 I1"}},  # free text
     {"cv": "HG00096"},  # an ID where a fixed string belongs
+    {"level1": "HG00096"},
     {"trait": {"criterion_name": "HG00096"}},
     {"trait": {"trait": "HG00096"}},  # a trait that is not exported
     {"trait": {"trait": ["HG00096"]}},  # not a name at all

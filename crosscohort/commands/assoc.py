@@ -109,13 +109,18 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "whole-genome regression step 2 (REGENIE names)",
         "with --pred, the step-1 LOCO predictions ('crosscohort wgr', or REGENIE's step 1) are the offset: "
         "quantitative traits are tested as y minus the prediction, binary traits by the logistic score "
-        "test with the prediction as offset, corrected below --pThresh by --firth --approx or --spa",
+        "test with the prediction as offset, corrected below --pThresh by --firth (exact), --firth --approx or --spa",
     )
     wgr.add_argument("--pred", metavar="LIST", help="step-1 prediction list (OUT_pred.list: TRAIT PATH.loco lines)")
     wgr.add_argument("--remove", metavar="FILE", help="leave out these samples ('FID IID' lines)")
-    wgr.add_argument("--firth", dest="wgr_firth", action="store_true", help="with --pred: approximate Firth correction (needs --approx)")
+    wgr.add_argument("--firth", dest="wgr_firth", action="store_true", help="with --pred: Firth correction (covariates and variant refitted with Firth's penalty; "
+                          "with --approx, covariates fixed at the Firth null fit)")
     wgr.add_argument("--approx", action="store_true", help="with --firth: the approximate (covariates fixed) Firth fit")
     wgr.add_argument("--spa", action="store_true", help="with --pred: saddle-point approximation of the score test")
+    wgr.add_argument("--relatives", metavar="FILE",
+                     help="with --pred: related pairs with their kinship (plink2 .kin0 columns #FID1 IID1 FID2 IID2 "
+                          "... KINSHIP, e.g. crosscohort qc's king.tsv): quantitative traits' tests are calibrated "
+                          "for relatives' correlated LOCO residuals")
     wgr.add_argument("--pThresh", dest="pthresh", type=float, default=0.05, metavar="P",
                      help="with --pred: correct binary-trait rows whose score p-value is below P (default 0.05)")
     wgr.add_argument("--out-format", choices=["gwas-ssf", "regenie"], default="gwas-ssf",
@@ -200,21 +205,18 @@ def _run_step2(args: argparse.Namespace, types: dict):
     if args.pheno_transform is not None:
         raise InputError("--pheno-transform: not available with --pred (transform the phenotype before step 1)")
     if not args.firth:
-        raise InputError("--no-firth: plink2's --glm option; with --pred give --firth --approx, --spa or neither")
+        raise InputError("--no-firth: plink2's --glm option; with --pred give --firth [--approx], --spa or neither")
     if args.wgr_firth and args.spa:
         raise InputError("--firth and --spa: choose one correction")
-    if args.wgr_firth and not args.approx:
-        raise InputError("--firth: only the approximate Firth correction is implemented with --pred; "
-                         "add --approx (REGENIE --firth --approx)")
     if args.approx and not args.wgr_firth:
         raise InputError("--approx: only meaningful with --firth")
-    correction = "firth" if args.wgr_firth else "spa" if args.spa else None
+    correction = ("firth" if args.approx else "firth-exact") if args.wgr_firth else "spa" if args.spa else None
     return run_step2(
         genotype_sources(args), args.pheno, pred=args.pred,
         pheno_names=args.pheno_name, covar=args.covar, covar_names=args.covar_name,
         keep=args.keep, remove=args.remove, extract=args.extract, trait_types=types,
         chunk_size=args.chunk_size, part=args.part, max_vif=args.vif, correction=correction,
-        pthresh=args.pthresh, cohort=args.cohort, log=sys.stderr,
+        pthresh=args.pthresh, relatives=args.relatives, cohort=args.cohort, log=sys.stderr,
     )
 
 
@@ -222,7 +224,8 @@ def _run_glm(args: argparse.Namespace, types: dict):
     """The plink2 ``--glm``-style scan."""
     from crosscohort.tre.association import run_assoc
 
-    for flag, dest in (("remove", "remove"), ("firth", "wgr_firth"), ("approx", "approx"), ("spa", "spa")):
+    for flag, dest in (("remove", "remove"), ("firth", "wgr_firth"), ("approx", "approx"), ("spa", "spa"),
+                       ("relatives", "relatives")):
         if getattr(args, dest):
             raise InputError(f"--{flag}: only used with --pred (whole-genome regression step 2)")
     if args.out_format != "gwas-ssf":

@@ -30,7 +30,10 @@ step-1 variants, h2 in --l0-h2), kept out-of-sample by K-fold (--cv K) or
 leave-one-out (--loocv) cross-validation. Level 1: ridge (quantitative) or
 logistic ridge with the covariates' offset (binary), shrinkage p (1 - h2) /
 h2 (x 3/pi^2 for binary; p = blocks x level-0 values), chosen by CV
-(mean squared error / negative log-likelihood). A run with a binary trait and
+(mean squared error / negative log-likelihood). --level1 pooled fits one
+level-1 coefficient per level-0 value, shared by all blocks (p = level-0
+values): with --loocv, closer to a mixed model (BOLT-LMM) where many samples
+have relatives, at the price of some deflation (benchmarks/README.md). A run with a binary trait and
 fewer than 5,000 samples uses leave-one-out CV for all its traits, as REGENIE
 does.
 
@@ -97,6 +100,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="heritabilities of the level-0 shrinkage grid (default 0.01,0.25,0.5,0.75,0.99)")
     p.add_argument("--l1-h2", type=_h2_grid, default=None, metavar="H1,H2,...",
                    help="heritabilities of the level-1 shrinkage grid (default 0.01,0.25,0.5,0.75,0.99)")
+    p.add_argument("--level1", choices=["blocks", "pooled"], default="blocks",
+                   help="level-1 stacking: 'blocks' (REGENIE: a coefficient per block and level-0 value) or "
+                        "'pooled' (a coefficient per level-0 value, shared by all blocks: better calibrated "
+                        "LOCO residuals where many samples have relatives)")
     p.add_argument("--gz", action="store_true", help="write .loco.gz (REGENIE --gz)")
     p.add_argument("--threads", type=positive_int, metavar="T", help="BLAS threads")
     p.add_argument("--cohort", metavar="ID", help="cohort id for the ledger (default: the genotype input's name)")
@@ -126,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         genotype_sources(args), args.pheno, pheno_names=args.pheno_name, covar=args.covar,
         covar_names=args.covar_name, keep=args.keep, remove=args.remove, extract=args.extract,
         exclude=args.exclude, trait_types=types, bsize=args.bsize, cv_folds=args.cv, loocv=args.loocv,
-        level0_h2=args.l0_h2 or R.DEFAULT_H2, level1_h2=args.l1_h2 or R.DEFAULT_H2,
+        level0_h2=args.l0_h2 or R.DEFAULT_H2, level1_h2=args.l1_h2 or R.DEFAULT_H2, level1=args.level1,
         cohort=args.cohort or default_cohort_name(args), log=sys.stderr,
     )
     paths = write_step1(result, args.out, gz=args.gz)

@@ -48,11 +48,13 @@ WGR_WITHHELD = (
 _CV = re.compile(r"^(loocv|[1-9][0-9]{0,3}-fold)$")
 _CRITERIA = ("mse", "neg_loglik_per_sample")
 _TRAIT_TYPES = ("quantitative", "binary")
+#: Level-1 stacking of step 1 (``crosscohort wgr --level1``).
+_LEVEL1 = ("blocks", "pooled")
 
 #: Run-level keys: kind of value.
 _RUN_KEYS = {
     "n_variants": "count_of_variants", "n_blocks": "count_of_variants", "block_size": "count_of_variants",
-    "cv": "cv", "level0_h2": "numbers", "level0_shrinkage": "numbers", "traits": "traits",
+    "cv": "cv", "level0_h2": "numbers", "level0_shrinkage": "numbers", "traits": "traits", "level1": "level1",
 }
 #: Per-trait keys: kind of value.
 _TRAIT_KEYS = {
@@ -67,7 +69,7 @@ _WITHHELD_TRAIT = ("n",)
 
 #: Fixed text of the released file (not compared with sample IDs by the scan).
 FIXED_STRINGS: tuple[str, ...] = (
-    WGR_WITHHELD, WGR_FILE, "wgr", "wgr_allow_list", "model", "withheld", "lambda_gc_loco", "loocv", *_CRITERIA,
+    WGR_WITHHELD, WGR_FILE, "wgr", "wgr_allow_list", "model", "withheld", "lambda_gc_loco", "loocv", *_CRITERIA, *_LEVEL1,
     *_RUN_KEYS, *_TRAIT_KEYS,
 )
 
@@ -124,7 +126,7 @@ def _value(path: Path, where: str, kind: str, v: object, *, trait: str | None = 
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise _block(path, where, "must be a whole number of variants (rule wgr_allow_list)")
         return v
-    fixed = {"cv": None, "criterion": _CRITERIA, "trait_type": (trait_type,), "trait": (trait,)}[kind]
+    fixed = {"cv": None, "criterion": _CRITERIA, "level1": _LEVEL1, "trait_type": (trait_type,), "trait": (trait,)}[kind]
     ok = isinstance(v, str) and (_CV.match(v) if fixed is None else v in fixed)
     if not ok:
         # The value is not echoed: it may be what the rule keeps in.

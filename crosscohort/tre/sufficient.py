@@ -51,17 +51,15 @@ from crosscohort.tre.association.engine import (
     _aligned,
     _chromosome_codes,
     _is_x,
-    build_designs,
-    part_slice,
     read_step,
+    read_study,
+    select_variants,
 )
-from crosscohort.tre.genotypes import Genotypes, read_id_list
+from crosscohort.tre.genotypes import Genotypes
 from crosscohort.tre.phenotypes import (
     BLOM_OFFSET,
     PhenoTransform,
     TraitType,
-    read_sample_list,
-    read_study_tables,
 )
 
 __all__ = [
@@ -376,31 +374,16 @@ def run_sufficient(
     log = log if log is not None else sys.stderr
     if chunk_size < 1:
         raise InputError(f"--chunk-size must be at least 1; got {chunk_size}")
-    geno = Genotypes(list(sources))
-    cohort = cohort or Path(str(sources[0])).name
-    tables = read_study_tables(pheno, covar, pheno_names=pheno_names, covar_names=covar_names)
-    pheno_table, covar_tables = tables.pheno, tables.covar
-    pheno_names, covar_names = tables.pheno_names, tables.covar_names
-    keep_table = read_sample_list(keep) if keep is not None else None
-    sources_txt = [str(c) for c in covar]
-    designs = build_designs(
-        geno.samples, pheno_table, covar_tables, traits=pheno_names, covariate_names=covar_names,
-        keep=keep_table, trait_types=trait_types, cohort=cohort, pheno_source=str(pheno),
-        covar_sources=sources_txt, pheno_transform=pheno_transform, int_offset=int_offset, log=log,
-    )
+    study = read_study(sources, pheno, pheno_names=pheno_names, covar=covar, covar_names=covar_names, keep=keep,
+                       trait_types=trait_types, pheno_transform=pheno_transform, int_offset=int_offset,
+                       cohort=cohort, log=log)
+    geno, designs, cohort = study.genotypes, study.designs, study.cohort
     models = []
     for d in designs:
-        x, scale = raw_covariates(d, geno.samples, covar_tables, covar_sources=sources_txt)
+        x, scale = raw_covariates(d, geno.samples, study.tables.covar, covar_sources=list(study.covar_sources))
         models.append(sufficient_model(d.y, x, cohort=cohort, trait=d.name, trait_type=d.trait_type,
                                        covariate_names=d.covariate_names, scale=scale))
-    if extract is not None:
-        ids = read_id_list(extract)
-        vidx = geno.variant_index(ids)
-        if vidx.size == 0:
-            raise InputError(f"{extract}: none of its {len(ids)} variant IDs is in the genotype variants")
-    else:
-        vidx = np.arange(geno.n_variants)
-    vidx = vidx[part_slice(vidx.size, part)]
+    vidx = select_variants(geno, extract=extract, part=part, stage="sufficient", log=log)
     on_x = _is_x(geno.variants[vidx].get_column("chrom"))
     tables = scan_sufficient(geno, models, [d.rows for d in designs], variant_index=vidx[~on_x],
                              chunk_size=chunk_size, log=log)

@@ -37,12 +37,13 @@ rule association_wgr_step1:
         bsize=WGR.get("bsize", 1000),
         cv=WGR.get("cv", 5),
         loocv="--loocv" if WGR.get("loocv", False) else "",
+        level1=WGR.get("level1", "blocks"),
         out=lambda wc: f"results/association/{wc.cohort}/wgr/step1",
     shell:
         "python -m crosscohort wgr {params.bfiles} --keep {input.samples} --extract {input.variants}"
         " --pheno {input.pheno} --pheno-name {params.traits} {params.trait_types}"
         " --covar {input.covar} --covar {input.pcs} --covar-name {params.covar_names}"
-        " --bsize {params.bsize} --cv {params.cv} {params.loocv} --threads {threads}"
+        " --bsize {params.bsize} --cv {params.cv} {params.loocv} --level1 {params.level1} --threads {threads}"
         " --ledger {output.ledger} --out {params.out} 2> {log}"
 
 

@@ -167,7 +167,12 @@ def wgr_step2_args(wildcards, input):
     if ASSOC_MODEL != "wgr":
         return ""
     correction = WGR.get("correction", "firth")
-    fix = {"firth": "--firth --approx", "spa": "--spa", "none": ""}[correction]
+    fix = {
+        "firth": "--firth --approx",
+        "firth-exact": "--firth",
+        "spa": "--spa",
+        "none": "",
+    }[correction]
     return f"--pred {input.pred} {fix} --pThresh {WGR.get('pthresh', 0.05)}"
 
 

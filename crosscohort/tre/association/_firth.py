@@ -4,6 +4,13 @@ The engine calls :func:`firth_chunk` for the variants whose ordinary logistic
 fit failed (no convergence, separation), as plink2's ``--glm firth-fallback``
 does. Firth's penalty removes the first-order bias of the maximum-likelihood
 estimate and keeps it finite under complete or quasi-complete separation.
+Whole-genome regression's step 2 calls it with the LOCO prediction as
+``offset`` for its exact Firth correction (REGENIE ``--firth`` without
+``--approx``): the full fit, and the null fit with the dosage's coefficient
+held at 0 (``fit_dosage=False``) whose penalty is still that of the full
+design (the profile penalised likelihood of ``logistf``), so that twice the
+difference of their penalised log-likelihoods is the penalised
+likelihood-ratio statistic.
 
 Notes
 -----
@@ -16,7 +23,9 @@ they lower ``l*`` (Heinze & Schemper 2002; R's ``logistf``); a step that
 reverses the previous one is shortened to the secant estimate of the
 optimum, without which singleton carriers oscillate around it (plink2
 2.00a3.5 stops there, up to ~2e-4 relative off). Convergence: the full
-Newton step below ``tol`` for every coefficient. The standard
+Newton step below ``tol`` for every coefficient. With ``fit_dosage=False``
+the step of the covariates is ``(I_cc)^-1 U*_c`` (the hat diagonal still of
+the full design; ``logistf``'s restricted fit). The standard
 error is Wald-type, ``sqrt((I^-1)_gg)`` at the penalised estimate, and the
 test a Wald z, as in plink2 and ``logistf`` with ``pl=FALSE``.
 
@@ -51,6 +60,8 @@ class FirthFit:
     standard_error: np.ndarray  # (m,)
     converged: np.ndarray  # (m,) bool
     iterations: np.ndarray  # (m,) int
+    #: (m,) penalised log-likelihood ``l + 1/2 log det I`` at the estimate (NaN where not converged).
+    penalised_loglik: np.ndarray | None = None
 
 
 def _tri(k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,10 +72,12 @@ class _Batch:
     """Quantities of a batch of variants at their current coefficients."""
 
     def __init__(self, c: np.ndarray, outer: np.ndarray, y: np.ndarray, g: np.ndarray,
-                 obs: np.ndarray, bc: np.ndarray, bg: np.ndarray):
+                 obs: np.ndarray, bc: np.ndarray, bg: np.ndarray, offset: np.ndarray | None = None):
         n, k = c.shape
         m = g.shape[1]
         eta = c @ bc + g * bg  # (n, m)
+        if offset is not None:
+            eta += offset[:, None]
         p = expit(eta)
         w = p * (1.0 - p) * obs
         info = np.empty((m, k + 1, k + 1))
@@ -85,8 +98,13 @@ class _Batch:
 
 
 def _step(c: np.ndarray, outer: np.ndarray, y: np.ndarray, g: np.ndarray, obs: np.ndarray,
-          st: _Batch) -> tuple[np.ndarray, np.ndarray]:
-    """Newton direction ``I^-1 U*`` (m, k+1) and ``I^-1`` (m, k+1, k+1) at the batch's state."""
+          st: _Batch, fit_dosage: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Newton direction ``I^-1 U*`` (m, k+1) and ``I^-1`` (m, k+1, k+1) at the batch's state.
+
+    With ``fit_dosage=False`` the direction is ``((I_cc)^-1 U*_c, 0)``: the
+    dosage's coefficient stays where it is, the hat diagonal (the penalty)
+    is still the full design's.
+    """
     k = c.shape[1]
     inv = np.linalg.inv(np.where(st.ok[:, None, None], st.info, np.eye(k + 1)))
     # Hat diagonal h_i = w_i x_i' I^-1 x_i with x_i = (c_i, g_i), for all variants at once:
@@ -101,11 +119,17 @@ def _step(c: np.ndarray, outer: np.ndarray, y: np.ndarray, g: np.ndarray, obs: n
     u = np.empty((g.shape[1], k + 1))
     u[:, :k] = (c.T @ r).T
     u[:, k] = np.einsum("ij,ij->j", g, r)
+    if not fit_dosage:
+        info_cc = np.where(st.ok[:, None, None], st.info[:, :k, :k], np.eye(k))
+        delta = np.zeros_like(u)
+        delta[:, :k] = np.linalg.solve(info_cc, u[:, :k, None])[:, :, 0]
+        return delta, inv
     return np.einsum("vab,vb->va", inv, u), inv
 
 
 def firth_chunk(covariates: np.ndarray, y: np.ndarray, dosages: np.ndarray, observed: np.ndarray,
-                *, start: np.ndarray | None = None, max_iter: int = 100, tol: float = 1e-9,
+                *, start: np.ndarray | None = None, offset: np.ndarray | None = None,
+                fit_dosage: bool = True, max_iter: int = 100, tol: float = 1e-9,
                 max_step: float = 5.0, max_halvings: int = 25) -> FirthFit:
     """Firth logistic regression of ``y`` on the covariates and each variant's dosage.
 
@@ -121,6 +145,13 @@ def firth_chunk(covariates: np.ndarray, y: np.ndarray, dosages: np.ndarray, obse
         (n, m) bool; a sample with a missing call is left out of that variant's fit.
     start
         (k,) starting covariate coefficients (the null fit); zeros when None.
+    offset
+        (n,) fixed part of the linear predictor (WGR step 2: the LOCO
+        prediction); none when None.
+    fit_dosage
+        False: the dosage's coefficient is held at 0 and only the covariates
+        are fitted, under the full design's penalty (the null model of the
+        penalised likelihood-ratio test); ``beta`` is then 0.
     max_iter, tol
         Newton iterations and the convergence bound on the largest absolute
         coefficient change.
@@ -130,7 +161,8 @@ def firth_chunk(covariates: np.ndarray, y: np.ndarray, dosages: np.ndarray, obse
     Returns
     -------
     FirthFit
-        Coefficient and Wald standard error of the dosage per variant.
+        Coefficient and Wald standard error of the dosage per variant, and
+        the penalised log-likelihood at the estimate.
     """
     c = np.ascontiguousarray(covariates, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -139,6 +171,8 @@ def firth_chunk(covariates: np.ndarray, y: np.ndarray, dosages: np.ndarray, obse
     n, k = c.shape
     m = g_all.shape[1]
     assert g_all.shape == obs_all.shape == (n, m), (g_all.shape, obs_all.shape, c.shape)
+    off = None if offset is None else np.asarray(offset, dtype=np.float64)
+    assert off is None or off.shape == (n,), (None if off is None else off.shape, n)
     i, j = _tri(k)
     outer = c[:, i] * c[:, j]
     b0 = np.zeros(k) if start is None else np.asarray(start, dtype=np.float64)
@@ -146,6 +180,7 @@ def firth_chunk(covariates: np.ndarray, y: np.ndarray, dosages: np.ndarray, obse
     se = np.full(m, np.nan)
     conv = np.zeros(m, dtype=bool)
     iters = np.zeros(m, dtype=np.int64)
+    pll = np.full(m, np.nan)
     for s in range(0, m, _BATCH):
         sl = slice(s, min(s + _BATCH, m))
         g = np.where(obs_all[:, sl] > 0, g_all[:, sl], 0.0)
@@ -153,7 +188,7 @@ def firth_chunk(covariates: np.ndarray, y: np.ndarray, dosages: np.ndarray, obse
         mb = g.shape[1]
         bc = np.repeat(b0[:, None], mb, axis=1)
         bg = np.zeros(mb)
-        st = _Batch(c, outer, y, g, obs, bc, bg)
+        st = _Batch(c, outer, y, g, obs, bc, bg, off)
         active = st.ok.copy()
         done = np.zeros(mb, dtype=bool)
         prev = np.zeros((mb, k + 1))
@@ -164,7 +199,7 @@ def firth_chunk(covariates: np.ndarray, y: np.ndarray, dosages: np.ndarray, obse
             sub = _Batch.__new__(_Batch)
             sub.ok, sub.pll, sub.info, sub.p, sub.w = (st.ok[idx], st.pll[idx], st.info[idx],
                                                       st.p[:, idx], st.w[:, idx])
-            delta, _ = _step(c, outer, y, g[:, idx], obs[:, idx], sub)
+            delta, _ = _step(c, outer, y, g[:, idx], obs[:, idx], sub, fit_dosage)
             full = np.max(np.abs(delta), axis=1)  # Newton step size: the convergence measure
             # I = X'WX is not the Hessian of the penalised likelihood, so near a flat optimum
             # (a singleton carrier) the step can overshoot and flip back and forth forever.
@@ -178,7 +213,7 @@ def firth_chunk(covariates: np.ndarray, y: np.ndarray, dosages: np.ndarray, obse
             delta *= np.minimum(1.0, max_step / np.where(big > 0, big, 1.0))[:, None]
             new_c = bc[:, idx] + delta[:, :k].T
             new_g = bg[idx] + delta[:, k]
-            cand = _Batch(c, outer, y, g[:, idx], obs[:, idx], new_c, new_g)
+            cand = _Batch(c, outer, y, g[:, idx], obs[:, idx], new_c, new_g, off)
             # Step halving: a step that lowers the penalised likelihood is shortened.
             worse = ~(cand.pll >= sub.pll - 1e-12 * np.abs(sub.pll))
             for _ in range(max_halvings):
@@ -188,7 +223,7 @@ def firth_chunk(covariates: np.ndarray, y: np.ndarray, dosages: np.ndarray, obse
                 wi = np.flatnonzero(worse)
                 new_c[:, wi] = bc[:, idx[wi]] + delta[wi, :k].T
                 new_g[wi] = bg[idx[wi]] + delta[wi, k]
-                part = _Batch(c, outer, y, g[:, idx[wi]], obs[:, idx[wi]], new_c[:, wi], new_g[wi])
+                part = _Batch(c, outer, y, g[:, idx[wi]], obs[:, idx[wi]], new_c[:, wi], new_g[wi], off)
                 cand.pll[wi], cand.ok[wi] = part.pll, part.ok
                 cand.info[wi], cand.p[:, wi], cand.w[:, wi] = part.info, part.p, part.w
                 worse[wi] = ~(part.pll >= sub.pll[wi] - 1e-12 * np.abs(sub.pll[wi]))
@@ -210,4 +245,5 @@ def firth_chunk(covariates: np.ndarray, y: np.ndarray, dosages: np.ndarray, obse
             beta[s + fin[good]] = bg[fin[good]]
             se[s + fin[good]] = np.sqrt(var[good])
             conv[s + fin[good]] = True
-    return FirthFit(beta, se, conv, iters)
+            pll[s + fin[good]] = st.pll[fin[good]]
+    return FirthFit(beta, se, conv, iters, pll)

@@ -318,8 +318,8 @@ def _cross(rows: np.ndarray, g: np.ndarray, idx: np.ndarray | None = None) -> np
 
     A BLAS GEMM of this skinny shape is memory-bound, and OpenBLAS's own
     threads spin against each other (and against the kernels' threads) on a
-    busy machine: measured 20x slower with 2 BLAS threads than with 1 on the
-    2-core benchmark machine. Each variant's column is read once, from cache.
+    busy machine (figures in benchmarks/README.md, association section).
+    Each variant's column is read once, from cache.
     """
     g = g if g.flags.f_contiguous else np.asfortranarray(g)
     idx = np.arange(g.shape[1]) if idx is None else idx
@@ -350,6 +350,14 @@ class ChunkFit:
     neg_log_10_p_value: np.ndarray
     residual_df: np.ndarray
     error_code: np.ndarray  # object array: None when fitted, else the code
+
+
+def _fit_start(model, chunk):
+    """What a chunk's linear or logistic fit starts from: covariates, outcome, centred dosages,
+    empty results, residual df and the screen's error codes."""
+    out = _empty_fit(chunk.centred.shape[1])
+    df, err = _screen(chunk, model.covariates.shape[1])
+    return model.covariates, model.y, chunk.centred, out, df, err
 
 
 def _empty_fit(m: int) -> dict[str, np.ndarray]:
@@ -433,12 +441,9 @@ def linear_chunk(model: LinearModel, chunk: ChunkData, *, max_vif: float = 50.0)
     batched call. The genotype's variance inflation factor is
     ``g'g / g'Mg`` on centred g (plink2's ``--vif``, default 50).
     """
-    c, y = model.covariates, model.y
+    c, y, gc, out, df, err = _fit_start(model, chunk)
     n, k = c.shape
-    gc = chunk.centred
     m = gc.shape[1]
-    out = _empty_fit(m)
-    df, err = _screen(chunk, k)
 
     ssg = _sum_sq(chunk)
     # C'G and y'G in one pass over the chunk (one GEMM with y as an extra covariate row).
@@ -591,8 +596,8 @@ _INV_FACT = tuple(1.0 / float(np.prod(np.arange(1, j + 1, dtype=np.float64))) fo
 def _expit_block(eta, out, scale_bits, e):  # pragma: no cover - compiled
     """``out[:e] = 1 / (1 + exp(-eta[:e]))`` in float64, vectorised.
 
-    numba's ``np.exp`` is a scalar libm call per element (no SVML here): 2.6x
-    slower, measured. This one uses only arithmetic the compiler vectorises;
+    numba's ``np.exp`` is a scalar libm call per element (no SVML here), slower
+    (benchmarks/README.md). This one uses only arithmetic the compiler vectorises;
     no reassociation flag, which would undo the Cody-Waite split.
     """
     c = _INV_FACT
@@ -758,7 +763,7 @@ def _logistic_newton(ct, y, g, observed, active, pieces, beta_null, w0, r0, a0, 
                     for s in range(0, n, _BLOCK):
                         e = min(_BLOCK, n - s)
                         # 1-D slices, not x[a, s + i]: 2-D indexing keeps LLVM from vectorising
-                        # these loops (measured 3.5x slower per pass).
+                        # these loops (benchmarks/README.md).
                         gs = xg[s : s + e]
                         for i in range(e):
                             eta[i] = bg * gs[i]
@@ -930,12 +935,8 @@ def logistic_chunk(model: LogisticModel, chunk: ChunkData, *, max_iter: int = 25
     singular (separation), get ``LOGISTIC_CONVERGE_FAIL`` (plink2
     ``no-firth``; the engine refits them with Firth's penalty).
     """
-    c, y = model.covariates, model.y
+    c, y, gc, out, df, err = _fit_start(model, chunk)
     n, k = c.shape
-    gc = chunk.centred
-    m = gc.shape[1]
-    out = _empty_fit(m)
-    df, err = _screen(chunk, k)
 
     if model.w0 is not None:
         ct, full_ctc, w0, r0, a0, s0 = model.ct, model.ctc, model.w0, model.r0, model.a0, model.s0

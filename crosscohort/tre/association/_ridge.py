@@ -151,7 +151,7 @@ def level0_kfold(g: np.ndarray, y: np.ndarray, sizes: np.ndarray, shrinkages: np
     -----
     The fold cross-products are computed once and summed for the total; each
     fold's systems are solved by Cholesky per shrinkage, which for REGENIE's
-    five shrinkages costs 0.6x one eigendecomposition (b = 1,000, one thread).
+    five shrinkages costs less than one eigendecomposition (benchmarks/README.md).
     """
     starts = np.concatenate([[0], np.cumsum(sizes)])
     folds = [slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True)]
@@ -242,8 +242,18 @@ def _r2(sx: np.ndarray, sy: np.ndarray, sx2: np.ndarray, sy2: np.ndarray, sxy: n
         return num * num / ((sx2 - sx * sx / n) * (sy2 - sy * sy / n))
 
 
-def _chrom_parts(x: np.ndarray, b: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
-    """Per-chromosome partial predictions: x (n, p) with one coefficient vector b (p,) or per-row b (n, p)."""
+def _chrom_parts(x: np.ndarray, b: np.ndarray, groups: list[np.ndarray] | np.ndarray) -> np.ndarray:
+    """Per-chromosome partial predictions with one coefficient vector b (p,) or per-row b (n, p).
+
+    ``groups`` is either the column indices of ``x`` per chromosome (REGENIE's
+    per-block stacking: chromosome c's part is ``x[:, cols_c] b[cols_c]``) or an
+    (n, C, p) array of per-chromosome features that sum to ``x`` (pooled
+    stacking: chromosome c's part is ``features[:, c] b``).
+    """
+    if isinstance(groups, np.ndarray):
+        if b.ndim == 1:
+            return groups @ b
+        return np.einsum("ncp,np->nc", groups, b)
     out = np.empty((x.shape[0], len(groups)))
     for c, cols in enumerate(groups):
         if b.ndim == 1:
@@ -253,8 +263,20 @@ def _chrom_parts(x: np.ndarray, b: np.ndarray, groups: list[np.ndarray]) -> np.n
     return out
 
 
+def _fold_parts(x: np.ndarray, sizes: np.ndarray, coefs: list[np.ndarray],
+                groups: list[np.ndarray] | np.ndarray) -> np.ndarray:
+    """Per-chromosome partial predictions of K-fold CV: each fold's rows by that fold's coefficients (p,)."""
+    parts = np.empty((x.shape[0], groups.shape[1] if isinstance(groups, np.ndarray) else len(groups)))
+    start = 0
+    for size, b in zip(sizes, coefs, strict=True):
+        f = slice(start, start + int(size))
+        parts[f] = _chrom_parts(x[f], b, groups[f] if isinstance(groups, np.ndarray) else groups)
+        start += int(size)
+    return parts
+
+
 def level1_linear_kfold(x: np.ndarray, y: np.ndarray, mask: np.ndarray, sizes: np.ndarray,
-                        shrinkages: np.ndarray, groups: list[np.ndarray]) -> Level1Fit:
+                        shrinkages: np.ndarray, groups: list[np.ndarray] | np.ndarray) -> Level1Fit:
     """Level-1 ridge of a quantitative trait with K-fold CV (each fold's own coefficients predict it).
 
     Parameters
@@ -267,7 +289,8 @@ def level1_linear_kfold(x: np.ndarray, y: np.ndarray, mask: np.ndarray, sizes: n
         (n,) True where observed.
     sizes
         Fold sizes; shrinkages (T,) level-1 ridge parameters; groups: column
-        indices of x per chromosome.
+        indices of x per chromosome, or (n, C, p) per-chromosome features
+        summing to x (pooled stacking; see :func:`_chrom_parts`).
     """
     n_eff = float(mask.sum())
     xtx = x.T @ x
@@ -286,17 +309,12 @@ def level1_linear_kfold(x: np.ndarray, y: np.ndarray, mask: np.ndarray, sizes: n
         start += int(size)
     mse = (sums[2] + sums[3] - 2 * sums[4]) / n_eff
     best = int(np.argmin(mse))
-    parts = np.empty((x.shape[0], len(groups)))
-    start = 0
-    for size, beta in zip(sizes, fold_beta, strict=True):
-        f = slice(start, start + int(size))
-        parts[f] = _chrom_parts(x[f], beta[best], groups)
-        start += int(size)
+    parts = _fold_parts(x, sizes, [b[best] for b in fold_beta], groups)
     return Level1Fit(best, mse, _r2(*sums, n_eff), parts * mask[:, None])
 
 
 def level1_linear_loocv(x: np.ndarray, y: np.ndarray, mask: np.ndarray, shrinkages: np.ndarray,
-                        groups: list[np.ndarray]) -> Level1Fit:
+                        groups: list[np.ndarray] | np.ndarray) -> Level1Fit:
     """Level-1 ridge of a quantitative trait with leave-one-out CV (exact); see :func:`level1_linear_kfold`."""
     n_eff = float(mask.sum())
     d, v = _eigh(x.T @ x)
@@ -382,7 +400,7 @@ def _neg_loglik(y: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 def level1_logistic_loocv(x: np.ndarray, y: np.ndarray, offset: np.ndarray, shrinkages: np.ndarray,
-                          groups: list[np.ndarray]) -> Level1Fit:
+                          groups: list[np.ndarray] | np.ndarray) -> Level1Fit:
     """Level-1 logistic ridge of a binary trait with approximate leave-one-out CV.
 
     Parameters
@@ -434,7 +452,7 @@ def _loo_coefficients(x: np.ndarray, y: np.ndarray, b: np.ndarray, prob: np.ndar
 
 
 def level1_logistic_kfold(x: np.ndarray, y: np.ndarray, offset: np.ndarray, mask: np.ndarray,
-                          sizes: np.ndarray, shrinkages: np.ndarray, groups: list[np.ndarray]
+                          sizes: np.ndarray, shrinkages: np.ndarray, groups: list[np.ndarray] | np.ndarray
                           ) -> Level1Fit:
     """Level-1 logistic ridge of a binary trait with K-fold CV; see :func:`level1_logistic_loocv`.
 
@@ -465,10 +483,5 @@ def level1_logistic_kfold(x: np.ndarray, y: np.ndarray, offset: np.ndarray, mask
         start += int(size)
     crit /= n_eff
     best = int(np.argmin(crit))
-    parts = np.empty((x.shape[0], len(groups)))
-    start = 0
-    for size, fold_b in zip(sizes, betas, strict=True):
-        f = slice(start, start + int(size))
-        parts[f] = _chrom_parts(x[f], fold_b[best], groups)
-        start += int(size)
+    parts = _fold_parts(x, sizes, [b[best] for b in betas], groups)
     return Level1Fit(best, crit, _r2(*sums, n_eff), parts * mask[:, None])

@@ -31,6 +31,7 @@ from crosscohort.tre.genotypes import Genotypes, read_id_list
 from crosscohort.tre.phenotypes import (
     BLOM_OFFSET,
     PhenoTransform,
+    StudyTables,
     TraitType,
     case_control_outcome,
     detect_trait_type,
@@ -46,6 +47,11 @@ __all__ = [
     "TraitDesign",
     "AssocResult",
     "part_slice",
+    "StudyInputs",
+    "read_study",
+    "sample_selection",
+    "select_variants",
+    "variant_ledger",
     "build_designs",
     "X_LABELS",
     "chrx_designs",
@@ -72,10 +78,8 @@ _COLLINEAR_EIGENVALUE = 1e-8
 #: Largest samples x variants float64 array the scan allocates per chunk (bytes). glibc's
 #: malloc serves blocks below its mmap threshold (which it raises up to 32 MiB) from a heap
 #: it reuses; a bigger block gets fresh pages from the kernel on every chunk, and their
-#: faults and zeroing cost more than decoding and centring the dosages. Measured at 20,000
-#: samples x 10,000 variants, logistic, on the loaded 2-core machine: 1,000-variant chunks
-#: 17-26 CPU s of which 7.5-16 s system time, 813 MB; 104-variant chunks 11.5-13.4 CPU s,
-#: 1-2 s system, 353 MB. Smaller chunks also lower peak memory.
+#: faults and zeroing cost more than decoding and centring the dosages (figures in
+#: benchmarks/README.md, "Chunks capped at 16 MiB"). Smaller chunks also lower peak memory.
 _CHUNK_BYTES = 16 * 2**20
 #: Fewest variants a chunk holds whatever the sample count (per-chunk overhead).
 _MIN_CHUNK = 16
@@ -743,6 +747,128 @@ def _kernel_model(d: TraitDesign) -> K.LinearModel | K.LogisticModel:
     return K.linear_model(d.y, d.design)
 
 
+@dataclass(frozen=True)
+class StudyInputs:
+    """What ``assoc``, ``wgr`` and ``sufficient`` read first: genotypes, the study's tables, one design per trait.
+
+    Attributes
+    ----------
+    genotypes
+        The (stacked) genotype inputs.
+    tables
+        Phenotype and covariate tables with the name lists resolved.
+    designs
+        One :class:`TraitDesign` per trait, in the order of ``tables.pheno_names``.
+    cohort
+        The cohort label of ledgers and messages.
+    covar_sources
+        The covariate file names, for messages.
+    """
+
+    genotypes: Genotypes
+    tables: StudyTables
+    designs: tuple[TraitDesign, ...]
+    cohort: str
+    covar_sources: tuple[str, ...]
+
+
+def sample_selection(genotypes: Genotypes, *, keep: str | Path | None = None,
+                     remove: str | Path | None = None) -> pl.DataFrame | None:
+    """The ``--keep`` list minus the ``--remove`` list as a keep table (None when neither is given)."""
+    if keep is None and remove is None:
+        return None
+    samples = genotypes.samples.select("fid", "iid")
+    if keep is not None:
+        table = read_sample_list(keep)
+        cols = ["iid"] if table.get_column("fid").is_null().all() else ["fid", "iid"]
+        samples = samples.join(table.select(cols).unique(), on=cols, how="semi")
+    if remove is not None:
+        table = read_sample_list(remove)
+        cols = ["iid"] if table.get_column("fid").is_null().all() else ["fid", "iid"]
+        samples = samples.join(table.select(cols).unique(), on=cols, how="anti")
+    return samples
+
+
+def read_study(
+    sources: Sequence,
+    pheno: str | Path,
+    *,
+    pheno_names: Sequence[str] | None = None,
+    covar: Sequence[str | Path] = (),
+    covar_names: Sequence[str] | None = None,
+    keep: str | Path | None = None,
+    remove: str | Path | None = None,
+    trait_types: Mapping[str, TraitType] | None = None,
+    pheno_transform: PhenoTransform | None = None,
+    int_offset: float = BLOM_OFFSET,
+    cohort: str | None = None,
+    log: TextIO,
+) -> StudyInputs:
+    """Open the genotypes, read the phenotype and covariate tables and build each trait's design.
+
+    The one opening of ``assoc`` (glm and ``--pred``), ``wgr`` and
+    ``sufficient``, so that the same options select the same samples in all
+    of them. ``keep`` is applied as a ``--keep`` list (IID-only lists need
+    unique IIDs); with ``remove`` (REGENIE's ``--remove``), the keep list
+    minus the remove list (:func:`sample_selection`). ``cohort`` defaults to
+    the first source's name.
+
+    Raises
+    ------
+    InputError
+        As :func:`build_designs` and the table readers.
+    """
+    geno = Genotypes(list(sources))
+    cohort = cohort or Path(str(sources[0])).name
+    tables = read_study_tables(pheno, covar, pheno_names=pheno_names, covar_names=covar_names)
+    covar_sources = tuple(str(c) for c in covar)
+    if remove is not None:
+        keep_table = sample_selection(geno, keep=keep, remove=remove)
+    else:
+        keep_table = read_sample_list(keep) if keep is not None else None
+    designs = build_designs(
+        geno.samples, tables.pheno, tables.covar, traits=tables.pheno_names, covariate_names=tables.covar_names,
+        keep=keep_table, trait_types=trait_types, cohort=cohort, pheno_source=str(pheno),
+        covar_sources=list(covar_sources), pheno_transform=pheno_transform, int_offset=int_offset, log=log,
+    )
+    return StudyInputs(geno, tables, tuple(designs), cohort, covar_sources)
+
+
+def select_variants(genotypes: Genotypes, *, extract: str | Path | None = None,
+                    part: tuple[int, int] | None = None, stage: str = "assoc", log: TextIO) -> np.ndarray:
+    """Indices of the variants a run analyses: the ``--extract`` IDs (genotype order), then the ``--part`` slice.
+
+    Raises
+    ------
+    InputError
+        When none of the ``--extract`` IDs is among the genotype variants; a bad ``--part``.
+    """
+    if extract is not None:
+        ids = read_id_list(extract)
+        vidx = genotypes.variant_index(ids)
+        n_missing = len(set(ids)) - vidx.size
+        print(f"{stage}: --extract {extract}: {len(set(ids))} IDs, {vidx.size} variants found"
+              + (f", {n_missing} IDs not among the genotype variants" if n_missing > 0 else ""), file=log)
+        if vidx.size == 0:
+            raise InputError(f"{extract}: none of its {len(ids)} variant IDs is among the genotype variants")
+    else:
+        vidx = np.arange(genotypes.n_variants)
+    vidx = vidx[part_slice(vidx.size, part)]
+    if part is not None:
+        print(f"{stage}: --part {part[0]}/{part[1]}: {vidx.size} variants", file=log)
+    return vidx
+
+
+def variant_ledger(table: pl.DataFrame, *, cohort: str, trait: str, stage: str = "assoc") -> Ledger:
+    """The variant ledger of one trait's result table: tested, and NA per ``error_code``."""
+    codes = table.get_column("error_code")
+    led = Ledger(stage=stage, cohort=cohort, trait=trait, unit="variants", n_in=table.height,
+                 n_kept=int(codes.null_count()))
+    for code, count in codes.drop_nulls().value_counts(sort=True).iter_rows():
+        led.remove(code, int(count))
+    return led.check()
+
+
 def run_assoc(
     bfiles: Sequence[str | Path],
     pheno: str | Path,
@@ -781,32 +907,11 @@ def run_assoc(
     log = log if log is not None else sys.stderr
     if chunk_size < 1:
         raise InputError(f"--chunk-size must be at least 1; got {chunk_size}")
-    geno = Genotypes(list(bfiles))
-    cohort = cohort or Path(bfiles[0]).name
-    tables = read_study_tables(pheno, covar, pheno_names=pheno_names, covar_names=covar_names)
-    pheno_table, covar_tables = tables.pheno, tables.covar
-    pheno_names, covar_names = tables.pheno_names, tables.covar_names
-    keep_table = read_sample_list(keep) if keep is not None else None
-    designs = build_designs(
-        geno.samples, pheno_table, covar_tables,
-        traits=pheno_names, covariate_names=covar_names, keep=keep_table,
-        trait_types=trait_types, cohort=cohort,
-        pheno_source=str(pheno), covar_sources=[str(c) for c in covar],
-        pheno_transform=pheno_transform, int_offset=int_offset, log=log,
-    )
-    if extract is not None:
-        ids = read_id_list(extract)
-        vidx = geno.variant_index(ids)
-        n_missing = len(set(ids)) - vidx.size
-        print(f"assoc: --extract {extract}: {len(set(ids))} IDs, {vidx.size} variants found"
-              + (f", {n_missing} IDs not in the .bim" if n_missing > 0 else ""), file=log)
-        if vidx.size == 0:
-            raise InputError(f"{extract}: none of its {len(ids)} variant IDs is in {bfiles[0]}.bim")
-    else:
-        vidx = np.arange(geno.n_variants)
-    vidx = vidx[part_slice(vidx.size, part)]
-    if part is not None:
-        print(f"assoc: --part {part[0]}/{part[1]}: {vidx.size} variants", file=log)
+    study = read_study(bfiles, pheno, pheno_names=pheno_names, covar=covar, covar_names=covar_names, keep=keep,
+                       trait_types=trait_types, pheno_transform=pheno_transform, int_offset=int_offset,
+                       cohort=cohort, log=log)
+    geno, designs, cohort = study.genotypes, list(study.designs), study.cohort
+    vidx = select_variants(geno, extract=extract, part=part, log=log)
     # A small job decodes and fits with numpy rather than load numba (crosscohort.runtime.jit).
     binary = any(d.trait_type == "binary" for d in designs)
     with small_job(geno.n_samples * vidx.size <= (SMALL_BINARY_JOB_CELLS if binary else SMALL_JOB_CELLS)):
@@ -815,12 +920,8 @@ def run_assoc(
     ledgers: list[Ledger] = [d.ledger for d in designs]
     for d in designs:
         t = tables[d.name]
-        codes = t.get_column("error_code")
-        led = Ledger(stage="assoc", cohort=cohort, trait=d.name, unit="variants", n_in=t.height,
-                     n_kept=int(codes.null_count()))
-        for code, count in codes.drop_nulls().value_counts(sort=True).iter_rows():
-            led.remove(code, int(count))
-        ledgers.append(led.check())
+        led = variant_ledger(t, cohort=cohort, trait=d.name)
+        ledgers.append(led)
         na = ", ".join(f"{k} {v}" for k, v in led.removed.items())
         n_firth = int(t.get_column("firth").sum()) if "firth" in t.columns else 0
         print(f"assoc: trait {d.name}: {led.n_kept} of {led.n_in} variants fitted"

@@ -26,7 +26,14 @@ quantitative trait, y minus the LOCO prediction (rescaled to y's
 covariate-residual standard deviation) goes through the same linear kernel
 as ``--glm`` (chunks, parts, every genotype format, chromosome X model); for
 a binary trait, the score test of :mod:`crosscohort.tre.association._offset_tests`
-with the LOCO offset, and approximate Firth or SPA below ``pthresh``.
+with the LOCO offset, and below ``pthresh`` Firth (exact: covariates and
+variant fitted under Firth's penalty, REGENIE ``--firth``; approximate:
+covariates fixed at the Firth null fit, ``--firth --approx``) or SPA.
+With a table of related pairs (``--relatives``), a quantitative trait's
+statistics are divided by ``r' Phi r / r'r`` per chromosome
+(:func:`relatives_calibration`): a LOCO prediction informed by relatives'
+phenotypes leaves their residuals negatively correlated, which deflates the
+test of a variant they share.
 
 The numbered cross-checks against REGENIE's own example are in
 ``tests/test_wgr_regenie.py``.
@@ -45,8 +52,14 @@ import polars as pl
 
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.ledger import Ledger
-from crosscohort.contract.stats import neg_log10_p, neg_log10_p_from_z, p_from_chi2
+from crosscohort.contract.stats import (
+    neg_log10_p,
+    neg_log10_p_from_t,
+    neg_log10_p_from_z,
+    p_from_chi2,
+)
 from crosscohort.contract.sumstats import float_column, variant_id
+from crosscohort.tre.association import _firth as F
 from crosscohort.tre.association import _kernels as K
 from crosscohort.tre.association import _offset_tests as O
 from crosscohort.tre.association import _ridge as R
@@ -58,16 +71,22 @@ from crosscohort.tre.association.engine import (
     TraitDesign,
     _aligned,
     _chromosome_codes,
-    build_designs,
     chrx_designs,
-    part_slice,
     read_step,
+    read_study,
+    sample_selection,
     scan,
+    select_variants,
+    variant_ledger,
 )
 from crosscohort.tre.genotypes import Genotypes, read_id_list
-from crosscohort.tre.phenotypes import TraitType, read_sample_list, read_study_tables
+from crosscohort.tre.phenotypes import TraitType
 
-__all__ = ["Step1Result", "TraitSummary", "run_step1", "write_step1", "run_step2", "sample_selection"]
+__all__ = ["Step1Result", "TraitSummary", "run_step1", "write_step1", "run_step2", "sample_selection",
+           "read_relatives", "relatives_calibration"]
+
+#: Binary-trait corrections of step 2 (REGENIE ``--firth``, ``--firth --approx``, ``--spa``).
+CORRECTIONS = ("firth-exact", "firth", "spa")
 
 #: REGENIE switches binary traits to leave-one-out CV below this many analysed samples.
 LOOCV_BELOW = 5000
@@ -135,12 +154,13 @@ class Step1Result:
     level0_h2: tuple[float, ...]
     level0_shrinkage: tuple[float, ...]
     ledgers: tuple[Ledger, ...] = field(default_factory=tuple)
+    level1: str = "blocks"
 
     def summary(self) -> dict:
         return {
             "n_samples": len(self.keys), "n_variants": self.n_variants, "n_blocks": self.n_blocks,
             "block_size": self.block_size, "cv": self.cv, "level0_h2": list(self.level0_h2),
-            "level0_shrinkage": list(self.level0_shrinkage),
+            "level0_shrinkage": list(self.level0_shrinkage), "level1": self.level1,
             "traits": [t.to_dict() for t in self.traits],
         }
 
@@ -188,23 +208,6 @@ def marginal_chi2(g: np.ndarray, y_std: np.ndarray, masks: np.ndarray) -> np.nda
         out = score * score / den
     out[~np.isfinite(out) | (den <= 0)] = np.nan
     return out
-
-
-def sample_selection(genotypes: Genotypes, *, keep: str | Path | None = None,
-                     remove: str | Path | None = None) -> pl.DataFrame | None:
-    """The ``--keep`` list minus the ``--remove`` list as a keep table (None when neither is given)."""
-    if keep is None and remove is None:
-        return None
-    samples = genotypes.samples.select("fid", "iid")
-    if keep is not None:
-        table = read_sample_list(keep)
-        cols = ["iid"] if table.get_column("fid").is_null().all() else ["fid", "iid"]
-        samples = samples.join(table.select(cols).unique(), on=cols, how="semi")
-    if remove is not None:
-        table = read_sample_list(remove)
-        cols = ["iid"] if table.get_column("fid").is_null().all() else ["fid", "iid"]
-        samples = samples.join(table.select(cols).unique(), on=cols, how="anti")
-    return samples
 
 
 def _variant_selection(geno: Genotypes, extract: str | Path | None, exclude: str | Path | None,
@@ -271,6 +274,7 @@ def run_step1(
     loocv: bool = False,
     level0_h2: Sequence[float] = R.DEFAULT_H2,
     level1_h2: Sequence[float] = R.DEFAULT_H2,
+    level1: str = "blocks",
     cohort: str | None = None,
     log: TextIO | None = None,
 ) -> Step1Result:
@@ -293,6 +297,16 @@ def run_step1(
         analysed, as REGENIE does.
     level0_h2, level1_h2
         Assumed heritabilities of the shrinkage grids (REGENIE's ``--l0``/``--l1`` grids).
+    level1
+        ``"blocks"`` (REGENIE): level 1 stacks every block's level-0
+        predictions, one coefficient per block and shrinkage. ``"pooled"``:
+        one coefficient per level-0 shrinkage, shared by all blocks (level 1
+        stacks each shrinkage's predictions summed over the blocks, the
+        block-wise approximation of the whole-genome ridge at that
+        shrinkage). With many relatives every block's prediction carries the
+        same kinship signal, and B x L free coefficients add noise to the LOCO
+        residuals that L shared ones do not (benchmarks/README.md, issue 22);
+        with few, large loci the per-block weights fit better.
 
     Returns
     -------
@@ -307,20 +321,13 @@ def run_step1(
     log = log if log is not None else sys.stderr
     if bsize < 1:
         raise InputError(f"--bsize must be at least 1; got {bsize}")
-    geno = Genotypes(list(bfiles))
-    cohort = cohort or Path(str(bfiles[0])).name
-    tables = read_study_tables(pheno, covar, pheno_names=pheno_names, covar_names=covar_names)
-    pheno_table, covar_tables = tables.pheno, tables.covar
-    pheno_names, covar_names = tables.pheno_names, tables.covar_names
-    designs = build_designs(
-        geno.samples, pheno_table, covar_tables, traits=pheno_names, covariate_names=covar_names,
-        keep=sample_selection(geno, keep=keep, remove=remove), trait_types=trait_types, cohort=cohort,
-        pheno_source=str(pheno), covar_sources=[str(c) for c in covar], log=log,
-    )
+    study = read_study(bfiles, pheno, pheno_names=pheno_names, covar=covar, covar_names=covar_names, keep=keep,
+                       remove=remove, trait_types=trait_types, cohort=cohort, log=log)
+    geno, designs, cohort = study.genotypes, list(study.designs), study.cohort
     rows = np.unique(np.concatenate([d.rows for d in designs]))
     n = rows.size
     masks = [np.isin(rows, d.rows) for d in designs]
-    x = _covariate_matrix(geno.samples, covar_tables, covar_names, rows, [str(c) for c in covar])
+    x = _covariate_matrix(geno.samples, study.tables.covar, study.tables.covar_names, rows, study.covar_sources)
     q = _orthonormal(x)
     k = q.shape[1]
 
@@ -348,7 +355,14 @@ def run_step1(
     n_l0 = lam.size
     print(f"wgr: step 1 on {n} samples, {m_total} variants in {len(blocks)} blocks of up to {bsize}; "
           f"{'leave-one-out' if use_loocv else f'{cv_folds}-fold'} CV; {len(designs)} trait(s)", file=log)
-    feats = [np.zeros((n, len(blocks) * n_l0)) for _ in designs]
+    if level1 not in ("blocks", "pooled"):
+        raise InputError(f"level-1 stacking must be 'blocks' or 'pooled'; got {level1!r}")
+    pooled = level1 == "pooled"
+    chroms = sorted(set(int(c) for c, _ in blocks))
+    if pooled:  # raw level-0 predictions summed per chromosome: (n, C, L) per trait
+        feats = [np.zeros((n, len(chroms), n_l0)) for _ in designs]
+    else:
+        feats = [np.zeros((n, len(blocks) * n_l0)) for _ in designs]
     ledger = Ledger(stage="wgr", cohort=cohort, unit="variants", n_in=m_total)
     n_const = 0
     block_chrom = np.empty(len(blocks), dtype=np.int64)
@@ -376,14 +390,16 @@ def run_step1(
         no_loco.append(marginal_chi2(g, y_std, mask_matrix).astype(np.float32))
         pred = R.level0_loocv(g, y_std, lam) if use_loocv else R.level0_kfold(g, y_std, sizes, lam)
         for j, m in enumerate(masks):
-            feats[j][:, b * n_l0 : (b + 1) * n_l0] = R.standardise_predictions(pred[:, :, j], m)
+            if pooled:
+                feats[j][:, chroms.index(chrom), :] += pred[:, :, j] * m[:, None]
+            else:
+                feats[j][:, b * n_l0 : (b + 1) * n_l0] = R.standardise_predictions(pred[:, :, j], m)
     ledger.remove("no_variance_after_covariates", n_const)
     ledger.n_kept = m_total - n_const
     ledger.check()
     if n_const:
         print(f"wgr: {n_const} variants constant after removing the covariates: left out of step 1", file=log)
 
-    chroms = sorted(set(block_chrom.tolist()))
     groups = [np.concatenate([np.arange(b * n_l0, (b + 1) * n_l0) for b in np.flatnonzero(block_chrom == c)])
               for c in chroms]
     summaries: list[TraitSummary] = []
@@ -391,8 +407,12 @@ def run_step1(
     stats = np.concatenate(no_loco) if no_loco else np.full((0, len(designs)), np.nan)
     del no_loco
     for j, (d, m) in enumerate(zip(designs, masks, strict=True)):
-        tau = R.level1_shrinkage(tuple(level1_h2), len(blocks) * n_l0, binary=binary[j])
-        xj = feats[j]
+        if pooled:
+            xj, groups = _pooled_features(feats[j], m)
+            tau = R.level1_shrinkage(tuple(level1_h2), n_l0, binary=binary[j])
+        else:
+            xj = feats[j]
+            tau = R.level1_shrinkage(tuple(level1_h2), len(blocks) * n_l0, binary=binary[j])
         if binary[j]:
             null = K.logistic_model(d.y, d.design)
             if not null.converged:
@@ -401,7 +421,7 @@ def run_step1(
             offset = d.design @ null.beta_null
             try:
                 if use_loocv:
-                    fit = R.level1_logistic_loocv(xj[m], d.y, offset, tau, groups)
+                    fit = R.level1_logistic_loocv(xj[m], d.y, offset, tau, groups[m] if pooled else groups)
                     parts = np.zeros((n, len(chroms)))
                     parts[m] = fit.chrom_pred
                 else:
@@ -438,7 +458,33 @@ def run_step1(
                                                      fam.get_column("iid").to_numpy()[rows], strict=True))
     return Step1Result(keys, tuple(summaries), loco, m_total, len(blocks), bsize,
                        "loocv" if use_loocv else f"{cv_folds}-fold", tuple(level0_h2),
-                       tuple(float(v) for v in lam), (*(d.ledger for d in designs), ledger))
+                       tuple(float(v) for v in lam), (*(d.ledger for d in designs), ledger), level1)
+
+
+def _pooled_features(per_chrom: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Level-1 features of pooled stacking: each shrinkage's prediction summed over all blocks, standardised
+    over the trait's samples, and its per-chromosome parts on the same scale (they sum to it).
+
+    Parameters
+    ----------
+    per_chrom
+        (n, C, L) level-0 predictions summed over each chromosome's blocks (0 where the trait is missing).
+    mask
+        (n,) the trait's samples.
+
+    Returns
+    -------
+    tuple
+        (n, L) features and (n, C, L) per-chromosome parts (0 where the trait is missing).
+    """
+    m = mask.astype(np.float64)
+    n_eff = float(mask.sum())
+    part_mean = (per_chrom * m[:, None, None]).sum(axis=0) / n_eff  # (C, L)
+    parts = (per_chrom - part_mean[None]) * m[:, None, None]
+    total = parts.sum(axis=1)
+    sd = np.sqrt((total * total).sum(axis=0) / (n_eff - 1.0))
+    sd = np.where(sd > 0, sd, 1.0)
+    return total / sd, parts / sd
 
 
 def _lambda(chi2_values: np.ndarray) -> float:
@@ -521,6 +567,7 @@ def run_step2(
     max_vif: float = 50.0,
     correction: str | None = "firth",
     pthresh: float = 0.05,
+    relatives: str | Path | None = None,
     cohort: str | None = None,
     log: TextIO | None = None,
 ) -> AssocResult:
@@ -528,9 +575,14 @@ def run_step2(
 
     Parameters mirror :func:`crosscohort.tre.association.run_assoc`, plus
     ``pred`` (a ``_pred.list``, ours or REGENIE's), ``remove`` (samples to
-    drop), ``correction`` (``"firth"`` = approximate Firth, ``"spa"``, or None)
+    drop), ``correction`` (``"firth"`` = approximate Firth, ``"firth-exact"``
+    = exact Firth with the LOCO offset, ``"spa"``, or None)
     and ``pthresh``: binary-trait rows whose score p-value is below it are
-    corrected (REGENIE ``--pThresh``, default 0.05).
+    corrected (REGENIE ``--pThresh``, default 0.05). ``relatives``: a table
+    of related pairs with their kinship (plink2 ``.kin0`` columns, e.g.
+    ``crosscohort qc``'s ``king.tsv``): quantitative traits' statistics are
+    then calibrated for the correlation of relatives' LOCO residuals
+    (:func:`relatives_calibration`).
 
     Returns
     -------
@@ -539,29 +591,20 @@ def run_step2(
         True on corrected rows, SPA or Firth).
     """
     log = log if log is not None else sys.stderr
-    if correction not in (None, "firth", "spa"):
-        raise InputError(f"correction must be 'firth', 'spa' or none; got {correction!r}")
+    if correction is not None and correction not in CORRECTIONS:
+        raise InputError(f"correction must be one of {list(CORRECTIONS)} or none; got {correction!r}")
     if not 0 < pthresh <= 1:
         raise InputError(f"--pThresh must be in (0, 1]; got {pthresh}")
-    geno = Genotypes(list(bfiles))
-    cohort = cohort or Path(str(bfiles[0])).name
-    tables = read_study_tables(pheno, covar, pheno_names=pheno_names, covar_names=covar_names)
-    pheno_table, covar_tables = tables.pheno, tables.covar
-    pheno_names, covar_names = tables.pheno_names, tables.covar_names
-    designs = build_designs(
-        geno.samples, pheno_table, covar_tables, traits=pheno_names, covariate_names=covar_names,
-        keep=sample_selection(geno, keep=keep, remove=remove), trait_types=trait_types, cohort=cohort,
-        pheno_source=str(pheno), covar_sources=[str(c) for c in covar], log=log,
-    )
-    loco = _loco_for(designs, geno, pred)
-    designs = [_with_loco(d, loco[d.name], log) for d in designs]
-    if extract is not None:
-        vidx = geno.variant_index(read_id_list(extract))
-        if vidx.size == 0:
-            raise InputError(f"{extract}: none of its variant IDs is in the genotypes")
-    else:
-        vidx = np.arange(geno.n_variants)
-    vidx = vidx[part_slice(vidx.size, part)]
+    study = read_study(bfiles, pheno, pheno_names=pheno_names, covar=covar, covar_names=covar_names, keep=keep,
+                       remove=remove, trait_types=trait_types, cohort=cohort, log=log)
+    geno, cohort = study.genotypes, study.cohort
+    loco = _loco_for(study.designs, geno, pred)
+    designs = [_with_loco(d, loco[d.name], log) for d in study.designs]
+    vidx = select_variants(geno, extract=extract, part=part, log=log)
+    pairs = read_relatives(relatives, geno, log=log) if relatives is not None else None
+    if pairs is not None and any(d.trait_type == "binary" for d in designs):
+        print("assoc: --relatives calibrates quantitative traits only; binary traits' tests are not rescaled",
+              file=log)
     labels = geno.variants.get_column("chrom")[vidx]
     codes = _chromosome_codes(labels, "the genotype variants").to_numpy()
     tables: dict[str, pl.DataFrame] = {}
@@ -574,7 +617,7 @@ def run_step2(
             off = loco[d.name][:, col] if col is not None else np.zeros(geno.n_samples)
             if d.trait_type == "quantitative":
                 pieces.append(_linear_with_offset(geno, d, off, vidx[pos], chunk_size=chunk_size,
-                                                  max_vif=max_vif, log=log))
+                                                  max_vif=max_vif, pairs=pairs, chrom=c, log=log))
             else:
                 pieces.append(_binary_with_offset(geno, d, off, vidx[pos], labels[pos].str.to_uppercase()
                                                   .is_in(list(X_LABELS)).any(), chunk_size=chunk_size,
@@ -586,12 +629,8 @@ def run_step2(
     ledgers: list[Ledger] = [d.ledger for d in designs]
     for d in designs:
         t = tables[d.name]
-        codes_col = t.get_column("error_code")
-        led = Ledger(stage="assoc", cohort=cohort, trait=d.name, unit="variants", n_in=t.height,
-                     n_kept=int(codes_col.null_count()))
-        for code, count in codes_col.drop_nulls().value_counts(sort=True).iter_rows():
-            led.remove(code, int(count))
-        ledgers.append(led.check())
+        led = variant_ledger(t, cohort=cohort, trait=d.name)
+        ledgers.append(led)
         n_corr = int(t.get_column("firth").sum()) if "firth" in t.columns else 0
         print(f"assoc: trait {d.name}: {led.n_kept} of {led.n_in} variants tested with the LOCO offset"
               + (f" ({n_corr} {correction}-corrected below p = {pthresh:g})" if n_corr else ""), file=log)
@@ -599,12 +638,146 @@ def run_step2(
 
 
 def _linear_with_offset(geno: Genotypes, d: TraitDesign, loco: np.ndarray, vidx: np.ndarray, *,
-                        chunk_size: int, max_vif: float, log: TextIO) -> pl.DataFrame:
-    """The ``--glm`` linear scan of y minus the LOCO prediction on its scale (residual SD of y on the covariates)."""
+                        chunk_size: int, max_vif: float, pairs: tuple[np.ndarray, ...] | None = None,
+                        chrom: int = 0, log: TextIO) -> pl.DataFrame:
+    """The ``--glm`` linear scan of y minus the LOCO prediction on its scale (residual SD of y on the covariates),
+    its statistics divided by the relatives' calibration factor when related pairs are given."""
     r = d.y - d.design @ np.linalg.lstsq(d.design, d.y, rcond=None)[0]
     scale = np.linalg.norm(r) / np.sqrt(d.n - np.linalg.matrix_rank(d.design))
     shifted = replace(d, y=d.y - scale * loco[d.rows])
-    return scan(geno, [shifted], variant_index=vidx, chunk_size=chunk_size, max_vif=max_vif, log=log)[d.name]
+    table = scan(geno, [shifted], variant_index=vidx, chunk_size=chunk_size, max_vif=max_vif, log=log)[d.name]
+    if pairs is None:
+        return table
+    resid = shifted.y - d.design @ np.linalg.lstsq(d.design, shifted.y, rcond=None)[0]
+    pos = np.full(geno.n_samples, -1, dtype=np.int64)
+    pos[d.rows] = np.arange(d.rows.size)
+    gamma = relatives_calibration(resid, pos[pairs[0]], pos[pairs[1]], pairs[2])
+    print(f"assoc: trait {d.name}, chromosome {chrom}: relatives' calibration factor {gamma:.4f}", file=log)
+    se = table.get_column("standard_error").to_numpy() * np.sqrt(gamma)
+    t = table.get_column("beta").to_numpy() / se
+    df = table.get_column("residual_df").to_numpy().astype(np.float64)
+    nlp = neg_log10_p_from_t(t, df)
+    return table.with_columns(float_column("standard_error", se), float_column("p_value", 10.0 ** -nlp),
+                              float_column("neg_log_10_p_value", nlp))
+
+
+def relatives_calibration(resid: np.ndarray, i: np.ndarray, j: np.ndarray, kinship: np.ndarray) -> float:
+    """The factor by which relatives' correlated LOCO residuals change a variant test's variance.
+
+    Retrospectively (the residual ``r`` fixed, a null variant's standardised
+    genotypes ``x`` random, correlated between relatives as their
+    relationship ``Phi``, ``Phi_ij = 2 kinship_ij``), ``Var(x'r) =
+    r' Phi r``, while the linear test assumes ``r'r``. So
+
+        gamma = r' Phi r / r'r = 1 + 2 sum_{pairs i<j} 2 kinship_ij r_i r_j / r'r,
+
+    and dividing the test's chi2 by gamma (its SE times sqrt(gamma)) makes it
+    calibrated. A LOCO prediction informed by relatives' phenotypes leaves
+    their residuals negatively correlated: gamma < 1, the test deflated
+    otherwise (the GRAMMAR bias; BOLT-LMM calibrates its retrospective
+    statistic by such a constant). Pairs below the table's kinship threshold
+    are taken as unrelated.
+
+    Parameters
+    ----------
+    resid
+        (n,) LOCO residuals of the analysed samples, residualised on the covariates.
+    i, j
+        Positions of each pair's two samples in ``resid`` (-1: not analysed; such pairs are left out).
+    kinship
+        Kinship coefficient of each pair.
+    """
+    ok = (i >= 0) & (j >= 0) & (i != j)
+    rr = float(resid @ resid)
+    gamma = 1.0 + 4.0 * float(np.sum(kinship[ok] * resid[i[ok]] * resid[j[ok]])) / rr
+    if not gamma > 0:
+        raise InputError(f"relatives' calibration factor is not positive ({gamma:g}): kinships above 0.5 "
+                         "or a pair table that does not describe these samples?")
+    return gamma
+
+
+def read_relatives(path: str | Path, genotypes: Genotypes, *, log: TextIO) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Related pairs of a plink2 ``.kin0``-layout table as genotype rows and kinship.
+
+    Columns (tab- or space-separated, header first): ``#FID1``/``FID1``,
+    ``IID1``, ``FID2``, ``IID2``, ``KINSHIP`` (others ignored). Pairs with a
+    sample not among the genotype samples are counted in the log and left out.
+
+    Raises
+    ------
+    InputError
+        A missing column, a kinship that is not a number in [-1, 1], naming the file and line.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file (the --relatives pair table)")
+    lines = path.read_text().splitlines()
+    if not lines:
+        raise InputError(f"{path}: empty (the --relatives pair table needs a header)")
+    head = [h.lstrip("#").upper() for h in lines[0].split()]
+    need = ("FID1", "IID1", "FID2", "IID2", "KINSHIP")
+    missing = [c for c in need if c not in head]
+    if missing:
+        raise InputError(f"{path}, line 1: column(s) {missing} missing (plink2 .kin0 header: "
+                         "#FID1 IID1 FID2 IID2 ... KINSHIP)")
+    col = {c: head.index(c) for c in need}
+    fam = genotypes.samples
+    row = {(f, i): k for k, (f, i) in enumerate(zip(fam.get_column("fid").to_list(),
+                                                     fam.get_column("iid").to_list(), strict=True))}
+    a: list[int] = []
+    b: list[int] = []
+    kin: list[float] = []
+    unknown = 0
+    for lineno, line in enumerate(lines[1:], start=2):
+        f = line.split()
+        if not f:
+            continue
+        if len(f) < len(head):
+            raise InputError(f"{path}, line {lineno}: {len(f)} fields, the header has {len(head)}")
+        try:
+            k = float(f[col["KINSHIP"]])
+        except ValueError:
+            raise InputError(f"{path}, line {lineno}: KINSHIP {f[col['KINSHIP']]!r} is not a number") from None
+        if not -1.0 <= k <= 1.0:
+            raise InputError(f"{path}, line {lineno}: KINSHIP {k:g} outside [-1, 1]")
+        p1 = row.get((f[col["FID1"]], f[col["IID1"]]))
+        p2 = row.get((f[col["FID2"]], f[col["IID2"]]))
+        if p1 is None or p2 is None:
+            unknown += 1
+            continue
+        a.append(p1)
+        b.append(p2)
+        kin.append(k)
+    print(f"assoc: --relatives {path}: {len(kin)} related pairs"
+          + (f"; {unknown} pairs with a sample not genotyped, left out" if unknown else ""), file=log)
+    return np.array(a, dtype=np.int64), np.array(b, dtype=np.int64), np.array(kin)
+
+
+def _exact_firth_rows(d: TraitDesign, off: np.ndarray, null: O.OffsetNull, g: np.ndarray, todo: np.ndarray,
+                      beta: np.ndarray, se: np.ndarray, p_value: np.ndarray, nlp: np.ndarray,
+                      err: np.ndarray) -> None:
+    """Exact Firth with the LOCO offset for the rows ``todo`` (dosages ``g``, n x len(todo)), in place.
+
+    REGENIE ``--firth`` (without ``--approx``): ``logit p = offset + C gamma +
+    g b`` fitted by Firth-penalised likelihood; the statistic is the penalised
+    likelihood-ratio test against the fit with ``b = 0`` under the same
+    design's penalty; BETA the penalised estimate, SE the Wald SE from the
+    unpenalised information at it (REGENIE's default; not ``--firth-se``).
+    A row whose full or null fit does not converge is NA with
+    ``FIRTH_CONVERGE_FAIL`` (no score-test p-value below pThresh is released
+    uncorrected).
+    """
+    obs = np.ones(g.shape, dtype=bool)
+    full = F.firth_chunk(d.design, d.y, g, obs, start=null.gamma, offset=off)
+    rest = F.firth_chunk(d.design, d.y, g, obs, start=null.gamma, offset=off, fit_dosage=False)
+    ok = full.converged & rest.converged
+    lrt = np.maximum(2.0 * (full.penalised_loglik - rest.penalised_loglik), 0.0)
+    beta[todo] = np.where(ok, full.beta, np.nan)
+    se[todo] = np.where(ok, full.standard_error, np.nan)
+    with np.errstate(invalid="ignore"):
+        p_value[todo] = np.where(ok, p_from_chi2(lrt, 1), np.nan)
+        nlp[todo] = np.where(ok, neg_log10_p_from_z(np.sign(full.beta) * np.sqrt(lrt)), np.nan)
+    err[todo[~ok]] = FIRTH_CONVERGE_FAIL
 
 
 def _binary_with_offset(geno: Genotypes, d: TraitDesign, loco: np.ndarray, vidx: np.ndarray, on_x: bool, *,
@@ -655,6 +828,9 @@ def _binary_with_offset(geno: Genotypes, d: TraitDesign, loco: np.ndarray, vidx:
                 else:  # no score-test p-value below pThresh is released uncorrected
                     beta[j] = se[j] = p_value[j] = nlp[j] = np.nan
                     err[j] = FIRTH_CONVERGE_FAIL
+        elif todo.size and correction == "firth-exact":
+            _exact_firth_rows(d, off, null, chunk.centred[:, todo], todo, beta, se, p_value, nlp, err)
+            corrected[todo] = True
         elif todo.size and correction == "spa":
             u = beta / (se * se)
             v = 1.0 / (se * se)
