@@ -40,6 +40,7 @@ from crosscohort.central.report.sections import (
     comparison_section,
     eaf_image,
     forest_images,
+    format_p,
     heterogeneity_table,
     lead_label,
     p_recomputed_image,
@@ -96,19 +97,6 @@ class _CohortFacts:
 
 
 # ---------------------------------------------------------------- formatting
-
-def format_p(neglog10p: float) -> str:
-    """A p-value for display from its -log10, exact far below the float64 range (e.g. ``3.2e-412``)."""
-    if neglog10p is None or not math.isfinite(neglog10p):
-        return "—"
-    if neglog10p < 4:
-        return f"{10.0 ** -neglog10p:.3g}"
-    exponent = math.floor(-neglog10p)
-    mantissa = 10.0 ** (-neglog10p - exponent)
-    if mantissa >= 9.995:  # rounding would print 10.0e-k
-        mantissa, exponent = 1.0, exponent + 1
-    return f"{mantissa:.2f}e{exponent}"
-
 
 def _cell(v: object) -> str:
     if v is None:

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from crosscohort.central.loci import distance_loci
 from crosscohort.central.report.plots import png_data_uri
-from crosscohort.central.report.sections import Image, Table, count, num, p_text
+from crosscohort.central.report.sections import Image, Table, count, format_p, num
 from crosscohort.contract.stats import neg_log10_p_from_z
 from crosscohort.contract.sumstats import chrom_label
 
@@ -195,11 +195,11 @@ def mrmega_views(
                 cls.replace("_", " "),
                 _lead_label(r),
                 count(ns),
-                p_text(mr),
-                p_text(ivw),
-                p_text(r.get("mrmega_neg_log_10_p_ancestry_het")),
+                format_p(mr),
+                format_p(ivw),
+                format_p(r.get("mrmega_neg_log_10_p_ancestry_het")),
                 num(r.get("het_q"), ".3g"),
-                p_text(-np.log10(r["het_p"]) if r.get("het_p") else None),
+                format_p(-np.log10(r["het_p"]) if r.get("het_p") else None),
                 note,
             )
         )
