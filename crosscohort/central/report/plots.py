@@ -79,6 +79,14 @@ class BetaScatter:
     n_fitted: int
 
 
+def _square_limits(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """One axis range for both of two non-empty arrays, padded by 5% of its span (of 1 when flat)."""
+    lo = float(min(x.min(), y.min()))
+    hi = float(max(x.max(), y.max()))
+    pad = 0.05 * (hi - lo or 1.0)
+    return lo - pad, hi + pad
+
+
 def thin_indices(x: np.ndarray, y: np.ndarray, *, y_threshold: float, x_edges: tuple[float, float],
                  x_bins: int, y_bins: int, group: np.ndarray | None = None,
                  n_groups: int = 1) -> np.ndarray:
@@ -483,10 +491,7 @@ def beta_scatter(meta: pl.DataFrame, pooled: pl.DataFrame, *, threshold: float =
         r = float(np.corrcoef(fx, fy)[0, 1])
     else:
         slope = intercept = r = float("nan")
-    lo = float(min(bx.min(), by.min()))
-    hi = float(max(bx.max(), by.max()))
-    pad = 0.05 * (hi - lo or 1.0)
-    lo, hi = lo - pad, hi + pad
+    lo, hi = _square_limits(bx, by)
     keep = _thin_2d(bx, by, sig, lo=lo, hi=hi, bins=bins)
     kk = keep[~sig[keep]]
     ks = keep[sig[keep]]
@@ -591,10 +596,7 @@ def identity_scatter(x: np.ndarray, y: np.ndarray, *, xlabel: str, ylabel: str, 
     if x.size == 0:
         ax.text(0.5, 0.5, "no value to compare", ha="center", transform=ax.transAxes)
         return fig
-    lo = float(min(x.min(), y.min()))
-    hi = float(max(x.max(), y.max()))
-    pad = 0.05 * (hi - lo or 1.0)
-    lo, hi = lo - pad, hi + pad
+    lo, hi = _square_limits(x, y)
     keep = _thin_2d(x, y, hl, lo=lo, hi=hi, bins=bins)
     kk, ks = keep[~hl[keep]], keep[hl[keep]]
     ax.plot(x[kk], y[kk], ls="none", marker="o", ms=2.0, mew=0, color=_COLOURS[0], gid=POINTS_GID)
