@@ -79,9 +79,11 @@ def normalise_chromosomes(labels: pl.Series) -> pl.Series:
     """
     if labels.dtype.is_integer():
         codes = labels.cast(pl.Int64)
-        return codes.to_frame("c").select(
-            pl.when(pl.col("c").is_between(1, 25)).then(pl.col("c")).alias(labels.name)
-        ).to_series()
+        return (
+            codes.to_frame("c")
+            .select(pl.when(pl.col("c").is_between(1, 25)).then(pl.col("c")).alias(labels.name))
+            .to_series()
+        )
     text = labels.cast(pl.String)
     # Files sorted by chromosome (nearly all) hold a few dozen runs of one label: each run
     # looked up once and its code repeated, without hashing every row.
@@ -127,8 +129,12 @@ def allele_pair_rank(other: pl.Series, effect: pl.Series) -> np.ndarray | None:
     ones go through a :class:`polars.Enum` cast. The ranks are those of
     :func:`_allele_pair_rank_enum`, the plain version (tests compare them).
     """
-    if other.dtype != pl.String or effect.dtype != pl.String or other.null_count() \
-            or effect.null_count():
+    if (
+        other.dtype != pl.String
+        or effect.dtype != pl.String
+        or other.null_count()
+        or effect.null_count()
+    ):
         return _allele_pair_rank_enum(other, effect)
     # The byte of a one-byte value; null for longer ones (multi-byte UTF-8 included).
     ob = other.cast(pl.Binary).bin.reinterpret(dtype=pl.UInt8)

@@ -120,8 +120,12 @@ def neg_log10_p_from_t(t: np.ndarray, df: np.ndarray | float) -> np.ndarray:
             a = n / 2.0
             # log x without forming t², which overflows for |t| > 1e154
             log_x = np.log(n) - 2.0 * np.log(tt) - np.log1p(n / tt / tt)
-            log_i = (a * log_x + np.log(hyp2f1(a, 0.5, a + 1.0, np.exp(log_x)))
-                     - np.log(a) - betaln(a, 0.5))
+            log_i = (
+                a * log_x
+                + np.log(hyp2f1(a, 0.5, a + 1.0, np.exp(log_x)))
+                - np.log(a)
+                - betaln(a, 0.5)
+            )
             out[tiny] = -log_i / np.log(10.0)
     return out
 
@@ -248,7 +252,9 @@ def neg_log10_p_of_table(
     if p_column in cols:
         return neg_log10_p(df.get_column(p_column).cast(pl.Float64).to_numpy())
     if "beta" in cols and "standard_error" in cols:
-        z = (df.get_column("beta").cast(pl.Float64) / df.get_column("standard_error").cast(pl.Float64))
+        z = df.get_column("beta").cast(pl.Float64) / df.get_column("standard_error").cast(
+            pl.Float64
+        )
         return neg_log10_p_from_z(z.to_numpy())
     raise InputError(
         f"{source}: needs a p-value column ({neglog_column} or {p_column}) or beta and "
