@@ -48,6 +48,7 @@ from crosscohort.central.report.sections import (
     se_image,
 )
 from crosscohort.contract.errors import InputError
+from crosscohort.contract.keys import VARIANT_KEY
 from crosscohort.contract.ledger import Ledger, LedgerError, read_ledgers
 from crosscohort.contract.stats import neg_log10_p_of_table
 from crosscohort.contract.sumstats import SumstatsError, chrom_label, marker_only
@@ -61,7 +62,6 @@ SECTION_IDS: tuple[str, ...] = (
 
 _TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 _PLOT_REQUIRED = ("chromosome", "base_pair_location")
-_EAF_KEY = ("chromosome", "base_pair_location", "effect_allele", "other_allele")
 #: Pipeline order of the stages that write ledgers (others follow in the order given).
 _STAGE_ORDER = ("qc", "assoc", "association", "export", "gate", "verify", "harmonise", "meta")
 #: Rows of a comparison table shown in the page (the full table is in the TSV).
@@ -683,7 +683,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
             if reference is not None:
                 eaf = eaf_image(df, name=cohort, reference=reference, others={}, dpi=dpi)
             else:  # needs every other cohort's EAF: drawn after the loop, from these columns only
-                own_eaf[cohort] = df.select(c for c in (*_EAF_KEY, "effect_allele_frequency") if c in df.columns)
+                own_eaf[cohort] = df.select(c for c in (*VARIANT_KEY, "effect_allele_frequency") if c in df.columns)
         se = se_image(df, name=cohort, dpi=dpi)
         prec = p_recomputed_image(df, name=cohort, dpi=dpi)
         parts[cohort] = (panel, loci.height, eaf, se, prec)

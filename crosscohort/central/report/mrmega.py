@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from crosscohort.central.loci import distance_loci
 from crosscohort.central.report.plots import png_data_uri
 from crosscohort.central.report.sections import Image, Table, count, format_p, num
+from crosscohort.contract.keys import VARIANT_KEY
 from crosscohort.contract.stats import neg_log10_p_from_z
 from crosscohort.contract.sumstats import chrom_label
 
@@ -174,10 +175,9 @@ def mrmega_views(
         ("both" if s else "mrmega_only", r)
         for s, r in zip(mr_shared, mrmega_loci.iter_rows(named=True), strict=True)
     ]
-    key = ("chromosome", "base_pair_location", "effect_allele", "other_allele")
     ivw_only = ivw_loci.filter(pl.Series(~ivw_shared)) if ivw_loci.height else ivw_loci
     if ivw_only.height:
-        full = ivw_only.select(key).join(meta, on=list(key), how="left", maintain_order="left")
+        full = ivw_only.select(VARIANT_KEY).join(meta, on=list(VARIANT_KEY), how="left", maintain_order="left")
         leads += [("ivw_only", r) for r in full.iter_rows(named=True)]
     rows = []
     for cls, r in leads:

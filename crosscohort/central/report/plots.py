@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from scipy.special import betaincinv, gammaincinv
 
 from crosscohort.contract.errors import InputError
+from crosscohort.contract.keys import VARIANT_KEY
 from crosscohort.contract.stats import chi2_from_neglog10p, lambda_gc, neg_log10_p_of_table
 from crosscohort.contract.sumstats import chrom_label
 
@@ -429,7 +430,7 @@ def _median_order_statistics(x: np.ndarray) -> np.ndarray:
 
 def _match_betas(meta: pl.DataFrame, pooled: pl.DataFrame) -> pl.DataFrame:
     """Meta and pooled β of the same variant, with the pooled β flipped when alleles are swapped."""
-    key = ["chromosome", "base_pair_location", "effect_allele", "other_allele"]
+    key = list(VARIANT_KEY)
     for name, df in (("meta", meta), ("pooled", pooled)):
         missing = [c for c in [*key, "beta"] if c not in df.columns]
         if missing:

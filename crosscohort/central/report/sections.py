@@ -47,7 +47,7 @@ __all__ = [
     "se_image",
 ]
 
-_KEY = ["chromosome", "base_pair_location", "effect_allele", "other_allele"]
+_KEY = list(VARIANT_KEY)
 #: Lead variants given a forest plot (the most significant first).
 MAX_FORESTS = 12
 
