@@ -86,9 +86,22 @@ def normalise_chromosomes(labels: pl.Series) -> pl.Series:
         )
     text = labels.cast(pl.String)
     # Files sorted by chromosome (nearly all) hold a few dozen runs of one label: each run
-    # looked up once and its code repeated, without hashing every row.
-    runs = text.rle()
-    if runs.len() <= max(1024, text.len() // 64):
+    # looked up once and its code repeated, without hashing every row. Whether they do is
+    # told by the first rows, so an unsorted file does not pay for a run per row.
+    head_runs = text.head(1 << 14).rle_id().max()
+    runs = text.rle() if head_runs is None or head_runs < 256 else None
+    if runs is None:
+        # Unsorted: numeric labels (GWAS-SSF's, as most tools write them) parse as integers
+        # in one pass; chrom_code's rule for them is 1-25, 26 = MT, anything else unknown.
+        # A sign ("+1", which chrom_code does not take) or any other label: the lookup below.
+        ints = text.str.to_integer(strict=False)
+        if ints.null_count() == text.null_count() and not text.str.starts_with("+").any():
+            return ints.to_frame("c").select(
+                pl.when(pl.col("c") == 26).then(25)
+                .when(pl.col("c").is_between(1, 25)).then(pl.col("c"))
+                .cast(pl.Int64).alias(labels.name)
+            ).to_series()
+    elif runs.len() <= max(1024, text.len() // 64):
         lengths, values = runs.struct.field("len"), runs.struct.field("value")
         run_codes = []
         for label in values.to_list():
