@@ -206,3 +206,15 @@ def test_stats__import_loads_no_scipy():
         env={"PYTHONPATH": root, "PATH": "/usr/bin:/bin"},
     )
     assert proc.stdout.split() == ["False", "True", "False"], proc.stdout + proc.stderr
+
+
+def test_log_space_helpers__take_a_scalar_also_where_p_underflows():
+    # a float in, a float out, through the branch that fixes underflowed rows
+    for got, want in [
+        (neg_log10_p_from_t(1e200, 5.0), _mp_nlp_t(1e200, 5)),
+        (neg_log10_p_from_chi2(2000.0, 3), _mp_nlp_chi2(2000.0, 3)),
+        (neg_log10_p_from_z(40.0), _mp_nlp_z(40.0)),
+    ]:
+        assert np.ndim(got) == 0 and float(got) == pytest.approx(float(want), rel=1e-12)
+    x = chi2_from_neglog10p(400.0)
+    assert np.ndim(x) == 0 and float(_mp_nlp_chi2(x, 1)) == pytest.approx(400.0, rel=1e-12)
