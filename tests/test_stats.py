@@ -43,7 +43,9 @@ def test_lambda_gc__equals_median_chi2_over_its_null_median(n):
 
 def test_lambda_gc__ignores_missing_and_is_nan_when_empty():
     assert np.isnan(lambda_gc(np.array([np.nan, np.inf])))
-    assert lambda_gc(np.array([np.nan, -np.log10(0.5)])) == pytest.approx(chi2.isf(0.5, 1) / CHI2_1_MEDIAN)
+    assert lambda_gc(np.array([np.nan, -np.log10(0.5)])) == pytest.approx(
+        chi2.isf(0.5, 1) / CHI2_1_MEDIAN
+    )
 
 
 def test_chi2_from_neglog10p__finite_beyond_double_underflow():
@@ -59,7 +61,7 @@ def test_chi2_1_median__is_scipys_median_to_the_last_bit():
 
 def test_chi2_from_neglog10p__equals_scipy_chi2_isf_exactly():
     x = np.linspace(0.0, 299.0, 5001)
-    assert np.array_equal(chi2_from_neglog10p(x), chi2.isf(10.0 ** -x, 1))
+    assert np.array_equal(chi2_from_neglog10p(x), chi2.isf(10.0**-x, 1))
 
 
 # --- the p-value helpers at the extremes, against mpmath at 50 digits ----------------------
@@ -72,17 +74,23 @@ def _mp_nlp_z(z):
 
 
 def _mp_nlp_chi2(x, df):
-    return -mpmath.log10(mpmath.gammainc(mpmath.mpf(df) / 2, mpmath.mpf(x) / 2, mpmath.inf, regularized=True))
+    return -mpmath.log10(
+        mpmath.gammainc(mpmath.mpf(df) / 2, mpmath.mpf(x) / 2, mpmath.inf, regularized=True)
+    )
 
 
 def _mp_nlp_t(t, df):
     t, df = mpmath.mpf(t), mpmath.mpf(df)
-    return -mpmath.log10(mpmath.betainc(df / 2, mpmath.mpf(1) / 2, 0, df / (df + t * t), regularized=True))
+    return -mpmath.log10(
+        mpmath.betainc(df / 2, mpmath.mpf(1) / 2, 0, df / (df + t * t), regularized=True)
+    )
 
 
 @pytest.mark.parametrize("z", [0.0, 1e-8, 1.0, -1.96, 5.45, 37.5, -40.0, 100.0, 1000.0])
 def test_neg_log10_p_from_z__equals_mpmath_to_the_last_digits(z):
-    assert neg_log10_p_from_z(np.array([z]))[0] == pytest.approx(float(_mp_nlp_z(z)), rel=1e-13, abs=1e-16)
+    assert neg_log10_p_from_z(np.array([z]))[0] == pytest.approx(
+        float(_mp_nlp_z(z)), rel=1e-13, abs=1e-16
+    )
 
 
 def test_p_from_z__is_scipys_two_sided_normal_p_and_underflows_to_zero():
@@ -113,8 +121,21 @@ def test_p_from_chi2__is_scipys_chi2_sf_and_nan_stays_nan():
     assert np.isnan(neg_log10_p_from_chi2(np.array([np.nan]), 2)[0])
 
 
-@pytest.mark.parametrize(("t", "df"), [(0.0, 5), (2.0, 10), (-8.0, 3), (40.0, 1000), (60.0, 1000),
-                                       (45.0, 3000), (1e5, 30), (1e20, 40), (1e160, 1), (1e200, 5)])
+@pytest.mark.parametrize(
+    ("t", "df"),
+    [
+        (0.0, 5),
+        (2.0, 10),
+        (-8.0, 3),
+        (40.0, 1000),
+        (60.0, 1000),
+        (45.0, 3000),
+        (1e5, 30),
+        (1e20, 40),
+        (1e160, 1),
+        (1e200, 5),
+    ],
+)
 def test_neg_log10_p_from_t__equals_mpmath_also_where_stdtr_underflows(t, df):
     # before the log-space tail, t = 60 on 1000 df (p = 1e-333) and beyond gave +inf
     got = neg_log10_p_from_t(np.array([t]), df)[0]
@@ -148,25 +169,52 @@ def test_neg_log10_p__zero_is_infinite_and_nan_stays_nan_without_warnings():
 
 
 def test_neg_log10_p_of_table__prefers_the_log_column_then_p_then_z():
-    t = pl.DataFrame({"neg_log_10_p_value": [400.0, None, None, float("nan")],
-                      "p_value": [0.0, 1e-5, 0.0, 0.5], "beta": [1.0] * 4, "standard_error": [1.0] * 4})
+    t = pl.DataFrame(
+        {
+            "neg_log_10_p_value": [400.0, None, None, float("nan")],
+            "p_value": [0.0, 1e-5, 0.0, 0.5],
+            "beta": [1.0] * 4,
+            "standard_error": [1.0] * 4,
+        }
+    )
     np.testing.assert_allclose(neg_log10_p_of_table(t), [400.0, 5.0, np.inf, -np.log10(0.5)])
-    np.testing.assert_allclose(neg_log10_p_of_table(t.drop("neg_log_10_p_value")),
-                               [np.inf, 5.0, np.inf, -np.log10(0.5)])
+    np.testing.assert_allclose(
+        neg_log10_p_of_table(t.drop("neg_log_10_p_value")), [np.inf, 5.0, np.inf, -np.log10(0.5)]
+    )
     z = neg_log10_p_of_table(t.select("beta", "standard_error"))
     np.testing.assert_allclose(z, neg_log10_p_from_z(np.ones(4)), rtol=0)
 
 
 def test_neg_log10_p_of_table__without_p_nor_beta_names_the_table_and_the_columns():
-    with pytest.raises(InputError, match=r"meta\.tsv: needs a p-value column .*present: \['beta'\]"):
+    with pytest.raises(
+        InputError, match=r"meta\.tsv: needs a p-value column .*present: \['beta'\]"
+    ):
         neg_log10_p_of_table(pl.DataFrame({"beta": [1.0]}), source="meta.tsv")
 
 
 def test_stats__import_loads_no_scipy():
     # every command imports the contract; scipy.special loads only when a helper runs
-    code = ("import sys; import crosscohort.contract.stats as s; a = 'scipy' in sys.modules; "
-            "s.neg_log10_p_from_z([1.0]); print(a, 'scipy.special' in sys.modules, 'scipy.stats' in sys.modules)")
+    code = (
+        "import sys; import crosscohort.contract.stats as s; a = 'scipy' in sys.modules; "
+        "s.neg_log10_p_from_z([1.0]); print(a, 'scipy.special' in sys.modules, 'scipy.stats' in sys.modules)"
+    )
     root = str(Path(__file__).resolve().parent.parent)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={"PYTHONPATH": root, "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": root, "PATH": "/usr/bin:/bin"},
+    )
     assert proc.stdout.split() == ["False", "True", "False"], proc.stdout + proc.stderr
+
+
+def test_log_space_helpers__take_a_scalar_also_where_p_underflows():
+    # a float in, a float out, through the branch that fixes underflowed rows
+    for got, want in [
+        (neg_log10_p_from_t(1e200, 5.0), _mp_nlp_t(1e200, 5)),
+        (neg_log10_p_from_chi2(2000.0, 3), _mp_nlp_chi2(2000.0, 3)),
+        (neg_log10_p_from_z(40.0), _mp_nlp_z(40.0)),
+    ]:
+        assert np.ndim(got) == 0 and float(got) == pytest.approx(float(want), rel=1e-12)
+    x = chi2_from_neglog10p(400.0)
+    assert np.ndim(x) == 0 and float(_mp_nlp_chi2(x, 1)) == pytest.approx(400.0, rel=1e-12)

@@ -79,14 +79,29 @@ def normalise_chromosomes(labels: pl.Series) -> pl.Series:
     """
     if labels.dtype.is_integer():
         codes = labels.cast(pl.Int64)
-        return codes.to_frame("c").select(
-            pl.when(pl.col("c").is_between(1, 25)).then(pl.col("c")).alias(labels.name)
-        ).to_series()
+        return (
+            codes.to_frame("c")
+            .select(pl.when(pl.col("c").is_between(1, 25)).then(pl.col("c")).alias(labels.name))
+            .to_series()
+        )
     text = labels.cast(pl.String)
     # Files sorted by chromosome (nearly all) hold a few dozen runs of one label: each run
-    # looked up once and its code repeated, without hashing every row.
-    runs = text.rle()
-    if runs.len() <= max(1024, text.len() // 64):
+    # looked up once and its code repeated, without hashing every row. Whether they do is
+    # told by the first rows, so an unsorted file does not pay for a run per row.
+    head_runs = text.head(1 << 14).rle_id().max()
+    runs = text.rle() if head_runs is None or head_runs < 256 else None
+    if runs is None:
+        # Unsorted: numeric labels (GWAS-SSF's, as most tools write them) parse as integers
+        # in one pass; chrom_code's rule for them is 1-25, 26 = MT, anything else unknown.
+        # A sign ("+1", which chrom_code does not take) or any other label: the lookup below.
+        ints = text.str.to_integer(strict=False)
+        if ints.null_count() == text.null_count() and not text.str.starts_with("+").any():
+            return ints.to_frame("c").select(
+                pl.when(pl.col("c") == 26).then(25)
+                .when(pl.col("c").is_between(1, 25)).then(pl.col("c"))
+                .cast(pl.Int64).alias(labels.name)
+            ).to_series()
+    elif runs.len() <= max(1024, text.len() // 64):
         lengths, values = runs.struct.field("len"), runs.struct.field("value")
         run_codes = []
         for label in values.to_list():
@@ -127,8 +142,12 @@ def allele_pair_rank(other: pl.Series, effect: pl.Series) -> np.ndarray | None:
     ones go through a :class:`polars.Enum` cast. The ranks are those of
     :func:`_allele_pair_rank_enum`, the plain version (tests compare them).
     """
-    if other.dtype != pl.String or effect.dtype != pl.String or other.null_count() \
-            or effect.null_count():
+    if (
+        other.dtype != pl.String
+        or effect.dtype != pl.String
+        or other.null_count()
+        or effect.null_count()
+    ):
         return _allele_pair_rank_enum(other, effect)
     # The byte of a one-byte value; null for longer ones (multi-byte UTF-8 included).
     ob = other.cast(pl.Binary).bin.reinterpret(dtype=pl.UInt8)

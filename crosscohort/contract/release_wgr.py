@@ -76,15 +76,12 @@ FIXED_STRINGS: tuple[str, ...] = (
 
 def released_lambda(released) -> float:
     """λGC of a released table (its -log10 p, else its p-value); NaN when it has neither."""
-    import numpy as np
-
-    from crosscohort.contract.stats import lambda_gc
+    from crosscohort.contract.stats import lambda_gc, neg_log10_p
 
     if "neg_log_10_p_value" in released.columns:
         return lambda_gc(released.get_column("neg_log_10_p_value").to_numpy())
     if "p_value" in released.columns:
-        with np.errstate(divide="ignore"):
-            return lambda_gc(-np.log10(released.get_column("p_value").to_numpy()))
+        return lambda_gc(neg_log10_p(released.get_column("p_value").to_numpy()))
     return float("nan")
 
 

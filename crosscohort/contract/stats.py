@@ -112,7 +112,7 @@ def neg_log10_p_from_t(t: np.ndarray, df: np.ndarray | float) -> np.ndarray:
     t, dfa = np.broadcast_arrays(np.asarray(t, dtype=float), np.asarray(df, dtype=float))
     with np.errstate(divide="ignore", invalid="ignore"):
         sf = stdtr(dfa, -np.abs(t))
-        out = -(np.log(2.0) + np.log(sf)) / np.log(10.0)
+        out = np.asarray(-(np.log(2.0) + np.log(sf)) / np.log(10.0))
         # Zero or subnormal (digits lost): the tail in log space.
         tiny = (sf < np.finfo(float).tiny) & np.isfinite(t) & np.isfinite(dfa) & (dfa > 0)
         if np.any(tiny):
@@ -120,10 +120,14 @@ def neg_log10_p_from_t(t: np.ndarray, df: np.ndarray | float) -> np.ndarray:
             a = n / 2.0
             # log x without forming t², which overflows for |t| > 1e154
             log_x = np.log(n) - 2.0 * np.log(tt) - np.log1p(n / tt / tt)
-            log_i = (a * log_x + np.log(hyp2f1(a, 0.5, a + 1.0, np.exp(log_x)))
-                     - np.log(a) - betaln(a, 0.5))
+            log_i = (
+                a * log_x
+                + np.log(hyp2f1(a, 0.5, a + 1.0, np.exp(log_x)))
+                - np.log(a)
+                - betaln(a, 0.5)
+            )
             out[tiny] = -log_i / np.log(10.0)
-    return out
+    return out[()]
 
 
 def neg_log10_p_from_chi2(chi2: np.ndarray, df: np.ndarray | float) -> np.ndarray:
@@ -141,11 +145,11 @@ def neg_log10_p_from_chi2(chi2: np.ndarray, df: np.ndarray | float) -> np.ndarra
     dfa = np.broadcast_to(np.asarray(df, dtype=np.float64), x.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = chdtrc(dfa, x)
-        out = -np.log10(p)
+        out = np.asarray(-np.log10(p))
     tiny = np.isfinite(x) & (p < _CHI2_TINY_P)
     if tiny.any():
         out[tiny] = -_log_upper_gamma_q(dfa[tiny] / 2.0, x[tiny] / 2.0) / np.log(10.0)
-    return out
+    return out[()]
 
 
 def _log_upper_gamma_q(a: np.ndarray, x: np.ndarray, *, iterations: int = 200) -> np.ndarray:
@@ -197,7 +201,7 @@ def chi2_from_neglog10p(neglog10p: np.ndarray) -> np.ndarray:
 
     x = np.asarray(neglog10p, dtype=float)
     p = np.power(10.0, -x)
-    out = chdtri(1.0, p)  # = scipy.stats.chi2.isf(p, 1), which calls it
+    out = np.asarray(chdtri(1.0, p))  # = scipy.stats.chi2.isf(p, 1), which calls it
     tiny = p < 1e-300
     if np.any(tiny):
         # z from log p via the normal's inverse survival function in log space
@@ -205,7 +209,7 @@ def chi2_from_neglog10p(neglog10p: np.ndarray) -> np.ndarray:
 
         logp_half = -x[tiny] * np.log(10.0) - np.log(2.0)
         out[tiny] = ndtri_exp(logp_half) ** 2
-    return out
+    return out[()]
 
 
 def neg_log10_p_of_table(
@@ -248,7 +252,9 @@ def neg_log10_p_of_table(
     if p_column in cols:
         return neg_log10_p(df.get_column(p_column).cast(pl.Float64).to_numpy())
     if "beta" in cols and "standard_error" in cols:
-        z = (df.get_column("beta").cast(pl.Float64) / df.get_column("standard_error").cast(pl.Float64))
+        z = df.get_column("beta").cast(pl.Float64) / df.get_column("standard_error").cast(
+            pl.Float64
+        )
         return neg_log10_p_from_z(z.to_numpy())
     raise InputError(
         f"{source}: needs a p-value column ({neglog_column} or {p_column}) or beta and "

@@ -40,6 +40,7 @@ from crosscohort.central.report.sections import (
     comparison_section,
     eaf_image,
     forest_images,
+    format_p,
     heterogeneity_table,
     lead_label,
     p_recomputed_image,
@@ -47,6 +48,7 @@ from crosscohort.central.report.sections import (
     se_image,
 )
 from crosscohort.contract.errors import InputError
+from crosscohort.contract.keys import VARIANT_KEY
 from crosscohort.contract.ledger import Ledger, LedgerError, read_ledgers
 from crosscohort.contract.stats import neg_log10_p_of_table
 from crosscohort.contract.sumstats import SumstatsError, chrom_label, marker_only
@@ -60,7 +62,6 @@ SECTION_IDS: tuple[str, ...] = (
 
 _TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 _PLOT_REQUIRED = ("chromosome", "base_pair_location")
-_EAF_KEY = ("chromosome", "base_pair_location", "effect_allele", "other_allele")
 #: Pipeline order of the stages that write ledgers (others follow in the order given).
 _STAGE_ORDER = ("qc", "assoc", "association", "export", "gate", "verify", "harmonise", "meta")
 #: Rows of a comparison table shown in the page (the full table is in the TSV).
@@ -96,19 +97,6 @@ class _CohortFacts:
 
 
 # ---------------------------------------------------------------- formatting
-
-def format_p(neglog10p: float) -> str:
-    """A p-value for display from its -log10, exact far below the float64 range (e.g. ``3.2e-412``)."""
-    if neglog10p is None or not math.isfinite(neglog10p):
-        return "—"
-    if neglog10p < 4:
-        return f"{10.0 ** -neglog10p:.3g}"
-    exponent = math.floor(-neglog10p)
-    mantissa = 10.0 ** (-neglog10p - exponent)
-    if mantissa >= 9.995:  # rounding would print 10.0e-k
-        mantissa, exponent = 1.0, exponent + 1
-    return f"{mantissa:.2f}e{exponent}"
-
 
 def _cell(v: object) -> str:
     if v is None:
@@ -695,7 +683,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
             if reference is not None:
                 eaf = eaf_image(df, name=cohort, reference=reference, others={}, dpi=dpi)
             else:  # needs every other cohort's EAF: drawn after the loop, from these columns only
-                own_eaf[cohort] = df.select(c for c in (*_EAF_KEY, "effect_allele_frequency") if c in df.columns)
+                own_eaf[cohort] = df.select(c for c in (*VARIANT_KEY, "effect_allele_frequency") if c in df.columns)
         se = se_image(df, name=cohort, dpi=dpi)
         prec = p_recomputed_image(df, name=cohort, dpi=dpi)
         parts[cohort] = (panel, loci.height, eaf, se, prec)

@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 
 from crosscohort.central.loci import distance_loci
 from crosscohort.central.report.plots import png_data_uri
-from crosscohort.central.report.sections import Image, Table, count, num, p_text
+from crosscohort.central.report.sections import Image, Table, count, format_p, num
+from crosscohort.contract.keys import VARIANT_KEY
 from crosscohort.contract.stats import neg_log10_p_from_z
 from crosscohort.contract.sumstats import chrom_label
 
@@ -174,10 +175,9 @@ def mrmega_views(
         ("both" if s else "mrmega_only", r)
         for s, r in zip(mr_shared, mrmega_loci.iter_rows(named=True), strict=True)
     ]
-    key = ("chromosome", "base_pair_location", "effect_allele", "other_allele")
     ivw_only = ivw_loci.filter(pl.Series(~ivw_shared)) if ivw_loci.height else ivw_loci
     if ivw_only.height:
-        full = ivw_only.select(key).join(meta, on=list(key), how="left", maintain_order="left")
+        full = ivw_only.select(VARIANT_KEY).join(meta, on=list(VARIANT_KEY), how="left", maintain_order="left")
         leads += [("ivw_only", r) for r in full.iter_rows(named=True)]
     rows = []
     for cls, r in leads:
@@ -195,11 +195,11 @@ def mrmega_views(
                 cls.replace("_", " "),
                 _lead_label(r),
                 count(ns),
-                p_text(mr),
-                p_text(ivw),
-                p_text(r.get("mrmega_neg_log_10_p_ancestry_het")),
+                format_p(mr),
+                format_p(ivw),
+                format_p(r.get("mrmega_neg_log_10_p_ancestry_het")),
                 num(r.get("het_q"), ".3g"),
-                p_text(-np.log10(r["het_p"]) if r.get("het_p") else None),
+                format_p(-np.log10(r["het_p"]) if r.get("het_p") else None),
                 note,
             )
         )

@@ -22,6 +22,7 @@ from scipy.special import betaincinv, gammaincinv
 
 from crosscohort.central.loci import THRESHOLD
 from crosscohort.contract.errors import InputError
+from crosscohort.contract.keys import VARIANT_KEY
 from crosscohort.contract.stats import chi2_from_neglog10p, lambda_gc, neg_log10_p_of_table
 from crosscohort.contract.sumstats import chrom_label
 
@@ -78,6 +79,14 @@ class BetaScatter:
     r: float
     n_matched: int
     n_fitted: int
+
+
+def _square_limits(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """One axis range for both of two non-empty arrays, padded by 5% of its span (of 1 when flat)."""
+    lo = float(min(x.min(), y.min()))
+    hi = float(max(x.max(), y.max()))
+    pad = 0.05 * (hi - lo or 1.0)
+    return lo - pad, hi + pad
 
 
 def thin_indices(x: np.ndarray, y: np.ndarray, *, y_threshold: float, x_edges: tuple[float, float],
@@ -422,7 +431,7 @@ def _median_order_statistics(x: np.ndarray) -> np.ndarray:
 
 def _match_betas(meta: pl.DataFrame, pooled: pl.DataFrame) -> pl.DataFrame:
     """Meta and pooled β of the same variant, with the pooled β flipped when alleles are swapped."""
-    key = ["chromosome", "base_pair_location", "effect_allele", "other_allele"]
+    key = list(VARIANT_KEY)
     for name, df in (("meta", meta), ("pooled", pooled)):
         missing = [c for c in [*key, "beta"] if c not in df.columns]
         if missing:
@@ -484,10 +493,7 @@ def beta_scatter(meta: pl.DataFrame, pooled: pl.DataFrame, *, threshold: float =
         r = float(np.corrcoef(fx, fy)[0, 1])
     else:
         slope = intercept = r = float("nan")
-    lo = float(min(bx.min(), by.min()))
-    hi = float(max(bx.max(), by.max()))
-    pad = 0.05 * (hi - lo or 1.0)
-    lo, hi = lo - pad, hi + pad
+    lo, hi = _square_limits(bx, by)
     keep = _thin_2d(bx, by, sig, lo=lo, hi=hi, bins=bins)
     kk = keep[~sig[keep]]
     ks = keep[sig[keep]]
@@ -592,10 +598,7 @@ def identity_scatter(x: np.ndarray, y: np.ndarray, *, xlabel: str, ylabel: str, 
     if x.size == 0:
         ax.text(0.5, 0.5, "no value to compare", ha="center", transform=ax.transAxes)
         return fig
-    lo = float(min(x.min(), y.min()))
-    hi = float(max(x.max(), y.max()))
-    pad = 0.05 * (hi - lo or 1.0)
-    lo, hi = lo - pad, hi + pad
+    lo, hi = _square_limits(x, y)
     keep = _thin_2d(x, y, hl, lo=lo, hi=hi, bins=bins)
     kk, ks = keep[~hl[keep]], keep[hl[keep]]
     ax.plot(x[kk], y[kk], ls="none", marker="o", ms=2.0, mew=0, color=_COLOURS[0], gid=POINTS_GID)

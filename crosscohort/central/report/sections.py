@@ -39,6 +39,7 @@ __all__ = [
     "comparison_section",
     "eaf_image",
     "forest_images",
+    "format_p",
     "heterogeneity_table",
     "lead_label",
     "p_recomputed_image",
@@ -46,7 +47,7 @@ __all__ = [
     "se_image",
 ]
 
-_KEY = ["chromosome", "base_pair_location", "effect_allele", "other_allele"]
+_KEY = list(VARIANT_KEY)
 #: Lead variants given a forest plot (the most significant first).
 MAX_FORESTS = 12
 
@@ -84,8 +85,12 @@ def num(v: object, fmt: str = ".4g") -> str:
     return format(f, fmt)
 
 
-def p_text(neglog10p: object) -> str:
-    """A p-value from its -log10, exact beyond the float range (``3.20e-412``)."""
+def format_p(neglog10p: object) -> str:
+    """A p-value for display from its -log10, exact far below the float64 range (e.g. ``3.20e-412``).
+
+    Three significant digits down to 1e-4, then ``m.mme-k``; ``—`` for a missing or
+    non-finite value.
+    """
     if neglog10p is None:
         return "—"
     x = float(neglog10p)
@@ -95,7 +100,7 @@ def p_text(neglog10p: object) -> str:
         return f"{10.0 ** -x:.3g}"
     exponent = math.floor(-x)
     mantissa = 10.0 ** (-x - exponent)
-    if mantissa >= 9.995:
+    if mantissa >= 9.995:  # rounding would print 10.00e-k
         mantissa, exponent = 1.0, exponent + 1
     return f"{mantissa:.2f}e{exponent}"
 
@@ -457,7 +462,7 @@ def comparison_section(metrics: Mapping, *, loci: pl.DataFrame | None, meta: pl.
         for r in disc.iter_rows(named=True):
             rows.append((r.get("variant_id") or f"{chrom_label(r['chromosome'])}:{r['base_pair_location']}",
                          r["class"].replace("_", " "), "yes" if r.get("cohort_specific") else "no",
-                         p_text(r.get("neg_log_10_p_value_meta")), p_text(r.get("neg_log_10_p_value_pooled")),
+                         format_p(r.get("neg_log_10_p_value_meta")), format_p(r.get("neg_log_10_p_value_pooled")),
                          r.get("direction") or "—", (r.get("direction_class") or "—").replace("_", " "),
                          num(r.get("het_q"), ".3g"), num(r.get("het_p"), ".3g"),
                          "—" if r.get("het_i2") is None else f"{100 * float(r['het_i2']):.1f}%",
