@@ -144,9 +144,11 @@ rule sufficient:
         trait_types=trait_type_args(),
         covar_names=covariate_names,
         chunk_size=config["association"]["chunk_size"],
+        difference_cap=difference_cap,
         out_dir=lambda wildcards, output: Path(output.blocks[0]).parent,
     shell:
         "python -m crosscohort sufficient {params.bfiles} --keep {input.samples} --extract {input.variants}"
+        " --difference-cap {params.difference_cap}"
         " --pheno {input.pheno} --pheno-name {params.traits} {params.trait_types}"
         " --covar {input.covar} --covar {input.pcs} --covar-name {params.covar_names}"
         " --chunk-size {params.chunk_size} --cohort {wildcards.cohort}"
