@@ -14,6 +14,12 @@ Three parts, each printing a table row per run (figures go to benchmarks/README.
     largest chromosome: ``--chr1`` rows on chromosome 1 (800,000 is
     chromosome 1's share of a 10M-variant genome) plus ``--rest`` rows on
     chromosome 2. Wall time scales with the total rows.
+``demo``
+    On the simulated demo's cohorts (msprime genotypes: real LD, so real
+    near-duplicate variants): ``sufficient`` against ``assoc`` (trait ldl,
+    covariates age and sex), and what the sufficient-statistics gate
+    withholds under the default rules, per rule (the difference rule's
+    share included).
 ``binary``
     The one-step logistic estimate against statsmodels' ``Logit`` on the
     stacked individual-level data of the simulated demo (every common
@@ -24,6 +30,7 @@ Usage::
     python benchmarks/make_assoc_input.py --samples 5000 --variants 20000
     python benchmarks/bench_pooled.py cohort --samples 5000 --variants 20000 --repeat 3
     python benchmarks/bench_pooled.py central --cohorts 5 --chr1 800000 --rest 200000
+    python benchmarks/bench_pooled.py demo --scale small
     python benchmarks/bench_pooled.py binary --scale small
 """
 
@@ -172,6 +179,37 @@ def _binary(args: argparse.Namespace) -> None:
             print(f"|z| in [{lo}, {hi}): {sel.sum()} variants, max |dbeta|/SE {a[sel, 1].max():.4f}")
 
 
+def _demo(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from crosscohort.contract.release import GateRules
+    from crosscohort.contract.release_sums import ROW_RULES, gate_sufficient, read_sums_table
+    from crosscohort.contract.sums import read_block
+    from crosscohort.demo.simulate import simulate_demo
+
+    root = Path(tempfile.mkdtemp(prefix="bench_pooled_demo_", dir=OUT))
+    d = simulate_demo(root / "sim", scale=args.scale).out_dir
+    print(f"load before: {os.getloadavg()[0]:.1f}")
+    print("| cohort | assoc CPU s | sufficient CPU s | ratio | peak RSS MB (assoc / sufficient) | rows in | "
+          "released | " + " | ".join(r.removeprefix("sufficient_") for r in ROW_RULES) + " |")
+    print("|---" * (7 + len(ROW_RULES)) + "|")
+    for c in args.cohorts.split(","):
+        common = ["--bfile", str(d / c), "--pheno", str(d / f"{c}.pheno.tsv"), "--pheno-name", "ldl",
+                  "--covar", str(d / f"{c}.covar.tsv"), "--covar-name", "age,sex"]
+        a = measured([*CLI, "assoc", *common, "--out", str(root / f"{c}.tsv.gz")], OUT, log=root / f"{c}.assoc.log")
+        s = measured([*CLI, "sufficient", *common, "--cohort", c, "--out-dir", str(root / c)], OUT,
+                     log=root / f"{c}.sufficient.log")
+        if a.returncode or s.returncode:
+            raise SystemExit(f"{c}: a run failed; see {root}")
+        res = gate_sufficient(read_block(root / c / "ldl.block.json"),
+                              read_sums_table(root / c / "ldl.sufficient.tsv.gz"), rules=GateRules(), cohort=c)
+        led = res.ledger
+        print(f"| {c} | {a.cpu:.2f} | {s.cpu:.2f} | {s.cpu / a.cpu:.2f} | {a.rss_gb * 1024:.0f} / "
+              f"{s.rss_gb * 1024:.0f} | {led.n_in:,} | {led.n_kept:,} | "
+              + " | ".join(f"{led.removed.get(r, 0):,}" for r in ROW_RULES) + " |")
+    print(f"load after: {os.getloadavg()[0]:.1f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="part", required=True)
@@ -187,12 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     z.add_argument("--repeat", type=int, default=1)
     z.add_argument("--seed", type=int, default=1)
     z.add_argument("--rss-cap", type=float, default=6.0, help="kill the run above this RSS (GB)")
+    e = sub.add_parser("demo")
+    e.add_argument("--scale", default="small")
+    e.add_argument("--cohorts", default="biobank_eur,admixed_afr,biobank_eas")
     b = sub.add_parser("binary")
     b.add_argument("--scale", default="small")
     b.add_argument("--every", type=int, default=50)
     args = ap.parse_args(argv)
     OUT.mkdir(exist_ok=True)
-    {"cohort": _cohort, "central": _central, "binary": _binary}[args.part](args)
+    {"cohort": _cohort, "central": _central, "demo": _demo, "binary": _binary}[args.part](args)
     return 0
 
 

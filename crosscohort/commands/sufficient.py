@@ -76,8 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--difference-window", type=_positive_int, default=100, metavar="W",
                    help="compare each variant with the W variants before it (and their mirrors) for the gate's "
                         "difference rule (default 100)")
-    p.add_argument("--difference-cap", type=_positive_int, default=50, metavar="C",
-                   help="count such differences up to C people; the gate needs C >= its min_count (default 50)")
+    p.add_argument("--difference-cap", type=_positive_int, default=20, metavar="C",
+                   help="count such differences up to C people; the gate needs C >= its min_count (default 20, "
+                        "the gate's default min_count; larger costs more)")
     p.add_argument("--cohort", metavar="ID", help="cohort id (default: the first genotype input's name)")
     p.add_argument("--ledger", metavar="FILE", help="write the sample and variant ledgers (JSON list) here")
     p.add_argument("--out-dir", required=True, metavar="DIR",

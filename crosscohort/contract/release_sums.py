@@ -24,7 +24,7 @@ Block rules (the trait's sums are refused as a whole; the sumstats still go):
     n - (covariates + 2) >= ``min_residual_df``.
 ``sufficient_difference_cap``
     the cohort counted differences between variants (``n_differ``, below)
-    up to a cap (``crosscohort sufficient --difference-cap``, default 50)
+    up to a cap (``crosscohort sufficient --difference-cap``, default 20)
     of at least ``min_count``; a block that does not say is refused
     (fail-closed).
 

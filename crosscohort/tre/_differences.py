@@ -10,9 +10,8 @@ not a difference: subtracting their sums gives 0.
 
 Why it is cheap enough to run beside the sums (O(n) per variant already):
 a pair is skipped when a lower bound from per-variant counts already
-exceeds ``cap`` (two variants with the same most common genotype differ in
-at least the difference of their numbers of other genotypes; with
-different most common genotypes, in at least n minus both numbers); a pair
+reaches the best count so far (two variants differ in at least half the
+L1 distance between their genotype-class histograms); a pair
 of variants with few non-modal genotypes (rare variants, most pairs) is
 compared by merging their lists of such people, O(carriers); and a full
 comparison stops as soon as its count passes the best one so far. Only
@@ -63,7 +62,7 @@ def nearest_differences_numpy(g: np.ndarray, start: int, *, window: int, cap: in
 
 
 @njit(cache=True, nogil=True)
-def _modes(g, mode, others):  # pragma: no cover - compiled
+def _modes(g, mode, others, counts):  # pragma: no cover - compiled
     n, m = g.shape
     for t in range(m):
         c0 = c1 = c2 = 0
@@ -75,6 +74,7 @@ def _modes(g, mode, others):  # pragma: no cover - compiled
                 c1 += 1
             elif v == 2:
                 c2 += 1
+        counts[t, 0], counts[t, 1], counts[t, 2], counts[t, 3] = c0, c1, c2, n - c0 - c1 - c2
         if c0 >= c1 and c0 >= c2:
             mode[t], others[t] = 0.0, n - c0
         elif c1 >= c2:
@@ -98,7 +98,7 @@ def _sparse_rows(g, mode, others, sparse_max, ptr, rows):  # pragma: no cover - 
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _nearest(g, start, window, cap, mode, others, sparse_max, ptr, rows, out):  # pragma: no cover - compiled
+def _nearest(g, start, window, cap, mode, others, counts, sparse_max, ptr, rows, out):  # pragma: no cover
     n, m = g.shape
     for jj in numba.prange(m - start):
         j = start + jj
@@ -107,11 +107,12 @@ def _nearest(g, start, window, cap, mode, others, sparse_max, ptr, rows, out):  
         for i in range(lo, j):
             for mirror in range(2):
                 mode_h = 2.0 - mode[i] if mirror else mode[i]
-                if mode_h == mode[j]:
-                    bound = abs(others[j] - others[i])
-                else:
-                    bound = n - others[j] - others[i]
-                if bound >= best:
+                # People whose genotype class differs: at least half the histograms' L1 distance.
+                a0 = counts[i, 2] if mirror else counts[i, 0]
+                a2 = counts[i, 0] if mirror else counts[i, 2]
+                l1 = (abs(counts[j, 0] - a0) + abs(counts[j, 1] - counts[i, 1]) + abs(counts[j, 2] - a2)
+                      + abs(counts[j, 3] - counts[i, 3]))
+                if l1 >= 2 * best:
                     continue
                 d = 0
                 if mode_h == mode[j] and others[i] <= sparse_max and others[j] <= sparse_max:
@@ -163,12 +164,13 @@ def nearest_differences(g: np.ndarray, start: int, *, window: int, cap: int) -> 
     set_threads_from_env()
     mode = np.empty(m, dtype=np.float64)
     others = np.empty(m, dtype=np.int64)
-    _modes(g, mode, others)
+    counts = np.empty((m, 4), dtype=np.int64)
+    _modes(g, mode, others, counts)
     sparse_max = max(2 * cap, n // 32)
     size = int(others[others <= sparse_max].sum())
     ptr = np.empty(m + 1, dtype=np.int64)
     rows = np.empty(size, dtype=np.int64)
     _sparse_rows(g, mode, others, sparse_max, ptr, rows)
     out = np.empty(m - start, dtype=np.int64)
-    _nearest(g, start, window, cap, mode, others, sparse_max, ptr, rows, out)
+    _nearest(g, start, window, cap, mode, others, counts, sparse_max, ptr, rows, out)
     return out

@@ -121,7 +121,7 @@ class SufficientModel:
 #: Variants before each one that the difference rule compares it with (and its mirror).
 DIFFERENCE_WINDOW = 100
 #: Differences counted up to this many people (the gate's ``min_count`` may not exceed it).
-DIFFERENCE_CAP = 50
+DIFFERENCE_CAP = 20
 
 #: Columns with at most this many distinct values have every level count derivable from
 #: n, 1'x and x'x (two unknowns beyond n, two equations), so the gate checks each level.
@@ -260,7 +260,9 @@ def fill_missing(dosages: np.ndarray, fill: np.ndarray) -> np.ndarray:
         return np.asfortranarray(g)
     fill = np.asarray(fill, dtype=np.float64)
     assert fill.shape == (g.shape[1],), (fill.shape, g.shape)
-    return np.asfortranarray(np.where(missing, fill[None, :], g))
+    out = np.array(g, dtype=np.float64, order="F", copy=True)
+    np.copyto(out, np.broadcast_to(fill, g.shape), where=missing)
+    return out
 
 
 def variant_sums(model: SufficientModel, dosages: np.ndarray, *, fill: np.ndarray | None = None,
@@ -315,9 +317,12 @@ def variant_sums(model: SufficientModel, dosages: np.ndarray, *, fill: np.ndarra
     out["n_hom_alt"] = (calls == 2).sum(axis=0)
     out["n_missing"] = n_missing
     diff = model.block.internal["differences"]
-    before = np.empty((n, 0), dtype=dosages.dtype) if previous is None else previous
-    both = np.concatenate([before.astype(np.float64, copy=False), dosages], axis=1)
-    out["n_differ"] = nearest_differences(both, before.shape[1], window=diff["window"], cap=diff["cap"])
+    w = 0 if previous is None else previous.shape[1]
+    both = np.empty((n, w + dosages.shape[1]), order="F")  # Fortran: each variant's people contiguous
+    if w:
+        both[:, :w] = previous
+    both[:, w:] = dosages
+    out["n_differ"] = nearest_differences(both, w, window=diff["window"], cap=diff["cap"])
     if model.cases is not None:
         alt, alt_cases = chunk.alt_count, chunk.alt_cases
         alt_controls = alt - alt_cases
@@ -352,6 +357,15 @@ def raw_covariates(design: TraitDesign, samples: pl.DataFrame, covars: Sequence[
             scale.append("standardised")
     x = np.column_stack(cols) if cols else np.empty((design.n, 0))
     return x, tuple(scale)
+
+
+def _last_columns(a: np.ndarray, b: np.ndarray, w: int) -> np.ndarray:
+    """The last ``w`` columns of ``[a, b]``, Fortran order."""
+    keep_a = max(0, min(a.shape[1], w - b.shape[1]))
+    out = np.empty((b.shape[0], keep_a + min(w, b.shape[1])), order="F")
+    out[:, :keep_a] = a[:, a.shape[1] - keep_a:]
+    out[:, keep_a:] = b[:, b.shape[1] - min(w, b.shape[1]):]
+    return out
 
 
 def _columns(model: SufficientModel) -> list[str]:
@@ -407,7 +421,7 @@ def scan_sufficient(genotypes: Genotypes, models: Sequence[SufficientModel], row
                 g = dos if pos.size == dos.shape[0] else dos[pos]
                 sums = variant_sums(model, g, fill=fill, previous=tails[t])
                 w = model.block.internal["differences"]["window"]
-                tails[t] = np.concatenate([tails[t], fill_missing(g[:, -w:], fill[-w:])], axis=1)[:, -w:]
+                tails[t] = _last_columns(tails[t], fill_missing(g[:, -w:], fill[-w:]), w)
                 for c in acc:
                     acc[c].append(sums[c])
             progress.update(len(vi))

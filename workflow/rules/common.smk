@@ -300,8 +300,8 @@ def export_inputs(wildcards):
 
 
 def difference_cap(wildcards):
-    """`sufficient --difference-cap`: differences counted up to the cohort's min_count (at least 50)."""
-    return max(50, int(STUDY.gate_rules(wildcards.cohort)["min_count"]))
+    """`sufficient --difference-cap`: differences counted up to the cohort's gate min_count."""
+    return max(1, int(STUDY.gate_rules(wildcards.cohort)["min_count"]))
 
 
 def sufficient_args(wildcards, input):
