@@ -605,3 +605,6 @@ def test_nearest_differences__compiled_kernel_equals_the_plain_count(monkeypatch
         fast = nearest_differences(g, start, window=window, cap=cap)
         np.testing.assert_array_equal(fast, nearest_differences_numpy(g, start, window=window, cap=cap))
     assert (nearest_differences_numpy(g, 0, window=25, cap=20) <= 20).sum() > 5
+    calls = np.asfortranarray(np.delete(g, 50, axis=1).astype(np.int8))  # hard calls compared as int8
+    np.testing.assert_array_equal(nearest_differences(calls, 30, window=40, cap=20),
+                                  nearest_differences_numpy(calls.astype(float), 30, window=40, cap=20))

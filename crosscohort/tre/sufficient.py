@@ -280,7 +280,8 @@ def variant_sums(model: SufficientModel, dosages: np.ndarray, *, fill: np.ndarra
         cohort's genotyped samples); default the hard call of these samples' mean.
     previous
         (n, w) the filled dosages of the variants just before this chunk
-        (the difference check's window reaches into them); default none.
+        (the difference check's window reaches into them; int8 when they
+        are hard calls); default none.
 
     Returns
     -------
@@ -318,7 +319,9 @@ def variant_sums(model: SufficientModel, dosages: np.ndarray, *, fill: np.ndarra
     out["n_missing"] = n_missing
     diff = model.block.internal["differences"]
     w = 0 if previous is None else previous.shape[1]
-    both = np.empty((n, w + dosages.shape[1]), order="F")  # Fortran: each variant's people contiguous
+    # Hard calls compared as int8: the window of earlier variants is then 1 byte a genotype.
+    small = np.array_equal(calls, dosages) and (previous is None or previous.dtype == np.int8)
+    both = np.empty((n, w + dosages.shape[1]), dtype=np.int8 if small else np.float64, order="F")
     if w:
         both[:, :w] = previous
     both[:, w:] = dosages
@@ -362,7 +365,7 @@ def raw_covariates(design: TraitDesign, samples: pl.DataFrame, covars: Sequence[
 def _last_columns(a: np.ndarray, b: np.ndarray, w: int) -> np.ndarray:
     """The last ``w`` columns of ``[a, b]``, Fortran order."""
     keep_a = max(0, min(a.shape[1], w - b.shape[1]))
-    out = np.empty((b.shape[0], keep_a + min(w, b.shape[1])), order="F")
+    out = np.empty((b.shape[0], keep_a + min(w, b.shape[1])), dtype=np.result_type(a, b), order="F")
     out[:, :keep_a] = a[:, a.shape[1] - keep_a:]
     out[:, keep_a:] = b[:, b.shape[1] - min(w, b.shape[1]):]
     return out
@@ -413,7 +416,7 @@ def scan_sufficient(genotypes: Genotypes, models: Sequence[SufficientModel], row
     progress = Progress(variant_index.size, label="sufficient", stream=log)
     step = read_step(chunk_size, union.size)
     # Each trait's last window of filled dosages: the difference check spans chunks.
-    tails = [np.empty((pos.size, 0)) for pos in positions]
+    tails = [np.empty((pos.size, 0), dtype=np.int8) for pos in positions]
     if variant_index.size:
         for vi, dos in genotypes.chunks(variant_index, step, None if all_samples else union):
             fill = hard_call_fill(dos if ref_pos.size == dos.shape[0] else dos[ref_pos])
@@ -421,7 +424,10 @@ def scan_sufficient(genotypes: Genotypes, models: Sequence[SufficientModel], row
                 g = dos if pos.size == dos.shape[0] else dos[pos]
                 sums = variant_sums(model, g, fill=fill, previous=tails[t])
                 w = model.block.internal["differences"]["window"]
-                tails[t] = _last_columns(tails[t], fill_missing(g[:, -w:], fill[-w:]), w)
+                last = fill_missing(g[:, -w:], fill[-w:])
+                if np.array_equal(last, np.rint(last)):
+                    last = last.astype(np.int8)
+                tails[t] = _last_columns(tails[t], last, w)
                 for c in acc:
                     acc[c].append(sums[c])
             progress.update(len(vi))
