@@ -569,7 +569,11 @@ def test_variant_difference__a_pair_across_chunks_is_caught_through_the_cli(tmp_
     entry = json.loads((out / "audit.json").read_text())["sufficient"]["qt"]
     rule = [r for r in entry["rules"] if r["rule"] == "sufficient_variant_difference"]
     assert rule and rule[0]["rows_suppressed"] >= 1
-    assert "No rule on released per-variant linear sums closes this completely" in (out / "audit.md").read_text()
+    page = (out / "audit.md").read_text()
+    assert "No rule on released per-variant linear sums closes this completely" in page
+    # The cohort's missing-genotype handling is stated (the "with the handling stated").
+    assert "Missing genotype calls: A missing genotype call is filled with its variant's hard call" in page
+    assert "hard call of the mean" in entry["missing_calls"]
 
 
 def test_variant_difference__a_cap_below_min_count_refuses_the_block(quantitative):

@@ -110,6 +110,7 @@ __all__ = [
     "ROW_RULES",
     "RULE_DESCRIPTIONS",
     "NOT_COVERED",
+    "MISSING_CALLS",
     "SufficientGateResult",
     "block_violations",
     "released_sums_violations",
@@ -148,6 +149,16 @@ RULE_DESCRIPTIONS: dict[str, str] = {
                                      "min_count people (else subtracting the two rows' sums gives sums over "
                                      "those few people)",
 }
+
+#: The cohort's missing-genotype handling, as the audit states it.
+MISSING_CALLS = (
+    "A missing genotype call is filled with its variant's hard call of the mean (the genotype 0, 1 or 2 "
+    "nearest the variant's mean ALT dosage over the cohort's QC'd samples with a call; halves up), so every "
+    "variant's sums are over the trait's n people, and the sums of a variant with missing calls are those of "
+    "a complete-call vector: they do not reveal how many calls were missing. The genotype-count rules apply "
+    "to the filled calls. (The sumstats' association instead leaves a sample with a missing call out of "
+    "that variant's fit, as plink2 does.)"
+)
 
 NOT_COVERED = (
     "(1) Exact values: sum_g gives each released variant's exact ALT allele count (each at least min_mac; "
@@ -446,6 +457,7 @@ def export_sufficient(directory: str | Path, trait: str, out_dir: str | Path, *,
         "columns_released": list(res.columns_released),
         "columns_internal_stripped": list(res.columns_internal_stripped),
         "columns_dropped": list(res.columns_dropped),
+        "missing_calls": MISSING_CALLS,
         "not_covered": NOT_COVERED,
         "ledger": res.ledger.to_dict(),
     }
@@ -460,7 +472,8 @@ def own_strings(entries: dict[str, dict]) -> set[str]:
     the table header). Without this, numeric IDs 1..N (PLINK's convention)
     matched the ``2`` of ``n - (covariates + 2)`` and blocked every export.
     """
-    own = {*BLOCK_RULES, *ROW_RULES, *RULE_DESCRIPTIONS.values(), NOT_COVERED, "released", "refused"}
+    own = {*BLOCK_RULES, *ROW_RULES, *RULE_DESCRIPTIONS.values(), NOT_COVERED, MISSING_CALLS, "released",
+           "refused"}
     for e in entries.values():
         own.update(str(r) for r in e.get("reasons", ()))
     return own
@@ -482,5 +495,5 @@ def audit_md(entries: dict[str, dict], rules: GateRules) -> list[str]:
         out += ["", f"Columns released: {', '.join(e['columns_released']) or 'none'}.",
                 f"Internal columns used and stripped: {', '.join(e['columns_internal_stripped']) or 'none'}.",
                 f"Other columns dropped: {', '.join(e['columns_dropped']) or 'none'}.", ""]
-    out += [f"Not covered: {NOT_COVERED}", ""]
+    out += [f"Missing genotype calls: {MISSING_CALLS}", "", f"Not covered: {NOT_COVERED}", ""]
     return out
