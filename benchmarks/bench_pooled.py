@@ -30,6 +30,7 @@ Usage::
     python benchmarks/make_assoc_input.py --samples 5000 --variants 20000
     python benchmarks/bench_pooled.py cohort --samples 5000 --variants 20000 --repeat 3
     python benchmarks/bench_pooled.py central --cohorts 5 --chr1 800000 --rest 200000
+    python benchmarks/bench_pooled.py central --cohorts 5 --chr1 800000 --rest 9200000 --spread
     python benchmarks/bench_pooled.py demo --scale small
     python benchmarks/bench_pooled.py binary --scale small
 """
@@ -79,17 +80,22 @@ def _cohort(args: argparse.Namespace) -> None:
         print(f"{trait}: CPU ratio sufficient / assoc, median {np.median(rs):.2f} (runs {', '.join(f'{x:.2f}' for x in rs)})")
 
 
-def _central_inputs(k: int, chr1: int, rest: int, seed: int) -> list[Path]:
+def _central_inputs(k: int, chr1: int, rest: int, seed: int, *, spread: bool = False) -> list[Path]:
+    """K cohorts' synthetic released sums: ``chr1`` rows on chromosome 1, ``rest`` on chromosome 2
+    (or, with ``spread``, split evenly over chromosomes 2-22, as in a genome), written one
+    chromosome at a time (gzip level 1) so that making 10M rows holds one chromosome."""
+    import gzip
+
     import polars as pl
 
     from crosscohort.contract.sums import CohortBlock, write_block
-    from crosscohort.contract.sumstats import write_sumstats
 
     names = ["age", "sex", *(f"PC{i}" for i in range(1, 11))]
     dirs = []
-    m = chr1 + rest
+    sizes = [chr1, *(np.diff(np.linspace(0, rest, 22).round().astype(int)) if spread else [rest])]
+    tag = f"{k}x{chr1}+{rest}" + ("s" if spread else "")
     for c in range(k):
-        d = OUT / f"pooled_central_{k}x{chr1}+{rest}" / f"c{c}"
+        d = OUT / f"pooled_central_{tag}" / f"c{c}"
         dirs.append(d)
         if (d / "t.sufficient.tsv.gz").exists():
             continue
@@ -101,18 +107,22 @@ def _central_inputs(k: int, chr1: int, rest: int, seed: int) -> list[Path]:
                             scale=("raw",) * len(names), sum_x=rng.normal(size=len(names)) * n, sum_y=0.0,
                             xx=xx, xy=rng.normal(size=len(names)) * 10, yy=float(n))
         write_block(block, d / "t.block.json")
-        cols = {"chromosome": np.r_[np.ones(chr1, np.int64), np.full(rest, 2, np.int64)],
-                "base_pair_location": np.r_[np.arange(1, chr1 + 1), np.arange(1, rest + 1)] * 10,
-                "effect_allele": ["A"] * m, "other_allele": ["C"] * m, "n": np.full(m, n)}
-        sum_g = rng.uniform(0.05, 0.95, m) * 2 * n
-        cols |= {"sum_g": sum_g, "gg": sum_g * (1 - sum_g / (2 * n)) + 1.0, "gy": rng.normal(size=m) * 30}
-        cols |= {f"gx__{name}": rng.normal(size=m) * 20 for name in names}
-        write_sumstats(pl.DataFrame(cols), d / "t.sufficient.tsv.gz")
+        tmp = d / ".t.sufficient.tsv.gz.tmp"
+        with gzip.open(tmp, "wb", compresslevel=1) as fh:
+            for chrom, m in enumerate(sizes, start=1):
+                cols = {"chromosome": np.full(m, chrom, np.int64),
+                        "base_pair_location": np.arange(1, m + 1) * 10,
+                        "effect_allele": ["A"] * m, "other_allele": ["C"] * m, "n": np.full(m, n)}
+                sum_g = rng.uniform(0.05, 0.95, m) * 2 * n
+                cols |= {"sum_g": sum_g, "gg": sum_g * (1 - sum_g / (2 * n)) + 1.0, "gy": rng.normal(size=m) * 30}
+                cols |= {f"gx__{name}": rng.normal(size=m) * 20 for name in names}
+                pl.DataFrame(cols).write_csv(fh, separator="\t", include_header=chrom == 1)
+        tmp.replace(d / "t.sufficient.tsv.gz")
     return dirs
 
 
 def _central(args: argparse.Namespace) -> None:
-    dirs = _central_inputs(args.cohorts, args.chr1, args.rest, args.seed)
+    dirs = _central_inputs(args.cohorts, args.chr1, args.rest, args.seed, spread=args.spread)
     print(f"load before: {os.getloadavg()[0]:.1f}")
     for r in range(args.repeat):
         out = OUT / "pooled_central.tsv.gz"
@@ -224,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     z.add_argument("--rest", type=int, default=200_000)
     z.add_argument("--repeat", type=int, default=1)
     z.add_argument("--seed", type=int, default=1)
+    z.add_argument("--spread", action="store_true", help="--rest over chromosomes 2-22 (a genome), not all on 2")
     z.add_argument("--rss-cap", type=float, default=6.0, help="kill the run above this RSS (GB)")
     e = sub.add_parser("demo")
     e.add_argument("--scale", default="small")
