@@ -612,3 +612,26 @@ def test_nearest_differences__compiled_kernel_equals_the_plain_count(monkeypatch
     calls = np.asfortranarray(np.delete(g, 50, axis=1).astype(np.int8))  # hard calls compared as int8
     np.testing.assert_array_equal(nearest_differences(calls, 30, window=40, cap=20),
                                   nearest_differences_numpy(calls.astype(float), 30, window=40, cap=20))
+
+
+def test_variant_sums__compiled_fill_and_counts_equal_the_numpy_version(monkeypatch, quantitative):
+    """The one-pass kernel (tre/_fill.py) against the numpy path: missing calls, dosages, ties."""
+    from crosscohort.tre import sufficient as S
+
+    rng, x, y = quantitative
+    g = rng.binomial(2, rng.uniform(0.05, 0.6, 40), size=(N, 40)).astype(float)
+    g[rng.random(g.shape) < 0.05] = np.nan
+    g[:, 7] = np.round(rng.uniform(0, 2, N), 1)  # dosages, some exactly .5 (rounded half to even)
+    g[:, 9] = np.nan  # no call at all
+    g = np.asfortranarray(g)
+    model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
+                             covariate_names=["age", "sex"])
+    prev = np.asfortranarray(rng.binomial(2, 0.3, size=(N, 5)).astype(np.int8))
+    monkeypatch.setattr(S, "_NUMPY_CELLS", 10**12)
+    plain = variant_sums(model, g, previous=prev)
+    monkeypatch.setattr(S, "_NUMPY_CELLS", 0)
+    fast = variant_sums(model, g, previous=prev)
+    assert plain.keys() == fast.keys()
+    for key in plain:
+        np.testing.assert_array_equal(fast[key], plain[key], err_msg=key)
+    assert plain["n_missing"][9] == N and plain["n_hom_ref"][9] == N

@@ -57,8 +57,10 @@ from crosscohort.contract.errors import InputError
 from crosscohort.contract.ledger import Ledger
 from crosscohort.contract.sums import CohortBlock, gwx_column, gx_column
 from crosscohort.contract.sumstats import float_column, variant_id
+from crosscohort.runtime.jit import is_small_job
 from crosscohort.runtime.progress import Progress
 from crosscohort.tre._differences import nearest_differences
+from crosscohort.tre._fill import fill_and_count, fill_values
 from crosscohort.tre.association import _kernels as K
 from crosscohort.tre.association.engine import (
     TraitDesign,
@@ -117,6 +119,9 @@ class SufficientModel:
     weights: np.ndarray | None
     cases: np.ndarray | None
 
+
+#: Chunk cells up to which the numpy versions of the fill and counts run (no numba load).
+_NUMPY_CELLS = 2_000_000
 
 #: Variants before each one that the difference rule compares it with (and its mirror).
 DIFFERENCE_WINDOW = 100
@@ -245,6 +250,8 @@ def hard_call_fill(dosages: np.ndarray) -> np.ndarray:
         for a variant with no call.
     """
     g = np.asarray(dosages, dtype=np.float64)
+    if not is_small_job() and g.size > _NUMPY_CELLS:
+        return fill_values(g)
     calls = np.sum(~np.isnan(g), axis=0)
     total = np.nansum(g, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -295,8 +302,15 @@ def variant_sums(model: SufficientModel, dosages: np.ndarray, *, fill: np.ndarra
         (plus ``mac_cases``/``mac_controls`` for binary traits).
     """
     raw = np.asarray(dosages, dtype=np.float64)
-    n_missing = np.isnan(raw).sum(axis=0)
-    dosages = fill_missing(raw, hard_call_fill(raw) if fill is None else fill)
+    fill = hard_call_fill(raw) if fill is None else fill
+    if not is_small_job() and raw.size > _NUMPY_CELLS:
+        dosages, n_missing, classes, whole = fill_and_count(raw, fill)
+    else:
+        n_missing = np.isnan(raw).sum(axis=0)
+        dosages = fill_missing(raw, fill)
+        calls = np.rint(dosages)
+        classes = np.column_stack([(calls == k).sum(axis=0) for k in (0, 1, 2)]).reshape(-1, 3)
+        whole = np.array_equal(calls, dosages)
     chunk = K.prepare_chunk(dosages, cases=model.cases)
     g = chunk.centred  # no missing call left: every sample counts in every variant
     n = g.shape[0]
@@ -312,15 +326,12 @@ def variant_sums(model: SufficientModel, dosages: np.ndarray, *, fill: np.ndarra
         out["gwg"] = K._cross(model.weights[None, :], g * g)[0]
     for name, row in zip(model.names, prods, strict=True):
         out[name] = row
-    calls = np.rint(np.asarray(dosages, dtype=np.float64))
-    out["n_hom_ref"] = (calls == 0).sum(axis=0)
-    out["n_het"] = (calls == 1).sum(axis=0)
-    out["n_hom_alt"] = (calls == 2).sum(axis=0)
+    out["n_hom_ref"], out["n_het"], out["n_hom_alt"] = classes[:, 0], classes[:, 1], classes[:, 2]
     out["n_missing"] = n_missing
     diff = model.block.internal["differences"]
     w = 0 if previous is None else previous.shape[1]
     # Hard calls compared as int8: the window of earlier variants is then 1 byte a genotype.
-    small = np.array_equal(calls, dosages) and (previous is None or previous.dtype == np.int8)
+    small = whole and (previous is None or previous.dtype == np.int8)
     both = np.empty((n, w + dosages.shape[1]), dtype=np.int8 if small else np.float64, order="F")
     if w:
         both[:, :w] = previous
