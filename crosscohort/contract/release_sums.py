@@ -77,8 +77,9 @@ released; the internal columns are used, then stripped; anything else is
 dropped and listed in the audit.
 
 Not covered, stated in the audit (:data:`NOT_COVERED`): differences
-between variants beyond pairs in the window, the missing-call count as the
-sumstats' allele frequency bounds it, and exact allele counts.
+between variants beyond pairs in the window; what the sumstats, fitted
+without the people with a missing call, add to the sums about those
+people; and exact allele counts.
 """
 
 from __future__ import annotations
@@ -164,10 +165,15 @@ NOT_COVERED = (
     "(1) Exact values: sum_g gives each released variant's exact ALT allele count (each at least min_mac; "
     "the sumstats' EAF rounding does not hide it) and the trait's exact n (so round_n cannot apply). "
     "(2) Missing calls: each is filled with its variant's hard call of the mean, so the sums alone do not "
-    "reveal how many a variant has; but the same bundle's sumstats give an allele frequency over the calls "
-    "only, which with sum_g's exact allele count bounds a variant's missing-call count to the sample sizes "
-    "that fit the frequency's rounding (a few people wide for common variants), narrowing a count that may "
-    "be 1 to min_count. "
+    "reveal how many a variant has. The same bundle's sumstats do not fill: they are fitted without the "
+    "people with a missing call. So, with both released: the sumstats' allele frequency (over the calls) and "
+    "sum_g's exact allele count bound a variant's missing-call count to the sample sizes that fit the "
+    "frequency's rounding (a few people wide for common variants); a variant's sumstats beta differs from "
+    "the one its sums give exactly when it has a missing call; and for a person without a call in many "
+    "variants, those differences are equations (two per variant, at the sumstats' print precision) in that "
+    "person's trait and covariate values. A cohort with missing calls that counts this as a disclosure "
+    "should run its association on the filled calls (crosscohort pool --fill-missing with its --keep "
+    "writes them), so that both releases describe the same genotypes. "
     "(3) Differences between variants are checked pairwise (each variant against the variants before it in "
     "the cohort's difference window, and their mirrors) only: two released variants farther apart that "
     "differ in 1 to min_count people (in unrelated samples this needs nearly the same carriers), or three or "
