@@ -360,3 +360,23 @@ def test_read_block__wrong_matrix_shape_names_the_file_and_key(tmp_path):
     inputs[0][0].write_text(json.dumps(block))
     with pytest.raises(InputError, match=r"c0/t\.block\.json: 'xx' must have shape \(1, 1\)"):
         read_block(inputs[0][0])
+
+
+def test_pool_fill_missing__keep_sets_the_fill_and_the_input_is_never_overwritten(tmp_path, capsys):
+    """The fill is the hard call of the mean over the --keep samples only; the output cannot be the input."""
+    g = np.array([[0, 2], [0, 2], [2, 1], [np.nan, np.nan], [2, 0]], dtype=float)
+    ids = [f"s{i}" for i in range(5)]
+    to_bed(tmp_path / "c.bed", g, count_A1=True, num_threads=1,
+           properties={"fid": ids, "iid": ids, "sid": ["v0", "v1"], "chromosome": ["1", "1"], "bp_position": [1, 2]})
+    (tmp_path / "keep.txt").write_text("s0 s0\ns1 s1\ns3 s3\n")  # means over s0, s1: 0 and 2
+    assert main(["pool", "--fill-missing", str(tmp_path / "c"), "--out-bfile", str(tmp_path / "all")]) == 0
+    assert main(["pool", "--fill-missing", str(tmp_path / "c"), "--keep", str(tmp_path / "keep.txt"),
+                 "--out-bfile", str(tmp_path / "kept")]) == 0
+    # All samples: means 1.0 and 1.25 -> 1 and 1; kept s0, s1: 0 and 2.
+    np.testing.assert_array_equal(Genotypes([tmp_path / "all"]).read(np.arange(2))[3], [1.0, 1.0])
+    np.testing.assert_array_equal(Genotypes([tmp_path / "kept"]).read(np.arange(2))[3], [0.0, 2.0])
+    np.testing.assert_array_equal(Genotypes([tmp_path / "kept"]).read(np.arange(2))[[0, 1, 2, 4]], g[[0, 1, 2, 4]])
+    before = (tmp_path / "c.bed").read_bytes()
+    assert main(["pool", "--fill-missing", str(tmp_path / "c"), "--out-bfile", str(tmp_path / "c")]) == 2
+    assert "must not replace its input" in capsys.readouterr().err
+    assert (tmp_path / "c.bed").read_bytes() == before
