@@ -617,6 +617,7 @@ def test_nearest_differences__compiled_kernel_equals_the_plain_count(monkeypatch
 def test_variant_sums__compiled_fill_and_counts_equal_the_numpy_version(monkeypatch, quantitative):
     """The one-pass kernel (tre/_fill.py) against the numpy path: missing calls, dosages, ties."""
     from crosscohort.tre import sufficient as S
+    from crosscohort.tre._differences import DifferenceWindow
 
     rng, x, y = quantitative
     g = rng.binomial(2, rng.uniform(0.05, 0.6, 40), size=(N, 40)).astype(float)
@@ -627,11 +628,43 @@ def test_variant_sums__compiled_fill_and_counts_equal_the_numpy_version(monkeypa
     model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
                              covariate_names=["age", "sex"])
     prev = np.asfortranarray(rng.binomial(2, 0.3, size=(N, 5)).astype(np.int8))
+
+    def sums() -> dict:
+        window = DifferenceWindow(N, window=100, cap=20)
+        window.push(prev)
+        return variant_sums(model, g, window=window)
+
     monkeypatch.setattr(S, "_NUMPY_CELLS", 10**12)
-    plain = variant_sums(model, g, previous=prev)
+    plain = sums()
     monkeypatch.setattr(S, "_NUMPY_CELLS", 0)
-    fast = variant_sums(model, g, previous=prev)
+    fast = sums()
     assert plain.keys() == fast.keys()
     for key in plain:
         np.testing.assert_array_equal(fast[key], plain[key], err_msg=key)
     assert plain["n_missing"][9] == N and plain["n_hom_ref"][9] == N
+
+
+def test_difference_window__chunk_by_chunk_equals_the_whole_at_once(monkeypatch):
+    """The ring of buffer columns (slots reused, a dosage chunk turning int8 into float64)."""
+    from crosscohort.tre import _differences
+    from crosscohort.tre._differences import DifferenceWindow, nearest_differences_numpy
+
+    rng = np.random.default_rng(12)
+    n, m = 500, 90
+    g = rng.binomial(2, rng.uniform(0.01, 0.5, m), size=(n, m)).astype(float)
+    for j in range(5, m, 3):
+        g[:, j] = g[:, j - rng.integers(1, 12)]
+        g[rng.choice(n, rng.integers(1, 25), replace=False), j] = 1.0
+    g[:, 61] = np.round(g[:, 60] * 0.8 + 0.1, 1)  # a dosage: the buffer becomes float64 there
+    whole = nearest_differences_numpy(g, 0, window=10, cap=20)
+    for small_work in (0, 10**12):  # compiled, then numpy
+        monkeypatch.setattr(_differences, "SMALL_WORK", small_work)
+        win = DifferenceWindow(n, window=10, cap=20)
+        parts, at = [], 0
+        for c in (7, 3, 16, 1, 30, 33):
+            block = g[:, at:at + c]
+            parts.append(win.push(block.astype(np.int8) if np.array_equal(block, np.rint(block)) else block))
+            at += c
+        assert at == m
+        np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert (whole <= 20).sum() > 10

@@ -73,9 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="as crosscohort assoc: rank-based inverse-normal transform of quantitative traits")
     p.add_argument("--int-offset", type=float, default=0.375, metavar="C",
                    help="offset of --pheno-transform int (default 0.375, Blom)")
-    p.add_argument("--difference-window", type=_positive_int, default=100, metavar="W",
+    p.add_argument("--difference-window", type=_positive_int, default=1000, metavar="W",
                    help="compare each variant with the W variants before it (and their mirrors) for the gate's "
-                        "difference rule (default 100)")
+                        "difference rule (default 1000; memory samples x W bytes for hard calls)")
     p.add_argument("--difference-cap", type=_positive_int, default=20, metavar="C",
                    help="count such differences up to C people; the gate needs C >= its min_count (default 20, "
                         "the gate's default min_count; larger costs more)")

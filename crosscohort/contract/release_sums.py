@@ -63,7 +63,7 @@ in :data:`ROW_RULES` order, so rows in = released + each rule):
     whole number for hard calls). The same holds for g_A against the
     mirror ``2 - g_B`` (an outsider negates a variant's sums to flip it).
     So a variant is withheld when its filled dosages differ from those of
-    one of the ``window`` variants before it (default 100, in file order;
+    one of the ``window`` variants before it (default 1,000, in file order;
     ``crosscohort sufficient --difference-window``), or from their mirror,
     in 1..``min_count`` people (internal column ``n_differ``). Identical
     vectors (0 people) reveal nothing. The earlier variant may be withheld

@@ -29,7 +29,7 @@ from crosscohort.runtime.jit import njit
 if TYPE_CHECKING:  # imported at the first compiled call (crosscohort.runtime.jit)
     import numba
 
-__all__ = ["nearest_differences", "nearest_differences_numpy"]
+__all__ = ["DifferenceWindow", "nearest_differences", "nearest_differences_numpy"]
 
 #: Work (samples x variants x window) up to which the numpy version runs (no numba load).
 SMALL_WORK = 20_000_000
@@ -61,10 +61,11 @@ def nearest_differences_numpy(g: np.ndarray, start: int, *, window: int, cap: in
     return out
 
 
-@njit(cache=True, nogil=True)
-def _modes(g, mode, others, counts):  # pragma: no cover - compiled
-    n, m = g.shape
-    for t in range(m):
+@njit(parallel=True, cache=True, nogil=True)
+def _slot_stats(g, slots, mode, others, counts, sparse_max, srows):  # pragma: no cover - compiled
+    n = g.shape[0]
+    for q in numba.prange(slots.size):
+        t = slots[q]
         c0 = c1 = c2 = 0
         for r in range(n):
             v = g[r, t]
@@ -81,30 +82,24 @@ def _modes(g, mode, others, counts):  # pragma: no cover - compiled
             mode[t], others[t] = 1.0, n - c1
         else:
             mode[t], others[t] = 2.0, n - c2
-
-
-@njit(cache=True, nogil=True)
-def _sparse_rows(g, mode, others, sparse_max, ptr, rows):  # pragma: no cover - compiled
-    n, m = g.shape
-    at = 0
-    for t in range(m):
-        ptr[t] = at
         if others[t] <= sparse_max:
+            at = 0
             for r in range(n):
                 if g[r, t] != mode[t]:
-                    rows[at] = r
+                    srows[t, at] = r
                     at += 1
-    ptr[m] = at
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _nearest(g, start, window, cap, mode, others, counts, sparse_max, ptr, rows, out):  # pragma: no cover
-    n, m = g.shape
+def _nearest(g, order, start, window, cap, mode, others, counts, sparse_max, srows, out):  # pragma: no cover
+    n = g.shape[0]
+    m = order.size
     for jj in numba.prange(m - start):
-        j = start + jj
+        vj = start + jj
+        j = order[vj]
         best = cap + 1
-        lo = max(0, j - window)
-        for i in range(lo, j):
+        for vi in range(max(0, vj - window), vj):
+            i = order[vi]
             for mirror in range(2):
                 mode_h = 2.0 - mode[i] if mirror else mode[i]
                 # People whose genotype class differs: at least half the histograms' L1 distance.
@@ -116,11 +111,11 @@ def _nearest(g, start, window, cap, mode, others, counts, sparse_max, ptr, rows,
                     continue
                 d = 0
                 if mode_h == mode[j] and others[i] <= sparse_max and others[j] <= sparse_max:
-                    a, b = ptr[j], ptr[i]
-                    ea, eb = ptr[j + 1], ptr[i + 1]
+                    a = b = 0
+                    ea, eb = others[j], others[i]
                     while (a < ea or b < eb) and d < best:
-                        ra = rows[a] if a < ea else n
-                        rb = rows[b] if b < eb else n
+                        ra = srows[j, a] if a < ea else n
+                        rb = srows[i, b] if b < eb else n
                         if ra < rb:
                             d += 1
                             a += 1
@@ -145,32 +140,75 @@ def _nearest(g, start, window, cap, mode, others, counts, sparse_max, ptr, rows,
         out[jj] = best
 
 
+class DifferenceWindow:
+    """The last ``window`` variants' filled dosages, and their counts, kept from chunk to chunk.
+
+    A ring of ``window + chunk`` buffer columns: each chunk is written into
+    the columns the window does not hold, and only its own per-variant
+    counts (class histogram, most common genotype, the people off it when
+    few) are computed, so the window costs neither a copy nor a recount per
+    chunk (at 400,000 samples a 1,000-variant window is 400 MB of int8).
+    Hard calls are held as int8, dosages as float64.
+    """
+
+    def __init__(self, n: int, *, window: int, cap: int):
+        self.n, self.window, self.cap = int(n), int(window), int(cap)
+        self.sparse_max = max(2 * self.cap, self.n // 32)
+        self.buf: np.ndarray | None = None
+        self.order = np.empty(0, dtype=np.int64)  # buffer columns of the window's variants, oldest first
+        self.compiled: bool | None = None
+
+    def _allocate(self, columns: int, dtype: np.dtype) -> None:
+        old, self.buf = self.buf, np.empty((self.n, columns), dtype=dtype, order="F")
+        self.mode = np.zeros(columns)
+        self.others = np.zeros(columns, dtype=np.int64)
+        self.counts = np.zeros((columns, 4), dtype=np.int64)
+        self.srows = np.zeros((columns, self.sparse_max if self.compiled else 0), dtype=np.int32)
+        if old is not None and self.order.size:  # keep the window, at columns 0..w-1
+            self.buf[:, : self.order.size] = old[:, self.order]
+            self.order = np.arange(self.order.size, dtype=np.int64)
+            if self.compiled:
+                _slot_stats(self.buf, self.order, self.mode, self.others, self.counts, self.sparse_max, self.srows)
+
+    def push(self, g: np.ndarray) -> np.ndarray:
+        """``n_differ`` of the chunk's (n, c) filled dosages; the chunk then joins the window."""
+        c = g.shape[1]
+        whole = g.dtype == np.int8 or bool(np.array_equal(g, np.rint(g)))
+        if self.compiled is None:
+            self.compiled = self.n * self.window * c > SMALL_WORK
+        dtype = np.dtype(np.int8) if whole and (self.buf is None or self.buf.dtype == np.int8) else np.dtype(np.float64)
+        if self.buf is None or self.buf.dtype != dtype or self.buf.shape[1] < self.order.size + c:
+            self._allocate(max(self.window + c, self.order.size + c), dtype)
+        free = np.setdiff1d(np.arange(self.buf.shape[1]), self.order, assume_unique=True)[:c]
+        self.buf[:, free] = g
+        full = np.concatenate([self.order, free])
+        if self.compiled:
+            from crosscohort.tre._bed import set_threads_from_env
+
+            set_threads_from_env()
+            _slot_stats(self.buf, free, self.mode, self.others, self.counts, self.sparse_max, self.srows)
+            out = np.empty(c, dtype=np.int64)
+            _nearest(self.buf, full, self.order.size, self.window, self.cap, self.mode, self.others, self.counts,
+                     self.sparse_max, self.srows, out)
+        else:
+            out = nearest_differences_numpy(self.buf[:, full], self.order.size, window=self.window, cap=self.cap)
+        self.order = full[-self.window:] if self.window else full[:0]
+        return out
+
+
 def nearest_differences(g: np.ndarray, start: int, *, window: int, cap: int) -> np.ndarray:
     """For columns ``start..`` of (n, m) filled dosages ``g``: the fewest people in which each
     differs from one of the ``window`` columns before it (or its mirror), 1..cap, else cap + 1.
 
-    ``g`` holds the preceding variants' columns first (``start`` of them)
-    then the chunk's; no missing value. Equal to
-    :func:`nearest_differences_numpy`, which small inputs run.
+    Through a :class:`DifferenceWindow` (the columns before ``start`` pushed
+    first); equal to :func:`nearest_differences_numpy`, which small inputs run.
     """
-    g = np.asfortranarray(g)
+    g = np.asarray(g)
     n, m = g.shape
     if m <= start:
         return np.empty(0, dtype=np.int64)
-    if n * (m - start) * min(window, m) <= SMALL_WORK:
-        return nearest_differences_numpy(g, start, window=window, cap=cap)
-    from crosscohort.tre._bed import set_threads_from_env
-
-    set_threads_from_env()
-    mode = np.empty(m, dtype=np.float64)
-    others = np.empty(m, dtype=np.int64)
-    counts = np.empty((m, 4), dtype=np.int64)
-    _modes(g, mode, others, counts)
-    sparse_max = max(2 * cap, n // 32)
-    size = int(others[others <= sparse_max].sum())
-    ptr = np.empty(m + 1, dtype=np.int64)
-    rows = np.empty(size, dtype=np.int64)
-    _sparse_rows(g, mode, others, sparse_max, ptr, rows)
-    out = np.empty(m - start, dtype=np.int64)
-    _nearest(g, start, window, cap, mode, others, counts, sparse_max, ptr, rows, out)
-    return out
+    win = DifferenceWindow(n, window=window, cap=cap)
+    win.compiled = n * (m - start) * min(window, m) > SMALL_WORK
+    if start:
+        win.push(g[:, :start])
+    return win.push(g[:, start:])

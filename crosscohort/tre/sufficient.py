@@ -59,7 +59,7 @@ from crosscohort.contract.sums import CohortBlock, gwx_column, gx_column
 from crosscohort.contract.sumstats import float_column, variant_id
 from crosscohort.runtime.jit import is_small_job
 from crosscohort.runtime.progress import Progress
-from crosscohort.tre._differences import nearest_differences
+from crosscohort.tre._differences import DifferenceWindow
 from crosscohort.tre._fill import fill_and_count, fill_values
 from crosscohort.tre.association import _kernels as K
 from crosscohort.tre.association.engine import (
@@ -124,7 +124,7 @@ class SufficientModel:
 _NUMPY_CELLS = 2_000_000
 
 #: Variants before each one that the difference rule compares it with (and its mirror).
-DIFFERENCE_WINDOW = 100
+DIFFERENCE_WINDOW = 1000
 #: Differences counted up to this many people (the gate's ``min_count`` may not exceed it).
 DIFFERENCE_CAP = 20
 
@@ -273,7 +273,7 @@ def fill_missing(dosages: np.ndarray, fill: np.ndarray) -> np.ndarray:
 
 
 def variant_sums(model: SufficientModel, dosages: np.ndarray, *, fill: np.ndarray | None = None,
-                 previous: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 window: DifferenceWindow | None = None) -> dict[str, np.ndarray]:
     """Per-variant sums of one chunk: (n, m) ALT dosages (NaN missing) -> columns of length m.
 
     Parameters
@@ -285,10 +285,10 @@ def variant_sums(model: SufficientModel, dosages: np.ndarray, *, fill: np.ndarra
     fill
         (m,) the value of a missing call (:func:`hard_call_fill` of the
         cohort's genotyped samples); default the hard call of these samples' mean.
-    previous
-        (n, w) the filled dosages of the variants just before this chunk
-        (the difference check's window reaches into them; int8 when they
-        are hard calls); default none.
+    window
+        The variants before this chunk, which the difference check
+        compares the chunk's with (the chunk then joins it); default a new
+        one (the chunk's own variants only).
 
     Returns
     -------
@@ -328,15 +328,11 @@ def variant_sums(model: SufficientModel, dosages: np.ndarray, *, fill: np.ndarra
         out[name] = row
     out["n_hom_ref"], out["n_het"], out["n_hom_alt"] = classes[:, 0], classes[:, 1], classes[:, 2]
     out["n_missing"] = n_missing
-    diff = model.block.internal["differences"]
-    w = 0 if previous is None else previous.shape[1]
+    if window is None:
+        diff = model.block.internal["differences"]
+        window = DifferenceWindow(n, window=diff["window"], cap=diff["cap"])
     # Hard calls compared as int8: the window of earlier variants is then 1 byte a genotype.
-    small = whole and (previous is None or previous.dtype == np.int8)
-    both = np.empty((n, w + dosages.shape[1]), dtype=np.int8 if small else np.float64, order="F")
-    if w:
-        both[:, :w] = previous
-    both[:, w:] = dosages
-    out["n_differ"] = nearest_differences(both, w, window=diff["window"], cap=diff["cap"])
+    out["n_differ"] = window.push(dosages.astype(np.int8) if whole else dosages)
     if model.cases is not None:
         alt, alt_cases = chunk.alt_count, chunk.alt_cases
         alt_controls = alt - alt_cases
@@ -371,15 +367,6 @@ def raw_covariates(design: TraitDesign, samples: pl.DataFrame, covars: Sequence[
             scale.append("standardised")
     x = np.column_stack(cols) if cols else np.empty((design.n, 0))
     return x, tuple(scale)
-
-
-def _last_columns(a: np.ndarray, b: np.ndarray, w: int) -> np.ndarray:
-    """The last ``w`` columns of ``[a, b]``, Fortran order."""
-    keep_a = max(0, min(a.shape[1], w - b.shape[1]))
-    out = np.empty((b.shape[0], keep_a + min(w, b.shape[1])), dtype=np.result_type(a, b), order="F")
-    out[:, :keep_a] = a[:, a.shape[1] - keep_a:]
-    out[:, keep_a:] = b[:, b.shape[1] - min(w, b.shape[1]):]
-    return out
 
 
 def _columns(model: SufficientModel) -> list[str]:
@@ -426,19 +413,15 @@ def scan_sufficient(genotypes: Genotypes, models: Sequence[SufficientModel], row
     store: list[dict[str, list[np.ndarray]]] = [{c: [] for c in _columns(m)} for m in models]
     progress = Progress(variant_index.size, label="sufficient", stream=log)
     step = read_step(chunk_size, union.size)
-    # Each trait's last window of filled dosages: the difference check spans chunks.
-    tails = [np.empty((pos.size, 0), dtype=np.int8) for pos in positions]
+    # Each trait's window of earlier variants: the difference check spans chunks.
+    windows = [DifferenceWindow(pos.size, window=m.block.internal["differences"]["window"],
+                                cap=m.block.internal["differences"]["cap"]) for m, pos in zip(models, positions, strict=True)]
     if variant_index.size:
         for vi, dos in genotypes.chunks(variant_index, step, None if all_samples else union):
             fill = hard_call_fill(dos if ref_pos.size == dos.shape[0] else dos[ref_pos])
             for t, (model, pos, acc) in enumerate(zip(models, positions, store, strict=True)):
                 g = dos if pos.size == dos.shape[0] else dos[pos]
-                sums = variant_sums(model, g, fill=fill, previous=tails[t])
-                w = model.block.internal["differences"]["window"]
-                last = fill_missing(g[:, -w:], fill[-w:])
-                if np.array_equal(last, np.rint(last)):
-                    last = last.astype(np.int8)
-                tails[t] = _last_columns(tails[t], last, w)
+                sums = variant_sums(model, g, fill=fill, window=windows[t])
                 for c in acc:
                     acc[c].append(sums[c])
             progress.update(len(vi))
