@@ -20,6 +20,11 @@ Three parts, each printing a table row per run (figures go to benchmarks/README.
     covariates age and sex), and what the sufficient-statistics gate
     withholds under the default rules, per rule (the difference rule's
     share included).
+``window``
+    How wide the difference rule's window must be: on one simulated
+    cohort, the variants with MAC >= 20 that have a near-duplicate (1..cap
+    people, direct or mirrored) within each window, up to the whole
+    genome in file order.
 ``binary``
     The one-step logistic estimate against statsmodels' ``Logit`` on the
     stacked individual-level data of the simulated demo (every common
@@ -32,6 +37,7 @@ Usage::
     python benchmarks/bench_pooled.py central --cohorts 5 --chr1 800000 --rest 200000
     python benchmarks/bench_pooled.py central --cohorts 5 --chr1 800000 --rest 9200000 --spread
     python benchmarks/bench_pooled.py demo --scale small
+    python benchmarks/bench_pooled.py window --scale small --cohort biobank_eur
     python benchmarks/bench_pooled.py binary --scale small
 """
 
@@ -220,6 +226,29 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"load after: {os.getloadavg()[0]:.1f}")
 
 
+def _window(args: argparse.Namespace) -> None:
+    import tempfile
+    import time
+
+    from crosscohort.demo.simulate import simulate_demo
+    from crosscohort.tre._differences import nearest_differences
+    from crosscohort.tre.genotypes import Genotypes
+    from crosscohort.tre.sufficient import fill_missing, hard_call_fill
+
+    root = Path(tempfile.mkdtemp(prefix="bench_pooled_window_", dir=OUT))
+    geno = Genotypes([simulate_demo(root / "sim", scale=args.scale).out_dir / args.cohort])
+    g = geno.read(np.arange(geno.n_variants))
+    g = np.asfortranarray(fill_missing(g, hard_call_fill(g)).astype(np.int8))
+    s = g.sum(axis=0, dtype=np.int64)
+    mac = np.minimum(s, 2 * g.shape[0] - s) >= 20
+    print(f"{args.cohort}: {g.shape[1]:,} variants, n = {g.shape[0]:,}, {mac.sum():,} with MAC >= 20")
+    for w in (100, 1000, g.shape[1]):
+        t = time.process_time()
+        d = nearest_differences(g, 0, window=w, cap=args.cap)
+        print(f"window {w:,}: {((d <= args.cap) & mac).sum():,} with a near-duplicate (1-{args.cap} people); "
+              f"CPU {time.process_time() - t:.1f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="part", required=True)
@@ -239,12 +268,16 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("demo")
     e.add_argument("--scale", default="small")
     e.add_argument("--cohorts", default="biobank_eur,admixed_afr,biobank_eas")
+    w = sub.add_parser("window")
+    w.add_argument("--scale", default="small")
+    w.add_argument("--cohort", default="biobank_eur")
+    w.add_argument("--cap", type=int, default=20)
     b = sub.add_parser("binary")
     b.add_argument("--scale", default="small")
     b.add_argument("--every", type=int, default=50)
     args = ap.parse_args(argv)
     OUT.mkdir(exist_ok=True)
-    {"cohort": _cohort, "central": _central, "demo": _demo, "binary": _binary}[args.part](args)
+    {"cohort": _cohort, "central": _central, "demo": _demo, "window": _window, "binary": _binary}[args.part](args)
     return 0
 
 
