@@ -5,7 +5,7 @@ samples and phenotype preprocessing (:func:`crosscohort.tre.association.build_de
 this computes the :class:`~crosscohort.contract.sums.CohortBlock` once and
 streams the genotypes in chunks for the per-variant sums (layout:
 :mod:`crosscohort.contract.sums`). Memory is bounded by the chunk, as in
-association.
+association, plus each trait's difference window (below).
 
 Why raw covariates: the pooled model shares the effects of covariates such
 as age across cohorts, so a shared covariate must be on the same scale in
@@ -35,6 +35,14 @@ fills the same calls with the same values. (The association engine instead
 leaves such samples out of that variant's fit, as plink2 does; exact
 per-variant exclusion here would need sums over the few people with a
 missing call, which the gate could not release.)
+
+For the gate's difference rule, each variant's filled dosages are compared
+with those of the ``difference_window`` variants before it (and with 2
+minus them): the fewest people, 1..``difference_cap``, in which they
+differ is the internal column ``n_differ``
+(:class:`crosscohort.tre._differences.DifferenceWindow`; samples x
+window bytes per trait for hard calls). Subtracting two released rows whose
+genotypes differ in a few people gives sums over those people alone.
 
 Centring on the cohort's own means changes no pooled estimate, because the
 pooled model has one intercept per cohort, and it keeps the cross-products
