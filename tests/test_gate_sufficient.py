@@ -335,12 +335,13 @@ def _attack_missing_calls(df: pl.DataFrame, *, max_missing: int = 60) -> list[in
     return out
 
 
-def test_missing_calls__count_recovered_from_sum_g_is_stated_in_the_audit(quantitative):
-    """sum_g = n x (ALT count / calls): the number of missing calls of a variant comes back exactly.
+def test_missing_calls__count_no_longer_recoverable_from_the_released_sums(quantitative):
+    """sum_g = n x (ALT count / calls) gave each variant's missing-call count back exactly.
 
-    The gate does not withhold such rows (that would withhold nearly every variant of hard-call
-    data); the audit must then say so. Before: it said the sumstats release m anyway (as N - n),
-    which is false with release_n=trait, the default.
+    Failed before the fix (missing calls filled with the mean, a fraction): the attack returned
+    [3, 0, 25], the true counts, on what the gate released. Now a missing call is filled with
+    its variant's hard call of the mean, so the sums of a variant with missing calls are exactly
+    the sums of one with complete calls (the filled vector): nothing in them can tell m.
     """
     rng, x, y = quantitative
     g = _hom_alt_genotypes(rng, [30, 30, 30], het=101)
@@ -348,11 +349,29 @@ def test_missing_calls__count_recovered_from_sum_g_is_stated_in_the_audit(quanti
     g[:25, 2] = np.nan  # 25 missing calls
     model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
                              covariate_names=["age", "sex"])
-    table = _table(variant_sums(model, np.asfortranarray(g)))
-    res = gate_sufficient(model.block, table, rules=RULES, cohort="c")
-    assert _attack_missing_calls(res.released) == [3, 0, 25]  # the attack works on what is released
-    assert "missing-call count of each variant" in NOT_COVERED and "not checked" in NOT_COVERED
-    assert "sumstats gate releases it" not in NOT_COVERED
+    sums = variant_sums(model, np.asfortranarray(g))
+    res = gate_sufficient(model.block, _table(sums), rules=RULES, cohort="c")
+    assert res.released.height == 3
+    recovered = _attack_missing_calls(res.released)
+    assert recovered[0] != 3 and recovered[2] != 25
+    # Released sums are those of a complete-call genotype vector: the missing calls filled
+    # with the hard call of each variant's mean (0 here: EAF 0.2), and the counts say so.
+    complete = np.where(np.isnan(g), 0.0, g)
+    same = variant_sums(model, np.asfortranarray(complete))
+    for col in ("sum_g", "gg", "gy", "gx__age", "gx__sex"):
+        np.testing.assert_array_equal(sums[col], same[col])
+    assert sums["n_missing"].tolist() == [3, 0, 25] and same["n_missing"].tolist() == [0, 0, 0]
+    assert sums["n_hom_ref"].tolist() == same["n_hom_ref"].tolist()
+    assert "missing-call count of each variant" not in NOT_COVERED
+
+
+def test_missing_calls__filled_with_the_genotype_class_nearest_the_mean_halves_up():
+    from crosscohort.tre.sufficient import hard_call_fill
+
+    g = np.array([[0, 2, 1, 0, np.nan], [1, 2, 2, 1, np.nan], [np.nan, np.nan, np.nan, np.nan, np.nan]])
+    # means 0.5 (half: up), 2, 1.5 (up), 0.5, no call (0)
+    np.testing.assert_array_equal(hard_call_fill(g), [1.0, 2.0, 2.0, 1.0, 0.0])
+    assert hard_call_fill(np.array([[0.0], [0.0], [1.0]])).tolist() == [0.0]
 
 
 def test_export__sumstats_n_a_few_below_the_sums_exact_n_is_named_in_the_audit(cohort, tmp_path):
@@ -468,3 +487,184 @@ def test_export__a_numeric_sample_id_in_a_covariate_name_still_blocks(cohort, tm
                  "--out-dir", str(out)]) != 0
     audit = json.loads((out / "audit.json").read_text())
     assert audit["status"] == "blocked" and "holds a sample identifier" in audit["reason"]
+
+
+# ------------------------------------------------------------------ differences between variants
+
+
+def _pair_differences(g: np.ndarray, cols: list[int]) -> list[int]:
+    """People in which each pair of the given variants differs, directly and mirrored (test's own count)."""
+    out = []
+    for a in range(len(cols)):
+        for b in range(a + 1, len(cols)):
+            ga, gb = g[:, cols[a]], g[:, cols[b]]
+            out += [int((ga != gb).sum()), int((ga != 2 - gb).sum())]
+    return out
+
+
+def test_variant_difference__one_persons_trait_recovered_before_and_refused_after(quantitative):
+    """Two variants differing in one person: subtracting their g'y gives that person's y.
+
+    Failed before the rule (no difference check): every variant was released, and the pairs
+    (a, b) and (a, near-mirror) differ in 1 and 3 people.
+    """
+    rng, x, y = quantitative
+    a = rng.binomial(2, 0.3, N).astype(float)
+    target = int(np.flatnonzero(a == 1)[0])
+    b = a.copy()
+    b[target] = 0  # differs from a in the target only
+    mirror = 2.0 - a
+    few = np.flatnonzero(a == 0)[:3]
+    mirror[few] = 1.0  # 2 - a except in 3 people
+    far = a.copy()
+    far[np.flatnonzero(a == 0)[:30]] = 1.0  # differs in 30 > min_count people: releasable
+    # a, a copy (0 people: nothing to subtract), then b, the near-mirror and the far one. (A copy
+    # of a after b would be withheld too: it differs from b in one person, and the check errs
+    # towards withholding whether or not b is released.)
+    g = np.column_stack([a, a.copy(), b, mirror, far])
+    model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
+                             covariate_names=["age", "sex"])
+    table = _table(variant_sums(model, np.asfortranarray(g)))
+    # The attack works on the raw sums: the target's trait and age, exactly.
+    gy = table.get_column("gy").to_numpy()
+    gx = table.get_column("gx__age").to_numpy()
+    assert gy[0] - gy[2] + y.mean() == pytest.approx(y[target], abs=1e-9)
+    assert gx[0] - gx[2] + x[:, 0].mean() == pytest.approx(x[target, 0], abs=1e-9)
+    res = gate_sufficient(model.block, table, rules=RULES, cohort="c")
+    kept = [p - 1 for p in res.released.get_column("base_pair_location").to_list()]
+    assert kept == [0, 1, 4]
+    assert res.ledger.removed["sufficient_variant_difference"] == 2
+    assert not any(1 <= d <= MIN_COUNT for d in _pair_differences(g, kept))
+    assert "n_differ" not in res.released.columns
+
+
+def test_variant_difference__a_pair_across_chunks_is_caught_through_the_cli(tmp_path):
+    """``crosscohort sufficient --chunk-size 2`` then ``export``: the window spans chunk boundaries."""
+    rng = np.random.default_rng(9)
+    n, m = 200, 8
+    g = rng.binomial(2, 0.4, size=(n, m)).astype(float)
+    g[:, 4] = g[:, 1]
+    g[np.flatnonzero(g[:, 1] == 2)[:2], 4] = 1  # variant 4 = variant 1 except in 2 people
+    g[5, 6] = np.nan  # a missing call, filled
+    ids = [f"s{i}" for i in range(n)]
+    to_bed(tmp_path / "c.bed", g, count_A1=True, num_threads=1,
+           properties={"fid": ids, "iid": ids, "sex": rng.integers(1, 3, n), "sid": [f"v{j}" for j in range(m)],
+                       "chromosome": ["1"] * m, "bp_position": np.arange(m) * 100 + 1})
+    age = rng.normal(50, 8, n)
+    qt = 0.02 * age + rng.normal(size=n)
+    (tmp_path / "p.tsv").write_text("#FID\tIID\tqt\n" + "".join(f"s{i}\ts{i}\t{qt[i]:.5f}\n" for i in range(n)))
+    (tmp_path / "c.tsv").write_text("#FID\tIID\tage\n" + "".join(f"s{i}\ts{i}\t{age[i]:.2f}\n" for i in range(n)))
+    common = ["--bfile", str(tmp_path / "c"), "--pheno", str(tmp_path / "p.tsv"), "--covar", str(tmp_path / "c.tsv")]
+    assert main(["sufficient", *common, "--chunk-size", "2", "--cohort", "c", "--out-dir", str(tmp_path / "s")]) == 0
+    raw = pl.read_csv(tmp_path / "s" / "qt.sufficient.tsv.gz", separator="\t")
+    assert raw.get_column("n_differ").to_list()[4] == 2
+    assert main(["assoc", *common, "--out", str(tmp_path / "qt.tsv.gz")]) == 0
+    out = tmp_path / "bundle"
+    assert main(["export", "--cohort", "c", "--sumstats", f"qt={tmp_path / 'qt.tsv.gz'}",
+                 "--trait-type", "qt=quantitative", "--ids-from", str(tmp_path / "c.fam"), "--build", "GRCh38",
+                 "--ancestry", "test", "--config-digest", "abcdef12", "--sufficient", f"qt={tmp_path / 's'}",
+                 "--min-mac", "1", "--min-mac-group", "0", "--out-dir", str(out)]) == 0
+    released = pl.read_csv(out / "qt.sufficient.tsv.gz", separator="\t").get_column("rsid").to_list()
+    assert "v4" not in released and "v1" in released
+    entry = json.loads((out / "audit.json").read_text())["sufficient"]["qt"]
+    rule = [r for r in entry["rules"] if r["rule"] == "sufficient_variant_difference"]
+    assert rule and rule[0]["rows_suppressed"] >= 1
+    page = (out / "audit.md").read_text()
+    assert "No rule on released per-variant linear sums closes this completely" in page
+    # The cohort's missing-genotype handling is stated (the issue's "with the handling stated").
+    assert "Missing genotype calls: A missing genotype call is filled with its variant's hard call" in page
+    assert "hard call of the mean" in entry["missing_calls"]
+
+
+def test_variant_difference__a_cap_below_min_count_refuses_the_block(quantitative):
+    rng, x, y = quantitative
+    model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
+                             covariate_names=["age", "sex"], difference_cap=10)
+    table = _table(variant_sums(model, np.asfortranarray(_hom_alt_genotypes(rng, [40]))))
+    res = gate_sufficient(model.block, table, rules=RULES, cohort="c")
+    assert res.status == "refused"
+    assert res.reasons[0].startswith("sufficient_difference_cap") and "--difference-cap 20" in res.reasons[0]
+
+
+def test_nearest_differences__compiled_kernel_equals_the_plain_count(monkeypatch):
+    """Sparse (rare) and dense (common) pairs, mirrors, dosages and ties, across the window's edge."""
+    from crosscohort.tre import _differences
+    from crosscohort.tre._differences import nearest_differences, nearest_differences_numpy
+
+    monkeypatch.setattr(_differences, "SMALL_WORK", 0)  # the compiled path at this small size
+
+    rng = np.random.default_rng(4)
+    n, m = 3000, 160
+    freq = np.where(rng.random(m) < 0.5, rng.uniform(0.002, 0.01, m), rng.uniform(0.05, 0.5, m))
+    g = rng.binomial(2, freq, size=(n, m)).astype(float)
+    for j in range(10, m, 7):  # near-duplicates and near-mirrors of earlier variants
+        src = j - rng.integers(1, 30)
+        g[:, j] = g[:, src] if j % 2 else 2.0 - g[:, src]
+        who = rng.choice(n, rng.integers(1, 40), replace=False)
+        g[who, j] = rng.integers(0, 3, who.size)
+    g[:, 40] = g[:, 39]  # identical: 0 people
+    g[:, 50] = np.round(g[:, 49] * 0.9 + 0.05, 2)  # dosages
+    g = np.asfortranarray(g)
+    for start, window, cap in ((0, 25, 20), (60, 100, 50), (150, 8, 5)):
+        fast = nearest_differences(g, start, window=window, cap=cap)
+        np.testing.assert_array_equal(fast, nearest_differences_numpy(g, start, window=window, cap=cap))
+    assert (nearest_differences_numpy(g, 0, window=25, cap=20) <= 20).sum() > 5
+    calls = np.asfortranarray(np.delete(g, 50, axis=1).astype(np.int8))  # hard calls compared as int8
+    np.testing.assert_array_equal(nearest_differences(calls, 30, window=40, cap=20),
+                                  nearest_differences_numpy(calls.astype(float), 30, window=40, cap=20))
+
+
+def test_variant_sums__compiled_fill_and_counts_equal_the_numpy_version(monkeypatch, quantitative):
+    """The one-pass kernel (tre/_fill.py) against the numpy path: missing calls, dosages, ties."""
+    from crosscohort.tre import sufficient as S
+    from crosscohort.tre._differences import DifferenceWindow
+
+    rng, x, y = quantitative
+    g = rng.binomial(2, rng.uniform(0.05, 0.6, 40), size=(N, 40)).astype(float)
+    g[rng.random(g.shape) < 0.05] = np.nan
+    g[:, 7] = np.round(rng.uniform(0, 2, N), 1)  # dosages, some exactly .5 (rounded half to even)
+    g[:, 9] = np.nan  # no call at all
+    g = np.asfortranarray(g)
+    model = sufficient_model(y, x, cohort="c", trait="t", trait_type="quantitative",
+                             covariate_names=["age", "sex"])
+    prev = np.asfortranarray(rng.binomial(2, 0.3, size=(N, 5)).astype(np.int8))
+
+    def sums() -> dict:
+        window = DifferenceWindow(N, window=100, cap=20)
+        window.push(prev)
+        return variant_sums(model, g, window=window)
+
+    monkeypatch.setattr(S, "_NUMPY_CELLS", 10**12)
+    plain = sums()
+    monkeypatch.setattr(S, "_NUMPY_CELLS", 0)
+    fast = sums()
+    assert plain.keys() == fast.keys()
+    for key in plain:
+        np.testing.assert_array_equal(fast[key], plain[key], err_msg=key)
+    assert plain["n_missing"][9] == N and plain["n_hom_ref"][9] == N
+
+
+def test_difference_window__chunk_by_chunk_equals_the_whole_at_once(monkeypatch):
+    """The ring of buffer columns (slots reused, a dosage chunk turning int8 into float64)."""
+    from crosscohort.tre import _differences
+    from crosscohort.tre._differences import DifferenceWindow, nearest_differences_numpy
+
+    rng = np.random.default_rng(12)
+    n, m = 500, 90
+    g = rng.binomial(2, rng.uniform(0.01, 0.5, m), size=(n, m)).astype(float)
+    for j in range(5, m, 3):
+        g[:, j] = g[:, j - rng.integers(1, 12)]
+        g[rng.choice(n, rng.integers(1, 25), replace=False), j] = 1.0
+    g[:, 61] = np.round(g[:, 60] * 0.8 + 0.1, 1)  # a dosage: the buffer becomes float64 there
+    whole = nearest_differences_numpy(g, 0, window=10, cap=20)
+    for small_work in (0, 10**12):  # compiled, then numpy
+        monkeypatch.setattr(_differences, "SMALL_WORK", small_work)
+        win = DifferenceWindow(n, window=10, cap=20)
+        parts, at = [], 0
+        for c in (7, 3, 16, 1, 30, 33):
+            block = g[:, at:at + c]
+            parts.append(win.push(block.astype(np.int8) if np.array_equal(block, np.rint(block)) else block))
+            at += c
+        assert at == m
+        np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert (whole <= 20).sum() > 10

@@ -3,8 +3,8 @@
 Product path: ``crosscohort sufficient`` in each cohort, then ``crosscohort
 pool-fit`` on the directories. Oracle: statsmodels on the stacked
 individual-level data of the small simulated demo, with the same model
-(cohort intercepts, shared age and sex, each cohort's own PCs, missing calls
-mean-imputed per cohort): ``sm.OLS(y, X).fit()`` for the quantitative trait
+(cohort intercepts, shared age and sex, each cohort's own PCs, a missing call
+filled with its variant's hard call of the cohort's mean): ``sm.OLS(y, X).fit()`` for the quantitative trait
 (1e-10 relative), ``sm.Logit(y, X).fit()`` for the binary trait (the
 one-step method's error is measured, not hidden).
 """
@@ -80,7 +80,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def _stacked(demo: dict, trait: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], list[str]]:
-    """Individual-level y, the design without the dosage, mean-imputed dosages, cohort of each row."""
+    """Individual-level y, the design without the dosage, filled dosages, cohort of each row."""
     d = demo["sim"]
     ys, designs, doses, labels = [], [], {}, []
     n_spec = len(COHORTS) * (1 + N_PCS + (2 if trait == "cad" else 0))
@@ -115,8 +115,10 @@ def _stacked(demo: dict, trait: str) -> tuple[np.ndarray, np.ndarray, dict[str, 
         ys.append(y)
         labels += [c] * n
         idx = geno.variant_index(list(demo["ids"]))
-        g = geno.read(idx)[rows]
-        g = np.where(np.isnan(g), np.nanmean(g, axis=0), g)
+        # The fill: the genotype class nearest the mean over the cohort's genotyped samples
+        # (no --keep), halves up; computed here from numpy, not by the product's function.
+        g = geno.read(idx)
+        g = np.where(np.isnan(g), np.floor(np.nanmean(g, axis=0) + 0.5), g)[rows]
         gparts.append(g)
         if j == 0:
             doses["ids"] = geno.variants.get_column("id").to_numpy()[idx]
@@ -208,7 +210,9 @@ def test_solve_linear__allele_flip_and_missing_cohort_match_ols(tmp_path):
         write_block(mod.block, d / "t.block.json")
         write_sumstats(table, d / f"t{VARIANT_SUFFIX}")
         blocks_dirs.append((d / "t.block.json", d / f"t{VARIANT_SUFFIX}"))
-        stack.append((y, age, pcs, np.where(np.isnan(g), np.nanmean(g, axis=0), g), keep))
+        coded = 2.0 - g if flip else g  # the cohort fills its own coding
+        coded = np.where(np.isnan(coded), np.floor(np.nanmean(coded, axis=0) + 0.5), coded)
+        stack.append((y, age, pcs, 2.0 - coded if flip else coded, keep))
     res = pool_fit(blocks_dirs, shared=["age"]).table
     assert res.get_column("effect_allele").to_list() == ["A"] * m
     for v in range(m):
@@ -284,15 +288,17 @@ def test_pool_fit__chromosomes_out_of_order_name_the_file(tmp_path):
 
 
 def test_pool_fit__equals_the_individual_level_pooled_arm_pool_then_assoc(tmp_path):
-    """The demo's individual-level arm with the same model: ``pool --specific`` + ``assoc`` on the
-    stacked filesets equals ``sufficient`` + ``pool-fit`` (complete calls: both arms then use the
-    same samples for every variant)."""
+    """The demo's individual-level arm with the same model: ``pool --fill-missing`` + ``pool --specific``
+    + ``assoc`` on the stacked filled filesets equals ``sufficient`` + ``pool-fit``, with missing
+    calls (3 %) and samples genotyped but without a phenotype (the fill's reference set is the
+    genotyped samples, in both arms)."""
     rng = np.random.default_rng(21)
     m = 25
     freqs = rng.uniform(0.1, 0.5, m)
     args: dict[str, list[str]] = {"pheno": [], "covar": [], "specific": [], "bfile": [], "dirs": []}
     for c, n in (("ca", 150), ("cb", 120), ("cc", 110)):
         g = rng.binomial(2, freqs, size=(n, m)).astype(float)
+        g[rng.random((n, m)) < 0.03] = np.nan
         ids = [f"{c}{i}" for i in range(n)]
         to_bed(tmp_path / f"{c}.bed", g, count_A1=True, num_threads=1,
                properties={"fid": ids, "iid": ids, "sex": rng.integers(1, 3, n),
@@ -301,9 +307,9 @@ def test_pool_fit__equals_the_individual_level_pooled_arm_pool_then_assoc(tmp_pa
         age = rng.normal(45, 10, n)
         sex = rng.integers(1, 3, n)
         pcs = rng.normal(size=(n, 2))
-        y = 0.03 * age + 0.2 * sex + pcs @ [0.5, -0.4] + 0.3 * g[:, 2] + rng.normal(size=n)
+        y = 0.03 * age + 0.2 * sex + pcs @ [0.5, -0.4] + 0.3 * np.nan_to_num(g[:, 2]) + rng.normal(size=n)
         (tmp_path / f"{c}.pheno.tsv").write_text("#FID\tIID\tqt\n" + "".join(
-            f"{i}\t{i}\t{y[k]:.6f}\n" for k, i in enumerate(ids)))
+            f"{i}\t{i}\t{'NA' if k < 6 else f'{y[k]:.6f}'}\n" for k, i in enumerate(ids)))
         (tmp_path / f"{c}.covar.tsv").write_text("#FID\tIID\tage\tsex\n" + "".join(
             f"{i}\t{i}\t{age[k]:.3f}\t{sex[k]}\n" for k, i in enumerate(ids)))
         (tmp_path / f"{c}.pcs.tsv").write_text("#FID\tIID\tPC1\tPC2\n" + "".join(
@@ -314,7 +320,8 @@ def test_pool_fit__equals_the_individual_level_pooled_arm_pool_then_assoc(tmp_pa
         args["pheno"].append(f"{c}={tmp_path / f'{c}.pheno.tsv'}")
         args["covar"].append(f"{c}={tmp_path / f'{c}.covar.tsv'}")
         args["specific"].append(f"{c}={tmp_path / f'{c}.pcs.tsv'}")
-        args["bfile"] += ["--bfile", str(tmp_path / c)]
+        assert main(["pool", "--fill-missing", str(tmp_path / c), "--out-bfile", str(tmp_path / f"{c}.filled")]) == 0
+        args["bfile"] += ["--bfile", str(tmp_path / f"{c}.filled")]
         args["dirs"].append(str(tmp_path / "suff" / c))
     assert main(["pool-fit", "--trait", "qt", "--shared", "age,sex", "--out", str(tmp_path / "fed.tsv"),
                  *args["dirs"]]) == 0
@@ -353,3 +360,46 @@ def test_read_block__wrong_matrix_shape_names_the_file_and_key(tmp_path):
     inputs[0][0].write_text(json.dumps(block))
     with pytest.raises(InputError, match=r"c0/t\.block\.json: 'xx' must have shape \(1, 1\)"):
         read_block(inputs[0][0])
+
+
+def test_pool_fill_missing__keep_sets_the_fill_and_the_input_is_never_overwritten(tmp_path, capsys):
+    """The fill is the hard call of the mean over the --keep samples only; the output cannot be the input."""
+    g = np.array([[0, 2], [0, 2], [2, 1], [np.nan, np.nan], [2, 0]], dtype=float)
+    ids = [f"s{i}" for i in range(5)]
+    to_bed(tmp_path / "c.bed", g, count_A1=True, num_threads=1,
+           properties={"fid": ids, "iid": ids, "sid": ["v0", "v1"], "chromosome": ["1", "1"], "bp_position": [1, 2]})
+    (tmp_path / "keep.txt").write_text("s0 s0\ns1 s1\ns3 s3\n")  # means over s0, s1: 0 and 2
+    assert main(["pool", "--fill-missing", str(tmp_path / "c"), "--out-bfile", str(tmp_path / "all")]) == 0
+    assert main(["pool", "--fill-missing", str(tmp_path / "c"), "--keep", str(tmp_path / "keep.txt"),
+                 "--out-bfile", str(tmp_path / "kept")]) == 0
+    # All samples: means 1.0 and 1.25 -> 1 and 1; kept s0, s1: 0 and 2.
+    np.testing.assert_array_equal(Genotypes([tmp_path / "all"]).read(np.arange(2))[3], [1.0, 1.0])
+    np.testing.assert_array_equal(Genotypes([tmp_path / "kept"]).read(np.arange(2))[3], [0.0, 2.0])
+    np.testing.assert_array_equal(Genotypes([tmp_path / "kept"]).read(np.arange(2))[[0, 1, 2, 4]], g[[0, 1, 2, 4]])
+    before = (tmp_path / "c.bed").read_bytes()
+    assert main(["pool", "--fill-missing", str(tmp_path / "c"), "--out-bfile", str(tmp_path / "c")]) == 2
+    assert "must not replace its input" in capsys.readouterr().err
+    assert (tmp_path / "c.bed").read_bytes() == before
+
+
+def test_chromosome_parts__reads_the_next_chromosome_only_after_the_current_one_is_done():
+    """Peak memory is one chromosome of every cohort, not two.
+
+    Failed before the fix: every stream's chromosome 2 was read while building chromosome 1's
+    frames, before the consumer got them (5 cohorts x 10M variants peaked at 1.72 GB instead of 1.4).
+    """
+    from crosscohort.contract.sumstats import chromosome_parts
+
+    events: list[tuple] = []
+
+    def stream(cohort: int, codes: list[int]):
+        for code in codes:
+            events.append(("read", cohort, code))
+            yield code, pl.DataFrame({"x": [code]})
+
+    for code, frames in chromosome_parts([stream(0, [1, 2, 3]), stream(1, [2, 3])],
+                                         [pl.DataFrame({"x": []}), pl.DataFrame({"x": []})]):
+        events.append(("fit", code, [f.height for f in frames]))
+    assert events == [("read", 0, 1), ("read", 1, 2), ("fit", 1, [1, 0]),
+                      ("read", 0, 2), ("fit", 2, [1, 1]),
+                      ("read", 0, 3), ("read", 1, 3), ("fit", 3, [1, 1])]

@@ -11,6 +11,15 @@ from crosscohort.commands import add_command, key_value_pairs
 def run(args: argparse.Namespace) -> int:
     from crosscohort.contract.errors import InputError
 
+    if args.fill_missing:
+        if not args.out_bfile:
+            raise InputError("--fill-missing needs --out-bfile")
+        from crosscohort.demo.pool import fill_missing_calls
+
+        got = fill_missing_calls(args.fill_missing, args.out_bfile, keep=args.keep)
+        print(f"filled {got['filled_calls']} missing calls in {got['variants_with_missing']} of "
+              f"{got['variants']} variants -> {args.out_bfile}.bed", file=sys.stderr)
+        return 0
     if args.qc:
         if not (args.bim and args.out_qc_prefix):
             raise InputError("--qc needs --bim and --out-qc-prefix")
@@ -52,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Inputs of the pooled arm (demo only, where pooling individual data is allowed). "
             "Tables: stack every cohort's phenotype and covariate files (plink2 #FID IID layout) "
             "into one table each, adding indicator covariates cohort_<id> for all cohorts but the "
-            "first. QC (--qc): the cohorts' kept samples and the union of their kept variants, "
+            "first. Fill (--fill-missing): a cohort's fileset with missing calls filled as the federated sums fill them. QC (--qc): the cohorts' kept samples and the union of their kept variants, "
             "written like 'crosscohort qc' output, so both arms analyse the same people and variants."
         ),
     )
@@ -63,6 +72,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--specific", nargs="+", metavar="COHORT=PATH",
                    help="each cohort's own covariates (e.g. its PCs), added as cohort-specific columns "
                         "NAME_COHORT (0 for other cohorts): the federated pooled fit's model")
+    p.add_argument("--fill-missing", metavar="PREFIX",
+                   help="a cohort's PLINK 1 fileset to copy with every missing call filled with its variant's "
+                        "hard call of the mean over the --keep samples, as 'crosscohort sufficient' fills it: "
+                        "the individual-level reference of the federated pooled fit")
+    p.add_argument("--out-bfile", metavar="PREFIX", help="prefix of the filled fileset (--fill-missing)")
+    p.add_argument("--keep", help="the cohort's QC'd samples (--fill-missing; default all)")
     p.add_argument("--qc", nargs="+", metavar="COHORT=PREFIX", help="each cohort's 'crosscohort qc' output prefix")
     p.add_argument("--bim", help="the .bim shared by the cohorts (variant order of the kept list)")
     p.add_argument("--out-qc-prefix", help="prefix of the pooled QC files to write")

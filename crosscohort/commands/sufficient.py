@@ -15,6 +15,7 @@ from crosscohort.commands.sample_options import (
     add_ledger_options,
     add_sample_options,
     add_transform_options,
+    positive_int,
 )
 
 _DESCRIPTION = """\
@@ -27,15 +28,18 @@ g with 1, itself, the covariates and the trait (binary: the score and the
 information blocks at the null fit).
 
 Samples, phenotype preprocessing and covariates are those of crosscohort
-assoc with the same options. A missing call is mean-imputed (the variant's
-mean dosage over the trait's samples with a call), so every variant's sums
-are over the trait's n samples. Chromosome X variants are not summed (counted
-in the ledger).
+assoc with the same options. A missing call is filled with the variant's
+hard call of the mean (the genotype 0, 1 or 2 nearest its mean dosage over
+the --keep samples with a call), so every variant's sums are over the
+trait's n samples and do not reveal how many calls were missing.
+Chromosome X variants are not summed (counted in the ledger).
 
 Output in --out-dir: {trait}.block.json and {trait}.sufficient.tsv.gz, with
-internal columns (hard-call genotype counts; binary: case/control MACs) that
-the export gate (crosscohort export --sufficient) uses and strips. These
-files hold sums over people: export them only through the gate.
+internal columns (genotype-class counts; the fewest people in which each
+variant differs from one of the --difference-window variants before it;
+binary: case/control MACs) that the export gate (crosscohort export
+--sufficient) uses and strips. These files hold sums over people: export
+them only through the gate.
 """
 
 _EPILOG = """\
@@ -58,6 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        chunk_help="most variants read at once (fewer when samples x M x 8 bytes exceeds 16 MiB)")
     add_transform_options(p)
     add_ledger_options(p)
+    p.add_argument("--difference-window", type=positive_int, default=1000, metavar="W",
+                   help="compare each variant with the W variants before it (and their mirrors) for the gate's "
+                        "difference rule (default 1000; memory samples x W bytes for hard calls)")
+    p.add_argument("--difference-cap", type=positive_int, default=20, metavar="C",
+                   help="count such differences up to C people; the gate needs C >= its min_count (default 20, "
+                        "the gate's default min_count; larger costs more)")
     p.add_argument("--out-dir", required=True, metavar="DIR",
                    help="directory for {trait}.block.json and {trait}.sufficient.tsv.gz")
     p.set_defaults(func=run)
@@ -75,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         pheno_names=args.pheno_name, covar=args.covar, covar_names=args.covar_name,
         keep=args.keep, extract=args.extract, trait_types=dict(args.trait_type),
         chunk_size=args.chunk_size, pheno_transform=args.pheno_transform, int_offset=args.int_offset,
-        cohort=args.cohort or default_cohort_name(args), log=sys.stderr,
+        cohort=args.cohort or default_cohort_name(args), difference_window=args.difference_window,
+        difference_cap=args.difference_cap, log=sys.stderr,
     )
     out = Path(args.out_dir)
     for trait, block in result.blocks.items():

@@ -22,6 +22,11 @@ Block rules (the trait's sums are refused as a whole; the sumstats still go):
     people too.
 ``sufficient_block_df``
     n - (covariates + 2) >= ``min_residual_df``.
+``sufficient_difference_cap``
+    the cohort counted differences between variants (``n_differ``, below)
+    up to a cap (``crosscohort sufficient --difference-cap``, default 20)
+    of at least ``min_count``; a block that does not say is refused
+    (fail-closed).
 
 Row rules (a variant's row is suppressed; counted under the first it fails,
 in :data:`ROW_RULES` order, so rows in = released + each rule):
@@ -29,23 +34,17 @@ in :data:`ROW_RULES` order, so rows in = released + each rule):
 ``sufficient_not_finite``
     a released sum is missing or not finite.
 ``sufficient_genotype_count``
-    the hard-call genotype counts (hom-ref, het, hom-alt): with hard calls
-    and no missing call ``gg + sum_g^2/n - sum_g = 2 n_hom_alt`` and
-    ``2 sum_g - (gg + sum_g^2/n) = n_het``; with m missing calls
-    (mean-imputed) the same sums give them once m is known, and the
-    released ``sum_g`` gives m (``sum_g = alt n / (n - m)`` with ``alt`` a
-    whole number for hard calls: the one m that makes ``sum_g (n - m) / n``
-    whole). So each must be 0 or exceed ``min_count``. The counts are taken
-    from the calls themselves (internal columns), so dosages and missing
-    calls are covered without solving for them. The missing-call count m
-    itself (those without a call) is *not* checked, and the audit says so
-    (:data:`NOT_COVERED`): withholding every variant with 1..``min_count``
-    missing calls withholds nearly all variants of hard-call data (measured
-    on ``crosscohort simulate --scale small``, cohort biobank_eur, trait
-    ldl, 0.5 % missing calls: 23 rows released instead of 4,150),
-    and the sums reveal nothing else about those people (no phenotype by
-    difference: the per-variant cases are not released). Whether a TRE
-    counts it as a disclosure is its call; the audit states it.
+    the genotype-class counts (hom-ref, het, hom-alt) of the calls the sums
+    describe: a missing call is filled with its variant's hard call of the
+    mean (:mod:`crosscohort.tre.sufficient`), so the sums are those of a
+    complete hard-call vector and ``gg + sum_g^2/n - sum_g = 2 n_hom_alt``,
+    ``2 sum_g - (gg + sum_g^2/n) = n_het``. So each must be 0 or exceed
+    ``min_count``. The counts are taken from the filled calls themselves
+    (internal columns), so dosages are covered without solving for them.
+    The missing-call count m is not derivable from the sums: a variant
+    with m missing calls has exactly the sums of the complete-call vector
+    its fill makes (before, the fill was the mean, a fraction, and
+    ``sum_g = ALT count x n / (n - m)`` gave m exactly, for every variant).
 ``sufficient_min_mac``
     minor allele count, from the released ``sum_g`` (``min(sum_g, 2n -
     sum_g)``) and from the hard calls, >= ``min_mac``.
@@ -56,16 +55,31 @@ in :data:`ROW_RULES` order, so rows in = released + each rule):
     takes two values), derived exactly as an outsider would from the
     released ``gx`` (``gy``): ``alt_hi = gx / (hi - lo) + n_hi sum_g / n``;
     each >= ``min_mac_group`` (off when 0).
+``sufficient_variant_difference``
+    differencing. Two released variants whose dosage vectors differ in a
+    set D of people give, by subtracting their rows, sums over D alone:
+    ``gy_A - gy_B = sum_D (g_A - g_B) y~`` and likewise ``gx``; for one
+    person, that person's trait and covariate values (times a known
+    whole number for hard calls). The same holds for g_A against the
+    mirror ``2 - g_B`` (an outsider negates a variant's sums to flip it).
+    So a variant is withheld when its filled dosages differ from those of
+    one of the ``window`` variants before it (default 1,000, in file order;
+    ``crosscohort sufficient --difference-window``), or from their mirror,
+    in 1..``min_count`` people (internal column ``n_differ``). Identical
+    vectors (0 people) reveal nothing. The earlier variant may be withheld
+    by another rule; the check does not know, and errs towards withholding.
+    Pairs farther apart and combinations of three or more variants are not
+    checked (:data:`NOT_COVERED` says why no rule on linear sums can be
+    complete).
 
 Columns: the key columns, ``n``, ``sum_g`` and the model's sums are
 released; the internal columns are used, then stripped; anything else is
 dropped and listed in the audit.
 
-Not covered (stated in the audit): differences between variants. Two
-variants whose calls differ in one person give, by subtraction, that
-person's covariate and trait values times the difference; released betas
-carry the same risk in a weaker form. A TRE that considers this a
-disclosure should not opt in.
+Not covered, stated in the audit (:data:`NOT_COVERED`): differences
+between variants beyond pairs in the window; what the sumstats, fitted
+without the people with a missing call, add to the sums about those
+people; and exact allele counts.
 """
 
 from __future__ import annotations
@@ -97,6 +111,7 @@ __all__ = [
     "ROW_RULES",
     "RULE_DESCRIPTIONS",
     "NOT_COVERED",
+    "MISSING_CALLS",
     "SufficientGateResult",
     "block_violations",
     "released_sums_violations",
@@ -107,12 +122,14 @@ __all__ = [
     "own_strings",
 ]
 
-BLOCK_RULES: tuple[str, ...] = ("sufficient_round_n", "sufficient_block_count", "sufficient_block_df")
+BLOCK_RULES: tuple[str, ...] = ("sufficient_round_n", "sufficient_block_count", "sufficient_block_df",
+                                 "sufficient_difference_cap")
 ROW_RULES: tuple[str, ...] = (
     "sufficient_not_finite",
     "sufficient_genotype_count",
     "sufficient_min_mac",
     "sufficient_min_mac_group",
+    "sufficient_variant_difference",
 )
 
 RULE_DESCRIPTIONS: dict[str, str] = {
@@ -120,22 +137,52 @@ RULE_DESCRIPTIONS: dict[str, str] = {
     "sufficient_block_count": "n and every level of a covariate with <= 3 values > min_count; joint cells "
                               "of such columns (and cases/controls) 0 or > min_count",
     "sufficient_block_df": "n - (covariates + 2) >= min_residual_df",
+    "sufficient_difference_cap": "the cohort counted differences between variants up to at least min_count "
+                                 "people (crosscohort sufficient --difference-cap)",
     "sufficient_not_finite": "a released sum missing or not finite",
     "sufficient_genotype_count": "hom-ref, het and hom-alt counts (derivable from gg, sum_g and n) each "
                                  "0 or > min_count",
     "sufficient_min_mac": "min(sum_g, 2n - sum_g) and the hard-call MAC >= min_mac",
     "sufficient_min_mac_group": "MAC among cases and controls (binary) or within each level of each "
                                 "two-valued covariate, derived from gx (quantitative) >= min_mac_group",
+    "sufficient_variant_difference": "the variant's dosages (or 2 minus them) differ from those of one of the "
+                                     "variants before it in the cohort's difference window in 0 or more than "
+                                     "min_count people (else subtracting the two rows' sums gives sums over "
+                                     "those few people)",
 }
 
+#: The cohort's missing-genotype handling, as the audit states it.
+MISSING_CALLS = (
+    "A missing genotype call is filled with its variant's hard call of the mean (the genotype 0, 1 or 2 "
+    "nearest the variant's mean ALT dosage over the cohort's QC'd samples with a call; halves up), so every "
+    "variant's sums are over the trait's n people, and the sums of a variant with missing calls are those of "
+    "a complete-call vector: they do not reveal how many calls were missing. The genotype-count rules apply "
+    "to the filled calls. (The sumstats' association instead leaves a sample with a missing call out of "
+    "that variant's fit, as plink2 does.)"
+)
+
 NOT_COVERED = (
-    "sum_g gives each released variant's exact ALT allele count (so the sumstats' EAF rounding does not "
-    "hide it; each is at least min_mac) and the trait's exact n (so round_n cannot apply). "
-    "The missing-call count of each variant (people without a call) is released exactly through sum_g "
-    "(sum_g = ALT count x n / calls) and is not checked: it may be 1 to min_count. "
-    "Differences between variants are not checked: two variants whose calls differ in one person give "
-    "that person's covariate and trait values by subtraction (released betas carry the same risk in a "
-    "weaker form). A TRE that counts this as a disclosure should not opt in."
+    "(1) Exact values: sum_g gives each released variant's exact ALT allele count (each at least min_mac; "
+    "the sumstats' EAF rounding does not hide it) and the trait's exact n (so round_n cannot apply). "
+    "(2) Missing calls: each is filled with its variant's hard call of the mean, so the sums alone do not "
+    "reveal how many a variant has. The same bundle's sumstats do not fill: they are fitted without the "
+    "people with a missing call. So, with both released: the sumstats' allele frequency (over the calls) and "
+    "sum_g's exact allele count bound a variant's missing-call count to the sample sizes that fit the "
+    "frequency's rounding (a few people wide for common variants); a variant's sumstats beta differs from "
+    "the one its sums give exactly when it has a missing call; and for a person without a call in many "
+    "variants, those differences are equations (two per variant, at the sumstats' print precision) in that "
+    "person's trait and covariate values. A cohort with missing calls that counts this as a disclosure "
+    "should run its association on the filled calls (crosscohort pool --fill-missing with its --keep "
+    "writes them), so that both releases describe the same genotypes. "
+    "(3) Differences between variants are checked pairwise (each variant against the variants before it in "
+    "the cohort's difference window, and their mirrors) only: two released variants farther apart that "
+    "differ in 1 to min_count people (in unrelated samples this needs nearly the same carriers), or three or "
+    "more variants (or variants and a few-valued covariate) whose combination (e.g. a haplotype relation "
+    "g_A = g_B + g_C) is nonzero in only a few people, still give sums of those people's trait and covariate values by subtraction. No rule on "
+    "released per-variant linear sums closes this completely: with as many variants as people the sums "
+    "g'y determine y for anyone who knows the genotypes, so their protection rests on the genotypes staying "
+    "in the TRE; an outsider who holds a participant's genotypes can target that participant. Released betas "
+    "carry the same risk in a weaker form. A TRE that counts this as a disclosure should not opt in."
 )
 
 
@@ -187,6 +234,14 @@ def block_violations(block: CohortBlock, rules: GateRules) -> list[tuple[str, st
                         f"min_count={k} people"))
     if rules.min_residual_df and block.n - (block.k + 2) < rules.min_residual_df:
         out.append(("sufficient_block_df", f"n - (covariates + 2) is below min_residual_df={rules.min_residual_df}"))
+    diff = block.internal.get("differences")
+    if not isinstance(diff, dict) or not isinstance(diff.get("cap"), int) or not isinstance(diff.get("window"), int):
+        out.append(("sufficient_difference_cap", "the block does not say how differences between variants were "
+                                                 "counted (fail-closed; rerun crosscohort sufficient)"))
+    elif diff["cap"] < k:
+        out.append(("sufficient_difference_cap", f"differences between variants were counted up to "
+                                                 f"{diff['cap']} people, below min_count={k}; rerun "
+                                                 f"crosscohort sufficient with --difference-cap {k}"))
     return out
 
 
@@ -235,7 +290,7 @@ def gate_sufficient(block: CohortBlock, sums: pl.DataFrame, *, rules: GateRules,
         A column a rule needs is absent (fail-closed).
     """
     released_cols = _released_columns(block)
-    need = [*released_cols, "n_hom_ref", "n_het", "n_hom_alt", "n_missing",
+    need = [*released_cols, "n_hom_ref", "n_het", "n_hom_alt", "n_missing", "n_differ",
             *(("mac_cases", "mac_controls") if block.trait_type == "binary" else ())]
     missing = [c for c in need if c not in sums.columns]
     if missing:
@@ -261,6 +316,7 @@ def gate_sufficient(block: CohortBlock, sums: pl.DataFrame, *, rules: GateRules,
                                      pl.col("n_het") + 2 * pl.col("n_hom_ref")).cast(pl.Float64),
                    rules.min_mac)),
     }
+    checks["sufficient_variant_difference"] = _count_fail("n_differ", rules.min_count)
     if rules.min_mac_group > 0:
         group = ([pl.col("mac_cases"), pl.col("mac_controls")] if block.trait_type == "binary"
                  else _group_mac(block))
@@ -407,6 +463,7 @@ def export_sufficient(directory: str | Path, trait: str, out_dir: str | Path, *,
         "columns_released": list(res.columns_released),
         "columns_internal_stripped": list(res.columns_internal_stripped),
         "columns_dropped": list(res.columns_dropped),
+        "missing_calls": MISSING_CALLS,
         "not_covered": NOT_COVERED,
         "ledger": res.ledger.to_dict(),
     }
@@ -421,7 +478,8 @@ def own_strings(entries: dict[str, dict]) -> set[str]:
     the table header). Without this, numeric IDs 1..N (PLINK's convention)
     matched the ``2`` of ``n - (covariates + 2)`` and blocked every export.
     """
-    own = {*BLOCK_RULES, *ROW_RULES, *RULE_DESCRIPTIONS.values(), NOT_COVERED, "released", "refused"}
+    own = {*BLOCK_RULES, *ROW_RULES, *RULE_DESCRIPTIONS.values(), NOT_COVERED, MISSING_CALLS, "released",
+           "refused"}
     for e in entries.values():
         own.update(str(r) for r in e.get("reasons", ()))
     return own
@@ -443,5 +501,5 @@ def audit_md(entries: dict[str, dict], rules: GateRules) -> list[str]:
         out += ["", f"Columns released: {', '.join(e['columns_released']) or 'none'}.",
                 f"Internal columns used and stripped: {', '.join(e['columns_internal_stripped']) or 'none'}.",
                 f"Other columns dropped: {', '.join(e['columns_dropped']) or 'none'}.", ""]
-    out += [f"Not covered: {NOT_COVERED}", ""]
+    out += [f"Missing genotype calls: {MISSING_CALLS}", "", f"Not covered: {NOT_COVERED}", ""]
     return out

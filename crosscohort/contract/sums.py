@@ -16,8 +16,9 @@ on the cohort's own means (``~``):
   the weights mu0 (1 - mu0) of the cohort's covariates-only logistic fit.
 
 ``{trait}.sufficient.tsv.gz``, one row per variant (GWAS-SSF key columns
-plus), with g the ALT dosage, a missing call mean-imputed (the variant's
-mean over the analysed samples with a call), g~ = g - mean:
+plus), with g the ALT dosage, a missing call filled with the variant's hard
+call of the mean (the genotype class nearest its mean over the cohort's
+genotyped samples with a call), g~ = g - mean:
 
 - ``n``, ``sum_g`` = 1'g (= n x 2 x EAF);
 - quantitative: ``gg`` = g~'g~, ``gy`` = g~'y~, ``gx__<covariate>`` = g~'x~;
@@ -25,11 +26,14 @@ mean over the analysed samples with a call), g~ = g - mean:
   ``gwx__1`` = g~'W0 1 and ``gwx__<covariate>`` = g~'W0 x.
 
 Internal columns (the gate uses and strips them; they never leave a TRE):
-``n_hom_ref``, ``n_het``, ``n_hom_alt``, ``n_missing`` (hard calls: the
-dosage rounded), and for binary traits ``mac_cases``, ``mac_controls``. The
-block's ``internal`` entry (level counts of each covariate with at most
-three distinct values, joint cell counts of each pair of them, and of a
-binary trait) likewise.
+``n_hom_ref``, ``n_het``, ``n_hom_alt`` (the filled calls, the dosage
+rounded), ``n_missing``, ``n_differ`` (the fewest people, 1..cap, in which
+the variant's g differs from that of one of the ``window`` variants before
+it or from 2 minus it; cap + 1 when none), and for binary traits
+``mac_cases``, ``mac_controls``. The block's ``internal`` entry (level
+counts of each covariate with at most three distinct values, joint cell
+counts of each pair of them, and of a binary trait; ``differences``: the
+window and cap of ``n_differ``) likewise.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ INTERNAL_VARIANT_COLUMNS: tuple[str, ...] = (
     "n_het",
     "n_hom_alt",
     "n_missing",
+    "n_differ",
     "mac_cases",
     "mac_controls",
 )

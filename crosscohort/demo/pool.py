@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.ledger import write_ledgers
 from crosscohort.runtime.atomic import write_text
 
-__all__ = ["read_plink_table", "pool_tables", "cohort_specific", "write_plink_table"]
+__all__ = ["read_plink_table", "pool_tables", "cohort_specific", "write_plink_table", "fill_missing_calls"]
 
 
 def read_plink_table(path: str | Path) -> pl.DataFrame:
@@ -145,3 +146,76 @@ def write_pooled_qc(samples: pl.DataFrame, variants: list[str], ledgers: list, o
     write_plink_table(samples.rename({"fid": "#FID", "iid": "IID"}), prefix + ".samples.keep")
     write_text(prefix + ".variants.keep", "".join(f"{v}\n" for v in variants))
     write_ledgers(ledgers, prefix + ".ledger.json")
+
+
+#: 2-bit ``.bed`` code of each A1 dosage 0, 1, 2 (``crosscohort.tre._bed``: 00 = two A1, 10 = het, 11 = no A1).
+_CODE_OF_DOSAGE = np.array([0b11, 0b10, 0b00], dtype=np.uint8)
+
+
+def fill_missing_calls(bfile: str | Path, out_prefix: str | Path, *, keep: str | Path | None = None,
+                       chunk_size: int = 4096) -> dict[str, int]:
+    """Write a copy of a PLINK 1 fileset with every missing call filled as the federated sums fill it.
+
+    The individual-level reference of the federated pooled fit: each
+    missing call becomes its variant's hard call of the mean over the
+    fileset's samples in ``keep`` (all when None) with a call
+    (:func:`crosscohort.tre.sufficient.hard_call_fill`, the fill
+    ``crosscohort sufficient`` uses with the same ``--keep``). The pooled
+    association (``pool --specific`` + ``assoc``) of the filled filesets then
+    has the federated fit's samples in every variant, so the two agree to
+    rounding.
+
+    Parameters
+    ----------
+    bfile
+        Input fileset prefix (hard calls).
+    out_prefix
+        Output prefix: ``.bed`` written, ``.bim`` and ``.fam`` copied.
+    keep
+        The cohort's ``--keep`` list (its QC'd samples).
+
+    Returns
+    -------
+    dict
+        ``variants``, ``filled_calls`` and ``variants_with_missing``.
+
+    Raises
+    ------
+    InputError
+        Output prefix equal to the input's (a file this did not write would be overwritten).
+    """
+    import shutil
+
+    from crosscohort.tre.genotypes import Genotypes
+    from crosscohort.tre.phenotypes import read_sample_list
+    from crosscohort.tre.sufficient import fill_missing, hard_call_fill
+
+    src, dst = Path(bfile), Path(out_prefix)
+    if src.resolve() == dst.resolve():
+        raise InputError(f"{dst}: the filled fileset must not replace its input {src}")
+    geno = Genotypes([src])
+    ref = geno.sample_index(read_sample_list(keep) if keep is not None else None)
+    n, m = geno.n_samples, geno.n_variants
+    nb = (n + 3) // 4
+    filled = with_missing = 0
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    bed = dst.with_name(dst.name + ".bed")
+    tmp = bed.with_name(f".{bed.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(bytes([0x6C, 0x1B, 0x01]))
+        for vi, dos in geno.chunks(np.arange(m), chunk_size):
+            missing = np.isnan(dos)
+            g = fill_missing(dos, hard_call_fill(dos[ref]))
+            if not np.all(np.isin(g, (0.0, 1.0, 2.0))):
+                raise InputError(f"{src}.bed: dosages that are not hard calls; only PLINK 1 hard calls can be filled")
+            filled += int(missing.sum())
+            with_missing += int(missing.any(axis=0).sum())
+            codes = np.zeros((vi.size, nb * 4), dtype=np.uint8)
+            codes[:, :n] = _CODE_OF_DOSAGE[g.T.astype(np.int64)]
+            quads = codes.reshape(vi.size, nb, 4)
+            packed = quads[:, :, 0] | (quads[:, :, 1] << 2) | (quads[:, :, 2] << 4) | (quads[:, :, 3] << 6)
+            fh.write(np.ascontiguousarray(packed, dtype=np.uint8).tobytes())
+    tmp.replace(bed)
+    for ext in (".bim", ".fam"):
+        shutil.copyfile(src.with_name(src.name + ext), dst.with_name(dst.name + ext))
+    return {"variants": m, "filled_calls": filled, "variants_with_missing": with_missing}

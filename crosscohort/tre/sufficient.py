@@ -5,7 +5,7 @@ samples and phenotype preprocessing (:func:`crosscohort.tre.association.build_de
 this computes the :class:`~crosscohort.contract.sums.CohortBlock` once and
 streams the genotypes in chunks for the per-variant sums (layout:
 :mod:`crosscohort.contract.sums`). Memory is bounded by the chunk, as in
-association.
+association, plus each trait's difference window (below).
 
 Why raw covariates: the pooled model shares the effects of covariates such
 as age across cohorts, so a shared covariate must be on the same scale in
@@ -15,13 +15,34 @@ cohorts). The values are therefore taken from the covariate files; a design
 column with no such file column (e.g. a derived one) is kept standardised
 and marked so, and the central fit refuses to share it.
 
-Missing genotype calls are mean-imputed: the variant's mean dosage over the
-trait's analysed samples with a call, so that every variant's sums are over
-the same n people and the cohort block applies to all of them. (The
-association engine instead leaves such samples out of that variant's fit,
-as plink2 does; exact per-variant exclusion here would need sums over the
-few people with a missing call, which the gate could not release.) The
-individual-level pooled reference imputes the same way.
+Missing genotype calls are filled with the variant's *hard call of the
+mean* (:func:`hard_call_fill`): the genotype class 0, 1 or 2 nearest to the
+variant's mean ALT dosage over the cohort's genotyped samples with a call
+(after ``--keep``; halves up), so that every variant's sums are over the
+same n people and the cohort block applies to all of them. Why a hard call
+and not the mean itself: the mean, a fraction, made ``sum_g = ALT count x n
+/ calls`` give the missing-call count of every variant exactly (the one
+count of calls that makes the ALT count whole), a count of 1..min_count
+people that the gate could not withhold without withholding nearly every
+variant. With a whole-number fill, the sums of a variant with m missing
+calls are exactly the sums of a variant with complete calls (the filled
+one), so they cannot tell m. The genotype-class counts the gate checks are
+those of the filled calls (what the sums describe). The reference set is the
+cohort's genotyped samples, not a trait's analysed ones, so that the fill
+is a property of the genotypes (one per variant, whatever the traits) and
+the individual-level pooled reference (:func:`crosscohort.demo.pool.fill_missing_calls`)
+fills the same calls with the same values. (The association engine instead
+leaves such samples out of that variant's fit, as plink2 does; exact
+per-variant exclusion here would need sums over the few people with a
+missing call, which the gate could not release.)
+
+For the gate's difference rule, each variant's filled dosages are compared
+with those of the ``difference_window`` variants before it (and with 2
+minus them): the fewest people, 1..``difference_cap``, in which they
+differ is the internal column ``n_differ``
+(:class:`crosscohort.tre._differences.DifferenceWindow`; samples x
+window bytes per trait for hard calls). Subtracting two released rows whose
+genotypes differ in a few people gives sums over those people alone.
 
 Centring on the cohort's own means changes no pooled estimate, because the
 pooled model has one intercept per cohort, and it keeps the cross-products
@@ -44,7 +65,10 @@ from crosscohort.contract.errors import InputError
 from crosscohort.contract.ledger import Ledger
 from crosscohort.contract.sums import CohortBlock, gwx_column, gx_column
 from crosscohort.contract.sumstats import float_column, variant_id
+from crosscohort.runtime.jit import is_small_job
 from crosscohort.runtime.progress import Progress
+from crosscohort.tre._differences import DifferenceWindow
+from crosscohort.tre._fill import fill_and_count, fill_values
 from crosscohort.tre.association import _kernels as K
 from crosscohort.tre.association.engine import (
     TraitDesign,
@@ -63,6 +87,8 @@ from crosscohort.tre.phenotypes import (
 )
 
 __all__ = [
+    "hard_call_fill",
+    "fill_missing",
     "SufficientModel",
     "SufficientResult",
     "sufficient_model",
@@ -99,6 +125,14 @@ class SufficientModel:
     weights: np.ndarray | None
     cases: np.ndarray | None
 
+
+#: Chunk cells up to which the numpy versions of the fill and counts run (no numba load).
+_NUMPY_CELLS = 2_000_000
+
+#: Variants before each one that the difference rule compares it with (and its mirror).
+DIFFERENCE_WINDOW = 1000
+#: Differences counted up to this many people (the gate's ``min_count`` may not exceed it).
+DIFFERENCE_CAP = 20
 
 #: Columns with at most this many distinct values have every level count derivable from
 #: n, 1'x and x'x (two unknowns beyond n, two equations), so the gate checks each level.
@@ -141,6 +175,8 @@ def sufficient_model(
     trait_type: TraitType,
     covariate_names: Sequence[str],
     scale: Sequence[str] | None = None,
+    difference_window: int = DIFFERENCE_WINDOW,
+    difference_cap: int = DIFFERENCE_CAP,
 ) -> SufficientModel:
     """The cohort block of one trait and the per-chunk rows.
 
@@ -154,6 +190,9 @@ def sufficient_model(
         k names.
     scale
         k of ``raw`` / ``standardised`` (default all raw).
+    difference_window, difference_cap
+        The difference check of :func:`variant_sums` (recorded in the
+        block's internal entry for the gate).
 
     Returns
     -------
@@ -176,6 +215,7 @@ def sufficient_model(
     # The trait too: a few-valued quantitative trait (0/1 analysed as linear) has level
     # counts from 1'y and y'y, and allele counts per level from g'y, as a binary one.
     internal = _levels(x, names, {"<trait>": y})
+    internal["differences"] = {"window": int(difference_window), "cap": int(difference_cap)}
     common = dict(cohort=cohort, trait=trait, trait_type=trait_type, n=n, covariates=names,
                   scale=scale, sum_x=x.sum(axis=0), sum_y=float(y.sum()))
     if trait_type == "binary":
@@ -201,19 +241,88 @@ def sufficient_model(
                            None, None)
 
 
-def variant_sums(model: SufficientModel, dosages: np.ndarray) -> dict[str, np.ndarray]:
+def hard_call_fill(dosages: np.ndarray) -> np.ndarray:
+    """Each variant's fill for a missing call: the genotype class nearest its mean dosage.
+
+    Parameters
+    ----------
+    dosages
+        (n, m) ALT dosages of the reference samples, NaN for a missing call.
+
+    Returns
+    -------
+    numpy.ndarray
+        (m,) ``floor(mean + 0.5)`` of the calls (0, 1 or 2; halves up), 0
+        for a variant with no call.
+    """
+    g = np.asarray(dosages, dtype=np.float64)
+    if not is_small_job() and g.size > _NUMPY_CELLS:
+        return fill_values(g)
+    calls = np.sum(~np.isnan(g), axis=0)
+    total = np.nansum(g, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(calls > 0, total / np.maximum(calls, 1), 0.0)
+    return np.clip(np.floor(mean + 0.5), 0.0, 2.0)
+
+
+def fill_missing(dosages: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """(n, m) dosages with each missing call replaced by its variant's ``fill`` (Fortran order)."""
+    g = np.asarray(dosages, dtype=np.float64)
+    missing = np.isnan(g)
+    if not missing.any():
+        return np.asfortranarray(g)
+    fill = np.asarray(fill, dtype=np.float64)
+    assert fill.shape == (g.shape[1],), (fill.shape, g.shape)
+    out = np.array(g, dtype=np.float64, order="F", copy=True)
+    np.copyto(out, np.broadcast_to(fill, g.shape), where=missing)
+    return out
+
+
+def variant_sums(model: SufficientModel, dosages: np.ndarray, *, fill: np.ndarray | None = None,
+                 window: DifferenceWindow | None = None) -> dict[str, np.ndarray]:
     """Per-variant sums of one chunk: (n, m) ALT dosages (NaN missing) -> columns of length m.
 
-    Returns ``n``, ``sum_g``, ``gg`` (quantitative) or ``gwg`` (binary), the
-    columns of ``model.names``, and the internal hard-call class counts
-    (plus ``mac_cases``/``mac_controls`` for binary traits).
+    Parameters
+    ----------
+    model
+        From :func:`sufficient_model`.
+    dosages
+        (n, m) the trait's analysed samples' dosages, NaN for a missing call.
+    fill
+        (m,) the value of a missing call (:func:`hard_call_fill` of the
+        cohort's genotyped samples); default the hard call of these samples' mean.
+    window
+        The variants before this chunk, which the difference check
+        compares the chunk's with (the chunk then joins it); default a new
+        one (the chunk's own variants only).
+
+    Returns
+    -------
+    dict
+        ``n``, ``sum_g``, ``gg`` (quantitative) or ``gwg`` (binary), the
+        columns of ``model.names``, and the internal counts: the classes of
+        the filled hard calls, ``n_missing``, ``n_differ`` (the fewest
+        people, 1..cap, in which the variant's filled dosages differ from
+        those of one of the window's variants before it or their mirror,
+        2 - g; cap + 1 when none: :mod:`crosscohort.tre._differences`)
+        (plus ``mac_cases``/``mac_controls`` for binary traits).
     """
+    raw = np.asarray(dosages, dtype=np.float64)
+    fill = hard_call_fill(raw) if fill is None else fill
+    if not is_small_job() and raw.size > _NUMPY_CELLS:
+        dosages, n_missing, classes, whole = fill_and_count(raw, fill)
+    else:
+        n_missing = np.isnan(raw).sum(axis=0)
+        dosages = fill_missing(raw, fill)
+        calls = np.rint(dosages)
+        classes = np.column_stack([(calls == k).sum(axis=0) for k in (0, 1, 2)]).reshape(-1, 3)
+        whole = np.array_equal(calls, dosages)
     chunk = K.prepare_chunk(dosages, cases=model.cases)
-    g = chunk.centred  # mean-imputed and centred: 0 where the call is missing
+    g = chunk.centred  # no missing call left: every sample counts in every variant
     n = g.shape[0]
+    assert np.all(chunk.n_obs == n), "fill_missing left a missing call"
     out: dict[str, np.ndarray] = {}
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["sum_g"] = np.where(chunk.n_obs > 0, chunk.alt_count * (n / chunk.n_obs), np.nan)
+    out["sum_g"] = chunk.alt_count
     out["n"] = np.full(g.shape[1], n, dtype=np.int64)
     prods = K._cross(model.rows, g)
     assert prods.shape == (len(model.names), g.shape[1]), prods.shape
@@ -223,11 +332,13 @@ def variant_sums(model: SufficientModel, dosages: np.ndarray) -> dict[str, np.nd
         out["gwg"] = K._cross(model.weights[None, :], g * g)[0]
     for name, row in zip(model.names, prods, strict=True):
         out[name] = row
-    calls = np.rint(np.asarray(dosages, dtype=np.float64))
-    out["n_hom_ref"] = (calls == 0).sum(axis=0)
-    out["n_het"] = (calls == 1).sum(axis=0)
-    out["n_hom_alt"] = (calls == 2).sum(axis=0)
-    out["n_missing"] = n - chunk.n_obs
+    out["n_hom_ref"], out["n_het"], out["n_hom_alt"] = classes[:, 0], classes[:, 1], classes[:, 2]
+    out["n_missing"] = n_missing
+    if window is None:
+        diff = model.block.internal["differences"]
+        window = DifferenceWindow(n, window=diff["window"], cap=diff["cap"])
+    # Hard calls compared as int8: the window of earlier variants is then 1 byte a genotype.
+    out["n_differ"] = window.push(dosages.astype(np.int8) if whole else dosages)
     if model.cases is not None:
         alt, alt_cases = chunk.alt_count, chunk.alt_cases
         alt_controls = alt - alt_cases
@@ -267,13 +378,13 @@ def raw_covariates(design: TraitDesign, samples: pl.DataFrame, covars: Sequence[
 def _columns(model: SufficientModel) -> list[str]:
     quantitative = model.weights is None
     return ["n", "sum_g", "gg" if quantitative else "gwg", *model.names,
-            "n_hom_ref", "n_het", "n_hom_alt", "n_missing",
+            "n_hom_ref", "n_het", "n_hom_alt", "n_missing", "n_differ",
             *(() if quantitative else ("mac_cases", "mac_controls"))]
 
 
 def scan_sufficient(genotypes: Genotypes, models: Sequence[SufficientModel], rows: Sequence[np.ndarray], *,
-                    variant_index: np.ndarray, chunk_size: int = 1000,
-                    log: TextIO | None = None) -> dict[str, pl.DataFrame]:
+                    variant_index: np.ndarray, reference: np.ndarray | None = None,
+                    chunk_size: int = 1000, log: TextIO | None = None) -> dict[str, pl.DataFrame]:
     """Per-variant sums of every variant in ``variant_index`` for every trait, streamed in chunks.
 
     Parameters
@@ -286,6 +397,10 @@ def scan_sufficient(genotypes: Genotypes, models: Sequence[SufficientModel], row
         Each trait's analysed samples (increasing indices among the genotype samples).
     variant_index
         Variant indices in output order (autosomal).
+    reference
+        The cohort's genotyped samples (after ``--keep``) whose calls set
+        each variant's fill of a missing call (:func:`hard_call_fill`);
+        default the union of ``rows``.
 
     Returns
     -------
@@ -296,16 +411,23 @@ def scan_sufficient(genotypes: Genotypes, models: Sequence[SufficientModel], row
     log = log if log is not None else sys.stderr
     variant_index = np.asarray(variant_index, dtype=np.int64)
     union = np.unique(np.concatenate([np.asarray(r) for r in rows])) if rows else np.empty(0, np.int64)
+    reference = union if reference is None else np.unique(np.asarray(reference, dtype=np.int64))
+    union = np.union1d(union, reference)
     positions = [np.searchsorted(union, r) for r in rows]
+    ref_pos = np.searchsorted(union, reference)
     all_samples = union.size == genotypes.n_samples
     store: list[dict[str, list[np.ndarray]]] = [{c: [] for c in _columns(m)} for m in models]
     progress = Progress(variant_index.size, label="sufficient", stream=log)
     step = read_step(chunk_size, union.size)
+    # Each trait's window of earlier variants: the difference check spans chunks.
+    windows = [DifferenceWindow(pos.size, window=m.block.internal["differences"]["window"],
+                                cap=m.block.internal["differences"]["cap"]) for m, pos in zip(models, positions, strict=True)]
     if variant_index.size:
         for vi, dos in genotypes.chunks(variant_index, step, None if all_samples else union):
-            for model, pos, acc in zip(models, positions, store, strict=True):
+            fill = hard_call_fill(dos if ref_pos.size == dos.shape[0] else dos[ref_pos])
+            for t, (model, pos, acc) in enumerate(zip(models, positions, store, strict=True)):
                 g = dos if pos.size == dos.shape[0] else dos[pos]
-                sums = variant_sums(model, g)
+                sums = variant_sums(model, g, fill=fill, window=windows[t])
                 for c in acc:
                     acc[c].append(sums[c])
             progress.update(len(vi))
@@ -325,7 +447,7 @@ def scan_sufficient(genotypes: Genotypes, models: Sequence[SufficientModel], row
         cols = []
         for c, parts in acc.items():
             arr = np.concatenate(parts) if parts else np.empty(0)
-            if c in ("n", "n_hom_ref", "n_het", "n_hom_alt", "n_missing"):
+            if c in ("n", "n_hom_ref", "n_het", "n_hom_alt", "n_missing", "n_differ"):
                 cols.append(pl.Series(c, arr, dtype=pl.Int64))
             else:
                 cols.append(float_column(c, arr))
@@ -357,6 +479,8 @@ def run_sufficient(
     pheno_transform: PhenoTransform | None = None,
     int_offset: float = BLOM_OFFSET,
     cohort: str | None = None,
+    difference_window: int = DIFFERENCE_WINDOW,
+    difference_cap: int = DIFFERENCE_CAP,
     log: TextIO | None = None,
 ) -> SufficientResult:
     """Run ``crosscohort sufficient`` from file paths (the options of ``crosscohort assoc``).
@@ -382,11 +506,12 @@ def run_sufficient(
     for d in designs:
         x, scale = raw_covariates(d, geno.samples, study.tables.covar, covar_sources=list(study.covar_sources))
         models.append(sufficient_model(d.y, x, cohort=cohort, trait=d.name, trait_type=d.trait_type,
-                                       covariate_names=d.covariate_names, scale=scale))
+                                       covariate_names=d.covariate_names, scale=scale,
+                                       difference_window=difference_window, difference_cap=difference_cap))
     vidx = select_variants(geno, extract=extract, part=part, stage="sufficient", log=log)
     on_x = _is_x(geno.variants[vidx].get_column("chrom"))
     tables = scan_sufficient(geno, models, [d.rows for d in designs], variant_index=vidx[~on_x],
-                             chunk_size=chunk_size, log=log)
+                             reference=geno.sample_index(keep_table), chunk_size=chunk_size, log=log)
     ledgers = [d.ledger for d in designs]
     for d in designs:
         led = Ledger(stage="sufficient", cohort=cohort, trait=d.name, unit="variants", n_in=int(vidx.size),

@@ -139,7 +139,7 @@ rule sufficient:
         "../../envs/tre.yaml"
     threads: 2
     resources:
-        mem_mb=association_mem_mb,
+        mem_mb=sufficient_mem_mb,
         runtime=association_runtime,
     params:
         bfiles=bfile_args,
@@ -147,9 +147,12 @@ rule sufficient:
         trait_types=trait_type_args(),
         covar_names=covariate_names,
         chunk_size=config["association"]["chunk_size"],
+        difference_cap=difference_cap,
+        difference_window=DIFFERENCE_WINDOW,
         out_dir=lambda wildcards, output: Path(output.blocks[0]).parent,
     shell:
         "python -m crosscohort sufficient {params.bfiles} --keep {input.samples} --extract {input.variants}"
+        " --difference-cap {params.difference_cap} --difference-window {params.difference_window}"
         " --pheno {input.pheno} --pheno-name {params.traits} {params.trait_types}"
         " --covar {input.covar} --covar {input.pcs} --covar-name {params.covar_names}"
         " --chunk-size {params.chunk_size} --cohort {wildcards.cohort}"

@@ -290,6 +290,11 @@ def export_inputs(wildcards):
     return inputs
 
 
+def difference_cap(wildcards):
+    """`sufficient --difference-cap`: differences counted up to the cohort's gate min_count."""
+    return max(1, int(STUDY.gate_rules(wildcards.cohort)["min_count"]))
+
+
 def sufficient_args(wildcards, input):
     """`--sufficient TRAIT=DIR` of an opted-in cohort's export, else nothing."""
     return " ".join(

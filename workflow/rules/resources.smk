@@ -90,6 +90,27 @@ def association_mem_mb(wildcards, input, attempt):
     return int((IMPORT_MB + 1.5 * (chunk_mb + results_mb + bim_mb)) * attempt)
 
 
+# `crosscohort sufficient --difference-window`: variants each one is compared with (its default).
+DIFFERENCE_WINDOW = 1000
+
+
+def sufficient_mem_mb(wildcards, input, attempt):
+    """Memory of a cohort's sufficient job: an association's, plus each trait's difference window.
+
+    The window (crosscohort.tre._differences.DifferenceWindow) holds
+    samples x (window + read chunk) int8 genotypes and, per column, the rows
+    of a rare variant's non-modal calls (up to samples/32 int32). Safety x1.5.
+    """
+    n, chunk = n_samples_of(wildcards), config["association"]["chunk_size"]
+    step = max(16, min(chunk, 16 * 2**20 // (8 * max(n, 1))))
+    window_mb = (
+        len(TRAITS) * (DIFFERENCE_WINDOW + step) * (n + 4 * max(40, n // 32)) / 1e6
+    )
+    return association_mem_mb(wildcards, input, attempt) + int(
+        1.5 * window_mb * attempt
+    )
+
+
 def association_runtime(wildcards, input, attempt):
     """Minutes of one association part: samples x variants x traits at the measured speed, x2."""
     m_part = n_variants_of(wildcards) / N_PARTS
