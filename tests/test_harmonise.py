@@ -403,7 +403,7 @@ def test_normalise_chromosomes_run_and_hash_paths_agree_with_chrom_code(order):
 def test_normalise_chromosomes__unsorted_numeric_labels_parse_as_chrom_code_reads_them(extra):
     """Unsorted numeric labels (a GWAS-SSF file sorted by p) take the integer parse; a sign
     or a non-numeric label among them sends the file to the lookup. Both are chrom_code."""
-    from crosscohort.central.harmonise.align import normalise_chromosomes
+    from crosscohort.contract.keys import normalise_chromosomes
 
     labels = ["1", "01", "22", "23", "25", "26", "0", "27", "-1", None, *extra]
     rng = np.random.default_rng(11)

@@ -511,7 +511,7 @@ def run_sufficient(
     vidx = select_variants(geno, extract=extract, part=part, stage="sufficient", log=log)
     on_x = _is_x(geno.variants[vidx].get_column("chrom"))
     tables = scan_sufficient(geno, models, [d.rows for d in designs], variant_index=vidx[~on_x],
-                             reference=geno.sample_index(keep_table), chunk_size=chunk_size, log=log)
+                             reference=geno.sample_index(study.keep), chunk_size=chunk_size, log=log)
     ledgers = [d.ledger for d in designs]
     for d in designs:
         led = Ledger(stage="sufficient", cohort=cohort, trait=d.name, unit="variants", n_in=int(vidx.size),

@@ -763,6 +763,8 @@ class StudyInputs:
         The cohort label of ledgers and messages.
     covar_sources
         The covariate file names, for messages.
+    keep
+        The ``--keep`` (minus ``--remove``) sample table, or None when neither was given.
     """
 
     genotypes: Genotypes
@@ -770,6 +772,7 @@ class StudyInputs:
     designs: tuple[TraitDesign, ...]
     cohort: str
     covar_sources: tuple[str, ...]
+    keep: pl.DataFrame | None = None
 
 
 def sample_selection(genotypes: Genotypes, *, keep: str | Path | None = None,
@@ -831,7 +834,7 @@ def read_study(
         keep=keep_table, trait_types=trait_types, cohort=cohort, pheno_source=str(pheno),
         covar_sources=list(covar_sources), pheno_transform=pheno_transform, int_offset=int_offset, log=log,
     )
-    return StudyInputs(geno, tables, tuple(designs), cohort, covar_sources)
+    return StudyInputs(geno, tables, tuple(designs), cohort, covar_sources, keep_table)
 
 
 def select_variants(genotypes: Genotypes, *, extract: str | Path | None = None,
