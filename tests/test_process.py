@@ -136,3 +136,16 @@ def test_jemalloc_keeps_freed_pages_for_meta_and_harmonise(command, preset, ours
     assert out.endswith("," + JEMALLOC_CONF) is ours
     if preset is not None:
         assert out.endswith("," + preset)
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_workers_sleep_unless_the_user_says_otherwise(monkeypatch, preset, expected):
+    import os
+
+    from crosscohort.runtime.process import passive_openmp_workers
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    if preset is not None:
+        monkeypatch.setenv("OMP_WAIT_POLICY", preset)
+    passive_openmp_workers()
+    assert os.environ["OMP_WAIT_POLICY"] == expected

@@ -44,6 +44,13 @@ Settings, and the benchmark behind each:
     glibc gives each new thread an arena, each keeping up to the trim
     threshold of freed memory; meta combines in worker threads.
     ``benchmarks/bench_meta.py``; README "Meta-analysis (issue 6)", commit 3f204e3.
+``OMP_WAIT_POLICY=PASSIVE`` (the compiled kernels: assoc, qc, pca, clump)
+    The association scan runs one short parallel region per kernel and
+    chunk; idle OpenMP workers spinning between them took CPU from the main
+    thread on a loaded machine. Set by :func:`passive_openmp_workers` when
+    numba is first loaded (``crosscohort.tre._bed.set_threads_from_env``).
+    ``benchmarks/bench_assoc.py``; README "Association engine", "Idle OpenMP
+    workers sleep".
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ __all__ = [
     "set_environment",
     "retain_freed_memory",
     "arena_max",
+    "passive_openmp_workers",
 ]
 
 #: Commands without linear algebra whose time goes to reading, aligning and writing tables.
@@ -97,6 +105,15 @@ def set_environment(command: str | None) -> dict[str, str]:
         if name not in os.environ:
             os.environ[name] = done[name] = value
     return done
+
+
+def passive_openmp_workers() -> None:
+    """Idle OpenMP workers sleep rather than spin (``OMP_WAIT_POLICY=PASSIVE``, unless set).
+
+    libgomp reads the variable when numba's OpenMP layer loads: call before
+    the first parallel kernel runs.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def arena_max(command: str | None) -> int | None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from crosscohort.runtime.jit import is_small_job, njit
+from crosscohort.runtime.process import passive_openmp_workers
 
 if TYPE_CHECKING:  # imported at the first compiled call (crosscohort.runtime.jit)
     import numba
@@ -166,16 +167,14 @@ def set_threads_from_env() -> int:
     limit is applied here, once, before the first parallel kernel runs.
     Returns the number of threads the kernels use.
 
-    It also makes idle OpenMP workers sleep rather than spin (``OMP_WAIT_POLICY=PASSIVE``
-    unless set): the scan runs one short parallel region per kernel and chunk, and
-    workers spinning between them took CPU from the main thread on a loaded machine
-    (benchmarks/README.md, "Association engine").
+    It also makes idle OpenMP workers sleep rather than spin
+    (:func:`crosscohort.runtime.process.passive_openmp_workers`).
     """
     if not _THREADS_SET:
         import numba
 
         # Read by libgomp when numba's OpenMP layer loads, i.e. at the first launch below.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        passive_openmp_workers()
         limit = numba.config.NUMBA_NUM_THREADS
         env = os.environ.get("OMP_NUM_THREADS", "")
         if env.isdigit() and 0 < int(env) < limit:
