@@ -43,9 +43,9 @@ def test_blocks__truncated_gzip_names_the_file_and_the_line_reached(tmp_path):
     raw = gzip.compress((HEADER + "".join(_rows(20_000))).encode())
     path = tmp_path / "cut.tsv.gz"
     path.write_bytes(raw[: len(raw) * 2 // 3])
-    with pytest.raises(SumstatsError, match=r"cut\.tsv\.gz: cannot read past line \d+ .*complete gzip"):
+    with pytest.raises(SumstatsError, match=r"cut\.tsv\.gz: cannot read the text from line \d+ on .*complete gzip"):
         list(Blocks(path, block_bytes=4096))
-    with pytest.raises(SumstatsError, match=r"cut\.tsv\.gz: cannot read past line"):
+    with pytest.raises(SumstatsError, match=r"cut\.tsv\.gz: cannot read the text from line"):
         read_sumstats(path, required=())
 
 

@@ -250,7 +250,7 @@ class Blocks:
             except (OSError, EOFError):
                 where = f"byte {at} of its text"
             raise SumstatsError(
-                f"{self.path}: cannot read past {where} ({_reason(exc)}); rule: plain text "
+                f"{self.path}: cannot read the text from {where} on ({_reason(exc)}); rule: plain text "
                 "or a complete gzip stream") from exc
 
 

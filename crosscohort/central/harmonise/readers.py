@@ -310,7 +310,9 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
             n_bad += counts["n_bad"]
             if first_bad is None and counts["n_bad"]:
                 first_bad = (counts["line"], counts["k"])
-    except (pl.exceptions.PolarsError, OSError, EOFError, SumstatsError) as exc:
+    except SumstatsError:
+        raise  # a damaged gzip stream, named with the line reached
+    except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
         if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
             _first_bad_utf8(path)
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "

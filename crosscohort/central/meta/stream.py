@@ -175,11 +175,15 @@ def memory_parts(tables: dict[str, pl.DataFrame], canonical: list[str], *, sampl
             idx = np.argsort(small, kind="stable")
             # Column by column, each made one chunk first: a table read in blocks has a
             # chunk per block, and a gather across chunks is the slower kind (measured in
-            # benchmarks/README.md, issue 20); one column's extra copy at a time.
-            at = pl.Series(idx)
-            f = pl.DataFrame([f.get_column(c).rechunk().gather(at) for c in f.columns])
+            # benchmarks/README.md, issue 20). Each column in file order is let go once
+            # gathered, so the cohort is held about once, not twice.
+            at, columns, gathered = pl.Series(idx), f.get_columns(), []
+            del f
+            while columns:
+                gathered.append(columns.pop(0).rechunk().gather(at))
+            f = pl.DataFrame(gathered)
             codes = codes[idx]
-            del at
+            del at, gathered
         frames.append(f)
         split.append({code: f.slice(a, b - a) for code, a, b in _runs(codes)})
         del f
