@@ -28,6 +28,7 @@ from crosscohort.contract.keys import (
     packed_key,
 )
 from crosscohort.contract.ledger import Ledger
+from crosscohort.contract.row_rules import beta_ok, n_ok, standard_error_ok
 from crosscohort.contract.sumstats import marker_only
 
 __all__ = [
@@ -217,19 +218,20 @@ def stack_frames(
         present = present_here
 
     pos, chrom = pl.col("base_pair_location"), pl.col("chromosome")
-    se = pl.col("standard_error")
     nlp = _neglog10p_expr()
     positioned_ok = chrom.is_between(0, _MARKER_CHROM - 1) & pos.is_between(0, 2**_POS_BITS - 1)
     # The rules in order (1-5, as _RULES); a row failing several counts under the first.
     rules = [
         pl.col("other_allele").is_not_null() & pl.col("effect_allele").is_not_null()
         & (marker_only() | positioned_ok).fill_null(False),
-        pl.col("beta").is_finite().fill_null(False),
-        ((se > 0) & se.is_finite()).fill_null(False),
+        beta_ok().fill_null(False),
+        standard_error_ok().fill_null(False),
     ]
     if samplesize:
-        rules += [(nlp.is_finite() & (nlp >= 0)).fill_null(False),
-                  ((pl.col("n") > 0) & pl.col("n").is_finite()).fill_null(False)]
+        # -log10 p here is the expression that falls back on p_value (_neglog10p_expr); n must
+        # also be finite, as a weight.
+        rules += [((nlp >= 0) & nlp.is_finite()).fill_null(False),
+                  (n_ok() & pl.col("n").is_finite()).fill_null(False)]
     cohort_idx = long.get_column("_cohort").to_numpy().astype(np.int64)
     k = len(canonical)
     width = len(_RULES) + 1
