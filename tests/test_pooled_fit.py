@@ -380,26 +380,3 @@ def test_pool_fill_missing__keep_sets_the_fill_and_the_input_is_never_overwritte
     assert main(["pool", "--fill-missing", str(tmp_path / "c"), "--out-bfile", str(tmp_path / "c")]) == 2
     assert "must not replace its input" in capsys.readouterr().err
     assert (tmp_path / "c.bed").read_bytes() == before
-
-
-def test_chromosome_parts__reads_the_next_chromosome_only_after_the_current_one_is_done():
-    """Peak memory is one chromosome of every cohort, not two.
-
-    Failed before the fix: every stream's chromosome 2 was read while building chromosome 1's
-    frames, before the consumer got them (5 cohorts x 10M variants peaked at 1.72 GB instead of 1.4).
-    """
-    from crosscohort.contract.sumstats import chromosome_parts
-
-    events: list[tuple] = []
-
-    def stream(cohort: int, codes: list[int]):
-        for code in codes:
-            events.append(("read", cohort, code))
-            yield code, pl.DataFrame({"x": [code]})
-
-    for code, frames in chromosome_parts([stream(0, [1, 2, 3]), stream(1, [2, 3])],
-                                         [pl.DataFrame({"x": []}), pl.DataFrame({"x": []})]):
-        events.append(("fit", code, [f.height for f in frames]))
-    assert events == [("read", 0, 1), ("read", 1, 2), ("fit", 1, [1, 0]),
-                      ("read", 0, 2), ("fit", 2, [1, 1]),
-                      ("read", 0, 3), ("read", 1, 3), ("fit", 3, [1, 1])]

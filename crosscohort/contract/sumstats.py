@@ -320,30 +320,20 @@ def chromosome_parts(
 
     Each stream yields its parts in increasing chromosome code; a cohort with
     no rows on a chromosome contributes its ``empty`` frame. Only the current
-    part of every stream is held, so memory is set by the largest chromosome:
-    a stream is asked for its next part only once the consumer has finished
-    with the current one (asked for the next chromosome). Reading ahead
-    before yielding held the next chromosome beside the current one, which
-    set the pooled fit's peak at chromosome 1 + chromosome 2 (1.72 GB for 5
-    cohorts x 10M variants instead of 1.4; benchmarks/README.md).
+    part of every stream is held, so memory is set by the largest chromosome.
     """
     heads = [next(g, None) for g in streams]
     while any(h is not None for h in heads):
         code = min(h[0] for h in heads if h is not None)
         frames = []
-        taken = []
         for i, h in enumerate(heads):
             if h is not None and h[0] == code:
                 frames.append(h[1])
-                heads[i] = None
-                taken.append(i)
+                heads[i] = None  # drop the reference before reading ahead
+                heads[i] = next(streams[i], None)
             else:
                 frames.append(empty[i])
-        h = None  # the loop variable must not keep a part alive either
         yield code, frames
-        del frames
-        for i in taken:
-            heads[i] = next(streams[i], None)
 
 
 
