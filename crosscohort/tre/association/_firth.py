@@ -41,7 +41,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
+
+
+def expit(x: np.ndarray) -> np.ndarray:
+    """The logistic function (scipy.special.expit, imported at first use: linear runs never load it)."""
+    from scipy.special import expit as _expit
+
+    return _expit(x)
+
 
 __all__ = ["FIRTH_CONVERGE_FAIL", "FirthFit", "firth_chunk"]
 

@@ -26,11 +26,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.special import expit
 
 from crosscohort.contract.stats import neg_log10_p_from_t, neg_log10_p_from_z, p_from_t, p_from_z
 from crosscohort.runtime.jit import is_small_job, njit
 from crosscohort.tre._bed import set_threads_from_env
+
+
+def expit(x: np.ndarray) -> np.ndarray:
+    """The logistic function (scipy.special.expit, imported at first use: linear runs never load it)."""
+    from scipy.special import expit as _expit
+
+    return _expit(x)
+
 
 if TYPE_CHECKING:  # imported at the first compiled call (crosscohort.runtime.jit)
     import numba
