@@ -58,7 +58,7 @@ SECTION_IDS: tuple[str, ...] = (
     "summary", "meta", "pooled", "comparison", "cohorts", "ledger", "audit", "methods",
 )
 
-_TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+_TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 _PLOT_REQUIRED = ("chromosome", "base_pair_location")
 _EAF_KEY = ("chromosome", "base_pair_location", "effect_allele", "other_allele")
 #: Pipeline order of the stages that write ledgers (others follow in the order given).
