@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -36,6 +37,7 @@ from crosscohort.central.meta.mrmega import (
 )
 from crosscohort.central.meta.tbl import mrmega_result_columns
 from crosscohort.central.report.mrmega import ivw_neglog10p
+from crosscohort.central.report.sections import p_text
 from crosscohort.cli import main
 from crosscohort.contract.sumstats import read_sumstats, write_sumstats
 
@@ -392,6 +394,20 @@ def test_mrmega__report_shows_axes_and_where_mrmega_and_ivw_disagree(tmp_path):
     thr = -np.log10(5e-8)
     assert summary["n_genome_wide_fixed"] == int((nlp_ivw > thr).sum())
     assert summary["n_genome_wide_mrmega"] == summary["n_genome_wide"] == int((nlp_mr > thr).sum())
+    # Any arm with the same variants serves as the pooled one here: eur2's, with the p of its z.
+    from scipy.stats import norm
+
+    pooled_path = tmp_path / "pooled.tsv.gz"
+    eur2 = (
+        tables["eur2"]
+        .with_columns(
+            p_value=pl.Series(
+                2 * norm.sf(np.abs(tables["eur2"]["beta"] / tables["eur2"]["standard_error"]))
+            )
+        )
+        .drop("neg_log_10_p_value", strict=False)
+    )
+    write_sumstats(eur2, pooled_path)
     out = build_report(
         trait="t",
         meta_path=tmp_path / "meta.tsv.gz",
@@ -399,13 +415,30 @@ def test_mrmega__report_shows_axes_and_where_mrmega_and_ivw_disagree(tmp_path):
         cohort_paths={c: tmp_path / f"{c}.tsv.gz" for c in COHORTS},
         out_path=tmp_path / "r.html",
         loo_path=tmp_path / "meta.tsv.gz.loo.tsv",
+        pooled_path=pooled_path,
     )
     html = out.read_text()
-    assert 'id="meta-mrmega-axes"' in html and "cohorts on the first two axes" in html
-    loci = html[html.index('id="meta-mrmega-loci"') :]
+    meta_section = html[html.index('<section id="meta"') : html.index('<section id="pooled"')]
+    assert (
+        'id="meta-mrmega-axes"' in meta_section and "cohorts on the first two axes" in meta_section
+    )
+    # Where each test finds what the other misses: in the comparison section.
+    comparison = html[html.index('<section id="comparison"') : html.index('<section id="cohorts"')]
+    loci = comparison[comparison.index('id="comparison-mrmega-ivw"') :]
     loci = loci[: loci.index("</figure>")]
     assert "mrmega only" in loci and "ivw only" in loci
     assert "no MR-MEGA fit" in loci
+    # The pooled arm's p at each lead, beside both tests': here eur2's p of the lead.
+    assert "<th>pooled p</th>" in loci
+    rows = loci.split("<tr>")[2:]
+    assert len(rows) == 6, loci
+    for r in rows:
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", r)
+        chrom, pos = cells[1].replace(",", "").split(":")
+        p = eur2.filter(
+            (pl.col("chromosome") == int(chrom)) & (pl.col("base_pair_location") == int(pos))
+        )["p_value"].item()
+        assert cells[5] == p_text(-np.log10(p)), (cells, p)
 
 
 def test_mrmega__compare_carries_ancestry_heterogeneity_to_loci_and_variants():
