@@ -277,6 +277,24 @@ def test_mrmega__regression_matches_statsmodels_wls():
         )
 
 
+def test_mrmega__collinear_axes_among_a_variants_cohorts_give_nan_not_noise():
+    rng = np.random.default_rng(4)
+    k, m = 6, 4
+    axes = rng.normal(0, 0.1, (k, 2))
+    # Cohorts 0-4 lie on one line of the axes' plane: without cohort 5, X'WX is singular.
+    axes[:5, 1] = 2.0 * axes[:5, 0] + 0.01
+    se = rng.uniform(0.02, 0.2, (m, k))
+    beta = rng.normal(0, 0.05, (m, k))
+    beta[1, 5] = np.nan  # variant 1: five cohorts, all on the line
+    beta[2, 4:] = np.nan  # variant 2: four cohorts, fewer than T + 3
+    res = mrmega_arrays(beta, se, axes)
+    assert res.n_studies.tolist() == [6, 5, 4, 6]
+    for name in ("chi2_association", "chi2_ancestry_het", "chi2_residual_het", "ln_bf"):
+        v = getattr(res, name)
+        assert np.isfinite(v[[0, 3]]).all() and np.isnan(v[[1, 2]]).all(), name
+    assert np.isnan(res.beta[:, [1, 2]]).all() and np.isnan(res.standard_error[:, [1, 2]]).all()
+
+
 def test_mrmega__axes_are_classical_mds_of_eaf_distances():
     rng = np.random.default_rng(5)
     pts = rng.normal(0, 1, (6, 2))  # cohorts at known points in the plane
