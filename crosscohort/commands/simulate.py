@@ -19,7 +19,7 @@ generation. Biallelic A/C/G/T SNVs with minor allele count >= 5 are kept.
 Cohorts: biobank_eur (90 % EUR, 5 % AFR/EUR admixed, 5 % EAS), admixed_afr (AFR/EUR
 admixed, 10 % EUR), biobank_eas (90 % EAS, 10 % EUR), admixed_amr (Latino-like, 10 %
 EUR), study_eur (EUR). --scale demo: 1800/1200/1300/1000/700 individuals, 6
-chromosomes of 4-5 Mb (about a minute on 2 cores); --scale small: half the
+chromosomes of 4-5 Mb (about 30 s of CPU); --scale small: half the
 people, 3 chromosomes of ~2 Mb (seconds; the test suite's).
 
 Traits: ldl (mmol/L; shared causal SNVs, one SNV whose allele is common only in
