@@ -189,7 +189,7 @@ _DEMO_COHORTS: dict[str, tuple[int, dict[str, float]]] = {
 
 
 def _scale(fraction: float, *, reference: int, chromosomes: tuple[int, ...]) -> _Scale:
-    """The demo's cohorts at ``fraction`` of their size (each composition rounded, first population last)."""
+    """The demo's cohorts at ``fraction`` of their size; rounding's remainder goes to each one's first population."""
     cohorts: dict[str, dict[str, int]] = {}
     for c, (n, shares) in _DEMO_COHORTS.items():
         total = round(n * fraction)
@@ -218,7 +218,7 @@ _LDL_MEAN, _LDL_SD = 3.4, 0.9  # mmol/L
 #: Expected meta-analysis chi2 ~ N h: at demo N = 6000, 1.2-3 % gives 70-180 (p < 5e-8
 #: always), 0.06-0.25 % gives 4-15 (below 5e-8 unless the draw is lucky).
 _LDL_H2 = (0.030, 0.024, 0.019, 0.015, 0.012, 0.0025, 0.0020, 0.0015, 0.0012, 0.0010, 0.0008, 0.0006)
-#: Variance explained within biobank_eas by the EAS-specific variant (chi2 ~ 70 at N = 2000).
+#: Variance explained within biobank_eas by the EAS-specific variant (chi2 ~ 45 at N = 1,300).
 _LDL_EAS_H2 = 0.035
 #: Variance of ldl within admixed_afr of the variant whose effect exists only in AFR
 #: ancestry (per allele, beta times the carrier's AFR fraction). Adjusted for ancestry, the
