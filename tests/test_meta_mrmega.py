@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -34,6 +35,7 @@ from crosscohort.central.meta.mrmega import (
 )
 from crosscohort.central.meta.tbl import mrmega_result_columns
 from crosscohort.central.report.mrmega import ivw_neglog10p
+from crosscohort.central.report.sections import p_text
 from crosscohort.cli import main
 from crosscohort.contract.sumstats import read_sumstats, write_sumstats
 
@@ -273,6 +275,24 @@ def test_mrmega__regression_matches_statsmodels_wls():
         )
 
 
+def test_mrmega__collinear_axes_among_a_variants_cohorts_give_nan_not_noise():
+    rng = np.random.default_rng(4)
+    k, m = 6, 4
+    axes = rng.normal(0, 0.1, (k, 2))
+    # Cohorts 0-4 lie on one line of the axes' plane: without cohort 5, X'WX is singular.
+    axes[:5, 1] = 2.0 * axes[:5, 0] + 0.01
+    se = rng.uniform(0.02, 0.2, (m, k))
+    beta = rng.normal(0, 0.05, (m, k))
+    beta[1, 5] = np.nan  # variant 1: five cohorts, all on the line
+    beta[2, 4:] = np.nan  # variant 2: four cohorts, fewer than T + 3
+    res = mrmega_arrays(beta, se, axes)
+    assert res.n_studies.tolist() == [6, 5, 4, 6]
+    for name in ("chi2_association", "chi2_ancestry_het", "chi2_residual_het", "ln_bf"):
+        v = getattr(res, name)
+        assert np.isfinite(v[[0, 3]]).all() and np.isnan(v[[1, 2]]).all(), name
+    assert np.isnan(res.beta[:, [1, 2]]).all() and np.isnan(res.standard_error[:, [1, 2]]).all()
+
+
 def test_mrmega__axes_are_classical_mds_of_eaf_distances():
     rng = np.random.default_rng(5)
     pts = rng.normal(0, 1, (6, 2))  # cohorts at known points in the plane
@@ -375,6 +395,20 @@ def test_mrmega__report_shows_axes_and_where_mrmega_and_ivw_disagree(tmp_path):
     thr = -np.log10(5e-8)
     assert summary["n_genome_wide_fixed"] == int((nlp_ivw > thr).sum())
     assert summary["n_genome_wide_mrmega"] == summary["n_genome_wide"] == int((nlp_mr > thr).sum())
+    # Any arm with the same variants serves as the pooled one here: eur2's, with the p of its z.
+    from scipy.stats import norm
+
+    pooled_path = tmp_path / "pooled.tsv.gz"
+    eur2 = (
+        tables["eur2"]
+        .with_columns(
+            p_value=pl.Series(
+                2 * norm.sf(np.abs(tables["eur2"]["beta"] / tables["eur2"]["standard_error"]))
+            )
+        )
+        .drop("neg_log_10_p_value", strict=False)
+    )
+    write_sumstats(eur2, pooled_path)
     out = build_report(
         trait="t",
         meta_path=tmp_path / "meta.tsv.gz",
@@ -382,13 +416,30 @@ def test_mrmega__report_shows_axes_and_where_mrmega_and_ivw_disagree(tmp_path):
         cohort_paths={c: tmp_path / f"{c}.tsv.gz" for c in COHORTS},
         out_path=tmp_path / "r.html",
         loo_path=tmp_path / "meta.tsv.gz.loo.tsv",
+        pooled_path=pooled_path,
     )
     html = out.read_text()
-    assert 'id="meta-mrmega-axes"' in html and "cohorts on the first two axes" in html
-    loci = html[html.index('id="meta-mrmega-loci"') :]
+    meta_section = html[html.index('<section id="meta"') : html.index('<section id="pooled"')]
+    assert (
+        'id="meta-mrmega-axes"' in meta_section and "cohorts on the first two axes" in meta_section
+    )
+    # Where each test finds what the other misses: in the comparison section.
+    comparison = html[html.index('<section id="comparison"') : html.index('<section id="cohorts"')]
+    loci = comparison[comparison.index('id="comparison-mrmega-ivw"') :]
     loci = loci[: loci.index("</figure>")]
     assert "mrmega only" in loci and "ivw only" in loci
     assert "no MR-MEGA fit" in loci
+    # The pooled arm's p at each lead, beside both tests': here eur2's p of the lead.
+    assert "<th>pooled p</th>" in loci
+    rows = loci.split("<tr>")[2:]
+    assert len(rows) == 6, loci
+    for r in rows:
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", r)
+        chrom, pos = cells[1].replace(",", "").split(":")
+        p = eur2.filter(
+            (pl.col("chromosome") == int(chrom)) & (pl.col("base_pair_location") == int(pos))
+        )["p_value"].item()
+        assert cells[5] == p_text(-np.log10(p)), (cells, p)
 
 
 def test_mrmega__compare_carries_ancestry_heterogeneity_to_loci_and_variants():

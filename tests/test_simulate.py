@@ -133,7 +133,8 @@ def test_simulate__minor_allele_count_rule_holds_up_to_planted_missingness(sim):
 
 def test_simulate__sample_ids_are_unique_tre_style_and_consistent_across_files(sim):
     seen: set[str] = set()
-    prefix = {"biobank_eur": "EUR", "admixed_afr": "AFA", "biobank_eas": "EAS"}
+    prefix = {"biobank_eur": "EUR", "admixed_afr": "AFA", "biobank_eas": "EAS", "admixed_amr": "AMA",
+              "study_eur": "EUS"}
     samples = _read_tsv(sim.samples_truth)
     for c in sim.cohorts:
         fam = pl.read_csv(f"{c.bfile}.fam", separator="\t", has_header=False,
@@ -179,7 +180,21 @@ def test_simulate__admixed_cohort_has_about_80_percent_afr_ancestry(sim):
     admix = s.filter(pl.col("population") == "ADMIX")["afr_fraction"].to_numpy()
     assert 0.72 < admix.mean() < 0.88
     assert admix.std() > 0.02  # individuals differ, as real admixed genomes do
-    assert set(s.filter(pl.col("population") != "ADMIX")["afr_fraction"]) == {0.0}
+    assert set(s.filter(pl.col("population") == "ADMIX")["eas_fraction"]) == {0.0}
+    pure = s.filter(~pl.col("population").is_in(["ADMIX", "AMR"]))
+    assert set(pure["afr_fraction"]) == {0.0}  # the cohorts hold no unadmixed AFR people
+    assert (pure["eas_fraction"].to_numpy() == (pure["population"] == "EAS").to_numpy()).all()
+
+
+def test_simulate__latino_like_cohort_has_its_three_ancestries(sim):
+    # Browning et al. 2018: 1/6 AFR, 1/3 EUR, 1/2 EAS-like (Native American proxy).
+    s = _read_tsv(sim.samples_truth)
+    amr = s.filter(pl.col("population") == "AMR")
+    assert set(amr["cohort"]) == {"admixed_amr"}
+    afr, eas = amr["afr_fraction"].to_numpy(), amr["eas_fraction"].to_numpy()
+    assert 0.12 < afr.mean() < 0.22 and 0.44 < eas.mean() < 0.56
+    assert afr.std() > 0.02 and eas.std() > 0.02
+    assert (afr + eas <= 1.0 + 1e-4).all()
 
 
 # --- plink2 as the oracle -------------------------------------------------------
@@ -294,13 +309,15 @@ def test_simulate__reference_panel_has_every_variant_and_similar_frequencies(sim
 def test_simulate__truth_table_has_the_declared_columns_and_architecture(sim):
     t = _truth(sim)
     for col in ("trait", "chromosome", "base_pair_location", "variant_id", "rsid", "effect_allele",
-                "other_allele", "beta", "ancestry_specific", "eaf_AFR", "eaf_EUR", "eaf_EAS",
-                "eaf_ADMIX", "expected_rank"):
+                "other_allele", "beta", "ancestry_specific", "effect_ancestry", "eaf_AFR", "eaf_EUR",
+                "eaf_EAS", "eaf_ADMIX", "eaf_AMR", "expected_rank", *(f"eaf_{c}" for c in COHORTS)):
         assert col in t.columns, col
     ldl, cad = t.filter(pl.col("trait") == "ldl"), t.filter(pl.col("trait") == "cad")
     assert 11 <= ldl.height <= 16 and 6 <= cad.height <= 10
     assert ldl["expected_rank"].sort().to_list() == list(range(1, ldl.height + 1))
     assert ldl.filter(pl.col("ancestry_specific") == "EAS").height == 1
+    assert ldl.filter(pl.col("effect_ancestry") == "AFR").height == 1
+    assert cad["effect_ancestry"].null_count() == cad.height
     assert set(cad["rsid"]) & set(ldl["rsid"]), "cad shares some causal variants with ldl"
     assert set(cad["rsid"]) - set(ldl["rsid"]), "cad has causal variants of its own"
     bim = _bim(sim.cohorts[0].bfile)
@@ -322,26 +339,62 @@ def test_simulate__eas_specific_variant_is_common_only_in_eas(sim):
     assert maf["biobank_eas"] > 0.1
     assert maf["biobank_eur"] < 0.01
     assert maf["admixed_afr"] < 0.01
+    assert maf["study_eur"] < 0.01
+    # The Latino-like cohort carries it through its EAS-like ancestry, at about half the frequency.
+    assert 0.3 * maf["biobank_eas"] < maf["admixed_amr"] < 0.7 * maf["biobank_eas"]
 
 
-def test_simulate__top_ldl_effect_recovered_by_ols_in_eur_cohort(sim):
+def _ols_effect(c, rsid: str, *, ancestry: pl.DataFrame | None = None) -> tuple[float, float, float]:
+    """statsmodels OLS of ldl on the variant, age and sex in one cohort: beta, SE, p.
+
+    ``ancestry``: the samples truth, whose AFR and EAS fractions are then covariates too
+    (what the pipeline's PCs stand for).
+    """
     import statsmodels.api as sm
 
-    t = _truth(sim).filter((pl.col("trait") == "ldl") & (pl.col("ancestry_specific").is_null()))
-    top = t.sort("expected_rank").row(0, named=True)
-    c = sim.cohort("biobank_eur")
-    idx = _bim(c.bfile)["id"].to_list().index(top["rsid"])
+    idx = _bim(c.bfile)["id"].to_list().index(rsid)
     x = _genotypes(c.bfile)[:, idx]
     pheno, covar = _read_tsv(c.pheno), _read_tsv(c.covar)
     y = pheno["ldl"].to_numpy().astype(float)
     ok = np.isfinite(x) & np.isfinite(y)
-    design = np.column_stack([np.ones(ok.sum()), x[ok], covar["age"].to_numpy()[ok],
-                              covar["sex"].to_numpy()[ok]])
-    fit = sm.OLS(y[ok], design).fit()
-    # At small scale (N = 600) the largest effect (3 % of variance) gives chi2 ~ 20:
-    # p < 1e-4 is what power allows (this seed: ~4e-8); at demo scale p ~ 1e-19.
-    assert fit.pvalues[1] < 1e-4
-    assert abs(fit.params[1] - top["beta"]) < 4 * fit.bse[1]
+    cols = [np.ones(ok.sum()), x[ok], covar["age"].to_numpy()[ok], covar["sex"].to_numpy()[ok]]
+    if ancestry is not None:
+        mine = ancestry.filter(pl.col("cohort") == c.cohort)
+        assert mine["IID"].to_list() == covar["IID"].to_list()
+        cols += [mine[f].to_numpy()[ok] for f in ("afr_fraction", "eas_fraction")
+                 if mine[f].to_numpy()[ok].std() > 0]
+    fit = sm.OLS(y[ok], np.column_stack(cols)).fit()
+    return float(fit.params[1]), float(fit.bse[1]), float(fit.pvalues[1])
+
+
+def test_simulate__afr_effect_variant_is_common_everywhere_but_acts_only_in_afr_ancestry(sim):
+    row = _truth(sim).filter(pl.col("effect_ancestry") == "AFR").row(0, named=True)
+    assert row["trait"] == "ldl" and row["ancestry_specific"] is None
+    for c in COHORTS:  # common in every cohort: MR-MEGA can fit it
+        assert 0.1 < row[f"eaf_{c}"] < 0.9, c
+    samples = _read_tsv(sim.samples_truth)
+    # oracle: statsmodels OLS per cohort, adjusted for ancestry. In admixed_afr the
+    # per-allele effect is beta x the mean AFR fraction of its people (chi2 ~ 35 expected
+    # at small scale); in the European and East Asian cohorts it is absent.
+    afa = sim.cohort("admixed_afr")
+    afr_mean = samples.filter(pl.col("cohort") == afa.cohort)["afr_fraction"].mean()
+    b, se, p = _ols_effect(afa, row["rsid"], ancestry=samples)
+    assert p < 1e-4
+    assert abs(b - row["beta"] * afr_mean) < 3 * se
+    for c in ("biobank_eur", "study_eur", "biobank_eas"):
+        b, se, _ = _ols_effect(sim.cohort(c), row["rsid"], ancestry=samples)
+        assert abs(b) < 3 * se, c
+
+
+def test_simulate__top_ldl_effect_recovered_by_ols_in_eur_cohort(sim):
+    t = _truth(sim).filter((pl.col("trait") == "ldl") & pl.col("ancestry_specific").is_null()
+                           & pl.col("effect_ancestry").is_null())
+    top = t.sort("expected_rank").row(0, named=True)
+    b, se, p = _ols_effect(sim.cohort("biobank_eur"), top["rsid"])
+    # At small scale (N = 900) the largest effect (3 % of variance) gives chi2 ~ 27:
+    # p < 1e-4 is what power allows; at demo scale p ~ 1e-15.
+    assert p < 1e-4
+    assert abs(b - top["beta"]) < 4 * se
 
 
 # --- determinism and the command line ---------------------------------------------------
@@ -363,7 +416,7 @@ def test_simulate__same_seed_gives_identical_bytes_and_other_seed_differs(sim, t
                  "--scale", "small"]) == 0
     assert "biobank_eur" in capsys.readouterr().out
     first, again = _digests(sim.out_dir), _digests(tmp_path / "again")
-    assert len(first) == 3 * 5 + 6
+    assert len(first) == len(COHORTS) * 5 + 6
     assert first == again
     other = simulate_demo(tmp_path / "other", seed=SEED + 1, scale="small")
     changed = _digests(other.out_dir)

@@ -21,12 +21,13 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+from scipy.stats import norm
 
 pytestmark = pytest.mark.workflow
 
 REPO = Path(__file__).resolve().parent.parent
 BASE_CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-COHORTS = ["biobank_eur", "admixed_afr", "biobank_eas"]
+COHORTS = ["biobank_eur", "admixed_afr", "biobank_eas", "admixed_amr", "study_eur"]
 TRAITS = ["ldl", "cad"]
 GENOTYPE_OR_PHENOTYPE = re.compile(r"\.(bed|bim|fam|pheno\.tsv|covar\.tsv)$|results/pooled/")
 
@@ -133,19 +134,50 @@ def test_demo__leaves_reports_and_manifests_that_match_their_files(demo):
 
 def test_demo__largest_planted_effects_are_genome_wide_significant(demo):
     truth = _read(demo / "resources" / "demo" / "truth" / "causal.tsv")
-    # small scale (1,200/800/1,000 people): the three largest ldl effects and the
-    # largest cad effect are genome-wide significant (seed 42 gives p = 3e-21,
-    # 2e-18, 3e-11 and 2e-14); the demo scale recovers five and three.
-    for trait, k in (("ldl", 3), ("cad", 1)):
+    # small scale (900/600/650/500/350 people): the three largest shared ldl effects and
+    # the largest cad effect are genome-wide significant by fixed-effect IVW (the table's
+    # beta and SE; seed 42: p = 1e-26, 5e-22, 1e-8 and 3e-9), the two largest ldl effects
+    # also by the demo's primary test, MR-MEGA's association p (p_value, 3 df: 1e-24, 3e-20);
+    # the demo scale recovers five and three.
+    for trait, k, k_mrmega in (("ldl", 3, 2), ("cad", 1, 0)):
         meta = _read(demo / "results" / "meta" / f"{trait}.tsv.gz")
-        planted = truth.filter((pl.col("trait") == trait) & pl.col("ancestry_specific").is_null())
+        planted = truth.filter((pl.col("trait") == trait) & pl.col("ancestry_specific").is_null()
+                               & pl.col("effect_ancestry").is_null())
         top = planted.sort("expected_rank").head(k)
         hits = top.join(meta, on=["chromosome", "base_pair_location"], how="left")
         assert hits.height == k
-        assert (hits["p_value"] < 5e-8).all(), hits.select("chromosome", "base_pair_location", "beta", "p_value")
+        ivw_p = 2 * norm.sf(np.abs(hits["beta_right"].to_numpy() / hits["standard_error"].to_numpy()))
+        assert (ivw_p < 5e-8).all(), hits.select("chromosome", "base_pair_location", "beta", "standard_error")
+        assert (hits["p_value"].head(k_mrmega) < 5e-8).all(), hits.select("base_pair_location", "p_value")
         # the meta-analysis recovers the planted direction on the ALT allele
         same = np.sign(hits["beta_right"].to_numpy()) == np.sign(hits["beta"].to_numpy())
         assert same.all()
+
+
+def test_demo__mrmega_follows_the_afr_only_effect_that_ivw_dilutes(demo):
+    """The demo runs MR-MEGA on two axes of genetic variation: the admixed African cohort
+    at one end of an axis, and the variant whose effect exists only in AFR ancestry tested
+    far more strongly by MR-MEGA (its ancestry heterogeneity) than by IVW or the pooled fit
+    (small scale, seed 42: MR-MEGA p 2e-5, ancestry-heterogeneity p 5e-5, IVW p 0.04,
+    pooled 0.01; demo scale: 3e-26, 7e-23, 9e-6, 6e-6)."""
+    summary = json.loads((demo / "results" / "meta" / "ldl.tsv.gz.summary.json").read_text())
+    mr = summary["mrmega"]
+    assert mr["n_axes"] == 2 and sorted(mr["axes"]) == sorted(COHORTS)
+    axes = np.array([mr["axes"][c] for c in COHORTS])
+    extreme = {COHORTS[int(np.argmax(np.abs(axes[:, t])))] for t in range(2)}
+    assert "admixed_afr" in extreme, mr["axes"]
+    truth = _read(demo / "resources" / "demo" / "truth" / "causal.tsv")
+    afr = truth.filter(pl.col("effect_ancestry") == "AFR")
+    assert afr.height == 1
+    meta = _read(demo / "results" / "meta" / "ldl.tsv.gz")
+    pooled = _read(demo / "results" / "association" / "pooled" / "ldl.tsv.gz")
+    key = ["chromosome", "base_pair_location"]
+    r = afr.join(meta, on=key, suffix="_meta").row(0, named=True)
+    assert r["n_studies"] == len(COHORTS)
+    nlp_ivw = -np.log10(2 * norm.sf(abs(r["beta_meta"] / r["standard_error"])))
+    nlp_pooled = afr.join(pooled, on=key, suffix="_pooled").row(0, named=True)["neg_log_10_p_value"]
+    assert r["neg_log_10_p_value"] > nlp_ivw + 2 and r["neg_log_10_p_value"] > nlp_pooled + 2
+    assert r["mrmega_neg_log_10_p_ancestry_het"] > 3
 
 
 def test_demo__meta_and_pooled_betas_agree_over_significant_variants(demo):
@@ -211,25 +243,45 @@ def test_demo__snakemake_report_carries_the_html_reports_and_captions(demo, tmp_
 def test_demo__planted_effects_are_recovered_by_both_arms(demo):
     truth = _read(demo / "resources" / "demo" / "truth" / "causal.tsv")
     for trait, k in (("ldl", 3), ("cad", 1)):
-        top = truth.filter((pl.col("trait") == trait) & pl.col("ancestry_specific").is_null()).sort("expected_rank").head(k)
+        top = truth.filter((pl.col("trait") == trait) & pl.col("ancestry_specific").is_null()
+                           & pl.col("effect_ancestry").is_null()).sort("expected_rank").head(k)
         pooled = _read(demo / "results" / "association" / "pooled" / f"{trait}.tsv.gz")
         hits = top.join(pooled, on=["chromosome", "base_pair_location"], how="left")
         assert (hits["p_value"] < 5e-8).all(), hits.select("base_pair_location", "p_value")
 
 
-def test_demo__ancestry_specific_causal_variant_is_reported_cohort_specific_with_its_eafs(demo):
+def test_demo__eas_only_allele_is_reported_with_its_eafs_and_found_by_ivw_not_mrmega(demo):
     truth = _read(demo / "resources" / "demo" / "truth" / "causal.tsv")
     eas = truth.filter((pl.col("trait") == "ldl") & (pl.col("ancestry_specific") == "EAS"))
     assert eas.height == 1
-    loci = _read(demo / "results" / "compare" / "ldl.loci.tsv")
-    row = eas.join(loci, on=["chromosome", "base_pair_location"], how="inner", suffix="_cmp")
-    assert row.height == 1, "the EAS-only causal variant leads a locus in the comparison"
-    r = row.row(0, named=True)
-    assert r["cohort_specific"] in (True, "true") and r["direction_class"] == "single_cohort"
-    assert r["most_common_cohort"] == "biobank_eas"
-    assert abs(r["eaf_biobank_eas_cmp"] - r["eaf_biobank_eas"]) < 0.01
-    assert r["eaf_biobank_eur_cmp"] is None and r["eaf_admixed_afr_cmp"] is None
-    assert json.loads((demo / "results" / "compare" / "ldl.json").read_text())["n_cohort_specific_loci"] >= 1
+    key = ["chromosome", "base_pair_location"]
+    # Carried by the East Asian cohort and, through its EAS-like ancestry, the Latino-like
+    # one (at about half the frequency); absent from the European and African cohorts.
+    t = eas.row(0, named=True)
+    for c in COHORTS:
+        h = _read(demo / "results" / "harmonise" / "ldl" / f"{c}.tsv.gz").join(eas, on=key)
+        if c in ("biobank_eas", "admixed_amr"):
+            assert abs(h["effect_allele_frequency"].item() - t[f"eaf_{c}"]) < 0.01, c
+        else:
+            assert h.height == 0, c
+    assert t["eaf_admixed_amr"] < 0.7 * t["eaf_biobank_eas"]
+    # Two cohorts are fewer than MR-MEGA's T + 3 = 5: no MR-MEGA p, while IVW finds it
+    # (seed 42, small scale: p = 7e-10; the demo scale's report lists it "ivw only").
+    meta = _read(demo / "results" / "meta" / "ldl.tsv.gz")
+    m = eas.join(meta, on=key, suffix="_meta").row(0, named=True)
+    assert m["n_studies"] == 2 and m["direction"].count("?") == len(COHORTS) - 2
+    assert m["p_value"] is None and m["mrmega_chi2_association"] is None
+    assert 2 * norm.sf(abs(m["beta_meta"] / m["standard_error"])) < 5e-8
+    # The comparison carries it with both cohorts' direction; meta's primary p is MR-MEGA's,
+    # absent here, so the pooled arm alone calls it at 5e-8.
+    cmp = eas.join(_read(demo / "results" / "compare" / "ldl.tsv"), on=key, suffix="_cmp")
+    r = cmp.row(0, named=True)
+    assert (r["direction_class"], r["class"]) == ("agree", "pooled_only")
+    assert r["p_value_meta"] is None and r["p_value_pooled"] < 5e-8
+    # The report's comparison section sets MR-MEGA's loci against IVW's.
+    html = (demo / "results" / "report" / "ldl.html").read_text()
+    comparison = html[html.index('<section id="comparison"'):html.index('<section id="cohorts"')]
+    assert 'id="comparison-mrmega-ivw"' in comparison and "<th>pooled p</th>" in comparison
 
 
 def test_demo__no_individual_level_column_or_id_in_exports(demo):

@@ -8,21 +8,25 @@ from pathlib import Path
 from crosscohort.commands import add_command
 
 _DESCRIPTION = """\
-Simulate three cohorts of different ancestry with known causal variants, ready for
+Simulate five cohorts of different ancestry with known causal variants, ready for
 `crosscohort qc`, `assoc` and the rest of the pipeline (the demo mode's input).
 
 Genomes come from an msprime coalescent simulation of the Out-of-Africa model of
-Gutenkunst et al. (2009) (AFR, EUR, EAS) plus an AFR/EUR population admixed 12
-generations ago (80 % AFR), recombination 1e-8 and mutation 1.29e-8 per bp per
+Gutenkunst et al. (2009) (AFR, EUR, EAS) plus two populations admixed 12
+generations ago: AFR/EUR (80 % AFR, African-American-like) and AFR/EUR/EAS (1/6,
+1/3, 1/2; Latino-like, EAS standing in for Native American ancestry as in
+Browning et al. 2018), recombination 1e-8 and mutation 1.29e-8 per bp per
 generation. Biallelic A/C/G/T SNVs with minor allele count >= 5 are kept.
 
-Cohorts: biobank_eur (~90 % EUR, 5 % admixed, 5 % EAS), admixed_afr (admixed, ~10 %
-EUR), biobank_eas (~90 % EAS, 10 % EUR). --scale demo: 2500/1500/2000 individuals,
-6 chromosomes of 4-5 Mb; --scale small: 600/400/500, 3
-chromosomes of ~2 Mb (the test suite's).
+Cohorts: biobank_eur (90 % EUR, 5 % AFR/EUR admixed, 5 % EAS), admixed_afr (AFR/EUR
+admixed, 10 % EUR), biobank_eas (90 % EAS, 10 % EUR), admixed_amr (Latino-like, 10 %
+EUR), study_eur (EUR). --scale demo: 1800/1200/1300/1000/700 individuals, 6
+chromosomes of 4-5 Mb (about 30 s of CPU); --scale small: half the
+people, 3 chromosomes of ~2 Mb (seconds; the test suite's).
 
-Traits: ldl (mmol/L; shared causal SNVs, one EAS-specific SNV, age, sex and an
-ancestry-correlated shift) and cad (liability threshold, ~22 % cases, coded 1/2).
+Traits: ldl (mmol/L; shared causal SNVs, one SNV whose allele is common only in
+EAS ancestry, one common SNV whose effect exists only in AFR ancestry, age, sex
+and ancestry-correlated shifts) and cad (liability threshold, ~22 % cases, coded 1/2).
 Planted QC failures: ~0.5 % random missing calls, ~0.5 % variants and samples with
 20-35 % missing calls, ~0.1 % variants whose heterozygotes were called homozygous.
 
@@ -33,7 +37,7 @@ Written to OUT_DIR:
   cohorts.tsv                the cohort sheet for these files (absolute paths)
   reference/variants.tsv.gz  reference-panel ALT frequencies of every variant
   truth/causal.tsv           causal variants, effects per ALT allele, EAFs, expected rank
-  truth/samples.tsv          each sample's cohort, population and AFR ancestry fraction
+  truth/samples.tsv          each sample's cohort, population, AFR and EAS ancestry fractions
   truth/qc_planted.tsv       the planted QC failures (variant or sample id, missing rate)
   truth/variants.ledger.json simulated sites = written + dropped per reason
 
@@ -54,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=42, metavar="N",
                    help="random seed, a non-negative integer (default: %(default)s)")
     p.add_argument("--scale", choices=("demo", "small"), default="demo",
-                   help="demo: ~6000 individuals, 6 chromosomes; small: ~1500, 3 (default: %(default)s)")
+                   help="demo: 6000 individuals in 5 cohorts, 6 chromosomes; small: 3000, 3 (default: %(default)s)")
     p.set_defaults(func=run)
 
 

@@ -1,13 +1,18 @@
 """Simulated multi-ancestry demo cohorts: genotypes, phenotypes, covariates and the truth.
 
-:func:`simulate_demo` writes three PLINK 1 cohorts (``biobank_eur``,
-``admixed_afr``, ``biobank_eas``) whose genomes come from a coalescent
-simulation of the three-population Out-of-Africa model (Gutenkunst et al.
-2009) plus a recently admixed African-American-like population, with two
-traits of known genetic architecture (``ldl``, quantitative; ``cad``, binary),
-planted QC failures, a reference panel's allele frequencies and the truth
-tables a test or report needs to check that the pipeline recovers what was
-put in.
+:func:`simulate_demo` writes five PLINK 1 cohorts (``biobank_eur``,
+``admixed_afr``, ``biobank_eas``, ``admixed_amr``, ``study_eur``) whose
+genomes come from a coalescent simulation of the three-population
+Out-of-Africa model (Gutenkunst et al. 2009) plus two recently admixed
+populations: an African-American-like one (AFR/EUR) and a Latino-like one
+(AFR/EUR/EAS, the EAS component standing in for Native American ancestry as
+in Browning et al. 2018), with two traits of known genetic architecture
+(``ldl``, quantitative; ``cad``, binary), planted QC failures, a reference
+panel's allele frequencies and the truth tables a test or report needs to
+check that the pipeline recovers what was put in. ``ldl`` has one causal
+variant whose allele is common only in EAS ancestry and one, common
+everywhere, whose effect exists only in AFR ancestry: what a fixed-effect
+meta-analysis and MR-MEGA's meta-regression see differently.
 
 Everything is a function of ``(seed, scale)``: the same pair gives
 byte-identical files.
@@ -22,7 +27,13 @@ References
 .. [2] Baharian S et al. (2016). The Great Migration and African-American
    genomic diversity. PLoS Genet 12(5): e1006059 (about 80 % African ancestry,
    admixture some 10-15 generations ago).
-.. [3] Baumdicker F et al. (2022). Efficient ancestry and mutation simulation
+.. [3] Browning SR, Browning BL, Daviglus ML et al. (2018). Ancestry-specific
+   recent effective population size in the Americas. PLoS Genet 14(5):
+   e1007385; as stdpopsim's ``HomSap/AmericanAdmixture_4B18``: an admixed
+   American population founded 12 generations ago from 1/6 AFR, 1/3 EUR and
+   1/2 East Asian-like (Native American proxy) ancestry, size 30,000 growing
+   5 % a generation.
+.. [4] Baumdicker F et al. (2022). Efficient ancestry and mutation simulation
    with msprime 1.0. Genetics 220(3): iyab229.
 """
 
@@ -65,9 +76,10 @@ _VID = COLUMNS["variant_id"].name
 _RSID = COLUMNS["rsid"].name
 
 #: Cohort ids, in the order the cohort sheet lists them.
-COHORTS: tuple[str, ...] = ("biobank_eur", "admixed_afr", "biobank_eas")
-#: Population labels of simulated individuals (``ADMIX`` = recent AFR/EUR admixture).
-POPULATIONS: tuple[str, ...] = ("AFR", "EUR", "EAS", "ADMIX")
+COHORTS: tuple[str, ...] = ("biobank_eur", "admixed_afr", "biobank_eas", "admixed_amr", "study_eur")
+#: Population labels of simulated individuals (``ADMIX`` = recent AFR/EUR admixture,
+#: ``AMR`` = recent AFR/EUR/EAS admixture, the EAS part a Native American proxy).
+POPULATIONS: tuple[str, ...] = ("AFR", "EUR", "EAS", "ADMIX", "AMR")
 
 # --- population history ------------------------------------------------------
 GENERATION_TIME_YEARS = 25.0
@@ -95,17 +107,22 @@ _T_ADMIX = 12.0
 _ADMIX_AFR = 0.8
 _N_ADMIX = 30_000
 _R_ADMIX = 0.05
+# Latino-like admixture (Browning et al. 2018; stdpopsim AmericanAdmixture_4B18): 12
+# generations ago, 1/6 AFR, 1/3 EUR, 1/2 EAS-like; size and growth as ADMIX's.
+_AMR_PROPORTIONS = (1.0 / 6.0, 1.0 / 3.0, 1.0 / 2.0)
 # Lineages are recorded just before (backwards in time) the admixture event, to
 # read off each admixed genome's AFR fraction.
 _T_CENSUS = _T_ADMIX + 0.5
 
 
 def ooa_admixed_demography() -> msprime.Demography:
-    """The msprime demography of the demo: Gutenkunst et al. 2009 plus an admixed AFR/EUR population.
+    """The msprime demography of the demo: Gutenkunst et al. 2009 plus two recently admixed populations.
 
     Populations: ``AFR`` (YRI-like), ``EUR`` (CEU-like), ``EAS`` (CHB-like),
-    ``ADMIX`` (formed 12 generations ago from 80 % AFR and 20 % EUR), and the
-    ancestral ``OOA`` and ``ANC``. Times are in generations (25 years).
+    ``ADMIX`` (formed 12 generations ago from 80 % AFR and 20 % EUR), ``AMR``
+    (formed 12 generations ago from 1/6 AFR, 1/3 EUR and 1/2 EAS, the EAS part
+    standing in for Native American ancestry as in Browning et al. 2018), and
+    the ancestral ``OOA`` and ``ANC``. Times are in generations (25 years).
 
     Returns
     -------
@@ -126,6 +143,8 @@ def ooa_admixed_demography() -> msprime.Demography:
     d.add_population(name="EAS", initial_size=n_as, growth_rate=_R_AS, description="CHB-like East Asian")
     d.add_population(name="ADMIX", initial_size=_N_ADMIX, growth_rate=_R_ADMIX,
                      description="African-American-like AFR/EUR admixed")
+    d.add_population(name="AMR", initial_size=_N_ADMIX, growth_rate=_R_ADMIX,
+                     description="Latino-like AFR/EUR/EAS admixed (EAS a Native American proxy)")
     d.add_population(name="OOA", initial_size=_N_B, description="Out-of-Africa bottleneck")
     d.add_population(name="ANC", initial_size=_N_AF, description="ancestral humans")
     d.set_symmetric_migration_rate(["AFR", "EUR"], _M_AF_EU)
@@ -133,6 +152,8 @@ def ooa_admixed_demography() -> msprime.Demography:
     d.set_symmetric_migration_rate(["EUR", "EAS"], _M_EU_AS)
     d.add_admixture(time=_T_ADMIX, derived="ADMIX", ancestral=["AFR", "EUR"],
                     proportions=[_ADMIX_AFR, 1.0 - _ADMIX_AFR])
+    d.add_admixture(time=_T_ADMIX, derived="AMR", ancestral=["AFR", "EUR", "EAS"],
+                    proportions=list(_AMR_PROPORTIONS))
     d.add_census(time=_T_CENSUS)
     d.add_population_split(time=_T_EU_AS, derived=["EUR", "EAS"], ancestral="OOA")
     d.add_symmetric_migration_rate_change(time=_T_EU_AS, populations=["AFR", "OOA"], rate=_M_AF_B)
@@ -154,30 +175,41 @@ class _Scale:
     chromosomes: tuple[int, ...]
 
 
-#: Sample sizes and genome per scale. ``demo`` is the default run, ``small`` the test suite's.
-SCALES: dict[str, _Scale] = {
-    "demo": _Scale(
-        cohorts={
-            "biobank_eur": {"EUR": 2250, "ADMIX": 125, "EAS": 125},
-            "admixed_afr": {"ADMIX": 1350, "EUR": 150},
-            "biobank_eas": {"EAS": 1800, "EUR": 200},
-        },
-        reference={"AFR": 250, "EUR": 250, "EAS": 250, "ADMIX": 250},
-        chromosomes=(5_000_000, 4_800_000, 4_600_000, 4_400_000, 4_200_000, 4_000_000),
-    ),
-    "small": _Scale(
-        cohorts={
-            "biobank_eur": {"EUR": 1080, "ADMIX": 60, "EAS": 60},
-            "admixed_afr": {"ADMIX": 720, "EUR": 80},
-            "biobank_eas": {"EAS": 900, "EUR": 100},
-        },
-        reference={"AFR": 100, "EUR": 100, "EAS": 100, "ADMIX": 100},
-        chromosomes=(2_200_000, 2_000_000, 1_800_000),
-    ),
+#: Each cohort's size at demo scale and its make-up by population: a European-heavy
+#: biobank with small admixed and East Asian minorities, an African-American-like
+#: cohort, an East Asian biobank, a Latino-like cohort and a second, smaller
+#: European study (the kind of cohort a consortium adds late).
+_DEMO_COHORTS: dict[str, tuple[int, dict[str, float]]] = {
+    "biobank_eur": (1800, {"EUR": 0.90, "ADMIX": 0.05, "EAS": 0.05}),
+    "admixed_afr": (1200, {"ADMIX": 0.90, "EUR": 0.10}),
+    "biobank_eas": (1300, {"EAS": 0.90, "EUR": 0.10}),
+    "admixed_amr": (1000, {"AMR": 0.90, "EUR": 0.10}),
+    "study_eur": (700, {"EUR": 1.0}),
 }
 
-_ID_PREFIX = {"biobank_eur": "EUR", "admixed_afr": "AFA", "biobank_eas": "EAS"}
-_ANCESTRY = {"biobank_eur": "EUR>AFR,EAS", "admixed_afr": "AFR/EUR admixed>EUR", "biobank_eas": "EAS>EUR"}
+
+def _scale(fraction: float, *, reference: int, chromosomes: tuple[int, ...]) -> _Scale:
+    """The demo's cohorts at ``fraction`` of their size; rounding's remainder goes to each one's first population."""
+    cohorts: dict[str, dict[str, int]] = {}
+    for c, (n, shares) in _DEMO_COHORTS.items():
+        total = round(n * fraction)
+        minor = {p: round(total * f) for p, f in list(shares.items())[1:]}
+        cohorts[c] = {next(iter(shares)): total - sum(minor.values()), **minor}
+    return _Scale(cohorts=cohorts, reference=dict.fromkeys(POPULATIONS, reference),
+                  chromosomes=chromosomes)
+
+
+#: Sample sizes and genome per scale. ``demo`` is the default run, ``small`` the test suite's.
+SCALES: dict[str, _Scale] = {
+    "demo": _scale(1.0, reference=200, chromosomes=(5_000_000, 4_800_000, 4_600_000, 4_400_000,
+                                                   4_200_000, 4_000_000)),
+    "small": _scale(0.5, reference=80, chromosomes=(2_200_000, 2_000_000, 1_800_000)),
+}
+
+_ID_PREFIX = {"biobank_eur": "EUR", "admixed_afr": "AFA", "biobank_eas": "EAS", "admixed_amr": "AMA",
+              "study_eur": "EUS"}
+_ANCESTRY = {"biobank_eur": "EUR>AFR,EAS", "admixed_afr": "AFR/EUR admixed>EUR", "biobank_eas": "EAS>EUR",
+             "admixed_amr": "Latino-like AFR/EUR/EAS admixed>EUR", "study_eur": "EUR"}
 
 # --- traits ------------------------------------------------------------------
 _MIN_MAC = 5
@@ -186,8 +218,14 @@ _LDL_MEAN, _LDL_SD = 3.4, 0.9  # mmol/L
 #: Expected meta-analysis chi2 ~ N h: at demo N = 6000, 1.2-3 % gives 70-180 (p < 5e-8
 #: always), 0.06-0.25 % gives 4-15 (below 5e-8 unless the draw is lucky).
 _LDL_H2 = (0.030, 0.024, 0.019, 0.015, 0.012, 0.0025, 0.0020, 0.0015, 0.0012, 0.0010, 0.0008, 0.0006)
-#: Variance explained within biobank_eas by the EAS-specific variant (chi2 ~ 70 at N = 2000).
+#: Variance explained within biobank_eas by the EAS-specific variant (chi2 ~ 45 at N = 1,300).
 _LDL_EAS_H2 = 0.035
+#: Variance of ldl within admixed_afr of the variant whose effect exists only in AFR
+#: ancestry (per allele, beta times the carrier's AFR fraction). Adjusted for ancestry, the
+#: per-allele effect there is beta x 0.8: chi2 ~ 70 at demo scale (N = 1,200), ~35 at small
+#: scale; in the other cohorts it is near zero, so the fixed-effect mean is diluted some
+#: 3-fold in chi2 while MR-MEGA's AFR axis follows it.
+_LDL_AFR_EFFECT_H2 = 0.10
 _LDL_AGE, _LDL_MALE = 0.02, 0.12  # per year; male vs female (mmol/L)
 _LDL_AFR_SHIFT, _LDL_EAS_SHIFT = -0.25, 0.15  # ancestry-correlated means: why PCs matter
 _CAD_PREVALENCE = 0.22
@@ -273,7 +311,8 @@ class _Chromosome:
     ref: np.ndarray  # <U1
     alt: np.ndarray  # <U1
     dosage: np.ndarray  # int8 (variants x individuals in layout order), ALT allele counts
-    afr_length: np.ndarray  # float64 per individual (layout order): bp of AFR ancestry, ADMIX only
+    afr_length: np.ndarray  # float64 per individual (layout order): bp of AFR ancestry, admixed only
+    eas_length: np.ndarray  # float64 per individual (layout order): bp of EAS ancestry, admixed only
     n_sites: int
     n_multi: int
     n_non_acgt: int
@@ -346,12 +385,16 @@ def _simulate_chromosome(
     low_mac = candidates & (mac < _MIN_MAC)
     keep = candidates & ~low_mac
 
-    # Genome-wide AFR ancestry of each admixed haplotype: its segments' census ancestors' population.
-    afr_pop = [p.metadata["name"] for p in ts.populations()].index("AFR")
+    # AFR and EAS ancestry of each admixed haplotype: its segments' census ancestors' population.
+    names = [p.metadata["name"] for p in ts.populations()]
     census = np.flatnonzero((ts.nodes_flags & msprime.NODE_IS_CEN_EVENT) != 0)
     edges = ts.tables.link_ancestors(admix_nodes, census)
-    is_afr = ts.nodes_population[edges.parent] == afr_pop
-    hap_afr = np.bincount(edges.child, weights=(edges.right - edges.left) * is_afr, minlength=ts.num_nodes)
+    span = edges.right - edges.left
+    hap_afr, hap_eas = (
+        np.bincount(edges.child, weights=span * (ts.nodes_population[edges.parent] == names.index(p)),
+                    minlength=ts.num_nodes)[node_order[: len(node_order) - 1]]
+        for p in ("AFR", "EAS")
+    )
 
     ts_kept = ts.delete_sites(np.flatnonzero(~keep))
     haps = np.empty((ts_kept.num_sites, len(node_order)), dtype=np.int8)
@@ -365,7 +408,6 @@ def _simulate_chromosome(
     del haps
     dosage[ref_is_derived] = 2 - dosage[ref_is_derived]
     anc_k, der_k = anc[keep], derived[keep]
-    hap_afr = hap_afr[node_order[: 2 * n_dip]]
     return _Chromosome(
         chrom=chrom,
         pos=pos0[keep] + 1,
@@ -373,6 +415,7 @@ def _simulate_chromosome(
         alt=np.where(ref_is_derived, anc_k, der_k),
         dosage=dosage,
         afr_length=hap_afr[0::2] + hap_afr[1::2],
+        eas_length=hap_eas[0::2] + hap_eas[1::2],
         n_sites=n_sites,
         n_multi=int(multi.sum()),
         n_non_acgt=int(non_acgt.sum()),
@@ -448,8 +491,8 @@ def simulate_demo(out_dir: str | Path, *, seed: int = 42, scale: str = "demo") -
         mutations, the sample assignment, traits and QC artefacts use
         independent seeds derived from it.
     scale
-        ``"demo"`` (about 6,000 individuals, 6 chromosomes of 4-5 Mb) or
-        ``"small"`` (about 1,500 individuals, 3 chromosomes of ~2 Mb; the
+        ``"demo"`` (6,000 individuals in five cohorts, 6 chromosomes of 4-5
+        Mb) or ``"small"`` (3,000 individuals, 3 chromosomes of ~2 Mb; the
         test suite's).
 
     Returns
@@ -476,21 +519,29 @@ def simulate_demo(out_dir: str | Path, *, seed: int = 42, scale: str = "demo") -
 
     ``ldl`` (mmol/L) = 3.4 + shared SNV effects (12 SNVs explaining
     0.06-3 % of variance each in the pooled cohorts) + one EAS-specific SNV
-    (3.5 % of variance within ``biobank_eas``) + 0.02/yr age + male effect +
-    ancestry-correlated shift + noise, total sd ~0.9. ``cad``: liability
+    (allele common only in EAS ancestry, so in ``biobank_eas`` and, at about
+    half the frequency, ``admixed_amr``; 3.5 % of variance within
+    ``biobank_eas``) + one SNV common in every cohort whose effect is
+    ``beta`` times the carrier's AFR ancestry fraction (10 % of the variance
+    within ``admixed_afr``, near none elsewhere) + 0.02/yr age + male effect
+    + ancestry-correlated shifts + noise, total sd ~0.9. ``cad``: liability
     threshold at 22 % prevalence with 3 SNVs shared with ``ldl`` and 5 of
     its own, age, sex and ancestry effects. Effects are per ALT allele;
     ``cad``'s on the liability scale (sd 1).
 
     ``truth/causal.tsv``: one row per (trait, causal variant) with GWAS-SSF
     names for the variant columns, ``beta``, ``ancestry_specific`` (empty or
-    ``EAS``), ``var_explained_pooled``, ``eaf_{AFR,EUR,EAS,ADMIX}`` (ALT
+    ``EAS``: the allele is common only in that ancestry), ``effect_ancestry``
+    (empty or ``AFR``: the effect per ALT allele is ``beta`` times the
+    carrier's AFR ancestry fraction), ``var_explained_pooled``,
+    ``eaf_{AFR,EUR,EAS,ADMIX,AMR}`` (ALT
     frequency over all simulated individuals of that population, cohorts and
     reference panel), ``eaf_{cohort}`` (over the written, non-missing calls)
     and ``expected_rank`` (1 = largest variance explained in the pooled
     cohorts). ``truth/qc_planted.tsv``: ``cohort, kind, id, missing_rate,
     n_het`` with kind ``variant_missing``, ``sample_missing`` or
-    ``variant_hwe``. Besides the planted ones, plink2 ``--hwe 1e-15`` also
+    ``variant_hwe``. ``truth/samples.tsv``: each sample's cohort, population
+    and genome-wide AFR and EAS ancestry fractions. Besides the planted ones, plink2 ``--hwe 1e-15`` also
     removes genuine Wahlund-effect failures: alleles common only in a
     cohort's 5-10 % minority ancestry (a few at small scale, some 0.1-0.2 %
     of variants at demo scale), as in real mixed-ancestry biobanks.
@@ -545,7 +596,7 @@ def simulate_demo(out_dir: str | Path, *, seed: int = 42, scale: str = "demo") -
     node_order[0 : 2 * n_diploid : 2] = 2 * layout
     node_order[1 : 2 * n_diploid : 2] = 2 * layout + 1
     node_order[-1] = 2 * n_diploid  # msprime numbers sample nodes in sample-set order
-    admix_ind = np.flatnonzero(ind_pop == "ADMIX")
+    admix_ind = np.flatnonzero(np.isin(ind_pop, ["ADMIX", "AMR"]))
     admix_nodes = np.sort(np.concatenate([2 * admix_ind, 2 * admix_ind + 1])).astype(np.int32)
 
     demography = ooa_admixed_demography()
@@ -557,8 +608,11 @@ def simulate_demo(out_dir: str | Path, *, seed: int = 42, scale: str = "demo") -
         for c, length in enumerate(sc.chromosomes, start=1)
     ]
     pop = ind_pop[layout]  # population of each genotype column
+    admixed = np.isin(pop, ["ADMIX", "AMR"])
     afr_len = sum(ch.afr_length for ch in chroms) / (2.0 * sum(sc.chromosomes))
-    afr_fraction = np.where(pop == "AFR", 1.0, np.where(pop == "ADMIX", afr_len, 0.0))
+    eas_len = sum(ch.eas_length for ch in chroms) / (2.0 * sum(sc.chromosomes))
+    afr_fraction = np.where(pop == "AFR", 1.0, np.where(admixed, afr_len, 0.0))
+    eas_fraction = np.where(pop == "EAS", 1.0, np.where(admixed, eas_len, 0.0))
 
     # Genome-wide variant table.
     chrom_arr = np.concatenate([np.full(len(ch.pos), ch.chrom, dtype=np.int64) for ch in chroms])
@@ -601,8 +655,9 @@ def simulate_demo(out_dir: str | Path, *, seed: int = 42, scale: str = "demo") -
     n_causal = len(_LDL_H2) + len(_CAD_OWN_H2) + 1
     min_gap = min(1_000_000.0, sum(sc.chromosomes) / (2.5 * n_causal))
     # Ancestry-specific: common in biobank_eas, near-monomorphic in the other cohorts and populations.
+    # (admixed_amr carries it too, through its EAS-like ancestry.)
     rows = np.flatnonzero((maf_c["biobank_eas"] > 0.12) & (maf_c["biobank_eur"] < 0.008)
-                          & (maf_c["admixed_afr"] < 0.008))
+                          & (maf_c["admixed_afr"] < 0.008) & (maf_c["study_eur"] < 0.008))
     pf = pop_freq(rows)
     other = [p for p in ("AFR", "EUR", "ADMIX") if p in pf]
     eas_cands = rows[np.max([maf(pf[p]) for p in other], axis=0) < 0.01] if len(rows) else rows
@@ -610,9 +665,12 @@ def simulate_demo(out_dir: str | Path, *, seed: int = 42, scale: str = "demo") -
         score = maf_c["biobank_eas"] - 20 * np.maximum(maf_c["biobank_eur"], maf_c["admixed_afr"])
         eas_cands = np.argsort(-score, kind="stable")[:1]
     eas_idx = int(rng_tr.choice(eas_cands))
+    # Effect only in AFR ancestry: an allele common in every cohort (so MR-MEGA fits it).
+    everywhere = np.flatnonzero(np.all([maf_c[c] > 0.1 for c in COHORTS], axis=0))
+    (afr_idx,) = _spaced_choice(everywhere, [eas_idx], loc, n=1, min_gap=min_gap, rng=rng_tr)
     common = np.flatnonzero((maf(pooled_p) > 0.1) & (maf_c["biobank_eur"] > 0.05))
-    ldl_idx = _spaced_choice(common, [eas_idx], loc, n=len(_LDL_H2), min_gap=min_gap, rng=rng_tr)
-    cad_own_idx = _spaced_choice(common, [eas_idx, *ldl_idx], loc, n=len(_CAD_OWN_H2),
+    ldl_idx = _spaced_choice(common, [eas_idx, afr_idx], loc, n=len(_LDL_H2), min_gap=min_gap, rng=rng_tr)
+    cad_own_idx = _spaced_choice(common, [eas_idx, afr_idx, *ldl_idx], loc, n=len(_CAD_OWN_H2),
                                  min_gap=min_gap, rng=rng_tr)
 
     # --- traits, for the cohort individuals (layout columns 0..n_cohort-1) ---
@@ -621,7 +679,7 @@ def simulate_demo(out_dir: str | Path, *, seed: int = 42, scale: str = "demo") -
     sex = rng_cov.integers(1, 3, n_cohort)  # 1 = male, 2 = female
     male = (sex == 1).astype(np.float64)
     afr_f = afr_fraction[:n_cohort]
-    is_eas = (pop[:n_cohort] == "EAS").astype(np.float64)
+    eas_f = eas_fraction[:n_cohort]
 
     def x(i: int) -> np.ndarray:
         return dosage[i, :n_cohort].astype(np.float64)
@@ -630,9 +688,14 @@ def simulate_demo(out_dir: str | Path, *, seed: int = 42, scale: str = "demo") -
     ldl_sign = rng_tr.choice([-1.0, 1.0], size=len(_LDL_H2))
     ldl_beta = [s * _beta_for(h, var_ldl, pooled_p[i]) for s, h, i in zip(ldl_sign, _LDL_H2, ldl_idx, strict=True)]
     eas_beta = float(rng_tr.choice([-1.0, 1.0])) * _beta_for(_LDL_EAS_H2, var_ldl, cohort_p["biobank_eas"][eas_idx])
-    ldl_fixed = sum(b * x(i) for b, i in zip(ldl_beta, ldl_idx, strict=True)) + eas_beta * x(eas_idx)
+    # The AFR-ancestry effect: per ALT allele afr_beta times the carrier's AFR fraction.
+    afr_dose = afr_f * x(afr_idx)
+    afr_beta = float(rng_tr.choice([-1.0, 1.0])) * math.sqrt(_LDL_AFR_EFFECT_H2 * var_ldl
+                                                             / afr_dose[block["admixed_afr"]].var())
+    ldl_fixed = (sum(b * x(i) for b, i in zip(ldl_beta, ldl_idx, strict=True)) + eas_beta * x(eas_idx)
+                 + afr_beta * afr_dose)
     ldl_fixed = (ldl_fixed + _LDL_AGE * (age - 55.0) + _LDL_MALE * male + _LDL_AFR_SHIFT * afr_f
-                 + _LDL_EAS_SHIFT * is_eas)
+                 + _LDL_EAS_SHIFT * eas_f)
     noise_var = max(var_ldl - ldl_fixed.var(), 0.3 * var_ldl)
     ldl = _LDL_MEAN + ldl_fixed - ldl_fixed.mean() + rng_tr.normal(0.0, math.sqrt(noise_var), n_cohort)
     ldl = np.round(ldl, 2)
@@ -656,7 +719,7 @@ def simulate_demo(out_dir: str | Path, *, seed: int = 42, scale: str = "demo") -
         ids[c] = [f"{_ID_PREFIX[c]}{v}" for v in num.tolist()]
 
     # --- per-cohort files, with QC artefacts ---
-    causal_rows = np.array(sorted({*ldl_idx, eas_idx, *cad_own_idx}))
+    causal_rows = np.array(sorted({*ldl_idx, eas_idx, afr_idx, *cad_own_idx}))
     non_causal = np.setdiff1d(np.arange(n_var), causal_rows)
     cm = pos * RECOMBINATION_RATE * 100.0  # uniform map: 1 cM per Mb
     bim_text = "".join(
@@ -742,13 +805,17 @@ def simulate_demo(out_dir: str | Path, *, seed: int = 42, scale: str = "demo") -
 
     # --- truth tables ---
     def var_explained(b: float, i: int, var_total: float) -> float:
+        if i == afr_idx:  # the effect varies between carriers: its variance within cohorts, pooled
+            return sum(float(np.var(b * afr_dose[block[c]])) * len(groups[c]) for c in COHORTS) / (
+                n_cohort * var_total)
         return b * b * 2.0 * pooled_p[i] * (1.0 - pooled_p[i]) / var_total
 
     pop_p = pop_freq(causal_rows)
     pop_at = {int(i): k for k, i in enumerate(causal_rows.tolist())}
     rows_out = []
     for trait, idxs, betas, spec, var_total in (
-        ("ldl", [*ldl_idx, eas_idx], [*ldl_beta, eas_beta], [""] * len(ldl_idx) + ["EAS"], var_ldl),
+        ("ldl", [*ldl_idx, eas_idx, afr_idx], [*ldl_beta, eas_beta, afr_beta],
+         [""] * len(ldl_idx) + ["EAS", ""], var_ldl),
         ("cad", cad_idx, cad_beta, [""] * len(cad_idx), 1.0),
     ):
         ves = [var_explained(b, i, var_total) for b, i in zip(betas, idxs, strict=True)]
@@ -757,7 +824,9 @@ def simulate_demo(out_dir: str | Path, *, seed: int = 42, scale: str = "demo") -
             row = {
                 "trait": trait, _CHR: int(chrom_arr[i]), _POS: int(pos[i]), _VID: str(vid[i]),
                 _RSID: str(rsid[i]), _EA: str(alt[i]), _OA: str(ref[i]), _BETA: round(float(b), 6),
-                "ancestry_specific": sp, "var_explained_pooled": round(float(ve), 6),
+                "ancestry_specific": sp,
+                "effect_ancestry": "AFR" if trait == "ldl" and i == afr_idx else "",
+                "var_explained_pooled": round(float(ve), 6),
             }
             row |= {f"eaf_{p}": round(float(pop_p[p][pop_at[i]]), 6) for p in pops}
             row |= {f"eaf_{c}": round(float(written_p[c][i]), 6) for c in COHORTS}
@@ -767,11 +836,12 @@ def simulate_demo(out_dir: str | Path, *, seed: int = 42, scale: str = "demo") -
     causal_path = out / "truth" / "causal.tsv"
     causal.write_csv(causal_path, separator="\t", null_value="NA", quote_style="never")
 
-    samples_lines = ["cohort\tFID\tIID\tpopulation\tafr_fraction"]
+    samples_lines = ["cohort\tFID\tIID\tpopulation\tafr_fraction\teas_fraction"]
     for c in COHORTS:
         sl = block[c]
-        for i, p, f in zip(ids[c], pop[sl].tolist(), afr_fraction[sl].tolist(), strict=True):
-            samples_lines.append(f"{c}\t{i}\t{i}\t{p}\t{f:.4f}")
+        for i, p, f, e in zip(ids[c], pop[sl].tolist(), afr_fraction[sl].tolist(),
+                              eas_fraction[sl].tolist(), strict=True):
+            samples_lines.append(f"{c}\t{i}\t{i}\t{p}\t{f:.4f}\t{e:.4f}")
     samples_path = out / "truth" / "samples.tsv"
     _write_text(samples_path, samples_lines)
 

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import chdtri
 
+from crosscohort.central.meta._batched_wls import batched_wls
 from crosscohort.contract.errors import ConfigError, InputError
 from crosscohort.contract.stats import neg_log10_p_from_chi2, p_from_chi2
 
@@ -330,48 +331,17 @@ def mrmega_arrays(beta: np.ndarray, se: np.ndarray, axes: np.ndarray) -> MrMegaA
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where(ok, 1.0 / (st * st), 0.0)
         y = np.where(ok, bt, 0.0)
-    wy = w * y
-    # X'WX and X'Wy of every variant at once: (m, p, p) and (m, p).
-    xtwx = np.empty((m, p, p))
-    for a in range(p):
-        for b in range(a, p):
-            xtwx[:, a, b] = xtwx[:, b, a] = (x[:, a] * x[:, b]) @ w
-    xtwy = (x.T @ wy).T
-
-    est = np.full((p, m), np.nan)
-    est_se = np.full((p, m), np.nan)
-    chi2_assoc, chi2_anc, chi2_res, ln_bf = (np.full(m, np.nan) for _ in range(4))
-    fit = np.flatnonzero(n >= t_axes + 3)
-    inv = np.full((fit.size, p, p), np.nan)
-    if fit.size:
-        try:
-            inv = np.linalg.inv(xtwx[fit])
-        except np.linalg.LinAlgError:
-            # Some variant's cohorts have collinear axes: invert one at a time, NaN for those.
-            for i, v in enumerate(fit):
-                try:
-                    inv[i] = np.linalg.inv(xtwx[v])
-                except np.linalg.LinAlgError:
-                    pass
-    good = np.isfinite(inv).all(axis=(1, 2))
-    fit, inv = fit[good], inv[good]
-    if fit.size:
-        b_hat = np.einsum("vab,vb->va", inv, xtwy[fit])  # (v, p)
-        wf, yf = w[:, fit], y[:, fit]
-        resid = yf - x @ b_hat.T  # (k, v); rows of absent cohorts have weight 0
-        rss = (wf * resid * resid).sum(axis=0)
-        tss0 = (wf * yf * yf).sum(axis=0)
-        ybar = (wf * yf).sum(axis=0) / wf.sum(axis=0)
-        dev = yf - ybar
-        tss = (wf * dev * dev).sum(axis=0)
-        nf = n[fit].astype(np.float64)
-        mse = rss / (nf - p)
-        est[:, fit] = b_hat.T
-        est_se[:, fit] = np.sqrt(np.diagonal(inv, axis1=1, axis2=2).T * mse)
-        chi2_assoc[fit] = np.abs(tss0 - rss)
-        chi2_anc[fit] = np.abs(tss - rss)
-        chi2_res[fit] = np.abs(rss)
-        ln_bf[fit] = (chi2_assoc[fit] - p * np.log(nf)) / 2.0
+    # The (T+1) x (T+1) normal equations of every variant at once, in closed form.
+    res = batched_wls(x, y, w, n >= t_axes + 3)
+    nf = n.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mse = res.rss / (nf - p)
+        est_se = np.sqrt(res.inv_diag * mse)
+        chi2_assoc = np.abs(res.tss0 - res.rss)
+        chi2_anc = np.abs(res.tss - res.rss)
+        chi2_res = np.abs(res.rss)
+        ln_bf = (chi2_assoc - p * np.log(nf)) / 2.0
+    est = res.coef
     df_res = np.where(np.isfinite(chi2_res), n - p, np.nan).astype(np.float64)
     return MrMegaArrays(
         beta=est,

@@ -576,11 +576,6 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         meta_summary_tables = _generic_tables(
             {k: v for k, v in meta_summary.items() if k != "mrmega"}
             if isinstance(meta_summary, Mapping) else meta_summary, "meta-analysis summary")
-    mrmega_out = None
-    if mrmega:
-        block = meta_summary.get("mrmega") if isinstance(meta_summary, Mapping) else None
-        mrmega_out = mrmega_views(meta, meta_loci, block if isinstance(block, Mapping) else {},
-                                  threshold=threshold, window_kb=window_kb, dpi=dpi)
 
     # Pooled arm and comparison
     pooled_panel = None
@@ -622,6 +617,12 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
             compare_tables = _generic_tables(metrics, "comparison metrics")
         else:
             compare_tables, compare_images = built
+    mrmega_out = None
+    if mrmega:
+        # After the pooled arm is read: the MR-MEGA/IVW loci show its p too.
+        block = meta_summary.get("mrmega") if isinstance(meta_summary, Mapping) else None
+        mrmega_out = mrmega_views(meta, meta_loci, block if isinstance(block, Mapping) else {},
+                                  threshold=threshold, window_kb=window_kb, dpi=dpi, pooled=pooled)
     pooled = None
     if compare_table_path is not None:
         compare_tables.append(_table_from_tsv(Path(compare_table_path), "comparison by variant or locus"))

@@ -1,10 +1,13 @@
 """The report's MR-MEGA views: cohorts on the axes, each locus' ancestry heterogeneity, MR-MEGA against IVW.
 
 Shown when the meta-analysis ran with ``--method mrmega`` (its table has
-``mrmega_*`` columns, its summary an ``mrmega`` block). Every number comes
-from the meta-analysis table and summary: MR-MEGA's p is the table's
-``p_value``; the fixed-effect IVW p is recomputed from its ``beta`` and
-``standard_error`` (two-sided normal, in log space).
+``mrmega_*`` columns, its summary an ``mrmega`` block). The meta-analysis
+section shows the cohorts on the axes; the comparison section the loci of
+either test, where MR-MEGA finds what IVW misses and the reverse, with the
+pooled arm's p beside them when there is one. Every number comes from the
+meta-analysis table and summary (and the pooled table): MR-MEGA's p is the
+table's ``p_value``; the fixed-effect IVW p is recomputed from its ``beta``
+and ``standard_error`` (two-sided normal, in log space).
 """
 
 from __future__ import annotations
@@ -40,10 +43,15 @@ CLASSES = ("both", "mrmega_only", "ivw_only")
 
 @dataclass(frozen=True)
 class MrMegaViews:
-    """What the meta-analysis section shows of an MR-MEGA run."""
+    """What the report shows of an MR-MEGA run.
+
+    ``images`` and ``tables`` (the axes) go in the meta-analysis section,
+    ``comparison`` (MR-MEGA against IVW by locus) in the comparison section.
+    """
 
     images: tuple[Image, ...]
     tables: tuple[Table, ...]
+    comparison: tuple[Table, ...]
     counts: dict[str, int]
 
 
@@ -129,6 +137,31 @@ def _near(a: pl.DataFrame, b: pl.DataFrame, window_bp: float) -> np.ndarray:
     )
 
 
+def _pooled_neglog10p(leads: list[tuple[str, Mapping]], pooled: pl.DataFrame) -> list[float | None]:
+    """The pooled arm's -log10 p at each lead (same variant and alleles, either orientation)."""
+    key = ("chromosome", "base_pair_location", "effect_allele", "other_allele")
+    if not leads or not set(key) <= set(pooled.columns):
+        return [None] * len(leads)
+    nlp = (
+        pl.col("neg_log_10_p_value")
+        if "neg_log_10_p_value" in pooled.columns
+        else -pl.col("p_value").log10()
+    )
+    look = pooled.select(*key, nlp.cast(pl.Float64).alias("_nlp"))
+    swapped = look.rename({"effect_allele": "other_allele", "other_allele": "effect_allele"})
+    want = pl.DataFrame(
+        [{k: r.get(k) for k in key} for _, r in leads],
+        schema={k: look.schema[k] for k in key},
+    )
+    out = []
+    for found in (
+        want.join(t, on=list(key), how="left", maintain_order="left").get_column("_nlp")
+        for t in (look, swapped)
+    ):
+        out.append(found.to_list())
+    return [a if a is not None else b for a, b in zip(*out, strict=True)]
+
+
 def mrmega_views(
     meta: pl.DataFrame,
     mrmega_loci: pl.DataFrame,
@@ -137,6 +170,7 @@ def mrmega_views(
     threshold: float,
     window_kb: float,
     dpi: int,
+    pooled: pl.DataFrame | None = None,
 ) -> MrMegaViews:
     """The MR-MEGA figures and tables of the meta-analysis section.
 
@@ -150,13 +184,17 @@ def mrmega_views(
         significant rows, read whole.
     summary
         The ``mrmega`` block of the meta-analysis summary JSON.
+    pooled
+        The pooled arm's every row (chromosome, position, alleles and its p),
+        when there is one: its p is shown at each lead.
 
     Returns
     -------
     MrMegaViews
         The cohorts on the axes; the axes and distances; per locus of either
-        test (MR-MEGA, IVW fixed effect) its class, both -log10 p, MR-MEGA's
-        ancestry-heterogeneity p beside IVW's Cochran's Q and its p; counts by class.
+        test (MR-MEGA, IVW fixed effect) its class, both -log10 p (and the
+        pooled arm's), MR-MEGA's ancestry-heterogeneity p beside IVW's
+        Cochran's Q and its p; counts by class.
     """
     t = int(summary.get("n_axes") or 0)
     nlp_ivw = ivw_neglog10p(meta)
@@ -179,8 +217,9 @@ def mrmega_views(
     if ivw_only.height:
         full = ivw_only.select(VARIANT_KEY).join(meta, on=list(VARIANT_KEY), how="left", maintain_order="left")
         leads += [("ivw_only", r) for r in full.iter_rows(named=True)]
+    pooled_nlp = _pooled_neglog10p(leads, pooled) if pooled is not None else [None] * len(leads)
     rows = []
-    for cls, r in leads:
+    for (cls, r), nlp_pooled in zip(leads, pooled_nlp, strict=True):
         b, s = r.get("beta"), r.get("standard_error")
         ivw = float(neg_log10_p_from_z(np.array([b / s]))[0]) if b is not None and s else None
         mr = r.get("neg_log_10_p_value")  # MR-MEGA's: the table's primary p
@@ -197,6 +236,7 @@ def mrmega_views(
                 count(ns),
                 format_p(mr),
                 format_p(ivw),
+                *((format_p(nlp_pooled),) if pooled is not None else ()),
                 format_p(r.get("mrmega_neg_log_10_p_ancestry_het")),
                 num(r.get("het_q"), ".3g"),
                 format_p(-np.log10(r["het_p"]) if r.get("het_p") else None),
@@ -216,19 +256,27 @@ def mrmega_views(
             "cohorts",
             "MR-MEGA p",
             "IVW p",
+            *(("pooled p",) if pooled is not None else ()),
             "ancestry het p (MR-MEGA)",
             "Cochran's Q (IVW)",
             "Q p",
             "note",
         ),
         tuple(rows),
-        id="meta-mrmega-loci",
+        id="comparison-mrmega-ivw",
         note=f"Loci of either test (p < {threshold:g}, ±{window_kb:g} kb): both = a locus of the "
         f"other test lies within the window. MR-MEGA loci: {counts['both'] + counts['mrmega_only']}"
         f" ({counts['mrmega_only']} not found by IVW); IVW loci: "
         f"{int(ivw_loci.height)} ({counts['ivw_only']} not found by MR-MEGA). The ancestry-"
         f"heterogeneity p tests whether the effect varies along the axes ({t} df); Cochran's Q "
-        "tests any difference between cohorts.",
+        "tests any difference between cohorts."
+        + (
+            " Pooled p: the pooled arm (one effect, cohort intercepts) at the same lead."
+            if pooled is not None
+            else ""
+        ),
     )
     images = tuple(img for img in (_axes_image(summary, dpi=dpi),) if img is not None)
-    return MrMegaViews(images=images, tables=(_axes_table(summary), loci_table), counts=counts)
+    return MrMegaViews(
+        images=images, tables=(_axes_table(summary),), comparison=(loci_table,), counts=counts
+    )
