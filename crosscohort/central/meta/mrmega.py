@@ -42,7 +42,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import chdtri
 
 from crosscohort.central.meta._batched_wls import batched_wls
 from crosscohort.contract.errors import ConfigError, InputError
@@ -366,6 +365,8 @@ def gco_lambda(chi2_association: np.ndarray, n_axes: int) -> float:
     x = x[np.isfinite(x) & (x > 0)]
     if x.size == 0:
         return float("nan")
+    from scipy.special import chdtri
+
     return float(np.median(x) / chdtri(n_axes + 1.0, 0.5))
 
 
