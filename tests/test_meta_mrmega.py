@@ -35,7 +35,7 @@ from crosscohort.central.meta.mrmega import (
 )
 from crosscohort.central.meta.tbl import mrmega_result_columns
 from crosscohort.central.report.mrmega import ivw_neglog10p
-from crosscohort.central.report.sections import p_text
+from crosscohort.central.report.sections import format_p
 from crosscohort.cli import main
 from crosscohort.contract.sumstats import read_sumstats, write_sumstats
 
@@ -439,7 +439,7 @@ def test_mrmega__report_shows_axes_and_where_mrmega_and_ivw_disagree(tmp_path):
         p = eur2.filter(
             (pl.col("chromosome") == int(chrom)) & (pl.col("base_pair_location") == int(pos))
         )["p_value"].item()
-        assert cells[5] == p_text(-np.log10(p)), (cells, p)
+        assert cells[5] == format_p(-np.log10(p)), (cells, p)
 
 
 def test_mrmega__compare_carries_ancestry_heterogeneity_to_loci_and_variants():
