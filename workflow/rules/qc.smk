@@ -65,6 +65,8 @@ if WGR_RELATIVES and RUN_POOLED:
             pairs="results/qc/pooled/qc.king.tsv",
         log:
             "logs/qc/pooled.relatives.log",
+        benchmark:
+            "results/benchmarks/qc/pooled.relatives.tsv"
         conda:
             "../../envs/tre.yaml"
         threads: 1
