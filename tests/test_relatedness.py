@@ -172,3 +172,18 @@ def test_qc_relatives__pairs_above_the_floor_written_with_plink2_kinship_when_no
     # what the ledger says: nobody removed for relatedness, no KING reason at all
     led = json.loads(Path(f"{ours}.ledger.json").read_text())[0]
     assert "related_above_king_cutoff" not in led["removed"]
+
+
+def test_qc_relatives__no_autosomal_variant_gives_a_header_only_table_not_a_missing_file(tmp_path):
+    # The workflow declares O.king.tsv as an output: KING that cannot run must still leave the table.
+    rng = np.random.default_rng(1)
+    g = rng.integers(0, 3, size=(30, 200)).astype(np.float64)
+    prefix = tmp_path / "x"
+    to_bed(prefix.with_suffix(".bed"), g, count_A1=True, num_threads=1,
+           properties={"fid": [f"f{i}" for i in range(30)], "iid": [f"i{i}" for i in range(30)],
+                       "sid": [f"v{j}" for j in range(200)], "chromosome": ["X"] * 200,
+                       "bp_position": np.arange(200) + 1})
+    out = tmp_path / "qc"
+    assert main(["qc", "--bfile", str(prefix), "--out-prefix", str(out), "--mac", "1", "--hwe", "0",
+                 "--king-cutoff", "none"]) == 0
+    assert Path(f"{out}.king.tsv").read_text() == "#FID1\tIID1\tFID2\tIID2\tNSNP\tHETHET\tIBS0\tKINSHIP\n"

@@ -18,8 +18,8 @@ the order geno, hwe, maf, mac, so that the ledger adds up.
    pair (:mod:`crosscohort.tre.relatedness`); one sample of each pair above the
    cutoff is removed by plink2's greedy rule (the sample in most related
    pairs first), counted as ``related_above_king_cutoff``. The same pass
-   keeps every pair above ``relatives_min_kinship`` (default 0.0442, third
-   degree or closer), written as ``O.king.tsv`` whether or not the cutoff
+   keeps every pair above ``relatives_min_kinship`` (``crosscohort qc``'s
+   default 0.0442, third degree or closer), written as ``O.king.tsv`` whether or not the cutoff
    removes anyone: whole-genome regression keeps relatives and calibrates
    its step 2 with them (``crosscohort assoc --relatives``).
 
