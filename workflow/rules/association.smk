@@ -1,6 +1,8 @@
 # Per-cohort association, scattered over contiguous variant parts and gathered.
 # With association.model wgr, step 1 (whole-genome regression, one job per
-# cohort) writes LOCO predictions that every part uses as offset.
+# cohort) writes LOCO predictions that every part uses as offset, and with
+# association.wgr.relatives every part calibrates quantitative traits for
+# the relatives in qc's KING pair table (--relatives; TRE-only file).
 
 
 rule association_wgr_step1:
