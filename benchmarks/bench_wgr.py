@@ -56,7 +56,10 @@ def main() -> None:
     ap.add_argument("--step1-only", action="store_true")
     ap.add_argument("--wgr-args", default="", help="extra options of crosscohort wgr, e.g. '--loocv --level1 pooled'")
     ap.add_argument("--relatives", action="store_true",
-                    help="step 2 with --relatives: KING-robust pairs above kinship 0.02 (crosscohort's KING)")
+                    help="step 2 with --relatives: the related pairs 'crosscohort qc' writes (O.king.tsv, "
+                         "KING-robust kinship above --relatives-min-kinship, nobody removed)")
+    ap.add_argument("--relatives-min-kinship", type=float, default=0.02, metavar="K",
+                    help="with --relatives: qc's kinship floor of the pair table (default 0.02)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     tag = f"f{args.families}_u{args.unrelated}_c{args.chrom}x{args.per_chrom}"
@@ -65,33 +68,32 @@ def main() -> None:
                           n_chrom=args.chrom, variants_per_chrom=args.per_chrom, n_causal=args.causal,
                           seed=args.seed)
     step2_extra: list[str] = []
+    py = [sys.executable, "-m", "crosscohort"]
     if args.relatives:
-        from crosscohort.tre.genotypes import Genotypes
-        from crosscohort.tre.relatedness import king_related_pairs
-
-        geno = Genotypes([c.prefix])
-        pairs = king_related_pairs(geno, threshold=0.02).pairs
-        ids = geno.samples.select("fid", "iid")
-        a, b = ids[pairs["i"].to_numpy()], ids[pairs["j"].to_numpy()]
-        kin = OUT / f"{tag}.kin0"
-        kin.write_text("#FID1\tIID1\tFID2\tIID2\tKINSHIP\n" + "".join(
-            f"{w}\t{x}\t{y}\t{z}\t{k!r}\n" for w, x, y, z, k in zip(a["fid"], a["iid"], b["fid"], b["iid"],
-                                                                      pairs["kinship"], strict=True)))
+        # The product path: crosscohort qc's pair table, with QC rules that remove nobody.
+        qc = OUT / f"{tag}.k{args.relatives_min_kinship:g}.qc"
+        rec_qc = timed([*py, "qc", "--bfile", str(c.prefix), "--geno", "1", "--mind", "1", "--maf", "0",
+                        "--mac", "0", "--hwe", "0", "--king-cutoff", "none", "--relatives-min-kinship",
+                        str(args.relatives_min_kinship), "--out-prefix", str(qc)], OUT)
+        kin = Path(f"{qc}.king.tsv")
         step2_extra = ["--relatives", str(kin)]
-        fit_out = fit + "rel"
+        fit_out = fit + f"rel{args.relatives_min_kinship:g}"
     else:
         fit_out = fit
     bolt_pheno = OUT / f"{tag}.bolt.pheno"
     bolt_covar = OUT / f"{tag}.bolt.covar"
     bolt_pheno.write_text(c.pheno.read_text().replace("#FID", "FID", 1))
     bolt_covar.write_text(c.covar.read_text().replace("#FID", "FID", 1))
-    py = [sys.executable, "-m", "crosscohort"]
     common = ["--bfile", str(c.prefix), "--pheno", str(c.pheno), "--pheno-name", "y", "--covar", str(c.covar),
               "--threads", str(args.threads)]
     rec: dict = {"samples": c.n_samples, "variants": c.n_variants, "causal": int(c.causal.size),
                  "families": args.families, "unrelated": args.unrelated, "threads": args.threads}
     rec["wgr_args"] = args.wgr_args
     rec["relatives"] = args.relatives
+    if args.relatives:
+        rec["relatives_min_kinship"] = args.relatives_min_kinship
+        rec["relatives_pairs"] = len(kin.read_text().splitlines()) - 1
+        rec["qc_king"] = rec_qc
     rec["wgr_step1"] = timed([*py, "wgr", *common, "--bsize", str(args.bsize), *args.wgr_args.split(),
                               "--out", str(OUT / f"{fit}.fit")], OUT)
     rec["bolt"] = timed(["bolt", f"--bfile={c.prefix}", f"--phenoFile={bolt_pheno}", "--phenoCol=y",

@@ -119,7 +119,8 @@ def test_qc_king_cutoff__removes_what_plink2_king_cutoff_removes(cohort, plink2,
     assert led["n_in"] == led["n_kept"] + sum(led["removed"].values())
     pairs = pl.read_csv(f"{ours}.king.tsv", separator="\t")
     assert pairs.columns == ["#FID1", "IID1", "FID2", "IID2", "NSNP", "HETHET", "IBS0", "KINSHIP"]
-    assert (pairs["KINSHIP"] > 0.0884).all() and pairs.height >= len(KIDS) + 4
+    # The table holds every pair above the relatives' floor (third degree, 0.0442), the removed ones too.
+    assert (pairs["KINSHIP"] > 0.0442).all() and (pairs["KINSHIP"] > 0.0884).sum() >= len(KIDS) + 4
 
 
 def test_king_cutoff_removal__keeps_samples_with_one_relative_first():
@@ -135,7 +136,54 @@ def test_king_cutoff_removal__keeps_samples_with_one_relative_first():
 def test_qc_king_cutoff__off_keeps_relatives_and_ledger_counts_zero(cohort, tmp_path):
     ours = tmp_path / "qc"
     assert main(["qc", "--bfile", str(cohort), "--out-prefix", str(ours), "--mac", "1",
-                 "--king-cutoff", "none"]) == 0
+                 "--king-cutoff", "none", "--relatives-min-kinship", "none"]) == 0
     led = json.loads(Path(f"{ours}.ledger.json").read_text())[0]
     assert "related_above_king_cutoff" not in led["removed"]
     assert not Path(f"{ours}.king.tsv").exists()
+
+
+@pytest.mark.oracle
+def test_qc_relatives__pairs_above_the_floor_written_with_plink2_kinship_when_nobody_is_removed(
+        cohort, plink2, tmp_path):
+    out = tmp_path / "p2"
+    # Oracle command: plink2 --bfile r --make-king-table --king-table-filter 0.0442 --out p2
+    subprocess.run([plink2, "--bfile", str(cohort), "--make-king-table", "--king-table-filter", "0.0442",
+                    "--out", str(out)], check=True, capture_output=True)
+    want = pl.read_csv(f"{out}.kin0", separator="\t")
+    ours = tmp_path / "qc"
+    # QC thresholds that remove no variant; relatives kept (--king-cutoff none): the schema's floor.
+    assert main(["qc", "--bfile", str(cohort), "--out-prefix", str(ours), "--mac", "1", "--maf", "0",
+                 "--hwe", "0", "--king-cutoff", "none"]) == 0
+    kept = Path(f"{ours}.samples.keep").read_text().splitlines()[1:]
+    assert len(kept) == Genotypes([cohort]).n_samples  # nobody removed
+    got = pl.read_csv(f"{ours}.king.tsv", separator="\t")
+    assert got.columns == ["#FID1", "IID1", "FID2", "IID2", "NSNP", "HETHET", "IBS0", "KINSHIP"]
+    key = {tuple(sorted((a, b))): k for a, b, k in zip(want["IID1"], want["IID2"], want["KINSHIP"], strict=True)}
+    mine = {tuple(sorted((a, b))): k for a, b, k in zip(got["IID1"], got["IID2"], got["KINSHIP"], strict=True)}
+    # The same pairs (the planted relatives and a few chance pairs just above 0.0442) ...
+    assert sorted(mine) == sorted(key) and len(mine) > len(KIDS) + 4
+    # ... with plink2's kinship to its print precision (6 significant digits).
+    assert max(abs(mine[p] - key[p]) for p in key) <= 5.0e-7 + 1e-12
+    # and the values of the full KING computation (the matrix, not the pair filter)
+    geno = Genotypes([cohort])
+    k = king_kinship_matrix(geno)
+    pos = {s: i for i, s in enumerate(geno.samples["iid"].to_list())}
+    np.testing.assert_allclose([mine[p] for p in mine], [k[pos[a], pos[b]] for a, b in mine], rtol=0, atol=1e-12)
+    # what the ledger says: nobody removed for relatedness, no KING reason at all
+    led = json.loads(Path(f"{ours}.ledger.json").read_text())[0]
+    assert "related_above_king_cutoff" not in led["removed"]
+
+
+def test_qc_relatives__no_autosomal_variant_gives_a_header_only_table_not_a_missing_file(tmp_path):
+    # The workflow declares O.king.tsv as an output: KING that cannot run must still leave the table.
+    rng = np.random.default_rng(1)
+    g = rng.integers(0, 3, size=(30, 200)).astype(np.float64)
+    prefix = tmp_path / "x"
+    to_bed(prefix.with_suffix(".bed"), g, count_A1=True, num_threads=1,
+           properties={"fid": [f"f{i}" for i in range(30)], "iid": [f"i{i}" for i in range(30)],
+                       "sid": [f"v{j}" for j in range(200)], "chromosome": ["X"] * 200,
+                       "bp_position": np.arange(200) + 1})
+    out = tmp_path / "qc"
+    assert main(["qc", "--bfile", str(prefix), "--out-prefix", str(out), "--mac", "1", "--hwe", "0",
+                 "--king-cutoff", "none"]) == 0
+    assert Path(f"{out}.king.tsv").read_text() == "#FID1\tIID1\tFID2\tIID2\tNSNP\tHETHET\tIBS0\tKINSHIP\n"

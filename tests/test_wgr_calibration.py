@@ -43,29 +43,25 @@ def test_wgr_calibration__families_null_lambda_wgr_calibrated_glm_inflated(tmp_p
     assert lam_wgr > 0.9, (lam_wgr, lam_glm)
 
 
-def _kin0(path, prefix) -> None:
-    """KING-robust pairs above kinship 0.02 (beyond third degree: more distant relatives count too) in
-    plink2's .kin0 layout, by crosscohort's KING."""
-    from crosscohort.tre.genotypes import Genotypes
-    from crosscohort.tre.relatedness import king_related_pairs
-
-    geno = Genotypes([prefix])
-    pairs = king_related_pairs(geno, threshold=0.02).pairs
-    ids = geno.samples.select("fid", "iid")
-    a, b = ids[pairs["i"].to_numpy()], ids[pairs["j"].to_numpy()]
-    rows = zip(a["fid"], a["iid"], b["fid"], b["iid"], pairs["kinship"], strict=True)
-    path.write_text("#FID1\tIID1\tFID2\tIID2\tKINSHIP\n" + "".join(f"{w}\t{x}\t{y}\t{z}\t{k!r}\n" for w, x, y, z, k in rows))
+def _kin0(out_prefix, prefix) -> str:
+    """The related pairs as the workflow makes them: ``crosscohort qc``'s ``O.king.tsv`` (plink2 .kin0
+    columns), relatives kept, QC rules that remove nothing; kinship floor 0.02 (beyond third degree,
+    where this small simulated genome still has real sharing: 0.965 at the schema's 0.0442)."""
+    assert main(["qc", "--bfile", str(prefix), "--geno", "1", "--mind", "1", "--maf", "0", "--mac", "0",
+                 "--hwe", "0", "--king-cutoff", "none", "--relatives-min-kinship", "0.02",
+                 "--out-prefix", str(out_prefix)]) == 0
+    return f"{out_prefix}.king.tsv"
 
 
 def test_wgr_relatives_calibration__pooled_loocv_deflation_removed_power_kept(tmp_path):
     c = simulate_families(tmp_path / "fam", n_families=90, n_unrelated=600, n_chrom=10, variants_per_chrom=500,
                           n_causal=200, h2=0.6, seed=7)
-    _kin0(tmp_path / "king.tsv", c.prefix)
+    kin0 = _kin0(tmp_path / "qc", c.prefix)
     common = ["--bfile", str(c.prefix), "--pheno", str(c.pheno), "--pheno-name", "y", "--covar", str(c.covar)]
     assert main(["wgr", *common, "--loocv", "--level1", "pooled", "--out", str(tmp_path / "fit")]) == 0
     pred = ["--pred", str(tmp_path / "fit_pred.list")]
     assert main(["assoc", *common, *pred, "--out", str(tmp_path / "raw.tsv")]) == 0
-    assert main(["assoc", *common, *pred, "--relatives", str(tmp_path / "king.tsv"),
+    assert main(["assoc", *common, *pred, "--relatives", kin0,
                  "--out", str(tmp_path / "cal.tsv")]) == 0
     null = np.ones(c.n_variants, dtype=bool)
     null[c.causal] = False

@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     with small_job(genotypes.n_samples * genotypes.n_variants <= SMALL_JOB_CELLS):
         result = run_qc(genotypes, cohort=cohort, thresholds=thresholds,
                         chunk_size=args.chunk_size, nonfounders=args.nonfounders,
-                        king_cutoff=args.king_cutoff, log=sys.stderr)
+                        king_cutoff=args.king_cutoff, relatives_min_kinship=args.relatives_min_kinship,
+                        log=sys.stderr)
     paths = write_qc(result, args.out_prefix)
     s, v = result.sample_ledger, result.variant_ledger
     print(f"qc {cohort}: kept {s.n_kept}/{s.n_in} samples, {v.n_kept}/{v.n_in} variants; "
@@ -33,17 +34,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _king_cutoff(text: str) -> float | None:
-    if text.lower() == "none":
-        return None
-    expected = f"expected a kinship in {describe_range('qc.king_cutoff')} or 'none'"
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{expected}; got {text!r}") from None
-    if out_of_range("qc.king_cutoff", v):
-        raise argparse.ArgumentTypeError(f"{expected}; got {v}")
-    return v
+def _kinship_or_none(key: str):
+    """An argparse type: a kinship within the schema's range of ``key``, or 'none'."""
+
+    def parse(text: str) -> float | None:
+        if text.lower() == "none":
+            return None
+        expected = f"expected a kinship in {describe_range(key)} or 'none'"
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{expected}; got {text!r}") from None
+        if out_of_range(key, v):
+            raise argparse.ArgumentTypeError(f"{expected}; got {v}")
+        return v
+
+    return parse
+
+
+_king_cutoff = _kinship_or_none("qc.king_cutoff")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "pairs; one sample of each pair above --king-cutoff is removed, the sample in most "
             "related pairs first, as plink2 --king-cutoff. "
             "Writes O.samples.keep, O.variants.keep, O.ledger.json, O.variant_stats.tsv.gz and "
-            "O.king.tsv (related pairs). "
+            "O.king.tsv: every pair above --relatives-min-kinship (or above --king-cutoff if lower), "
+            "whether or not relatives are removed, in plink2's .kin0 columns, the table "
+            "'crosscohort assoc --relatives' reads; with both 'none', no KING and no O.king.tsv. "
             "Any genotype container (--bfile, --pfile, --bgen, --vcf) gives the same results for the "
             "same hard calls. From dosages (.pgen/BGEN/VCF DS), as plink2: call rates, the HWE test "
             "and KING use hard calls (a dosage within 0.1 of 0, 1 or 2, else missing: plink2's "
@@ -83,6 +94,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"remove one of each pair with KING-robust kinship above K (default {king}: "
                         "closer than third degree; plink2 --king-cutoff); 'none' to keep relatives "
                         "(e.g. for a mixed model). Memory: n x n/blocks, ~20 bytes a pair per block")
+    floor = default("qc.relatives_min_kinship")
+    p.add_argument("--relatives-min-kinship", type=_kinship_or_none("qc.relatives_min_kinship"), default=floor,
+                   metavar="K|none",
+                   help=f"write every pair with KING-robust kinship above K to O.king.tsv, whatever "
+                        f"--king-cutoff removes (default {floor}: third degree or closer, 2^-4.5; the "
+                        "pairs 'crosscohort assoc --relatives' calibrates for); 'none': only the pairs "
+                        "above --king-cutoff, no KING at all when that is 'none' too")
     p.add_argument("--chunk-size", type=int, default=2000, metavar="M",
                    help="variants read per chunk; memory is samples x M x 8 bytes (default 2000)")
     p.set_defaults(func=run)

@@ -17,7 +17,11 @@ the order geno, hwe, maf, mac, so that the ledger adds up.
    samples and the autosomal kept variants, KING-robust kinship of every
    pair (:mod:`crosscohort.tre.relatedness`); one sample of each pair above the
    cutoff is removed by plink2's greedy rule (the sample in most related
-   pairs first), counted as ``related_above_king_cutoff``.
+   pairs first), counted as ``related_above_king_cutoff``. The same pass
+   keeps every pair above ``relatives_min_kinship`` (``crosscohort qc``'s
+   default 0.0442, third degree or closer), written as ``O.king.tsv`` whether or not the cutoff
+   removes anyone: whole-genome regression keeps relatives and calibrates
+   its step 2 with them (``crosscohort assoc --relatives``).
 
 Like plink2, allele frequencies, minor allele counts and the HWE test use
 founders only (samples whose father and mother are both ``0`` in the
@@ -128,8 +132,10 @@ class QcResult:
     sample_ledger, variant_ledger
         The counts: in = kept + removed per reason.
     king_pairs
-        Pairs above the KING cutoff (``fid1, iid1, fid2, iid2, nsnp, hethet,
-        ibs0, kinship``), None when the cutoff was off.
+        Related pairs (``fid1, iid1, fid2, iid2, nsnp, hethet, ibs0,
+        kinship``) among the samples KING ran on: those above the lower of
+        the KING cutoff and ``relatives_min_kinship``; None when both were
+        off, empty when KING could not run (no autosomal variant).
     """
 
     samples: pl.DataFrame
@@ -289,6 +295,7 @@ def run_qc(
     chunk_size: int = 2000,
     nonfounders: bool = False,
     king_cutoff: float | None = KING_THIRD_DEGREE,
+    relatives_min_kinship: float | None = None,
     king_memory_bytes: int = 512 * 2**20,
     log: TextIO | None = None,
 ) -> QcResult:
@@ -311,6 +318,12 @@ def run_qc(
         Remove one sample of each pair with KING-robust kinship above this
         (plink2 ``--king-cutoff``); None turns it off. Kinship uses the kept
         samples and the kept autosomal variants.
+    relatives_min_kinship
+        Also report every pair with KING-robust kinship above this (in
+        ``king_pairs``), whatever the cutoff removes: the related pairs
+        whole-genome regression calibrates for (``relatives_min_kinship`` of
+        the config schema: 0.0442, third degree or closer). None: only the
+        pairs above ``king_cutoff``. KING runs when either is set, once.
     king_memory_bytes
         Memory budget of the kinship counts (see :mod:`crosscohort.tre.relatedness`).
 
@@ -380,11 +393,12 @@ def run_qc(
     sledger.remove(SAMPLE_REASON, int((~keep).sum()))
     sample_reason = np.where(keep, "", SAMPLE_REASON).astype(object)
     king_pairs: pl.DataFrame | None = None
-    if king_cutoff is not None:
+    if king_cutoff is not None or relatives_min_kinship is not None:
         keep, king_pairs, n_related = _apply_king(
             genotypes, keep, np.flatnonzero(undecided), cutoff=king_cutoff,
-            chunk_size=chunk_size, memory_bytes=king_memory_bytes, log=log)
-        sledger.remove(KING_REASON, n_related)
+            floor=relatives_min_kinship, chunk_size=chunk_size, memory_bytes=king_memory_bytes, log=log)
+        if king_cutoff is not None:
+            sledger.remove(KING_REASON, n_related)
         sample_reason[~keep & (sample_reason == "")] = KING_REASON
     sledger.n_kept = int(keep.sum())
 
@@ -407,33 +421,52 @@ def run_qc(
 
 
 def _apply_king(genotypes: Genotypes, keep: np.ndarray, variant_index: np.ndarray, *,
-                cutoff: float, chunk_size: int, memory_bytes: int, log: TextIO | None
-                ) -> tuple[np.ndarray, pl.DataFrame | None, int]:
-    """``--king-cutoff`` on the kept samples: (new keep mask, related pairs with IDs, removed count)."""
+                cutoff: float | None, floor: float | None, chunk_size: int, memory_bytes: int,
+                log: TextIO | None) -> tuple[np.ndarray, pl.DataFrame, int]:
+    """KING on the kept samples: (keep mask after ``--king-cutoff``, pairs above the lower bound, removed count).
+
+    One kinship pass at the lower of ``cutoff`` and ``floor``; the cutoff's
+    removal uses the pairs above ``cutoff`` only (None: nobody removed).
+    """
     log = log if log is not None else sys.stderr
     sample_index = np.flatnonzero(keep)
+    threshold = min(t for t in (cutoff, floor) if t is not None)
+    what = "--king-cutoff" if floor is None else "KING"
     try:
-        res = king_related_pairs(genotypes, threshold=cutoff, sample_index=sample_index,
+        res = king_related_pairs(genotypes, threshold=threshold, sample_index=sample_index,
                                  variant_index=variant_index, chunk_size=chunk_size,
                                  memory_bytes=memory_bytes)
     except InputError as exc:
-        print(f"qc: --king-cutoff {cutoff}: not applied: {exc}", file=log)
-        return keep, None, 0
+        print(f"qc: {what} (kinship above {threshold}): not applied: {exc}", file=log)
+        return keep, _pairs_frame(genotypes, sample_index, None), 0
     pr = res.pairs
-    removed = king_cutoff_removal(sample_index.size, pr["i"].to_numpy(), pr["j"].to_numpy())
+    removed = np.zeros(sample_index.size, dtype=bool)
+    if cutoff is not None:
+        above = pr.filter(pl.col("kinship") > cutoff)
+        removed = king_cutoff_removal(sample_index.size, above["i"].to_numpy(), above["j"].to_numpy())
     new_keep = keep.copy()
     new_keep[sample_index[removed]] = False
+    pairs = _pairs_frame(genotypes, sample_index, pr)
+    print(f"qc: KING-robust kinship of {sample_index.size} samples on {res.n_variants} autosomal variants: "
+          f"{pr.height} pairs above {threshold}"
+          + (f"; --king-cutoff {cutoff}: {int(removed.sum())} samples removed" if cutoff is not None
+             else "; --king-cutoff none: nobody removed"), file=log)
+    return new_keep, pairs, int(removed.sum())
+
+
+def _pairs_frame(genotypes: Genotypes, sample_index: np.ndarray, pr: pl.DataFrame | None) -> pl.DataFrame:
+    """KING pairs (positions in ``sample_index``) with the samples' IDs; empty when ``pr`` is None."""
+    if pr is None:
+        return pl.DataFrame(schema={"fid1": pl.String, "iid1": pl.String, "fid2": pl.String, "iid2": pl.String,
+                                    "nsnp": pl.Int64, "hethet": pl.Float64, "ibs0": pl.Float64,
+                                    "kinship": pl.Float64})
     ids = genotypes.samples.select("fid", "iid")[sample_index]
     a = ids[pr["i"].to_numpy()]
     b = ids[pr["j"].to_numpy()]
-    pairs = pl.DataFrame({
+    return pl.DataFrame({
         "fid1": a["fid"], "iid1": a["iid"], "fid2": b["fid"], "iid2": b["iid"],
         "nsnp": pr["nsnp"], "hethet": pr["hethet"], "ibs0": pr["ibs0"], "kinship": pr["kinship"],
     })
-    print(f"qc: --king-cutoff {cutoff}: KING-robust kinship of {sample_index.size} samples on "
-          f"{res.n_variants} autosomal variants; {pr.height} related pairs; "
-          f"{int(removed.sum())} samples removed", file=log)
-    return new_keep, pairs, int(removed.sum())
 
 
 def write_qc(result: QcResult, out_prefix: str | Path) -> dict[str, Path]:
@@ -441,9 +474,12 @@ def write_qc(result: QcResult, out_prefix: str | Path) -> dict[str, Path]:
 
     Files: ``O.samples.keep`` (``#FID<TAB>IID``), ``O.variants.keep`` (one
     ``.bim`` ID a line), ``O.ledger.json`` (list: samples ledger, variants
-    ledger), ``O.variant_stats.tsv.gz`` and, when the KING cutoff ran,
-    ``O.king.tsv`` (the related pairs, plink2 ``.kin0`` columns). Each appears
-    only once complete.
+    ledger), ``O.variant_stats.tsv.gz`` and, when KING ran (a cutoff or
+    ``relatives_min_kinship``), ``O.king.tsv``: the related pairs in plink2's
+    ``.kin0`` columns (``#FID1 IID1 FID2 IID2 NSNP HETHET IBS0 KINSHIP``;
+    header only when there are none), the table ``crosscohort assoc
+    --relatives`` reads. It names individuals: it stays inside the TRE (the
+    export gate is never given it). Each file appears only once complete.
     """
     prefix = str(out_prefix)
     paths = {

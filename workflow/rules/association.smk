@@ -1,6 +1,8 @@
 # Per-cohort association, scattered over contiguous variant parts and gathered.
 # With association.model wgr, step 1 (whole-genome regression, one job per
-# cohort) writes LOCO predictions that every part uses as offset.
+# cohort) writes LOCO predictions that every part uses as offset, and with
+# association.wgr.relatives every part calibrates quantitative traits for
+# the relatives in qc's KING pair table (--relatives; TRE-only file).
 
 
 rule association_wgr_step1:
@@ -34,10 +36,10 @@ rule association_wgr_step1:
         traits=",".join(TRAITS),
         trait_types=trait_type_args(),
         covar_names=covariate_names,
-        bsize=WGR.get("bsize", 1000),
-        cv=WGR.get("cv", 5),
-        loocv="--loocv" if WGR.get("loocv", False) else "",
-        level1=WGR.get("level1", "blocks"),
+        bsize=WGR["bsize"],
+        cv=WGR["cv"],
+        loocv="--loocv" if WGR["loocv"] else "",
+        level1=WGR["level1"],
         out=lambda wc: f"results/association/{wc.cohort}/wgr/step1",
     shell:
         "python -m crosscohort wgr {params.bfiles} --keep {input.samples} --extract {input.variants}"
@@ -56,6 +58,7 @@ rule association_part:
         covar=covar_file,
         pcs=rules.pca.output.eigenvec,
         pred=wgr_pred,
+        relatives=wgr_relatives,
     output:
         sumstats=expand(
             "results/association/{{cohort}}/parts/{{part}}/{trait}.tsv.gz",

@@ -47,7 +47,15 @@ N_PARTS = config["association"]["scatter"]
 ASSOC_MODEL = config["association"].get("model", "auto")
 if ASSOC_MODEL == "auto":
     ASSOC_MODEL = "wgr" if config["qc"].get("king_cutoff") is None else "glm"
-WGR = config["association"].get("wgr", {})
+WGR = config["association"]["wgr"]
+# wgr's step 2 calibrates quantitative traits for relatives' correlated LOCO
+# residuals (crosscohort assoc --relatives) from the KING pairs qc writes
+# (results/qc/{cohort}/qc.king.tsv: individual-level, never an export input).
+WGR_RELATIVES = (
+    ASSOC_MODEL == "wgr"
+    and WGR["relatives"]
+    and any(spec["type"] == "quantitative" for spec in config["traits"].values())
+)
 PARTS = [f"{i}of{N_PARTS}" for i in range(1, N_PARTS + 1)]
 DEMO_DIR = config["demo"]["outdir"]
 REFERENCE = config["harmonise"]["reference"]
@@ -162,18 +170,37 @@ def wgr_pred(wildcards):
     return f"results/association/{wildcards.cohort}/wgr/step1_pred.list"
 
 
+def qc_relatives_output():
+    """qc's related-pairs table, declared only where wgr's step 2 reads it."""
+    return {"relatives": "results/qc/{cohort}/qc.king.tsv"} if WGR_RELATIVES else {}
+
+
+def qc_relatives_args(wildcards):
+    """`crosscohort qc --relatives-min-kinship`: the config's floor where the pairs are read, else none."""
+    floor = config["qc"]["relatives_min_kinship"] if WGR_RELATIVES else "none"
+    return f"--relatives-min-kinship {floor}"
+
+
+def wgr_relatives(wildcards):
+    """The related pairs an analysis unit's step 2 calibrates for (the pooled arm: every cohort's), else nothing."""
+    if not WGR_RELATIVES:
+        return []
+    return f"results/qc/{wildcards.cohort}/qc.king.tsv"
+
+
 def wgr_step2_args(wildcards, input):
-    """`crosscohort assoc` options of step 2 (model wgr): the LOCO list and the binary correction."""
+    """`crosscohort assoc` options of step 2 (model wgr): the LOCO list, the relatives' pairs, the binary correction."""
     if ASSOC_MODEL != "wgr":
         return ""
-    correction = WGR.get("correction", "firth")
+    correction = WGR["correction"]
     fix = {
         "firth": "--firth --approx",
         "firth-exact": "--firth",
         "spa": "--spa",
         "none": "",
     }[correction]
-    return f"--pred {input.pred} {fix} --pThresh {WGR.get('pthresh', 0.05)}"
+    relatives = f" --relatives {input.relatives}" if WGR_RELATIVES else ""
+    return f"--pred {input.pred}{relatives} {fix} --pThresh {WGR['pthresh']}"
 
 
 def wgr_export_output():

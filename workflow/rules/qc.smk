@@ -54,10 +54,35 @@ rule pool_qc:
         " --out-qc-prefix {params.prefix} 2> {log}"
 
 
+if WGR_RELATIVES and RUN_POOLED:
+
+    # The pooled arm's related pairs: each cohort's (pairs across cohorts are
+    # not looked for; the pooled arm stacks distinct cohorts). Header once.
+    rule pool_relatives:
+        input:
+            pairs=expand("results/qc/{cohort}/qc.king.tsv", cohort=COHORTS),
+        output:
+            pairs="results/qc/pooled/qc.king.tsv",
+        log:
+            "logs/qc/pooled.relatives.log",
+        benchmark:
+            "results/benchmarks/qc/pooled.relatives.tsv"
+        conda:
+            "../../envs/tre.yaml"
+        threads: 1
+        resources:
+            mem_mb=500,
+            runtime=table_runtime,
+        shell:
+            "(sed -n 1p {input.pairs[0]}; for f in {input.pairs}; do sed 1d $f; done)"
+            " > {output.pairs}.tmp 2> {log} && mv {output.pairs}.tmp {output.pairs}"
+
+
 rule qc:
     input:
         genotypes=genotype_files,
     output:
+        **qc_relatives_output(),
         samples="results/qc/{cohort}/qc.samples.keep",
         variants="results/qc/{cohort}/qc.variants.keep",
         ledger="results/qc/{cohort}/qc.ledger.json",
@@ -82,9 +107,10 @@ rule qc:
             if config["qc"]["king_cutoff"] is None
             else config["qc"]["king_cutoff"]
         ),
+        relatives=qc_relatives_args,
         prefix=lambda wildcards, output: output.samples.removesuffix(".samples.keep"),
     shell:
         "python -m crosscohort qc {params.genotypes} --cohort {wildcards.cohort}"
         " --geno {params.qc[geno]} --mind {params.qc[mind]} --maf {params.qc[maf]}"
         " --mac {params.qc[mac]} --hwe {params.qc[hwe]} --king-cutoff {params.king}"
-        " --out-prefix {params.prefix} 2> {log}"
+        " {params.relatives} --out-prefix {params.prefix} 2> {log}"

@@ -124,7 +124,7 @@ def wgr_mem_mb(wildcards, input, attempt):
     Each trait's level-1 features (samples x blocks x 5 float64) plus one
     block of genotypes and its level-0 work (~6 samples x bsize arrays).
     """
-    n, bsize = n_samples_of(wildcards), WGR.get("bsize", 1000)
+    n, bsize = n_samples_of(wildcards), WGR["bsize"]
     n_blocks = n_variants_of(wildcards) / bsize + 22
     feats_mb = n * n_blocks * 5 * 8 * len(TRAITS) / 1e6
     block_mb = 6 * n * bsize * 8 / 1e6
@@ -141,13 +141,15 @@ def genotype_scan_mem_mb(wildcards, input, attempt):
     """Memory of QC, PCA and clumping: chunked scans over the genotypes.
 
     A 2,000-variant chunk of float64 dosages and ~3 derived arrays
-    (4 x samples x 2,000 x 8 bytes), KING's row-block budget (512 MB,
-    crosscohort.tre.relatedness), per-variant statistics (~3x the .bim text).
-    Safety x1.5.
+    (4 x samples x 2,000 x 8 bytes), KING's row block (at most 512 MB of
+    float32 counts, 20 bytes a pair, crosscohort.tre.relatedness) with the
+    float64 kinship temporaries of that block (~40 bytes a pair more:
+    5,000 samples, one block, measured 1.76 GB peak for qc with KING, issue
+    22), per-variant statistics (~3x the .bim text). Safety x1.5.
     """
     n = n_samples_of(wildcards)
     chunk_mb = 4 * n * 2000 * 8 / 1e6
-    king_mb = 512
+    king_mb = min(n * n, 512e6 / 20) * 60 / 1e6
     bim_mb = 3 * n_variants_of(wildcards) * BIM_BYTES_PER_VARIANT / 1e6
     return int((IMPORT_MB + 1.5 * (chunk_mb + king_mb + bim_mb)) * attempt)
 
