@@ -12,6 +12,7 @@ reference set, not analysed). Product paths only: ``assoc``, ``sufficient``,
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -130,3 +131,27 @@ def test_assoc_missing__fill_with_pred_is_refused_naming_the_option(cohort, caps
     assert main(["assoc", "--bfile", str(d / "c"), "--pheno", str(d / "pheno.tsv"), "--pred", str(d / "pred.list"),
                  "--missing", "fill", "--out", str(d / "x.tsv")]) == 2
     assert "--missing fill: not available with --pred" in capsys.readouterr().err
+
+
+def _export(d: Path, sumstats: Path, out: Path) -> int:
+    return main(["export", "--cohort", "c", "--sumstats", f"qt={sumstats}", "--trait-type", "qt=quantitative",
+                 "--ids-from", str(d / "c.fam"), "--build", "GRCh38", "--ancestry", "test",
+                 "--config-digest", "abcdef12", "--sufficient", f"qt={d / 'suff'}", "--out-dir", str(out)])
+
+
+def test_export__refuses_sums_beside_drop_mode_sumstats_and_releases_them_beside_filled(cohort, tmp_path, capsys):
+    """Rule sufficient_sumstats_fill (failed before: the drop-mode sumstats went out beside the sums)."""
+    d = cohort
+    _assoc(d, "drop.tsv.gz")
+    assert _export(d, d / "drop.tsv.gz", tmp_path / "drop") == 2
+    err = capsys.readouterr().err
+    assert "rule sufficient_sumstats_fill: 10 of 30 variants of trait qt have a sample size" in err
+    assert "drop.tsv.gz" in err and "qt.sufficient.tsv.gz" in err and "--missing fill" in err
+    assert not list((tmp_path / "drop").glob("*.tsv.gz"))  # blocked: the audit only
+    assert json.loads((tmp_path / "drop" / "audit.json").read_text())["status"] == "blocked"
+    _assoc(d, "fill.tsv.gz", "--missing", "fill")
+    assert _export(d, d / "fill.tsv.gz", tmp_path / "fill") == 0
+    entry = json.loads((tmp_path / "fill" / "audit.json").read_text())["sufficient"]["qt"]
+    assert entry["sumstats_fill"] == {"rule": "sufficient_sumstats_fill", "status": "pass", "variants_compared": M}
+    assert "sufficient_sumstats_fill" in entry["missing_calls"]
+    assert "Rule sufficient_sumstats_fill: pass" in (tmp_path / "fill" / "audit.md").read_text()
