@@ -13,7 +13,10 @@ reference set, not analysed). Product paths only: ``assoc``, ``sufficient``,
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +42,7 @@ def _cohort(d: Path, seed: int = 24) -> Path:
     ids = [f"s{i}" for i in range(N)]
     to_bed(d / "c.bed", g, count_A1=True, num_threads=1,
            properties={"fid": ids, "iid": ids, "sex": rng.integers(1, 3, N), "sid": [f"v{j}" for j in range(M)],
-                       "chromosome": ["1"] * M, "bp_position": np.arange(M) * 100 + 1,
+                       "chromosome": ["1"] * (M // 2) + ["2"] * (M - M // 2), "bp_position": np.arange(M) * 100 + 1,
                        "allele_1": ["A"] * M, "allele_2": ["G"] * M})
     age, sex, pcs = rng.normal(45, 10, N), rng.integers(1, 3, N), rng.normal(size=(N, 2))
     y = 0.03 * age + 0.2 * sex + pcs @ [0.5, -0.4] + 0.3 * np.nan_to_num(g[:, 3]) + rng.normal(size=N)
@@ -125,12 +128,29 @@ def test_assoc_missing_fill__equals_plink2_glm_on_the_pool_fill_missing_fileset(
         assert (np.abs(a - b) / np.abs(b)).max() < 1e-5, col
 
 
-def test_assoc_missing__fill_with_pred_is_refused_naming_the_option(cohort, capsys):
+def test_assoc_pred_missing_fill__equals_step2_on_the_pool_fill_missing_fileset(cohort):
+    """WGR step 2 (--pred) fills as the glm scan does: quantitative and binary traits, same LOCO predictions."""
     d = cohort
-    (d / "pred.list").write_text("qt x.loco\n")
-    assert main(["assoc", "--bfile", str(d / "c"), "--pheno", str(d / "pheno.tsv"), "--pred", str(d / "pred.list"),
-                 "--missing", "fill", "--out", str(d / "x.tsv")]) == 2
-    assert "--missing fill: not available with --pred" in capsys.readouterr().err
+    ph = pl.read_csv(d / "pheno.tsv", separator="\t", null_values="NA")
+    ph.with_columns(bt=pl.when(pl.col("qt") > pl.col("qt").median()).then(2).otherwise(1)
+                    .cast(pl.Int64).fill_null(-9)).write_csv(d / "pheno2.tsv", separator="\t", null_value="NA")
+    assert main(["pool", "--fill-missing", str(d / "c"), "--keep", str(d / "keep.txt"),
+                 "--out-bfile", str(d / "filled_w")]) == 0
+    common = ["--keep", str(d / "keep.txt"), "--pheno", str(d / "pheno2.tsv"), "--covar", str(d / "covar.tsv"),
+              "--covar", str(d / "pcs.tsv")]
+    assert main(["wgr", "--bfile", str(d / "filled_w"), *common, "--bsize", "10", "--out", str(d / "s1")]) == 0
+    got = {}
+    for name, bfile, extra in (("fill", "c", ["--missing", "fill"]), ("ref", "filled_w", []), ("drop", "c", [])):
+        assert main(["assoc", "--bfile", str(d / bfile), *common, "--pred", str(d / "s1_pred.list"), *extra,
+                     "--out", str(d / f"s2_{name}.{{trait}}.tsv")]) == 0
+        got[name] = {t: read_sumstats(d / f"s2_{name}.{t}.tsv") for t in ("qt", "bt")}
+    for t in ("qt", "bt"):
+        fill, ref, drop = got["fill"][t], got["ref"][t], got["drop"][t]
+        assert fill.get_column("n").to_list() == ref.get_column("n").to_list()
+        assert (drop.get_column("n") < fill.get_column("n")).sum() >= 5
+        for c in ("beta", "standard_error", "p_value", "effect_allele_frequency"):
+            np.testing.assert_allclose(fill.get_column(c).to_numpy(), ref.get_column(c).to_numpy(), rtol=1e-10)
+
 
 
 def _export(d: Path, sumstats: Path, out: Path) -> int:
@@ -155,3 +175,24 @@ def test_export__refuses_sums_beside_drop_mode_sumstats_and_releases_them_beside
     assert entry["sumstats_fill"] == {"rule": "sufficient_sumstats_fill", "status": "pass", "variants_compared": M}
     assert "sufficient_sumstats_fill" in entry["missing_calls"]
     assert "Rule sufficient_sumstats_fill: pass" in (tmp_path / "fill" / "audit.md").read_text()
+
+
+def test_workflow_dag__opted_in_cohorts_association_gets_missing_fill(tmp_path):
+    """The cohort sheet's `sufficient: yes` cohorts run assoc --missing fill; the others (and the pooled arm) drop."""
+    repo = Path(__file__).resolve().parent.parent
+    shutil.copytree(repo / "config", tmp_path / "config")
+    sheet = tmp_path / "config" / "cohorts.tsv"
+    rows = [r.split("\t") for r in sheet.read_text().splitlines()]
+    col = rows[0].index("sufficient")
+    for r in rows[1:]:
+        r[col] = "no" if r[0] == "biobank_eas" else "yes"
+    sheet.write_text("".join("\t".join(r) + "\n" for r in rows))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-n", "-p"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    fills: dict[str, set[bool]] = {}
+    for line in proc.stdout.splitlines():
+        if "crosscohort assoc " in line:
+            unit = re.search(r"--out results/association/(\w+)/parts/", line).group(1)
+            fills.setdefault(unit, set()).add("--missing fill" in line)
+    assert fills == {"biobank_eur": {True}, "admixed_afr": {True}, "biobank_eas": {False}, "pooled": {False}}

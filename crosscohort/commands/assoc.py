@@ -113,7 +113,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--missing", choices=["drop", "fill"], default="drop",
                    help="a missing genotype call: 'drop' leaves the sample out of that variant's fit (plink2; "
                         "default); 'fill' fills it with the variant's hard call of the mean over the --keep "
-                        "samples, as crosscohort sufficient does (required beside released sums)")
+                        "samples (minus --remove), as crosscohort sufficient does (required beside released "
+                        "sums; with --pred too)")
     add_transform_options(p)
     wgr = p.add_argument_group(
         "whole-genome regression step 2 (REGENIE names)",
@@ -214,10 +215,6 @@ def _run_step2(args: argparse.Namespace, types: dict):
 
     if args.pheno_transform is not None:
         raise InputError("--pheno-transform: not available with --pred (transform the phenotype before step 1)")
-    if args.missing != "drop":
-        raise InputError("--missing fill: not available with --pred (step 2 leaves a sample with a missing call "
-                         "out of that variant's test, as REGENIE does); the federated pooled sums "
-                         "(crosscohort sufficient) pair with the --glm model only")
     if not args.firth:
         raise InputError("--no-firth: plink2's --glm option; with --pred give --firth [--approx], --spa or neither")
     if args.wgr_firth and args.spa:
@@ -230,7 +227,7 @@ def _run_step2(args: argparse.Namespace, types: dict):
         pheno_names=args.pheno_name, covar=args.covar, covar_names=args.covar_name,
         keep=args.keep, remove=args.remove, extract=args.extract, trait_types=types,
         chunk_size=args.chunk_size, part=args.part, max_vif=args.vif, correction=correction,
-        pthresh=args.pthresh, relatives=args.relatives, cohort=args.cohort, log=sys.stderr,
+        pthresh=args.pthresh, relatives=args.relatives, cohort=args.cohort, missing=args.missing, log=sys.stderr,
     )
 
 
