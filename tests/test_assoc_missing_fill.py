@@ -196,3 +196,22 @@ def test_workflow_dag__opted_in_cohorts_association_gets_missing_fill(tmp_path):
             unit = re.search(r"--out results/association/(\w+)/parts/", line).group(1)
             fills.setdefault(unit, set()).add("--missing fill" in line)
     assert fills == {"biobank_eur": {True}, "admixed_afr": {True}, "biobank_eas": {False}, "pooled": {False}}
+
+
+def test_check_sumstats_filled__same_n_other_allele_count_is_refused_and_extra_variants_ignored():
+    """A different fill (e.g. another reference set) keeps n but moves 2 n EAF off sum_g by a filled call."""
+    from crosscohort.contract.errors import GateError
+    from crosscohort.contract.release_sums import check_sumstats_filled
+
+    sums = pl.DataFrame({"variant_id": ["a", "b"], "n": [100.0, 100.0], "sum_g": [40.0, 61.0]})
+    good = pl.DataFrame({"variant_id": ["a", "b", "x"], "n": [100, 100, 7],
+                         "effect_allele_frequency": [0.2, 0.305, 0.5]})
+    kw = {"trait": "qt", "sums_source": "s.tsv", "sumstats_source": "a.tsv"}
+    assert check_sumstats_filled(sums, good, **kw) == 2  # x (e.g. chromosome X) has no sums: not compared
+    other_fill = good.with_columns(pl.when(pl.col("variant_id") == "b").then(0.31)
+                                   .otherwise(pl.col("effect_allele_frequency")).alias("effect_allele_frequency"))
+    with pytest.raises(GateError, match=r"a\.tsv: rule sufficient_sumstats_fill: 1 of 2 variants of trait qt .*\(e\.g\. "
+                                        r"b: n 100 vs 100, ALT count 2 n EAF 62 vs sum_g 61"):
+        check_sumstats_filled(sums, other_fill, **kw)
+    with pytest.raises(GateError, match=r"a\.tsv: missing column\(s\) \['effect_allele_frequency'\]"):
+        check_sumstats_filled(sums, good.drop("effect_allele_frequency"), **kw)
