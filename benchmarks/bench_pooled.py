@@ -6,7 +6,8 @@ Three parts, each printing a table row per run (figures go to benchmarks/README.
     ``crosscohort sufficient`` against ``crosscohort assoc`` on the same
     input (``make_assoc_input.py``'s fileset, one trait at a time), run
     alternately; wall, CPU, peak RSS and the ratio sufficient / assoc. Bar:
-    <= 1.5.
+    <= 1.5. Also ``assoc --missing fill`` (what an opted-in cohort runs)
+    against ``assoc``.
 ``central``
     ``crosscohort pool-fit`` on K synthetic cohorts' released sums (12
     covariates: age, sex shared; 10 PCs cohort-specific). pool-fit holds one
@@ -68,22 +69,28 @@ def _cohort(args: argparse.Namespace) -> None:
     print("| trait | tool | wall s | CPU s | peak RSS MB |")
     print("|---|---|---|---|---|")
     ratios: dict[str, list[float]] = {}
+    fill_ratios: dict[str, list[float]] = {}
+    tools = {"assoc": ["assoc"], "assoc-fill": ["assoc", "--missing", "fill"], "sufficient": ["sufficient"]}
     for trait in args.traits.split(","):
         for r in range(args.repeat):
             runs = {}
-            for tool in ("assoc", "sufficient"):
-                out = (["--out", str(OUT / f"pooled_{trait}.assoc.tsv.gz")] if tool == "assoc"
+            for tool, cmd in tools.items():
+                out = (["--out", str(OUT / f"pooled_{trait}.{tool}.tsv.gz")] if cmd[0] == "assoc"
                        else ["--out-dir", str(OUT / "pooled_suff")])
-                m = measured([*CLI, tool, *common, "--pheno-name", trait, *out], OUT,
+                m = measured([*CLI, *cmd, *common, "--pheno-name", trait, *out], OUT,
                              log=OUT / f"pooled_{tool}_{trait}_{r}.log")
                 if m.returncode:
                     raise SystemExit(f"{tool} failed; see {OUT}/pooled_{tool}_{trait}_{r}.log")
                 runs[tool] = m
                 print(f"| {trait} | {tool} | {m.wall:.2f} | {m.cpu:.2f} | {m.rss_gb * 1024:.0f} |")
             ratios.setdefault(trait, []).append(runs["sufficient"].cpu / runs["assoc"].cpu)
+            fill_ratios.setdefault(trait, []).append(runs["assoc-fill"].cpu / runs["assoc"].cpu)
     print(f"load after: {os.getloadavg()[0]:.1f}")
     for trait, rs in ratios.items():
         print(f"{trait}: CPU ratio sufficient / assoc, median {np.median(rs):.2f} (runs {', '.join(f'{x:.2f}' for x in rs)})")
+    for trait, rs in fill_ratios.items():
+        print(f"{trait}: CPU ratio assoc --missing fill / assoc, median {np.median(rs):.2f} "
+              f"(runs {', '.join(f'{x:.2f}' for x in rs)})")
 
 
 def _central_inputs(k: int, chr1: int, rest: int, seed: int, *, spread: bool = False) -> list[Path]:

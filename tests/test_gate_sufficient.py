@@ -374,10 +374,11 @@ def test_missing_calls__filled_with_the_genotype_class_nearest_the_mean_halves_u
     assert hard_call_fill(np.array([[0.0], [0.0], [1.0]])).tolist() == [0.0]
 
 
-def test_export__sumstats_n_a_few_below_the_sums_exact_n_is_named_in_the_audit(cohort, tmp_path):
+def test_export__sumstats_n_a_few_below_the_sums_exact_n_is_refused(cohort, tmp_path, capsys):
     """The sums release the trait's exact n; sumstats n 3 below it (every variant 3 calls short) count 3 people.
 
-    Failed before the fix: the difference check compared the sumstats' sizes between traits only.
+    First (fedpool2) named in the audit as a small difference between traits; now refused outright by
+    rule sufficient_sumstats_fill (sumstats beside sums must have their n at every variant).
     """
     df = pl.read_csv(cohort / "qt.tsv.gz", separator="\t", null_values="NA")
     df.with_columns(pl.col("n") - 3).write_csv(tmp_path / "qt.tsv", separator="\t", null_value="NA")
@@ -385,13 +386,10 @@ def test_export__sumstats_n_a_few_below_the_sums_exact_n_is_named_in_the_audit(c
     assert main(["export", "--cohort", "c", "--sumstats", f"qt={tmp_path / 'qt.tsv'}",
                  "--trait-type", "qt=quantitative", "--ids-from", str(cohort / "c.fam"), "--build", "GRCh38",
                  "--ancestry", "test", "--config-digest", "abcdef12", "--sufficient", f"qt={cohort / 'suff'}",
-                 "--out-dir", str(out)]) == 0
-    audit = json.loads((out / "audit.json").read_text())
-    assert audit["sufficient"]["qt"]["n"] == 300
-    assert json.loads((out / "audit.json").read_text())["traits"]["qt"]["rows_released"] > 0
-    warning = [w for w in audit["differences_between_traits"] if "qt and qt (sufficient statistics)" in w]
-    assert warning and "leave out the sufficient statistics" in warning[0] and "round_n" not in warning[0]
-    assert "## Warning: small differences between traits" in (out / "audit.md").read_text()
+                 "--out-dir", str(out)]) == 2
+    assert "rule sufficient_sumstats_fill: 30 of 30 variants of trait qt" in capsys.readouterr().err
+    assert json.loads((out / "audit.json").read_text())["status"] == "blocked"
+    assert not list(out.glob("*.tsv.gz"))
 
 
 def _write_gz(df: pl.DataFrame, path: Path) -> None:
@@ -558,7 +556,8 @@ def test_variant_difference__a_pair_across_chunks_is_caught_through_the_cli(tmp_
     assert main(["sufficient", *common, "--chunk-size", "2", "--cohort", "c", "--out-dir", str(tmp_path / "s")]) == 0
     raw = pl.read_csv(tmp_path / "s" / "qt.sufficient.tsv.gz", separator="\t")
     assert raw.get_column("n_differ").to_list()[4] == 2
-    assert main(["assoc", *common, "--out", str(tmp_path / "qt.tsv.gz")]) == 0
+    # The sumstats beside sums fill as the sums do (rule sufficient_sumstats_fill).
+    assert main(["assoc", *common, "--missing", "fill", "--out", str(tmp_path / "qt.tsv.gz")]) == 0
     out = tmp_path / "bundle"
     assert main(["export", "--cohort", "c", "--sumstats", f"qt={tmp_path / 'qt.tsv.gz'}",
                  "--trait-type", "qt=quantitative", "--ids-from", str(tmp_path / "c.fam"), "--build", "GRCh38",

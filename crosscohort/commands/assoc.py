@@ -26,7 +26,13 @@ traits, as plink2 --glm does. Options use plink2's names.
 
 Samples: those with genotype, the phenotype and every covariate (and in
 --keep), per trait; overlap counts are logged on stderr. A sample with a
-missing call is left out of that variant's fit only. Traits whose values are
+missing call is left out of that variant's fit only (--missing drop, plink2's
+semantics); --missing fill instead fills each missing call with its variant's
+hard call of the mean over the --keep samples (the genotype 0, 1 or 2 nearest
+the mean ALT dosage of the calls; halves up), exactly as crosscohort
+sufficient fills it, so every analysed sample counts in every variant: a
+cohort that releases sums beside its sumstats must use it (the export gate
+refuses sums beside sumstats whose n or allele count differ from theirs). Traits whose values are
 only 1/2 (missing NA/-9) are case/control with 2 = case; declare 0/1 traits
 with --trait-type NAME=binary.
 
@@ -104,6 +110,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--no-firth", dest="firth", action="store_false",
                    help="no Firth fallback: a failed logistic fit stays NA (plink2 --glm no-firth); "
                         "default: refit it with Firth-penalised logistic regression (plink2 firth-fallback)")
+    p.add_argument("--missing", choices=["drop", "fill"], default="drop",
+                   help="a missing genotype call: 'drop' leaves the sample out of that variant's fit (plink2; "
+                        "default); 'fill' fills it with the variant's hard call of the mean over the --keep "
+                        "samples (minus --remove), as crosscohort sufficient does (required beside released "
+                        "sums; with --pred too)")
     add_transform_options(p)
     wgr = p.add_argument_group(
         "whole-genome regression step 2 (REGENIE names)",
@@ -216,7 +227,7 @@ def _run_step2(args: argparse.Namespace, types: dict):
         pheno_names=args.pheno_name, covar=args.covar, covar_names=args.covar_name,
         keep=args.keep, remove=args.remove, extract=args.extract, trait_types=types,
         chunk_size=args.chunk_size, part=args.part, max_vif=args.vif, correction=correction,
-        pthresh=args.pthresh, relatives=args.relatives, cohort=args.cohort, log=sys.stderr,
+        pthresh=args.pthresh, relatives=args.relatives, cohort=args.cohort, missing=args.missing, log=sys.stderr,
     )
 
 
@@ -236,5 +247,5 @@ def _run_glm(args: argparse.Namespace, types: dict):
         keep=args.keep, extract=args.extract, trait_types=types, chunk_size=args.chunk_size,
         part=args.part, max_vif=args.vif,
         firth=args.firth, pheno_transform=args.pheno_transform, int_offset=args.int_offset,
-        cohort=args.cohort, log=sys.stderr,
+        cohort=args.cohort, missing=args.missing, log=sys.stderr,
     )

@@ -77,9 +77,13 @@ released; the internal columns are used, then stripped; anything else is
 dropped and listed in the audit.
 
 Not covered, stated in the audit (:data:`NOT_COVERED`): differences
-between variants beyond pairs in the window; what the sumstats, fitted
-without the people with a missing call, add to the sums about those
-people; and exact allele counts.
+between variants beyond pairs in the window; releases of the same data made
+without the fill; and exact allele counts.
+
+Bundle rule ``sufficient_sumstats_fill`` (:func:`check_sumstats_filled`):
+the same bundle's sumstats must describe the calls the sums describe
+(``crosscohort assoc --missing fill``): every variant in both has the
+sums' n and ALT allele count, else the export is refused.
 """
 
 from __future__ import annotations
@@ -115,6 +119,7 @@ __all__ = [
     "SufficientGateResult",
     "block_violations",
     "released_sums_violations",
+    "check_sumstats_filled",
     "read_sums_table",
     "gate_sufficient",
     "export_sufficient",
@@ -157,23 +162,21 @@ MISSING_CALLS = (
     "nearest the variant's mean ALT dosage over the cohort's QC'd samples with a call; halves up), so every "
     "variant's sums are over the trait's n people, and the sums of a variant with missing calls are those of "
     "a complete-call vector: they do not reveal how many calls were missing. The genotype-count rules apply "
-    "to the filled calls. (The sumstats' association instead leaves a sample with a missing call out of "
-    "that variant's fit, as plink2 does.)"
+    "to the filled calls. The same bundle's sumstats are fitted on the same filled calls (crosscohort assoc "
+    "--missing fill, over the same --keep samples): the gate checks that every variant in both has the sums' n "
+    "and ALT allele count (2 n EAF = sum_g) and refuses the export otherwise (rule sufficient_sumstats_fill), "
+    "so the sumstats' n, EAF and beta are those the sums give and add nothing about which calls were missing."
 )
 
 NOT_COVERED = (
     "(1) Exact values: sum_g gives each released variant's exact ALT allele count (each at least min_mac; "
     "the sumstats' EAF rounding does not hide it) and the trait's exact n (so round_n cannot apply). "
-    "(2) Missing calls: each is filled with its variant's hard call of the mean, so the sums alone do not "
-    "reveal how many a variant has. The same bundle's sumstats do not fill: they are fitted without the "
-    "people with a missing call. So, with both released: the sumstats' allele frequency (over the calls) and "
-    "sum_g's exact allele count bound a variant's missing-call count to the sample sizes that fit the "
-    "frequency's rounding (a few people wide for common variants); a variant's sumstats beta differs from "
-    "the one its sums give exactly when it has a missing call; and for a person without a call in many "
-    "variants, those differences are equations (two per variant, at the sumstats' print precision) in that "
-    "person's trait and covariate values. A cohort with missing calls that counts this as a disclosure "
-    "should run its association on the filled calls (crosscohort pool --fill-missing with its --keep "
-    "writes them), so that both releases describe the same genotypes. "
+    "(2) Missing calls: each is filled with its variant's hard call of the mean, in the sums and in the same "
+    "bundle's sumstats alike (checked: rule sufficient_sumstats_fill), so neither reveals how many a variant "
+    "has, nor which people they are. What the fill itself changes (a filled call is the commonest genotype, "
+    "not the person's own) biases that variant's estimates slightly towards zero, in both; a cohort's other "
+    "releases made without the fill (e.g. an earlier drop-mode export of the same data) are not checked "
+    "against these. "
     "(3) Differences between variants are checked pairwise (each variant against the variants before it in "
     "the cohort's difference window, and their mirrors) only: two released variants farther apart that "
     "differ in 1 to min_count people (in unrelated samples this needs nearly the same carriers), or three or "
@@ -411,12 +414,77 @@ def read_sums_table(path: str | Path) -> pl.DataFrame:
                          f"({str(exc).strip().splitlines()[0]})") from None
 
 
+#: The rule that the same bundle's sumstats describe the calls the sums describe.
+SUMSTATS_FILL_RULE = "sufficient_sumstats_fill"
+
+#: Relative tolerance of the ALT allele count 2 n EAF (17 printed digits) against sum_g.
+_ALLELE_COUNT_RTOL = 1e-9
+
+
+def check_sumstats_filled(sums: pl.DataFrame, sumstats: pl.DataFrame, *, trait: str, sums_source: str,
+                          sumstats_source: str) -> int:
+    """Refuse sums beside sumstats not fitted on the calls the sums describe (rule ``sufficient_sumstats_fill``).
+
+    The sums fill a missing call (:mod:`crosscohort.tre.sufficient`); sumstats
+    fitted without the people with a missing call (``crosscohort assoc
+    --missing drop``, plink2's semantics) have, at such a variant, a smaller
+    ``n`` and an ALT allele count ``2 n EAF`` other than ``sum_g``, and beside
+    the sums their beta would reveal the missing calls and, for a person
+    without a call in many variants, equations in that person's values. So
+    every variant in both tables must have the sums' ``n`` and, where EAF is
+    given, ``2 n EAF = sum_g`` (relative 1e-9): what ``crosscohort assoc
+    --missing fill`` with the ``--keep`` of ``crosscohort sufficient`` gives.
+    The check reads the data, not a label: drop-mode sumstats without a
+    missing call pass, as they equal the filled ones.
+
+    Returns
+    -------
+    int
+        The number of variants compared.
+
+    Raises
+    ------
+    GateError
+        A variant of both tables whose sample size or allele count differ (the
+        first named, with both values, and the fix).
+    """
+    need = {"sumstats": ("variant_id", "n", "effect_allele_frequency"), "sums": ("variant_id", "n", "sum_g")}
+    for what, table, source in (("sumstats", sumstats, sumstats_source), ("sums", sums, sums_source)):
+        absent = [c for c in need[what] if c not in table.columns]
+        if absent:
+            raise GateError(f"{source}: missing column(s) {absent}, needed by rule {SUMSTATS_FILL_RULE} "
+                            f"(the sumstats of trait {trait} must describe the calls its sums describe)")
+    both = sums.select("variant_id", pl.col("n").alias("n_sums"), "sum_g").join(
+        sumstats.select("variant_id", pl.col("n").cast(pl.Float64).alias("n_assoc"),
+                        pl.col("effect_allele_frequency").alias("eaf")),
+        on="variant_id", how="inner")
+    alt = 2.0 * pl.col("n_assoc") * pl.col("eaf")
+    bad = both.filter((pl.col("n_assoc") != pl.col("n_sums")) | pl.col("n_assoc").is_null()
+                      | (alt - pl.col("sum_g")).abs().gt(_ALLELE_COUNT_RTOL * pl.max_horizontal(pl.col("sum_g").abs(),
+                                                                                                 pl.lit(1.0))))
+    if bad.height:
+        r = bad.row(0, named=True)
+        raise GateError(
+            f"{sumstats_source}: rule {SUMSTATS_FILL_RULE}: {bad.height} of {both.height} variants of trait "
+            f"{trait} have a sample size or ALT allele count other than the sums' in {sums_source} "
+            f"(e.g. {r['variant_id']}: n {r['n_assoc']:g} vs {r['n_sums']:g}, ALT count 2 n EAF "
+            f"{2 * (r['n_assoc'] or 0) * (r['eaf'] or 0):.6g} vs sum_g {r['sum_g']:.6g}): the sumstats were not "
+            "fitted on the calls the sums describe (crosscohort assoc --missing drop leaves a sample with a "
+            "missing call out of that variant's fit), so beside the sums they would reveal each variant's "
+            "missing calls and, for a person without a call in many variants, equations in that person's "
+            "values. Run crosscohort assoc --missing fill with the --keep of crosscohort sufficient; "
+            "export blocked")
+    return both.height
+
+
 def export_sufficient(directory: str | Path, trait: str, out_dir: str | Path, *, rules: GateRules,
-                      cohort: str) -> dict:
+                      cohort: str, sumstats: str | Path | None = None) -> dict:
     """Gate one trait's sums from ``directory`` into ``out_dir`` (the bundle's staging) and audit it.
 
     Writes ``{trait}.block.json`` (without the internal counts) and
     ``{trait}.sufficient.tsv.gz`` when released; nothing when refused.
+    ``sumstats``: the same bundle's association results of the trait, which
+    must describe the calls the sums describe (:func:`check_sumstats_filled`).
 
     Returns
     -------
@@ -435,7 +503,16 @@ def export_sufficient(directory: str | Path, trait: str, out_dir: str | Path, *,
     block = read_block(block_path)
     if block.trait != trait:
         raise InputError(f"{block_path}: block of trait {block.trait!r}, given as {trait!r}")
-    res = gate_sufficient(block, read_sums_table(sums_path), rules=rules, cohort=cohort, source=str(sums_path))
+    table = read_sums_table(sums_path)
+    compared = None
+    if sumstats is not None:
+        from crosscohort.contract.sumstats import read_sumstats
+
+        compared = check_sumstats_filled(
+            table, read_sumstats(sumstats, columns=("variant_id", "n", "effect_allele_frequency")), trait=trait,
+            sums_source=str(sums_path), sumstats_source=str(sumstats))
+    res = gate_sufficient(block, table, rules=rules, cohort=cohort, source=str(sums_path))
+    del table
     out = Path(out_dir)
     files = []
     if res.status == "released":
@@ -464,6 +541,8 @@ def export_sufficient(directory: str | Path, trait: str, out_dir: str | Path, *,
         "columns_internal_stripped": list(res.columns_internal_stripped),
         "columns_dropped": list(res.columns_dropped),
         "missing_calls": MISSING_CALLS,
+        **({"sumstats_fill": {"rule": SUMSTATS_FILL_RULE, "status": "pass", "variants_compared": compared}}
+           if compared is not None else {}),
         "not_covered": NOT_COVERED,
         "ledger": res.ledger.to_dict(),
     }
@@ -479,7 +558,7 @@ def own_strings(entries: dict[str, dict]) -> set[str]:
     matched the ``2`` of ``n - (covariates + 2)`` and blocked every export.
     """
     own = {*BLOCK_RULES, *ROW_RULES, *RULE_DESCRIPTIONS.values(), NOT_COVERED, MISSING_CALLS, "released",
-           "refused"}
+           "refused", SUMSTATS_FILL_RULE, "pass"}
     for e in entries.values():
         own.update(str(r) for r in e.get("reasons", ()))
     return own
@@ -501,5 +580,10 @@ def audit_md(entries: dict[str, dict], rules: GateRules) -> list[str]:
         out += ["", f"Columns released: {', '.join(e['columns_released']) or 'none'}.",
                 f"Internal columns used and stripped: {', '.join(e['columns_internal_stripped']) or 'none'}.",
                 f"Other columns dropped: {', '.join(e['columns_dropped']) or 'none'}.", ""]
+        if "sumstats_fill" in e:
+            f = e["sumstats_fill"]
+            out += [f"Rule {f['rule']}: {f['status']} (the trait's sumstats have the sums' n and ALT allele "
+                    f"count at all {f['variants_compared']} variants in both: fitted on the same filled calls).",
+                    ""]
     out += [f"Missing genotype calls: {MISSING_CALLS}", "", f"Not covered: {NOT_COVERED}", ""]
     return out

@@ -31,10 +31,12 @@ those of the filled calls (what the sums describe). The reference set is the
 cohort's genotyped samples, not a trait's analysed ones, so that the fill
 is a property of the genotypes (one per variant, whatever the traits) and
 the individual-level pooled reference (:func:`crosscohort.demo.pool.fill_missing_calls`)
-fills the same calls with the same values. (The association engine instead
-leaves such samples out of that variant's fit, as plink2 does; exact
-per-variant exclusion here would need sums over the few people with a
-missing call, which the gate could not release.)
+fills the same calls with the same values, as does ``crosscohort assoc
+--missing fill`` (the association of a cohort that releases these sums; the
+gate checks it, :func:`crosscohort.contract.release_sums.check_sumstats_filled`).
+(Exact per-variant exclusion, plink2's and ``assoc``'s default, would need
+sums over the few people with a missing call, which the gate could not
+release.)
 
 For the gate's difference rule, each variant's filled dosages are compared
 with those of the ``difference_window`` variants before it (and with 2

@@ -83,12 +83,13 @@ rule association_part:
         chunk_size=config["association"]["chunk_size"],
         out=lambda wc: f"results/association/{wc.cohort}/parts/{wc.part}/{{trait}}.tsv.gz",
         wgr=wgr_step2_args,
+        missing=missing_args,
     shell:
         "python -m crosscohort assoc {params.bfiles} --keep {input.samples} --extract {input.variants}"
         " --pheno {input.pheno} --pheno-name {params.traits} {params.trait_types}"
         " --covar {input.covar} --covar {input.pcs} --covar-name {params.covar_names}"
         " --part {params.part} --chunk-size {params.chunk_size} --threads {threads}"
-        " {params.wgr} --out {params.out} 2> {log}"
+        " {params.wgr} {params.missing} --out {params.out} 2> {log}"
 
 
 rule association_gather:

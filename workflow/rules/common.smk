@@ -329,6 +329,11 @@ def sufficient_args(wildcards, input):
     )
 
 
+def missing_args(wildcards):
+    """`assoc --missing fill` for a cohort that releases sums (the gate checks it), else plink2's drop."""
+    return "--missing fill" if wildcards.cohort in SUFFICIENT else ""
+
+
 def pool_fit_dirs(wildcards):
     """The verified bundle directories of the opted-in cohorts, in sheet order."""
     return " ".join(f"{c}=exports/{c}" for c in SUFFICIENT)

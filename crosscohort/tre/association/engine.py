@@ -58,7 +58,15 @@ __all__ = [
     "read_step",
     "scan",
     "run_assoc",
+    "MISSING_MODES",
 ]
+
+#: ``crosscohort assoc --missing``: how a missing genotype call enters a variant's fit.
+MISSING_MODES: dict[str, str] = {
+    "drop": "a sample with a missing call is left out of that variant's fit (plink2 --glm)",
+    "fill": "a missing call is filled with its variant's hard call of the mean over the --keep samples, "
+            "as crosscohort sufficient fills it (the sumstats then describe the genotypes the sums do)",
+}
 
 #: Every error code a result row may carry, with its meaning.
 ERROR_CODES: dict[str, str] = {
@@ -553,13 +561,20 @@ def _is_x(labels: pl.Series) -> np.ndarray:
 
 
 def _scan_part(genotypes: Genotypes, designs: Sequence[TraitDesign], variant_index: np.ndarray, *,
-               chunk_size: int, max_vif: float, firth: bool,
+               chunk_size: int, max_vif: float, firth: bool, fill_reference: np.ndarray | None = None,
                progress: Progress | None = None) -> list[dict[str, list[np.ndarray]]]:
     """Statistics of ``variant_index`` (one model: autosomal or X) as per-trait column parts."""
     acc: list[dict[str, list[np.ndarray]]] = [{} for _ in designs]
     if variant_index.size == 0:
         return acc
     union = np.unique(np.concatenate([d.rows for d in designs]))
+    if fill_reference is not None:
+        # Imported here: crosscohort.tre.sufficient imports this module.
+        from crosscohort.tre.sufficient import fill_missing, hard_call_fill
+
+        fill_reference = np.unique(np.asarray(fill_reference, dtype=np.int64))
+        union = np.union1d(union, fill_reference)
+        ref_pos = np.searchsorted(union, fill_reference)
     all_samples = union.size == genotypes.n_samples
     positions = [np.searchsorted(union, d.rows) for d in designs]
     models = [_kernel_model(d) for d in designs]
@@ -570,6 +585,8 @@ def _scan_part(genotypes: Genotypes, designs: Sequence[TraitDesign], variant_ind
 
     step = read_step(chunk_size, union.size)
     for _vi, dos in genotypes.chunks(variant_index, step, None if all_samples else union):
+        if fill_reference is not None:  # --missing fill: every call filled as the sums fill it
+            dos = fill_missing(dos, hard_call_fill(dos if ref_pos.size == dos.shape[0] else dos[ref_pos]))
         for d, model, pos, store in zip(designs, models, positions, acc, strict=True):
             g = dos if (pos.size == dos.shape[0]) else dos[pos]
             chunk = K.prepare_chunk(g, cases=d.y if d.trait_type == "binary" else None)
@@ -622,7 +639,7 @@ def _scan_part(genotypes: Genotypes, designs: Sequence[TraitDesign], variant_ind
 
 def scan(genotypes: Genotypes, designs: Sequence[TraitDesign], *, variant_index: np.ndarray,
          chunk_size: int = 1000, max_vif: float = 50.0, firth: bool = True,
-         log: TextIO | None = None) -> dict[str, pl.DataFrame]:
+         fill_reference: np.ndarray | None = None, log: TextIO | None = None) -> dict[str, pl.DataFrame]:
     """Association statistics of every variant in ``variant_index`` for every trait.
 
     Parameters
@@ -644,6 +661,13 @@ def scan(genotypes: Genotypes, designs: Sequence[TraitDesign], *, variant_index:
         logistic fit fails (plink2's default ``firth-fallback``); such rows have
         ``firth`` True. False: they stay NA with ``LOGISTIC_CONVERGE_FAIL``
         (plink2 ``no-firth``).
+    fill_reference
+        ``--missing fill``: the samples (genotype indices, the cohort's
+        ``--keep`` samples) whose calls set each variant's fill of a missing
+        call, :func:`crosscohort.tre.sufficient.hard_call_fill`, as
+        ``crosscohort sufficient`` fills it; every analysed sample then
+        counts in every variant (n is the trait's n). Default None: a sample
+        with a missing call is left out of that variant's fit (plink2).
 
     Returns
     -------
@@ -671,12 +695,12 @@ def scan(genotypes: Genotypes, designs: Sequence[TraitDesign], *, variant_index:
         print(f"assoc: {step} variants read at a time (--chunk-size {chunk_size} capped: one chunk of "
               f"{n_rows} samples in float64 stays under {_CHUNK_BYTES >> 20} MiB)", file=log)
     parts = _scan_part(genotypes, designs, variant_index[~on_x], chunk_size=chunk_size,
-                       max_vif=max_vif, firth=firth, progress=progress)
+                       max_vif=max_vif, firth=firth, fill_reference=fill_reference, progress=progress)
     if on_x.any():
         sex = genotypes.samples.get_column("sex").to_numpy()
         xd = chrx_designs(designs, sex, log=log)
         x_parts = _scan_part(genotypes, xd, variant_index[on_x], chunk_size=chunk_size,
-                             max_vif=max_vif, firth=firth, progress=progress)
+                             max_vif=max_vif, firth=firth, fill_reference=fill_reference, progress=progress)
         # Back to the requested order: autosomal rows first, then X, then reorder.
         order = np.argsort(np.concatenate([np.flatnonzero(~on_x), np.flatnonzero(on_x)]),
                            kind="stable")
@@ -889,6 +913,7 @@ def run_assoc(
     pheno_transform: PhenoTransform | None = None,
     int_offset: float = BLOM_OFFSET,
     cohort: str | None = None,
+    missing: str = "drop",
     log: TextIO | None = None,
 ) -> AssocResult:
     """Run ``crosscohort assoc`` from file paths: read inputs, build designs, scan variants.
@@ -900,6 +925,11 @@ def run_assoc(
     fallback for failed logistic fits (plink2's default; ``--no-firth`` turns
     it off). ``pheno_transform="int"``: rank-based inverse-normal transform of
     each quantitative trait over its analysed samples (``--pheno-transform``).
+    ``missing="fill"`` (``--missing fill``): each missing call is filled with
+    its variant's hard call of the mean over the ``keep`` samples (all
+    genotyped samples without ``keep``), exactly as ``crosscohort sufficient``
+    fills it, so that the sumstats and the sums of a bundle describe the same
+    genotypes; default ``"drop"``: plink2's semantics.
 
     Returns
     -------
@@ -910,6 +940,8 @@ def run_assoc(
     log = log if log is not None else sys.stderr
     if chunk_size < 1:
         raise InputError(f"--chunk-size must be at least 1; got {chunk_size}")
+    if missing not in MISSING_MODES:
+        raise InputError(f"--missing must be one of {list(MISSING_MODES)}; got {missing!r}")
     study = read_study(bfiles, pheno, pheno_names=pheno_names, covar=covar, covar_names=covar_names, keep=keep,
                        trait_types=trait_types, pheno_transform=pheno_transform, int_offset=int_offset,
                        cohort=cohort, log=log)
@@ -919,7 +951,12 @@ def run_assoc(
     binary = any(d.trait_type == "binary" for d in designs)
     with small_job(geno.n_samples * vidx.size <= (SMALL_BINARY_JOB_CELLS if binary else SMALL_JOB_CELLS)):
         tables = scan(geno, designs, variant_index=vidx, chunk_size=chunk_size, max_vif=max_vif,
-                      firth=firth, log=log)
+                      firth=firth, log=log,
+                      fill_reference=geno.sample_index(study.keep) if missing == "fill" else None)
+    if missing == "fill":
+        print("assoc: --missing fill: each missing call filled with its variant's hard call of the mean over "
+              "the --keep samples (as crosscohort sufficient); every analysed sample counts in every variant",
+              file=log)
     ledgers: list[Ledger] = [d.ledger for d in designs]
     for d in designs:
         t = tables[d.name]

@@ -66,6 +66,7 @@ from crosscohort.tre.association import _ridge as R
 from crosscohort.tre.association import regenie_files as RF
 from crosscohort.tre.association._firth import FIRTH_CONVERGE_FAIL
 from crosscohort.tre.association.engine import (
+    MISSING_MODES,
     X_LABELS,
     AssocResult,
     TraitDesign,
@@ -569,6 +570,7 @@ def run_step2(
     pthresh: float = 0.05,
     relatives: str | Path | None = None,
     cohort: str | None = None,
+    missing: str = "drop",
     log: TextIO | None = None,
 ) -> AssocResult:
     """Step 2: association of every variant with the step-1 LOCO predictions as offset.
@@ -582,7 +584,10 @@ def run_step2(
     of related pairs with their kinship (plink2 ``.kin0`` columns, e.g.
     ``crosscohort qc``'s ``king.tsv``): quantitative traits' statistics are
     then calibrated for the correlation of relatives' LOCO residuals
-    (:func:`relatives_calibration`).
+    (:func:`relatives_calibration`). ``missing="fill"``: each missing call
+    is filled as :func:`crosscohort.tre.association.run_assoc` fills it
+    (hard call of the mean over the ``keep`` minus ``remove`` samples), for
+    a cohort that releases the sums of ``crosscohort sufficient`` beside.
 
     Returns
     -------
@@ -595,9 +600,12 @@ def run_step2(
         raise InputError(f"correction must be one of {list(CORRECTIONS)} or none; got {correction!r}")
     if not 0 < pthresh <= 1:
         raise InputError(f"--pThresh must be in (0, 1]; got {pthresh}")
+    if missing not in MISSING_MODES:
+        raise InputError(f"--missing must be one of {list(MISSING_MODES)}; got {missing!r}")
     study = read_study(bfiles, pheno, pheno_names=pheno_names, covar=covar, covar_names=covar_names, keep=keep,
                        remove=remove, trait_types=trait_types, cohort=cohort, log=log)
     geno, cohort = study.genotypes, study.cohort
+    ref = geno.sample_index(study.keep) if missing == "fill" else None
     loco = _loco_for(study.designs, geno, pred)
     designs = [_with_loco(d, loco[d.name], log) for d in study.designs]
     vidx = select_variants(geno, extract=extract, part=part, log=log)
@@ -617,11 +625,13 @@ def run_step2(
             off = loco[d.name][:, col] if col is not None else np.zeros(geno.n_samples)
             if d.trait_type == "quantitative":
                 pieces.append(_linear_with_offset(geno, d, off, vidx[pos], chunk_size=chunk_size,
-                                                  max_vif=max_vif, pairs=pairs, chrom=c, log=log))
+                                                  max_vif=max_vif, pairs=pairs, chrom=c, fill_reference=ref,
+                                                  log=log))
             else:
                 pieces.append(_binary_with_offset(geno, d, off, vidx[pos], labels[pos].str.to_uppercase()
                                                   .is_in(list(X_LABELS)).any(), chunk_size=chunk_size,
-                                                  correction=correction, pthresh=pthresh, log=log))
+                                                  correction=correction, pthresh=pthresh, fill_reference=ref,
+                                                  log=log))
             order.append(pos)
         table = pl.concat(pieces, how="vertical_relaxed")
         back = np.argsort(np.concatenate(order), kind="stable")
@@ -639,13 +649,14 @@ def run_step2(
 
 def _linear_with_offset(geno: Genotypes, d: TraitDesign, loco: np.ndarray, vidx: np.ndarray, *,
                         chunk_size: int, max_vif: float, pairs: tuple[np.ndarray, ...] | None = None,
-                        chrom: int = 0, log: TextIO) -> pl.DataFrame:
+                        chrom: int = 0, fill_reference: np.ndarray | None = None, log: TextIO) -> pl.DataFrame:
     """The ``--glm`` linear scan of y minus the LOCO prediction on its scale (residual SD of y on the covariates),
     its statistics divided by the relatives' calibration factor when related pairs are given."""
     r = d.y - d.design @ np.linalg.lstsq(d.design, d.y, rcond=None)[0]
     scale = np.linalg.norm(r) / np.sqrt(d.n - np.linalg.matrix_rank(d.design))
     shifted = replace(d, y=d.y - scale * loco[d.rows])
-    table = scan(geno, [shifted], variant_index=vidx, chunk_size=chunk_size, max_vif=max_vif, log=log)[d.name]
+    table = scan(geno, [shifted], variant_index=vidx, chunk_size=chunk_size, max_vif=max_vif,
+                 fill_reference=fill_reference, log=log)[d.name]
     if pairs is None:
         return table
     resid = shifted.y - d.design @ np.linalg.lstsq(d.design, shifted.y, rcond=None)[0]
@@ -781,7 +792,8 @@ def _exact_firth_rows(d: TraitDesign, off: np.ndarray, null: O.OffsetNull, g: np
 
 
 def _binary_with_offset(geno: Genotypes, d: TraitDesign, loco: np.ndarray, vidx: np.ndarray, on_x: bool, *,
-                        chunk_size: int, correction: str | None, pthresh: float, log: TextIO) -> pl.DataFrame:
+                        chunk_size: int, correction: str | None, pthresh: float,
+                        fill_reference: np.ndarray | None = None, log: TextIO) -> pl.DataFrame:
     """Score test with the LOCO offset, corrected below ``pthresh`` (one chromosome's variants)."""
     if on_x:
         d = chrx_designs([d], geno.samples.get_column("sex").to_numpy(), log=log)[0]
@@ -797,8 +809,15 @@ def _binary_with_offset(geno: Genotypes, d: TraitDesign, loco: np.ndarray, vidx:
         for k_, v in kw.items():
             cols.setdefault(k_, []).append(v)
 
-    step = read_step(chunk_size, d.n)
-    for _vi, dos in geno.chunks(vidx, step, d.rows):
+    rows = d.rows if fill_reference is None else np.union1d(d.rows, fill_reference)
+    step = read_step(chunk_size, rows.size)
+    for _vi, dos in geno.chunks(vidx, step, rows):
+        if fill_reference is not None:  # --missing fill, over the reference samples (as run_assoc)
+            # Imported here: crosscohort.tre.sufficient imports this package.
+            from crosscohort.tre.sufficient import fill_missing, hard_call_fill
+
+            dos = fill_missing(dos, hard_call_fill(dos[np.searchsorted(rows, fill_reference)]))
+            dos = dos[np.searchsorted(rows, d.rows)]
         chunk = K.prepare_chunk(dos, cases=d.y)
         beta, se, stat, gt = O.score_chunk(null, chunk.centred)
         m = dos.shape[1]

@@ -641,7 +641,8 @@ def export_bundle(
                 raise GateBlock(f"{out_dir}: {what}", released=what)
         if sufficient:
             audit["sufficient"] = {
-                t: export_sufficient(d, t, staging, rules=rules, cohort=cohort) for t, d in sufficient.items()
+                t: export_sufficient(d, t, staging, rules=rules, cohort=cohort, sumstats=sumstats.get(t))
+                for t, d in sufficient.items()
             }
             # The sums carry each trait's exact n (and cases): compared with every other released
             # count like a trait's own, so that e.g. sumstats n = n - 3 beside them is named.
