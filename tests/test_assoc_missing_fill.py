@@ -195,7 +195,8 @@ def test_workflow_dag__opted_in_cohorts_association_gets_missing_fill(tmp_path):
         if "crosscohort assoc " in line:
             unit = re.search(r"--out results/association/(\w+)/parts/", line).group(1)
             fills.setdefault(unit, set()).add("--missing fill" in line)
-    assert fills == {"biobank_eur": {True}, "admixed_afr": {True}, "biobank_eas": {False}, "pooled": {False}}
+    cohorts = [r[0] for r in rows[1:]]
+    assert fills == {**{c: {c != "biobank_eas"} for c in cohorts}, "pooled": {False}}
 
 
 def test_check_sumstats_filled__same_n_other_allele_count_is_refused_and_extra_variants_ignored():
