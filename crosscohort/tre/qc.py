@@ -51,7 +51,6 @@ from typing import TextIO
 
 import numpy as np
 import polars as pl
-from scipy.special import gammaln, logsumexp
 
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.ledger import Ledger
@@ -216,6 +215,8 @@ def hwe_exact_p(n_het: np.ndarray, n_hom1: np.ndarray, n_hom2: np.ndarray) -> np
 
 def _hwe_block(het: np.ndarray, rare: np.ndarray, n: np.ndarray, width: int) -> np.ndarray:
     """HWE exact p of a block of variants padded to ``width`` het states."""
+    from scipy.special import gammaln, logsumexp  # at the HWE step: pca imports this module
+
     k = np.arange(width)[None, :]
     h = (rare % 2)[:, None] + 2 * k  # candidate het counts
     valid = h <= rare[:, None]
