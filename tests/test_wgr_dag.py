@@ -31,6 +31,12 @@ def _dry_run(tmp_path: Path, model: str, king: str = "null", relatives: str | No
     return proc.stdout + proc.stderr
 
 
+def _demo_cohorts() -> list[str]:
+    """The demo's cohorts, from its sheet (config/cohorts.tsv)."""
+    rows = (REPO / "config" / "cohorts.tsv").read_text().splitlines()
+    return [r.split("\t")[0] for r in rows[1:] if r.strip()]
+
+
 def _count(out: str, rule: str) -> int:
     m = re.search(rf"^{rule}\s+(\d+)$", out, flags=re.M)
     return int(m.group(1)) if m else 0
@@ -38,18 +44,20 @@ def _count(out: str, rule: str) -> int:
 
 def test_workflow_wgr__step1_per_unit_and_parts_with_pred(tmp_path):
     out = _dry_run(tmp_path, "wgr")
-    # 3 demo cohorts + the pooled arm; 2 parts each.
-    assert _count(out, "association_wgr_step1") == 4
-    assert _count(out, "association_part") == 8
-    assert out.count("--pred results/association/") == 8
+    k = len(_demo_cohorts())
+    # The demo's cohorts + the pooled arm; 2 parts each.
+    assert _count(out, "association_wgr_step1") == k + 1
+    assert _count(out, "association_part") == 2 * (k + 1)
+    assert out.count("--pred results/association/") == 2 * (k + 1)
     assert "--firth --approx --pThresh 0.05" in out
     # Every cohort's export releases its step-1 summary (the pooled arm is not exported).
-    assert len(re.findall(r"--wgr-summary results/association/\w+/wgr/step1\.wgr\.json", out)) == 3
+    assert len(re.findall(r"--wgr-summary results/association/\w+/wgr/step1\.wgr\.json", out)) == k
 
 
-@pytest.mark.parametrize(("king", "steps"), [("null", 4), ("0.0884", 0)])
-def test_workflow_auto__wgr_exactly_when_relatives_are_kept(tmp_path, king, steps):
+@pytest.mark.parametrize(("king", "wgr"), [("null", True), ("0.0884", False)])
+def test_workflow_auto__wgr_exactly_when_relatives_are_kept(tmp_path, king, wgr):
     out = _dry_run(tmp_path, "auto", king)
+    steps = len(_demo_cohorts()) + 1 if wgr else 0  # every cohort and the pooled arm, or none
     assert _count(out, "association_wgr_step1") == steps
     assert ("--wgr-summary" in out) == (steps > 0)
     # No pair table where nothing reads it: glm, or wgr with the demo's association.wgr.relatives false.
@@ -78,7 +86,7 @@ def _jobs(out: str) -> list[dict[str, str]]:
 
 def test_workflow_wgr_relatives__parts_calibrate_with_qc_king_pairs_that_never_reach_the_export(tmp_path):
     jobs = _jobs(_dry_run(tmp_path, "wgr", relatives="true"))
-    units = ["biobank_eur", "admixed_afr", "biobank_eas"]
+    units = _demo_cohorts()
     # qc writes the pairs above the floor whatever the KING filter does (here: none removed).
     qc = {j["shell"].split("--cohort ")[1].split()[0]: j for j in jobs if j["rule"] == "qc"}
     assert sorted(qc) == sorted(units)
@@ -87,7 +95,7 @@ def test_workflow_wgr_relatives__parts_calibrate_with_qc_king_pairs_that_never_r
         assert f"results/qc/{c}/qc.king.tsv" in j["output"].split(", ")
     # Every step-2 part of every unit reads its unit's pairs, passed to --relatives.
     parts = [j for j in jobs if j["rule"] == "association_part"]
-    assert len(parts) == 8
+    assert len(parts) == 2 * (len(units) + 1)
     for j in parts:
         unit = re.search(r"--pred results/association/(\w+)/wgr/step1_pred\.list", j["shell"]).group(1)
         pairs = f"results/qc/{unit}/qc.king.tsv"
@@ -101,7 +109,7 @@ def test_workflow_wgr_relatives__parts_calibrate_with_qc_king_pairs_that_never_r
         assert "--loocv --level1 pooled" in j["shell"], j["shell"]
     # The pairs name individuals: no export job reads them, no bundle holds them.
     exports = [j for j in jobs if j["rule"] == "export"]
-    assert len(exports) == 3
+    assert len(exports) == len(units)
     for j in exports:
         assert "king" not in j["input"] + j["output"] + j["shell"], j
         assert "qc.king.tsv" not in " ".join(j.values())
