@@ -331,7 +331,8 @@ def load_study(config: dict[str, Any], *, workdir: str | Path = ".", source: str
             "data of all cohorts and runs only in demo mode (set it to auto or false)"
         )
     meta = config["meta"]
-    if meta["method"] == "mrmega" and len(study.cohorts) < meta["pcs"] + 3:
+    # Only where the meta-analysis runs: a TRE in cohort mode lists its own row and runs no meta.
+    if mode != "cohort" and meta["method"] == "mrmega" and len(study.cohorts) < meta["pcs"] + 3:
         raise ConfigError(
             f"{source}: key 'meta.method' is mrmega with meta.pcs = {meta['pcs']} axes, which needs "
             f"at least pcs + 3 = {meta['pcs'] + 3} cohorts; the sheet has {len(study.cohorts)} "

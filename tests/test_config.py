@@ -200,6 +200,22 @@ def test_config__mrmega_with_too_many_axes_for_the_cohorts_is_refused(workdir):
         load_study(cfg, workdir=workdir)
 
 
+def test_config__mrmega_study_config_runs_in_a_tre_whose_sheet_lists_only_its_cohort(workdir):
+    """Cohort mode runs no meta-analysis: the consortium's MR-MEGA config must not stop a TRE.
+
+    Failed before the fix: a TRE using the study config (meta.method mrmega, 2 axes) with its
+    own row only in the sheet was refused for having fewer than 5 cohorts.
+    """
+    sheet = workdir / "config" / "cohorts.tsv"
+    lines = sheet.read_text().splitlines()
+    sheet.write_text("\n".join(lines[:2]) + "\n")
+    own = lines[1].split("\t")[0]
+    cfg = _cfg(mode="cohort", cohort=own, meta__method="mrmega", meta__pcs=2)
+    assert load_study(cfg, workdir=workdir, check_files=False).config["meta"]["method"] == "mrmega"
+    with pytest.raises(ConfigError, match=r"pcs \+ 3 = 5 cohorts; the sheet has 1"):
+        load_study(_cfg(mode="central", meta__method="mrmega", meta__pcs=2), workdir=workdir, check_files=False)
+
+
 def test_sheet__sufficient_column_opts_in_and_defaults_to_no(tmp_path):
     lines = SHEET.splitlines()
     header = lines[0].split("\t")
