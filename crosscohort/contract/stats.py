@@ -39,6 +39,7 @@ __all__ = [
     "neg_log10_p_from_t",
     "neg_log10_p_from_z",
     "neg_log10_p_of_table",
+    "p_and_neg_log10_p_from_chi2",
     "p_from_chi2",
     "p_from_t",
     "p_from_z",
@@ -139,6 +140,12 @@ def neg_log10_p_from_chi2(chi2: np.ndarray, df: np.ndarray | float) -> np.ndarra
     (Numerical Recipes 6.2), so χ² = 5000 on 3 df gives 1083.9 rather than
     infinity. NaN in, NaN out; p = 1 at χ² = 0.
     """
+    return p_and_neg_log10_p_from_chi2(chi2, df)[1]
+
+
+def p_and_neg_log10_p_from_chi2(chi2: np.ndarray, df: np.ndarray | float
+                                ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`p_from_chi2` and :func:`neg_log10_p_from_chi2` of the same χ², ``chdtrc`` evaluated once."""
     from scipy.special import chdtrc
 
     x = np.asarray(chi2, dtype=np.float64)
@@ -149,7 +156,7 @@ def neg_log10_p_from_chi2(chi2: np.ndarray, df: np.ndarray | float) -> np.ndarra
     tiny = np.isfinite(x) & (p < _CHI2_TINY_P)
     if tiny.any():
         out[tiny] = -_log_upper_gamma_q(dfa[tiny] / 2.0, x[tiny] / 2.0) / np.log(10.0)
-    return out[()]
+    return p[()], out[()]
 
 
 def _log_upper_gamma_q(a: np.ndarray, x: np.ndarray, *, iterations: int = 200) -> np.ndarray:

@@ -45,7 +45,7 @@ import numpy as np
 
 from crosscohort.central.meta._batched_wls import batched_wls
 from crosscohort.contract.errors import ConfigError, InputError
-from crosscohort.contract.stats import neg_log10_p_from_chi2, p_from_chi2
+from crosscohort.contract.stats import neg_log10_p_from_chi2, p_and_neg_log10_p_from_chi2
 
 __all__ = [
     "AXIS_BIN_BP",
@@ -426,7 +426,7 @@ def mrmega_columns(
     chi2 = res.chi2_association
     if model.lambda_gco is not None and np.isfinite(model.lambda_gco):
         chi2 = chi2 / model.lambda_gco
-    nlp = neg_log10_p_from_chi2(chi2, t + 1)
+    p, nlp = p_and_neg_log10_p_from_chi2(chi2, t + 1.0)
     cols: dict[str, np.ndarray] = {}
     for j in range(t + 1):
         cols[f"mrmega_beta_{j}"] = res.beta[j]
@@ -440,6 +440,4 @@ def mrmega_columns(
         res.chi2_residual_het, np.where(np.isfinite(res.df_residual_het), res.df_residual_het, 1.0)
     )
     cols["mrmega_ln_bf"] = res.ln_bf
-    with np.errstate(invalid="ignore"):
-        p = p_from_chi2(chi2, t + 1.0)
     return cols, p, nlp

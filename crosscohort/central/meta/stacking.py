@@ -39,6 +39,7 @@ __all__ = [
     "meta_input_columns",
     "stack_frames",
     "stack_tables",
+    "with_present",
 ]
 
 #: The columns of a cohort table the meta-analysis reads besides the variant key.
@@ -316,9 +317,7 @@ def stack_frames(
     first_rows = order[first]
     variants = long.select(*VARIANT_KEY)[first_rows].with_columns(  # 4 columns, not all
         pl.col("chromosome").cast(pl.Int64), pl.col("base_pair_location").cast(pl.Int64))
-    wanted = [c for c in _FLOAT_COLUMNS if present[c] or c in ("beta", "standard_error")]
-    if not samplesize:
-        wanted = [c for c in wanted if c not in ("p_value", "neg_log_10_p_value")]
+    wanted = _wanted(present, samplesize=samplesize)
     # Each cohort's rows are one contiguous block of ``long`` (concatenation order),
     # so a 1-D scatter per cohort fills its row of the (k, m) arrays.
     bounds = np.searchsorted(cohort_idx, np.arange(k + 1))
@@ -356,6 +355,38 @@ def stack_frames(
         variants = variants.with_columns(rsid)
     return Stacked(variants=variants, arrays=arrays, present=present,
                     present_here=present_here), ledgers
+
+
+def _wanted(present: dict[str, bool], *, samplesize: bool) -> list[str]:
+    """The float columns a :class:`Stacked` carries as arrays, given ``present``."""
+    wanted = [c for c in _FLOAT_COLUMNS if present[c] or c in ("beta", "standard_error")]
+    if not samplesize:
+        wanted = [c for c in wanted if c not in ("p_value", "neg_log_10_p_value")]
+    return wanted
+
+
+def with_present(stacked: Stacked, present: dict[str, bool], *, samplesize: bool) -> Stacked:
+    """``stacked`` as :func:`stack_frames` would have made it with ``present`` given.
+
+    ``stacked`` was made with fewer columns present (its own frames', say, in a
+    first pass that did not yet know the whole input's): a column present
+    elsewhere becomes an all-NaN array (an all-null ``rsid``), as
+    :func:`stack_frames` makes it for a part that lacks the column.
+    Raises ``ValueError`` if ``stacked`` holds a column ``present`` does not.
+    """
+    wanted = _wanted(present, samplesize=samplesize)
+    extra = set(stacked.arrays) - set(wanted)
+    if extra:
+        raise ValueError(f"stacked part holds column(s) {sorted(extra)} not in present")
+    k = next(iter(stacked.arrays.values())).shape[0]
+    m = stacked.variants.height
+    arrays = {c: stacked.arrays[c] if c in stacked.arrays else np.full((k, m), np.nan)
+              for c in wanted}
+    variants = stacked.variants
+    if present["rsid"] and m and "rsid" not in variants.columns:
+        variants = variants.with_columns(pl.repeat(None, m, dtype=pl.String, eager=True).alias("rsid"))
+    return Stacked(variants=variants, arrays=arrays, present=present,
+                   present_here=stacked.present_here)
 
 
 def _neglog10p_expr() -> pl.Expr:

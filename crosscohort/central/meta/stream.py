@@ -63,9 +63,11 @@ from crosscohort.central.meta.mrmega import (
 )
 from crosscohort.central.meta.stacking import (
     STUDY_COLUMNS,
+    Stacked,
     check_cohort_order,
     cohort_rows,
     stack_frames,
+    with_present,
 )
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.keys import EAF_MAX_DIFF, VARIANT_KEY, check_eaf_max_diff
@@ -567,15 +569,17 @@ def _run(source: Parts | Callable[[], Parts], cohorts: list[str], out: Path | No
     present = src.present
     passes = 0
 
-    def z2_pass(src: Parts, present: dict | None
+    def z2_pass(src: Parts, present: dict | None, spill: _Spill | None
                 ) -> tuple[list[list[np.ndarray]], dict, list[np.ndarray]]:
         z2: list[list[np.ndarray]] = [[] for _ in canonical]
         seen = dict.fromkeys(_STUDY_COLUMNS, False)
         markers: list[np.ndarray] = []
         has_eaf = np.zeros(len(canonical), dtype=bool)
-        for _code, frames in src.parts():
-            stacked, _ = stack_frames(frames, [f.height for f in frames], canonical,
-                                       samplesize=samplesize, present=present)
+        for code, frames in src.parts():
+            stacked, ledgers = stack_frames(frames, [f.height for f in frames], canonical,
+                                            samplesize=samplesize, present=present)
+            if spill is not None:
+                spill.save(code, frames, stacked, ledgers)
             for j, zz in enumerate(cohort_z2(stacked)):
                 z2[j].append(zz)
             if mrmega:
@@ -584,6 +588,8 @@ def _run(source: Parts | Callable[[], Parts], cohorts: list[str], out: Path | No
                 if eaf is not None:
                     has_eaf |= np.isfinite(eaf).any(axis=1)
             seen = {c: seen[c] or stacked.present_here[c] for c in seen}
+        if spill is not None:
+            spill.complete = True
         if mrmega and not has_eaf.all():
             raise InputError(
                 "MR-MEGA's axes of genetic variation need every cohort's effect_allele_frequency; "
@@ -599,10 +605,9 @@ def _run(source: Parts | Callable[[], Parts], cohorts: list[str], out: Path | No
         out.parent.mkdir(parents=True, exist_ok=True)
     if mrmega and src.present is None and out is not None:
         # MR-MEGA's axes need a pass over every file before the one that combines: the
-        # first pass keeps its parts as Arrow files, which the later passes map instead
-        # of parsing the text again (benchmarks/README.md, issue 23).
-        spill = _Spill(out, len(canonical))
-        src = spill.writing(src)
+        # first pass keeps its parts, stacked, which the later passes read back instead
+        # of parsing and stacking the text again (benchmarks/README.md, issue 23).
+        spill = _Spill(out, len(canonical), frames=loo_threshold is not None)
     try:
         return _passes(src, parts_of, spill, out, canonical=canonical, order=order,
                        present=present, method=method, gc=gc, gco=gco, pcs=pcs,
@@ -615,39 +620,59 @@ def _run(source: Parts | Callable[[], Parts], cohorts: list[str], out: Path | No
             spill.remove()
 
 
-class _Spill:
-    """The parts of a first pass written as Arrow IPC files (in a directory beside the
-    output, removed at the end), and read back by the later passes.
+class _SpilledFrames(list):
+    """A part's frames read back from a :class:`_Spill`, with its first pass's stacking."""
 
-    LZ4-compressed, written and read back faster than the text is parsed again;
-    disk and time per row in benchmarks/README.md (MR-MEGA, issue 23).
+    stacked: Stacked
+    ledgers: dict[str, Ledger]
+
+
+class _Spill:
+    """The parts of a first pass kept in a directory beside the output (removed at the
+    end) and read back by the later passes.
+
+    Each part is kept stacked (:class:`~crosscohort.central.meta.stacking.Stacked`
+    and its ledgers, pickled: the arrays are written as they are in memory), so
+    the later passes neither parse nor stack it again; its frames are kept
+    (LZ4-compressed Arrow) only when ``frames`` (the leave-one-out step reads
+    the cohorts' rows), else only their columns. Disk and time per row in
+    benchmarks/README.md (MR-MEGA, issue 23).
     """
 
-    def __init__(self, out: Path, k: int):
+    def __init__(self, out: Path, k: int, *, frames: bool):
         import tempfile
 
         self.dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.parts.", dir=out.parent))
         self.k = k
+        self.frames = frames
         self.codes: list[int] = []
         self.complete = False
 
-    def writing(self, src: Parts) -> Parts:
-        def parts() -> Iterator[tuple[int, list[pl.DataFrame]]]:
-            self.codes.clear()
-            for code, frames in src.parts():
-                for j, f in enumerate(frames):
-                    f.write_ipc(self.dir / f"{len(self.codes)}.{j}.arrow", compression="lz4")
-                self.codes.append(code)
-                yield code, frames
-            self.complete = True
+    def save(self, code: int, frames: list[pl.DataFrame], stacked: Stacked,
+             ledgers: dict[str, Ledger]) -> None:
+        import pickle
 
-        return Parts(parts=parts, present=src.present, assumed=src.assumed)
+        i = len(self.codes)
+        if self.frames:
+            for j, f in enumerate(frames):
+                f.write_ipc(self.dir / f"{i}.{j}.arrow", compression="lz4")
+        kept = None if self.frames else [f.clear() for f in frames]
+        with open(self.dir / f"{i}.pickle", "wb") as fh:
+            pickle.dump((stacked, ledgers, kept), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        self.codes.append(code)
 
     def reading(self, src: Parts) -> Parts:
         def parts() -> Iterator[tuple[int, list[pl.DataFrame]]]:
+            import pickle
+
             for i, code in enumerate(self.codes):
-                yield code, [pl.read_ipc(self.dir / f"{i}.{j}.arrow")
-                             for j in range(self.k)]
+                with open(self.dir / f"{i}.pickle", "rb") as fh:
+                    stacked, ledgers, kept = pickle.load(fh)
+                if kept is None:
+                    kept = [pl.read_ipc(self.dir / f"{i}.{j}.arrow") for j in range(self.k)]
+                frames = _SpilledFrames(kept)
+                frames.stacked, frames.ledgers = stacked, ledgers
+                yield code, frames
 
         return Parts(parts=parts, present=src.present, assumed=src.assumed)
 
@@ -657,12 +682,23 @@ class _Spill:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _stacked(frames: list[pl.DataFrame], canonical: list[str], *, samplesize: bool,
+             present: dict | None) -> tuple[Stacked, dict[str, Ledger]]:
+    """:func:`stack_frames` of a part, or its first pass's stacking when read back from a spill."""
+    if isinstance(frames, _SpilledFrames):
+        return (with_present(frames.stacked, present or frames.stacked.present,
+                             samplesize=samplesize),
+                frames.ledgers)
+    return stack_frames(frames, [f.height for f in frames], canonical, samplesize=samplesize,
+                        present=present)
+
+
 def _passes(src, parts_of, spill, out, *, canonical, order, present, method, gc, gco, pcs,
             mrmega, samplesize, eaf_max_diff, n_in, tbl, loo_threshold, tbl_frame, z2_pass,
             passes, lambdas, factors, model) -> StreamedMeta:
     """The passes of :func:`meta_analyse_to_file` after its checks (see its Notes)."""
     if gc or mrmega:
-        z2, seen, markers = z2_pass(src, present)
+        z2, seen, markers = z2_pass(src, present, spill)
         if spill is not None and spill.complete:
             src = spill.reading(src)
         passes += 1
@@ -675,8 +711,7 @@ def _passes(src, parts_of, spill, out, *, canonical, order, present, method, gc,
         # The output's λ is a genome-wide median: known only once every part is fitted.
         chi2 = []
         for _code, frames in src.parts():
-            stacked, _ = stack_frames(frames, [f.height for f in frames], canonical,
-                                       samplesize=False, present=present)
+            stacked, _ = _stacked(frames, canonical, samplesize=False, present=present)
             chi2.append(mrmega_chi2(stacked, factors, canonical, model.axes))
         passes += 1
         model = MrMegaModel(axes=model.axes, lambda_gco=gco_lambda(np.concatenate(chi2), pcs))
@@ -747,8 +782,8 @@ def _combine_pass(src: Parts, out: Path | None, *, canonical, order, present, fa
         empty_part = None
 
         def combined(frames: list[pl.DataFrame]) -> tuple:
-            stacked, part_ledgers = stack_frames(frames, [f.height for f in frames], canonical,
-                                                  samplesize=samplesize, present=present)
+            stacked, part_ledgers = _stacked(frames, canonical, samplesize=samplesize,
+                                             present=present)
             zz = cohort_z2(stacked) if factors is None else None
             part = combine_part(stacked, part_ledgers, canonical=canonical, order=order,
                             factors=factors or dict.fromkeys(canonical, 1.0), method=method,
