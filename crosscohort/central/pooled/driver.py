@@ -31,7 +31,6 @@ from crosscohort.central.pooled.fit import PooledFit, solve_linear, solve_logist
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.sums import BLOCK_SUFFIX, VARIANT_SUFFIX, CohortBlock, read_block
 from crosscohort.contract.sumstats import (
-    chromosome_parts,
     float_column,
     line_blocks,
     open_binary,
@@ -69,12 +68,8 @@ _TEXT = {"effect_allele": pl.String, "other_allele": pl.String, "variant_id": pl
 _INT = {"chromosome": pl.Int64, "base_pair_location": pl.Int64, "n": pl.Int64}
 
 
-def read_sums(path: str | Path, block: CohortBlock, *,
-              block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, pl.DataFrame]]:
-    """A released ``{trait}.sufficient.tsv.gz``, one chromosome at a time: ``(code, rows)``.
-
-    Memory follows the largest chromosome, not the genome. The file must be
-    in ascending chromosome runs (as ``crosscohort sufficient`` writes it).
+def _sum_pieces(path: Path, block: CohortBlock, *, block_bytes: int) -> Iterator[tuple[int, pl.DataFrame]]:
+    """A released sums table as ``(code, rows)`` pieces: each parse block cut at its chromosome changes.
 
     Raises
     ------
@@ -82,7 +77,6 @@ def read_sums(path: str | Path, block: CohortBlock, *,
         Unreadable file, a column the block's trait type needs absent, or
         chromosomes out of order.
     """
-    path = Path(path)
     try:
         with open_binary(path) as fh:
             header = fh.readline()
@@ -97,7 +91,6 @@ def read_sums(path: str | Path, block: CohortBlock, *,
     keep = [c for c in names if c in need or c == "rsid"]
     schema = {c: _TEXT.get(c, _INT.get(c, pl.Float64)) for c in names}
     done: set[int] = set()
-    pending: list[pl.DataFrame] = []
     current: int | None = None
     line = 2
     with open_binary(path) as fh:
@@ -108,23 +101,62 @@ def read_sums(path: str | Path, block: CohortBlock, *,
             except pl.exceptions.PolarsError as exc:
                 raise InputError(f"{path}: unreadable rows from line {line} "
                                  f"({str(exc).strip().splitlines()[0]})") from None
+            del chunk
             line += df.height
             codes = df.get_column("chromosome").to_numpy()
             cuts = np.flatnonzero(np.diff(codes)) + 1
             for a, b in zip(np.r_[0, cuts], np.r_[cuts, codes.size], strict=True):
                 code = int(codes[a])
                 if code != current:
-                    if current is not None:
-                        done.add(current)
-                        yield current, pl.concat(pending, rechunk=False)
-                        pending = []
                     if code in done or (current is not None and code < current):
                         raise InputError(f"{path}: chromosome {code} after {current}; the rows must be in "
                                          "ascending chromosome runs, as crosscohort sufficient writes them")
+                    if current is not None:
+                        done.add(current)
                     current = code
-                pending.append(df.slice(int(a), int(b - a)))
-    if current is not None:
-        yield current, pl.concat(pending, rechunk=False)
+                yield code, df.slice(int(a), int(b - a))
+
+
+class _Chromosomes:
+    """One cohort's sums taken a chromosome at a time, reading no further than one block ahead.
+
+    ``head`` is the first piece not yet taken (or None at the end): its code
+    says which chromosome the stream has next without reading that
+    chromosome's rows, so the other cohorts' next chromosomes are not read
+    while the current one is fitted.
+    """
+
+    def __init__(self, pieces: Iterator[tuple[int, pl.DataFrame]]) -> None:
+        self._pieces = pieces
+        self.head: tuple[int, pl.DataFrame] | None = next(pieces, None)
+
+    def take(self, code: int) -> list[pl.DataFrame]:
+        """The rows of chromosome ``code`` (empty unless it is the stream's next)."""
+        out = []
+        while self.head is not None and self.head[0] == code:
+            out.append(self.head[1])
+            self.head = None  # drop the reference before reading on
+            self.head = next(self._pieces, None)
+        return out
+
+
+def read_sums(path: str | Path, block: CohortBlock, *,
+              block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, pl.DataFrame]]:
+    """A released ``{trait}.sufficient.tsv.gz``, one chromosome at a time: ``(code, rows)``.
+
+    Memory follows the largest chromosome, not the genome. The file must be
+    in ascending chromosome runs (as ``crosscohort sufficient`` writes it).
+
+    Raises
+    ------
+    InputError
+        Unreadable file, a column the block's trait type needs absent, or
+        chromosomes out of order.
+    """
+    stream = _Chromosomes(_sum_pieces(Path(path), block, block_bytes=block_bytes))
+    while stream.head is not None:
+        code = stream.head[0]
+        yield code, pl.concat(stream.take(code), rechunk=False)
 
 
 def _empty(block: CohortBlock) -> pl.DataFrame:
@@ -298,8 +330,14 @@ def _blocks(inputs: Sequence[tuple[str | Path, str | Path]], shared: Sequence[st
 def _parts(inputs: Sequence[tuple[str | Path, str | Path]], blocks: Sequence[CohortBlock], *,
            shared: Sequence[str], log: TextIO, block_bytes: int) -> Iterator[pl.DataFrame]:
     """Pooled rows one chromosome at a time (every cohort's rows of that chromosome read together)."""
-    gens = [read_sums(t, b, block_bytes=block_bytes) for b, (_, t) in zip(blocks, inputs, strict=True)]
-    for _, frames in chromosome_parts(gens, [_empty(b) for b in blocks]):
+    streams = [_Chromosomes(_sum_pieces(Path(t), b, block_bytes=block_bytes))
+               for b, (_, t) in zip(blocks, inputs, strict=True)]
+    while any(s.head is not None for s in streams):
+        code = min(s.head[0] for s in streams if s.head is not None)
+        # Each cohort's rows of this chromosome only: the next chromosome is read after the fit.
+        frames: list[pl.DataFrame | None] = [
+            pl.concat(pieces, rechunk=False) if (pieces := s.take(code)) else _empty(b)
+            for s, b in zip(streams, blocks, strict=True)]
         yield _fit_part(blocks, frames, shared=shared, log=log)  # empties ``frames`` as it goes
         del frames
 
@@ -380,6 +418,7 @@ def pool_fit_to_file(
             first = False
             total += part.height
             fitted += int(part.get_column("beta").is_not_null().sum())
+            del part  # not held while the next chromosome is read and fitted
         if first:
             empty = _fit_part(blocks, [_empty(b) for b in blocks], shared=shared, log=log)
             order_columns(empty).write_csv(fh, separator="\t", null_value="NA")
