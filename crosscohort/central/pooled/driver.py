@@ -41,7 +41,7 @@ from crosscohort.contract.table_io import BLOCK_BYTES
 __all__ = ["PoolFitResult", "read_sums", "pool_fit", "pool_fit_to_file", "sufficient_paths"]
 
 #: Variants solved at once (bounds the solver's variants x covariates temporaries).
-SOLVE_ROWS = 65_536
+SOLVE_ROWS = 16_384
 
 #: Sum columns that keep their sign when the effect allele is the other one (the rest
 #: are cross-products with g~, which change sign; sum_g becomes 2n - sum_g).
@@ -219,21 +219,32 @@ def _aligned(parts: list[_CohortPart]) -> tuple[pl.DataFrame, list[np.ndarray]]:
     mirrored in place where its effect allele is the union's other allele,
     so they are held once, in the cohort's own order.
     """
-    keys = []
-    for part in parts:
+    offsets = np.cumsum([0, *(part.keys.height for part in parts)])
+    pos = np.empty(offsets[-1], dtype=np.int64)
+    h = np.empty(offsets[-1], dtype=np.uint64)
+    for i, part in enumerate(parts):
         k = part.keys.select(pl.col("base_pair_location").alias("pos"),
                              pl.concat_str([pl.min_horizontal("effect_allele", "other_allele"),
                                             pl.max_horizontal("effect_allele", "other_allele")], separator="\t")
                              .hash(seed=0).alias("h"))
-        arr = np.empty(k.height, dtype=[("pos", "i8"), ("h", "u8")])
-        arr["pos"], arr["h"] = k.get_column("pos").to_numpy(), k.get_column("h").to_numpy()
-        keys.append(arr)
-    offsets = np.cumsum([0, *(k.size for k in keys)])
-    uniq, first, inverse = np.unique(np.concatenate(keys), return_index=True, return_inverse=True)
-    del keys
-    inverse = inverse.reshape(-1)
-    m = uniq.size
-    del uniq
+        pos[offsets[i]:offsets[i + 1]] = k.get_column("pos").to_numpy()
+        h[offsets[i]:offsets[i + 1]] = k.get_column("h").to_numpy()
+        del k
+    # Sorted by (position, hash), stably (the first row of each key is its first occurrence); a
+    # lexsort and one sorted column at a time hold less than np.unique on a structured array.
+    order = np.lexsort((h, pos))
+    new = np.ones(order.size, dtype=bool)
+    s = pos[order]
+    new[1:] = s[1:] != s[:-1]
+    del s
+    s = h[order]
+    new[1:] |= s[1:] != s[:-1]
+    del s, pos, h
+    first = order[new]
+    inverse = np.empty(order.size, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    del order, new
+    m = first.size
     # The union's descriptive columns from the first cohort carrying each variant.
     owner = np.searchsorted(offsets, first, side="right") - 1
     pieces = []
