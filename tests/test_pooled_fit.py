@@ -380,3 +380,34 @@ def test_pool_fill_missing__keep_sets_the_fill_and_the_input_is_never_overwritte
     assert main(["pool", "--fill-missing", str(tmp_path / "c"), "--out-bfile", str(tmp_path / "c")]) == 2
     assert "must not replace its input" in capsys.readouterr().err
     assert (tmp_path / "c.bed").read_bytes() == before
+
+
+def test_pool_fit__next_chromosome_not_read_while_the_current_one_is_fitted(tmp_path, monkeypatch):
+    """Memory follows one chromosome: when chromosome 1 is fitted, no cohort has read chromosome 2
+    beyond the parse block holding its first row (issue 24; before, every cohort's whole next
+    chromosome was read before the current one was fitted)."""
+    import crosscohort.central.pooled.driver as driver
+
+    inputs = _two_chromosome_inputs(tmp_path)  # per cohort 12 rows on chromosome 1, 18 on chromosome 2
+    rows_read: list[int] = []
+    at_first_fit: list[list[int]] = []
+    real_blocks, real_fit = driver.line_blocks, driver._fit_part
+
+    def counted_blocks(fh, block_bytes, *, prefix=b""):
+        k = len(rows_read)
+        rows_read.append(0)
+        for block in real_blocks(fh, block_bytes, prefix=prefix):
+            rows_read[k] += block.count(b"\n") - prefix.count(b"\n")
+            yield block
+
+    def recorded_fit(*args, **kwargs):
+        at_first_fit.append(list(rows_read))
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(driver, "line_blocks", counted_blocks)
+    monkeypatch.setattr(driver, "_fit_part", recorded_fit)
+    res = pool_fit_to_file(inputs, tmp_path / "o.tsv", shared=["age"], block_bytes=300)
+    assert res.n_variants["variants"] == 30
+    assert rows_read == [30, 30]  # everything was read in the end
+    first = at_first_fit[0]
+    assert len(first) == 2 and all(12 <= r <= 12 + 3 for r in first), first

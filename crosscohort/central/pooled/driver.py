@@ -19,7 +19,7 @@ cohorts' samples.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -31,7 +31,6 @@ from crosscohort.central.pooled.fit import PooledFit, solve_linear, solve_logist
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.sums import BLOCK_SUFFIX, VARIANT_SUFFIX, CohortBlock, read_block
 from crosscohort.contract.sumstats import (
-    chromosome_parts,
     float_column,
     line_blocks,
     open_binary,
@@ -42,7 +41,7 @@ from crosscohort.contract.table_io import BLOCK_BYTES
 __all__ = ["PoolFitResult", "read_sums", "pool_fit", "pool_fit_to_file", "sufficient_paths"]
 
 #: Variants solved at once (bounds the solver's variants x covariates temporaries).
-SOLVE_ROWS = 65_536
+SOLVE_ROWS = 16_384
 
 #: Sum columns that keep their sign when the effect allele is the other one (the rest
 #: are cross-products with g~, which change sign; sum_g becomes 2n - sum_g).
@@ -69,12 +68,8 @@ _TEXT = {"effect_allele": pl.String, "other_allele": pl.String, "variant_id": pl
 _INT = {"chromosome": pl.Int64, "base_pair_location": pl.Int64, "n": pl.Int64}
 
 
-def read_sums(path: str | Path, block: CohortBlock, *,
-              block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, pl.DataFrame]]:
-    """A released ``{trait}.sufficient.tsv.gz``, one chromosome at a time: ``(code, rows)``.
-
-    Memory follows the largest chromosome, not the genome. The file must be
-    in ascending chromosome runs (as ``crosscohort sufficient`` writes it).
+def _sum_pieces(path: Path, block: CohortBlock, *, block_bytes: int) -> Iterator[tuple[int, pl.DataFrame]]:
+    """A released sums table as ``(code, rows)`` pieces: each parse block cut at its chromosome changes.
 
     Raises
     ------
@@ -82,7 +77,6 @@ def read_sums(path: str | Path, block: CohortBlock, *,
         Unreadable file, a column the block's trait type needs absent, or
         chromosomes out of order.
     """
-    path = Path(path)
     try:
         with open_binary(path) as fh:
             header = fh.readline()
@@ -97,7 +91,6 @@ def read_sums(path: str | Path, block: CohortBlock, *,
     keep = [c for c in names if c in need or c == "rsid"]
     schema = {c: _TEXT.get(c, _INT.get(c, pl.Float64)) for c in names}
     done: set[int] = set()
-    pending: list[pl.DataFrame] = []
     current: int | None = None
     line = 2
     with open_binary(path) as fh:
@@ -108,23 +101,62 @@ def read_sums(path: str | Path, block: CohortBlock, *,
             except pl.exceptions.PolarsError as exc:
                 raise InputError(f"{path}: unreadable rows from line {line} "
                                  f"({str(exc).strip().splitlines()[0]})") from None
+            del chunk
             line += df.height
             codes = df.get_column("chromosome").to_numpy()
             cuts = np.flatnonzero(np.diff(codes)) + 1
             for a, b in zip(np.r_[0, cuts], np.r_[cuts, codes.size], strict=True):
                 code = int(codes[a])
                 if code != current:
-                    if current is not None:
-                        done.add(current)
-                        yield current, pl.concat(pending, rechunk=False)
-                        pending = []
                     if code in done or (current is not None and code < current):
                         raise InputError(f"{path}: chromosome {code} after {current}; the rows must be in "
                                          "ascending chromosome runs, as crosscohort sufficient writes them")
+                    if current is not None:
+                        done.add(current)
                     current = code
-                pending.append(df.slice(int(a), int(b - a)))
-    if current is not None:
-        yield current, pl.concat(pending, rechunk=False)
+                yield code, df.slice(int(a), int(b - a))
+
+
+class _Chromosomes:
+    """One cohort's sums taken a chromosome at a time, reading no further than one block ahead.
+
+    ``head`` is the first piece not yet taken (or None at the end): its code
+    says which chromosome the stream has next without reading that
+    chromosome's rows, so the other cohorts' next chromosomes are not read
+    while the current one is fitted.
+    """
+
+    def __init__(self, pieces: Iterator[tuple[int, pl.DataFrame]]) -> None:
+        self._pieces = pieces
+        self.head: tuple[int, pl.DataFrame] | None = next(pieces, None)
+
+    def take(self, code: int) -> Iterator[pl.DataFrame]:
+        """The pieces of chromosome ``code``, read as they are taken (none unless it is the stream's next)."""
+        while self.head is not None and self.head[0] == code:
+            piece = self.head[1]
+            self.head = None  # drop the reference before reading on
+            yield piece
+            del piece
+            self.head = next(self._pieces, None)
+
+
+def read_sums(path: str | Path, block: CohortBlock, *,
+              block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, pl.DataFrame]]:
+    """A released ``{trait}.sufficient.tsv.gz``, one chromosome at a time: ``(code, rows)``.
+
+    Memory follows the largest chromosome, not the genome. The file must be
+    in ascending chromosome runs (as ``crosscohort sufficient`` writes it).
+
+    Raises
+    ------
+    InputError
+        Unreadable file, a column the block's trait type needs absent, or
+        chromosomes out of order.
+    """
+    stream = _Chromosomes(_sum_pieces(Path(path), block, block_bytes=block_bytes))
+    while stream.head is not None:
+        code = stream.head[0]
+        yield code, pl.concat(list(stream.take(code)), rechunk=False)
 
 
 def _empty(block: CohortBlock) -> pl.DataFrame:
@@ -140,47 +172,96 @@ class PoolFitResult:
     n_variants: dict[str, int]
 
 
-def _aligned(tables: list[pl.DataFrame | None]) -> tuple[pl.DataFrame, list[dict[str, np.ndarray]]]:
-    """The union of variants (first cohort's orientation) and each cohort's sums aligned to it.
+_KEYS = ("chromosome", "base_pair_location", "effect_allele", "other_allele", "rsid")
+
+
+@dataclass(frozen=True)
+class _CohortPart:
+    """One cohort's rows of one chromosome: the key columns (polars) and the sums (float64, NaN = missing)."""
+
+    keys: pl.DataFrame
+    sums: dict[str, np.ndarray]
+
+
+def _sum_arrays(df: pl.DataFrame) -> dict[str, np.ndarray]:
+    return {c: df.get_column(c).cast(pl.Float64).fill_null(np.nan).to_numpy()
+            for c in df.columns if c not in (*_KEYS, "variant_id")}
+
+
+def _key_frame(df: pl.DataFrame) -> pl.DataFrame:
+    rsid = df.get_column("rsid") if "rsid" in df.columns else pl.Series("rsid", [None] * df.height, pl.String)
+    return df.select("chromosome", "base_pair_location", "effect_allele", "other_allele").with_columns(rsid)
+
+
+def _cohort_part(pieces: Iterable[pl.DataFrame]) -> _CohortPart:
+    """``pieces`` (parsed blocks' rows) as one :class:`_CohortPart`.
+
+    The sums leave polars as numpy arrays piece by piece as the pieces are
+    read, so a chromosome's sums are held once (not as a table and as arrays).
+    """
+    keys, sums = [], []
+    for piece in pieces:
+        keys.append(_key_frame(piece))
+        sums.append(_sum_arrays(piece))
+        del piece
+    return _CohortPart(pl.concat(keys, rechunk=False),
+                       {c: np.concatenate([s[c] for s in sums]) for c in sums[0]})
+
+
+def _aligned(parts: list[_CohortPart]) -> tuple[pl.DataFrame, list[np.ndarray]]:
+    """The union of variants (first cohort's orientation) and each cohort's row of each union variant.
 
     Variants are keyed by position and a 64-bit hash of the unordered allele
     pair (within one chromosome), and the alleles of every matched row are
     then compared as strings, so a hash collision cannot pair two variants.
-    Each cohort's table is released (``tables[i] = None``) once its sums are
-    copied into union order, so the part's peak holds the tables or the
-    aligned arrays, not both.
+    Returns the union and, per cohort, an int64 array over the union: the
+    cohort's row of the variant, -1 where it has none. Each cohort's sums are
+    mirrored in place where its effect allele is the union's other allele,
+    so they are held once, in the cohort's own order.
     """
-    keys = []
-    for t in tables:
-        k = t.select(pl.col("base_pair_location").alias("pos"),
-                     pl.concat_str([pl.min_horizontal("effect_allele", "other_allele"),
-                                    pl.max_horizontal("effect_allele", "other_allele")], separator="\t")
-                     .hash(seed=0).alias("h"))
-        arr = np.empty(k.height, dtype=[("pos", "i8"), ("h", "u8")])
-        arr["pos"], arr["h"] = k.get_column("pos").to_numpy(), k.get_column("h").to_numpy()
-        keys.append(arr)
-    offsets = np.cumsum([0, *(k.size for k in keys)])
-    uniq, first, inverse = np.unique(np.concatenate(keys), return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    m = uniq.size
+    offsets = np.cumsum([0, *(part.keys.height for part in parts)])
+    pos = np.empty(offsets[-1], dtype=np.int64)
+    h = np.empty(offsets[-1], dtype=np.uint64)
+    for i, part in enumerate(parts):
+        k = part.keys.select(pl.col("base_pair_location").alias("pos"),
+                             pl.concat_str([pl.min_horizontal("effect_allele", "other_allele"),
+                                            pl.max_horizontal("effect_allele", "other_allele")], separator="\t")
+                             .hash(seed=0).alias("h"))
+        pos[offsets[i]:offsets[i + 1]] = k.get_column("pos").to_numpy()
+        h[offsets[i]:offsets[i + 1]] = k.get_column("h").to_numpy()
+        del k
+    # Sorted by (position, hash), stably (the first row of each key is its first occurrence); a
+    # lexsort and one sorted column at a time hold less than np.unique on a structured array.
+    order = np.lexsort((h, pos))
+    new = np.ones(order.size, dtype=bool)
+    s = pos[order]
+    new[1:] = s[1:] != s[:-1]
+    del s
+    s = h[order]
+    new[1:] |= s[1:] != s[:-1]
+    del s, pos, h
+    first = order[new]
+    inverse = np.empty(order.size, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    del order, new
+    m = first.size
     # The union's descriptive columns from the first cohort carrying each variant.
     owner = np.searchsorted(offsets, first, side="right") - 1
     pieces = []
-    for i, t in enumerate(tables):
+    for i, part in enumerate(parts):
         sel = np.flatnonzero(owner == i)
         if sel.size:
             rows = first[sel] - offsets[i]
-            rsid = t.get_column("rsid") if "rsid" in t.columns else pl.Series("rsid", [None] * t.height, pl.String)
-            pieces.append(t.select("chromosome", "base_pair_location", "effect_allele", "other_allele")
-                          .with_columns(rsid).select(pl.all().gather(rows)).with_columns(pl.Series("_u", sel)))
+            pieces.append(part.keys.select(pl.all().gather(rows)).with_columns(pl.Series("_u", sel)))
     union = (pl.concat(pieces).sort("_u").drop("_u") if pieces else
              pl.DataFrame(schema={"chromosome": pl.Int64, "base_pair_location": pl.Int64, "effect_allele": pl.String,
                                   "other_allele": pl.String, "rsid": pl.String}))
+    del pieces
     u_ea = union.get_column("effect_allele")
     u_oa = union.get_column("other_allele")
-    out: list[dict[str, np.ndarray]] = []
-    for i in range(len(tables)):
-        t = tables[i]
+    out: list[np.ndarray] = []
+    for i, part in enumerate(parts):
+        t = part.keys
         at = inverse[offsets[i]:offsets[i + 1]]
         if np.unique(at).size != at.size:
             dup = np.flatnonzero(np.bincount(at, minlength=m) > 1)[0]
@@ -198,41 +279,40 @@ def _aligned(tables: list[pl.DataFrame | None]) -> tuple[pl.DataFrame, list[dict
             raise InputError(f"cohort {i + 1}: variant at {t['base_pair_location'][j]} with alleles {ea[j]}/{oa[j]} "
                              "matched another allele pair by its key hash; rename or drop one of them")
         flip = swapped.to_numpy() & ~same.to_numpy()
-        sums: dict[str, np.ndarray] = {}
-        for c in t.columns:
-            if c in ("chromosome", "base_pair_location", "effect_allele", "other_allele", "variant_id", "rsid"):
-                continue
-            v = t.get_column(c).cast(pl.Float64).fill_null(np.nan).to_numpy()
-            if c == "sum_g":
-                n = t.get_column("n").cast(pl.Float64).fill_null(np.nan).to_numpy()
-                v = np.where(flip, 2.0 * n - v, v)
-            elif c not in _EVEN:
-                v = np.where(flip, -v, v)
-            full = np.full(m, np.nan)
-            full[at] = v
-            sums[c] = full
-        out.append(sums)
-        tables[i] = None  # the table is no longer needed: free it before the next cohort's copy
-        del t
+        if flip.any():
+            for c, v in part.sums.items():
+                if c == "sum_g":
+                    v[flip] = 2.0 * part.sums["n"][flip] - v[flip]
+                elif c not in _EVEN:
+                    v[flip] = -v[flip]
+        row = np.full(m, -1, dtype=np.int64)
+        row[at] = np.arange(at.size)
+        out.append(row)
     return union, out
 
 
-def _fit_part(blocks: Sequence[CohortBlock], frames: list[pl.DataFrame | None], *, shared: Sequence[str],
+def _fit_part(blocks: Sequence[CohortBlock], parts: list[_CohortPart], *, shared: Sequence[str],
               log: TextIO) -> pl.DataFrame:
     """The pooled rows of one part (one chromosome of every cohort)."""
     ttype = blocks[0].trait_type
     cohorts = [b.cohort for b in blocks]
-    union, aligned = _aligned(frames)
+    union, at = _aligned(parts)
     m = union.height
-    present = (np.column_stack([np.isfinite(a["n"]) & np.isfinite(a["sum_g"]) for a in aligned])
+    # Each cohort's sums gathered into union order (NaN where the cohort has no row), one column at a time.
+    def gathered(c: int, col: str, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        r, v = at[c][rows], parts[c].sums[col]
+        return np.where(r >= 0, v[np.maximum(r, 0)], np.nan) if v.size else np.full(r.size, np.nan)
+
+    present = (np.column_stack([np.isfinite(gathered(c, "n")) & np.isfinite(gathered(c, "sum_g"))
+                                for c in range(len(parts))])
                if m else np.zeros((0, len(blocks)), dtype=bool))
     beta, se, p, nlp = (np.full(m, np.nan) for _ in range(4))
     df_res = np.full(m, -1, dtype=np.int64)
     n = np.zeros(m, dtype=np.int64)
     n_studies = present.sum(axis=1).astype(np.int64)
     sum_g = np.zeros(m)
-    for c, a in enumerate(aligned):
-        sum_g += np.where(present[:, c], a["sum_g"], 0.0)
+    for c in range(len(parts)):
+        sum_g += np.where(present[:, c], gathered(c, "sum_g"), 0.0)
     if m:
         patterns, which = np.unique(present, axis=0, return_inverse=True)
         which = np.asarray(which).reshape(-1)
@@ -243,19 +323,17 @@ def _fit_part(blocks: Sequence[CohortBlock], frames: list[pl.DataFrame | None], 
         if cs.size == 0:
             continue
         bl = [blocks[c] for c in cs]
-        cols = [aligned[c] for c in cs]
         all_rows = np.flatnonzero(which == k)
         # In slices: the solve's (variants x covariates) temporaries stay small at any chromosome size.
         for start in range(0, all_rows.size, SOLVE_ROWS):
             rows = all_rows[start:start + SOLVE_ROWS]
-            sums = [{col: v[rows] for col, v in c.items()} for c in cols]
+            sums = [{col: v[at[c][rows]] for col, v in parts[c].sums.items()} for c in cs]
             fit: PooledFit = (solve_linear(bl, sums, shared=shared) if ttype == "quantitative"
                               else solve_logistic_onestep(bl, sums))
             beta[rows], se[rows], p[rows], nlp[rows] = (fit.beta, fit.standard_error, fit.p_value,
                                                         fit.neg_log_10_p_value)
             df_res[rows], n[rows] = fit.residual_df, fit.n
             del sums, fit
-        del cols
         print(f"pool-fit: chromosome {union.get_column('chromosome')[0]}: {all_rows.size} variants in cohort(s) "
               f"{', '.join(cohorts[c] for c in cs)}", file=log)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -298,10 +376,15 @@ def _blocks(inputs: Sequence[tuple[str | Path, str | Path]], shared: Sequence[st
 def _parts(inputs: Sequence[tuple[str | Path, str | Path]], blocks: Sequence[CohortBlock], *,
            shared: Sequence[str], log: TextIO, block_bytes: int) -> Iterator[pl.DataFrame]:
     """Pooled rows one chromosome at a time (every cohort's rows of that chromosome read together)."""
-    gens = [read_sums(t, b, block_bytes=block_bytes) for b, (_, t) in zip(blocks, inputs, strict=True)]
-    for _, frames in chromosome_parts(gens, [_empty(b) for b in blocks]):
-        yield _fit_part(blocks, frames, shared=shared, log=log)  # empties ``frames`` as it goes
-        del frames
+    streams = [_Chromosomes(_sum_pieces(Path(t), b, block_bytes=block_bytes))
+               for b, (_, t) in zip(blocks, inputs, strict=True)]
+    while any(s.head is not None for s in streams):
+        code = min(s.head[0] for s in streams if s.head is not None)
+        # Each cohort's rows of this chromosome only: the next chromosome is read after the fit.
+        parts = [_cohort_part(s.take(code)) if s.head is not None and s.head[0] == code
+                 else _cohort_part([_empty(b)]) for s, b in zip(streams, blocks, strict=True)]
+        yield _fit_part(blocks, parts, shared=shared, log=log)
+        del parts
 
 
 def _method(trait_type: str) -> str:
@@ -343,7 +426,8 @@ def pool_fit(
     log = log if log is not None else sys.stderr
     blocks = _blocks(inputs, shared)
     parts = list(_parts(inputs, blocks, shared=shared, log=log, block_bytes=block_bytes))
-    table = pl.concat(parts) if parts else _fit_part(blocks, [_empty(b) for b in blocks], shared=shared, log=log)
+    table = (pl.concat(parts) if parts else
+             _fit_part(blocks, [_cohort_part([_empty(b)]) for b in blocks], shared=shared, log=log))
     fitted = int(table.get_column("beta").is_not_null().sum())
     print(f"pool-fit: trait {blocks[0].trait} ({_method(blocks[0].trait_type)}): {fitted} of {table.height} "
           f"variants fitted over {len(blocks)} cohorts", file=log)
@@ -380,8 +464,9 @@ def pool_fit_to_file(
             first = False
             total += part.height
             fitted += int(part.get_column("beta").is_not_null().sum())
+            del part  # not held while the next chromosome is read and fitted
         if first:
-            empty = _fit_part(blocks, [_empty(b) for b in blocks], shared=shared, log=log)
+            empty = _fit_part(blocks, [_cohort_part([_empty(b)]) for b in blocks], shared=shared, log=log)
             order_columns(empty).write_csv(fh, separator="\t", null_value="NA")
     tmp.replace(out)
     print(f"pool-fit: trait {blocks[0].trait} ({_method(blocks[0].trait_type)}): {fitted} of {total} "
