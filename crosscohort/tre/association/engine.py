@@ -805,14 +805,11 @@ def sample_selection(genotypes: Genotypes, *, keep: str | Path | None = None,
     if keep is None and remove is None:
         return None
     samples = genotypes.samples.select("fid", "iid")
-    if keep is not None:
-        table = read_sample_list(keep)
-        cols = ["iid"] if table.get_column("fid").is_null().all() else ["fid", "iid"]
-        samples = samples.join(table.select(cols).unique(), on=cols, how="semi")
-    if remove is not None:
-        table = read_sample_list(remove)
-        cols = ["iid"] if table.get_column("fid").is_null().all() else ["fid", "iid"]
-        samples = samples.join(table.select(cols).unique(), on=cols, how="anti")
+    for path, how in ((keep, "semi"), (remove, "anti")):
+        if path is not None:
+            table = read_sample_list(path)
+            cols = ["iid"] if table.get_column("fid").is_null().all() else ["fid", "iid"]
+            samples = samples.join(table.select(cols).unique(), on=cols, how=how)
     return samples
 
 
