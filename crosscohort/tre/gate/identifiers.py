@@ -268,8 +268,6 @@ def _vcf_sample_ids(path: Path, k: int, where: dict[str, str], samples: set[tupl
     Only the header is read: the scan stops at the ``#CHROM`` line. A VCF
     without one is refused (it cannot say whose genotypes it holds).
     """
-    import gzip
-
     opener = gzip.open if path.name.endswith((".gz", ".bgz")) else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="surrogateescape") as fh:
