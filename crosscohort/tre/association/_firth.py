@@ -42,13 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-def expit(x: np.ndarray) -> np.ndarray:
-    """The logistic function (scipy.special.expit, imported at first use: linear runs never load it)."""
-    from scipy.special import expit as _expit
-
-    return _expit(x)
-
+from crosscohort.tre.association._kernels import expit
 
 __all__ = ["FIRTH_CONVERGE_FAIL", "FirthFit", "firth_chunk"]
 
