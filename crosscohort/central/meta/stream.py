@@ -91,9 +91,6 @@ from crosscohort.contract.table_io import (
 from crosscohort.runtime.atomic import write_json
 from crosscohort.runtime.uncached import UncachedFile
 
-# The names the readers below (file_parts, _file_chunks) use.
-_STUDY_COLUMNS, _cohort_rows = STUDY_COLUMNS, cohort_rows
-
 __all__ = [
     "StreamedMeta",
     "Unsorted",
@@ -119,7 +116,7 @@ class Unsorted(Exception):
 @dataclass
 class Parts:
     """Where the parts come from: ``parts()`` yields, per chromosome in ascending order
-    (rows without one last), one :func:`_cohort_rows` frame per cohort (``canonical``
+    (rows without one last), one :func:`cohort_rows` frame per cohort (``canonical``
     order; empty frames for cohorts without that chromosome).
     ``present`` is column -> some cohort reports it (``None``: known only after a pass)."""
 
@@ -166,7 +163,7 @@ def memory_parts(tables: dict[str, pl.DataFrame], canonical: list[str], *, sampl
     frames: list[pl.DataFrame] = []
     split: list[dict[int, pl.DataFrame]] = []
     for i, c in enumerate(canonical):
-        f = _cohort_rows(tables.pop(c) if take else tables[c], cohort=c, idx=i,
+        f = cohort_rows(tables.pop(c) if take else tables[c], cohort=c, idx=i,
                          samplesize=samplesize)
         codes = _codes(f)
         if codes.size > 1 and (codes[1:] < codes[:-1]).any():
@@ -190,7 +187,7 @@ def memory_parts(tables: dict[str, pl.DataFrame], canonical: list[str], *, sampl
         split.append({code: f.slice(a, b - a) for code, a, b in _runs(codes)})
         del f
     present = {c: any(c in f.columns and f.get_column(c).null_count() < f.height for f in frames)
-               for c in _STUDY_COLUMNS}
+               for c in STUDY_COLUMNS}
     empty = [f.clear() for f in frames]
 
     def parts() -> Iterator[tuple[int, list[pl.DataFrame]]]:
@@ -215,7 +212,7 @@ def _file_chunks(path: Path, *, cohort: str, idx: int, keep: tuple[str, ...], sa
     wanted = [c for c in schema if c in keep]
     cur, pending, nulls, done = None, [], [], set()
     for block in Blocks(path, block_bytes=block_bytes):
-        f = _cohort_rows(parse_block(block, path=path, schema=schema, columns=wanted),
+        f = cohort_rows(parse_block(block, path=path, schema=schema, columns=wanted),
                          cohort=cohort, idx=idx, samplesize=samplesize)
         del block
         for code, a, b in _runs(_codes(f)):
@@ -249,11 +246,11 @@ def file_parts(paths: dict[str, Path], canonical: list[str], *, keep: tuple[str,
     empty = []
     for i, c in enumerate(canonical):
         schema = schema_for(headers[c])
-        empty.append(_cohort_rows(pl.DataFrame(schema={k: v for k, v in schema.items() if k in keep}),
+        empty.append(cohort_rows(pl.DataFrame(schema={k: v for k, v in schema.items() if k in keep}),
                                   cohort=c, idx=i, samplesize=samplesize))
     assumed = {col: any(col in f.columns and col in headers[c]
                         for c, f in zip(canonical, empty, strict=True))
-               for col in _STUDY_COLUMNS}
+               for col in STUDY_COLUMNS}
 
     def parts() -> Iterator[tuple[int, list[pl.DataFrame]]]:
         gens = [_file_chunks(Path(paths[c]), cohort=c, idx=i, keep=keep, samplesize=samplesize,
@@ -572,7 +569,7 @@ def _run(source: Parts | Callable[[], Parts], cohorts: list[str], out: Path | No
     def z2_pass(src: Parts, present: dict | None, spill: _Spill | None
                 ) -> tuple[list[list[np.ndarray]], dict, list[np.ndarray]]:
         z2: list[list[np.ndarray]] = [[] for _ in canonical]
-        seen = dict.fromkeys(_STUDY_COLUMNS, False)
+        seen = dict.fromkeys(STUDY_COLUMNS, False)
         markers: list[np.ndarray] = []
         has_eaf = np.zeros(len(canonical), dtype=bool)
         for code, frames in src.parts():
@@ -767,7 +764,7 @@ def _combine_pass(src: Parts, out: Path | None, *, canonical, order, present, fa
     z2: list[list[np.ndarray]] = [[] for _ in canonical]
     nlp: list[np.ndarray] = []
     counts: dict[str, int] = {}
-    seen = dict.fromkeys(_STUDY_COLUMNS, False)
+    seen = dict.fromkeys(STUDY_COLUMNS, False)
     significant: list[pl.DataFrame] = []
     loo: list[list[pl.DataFrame]] = [[] for _ in canonical]
     collected: list[pl.DataFrame] = []  # output rows of parts with rows, when not written
