@@ -572,19 +572,38 @@ def _run(source: Parts | Callable[[], Parts], cohorts: list[str], out: Path | No
         seen = dict.fromkeys(STUDY_COLUMNS, False)
         markers: list[np.ndarray] = []
         has_eaf = np.zeros(len(canonical), dtype=bool)
-        for code, frames in src.parts():
+
+        def first(code: int, frames: list[pl.DataFrame]) -> tuple:
             stacked, ledgers = stack_frames(frames, [f.height for f in frames], canonical,
                                             samplesize=samplesize, present=present)
             if spill is not None:
                 spill.save(code, frames, stacked, ledgers)
-            for j, zz in enumerate(cohort_z2(stacked)):
-                z2[j].append(zz)
-            if mrmega:
-                markers.append(axis_marker_eaf(stacked))
-                eaf = stacked.arrays.get("effect_allele_frequency")
-                if eaf is not None:
-                    has_eaf |= np.isfinite(eaf).any(axis=1)
-            seen = {c: seen[c] or stacked.present_here[c] for c in seen}
+            eaf = stacked.arrays.get("effect_allele_frequency") if mrmega else None
+            return (cohort_z2(stacked), axis_marker_eaf(stacked) if mrmega else None,
+                    None if eaf is None else np.isfinite(eaf).any(axis=1), stacked.present_here)
+
+        # One thread stacks (and spills) a part while this one parses the next; one
+        # thread, so the parts are spilled in order. At most two parts wait.
+        with ThreadPoolExecutor(1, "first pass") as pool:
+            pending: collections.deque = collections.deque()
+
+            def done() -> Iterator[tuple]:
+                for code, frames in src.parts():
+                    pending.append(pool.submit(first, code, frames))
+                    del frames
+                    if len(pending) >= 2:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+
+            for zz, marker, eaf_here, present_here in done():
+                for j, z in enumerate(zz):
+                    z2[j].append(z)
+                if marker is not None:
+                    markers.append(marker)
+                if eaf_here is not None:
+                    has_eaf |= eaf_here
+                seen = {c: seen[c] or present_here[c] for c in seen}
         if spill is not None:
             spill.complete = True
         if mrmega and not has_eaf.all():
