@@ -287,6 +287,22 @@ def test_pool_fit__chromosomes_out_of_order_name_the_file(tmp_path):
         pool_fit(inputs, shared=["age"], block_bytes=300)
 
 
+def test_pool_fit__a_value_that_is_not_a_number_names_its_line_and_column(tmp_path):
+    """Sums are read by the contract's block parser: a damaged value names file, line and column."""
+    import gzip
+
+    inputs = _two_chromosome_inputs(tmp_path)
+    path = inputs[1][1]
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines(keepends=True)
+    header = lines[0].rstrip("\n").split("\t")
+    row = lines[17].rstrip("\n").split("\t")  # line 18 of the file, on chromosome 2
+    row[header.index("gy")] = "12,5"
+    lines[17] = "\t".join(row) + "\n"
+    path.write_bytes(gzip.compress("".join(lines).encode()))
+    with pytest.raises(InputError, match=r"c1/t\.sufficient\.tsv\.gz: line 18: column gy: '12,5'"):
+        pool_fit(inputs, shared=["age"], block_bytes=300)
+
+
 def test_pool_fit__equals_the_individual_level_pooled_arm_pool_then_assoc(tmp_path):
     """The demo's individual-level arm with the same model: ``pool --fill-missing`` + ``pool --specific``
     + ``assoc`` on the stacked filled filesets equals ``sufficient`` + ``pool-fit``, with missing
@@ -391,20 +407,21 @@ def test_pool_fit__next_chromosome_not_read_while_the_current_one_is_fitted(tmp_
     inputs = _two_chromosome_inputs(tmp_path)  # per cohort 12 rows on chromosome 1, 18 on chromosome 2
     rows_read: list[int] = []
     at_first_fit: list[list[int]] = []
-    real_blocks, real_fit = driver.line_blocks, driver._fit_part
+    real_fit = driver._fit_part
 
-    def counted_blocks(fh, block_bytes, *, prefix=b""):
-        k = len(rows_read)
-        rows_read.append(0)
-        for block in real_blocks(fh, block_bytes, prefix=prefix):
-            rows_read[k] += block.count(b"\n") - prefix.count(b"\n")
-            yield block
+    class CountedBlocks(driver.Blocks):
+        def __iter__(self):
+            k = len(rows_read)
+            rows_read.append(0)
+            for block in super().__iter__():
+                rows_read[k] += block.data.count(b"\n")
+                yield block
 
     def recorded_fit(*args, **kwargs):
         at_first_fit.append(list(rows_read))
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(driver, "line_blocks", counted_blocks)
+    monkeypatch.setattr(driver, "Blocks", CountedBlocks)
     monkeypatch.setattr(driver, "_fit_part", recorded_fit)
     res = pool_fit_to_file(inputs, tmp_path / "o.tsv", shared=["age"], block_bytes=300)
     assert res.n_variants["variants"] == 30

@@ -32,11 +32,10 @@ from crosscohort.contract.errors import InputError
 from crosscohort.contract.sums import BLOCK_SUFFIX, VARIANT_SUFFIX, CohortBlock, read_block
 from crosscohort.contract.sumstats import (
     float_column,
-    line_blocks,
     open_binary,
     variant_id,
 )
-from crosscohort.contract.table_io import BLOCK_BYTES
+from crosscohort.contract.table_io import BLOCK_BYTES, Blocks, parse_block
 
 __all__ = ["PoolFitResult", "read_sums", "pool_fit", "pool_fit_to_file", "sufficient_paths"]
 
@@ -92,29 +91,23 @@ def _sum_pieces(path: Path, block: CohortBlock, *, block_bytes: int) -> Iterator
     schema = {c: _TEXT.get(c, _INT.get(c, pl.Float64)) for c in names}
     done: set[int] = set()
     current: int | None = None
-    line = 2
-    with open_binary(path) as fh:
-        fh.readline()
-        for chunk in line_blocks(fh, block_bytes, prefix=header):
-            try:
-                df = pl.read_csv(chunk, separator="\t", null_values="NA", schema=schema, columns=keep)
-            except pl.exceptions.PolarsError as exc:
-                raise InputError(f"{path}: unreadable rows from line {line} "
-                                 f"({str(exc).strip().splitlines()[0]})") from None
-            del chunk
-            line += df.height
-            codes = df.get_column("chromosome").to_numpy()
-            cuts = np.flatnonzero(np.diff(codes)) + 1
-            for a, b in zip(np.r_[0, cuts], np.r_[cuts, codes.size], strict=True):
-                code = int(codes[a])
-                if code != current:
-                    if code in done or (current is not None and code < current):
-                        raise InputError(f"{path}: chromosome {code} after {current}; the rows must be in "
-                                         "ascending chromosome runs, as crosscohort sufficient writes them")
-                    if current is not None:
-                        done.add(current)
-                    current = code
-                yield code, df.slice(int(a), int(b - a))
+    blocks = Blocks(path, block_bytes=block_bytes)
+    for blk in blocks:
+        # the contract's block parser: a value that is not its column's type names its line
+        df = parse_block(blk, path=path, schema=schema, columns=keep)
+        del blk
+        codes = df.get_column("chromosome").to_numpy()
+        cuts = np.flatnonzero(np.diff(codes)) + 1
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, codes.size], strict=True):
+            code = int(codes[a])
+            if code != current:
+                if code in done or (current is not None and code < current):
+                    raise InputError(f"{path}: chromosome {code} after {current}; the rows must be in "
+                                     "ascending chromosome runs, as crosscohort sufficient writes them")
+                if current is not None:
+                    done.add(current)
+                current = code
+            yield code, df.slice(int(a), int(b - a))
 
 
 class _Chromosomes:
