@@ -303,6 +303,19 @@ def test_pool_fit__a_value_that_is_not_a_number_names_its_line_and_column(tmp_pa
         pool_fit(inputs, shared=["age"], block_bytes=300)
 
 
+def test_pool_fit__a_blank_line_in_the_sums_names_its_line_not_a_traceback(tmp_path):
+    """A blank line parses as a row of nulls: before, pool-fit died on int(NaN) (ValueError)."""
+    import gzip
+
+    inputs = _two_chromosome_inputs(tmp_path)
+    path = inputs[1][1]
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines(keepends=True)
+    lines.insert(10, "\n")  # becomes line 11
+    path.write_bytes(gzip.compress("".join(lines).encode()))
+    with pytest.raises(InputError, match=r"t\.sufficient\.tsv\.gz: line 11: column chromosome is empty"):
+        pool_fit(inputs, shared=["age"], block_bytes=300)
+
+
 def test_pool_fit__equals_the_individual_level_pooled_arm_pool_then_assoc(tmp_path):
     """The demo's individual-level arm with the same model: ``pool --fill-missing`` + ``pool --specific``
     + ``assoc`` on the stacked filled filesets equals ``sufficient`` + ``pool-fit``, with missing

@@ -63,6 +63,8 @@ def _needed(block: CohortBlock) -> list[str]:
     return ["chromosome", "base_pair_location", "effect_allele", "other_allele", *sums]
 
 
+#: The columns that name a row's variant: never empty in released sums.
+_KEY_COLUMNS = ("chromosome", "base_pair_location", "effect_allele", "other_allele")
 _TEXT = {"effect_allele": pl.String, "other_allele": pl.String, "variant_id": pl.String, "rsid": pl.String}
 _INT = {"chromosome": pl.Int64, "base_pair_location": pl.Int64, "n": pl.Int64}
 
@@ -95,6 +97,13 @@ def _sum_pieces(path: Path, block: CohortBlock, *, block_bytes: int) -> Iterator
     for blk in blocks:
         # the contract's block parser: a value that is not its column's type names its line
         df = parse_block(blk, path=path, schema=schema, columns=keep)
+        for c in _KEY_COLUMNS:
+            if (nulls := df.get_column(c).null_count()):
+                i = int(df.get_column(c).is_null().arg_true()[0])
+                raise InputError(f"{path}: line {blk.first_line() + i}: column {c} is empty "
+                                 f"({nulls} row(s) in lines {blk.first_line()}-"
+                                 f"{blk.first_line() + df.height - 1}); rule: every row of "
+                                 "released sums names its variant (a blank or cut line?)")
         del blk
         codes = df.get_column("chromosome").to_numpy()
         cuts = np.flatnonzero(np.diff(codes)) + 1
