@@ -341,6 +341,16 @@ def test_pool_fit__equals_the_individual_level_pooled_arm_pool_then_assoc(tmp_pa
     np.testing.assert_allclose(s_f, s_i, rtol=1e-10)
     np.testing.assert_allclose(fed.get_column("p_value").to_numpy(), ind.get_column("p_value").to_numpy(),
                                rtol=1e-10)
+    # The demo's comparator (compare --federated) on the same two tables: every variant compared, within 1e-10,
+    # and its maxima are the ones computed here.
+    assert main(["compare", "--federated", str(tmp_path / "fed.tsv"), "--individual", str(tmp_path / "ind.tsv"),
+                 "--trait-type", "quantitative", "--out", str(tmp_path / "same.json")]) == 0
+    same = json.loads((tmp_path / "same.json").read_text())
+    assert (same["n_compared"], same["n_union"], same["within_tolerance"]) == (m, m, True)
+    p_f, p_i = fed.get_column("p_value").to_numpy(), ind.get_column("p_value").to_numpy()
+    assert same["max_rel_beta"] == pytest.approx(np.max(np.abs(b_f - b_i) / np.maximum(np.abs(b_i), s_i)), rel=1e-12)
+    assert same["max_rel_se"] == pytest.approx(np.max(np.abs(s_f - s_i) / s_i), rel=1e-12)
+    assert same["max_rel_p"] == pytest.approx(np.max(np.abs(p_f - p_i) / p_i), rel=1e-12)
 
 
 def test_pool_fit__blocks_of_different_traits_are_an_input_error(tmp_path):

@@ -17,7 +17,8 @@ from crosscohort.contract.errors import InputError
 from crosscohort.contract.ledger import write_ledgers
 from crosscohort.runtime.atomic import write_text
 
-__all__ = ["read_plink_table", "pool_tables", "cohort_specific", "write_plink_table", "fill_missing_calls"]
+__all__ = ["read_plink_table", "pool_tables", "join_tables", "cohort_specific", "write_plink_table",
+           "fill_missing_calls"]
 
 
 def read_plink_table(path: str | Path) -> pl.DataFrame:
@@ -53,6 +54,26 @@ def pool_tables(tables: dict[str, pl.DataFrame], *, indicators: bool) -> pl.Data
             t = t.with_columns([pl.lit("1" if c == d else "0").alias(f"cohort_{d}") for d in cohorts[1:]])
         parts.append(t)
     return pl.concat(parts)
+
+
+def join_tables(tables: list[pl.DataFrame], *, cohort: str) -> pl.DataFrame:
+    """One cohort's tables (e.g. its covariate file and its PCs) joined on ``#FID IID``.
+
+    A sample absent from one table gets ``NA`` in that table's columns (left
+    out of any fit that uses them, as in the cohort's own analysis).
+
+    Raises
+    ------
+    InputError
+        A column other than ``#FID IID`` in two of the tables.
+    """
+    out = tables[0]
+    for t in tables[1:]:
+        clash = [c for c in t.columns if c in out.columns and c not in ("#FID", "IID")]
+        if clash:
+            raise InputError(f"cohort {cohort!r}: column(s) {clash} in two of its cohort-specific tables")
+        out = out.join(t, on=["#FID", "IID"], how="full", coalesce=True)
+    return out.with_columns(pl.exclude("#FID", "IID").fill_null("NA"))
 
 
 def cohort_specific(pooled: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
@@ -95,7 +116,8 @@ def write_plink_table(df: pl.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def pool_qc(qc_prefixes: dict[str, str | Path], *, bim: str | Path) -> tuple[pl.DataFrame, list[str], list]:
+def pool_qc(qc_prefixes: dict[str, str | Path], *, bim: str | Path,
+            variants: str = "union") -> tuple[pl.DataFrame, list[str], list]:
     """The pooled arm's QC: the union of the cohorts' own QC results.
 
     The pooled arm must analyse the same people and variants as the
@@ -106,6 +128,12 @@ def pool_qc(qc_prefixes: dict[str, str | Path], *, bim: str | Path) -> tuple[pl.
     Hardy-Weinberg tests that fail only through the Wahlund effect, a
     difference of data preparation rather than of method.
 
+    With ``variants="intersection"`` only the variants every cohort's QC
+    kept: the individual-level reference of the federated pooled fit, which
+    sums a variant in a cohort only where that cohort's QC kept it (a
+    variant another cohort's QC removed would enter the stacked fit with
+    genotypes the federated fit never saw).
+
     Returns
     -------
     (samples, variant_ids, ledgers)
@@ -115,13 +143,18 @@ def pool_qc(qc_prefixes: dict[str, str | Path], *, bim: str | Path) -> tuple[pl.
     from crosscohort.contract.ledger import Ledger, read_ledgers
     from crosscohort.tre.genotypes import read_bim, read_id_list
 
+    if variants not in ("union", "intersection"):
+        raise InputError(f"pool --variants must be union or intersection; got {variants!r}")
     samples, kept_ids = [], set()
+    in_every: set | None = None
     n_samples_in = 0
     for cohort, prefix in qc_prefixes.items():
         prefix = str(prefix)
         keep = read_plink_table(prefix + ".samples.keep").rename({"#FID": "fid", "IID": "iid"})
         samples.append(keep.select("fid", "iid"))
-        kept_ids.update(read_id_list(prefix + ".variants.keep"))
+        ids_kept = set(read_id_list(prefix + ".variants.keep"))
+        kept_ids.update(ids_kept)
+        in_every = ids_kept if in_every is None else in_every & ids_kept
         ledgers = [lg for lg in read_ledgers([prefix + ".ledger.json"]) if lg.unit == "samples"]
         if len(ledgers) != 1:
             raise InputError(f"{prefix}.ledger.json: expected one samples ledger for cohort {cohort!r}, found {len(ledgers)}")
@@ -131,12 +164,15 @@ def pool_qc(qc_prefixes: dict[str, str | Path], *, bim: str | Path) -> tuple[pl.
     unknown = kept_ids.difference(ids)
     if unknown:
         raise InputError(f"{bim}: {len(unknown)} variant(s) kept by a cohort's QC are not in this .bim, e.g. {sorted(unknown)[0]!r}")
-    variants = [v for v in ids if v in kept_ids]
+    union = [v for v in ids if v in kept_ids]
+    kept = union if variants == "union" else [v for v in union if v in in_every]
     sample_ledger = Ledger(stage="qc", cohort="pooled", unit="samples", n_in=n_samples_in, n_kept=pooled.height)
     sample_ledger.remove("removed_by_cohort_qc", n_samples_in - pooled.height)
-    variant_ledger = Ledger(stage="qc", cohort="pooled", unit="variants", n_in=len(ids), n_kept=len(variants))
-    variant_ledger.remove("failed_qc_in_every_cohort", len(ids) - len(variants))
-    return pooled, variants, [sample_ledger.check(), variant_ledger.check()]
+    variant_ledger = Ledger(stage="qc", cohort="pooled", unit="variants", n_in=len(ids), n_kept=len(kept))
+    variant_ledger.remove("failed_qc_in_every_cohort", len(ids) - len(union))
+    if variants == "intersection":
+        variant_ledger.remove("failed_qc_in_a_cohort", len(union) - len(kept))
+    return pooled, kept, [sample_ledger.check(), variant_ledger.check()]
 
 
 def write_pooled_qc(samples: pl.DataFrame, variants: list[str], ledgers: list, out_prefix: str | Path) -> None:

@@ -118,6 +118,35 @@ def association_runtime(wildcards, input, attempt):
     return int((10 + 2 * work * SECONDS_PER_SAMPLE_VARIANT / 60) * attempt)
 
 
+def _opted_in_samples():
+    """Genotyped samples of the cohorts that opted in to the federated pooled fit."""
+    from types import SimpleNamespace
+
+    return sum(n_samples_of(SimpleNamespace(cohort=c)) for c in SUFFICIENT)
+
+
+def individual_fit_mem_mb(wildcards, input, attempt):
+    """Memory of the individual-level fit of the federated model: one trait's association of the
+    opted-in cohorts' samples over every variant (not scattered), as association_mem_mb counts it.
+    """
+    from types import SimpleNamespace
+
+    n, chunk = _opted_in_samples(), config["association"]["chunk_size"]
+    m = n_variants_of(SimpleNamespace(cohort=SUFFICIENT[0]))
+    chunk_mb = 6 * min(n * chunk * 8, 16 * 2**20) / 1e6
+    results_mb = 2 * m * 25 * 8 / 1e6
+    bim_mb = 3 * m * BIM_BYTES_PER_VARIANT / 1e6
+    return int((IMPORT_MB + 1.5 * (chunk_mb + results_mb + bim_mb)) * attempt)
+
+
+def individual_fit_runtime(wildcards, input, attempt):
+    """Minutes of that fit: samples x variants of one trait at the measured speed, x2."""
+    from types import SimpleNamespace
+
+    work = _opted_in_samples() * n_variants_of(SimpleNamespace(cohort=SUFFICIENT[0]))
+    return int((10 + 2 * work * SECONDS_PER_SAMPLE_VARIANT / 60) * attempt)
+
+
 def wgr_mem_mb(wildcards, input, attempt):
     """Memory of step 1, x1.5.
 
