@@ -15,10 +15,11 @@ if RUN_POOLED and SUFFICIENT:
         input:
             genotypes=genotype_files,
             samples=rules.qc.output.samples,
+        # A copy of the cohort's genotypes: removed once the fits have read it.
         output:
-            bed="results/individual_fit/filled/{cohort}.bed",
-            bim="results/individual_fit/filled/{cohort}.bim",
-            fam="results/individual_fit/filled/{cohort}.fam",
+            bed=temp("results/individual_fit/filled/{cohort}.bed"),
+            bim=temp("results/individual_fit/filled/{cohort}.bim"),
+            fam=temp("results/individual_fit/filled/{cohort}.fam"),
         log:
             "logs/individual_fit/fill/{cohort}.log",
         benchmark:
