@@ -160,3 +160,28 @@ def test_pool_specific__a_cohort_given_twice_has_its_tables_joined(tmp_path, cap
     assert got.row(3) == ("b2", "b2", "50", "1", "0", "0", "50", "NA")
     assert main([*args, f"a={covar['a']}", f"a={covar['a']}"]) == 2
     assert "column(s) ['age'] in two of its cohort-specific tables" in capsys.readouterr().err
+
+
+def test_pool_fill_missing__extract_copies_those_variants_filled_as_the_whole(tmp_path, capsys):
+    from bed_reader import to_bed
+
+    from crosscohort.tre.genotypes import Genotypes
+
+    g = np.array([[0, 2, 1], [np.nan, 2, np.nan], [2, np.nan, 1], [2, 1, 0]], dtype=float)
+    ids = [f"s{i}" for i in range(4)]
+    to_bed(tmp_path / "c.bed", g, count_A1=True, num_threads=1,
+           properties={"fid": ids, "iid": ids, "sid": ["v0", "v1", "v2"], "chromosome": ["1"] * 3,
+                       "bp_position": [1, 2, 3]})
+    (tmp_path / "ext.txt").write_text("v2\nv0\n")
+    assert main(["pool", "--fill-missing", str(tmp_path / "c"), "--out-bfile", str(tmp_path / "all")]) == 0
+    assert main(["pool", "--fill-missing", str(tmp_path / "c"), "--extract", str(tmp_path / "ext.txt"),
+                 "--out-bfile", str(tmp_path / "sub")]) == 0
+    sub, whole = Genotypes([tmp_path / "sub"]), Genotypes([tmp_path / "all"])
+    assert sub.variants.get_column("id").to_list() == ["v0", "v2"]  # the input's order
+    np.testing.assert_array_equal(sub.read(np.arange(2)), whole.read(np.array([0, 2])))
+    assert (tmp_path / "sub.bim").read_text().splitlines() == [
+        ln for ln in (tmp_path / "c.bim").read_text().splitlines() if ln.split()[1] in ("v0", "v2")]
+    (tmp_path / "bad.txt").write_text("v0\nrs9\n")
+    assert main(["pool", "--fill-missing", str(tmp_path / "c"), "--extract", str(tmp_path / "bad.txt"),
+                 "--out-bfile", str(tmp_path / "bad")]) == 2
+    assert "bad.txt: 1 variant ID(s) not in" in capsys.readouterr().err and not (tmp_path / "bad.bed").exists()

@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--fill-missing needs --out-bfile")
         from crosscohort.demo.pool import fill_missing_calls
 
-        got = fill_missing_calls(args.fill_missing, args.out_bfile, keep=args.keep)
+        got = fill_missing_calls(args.fill_missing, args.out_bfile, keep=args.keep, extract=args.extract)
         print(f"filled {got['filled_calls']} missing calls in {got['variants_with_missing']} of "
               f"{got['variants']} variants -> {args.out_bfile}.bed", file=sys.stderr)
         return 0
@@ -94,6 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the individual-level reference of the federated pooled fit")
     p.add_argument("--out-bfile", metavar="PREFIX", help="prefix of the filled fileset (--fill-missing)")
     p.add_argument("--keep", help="the cohort's QC'd samples (--fill-missing; default all)")
+    p.add_argument("--extract", help="--fill-missing: copy only these variant IDs (one a line; default all)")
     p.add_argument("--qc", nargs="+", metavar="COHORT=PREFIX", help="each cohort's 'crosscohort qc' output prefix")
     p.add_argument("--bim", help="the .bim shared by the cohorts (variant order of the kept list)")
     p.add_argument("--out-qc-prefix", help="prefix of the pooled QC files to write")

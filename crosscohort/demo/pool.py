@@ -189,7 +189,7 @@ _CODE_OF_DOSAGE = np.array([0b11, 0b10, 0b00], dtype=np.uint8)
 
 
 def fill_missing_calls(bfile: str | Path, out_prefix: str | Path, *, keep: str | Path | None = None,
-                       chunk_size: int = 4096) -> dict[str, int]:
+                       extract: str | Path | None = None, chunk_size: int = 4096) -> dict[str, int]:
     """Write a copy of a PLINK 1 fileset with every missing call filled as the federated sums fill it.
 
     The individual-level reference of the federated pooled fit: each
@@ -209,6 +209,11 @@ def fill_missing_calls(bfile: str | Path, out_prefix: str | Path, *, keep: str |
         Output prefix: ``.bed`` written, ``.bim`` and ``.fam`` copied.
     keep
         The cohort's ``--keep`` list (its QC'd samples).
+    extract
+        Variant IDs to copy (one a line, as ``.variants.keep``; default
+        all), in the input's order: the fill is per variant, so a subset
+        is filled exactly as the whole. Cohorts filled with one list on one
+        ``.bim`` stack.
 
     Returns
     -------
@@ -218,11 +223,12 @@ def fill_missing_calls(bfile: str | Path, out_prefix: str | Path, *, keep: str |
     Raises
     ------
     InputError
-        Output prefix equal to the input's (a file this did not write would be overwritten).
+        Output prefix equal to the input's (a file this did not write would be
+        overwritten), or an ``extract`` ID not in the input's ``.bim``.
     """
     import shutil
 
-    from crosscohort.tre.genotypes import Genotypes
+    from crosscohort.tre.genotypes import Genotypes, read_id_list
     from crosscohort.tre.phenotypes import read_sample_list
     from crosscohort.tre.sufficient import fill_missing, hard_call_fill
 
@@ -231,7 +237,15 @@ def fill_missing_calls(bfile: str | Path, out_prefix: str | Path, *, keep: str |
         raise InputError(f"{dst}: the filled fileset must not replace its input {src}")
     geno = Genotypes([src])
     ref = geno.sample_index(read_sample_list(keep) if keep is not None else None)
-    n, m = geno.n_samples, geno.n_variants
+    vidx = np.arange(geno.n_variants)
+    if extract is not None:
+        wanted = set(read_id_list(extract))
+        ids = geno.variants.get_column("id").to_list()
+        vidx = np.array([i for i, v in enumerate(ids) if v in wanted], dtype=np.int64)
+        unknown = wanted.difference(ids)
+        if unknown:
+            raise InputError(f"{extract}: {len(unknown)} variant ID(s) not in {src}.bim, e.g. {sorted(unknown)[0]!r}")
+    n, m = geno.n_samples, int(vidx.size)
     nb = (n + 3) // 4
     filled = with_missing = 0
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -239,7 +253,7 @@ def fill_missing_calls(bfile: str | Path, out_prefix: str | Path, *, keep: str |
     tmp = bed.with_name(f".{bed.name}.tmp")
     with open(tmp, "wb") as fh:
         fh.write(bytes([0x6C, 0x1B, 0x01]))
-        for vi, dos in geno.chunks(np.arange(m), chunk_size):
+        for vi, dos in geno.chunks(vidx, chunk_size):
             missing = np.isnan(dos)
             g = fill_missing(dos, hard_call_fill(dos[ref]))
             if not np.all(np.isin(g, (0.0, 1.0, 2.0))):
@@ -252,6 +266,11 @@ def fill_missing_calls(bfile: str | Path, out_prefix: str | Path, *, keep: str |
             packed = quads[:, :, 0] | (quads[:, :, 1] << 2) | (quads[:, :, 2] << 4) | (quads[:, :, 3] << 6)
             fh.write(np.ascontiguousarray(packed, dtype=np.uint8).tobytes())
     tmp.replace(bed)
-    for ext in (".bim", ".fam"):
-        shutil.copyfile(src.with_name(src.name + ext), dst.with_name(dst.name + ext))
+    shutil.copyfile(src.with_name(src.name + ".fam"), dst.with_name(dst.name + ".fam"))
+    bim = src.with_name(src.name + ".bim")
+    if extract is None:
+        shutil.copyfile(bim, dst.with_name(dst.name + ".bim"))
+    else:
+        lines = bim.read_text().splitlines(keepends=True)
+        write_text(dst.with_name(dst.name + ".bim"), "".join(lines[i] for i in vidx))
     return {"variants": m, "filled_calls": filled, "variants_with_missing": with_missing}

@@ -11,34 +11,6 @@
 
 if RUN_POOLED and SUFFICIENT:
 
-    rule individual_fit_fill:
-        input:
-            genotypes=genotype_files,
-            samples=rules.qc.output.samples,
-        # A copy of the cohort's genotypes: removed once the fits have read it.
-        output:
-            bed=temp("results/individual_fit/filled/{cohort}.bed"),
-            bim=temp("results/individual_fit/filled/{cohort}.bim"),
-            fam=temp("results/individual_fit/filled/{cohort}.fam"),
-        log:
-            "logs/individual_fit/fill/{cohort}.log",
-        benchmark:
-            "results/benchmarks/individual_fit/fill/{cohort}.tsv"
-        wildcard_constraints:
-            cohort="|".join(SUFFICIENT),
-        conda:
-            "../../envs/tre.yaml"
-        threads: 1
-        resources:
-            mem_mb=genotype_scan_mem_mb,
-            runtime=genotype_scan_runtime,
-        params:
-            bfile=filled_source,
-            prefix=lambda wildcards, output: output.bed.removesuffix(".bed"),
-        shell:
-            "python -m crosscohort pool --fill-missing {params.bfile} --keep {input.samples}"
-            " --out-bfile {params.prefix} 2> {log}"
-
     rule individual_fit_qc:
         input:
             ledgers=expand("results/qc/{cohort}/qc.ledger.json", cohort=SUFFICIENT),
@@ -67,6 +39,35 @@ if RUN_POOLED and SUFFICIENT:
         shell:
             "python -m crosscohort pool --qc {params.qc} --variants intersection --bim {input.bim}"
             " --out-qc-prefix {params.prefix} 2> {log}"
+
+    rule individual_fit_fill:
+        input:
+            genotypes=genotype_files,
+            samples=rules.qc.output.samples,
+            variants=rules.individual_fit_qc.output.variants,
+        # A copy of the cohort's genotypes at the fit's variants: removed once the fits have read it.
+        output:
+            bed=temp("results/individual_fit/filled/{cohort}.bed"),
+            bim=temp("results/individual_fit/filled/{cohort}.bim"),
+            fam=temp("results/individual_fit/filled/{cohort}.fam"),
+        log:
+            "logs/individual_fit/fill/{cohort}.log",
+        benchmark:
+            "results/benchmarks/individual_fit/fill/{cohort}.tsv"
+        wildcard_constraints:
+            cohort="|".join(SUFFICIENT),
+        conda:
+            "../../envs/tre.yaml"
+        threads: 1
+        resources:
+            mem_mb=genotype_scan_mem_mb,
+            runtime=genotype_scan_runtime,
+        params:
+            bfile=filled_source,
+            prefix=lambda wildcards, output: output.bed.removesuffix(".bed"),
+        shell:
+            "python -m crosscohort pool --fill-missing {params.bfile} --keep {input.samples}"
+            " --extract {input.variants} --out-bfile {params.prefix} 2> {log}"
 
     rule individual_fit_inputs:
         input:

@@ -118,21 +118,22 @@ def association_runtime(wildcards, input, attempt):
     return int((10 + 2 * work * SECONDS_PER_SAMPLE_VARIANT / 60) * attempt)
 
 
-def _opted_in_samples():
-    """Genotyped samples of the cohorts that opted in to the federated pooled fit."""
-    from types import SimpleNamespace
+def _stacked_size(input):
+    """(samples, variants) of the filled filesets a job stacks: .fam lines, the first .bim's size.
 
-    return sum(n_samples_of(SimpleNamespace(cohort=c)) for c in SUFFICIENT)
+    Raises FileNotFoundError naming an input while it is only planned (the
+    resource is then <TBD> until the job is ready).
+    """
+    fams = [f for f in input.genotypes if f.endswith(".fam")]
+    bim = next(f for f in input.genotypes if f.endswith(".bim"))
+    return sum(_lines(f) for f in fams), int(os.stat(bim).st_size / BIM_BYTES_PER_VARIANT)
 
 
 def individual_fit_mem_mb(wildcards, input, attempt):
     """Memory of the individual-level fit of the federated model: one trait's association of the
-    opted-in cohorts' samples over every variant (not scattered), as association_mem_mb counts it.
-    """
-    from types import SimpleNamespace
-
-    n, chunk = _opted_in_samples(), config["association"]["chunk_size"]
-    m = n_variants_of(SimpleNamespace(cohort=SUFFICIENT[0]))
+    opted-in cohorts' filled filesets over all their variants (not scattered), as association_mem_mb."""
+    n, m = _stacked_size(input)
+    chunk = config["association"]["chunk_size"]
     chunk_mb = 6 * min(n * chunk * 8, 16 * 2**20) / 1e6
     results_mb = 2 * m * 25 * 8 / 1e6
     bim_mb = 3 * m * BIM_BYTES_PER_VARIANT / 1e6
@@ -141,10 +142,8 @@ def individual_fit_mem_mb(wildcards, input, attempt):
 
 def individual_fit_runtime(wildcards, input, attempt):
     """Minutes of that fit: samples x variants of one trait at the measured speed, x2."""
-    from types import SimpleNamespace
-
-    work = _opted_in_samples() * n_variants_of(SimpleNamespace(cohort=SUFFICIENT[0]))
-    return int((10 + 2 * work * SECONDS_PER_SAMPLE_VARIANT / 60) * attempt)
+    n, m = _stacked_size(input)
+    return int((10 + 2 * n * m * SECONDS_PER_SAMPLE_VARIANT / 60) * attempt)
 
 
 def wgr_mem_mb(wildcards, input, attempt):
