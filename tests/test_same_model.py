@@ -111,6 +111,11 @@ def test_compare_cli_same_model__writes_the_json_and_refuses_mixed_or_missing_op
     assert main(["compare", "--federated", str(f), "--individual", str(tmp_path / "absent.tsv"),
                  "--trait-type", "binary", "--out", str(out)]) == 2
     assert "absent.tsv" in capsys.readouterr().err
+    assert main(["compare", "--meta", str(f), "--pooled", str(i), "--out-prefix", str(tmp_path / "x"),
+                 "--out", str(out)]) == 2
+    assert "--out belong to the same-model mode" in capsys.readouterr().err
+    assert main(["compare", "--pooled", str(i), "--out-prefix", str(tmp_path / "x")]) == 2
+    assert "compare: --meta required" in capsys.readouterr().err
 
 
 def _qc(tmp_path: Path, cohort: str, samples: list[str], variants: list[str]) -> Path:

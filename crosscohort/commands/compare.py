@@ -90,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise InputError(f"compare: {', '.join(missing)} required (or --federated and --individual for the "
                          "same-model mode)")
+    stray = [f for f, v in (("--trait-type", args.trait_type), ("--out", args.out)) if v is not None]
+    if stray:
+        raise InputError(f"compare: {', '.join(stray)} belong to the same-model mode (--federated, --individual)")
     from crosscohort.central.compare import compare_arms, write_comparison
     from crosscohort.contract.sumstats import read_sumstats
 
