@@ -126,12 +126,15 @@ def _stacked_size(input):
     """
     fams = [f for f in input.genotypes if f.endswith(".fam")]
     bim = next(f for f in input.genotypes if f.endswith(".bim"))
-    return sum(_lines(f) for f in fams), int(os.stat(bim).st_size / BIM_BYTES_PER_VARIANT)
+    return sum(_lines(f) for f in fams), int(
+        os.stat(bim).st_size / BIM_BYTES_PER_VARIANT
+    )
 
 
 def individual_fit_mem_mb(wildcards, input, attempt):
     """Memory of the individual-level fit of the federated model: one trait's association of the
-    opted-in cohorts' filled filesets over all their variants (not scattered), as association_mem_mb."""
+    opted-in cohorts' filled filesets over all their variants (not scattered), as association_mem_mb.
+    """
     n, m = _stacked_size(input)
     chunk = config["association"]["chunk_size"]
     chunk_mb = 6 * min(n * chunk * 8, 16 * 2**20) / 1e6
