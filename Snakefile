@@ -21,6 +21,7 @@ include: "workflow/rules/verify.smk"
 include: "workflow/rules/harmonise.smk"
 include: "workflow/rules/meta.smk"
 include: "workflow/rules/compare.smk"
+include: "workflow/rules/individual_fit.smk"
 include: "workflow/rules/clump.smk"
 include: "workflow/rules/report.smk"
 

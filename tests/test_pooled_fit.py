@@ -370,6 +370,65 @@ def test_pool_fit__equals_the_individual_level_pooled_arm_pool_then_assoc(tmp_pa
     np.testing.assert_allclose(s_f, s_i, rtol=1e-10)
     np.testing.assert_allclose(fed.get_column("p_value").to_numpy(), ind.get_column("p_value").to_numpy(),
                                rtol=1e-10)
+    # The demo's comparator (compare --federated) on the same two tables: every variant compared, within 1e-10,
+    # and its maxima are the ones computed here.
+    assert main(["compare", "--federated", str(tmp_path / "fed.tsv"), "--individual", str(tmp_path / "ind.tsv"),
+                 "--trait-type", "quantitative", "--out", str(tmp_path / "same.json")]) == 0
+    same = json.loads((tmp_path / "same.json").read_text())
+    assert (same["n_compared"], same["n_union"], same["within_tolerance"]) == (m, m, True)
+    p_f, p_i = fed.get_column("p_value").to_numpy(), ind.get_column("p_value").to_numpy()
+    assert same["max_rel_beta"] == pytest.approx(np.max(np.abs(b_f - b_i) / np.maximum(np.abs(b_i), s_i)), rel=1e-12)
+    assert same["max_rel_se"] == pytest.approx(np.max(np.abs(s_f - s_i) / s_i), rel=1e-12)
+    assert same["max_rel_p"] == pytest.approx(np.max(np.abs(p_f - p_i) / p_i), rel=1e-12)
+
+
+def test_pool_fit_binary__onestep_error_against_the_individual_level_logistic_fit_of_the_same_model(tmp_path):
+    """The demo's binary reference: ``pool --specific`` given each cohort's covariate file and PCs
+    (every covariate cohort-specific, as the one-step null has them) + ``assoc --no-firth`` on the
+    filled filesets, against ``sufficient`` + ``pool-fit``; ``compare --federated`` measures the
+    one-step estimator's error (first-order: small against an SE, not 1e-10)."""
+    rng = np.random.default_rng(5)
+    m = 20
+    freqs = rng.uniform(0.15, 0.5, m)
+    args: dict[str, list[str]] = {"pheno": [], "covar": [], "specific": [], "bfile": [], "dirs": [], "names": []}
+    for j, (c, n) in enumerate((("ca", 400), ("cb", 300))):
+        g = rng.binomial(2, freqs, size=(n, m)).astype(float)
+        g[rng.random((n, m)) < 0.02] = np.nan
+        ids = [f"{c}{i}" for i in range(n)]
+        to_bed(tmp_path / f"{c}.bed", g, count_A1=True, num_threads=1,
+               properties={"fid": ids, "iid": ids, "sid": [f"v{k}" for k in range(m)], "chromosome": ["1"] * m,
+                           "bp_position": np.arange(m) * 100 + 1, "allele_1": ["A"] * m, "allele_2": ["G"] * m})
+        age, pcs = rng.normal(50, 8, n), rng.normal(size=(n, 2))
+        eta = -0.5 + 0.3 * j + 0.02 * (age - 50) + pcs @ [0.4, -0.3] + 0.3 * np.nan_to_num(g[:, 1])
+        y = 1 + (rng.random(n) < 1 / (1 + np.exp(-eta)))
+        (tmp_path / f"{c}.pheno.tsv").write_text("#FID\tIID\tbt\n" + "".join(
+            f"{i}\t{i}\t{y[k]}\n" for k, i in enumerate(ids)))
+        (tmp_path / f"{c}.covar.tsv").write_text("#FID\tIID\tage\n" + "".join(
+            f"{i}\t{i}\t{age[k]:.3f}\n" for k, i in enumerate(ids)))
+        (tmp_path / f"{c}.pcs.tsv").write_text("#FID\tIID\tPC1\tPC2\n" + "".join(
+            f"{i}\t{i}\t{pcs[k, 0]:.6f}\t{pcs[k, 1]:.6f}\n" for k, i in enumerate(ids)))
+        assert main(["sufficient", "--bfile", str(tmp_path / c), "--pheno", str(tmp_path / f"{c}.pheno.tsv"),
+                     "--covar", str(tmp_path / f"{c}.covar.tsv"), "--covar", str(tmp_path / f"{c}.pcs.tsv"),
+                     "--trait-type", "bt=binary", "--cohort", c, "--out-dir", str(tmp_path / "suff" / c)]) == 0
+        args["pheno"].append(f"{c}={tmp_path / f'{c}.pheno.tsv'}")
+        args["covar"].append(f"{c}={tmp_path / f'{c}.covar.tsv'}")
+        args["specific"] += [f"{c}={tmp_path / f'{c}.covar.tsv'}", f"{c}={tmp_path / f'{c}.pcs.tsv'}"]
+        args["names"] += [f"{x}_{c}" for x in ("age", "PC1", "PC2")] + ([f"cohort_{c}"] if j else [])
+        assert main(["pool", "--fill-missing", str(tmp_path / c), "--out-bfile", str(tmp_path / f"{c}.filled")]) == 0
+        args["bfile"] += ["--bfile", str(tmp_path / f"{c}.filled")]
+        args["dirs"].append(str(tmp_path / "suff" / c))
+    assert main(["pool-fit", "--trait", "bt", "--out", str(tmp_path / "fed.tsv"), *args["dirs"]]) == 0
+    assert main(["pool", "--pheno", *args["pheno"], "--covar", *args["covar"], "--specific", *args["specific"],
+                 "--out-pheno", str(tmp_path / "p.tsv"), "--out-covar", str(tmp_path / "c.tsv")]) == 0
+    assert main(["assoc", *args["bfile"], "--pheno", str(tmp_path / "p.tsv"), "--trait-type", "bt=binary",
+                 "--covar", str(tmp_path / "c.tsv"), "--covar-name", ",".join(args["names"]), "--no-firth",
+                 "--out", str(tmp_path / "ind.tsv")]) == 0
+    assert main(["compare", "--federated", str(tmp_path / "fed.tsv"), "--individual", str(tmp_path / "ind.tsv"),
+                 "--trait-type", "binary", "--out", str(tmp_path / "same.json")]) == 0
+    same = json.loads((tmp_path / "same.json").read_text())
+    assert same["n_compared"] == m and same["tolerance"] is None
+    # One step from the null: beta within a small fraction of an SE, not equal (else the test says nothing).
+    assert 1e-8 < same["max_rel_beta"] < 0.1 and same["max_rel_se"] < 0.05, same
 
 
 def test_pool_fit__blocks_of_different_traits_are_an_input_error(tmp_path):

@@ -375,3 +375,44 @@ def test_report__federated_compare_metrics_shown_beside_the_pooled_arm(tmp_path,
     html = out.read_text(encoding="utf-8")
     assert "meta-analysis vs federated pooled fit" in html
     assert "4,321" in html and "1.012" in html and "loci_table" not in html
+
+
+def test_report__individual_fit_compare_shown_as_the_same_model_table(tmp_path, inputs, capsys):
+    """The demo's federated-vs-individual comparison (compare --federated) in the comparison section:
+    its maxima, the variants compared and not compared, and for a binary trait the one-step's error."""
+    from crosscohort.demo.same_model import compare_same_model, write_same_model
+
+    d: Path = inputs["dir"]
+    cols = ["chromosome", "base_pair_location", "effect_allele", "other_allele", "beta", "standard_error",
+            "p_value", "n"]
+    fed = pl.DataFrame([(1, 10, "A", "G", 0.5, 0.1, 1e-6, 900), (1, 20, "A", "G", 0.1, 0.1, 0.3, 500)],
+                       schema=cols, orient="row")
+    ind = pl.DataFrame([(1, 10, "A", "G", 0.52, 0.1, 2e-6, 900), (1, 20, "A", "G", 0.1, 0.1, 0.3, 900)],
+                       schema=cols, orient="row")
+    base = ["report", "--trait", TRAIT, "--meta", str(d / "meta" / f"{TRAIT}.tsv.gz"),
+            "--cohort", f"alpha={d / 'harmonised' / 'alpha.tsv.gz'}"]
+    for trait_type in ("quantitative", "binary"):
+        same = write_same_model(compare_same_model(fed, ind, trait_type=trait_type), tmp_path / f"{trait_type}.json")
+        out = tmp_path / f"{trait_type}.html"
+        assert main([*base, "--individual-fit-compare", str(same), "--out", str(out)]) == 0
+        html = out.read_text(encoding="utf-8")
+        comparison = html[html.index('<section id="comparison"'):html.index('<section id="cohorts"')]
+        assert "federated pooled vs individual-level pooled (same model, 1 variants;" in comparison
+        p = _Page()
+        p.feed(html)
+        rows = dict(r for r in p.tables["comparison-same-model"][1:])
+        assert rows["max |Δβ| / max(|β|, SE)"] == "0.0385"  # 0.02 / 0.52
+        assert rows["max relative SE difference"] == "0"
+        assert rows["max relative p difference"] == "0.5"  # 1e-6 against 2e-6
+        assert rows["not compared: different n (the federated fit summed fewer people, e.g. a cohort's gate "
+                    "withheld the variant's sums)"] == "1"
+        if trait_type == "quantitative":
+            assert rows["all three within 1e-10"] == "NO" and "equal up to rounding" in comparison
+        else:
+            assert "all three within 1e-10" not in rows
+            assert "one-step estimator&#39;s measured error against the individual-level logistic fit" in comparison
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"n_compared": 3}))
+    assert main([*base, "--individual-fit-compare", str(bad), "--out", str(tmp_path / "bad.html")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.json: not a same-model comparison" in err and "'max_rel_beta'" in err

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 BASE_CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 COHORTS = ["biobank_eur", "admixed_afr", "biobank_eas", "admixed_amr", "study_eur"]
 TRAITS = ["ldl", "cad"]
-GENOTYPE_OR_PHENOTYPE = re.compile(r"\.(bed|bim|fam|pheno\.tsv|covar\.tsv)$|results/pooled/")
+GENOTYPE_OR_PHENOTYPE = re.compile(r"\.(bed|bim|fam|pheno\.tsv|covar\.tsv)$|results/pooled/|results/individual_fit/")
 
 
 def _config(**top) -> dict:
@@ -215,6 +215,48 @@ def test_demo__meta_and_pooled_betas_agree_over_significant_variants(demo):
         assert cmp["significant_either"]["n"] == sig.height
 
 
+def test_demo__federated_pooled_fit_equals_the_individual_level_fit_of_the_same_model(demo):
+    """Issue 24: pool-fit from the opted-in cohorts' released sums against the individual-level
+    fit of the same model (individual_fit: filled genotypes, cohort intercepts, cohort-specific
+    PCs): equal to 1e-10 relative for the quantitative trait, read from compare's JSON and
+    recomputed here from the two tables read by the package's reader; for the binary trait the
+    JSON states the one-step estimator's error, which stays well under a standard error."""
+    from crosscohort.contract.sumstats import read_sumstats
+
+    sheet = _read(demo / "config" / "cohorts.tsv")
+    opted = sheet.filter(pl.col("sufficient") == "yes").get_column("cohort").to_list()
+    assert len(opted) >= 2
+    key = ["chromosome", "base_pair_location", "effect_allele", "other_allele"]
+    for trait in TRAITS:
+        same = json.loads((demo / "results" / "compare" / "individual_fit" / f"{trait}.json").read_text())
+        assert same["n_union"] == sum(same[k] for k in ("n_compared", "n_different_samples", "n_not_estimable",
+                                                        "n_federated_only", "n_individual_only"))
+        fed = read_sumstats(demo / "results" / "poolfit" / f"{trait}.tsv.gz")
+        ind = read_sumstats(demo / "results" / "individual_fit" / f"{trait}.tsv.gz")
+        assert (same["n_federated"], same["n_individual"]) == (fed.height, ind.height)
+        # Same .bim alleles in both arms; the same people wherever n agrees (every opted-in cohort's sums).
+        j = fed.join(ind, on=key, suffix="_ind").filter(
+            (pl.col("n") == pl.col("n_ind")) & pl.col("beta").is_not_null() & pl.col("beta_ind").is_not_null())
+        # small scale, seed 42: 423 (ldl) and 422 (cad) variants released by every opted-in cohort's gate
+        assert j.height == same["n_compared"] and j.height >= 200, (trait, j.height)
+        assert (j.get_column("n_studies") == len(opted)).all()
+        b, bi = j.get_column("beta").to_numpy(), j.get_column("beta_ind").to_numpy()
+        s, si = j.get_column("standard_error").to_numpy(), j.get_column("standard_error_ind").to_numpy()
+        p, pi = j.get_column("p_value").to_numpy(), j.get_column("p_value_ind").to_numpy()
+        rel = (np.abs(b - bi) / np.maximum(np.abs(bi), si), np.abs(s - si) / si, np.abs(p - pi) / pi)
+        for name, r in zip(("max_rel_beta", "max_rel_se", "max_rel_p"), rel, strict=True):
+            assert same[name] == pytest.approx(float(r.max()), rel=1e-9, abs=1e-300), (trait, name)
+        if trait == "ldl":
+            assert all(float(r.max()) <= 1e-10 for r in rel), [float(r.max()) for r in rel]
+            assert same["within_tolerance"] is True and same["tolerance"] == 1e-10
+        else:  # one-step from the null: first-order in beta, its measured error is reported (0.031 here)
+            assert same["tolerance"] is None and 0 < same["max_rel_beta"] < 0.5, same["max_rel_beta"]
+        html = (demo / "results" / "report" / f"{trait}.html").read_text()
+        comparison = html[html.index('<section id="comparison"'):html.index('<section id="cohorts"')]
+        assert f"federated pooled vs individual-level pooled (same model, {same['n_compared']:,} variants" in comparison
+        assert "meta-analysis vs federated pooled fit" in comparison  # the meta-vs-federated table stays
+
+
 def test_demo__reports_render_in_a_real_browser_without_errors(demo):
     """The demo's reports opened as a reviewer would: headless Chromium, no network."""
     from tests.conftest import require_tool
@@ -336,7 +378,8 @@ def test_cohort_mode__reads_only_its_cohorts_files_and_exports_the_same_bundle(d
 
     inputs = dag_inputs(tmp_path, cfgfile)
     assert inputs, "the DAG has inputs"
-    others = [f for f in inputs if any(o in f for o in COHORTS if o != cohort) or "pooled" in f]
+    others = [f for f in inputs if any(o in f for o in COHORTS if o != cohort) or "pooled" in f
+              or "individual_fit" in f]
     assert others == [], others
 
     snakemake(tmp_path, configfile=cfgfile)

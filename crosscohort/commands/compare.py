@@ -28,11 +28,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "direction string, heterogeneity of discordant loci, lambda_GC of each arm and, with "
             "--cohort, each locus lead's EAF per cohort and the cohort where it is most common. "
             "Writes PREFIX.json, PREFIX.tsv (variants significant in either arm) and "
-            "PREFIX.loci.tsv (loci of either arm)."
+            "PREFIX.loci.tsv (loci of either arm). "
+            "Same-model mode (--federated, --individual, --trait-type, --out; the demo): the federated "
+            "pooled fit (pool-fit) against the individual-level fit of the same model (pool --specific + "
+            "assoc on the filled filesets): per-variant relative differences of beta (to max(|beta|, SE)), "
+            "SE and p, their maxima and medians, and every variant of either table counted once: compared, "
+            "different n, not estimable, in one table only. A quantitative trait is held to 1e-10; a binary "
+            "one's differences are the one-step estimator's error."
         ),
     )
-    p.add_argument("--meta", required=True, type=Path, help="meta-analysis table (crosscohort meta)")
-    p.add_argument("--pooled", required=True, type=Path, help="pooled-arm GWAS-SSF table")
+    p.add_argument("--meta", type=Path, help="meta-analysis table (crosscohort meta)")
+    p.add_argument("--pooled", type=Path, help="pooled-arm GWAS-SSF table")
     threshold, window = float(default("report.threshold")), float(default("report.window_kb"))
     p.add_argument("--threshold", type=float, default=threshold,
                    help=f"significance threshold on p (default {threshold:g})")
@@ -40,12 +46,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"locus half-window in kb (default {window:g})")
     p.add_argument("--cohort", action="extend", nargs="+", default=[], metavar="C=FILE",
                    help="a cohort id and its harmonised table (for per-cohort EAFs); repeat, in cohort order")
-    p.add_argument("--out-prefix", required=True, type=Path,
+    p.add_argument("--out-prefix", type=Path,
                    help="writes PREFIX.json, PREFIX.tsv, PREFIX.loci.tsv")
+    same = p.add_argument_group("same-model mode (federated pooled fit vs individual-level fit)")
+    same.add_argument("--federated", type=Path, help="crosscohort pool-fit's table")
+    same.add_argument("--individual", type=Path,
+                      help="crosscohort assoc's table of the same model on the stacked individuals")
+    same.add_argument("--trait-type", choices=["quantitative", "binary"],
+                      help="quantitative (held to 1e-10 relative) or binary (one-step estimator's error)")
+    same.add_argument("--out", type=Path, help="the comparison's JSON")
     p.set_defaults(func=run)
 
 
+def _run_same_model(args: argparse.Namespace) -> int:
+    import sys
+
+    from crosscohort.contract.sumstats import read_sumstats
+    from crosscohort.demo.same_model import REQUIRED, compare_same_model, write_same_model
+
+    given = [f for f, v in (("--meta", args.meta), ("--pooled", args.pooled), ("--out-prefix", args.out_prefix),
+                            ("--cohort", args.cohort)) if v]
+    if given:
+        raise InputError(f"compare: {', '.join(given)} belong to the meta-vs-pooled mode, not with --federated")
+    missing = [f for f, v in (("--federated", args.federated), ("--individual", args.individual),
+                              ("--trait-type", args.trait_type), ("--out", args.out)) if v is None]
+    if missing:
+        raise InputError(f"compare: the same-model mode needs {', '.join(missing)}")
+    columns = (*REQUIRED, "neg_log_10_p_value")
+    res = compare_same_model(read_sumstats(args.federated, required=REQUIRED, columns=columns),
+                             read_sumstats(args.individual, required=REQUIRED, columns=columns),
+                             trait_type=args.trait_type)
+    write_same_model(res, args.out, federated=str(args.federated), individual=str(args.individual))
+    print(f"compare: {res.n_compared} variants compared; max relative difference beta {res.max_rel_beta:.3g}, "
+          f"SE {res.max_rel_se:.3g}, p {res.max_rel_p:.3g} -> {args.out}", file=sys.stderr)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.federated is not None or args.individual is not None:
+        return _run_same_model(args)
+    missing = [f for f, v in (("--meta", args.meta), ("--pooled", args.pooled), ("--out-prefix", args.out_prefix))
+               if v is None]
+    if missing:
+        raise InputError(f"compare: {', '.join(missing)} required (or --federated and --individual for the "
+                         "same-model mode)")
+    stray = [f for f, v in (("--trait-type", args.trait_type), ("--out", args.out)) if v is not None]
+    if stray:
+        raise InputError(f"compare: {', '.join(stray)} belong to the same-model mode (--federated, --individual)")
     from crosscohort.central.compare import compare_arms, write_comparison
     from crosscohort.contract.sumstats import read_sumstats
 

@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--fill-missing needs --out-bfile")
         from crosscohort.demo.pool import fill_missing_calls
 
-        got = fill_missing_calls(args.fill_missing, args.out_bfile, keep=args.keep)
+        got = fill_missing_calls(args.fill_missing, args.out_bfile, keep=args.keep, extract=args.extract)
         print(f"filled {got['filled_calls']} missing calls in {got['variants_with_missing']} of "
               f"{got['variants']} variants -> {args.out_bfile}.bed", file=sys.stderr)
         return 0
@@ -25,9 +25,10 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--qc needs --bim and --out-qc-prefix")
         from crosscohort.demo.pool import pool_qc, write_pooled_qc
 
-        samples, variants, ledgers = pool_qc(key_value_pairs(args.qc, "--qc"), bim=args.bim)
+        samples, variants, ledgers = pool_qc(key_value_pairs(args.qc, "--qc"), bim=args.bim, variants=args.variants)
         write_pooled_qc(samples, variants, ledgers, args.out_qc_prefix)
-        print(f"pooled QC: {samples.height} samples, {len(variants)} variants (union of cohorts' QC)", file=sys.stderr)
+        print(f"pooled QC: {samples.height} samples, {len(variants)} variants ({args.variants} of cohorts' QC)",
+              file=sys.stderr)
         return 0
     if not (args.pheno and args.covar and args.out_pheno and args.out_covar):
         raise InputError("give --pheno, --covar, --out-pheno and --out-covar (or --qc, --bim, --out-qc-prefix)")
@@ -40,9 +41,10 @@ def run(args: argparse.Namespace) -> int:
     write_plink_table(pool_tables(pheno, indicators=False), args.out_pheno)
     pooled_covar = pool_tables(covar, indicators=True)
     if args.specific:
-        from crosscohort.demo.pool import cohort_specific
+        from crosscohort.demo.pool import cohort_specific, join_tables
 
-        specific = {c: read_plink_table(p) for c, p in key_value_pairs(args.specific, "--specific").items()}
+        specific = {c: join_tables([read_plink_table(p) for p in paths], cohort=c)
+                    for c, paths in _repeated_pairs(args.specific, "--specific").items()}
         unknown = [c for c in specific if c not in covar]
         if unknown:
             raise InputError(f"--specific cohort(s) {unknown} not among the --covar cohorts {list(covar)}")
@@ -51,6 +53,19 @@ def run(args: argparse.Namespace) -> int:
     n = sum(t.height for t in pheno.values())
     print(f"pooled {len(pheno)} cohorts, {n} phenotype rows", file=sys.stderr)
     return 0
+
+
+def _repeated_pairs(values: list[str], flag: str) -> dict[str, list[str]]:
+    """``COHORT=PATH`` arguments grouped by cohort, in order (a cohort may be given more than once)."""
+    from crosscohort.contract.errors import ConfigError
+
+    out: dict[str, list[str]] = {}
+    for v in values:
+        k, sep, path = v.partition("=")
+        if not sep or not k or not path:
+            raise ConfigError(f"{flag} expects COHORT=PATH; got {v!r}")
+        out.setdefault(k, []).append(path)
+    return out
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,14 +86,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-covar", help="pooled covariate table (with cohort indicators) to write")
     p.add_argument("--specific", nargs="+", metavar="COHORT=PATH",
                    help="each cohort's own covariates (e.g. its PCs), added as cohort-specific columns "
-                        "NAME_COHORT (0 for other cohorts): the federated pooled fit's model")
+                        "NAME_COHORT (0 for other cohorts): the federated pooled fit's model; a cohort given "
+                        "twice has its tables joined on #FID IID (e.g. its covariate file and its PCs)")
     p.add_argument("--fill-missing", metavar="PREFIX",
                    help="a cohort's PLINK 1 fileset to copy with every missing call filled with its variant's "
                         "hard call of the mean over the --keep samples, as 'crosscohort sufficient' fills it: "
                         "the individual-level reference of the federated pooled fit")
     p.add_argument("--out-bfile", metavar="PREFIX", help="prefix of the filled fileset (--fill-missing)")
     p.add_argument("--keep", help="the cohort's QC'd samples (--fill-missing; default all)")
+    p.add_argument("--extract", help="--fill-missing: copy only these variant IDs (one a line; default all)")
     p.add_argument("--qc", nargs="+", metavar="COHORT=PREFIX", help="each cohort's 'crosscohort qc' output prefix")
     p.add_argument("--bim", help="the .bim shared by the cohorts (variant order of the kept list)")
     p.add_argument("--out-qc-prefix", help="prefix of the pooled QC files to write")
+    p.add_argument("--variants", choices=["union", "intersection"], default="union",
+                   help="--qc: keep the variants any cohort's QC kept (union; default) or only those every "
+                        "cohort's QC kept (intersection: the federated pooled fit's individual-level reference)")
     p.set_defaults(func=run)

@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--compare", type=Path, metavar="COMPARE.json", help="comparison metrics (JSON)")
     p.add_argument("--federated-compare", type=Path, metavar="COMPARE.json",
                    help="comparison metrics of the meta-analysis against the federated pooled fit (pool-fit)")
+    p.add_argument("--individual-fit-compare", type=Path, metavar="SAME.json",
+                   help="the federated pooled fit against the individual-level fit of the same model "
+                        "(crosscohort compare --federated; the demo)")
     p.add_argument("--compare-table", type=Path, metavar="COMPARE.tsv", help="comparison table (TSV)")
     p.add_argument("--compare-loci", type=Path, metavar="COMPARE.loci.tsv",
                    help="comparison loci table (crosscohort compare's PREFIX.loci.tsv)")
@@ -97,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         compare_path=args.compare,
         compare_table_path=args.compare_table,
         federated_compare_path=args.federated_compare,
+        individual_fit_compare_path=args.individual_fit_compare,
         ledger_paths=args.ledger,
         audit_paths=args.audit,
         manifest_paths=args.manifest,

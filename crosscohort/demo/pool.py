@@ -17,7 +17,8 @@ from crosscohort.contract.errors import InputError
 from crosscohort.contract.ledger import write_ledgers
 from crosscohort.runtime.atomic import write_text
 
-__all__ = ["read_plink_table", "pool_tables", "cohort_specific", "write_plink_table", "fill_missing_calls"]
+__all__ = ["read_plink_table", "pool_tables", "join_tables", "cohort_specific", "write_plink_table",
+           "fill_missing_calls"]
 
 
 def read_plink_table(path: str | Path) -> pl.DataFrame:
@@ -53,6 +54,26 @@ def pool_tables(tables: dict[str, pl.DataFrame], *, indicators: bool) -> pl.Data
             t = t.with_columns([pl.lit("1" if c == d else "0").alias(f"cohort_{d}") for d in cohorts[1:]])
         parts.append(t)
     return pl.concat(parts)
+
+
+def join_tables(tables: list[pl.DataFrame], *, cohort: str) -> pl.DataFrame:
+    """One cohort's tables (e.g. its covariate file and its PCs) joined on ``#FID IID``.
+
+    A sample absent from one table gets ``NA`` in that table's columns (left
+    out of any fit that uses them, as in the cohort's own analysis).
+
+    Raises
+    ------
+    InputError
+        A column other than ``#FID IID`` in two of the tables.
+    """
+    out = tables[0]
+    for t in tables[1:]:
+        clash = [c for c in t.columns if c in out.columns and c not in ("#FID", "IID")]
+        if clash:
+            raise InputError(f"cohort {cohort!r}: column(s) {clash} in two of its cohort-specific tables")
+        out = out.join(t, on=["#FID", "IID"], how="full", coalesce=True)
+    return out.with_columns(pl.exclude("#FID", "IID").fill_null("NA"))
 
 
 def cohort_specific(pooled: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
@@ -95,7 +116,8 @@ def write_plink_table(df: pl.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def pool_qc(qc_prefixes: dict[str, str | Path], *, bim: str | Path) -> tuple[pl.DataFrame, list[str], list]:
+def pool_qc(qc_prefixes: dict[str, str | Path], *, bim: str | Path,
+            variants: str = "union") -> tuple[pl.DataFrame, list[str], list]:
     """The pooled arm's QC: the union of the cohorts' own QC results.
 
     The pooled arm must analyse the same people and variants as the
@@ -106,6 +128,12 @@ def pool_qc(qc_prefixes: dict[str, str | Path], *, bim: str | Path) -> tuple[pl.
     Hardy-Weinberg tests that fail only through the Wahlund effect, a
     difference of data preparation rather than of method.
 
+    With ``variants="intersection"`` only the variants every cohort's QC
+    kept: the individual-level reference of the federated pooled fit, which
+    sums a variant in a cohort only where that cohort's QC kept it (a
+    variant another cohort's QC removed would enter the stacked fit with
+    genotypes the federated fit never saw).
+
     Returns
     -------
     (samples, variant_ids, ledgers)
@@ -115,13 +143,18 @@ def pool_qc(qc_prefixes: dict[str, str | Path], *, bim: str | Path) -> tuple[pl.
     from crosscohort.contract.ledger import Ledger, read_ledgers
     from crosscohort.tre.genotypes import read_bim, read_id_list
 
+    if variants not in ("union", "intersection"):
+        raise InputError(f"pool --variants must be union or intersection; got {variants!r}")
     samples, kept_ids = [], set()
+    in_every: set | None = None
     n_samples_in = 0
     for cohort, prefix in qc_prefixes.items():
         prefix = str(prefix)
         keep = read_plink_table(prefix + ".samples.keep").rename({"#FID": "fid", "IID": "iid"})
         samples.append(keep.select("fid", "iid"))
-        kept_ids.update(read_id_list(prefix + ".variants.keep"))
+        ids_kept = set(read_id_list(prefix + ".variants.keep"))
+        kept_ids.update(ids_kept)
+        in_every = ids_kept if in_every is None else in_every & ids_kept
         ledgers = [lg for lg in read_ledgers([prefix + ".ledger.json"]) if lg.unit == "samples"]
         if len(ledgers) != 1:
             raise InputError(f"{prefix}.ledger.json: expected one samples ledger for cohort {cohort!r}, found {len(ledgers)}")
@@ -131,12 +164,15 @@ def pool_qc(qc_prefixes: dict[str, str | Path], *, bim: str | Path) -> tuple[pl.
     unknown = kept_ids.difference(ids)
     if unknown:
         raise InputError(f"{bim}: {len(unknown)} variant(s) kept by a cohort's QC are not in this .bim, e.g. {sorted(unknown)[0]!r}")
-    variants = [v for v in ids if v in kept_ids]
+    union = [v for v in ids if v in kept_ids]
+    kept = union if variants == "union" else [v for v in union if v in in_every]
     sample_ledger = Ledger(stage="qc", cohort="pooled", unit="samples", n_in=n_samples_in, n_kept=pooled.height)
     sample_ledger.remove("removed_by_cohort_qc", n_samples_in - pooled.height)
-    variant_ledger = Ledger(stage="qc", cohort="pooled", unit="variants", n_in=len(ids), n_kept=len(variants))
-    variant_ledger.remove("failed_qc_in_every_cohort", len(ids) - len(variants))
-    return pooled, variants, [sample_ledger.check(), variant_ledger.check()]
+    variant_ledger = Ledger(stage="qc", cohort="pooled", unit="variants", n_in=len(ids), n_kept=len(kept))
+    variant_ledger.remove("failed_qc_in_every_cohort", len(ids) - len(union))
+    if variants == "intersection":
+        variant_ledger.remove("failed_qc_in_a_cohort", len(union) - len(kept))
+    return pooled, kept, [sample_ledger.check(), variant_ledger.check()]
 
 
 def write_pooled_qc(samples: pl.DataFrame, variants: list[str], ledgers: list, out_prefix: str | Path) -> None:
@@ -153,7 +189,7 @@ _CODE_OF_DOSAGE = np.array([0b11, 0b10, 0b00], dtype=np.uint8)
 
 
 def fill_missing_calls(bfile: str | Path, out_prefix: str | Path, *, keep: str | Path | None = None,
-                       chunk_size: int = 4096) -> dict[str, int]:
+                       extract: str | Path | None = None, chunk_size: int = 4096) -> dict[str, int]:
     """Write a copy of a PLINK 1 fileset with every missing call filled as the federated sums fill it.
 
     The individual-level reference of the federated pooled fit: each
@@ -173,6 +209,11 @@ def fill_missing_calls(bfile: str | Path, out_prefix: str | Path, *, keep: str |
         Output prefix: ``.bed`` written, ``.bim`` and ``.fam`` copied.
     keep
         The cohort's ``--keep`` list (its QC'd samples).
+    extract
+        Variant IDs to copy (one a line, as ``.variants.keep``; default
+        all), in the input's order: the fill is per variant, so a subset
+        is filled exactly as the whole. Cohorts filled with one list on one
+        ``.bim`` stack.
 
     Returns
     -------
@@ -182,11 +223,12 @@ def fill_missing_calls(bfile: str | Path, out_prefix: str | Path, *, keep: str |
     Raises
     ------
     InputError
-        Output prefix equal to the input's (a file this did not write would be overwritten).
+        Output prefix equal to the input's (a file this did not write would be
+        overwritten), or an ``extract`` ID not in the input's ``.bim``.
     """
     import shutil
 
-    from crosscohort.tre.genotypes import Genotypes
+    from crosscohort.tre.genotypes import Genotypes, read_id_list
     from crosscohort.tre.phenotypes import read_sample_list
     from crosscohort.tre.sufficient import fill_missing, hard_call_fill
 
@@ -195,7 +237,15 @@ def fill_missing_calls(bfile: str | Path, out_prefix: str | Path, *, keep: str |
         raise InputError(f"{dst}: the filled fileset must not replace its input {src}")
     geno = Genotypes([src])
     ref = geno.sample_index(read_sample_list(keep) if keep is not None else None)
-    n, m = geno.n_samples, geno.n_variants
+    vidx = np.arange(geno.n_variants)
+    if extract is not None:
+        wanted = set(read_id_list(extract))
+        ids = geno.variants.get_column("id").to_list()
+        vidx = np.array([i for i, v in enumerate(ids) if v in wanted], dtype=np.int64)
+        unknown = wanted.difference(ids)
+        if unknown:
+            raise InputError(f"{extract}: {len(unknown)} variant ID(s) not in {src}.bim, e.g. {sorted(unknown)[0]!r}")
+    n, m = geno.n_samples, int(vidx.size)
     nb = (n + 3) // 4
     filled = with_missing = 0
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -203,7 +253,7 @@ def fill_missing_calls(bfile: str | Path, out_prefix: str | Path, *, keep: str |
     tmp = bed.with_name(f".{bed.name}.tmp")
     with open(tmp, "wb") as fh:
         fh.write(bytes([0x6C, 0x1B, 0x01]))
-        for vi, dos in geno.chunks(np.arange(m), chunk_size):
+        for vi, dos in geno.chunks(vidx, chunk_size):
             missing = np.isnan(dos)
             g = fill_missing(dos, hard_call_fill(dos[ref]))
             if not np.all(np.isin(g, (0.0, 1.0, 2.0))):
@@ -216,6 +266,11 @@ def fill_missing_calls(bfile: str | Path, out_prefix: str | Path, *, keep: str |
             packed = quads[:, :, 0] | (quads[:, :, 1] << 2) | (quads[:, :, 2] << 4) | (quads[:, :, 3] << 6)
             fh.write(np.ascontiguousarray(packed, dtype=np.uint8).tobytes())
     tmp.replace(bed)
-    for ext in (".bim", ".fam"):
-        shutil.copyfile(src.with_name(src.name + ext), dst.with_name(dst.name + ext))
+    shutil.copyfile(src.with_name(src.name + ".fam"), dst.with_name(dst.name + ".fam"))
+    bim = src.with_name(src.name + ".bim")
+    if extract is None:
+        shutil.copyfile(bim, dst.with_name(dst.name + ".bim"))
+    else:
+        lines = bim.read_text().splitlines(keepends=True)
+        write_text(dst.with_name(dst.name + ".bim"), "".join(lines[i] for i in vidx))
     return {"variants": m, "filled_calls": filled, "variants_with_missing": with_missing}

@@ -334,6 +334,40 @@ def missing_args(wildcards):
     return "--missing fill" if wildcards.cohort in SUFFICIENT else ""
 
 
+def trait_type(wildcards):
+    """The trait's type in the config: quantitative or binary."""
+    return config["traits"][wildcards.trait]["type"]
+
+
+def filled_source(wildcards):
+    """The PLINK 1 prefix whose missing calls individual_fit_fill fills (the demo's cohorts are .bed)."""
+    if sheet(wildcards.cohort, "genotype_format") != "bfile":
+        raise WorkflowError(
+            f"{wildcards.cohort}: the individual-level fit of the federated model fills PLINK 1 "
+            f"hard calls (genotype_format bfile); the sheet has {sheet(wildcards.cohort, 'genotype_format')}"
+        )
+    return shlex.quote(sheet(wildcards.cohort, "genotypes"))
+
+
+def individual_fit_covariates(wildcards):
+    """Covariates of the individual-level fit of pool_fit's model (columns of `pool --specific`).
+
+    Cohort intercepts (indicators after the first opted-in cohort), each
+    cohort's PCs as PCk_COHORT, and the study's covariates: shared for a
+    quantitative trait (pool_fit --shared), cohort-specific NAME_COHORT for a
+    binary one (pool_fit's one-step null keeps every covariate per cohort).
+    """
+    pcs = [f"PC{i}" for i in range(1, config["pca"]["n_pcs"] + 1)]
+    names = [f"cohort_{c}" for c in SUFFICIENT[1:]]
+    if trait_type(wildcards) == "quantitative":
+        names = list(config["covariates"]) + names
+        per_cohort = pcs
+    else:
+        per_cohort = list(config["covariates"]) + pcs
+    names += [f"{x}_{c}" for c in SUFFICIENT for x in per_cohort]
+    return ",".join(names)
+
+
 def pool_fit_dirs(wildcards):
     """The verified bundle directories of the opted-in cohorts, in sheet order."""
     return " ".join(f"{c}=exports/{c}" for c in SUFFICIENT)
@@ -374,6 +408,9 @@ def report_inputs(wildcards):
         inputs["compare_loci"] = f"results/compare/{t}.loci.tsv"
         if SUFFICIENT:
             inputs["federated_compare"] = f"results/compare/federated/{t}.json"
+            inputs["individual_fit_compare"] = (
+                f"results/compare/individual_fit/{t}.json"
+            )
     elif SUFFICIENT:
         # No individual-level pooled arm (central mode): the report's pooled arm is
         # the federated pooled fit of the cohorts that opted in.
@@ -401,6 +438,7 @@ def report_args(wildcards, input):
         ]
     if RUN_POOLED and SUFFICIENT:
         args += [f"--federated-compare {input.federated_compare}"]
+        args += [f"--individual-fit-compare {input.individual_fit_compare}"]
     return " ".join(args)
 
 
@@ -412,6 +450,8 @@ def final_outputs():
     reports = expand("results/report/{trait}.html", trait=TRAITS)
     if SUFFICIENT:
         reports += expand("results/compare/federated/{trait}.json", trait=TRAITS)
+    if SUFFICIENT and RUN_POOLED:
+        reports += expand("results/compare/individual_fit/{trait}.json", trait=TRAITS)
     if MODE == "central":
         return reports
     clumps = (

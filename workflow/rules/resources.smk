@@ -118,6 +118,37 @@ def association_runtime(wildcards, input, attempt):
     return int((10 + 2 * work * SECONDS_PER_SAMPLE_VARIANT / 60) * attempt)
 
 
+def _stacked_size(input):
+    """(samples, variants) of the filled filesets a job stacks: .fam lines, the first .bim's size.
+
+    Raises FileNotFoundError naming an input while it is only planned (the
+    resource is then <TBD> until the job is ready).
+    """
+    fams = [f for f in input.genotypes if f.endswith(".fam")]
+    bim = next(f for f in input.genotypes if f.endswith(".bim"))
+    return sum(_lines(f) for f in fams), int(
+        os.stat(bim).st_size / BIM_BYTES_PER_VARIANT
+    )
+
+
+def individual_fit_mem_mb(wildcards, input, attempt):
+    """Memory of the individual-level fit of the federated model: one trait's association of the
+    opted-in cohorts' filled filesets over all their variants (not scattered), as association_mem_mb.
+    """
+    n, m = _stacked_size(input)
+    chunk = config["association"]["chunk_size"]
+    chunk_mb = 6 * min(n * chunk * 8, 16 * 2**20) / 1e6
+    results_mb = 2 * m * 25 * 8 / 1e6
+    bim_mb = 3 * m * BIM_BYTES_PER_VARIANT / 1e6
+    return int((IMPORT_MB + 1.5 * (chunk_mb + results_mb + bim_mb)) * attempt)
+
+
+def individual_fit_runtime(wildcards, input, attempt):
+    """Minutes of that fit: samples x variants of one trait at the measured speed, x2."""
+    n, m = _stacked_size(input)
+    return int((10 + 2 * n * m * SECONDS_PER_SAMPLE_VARIANT / 60) * attempt)
+
+
 def wgr_mem_mb(wildcards, input, attempt):
     """Memory of step 1, x1.5.
 

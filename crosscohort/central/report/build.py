@@ -45,6 +45,7 @@ from crosscohort.central.report.sections import (
     lead_label,
     p_recomputed_image,
     read_loo,
+    same_model_table,
     se_image,
 )
 from crosscohort.contract.errors import InputError
@@ -455,6 +456,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
                  out_path: str | Path, meta_summary_path: str | Path | None = None,
                  pooled_path: str | Path | None = None, compare_path: str | Path | None = None,
                  federated_compare_path: str | Path | None = None,
+                 individual_fit_compare_path: str | Path | None = None,
                  compare_table_path: str | Path | None = None,
                  ledger_paths: Sequence[str | Path] = (),
                  audit_paths: Mapping[str, str | Path] | Sequence[str | Path] = (),
@@ -482,6 +484,10 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     federated_compare_path
         Optional: ``crosscohort compare``'s JSON of the meta-analysis against
         the federated pooled fit (``pool-fit``), shown beside the pooled arm's.
+    individual_fit_compare_path
+        Optional (the demo): ``crosscohort compare --federated``'s JSON of the
+        federated pooled fit against the individual-level fit of the same
+        model: the maximum relative differences of β, SE and p.
     ledger_paths
         Ledger JSON files (one ledger or a list each), any stage.
     audit_paths, manifest_paths
@@ -634,6 +640,9 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         compare_tables.extend(_generic_tables(
             headline, "meta-analysis vs federated pooled fit (crosscohort pool-fit over the cohorts that opted "
                       "in; variants released by their sufficient-statistics gates)"))
+    if individual_fit_compare_path is not None:
+        same = _read_json(individual_fit_compare_path, "federated vs individual-level comparison")
+        compare_tables.append(same_model_table(same, source=individual_fit_compare_path))
 
     # From here on only the meta-analysis's row count is used: free its columns
     # before the cohort tables are read.
