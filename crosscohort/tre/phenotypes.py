@@ -72,6 +72,29 @@ PhenoTransform = Literal["int"]
 #: Blom's offset c in (rank - c) / (n - 2c + 1) (Blom 1958; REGENIE, most GWAS pipelines).
 BLOM_OFFSET = 3.0 / 8.0
 
+def _read_text(path: Path, what: str) -> str:
+    """The text of a phenotype, covariate or sample-list file, a leading byte-order mark dropped.
+
+    Raises
+    ------
+    InputError
+        When ``path`` is missing, a directory, or not UTF-8 text (naming the line).
+    """
+    if not path.exists():
+        raise InputError(f"{path}: no such file (the {what})")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; expected the {what}")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{path}, line {line}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                         f"rule: the {what} is tab- or space-separated UTF-8 text") from exc
+    # Excel's "UTF-8" export starts with a byte-order mark; left in, it renames the first column.
+    return text.removeprefix("\ufeff")
+
+
 def _split(line: str, tabbed: bool, width: int | None = None) -> list[str]:
     line = line.rstrip("\n").rstrip("\r")
     if not tabbed:
@@ -105,10 +128,8 @@ def read_header(path: str | Path, *, kind: Literal["phenotype", "covariate"] = "
         Missing file, empty file or a header that does not start with the sample identifiers.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file (the {kind} file)")
-    with open(path) as fh:
-        first = fh.readline()
+    text = _read_text(path, f"{kind} file")
+    first = text[: text.find("\n") + 1] if "\n" in text else text
     if not first.strip():
         raise InputError(f"{path}: empty {kind} file; expected a '#FID IID name...' header line")
     header = _split(first, "\t" in first)
@@ -149,9 +170,7 @@ def read_table(path: str | Path, *, kind: Literal["phenotype", "covariate"] = "p
         that is not a number (naming file, line, column and value).
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file (the {kind} file)")
-    text = path.read_text()
+    text = _read_text(path, f"{kind} file")
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise InputError(f"{path}: empty {kind} file; expected a '#FID IID name...' header line")
@@ -234,7 +253,7 @@ def require_numeric(table: pl.DataFrame, column: str, *, source: str | Path, kin
 
 
 def _first_text_value(path: Path, column: str) -> tuple[int, str]:
-    lines = path.read_text().splitlines()
+    lines = _read_text(path, "phenotype or covariate file").splitlines()
     tabbed = "\t" in lines[0]
     header = _split(lines[0], tabbed)
     j = header.index(column)
@@ -445,12 +464,11 @@ def read_sample_list(path: str | Path) -> pl.DataFrame:
         Columns ``fid`` (null when the list gives IIDs only) and ``iid``.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file (the --keep sample list)")
+    text = _read_text(path, "sample list (--keep, --remove)")
     fids: list[str | None] = []
     iids: list[str] = []
     n_fields: int | None = None
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
