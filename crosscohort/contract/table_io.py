@@ -50,6 +50,7 @@ __all__ = [
     "open_gzip_writer",
     "ordered_map",
     "parse_block",
+    "read_text",
 ]
 
 #: Decompressed bytes read per block (then cut at the block's last line end). Blocks of
@@ -131,6 +132,32 @@ def header_line(path: str | Path) -> bytes:
     # A UTF-8 byte-order mark (Excel's "UTF-8" export) is read through, as polars does:
     # left in, it would rename the first column and lose it (chromosome -> "\ufeffchromosome").
     return line.removeprefix(b"\xef\xbb\xbf")
+
+
+def read_text(path: str | Path, what: str) -> str:
+    """The whole text of a small UTF-8 input file (a sample or ID list, a phenotype table), BOM dropped.
+
+    ``what`` names the file in messages (``"phenotype file"``).
+
+    Raises
+    ------
+    InputError
+        When ``path`` is missing, a directory, or not UTF-8 text (naming the line).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file (the {what})")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; expected the {what}")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{path}, line {line}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                         f"rule: the {what} is tab- or space-separated UTF-8 text") from exc
+    # Excel's "UTF-8" export starts with a byte-order mark; left in, it renames the first column.
+    return text.removeprefix("\ufeff")
 
 
 def header_names(line: bytes) -> list[str]:

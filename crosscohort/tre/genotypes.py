@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from crosscohort.contract.errors import InputError
+from crosscohort.contract.table_io import read_text
 from crosscohort.tre import _bed
 from crosscohort.tre.genotype_formats import Container, GenotypeSource, open_container
 
@@ -92,17 +93,14 @@ def read_bim(path: str | Path) -> pl.DataFrame:
 def read_fam(path: str | Path) -> pl.DataFrame:
     """Read a ``.fam`` file: ``fid, iid, father, mother, sex, pheno`` (sex 1 = male, 2 = female, 0 = unknown)."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file (the .fam of a PLINK 1 fileset)")
     rows = []
-    with open(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise InputError(f"{path}, line {lineno}: expected 6 fields (FID IID father mother sex pheno), got {len(parts)}")
-            rows.append(parts)
+    for lineno, line in enumerate(read_text(path, ".fam of a PLINK 1 fileset").splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 6:
+            raise InputError(f"{path}, line {lineno}: expected 6 fields (FID IID father mother sex pheno), got {len(parts)}")
+        rows.append(parts)
     if not rows:
         raise InputError(f"{path}: no samples")
     df = pl.DataFrame(rows, schema=["fid", "iid", "father", "mother", "sex", "pheno"], orient="row")
@@ -111,7 +109,8 @@ def read_fam(path: str | Path) -> pl.DataFrame:
 
 def read_id_list(path: str | Path) -> list[str]:
     """Read a one-column ID list (``.variants.keep``), ignoring ``#`` lines."""
-    return [ln.split()[0] for ln in Path(path).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    text = read_text(path, "variant ID list (--extract)")
+    return [ln.split()[0] for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ import polars as pl
 
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.sumstats import float_column
+from crosscohort.contract.table_io import read_text
 
 __all__ = [
     "MISSING_CODES",
@@ -71,28 +72,6 @@ TraitType = Literal["quantitative", "binary"]
 PhenoTransform = Literal["int"]
 #: Blom's offset c in (rank - c) / (n - 2c + 1) (Blom 1958; REGENIE, most GWAS pipelines).
 BLOM_OFFSET = 3.0 / 8.0
-
-def _read_text(path: Path, what: str) -> str:
-    """The text of a phenotype, covariate or sample-list file, a leading byte-order mark dropped.
-
-    Raises
-    ------
-    InputError
-        When ``path`` is missing, a directory, or not UTF-8 text (naming the line).
-    """
-    if not path.exists():
-        raise InputError(f"{path}: no such file (the {what})")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory; expected the {what}")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise InputError(f"{path}, line {line}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                         f"rule: the {what} is tab- or space-separated UTF-8 text") from exc
-    # Excel's "UTF-8" export starts with a byte-order mark; left in, it renames the first column.
-    return text.removeprefix("\ufeff")
 
 
 def _split(line: str, tabbed: bool, width: int | None = None) -> list[str]:
@@ -128,7 +107,7 @@ def read_header(path: str | Path, *, kind: Literal["phenotype", "covariate"] = "
         Missing file, empty file or a header that does not start with the sample identifiers.
     """
     path = Path(path)
-    text = _read_text(path, f"{kind} file")
+    text = read_text(path, f"{kind} file")
     first = text[: text.find("\n") + 1] if "\n" in text else text
     if not first.strip():
         raise InputError(f"{path}: empty {kind} file; expected a '#FID IID name...' header line")
@@ -170,7 +149,7 @@ def read_table(path: str | Path, *, kind: Literal["phenotype", "covariate"] = "p
         that is not a number (naming file, line, column and value).
     """
     path = Path(path)
-    text = _read_text(path, f"{kind} file")
+    text = read_text(path, f"{kind} file")
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise InputError(f"{path}: empty {kind} file; expected a '#FID IID name...' header line")
@@ -253,7 +232,7 @@ def require_numeric(table: pl.DataFrame, column: str, *, source: str | Path, kin
 
 
 def _first_text_value(path: Path, column: str) -> tuple[int, str]:
-    lines = _read_text(path, "phenotype or covariate file").splitlines()
+    lines = read_text(path, "phenotype or covariate file").splitlines()
     tabbed = "\t" in lines[0]
     header = _split(lines[0], tabbed)
     j = header.index(column)
@@ -464,7 +443,7 @@ def read_sample_list(path: str | Path) -> pl.DataFrame:
         Columns ``fid`` (null when the list gives IIDs only) and ``iid``.
     """
     path = Path(path)
-    text = _read_text(path, "sample list (--keep, --remove)")
+    text = read_text(path, "sample list (--keep, --remove)")
     fids: list[str | None] = []
     iids: list[str] = []
     n_fields: int | None = None
