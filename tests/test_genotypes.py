@@ -152,3 +152,16 @@ def test_read_id_list__a_byte_order_mark_does_not_hide_the_first_id(tmp_path):
 
     (tmp_path / "ids.txt").write_bytes(b"\xef\xbb\xbfrs1\r\nrs2\r\n")
     assert read_id_list(tmp_path / "ids.txt") == ["rs1", "rs2"]
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("1\trs1\t0\t10\tA\tC\n\n1\trs2\t0\t20\tG\tT\n", 2),  # blank line: counted as a variant before
+    ("1\trs1\t0\t10\tA\tC\n1\trs2\t0", 2),  # cut last line: alleles silently null before
+])
+def test_read_bim__a_blank_or_cut_line_names_its_line(tmp_path, text, line):
+    """Before: a blank line made a wrong '.bed size' error; a cut last line passed with null alleles."""
+    from crosscohort.tre.genotypes import read_bim
+
+    (tmp_path / "g.bim").write_text(text)
+    with pytest.raises(InputError, match=rf"g\.bim, line {line}: blank, or fewer than 6 fields"):
+        read_bim(tmp_path / "g.bim")

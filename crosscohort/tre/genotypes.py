@@ -87,6 +87,12 @@ def read_bim(path: str | Path) -> pl.DataFrame:
         raise InputError(f"{path}: not a 6-column tab-separated .bim file ({str(exc).splitlines()[0]})") from exc
     if df.height == 0:
         raise InputError(f"{path}: no variants")
+    # polars reads a blank line as a row of nulls and a cut line as a short row filled with
+    # nulls: the .bed would then be checked against a wrong count, or a variant lose its alleles.
+    cut = df.select(pl.any_horizontal(pl.col("chrom", "id", "pos", "a1", "a2").is_null()).arg_true().first()).item()
+    if cut is not None:
+        raise InputError(f"{path}, line {cut + 1}: blank, or fewer than 6 fields; rule: each line of a "
+                         f".bim is 'chrom id cm pos a1 a2', tab-separated, one per variant of the .bed")
     return df
 
 
