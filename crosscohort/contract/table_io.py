@@ -293,15 +293,32 @@ def parse_block(block: Block, *, path: str | Path, schema: dict[str, pl.DataType
     SumstatsError
         When a value does not parse as its column's type, naming the file, the
         line, the column and the value; or when a line does not parse at all
-        (more fields than the header), naming the block's lines.
+        (more or fewer fields than the header, not blank), naming the line.
     """
     if not _NOT_SPACE.search(block.data):  # no copy of the block to find out
         return pl.DataFrame(schema={c: schema[c] for c in columns})
+    # The parser fills a short line's missing fields with nulls: a line cut in a damaged
+    # transfer would pass with a value cut short (0.0824 for 0.08240962). Every line has
+    # len(schema) - 1 tabs, so a count of tab bytes (no copy) tells when to look line by line.
+    n_lines = block.data.count(b"\n") + (not block.data.endswith(b"\n"))
+    if block.data.count(b"\t") != (len(schema) - 1) * n_lines:
+        _check_fields(block, path=path, width=len(schema))
     try:
         return _read_block(block.data, schema, columns)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise SumstatsError(_locate(block, path=path, schema=schema, columns=columns,
                                     exc=exc)) from exc
+
+
+def _check_fields(block: Block, *, path: str | Path, width: int) -> None:
+    """Raise naming the first line of ``block`` that is not blank and has not ``width`` fields."""
+    for i, line in enumerate(block.data.split(b"\n")):
+        n = line.count(b"\t") + 1
+        if _NOT_SPACE.search(line) and n != width:
+            raise SumstatsError(
+                f"{path}: line {block.first_line() + i}: {n} fields, header has "
+                f"{width}; rule: every row has as many tab-separated fields as the header "
+                "(a cut or damaged line)")
 
 
 def _read_block(data: bytes, schema: dict[str, pl.DataType], columns: Sequence[str]) -> pl.DataFrame:
