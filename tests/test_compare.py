@@ -140,3 +140,20 @@ def test_compare_cli__tsv_reproduces_json_metrics_via_linregress(tmp_path):
     assert got.get("pooled_only", 0) == metrics["n_sig_pooled_only"]
     assert metrics["threshold"] == 1e-6 and metrics["window_kb"] == 100
     assert len(metrics["loci_meta_table"]) == metrics["n_loci_meta"]
+
+
+def test_compare_cli__an_unknown_chromosome_label_names_the_file_and_line(tmp_path, capsys):
+    """Before: 'pooled arm: column chromosome: unknown label 'chr99'' named neither file nor line."""
+    from crosscohort.cli import main
+
+    meta, pooled, _ = _arms(seed=3)
+    pooled = pooled.with_columns(
+        pl.when(pl.int_range(pl.len()) == 7).then(pl.lit("chr99")).otherwise(pl.col("chromosome"))
+        .alias("chromosome"))
+    write_sumstats(meta, tmp_path / "meta.tsv.gz")
+    write_sumstats(pooled, tmp_path / "pooled.tsv.gz")
+    rc = main(["compare", "--meta", str(tmp_path / "meta.tsv.gz"), "--pooled",
+               str(tmp_path / "pooled.tsv.gz"), "--out-prefix", str(tmp_path / "cmp")])
+    assert rc == 2
+    assert (r"pooled arm (" + str(tmp_path / "pooled.tsv.gz") + "): line 9: column chromosome: "
+            "unknown label 'chr99'") in capsys.readouterr().err

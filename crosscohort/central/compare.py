@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import polars as pl
@@ -242,16 +243,20 @@ def _agreement(bm: np.ndarray, bp: np.ndarray) -> Agreement:
     return Agreement(n=n, pearson_r=r, slope=slope, intercept=float(bm.mean() - slope * bp.mean()))
 
 
-def _arm(df: pl.DataFrame, name: str) -> pl.DataFrame:
+def _arm(df: pl.DataFrame, name: str, source: str | None = None) -> pl.DataFrame:
+    where = f"{name} arm" + (f" ({source})" if source else "")
     missing = [c for c in (*VARIANT_KEY, "beta", "standard_error") if c not in df.columns]
     if missing:
-        raise InputError(f"{name} arm: missing column(s) {missing}; present: {df.columns}")
+        raise InputError(f"{where}: missing column(s) {missing}; present: {df.columns}")
     if "p_value" not in df.columns and "neg_log_10_p_value" not in df.columns:
-        raise InputError(f"{name} arm: needs p_value or neg_log_10_p_value; present: {df.columns}")
-    codes = normalise_chromosomes(df.get_column("chromosome"))
-    if codes.null_count() > df.get_column("chromosome").null_count():
-        bad = df.get_column("chromosome").filter(codes.is_null()).drop_nulls()[0]
-        raise InputError(f"{name} arm: column chromosome: unknown label {bad!r}")
+        raise InputError(f"{where}: needs p_value or neg_log_10_p_value; present: {df.columns}")
+    labels = df.get_column("chromosome")
+    codes = normalise_chromosomes(labels)
+    unknown = codes.is_null() & labels.is_not_null()
+    if unknown.any():
+        i = int(unknown.arg_true()[0])  # row i is file line i + 2 (the reader keeps every line)
+        raise InputError(f"{where}: line {i + 2}: column chromosome: unknown label {labels[i]!r}; "
+                         "rule: 1-22, X, Y, MT (chr prefix allowed) or 23-25")
     out = df.with_columns(
         codes.alias("chromosome"),
         pl.col("beta").cast(pl.Float64),
@@ -349,6 +354,7 @@ def compare_arms(
     threshold: float = THRESHOLD,
     window_kb: float = WINDOW_KB,
     cohorts: Mapping[str, pl.DataFrame] | None = None,
+    sources: Mapping[str, str] = MappingProxyType({}),
 ) -> Comparison:
     """Agreement of a meta-analysis with the pooled analysis of the same samples.
 
@@ -373,6 +379,9 @@ def compare_arms(
         variant), the cohort where its minor allele is most common, and the
         share of hits most common outside the largest cohort (by N, the
         largest ``n`` of its table).
+    sources
+        Where each arm was read (``{"meta": path, "pooled": path}``), named
+        in error messages.
 
     Returns
     -------
@@ -404,8 +413,8 @@ def compare_arms(
         raise ConfigError(f"--threshold must lie in (0, 1); got {threshold}")
     if window_kb < 0:
         raise ConfigError(f"--window-kb must be >= 0; got {window_kb}")
-    m = _arm(meta, "meta")
-    p = _arm(pooled, "pooled")
+    m = _arm(meta, "meta", sources.get("meta"))
+    p = _arm(pooled, "pooled", sources.get("pooled"))
     pcols = ["chromosome", "base_pair_location", "other_allele", "effect_allele", *_ARM_COLUMNS]
     p_sel = p.select(pcols).rename({c: f"{c}_pooled" for c in _ARM_COLUMNS})
     het = [c for c in _HET_COLUMNS if c in m.columns]
