@@ -337,6 +337,12 @@ def _locate(block: Block, *, path: str | Path, schema: dict[str, pl.DataType],
     first_line = block.first_line()
     last = first_line + block.data.count(b"\n") - 1
     try:
+        block.data.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        line = first_line + block.data.count(b"\n", 0, bad.start)
+        return (f"{path}: line {line}: not UTF-8 text ({bad.reason}, byte 0x{block.data[bad.start]:02x}); "
+                "rule: UTF-8 text (e.g. iconv -f latin1 -t utf-8)")
+    try:
         text = _read_block(block.data, {c: pl.String for c in schema}, columns)
     except pl.exceptions.PolarsError:
         return f"{path}: lines {first_line}-{last}: {first}"
