@@ -375,3 +375,13 @@ def test_report__federated_compare_metrics_shown_beside_the_pooled_arm(tmp_path,
     html = out.read_text(encoding="utf-8")
     assert "meta-analysis vs federated pooled fit" in html
     assert "4,321" in html and "1.012" in html and "loci_table" not in html
+
+
+def test_report__a_latin1_ledger_names_its_line_not_a_unicode_traceback(tmp_path):
+    """Before: UnicodeDecodeError from read_text() ('crosscohort report --ledger' traceback)."""
+    from crosscohort.central.report.build import ReportError, _read_ledger_file
+
+    bad = tmp_path / "ledger.json"
+    bad.write_bytes('[{"stage": "qc",\n "cohort": "M\xfcnchen", "n_in": 1, "n_kept": 1}]'.encode("latin-1"))
+    with pytest.raises(ReportError, match=r"ledger\.json: line 2: ledger is not UTF-8 text"):
+        _read_ledger_file(bad)
