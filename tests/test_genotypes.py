@@ -130,9 +130,10 @@ def test_decode__equals_the_format_table_for_any_bytes(n, data):
     np.testing.assert_array_equal(_bed.decode_dosages(packed, n, samples=sel), want[:, sel])
 
 
-@pytest.mark.parametrize(("reader", "name"), [("read_id_list", "ids.txt"), ("read_fam", "g.fam")])
+@pytest.mark.parametrize(("reader", "name"), [("read_id_list", "ids.txt"), ("read_fam", "g.fam"), ("read_bim", "g.bim")])
 def test_id_list_and_fam__directory_or_latin1_is_an_input_error_not_a_traceback(tmp_path, reader, name):
-    """Before: IsADirectoryError and UnicodeDecodeError tracebacks from 'assoc --extract' / a .fam."""
+    """Before: IsADirectoryError and UnicodeDecodeError tracebacks from 'assoc --extract' / a .fam;
+    for a .bim, polars' 'failed to retrieve file schemas' and 'invalid utf-8' without a line."""
     from crosscohort.tre import genotypes
 
     read = getattr(genotypes, reader)
@@ -141,7 +142,7 @@ def test_id_list_and_fam__directory_or_latin1_is_an_input_error_not_a_traceback(
         read(tmp_path / name)
     other = tmp_path / "latin1" / name
     other.parent.mkdir()
-    other.write_bytes("F1 I1 0 0 1 -9\nF2 Jos\xe9 0 0 2 -9\n".encode("latin-1"))
+    other.write_bytes("F1\tI1\t0\t0\t1\t-9\nF2\tJos\xe9\t0\t0\t2\t-9\n".encode("latin-1"))
     with pytest.raises(InputError, match=rf"{name}, line 2: not UTF-8 text"):
         read(other)
 

@@ -74,6 +74,8 @@ def read_bim(path: str | Path) -> pl.DataFrame:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file (the .bim of a PLINK 1 fileset)")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; expected the .bim of a PLINK 1 fileset")
     try:
         df = pl.read_csv(
             path,
@@ -84,6 +86,8 @@ def read_bim(path: str | Path) -> pl.DataFrame:
                               "pos": pl.Int64, "a1": pl.String, "a2": pl.String},
         )
     except pl.exceptions.PolarsError as exc:
+        if "utf-8" in str(exc).lower():  # name the line: read_text finds the byte
+            read_text(path, ".bim of a PLINK 1 fileset")
         raise InputError(f"{path}: not a 6-column tab-separated .bim file ({str(exc).splitlines()[0]})") from exc
     if df.height == 0:
         raise InputError(f"{path}: no variants")
