@@ -11,6 +11,7 @@ one-step method's error is measured, not hidden).
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -441,3 +442,20 @@ def test_pool_fit__next_chromosome_not_read_while_the_current_one_is_fitted(tmp_
     assert rows_read == [30, 30]  # everything was read in the end
     first = at_first_fit[0]
     assert len(first) == 2 and all(12 <= r <= 12 + 3 for r in first), first
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda raw: raw[: len(raw) // 2], r"t\.sufficient\.tsv\.gz: cannot read header"),  # EOFError before
+    (lambda raw: gzip.compress(b"\xef\xbb\xbf" + gzip.decompress(raw)), None),  # 'chromosome missing' before
+])
+def test_pool_fit__a_cut_gzip_or_a_byte_order_mark_in_the_sums(tmp_path, damage, message):
+    """A gzip cut inside the header's stream was an EOFError traceback; a BOM renamed the first column."""
+    inputs = _two_chromosome_inputs(tmp_path)
+    whole = pool_fit(inputs, shared=["age"]).table
+    path = inputs[0][1]
+    path.write_bytes(damage(path.read_bytes()))
+    if message is None:
+        assert pool_fit(inputs, shared=["age"]).table.equals(whole)
+    else:
+        with pytest.raises(InputError, match=message):
+            pool_fit(inputs, shared=["age"])
