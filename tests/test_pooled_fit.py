@@ -459,3 +459,15 @@ def test_pool_fit__a_cut_gzip_or_a_byte_order_mark_in_the_sums(tmp_path, damage,
     else:
         with pytest.raises(InputError, match=message):
             pool_fit(inputs, shared=["age"])
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"cohort": "M\xfcnchen"}'.encode("latin-1"), r"t\.block\.json: not a readable cohort block JSON"),
+    (b"5", r"t\.block\.json: a cohort block is a JSON object"),
+])
+def test_pool_fit__a_latin1_or_non_object_block_json_is_an_input_error(tmp_path, text, message):
+    """Before: UnicodeDecodeError, and TypeError ('in' on an int), tracebacks from read_block."""
+    inputs = _two_chromosome_inputs(tmp_path)
+    inputs[0][0].write_bytes(text)
+    with pytest.raises(InputError, match=message):
+        pool_fit(inputs, shared=["age"])
