@@ -114,6 +114,9 @@ class Comparison:
     share_hits_most_common_outside_largest: float = float("nan")
     n_cohort_specific_loci: int = 0
     loci: pl.DataFrame = field(default_factory=pl.DataFrame)
+    #: Shared variants without an estimate in an arm (beta or SE missing or not finite, SE <= 0,
+    #: e.g. plink2's NA rows): counted here, left out of the agreement and the SE ratio.
+    n_shared_no_estimate: int = 0
 
     def to_dict(self) -> dict:
         """JSON-ready metrics (NaN as null) with each arm's loci as lists of records."""
@@ -395,7 +398,10 @@ def compare_arms(
     allele pair is counted in ``n_allele_mismatch``. The regression is
     β_meta on β_pooled (slope and intercept by least squares), over all
     shared variants and over those significant in either arm. ``se_ratio_median``
-    is the median of SE_meta / SE_pooled over shared variants. Significance
+    is the median of SE_meta / SE_pooled over shared variants. A shared variant
+    with no estimate in an arm (beta or SE missing or not finite, or SE <= 0:
+    plink2's and assoc's NA rows) is counted in ``n_shared_no_estimate`` and
+    left out of the regression and the SE ratio. Significance
     counts ``n_sig_meta``... are over shared variants; ``n_sig_*_all`` over each
     whole arm. Loci and λ_GC use each whole arm.
 
@@ -439,8 +445,12 @@ def compare_arms(
     sig_p = shared.get_column("neg_log_10_p_value_pooled").to_numpy() > thr
     bm = shared.get_column("beta_meta").to_numpy()
     bp = shared.get_column("beta_pooled").to_numpy()
-    se_ratio = shared.get_column("standard_error_meta").to_numpy() / shared.get_column(
-        "standard_error_pooled").to_numpy()
+    se_m = shared.get_column("standard_error_meta").to_numpy()
+    se_p = shared.get_column("standard_error_pooled").to_numpy()
+    # A row with no estimate (NA beta/SE) would make r, the slope and the median NaN.
+    with np.errstate(invalid="ignore"):
+        est = np.isfinite(bm) & np.isfinite(bp) & (se_m > 0) & (se_p > 0) & np.isfinite(se_m) & np.isfinite(se_p)
+    se_ratio = se_m[est] / se_p[est]
     either = sig_m | sig_p
     cls = np.where(sig_m & sig_p, "both", np.where(sig_m, "meta_only", "pooled_only"))
     variants = shared.with_columns(pl.Series("class", cls)).filter(pl.Series(either))
@@ -475,8 +485,9 @@ def compare_arms(
         n_shared=shared.height,
         n_pooled_swapped=rev.height,
         n_allele_mismatch=mismatch,
-        all_shared=_agreement(bm, bp),
-        significant_either=_agreement(bm[either], bp[either]),
+        n_shared_no_estimate=int((~est).sum()),
+        all_shared=_agreement(bm[est], bp[est]),
+        significant_either=_agreement(bm[either & est], bp[either & est]),
         se_ratio_median=float(np.median(se_ratio)) if se_ratio.size else float("nan"),
         n_sig_meta_all=int((m.get_column("neg_log_10_p_value").to_numpy() > thr).sum()),
         n_sig_pooled_all=int((p.get_column("neg_log_10_p_value").to_numpy() > thr).sum()),
