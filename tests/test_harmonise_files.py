@@ -142,3 +142,11 @@ def test_files__a_harmonised_table_harmonised_again_is_no_traceback(tmp_path):
     assert lg["n_in"] == lg["n_kept"] == 20
     assert main(["meta", "--format", "auto", "--out", str(tmp_path / "m.tsv.gz"), f"a={p}",
                  f"b={tmp_path / 'o' / 'a.tsv.gz'}"]) == 0
+
+
+def test_files__a_latin1_column_map_names_its_line_not_a_unicode_traceback(tmp_path, capsys):
+    """Before: UnicodeDecodeError from read_text() ('harmonise --columns' traceback)."""
+    m = tmp_path / "map.yaml"
+    m.write_bytes("columns:\n  beta: B\xe9TA\n".encode("latin-1"))
+    _fails(["harmonise", "--columns", str(m), "--out-dir", str(tmp_path / "o"),
+            f"c={_raw(tmp_path / 'a.txt', m=5)}"], capsys, "map.yaml: line 2", "not UTF-8")

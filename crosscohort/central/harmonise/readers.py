@@ -189,9 +189,13 @@ def read_column_map(path: str | Path) -> dict:
     """
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the column mapping ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes().count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}: line {line}: the column mapping is not UTF-8 text ({exc.reason}); "
+                          "rule: a YAML file in UTF-8 (e.g. iconv -f latin1 -t utf-8)") from exc
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping with key 'columns'")
     allowed = {"columns", "format", "numeric_alleles", "default_n", "missing"}
