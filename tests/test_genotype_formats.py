@@ -329,3 +329,16 @@ def test_sample_and_variant_files__a_directory_or_latin1_is_an_input_error(tmp_p
     with pytest.raises(InputError, match=rf"{name}, line 3: not UTF-8 text" if reader == "read_psam"
                        else rf"{name}, line 4: not UTF-8 text"):
         read(other)
+
+
+def test_vcf__latin1_sample_ids_are_an_input_error_not_a_traceback(tmp_path):
+    """Before: cyvcf2's UnicodeDecodeError from VCF.samples (a traceback from 'assoc --vcf')."""
+    from crosscohort.tre.genotype_formats import GenotypeSource, open_container
+
+    p = tmp_path / "l1.vcf"
+    p.write_bytes("##fileformat=VCFv4.2\n##contig=<ID=1>\n"
+                  '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+                  "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tA1\tJos\xe9\n"
+                  "1\t10\trs1\tA\tC\t.\t.\t.\tGT\t0/1\t1/1\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"l1\.vcf: the #CHROM header line's sample IDs are not UTF-8"):
+        open_container(GenotypeSource("vcf", str(p)))

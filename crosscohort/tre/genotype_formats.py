@@ -580,7 +580,12 @@ class VcfContainer:
         if field not in formats:
             raise InputError(f"{self.path}: FORMAT field {field} is not declared in the header")
         self.field = field
-        iids = list(vcf.samples)
+        try:
+            iids = list(vcf.samples)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{self.path}: the #CHROM header line's sample IDs are not UTF-8 text "
+                             f"({exc.reason}: {exc.object[max(0, exc.start - 10):exc.end + 10]!r}); "
+                             "rule: VCF is UTF-8 (e.g. bcftools reheader with UTF-8 names)") from exc
         if not iids:
             raise InputError(f"{self.path}: no samples")
         n = len(iids)
