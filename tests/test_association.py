@@ -312,6 +312,19 @@ def test_build_designs__standardised_design_with_intercept(small):
     np.testing.assert_allclose(d.design[:, 1:].std(axis=0), 1.0, rtol=1e-12)
 
 
+def test_build_designs__keep_ids_not_genotyped_are_counted_in_the_log(small):
+    """Before: a --keep ID absent from the .fam vanished from the count with no word."""
+    from crosscohort.tre.genotypes import Genotypes
+    from crosscohort.tre.phenotypes import read_table
+
+    keep = pl.DataFrame({"fid": [f"f{i}" for i in range(20)] + ["nobody", "nobody2"],
+                         "iid": [f"s{i}" for i in range(20)] + ["x", "y"]})
+    log = io.StringIO()
+    build_designs(Genotypes([small["prefix"]]).samples, read_table(small["pheno"]), [], traits=["qt"],
+                  keep=keep, log=log)
+    assert "--keep: 20 genotyped samples listed, 2 listed sample(s) not among the genotype samples" in log.getvalue()
+
+
 # ------------------------------------------------------------------------ kernel properties
 
 

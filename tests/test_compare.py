@@ -140,3 +140,38 @@ def test_compare_cli__tsv_reproduces_json_metrics_via_linregress(tmp_path):
     assert got.get("pooled_only", 0) == metrics["n_sig_pooled_only"]
     assert metrics["threshold"] == 1e-6 and metrics["window_kb"] == 100
     assert len(metrics["loci_meta_table"]) == metrics["n_loci_meta"]
+
+
+def test_compare_cli__an_unknown_chromosome_label_names_the_file_and_line(tmp_path, capsys):
+    """Before: 'pooled arm: column chromosome: unknown label 'chr99'' named neither file nor line."""
+    from crosscohort.cli import main
+
+    meta, pooled, _ = _arms(seed=3)
+    pooled = pooled.with_columns(
+        pl.when(pl.int_range(pl.len()) == 7).then(pl.lit("chr99")).otherwise(pl.col("chromosome"))
+        .alias("chromosome"))
+    write_sumstats(meta, tmp_path / "meta.tsv.gz")
+    write_sumstats(pooled, tmp_path / "pooled.tsv.gz")
+    rc = main(["compare", "--meta", str(tmp_path / "meta.tsv.gz"), "--pooled",
+               str(tmp_path / "pooled.tsv.gz"), "--out-prefix", str(tmp_path / "cmp")])
+    assert rc == 2
+    assert (r"pooled arm (" + str(tmp_path / "pooled.tsv.gz") + "): line 9: column chromosome: "
+            "unknown label 'chr99'") in capsys.readouterr().err
+
+
+def test_compare__a_shared_variant_without_an_estimate_is_counted_not_a_nan_agreement():
+    """A pooled NA row (a variant assoc or plink2 could not fit). Before: pearson_r, slope and
+    se_ratio_median all NaN from that one row, with no count saying why."""
+    meta, pooled, _ = _arms(seed=3)
+    whole = compare_arms(meta, pooled)
+    na = pl.int_range(pl.len()) == 50
+    cols = ("beta", "standard_error", "p_value", "neg_log_10_p_value")
+    holed = pooled.with_columns(pl.when(na).then(None).otherwise(pl.col(c)).alias(c) for c in cols)
+    got = compare_arms(meta, holed)
+    assert got.n_shared == whole.n_shared and got.n_shared_no_estimate == 1
+    assert got.all_shared.n == whole.all_shared.n - 1
+    # the same agreement as without that variant at all
+    without = compare_arms(meta, pooled.filter(~na))
+    assert got.all_shared.pearson_r == pytest.approx(without.all_shared.pearson_r, rel=1e-12)
+    assert got.se_ratio_median == pytest.approx(without.se_ratio_median, rel=1e-12)
+    assert got.to_dict()["n_shared_no_estimate"] == 1

@@ -309,6 +309,20 @@ def test_bundle__qc_ledgers_copied_as_counts(tmp_path: Path) -> None:
     assert meta["data_qc"][0]["n_kept"] == 7
 
 
+@pytest.mark.parametrize(("text", "message"), [
+    (b"5", r"qc\.ledger\.json: not a ledger JSON \(TypeError"),
+    (b'{"stage": "qc"}', r"qc\.ledger\.json: not a ledger JSON \(TypeError"),
+    ('{"stage": "q\xe9"}'.encode("latin-1"), r"qc\.ledger\.json: not a ledger JSON \(UnicodeDecodeError"),
+    (b"[]", r"qc\.ledger\.json: holds no ledger"),
+])
+def test_bundle__a_qc_ledger_that_is_not_a_ledger_is_an_input_error(tmp_path: Path, text, message) -> None:
+    """Before: TypeError/UnicodeDecodeError tracebacks from 'export --qc-ledger'; '[]' released no QC counts."""
+    led = tmp_path / "qc.ledger.json"
+    led.write_bytes(text)
+    with pytest.raises(UserError, match=message):
+        _export_small(tmp_path, _table([{}]), qc_ledgers=[led])
+
+
 def test_read_sample_ids__fam_psam_and_headerless_lists(tmp_path: Path) -> None:
     fam = _fam(tmp_path / "a.fam", [("0", "per0"), ("F1", "per1")])
     psam = tmp_path / "b.psam"

@@ -307,3 +307,38 @@ def test_cli__psam_without_vcf_is_refused(chrx, tmp_path, capsys):
                "--out-prefix", str(tmp_path / "q")])
     assert rc == 2
     assert "--psam" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("reader", "name"), [("read_psam", "g.psam"), ("read_bgen_sample", "g.sample"),
+                                              ("read_pvar", "g.pvar")])
+def test_sample_and_variant_files__a_directory_or_latin1_is_an_input_error(tmp_path, reader, name):
+    """Before: IsADirectoryError / UnicodeDecodeError tracebacks from open()/read_text()."""
+    from crosscohort.tre import genotype_formats
+
+    read = getattr(genotype_formats, reader)
+    (tmp_path / name).mkdir()
+    with pytest.raises(InputError, match=rf"{name}: is a directory"):
+        read(tmp_path / name)
+    if reader == "read_pvar":
+        return
+    other = tmp_path / "l1" / name
+    other.parent.mkdir()
+    text = ("#FID\tIID\tSEX\nF1\tI1\t1\nF2\tJos\xe9\t2\n" if reader == "read_psam"
+            else "ID_1 ID_2 missing sex\n0 0 0 D\nF1 I1 0 1\nF2 Jos\xe9 0 2\n")
+    other.write_bytes(text.encode("latin-1"))
+    with pytest.raises(InputError, match=rf"{name}, line 3: not UTF-8 text" if reader == "read_psam"
+                       else rf"{name}, line 4: not UTF-8 text"):
+        read(other)
+
+
+def test_vcf__latin1_sample_ids_are_an_input_error_not_a_traceback(tmp_path):
+    """Before: cyvcf2's UnicodeDecodeError from VCF.samples (a traceback from 'assoc --vcf')."""
+    from crosscohort.tre.genotype_formats import GenotypeSource, open_container
+
+    p = tmp_path / "l1.vcf"
+    p.write_bytes("##fileformat=VCFv4.2\n##contig=<ID=1>\n"
+                  '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+                  "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tA1\tJos\xe9\n"
+                  "1\t10\trs1\tA\tC\t.\t.\t.\tGT\t0/1\t1/1\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"l1\.vcf: the #CHROM header line's sample IDs are not UTF-8"):
+        open_container(GenotypeSource("vcf", str(p)))

@@ -128,3 +128,41 @@ def test_decode__equals_the_format_table_for_any_bytes(n, data):
     np.testing.assert_array_equal(got, want)
     sel = np.array(sorted(set(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n)))))
     np.testing.assert_array_equal(_bed.decode_dosages(packed, n, samples=sel), want[:, sel])
+
+
+@pytest.mark.parametrize(("reader", "name"), [("read_id_list", "ids.txt"), ("read_fam", "g.fam"), ("read_bim", "g.bim")])
+def test_id_list_and_fam__directory_or_latin1_is_an_input_error_not_a_traceback(tmp_path, reader, name):
+    """Before: IsADirectoryError and UnicodeDecodeError tracebacks from 'assoc --extract' / a .fam;
+    for a .bim, polars' 'failed to retrieve file schemas' and 'invalid utf-8' without a line."""
+    from crosscohort.tre import genotypes
+
+    read = getattr(genotypes, reader)
+    (tmp_path / name).mkdir()
+    with pytest.raises(InputError, match=rf"{name}: is a directory"):
+        read(tmp_path / name)
+    other = tmp_path / "latin1" / name
+    other.parent.mkdir()
+    other.write_bytes("F1\tI1\t0\t0\t1\t-9\nF2\tJos\xe9\t0\t0\t2\t-9\n".encode("latin-1"))
+    with pytest.raises(InputError, match=rf"{name}, line 2: not UTF-8 text"):
+        read(other)
+
+
+def test_read_id_list__a_byte_order_mark_does_not_hide_the_first_id(tmp_path):
+    """Before: the first ID read as '\\ufeffrs1' and was silently not extracted."""
+    from crosscohort.tre.genotypes import read_id_list
+
+    (tmp_path / "ids.txt").write_bytes(b"\xef\xbb\xbfrs1\r\nrs2\r\n")
+    assert read_id_list(tmp_path / "ids.txt") == ["rs1", "rs2"]
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("1\trs1\t0\t10\tA\tC\n\n1\trs2\t0\t20\tG\tT\n", 2),  # blank line: counted as a variant before
+    ("1\trs1\t0\t10\tA\tC\n1\trs2\t0", 2),  # cut last line: alleles silently null before
+])
+def test_read_bim__a_blank_or_cut_line_names_its_line(tmp_path, text, line):
+    """Before: a blank line made a wrong '.bed size' error; a cut last line passed with null alleles."""
+    from crosscohort.tre.genotypes import read_bim
+
+    (tmp_path / "g.bim").write_text(text)
+    with pytest.raises(InputError, match=rf"g\.bim, line {line}: blank, or fewer than 6 fields"):
+        read_bim(tmp_path / "g.bim")

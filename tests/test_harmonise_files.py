@@ -128,3 +128,25 @@ def test_files__meta_on_harmonised_tables_takes_the_cohort_id_from_the_file_name
 @pytest.mark.parametrize("item", ["FILE-that-is-missing.tsv"])
 def test_files__meta_without_cohort_id_and_no_such_file_is_a_config_error(tmp_path, capsys, item):
     _fails(["meta", "--out", str(tmp_path / "m.tsv"), item], capsys, "COHORT=FILE")
+
+
+def test_files__a_harmonised_table_harmonised_again_is_no_traceback(tmp_path):
+    """A harmonised table carries flag_eaf_far ('true'/'false', read as text). Before:
+    polars InvalidOperationError ('sum' on str) from harmonise, and from meta --format auto."""
+    rows = "".join(f"1\t{i * 10}\tA\tG\t0.1\t0.05\t0.04\trs{i}\t{'true' if i == 3 else 'false'}\n"
+                   for i in range(1, 21))
+    p = tmp_path / "a.tsv"
+    p.write_text(SSF.replace("\n", "\tflag_eaf_far\n") + rows)
+    assert main(["harmonise", "--out-dir", str(tmp_path / "o"), f"a={p}"]) == 0
+    lg = json.loads((tmp_path / "o" / "ledger.json").read_text())[0]
+    assert lg["n_in"] == lg["n_kept"] == 20
+    assert main(["meta", "--format", "auto", "--out", str(tmp_path / "m.tsv.gz"), f"a={p}",
+                 f"b={tmp_path / 'o' / 'a.tsv.gz'}"]) == 0
+
+
+def test_files__a_latin1_column_map_names_its_line_not_a_unicode_traceback(tmp_path, capsys):
+    """Before: UnicodeDecodeError from read_text() ('harmonise --columns' traceback)."""
+    m = tmp_path / "map.yaml"
+    m.write_bytes("columns:\n  beta: B\xe9TA\n".encode("latin-1"))
+    _fails(["harmonise", "--columns", str(m), "--out-dir", str(tmp_path / "o"),
+            f"c={_raw(tmp_path / 'a.txt', m=5)}"], capsys, "map.yaml: line 2", "not UTF-8")

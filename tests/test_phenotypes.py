@@ -163,3 +163,28 @@ def test_read_table__only_requested_columns_are_kept_yet_every_line_is_checked(t
     assert read_header(p) == ["a", "b", "c"]
     with pytest.raises(InputError, match=r"line 3: expected 5 fields as in the header, got 4"):
         read_table(_write(tmp_path, "FID IID a b c\n1 1 1 x 3\n1 2 2 4\n", "r.txt"), columns=["a"])
+
+
+@pytest.mark.parametrize("reader", [read_header, read_table, read_sample_list])
+def test_readers__a_directory_is_an_input_error_not_a_traceback(tmp_path, reader):
+    """Before: IsADirectoryError from open()/read_text() (a traceback)."""
+    (tmp_path / "p.tsv").mkdir()
+    with pytest.raises(InputError, match=r"p\.tsv: is a directory"):
+        reader(tmp_path / "p.tsv")
+
+
+@pytest.mark.parametrize("reader", [read_header, read_table, read_sample_list])
+def test_readers__latin1_text_names_the_line_not_a_unicode_traceback(tmp_path, reader):
+    """A Latin-1 export (é as one byte 0xE9) on line 3. Before: UnicodeDecodeError (a traceback)."""
+    p = tmp_path / "p.tsv"
+    p.write_bytes("#FID\tIID\tqt\nF1\tI1\t1\nF2\tJos\xe9\t2\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"p\.tsv, line 3: not UTF-8 text"):
+        reader(p)
+
+
+def test_read_table__a_utf8_byte_order_mark_is_read_through(tmp_path):
+    """Excel's UTF-8 export starts with a BOM. Before: 'header must start with #FID IID'."""
+    p = tmp_path / "p.tsv"
+    p.write_bytes(b"\xef\xbb\xbf#FID\tIID\tqt\nF1\tI1\t1\n")
+    assert read_header(p) == ["qt"]
+    assert read_table(p)["iid"].to_list() == ["I1"]

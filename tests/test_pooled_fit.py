@@ -11,6 +11,7 @@ one-step method's error is measured, not hidden).
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -316,6 +317,35 @@ def test_pool_fit__a_blank_line_in_the_sums_names_its_line_not_a_traceback(tmp_p
         pool_fit(inputs, shared=["age"], block_bytes=300)
 
 
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda raw: raw[: len(raw) // 2], r"t\.sufficient\.tsv\.gz: cannot read header"),  # EOFError before
+    (lambda raw: gzip.compress(b"\xef\xbb\xbf" + gzip.decompress(raw)), None),  # 'chromosome missing' before
+])
+def test_pool_fit__a_cut_gzip_or_a_byte_order_mark_in_the_sums(tmp_path, damage, message):
+    """A gzip cut inside the header's stream was an EOFError traceback; a BOM renamed the first column."""
+    inputs = _two_chromosome_inputs(tmp_path)
+    whole = pool_fit(inputs, shared=["age"]).table
+    path = inputs[0][1]
+    path.write_bytes(damage(path.read_bytes()))
+    if message is None:
+        assert pool_fit(inputs, shared=["age"]).table.equals(whole)
+    else:
+        with pytest.raises(InputError, match=message):
+            pool_fit(inputs, shared=["age"])
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"cohort": "M\xfcnchen"}'.encode("latin-1"), r"t\.block\.json: not a readable cohort block JSON"),
+    (b"5", r"t\.block\.json: a cohort block is a JSON object"),
+])
+def test_pool_fit__a_latin1_or_non_object_block_json_is_an_input_error(tmp_path, text, message):
+    """Before: UnicodeDecodeError, and TypeError ('in' on an int), tracebacks from read_block."""
+    inputs = _two_chromosome_inputs(tmp_path)
+    inputs[0][0].write_bytes(text)
+    with pytest.raises(InputError, match=message):
+        pool_fit(inputs, shared=["age"])
+
+
 def test_pool_fit__equals_the_individual_level_pooled_arm_pool_then_assoc(tmp_path):
     """The demo's individual-level arm with the same model: ``pool --fill-missing`` + ``pool --specific``
     + ``assoc`` on the stacked filled filesets equals ``sufficient`` + ``pool-fit``, with missing
@@ -500,3 +530,4 @@ def test_pool_fit__next_chromosome_not_read_while_the_current_one_is_fitted(tmp_
     assert rows_read == [30, 30]  # everything was read in the end
     first = at_first_fit[0]
     assert len(first) == 2 and all(12 <= r <= 12 + 3 for r in first), first
+

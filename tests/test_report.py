@@ -364,6 +364,16 @@ def test_report__ledgers_keyed_by_cohort_are_read_and_bad_counts_name_the_file(i
     assert "bad.json" in err and "in=10" in err
 
 
+def test_report__a_latin1_ledger_names_its_line_not_a_unicode_traceback(tmp_path):
+    """Before: UnicodeDecodeError from read_text() ('crosscohort report --ledger' traceback)."""
+    from crosscohort.central.report.build import ReportError, _read_ledger_file
+
+    bad = tmp_path / "ledger.json"
+    bad.write_bytes('[{"stage": "qc",\n "cohort": "M\xfcnchen", "n_in": 1, "n_kept": 1}]'.encode("latin-1"))
+    with pytest.raises(ReportError, match=r"ledger\.json: line 2: ledger is not UTF-8 text"):
+        _read_ledger_file(bad)
+
+
 def test_report__federated_compare_metrics_shown_beside_the_pooled_arm(tmp_path, inputs):
     d: Path = inputs["dir"]
     fed = tmp_path / "federated.json"

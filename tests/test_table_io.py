@@ -65,6 +65,40 @@ def test_parse_block__bad_value_names_line_column_and_value_in_any_block(tmp_pat
     assert got.height == 40
 
 
+@pytest.mark.parametrize("block", [7, 64, 1 << 20])
+@pytest.mark.parametrize(("cut", "fields"), [("2\t129\t0.1\n", 3), ("2\t129\t0.1", 3), ("2\t129\t0.1\trs\tx\n", 5)])
+def test_parse_block__a_cut_or_long_line_names_its_line_in_any_block(tmp_path, block, cut, fields):
+    """A line cut short (middle or last, without its line end) or with a field too many.
+
+    Before: a short line in the middle parsed with nulls for the missing fields (a value cut
+    short kept silently), and a cut last line gave polars' "column names specified in
+    schema not found" for "lines 42-41".
+    """
+    rows = _rows(40)
+    rows[29] = cut if cut.endswith("\n") else rows[29]  # file line 31
+    text = HEADER + "".join(rows) + ("" if cut.endswith("\n") else cut)
+    line = 31 if cut.endswith("\n") else 42
+    path = tmp_path / "cut.tsv"
+    path.write_text(text)
+    schema = schema_for(HEADER.rstrip("\n").split("\t"))
+    with pytest.raises(SumstatsError, match=rf"cut\.tsv: line {line}: {fields} fields, header has 4"):
+        for b in Blocks(path, block_bytes=block):
+            parse_block(b, path=path, schema=schema, columns=list(schema))
+
+
+@pytest.mark.parametrize("block", [7, 64, 1 << 20])
+def test_parse_block__latin1_text_names_its_line(tmp_path, block):
+    """Before: 'lines 2-41: invalid utf-8 sequence', the whole block's range."""
+    rows = _rows(40)
+    rows[29] = "2\t129\t0.1\trs\xe9\n"  # file line 31, é in Latin-1
+    path = tmp_path / "l1.tsv"
+    path.write_bytes((HEADER + "".join(rows)).encode("latin-1"))
+    schema = schema_for(HEADER.rstrip("\n").split("\t"))
+    with pytest.raises(SumstatsError, match=r"l1\.tsv: line 31: not UTF-8 text .*byte 0xe9"):
+        for b in Blocks(path, block_bytes=block):
+            parse_block(b, path=path, schema=schema, columns=list(schema))
+
+
 def test_parse_block__white_space_only_gives_no_rows_and_na_tokens_are_missing():
     schema = {"beta": pl.Float64, "rsid": pl.String}
     assert parse_block(Block(Path("x"), 0, b"\n  \n"), path="x", schema=schema, columns=["beta"]).height == 0

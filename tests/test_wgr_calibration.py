@@ -98,3 +98,17 @@ def test_relatives_calibration__equals_the_dense_quadratic_form_and_bad_tables_n
     bad.write_text("#FID1\tIID1\tIID2\tKINSHIP\n")
     with pytest.raises(InputError, match=r"line 1: column\(s\) \['FID2'\] missing"):
         read_relatives(bad, geno, log=sys.stderr)
+
+
+def test_read_relatives__a_directory_or_latin1_table_is_an_input_error(tmp_path):
+    """Before: IsADirectoryError / UnicodeDecodeError tracebacks from read_text() (wgr --relatives)."""
+    from crosscohort.contract.errors import InputError
+    from crosscohort.tre.association.wgr import read_relatives
+
+    (tmp_path / "d.kin0").mkdir()
+    with pytest.raises(InputError, match=r"d\.kin0: is a directory"):
+        read_relatives(tmp_path / "d.kin0", None, log=sys.stderr)
+    bad = tmp_path / "l.kin0"
+    bad.write_bytes("#FID1\tIID1\tFID2\tIID2\tKINSHIP\nF\tJos\xe9\tF\tB\t0.2\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"l\.kin0, line 2: not UTF-8 text"):
+        read_relatives(bad, None, log=sys.stderr)

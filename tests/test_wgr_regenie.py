@@ -145,3 +145,17 @@ def test_wgr_regenie_example__step2_reads_regenie_layout_loco(tmp_path, step1):
     ours = _step2(tmp_path, tmp_path / "regenie_pred.list", "from_regenie_loco")
     a = _agreement(ours, _golden())
     assert a["max_rel_log10p"] < 2e-5 and a["max_dbeta_over_se"] < 5e-5, a
+
+
+def test_read_pred_list__a_directory_or_latin1_list_is_an_input_error(tmp_path):
+    """Before: IsADirectoryError / UnicodeDecodeError tracebacks from read_text() (assoc --pred)."""
+    from crosscohort.contract.errors import InputError
+    from crosscohort.tre.association.regenie_files import read_pred_list
+
+    (tmp_path / "d_pred.list").mkdir()
+    with pytest.raises(InputError, match=r"d_pred\.list: is a directory"):
+        read_pred_list(tmp_path / "d_pred.list")
+    bad = tmp_path / "l_pred.list"
+    bad.write_bytes("ldl l_1.loco\nh\xe9ight l_2.loco\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"l_pred\.list, line 2: not UTF-8 text"):
+        read_pred_list(bad)

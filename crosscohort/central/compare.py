@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import polars as pl
@@ -113,6 +114,9 @@ class Comparison:
     share_hits_most_common_outside_largest: float = float("nan")
     n_cohort_specific_loci: int = 0
     loci: pl.DataFrame = field(default_factory=pl.DataFrame)
+    #: Shared variants without an estimate in an arm (beta or SE missing or not finite, SE <= 0,
+    #: e.g. plink2's NA rows): counted here, left out of the agreement and the SE ratio.
+    n_shared_no_estimate: int = 0
 
     def to_dict(self) -> dict:
         """JSON-ready metrics (NaN as null) with each arm's loci as lists of records."""
@@ -242,16 +246,20 @@ def _agreement(bm: np.ndarray, bp: np.ndarray) -> Agreement:
     return Agreement(n=n, pearson_r=r, slope=slope, intercept=float(bm.mean() - slope * bp.mean()))
 
 
-def _arm(df: pl.DataFrame, name: str) -> pl.DataFrame:
+def _arm(df: pl.DataFrame, name: str, source: str | None = None) -> pl.DataFrame:
+    where = f"{name} arm" + (f" ({source})" if source else "")
     missing = [c for c in (*VARIANT_KEY, "beta", "standard_error") if c not in df.columns]
     if missing:
-        raise InputError(f"{name} arm: missing column(s) {missing}; present: {df.columns}")
+        raise InputError(f"{where}: missing column(s) {missing}; present: {df.columns}")
     if "p_value" not in df.columns and "neg_log_10_p_value" not in df.columns:
-        raise InputError(f"{name} arm: needs p_value or neg_log_10_p_value; present: {df.columns}")
-    codes = normalise_chromosomes(df.get_column("chromosome"))
-    if codes.null_count() > df.get_column("chromosome").null_count():
-        bad = df.get_column("chromosome").filter(codes.is_null()).drop_nulls()[0]
-        raise InputError(f"{name} arm: column chromosome: unknown label {bad!r}")
+        raise InputError(f"{where}: needs p_value or neg_log_10_p_value; present: {df.columns}")
+    labels = df.get_column("chromosome")
+    codes = normalise_chromosomes(labels)
+    unknown = codes.is_null() & labels.is_not_null()
+    if unknown.any():
+        i = int(unknown.arg_true()[0])  # row i is file line i + 2 (the reader keeps every line)
+        raise InputError(f"{where}: line {i + 2}: column chromosome: unknown label {labels[i]!r}; "
+                         "rule: 1-22, X, Y, MT (chr prefix allowed) or 23-25")
     out = df.with_columns(
         codes.alias("chromosome"),
         pl.col("beta").cast(pl.Float64),
@@ -349,6 +357,7 @@ def compare_arms(
     threshold: float = THRESHOLD,
     window_kb: float = WINDOW_KB,
     cohorts: Mapping[str, pl.DataFrame] | None = None,
+    sources: Mapping[str, str] = MappingProxyType({}),
 ) -> Comparison:
     """Agreement of a meta-analysis with the pooled analysis of the same samples.
 
@@ -373,6 +382,9 @@ def compare_arms(
         variant), the cohort where its minor allele is most common, and the
         share of hits most common outside the largest cohort (by N, the
         largest ``n`` of its table).
+    sources
+        Where each arm was read (``{"meta": path, "pooled": path}``), named
+        in error messages.
 
     Returns
     -------
@@ -386,7 +398,10 @@ def compare_arms(
     allele pair is counted in ``n_allele_mismatch``. The regression is
     β_meta on β_pooled (slope and intercept by least squares), over all
     shared variants and over those significant in either arm. ``se_ratio_median``
-    is the median of SE_meta / SE_pooled over shared variants. Significance
+    is the median of SE_meta / SE_pooled over shared variants. A shared variant
+    with no estimate in an arm (beta or SE missing or not finite, or SE <= 0:
+    plink2's and assoc's NA rows) is counted in ``n_shared_no_estimate`` and
+    left out of the regression and the SE ratio. Significance
     counts ``n_sig_meta``... are over shared variants; ``n_sig_*_all`` over each
     whole arm. Loci and λ_GC use each whole arm.
 
@@ -404,8 +419,8 @@ def compare_arms(
         raise ConfigError(f"--threshold must lie in (0, 1); got {threshold}")
     if window_kb < 0:
         raise ConfigError(f"--window-kb must be >= 0; got {window_kb}")
-    m = _arm(meta, "meta")
-    p = _arm(pooled, "pooled")
+    m = _arm(meta, "meta", sources.get("meta"))
+    p = _arm(pooled, "pooled", sources.get("pooled"))
     pcols = ["chromosome", "base_pair_location", "other_allele", "effect_allele", *_ARM_COLUMNS]
     p_sel = p.select(pcols).rename({c: f"{c}_pooled" for c in _ARM_COLUMNS})
     het = [c for c in _HET_COLUMNS if c in m.columns]
@@ -430,8 +445,12 @@ def compare_arms(
     sig_p = shared.get_column("neg_log_10_p_value_pooled").to_numpy() > thr
     bm = shared.get_column("beta_meta").to_numpy()
     bp = shared.get_column("beta_pooled").to_numpy()
-    se_ratio = shared.get_column("standard_error_meta").to_numpy() / shared.get_column(
-        "standard_error_pooled").to_numpy()
+    se_m = shared.get_column("standard_error_meta").to_numpy()
+    se_p = shared.get_column("standard_error_pooled").to_numpy()
+    # A row with no estimate (NA beta/SE) would make r, the slope and the median NaN.
+    with np.errstate(invalid="ignore"):
+        est = np.isfinite(bm) & np.isfinite(bp) & (se_m > 0) & (se_p > 0) & np.isfinite(se_m) & np.isfinite(se_p)
+    se_ratio = se_m[est] / se_p[est]
     either = sig_m | sig_p
     cls = np.where(sig_m & sig_p, "both", np.where(sig_m, "meta_only", "pooled_only"))
     variants = shared.with_columns(pl.Series("class", cls)).filter(pl.Series(either))
@@ -466,8 +485,9 @@ def compare_arms(
         n_shared=shared.height,
         n_pooled_swapped=rev.height,
         n_allele_mismatch=mismatch,
-        all_shared=_agreement(bm, bp),
-        significant_either=_agreement(bm[either], bp[either]),
+        n_shared_no_estimate=int((~est).sum()),
+        all_shared=_agreement(bm[est], bp[est]),
+        significant_either=_agreement(bm[either & est], bp[either & est]),
         se_ratio_median=float(np.median(se_ratio)) if se_ratio.size else float("nan"),
         n_sig_meta_all=int((m.get_column("neg_log_10_p_value").to_numpy() > thr).sum()),
         n_sig_pooled_all=int((p.get_column("neg_log_10_p_value").to_numpy() > thr).sum()),

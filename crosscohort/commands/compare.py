@@ -107,6 +107,6 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--cohort {c!r} given twice")
         cohorts[c] = read_sumstats(path, required=(*_MIN[:4], "effect_allele_frequency"))
     result = compare_arms(meta, pooled, threshold=args.threshold, window_kb=args.window_kb,
-                          cohorts=cohorts)
+                          cohorts=cohorts, sources={"meta": args.meta, "pooled": args.pooled})
     write_comparison(result, args.out_prefix)
     return 0

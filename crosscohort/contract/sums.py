@@ -168,9 +168,12 @@ def read_block(path: str | Path) -> CohortBlock:
     """
     source = str(path)
     try:
-        obj = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{source}: not a readable cohort block JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{source}: a cohort block is a JSON object (keys cohort, trait, ...); "
+                         f"got a {type(obj).__name__}")
     missing = [k for k in ("cohort", "trait", "trait_type", "n", "covariates", "scale", "sum_x", "sum_y")
                if k not in obj]
     if missing:

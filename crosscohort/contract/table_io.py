@@ -50,6 +50,7 @@ __all__ = [
     "open_gzip_writer",
     "ordered_map",
     "parse_block",
+    "read_text",
 ]
 
 #: Decompressed bytes read per block (then cut at the block's last line end). Blocks of
@@ -131,6 +132,32 @@ def header_line(path: str | Path) -> bytes:
     # A UTF-8 byte-order mark (Excel's "UTF-8" export) is read through, as polars does:
     # left in, it would rename the first column and lose it (chromosome -> "\ufeffchromosome").
     return line.removeprefix(b"\xef\xbb\xbf")
+
+
+def read_text(path: str | Path, what: str) -> str:
+    """The whole text of a small UTF-8 input file (a sample or ID list, a phenotype table), BOM dropped.
+
+    ``what`` names the file in messages (``"phenotype file"``).
+
+    Raises
+    ------
+    InputError
+        When ``path`` is missing, a directory, or not UTF-8 text (naming the line).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file (the {what})")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; expected the {what}")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{path}, line {line}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                         f"rule: the {what} is tab- or space-separated UTF-8 text") from exc
+    # Excel's "UTF-8" export starts with a byte-order mark; left in, it renames the first column.
+    return text.removeprefix("\ufeff")
 
 
 def header_names(line: bytes) -> list[str]:
@@ -266,15 +293,37 @@ def parse_block(block: Block, *, path: str | Path, schema: dict[str, pl.DataType
     SumstatsError
         When a value does not parse as its column's type, naming the file, the
         line, the column and the value; or when a line does not parse at all
-        (more fields than the header), naming the block's lines.
+        (more or fewer fields than the header, not blank), naming the line.
     """
     if not _NOT_SPACE.search(block.data):  # no copy of the block to find out
         return pl.DataFrame(schema={c: schema[c] for c in columns})
+    # The parser fills a short line's missing fields with nulls: a line cut in a damaged
+    # transfer would pass with a value cut short (0.0824 for 0.08240962). Every line has
+    # len(schema) - 1 tabs, so a count of tab bytes tells when to look line by line (numpy
+    # counts without a copy and without the GIL, so the parse workers count in parallel).
+    import numpy as np
+
+    codes = np.frombuffer(block.data, dtype=np.uint8)
+    n_lines = int(np.count_nonzero(codes == 10)) + (not block.data.endswith(b"\n"))
+    if int(np.count_nonzero(codes == 9)) != (len(schema) - 1) * n_lines:
+        _check_fields(block, path=path, width=len(schema))
+    del codes
     try:
         return _read_block(block.data, schema, columns)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise SumstatsError(_locate(block, path=path, schema=schema, columns=columns,
                                     exc=exc)) from exc
+
+
+def _check_fields(block: Block, *, path: str | Path, width: int) -> None:
+    """Raise naming the first line of ``block`` that is not blank and has not ``width`` fields."""
+    for i, line in enumerate(block.data.split(b"\n")):
+        n = line.count(b"\t") + 1
+        if _NOT_SPACE.search(line) and n != width:
+            raise SumstatsError(
+                f"{path}: line {block.first_line() + i}: {n} fields, header has "
+                f"{width}; rule: every row has as many tab-separated fields as the header "
+                "(a cut or damaged line)")
 
 
 def _read_block(data: bytes, schema: dict[str, pl.DataType], columns: Sequence[str]) -> pl.DataFrame:
@@ -292,6 +341,12 @@ def _locate(block: Block, *, path: str | Path, schema: dict[str, pl.DataType],
     first = _reason(exc)
     first_line = block.first_line()
     last = first_line + block.data.count(b"\n") - 1
+    try:
+        block.data.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        line = first_line + block.data.count(b"\n", 0, bad.start)
+        return (f"{path}: line {line}: not UTF-8 text ({bad.reason}, byte 0x{block.data[bad.start]:02x}); "
+                "rule: UTF-8 text (e.g. iconv -f latin1 -t utf-8)")
     try:
         text = _read_block(block.data, {c: pl.String for c in schema}, columns)
     except pl.exceptions.PolarsError:

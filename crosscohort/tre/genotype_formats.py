@@ -57,6 +57,7 @@ import numpy as np
 import polars as pl
 
 from crosscohort.contract.errors import InputError
+from crosscohort.contract.table_io import read_text
 
 __all__ = [
     "GenotypeSource",
@@ -184,6 +185,8 @@ def open_container(source: GenotypeSource) -> Container:
 def _require(path: Path, what: str) -> None:
     if not path.exists():
         raise InputError(f"{path}: no such file ({what})")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; expected {what}")
 
 
 def _fam_frame(rows: list[list[str]]) -> pl.DataFrame:
@@ -203,27 +206,26 @@ def read_psam(path: str | Path) -> pl.DataFrame:
     _require(path, "the .psam of a PLINK 2 fileset")
     header: list[str] | None = None
     rows: list[list[str]] = []
-    with open(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = line.split()
-            if not parts or line.startswith("##"):
-                continue
-            if header is None and not rows and parts[0] in ("#FID", "#IID"):
-                header = [parts[0][1:]] + parts[1:]
-                continue
-            width = len(header) if header is not None else 6
-            if len(parts) != width:
-                raise InputError(f"{path}, line {lineno}: expected {width} fields, got {len(parts)}")
-            if header is None:
-                rows.append(parts)
-                continue
-            rec = dict(zip(header, parts, strict=True))
-            pheno_cols = [c for c in header if c not in ("FID", "IID", "SID", "PAT", "MAT", "SEX")]
-            rows.append([
-                rec.get("FID", "0"), rec["IID"], rec.get("PAT", "0"), rec.get("MAT", "0"),
-                {"1": "1", "2": "2", "M": "1", "F": "2", "m": "1", "f": "2"}.get(rec.get("SEX", "0"), "0"),
-                rec[pheno_cols[0]] if pheno_cols else "-9",
-            ])
+    for lineno, line in enumerate(read_text(path, ".psam of a PLINK 2 fileset").splitlines(), 1):
+        parts = line.split()
+        if not parts or line.startswith("##"):
+            continue
+        if header is None and not rows and parts[0] in ("#FID", "#IID"):
+            header = [parts[0][1:]] + parts[1:]
+            continue
+        width = len(header) if header is not None else 6
+        if len(parts) != width:
+            raise InputError(f"{path}, line {lineno}: expected {width} fields, got {len(parts)}")
+        if header is None:
+            rows.append(parts)
+            continue
+        rec = dict(zip(header, parts, strict=True))
+        pheno_cols = [c for c in header if c not in ("FID", "IID", "SID", "PAT", "MAT", "SEX")]
+        rows.append([
+            rec.get("FID", "0"), rec["IID"], rec.get("PAT", "0"), rec.get("MAT", "0"),
+            {"1": "1", "2": "2", "M": "1", "F": "2", "m": "1", "f": "2"}.get(rec.get("SEX", "0"), "0"),
+            rec[pheno_cols[0]] if pheno_cols else "-9",
+        ])
     if not rows:
         raise InputError(f"{path}: no samples")
     return _fam_frame(rows)
@@ -305,7 +307,7 @@ def read_bgen_sample(path: str | Path) -> pl.DataFrame:
     """
     path = Path(path)
     _require(path, "the .sample file of a BGEN")
-    lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
+    lines = [ln.split() for ln in read_text(path, ".sample file of a BGEN").splitlines() if ln.strip()]
     if len(lines) < 2 or len(lines[0]) < 2 or [c.upper() for c in lines[0][:2]] != ["ID_1", "ID_2"]:
         raise InputError(f"{path}: not an Oxford .sample file (first line must start 'ID_1 ID_2')")
     names = [c.lower() for c in lines[0]]
@@ -578,7 +580,12 @@ class VcfContainer:
         if field not in formats:
             raise InputError(f"{self.path}: FORMAT field {field} is not declared in the header")
         self.field = field
-        iids = list(vcf.samples)
+        try:
+            iids = list(vcf.samples)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{self.path}: the #CHROM header line's sample IDs are not UTF-8 text "
+                             f"({exc.reason}: {exc.object[max(0, exc.start - 10):exc.end + 10]!r}); "
+                             "rule: VCF is UTF-8 (e.g. bcftools reheader with UTF-8 names)") from exc
         if not iids:
             raise InputError(f"{self.path}: no samples")
         n = len(iids)

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from crosscohort.contract.errors import InputError
+from crosscohort.contract.table_io import read_text
 from crosscohort.tre import _bed
 from crosscohort.tre.genotype_formats import Container, GenotypeSource, open_container
 
@@ -73,6 +74,8 @@ def read_bim(path: str | Path) -> pl.DataFrame:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file (the .bim of a PLINK 1 fileset)")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; expected the .bim of a PLINK 1 fileset")
     try:
         df = pl.read_csv(
             path,
@@ -83,26 +86,31 @@ def read_bim(path: str | Path) -> pl.DataFrame:
                               "pos": pl.Int64, "a1": pl.String, "a2": pl.String},
         )
     except pl.exceptions.PolarsError as exc:
+        if "utf-8" in str(exc).lower():  # name the line: read_text finds the byte
+            read_text(path, ".bim of a PLINK 1 fileset")
         raise InputError(f"{path}: not a 6-column tab-separated .bim file ({str(exc).splitlines()[0]})") from exc
     if df.height == 0:
         raise InputError(f"{path}: no variants")
+    # polars reads a blank line as a row of nulls and a cut line as a short row filled with
+    # nulls: the .bed would then be checked against a wrong count, or a variant lose its alleles.
+    cut = df.select(pl.any_horizontal(pl.col("chrom", "id", "pos", "a1", "a2").is_null()).arg_true().first()).item()
+    if cut is not None:
+        raise InputError(f"{path}, line {cut + 1}: blank, or fewer than 6 fields; rule: each line of a "
+                         f".bim is 'chrom id cm pos a1 a2', tab-separated, one per variant of the .bed")
     return df
 
 
 def read_fam(path: str | Path) -> pl.DataFrame:
     """Read a ``.fam`` file: ``fid, iid, father, mother, sex, pheno`` (sex 1 = male, 2 = female, 0 = unknown)."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file (the .fam of a PLINK 1 fileset)")
     rows = []
-    with open(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise InputError(f"{path}, line {lineno}: expected 6 fields (FID IID father mother sex pheno), got {len(parts)}")
-            rows.append(parts)
+    for lineno, line in enumerate(read_text(path, ".fam of a PLINK 1 fileset").splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 6:
+            raise InputError(f"{path}, line {lineno}: expected 6 fields (FID IID father mother sex pheno), got {len(parts)}")
+        rows.append(parts)
     if not rows:
         raise InputError(f"{path}: no samples")
     df = pl.DataFrame(rows, schema=["fid", "iid", "father", "mother", "sex", "pheno"], orient="row")
@@ -111,7 +119,8 @@ def read_fam(path: str | Path) -> pl.DataFrame:
 
 def read_id_list(path: str | Path) -> list[str]:
     """Read a one-column ID list (``.variants.keep``), ignoring ``#`` lines."""
-    return [ln.split()[0] for ln in Path(path).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    text = read_text(path, "variant ID list (--extract)")
+    return [ln.split()[0] for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
 @dataclass(frozen=True)

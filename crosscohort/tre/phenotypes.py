@@ -45,6 +45,7 @@ import polars as pl
 
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.sumstats import float_column
+from crosscohort.contract.table_io import read_text
 
 __all__ = [
     "MISSING_CODES",
@@ -71,6 +72,7 @@ TraitType = Literal["quantitative", "binary"]
 PhenoTransform = Literal["int"]
 #: Blom's offset c in (rank - c) / (n - 2c + 1) (Blom 1958; REGENIE, most GWAS pipelines).
 BLOM_OFFSET = 3.0 / 8.0
+
 
 def _split(line: str, tabbed: bool, width: int | None = None) -> list[str]:
     line = line.rstrip("\n").rstrip("\r")
@@ -105,10 +107,8 @@ def read_header(path: str | Path, *, kind: Literal["phenotype", "covariate"] = "
         Missing file, empty file or a header that does not start with the sample identifiers.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file (the {kind} file)")
-    with open(path) as fh:
-        first = fh.readline()
+    text = read_text(path, f"{kind} file")
+    first = text[: text.find("\n") + 1] if "\n" in text else text
     if not first.strip():
         raise InputError(f"{path}: empty {kind} file; expected a '#FID IID name...' header line")
     header = _split(first, "\t" in first)
@@ -149,9 +149,7 @@ def read_table(path: str | Path, *, kind: Literal["phenotype", "covariate"] = "p
         that is not a number (naming file, line, column and value).
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file (the {kind} file)")
-    text = path.read_text()
+    text = read_text(path, f"{kind} file")
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise InputError(f"{path}: empty {kind} file; expected a '#FID IID name...' header line")
@@ -234,7 +232,7 @@ def require_numeric(table: pl.DataFrame, column: str, *, source: str | Path, kin
 
 
 def _first_text_value(path: Path, column: str) -> tuple[int, str]:
-    lines = path.read_text().splitlines()
+    lines = read_text(path, "phenotype or covariate file").splitlines()
     tabbed = "\t" in lines[0]
     header = _split(lines[0], tabbed)
     j = header.index(column)
@@ -445,12 +443,11 @@ def read_sample_list(path: str | Path) -> pl.DataFrame:
         Columns ``fid`` (null when the list gives IIDs only) and ``iid``.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file (the --keep sample list)")
+    text = read_text(path, "sample list (--keep, --remove)")
     fids: list[str | None] = []
     iids: list[str] = []
     n_fields: int | None = None
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue

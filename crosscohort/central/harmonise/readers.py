@@ -44,7 +44,7 @@ from crosscohort.central.harmonise.formats import (
     resolve_columns,
 )
 from crosscohort.contract.errors import ConfigError, InputError
-from crosscohort.contract.keys import EAF_MAX_DIFF
+from crosscohort.contract.keys import EAF_MAX_DIFF, FLAG_EAF_FAR
 from crosscohort.contract.stats import neg_log10_p_from_z, z_from_neg_log10_p
 from crosscohort.contract.sumstats import (
     FLAG_COLUMNS,
@@ -189,9 +189,13 @@ def read_column_map(path: str | Path) -> dict:
     """
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the column mapping ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes().count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}: line {line}: the column mapping is not UTF-8 text ({exc.reason}); "
+                          "rule: a YAML file in UTF-8 (e.g. iconv -f latin1 -t utf-8)") from exc
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping with key 'columns'")
     allowed = {"columns", "format", "numeric_alleles", "default_n", "missing"}
@@ -1009,7 +1013,9 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
         [pl.Series(f"{_FLAG}{k}", v) for k, v in flags.items() if k != "p_inconsistent_flagged"]
         + [pl.col(FLAG_P_INCONSISTENT).alias(f"{_FLAG}p_inconsistent_flagged")]
     )
-    drop = [c for c in ("odds_ratio", "ci_lower", "ci_upper", "z", _LINE) if c in out.columns]
+    # An earlier harmonisation's EAF flag (a harmonised table harmonised again) is read as
+    # text and is not this stage's judgement: it sets its own against its reference, if any.
+    drop = [c for c in ("odds_ratio", "ci_lower", "ci_upper", "z", _LINE, FLAG_EAF_FAR) if c in out.columns]
     return out.drop(drop)
 
 

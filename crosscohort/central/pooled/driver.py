@@ -32,10 +32,15 @@ from crosscohort.contract.errors import InputError
 from crosscohort.contract.sums import BLOCK_SUFFIX, VARIANT_SUFFIX, CohortBlock, read_block
 from crosscohort.contract.sumstats import (
     float_column,
-    open_binary,
     variant_id,
 )
-from crosscohort.contract.table_io import BLOCK_BYTES, Blocks, parse_block
+from crosscohort.contract.table_io import (
+    BLOCK_BYTES,
+    Blocks,
+    header_line,
+    header_names,
+    parse_block,
+)
 
 __all__ = ["PoolFitResult", "read_sums", "pool_fit", "pool_fit_to_file", "sufficient_paths"]
 
@@ -78,12 +83,9 @@ def _sum_pieces(path: Path, block: CohortBlock, *, block_bytes: int) -> Iterator
         Unreadable file, a column the block's trait type needs absent, or
         chromosomes out of order.
     """
-    try:
-        with open_binary(path) as fh:
-            header = fh.readline()
-    except OSError as exc:
-        raise InputError(f"{path}: not a readable sufficient-statistics table ({exc})") from None
-    names = header.decode("utf-8", "replace").rstrip("\r\n").split("\t")
+    # The contract's header reader: a cut gzip stream (EOFError), a non-UTF-8 or empty
+    # header and a byte-order mark are handled there, as for every other table.
+    names = header_names(header_line(path))
     need = _needed(block)
     missing = [c for c in need if c not in names]
     if missing:

@@ -291,6 +291,10 @@ def _read_ledger_file(path: Path) -> list[Ledger]:
         raise ReportError(f"{path}: line {exc.lineno}: ledger is not valid JSON ({exc.msg})") from exc
     except OSError as exc:
         raise ReportError(f"{path}: cannot read ledger ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes().count(b"\n", 0, exc.start) + 1
+        raise ReportError(f"{path}: line {line}: ledger is not UTF-8 text ({exc.reason}); "
+                          "rule: a ledger is JSON, UTF-8") from exc
     except LedgerError as exc:
         raise ReportError(f"{path}: {exc}") from exc
     fields = set(Ledger.__dataclass_fields__)

@@ -316,8 +316,10 @@ def build_designs(
     cov_complete = present_c & ~cov_missing
 
     in_keep = np.ones(n_geno, dtype=bool)
+    unlisted = 0  # listed in --keep but not among the genotype samples: said, not silently dropped
     if keep is not None:
         in_keep, _ = _aligned(samples, keep.unique(), source="--keep list")
+        unlisted = keep.unique().height - int(in_keep.sum())
 
     print(
         f"assoc: {n_geno} genotyped samples; phenotype file {pheno_source}: {pheno.height} lines, "
@@ -327,7 +329,8 @@ def build_designs(
             f"{covars[i].height} lines, {cov_rows[i]} genotyped"
             for i in range(len(covars))
         )
-        + (f"; --keep: {int(in_keep.sum())} genotyped samples listed" if keep is not None else ""),
+        + (f"; --keep: {int(in_keep.sum())} genotyped samples listed" if keep is not None else "")
+        + (f", {unlisted} listed sample(s) not among the genotype samples" if unlisted > 0 else ""),
         file=log,
     )
 

@@ -31,6 +31,7 @@ import polars as pl
 from scipy.special import ndtri_exp
 
 from crosscohort.contract.errors import InputError
+from crosscohort.contract.table_io import read_text
 from crosscohort.runtime.atomic import write_bytes
 
 __all__ = [
@@ -171,10 +172,8 @@ def write_pred_list(path: str | Path, loco_paths: Mapping[str, str | Path]) -> P
 def read_pred_list(path: str | Path) -> dict[str, Path]:
     """Read a ``_pred.list``: trait name -> ``.loco`` path (relative paths resolved against the list's folder)."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file (--pred: the _pred.list of step 1)")
     out: dict[str, Path] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path, "--pred list (the _pred.list of step 1)").splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue

@@ -59,6 +59,7 @@ from crosscohort.contract.stats import (
     p_from_chi2,
 )
 from crosscohort.contract.sumstats import float_column, variant_id
+from crosscohort.contract.table_io import read_text
 from crosscohort.tre.association import _firth as F
 from crosscohort.tre.association import _kernels as K
 from crosscohort.tre.association import _offset_tests as O
@@ -720,9 +721,7 @@ def read_relatives(path: str | Path, genotypes: Genotypes, *, log: TextIO) -> tu
         A missing column, a kinship that is not a number in [-1, 1], naming the file and line.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file (the --relatives pair table)")
-    lines = path.read_text().splitlines()
+    lines = read_text(path, "--relatives pair table").splitlines()
     if not lines:
         raise InputError(f"{path}: empty (the --relatives pair table needs a header)")
     head = [h.lstrip("#").upper() for h in lines[0].split()]

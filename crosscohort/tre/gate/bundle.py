@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +27,7 @@ import yaml
 import crosscohort.contract.release_wgr as wgr_gate
 from crosscohort import __version__
 from crosscohort.contract.bundle import ALLOWED_SUFFIXES, AUDIT_MD, MANIFEST, file_digest
-from crosscohort.contract.errors import ConfigError, GateError, UserError
+from crosscohort.contract.errors import ConfigError, GateError, InputError, UserError
 from crosscohort.contract.ledger import Ledger, read_ledgers
 from crosscohort.contract.release import (
     RULE_DESCRIPTIONS,
@@ -478,6 +479,24 @@ def _write_audit(audit: dict, directory: Path) -> None:
         raise GateError(f"{directory / 'audit.md'}: not the rendering of audit.json; export blocked")
 
 
+def _read_qc_ledgers(paths: Iterable[str | Path]) -> list[Ledger]:
+    """The ``--qc-ledger`` files' ledgers; a file that is not a ledger JSON is an input error."""
+    out: list[Ledger] = []
+    for path in paths:
+        try:
+            got = read_ledgers([path])
+        except UserError:
+            raise
+        except (OSError, UnicodeDecodeError, TypeError, AttributeError, ValueError) as exc:
+            raise InputError(f"{path}: not a ledger JSON ({type(exc).__name__}: {exc}); rule: --qc-ledger "
+                             "is the ledger.json crosscohort qc writes (one ledger object or a list)") from exc
+        if not got:
+            raise InputError(f"{path}: holds no ledger; rule: --qc-ledger is the ledger.json crosscohort qc "
+                             "writes (one ledger object or a list)")
+        out.extend(got)
+    return out
+
+
 def export_bundle(
     sumstats: dict[str, str | Path],
     *,
@@ -572,7 +591,7 @@ def export_bundle(
     )
     target = claim_out_dir(out_dir, inputs=inputs)
     ids = read_sample_ids(list(ids_from))
-    qc = read_ledgers(list(qc_ledgers))
+    qc = _read_qc_ledgers(qc_ledgers)
 
     created = _utc_now()
     audit: dict = {
