@@ -298,25 +298,36 @@ def parse_block(block: Block, *, path: str | Path, schema: dict[str, pl.DataType
     if not _NOT_SPACE.search(block.data):  # no copy of the block to find out
         return pl.DataFrame(schema={c: schema[c] for c in columns})
     # The parser fills a short line's missing fields with nulls: a line cut in a damaged
-    # transfer would pass with a value cut short (0.0824 for 0.08240962). Every line has
-    # len(schema) - 1 tabs, so a count of tab bytes tells when to look line by line (numpy
-    # counts without a copy and without the GIL, so the parse workers count in parallel).
-    import numpy as np
-
-    codes = np.frombuffer(block.data, dtype=np.uint8)
-    n_lines = int(np.count_nonzero(codes == 10)) + (not block.data.endswith(b"\n"))
-    if int(np.count_nonzero(codes == 9)) != (len(schema) - 1) * n_lines:
-        _check_fields(block, path=path, width=len(schema))
-    del codes
+    # transfer would pass with a value cut short (0.0824 for 0.08240962). Such a line's last
+    # field is then null, so the schema's last column is parsed too and only a block where it
+    # has a null (a cut line, a blank line or a missing value) has its lines' fields counted.
+    last = next(reversed(schema))
+    if last in columns:
+        read, wanted = schema, columns
+    else:  # read as text: a column not asked for is never refused for its values
+        read, wanted = {**schema, last: pl.String}, [*columns, last]
     try:
-        return _read_block(block.data, schema, columns)
+        df = _read_block(block.data, read, wanted)
     except (pl.exceptions.PolarsError, OSError) as exc:
+        _check_fields(block, path=path, width=len(schema))
         raise SumstatsError(_locate(block, path=path, schema=schema, columns=columns,
                                     exc=exc)) from exc
+    if df.get_column(last).null_count():
+        _check_fields(block, path=path, width=len(schema))
+    return df if last in columns else df.drop(last)
 
 
 def _check_fields(block: Block, *, path: str | Path, width: int) -> None:
     """Raise naming the first line of ``block`` that is not blank and has not ``width`` fields."""
+    import numpy as np
+
+    # Every line has width - 1 tabs: counted first (numpy, no copy, without the GIL), the
+    # lines are looked at one by one only when the counts disagree.
+    codes = np.frombuffer(block.data, dtype=np.uint8)
+    n_lines = int(np.count_nonzero(codes == 10)) + (not block.data.endswith(b"\n"))
+    if int(np.count_nonzero(codes == 9)) == (width - 1) * n_lines:
+        return
+    del codes
     for i, line in enumerate(block.data.split(b"\n")):
         n = line.count(b"\t") + 1
         if _NOT_SPACE.search(line) and n != width:
