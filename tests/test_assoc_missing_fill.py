@@ -191,12 +191,22 @@ def test_workflow_dag__opted_in_cohorts_association_gets_missing_fill(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     fills: dict[str, set[bool]] = {}
+    same_model: list[str] = []
     for line in proc.stdout.splitlines():
         if "crosscohort assoc " in line:
+            if "--out results/individual_fit/" in line:
+                same_model.append(line)
+                continue
             unit = re.search(r"--out results/association/(\w+)/parts/", line).group(1)
             fills.setdefault(unit, set()).add("--missing fill" in line)
     cohorts = [r[0] for r in rows[1:]]
     assert fills == {**{c: {c != "biobank_eas"} for c in cohorts}, "pooled": {False}}
+    # The demo's individual-level fit of the federated model reads the opted-in cohorts'
+    # genotypes already filled as their sums fill them (pool --fill-missing), one job per trait.
+    assert len(same_model) == 2
+    for line in same_model:
+        bfiles = re.findall(r"--bfile (\S+)", line)
+        assert bfiles == [f"results/individual_fit/filled/{c}" for c in cohorts if c != "biobank_eas"]
 
 
 def test_check_sumstats_filled__same_n_other_allele_count_is_refused_and_extra_variants_ignored():
