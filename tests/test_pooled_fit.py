@@ -270,6 +270,13 @@ def _two_chromosome_inputs(tmp_path: Path, *, unsorted: bool = False) -> list[tu
     return out
 
 
+def _edit_lines(path: Path, edit) -> None:
+    """Rewrite a gzipped table after ``edit`` changed its list of lines in place."""
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines(keepends=True)
+    edit(lines)
+    path.write_bytes(gzip.compress("".join(lines).encode()))
+
+
 def test_pool_fit__streamed_by_chromosome_in_small_blocks_equals_one_read(tmp_path):
     inputs = _two_chromosome_inputs(tmp_path)
     whole = pool_fit(inputs, shared=["age"]).table
@@ -290,29 +297,23 @@ def test_pool_fit__chromosomes_out_of_order_name_the_file(tmp_path):
 
 def test_pool_fit__a_value_that_is_not_a_number_names_its_line_and_column(tmp_path):
     """Sums are read by the contract's block parser: a damaged value names file, line and column."""
-    import gzip
-
     inputs = _two_chromosome_inputs(tmp_path)
-    path = inputs[1][1]
-    lines = gzip.decompress(path.read_bytes()).decode().splitlines(keepends=True)
-    header = lines[0].rstrip("\n").split("\t")
-    row = lines[17].rstrip("\n").split("\t")  # line 18 of the file, on chromosome 2
-    row[header.index("gy")] = "12,5"
-    lines[17] = "\t".join(row) + "\n"
-    path.write_bytes(gzip.compress("".join(lines).encode()))
+
+    def damage(lines: list[str]) -> None:
+        header = lines[0].rstrip("\n").split("\t")
+        row = lines[17].rstrip("\n").split("\t")  # line 18 of the file, on chromosome 2
+        row[header.index("gy")] = "12,5"
+        lines[17] = "\t".join(row) + "\n"
+
+    _edit_lines(inputs[1][1], damage)
     with pytest.raises(InputError, match=r"c1/t\.sufficient\.tsv\.gz: line 18: column gy: '12,5'"):
         pool_fit(inputs, shared=["age"], block_bytes=300)
 
 
 def test_pool_fit__a_blank_line_in_the_sums_names_its_line_not_a_traceback(tmp_path):
     """A blank line parses as a row of nulls: before, pool-fit died on int(NaN) (ValueError)."""
-    import gzip
-
     inputs = _two_chromosome_inputs(tmp_path)
-    path = inputs[1][1]
-    lines = gzip.decompress(path.read_bytes()).decode().splitlines(keepends=True)
-    lines.insert(10, "\n")  # becomes line 11
-    path.write_bytes(gzip.compress("".join(lines).encode()))
+    _edit_lines(inputs[1][1], lambda lines: lines.insert(10, "\n"))  # becomes line 11
     with pytest.raises(InputError, match=r"t\.sufficient\.tsv\.gz: line 11: column chromosome is empty"):
         pool_fit(inputs, shared=["age"], block_bytes=300)
 
