@@ -86,6 +86,7 @@ from crosscohort.contract.table_io import (
     check_header,
     header_line,
     header_names,
+    ordered_map,
     parse_block,
 )
 from crosscohort.runtime.atomic import write_json
@@ -584,26 +585,15 @@ def _run(source: Parts | Callable[[], Parts], cohorts: list[str], out: Path | No
 
         # One thread stacks (and spills) a part while this one parses the next; one
         # thread, so the parts are spilled in order. At most two parts wait.
-        with ThreadPoolExecutor(1, "first pass") as pool:
-            pending: collections.deque = collections.deque()
-
-            def done() -> Iterator[tuple]:
-                for code, frames in src.parts():
-                    pending.append(pool.submit(first, code, frames))
-                    del frames
-                    if len(pending) >= 2:
-                        yield pending.popleft().result()
-                while pending:
-                    yield pending.popleft().result()
-
-            for zz, marker, eaf_here, present_here in done():
-                for j, z in enumerate(zz):
-                    z2[j].append(z)
-                if marker is not None:
-                    markers.append(marker)
-                if eaf_here is not None:
-                    has_eaf |= eaf_here
-                seen = {c: seen[c] or present_here[c] for c in seen}
+        for zz, marker, eaf_here, present_here in ordered_map(
+                lambda part: first(*part), src.parts(), workers=1, ahead=1):
+            for j, z in enumerate(zz):
+                z2[j].append(z)
+            if marker is not None:
+                markers.append(marker)
+            if eaf_here is not None:
+                has_eaf |= eaf_here
+            seen = {c: seen[c] or present_here[c] for c in seen}
         if spill is not None:
             spill.complete = True
         if mrmega and not has_eaf.all():
