@@ -50,14 +50,23 @@ def add_schema_option(p: argparse.ArgumentParser | argparse._ArgumentGroup, key:
     p.add_argument(f"--{name}", type=type, default=value, help=f"{help} (default {shown})", **kwargs)
 
 
-def key_value_pairs(values: list[str] | None, flag: str, *, key: str = "COHORT") -> dict[str, str]:
-    """``KEY=VALUE`` arguments as an ordered dict; a malformed or repeated key is a one-line error."""
-    out: dict[str, str] = {}
+def key_value_lists(values: list[str] | None, flag: str, *, key: str = "COHORT") -> dict[str, list[str]]:
+    """``KEY=VALUE`` arguments grouped by key (a key may be given more than once), in order;
+    a malformed one is a one-line error."""
+    out: dict[str, list[str]] = {}
     for v in values or []:
         k, sep, val = v.partition("=")
         if not sep or not k or not val:
             raise ConfigError(f"{flag} expects {key}=VALUE; got {v!r}")
-        if k in out:
+        out.setdefault(k, []).append(val)
+    return out
+
+
+def key_value_pairs(values: list[str] | None, flag: str, *, key: str = "COHORT") -> dict[str, str]:
+    """``KEY=VALUE`` arguments as an ordered dict; a malformed or repeated key is a one-line error."""
+    out: dict[str, str] = {}
+    for k, vals in key_value_lists(values, flag, key=key).items():
+        if len(vals) > 1:
             raise ConfigError(f"{flag} given twice for {key.lower()} {k!r}")
-        out[k] = val
+        out[k] = vals[0]
     return out

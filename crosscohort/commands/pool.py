@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from crosscohort.commands import add_command, key_value_pairs
+from crosscohort.commands import add_command, key_value_lists, key_value_pairs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         from crosscohort.demo.pool import cohort_specific, join_tables
 
         specific = {c: join_tables([read_plink_table(p) for p in paths], cohort=c)
-                    for c, paths in _repeated_pairs(args.specific, "--specific").items()}
+                    for c, paths in key_value_lists(args.specific, "--specific").items()}
         unknown = [c for c in specific if c not in covar]
         if unknown:
             raise InputError(f"--specific cohort(s) {unknown} not among the --covar cohorts {list(covar)}")
@@ -53,19 +53,6 @@ def run(args: argparse.Namespace) -> int:
     n = sum(t.height for t in pheno.values())
     print(f"pooled {len(pheno)} cohorts, {n} phenotype rows", file=sys.stderr)
     return 0
-
-
-def _repeated_pairs(values: list[str], flag: str) -> dict[str, list[str]]:
-    """``COHORT=PATH`` arguments grouped by cohort, in order (a cohort may be given more than once)."""
-    from crosscohort.contract.errors import ConfigError
-
-    out: dict[str, list[str]] = {}
-    for v in values:
-        k, sep, path = v.partition("=")
-        if not sep or not k or not path:
-            raise ConfigError(f"{flag} expects COHORT=PATH; got {v!r}")
-        out.setdefault(k, []).append(path)
-    return out
 
 
 def register(sub: argparse._SubParsersAction) -> None:
