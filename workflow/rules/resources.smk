@@ -82,11 +82,18 @@ def association_mem_mb(wildcards, input, attempt):
     accumulate at ~25 float64 columns per variant and trait, written once
     more by polars (x2); the .bim table is ~3x its text. Safety x1.5.
     """
-    n, chunk = n_samples_of(wildcards), config["association"]["chunk_size"]
-    m_part = n_variants_of(wildcards) / N_PARTS
+    m = n_variants_of(wildcards)
+    return _association_mb(
+        n_samples_of(wildcards), m / N_PARTS, len(TRAITS), m, attempt
+    )
+
+
+def _association_mb(n, m_part, n_traits, m_bim, attempt):
+    """association_mem_mb's model: n samples, m_part variants x n_traits results, a .bim of m_bim."""
+    chunk = config["association"]["chunk_size"]
     chunk_mb = 6 * min(n * chunk * 8, 16 * 2**20) / 1e6
-    results_mb = 2 * m_part * len(TRAITS) * 25 * 8 / 1e6
-    bim_mb = 3 * m_part * N_PARTS * BIM_BYTES_PER_VARIANT / 1e6
+    results_mb = 2 * m_part * n_traits * 25 * 8 / 1e6
+    bim_mb = 3 * m_bim * BIM_BYTES_PER_VARIANT / 1e6
     return int((IMPORT_MB + 1.5 * (chunk_mb + results_mb + bim_mb)) * attempt)
 
 
@@ -114,7 +121,11 @@ def sufficient_mem_mb(wildcards, input, attempt):
 def association_runtime(wildcards, input, attempt):
     """Minutes of one association part: samples x variants x traits at the measured speed, x2."""
     m_part = n_variants_of(wildcards) / N_PARTS
-    work = n_samples_of(wildcards) * m_part * len(TRAITS)
+    return _association_minutes(n_samples_of(wildcards) * m_part * len(TRAITS), attempt)
+
+
+def _association_minutes(work, attempt):
+    """Minutes of work = samples x variants x traits at the measured speed, x2."""
     return int((10 + 2 * work * SECONDS_PER_SAMPLE_VARIANT / 60) * attempt)
 
 
@@ -136,17 +147,13 @@ def individual_fit_mem_mb(wildcards, input, attempt):
     opted-in cohorts' filled filesets over all their variants (not scattered), as association_mem_mb.
     """
     n, m = _stacked_size(input)
-    chunk = config["association"]["chunk_size"]
-    chunk_mb = 6 * min(n * chunk * 8, 16 * 2**20) / 1e6
-    results_mb = 2 * m * 25 * 8 / 1e6
-    bim_mb = 3 * m * BIM_BYTES_PER_VARIANT / 1e6
-    return int((IMPORT_MB + 1.5 * (chunk_mb + results_mb + bim_mb)) * attempt)
+    return _association_mb(n, m, 1, m, attempt)
 
 
 def individual_fit_runtime(wildcards, input, attempt):
     """Minutes of that fit: samples x variants of one trait at the measured speed, x2."""
     n, m = _stacked_size(input)
-    return int((10 + 2 * n * m * SECONDS_PER_SAMPLE_VARIANT / 60) * attempt)
+    return _association_minutes(n * m, attempt)
 
 
 def wgr_mem_mb(wildcards, input, attempt):
