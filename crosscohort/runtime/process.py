@@ -28,10 +28,16 @@ Settings, and the benchmark behind each:
     polars' jemalloc returns freed pages to the kernel after 0.5 s, then
     again after 1 s; reading one cohort's file takes longer than that, so
     each file's parse faulted in fresh pages for what the previous one had
-    just freed. Freed pages are kept for jemalloc's own default decay and
-    returned at once, in one arena for all threads (so that pages one
-    thread frees serve the next thread's allocation). ``benchmarks/bench_meta.py``;
-    README "Meta-analysis (issue 6)", commits 7749b95, e401493, 1834a9a.
+    just freed. Freed pages are kept about 1 s (dirty decay, no muzzy
+    stage), in one arena for all threads (so that pages one thread frees
+    serve the next thread's allocation): long enough for the next file's
+    parse, which now starts while this one's is finished, to reuse them (the
+    same page faults as jemalloc's default 10 s), short enough that one
+    stage's freed pages are no longer held when the next stage allocates
+    (harmonisation's, at the peak of a raw meta on unsorted files).
+    ``benchmarks/bench_meta.py``; README
+    "Meta-analysis (issue 6)", commits 7749b95, e401493, 1834a9a, and
+    "Meta-analysis on unsorted files (issue 20)".
 ``mallopt`` thresholds (every command)
     glibc hands blocks above a dynamic threshold to ``mmap`` and returns
     them on ``free``, and trims the heap top; the per-chromosome and
@@ -71,9 +77,9 @@ __all__ = [
 #: Commands without linear algebra whose time goes to reading, aligning and writing tables.
 TUNED_COMMANDS: tuple[str, ...] = ("harmonise", "meta")
 
-#: polars' jemalloc for :data:`TUNED_COMMANDS`: jemalloc's own dirty decay (polars
-#: shortens it), no muzzy stage, one arena for all threads.
-JEMALLOC_CONF = "dirty_decay_ms:10000,muzzy_decay_ms:0,narenas:1"
+#: polars' jemalloc for :data:`TUNED_COMMANDS`: freed pages kept 1 s, no muzzy stage,
+#: one arena for all threads.
+JEMALLOC_CONF = "dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:1"
 
 #: mallopt parameters (malloc.h).
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
