@@ -143,3 +143,35 @@ def test_meta_cli__gwama_files_keyed_by_marker_name_alone_are_meta_analysed(tmp_
     want = meta_analyse(harmonise(frames).tables).table.sort("rsid")
     np.testing.assert_allclose(t.get_column("beta").to_numpy(), want.get_column("beta").to_numpy(),
                                rtol=1e-15)
+
+
+@pytest.mark.parametrize("raw", [True, False], ids=["raw", "harmonised"])
+def test_meta_and_harmonise_cli__cohort_without_variants_is_named_on_stderr(tmp_path, capsys, raw):
+    """A header-only file (a wrong or cut transfer) or a cohort whose every row is removed
+    contributes nothing: the run goes on, and says so, naming the cohort and its file."""
+    rng = np.random.default_rng(43)
+    a = _raw(rng, 30, swap_share=0)
+    a.write_csv(tmp_path / "a.tsv", separator="\t")
+    a.head(0).write_csv(tmp_path / "hdr.tsv", separator="\t")
+    a.with_columns(pl.lit(None, pl.Float64).alias("beta")).write_csv(
+        tmp_path / "nobeta.tsv", separator="\t", null_value="NA")
+    files = [f"{x}={tmp_path / x}.tsv" for x in ("a", "hdr", "nobeta")]
+    if raw:
+        rc = main(["meta", "--format", "gwas-ssf", "--out", str(tmp_path / "o.tsv"), *files])
+        stage = "harmonise"
+    else:
+        assert main(["harmonise", "--out-dir", str(tmp_path / "h"), *files]) == 0
+        err = capsys.readouterr().err
+        assert f"cohort hdr ({tmp_path / 'hdr.tsv'}): no data lines (a header only)" in err
+        assert "cohort nobeta" in err and "none of its 30 rows kept by harmonise" in err
+        # Two header-only harmonised files are the same file (refused): one of them.
+        rc = main(["meta", "--out", str(tmp_path / "o.tsv"),
+                   *(f"{x}={tmp_path / 'h' / x}.tsv.gz" for x in ("a", "hdr"))])
+        stage = "meta"
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "cohort hdr (" in err and "no data lines (a header only): it contributes no variants" in err
+    if raw:
+        assert f"cohort nobeta ({tmp_path / 'nobeta.tsv'}): none of its 30 rows kept by {stage}" in err
+    assert "cohort a " not in err and "cohort a(" not in err
+    assert read_sumstats(tmp_path / "o.tsv").height == 30

@@ -70,3 +70,24 @@ def key_value_pairs(values: list[str] | None, flag: str, *, key: str = "COHORT")
             raise ConfigError(f"{flag} given twice for {key.lower()} {k!r}")
         out[k] = vals[0]
     return out
+
+
+def warn_empty_cohorts(ledgers, *, stage: str, files=None) -> None:
+    """Say on stderr which cohorts contribute no variants: a file with no data lines (a
+    header only: a wrong or cut file, as a rule) or one whose every row was removed.
+
+    ``ledgers``: cohort id -> :class:`~crosscohort.contract.ledger.Ledger` of the
+    ``stage`` named in the message; ``files``: cohort id -> its input file, named
+    too when given. The run goes on: the other cohorts' results stand, and the
+    ledger holds the counts.
+    """
+    import sys
+
+    for cohort, lg in ledgers.items():
+        where = f" ({files[cohort]})" if files and cohort in files else ""
+        if lg.n_in == 0:
+            print(f"cohort {cohort}{where}: no data lines (a header only): it contributes no "
+                  "variants", file=sys.stderr)
+        elif lg.n_kept == 0:
+            print(f"cohort {cohort}{where}: none of its {lg.n_in:,} rows kept by {stage} (the "
+                  "ledger gives each reason): it contributes no variants", file=sys.stderr)

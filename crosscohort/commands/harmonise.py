@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from crosscohort.commands import add_command
+from crosscohort.commands import add_command, warn_empty_cohorts
 from crosscohort.contract.errors import ConfigError
 from crosscohort.schemas import default
 
@@ -139,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         eaf_max_diff=args.eaf_max_diff,
         out_dir=args.out_dir,
     )
+    warn_empty_cohorts(result.ledgers, stage="harmonise",
+                       files={s.cohort: s.path for s in specs})
     flagged = {c: lg.changed.get("eaf_far_from_reference_flagged", 0)
                for c, lg in result.ledgers.items()}
     if any(flagged.values()):

@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from crosscohort.commands import add_command
+from crosscohort.commands import add_command, warn_empty_cohorts
 from crosscohort.commands.harmonise import add_eaf_max_diff, add_palindrome_max_maf, cohort_paths
 from crosscohort.contract.errors import ConfigError
 from crosscohort.schemas import default
@@ -154,6 +154,7 @@ def _check_files(args: argparse.Namespace, fmt: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from crosscohort.central.harmonise.readers import parse_input
     from crosscohort.central.meta import METHODS, leave_one_out, write_loo
     from crosscohort.central.meta.ivw import meta_input_columns
     from crosscohort.central.meta.stream import (
@@ -206,6 +207,12 @@ def run(args: argparse.Namespace) -> int:
         del tables  # the parts hold what is needed, cut to the meta columns
         result = meta_analyse_to_file(parts, cohorts, args.out, **options)
         del parts
+    if harmonise_ledgers is None:
+        warn_empty_cohorts(result.ledgers, stage="meta", files=cohort_paths(args.cohorts))
+    else:
+        warn_empty_cohorts({lg.cohort: lg for lg in harmonise_ledgers}, stage="harmonise",
+                           files={s.cohort: s.path for s in (parse_input(i, default_format=fmt)
+                                                             for i in args.cohorts)})
     far = {c: lg.changed.get("eaf_far_from_other_cohorts_flagged", 0)
            for c, lg in result.ledgers.items()}
     if any(far.values()):
