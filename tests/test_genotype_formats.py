@@ -342,3 +342,20 @@ def test_vcf__latin1_sample_ids_are_an_input_error_not_a_traceback(tmp_path):
                   "1\t10\trs1\tA\tC\t.\t.\t.\tGT\t0/1\t1/1\n".encode("latin-1"))
     with pytest.raises(InputError, match=r"l1\.vcf: the #CHROM header line's sample IDs are not UTF-8"):
         open_container(GenotypeSource("vcf", str(p)))
+
+
+@pytest.mark.parametrize(("lines", "bad_line"), [
+    (["##fileformat=PVARv1.0", "#CHROM\tPOS\tID\tREF\tALT", "1\t10\trs1\tA\tC",
+      "1\t20\trs2-Jos\xe9\tA\tG"], 4),
+    (["##source=Jos\xe9's pipeline", "#CHROM\tPOS\tID\tREF\tALT", "1\t10\trs1\tA\tC"], 1),
+])
+def test_read_pvar__latin1_text_names_its_line(tmp_path, lines, bad_line):
+    """Before: a data line gave polars' 'invalid utf-8 sequence' with no line, and a ## line
+    a UnicodeDecodeError traceback from the header scan."""
+    from crosscohort.tre.genotype_formats import read_pvar
+
+    pvar = tmp_path / "g.pvar"
+    pvar.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    with pytest.raises(InputError, match=rf"g\.pvar: line {bad_line}: not UTF-8 text \(byte 0xe9 "
+                                         r"at column \d+\); rule: UTF-8 text"):
+        read_pvar(pvar)

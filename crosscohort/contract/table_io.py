@@ -50,7 +50,9 @@ __all__ = [
     "open_gzip_writer",
     "ordered_map",
     "parse_block",
+    "raise_first_non_utf8",
     "read_text",
+    "utf8_line",
 ]
 
 #: Decompressed bytes read per block (then cut at the block's last line end). Blocks of
@@ -158,6 +160,30 @@ def read_text(path: str | Path, what: str) -> str:
                          f"rule: the {what} is tab- or space-separated UTF-8 text") from exc
     # Excel's "UTF-8" export starts with a byte-order mark; left in, it renames the first column.
     return text.removeprefix("\ufeff")
+
+
+def utf8_line(raw: bytes, *, path: str | Path, line: int) -> str:
+    """One line's bytes as text; :class:`InputError` naming the file, the line, the byte's
+    column and the rule when they are not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+            f"{exc.start + 1}); rule: UTF-8 text (e.g. iconv -f latin1 -t utf-8)"
+        ) from exc
+
+
+def raise_first_non_utf8(path: str | Path) -> None:
+    """Raise :func:`utf8_line`'s error for the first line of ``path`` (plain or gzip) that
+    is not UTF-8; return when every line is (or the file cannot be read: the caller's
+    own error stands). For after a parser refused a file: it reads the file again."""
+    try:
+        with open_binary(path) as fh:
+            for i, raw in enumerate(fh):
+                utf8_line(raw, path=path, line=i + 1)
+    except (OSError, EOFError):
+        return
 
 
 def header_names(line: bytes) -> list[str]:

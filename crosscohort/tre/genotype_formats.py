@@ -57,7 +57,7 @@ import numpy as np
 import polars as pl
 
 from crosscohort.contract.errors import InputError
-from crosscohort.contract.table_io import read_text
+from crosscohort.contract.table_io import raise_first_non_utf8, read_text, utf8_line
 
 __all__ = [
     "GenotypeSource",
@@ -237,8 +237,9 @@ def read_pvar(path: str | Path) -> pl.DataFrame:
     _require(path, "the .pvar of a PLINK 2 fileset")
     header: list[str] | None = None
     skip = 0
-    with open(path) as fh:
-        for line in fh:
+    with open(path, "rb") as fh:
+        for i, raw_line in enumerate(fh):
+            line = utf8_line(raw_line, path=path, line=i + 1)
             if line.startswith("##"):
                 skip += 1
                 continue
@@ -255,6 +256,7 @@ def read_pvar(path: str | Path) -> pl.DataFrame:
             raw = pl.read_csv(path, separator="\t", has_header=False, skip_rows=skip,
                               new_columns=header, infer_schema=False)
     except pl.exceptions.PolarsError as exc:
+        raise_first_non_utf8(path)  # text that is not UTF-8: named by its line
         raise InputError(f"{path}: not a tab-separated .pvar file ({str(exc).splitlines()[0]})") from exc
     missing = [c for c in ("CHROM", "POS", "ID", "REF", "ALT") if c not in raw.columns]
     if missing:

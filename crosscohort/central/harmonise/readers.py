@@ -58,6 +58,8 @@ from crosscohort.contract.table_io import (
     SumstatsError,
     open_binary,
     ordered_map,
+    raise_first_non_utf8,
+    utf8_line,
 )
 
 __all__ = [
@@ -234,7 +236,7 @@ def _sniff(path: Path) -> tuple[list[str], str, int]:
             for i, raw in enumerate(fh):
                 if i == 0:
                     raw = raw.removeprefix(b"\xef\xbb\xbf")
-                text = _utf8(raw, path=path, line=i + 1).rstrip("\r\n")
+                text = utf8_line(raw, path=path, line=i + 1).rstrip("\r\n")
                 if not text.strip() or text.startswith("##"):
                     continue
                 if "\t" in text:
@@ -248,27 +250,6 @@ def _sniff(path: Path) -> tuple[list[str], str, int]:
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
                          "or a complete gzip stream") from exc
     raise InputError(f"{path}: empty file, expected a header line")
-
-
-def _utf8(raw: bytes, *, path: Path, line: int) -> str:
-    """One line's bytes as text; :class:`InputError` naming the line when they are not UTF-8."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
-            f"{exc.start + 1}); rule: UTF-8 text (e.g. iconv -f latin1 -t utf-8)"
-        ) from exc
-
-
-def _first_bad_utf8(path: Path) -> None:
-    """Raise :func:`_utf8`'s error for the first line that is not UTF-8 (a read failed on it)."""
-    try:
-        with open_binary(path) as fh:
-            for i, raw in enumerate(fh):
-                _utf8(raw, path=path, line=i + 1)
-    except (OSError, EOFError):
-        return
 
 
 def _reason(exc: BaseException) -> str:
@@ -318,7 +299,7 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
         raise  # a damaged gzip stream, named with the line reached
     except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
         if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
-            _first_bad_utf8(path)
+            raise_first_non_utf8(path)
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
                          "or a complete gzip stream, UTF-8") from exc
     if n_bad:
@@ -754,7 +735,7 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
         df = lf.select(exprs).collect(engine="streaming" if typed is None else "in-memory")
     except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
         if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
-            _first_bad_utf8(path)
+            raise_first_non_utf8(path)
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
                          "or a complete gzip stream, UTF-8") from exc
     if "test" in cols:
