@@ -426,3 +426,22 @@ def test_report__individual_fit_compare_shown_as_the_same_model_table(tmp_path, 
     assert main([*base, "--individual-fit-compare", str(bad), "--out", str(tmp_path / "bad.html")]) == 2
     err = capsys.readouterr().err
     assert "bad.json: not a same-model comparison" in err and "'max_rel_beta'" in err
+
+
+@pytest.mark.parametrize(("text", "got"), [
+    ('[{"method": "fixed"}]', "a JSON list"),
+    ('{"trait": "ldl", "metrics": {"r": 0.99}}', "an object with keys ['metrics', 'trait']"),
+])
+def test_report_cli__a_json_that_is_not_a_meta_summary_is_refused(inputs, capsys, tmp_path, text, got):
+    """Before: a list was shown as a table and another stage's JSON (compare.json given by
+    mistake) as if it were the meta-analysis summary, with exit 0."""
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(text)
+    argv = list(inputs["argv"])
+    argv[argv.index("--meta-summary") + 1] = str(wrong)
+    argv[argv.index("--out") + 1] = str(tmp_path / "r.html")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{wrong}: not a meta-analysis summary (got {got})" in err and "'method'" in err
+    assert not (tmp_path / "r.html").exists()

@@ -583,9 +583,16 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     meta_summary = None
     if meta_summary_path is not None:
         meta_summary = _read_json(meta_summary_path, "meta-analysis summary")
+        if not isinstance(meta_summary, Mapping) or not {"method", "cohorts"} <= meta_summary.keys():
+            # Another stage's JSON given in its place would be shown as if it were this one.
+            got = (f"an object with keys {sorted(meta_summary)[:8]}"
+                   if isinstance(meta_summary, Mapping) else f"a JSON {type(meta_summary).__name__}")
+            raise ReportError(
+                f"{meta_summary_path}: not a meta-analysis summary (got {got}); rule: the JSON "
+                "object crosscohort meta writes beside its table (OUT.summary.json), with "
+                "'method' and 'cohorts'")
         meta_summary_tables = _generic_tables(
-            {k: v for k, v in meta_summary.items() if k != "mrmega"}
-            if isinstance(meta_summary, Mapping) else meta_summary, "meta-analysis summary")
+            {k: v for k, v in meta_summary.items() if k != "mrmega"}, "meta-analysis summary")
 
     # Pooled arm and comparison
     pooled_panel = None
@@ -630,7 +637,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     mrmega_out = None
     if mrmega:
         # After the pooled arm is read: the MR-MEGA/IVW loci show its p too.
-        block = meta_summary.get("mrmega") if isinstance(meta_summary, Mapping) else None
+        block = meta_summary.get("mrmega") if meta_summary is not None else None
         mrmega_out = mrmega_views(meta, meta_loci, block if isinstance(block, Mapping) else {},
                                   threshold=threshold, window_kb=window_kb, dpi=dpi, pooled=pooled)
     pooled = None
