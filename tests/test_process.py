@@ -149,3 +149,36 @@ def test_openmp_workers_sleep_unless_the_user_says_otherwise(monkeypatch, preset
         monkeypatch.setenv("OMP_WAIT_POLICY", preset)
     passive_openmp_workers()
     assert os.environ["OMP_WAIT_POLICY"] == expected
+
+
+@pytest.mark.parametrize(("fmt", "preset", "expected"), [
+    ("gwas-ssf", None, "STAGED"), ("harmonised", None, "OURS"), ("gwas-ssf", "dirty_decay_ms:7", None),
+])
+def test_meta_on_raw_files_releases_freed_pages_sooner(tmp_path, fmt, preset, expected):
+    """meta on raw files (harmonisation, then the meta-analysis, in one process) hands polars'
+    jemalloc the 1 s decay before polars loads; on harmonised files the 10 s one stays, and a
+    user's own setting is kept. Run in a fresh interpreter, as the command runs."""
+    import os
+    import subprocess
+
+    from crosscohort.runtime.process import JEMALLOC_CONF, JEMALLOC_CONF_STAGED
+
+    rows = "".join(f"1\t{100 * (i + 1)}\tA\tG\t0.01\t0.1\t0.3\t0.9\t1000\trs{i}\n" for i in range(5))
+    header = ("chromosome\tbase_pair_location\teffect_allele\tother_allele\tbeta\tstandard_error\t"
+              "effect_allele_frequency\tp_value\tn\trsid\n")
+    for c in ("a", "b"):
+        (tmp_path / f"{c}.tsv").write_text(header + rows.replace("0.01", "0.02" if c == "b" else "0.01"))
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    if preset is not None:
+        env["_RJEM_MALLOC_CONF"] = preset
+    code = ("import os, sys\nfrom crosscohort.cli import main\n"
+            f"rc = main(['meta', '--format', {fmt!r}, '--out', {str(tmp_path / 'o.tsv')!r}, "
+            f"'a={tmp_path / 'a.tsv'}', 'b={tmp_path / 'b.tsv'}'])\n"
+            "print(rc, os.environ.get('_RJEM_MALLOC_CONF'))\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.splitlines()[-1]
+    rc, conf = out.split(" ", 1)
+    assert rc == "0"
+    want = {"STAGED": JEMALLOC_CONF_STAGED, "OURS": JEMALLOC_CONF, None: preset}[expected]
+    # polars prepends its own defaults; jemalloc takes the last value of each option.
+    assert conf.endswith("," + want)

@@ -21,6 +21,7 @@ from pathlib import Path
 from crosscohort.commands import add_command, warn_empty_cohorts
 from crosscohort.commands.harmonise import add_eaf_max_diff, add_palindrome_max_maf, cohort_paths
 from crosscohort.contract.errors import ConfigError
+from crosscohort.runtime.process import release_freed_pages_sooner
 from crosscohort.schemas import default
 
 __all__ = ["register", "run"]
@@ -154,6 +155,14 @@ def _check_files(args: argparse.Namespace, fmt: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    fmt = args.format
+    if fmt == HARMONISED and (args.columns or args.reference or args.default_n is not None
+                              or args.numeric_alleles
+                              or any(_has_map(i) for i in args.cohorts)):
+        fmt = "auto"
+    if fmt != HARMONISED:
+        # Harmonisation then the meta-analysis in this process: before polars loads.
+        release_freed_pages_sooner()
     from crosscohort.central.harmonise.readers import parse_input
     from crosscohort.central.meta import METHODS, leave_one_out, write_loo
     from crosscohort.central.meta.ivw import meta_input_columns
@@ -167,11 +176,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.method not in METHODS:
         raise ConfigError(f"--method must be one of {', '.join(METHODS)}; got {args.method!r}")
-    fmt = args.format
-    if fmt == HARMONISED and (args.columns or args.reference or args.default_n is not None
-                              or args.numeric_alleles
-                              or any(_has_map(i) for i in args.cohorts)):
-        fmt = "auto"
     _check_files(args, fmt)
     order = [c.strip() for c in args.cohort_order.split(",")] if args.cohort_order else None
     samplesize = args.method == "samplesize"

@@ -28,15 +28,16 @@ Settings, and the benchmark behind each:
     polars' jemalloc returns freed pages to the kernel after 0.5 s, then
     again after 1 s; reading one cohort's file takes longer than that, so
     each file's parse faulted in fresh pages for what the previous one had
-    just freed. Freed pages are kept about 1 s (dirty decay, no muzzy
-    stage), in one arena for all threads (so that pages one thread frees
-    serve the next thread's allocation): long enough for the next file's
-    parse, which now starts while this one's is finished, to reuse them (the
-    same page faults as jemalloc's default 10 s), short enough that one
-    stage's freed pages are no longer held when the next stage allocates
-    (harmonisation's, at the peak of a raw meta on unsorted files).
-    ``benchmarks/bench_meta.py``; README
-    "Meta-analysis (issue 6)", commits 7749b95, e401493, 1834a9a, and
+    just freed. Freed pages are kept for jemalloc's own default decay and
+    returned at once, in one arena for all threads (so that pages one
+    thread frees serve the next thread's allocation). ``benchmarks/bench_meta.py``;
+    README "Meta-analysis (issue 6)", commits 7749b95, e401493, 1834a9a.
+    A meta-analysis of raw files (harmonisation and meta-analysis in one
+    process) asks for :data:`JEMALLOC_CONF_STAGED` instead
+    (:func:`release_freed_pages_sooner`): 1 s is still long enough for the
+    next file's parse, which starts while this one is finished, to reuse
+    the pages, and short enough that the pages harmonisation frees are not
+    still held when the meta-analysis allocates its own. README
     "Meta-analysis on unsorted files (issue 20)".
 ``mallopt`` thresholds (every command)
     glibc hands blocks above a dynamic threshold to ``mmap`` and returns
@@ -68,6 +69,8 @@ import sys
 __all__ = [
     "TUNED_COMMANDS",
     "JEMALLOC_CONF",
+    "JEMALLOC_CONF_STAGED",
+    "release_freed_pages_sooner",
     "set_environment",
     "retain_freed_memory",
     "arena_max",
@@ -77,9 +80,12 @@ __all__ = [
 #: Commands without linear algebra whose time goes to reading, aligning and writing tables.
 TUNED_COMMANDS: tuple[str, ...] = ("harmonise", "meta")
 
-#: polars' jemalloc for :data:`TUNED_COMMANDS`: freed pages kept 1 s, no muzzy stage,
-#: one arena for all threads.
-JEMALLOC_CONF = "dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:1"
+#: polars' jemalloc for :data:`TUNED_COMMANDS`: jemalloc's own dirty decay (polars
+#: shortens it), no muzzy stage, one arena for all threads.
+JEMALLOC_CONF = "dirty_decay_ms:10000,muzzy_decay_ms:0,narenas:1"
+#: :data:`JEMALLOC_CONF` for a process of two stages, the first freeing its working set
+#: before the second allocates (:func:`release_freed_pages_sooner`).
+JEMALLOC_CONF_STAGED = "dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:1"
 
 #: mallopt parameters (malloc.h).
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
@@ -111,6 +117,22 @@ def set_environment(command: str | None) -> dict[str, str]:
         if name not in os.environ:
             os.environ[name] = done[name] = value
     return done
+
+
+def release_freed_pages_sooner() -> bool:
+    """Polars' jemalloc keeps freed pages 1 s (:data:`JEMALLOC_CONF_STAGED`) rather than
+    :data:`JEMALLOC_CONF`'s 10 s; ``True`` if it took the setting.
+
+    For a command that runs one stage after another in one process (``meta`` on
+    raw files: harmonisation, then the meta-analysis), so that the first
+    stage's freed pages do not sit beside the second's. Call before polars is
+    imported; a no-op when it is, or when the variable is not the one
+    :func:`set_environment` set (the user's own value wins).
+    """
+    if "polars" in sys.modules or os.environ.get("_RJEM_MALLOC_CONF") != JEMALLOC_CONF:
+        return False
+    os.environ["_RJEM_MALLOC_CONF"] = JEMALLOC_CONF_STAGED
+    return True
 
 
 def passive_openmp_workers() -> None:
