@@ -142,3 +142,18 @@ def test_ordered_map__results_in_order_and_the_first_error_at_its_turn():
         for x in ordered_map(failing, range(10), workers=2, ahead=2):
             got.append(x)
     assert got == [0, 1, 2, 3]
+
+
+def test_count_byte__equals_bytes_count_on_any_bytes():
+    """The block reader's line and separator counts: numpy's count is bytes.count's."""
+    import numpy as np
+
+    from crosscohort.contract.table_io import count_byte
+
+    rng = np.random.default_rng(7)
+    for n in (0, 1, 17, 70_001):
+        data = rng.choice(np.frombuffer(b"\n\t a1\r\xff", dtype=np.uint8), size=n).tobytes()
+        for byte in (b"\n", b"\t", b"\xff", b"z"):
+            assert count_byte(data, byte) == data.count(byte)
+    with pytest.raises(ValueError, match="one byte"):
+        count_byte(b"a\r\nb", b"\r\n")

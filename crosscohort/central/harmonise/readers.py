@@ -56,6 +56,7 @@ from crosscohort.contract.table_io import (
     Block,
     Blocks,
     SumstatsError,
+    count_byte,
     open_binary,
     ordered_map,
     raise_first_non_utf8,
@@ -452,7 +453,8 @@ class _BlockFacts:
 
 def _block_facts(piece: bytes, df: pl.DataFrame, *, sep: bytes, n_fields: int,
                  last_field: str | None, pad: tuple[bytes, ...]) -> _BlockFacts:
-    """:class:`_BlockFacts` of a block and its parsed rows (bytes methods: memchr-fast).
+    """:class:`_BlockFacts` of a block and its parsed rows (byte counts in numpy, tests by
+    ``bytes`` methods: memchr-fast).
 
     The parser refuses a row with more fields than the header and gives a
     shorter one nulls for the fields it lacks, its last field among them. So
@@ -460,12 +462,12 @@ def _block_facts(piece: bytes, df: pl.DataFrame, *, sep: bytes, n_fields: int,
     the separators are counted: exactly ``n_fields - 1`` per line (a blank
     line has none).
     """
-    lines = piece.count(b"\n")
+    lines = count_byte(piece, b"\n")
     if last_field is not None and not df.get_column(last_field).null_count():
         short = False
     else:
         rows = lines + (1 if piece and not piece.endswith(b"\n") else 0)
-        short = piece.count(sep) != rows * (n_fields - 1)
+        short = count_byte(piece, sep) != rows * (n_fields - 1)
     return _BlockFacts(lines=lines, cr=b"\r" in piece, short=short,
                        padded=not piece.isascii() or any(c in piece for c in pad))
 
