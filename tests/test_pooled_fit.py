@@ -347,6 +347,22 @@ def test_pool_fit__a_latin1_or_non_object_block_json_is_an_input_error(tmp_path,
         pool_fit(inputs, shared=["age"])
 
 
+def _id_table(path: Path, ids: list[str], columns: dict[str, list[str]]) -> Path:
+    """A ``#FID IID`` table (FID = IID) of ``columns``, their values already text, one row per id."""
+    path.write_text("#FID\tIID\t" + "\t".join(columns) + "\n" + "".join(
+        f"{i}\t{i}\t" + "\t".join(v[k] for v in columns.values()) + "\n" for k, i in enumerate(ids)))
+    return path
+
+
+def _sums_and_filled(tmp_path: Path, c: str, *options: str) -> None:
+    """A cohort's ``sufficient`` run on its fileset, pheno, covariate and PC files (written by the
+    caller as ``{c}.pheno.tsv``, ``{c}.covar.tsv``, ``{c}.pcs.tsv``), and its filled fileset."""
+    assert main(["sufficient", "--bfile", str(tmp_path / c), "--pheno", str(tmp_path / f"{c}.pheno.tsv"),
+                 "--covar", str(tmp_path / f"{c}.covar.tsv"), "--covar", str(tmp_path / f"{c}.pcs.tsv"),
+                 *options, "--cohort", c, "--out-dir", str(tmp_path / "suff" / c)]) == 0
+    assert main(["pool", "--fill-missing", str(tmp_path / c), "--out-bfile", str(tmp_path / f"{c}.filled")]) == 0
+
+
 def test_pool_fit__equals_the_individual_level_pooled_arm_pool_then_assoc(tmp_path):
     """The demo's individual-level arm with the same model: ``pool --fill-missing`` + ``pool --specific``
     + ``assoc`` on the stacked filled filesets equals ``sufficient`` + ``pool-fit``, with missing
@@ -368,19 +384,13 @@ def test_pool_fit__equals_the_individual_level_pooled_arm_pool_then_assoc(tmp_pa
         sex = rng.integers(1, 3, n)
         pcs = rng.normal(size=(n, 2))
         y = 0.03 * age + 0.2 * sex + pcs @ [0.5, -0.4] + 0.3 * np.nan_to_num(g[:, 2]) + rng.normal(size=n)
-        (tmp_path / f"{c}.pheno.tsv").write_text("#FID\tIID\tqt\n" + "".join(
-            f"{i}\t{i}\t{'NA' if k < 6 else f'{y[k]:.6f}'}\n" for k, i in enumerate(ids)))
-        (tmp_path / f"{c}.covar.tsv").write_text("#FID\tIID\tage\tsex\n" + "".join(
-            f"{i}\t{i}\t{age[k]:.3f}\t{sex[k]}\n" for k, i in enumerate(ids)))
-        (tmp_path / f"{c}.pcs.tsv").write_text("#FID\tIID\tPC1\tPC2\n" + "".join(
-            f"{i}\t{i}\t{pcs[k, 0]:.6f}\t{pcs[k, 1]:.6f}\n" for k, i in enumerate(ids)))
-        assert main(["sufficient", "--bfile", str(tmp_path / c), "--pheno", str(tmp_path / f"{c}.pheno.tsv"),
-                     "--covar", str(tmp_path / f"{c}.covar.tsv"), "--covar", str(tmp_path / f"{c}.pcs.tsv"),
-                     "--cohort", c, "--out-dir", str(tmp_path / "suff" / c)]) == 0
+        _id_table(tmp_path / f"{c}.pheno.tsv", ids, {"qt": ["NA" if k < 6 else f"{v:.6f}" for k, v in enumerate(y)]})
+        _id_table(tmp_path / f"{c}.covar.tsv", ids, {"age": [f"{v:.3f}" for v in age], "sex": [str(v) for v in sex]})
+        _id_table(tmp_path / f"{c}.pcs.tsv", ids, {f"PC{j + 1}": [f"{v:.6f}" for v in pcs[:, j]] for j in range(2)})
+        _sums_and_filled(tmp_path, c)
         args["pheno"].append(f"{c}={tmp_path / f'{c}.pheno.tsv'}")
         args["covar"].append(f"{c}={tmp_path / f'{c}.covar.tsv'}")
         args["specific"].append(f"{c}={tmp_path / f'{c}.pcs.tsv'}")
-        assert main(["pool", "--fill-missing", str(tmp_path / c), "--out-bfile", str(tmp_path / f"{c}.filled")]) == 0
         args["bfile"] += ["--bfile", str(tmp_path / f"{c}.filled")]
         args["dirs"].append(str(tmp_path / "suff" / c))
     assert main(["pool-fit", "--trait", "qt", "--shared", "age,sex", "--out", str(tmp_path / "fed.tsv"),
@@ -432,20 +442,14 @@ def test_pool_fit_binary__onestep_error_against_the_individual_level_logistic_fi
         age, pcs = rng.normal(50, 8, n), rng.normal(size=(n, 2))
         eta = -0.5 + 0.3 * j + 0.02 * (age - 50) + pcs @ [0.4, -0.3] + 0.3 * np.nan_to_num(g[:, 1])
         y = 1 + (rng.random(n) < 1 / (1 + np.exp(-eta)))
-        (tmp_path / f"{c}.pheno.tsv").write_text("#FID\tIID\tbt\n" + "".join(
-            f"{i}\t{i}\t{y[k]}\n" for k, i in enumerate(ids)))
-        (tmp_path / f"{c}.covar.tsv").write_text("#FID\tIID\tage\n" + "".join(
-            f"{i}\t{i}\t{age[k]:.3f}\n" for k, i in enumerate(ids)))
-        (tmp_path / f"{c}.pcs.tsv").write_text("#FID\tIID\tPC1\tPC2\n" + "".join(
-            f"{i}\t{i}\t{pcs[k, 0]:.6f}\t{pcs[k, 1]:.6f}\n" for k, i in enumerate(ids)))
-        assert main(["sufficient", "--bfile", str(tmp_path / c), "--pheno", str(tmp_path / f"{c}.pheno.tsv"),
-                     "--covar", str(tmp_path / f"{c}.covar.tsv"), "--covar", str(tmp_path / f"{c}.pcs.tsv"),
-                     "--trait-type", "bt=binary", "--cohort", c, "--out-dir", str(tmp_path / "suff" / c)]) == 0
+        _id_table(tmp_path / f"{c}.pheno.tsv", ids, {"bt": [str(v) for v in y]})
+        _id_table(tmp_path / f"{c}.covar.tsv", ids, {"age": [f"{v:.3f}" for v in age]})
+        _id_table(tmp_path / f"{c}.pcs.tsv", ids, {f"PC{j + 1}": [f"{v:.6f}" for v in pcs[:, j]] for j in range(2)})
+        _sums_and_filled(tmp_path, c, "--trait-type", "bt=binary")
         args["pheno"].append(f"{c}={tmp_path / f'{c}.pheno.tsv'}")
         args["covar"].append(f"{c}={tmp_path / f'{c}.covar.tsv'}")
         args["specific"] += [f"{c}={tmp_path / f'{c}.covar.tsv'}", f"{c}={tmp_path / f'{c}.pcs.tsv'}"]
         args["names"] += [f"{x}_{c}" for x in ("age", "PC1", "PC2")] + ([f"cohort_{c}"] if j else [])
-        assert main(["pool", "--fill-missing", str(tmp_path / c), "--out-bfile", str(tmp_path / f"{c}.filled")]) == 0
         args["bfile"] += ["--bfile", str(tmp_path / f"{c}.filled")]
         args["dirs"].append(str(tmp_path / "suff" / c))
     assert main(["pool-fit", "--trait", "bt", "--out", str(tmp_path / "fed.tsv"), *args["dirs"]]) == 0
