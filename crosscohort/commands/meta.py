@@ -137,8 +137,8 @@ def _has_map(item: str) -> bool:
     return item.rpartition(":")[2].endswith((".yaml", ".yml"))
 
 
-def _check_files(args: argparse.Namespace, fmt: str) -> None:
-    """One file per cohort (by content), and no output that is an input."""
+def _check_files(args: argparse.Namespace, fmt: str) -> dict:
+    """One file per cohort (by content), and no output that is an input; cohort id -> file."""
     from crosscohort.central.harmonise.files import check_distinct_inputs, check_outputs_not_inputs
     from crosscohort.central.harmonise.readers import parse_input
 
@@ -152,6 +152,7 @@ def _check_files(args: argparse.Namespace, fmt: str) -> None:
                            (".summary.json", ".loo.tsv", ".harmonise.json")), args.tbl]
     check_outputs_not_inputs([o for o in outputs if o is not None],
                              [*paths.values(), args.reference, args.columns], option="--out")
+    return paths
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,7 +164,6 @@ def run(args: argparse.Namespace) -> int:
     if fmt != HARMONISED:
         # Harmonisation then the meta-analysis in this process: before polars loads.
         release_freed_pages_sooner()
-    from crosscohort.central.harmonise.readers import parse_input
     from crosscohort.central.meta import METHODS, leave_one_out, write_loo
     from crosscohort.central.meta.ivw import meta_input_columns
     from crosscohort.central.meta.stream import (
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.method not in METHODS:
         raise ConfigError(f"--method must be one of {', '.join(METHODS)}; got {args.method!r}")
-    _check_files(args, fmt)
+    files = _check_files(args, fmt)
     order = [c.strip() for c in args.cohort_order.split(",")] if args.cohort_order else None
     samplesize = args.method == "samplesize"
     keep = meta_input_columns(samplesize=samplesize)
@@ -191,18 +191,17 @@ def run(args: argparse.Namespace) -> int:
         # The workflow's call: one chromosome of every cohort in memory at a time, read
         # from the files as they are combined, so memory does not grow with the genome
         # (benchmarks/README.md, "Meta-analysis"). Only the columns meta_analyse reads are parsed.
-        paths = cohort_paths(args.cohorts)
         try:
             result = meta_analyse_to_file(
-                lambda: file_parts(paths, sorted(paths), keep=keep, samplesize=samplesize),
-                list(paths), args.out, **options)
+                lambda: file_parts(files, sorted(files), keep=keep, samplesize=samplesize),
+                list(files), args.out, **options)
         except Unsorted as exc:
             print(f"{exc}: reading the tables whole instead of one chromosome at a time",
                   file=sys.stderr)
-            tables = {c: read_sumstats(p, columns=keep) for c, p in paths.items()}
+            tables = {c: read_sumstats(p, columns=keep) for c, p in files.items()}
             parts = memory_parts(tables, sorted(tables), samplesize=samplesize, take=True)
             del tables
-            result = meta_analyse_to_file(parts, list(paths), args.out, **options)
+            result = meta_analyse_to_file(parts, list(files), args.out, **options)
             del parts
     else:
         tables, harmonise_ledgers = _harmonise_raw(args, fmt)
@@ -212,11 +211,9 @@ def run(args: argparse.Namespace) -> int:
         result = meta_analyse_to_file(parts, cohorts, args.out, **options)
         del parts
     if harmonise_ledgers is None:
-        warn_empty_cohorts(result.ledgers, stage="meta", files=cohort_paths(args.cohorts))
+        warn_empty_cohorts(result.ledgers, stage="meta", files=files)
     else:
-        warn_empty_cohorts({lg.cohort: lg for lg in harmonise_ledgers}, stage="harmonise",
-                           files={s.cohort: s.path for s in (parse_input(i, default_format=fmt)
-                                                             for i in args.cohorts)})
+        warn_empty_cohorts({lg.cohort: lg for lg in harmonise_ledgers}, stage="harmonise", files=files)
     far = {c: lg.changed.get("eaf_far_from_other_cohorts_flagged", 0)
            for c, lg in result.ledgers.items()}
     if any(far.values()):
