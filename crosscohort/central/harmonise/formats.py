@@ -43,6 +43,8 @@ INPUT_FIELDS: dict[str, str] = {
     "strand": "+ or -; alleles on - are complemented (GWAMA)",
     "test": "test name (plink2, REGENIE); only ADD rows are kept",
     "imputed": "1 if imputed, 0 if genotyped (GWAMA IMPUTED/IMP); counted, values unchanged",
+    "error_code": "the tool's verdict on the row's fit (plink2 ERRCODE): a row with a code other "
+                  "than '.' is removed, counted as errcode_<code>",
 }
 
 
@@ -92,7 +94,7 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        alt="ALT", effect_allele="A1", other_allele=("OMITTED", "AX"), beta="BETA",
        odds_ratio="OR", standard_error=("SE", "LOG(OR)_SE"), ci_lower="L95", ci_upper="U95",
        z=("Z_STAT", "T_STAT"), p_value="P", neg_log_10_p_value=("LOG10_P", "NEG_LOG10_P"),
-       effect_allele_frequency="A1_FREQ", n="OBS_CT", test="TEST"),
+       effect_allele_frequency="A1_FREQ", n="OBS_CT", test="TEST", error_code="ERRCODE"),
     _p("regenie", ("ALLELE0", "ALLELE1", "LOG10P"),
        "REGENIE step 2 .regenie; ALLELE1 is the effect allele, LOG10P is -log10 p",
        chromosome="CHROM", base_pair_location="GENPOS", marker="ID", other_allele="ALLELE0",
@@ -182,6 +184,7 @@ HEADER_DICTIONARY: dict[str, tuple[str, ...]] = {
     "strand": ("strand",),
     "imputed": ("imputed", "imp"),
     "test": ("test",),
+    "error_code": ("errcode",),
 }
 
 

@@ -720,6 +720,15 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
     if "test" in cols:
         lf = lf.filter((pl.col(c("test")).str.strip_chars().str.to_uppercase() == "ADD")
                        .fill_null(False))
+    errcodes: dict[str, int] = {}
+    if "error_code" in cols:
+        # plink2 marks a fit it does not vouch for (ERRCODE other than '.'), and still prints
+        # values for some (UNFINISHED: the iteration limit was reached): never combined.
+        code = _text_expr(c("error_code"), na)
+        counts = lf.filter(code.is_not_null()).group_by(code.alias("code")).len().collect()
+        errcodes = {f"errcode_{re.sub(r'[^a-z0-9]+', '_', k.lower()).strip('_')}": int(n)
+                    for k, n in sorted(counts.iter_rows())}
+        lf = lf.filter(code.is_null())
     for f in ("chromosome", "marker", "strand", "imputed"):
         if f in cols:
             if typed is not None and (unpadded or _as_read(lf, c(f))):
@@ -741,7 +750,8 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
                          "or a complete gzip stream, UTF-8") from exc
     if "test" in cols:
-        removed["not_additive_test"] = n_rows - df.height
+        removed["not_additive_test"] = n_rows - df.height - sum(errcodes.values())
+    removed.update(errcodes)
     for flag, f in checks.items():
         bad = df.get_column(flag)
         if bad.any():
