@@ -75,3 +75,45 @@ def test_plink2_errcode__rows_plink2_marks_failed_are_removed_and_counted_per_co
     assert lg["n_in"] == lg["n_kept"] + sum(lg["removed"].values())
     assert "rs10300674" not in table["rsid"].to_list()
     _check_plink2_values(table, printed)
+
+
+def _plink2_dummy(plink2: str, tmp_path: Path, *glm: str) -> None:
+    """plink2's own dummy cohort (200 people, 40 SNPs, a binary trait) and ``--glm`` on it."""
+    import subprocess
+
+    run = dict(cwd=tmp_path, capture_output=True, text=True, check=True)
+    # --memory: plink2 otherwise reserves half the machine's RAM, which fails on a busy host.
+    subprocess.run([plink2, "--dummy", "200", "40", "0.05", "acgt", "--seed", "3", "--memory", "1024",
+                    "--out", "d"], **run)
+    subprocess.run([plink2, "--pfile", "d", "--glm", "allow-no-covars", *glm, "--memory", "1024",
+                    "--threads", "1", "--out", "o"], **run)
+
+
+def test_plink2_zs__zstd_compressed_glm_output_reads_as_the_plain_one(plink2, tmp_path):
+    # plink2 --dummy 200 40 0.05 acgt --seed 3; plink2 --pfile d --glm allow-no-covars [zs]
+    _plink2_dummy(plink2, tmp_path, "cols=+a1freq")
+    plain = tmp_path / "plain.glm.logistic.hybrid"
+    (tmp_path / "o.PHENO1.glm.logistic.hybrid").rename(plain)
+    _plink2_dummy(plink2, tmp_path, "cols=+a1freq", "zs")
+    zst = tmp_path / "o.PHENO1.glm.logistic.hybrid.zst"
+    assert zst.read_bytes()[:4] == b"\x28\xb5\x2f\xfd"
+    tables, ledgers = _harmonise(tmp_path, f"plain={plain}", f"zs={zst}")
+    assert tables["zs"].equals(tables["plain"]) and tables["zs"].height > 30
+    assert {k: v for k, v in ledgers["zs"].items() if k != "cohort"} == \
+        {k: v for k, v in ledgers["plain"].items() if k != "cohort"}
+    _check_plink2_values(tables["zs"], _rows(plain))
+    # and the raw meta path reads it too
+    out = tmp_path / "m.tsv"
+    assert main(["meta", "--format", "auto", "--out", str(out), f"zs={zst}"]) == 0
+    assert read_sumstats(out).height == tables["zs"].height
+
+
+def test_plink2_zs__truncated_zstd_stream_is_an_error_naming_the_file(plink2, tmp_path, capsys):
+    _plink2_dummy(plink2, tmp_path, "zs")
+    zst = tmp_path / "o.PHENO1.glm.logistic.hybrid.zst"
+    cut = tmp_path / "cut.glm.logistic.hybrid.zst"
+    data = zst.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    assert main(["harmonise", "--out-dir", str(tmp_path / "h"), str(cut)]) == 2
+    err = capsys.readouterr().err
+    assert str(cut) in err and "zstd" in err and "Traceback" not in err

@@ -249,7 +249,7 @@ def _sniff(path: Path) -> tuple[list[str], str, int]:
                 return [h.strip() for h in names], sep, i + 1
     except (OSError, EOFError) as exc:
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
-                         "or a complete gzip stream") from exc
+                         "or a complete gzip or zstd stream") from exc
     raise InputError(f"{path}: empty file, expected a header line")
 
 
@@ -302,7 +302,7 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
         if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
             raise_first_non_utf8(path)
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
-                         "or a complete gzip stream, UTF-8") from exc
+                         "or a complete gzip or zstd stream, UTF-8") from exc
     if n_bad:
         raise InputError(
             f"{path}: line {first_bad[0]}: {first_bad[1]} fields, header has {len(header)}; "
@@ -748,7 +748,7 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
         if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
             raise_first_non_utf8(path)
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
-                         "or a complete gzip stream, UTF-8") from exc
+                         "or a complete gzip or zstd stream, UTF-8") from exc
     if "test" in cols:
         removed["not_additive_test"] = n_rows - df.height - sum(errcodes.values())
     removed.update(errcodes)
