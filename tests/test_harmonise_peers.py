@@ -180,3 +180,28 @@ def test_meta_plink2_files__equal_plink19_meta_analysis_to_its_print_precision(t
     assert compared >= 40
     if logistic:  # biobank_eur's UNFINISHED row is its only printed value: not combined
         assert "rs10300674" in failed and "rs10300674" not in ours["rsid"].to_list()
+
+
+# --- PLINK 1.9 --assoc, --linear, --logistic --------------------------------------------------
+
+def test_plink19_assoc__or_and_allelic_chisq_give_log_or_and_its_se(tmp_path):
+    # plink1.9 --bfile g_biobank_eur --pheno ... --pheno-name cad --assoc (README in tests/data/peers)
+    path = PEERS / "biobank_eur.cad.assoc"
+    printed = _rows(path)
+    tables, ledgers = _harmonise(tmp_path, f"c={path}")
+    table, lg = tables["c"], ledgers["c"]
+    usable = [r for r in printed
+              if r["OR"] not in ("NA", "0", "inf") and float(r["CHISQ"]) > 0]
+    assert table.height == lg["n_kept"] == len(usable) > 20
+    assert lg["n_in"] == len(printed) == lg["n_kept"] + sum(lg["removed"].values())
+    by_id = {r["SNP"]: r for r in usable}
+    for row in table.iter_rows(named=True):
+        r = by_id[row["rsid"]]
+        assert {row["effect_allele"], row["other_allele"]} == {r["A1"], r["A2"]}
+        sign = 1.0 if row["effect_allele"] == r["A1"] else -1.0
+        log_or = math.log(float(r["OR"]))
+        assert row["beta"] == pytest.approx(sign * log_or, rel=1e-12)
+        # the SE the 1-df allelic test implies: |ln OR| / sqrt(CHISQ)
+        assert row["standard_error"] == pytest.approx(abs(log_or) / math.sqrt(float(r["CHISQ"])),
+                                                      rel=1e-12)
+        assert row["p_value"] == float(r["P"])

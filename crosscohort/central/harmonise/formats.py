@@ -40,6 +40,8 @@ INPUT_FIELDS: dict[str, str] = {
     "ci_lower": "lower bound of the 95% CI of the OR; with ci_upper gives SE",
     "ci_upper": "upper bound of the 95% CI of the OR",
     "z": "signed z (or t) statistic; gives p (and SE from beta) where missing",
+    "chi_square": "1-df chi-square (plink 1.9 --assoc CHISQ); its root is |z|, used as z where "
+                  "there is no z",
     "strand": "+ or -; alleles on - are complemented (GWAMA)",
     "test": "test name (plink2, REGENIE); only ADD rows are kept",
     "imputed": "1 if imputed, 0 if genotyped (GWAMA IMPUTED/IMP); counted, values unchanged",
@@ -170,6 +172,7 @@ HEADER_DICTIONARY: dict[str, tuple[str, ...]] = {
     "ci_lower": ("ci_lower", "l95", "or_95l", "lower_ci", "or_lower"),
     "ci_upper": ("ci_upper", "u95", "or_95u", "upper_ci", "or_upper"),
     "z": ("z", "zscore", "z_score", "z_stat", "zstat"),
+    "chi_square": ("chisq", "chi_square", "chi2", "chi_sq", "chisquare"),
     "p_value": ("p_value", "p", "pval", "pvalue", "p-value", "p.value", "p_val"),
     "neg_log_10_p_value": ("neg_log_10_p_value", "log10p", "log10_p", "mlog10p", "neglog10p",
                            "-log10p", "minus_log10_p"),

@@ -88,8 +88,8 @@ NUMERIC_ALLELES = {"1": "A", "2": "C", "3": "G", "4": "T"}
 # into the ledger's ``changed`` (reason = name without the prefix).
 _FLAG = "_rd_"
 _LINE = "_line"
-_NUMERIC = ("beta", "odds_ratio", "standard_error", "ci_lower", "ci_upper", "z", "p_value",
-            "neg_log_10_p_value", "effect_allele_frequency", "info")
+_NUMERIC = ("beta", "odds_ratio", "standard_error", "ci_lower", "ci_upper", "z", "chi_square",
+            "p_value", "neg_log_10_p_value", "effect_allele_frequency", "info")
 _COUNTS = ("n", "n_cases", "n_controls")
 #: A byte that is not a line end: a block without one holds blank lines only.
 _NOT_BLANK = re.compile(rb"[^\r\n]")
@@ -668,7 +668,7 @@ def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str,
     index = {h: i for i, h in enumerate(header)}
     used = sorted({index[h] for h in (*cols.values(), *extra)})
     need_any = [("effect_allele",), ("beta", "odds_ratio"),
-                ("standard_error", "ci_lower", "z", "p_value", "neg_log_10_p_value")]
+                ("standard_error", "ci_lower", "z", "chi_square", "p_value", "neg_log_10_p_value")]
     if "effect_allele" in cols and "other_allele" not in cols and not {"ref", "alt"} <= set(cols):
         need_any.append(("other_allele",))
     if not {"marker", "chromosome"} & set(cols):
@@ -901,6 +901,12 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
     se = col("standard_error")
     se = nan.copy() if se is None else se
     z_given = col("z")
+    chi_square = col("chi_square")
+    if z_given is None and chi_square is not None:
+        # A 1-df chi-square (plink 1.9 --assoc's allelic test) is z squared: its root is |z|,
+        # which is all that SE = |beta / z| and p = 2 Phi(-|z|) use.
+        with np.errstate(invalid="ignore"):
+            z_given = np.sqrt(np.where(chi_square >= 0, chi_square, np.nan))
     with np.errstate(divide="ignore", invalid="ignore"):
         if col("ci_lower") is not None and col("ci_upper") is not None:
             from_ci = (np.log(col("ci_upper")) - np.log(col("ci_lower"))) / (2 * Z975)
@@ -1008,7 +1014,8 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
     )
     # An earlier harmonisation's EAF flag (a harmonised table harmonised again) is read as
     # text and is not this stage's judgement: it sets its own against its reference, if any.
-    drop = [c for c in ("odds_ratio", "ci_lower", "ci_upper", "z", _LINE, FLAG_EAF_FAR) if c in out.columns]
+    drop = [c for c in ("odds_ratio", "ci_lower", "ci_upper", "z", "chi_square", _LINE, FLAG_EAF_FAR)
+            if c in out.columns]
     return out.drop(drop)
 
 
