@@ -205,3 +205,37 @@ def test_plink19_assoc__or_and_allelic_chisq_give_log_or_and_its_se(tmp_path):
         assert row["standard_error"] == pytest.approx(abs(log_or) / math.sqrt(float(r["CHISQ"])),
                                                       rel=1e-12)
         assert row["p_value"] == float(r["P"])
+
+
+def test_plink2_multiallelic__other_allele_is_the_one_plink2_omitted(tmp_path):
+    # plink2 --glm hide-covar [omit-ref] cols=+ax,+a1freq on a set with multi-allelic SNPs
+    # (tests/data/peers/README.md). Oracle: the omit-ref run's betas, all against REF.
+    default = PEERS / "multiallelic.ldl.glm.linear"
+    omit_ref = PEERS / "multiallelic_omit_ref.ldl.glm.linear"
+    lines = [ln.split("\t") for ln in default.read_text().splitlines()]
+    ax = lines[0].index("AX")
+    no_ax = tmp_path / "no_ax.ldl.glm.linear"
+    no_ax.write_text("".join("\t".join(f[:ax] + f[ax + 1:]) + "\n" for f in lines))
+    against_ref: dict[tuple[str, str], float] = {}
+    for r in _rows(omit_ref):
+        against_ref[(r["ID"], r["REF"])] = 0.0
+        if r["BETA"] != "NA":
+            against_ref[(r["ID"], r["A1"])] = float(r["BETA"])
+    tables, ledgers = _harmonise(tmp_path, f"default={default}", f"no_ax={no_ax}",
+                                 f"omit_ref={omit_ref}")
+    for cohort, table in tables.items():
+        printed = [r for r in _rows(default if cohort != "omit_ref" else omit_ref)]
+        with_values = [r for r in printed if r["ERRCODE"] == "."]
+        assert table.height == len(with_values) == ledgers[cohort]["n_kept"], cohort
+        assert ledgers[cohort]["removed"].get("errcode_const_allele") == 1
+        for row in table.iter_rows(named=True):
+            e = against_ref[(row["rsid"], row["effect_allele"])]
+            o = against_ref[(row["rsid"], row["other_allele"])]
+            # 6 significant digits printed: half a unit in the last, each term
+            assert abs(row["beta"] - (e - o)) <= 5e-6 * (abs(e) + abs(o)) + 1e-12, (cohort, row)
+    # the default run omitted the major ALT C of rs71121807: its G row is G against C
+    g = tables["default"].filter(pl.col("rsid") == "rs71121807",
+                                 pl.col("effect_allele").is_in(["G", "C"]),
+                                 pl.col("other_allele").is_in(["G", "C"]))
+    assert g.height == 1
+    assert tables["no_ax"].equals(tables["default"])

@@ -720,15 +720,8 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
     if "test" in cols:
         lf = lf.filter((pl.col(c("test")).str.strip_chars().str.to_uppercase() == "ADD")
                        .fill_null(False))
-    errcodes: dict[str, int] = {}
     if "error_code" in cols:
-        # plink2 marks a fit it does not vouch for (ERRCODE other than '.'), and still prints
-        # values for some (UNFINISHED: the iteration limit was reached): never combined.
-        code = _text_expr(c("error_code"), na)
-        counts = lf.filter(code.is_not_null()).group_by(code.alias("code")).len().collect()
-        errcodes = {f"errcode_{re.sub(r'[^a-z0-9]+', '_', k.lower()).strip('_')}": int(n)
-                    for k, n in sorted(counts.iter_rows())}
-        lf = lf.filter(code.is_null())
+        exprs.append(_text_expr(c("error_code"), na).alias("error_code"))
     for f in ("chromosome", "marker", "strand", "imputed"):
         if f in cols:
             if typed is not None and (unpadded or _as_read(lf, c(f))):
@@ -750,8 +743,7 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
                          "or a complete gzip or zstd stream, UTF-8") from exc
     if "test" in cols:
-        removed["not_additive_test"] = n_rows - df.height - sum(errcodes.values())
-    removed.update(errcodes)
+        removed["not_additive_test"] = n_rows - df.height
     for flag, f in checks.items():
         bad = df.get_column(flag)
         if bad.any():
@@ -785,6 +777,16 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
     df = df.with_columns(pl.col(f).round().cast(pl.Int64)
                          for f in numeric if f in (*_COUNTS, "base_pair_location"))
     df = _alleles(df, numeric_alleles=numeric_alleles, source=source, na=na)
+    if "error_code" in df.columns:
+        # plink2 marks a fit it does not vouch for (ERRCODE other than '.'), and still prints
+        # values for some (UNFINISHED: the iteration limit was reached): never combined.
+        # Removed after the alleles: a multi-allelic site's failed rows still tell which
+        # allele plink2 omitted.
+        code = pl.col("error_code")
+        counts = df.filter(code.is_not_null()).group_by(code).len()
+        removed.update((f"errcode_{re.sub(r'[^a-z0-9]+', '_', k.lower()).strip('_')}", int(n))
+                       for k, n in sorted(counts.iter_rows()))
+        df = df.filter(code.is_null()).drop("error_code")
     return ReadResult(table=_values(df, default_n=default_n), source=source, format=fmt,
                       columns=cols, removed=removed, n_rows=n_rows)
 
@@ -801,6 +803,34 @@ def _from_frame(df: pl.DataFrame, *, source: str, default_n: int | None) -> Read
             df = df.with_columns(normalise_allele(pl.col(c).cast(pl.String)))
     return ReadResult(table=_values(df, default_n=default_n), source=source, format="gwas-ssf",
                       columns={c: c for c in df.columns}, n_rows=df.height)
+
+
+def _omitted_allele(df: pl.DataFrame) -> pl.DataFrame:
+    """plink2's multi-allelic rows: the other allele is the one allele plink2 omitted.
+
+    plink2 ``--glm`` fits a site's alleles jointly and omits one (the major
+    allele by default, REF with ``omit-ref``): each printed row's BETA is its
+    A1 against the omitted allele, which is the one allele of REF and ALT that
+    no row of the site has as A1. Neither REF nor AX (every non-A1 allele) says
+    it. Rows of a site whose omitted allele is not exactly one (rows missing
+    from the file) get none: a bad value, counted.
+    """
+    multi = pl.col("alt").str.contains(",", literal=True).fill_null(False)
+    if not df.select(multi.any()).item():
+        return df
+    key = [c for c in ("chromosome", "base_pair_location", "marker", "ref", "alt") if c in df.columns]
+    sites = (
+        df.filter(multi).group_by(key)
+        .agg(pl.col("effect_allele").unique().alias("_a1s"))
+        .with_columns(pl.concat_list(pl.col("ref"), pl.col("alt").str.split(","))
+                      .list.set_difference(pl.col("_a1s")).alias("_left"))
+        .select(*key, pl.when(pl.col("_left").list.len() == 1)
+                .then(pl.col("_left").list.first()).alias("_omitted"))
+    )
+    return (df.join(sites, on=key, how="left", nulls_equal=True, maintain_order="left")
+            .with_columns(pl.when(multi).then(pl.col("_omitted"))
+                          .otherwise(pl.col("other_allele")).alias("other_allele"))
+            .drop("_omitted"))
 
 
 def _alleles(df: pl.DataFrame, *, numeric_alleles: bool, source: str, na: tuple[str, ...]) -> pl.DataFrame:
@@ -825,19 +855,17 @@ def _alleles(df: pl.DataFrame, *, numeric_alleles: bool, source: str, na: tuple[
             df.select(hit.any()).item() else None
     df = df.with_columns(**{c: e for c, e in up.items() if e is not None})
     if "other_allele" not in cols and {"ref", "alt"} <= cols:
-        # plink2: A1 is REF or one of the ALTs; the other allele is the remaining one.
-        # With several ALTs and A1 = REF there is no single other allele (plink2 then
-        # prints OMITTED/AX, which the preset prefers): null, counted as a bad value.
-        ea = pl.col("effect_allele")
+        # plink2: A1 is REF or the ALT; the other allele is the remaining one (multi-allelic
+        # sites: below).
         df = df.with_columns(
-            pl.when(ea == pl.col("ref")).then(
-                pl.when(pl.col("alt").str.contains(",", literal=True)).then(None)
-                .otherwise(pl.col("alt"))
-            ).otherwise(pl.col("ref")).alias("other_allele")
+            pl.when(pl.col("effect_allele") == pl.col("ref")).then(pl.col("alt"))
+            .otherwise(pl.col("ref")).alias("other_allele")
         )
+    if {"ref", "alt"} <= cols:
+        df = _omitted_allele(df)
     if "other_allele" in df.columns and "other_allele" not in clean:
-        # plink2 prints a multi-allelic site's omitted alleles comma-separated; none is the
-        # single other allele, so such rows fail the allele rule instead of being guessed.
+        # A list of alleles (plink2's AX of a multi-allelic site whose omitted allele is not
+        # known) is no single other allele: such rows fail the allele rule, never guessed.
         df = df.with_columns(
             pl.when(pl.col("other_allele").str.contains(",", literal=True)).then(None)
             .otherwise(pl.col("other_allele")).alias("other_allele")
