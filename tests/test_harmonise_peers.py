@@ -239,3 +239,44 @@ def test_plink2_multiallelic__other_allele_is_the_one_plink2_omitted(tmp_path):
                                  pl.col("other_allele").is_in(["G", "C"]))
     assert g.height == 1
     assert tables["no_ax"].equals(tables["default"])
+
+
+@pytest.mark.parametrize("name", ["biobank_eur.ldl.assoc.linear", "biobank_eur.cad.assoc.logistic"])
+def test_plink19_linear_logistic__other_allele_from_the_reference_and_values_carried(name,
+                                                                                  tmp_path):
+    # plink1.9 ... --linear --ci 0.95 / --logistic hide-covar (tests/data/peers/README.md): A1 only
+    path = PEERS / name
+    printed = _rows(path)
+    panel = {int(r["base_pair_location"]): r for r in _rows(PEERS / "reference.tsv")}
+    tables, ledgers = _harmonise(tmp_path, f"c={path}",
+                                 options=("--reference", str(PEERS / "reference.tsv")))
+    table, lg = tables["c"], ledgers["c"]
+    add = [r for r in printed if r["TEST"] == "ADD"]
+    usable = [r for r in add if r["P"] != "NA"]
+    assert lg["n_in"] == len(printed) == lg["n_kept"] + sum(lg["removed"].values())
+    assert lg["removed"]["not_additive_test"] == len(printed) - len(add)
+    # A/T and C/G SNPs without an EAF cannot be oriented on the panel: dropped, counted
+    assert lg["n_kept"] + lg["removed"].get("palindrome_ambiguous", 0) == len(usable)
+    assert lg["n_kept"] == table.height > 5
+    assert lg["changed"]["other_allele_from_reference"] == lg["n_kept"]
+    by_id = {r["SNP"]: r for r in usable}
+    for row in table.iter_rows(named=True):
+        r, site = by_id[row["rsid"]], panel[row["base_pair_location"]]
+        # with a reference the effect allele is the panel's ALT
+        assert (row["effect_allele"], row["other_allele"]) == (site["alt"], site["ref"])
+        sign = 1.0 if r["A1"] == site["alt"] else -1.0
+        assert sign > 0 or r["A1"] == site["ref"]
+        effect = float(r["BETA"]) if "BETA" in r else math.log(float(r["OR"]))
+        assert row["beta"] == pytest.approx(sign * effect, rel=1e-12)
+        se = float(r["SE"]) if "SE" in r else abs(effect / float(r["STAT"]))
+        assert row["standard_error"] == pytest.approx(se, rel=1e-12)
+        assert row["p_value"] == float(r["P"])
+        assert row["n"] == int(r["NMISS"])
+
+
+def test_plink19_linear__without_a_reference_the_missing_other_allele_is_a_clear_error(tmp_path,
+                                                                                    capsys):
+    path = PEERS / "biobank_eur.ldl.assoc.linear"
+    assert main(["harmonise", "--out-dir", str(tmp_path / "h"), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "other_allele" in err and "--reference" in err

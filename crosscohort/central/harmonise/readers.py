@@ -639,11 +639,13 @@ class _Parsed:
 
 
 def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str, str] | None = None,
-                missing: tuple[str, ...] = ()) -> _Parsed:
+                missing: tuple[str, ...] = (), other_from_reference: bool = False) -> _Parsed:
     """The first half of :func:`read_summary_statistics`: header, columns and the parsed rows.
 
     Everything that reads the file's bytes and needs no other file: a
     prefetching caller runs it for the next file while this one is finished.
+    ``other_from_reference``: a file with an effect allele and no other allele
+    is read (the caller takes the other allele from its reference panel).
     """
     path = Path(path)
     source = str(path)
@@ -669,8 +671,16 @@ def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str,
     used = sorted({index[h] for h in (*cols.values(), *extra)})
     need_any = [("effect_allele",), ("beta", "odds_ratio"),
                 ("standard_error", "ci_lower", "z", "chi_square", "p_value", "neg_log_10_p_value")]
-    if "effect_allele" in cols and "other_allele" not in cols and not {"ref", "alt"} <= set(cols):
-        need_any.append(("other_allele",))
+    only_effect = ("effect_allele" in cols and "other_allele" not in cols
+                   and not {"ref", "alt"} <= set(cols))
+    if only_effect and not other_from_reference:
+        raise InputError(
+            f"{source}: missing required column for other_allele (format {fmt}); header is "
+            f"{header}; rule: each row needs its other allele as well as its effect allele. "
+            "A file that gives only the effect allele (plink 1.9 --linear/--logistic print A1 "
+            "alone): give --reference, whose allele pair at the position supplies it, or add "
+            "the second allele (A2 of the .bim) as a column"
+        )
     if not {"marker", "chromosome"} & set(cols):
         need_any.append(("chromosome", "marker"))
     for group in need_any:
@@ -776,6 +786,8 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
     # METAL's Weight and some tools' N are effective sizes: rounded, not refused.
     df = df.with_columns(pl.col(f).round().cast(pl.Int64)
                          for f in numeric if f in (*_COUNTS, "base_pair_location"))
+    if "effect_allele" in df.columns and not {"other_allele", "ref"} & set(df.columns):
+        df = df.with_columns(pl.lit(None, pl.String).alias("other_allele"))  # the reference's
     df = _alleles(df, numeric_alleles=numeric_alleles, source=source, na=na)
     if "error_code" in df.columns:
         # plink2 marks a fit it does not vouch for (ERRCODE other than '.'), and still prints
@@ -1179,15 +1191,21 @@ def _harmonise_files(inputs: list[InputSpec], *, out_dir: Path | None, reference
         if spec.options is not None:  # the file's own map replaces the run's
             return _parse_file(spec.path, format=spec.format,
                                columns=spec.options.get("columns"),
-                               missing=tuple(str(x) for x in spec.options.get("missing", ())))
-        return _parse_file(spec.path, format=spec.format, columns=columns, missing=missing)
+                               missing=tuple(str(x) for x in spec.options.get("missing", ())),
+                               other_from_reference=ref is not None)
+        return _parse_file(spec.path, format=spec.format, columns=columns, missing=missing,
+                           other_from_reference=ref is not None)
 
     def finish(spec: InputSpec, parsed: _Parsed) -> ReadResult:
         if spec.options is not None:
-            return _finish_read(parsed, default_n=spec.options.get("default_n", default_n),
-                                numeric_alleles=bool(spec.options.get("numeric_alleles",
-                                                                      numeric_alleles)))
-        return _finish_read(parsed, default_n=default_n, numeric_alleles=numeric_alleles)
+            rd = _finish_read(parsed, default_n=spec.options.get("default_n", default_n),
+                              numeric_alleles=bool(spec.options.get("numeric_alleles",
+                                                                    numeric_alleles)))
+        else:
+            rd = _finish_read(parsed, default_n=default_n, numeric_alleles=numeric_alleles)
+        if ref is not None and not {"other_allele", "ref"} & set(rd.columns):
+            rd = _other_allele_from_reference(rd, ref)
+        return rd
 
     # One cohort at a time, written (when out_dir is given) before the next is read, so
     # memory holds one cohort's columns, not all of them; with ``prefetch`` the next file
@@ -1203,6 +1221,29 @@ def _harmonise_files(inputs: list[InputSpec], *, out_dir: Path | None, reference
             variant_ids=variant_ids, keep=keep, keep_marker_only=True, out_dir=out_dir)
     finally:
         reads.close()
+
+
+def _other_allele_from_reference(rd: ReadResult, panel) -> ReadResult:
+    """A file that gives only the effect allele, its other allele taken from the panel.
+
+    Rows the panel gives one (:func:`~crosscohort.central.harmonise.align.other_allele_from_panel`)
+    are counted ``changed.other_allele_from_reference``; the rest are removed,
+    counted ``other_allele_not_in_reference``.
+    """
+    import dataclasses
+
+    from crosscohort.central.harmonise.align import other_allele_from_panel
+
+    table = rd.table
+    if "chromosome" not in table.columns or "base_pair_location" not in table.columns:
+        other = pl.repeat(None, table.height, dtype=pl.String, eager=True).alias("other_allele")
+    else:
+        other = other_allele_from_panel(table, panel)
+    placed = other.is_not_null()
+    table = table.with_columns(other, placed.alias(f"{_FLAG}other_allele_from_reference"))
+    kept = table.filter(placed)
+    removed = {**rd.removed, "other_allele_not_in_reference": table.height - kept.height}
+    return dataclasses.replace(rd, table=kept, removed=removed)
 
 
 def _ordered_reads(parse, finish, inputs: list[InputSpec], *, prefetch: bool):
