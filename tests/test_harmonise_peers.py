@@ -29,9 +29,10 @@ def _rows(path: Path) -> list[dict[str, str]]:
     return [dict(zip(lines[0], f, strict=True)) for f in lines[1:]]
 
 
-def _harmonise(tmp_path: Path, *inputs: str, options: tuple[str, ...] = ()) -> tuple[dict, dict]:
+def _harmonise(tmp_path: Path, *inputs: str, options: tuple[str, ...] = (),
+               out: str = "h") -> tuple[dict, dict]:
     """``crosscohort harmonise`` on ``inputs``: (cohort -> table, cohort -> ledger)."""
-    out = tmp_path / "h"
+    out = tmp_path / out
     assert main(["harmonise", *options, "--out-dir", str(out), *inputs]) == 0
     ledgers = {lg["cohort"]: lg for lg in json.loads((out / "ledger.json").read_text())}
     return {c: read_sumstats(out / f"{c}.tsv.gz") for c in ledgers}, ledgers
@@ -280,3 +281,45 @@ def test_plink19_linear__without_a_reference_the_missing_other_allele_is_a_clear
     assert main(["harmonise", "--out-dir", str(tmp_path / "h"), str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "other_allele" in err and "--reference" in err
+
+
+# --- REGENIE, and its GWAS-SSF made by the GWAS Catalog's own converter ------------------------
+
+NUMERIC = {"1": "A", "2": "C", "3": "G", "4": "T"}
+
+
+def test_regenie_example__values_carried_auto_and_explicit(tmp_path):
+    # REGENIE's own example output (tests/data/peers/README.md); its alleles are 1/2 codes
+    path = PEERS / "regenie_example.regenie"
+    printed = {r["ID"]: r for r in _rows(path)}
+    tables, ledgers = _harmonise(tmp_path, f"c={path}", options=("--numeric-alleles",))
+    explicit, _ = _harmonise(tmp_path, f"c={path}:regenie", options=("--numeric-alleles",),
+                             out="explicit")
+    assert tables["c"].equals(explicit["c"])
+    assert ledgers["c"]["n_kept"] == len(printed) == tables["c"].height
+    for row in tables["c"].iter_rows(named=True):
+        r = printed[row["rsid"]]
+        sign = 1.0 if row["effect_allele"] == NUMERIC[r["ALLELE1"]] else -1.0
+        assert row["other_allele"] == NUMERIC[r["ALLELE0" if sign > 0 else "ALLELE1"]]
+        assert row["beta"] == sign * float(r["BETA"])
+        assert row["standard_error"] == float(r["SE"])
+        f = float(r["A1FREQ"])
+        assert row["effect_allele_frequency"] == pytest.approx(f if sign > 0 else 1 - f, abs=1e-12)
+        assert row["neg_log_10_p_value"] == pytest.approx(float(r["LOG10P"]), rel=1e-12)
+        assert row["p_value"] == pytest.approx(10 ** -float(r["LOG10P"]), rel=1e-12)
+        assert row["n"] == int(r["N"]) and row["info"] == float(r["INFO"])
+
+
+def test_gwas_ssf_of_the_catalog_converter__reads_as_the_regenie_file_it_came_from(tmp_path):
+    # gwas-ssf format regenie_example.regenie --apply_config --analysis_software REGENIE
+    ssf, regenie = PEERS / "regenie_example.gwas_ssf.tsv", PEERS / "regenie_example.regenie"
+    tables, ledgers = _harmonise(tmp_path, f"ssf={ssf}", f"regenie={regenie}",
+                                 options=("--numeric-alleles",))
+    a, b = tables["ssf"], tables["regenie"]
+    assert ledgers["ssf"]["n_kept"] == ledgers["regenie"]["n_kept"] == a.height == 30
+    for col in ("chromosome", "base_pair_location", "effect_allele", "other_allele", "beta",
+                "standard_error", "effect_allele_frequency", "n", "info"):
+        assert a[col].to_list() == b[col].to_list(), col
+    for x, y in zip(a["p_value"], b["p_value"], strict=True):
+        assert x == pytest.approx(y, rel=1e-12)
+
