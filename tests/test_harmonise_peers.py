@@ -323,3 +323,18 @@ def test_gwas_ssf_of_the_catalog_converter__reads_as_the_regenie_file_it_came_fr
     for x, y in zip(a["p_value"], b["p_value"], strict=True):
         assert x == pytest.approx(y, rel=1e-12)
 
+
+def test_gwas_ssf_with_a_test_column__only_additive_rows_are_read(tmp_path):
+    # The converter passes REGENIE's TEST through; a REGENIE run with --test dominant prints
+    # TEST = DOM rows, whose betas are not per-allele effects. Here the converted file's
+    # rows 11-30 relabelled DOM (as such a run prints them): they must not be read as ADD.
+    lines = (PEERS / "regenie_example.gwas_ssf.tsv").read_text().splitlines()
+    t = lines[0].split("\t").index("TEST")
+    out = [lines[0]] + [("\t".join(f[:t] + ["DOM"] + f[t + 1:]) if i > 10 else ln)
+                        for i, ln in enumerate(lines[1:], 1) for f in [ln.split("\t")]]
+    path = tmp_path / "dom.tsv"
+    path.write_text("\n".join(out) + "\n")
+    tables, ledgers = _harmonise(tmp_path, f"c={path}", options=("--numeric-alleles",))
+    assert ledgers["c"]["removed"]["not_additive_test"] == 20
+    assert tables["c"].height == ledgers["c"]["n_kept"] == 10
+    assert ledgers["c"]["n_in"] == 30

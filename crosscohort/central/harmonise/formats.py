@@ -143,7 +143,10 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        odds_ratio="odds_ratio", standard_error="standard_error", ci_lower="ci_lower",
        ci_upper="ci_upper", effect_allele_frequency="effect_allele_frequency",
        p_value="p_value", neg_log_10_p_value="neg_log_10_p_value", marker="rsid", n="n",
-       n_cases="n_cases", n_controls="n_controls", info="info"),
+       n_cases="n_cases", n_controls="n_controls", info="info",
+       # Not a GWAS-SSF column, but converters pass the tool's TEST through (the GWAS
+       # Catalog's gwas-ssf format does for REGENIE): only ADD rows are per-allele effects.
+       test="test"),
 )}
 
 #: ``--format`` values: the presets, ``auto`` (signatures, then :data:`HEADER_DICTIONARY`)
