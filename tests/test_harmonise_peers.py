@@ -338,3 +338,29 @@ def test_gwas_ssf_with_a_test_column__only_additive_rows_are_read(tmp_path):
     assert ledgers["c"]["removed"]["not_additive_test"] == 20
     assert tables["c"].height == ledgers["c"]["n_kept"] == 10
     assert ledgers["c"]["n_in"] == 30
+
+
+# --- BOLT-LMM ------------------------------------------------------------------------------------
+
+def test_bolt_stats__values_carried_and_monomorphic_rows_counted(tmp_path):
+    # bolt --lmm ... --statsFile (tests/data/peers/README.md); BOLT prints no N
+    path = PEERS / "biobank_eur.ldl.bolt.stats"
+    printed = _rows(path)
+    tables, ledgers = _harmonise(tmp_path, f"c={path}", options=("--default-n", "896"))
+    table, lg = tables["c"], ledgers["c"]
+    nan_se = [r for r in printed if r["SE"] == "-nan"]
+    assert len(nan_se) == 10
+    assert lg["removed"]["bad_value_standard_error"] == len(nan_se)
+    assert lg["n_in"] == len(printed) == lg["n_kept"] + sum(lg["removed"].values())
+    by_id = {r["SNP"]: r for r in printed}
+    assert table.height == len(printed) - len(nan_se)
+    for row in table.iter_rows(named=True):
+        r = by_id[row["rsid"]]
+        sign = 1.0 if row["effect_allele"] == r["ALLELE1"] else -1.0
+        assert row["other_allele"] == (r["ALLELE0"] if sign > 0 else r["ALLELE1"])
+        assert row["beta"] == sign * float(r["BETA"])
+        assert row["standard_error"] == float(r["SE"])
+        f = float(r["A1FREQ"])
+        assert row["effect_allele_frequency"] == pytest.approx(f if sign > 0 else 1 - f, abs=1e-12)
+        assert row["p_value"] == float(r["P_BOLT_LMM_INF"])  # the test BETA/SE belong to
+        assert row["n"] == 896
