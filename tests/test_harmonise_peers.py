@@ -364,3 +364,16 @@ def test_bolt_stats__values_carried_and_monomorphic_rows_counted(tmp_path):
         assert row["effect_allele_frequency"] == pytest.approx(f if sign > 0 else 1 - f, abs=1e-12)
         assert row["p_value"] == float(r["P_BOLT_LMM_INF"])  # the test BETA/SE belong to
         assert row["n"] == 896
+
+
+def test_plink19_chromosome_codes__25_is_xy_on_x_and_26_is_mt(tmp_path):
+    # plink 1.x numbers X 23, Y 24, XY (pseudo-autosomal) 25, MT 26; GWAS-SSF's 25 is MT.
+    path = PEERS / "xy_mt.cad.assoc"
+    printed = {r["SNP"]: r for r in _rows(path)}
+    assert {r["CHR"] for r in printed.values()} == {"1", "23", "25", "26"}
+    tables, ledgers = _harmonise(tmp_path, f"c={path}")
+    want = {"1": 1, "23": 23, "25": 23, "26": 25}
+    table = tables["c"]
+    assert table.height == ledgers["c"]["n_kept"] > 20
+    for row in table.iter_rows(named=True):
+        assert row["chromosome"] == want[printed[row["rsid"]]["CHR"]], row

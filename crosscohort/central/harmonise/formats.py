@@ -71,6 +71,9 @@ class FormatPreset:
         (GWAMA's -9 in N and EAF; a beta of -9 stays a beta).
     description
         One line for ``--help`` and the docs.
+    chromosome_labels
+        (file label, label) pairs: the tool's own chromosome codes that mean
+        something else in GWAS-SSF (PLINK 1's 25 is XY, not MT).
     """
 
     name: str
@@ -79,13 +82,15 @@ class FormatPreset:
     missing: tuple[str, ...] = ()
     description: str = ""
     sentinels: tuple[tuple[str, float], ...] = ()
+    chromosome_labels: tuple[tuple[str, str], ...] = ()
 
 
 def _p(name: str, signature: tuple[str, ...], description: str, missing: tuple[str, ...] = (),
        sentinels: tuple[tuple[str, float], ...] = (),
+       chromosome_labels: tuple[tuple[str, str], ...] = (),
        **columns: str | tuple[str, ...]) -> FormatPreset:
     cols = {k: (v,) if isinstance(v, str) else tuple(v) for k, v in columns.items()}
-    return FormatPreset(name, cols, signature, missing, description, sentinels)
+    return FormatPreset(name, cols, signature, missing, description, sentinels, chromosome_labels)
 
 
 #: Presets, in the order ``--format auto`` tries their signatures.
@@ -136,6 +141,16 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        standard_error="SE", odds_ratio="OR", ci_lower="OR_95L", ci_upper="OR_95U", n="N",
        effect_allele_frequency="EAF", strand="STRAND", imputed=("IMPUTED", "IMP"),
        chromosome=("CHR", "CHROMOSOME"), base_pair_location=("POS", "POSITION")),
+    # PLINK 1.9 --assoc/--linear/--logistic (and 1.07): always CHR SNP BP first, A1 the minor
+    # allele (BETA/OR per copy), chromosomes as PLINK 1's numeric codes.
+    _p("plink1", ("CHR", "SNP", "BP", "A1"),
+       "PLINK 1.9 --assoc/--linear/--logistic (CHR SNP BP first); A1 is the effect (minor) "
+       "allele; chromosome codes 23 X, 24 Y, 25 XY (read as X), 26 MT",
+       chromosome_labels=(("25", "XY"), ("26", "MT")),
+       chromosome="CHR", base_pair_location="BP", marker="SNP", effect_allele="A1",
+       other_allele="A2", beta="BETA", odds_ratio="OR", standard_error="SE", ci_lower="L95",
+       ci_upper="U95", z=("STAT", "T"), chi_square="CHISQ", p_value="P", n="NMISS",
+       test="TEST"),
     _p("gwas-ssf", ("chromosome", "base_pair_location", "effect_allele", "other_allele"),
        "GWAS Catalog GWAS-SSF (our export bundles); other columns are passed through",
        chromosome="chromosome", base_pair_location="base_pair_location",
@@ -212,6 +227,8 @@ def detect_format(header: list[str]) -> str:
             if preset.name == "bolt" and not any(k.startswith("p_bolt_lmm") or k == "p_linreg"
                                                  for k in keys):
                 continue
+            if preset.name == "plink1" and [header_key(h) for h in header[:3]] != ["chr", "snp", "bp"]:
+                continue  # PLINK 1 prints CHR SNP BP first; other files keep the dictionary
             return preset.name
     return "mapped"
 

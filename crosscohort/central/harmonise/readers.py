@@ -764,6 +764,10 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
                 "rule: numeric fields hold numbers or NA"
             )
     df = df.drop(list(checks))
+    relabel = dict(PRESETS[fmt].chromosome_labels) if fmt in PRESETS else {}
+    if relabel and "chromosome" in df.columns:
+        # The tool's own codes (PLINK 1's 25 = XY, 26 = MT), before GWAS-SSF's are applied.
+        df = df.with_columns(pl.col("chromosome").replace(relabel))
     # A preset's number that means missing in one field only (GWAMA's -9 in N and EAF).
     sentinels = [(f, v) for f, v in (PRESETS[fmt].sentinels if fmt in PRESETS else ())
                  if f in df.columns]
