@@ -366,14 +366,17 @@ def test_bolt_stats__values_carried_and_monomorphic_rows_counted(tmp_path):
         assert row["n"] == 896
 
 
-def test_plink19_chromosome_codes__25_is_xy_on_x_and_26_is_mt(tmp_path):
-    # plink 1.x numbers X 23, Y 24, XY (pseudo-autosomal) 25, MT 26; GWAS-SSF's 25 is MT.
-    path = PEERS / "xy_mt.cad.assoc"
-    printed = {r["SNP"]: r for r in _rows(path)}
-    assert {r["CHR"] for r in printed.values()} == {"1", "23", "25", "26"}
+@pytest.mark.parametrize(("name", "snp", "chrom"), [("xy_mt.cad.assoc", "SNP", "CHR"),
+                                                    ("xy_mt.cad.glm.logistic.hybrid", "ID", "#CHROM")])
+def test_plink_chromosome_codes__25_is_xy_on_x_and_26_is_mt(name, snp, chrom, tmp_path):
+    # PLINK numbers X 23, Y 24, XY (pseudo-autosomal) 25, MT 26 (plink 1.9 always, plink2 with
+    # --output-chr 26); GWAS-SSF's 25 is MT.
+    path = PEERS / name
+    printed = {r[snp]: r for r in _rows(path)}
+    assert {r[chrom] for r in printed.values()} == {"1", "23", "25", "26"}
     tables, ledgers = _harmonise(tmp_path, f"c={path}")
     want = {"1": 1, "23": 23, "25": 23, "26": 25}
     table = tables["c"]
     assert table.height == ledgers["c"]["n_kept"] > 20
     for row in table.iter_rows(named=True):
-        assert row["chromosome"] == want[printed[row["rsid"]]["CHR"]], row
+        assert row["chromosome"] == want[printed[row["rsid"]][chrom]], row

@@ -101,7 +101,9 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        alt="ALT", effect_allele="A1", other_allele=("OMITTED", "AX"), beta="BETA",
        odds_ratio="OR", standard_error=("SE", "LOG(OR)_SE"), ci_lower="L95", ci_upper="U95",
        z=("Z_STAT", "T_STAT"), p_value="P", neg_log_10_p_value=("LOG10_P", "NEG_LOG10_P"),
-       effect_allele_frequency="A1_FREQ", n="OBS_CT", test="TEST", error_code="ERRCODE"),
+       effect_allele_frequency="A1_FREQ", n="OBS_CT", test="TEST", error_code="ERRCODE",
+       # --output-chr 26 prints PLINK codes: 25 is XY, 26 MT (the default labels are text)
+       chromosome_labels=(("25", "XY"), ("26", "MT"))),
     _p("regenie", ("ALLELE0", "ALLELE1", "LOG10P"),
        "REGENIE step 2 .regenie; ALLELE1 is the effect allele, LOG10P is -log10 p",
        chromosome="CHROM", base_pair_location="GENPOS", marker="ID", other_allele="ALLELE0",
