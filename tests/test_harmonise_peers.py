@@ -380,3 +380,14 @@ def test_plink_chromosome_codes__25_is_xy_on_x_and_26_is_mt(name, snp, chrom, tm
     assert table.height == ledgers["c"]["n_kept"] > 20
     for row in table.iter_rows(named=True):
         assert row["chromosome"] == want[printed[row["rsid"]][chrom]], row
+
+
+def test_gwas_ssf_na__the_formats_own_missing_token_is_missing_not_an_error(tmp_path):
+    # GWAS-SSF writes missing values as #NA (the converter did, for a REGENIE TEST_FAIL row)
+    path = PEERS / "regenie_test_fail.gwas_ssf.tsv"
+    assert "\t#NA\t" in path.read_text()
+    tables, ledgers = _harmonise(tmp_path, f"c={path}", options=("--numeric-alleles",))
+    lg = ledgers["c"]
+    assert lg["n_in"] == 30 and lg["n_kept"] == 29 == tables["c"].height
+    assert lg["removed"]["bad_value_beta"] == 1
+    assert 3 not in tables["c"]["base_pair_location"].to_list()

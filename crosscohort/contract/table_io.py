@@ -69,6 +69,7 @@ NA_TOKENS: tuple[str, ...] = ("NA", "NaN", "nan", "")
 #: tokens and those other tools print (a format preset or the user may add more).
 FOREIGN_NA_TOKENS: tuple[str, ...] = (
     "NA", "NaN", "nan", "NAN", "na", "N/A", ".", "", "null", "NULL", "None", "-nan", "nan(ind)",
+    "#NA",  # GWAS-SSF's own (the GWAS Catalog's converter writes it)
 )
 _NOT_SPACE = re.compile(rb"\S")
 _T = TypeVar("_T")
