@@ -391,3 +391,46 @@ def test_gwas_ssf_na__the_formats_own_missing_token_is_missing_not_an_error(tmp_
     assert lg["n_in"] == 30 and lg["n_kept"] == 29 == tables["c"].height
     assert lg["removed"]["bad_value_beta"] == 1
     assert 3 not in tables["c"]["base_pair_location"].to_list()
+
+
+def test_meta_plink19_files__a1_the_minor_allele_oriented_as_plink19_meta_analysis(plink19, tmp_path):
+    # Three cohorts' plink 1.9 --logistic (A1 = each cohort's minor allele, no A2), combined by
+    # crosscohort meta with the panel giving the other allele, against plink 1.9's own
+    # --meta-analysis of the same files. Without A2 plink 1.9 cannot tell a cohort whose A1
+    # differs from a wrong allele: it leaves that cohort out (ALLELE_MISMATCH in pm.prob),
+    # where the panel lets us orient and combine it.
+    import subprocess
+
+    files = [PEERS / f"{c}.cad_ci.assoc.logistic" for c in COHORTS]
+    a1 = [{r["SNP"]: r["A1"] for r in _rows(f)} for f in files]
+    assert any(len({m[s] for m in a1}) > 1 for s in a1[0])  # A1 differs somewhere
+    # oracle: plink1.9 --meta-analysis F1 F2 F3 --out pm
+    subprocess.run([plink19, "--meta-analysis", *map(str, files), "--memory", "1024", "--out", "pm"],
+                   cwd=tmp_path, capture_output=True, text=True, check=True)
+    theirs = {r["SNP"]: r for r in _rows(tmp_path / "pm.meta")}
+    prob = [ln.split() for ln in (tmp_path / "pm.prob").read_text().splitlines()]
+    mismatched = {f[1]: sum(g[1] == f[1] and g[2] == "ALLELE_MISMATCH" for g in prob)
+                  for f in prob if f[2] == "ALLELE_MISMATCH"}
+    out = tmp_path / "m.tsv"
+    assert main(["meta", "--format", "auto", "--method", "random", "--reference",
+                 str(PEERS / "reference.tsv"), "--out", str(out),
+                 *(f"{c}={f}" for c, f in zip(COHORTS, files, strict=True))]) == 0
+    ours = {r["rsid"]: r for r in read_sumstats(out).iter_rows(named=True)}
+    compared = flipped = 0
+    for snp, r in theirs.items():
+        if snp not in ours:  # an A/T or C/G SNP: no EAF to orient it on the panel
+            continue
+        row = ours[snp]
+        if snp in mismatched:  # plink 1.9 left the cohorts whose A1 differs out; we did not
+            assert row["n_studies"] == int(r["N"]) + mismatched[snp]
+            flipped += 1
+            continue
+        assert row["n_studies"] == int(r["N"])
+        sign = 1.0 if row["effect_allele"] == r["A1"] else -1.0
+        assert sign > 0 or row["other_allele"] == r["A1"]
+        for col, name in (("beta", "OR"), ("beta_random", "OR(R)")):
+            assert abs(math.exp(sign * row[col]) - float(r[name])) <= _half_unit(r[name]) * (1 + 1e-9)
+        for col, name in (("p_value", "P"), ("p_value_random", "P(R)"), ("het_p", "Q")):
+            assert abs(row[col] - float(r[name])) <= _half_unit(r[name]) * (1 + 1e-9), (row, r)
+        compared += 1
+    assert compared >= 50 and flipped >= 3
