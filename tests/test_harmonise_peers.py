@@ -434,3 +434,16 @@ def test_meta_plink19_files__a1_the_minor_allele_oriented_as_plink19_meta_analys
             assert abs(row[col] - float(r[name])) <= _half_unit(r[name]) * (1 + 1e-9), (row, r)
         compared += 1
     assert compared >= 50 and flipped >= 3
+
+
+def test_gwas_ssf_variant_id_holding_rsids__kept_as_rsid(tmp_path):
+    # gwas-ssf format biobank_eur.ldl.bolt.stats --apply_config --analysis_software BOLT-LMM
+    path = PEERS / "bolt.gwas_ssf.tsv"
+    printed = _rows(path)
+    tables, ledgers = _harmonise(tmp_path, f"c={path}")
+    table = tables["c"]
+    kept = [r for r in printed if r["standard_error"] != "-nan"]
+    assert table.height == len(kept) == ledgers["c"]["n_kept"]
+    assert table["rsid"].to_list() == [r["variant_id"] for r in kept]
+    # the variant_id column itself is ours: chromosome:position:other:effect
+    assert all(v.count(":") == 3 for v in table["variant_id"].to_list())

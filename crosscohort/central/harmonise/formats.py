@@ -159,7 +159,10 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        effect_allele="effect_allele", other_allele="other_allele", beta="beta",
        odds_ratio="odds_ratio", standard_error="standard_error", ci_lower="ci_lower",
        ci_upper="ci_upper", effect_allele_frequency="effect_allele_frequency",
-       p_value="p_value", neg_log_10_p_value="neg_log_10_p_value", marker="rsid", n="n",
+       p_value="p_value", neg_log_10_p_value="neg_log_10_p_value",
+       # The GWAS Catalog's converter writes BOLT's and SNPTEST's rsIDs as variant_id: taken
+       # as the marker where there is no rsid column (rsID-shaped values only; readers.py).
+       marker=("rsid", "variant_id"), n="n",
        n_cases="n_cases", n_controls="n_controls", info="info",
        # Not a GWAS-SSF column, but converters pass the tool's TEST through (the GWAS
        # Catalog's gwas-ssf format does for REGENIE): only ADD rows are per-allele effects.

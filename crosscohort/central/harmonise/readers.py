@@ -41,6 +41,7 @@ from crosscohort.central.harmonise.formats import (
     HEADER_DICTIONARY,
     PRESETS,
     detect_format,
+    header_key,
     resolve_columns,
 )
 from crosscohort.contract.errors import ConfigError, InputError
@@ -764,6 +765,11 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
                 "rule: numeric fields hold numbers or NA"
             )
     df = df.drop(list(checks))
+    if fmt == "gwas-ssf" and header_key(cols.get("marker", "")) == "variant_id":
+        # variant_id as a marker (no rsid column): its rsIDs only; our chrom:pos:ref:alt
+        # ids, or the spec's chr_pos_ref_alt ones, are rebuilt from the row, not names.
+        m = pl.col("marker")
+        df = df.with_columns(pl.when(m.str.contains(r"^rs[0-9]+$")).then(m).alias("marker"))
     relabel = dict(PRESETS[fmt].chromosome_labels) if fmt in PRESETS else {}
     if relabel and "chromosome" in df.columns:
         # The tool's own codes (PLINK 1's 25 = XY, 26 = MT), before GWAS-SSF's are applied.
