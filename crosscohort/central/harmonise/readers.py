@@ -731,8 +731,15 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
     if "test" in cols:
         lf = lf.filter((pl.col(c("test")).str.strip_chars().str.to_uppercase() == "ADD")
                        .fill_null(False))
+    errcodes: dict[str, int] = {}
     if "error_code" in cols:
-        exprs.append(_text_expr(c("error_code"), na).alias("error_code"))
+        # Counted per code here; the rows go after the alleles are read (below), carried
+        # as one boolean, not their text.
+        code = _text_expr(c("error_code"), na)
+        counts = lf.filter(code.is_not_null()).group_by(code.alias("code")).len().collect()
+        errcodes = {f"errcode_{re.sub(r'[^a-z0-9]+', '_', k.lower()).strip('_')}": int(n)
+                    for k, n in sorted(counts.iter_rows())}
+        exprs.append(code.is_not_null().alias("_errcode"))
     for f in ("chromosome", "marker", "strand", "imputed"):
         if f in cols:
             if typed is not None and (unpadded or _as_read(lf, c(f))):
@@ -799,16 +806,13 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
     if "effect_allele" in df.columns and not {"other_allele", "ref"} & set(df.columns):
         df = df.with_columns(pl.lit(None, pl.String).alias("other_allele"))  # the reference's
     df = _alleles(df, numeric_alleles=numeric_alleles, source=source, na=na)
-    if "error_code" in df.columns:
+    if "_errcode" in df.columns:
         # plink2 marks a fit it does not vouch for (ERRCODE other than '.'), and still prints
         # values for some (UNFINISHED: the iteration limit was reached): never combined.
         # Removed after the alleles: a multi-allelic site's failed rows still tell which
         # allele plink2 omitted.
-        code = pl.col("error_code")
-        counts = df.filter(code.is_not_null()).group_by(code).len()
-        removed.update((f"errcode_{re.sub(r'[^a-z0-9]+', '_', k.lower()).strip('_')}", int(n))
-                       for k, n in sorted(counts.iter_rows()))
-        df = df.filter(code.is_null()).drop("error_code")
+        removed.update(errcodes)
+        df = df.filter(~pl.col("_errcode")).drop("_errcode")
     return ReadResult(table=_values(df, default_n=default_n), source=source, format=fmt,
                       columns=cols, removed=removed, n_rows=n_rows)
 
