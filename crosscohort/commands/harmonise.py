@@ -84,7 +84,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--trait", help="trait name, recorded in the ledger")
     p.add_argument("--reference", metavar="REF.tsv.gz",
                    help="forward-strand panel: chromosome, base_pair_location, ref, alt, "
-                        "alt_frequency (and optionally rsid/id to place marker-only rows)")
+                        "alt_frequency (and optionally rsid/id to place marker-only rows); also gives "
+                        "the other allele of files that print only the effect allele "
+                        "(plink 1.9 --linear/--logistic)")
     p.add_argument("--fasta", metavar="FA",
                    help="reference genome of --build (pyfaidx): build check, indel left-normalisation")
     p.add_argument("--chain", metavar="FILE",

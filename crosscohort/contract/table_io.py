@@ -4,8 +4,8 @@ Every tab-separated table that crosses a stage (GWAS-SSF sumstats, harmonised
 tables, meta-analysis output) and every foreign file harmonisation reads is
 read here, in the same way:
 
-- :func:`open_binary` opens a file plain or gzip (told by its magic bytes,
-  never by its name; ISA-L decompresses);
+- :func:`open_binary` opens a file plain, gzip or zstd (told by its magic
+  bytes, never by its name; ISA-L decompresses gzip);
 - :class:`Blocks` hands out its data lines in blocks of whole lines of about
   :data:`BLOCK_BYTES` each, with the file line number of each block's first
   line, so memory holds a block, never the whole text;
@@ -22,6 +22,7 @@ once. Column types come from the registry
 
 from __future__ import annotations
 
+import io
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -68,6 +69,7 @@ NA_TOKENS: tuple[str, ...] = ("NA", "NaN", "nan", "")
 #: tokens and those other tools print (a format preset or the user may add more).
 FOREIGN_NA_TOKENS: tuple[str, ...] = (
     "NA", "NaN", "nan", "NAN", "na", "N/A", ".", "", "null", "NULL", "None", "-nan", "nan(ind)",
+    "#NA",  # GWAS-SSF's own (the GWAS Catalog's converter writes it)
 )
 _NOT_SPACE = re.compile(rb"\S")
 _T = TypeVar("_T")
@@ -78,14 +80,74 @@ class SumstatsError(InputError):
     """A summary-statistics file breaks the contract; the message names file, row or column."""
 
 
+#: The first bytes of a zstd frame (RFC 8878), as plink2 --glm zs writes them.
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+class _ZstdFrames(io.RawIOBase):
+    """A zstd file's frames decompressed one after another, for :func:`open_binary`.
+
+    Built on ``decompressobj`` rather than ``stream_reader``, which returns no
+    bytes and no error for a stream cut inside a frame: here a stream that ends
+    inside a frame raises :class:`EOFError`, a damaged one :class:`OSError`
+    (the errors a damaged gzip stream raises), so readers name file and line.
+    """
+
+    def __init__(self, path: str | Path):
+        import zstandard
+
+        self._zstd = zstandard
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._frame = None
+        self._out = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> bool:
+        """Decompress until some output is pending; False at the end of the stream."""
+        while not self._out:
+            data = (self._frame.unused_data if self._frame is not None and self._frame.eof
+                    else b"")
+            if not data:
+                data = self._fh.read(1 << 20)
+            if not data:
+                if self._frame is not None and not self._frame.eof:
+                    raise EOFError("the zstd stream ends inside a frame (a truncated file)")
+                return False
+            if self._frame is None or self._frame.eof:
+                self._frame = self._zstd.ZstdDecompressor().decompressobj()
+            try:
+                self._out = memoryview(self._frame.decompress(data))
+            except self._zstd.ZstdError as exc:
+                raise OSError(f"damaged zstd stream: {exc}") from exc
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self._fill():
+            return 0
+        k = min(len(buffer), len(self._out))
+        buffer[:k] = self._out[:k]
+        self._out = self._out[k:]
+        return k
+
+    def close(self) -> None:
+        if not self.closed:
+            self._fh.close()
+        super().close()
+
+
 def open_binary(path: str | Path) -> BinaryIO:
-    """``path`` opened for binary reading, decompressed (ISA-L) when it starts with gzip's magic."""
+    """``path`` opened for binary reading, decompressed when it starts with gzip's magic
+    (ISA-L) or zstd's (plink2 ``--glm zs`` output)."""
     with open(path, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
-    if gz:
+        magic = fh.read(4)
+    if magic[:2] == b"\x1f\x8b":
         from isal import igzip
 
         return igzip.open(path, "rb")
+    if magic == ZSTD_MAGIC:
+        return io.BufferedReader(_ZstdFrames(path), buffer_size=1 << 20)
     return open(path, "rb")  # noqa: SIM115 - returned to the caller's with block
 
 
@@ -319,7 +381,7 @@ class Blocks:
                 where = f"byte {at} of its text"
             raise SumstatsError(
                 f"{self.path}: cannot read the text from {where} on ({_reason(exc)}); rule: plain text "
-                "or a complete gzip stream") from exc
+                "or a complete gzip or zstd stream") from exc
 
 
 def parse_block(block: Block, *, path: str | Path, schema: dict[str, pl.DataType],

@@ -47,6 +47,7 @@ __all__ = [
     "ReferencePanel",
     "compact_reference",
     "harmonise",
+    "other_allele_from_panel",
     "harmonise_cohort",
     "read_reference",
     "write_harmonised",
@@ -313,6 +314,56 @@ def compact_reference(ref: pl.DataFrame) -> ReferencePanel | None:
                               levels=levels)
     return ReferencePanel(site=site[order], ref=r[order], alt=a[order],
                           freq=ref.get_column("alt_frequency").gather(order), levels=levels)
+
+
+def other_allele_from_panel(table: pl.DataFrame, panel: ReferencePanel | pl.DataFrame) -> pl.Series:
+    """The other allele of rows that give only an effect allele, from the panel's site.
+
+    PLINK 1.9 ``--linear``/``--logistic`` print A1 alone. At a site the panel
+    holds, A1 is REF or ALT (or, from a cohort on the other strand, the
+    complement of one): the other allele is the remaining one (complemented
+    likewise), unless the panel's alleles there do not give exactly one
+    such allele (A1 in none of them, or several panel rows that disagree).
+
+    Parameters
+    ----------
+    table
+        ``chromosome`` (labels or codes), ``base_pair_location`` and
+        ``effect_allele`` (normalised), one row per file row.
+    panel
+        The prepared panel (:func:`compact_reference` or :func:`prepare_reference`).
+
+    Returns
+    -------
+    polars.Series
+        ``other_allele``, row for row; null where the panel does not tell it.
+    """
+    chrom = normalise_chromosomes(table.get_column("chromosome")).cast(pl.Int64)
+    rows = pl.DataFrame({
+        "_i": np.arange(table.height),
+        "chromosome": chrom,
+        "base_pair_location": table.get_column("base_pair_location").cast(pl.Int64),
+        "_ea": table.get_column("effect_allele"),
+    }).drop_nulls(["chromosome", "base_pair_location", "_ea"])
+    if isinstance(panel, ReferencePanel):
+        keys = ((rows.get_column("chromosome").to_numpy() << 32)
+                | rows.get_column("base_pair_location").to_numpy())
+        at = np.flatnonzero(np.isin(panel.site, keys))
+        sites = ReferencePanel(site=panel.site[at], ref=panel.ref[at], alt=panel.alt[at],
+                               freq=panel.freq.gather(at), levels=panel.levels).to_frame()
+    else:
+        sites = panel
+    sites = sites.select(pl.col("chromosome").cast(pl.Int64),
+                         pl.col("base_pair_location").cast(pl.Int64), "ref", "alt")
+    ea, ref, alt = pl.col("_ea"), pl.col("ref"), pl.col("alt")
+    other = (rows.join(sites, on=["chromosome", "base_pair_location"])
+             .select("_i", pl.when(ea == ref).then(alt).when(ea == alt).then(ref)
+                     .when(complement(ea) == ref).then(complement(alt))
+                     .when(complement(ea) == alt).then(complement(ref)).alias("_o"))
+             .drop_nulls("_o").unique()
+             .filter(pl.len().over("_i") == 1))
+    out = pl.repeat(None, table.height, dtype=pl.String, eager=True).alias("other_allele")
+    return out.scatter(other.get_column("_i").to_numpy(), other.get_column("_o"))
 
 
 def _allele_tables(levels: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -40,9 +40,13 @@ INPUT_FIELDS: dict[str, str] = {
     "ci_lower": "lower bound of the 95% CI of the OR; with ci_upper gives SE",
     "ci_upper": "upper bound of the 95% CI of the OR",
     "z": "signed z (or t) statistic; gives p (and SE from beta) where missing",
+    "chi_square": "1-df chi-square (plink 1.9 --assoc CHISQ); its root is |z|, used as z where "
+                  "there is no z",
     "strand": "+ or -; alleles on - are complemented (GWAMA)",
     "test": "test name (plink2, REGENIE); only ADD rows are kept",
     "imputed": "1 if imputed, 0 if genotyped (GWAMA IMPUTED/IMP); counted, values unchanged",
+    "error_code": "the tool's verdict on the row's fit (plink2 ERRCODE): a row with a code other "
+                  "than '.' is removed, counted as errcode_<code>",
 }
 
 
@@ -67,6 +71,9 @@ class FormatPreset:
         (GWAMA's -9 in N and EAF; a beta of -9 stays a beta).
     description
         One line for ``--help`` and the docs.
+    chromosome_labels
+        (file label, label) pairs: the tool's own chromosome codes that mean
+        something else in GWAS-SSF (PLINK 1's 25 is XY, not MT).
     """
 
     name: str
@@ -75,13 +82,15 @@ class FormatPreset:
     missing: tuple[str, ...] = ()
     description: str = ""
     sentinels: tuple[tuple[str, float], ...] = ()
+    chromosome_labels: tuple[tuple[str, str], ...] = ()
 
 
 def _p(name: str, signature: tuple[str, ...], description: str, missing: tuple[str, ...] = (),
        sentinels: tuple[tuple[str, float], ...] = (),
+       chromosome_labels: tuple[tuple[str, str], ...] = (),
        **columns: str | tuple[str, ...]) -> FormatPreset:
     cols = {k: (v,) if isinstance(v, str) else tuple(v) for k, v in columns.items()}
-    return FormatPreset(name, cols, signature, missing, description, sentinels)
+    return FormatPreset(name, cols, signature, missing, description, sentinels, chromosome_labels)
 
 
 #: Presets, in the order ``--format auto`` tries their signatures.
@@ -92,7 +101,9 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        alt="ALT", effect_allele="A1", other_allele=("OMITTED", "AX"), beta="BETA",
        odds_ratio="OR", standard_error=("SE", "LOG(OR)_SE"), ci_lower="L95", ci_upper="U95",
        z=("Z_STAT", "T_STAT"), p_value="P", neg_log_10_p_value=("LOG10_P", "NEG_LOG10_P"),
-       effect_allele_frequency="A1_FREQ", n="OBS_CT", test="TEST"),
+       effect_allele_frequency="A1_FREQ", n="OBS_CT", test="TEST", error_code="ERRCODE",
+       # --output-chr 26 prints PLINK codes: 25 is XY, 26 MT (the default labels are text)
+       chromosome_labels=(("25", "XY"), ("26", "MT"))),
     _p("regenie", ("ALLELE0", "ALLELE1", "LOG10P"),
        "REGENIE step 2 .regenie; ALLELE1 is the effect allele, LOG10P is -log10 p",
        chromosome="CHROM", base_pair_location="GENPOS", marker="ID", other_allele="ALLELE0",
@@ -132,14 +143,30 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        standard_error="SE", odds_ratio="OR", ci_lower="OR_95L", ci_upper="OR_95U", n="N",
        effect_allele_frequency="EAF", strand="STRAND", imputed=("IMPUTED", "IMP"),
        chromosome=("CHR", "CHROMOSOME"), base_pair_location=("POS", "POSITION")),
+    # PLINK 1.9 --assoc/--linear/--logistic (and 1.07): always CHR SNP BP first, A1 the minor
+    # allele (BETA/OR per copy), chromosomes as PLINK 1's numeric codes.
+    _p("plink1", ("CHR", "SNP", "BP", "A1"),
+       "PLINK 1.9 --assoc/--linear/--logistic (CHR SNP BP first); A1 is the effect (minor) "
+       "allele; chromosome codes 23 X, 24 Y, 25 XY (read as X), 26 MT",
+       chromosome_labels=(("25", "XY"), ("26", "MT")),
+       chromosome="CHR", base_pair_location="BP", marker="SNP", effect_allele="A1",
+       other_allele="A2", beta="BETA", odds_ratio="OR", standard_error="SE", ci_lower="L95",
+       ci_upper="U95", z=("STAT", "T"), chi_square="CHISQ", p_value="P", n="NMISS",
+       test="TEST"),
     _p("gwas-ssf", ("chromosome", "base_pair_location", "effect_allele", "other_allele"),
        "GWAS Catalog GWAS-SSF (our export bundles); other columns are passed through",
        chromosome="chromosome", base_pair_location="base_pair_location",
        effect_allele="effect_allele", other_allele="other_allele", beta="beta",
        odds_ratio="odds_ratio", standard_error="standard_error", ci_lower="ci_lower",
        ci_upper="ci_upper", effect_allele_frequency="effect_allele_frequency",
-       p_value="p_value", neg_log_10_p_value="neg_log_10_p_value", marker="rsid", n="n",
-       n_cases="n_cases", n_controls="n_controls", info="info"),
+       p_value="p_value", neg_log_10_p_value="neg_log_10_p_value",
+       # The GWAS Catalog's converter writes BOLT's and SNPTEST's rsIDs as variant_id: taken
+       # as the marker where there is no rsid column (rsID-shaped values only; readers.py).
+       marker=("rsid", "variant_id"), n="n",
+       n_cases="n_cases", n_controls="n_controls", info="info",
+       # Not a GWAS-SSF column, but converters pass the tool's TEST through (the GWAS
+       # Catalog's gwas-ssf format does for REGENIE): only ADD rows are per-allele effects.
+       test="test"),
 )}
 
 #: ``--format`` values: the presets, ``auto`` (signatures, then :data:`HEADER_DICTIONARY`)
@@ -167,13 +194,14 @@ HEADER_DICTIONARY: dict[str, tuple[str, ...]] = {
     "standard_error": ("standard_error", "se", "stderr", "se_beta", "sebeta", "log(or)_se"),
     "ci_lower": ("ci_lower", "l95", "or_95l", "lower_ci", "or_lower"),
     "ci_upper": ("ci_upper", "u95", "or_95u", "upper_ci", "or_upper"),
-    "z": ("z", "zscore", "z_score", "z_stat", "zstat"),
+    "z": ("z", "zscore", "z_score", "z_stat", "zstat", "stat"),
+    "chi_square": ("chisq", "chi_square", "chi2", "chi_sq", "chisquare"),
     "p_value": ("p_value", "p", "pval", "pvalue", "p-value", "p.value", "p_val"),
     "neg_log_10_p_value": ("neg_log_10_p_value", "log10p", "log10_p", "mlog10p", "neglog10p",
                            "-log10p", "minus_log10_p"),
     "effect_allele_frequency": ("effect_allele_frequency", "eaf", "freq1", "freq", "af",
                                 "a1freq", "a1_freq", "effect_allele_freq", "frq"),
-    "n": ("n", "n_total", "obs_ct", "sample_size", "totaln", "n_samples", "weight"),
+    "n": ("n", "n_total", "obs_ct", "nmiss", "sample_size", "totaln", "n_samples", "weight"),
     "n_cases": ("n_cases", "ncase", "n_case", "ncases", "cases"),
     "n_controls": ("n_controls", "ncontrol", "n_ctrl", "ncontrols", "controls"),
     # Only names that mean imputation quality and nothing else: "r2" is as often the
@@ -182,6 +210,7 @@ HEADER_DICTIONARY: dict[str, tuple[str, ...]] = {
     "strand": ("strand",),
     "imputed": ("imputed", "imp"),
     "test": ("test",),
+    "error_code": ("errcode",),
 }
 
 
@@ -203,6 +232,8 @@ def detect_format(header: list[str]) -> str:
             if preset.name == "bolt" and not any(k.startswith("p_bolt_lmm") or k == "p_linreg"
                                                  for k in keys):
                 continue
+            if preset.name == "plink1" and [header_key(h) for h in header[:3]] != ["chr", "snp", "bp"]:
+                continue  # PLINK 1 prints CHR SNP BP first; other files keep the dictionary
             return preset.name
     return "mapped"
 

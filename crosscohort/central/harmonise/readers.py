@@ -41,6 +41,7 @@ from crosscohort.central.harmonise.formats import (
     HEADER_DICTIONARY,
     PRESETS,
     detect_format,
+    header_key,
     resolve_columns,
 )
 from crosscohort.contract.errors import ConfigError, InputError
@@ -88,8 +89,8 @@ NUMERIC_ALLELES = {"1": "A", "2": "C", "3": "G", "4": "T"}
 # into the ledger's ``changed`` (reason = name without the prefix).
 _FLAG = "_rd_"
 _LINE = "_line"
-_NUMERIC = ("beta", "odds_ratio", "standard_error", "ci_lower", "ci_upper", "z", "p_value",
-            "neg_log_10_p_value", "effect_allele_frequency", "info")
+_NUMERIC = ("beta", "odds_ratio", "standard_error", "ci_lower", "ci_upper", "z", "chi_square",
+            "p_value", "neg_log_10_p_value", "effect_allele_frequency", "info")
 _COUNTS = ("n", "n_cases", "n_controls")
 #: A byte that is not a line end: a block without one holds blank lines only.
 _NOT_BLANK = re.compile(rb"[^\r\n]")
@@ -249,7 +250,7 @@ def _sniff(path: Path) -> tuple[list[str], str, int]:
                 return [h.strip() for h in names], sep, i + 1
     except (OSError, EOFError) as exc:
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
-                         "or a complete gzip stream") from exc
+                         "or a complete gzip or zstd stream") from exc
     raise InputError(f"{path}: empty file, expected a header line")
 
 
@@ -302,7 +303,7 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
         if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
             raise_first_non_utf8(path)
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
-                         "or a complete gzip stream, UTF-8") from exc
+                         "or a complete gzip or zstd stream, UTF-8") from exc
     if n_bad:
         raise InputError(
             f"{path}: line {first_bad[0]}: {first_bad[1]} fields, header has {len(header)}; "
@@ -639,11 +640,13 @@ class _Parsed:
 
 
 def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str, str] | None = None,
-                missing: tuple[str, ...] = ()) -> _Parsed:
+                missing: tuple[str, ...] = (), other_from_reference: bool = False) -> _Parsed:
     """The first half of :func:`read_summary_statistics`: header, columns and the parsed rows.
 
     Everything that reads the file's bytes and needs no other file: a
     prefetching caller runs it for the next file while this one is finished.
+    ``other_from_reference``: a file with an effect allele and no other allele
+    is read (the caller takes the other allele from its reference panel).
     """
     path = Path(path)
     source = str(path)
@@ -668,9 +671,17 @@ def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str,
     index = {h: i for i, h in enumerate(header)}
     used = sorted({index[h] for h in (*cols.values(), *extra)})
     need_any = [("effect_allele",), ("beta", "odds_ratio"),
-                ("standard_error", "ci_lower", "z", "p_value", "neg_log_10_p_value")]
-    if "effect_allele" in cols and "other_allele" not in cols and not {"ref", "alt"} <= set(cols):
-        need_any.append(("other_allele",))
+                ("standard_error", "ci_lower", "z", "chi_square", "p_value", "neg_log_10_p_value")]
+    only_effect = ("effect_allele" in cols and "other_allele" not in cols
+                   and not {"ref", "alt"} <= set(cols))
+    if only_effect and not other_from_reference:
+        raise InputError(
+            f"{source}: missing required column for other_allele (format {fmt}); header is "
+            f"{header}; rule: each row needs its other allele as well as its effect allele. "
+            "A file that gives only the effect allele (plink 1.9 --linear/--logistic print A1 "
+            "alone): give --reference, whose allele pair at the position supplies it, or add "
+            "the second allele (A2 of the .bim) as a column"
+        )
     if not {"marker", "chromosome"} & set(cols):
         need_any.append(("chromosome", "marker"))
     for group in need_any:
@@ -720,6 +731,15 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
     if "test" in cols:
         lf = lf.filter((pl.col(c("test")).str.strip_chars().str.to_uppercase() == "ADD")
                        .fill_null(False))
+    errcodes: dict[str, int] = {}
+    if "error_code" in cols:
+        # Counted per code here; the rows go after the alleles are read (below), carried
+        # as one boolean, not their text.
+        code = _text_expr(c("error_code"), na)
+        counts = lf.filter(code.is_not_null()).group_by(code.alias("code")).len().collect()
+        errcodes = {f"errcode_{re.sub(r'[^a-z0-9]+', '_', k.lower()).strip('_')}": int(n)
+                    for k, n in sorted(counts.iter_rows())}
+        exprs.append(code.is_not_null().alias("_errcode"))
     for f in ("chromosome", "marker", "strand", "imputed"):
         if f in cols:
             if typed is not None and (unpadded or _as_read(lf, c(f))):
@@ -739,7 +759,7 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
         if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
             raise_first_non_utf8(path)
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
-                         "or a complete gzip stream, UTF-8") from exc
+                         "or a complete gzip or zstd stream, UTF-8") from exc
     if "test" in cols:
         removed["not_additive_test"] = n_rows - df.height
     for flag, f in checks.items():
@@ -752,6 +772,15 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
                 "rule: numeric fields hold numbers or NA"
             )
     df = df.drop(list(checks))
+    if fmt == "gwas-ssf" and header_key(cols.get("marker", "")) == "variant_id":
+        # variant_id as a marker (no rsid column): its rsIDs only; our chrom:pos:ref:alt
+        # ids, or the spec's chr_pos_ref_alt ones, are rebuilt from the row, not names.
+        m = pl.col("marker")
+        df = df.with_columns(pl.when(m.str.contains(r"^rs[0-9]+$")).then(m).alias("marker"))
+    relabel = dict(PRESETS[fmt].chromosome_labels) if fmt in PRESETS else {}
+    if relabel and "chromosome" in df.columns:
+        # The tool's own codes (PLINK 1's 25 = XY, 26 = MT), before GWAS-SSF's are applied.
+        df = df.with_columns(pl.col("chromosome").replace(relabel))
     # A preset's number that means missing in one field only (GWAMA's -9 in N and EAF).
     sentinels = [(f, v) for f, v in (PRESETS[fmt].sentinels if fmt in PRESETS else ())
                  if f in df.columns]
@@ -774,7 +803,16 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
     # METAL's Weight and some tools' N are effective sizes: rounded, not refused.
     df = df.with_columns(pl.col(f).round().cast(pl.Int64)
                          for f in numeric if f in (*_COUNTS, "base_pair_location"))
+    if "effect_allele" in df.columns and not {"other_allele", "ref"} & set(df.columns):
+        df = df.with_columns(pl.lit(None, pl.String).alias("other_allele"))  # the reference's
     df = _alleles(df, numeric_alleles=numeric_alleles, source=source, na=na)
+    if "_errcode" in df.columns:
+        # plink2 marks a fit it does not vouch for (ERRCODE other than '.'), and still prints
+        # values for some (UNFINISHED: the iteration limit was reached): never combined.
+        # Removed after the alleles: a multi-allelic site's failed rows still tell which
+        # allele plink2 omitted.
+        removed.update(errcodes)
+        df = df.filter(~pl.col("_errcode")).drop("_errcode")
     return ReadResult(table=_values(df, default_n=default_n), source=source, format=fmt,
                       columns=cols, removed=removed, n_rows=n_rows)
 
@@ -791,6 +829,34 @@ def _from_frame(df: pl.DataFrame, *, source: str, default_n: int | None) -> Read
             df = df.with_columns(normalise_allele(pl.col(c).cast(pl.String)))
     return ReadResult(table=_values(df, default_n=default_n), source=source, format="gwas-ssf",
                       columns={c: c for c in df.columns}, n_rows=df.height)
+
+
+def _omitted_allele(df: pl.DataFrame) -> pl.DataFrame:
+    """plink2's multi-allelic rows: the other allele is the one allele plink2 omitted.
+
+    plink2 ``--glm`` fits a site's alleles jointly and omits one (the major
+    allele by default, REF with ``omit-ref``): each printed row's BETA is its
+    A1 against the omitted allele, which is the one allele of REF and ALT that
+    no row of the site has as A1. Neither REF nor AX (every non-A1 allele) says
+    it. Rows of a site whose omitted allele is not exactly one (rows missing
+    from the file) get none: a bad value, counted.
+    """
+    multi = pl.col("alt").str.contains(",", literal=True).fill_null(False)
+    if not df.select(multi.any()).item():
+        return df
+    key = [c for c in ("chromosome", "base_pair_location", "marker", "ref", "alt") if c in df.columns]
+    sites = (
+        df.filter(multi).group_by(key)
+        .agg(pl.col("effect_allele").unique().alias("_a1s"))
+        .with_columns(pl.concat_list(pl.col("ref"), pl.col("alt").str.split(","))
+                      .list.set_difference(pl.col("_a1s")).alias("_left"))
+        .select(*key, pl.when(pl.col("_left").list.len() == 1)
+                .then(pl.col("_left").list.first()).alias("_omitted"))
+    )
+    return (df.join(sites, on=key, how="left", nulls_equal=True, maintain_order="left")
+            .with_columns(pl.when(multi).then(pl.col("_omitted"))
+                          .otherwise(pl.col("other_allele")).alias("other_allele"))
+            .drop("_omitted"))
 
 
 def _alleles(df: pl.DataFrame, *, numeric_alleles: bool, source: str, na: tuple[str, ...]) -> pl.DataFrame:
@@ -815,19 +881,17 @@ def _alleles(df: pl.DataFrame, *, numeric_alleles: bool, source: str, na: tuple[
             df.select(hit.any()).item() else None
     df = df.with_columns(**{c: e for c, e in up.items() if e is not None})
     if "other_allele" not in cols and {"ref", "alt"} <= cols:
-        # plink2: A1 is REF or one of the ALTs; the other allele is the remaining one.
-        # With several ALTs and A1 = REF there is no single other allele (plink2 then
-        # prints OMITTED/AX, which the preset prefers): null, counted as a bad value.
-        ea = pl.col("effect_allele")
+        # plink2: A1 is REF or the ALT; the other allele is the remaining one (multi-allelic
+        # sites: below).
         df = df.with_columns(
-            pl.when(ea == pl.col("ref")).then(
-                pl.when(pl.col("alt").str.contains(",", literal=True)).then(None)
-                .otherwise(pl.col("alt"))
-            ).otherwise(pl.col("ref")).alias("other_allele")
+            pl.when(pl.col("effect_allele") == pl.col("ref")).then(pl.col("alt"))
+            .otherwise(pl.col("ref")).alias("other_allele")
         )
+    if {"ref", "alt"} <= cols:
+        df = _omitted_allele(df)
     if "other_allele" in df.columns and "other_allele" not in clean:
-        # plink2 prints a multi-allelic site's omitted alleles comma-separated; none is the
-        # single other allele, so such rows fail the allele rule instead of being guessed.
+        # A list of alleles (plink2's AX of a multi-allelic site whose omitted allele is not
+        # known) is no single other allele: such rows fail the allele rule, never guessed.
         df = df.with_columns(
             pl.when(pl.col("other_allele").str.contains(",", literal=True)).then(None)
             .otherwise(pl.col("other_allele")).alias("other_allele")
@@ -891,6 +955,12 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
     se = col("standard_error")
     se = nan.copy() if se is None else se
     z_given = col("z")
+    chi_square = col("chi_square")
+    if z_given is None and chi_square is not None:
+        # A 1-df chi-square (plink 1.9 --assoc's allelic test) is z squared: its root is |z|,
+        # which is all that SE = |beta / z| and p = 2 Phi(-|z|) use.
+        with np.errstate(invalid="ignore"):
+            z_given = np.sqrt(np.where(chi_square >= 0, chi_square, np.nan))
     with np.errstate(divide="ignore", invalid="ignore"):
         if col("ci_lower") is not None and col("ci_upper") is not None:
             from_ci = (np.log(col("ci_upper")) - np.log(col("ci_lower"))) / (2 * Z975)
@@ -998,7 +1068,8 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
     )
     # An earlier harmonisation's EAF flag (a harmonised table harmonised again) is read as
     # text and is not this stage's judgement: it sets its own against its reference, if any.
-    drop = [c for c in ("odds_ratio", "ci_lower", "ci_upper", "z", _LINE, FLAG_EAF_FAR) if c in out.columns]
+    drop = [c for c in ("odds_ratio", "ci_lower", "ci_upper", "z", "chi_square", _LINE, FLAG_EAF_FAR)
+            if c in out.columns]
     return out.drop(drop)
 
 
@@ -1134,15 +1205,21 @@ def _harmonise_files(inputs: list[InputSpec], *, out_dir: Path | None, reference
         if spec.options is not None:  # the file's own map replaces the run's
             return _parse_file(spec.path, format=spec.format,
                                columns=spec.options.get("columns"),
-                               missing=tuple(str(x) for x in spec.options.get("missing", ())))
-        return _parse_file(spec.path, format=spec.format, columns=columns, missing=missing)
+                               missing=tuple(str(x) for x in spec.options.get("missing", ())),
+                               other_from_reference=ref is not None)
+        return _parse_file(spec.path, format=spec.format, columns=columns, missing=missing,
+                           other_from_reference=ref is not None)
 
     def finish(spec: InputSpec, parsed: _Parsed) -> ReadResult:
         if spec.options is not None:
-            return _finish_read(parsed, default_n=spec.options.get("default_n", default_n),
-                                numeric_alleles=bool(spec.options.get("numeric_alleles",
-                                                                      numeric_alleles)))
-        return _finish_read(parsed, default_n=default_n, numeric_alleles=numeric_alleles)
+            rd = _finish_read(parsed, default_n=spec.options.get("default_n", default_n),
+                              numeric_alleles=bool(spec.options.get("numeric_alleles",
+                                                                    numeric_alleles)))
+        else:
+            rd = _finish_read(parsed, default_n=default_n, numeric_alleles=numeric_alleles)
+        if ref is not None and not {"other_allele", "ref"} & set(rd.columns):
+            rd = _other_allele_from_reference(rd, ref)
+        return rd
 
     # One cohort at a time, written (when out_dir is given) before the next is read, so
     # memory holds one cohort's columns, not all of them; with ``prefetch`` the next file
@@ -1158,6 +1235,29 @@ def _harmonise_files(inputs: list[InputSpec], *, out_dir: Path | None, reference
             variant_ids=variant_ids, keep=keep, keep_marker_only=True, out_dir=out_dir)
     finally:
         reads.close()
+
+
+def _other_allele_from_reference(rd: ReadResult, panel) -> ReadResult:
+    """A file that gives only the effect allele, its other allele taken from the panel.
+
+    Rows the panel gives one (:func:`~crosscohort.central.harmonise.align.other_allele_from_panel`)
+    are counted ``changed.other_allele_from_reference``; the rest are removed,
+    counted ``other_allele_not_in_reference``.
+    """
+    import dataclasses
+
+    from crosscohort.central.harmonise.align import other_allele_from_panel
+
+    table = rd.table
+    if "chromosome" not in table.columns or "base_pair_location" not in table.columns:
+        other = pl.repeat(None, table.height, dtype=pl.String, eager=True).alias("other_allele")
+    else:
+        other = other_allele_from_panel(table, panel)
+    placed = other.is_not_null()
+    table = table.with_columns(other, placed.alias(f"{_FLAG}other_allele_from_reference"))
+    kept = table.filter(placed)
+    removed = {**rd.removed, "other_allele_not_in_reference": table.height - kept.height}
+    return dataclasses.replace(rd, table=kept, removed=removed)
 
 
 def _ordered_reads(parse, finish, inputs: list[InputSpec], *, prefetch: bool):
