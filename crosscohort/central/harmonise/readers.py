@@ -370,8 +370,9 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
     The fast path for well-formed files: numeric fields become Float64 in the
     parser itself (no text column, no per-field cast). It is taken only when
     it provably reads what :func:`_scan_lines` would: no carriage return, as
-    many rows as data lines (no blank line shifts the line numbers), and no
-    row with fewer fields than the header (:func:`_block_facts`). Anything
+    many rows as data lines (no blank line shifts the line numbers), no
+    row with fewer fields than the header and, in a comma-separated file, no
+    double quote (:func:`_block_facts`). Anything
     else (a parse error, a ragged or quoted row, padding spaces) returns
     ``None`` and the file goes through the checking path, whose errors name
     the line and column.
@@ -415,7 +416,7 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
     if not blocks.header_ok:
         return None
     n_lines = sum(f.lines for f in facts) + (1 if blocks.last not in (b"", b"\n") else 0)
-    if any(f.cr or f.short for f in facts):
+    if any(f.cr or f.short or f.quoted for f in facts):
         return None
     # No field can begin or end with white space (the Unicode kind polars strips) when
     # the file has none but its separator and line ends: no space, tab, VT or FF
@@ -442,13 +443,16 @@ class _BlockFacts:
     ``lines``: line ends; ``cr``: holds a carriage return; ``short``: some row
     has fewer fields than the header; ``padded``: holds a byte a text field
     could begin or end with (white space other than the separator, or a byte
-    above ASCII).
+    above ASCII); ``quoted``: a comma-separated block holds a double quote
+    (R's write.csv quotes every text field; the checking path reads the quotes
+    off, the typed read, with no quote character, would keep them).
     """
 
     lines: int
     cr: bool
     short: bool
     padded: bool
+    quoted: bool = False
 
 
 def _block_facts(piece: bytes, df: pl.DataFrame, *, sep: bytes, n_fields: int,
@@ -469,7 +473,8 @@ def _block_facts(piece: bytes, df: pl.DataFrame, *, sep: bytes, n_fields: int,
         rows = lines + (1 if piece and not piece.endswith(b"\n") else 0)
         short = count_byte(piece, sep) != rows * (n_fields - 1)
     return _BlockFacts(lines=lines, cr=b"\r" in piece, short=short,
-                       padded=not piece.isascii() or any(c in piece for c in pad))
+                       padded=not piece.isascii() or any(c in piece for c in pad),
+                       quoted=sep == b"," and b'"' in piece)
 
 
 def _parse_block(piece: bytes, read: dict, *, na: tuple[str, ...], numeric: list[str],
