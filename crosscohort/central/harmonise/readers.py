@@ -279,6 +279,7 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
     n_fields = text.str.count_matches("\t" if sep == "ws" else sep, literal=True) + 1
     ragged = n_fields != len(header)
     firsts: list[int] = []  # each block's first line number, for the second pass
+    blanks: list[list[int]] = []  # and its blank lines' numbers (rarely any)
     n = n_bad = 0
     first_bad: tuple[int, int] | None = None
     line = skip + 1
@@ -286,6 +287,8 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
         for block in Blocks(path, skip=skip):
             firsts.append(line)
             lines, k = _text_lines(block.data, line)
+            blanks.append([] if lines.height == k else sorted(
+                set(range(line, line + k)) - set(lines.get_column(_LINE).to_list())))
             line += k
             counts = lines.select(
                 pl.len().alias("n"), ragged.sum().alias("n_bad"),
@@ -311,7 +314,7 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
     names = [f"_c{i}" for i in used]
     width = len(header)
 
-    def fields(block: Block, first: int) -> pl.DataFrame:
+    def fields(block: Block, first: int, blank: list[int]) -> pl.DataFrame:
         if sep == "ws":
             # Staged so that the clean-up and the split run once per line, not once per field.
             parts = _text_lines(block.data, first)[0].select(
@@ -320,11 +323,16 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
                                                  .alias(f"_c{i}") for i in used])
         if not _NOT_BLANK.search(block.data):
             return pl.DataFrame(schema=schema)
+        # The parser reads a blank line as a row of nulls, but takes a block's first line for
+        # the number of fields: a blank one there would be one field ("missing_columns": the
+        # rest as nulls, as for any short line, which the first pass has refused). Blank lines
+        # are dropped by their numbers, not as rows of nulls: a line of empty fields is a row.
         df = pl.read_csv(
             block.data, has_header=False, separator=sep, quote_char='"' if sep == "," else None,
-            schema={f"_c{i}": pl.String for i in range(width)},
+            schema={f"_c{i}": pl.String for i in range(width)}, missing_columns="insert",
         ).with_row_index(_LINE, offset=first).select(_LINE, *names)
-        df = df.filter(~pl.all_horizontal(pl.col(c).is_null() for c in names))
+        if blank:
+            df = df.filter(~pl.col(_LINE).is_in(blank))
         strip = (pl.col(c).str.strip_chars() if sep == "," else pl.col(c).str.strip_chars_end("\r")
                  for c in names)
         return df.with_columns(strip)
@@ -333,8 +341,8 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
 
     def source(with_columns, predicate, n_rows, _batch_size) -> Iterator[pl.DataFrame]:
         left = n_rows
-        for first, block in zip(firsts, Blocks(path, skip=skip), strict=False):
-            df = fields(block, first)
+        for first, blank, block in zip(firsts, blanks, Blocks(path, skip=skip), strict=False):
+            df = fields(block, first, blank)
             if predicate is not None:
                 df = df.filter(predicate)
             if with_columns is not None:
@@ -428,9 +436,9 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
         return None
     # One row per data line (checked above), so the line number is the row's position.
     df = df.with_row_index(_LINE, offset=skip + 1).select(_LINE, *[f"_c{i}" for i in used])
-    # A row with every used field null: the checking path drops it when the fields are
-    # empty and keeps it (bad values, counted) when they are missing tokens; the parser
-    # cannot tell the two apart here, so such a file takes the checking path.
+    # A row with every used field null: a blank line (no row; the checking path drops it by
+    # its number) or a line of empty fields or missing tokens (a row, its bad values
+    # counted); the parser cannot tell them apart here, so such a file takes the checking path.
     if df.select(pl.all_horizontal(pl.col(f"_c{i}").is_null() for i in used).any()).item():
         return None
     return df.lazy(), n_lines, unpadded
