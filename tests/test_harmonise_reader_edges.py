@@ -9,8 +9,12 @@ written plainly, and ``n_in = n_kept + each reason``.
 
 from __future__ import annotations
 
-import pytest
+import math
 
+import pytest
+from scipy.stats import norm
+
+import crosscohort.central.harmonise.readers as readers
 import crosscohort.contract.table_io as table_io
 from crosscohort.central.harmonise.readers import InputSpec, harmonise_files
 
@@ -66,3 +70,29 @@ def test_reader__a_row_of_empty_fields_is_counted_not_dropped(tmp_path, monkeypa
     got, ledger = _harmonise(p, block, monkeypatch)
     assert got.get_column("rsid").to_list() == ["rs1", "rs2"]
     assert ledger.n_in == 3 and ledger.removed["bad_value_chromosome"] == 1
+
+
+@pytest.mark.parametrize("checking", [False, True])
+@pytest.mark.parametrize("block", [7, 1 << 20])
+def test_reader__p_below_the_float_range_keeps_its_printed_exponent(tmp_path, monkeypatch, block,
+                                                                    checking):
+    """BOLT-LMM prints p below 2.2e-308 from log space ("%.1fE%d": 1.2E-500); parsed, it is
+    0 (or a subnormal with few digits). Its -log10 p comes from the text: 500 - log10 1.2.
+    A p printed as 0 has no exponent: its -log10 p still comes from beta/SE.
+
+    Before: every such row got its -log10 p from beta/SE (here 544.7 for z = 50, not 499.9):
+    the file's own p, which for P_BOLT_LMM is not beta/SE's, silently replaced.
+    """
+    p = tmp_path / "b.bolt"
+    p.write_text("SNP\tCHR\tBP\tGENPOS\tALLELE1\tALLELE0\tA1FREQ\tF_MISS\tBETA\tSE\tP_BOLT_LMM\n"
+                 "rs1\t1\t100\t0\tA\tG\t0.3\t0\t0.5\t0.01\t1.2E-500\n"
+                 "rs2\t1\t200\t0\tA\tG\t0.3\t0\t0.5\t0.01\t4.9E-324\n"
+                 "rs3\t1\t300\t0\tA\tG\t0.3\t0\t0.5\t0.01\t0\n"
+                 "rs4\t1\t400\t0\tA\tG\t0.3\t0\t0.1\t0.05\t0.04\n")
+    if checking:
+        monkeypatch.setattr(readers, "_read_typed", lambda *a, **k: None)
+    monkeypatch.setattr(table_io, "BLOCK_BYTES", block)
+    got = readers.read_summary_statistics(p).table.get_column("neg_log_10_p_value").to_list()
+    from_z = -(norm.logsf(50.0) + math.log(2)) / math.log(10)
+    want = [500 - math.log10(1.2), 324 - math.log10(4.9), from_z, -math.log10(0.04)]
+    assert got == pytest.approx(want, rel=1e-12)

@@ -17,9 +17,10 @@ streamed query that keeps only the converted columns, never all its text.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,12 @@ _COUNTS = ("n", "n_cases", "n_controls")
 #: A byte that is not a line end: a block without one holds blank lines only.
 _NOT_BLANK = re.compile(rb"[^\r\n]")
 _MARKER_POSITION = r"^(?i:chr)?([0-9]{1,2}|[XxYy]|MT|mt|M|m)[:_](\d+)"
+#: The smallest normal double. A p printed below it (BOLT-LMM prints p from log space,
+#: "1.2E-500") parses as 0 or as a subnormal with few digits left: its -log10 p is read
+#: from the text (:func:`_printed_neg_log10`).
+P_FLOOR = 2.2250738585072014e-308
+#: The column of those -log10 p, by row, from the reading to :func:`_values`.
+_PRINTED_NLP = "_printed_neg_log_10_p"
 
 
 @dataclass(frozen=True)
@@ -369,11 +376,15 @@ def _text_lines(data: bytes, first: int) -> tuple[pl.DataFrame, int]:
 
 
 def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[int],
-                numeric: set[int], na: tuple[str, ...]) -> tuple[pl.LazyFrame, int, bool] | None:
-    """The used fields parsed straight to their types (lazy frame, data lines, unpadded), or ``None``.
+                numeric: set[int], na: tuple[str, ...], p_field: int | None = None,
+                ) -> tuple[pl.LazyFrame, int, bool, dict[int, float]] | None:
+    """The used fields parsed straight to their types (lazy frame, data lines, unpadded,
+    printed -log10 p), or ``None``.
 
     ``unpadded``: the file holds no white space that a field could begin or end
-    with, so its text fields need no stripping.
+    with, so its text fields need no stripping. ``p_field``: the field holding p;
+    where it parses below the float range, the -log10 p its text gives, by line
+    (:func:`_printed_neg_log10`).
 
     The fast path for well-formed files: numeric fields become Float64 in the
     parser itself (no text column, no per-field cast). It is taken only when
@@ -410,7 +421,8 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
     blocks = Blocks(path, skip=skip)
     parse = dict(na=na, numeric=[f"_c{i}" for i in used if i in numeric],
                  text=[f"_c{i}" for i in used if i not in numeric], tokens_first=tokens_first,
-                 sep=sep_b, n_fields=n_fields, last_field=last_field, pad=pad)
+                 sep=sep_b, n_fields=n_fields, last_field=last_field, pad=pad,
+                 p_field=p_field if p_field in numeric else None)
     frames: list[pl.DataFrame] = []
     facts: list[_BlockFacts] = []
     # Blocks are parsed and checked by workers while the next one is read (both release
@@ -436,12 +448,16 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
         return None
     # One row per data line (checked above), so the line number is the row's position.
     df = df.with_row_index(_LINE, offset=skip + 1).select(_LINE, *[f"_c{i}" for i in used])
+    printed, row = {}, skip + 1
+    for frame, fact in zip(frames, facts, strict=True):
+        printed.update((row + i, v) for i, v in fact.printed_p)
+        row += frame.height
     # A row with every used field null: a blank line (no row; the checking path drops it by
     # its number) or a line of empty fields or missing tokens (a row, its bad values
     # counted); the parser cannot tell them apart here, so such a file takes the checking path.
     if df.select(pl.all_horizontal(pl.col(f"_c{i}").is_null() for i in used).any()).item():
         return None
-    return df.lazy(), n_lines, unpadded
+    return df.lazy(), n_lines, unpadded, printed
 
 
 @dataclass(frozen=True)
@@ -453,7 +469,8 @@ class _BlockFacts:
     could begin or end with (white space other than the separator, or a byte
     above ASCII); ``quoted``: a comma-separated block holds a double quote
     (R's write.csv quotes every text field; the checking path reads the quotes
-    off, the typed read, with no quote character, would keep them).
+    off, the typed read, with no quote character, would keep them);
+    ``printed_p``: (row, -log10 p from the text) where p parsed below the float range.
     """
 
     lines: int
@@ -461,6 +478,7 @@ class _BlockFacts:
     short: bool
     padded: bool
     quoted: bool = False
+    printed_p: tuple[tuple[int, float], ...] = ()
 
 
 def _block_facts(piece: bytes, df: pl.DataFrame, *, sep: bytes, n_fields: int,
@@ -487,7 +505,8 @@ def _block_facts(piece: bytes, df: pl.DataFrame, *, sep: bytes, n_fields: int,
 
 def _parse_block(piece: bytes, read: dict, *, na: tuple[str, ...], numeric: list[str],
                  text: list[str], tokens_first: bool, sep: bytes, n_fields: int,
-                 last_field: str | None, pad: tuple[bytes, ...]) -> tuple[pl.DataFrame, _BlockFacts]:
+                 last_field: str | None, pad: tuple[bytes, ...],
+                 p_field: int | None = None) -> tuple[pl.DataFrame, _BlockFacts]:
     """One block of whole lines parsed to the typed columns, and its :class:`_BlockFacts`.
 
     Matching every field against the missing tokens costs the parser a third
@@ -497,7 +516,9 @@ def _parse_block(piece: bytes, read: dict, *, na: tuple[str, ...], numeric: list
     with them. Every token of FOREIGN_NA_TOKENS either fails to parse as a number or
     parses as NaN (tested). Then the text fields' tokens are nulled as the
     parser would have (an exact match of the whole field). Parse errors
-    propagate (the caller gives up). The facts are those of the bytes parsed.
+    propagate (the caller gives up). The facts are those of the bytes parsed;
+    where the p field (``p_field``) parsed below the float range, its text is
+    read again for the -log10 p it prints.
     """
     df = None
     if not tokens_first:
@@ -513,8 +534,29 @@ def _parse_block(piece: bytes, read: dict, *, na: tuple[str, ...], numeric: list
         tokens = list(na)
         df = df.with_columns(pl.when(pl.col(c).is_in(tokens)).then(None).otherwise(pl.col(c))
                              .alias(c) for c in text if df.get_column(c).is_in(tokens).any())
-    return df, _block_facts(piece, df, sep=sep, n_fields=n_fields, last_field=last_field,
-                            pad=pad)
+    facts = _block_facts(piece, df, sep=sep, n_fields=n_fields, last_field=last_field, pad=pad)
+    if p_field is not None:
+        p = df.get_column(f"_c{p_field}")
+        tiny = ((p >= 0) & (p < P_FLOOR)).fill_null(False)
+        if tiny.any():  # a few rows of a few files: the block's p read again as text
+            texts = pl.read_csv(piece, **{**read, "schema": dict.fromkeys(read["schema"], pl.String),
+                                          "columns": [p_field]}).get_column(f"_c{p_field}")
+            rows = tiny.arg_true()
+            facts = replace(facts, printed_p=tuple(
+                (int(r), v) for r, v in zip(rows, _printed_neg_log10(texts.gather(rows)), strict=True)
+                if v is not None))
+    return df, facts
+
+
+def _printed_neg_log10(text: pl.Series) -> list[float | None]:
+    """-log10 of numbers printed as mantissa and exponent (``1.2E-500``), from the two
+    (exact where the number underflows); ``None`` for any other text (``0``, ``NA``)."""
+    parts = text.str.strip_chars().str.extract_groups(
+        r"^\+?([0-9]*\.?[0-9]+)[eE]([-+]?[0-9]+)$")
+    mantissa = parts.struct.field("1").cast(pl.Float64, strict=False)
+    exponent = parts.struct.field("2").cast(pl.Float64, strict=False)
+    return [None if m is None or e is None or not m > 0 else -(math.log10(m) + e)
+            for m, e in zip(mantissa.to_list(), exponent.to_list(), strict=True)]
 
 
 def _single_spaced(path: Path, skip: int, sample: int = 2000) -> bool:
@@ -615,7 +657,8 @@ def read_summary_statistics(
       missing [``se_from_ci``], else |beta / z| [``se_from_z``];
     - p = 10^-LOG10P where only -log10 p is given (0 on underflow; the
       -log10 p is kept); else 2 Phi(-|z|) [``p_from_z``]; else 2 Phi(-|beta/SE|)
-      [``p_from_beta_se``]; p printed as 0 gets -log10 p from beta/SE;
+      [``p_from_beta_se``]; p printed below the float range (``1.2E-500``) gets
+      -log10 p from its printed mantissa and exponent, p printed as 0 from beta/SE;
     - :data:`FLAG_P_INCONSISTENT` where a given p and beta/SE disagree by more
       than :data:`P_INCONSISTENT_REL` [``p_inconsistent_flagged``];
     - n := ``default_n`` where missing [``n_default``]; alleles 1-4 -> ACGT
@@ -647,7 +690,7 @@ class _Parsed:
     extra: list[str] = field(default_factory=list)
     used: list[int] = field(default_factory=list)
     numeric: list[str] = field(default_factory=list)
-    typed: tuple[pl.LazyFrame, int, bool] | None = None
+    typed: tuple[pl.LazyFrame, int, bool, dict[int, float]] | None = None
     frame: pl.DataFrame | None = None
 
 
@@ -696,7 +739,8 @@ def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str,
 
     numeric = [f for f in (*_NUMERIC, *_COUNTS, "base_pair_location") if f in cols]
     typed = _read_typed(path, n_fields=len(header), sep=sep, skip=skip, used=used,
-                        numeric={index[cols[f]] for f in numeric}, na=na)
+                        numeric={index[cols[f]] for f in numeric}, na=na,
+                        p_field=index[cols["p_value"]] if "p_value" in cols else None)
     return _Parsed(path=path, source=source, fmt=fmt, header=header, sep=sep, skip=skip,
                    cols=cols, na=na, extra=extra, used=used, numeric=numeric, typed=typed)
 
@@ -718,8 +762,9 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
 
     checks: dict[str, str] = {}
     exprs: list[pl.Expr] = [pl.col(_LINE)]
+    printed: dict[int, float] = {}
     if typed is not None:
-        lf, n_rows, unpadded = typed
+        lf, n_rows, unpadded, printed = typed
         exprs += [pl.col(c(f)).alias(f) for f in numeric]
     else:
         lf, n_rows = _scan_lines(path, header, sep, skip, used)
@@ -765,6 +810,19 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
                 "rule: numeric fields hold numbers or NA"
             )
     df = df.drop(list(checks))
+    if typed is None and "p_value" in cols:
+        # p printed below the float range (parsed as 0 or a subnormal): its text again.
+        tiny = df.filter((pl.col("p_value") >= 0) & (pl.col("p_value") < P_FLOOR)).get_column(_LINE)
+        if tiny.len():
+            texts = lf.filter(pl.col(_LINE).is_in(tiny.implode())).select(
+                _LINE, _text_expr(c("p_value"), na)).collect()
+            printed = {line: v for line, v in zip(texts.get_column(_LINE).to_list(),
+                                                  _printed_neg_log10(texts.to_series(1)),
+                                                  strict=True) if v is not None}
+    if printed:
+        df = df.with_columns(pl.col(_LINE).replace_strict(
+            list(printed), list(printed.values()), default=None, return_dtype=pl.Float64,
+        ).alias(_PRINTED_NLP))
     # A preset's number that means missing in one field only (GWAMA's -9 in N and EAF).
     sentinels = [(f, v) for f, v in (PRESETS[fmt].sentinels if fmt in PRESETS else ())
                  if f in df.columns]
@@ -920,6 +978,9 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
     p = nan.copy() if p is None else p
     nlp = col("neg_log_10_p_value")
     nlp = nan.copy() if nlp is None else nlp
+    printed = col(_PRINTED_NLP)
+    if printed is not None:  # p printed below the float range: -log10 p from its text
+        nlp = np.where(np.isnan(nlp) & ~np.isnan(printed), printed, nlp)
     p_given = ~np.isnan(p)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         z_bs = np.abs(beta / se)
@@ -1011,7 +1072,8 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
     )
     # An earlier harmonisation's EAF flag (a harmonised table harmonised again) is read as
     # text and is not this stage's judgement: it sets its own against its reference, if any.
-    drop = [c for c in ("odds_ratio", "ci_lower", "ci_upper", "z", _LINE, FLAG_EAF_FAR) if c in out.columns]
+    drop = [c for c in ("odds_ratio", "ci_lower", "ci_upper", "z", _LINE, FLAG_EAF_FAR, _PRINTED_NLP)
+            if c in out.columns]
     return out.drop(drop)
 
 
