@@ -96,3 +96,25 @@ def test_reader__p_below_the_float_range_keeps_its_printed_exponent(tmp_path, mo
     from_z = -(norm.logsf(50.0) + math.log(2)) / math.log(10)
     want = [500 - math.log10(1.2), 324 - math.log10(4.9), from_z, -math.log10(0.04)]
     assert got == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("checking", [False, True])
+def test_reader__a_fractional_position_is_an_error_naming_its_line(tmp_path, monkeypatch, checking):
+    """R writes 1000000 as 1e+06: a whole number, read as one. 1234.5 is no position (a
+    column mapped wrongly, a value cut): an error naming the line, column and rule.
+
+    Before: positions were rounded as sample sizes are (METAL's Weight), so 1234.5 became
+    1234 and the row went on at a position the file never gave.
+    """
+    p = tmp_path / "s.tsv"
+    p.write_text(HEAD + "\n" + ROWS[0].replace("\t100\t", "\t1e+06\t") + "\n"
+                 + ROWS[1].replace("\t200\t", "\t1234.5\t") + "\n")
+    if checking:
+        monkeypatch.setattr(readers, "_read_typed", lambda *a, **k: None)
+    with pytest.raises(readers.InputError,
+                       match=r"s\.tsv: line 3: column BP \(base_pair_location\): 1234\.5 is not a "
+                             r"whole number; rule: base_pair_location is a whole number"):
+        readers.read_summary_statistics(p)
+    p.write_text(HEAD + "\n" + ROWS[0].replace("\t100\t", "\t1e+06\t") + "\n")
+    got = readers.read_summary_statistics(p).table.get_column("base_pair_location")
+    assert got.to_list() == [1_000_000]

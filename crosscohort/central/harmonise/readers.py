@@ -842,6 +842,17 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
                     f"{df.get_column(f)[hit]!r} is out of range; rule: {f} is a whole number "
                     "below 2^53"
                 )
+    # A position is a whole number as printed (1e+06 is one); 1234.5 is none, and is not
+    # rounded as a count (an effective sample size) is.
+    if "base_pair_location" in numeric:
+        v = pl.col("base_pair_location")
+        hit = df.select((v != v.round()).fill_null(False).arg_true().first()).item()
+        if hit is not None:
+            raise InputError(
+                f"{source}: line {df.get_column(_LINE)[hit]}: column {cols['base_pair_location']} "
+                f"(base_pair_location): {df.get_column('base_pair_location')[hit]!r} is not a whole "
+                "number; rule: base_pair_location is a whole number (a position)"
+            )
     # METAL's Weight and some tools' N are effective sizes: rounded, not refused.
     df = df.with_columns(pl.col(f).round().cast(pl.Int64)
                          for f in numeric if f in (*_COUNTS, "base_pair_location"))
