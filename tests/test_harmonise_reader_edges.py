@@ -118,3 +118,18 @@ def test_reader__a_fractional_position_is_an_error_naming_its_line(tmp_path, mon
     p.write_text(HEAD + "\n" + ROWS[0].replace("\t100\t", "\t1e+06\t") + "\n")
     got = readers.read_summary_statistics(p).table.get_column("base_pair_location")
     assert got.to_list() == [1_000_000]
+
+
+def test_reader__several_alleles_in_either_allele_column_are_a_bad_value(tmp_path, monkeypatch):
+    """'A,C' names no single allele, as effect allele as much as other allele.
+
+    Before: only the other allele's was refused; an effect allele 'A,C' was kept and,
+    ordered by bytes, became the other allele 'A,C' of a row with its beta negated.
+    """
+    p = tmp_path / "s.tsv"
+    p.write_text("\n".join([HEAD, ROWS[0].replace("\tA\tG\t", "\tA,C\tG\t"), ROWS[1],
+                            ROWS[2].replace("\tA\tC\t", "\tA\tC,T\t")]) + "\n")
+    got, ledger = _harmonise(p, 1 << 20, monkeypatch)
+    assert got.get_column("rsid").to_list() == ["rs2"]
+    assert ledger.removed["bad_value_effect_allele"] == 1
+    assert ledger.removed["bad_value_other_allele"] == 1

@@ -907,13 +907,13 @@ def _alleles(df: pl.DataFrame, *, numeric_alleles: bool, source: str, na: tuple[
                 .otherwise(pl.col("alt"))
             ).otherwise(pl.col("ref")).alias("other_allele")
         )
-    if "other_allele" in df.columns and "other_allele" not in clean:
-        # plink2 prints a multi-allelic site's omitted alleles comma-separated; none is the
-        # single other allele, so such rows fail the allele rule instead of being guessed.
-        df = df.with_columns(
-            pl.when(pl.col("other_allele").str.contains(",", literal=True)).then(None)
-            .otherwise(pl.col("other_allele")).alias("other_allele")
-        )
+    # plink2 prints a multi-allelic site's omitted alleles comma-separated (and a VCF's ALT
+    # lists several): none is the single allele, so such rows fail the allele rule instead
+    # of being guessed, in either column.
+    df = df.with_columns(
+        pl.when(pl.col(a).str.contains(",", literal=True)).then(None).otherwise(pl.col(a)).alias(a)
+        for a in ("effect_allele", "other_allele") if a in df.columns and a not in clean
+    )
     df = df.drop([c for c in ("ref", "alt") if c in df.columns])
     pair = [pl.col("effect_allele"), pl.col("other_allele")]
     numeric = pl.any_horizontal([a.str.contains(r"^[1-4]$") for a in pair]).fill_null(False)
