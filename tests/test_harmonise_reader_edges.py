@@ -10,6 +10,7 @@ written plainly, and ``n_in = n_kept + each reason``.
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from scipy.stats import norm
@@ -133,3 +134,22 @@ def test_reader__several_alleles_in_either_allele_column_are_a_bad_value(tmp_pat
     assert got.get_column("rsid").to_list() == ["rs2"]
     assert ledger.removed["bad_value_effect_allele"] == 1
     assert ledger.removed["bad_value_other_allele"] == 1
+
+
+@pytest.mark.parametrize(("header", "fmt"), [("P\tp", "auto"), ("P\t#P", "auto"),
+                                             ("BETA\tbeta", "gwama")])
+def test_reader__two_columns_one_name_but_for_case_is_an_error(tmp_path, header, fmt):
+    """Headers are matched without case and leading '#': 'P' and 'p' both name the p-value.
+
+    Before: the first was read and the second ignored, without a word.
+    """
+    p = tmp_path / "s.tsv"
+    cols = header.split("\t")
+    if fmt == "gwama":
+        p.write_text(f"MARKERNAME\tEA\tNEA\t{header}\tSE\nrs1\tA\tG\t0.1\t0.2\t0.05\n")
+    else:
+        p.write_text(f"CHR\tBP\tA1\tA2\tBETA\tSE\t{header}\n1\t100\tA\tG\t0.1\t0.05\t0.04\t0.5\n")
+    with pytest.raises(readers.InputError,
+                       match=rf"s\.tsv: columns {re.escape(repr(cols))} are one name but for case "
+                             r"or a leading '#'; rule: one column per name"):
+        readers.read_summary_statistics(p, format=fmt)
