@@ -188,3 +188,42 @@ def test_read_sumstats__blank_lines_are_no_rows_whatever_the_blocks(tmp_path, mo
         parts = file_parts({"a": dirty}, ["a"], keep=tuple(want.columns), samplesize=False,
                            block_bytes=block)
         assert sum(frames[0].height for _, frames in parts.parts()) == want.height, block
+
+
+def _bgzf(data: bytes, *, eof: bool = True) -> bytes:
+    """``data`` as bgzip writes it: gzip members of at most 1000 bytes of text, each with
+    the BGZF extra field (its size), then the 28-byte end-of-file block."""
+    import struct
+    import zlib
+
+    out = []
+    for i in range(0, len(data), 1000):
+        piece = data[i:i + 1000]
+        c = zlib.compressobj(6, zlib.DEFLATED, -15)
+        body = c.compress(piece) + c.flush()
+        out.append(b"\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff\x06\x00BC\x02\x00"
+                   + struct.pack("<H", len(body) + 25) + body
+                   + struct.pack("<II", zlib.crc32(piece), len(piece)))
+    if eof:
+        out.append(bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000"))
+    return b"".join(out)
+
+
+def test_open_binary__bgzip_without_its_end_of_file_block_is_cut_short(tmp_path):
+    """bgzip ends every file with a 28-byte empty block. A file cut at a member's end (and
+    at a line end) reads as a complete, shorter table: only that block tells the cut.
+
+    Before: such a file was read as complete, its lost rows never counted.
+    """
+    from crosscohort.central.harmonise.readers import read_summary_statistics
+
+    text = (_SSF + "".join(_SSF_ROWS * 20)).encode()
+    whole, cut = tmp_path / "whole.tsv.gz", tmp_path / "cut.tsv.gz"
+    whole.write_bytes(_bgzf(text))
+    cut.write_bytes(_bgzf(text[:text.rfind(b"\n", 0, 2000) + 1], eof=False))  # whole lines, no EOF
+    assert read_sumstats(whole).height == 240
+    assert read_summary_statistics(whole).n_rows == 240
+    for read in (read_sumstats, read_summary_statistics):
+        with pytest.raises(SumstatsError, match=r"cut\.tsv\.gz: bgzip file without its end-of-file "
+                                                r"block: cut short; rule: a complete gzip stream"):
+            read(cut)

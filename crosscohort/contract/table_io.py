@@ -70,6 +70,10 @@ FOREIGN_NA_TOKENS: tuple[str, ...] = (
     "NA", "NaN", "nan", "NAN", "na", "N/A", ".", "", "null", "NULL", "None", "-nan", "nan(ind)",
 )
 _NOT_SPACE = re.compile(rb"\S")
+#: bgzip's end-of-file block (SAM/BAM specification, 4.1.2), and the bytes of a gzip
+#: member's header that hold the BGZF extra field.
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+_BGZF_HEAD = 14
 #: The bytes :data:`_NOT_SPACE` takes for white space (ASCII), a blank line's first byte.
 _SPACE_CODES = (9, 10, 11, 12, 13, 32)
 _T = TypeVar("_T")
@@ -81,9 +85,24 @@ class SumstatsError(InputError):
 
 
 def open_binary(path: str | Path) -> BinaryIO:
-    """``path`` opened for binary reading, decompressed (ISA-L) when it starts with gzip's magic."""
+    """``path`` opened for binary reading, decompressed (ISA-L) when it starts with gzip's magic.
+
+    Raises
+    ------
+    SumstatsError
+        When the file is bgzip's (gzip members with the BGZF extra field) and does not
+        end with bgzip's end-of-file block: it was cut short, at a member's end, where
+        gzip itself cannot tell (its lines would read as a complete, shorter table).
+    """
     with open(path, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
+        head = fh.read(_BGZF_HEAD)
+        gz = head[:2] == b"\x1f\x8b"
+        if gz and head[3:4] == b"\x04" and head[12:14] == b"BC":
+            fh.seek(max(fh.seek(0, 2) - len(BGZF_EOF), 0))
+            if fh.read() != BGZF_EOF:
+                raise SumstatsError(
+                    f"{path}: bgzip file without its end-of-file block: cut short; rule: a "
+                    "complete gzip stream (bgzip's ends with a 28-byte empty block)")
     if gz:
         from isal import igzip
 
