@@ -227,3 +227,17 @@ def test_open_binary__bgzip_without_its_end_of_file_block_is_cut_short(tmp_path)
         with pytest.raises(SumstatsError, match=r"cut\.tsv\.gz: bgzip file without its end-of-file "
                                                 r"block: cut short; rule: a complete gzip stream"):
             read(cut)
+
+
+@pytest.mark.parametrize(("kind", "magic"), [("zstd", b"\x28\xb5\x2f\xfd"), ("bzip2", b"BZh9"),
+                                             ("xz", b"\xfd7zXZ\x00"), ("zip", b"PK\x03\x04")])
+def test_open_binary__another_compression_is_named(tmp_path, kind, magic):
+    """Before: 'line 1: not UTF-8 text (byte 0xb5 at column 2)' for a .zst file."""
+    from crosscohort.central.harmonise.readers import read_summary_statistics
+
+    path = tmp_path / "t.tsv.x"
+    path.write_bytes(magic + bytes(range(256)))
+    for read in (read_sumstats, read_summary_statistics):
+        with pytest.raises(SumstatsError, match=rf"t\.tsv\.x: {kind}-compressed; rule: plain text "
+                                                r"or gzip \(bgzip\); decompress it first"):
+            read(path)

@@ -74,6 +74,11 @@ _NOT_SPACE = re.compile(rb"\S")
 #: member's header that hold the BGZF extra field.
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 _BGZF_HEAD = 14
+#: Magic bytes of the compressions that are not read (named in the error, not taken for text).
+_OTHER_COMPRESSION: dict[str, tuple[bytes, ...]] = {
+    "zstd": (b"\x28\xb5\x2f\xfd",), "bzip2": tuple(b"BZh%d" % k for k in range(1, 10)),
+    "xz": (b"\xfd7zXZ\x00",), "zip": (b"PK\x03\x04",),
+}
 #: The bytes :data:`_NOT_SPACE` takes for white space (ASCII), a blank line's first byte.
 _SPACE_CODES = (9, 10, 11, 12, 13, 32)
 _T = TypeVar("_T")
@@ -90,13 +95,18 @@ def open_binary(path: str | Path) -> BinaryIO:
     Raises
     ------
     SumstatsError
-        When the file is bgzip's (gzip members with the BGZF extra field) and does not
+        When the file is compressed otherwise (zstd, bzip2, xz, zip: named); or when
+        it is bgzip's (gzip members with the BGZF extra field) and does not
         end with bgzip's end-of-file block: it was cut short, at a member's end, where
         gzip itself cannot tell (its lines would read as a complete, shorter table).
     """
     with open(path, "rb") as fh:
         head = fh.read(_BGZF_HEAD)
         gz = head[:2] == b"\x1f\x8b"
+        other = next((k for k, m in _OTHER_COMPRESSION.items() if head.startswith(m)), None)
+        if other:
+            raise SumstatsError(f"{path}: {other}-compressed; rule: plain text or gzip (bgzip); "
+                                "decompress it first")
         if gz and head[3:4] == b"\x04" and head[12:14] == b"BC":
             fh.seek(max(fh.seek(0, 2) - len(BGZF_EOF), 0))
             if fh.read() != BGZF_EOF:
