@@ -297,3 +297,23 @@ def test_reader_fast__blocks_read_as_the_checking_path(case, block, gz, tmp_path
     monkeypatch.setattr(table_io, "BLOCK_BYTES", block)
     _assert_fast_reads_as_slow(p, monkeypatch,
                                fast_taken=case in ("clean", "text_tokens", "no_final_newline"))
+
+
+@pytest.mark.parametrize("block", [7, 1 << 20])
+def test_reader_fast__quoted_comma_file_reads_without_its_quotes(tmp_path, monkeypatch, block):
+    """R's write.csv quotes every text field ("1","rs1","A"): the quotes are not part of the values.
+
+    Before: the typed read (no quote character) kept them, so chromosome '"1"' and alleles
+    '"A"' went on to harmonisation, which dropped every row as a bad chromosome.
+    """
+    p = tmp_path / "r.csv"
+    p.write_text('"CHR","BP","SNP","A1","A2","BETA","SE","P","N"\n'
+                 '"1",100,"rs1","A","G",0.1,0.05,0.04,1000\n'
+                 '"2",200,"rs2","c","T",-0.2,0.05,0.04,1000\n')
+    monkeypatch.setattr(table_io, "BLOCK_BYTES", block)
+    got = read_summary_statistics(p).table
+    assert got.get_column("chromosome").to_list() == ["1", "2"]
+    assert got.get_column("rsid").to_list() == ["rs1", "rs2"]
+    assert got.get_column("effect_allele").to_list() == ["A", "C"]
+    assert got.get_column("other_allele").to_list() == ["G", "T"]
+    _assert_fast_reads_as_slow(p, monkeypatch, fast_taken=False)

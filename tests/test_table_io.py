@@ -157,3 +157,88 @@ def test_count_byte__equals_bytes_count_on_any_bytes():
             assert count_byte(data, byte) == data.count(byte)
     with pytest.raises(ValueError, match="one byte"):
         count_byte(b"a\r\nb", b"\r\n")
+
+
+_SSF = ("chromosome\tbase_pair_location\teffect_allele\tother_allele\tbeta\tstandard_error\t"
+        "effect_allele_frequency\tp_value\tn\n")
+_SSF_ROWS = [f"1\t{100 + i}\tA\tG\t{i / 9!r}\t0.05\t0.3\t0.5\t{'NA' if i % 4 else 1000}\n"
+             for i in range(12)]
+
+
+@pytest.mark.parametrize("blank", ["\n", "\r\n", "  \n", "\t \n", "\t" * 8 + "\n"])
+@pytest.mark.parametrize("at", [0, 1, 5, 12])
+def test_read_sumstats__blank_lines_are_no_rows_whatever_the_blocks(tmp_path, monkeypatch, blank, at):
+    """A line of white space only is no row, wherever the blocks are cut; the file's other
+    rows read exactly as without it, and file_parts (meta on harmonised files) agrees.
+
+    Before: a blank line inside a block was a row of nulls (one more variant in, a bad
+    value), alone in a block no row, and at a block's start an error ('column names
+    specified in schema not found'): the count depended on the block size.
+    """
+    import crosscohort.contract.table_io as table_io
+    from crosscohort.central.meta.stream import file_parts
+
+    plain, dirty = tmp_path / "plain.tsv", tmp_path / "blank.tsv"
+    plain.write_text(_SSF + "".join(_SSF_ROWS))
+    dirty.write_text(_SSF + "".join(_SSF_ROWS[:at]) + blank + blank + "".join(_SSF_ROWS[at:]))
+    want = read_sumstats(plain)
+    for block in (1, 7, 40, 97, 1 << 20):
+        monkeypatch.setattr(table_io, "BLOCK_BYTES", block)
+        assert read_sumstats(dirty).equals(want), block
+        parts = file_parts({"a": dirty}, ["a"], keep=tuple(want.columns), samplesize=False,
+                           block_bytes=block)
+        assert sum(frames[0].height for _, frames in parts.parts()) == want.height, block
+
+
+def _bgzf(data: bytes, *, eof: bool = True) -> bytes:
+    """``data`` as bgzip writes it: gzip members of at most 1000 bytes of text, each with
+    the BGZF extra field (its size), then the 28-byte end-of-file block."""
+    import struct
+    import zlib
+
+    out = []
+    for i in range(0, len(data), 1000):
+        piece = data[i:i + 1000]
+        c = zlib.compressobj(6, zlib.DEFLATED, -15)
+        body = c.compress(piece) + c.flush()
+        out.append(b"\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff\x06\x00BC\x02\x00"
+                   + struct.pack("<H", len(body) + 25) + body
+                   + struct.pack("<II", zlib.crc32(piece), len(piece)))
+    if eof:
+        out.append(bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000"))
+    return b"".join(out)
+
+
+def test_open_binary__bgzip_without_its_end_of_file_block_is_cut_short(tmp_path):
+    """bgzip ends every file with a 28-byte empty block. A file cut at a member's end (and
+    at a line end) reads as a complete, shorter table: only that block tells the cut.
+
+    Before: such a file was read as complete, its lost rows never counted.
+    """
+    from crosscohort.central.harmonise.readers import read_summary_statistics
+
+    text = (_SSF + "".join(_SSF_ROWS * 20)).encode()
+    whole, cut = tmp_path / "whole.tsv.gz", tmp_path / "cut.tsv.gz"
+    whole.write_bytes(_bgzf(text))
+    cut.write_bytes(_bgzf(text[:text.rfind(b"\n", 0, 2000) + 1], eof=False))  # whole lines, no EOF
+    assert read_sumstats(whole).height == 240
+    assert read_summary_statistics(whole).n_rows == 240
+    for read in (read_sumstats, read_summary_statistics):
+        with pytest.raises(SumstatsError, match=r"cut\.tsv\.gz: bgzip file without its end-of-file "
+                                                r"block: cut short; rule: a complete gzip stream"):
+            read(cut)
+
+
+@pytest.mark.parametrize(("kind", "magic"), [("bzip2", b"BZh9"), ("xz", b"\xfd7zXZ\x00"),
+                                             ("zip", b"PK\x03\x04")])
+def test_open_binary__another_compression_is_named(tmp_path, kind, magic):
+    """Before: a 'not UTF-8 text' error for a bzip2, xz or zip file, as if it were damaged text
+    (zstd is read: tests/test_harmonise_peers.py)."""
+    from crosscohort.central.harmonise.readers import read_summary_statistics
+
+    path = tmp_path / "t.tsv.x"
+    path.write_bytes(magic + bytes(range(256)))
+    for read in (read_sumstats, read_summary_statistics):
+        with pytest.raises(SumstatsError, match=rf"t\.tsv\.x: {kind}-compressed; rule: plain text, "
+                                                r"gzip \(bgzip\) or zstd; decompress it first"):
+            read(path)

@@ -72,6 +72,17 @@ FOREIGN_NA_TOKENS: tuple[str, ...] = (
     "#NA",  # GWAS-SSF's own (the GWAS Catalog's converter writes it)
 )
 _NOT_SPACE = re.compile(rb"\S")
+#: bgzip's end-of-file block (SAM/BAM specification, 4.1.2), and the bytes of a gzip
+#: member's header that hold the BGZF extra field.
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+_BGZF_HEAD = 14
+#: Magic bytes of the compressions that are not read (named in the error, not taken for text).
+_OTHER_COMPRESSION: dict[str, tuple[bytes, ...]] = {
+    "bzip2": tuple(b"BZh%d" % k for k in range(1, 10)),
+    "xz": (b"\xfd7zXZ\x00",), "zip": (b"PK\x03\x04",),
+}
+#: The bytes :data:`_NOT_SPACE` takes for white space (ASCII), a blank line's first byte.
+_SPACE_CODES = (9, 10, 11, 12, 13, 32)
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -139,14 +150,34 @@ class _ZstdFrames(io.RawIOBase):
 
 def open_binary(path: str | Path) -> BinaryIO:
     """``path`` opened for binary reading, decompressed when it starts with gzip's magic
-    (ISA-L) or zstd's (plink2 ``--glm zs`` output)."""
+    (ISA-L) or zstd's (plink2 ``--glm zs`` output).
+
+    Raises
+    ------
+    SumstatsError
+        When the file is compressed otherwise (bzip2, xz, zip: named); or when
+        it is bgzip's (gzip members with the BGZF extra field) and does not
+        end with bgzip's end-of-file block: it was cut short, at a member's end, where
+        gzip itself cannot tell (its lines would read as a complete, shorter table).
+    """
     with open(path, "rb") as fh:
-        magic = fh.read(4)
-    if magic[:2] == b"\x1f\x8b":
+        head = fh.read(_BGZF_HEAD)
+        gz = head[:2] == b"\x1f\x8b"
+        other = next((k for k, m in _OTHER_COMPRESSION.items() if head.startswith(m)), None)
+        if other:
+            raise SumstatsError(f"{path}: {other}-compressed; rule: plain text, gzip (bgzip) "
+                                "or zstd; decompress it first")
+        if gz and head[3:4] == b"\x04" and head[12:14] == b"BC":
+            fh.seek(max(fh.seek(0, 2) - len(BGZF_EOF), 0))
+            if fh.read() != BGZF_EOF:
+                raise SumstatsError(
+                    f"{path}: bgzip file without its end-of-file block: cut short; rule: a "
+                    "complete gzip stream (bgzip's ends with a 28-byte empty block)")
+    if gz:
         from isal import igzip
 
         return igzip.open(path, "rb")
-    if magic == ZSTD_MAGIC:
+    if head.startswith(ZSTD_MAGIC):
         return io.BufferedReader(_ZstdFrames(path), buffer_size=1 << 20)
     return open(path, "rb")  # noqa: SIM115 - returned to the caller's with block
 
@@ -389,7 +420,8 @@ def parse_block(block: Block, *, path: str | Path, schema: dict[str, pl.DataType
     """``columns`` of a block of a tab-separated table whose header is ``schema``'s keys.
 
     Each value is parsed as its column's type in ``schema`` (no inference);
-    :data:`NA_TOKENS` are missing. A block of white space only gives no rows.
+    :data:`NA_TOKENS` are missing. A blank line (white space only) gives no row,
+    wherever it is: alone in a block, inside one or at its start.
 
     Raises
     ------
@@ -403,7 +435,8 @@ def parse_block(block: Block, *, path: str | Path, schema: dict[str, pl.DataType
     # The parser fills a short line's missing fields with nulls: a line cut in a damaged
     # transfer would pass with a value cut short (0.0824 for 0.08240962). Such a line's last
     # field is then null, so the schema's last column is parsed too and only a block where it
-    # has a null (a cut line, a blank line or a missing value) has its lines' fields counted.
+    # has a null (a cut line, a blank line or a missing value) has its lines' fields counted
+    # and its blank lines found.
     last = next(reversed(schema))
     if last in columns:
         read, wanted = schema, columns
@@ -412,39 +445,72 @@ def parse_block(block: Block, *, path: str | Path, schema: dict[str, pl.DataType
     try:
         df = _read_block(block.data, read, wanted)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        _check_fields(block, path=path, width=len(schema))
-        raise SumstatsError(_locate(block, path=path, schema=schema, columns=columns,
-                                    exc=exc)) from exc
-    if df.get_column(last).null_count():
-        _check_fields(block, path=path, width=len(schema))
+        blank = _check_fields(block, path=path, width=len(schema))
+        if not blank:
+            raise SumstatsError(_locate(block, path=path, schema=schema, columns=columns,
+                                        exc=exc)) from exc
+        # White space in a typed field ("  " as a position): parsed again, blank lines emptied.
+        block = block._replace(data=_emptied(block.data, blank))
+        try:
+            df = _read_block(block.data, read, wanted)
+        except (pl.exceptions.PolarsError, OSError) as again:
+            raise SumstatsError(_locate(block, path=path, schema=schema, columns=columns,
+                                        exc=again)) from again
+    else:
+        blank = _check_fields(block, path=path, width=len(schema)) \
+            if df.get_column(last).null_count() else []
+    if blank:  # row i is line i of the block: the parser reads a blank line as a row
+        df = df.filter(~pl.int_range(pl.len()).is_in(blank))
     return df if last in columns else df.drop(last)
 
 
-def _check_fields(block: Block, *, path: str | Path, width: int) -> None:
-    """Raise naming the first line of ``block`` that is not blank and has not ``width`` fields."""
+def _check_fields(block: Block, *, path: str | Path, width: int) -> list[int]:
+    """The blank lines of ``block`` (white space only; their places in the block); raise
+    naming the first line that is not blank and has not ``width`` fields."""
     import numpy as np
 
     # Every line has width - 1 tabs: counted first (numpy, no copy, without the GIL), the
-    # lines are looked at one by one only when the counts disagree.
-    codes = np.frombuffer(block.data, dtype=np.uint8)
-    n_lines = int(np.count_nonzero(codes == 10)) + (not block.data.endswith(b"\n"))
-    if int(np.count_nonzero(codes == 9)) == (width - 1) * n_lines:
-        return
+    # lines are looked at one by one only when the counts disagree. A blank line is one
+    # that is empty or begins with white space (numpy), and then holds nothing else.
+    data = block.data
+    codes = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(codes == 10)
+    if not data.endswith(b"\n"):
+        ends = np.append(ends, len(data))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    first = codes[np.minimum(starts, max(len(data) - 1, 0))]
+    maybe = np.flatnonzero((ends == starts) | np.isin(first, _SPACE_CODES))
+    blank = [int(i) for i in maybe if not _NOT_SPACE.search(data, int(starts[i]), int(ends[i]))]
+    if int(np.count_nonzero(codes == 9)) == (width - 1) * ends.size:
+        return blank
     del codes
-    for i, line in enumerate(block.data.split(b"\n")):
+    skip = set(blank)
+    for i, line in enumerate(data.split(b"\n")):
         n = line.count(b"\t") + 1
-        if _NOT_SPACE.search(line) and n != width:
+        if i not in skip and _NOT_SPACE.search(line) and n != width:
             raise SumstatsError(
                 f"{path}: line {block.first_line() + i}: {n} fields, header has "
                 f"{width}; rule: every row has as many tab-separated fields as the header "
                 "(a cut or damaged line)")
+    return blank
+
+
+def _emptied(data: bytes, lines: Sequence[int]) -> bytes:
+    """``data`` with the given lines (places in ``data``) emptied, their line ends kept."""
+    parts = data.split(b"\n")
+    for i in lines:
+        parts[i] = b""
+    return b"\n".join(parts)
 
 
 def _read_block(data: bytes, schema: dict[str, pl.DataType], columns: Sequence[str]) -> pl.DataFrame:
+    # missing_columns: the parser takes a block's first line for the number of fields, so a
+    # blank first line would be a table of one column; its other fields are nulls, as for
+    # any short line (which _check_fields then names).
     names = list(schema)
     return pl.read_csv(data, has_header=False, separator="\t", schema=schema,
                        columns=[names.index(c) for c in columns], null_values=list(NA_TOKENS),
-                       quote_char='"')
+                       quote_char='"', missing_columns="insert")
 
 
 def _locate(block: Block, *, path: str | Path, schema: dict[str, pl.DataType],

@@ -315,6 +315,17 @@ def resolve_columns(
         )
     for field, name in mapping.items():
         out[field] = by_key[header_key(name)]
+    # Names are compared without case and leading '#': two columns that differ only so
+    # would be one of them read and the other ignored.
+    same: dict[str, list[str]] = {}
+    for h in header:
+        same.setdefault(header_key(h), []).append(h)
+    for name in out.values():
+        if len(same[header_key(name)]) > 1:
+            raise InputError(
+                f"{source}: columns {same[header_key(name)]!r} are one name but for case or a "
+                "leading '#'; rule: one column per name (rename one of them)"
+            )
     taken: dict[str, str] = {}
     for field, name in out.items():
         if name in taken:

@@ -17,9 +17,10 @@ streamed query that keeps only the converted columns, never all its text.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,12 @@ _COUNTS = ("n", "n_cases", "n_controls")
 #: A byte that is not a line end: a block without one holds blank lines only.
 _NOT_BLANK = re.compile(rb"[^\r\n]")
 _MARKER_POSITION = r"^(?i:chr)?([0-9]{1,2}|[XxYy]|MT|mt|M|m)[:_](\d+)"
+#: The smallest normal double. A p printed below it (BOLT-LMM prints p from log space,
+#: "1.2E-500") parses as 0 or as a subnormal with few digits left: its -log10 p is read
+#: from the text (:func:`_printed_neg_log10`).
+P_FLOOR = 2.2250738585072014e-308
+#: The column of those -log10 p, by row, from the reading to :func:`_values`.
+_PRINTED_NLP = "_printed_neg_log_10_p"
 
 
 @dataclass(frozen=True)
@@ -280,6 +287,7 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
     n_fields = text.str.count_matches("\t" if sep == "ws" else sep, literal=True) + 1
     ragged = n_fields != len(header)
     firsts: list[int] = []  # each block's first line number, for the second pass
+    blanks: list[list[int]] = []  # and its blank lines' numbers (rarely any)
     n = n_bad = 0
     first_bad: tuple[int, int] | None = None
     line = skip + 1
@@ -287,6 +295,8 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
         for block in Blocks(path, skip=skip):
             firsts.append(line)
             lines, k = _text_lines(block.data, line)
+            blanks.append([] if lines.height == k else sorted(
+                set(range(line, line + k)) - set(lines.get_column(_LINE).to_list())))
             line += k
             counts = lines.select(
                 pl.len().alias("n"), ragged.sum().alias("n_bad"),
@@ -312,7 +322,7 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
     names = [f"_c{i}" for i in used]
     width = len(header)
 
-    def fields(block: Block, first: int) -> pl.DataFrame:
+    def fields(block: Block, first: int, blank: list[int]) -> pl.DataFrame:
         if sep == "ws":
             # Staged so that the clean-up and the split run once per line, not once per field.
             parts = _text_lines(block.data, first)[0].select(
@@ -321,11 +331,16 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
                                                  .alias(f"_c{i}") for i in used])
         if not _NOT_BLANK.search(block.data):
             return pl.DataFrame(schema=schema)
+        # The parser reads a blank line as a row of nulls, but takes a block's first line for
+        # the number of fields: a blank one there would be one field ("missing_columns": the
+        # rest as nulls, as for any short line, which the first pass has refused). Blank lines
+        # are dropped by their numbers, not as rows of nulls: a line of empty fields is a row.
         df = pl.read_csv(
             block.data, has_header=False, separator=sep, quote_char='"' if sep == "," else None,
-            schema={f"_c{i}": pl.String for i in range(width)},
+            schema={f"_c{i}": pl.String for i in range(width)}, missing_columns="insert",
         ).with_row_index(_LINE, offset=first).select(_LINE, *names)
-        df = df.filter(~pl.all_horizontal(pl.col(c).is_null() for c in names))
+        if blank:
+            df = df.filter(~pl.col(_LINE).is_in(blank))
         strip = (pl.col(c).str.strip_chars() if sep == "," else pl.col(c).str.strip_chars_end("\r")
                  for c in names)
         return df.with_columns(strip)
@@ -334,8 +349,8 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
 
     def source(with_columns, predicate, n_rows, _batch_size) -> Iterator[pl.DataFrame]:
         left = n_rows
-        for first, block in zip(firsts, Blocks(path, skip=skip), strict=False):
-            df = fields(block, first)
+        for first, blank, block in zip(firsts, blanks, Blocks(path, skip=skip), strict=False):
+            df = fields(block, first, blank)
             if predicate is not None:
                 df = df.filter(predicate)
             if with_columns is not None:
@@ -362,17 +377,22 @@ def _text_lines(data: bytes, first: int) -> tuple[pl.DataFrame, int]:
 
 
 def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[int],
-                numeric: set[int], na: tuple[str, ...]) -> tuple[pl.LazyFrame, int, bool] | None:
-    """The used fields parsed straight to their types (lazy frame, data lines, unpadded), or ``None``.
+                numeric: set[int], na: tuple[str, ...], p_field: int | None = None,
+                ) -> tuple[pl.LazyFrame, int, bool, dict[int, float]] | None:
+    """The used fields parsed straight to their types (lazy frame, data lines, unpadded,
+    printed -log10 p), or ``None``.
 
     ``unpadded``: the file holds no white space that a field could begin or end
-    with, so its text fields need no stripping.
+    with, so its text fields need no stripping. ``p_field``: the field holding p;
+    where it parses below the float range, the -log10 p its text gives, by line
+    (:func:`_printed_neg_log10`).
 
     The fast path for well-formed files: numeric fields become Float64 in the
     parser itself (no text column, no per-field cast). It is taken only when
     it provably reads what :func:`_scan_lines` would: no carriage return, as
-    many rows as data lines (no blank line shifts the line numbers), and no
-    row with fewer fields than the header (:func:`_block_facts`). Anything
+    many rows as data lines (no blank line shifts the line numbers), no
+    row with fewer fields than the header and, in a comma-separated file, no
+    double quote (:func:`_block_facts`). Anything
     else (a parse error, a ragged or quoted row, padding spaces) returns
     ``None`` and the file goes through the checking path, whose errors name
     the line and column.
@@ -402,7 +422,8 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
     blocks = Blocks(path, skip=skip)
     parse = dict(na=na, numeric=[f"_c{i}" for i in used if i in numeric],
                  text=[f"_c{i}" for i in used if i not in numeric], tokens_first=tokens_first,
-                 sep=sep_b, n_fields=n_fields, last_field=last_field, pad=pad)
+                 sep=sep_b, n_fields=n_fields, last_field=last_field, pad=pad,
+                 p_field=p_field if p_field in numeric else None)
     frames: list[pl.DataFrame] = []
     facts: list[_BlockFacts] = []
     # Blocks are parsed and checked by workers while the next one is read (both release
@@ -416,7 +437,7 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
     if not blocks.header_ok:
         return None
     n_lines = sum(f.lines for f in facts) + (1 if blocks.last not in (b"", b"\n") else 0)
-    if any(f.cr or f.short for f in facts):
+    if any(f.cr or f.short or f.quoted for f in facts):
         return None
     # No field can begin or end with white space (the Unicode kind polars strips) when
     # the file has none but its separator and line ends: no space, tab, VT or FF
@@ -428,12 +449,16 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
         return None
     # One row per data line (checked above), so the line number is the row's position.
     df = df.with_row_index(_LINE, offset=skip + 1).select(_LINE, *[f"_c{i}" for i in used])
-    # A row with every used field null: the checking path drops it when the fields are
-    # empty and keeps it (bad values, counted) when they are missing tokens; the parser
-    # cannot tell the two apart here, so such a file takes the checking path.
+    printed, row = {}, skip + 1
+    for frame, fact in zip(frames, facts, strict=True):
+        printed.update((row + i, v) for i, v in fact.printed_p)
+        row += frame.height
+    # A row with every used field null: a blank line (no row; the checking path drops it by
+    # its number) or a line of empty fields or missing tokens (a row, its bad values
+    # counted); the parser cannot tell them apart here, so such a file takes the checking path.
     if df.select(pl.all_horizontal(pl.col(f"_c{i}").is_null() for i in used).any()).item():
         return None
-    return df.lazy(), n_lines, unpadded
+    return df.lazy(), n_lines, unpadded, printed
 
 
 @dataclass(frozen=True)
@@ -443,13 +468,18 @@ class _BlockFacts:
     ``lines``: line ends; ``cr``: holds a carriage return; ``short``: some row
     has fewer fields than the header; ``padded``: holds a byte a text field
     could begin or end with (white space other than the separator, or a byte
-    above ASCII).
+    above ASCII); ``quoted``: a comma-separated block holds a double quote
+    (R's write.csv quotes every text field; the checking path reads the quotes
+    off, the typed read, with no quote character, would keep them);
+    ``printed_p``: (row, -log10 p from the text) where p parsed below the float range.
     """
 
     lines: int
     cr: bool
     short: bool
     padded: bool
+    quoted: bool = False
+    printed_p: tuple[tuple[int, float], ...] = ()
 
 
 def _block_facts(piece: bytes, df: pl.DataFrame, *, sep: bytes, n_fields: int,
@@ -470,12 +500,14 @@ def _block_facts(piece: bytes, df: pl.DataFrame, *, sep: bytes, n_fields: int,
         rows = lines + (1 if piece and not piece.endswith(b"\n") else 0)
         short = count_byte(piece, sep) != rows * (n_fields - 1)
     return _BlockFacts(lines=lines, cr=b"\r" in piece, short=short,
-                       padded=not piece.isascii() or any(c in piece for c in pad))
+                       padded=not piece.isascii() or any(c in piece for c in pad),
+                       quoted=sep == b"," and b'"' in piece)
 
 
 def _parse_block(piece: bytes, read: dict, *, na: tuple[str, ...], numeric: list[str],
                  text: list[str], tokens_first: bool, sep: bytes, n_fields: int,
-                 last_field: str | None, pad: tuple[bytes, ...]) -> tuple[pl.DataFrame, _BlockFacts]:
+                 last_field: str | None, pad: tuple[bytes, ...],
+                 p_field: int | None = None) -> tuple[pl.DataFrame, _BlockFacts]:
     """One block of whole lines parsed to the typed columns, and its :class:`_BlockFacts`.
 
     Matching every field against the missing tokens costs the parser a third
@@ -485,7 +517,9 @@ def _parse_block(piece: bytes, read: dict, *, na: tuple[str, ...], numeric: list
     with them. Every token of FOREIGN_NA_TOKENS either fails to parse as a number or
     parses as NaN (tested). Then the text fields' tokens are nulled as the
     parser would have (an exact match of the whole field). Parse errors
-    propagate (the caller gives up). The facts are those of the bytes parsed.
+    propagate (the caller gives up). The facts are those of the bytes parsed;
+    where the p field (``p_field``) parsed below the float range, its text is
+    read again for the -log10 p it prints.
     """
     df = None
     if not tokens_first:
@@ -501,8 +535,29 @@ def _parse_block(piece: bytes, read: dict, *, na: tuple[str, ...], numeric: list
         tokens = list(na)
         df = df.with_columns(pl.when(pl.col(c).is_in(tokens)).then(None).otherwise(pl.col(c))
                              .alias(c) for c in text if df.get_column(c).is_in(tokens).any())
-    return df, _block_facts(piece, df, sep=sep, n_fields=n_fields, last_field=last_field,
-                            pad=pad)
+    facts = _block_facts(piece, df, sep=sep, n_fields=n_fields, last_field=last_field, pad=pad)
+    if p_field is not None:
+        p = df.get_column(f"_c{p_field}")
+        tiny = ((p >= 0) & (p < P_FLOOR)).fill_null(False)
+        if tiny.any():  # a few rows of a few files: the block's p read again as text
+            texts = pl.read_csv(piece, **{**read, "schema": dict.fromkeys(read["schema"], pl.String),
+                                          "columns": [p_field]}).get_column(f"_c{p_field}")
+            rows = tiny.arg_true()
+            facts = replace(facts, printed_p=tuple(
+                (int(r), v) for r, v in zip(rows, _printed_neg_log10(texts.gather(rows)), strict=True)
+                if v is not None))
+    return df, facts
+
+
+def _printed_neg_log10(text: pl.Series) -> list[float | None]:
+    """-log10 of numbers printed as mantissa and exponent (``1.2E-500``), from the two
+    (exact where the number underflows); ``None`` for any other text (``0``, ``NA``)."""
+    parts = text.str.strip_chars().str.extract_groups(
+        r"^\+?([0-9]*\.?[0-9]+)[eE]([-+]?[0-9]+)$")
+    mantissa = parts.struct.field("1").cast(pl.Float64, strict=False)
+    exponent = parts.struct.field("2").cast(pl.Float64, strict=False)
+    return [None if m is None or e is None or not m > 0 else -(math.log10(m) + e)
+            for m, e in zip(mantissa.to_list(), exponent.to_list(), strict=True)]
 
 
 def _single_spaced(path: Path, skip: int, sample: int = 2000) -> bool:
@@ -603,7 +658,8 @@ def read_summary_statistics(
       missing [``se_from_ci``], else |beta / z| [``se_from_z``];
     - p = 10^-LOG10P where only -log10 p is given (0 on underflow; the
       -log10 p is kept); else 2 Phi(-|z|) [``p_from_z``]; else 2 Phi(-|beta/SE|)
-      [``p_from_beta_se``]; p printed as 0 gets -log10 p from beta/SE;
+      [``p_from_beta_se``]; p printed below the float range (``1.2E-500``) gets
+      -log10 p from its printed mantissa and exponent, p printed as 0 from beta/SE;
     - :data:`FLAG_P_INCONSISTENT` where a given p and beta/SE disagree by more
       than :data:`P_INCONSISTENT_REL` [``p_inconsistent_flagged``];
     - n := ``default_n`` where missing [``n_default``]; alleles 1-4 -> ACGT
@@ -635,7 +691,7 @@ class _Parsed:
     extra: list[str] = field(default_factory=list)
     used: list[int] = field(default_factory=list)
     numeric: list[str] = field(default_factory=list)
-    typed: tuple[pl.LazyFrame, int, bool] | None = None
+    typed: tuple[pl.LazyFrame, int, bool, dict[int, float]] | None = None
     frame: pl.DataFrame | None = None
 
 
@@ -694,7 +750,8 @@ def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str,
 
     numeric = [f for f in (*_NUMERIC, *_COUNTS, "base_pair_location") if f in cols]
     typed = _read_typed(path, n_fields=len(header), sep=sep, skip=skip, used=used,
-                        numeric={index[cols[f]] for f in numeric}, na=na)
+                        numeric={index[cols[f]] for f in numeric}, na=na,
+                        p_field=index[cols["p_value"]] if "p_value" in cols else None)
     return _Parsed(path=path, source=source, fmt=fmt, header=header, sep=sep, skip=skip,
                    cols=cols, na=na, extra=extra, used=used, numeric=numeric, typed=typed)
 
@@ -716,8 +773,9 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
 
     checks: dict[str, str] = {}
     exprs: list[pl.Expr] = [pl.col(_LINE)]
+    printed: dict[int, float] = {}
     if typed is not None:
-        lf, n_rows, unpadded = typed
+        lf, n_rows, unpadded, printed = typed
         exprs += [pl.col(c(f)).alias(f) for f in numeric]
     else:
         lf, n_rows = _scan_lines(path, header, sep, skip, used)
@@ -781,6 +839,19 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
     if relabel and "chromosome" in df.columns:
         # The tool's own codes (PLINK 1's 25 = XY, 26 = MT), before GWAS-SSF's are applied.
         df = df.with_columns(pl.col("chromosome").replace(relabel))
+    if typed is None and "p_value" in cols:
+        # p printed below the float range (parsed as 0 or a subnormal): its text again.
+        tiny = df.filter((pl.col("p_value") >= 0) & (pl.col("p_value") < P_FLOOR)).get_column(_LINE)
+        if tiny.len():
+            texts = lf.filter(pl.col(_LINE).is_in(tiny.implode())).select(
+                _LINE, _text_expr(c("p_value"), na)).collect()
+            printed = {line: v for line, v in zip(texts.get_column(_LINE).to_list(),
+                                                  _printed_neg_log10(texts.to_series(1)),
+                                                  strict=True) if v is not None}
+    if printed:
+        df = df.with_columns(pl.col(_LINE).replace_strict(
+            list(printed), list(printed.values()), default=None, return_dtype=pl.Float64,
+        ).alias(_PRINTED_NLP))
     # A preset's number that means missing in one field only (GWAMA's -9 in N and EAF).
     sentinels = [(f, v) for f, v in (PRESETS[fmt].sentinels if fmt in PRESETS else ())
                  if f in df.columns]
@@ -800,6 +871,17 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
                     f"{df.get_column(f)[hit]!r} is out of range; rule: {f} is a whole number "
                     "below 2^53"
                 )
+    # A position is a whole number as printed (1e+06 is one); 1234.5 is none, and is not
+    # rounded as a count (an effective sample size) is.
+    if "base_pair_location" in numeric:
+        v = pl.col("base_pair_location")
+        hit = df.select((v != v.round()).fill_null(False).arg_true().first()).item()
+        if hit is not None:
+            raise InputError(
+                f"{source}: line {df.get_column(_LINE)[hit]}: column {cols['base_pair_location']} "
+                f"(base_pair_location): {df.get_column('base_pair_location')[hit]!r} is not a whole "
+                "number; rule: base_pair_location is a whole number (a position)"
+            )
     # METAL's Weight and some tools' N are effective sizes: rounded, not refused.
     df = df.with_columns(pl.col(f).round().cast(pl.Int64)
                          for f in numeric if f in (*_COUNTS, "base_pair_location"))
@@ -889,13 +971,13 @@ def _alleles(df: pl.DataFrame, *, numeric_alleles: bool, source: str, na: tuple[
         )
     if {"ref", "alt"} <= cols:
         df = _omitted_allele(df)
-    if "other_allele" in df.columns and "other_allele" not in clean:
-        # A list of alleles (plink2's AX of a multi-allelic site whose omitted allele is not
-        # known) is no single other allele: such rows fail the allele rule, never guessed.
-        df = df.with_columns(
-            pl.when(pl.col("other_allele").str.contains(",", literal=True)).then(None)
-            .otherwise(pl.col("other_allele")).alias("other_allele")
-        )
+    # A list of alleles (plink2's AX of a multi-allelic site whose omitted allele is not
+    # known, a VCF's several ALTs) is no single allele: such rows fail the allele rule
+    # instead of being guessed, in either column.
+    df = df.with_columns(
+        pl.when(pl.col(a).str.contains(",", literal=True)).then(None).otherwise(pl.col(a)).alias(a)
+        for a in ("effect_allele", "other_allele") if a in df.columns and a not in clean
+    )
     df = df.drop([c for c in ("ref", "alt") if c in df.columns])
     pair = [pl.col("effect_allele"), pl.col("other_allele")]
     numeric = pl.any_horizontal([a.str.contains(r"^[1-4]$") for a in pair]).fill_null(False)
@@ -977,6 +1059,9 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
     p = nan.copy() if p is None else p
     nlp = col("neg_log_10_p_value")
     nlp = nan.copy() if nlp is None else nlp
+    printed = col(_PRINTED_NLP)
+    if printed is not None:  # p printed below the float range: -log10 p from its text
+        nlp = np.where(np.isnan(nlp) & ~np.isnan(printed), printed, nlp)
     p_given = ~np.isnan(p)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         z_bs = np.abs(beta / se)
@@ -1068,7 +1153,8 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
     )
     # An earlier harmonisation's EAF flag (a harmonised table harmonised again) is read as
     # text and is not this stage's judgement: it sets its own against its reference, if any.
-    drop = [c for c in ("odds_ratio", "ci_lower", "ci_upper", "z", "chi_square", _LINE, FLAG_EAF_FAR)
+    drop = [c for c in ("odds_ratio", "ci_lower", "ci_upper", "z", "chi_square", _LINE, FLAG_EAF_FAR,
+                        _PRINTED_NLP)
             if c in out.columns]
     return out.drop(drop)
 
