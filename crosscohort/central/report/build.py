@@ -218,12 +218,15 @@ def _read_digest(path: str | Path, what: str, *, columns: Sequence[str], thresho
     return digest
 
 
-def _is_mrmega_table(path: Path) -> bool:
-    """Whether the meta-analysis table is an MR-MEGA run's (its header, read once more)."""
+def _mrmega_axes_of_table(path: Path) -> int | None:
+    """T, the axes of an MR-MEGA run's table (its ``mrmega_beta_0..T`` columns); None for another method."""
     try:
-        return is_mrmega(read_header(path))
+        header = read_header(path)
     except SumstatsError as exc:
         raise ReportError(f"meta-analysis: {exc}") from exc
+    if not is_mrmega(header):
+        return None
+    return max(sum(1 for c in header if re.fullmatch(r"mrmega_beta_\d+", c)) - 1, 0)
 
 
 def _keyed_paths(items: Mapping[str, str | Path] | Iterable[str | Path] | None,
@@ -560,7 +563,8 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     # views also need its alleles and β); the loci come from its rows with p <
     # threshold, read whole. 27 columns x 1.2e7 rows were GBs (issue 9).
     # An MR-MEGA run's views also need each row's IVW β/SE, Q and ancestry-heterogeneity p.
-    mrmega = _is_mrmega_table(meta_path)
+    mrmega_axes = _mrmega_axes_of_table(meta_path)
+    mrmega = mrmega_axes is not None
     meta_digest = _read_digest(meta_path, "meta-analysis", threshold=threshold,
                                columns=tuple(dict.fromkeys(
                                    _META_COLUMNS + (_META_PAIR_COLUMNS if pooled_path is not None else ())
@@ -638,7 +642,9 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     if mrmega:
         # After the pooled arm is read: the MR-MEGA/IVW loci show its p too.
         block = meta_summary.get("mrmega") if meta_summary is not None else None
-        mrmega_out = mrmega_views(meta, meta_loci, block if isinstance(block, Mapping) else {},
+        # T from the table's columns when no summary says it (the axes themselves are the summary's only).
+        block = {"n_axes": mrmega_axes, **(block if isinstance(block, Mapping) else {})}
+        mrmega_out = mrmega_views(meta, meta_loci, block,
                                   threshold=threshold, window_kb=window_kb, dpi=dpi, pooled=pooled)
     pooled = None
     if compare_table_path is not None:
