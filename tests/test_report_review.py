@@ -91,3 +91,21 @@ def test_report_mrmega__without_the_meta_summary_says_the_axes_are_unknown(tmp_p
     meta = _text(_section(out.read_text(encoding="utf-8"), "meta"))
     assert "axes of genetic variation: not known without the meta-analysis summary" in meta
     assert "?" not in meta
+
+
+def test_report_cohort__with_no_variant_says_so_without_nan_or_empty_plots(tmp_path):
+    """Before: 'λGC = nan' and five empty plots whose captions described content."""
+    cohorts = _cohorts(tmp_path)
+    empty = tmp_path / "harmonised" / "c3.tsv.gz"
+    write_sumstats(_table(3).clear(), empty)
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths={**cohorts, "c3": empty},
+                       out_path=tmp_path / "r.html")
+    html = out.read_text(encoding="utf-8")
+    cohorts_html = _section(html, "cohorts")
+    c3 = cohorts_html[cohorts_html.index(">c3</h3>"):]
+    assert "nan" not in _text(html).lower().split()
+    assert "λGC = nan" not in html
+    assert "<img" not in c3  # c1 and c2 come before it; nothing is drawn for c3
+    assert "no variant: its harmonised file has no rows" in _text(c3)
+    rows = {r[0]: r for r in _page(out).tables["summary-cohorts"][1:]}
+    assert rows["c3"][5:] == ["0", "—"]

@@ -684,7 +684,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     slim: dict[str, pl.DataFrame] = {}
     eaf_rows: dict[str, pl.DataFrame] = {}
     own_eaf: dict[str, pl.DataFrame] = {}
-    parts: dict[str, tuple[Panel, int, tuple[Image | None, str] | None, Image, tuple[Image | None, str]]] = {}
+    parts: dict[str, tuple[Panel, int, tuple[Image | None, str] | None, Image | None, tuple[Image | None, str]]] = {}
     for cohort, path in cohort_paths.items():
         digest = _read_digest(path, f"cohort {cohort}", columns=_COHORT_COLUMNS, threshold=threshold,
                               names=lead_names)
@@ -692,6 +692,14 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         named = digest.named
         loci = distance_loci(digest.significant, threshold=threshold, window_kb=window_kb)
         del digest
+        if df.height == 0:
+            # Nothing to plot: said once, not as empty axes and λGC = nan.
+            facts[cohort].n_variants = 0
+            parts[cohort] = (Panel(cohort, str(path), 0, float("nan"), 0, (), (
+                ("no variant", "its harmonised file has no rows (the ledgers give each removal's reason)"),)),
+                0, None, None, (None, ""))
+            del df, loci, named
+            continue
         panel = _panel(df, name=f"{trait} {cohort}", path=Path(path), threshold=threshold, loci=loci, dpi=dpi)
         f = facts[cohort]
         f.n, f.n_cases, f.n_controls = _int_max(df, "n"), _int_max(df, "n_cases"), _int_max(df, "n_controls")
@@ -717,6 +725,9 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         del df, loci, named
     cohort_panels = []
     for cohort, (panel, n_loci, eaf, se, prec) in parts.items():
+        if se is None:  # no variant: the panel says so
+            cohort_panels.append(panel)
+            continue
         if cohort in own_eaf:
             eaf = eaf_image(own_eaf.pop(cohort), name=cohort, reference=None,
                             others={c: t for c, t in eaf_rows.items() if c != cohort}, dpi=dpi)
