@@ -9,6 +9,7 @@ chromosomes, one planted locus); each test builds one report in about a second.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import polars as pl
 from scipy import stats
 
 from crosscohort.central.report import build_report
+from crosscohort.contract.ledger import Ledger
 from crosscohort.contract.sumstats import write_sumstats
 from tests.test_report import _Page
 
@@ -109,3 +111,48 @@ def test_report_cohort__with_no_variant_says_so_without_nan_or_empty_plots(tmp_p
     assert "no variant: its harmonised file has no rows" in _text(c3)
     rows = {r[0]: r for r in _page(out).tables["summary-cohorts"][1:]}
     assert rows["c3"][5:] == ["0", "—"]
+
+
+def _gate_audit(d: Path, cohort: str, *, rows_in: int, kept: int, qc_in: int) -> Path:
+    """An export audit in the gate's layout: the trait's ledger, the released QC ledgers."""
+    removed = {"no_estimate": 0, "min_count": 0, "min_mac": rows_in - kept - 7, "min_mac_group": 7,
+               "min_residual_df": 0, "released_mac": 0}
+    audit = {
+        "cohort": cohort, "status": "released", "software": "crosscohort 0.1.0", "created": "20261207T000000Z",
+        "config_digest": "ab" * 32, "gate_rules": {"min_count": 20, "min_mac": 20.0},
+        "traits": {TRAIT: {
+            "trait_type": "binary", "rows_in": rows_in, "rows_released": kept, "rows_suppressed": rows_in - kept,
+            "rules": [{"rule": k, "threshold": 20, "description": k, "rows_suppressed": v, "status": "pass"}
+                      for k, v in removed.items()],
+            "ledger": Ledger(stage="export_gate", cohort=cohort, trait=TRAIT, n_in=rows_in, n_kept=kept,
+                             removed=removed).to_dict()}},
+        "qc_ledgers": [
+            {"stage": "qc", "unit": "samples", "trait": None, "counts": "withheld: counts of people ..."},
+            {"stage": "qc", "unit": "variants", "trait": None, "n_in": qc_in, "n_kept": rows_in,
+             "removed": {"maf_below": qc_in - rows_in}, "changed": {}}],
+    }
+    path = d / "exports" / cohort / "audit.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(audit))
+    return path
+
+
+def test_report_ledgers__the_gate_and_released_qc_counts_close_the_stage_table(tmp_path):
+    """Before: 'after qc' 500 then harmonise's input 400 with nothing between: the export gate's
+    suppressions (in each audit's ledger) were in no ledger table, and without the TRE's own QC
+    ledger files (central mode) the released QC ledgers of the audits were not read either."""
+    cohorts = _cohorts(tmp_path, cases=300)
+    kept = {"c1": 400, "c2": 400}
+    audits = [_gate_audit(tmp_path, c, rows_in=500, kept=kept[c], qc_in=900) for c in cohorts]
+    harmonise = tmp_path / "harmonise.ledger.json"
+    harmonise.write_text(json.dumps([Ledger(stage="harmonise", cohort=c, trait=TRAIT, n_in=kept[c],
+                                            n_kept=N_VARIANTS).to_dict() for c in cohorts]))
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html",
+                       ledger_paths=[harmonise], audit_paths=[str(a) for a in audits])
+    page = _page(out)
+    stages = page.tables["summary-stages"]
+    assert stages[0] == ["cohort", "input", "after qc", "after export gate", "after harmonise", "harmonised file"]
+    assert stages[1] == ["c1", "900", "500", "400", "400", "400"]
+    gate = page.tables["ledger-export_gate"]
+    assert ["c1", TRAIT, "variants", "500", "400", "0", "0", "93", "7", "0", "0"] in gate
+    assert ["c1", "—", "variants", "900", "500", "400"] in page.tables["ledger-qc"]

@@ -64,7 +64,7 @@ SECTION_IDS: tuple[str, ...] = (
 _TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 _PLOT_REQUIRED = ("chromosome", "base_pair_location")
 #: Pipeline order of the stages that write ledgers (others follow in the order given).
-_STAGE_ORDER = ("qc", "assoc", "association", "export", "gate", "verify", "harmonise", "meta")
+_STAGE_ORDER = ("qc", "assoc", "association", "export", "export_gate", "gate", "verify", "harmonise", "meta")
 #: Rows of a comparison table shown in the page (the full table is in the TSV).
 _MAX_TABLE_ROWS = 200
 
@@ -316,6 +316,37 @@ def _records(obj: object) -> list[Mapping]:
     if isinstance(obj, (list, tuple)):
         return [r for x in obj for r in _records(x)]
     return []
+
+
+def _audit_ledgers(audits: Sequence[tuple[str, Path, object]], *, trait: str,
+                   given: Sequence[Ledger]) -> list[Ledger]:
+    """The ledgers an export audit (the gate's layout) carries: the trait's own, and the released QC ledgers.
+
+    The gate's ledger counts the rows each rule suppressed between the association and
+    the bundle; the QC ledgers are released as counts of variants (counts of people are
+    withheld and skipped here). A ledger of a cohort, stage, unit and trait already
+    given as a ``--ledger`` file is not added twice.
+    """
+    have = {(led.cohort, led.stage, led.unit, led.trait) for led in given}
+    fields = set(Ledger.__dataclass_fields__)
+    out: list[Ledger] = []
+    for cohort, path, audit in audits:
+        if not isinstance(audit, Mapping):
+            continue
+        t = audit.get("traits")
+        t = t.get(trait) if isinstance(t, Mapping) else None
+        records = [t["ledger"]] if isinstance(t, Mapping) and isinstance(t.get("ledger"), Mapping) else []
+        records += [q for q in audit.get("qc_ledgers") or [] if isinstance(q, Mapping) and "n_in" in q]
+        for r in records:
+            try:
+                led = Ledger.from_dict({**{k: v for k, v in r.items() if k in fields}, "cohort": cohort})
+            except (LedgerError, TypeError, ValueError) as exc:
+                raise ReportError(f"{path}: a ledger of the audit is not a valid ledger ({exc})") from exc
+            key = (led.cohort, led.stage, led.unit, led.trait)
+            if key not in have and led.trait in (None, trait):
+                have.add(key)
+                out.append(led)
+    return out
 
 
 def _audit_of_trait(audit: object, trait: str) -> object:
@@ -760,6 +791,10 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
             facts[cohort].ancestry.extend(a for a in _ancestry_labels(*trees) if a not in facts[cohort].ancestry)
 
     ledgers = [led for p in ledger_paths for led in _read_ledger_file(Path(p))]
+    # The export gate's ledger (and, where no QC ledger file is given, as in central mode,
+    # the QC ledgers the gate released) come with the audits: without them the stage
+    # table jumps from QC to harmonisation with the gate's suppressions unaccounted.
+    ledgers += _audit_ledgers(audits, trait=trait, given=ledgers)
     ledger_tables = _ledger_tables(ledgers)
 
     # Summary tables
@@ -873,7 +908,7 @@ def _stage_table(ledgers: list[Ledger], facts: Mapping[str, _CohortFacts], n_met
     for s in reversed(stages):
         first_in.update({c: v for (c, st), v in n_in.items() if st == s})
     cohorts = list(facts) + sorted({c for c, _ in kept} - set(facts))
-    headers = ("cohort", "input", *(f"after {s}" for s in stages), "harmonised file")
+    headers = ("cohort", "input", *(f"after {s.replace('_', ' ')}" for s in stages), "harmonised file")
     rows = [
         (c, _cell(first_in.get(c)), *(_cell(kept.get((c, s))) for s in stages),
          _cell(facts[c].n_variants if c in facts else None))
