@@ -156,3 +156,46 @@ def test_report_ledgers__the_gate_and_released_qc_counts_close_the_stage_table(t
     gate = page.tables["ledger-export_gate"]
     assert ["c1", TRAIT, "variants", "500", "400", "0", "0", "93", "7", "0", "0"] in gate
     assert ["c1", "—", "variants", "900", "500", "400"] in page.tables["ledger-qc"]
+
+
+def test_report_audit__shows_the_gates_warnings_rules_limits_and_sufficient_statistics(tmp_path):
+    """Before: the audit's lists (count rules, what the gate cannot detect, the warning on sizes
+    of two traits 1..min_count apart) were not shown, and its sufficient-statistics block was an
+    empty table captioned 'c1: sufficient': an output checker's warning hidden from the reviewer."""
+    cohorts = _cohorts(tmp_path, cases=300)
+    path = _gate_audit(tmp_path, "c1", rows_in=500, kept=400, qc_in=900)
+    audit = json.loads(path.read_text())
+    warning = (f"sample_size of traits other and {TRAIT} (sufficient statistics) differ by 1 to 20: the "
+               "difference counts people; leave out the sufficient statistics of one of them")
+    audit |= {
+        "count_rules": ["Every released count of people is 0 or more than 20."],
+        "differences_between_traits": [warning],
+        "limits": ["An identifier encoded or transformed is not found."],
+        "sufficient": {TRAIT: {
+            "trait_type": "binary", "status": "released", "reasons": [], "n": 985, "rows_in": 500,
+            "rows_released": 123, "rules": [
+                {"rule": "sufficient_genotype_count", "description": "genotype counts 0 or > min_count",
+                 "rows_suppressed": 377}],
+            "sumstats_fill": {"rule": "sufficient_sumstats_fill", "status": "pass", "variants_compared": 500},
+            "not_covered": "Differences between variants are checked pairwise only."},
+            "other": {"trait_type": "binary", "status": "released", "rules": [
+                {"rule": "rule_of_another_trait", "description": "x", "rows_suppressed": 1}]}},
+    }
+    path.write_text(json.dumps(audit))
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html",
+                       audit_paths=[str(path)])
+    html = out.read_text(encoding="utf-8")
+    section = _text(_section(html, "audit"))
+    assert warning in section and "Warning" in section
+    assert "Every released count of people is 0 or more than 20." in section
+    assert "An identifier encoded or transformed is not found." in section
+    page = _page(out)
+    suff = page.tables["audit-c1-sufficient"]
+    assert ["sufficient_genotype_count", "377", "genotype counts 0 or > min_count"] in suff
+    assert "rows in 500, released 123" in section and "n = 985" in section
+    assert "Differences between variants are checked pairwise only." in section
+    assert "rule_of_another_trait" not in section  # another trait's sums belong to its report
+    # No table is shown empty: every table figure has rows or says why not.
+    for caption, body in re.findall(r'<figure class="table"[^>]*>\s*<figcaption>(.*?)</figcaption>(.*?)</figure>',
+                                    html, flags=re.S):
+        assert "<tr>" in body or 'class="note"' in body, caption

@@ -577,13 +577,48 @@ def audit_tables(audit: object, *, cohort: str, trait: str) -> list[Table] | Non
                 for k, v in t.items() if k.startswith("columns_") and isinstance(v, Sequence)]
         if cols:
             tables.append(Table(f"{cohort}: {trait} columns", ("columns", "names"), tuple(cols)))
+    suff = audit.get("sufficient")
+    if isinstance(suff, Mapping) and isinstance(suff.get(trait), Mapping):
+        tables.append(_sufficient_table(suff[trait], cohort=cohort, trait=trait))
+    # The gate's sentences, as audit.md states them: the warning first, an output checker's finding.
+    for key, caption in _AUDIT_SENTENCES:
+        v = audit.get(key)
+        if isinstance(v, Sequence) and not isinstance(v, str) and v:
+            tables.append(Table(f"{cohort}: {caption}", ("statement",), tuple((str(x),) for x in v),
+                                id=f"audit-{cohort}-{key.replace('_', '-')}"))
+    # qc_ledgers are in the ledger section (read as ledgers); the rest as field/value rows.
     other = {k: v for k, v in audit.items() if k not in ("traits", "gate_rules", "rule_order", "cohort", "status",
-                                                          "software", "created", "config_digest")}
+                                                          "software", "created", "config_digest", "sufficient",
+                                                          "qc_ledgers", *(k for k, _ in _AUDIT_SENTENCES))}
     for k, v in other.items():
         if isinstance(v, Mapping):
-            tables.append(Table(f"{cohort}: {k}", ("field", "value"),
-                                tuple((str(a), str(b)) for a, b in v.items() if not isinstance(b, (Mapping, list)))))
+            rows = tuple((str(a), str(b)) for a, b in v.items() if not isinstance(b, (Mapping, list)))
+            if rows:
+                tables.append(Table(f"{cohort}: {k}", ("field", "value"), rows))
     return tables
+
+
+#: The audit's lists of sentences (``crosscohort.tre.gate.bundle``), in the order shown.
+_AUDIT_SENTENCES = (
+    ("differences_between_traits", "Warning: small differences between traits"),
+    ("count_rules", "count rules"),
+    ("limits", "what the gate cannot detect"),
+)
+
+
+def _sufficient_table(e: Mapping, *, cohort: str, trait: str) -> Table:
+    """One trait's sufficient statistics as the gate released them: its rule rows, status and counts."""
+    rows = tuple((str(r.get("rule")), count(r.get("rows_suppressed")), str(r.get("description", "")))
+                 for r in e.get("rules", []) if isinstance(r, Mapping))
+    fill = e.get("sumstats_fill")
+    note = (f"status {str(e.get('status', '—')).upper()}"
+            + (f"; n = {e['n']}" if e.get("n") is not None else "")
+            + f"; rows in {count(e.get('rows_in'))}, released {count(e.get('rows_released'))}"
+            + "".join(f"; refused: {r}" for r in e.get("reasons") or [])
+            + (f"; rule {fill.get('rule')}: {fill.get('status')}" if isinstance(fill, Mapping) else "")
+            + "." + (f" Not covered: {e['not_covered']}" if e.get("not_covered") else ""))
+    return Table(f"{cohort}: {trait} sufficient statistics (federated pooled fit): rows suppressed by rule",
+                 ("rule", "rows suppressed", "what it checks"), rows, id=f"audit-{cohort}-sufficient", note=note)
 
 
 # ---------------------------------------------------------------- association model
