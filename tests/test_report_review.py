@@ -199,3 +199,18 @@ def test_report_audit__shows_the_gates_warnings_rules_limits_and_sufficient_stat
     for caption, body in re.findall(r'<figure class="table"[^>]*>\s*<figcaption>(.*?)</figcaption>(.*?)</figure>',
                                     html, flags=re.S):
         assert "<tr>" in body or 'class="note"' in body, caption
+
+
+def test_report_mrmega__loci_and_forest_say_beta_is_ivw_and_p_is_mrmega(tmp_path):
+    """Before: the loci table of an MR-MEGA run headed 'β, SE, p' over the IVW β and SE beside
+    MR-MEGA's p (z = β/SE gives another p), and the forest plots called IVW's β 'meta-analysis'."""
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path, mrmega=True), cohort_paths=_cohorts(tmp_path),
+                       out_path=tmp_path / "r.html")
+    page = _page(out)
+    header, lead = page.tables["meta-loci"][0], page.tables["meta-loci"][1]
+    assert header[4:7] == ["β (fixed-effect IVW)", "SE (fixed-effect IVW)", "p (MR-MEGA)"]
+    assert lead[6] == "1.00e-12" and float(lead[4]) / float(lead[5]) == 1.0  # z = 1: not this p
+    assert any(r[1] == "fixed-effect IVW" and r[2] == "summary" for r in page.tables["meta-forest"][1:])
+    assert not any(r[1] == "meta-analysis" for r in page.tables["meta-forest"][1:])
+    html = out.read_text(encoding="utf-8")
+    assert "MR-MEGA has no single effect size" in _text(_section(html, "meta"))

@@ -382,8 +382,11 @@ def _panel(df: pl.DataFrame, *, name: str, path: Path, threshold: float, loci: p
     return Panel(name, str(path), q.n_variants, q.lambda_gc, n_sig, images, facts_qq=q.lambda_quantiles)
 
 
-def _loci_table(loci: pl.DataFrame, *, table_id: str, caption: str) -> Table:
-    headers = ("locus", "lead variant", "chrom", "pos", "β", "SE", "p", "direction", "het I²",
+def _loci_table(loci: pl.DataFrame, *, table_id: str, caption: str, mrmega: bool = False) -> Table:
+    # MR-MEGA's p tests a regression on the axes, with no single effect: the table's β and
+    # SE are the fixed-effect IVW's, and z = β/SE does not give its p. The headers say which.
+    effect = ("β (fixed-effect IVW)", "SE (fixed-effect IVW)", "p (MR-MEGA)") if mrmega else ("β", "SE", "p")
+    headers = ("locus", "lead variant", "chrom", "pos", *effect, "direction", "het I²",
                "variants", "span (bp)")
     rows = []
     nlp = neg_log10_p_of_table(loci, source=caption) if loci.height else np.empty(0)
@@ -409,6 +412,10 @@ def _loci_table(loci: pl.DataFrame, *, table_id: str, caption: str) -> Table:
             _cell(col("n_variants", i)), span,
         ))
     note = "" if rows else "no variant reaches the threshold"
+    if mrmega and rows:
+        note = ("MR-MEGA has no single effect size: β and SE are the fixed-effect IVW's (β/SE gives IVW's "
+                "p, in the comparison section), p is MR-MEGA's association test on T + 1 df; direction "
+                "and I² are of the cohorts' β.")
     return Table(caption, headers, tuple(rows), id=table_id, note=note)
 
 
@@ -606,7 +613,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     del meta_digest
     meta_panel = _panel(meta, name=f"{trait} meta-analysis", path=meta_path, threshold=threshold,
                         loci=meta_loci, dpi=dpi)
-    loci_table = _loci_table(meta_loci, table_id="meta-loci",
+    loci_table = _loci_table(meta_loci, table_id="meta-loci", mrmega=mrmega,
                              caption=f"loci: leads with p < {threshold:g}, ±{window_kb:g} kb")
     meta_q = meta_panel.facts_qq
     lambda_table = Table("genomic inflation at quantiles", ("q", "λ_q"),
@@ -781,7 +788,8 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     forest_table = None
     if slim and meta_loci.height and {"beta", "standard_error", "effect_allele", "other_allele"} <= set(meta_loci.columns):
         loo = read_loo(loo_path) if loo_path is not None else None
-        forest_imgs, forest_table = forest_images(meta_loci, slim, loo=loo, pooled_leads=pooled_leads, dpi=dpi)
+        forest_imgs, forest_table = forest_images(meta_loci, slim, loo=loo, pooled_leads=pooled_leads, dpi=dpi,
+                                                  summary_label="fixed-effect IVW" if mrmega else "meta-analysis")
     del slim, eaf_rows
     for cohort, _, data in audits:
         if cohort in facts:

@@ -308,13 +308,17 @@ def _loo_rows_of(lead: pl.DataFrame, loo: pl.DataFrame) -> pl.Expr:
 
 
 def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, loo: pl.DataFrame | None,
-                  pooled_leads: pl.DataFrame | None, dpi: int) -> tuple[list[Image], Table]:
+                  pooled_leads: pl.DataFrame | None, dpi: int,
+                  summary_label: str = "meta-analysis") -> tuple[list[Image], Table]:
     """A forest plot per lead variant: each cohort, leave-one-out estimates, meta (and pooled) summary.
 
     Cohort rows come from the harmonised tables (aligned to the lead's effect
     allele). Leave-one-out rows come from ``loo`` when given; otherwise they
     are the fixed-effect IVW of the remaining cohorts, computed here from the
     same rows (marked as such).
+
+    ``summary_label`` names the leads' own β and SE row (an MR-MEGA run's are the
+    fixed-effect IVW's: ``"fixed-effect IVW"``).
 
     Returns the images and a table of every row plotted.
     """
@@ -351,7 +355,7 @@ def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, l
                 betas.append(b)
                 ses.append(se)
                 kinds.append("loo")
-        labels.append("meta-analysis")
+        labels.append(summary_label)
         betas.append(float(lead.get_column("beta")[0]))
         ses.append(float(lead.get_column("standard_error")[0]))
         kinds.append("summary")
