@@ -214,3 +214,15 @@ def test_report_mrmega__loci_and_forest_say_beta_is_ivw_and_p_is_mrmega(tmp_path
     assert not any(r[1] == "meta-analysis" for r in page.tables["meta-forest"][1:])
     html = out.read_text(encoding="utf-8")
     assert "MR-MEGA has no single effect size" in _text(_section(html, "meta"))
+
+
+def test_report_forest__caption_names_only_the_rows_drawn(tmp_path):
+    """Before: every forest caption read 'leave-one-out estimates (file), meta-analysis and pooled β',
+    also for one cohort (no leave-one-out row) and without a pooled arm."""
+    cohorts = _cohorts(tmp_path, names=("c1",))
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html")
+    captions = re.findall(r'<img src="data:[^"]*" alt="forest plot of [^"]*"><figcaption>(.*?)</figcaption>',
+                          out.read_text(encoding="utf-8"))
+    assert captions == ["1:5000000:G:A: per-cohort β with 95% CI and the meta-analysis β."]
+    rows = [r[1] for r in _page(out).tables["meta-forest"][1:]]
+    assert rows == ["c1", "meta-analysis"]

@@ -338,7 +338,7 @@ def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, l
             betas.append(b)
             ses.append(se)
             kinds.append("cohort")
-        loo_source = "file"
+        loo_source = "from the meta-analysis's leave-one-out table"
         if loo is not None:
             sub = loo.filter(_loo_rows_of(lead, loo))
             for r in sub.iter_rows(named=True):
@@ -368,9 +368,14 @@ def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, l
                 kinds.append("summary")
         frame = pl.DataFrame({"label": labels, "beta": betas, "standard_error": ses, "kind": kinds})
         fig = forest(frame, title=f"{vid}")
+        # The caption names the rows drawn: no leave-one-out row for one cohort (or a lead
+        # the file lacks), no pooled row without a pooled arm.
+        drawn = ["per-cohort β with 95% CI"]
+        if "loo" in kinds:
+            drawn.append(f"leave-one-out estimates ({loo_source})")
+        drawn.append(f"the {summary_label} β" + (" and the pooled β" if "pooled" in labels else ""))
         images.append(Image(png_data_uri(fig, dpi=dpi), f"forest plot of {vid}",
-                            f"{vid}: per-cohort β with 95% CI, leave-one-out estimates ({loo_source}), "
-                            "meta-analysis and pooled β."))
+                            f"{vid}: {', '.join(drawn[:-1])} and {drawn[-1]}."))
         rows_out.extend((vid, lab, kind, num(b), num(se)) for lab, kind, b, se in
                         zip(labels, kinds, betas, ses, strict=True))
     table = Table("forest plot rows", ("lead variant", "row", "kind", "β", "SE"), tuple(rows_out),
