@@ -64,7 +64,7 @@ SECTION_IDS: tuple[str, ...] = (
 _TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 _PLOT_REQUIRED = ("chromosome", "base_pair_location")
 #: Pipeline order of the stages that write ledgers (others follow in the order given).
-_STAGE_ORDER = ("qc", "assoc", "association", "export", "gate", "verify", "harmonise", "meta")
+_STAGE_ORDER = ("qc", "assoc", "association", "export", "export_gate", "gate", "verify", "harmonise", "meta")
 #: Rows of a comparison table shown in the page (the full table is in the TSV).
 _MAX_TABLE_ROWS = 200
 
@@ -218,12 +218,15 @@ def _read_digest(path: str | Path, what: str, *, columns: Sequence[str], thresho
     return digest
 
 
-def _is_mrmega_table(path: Path) -> bool:
-    """Whether the meta-analysis table is an MR-MEGA run's (its header, read once more)."""
+def _mrmega_axes_of_table(path: Path) -> int | None:
+    """T, the axes of an MR-MEGA run's table (its ``mrmega_beta_0..T`` columns); None for another method."""
     try:
-        return is_mrmega(read_header(path))
+        header = read_header(path)
     except SumstatsError as exc:
         raise ReportError(f"meta-analysis: {exc}") from exc
+    if not is_mrmega(header):
+        return None
+    return max(sum(1 for c in header if re.fullmatch(r"mrmega_beta_\d+", c)) - 1, 0)
 
 
 def _keyed_paths(items: Mapping[str, str | Path] | Iterable[str | Path] | None,
@@ -315,6 +318,37 @@ def _records(obj: object) -> list[Mapping]:
     return []
 
 
+def _audit_ledgers(audits: Sequence[tuple[str, Path, object]], *, trait: str,
+                   given: Sequence[Ledger]) -> list[Ledger]:
+    """The ledgers an export audit (the gate's layout) carries: the trait's own, and the released QC ledgers.
+
+    The gate's ledger counts the rows each rule suppressed between the association and
+    the bundle; the QC ledgers are released as counts of variants (counts of people are
+    withheld and skipped here). A ledger of a cohort, stage, unit and trait already
+    given as a ``--ledger`` file is not added twice.
+    """
+    have = {(led.cohort, led.stage, led.unit, led.trait) for led in given}
+    fields = set(Ledger.__dataclass_fields__)
+    out: list[Ledger] = []
+    for cohort, path, audit in audits:
+        if not isinstance(audit, Mapping):
+            continue
+        t = audit.get("traits")
+        t = t.get(trait) if isinstance(t, Mapping) else None
+        records = [t["ledger"]] if isinstance(t, Mapping) and isinstance(t.get("ledger"), Mapping) else []
+        records += [q for q in audit.get("qc_ledgers") or [] if isinstance(q, Mapping) and "n_in" in q]
+        for r in records:
+            try:
+                led = Ledger.from_dict({**{k: v for k, v in r.items() if k in fields}, "cohort": cohort})
+            except (LedgerError, TypeError, ValueError) as exc:
+                raise ReportError(f"{path}: a ledger of the audit is not a valid ledger ({exc})") from exc
+            key = (led.cohort, led.stage, led.unit, led.trait)
+            if key not in have and led.trait in (None, trait):
+                have.add(key)
+                out.append(led)
+    return out
+
+
 def _audit_of_trait(audit: object, trait: str) -> object:
     """The audit with only this trait's entry under ``traits`` (others belong to other reports)."""
     if isinstance(audit, Mapping) and isinstance(audit.get("traits"), Mapping) and trait in audit["traits"]:
@@ -348,8 +382,11 @@ def _panel(df: pl.DataFrame, *, name: str, path: Path, threshold: float, loci: p
     return Panel(name, str(path), q.n_variants, q.lambda_gc, n_sig, images, facts_qq=q.lambda_quantiles)
 
 
-def _loci_table(loci: pl.DataFrame, *, table_id: str, caption: str) -> Table:
-    headers = ("locus", "lead variant", "chrom", "pos", "β", "SE", "p", "direction", "het I²",
+def _loci_table(loci: pl.DataFrame, *, table_id: str, caption: str, mrmega: bool = False) -> Table:
+    # MR-MEGA's p tests a regression on the axes, with no single effect: the table's β and
+    # SE are the fixed-effect IVW's, and z = β/SE does not give its p. The headers say which.
+    effect = ("β (fixed-effect IVW)", "SE (fixed-effect IVW)", "p (MR-MEGA)") if mrmega else ("β", "SE", "p")
+    headers = ("locus", "lead variant", "chrom", "pos", *effect, "direction", "het I²",
                "variants", "span (bp)")
     rows = []
     nlp = neg_log10_p_of_table(loci, source=caption) if loci.height else np.empty(0)
@@ -375,6 +412,10 @@ def _loci_table(loci: pl.DataFrame, *, table_id: str, caption: str) -> Table:
             _cell(col("n_variants", i)), span,
         ))
     note = "" if rows else "no variant reaches the threshold"
+    if mrmega and rows:
+        note = ("MR-MEGA has no single effect size: β and SE are the fixed-effect IVW's (β/SE gives IVW's "
+                "p, in the comparison section), p is MR-MEGA's association test on T + 1 df; direction "
+                "and I² are of the cohorts' β.")
     return Table(caption, headers, tuple(rows), id=table_id, note=note)
 
 
@@ -560,7 +601,8 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     # views also need its alleles and β); the loci come from its rows with p <
     # threshold, read whole. 27 columns x 1.2e7 rows were GBs (issue 9).
     # An MR-MEGA run's views also need each row's IVW β/SE, Q and ancestry-heterogeneity p.
-    mrmega = _is_mrmega_table(meta_path)
+    mrmega_axes = _mrmega_axes_of_table(meta_path)
+    mrmega = mrmega_axes is not None
     meta_digest = _read_digest(meta_path, "meta-analysis", threshold=threshold,
                                columns=tuple(dict.fromkeys(
                                    _META_COLUMNS + (_META_PAIR_COLUMNS if pooled_path is not None else ())
@@ -571,7 +613,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     del meta_digest
     meta_panel = _panel(meta, name=f"{trait} meta-analysis", path=meta_path, threshold=threshold,
                         loci=meta_loci, dpi=dpi)
-    loci_table = _loci_table(meta_loci, table_id="meta-loci",
+    loci_table = _loci_table(meta_loci, table_id="meta-loci", mrmega=mrmega,
                              caption=f"loci: leads with p < {threshold:g}, ±{window_kb:g} kb")
     meta_q = meta_panel.facts_qq
     lambda_table = Table("genomic inflation at quantiles", ("q", "λ_q"),
@@ -638,7 +680,9 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     if mrmega:
         # After the pooled arm is read: the MR-MEGA/IVW loci show its p too.
         block = meta_summary.get("mrmega") if meta_summary is not None else None
-        mrmega_out = mrmega_views(meta, meta_loci, block if isinstance(block, Mapping) else {},
+        # T from the table's columns when no summary says it (the axes themselves are the summary's only).
+        block = {"n_axes": mrmega_axes, **(block if isinstance(block, Mapping) else {})}
+        mrmega_out = mrmega_views(meta, meta_loci, block,
                                   threshold=threshold, window_kb=window_kb, dpi=dpi, pooled=pooled)
     pooled = None
     if compare_table_path is not None:
@@ -678,7 +722,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     slim: dict[str, pl.DataFrame] = {}
     eaf_rows: dict[str, pl.DataFrame] = {}
     own_eaf: dict[str, pl.DataFrame] = {}
-    parts: dict[str, tuple[Panel, int, tuple[Image | None, str] | None, Image, tuple[Image | None, str]]] = {}
+    parts: dict[str, tuple[Panel, int, tuple[Image | None, str] | None, Image | None, tuple[Image | None, str]]] = {}
     for cohort, path in cohort_paths.items():
         digest = _read_digest(path, f"cohort {cohort}", columns=_COHORT_COLUMNS, threshold=threshold,
                               names=lead_names)
@@ -686,6 +730,14 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         named = digest.named
         loci = distance_loci(digest.significant, threshold=threshold, window_kb=window_kb)
         del digest
+        if df.height == 0:
+            # Nothing to plot: said once, not as empty axes and λGC = nan.
+            facts[cohort].n_variants = 0
+            parts[cohort] = (Panel(cohort, str(path), 0, float("nan"), 0, (), (
+                ("no variant", "its harmonised file has no rows (the ledgers give each removal's reason)"),)),
+                0, None, None, (None, ""))
+            del df, loci, named
+            continue
         panel = _panel(df, name=f"{trait} {cohort}", path=Path(path), threshold=threshold, loci=loci, dpi=dpi)
         f = facts[cohort]
         f.n, f.n_cases, f.n_controls = _int_max(df, "n"), _int_max(df, "n_cases"), _int_max(df, "n_controls")
@@ -711,6 +763,9 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         del df, loci, named
     cohort_panels = []
     for cohort, (panel, n_loci, eaf, se, prec) in parts.items():
+        if se is None:  # no variant: the panel says so
+            cohort_panels.append(panel)
+            continue
         if cohort in own_eaf:
             eaf = eaf_image(own_eaf.pop(cohort), name=cohort, reference=None,
                             others={c: t for c, t in eaf_rows.items() if c != cohort}, dpi=dpi)
@@ -733,7 +788,8 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     forest_table = None
     if slim and meta_loci.height and {"beta", "standard_error", "effect_allele", "other_allele"} <= set(meta_loci.columns):
         loo = read_loo(loo_path) if loo_path is not None else None
-        forest_imgs, forest_table = forest_images(meta_loci, slim, loo=loo, pooled_leads=pooled_leads, dpi=dpi)
+        forest_imgs, forest_table = forest_images(meta_loci, slim, loo=loo, pooled_leads=pooled_leads, dpi=dpi,
+                                                  summary_label="fixed-effect IVW" if mrmega else "meta-analysis")
     del slim, eaf_rows
     for cohort, _, data in audits:
         if cohort in facts:
@@ -743,6 +799,10 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
             facts[cohort].ancestry.extend(a for a in _ancestry_labels(*trees) if a not in facts[cohort].ancestry)
 
     ledgers = [led for p in ledger_paths for led in _read_ledger_file(Path(p))]
+    # The export gate's ledger (and, where no QC ledger file is given, as in central mode,
+    # the QC ledgers the gate released) come with the audits: without them the stage
+    # table jumps from QC to harmonisation with the gate's suppressions unaccounted.
+    ledgers += _audit_ledgers(audits, trait=trait, given=ledgers)
     ledger_tables = _ledger_tables(ledgers)
 
     # Summary tables
@@ -856,7 +916,7 @@ def _stage_table(ledgers: list[Ledger], facts: Mapping[str, _CohortFacts], n_met
     for s in reversed(stages):
         first_in.update({c: v for (c, st), v in n_in.items() if st == s})
     cohorts = list(facts) + sorted({c for c, _ in kept} - set(facts))
-    headers = ("cohort", "input", *(f"after {s}" for s in stages), "harmonised file")
+    headers = ("cohort", "input", *(f"after {s.replace('_', ' ')}" for s in stages), "harmonised file")
     rows = [
         (c, _cell(first_in.get(c)), *(_cell(kept.get((c, s))) for s in stages),
          _cell(facts[c].n_variants if c in facts else None))

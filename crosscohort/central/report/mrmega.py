@@ -89,12 +89,22 @@ def _axes_image(summary: Mapping, *, dpi: int) -> Image | None:
         png_data_uri(fig, dpi=dpi),
         "cohorts on the first two axes of genetic variation",
         f"Cohorts on MR-MEGA's axes of genetic variation: classical MDS of the mean squared "
-        f"EAF differences over {summary.get('n_markers', '?'):,} markers (one per Mb bin).",
+        f"EAF differences over {count(summary.get('n_markers'))} markers (one per Mb bin).",
     )
 
 
 def _axes_table(summary: Mapping) -> Table:
     axes = summary.get("axes") or {}
+    if not axes:
+        # The axes and distances live in the summary JSON only (meta --method mrmega writes both).
+        return Table(
+            "axes of genetic variation: not known without the meta-analysis summary",
+            (),
+            (),
+            id="meta-mrmega-axes",
+            note="The cohorts' axes and EAF distances are in the summary JSON crosscohort meta "
+            "writes beside its table (OUT.summary.json, key mrmega); give it with --meta-summary.",
+        )
     t = int(summary.get("n_axes") or 0)
     cohorts = list(axes)
     dist = summary.get("distances") or {}
@@ -112,7 +122,7 @@ def _axes_table(summary: Mapping) -> Table:
         ("cohort", *(f"axis {j}" for j in range(1, t + 1)), *(f"D to {c}" for c in cohorts)),
         rows,
         id="meta-mrmega-axes",
-        note=f"D: mean squared EAF difference over {summary.get('n_markers', '?'):,} markers "
+        note=f"D: mean squared EAF difference over {count(summary.get('n_markers'))} markers "
         f"({summary.get('marker_rule', '')}); association test on {t + 1} df, ancestry "
         f"heterogeneity on {t} df" + (f"; λ_gco = {num(lam, '.4f')}" if lam else "") + ".",
     )

@@ -308,13 +308,17 @@ def _loo_rows_of(lead: pl.DataFrame, loo: pl.DataFrame) -> pl.Expr:
 
 
 def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, loo: pl.DataFrame | None,
-                  pooled_leads: pl.DataFrame | None, dpi: int) -> tuple[list[Image], Table]:
+                  pooled_leads: pl.DataFrame | None, dpi: int,
+                  summary_label: str = "meta-analysis") -> tuple[list[Image], Table]:
     """A forest plot per lead variant: each cohort, leave-one-out estimates, meta (and pooled) summary.
 
     Cohort rows come from the harmonised tables (aligned to the lead's effect
     allele). Leave-one-out rows come from ``loo`` when given; otherwise they
     are the fixed-effect IVW of the remaining cohorts, computed here from the
     same rows (marked as such).
+
+    ``summary_label`` names the leads' own β and SE row (an MR-MEGA run's are the
+    fixed-effect IVW's: ``"fixed-effect IVW"``).
 
     Returns the images and a table of every row plotted.
     """
@@ -334,7 +338,7 @@ def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, l
             betas.append(b)
             ses.append(se)
             kinds.append("cohort")
-        loo_source = "file"
+        loo_source = "from the meta-analysis's leave-one-out table"
         if loo is not None:
             sub = loo.filter(_loo_rows_of(lead, loo))
             for r in sub.iter_rows(named=True):
@@ -351,7 +355,7 @@ def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, l
                 betas.append(b)
                 ses.append(se)
                 kinds.append("loo")
-        labels.append("meta-analysis")
+        labels.append(summary_label)
         betas.append(float(lead.get_column("beta")[0]))
         ses.append(float(lead.get_column("standard_error")[0]))
         kinds.append("summary")
@@ -364,9 +368,14 @@ def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, l
                 kinds.append("summary")
         frame = pl.DataFrame({"label": labels, "beta": betas, "standard_error": ses, "kind": kinds})
         fig = forest(frame, title=f"{vid}")
+        # The caption names the rows drawn: no leave-one-out row for one cohort (or a lead
+        # the file lacks), no pooled row without a pooled arm.
+        drawn = ["per-cohort β with 95% CI"]
+        if "loo" in kinds:
+            drawn.append(f"leave-one-out estimates ({loo_source})")
+        drawn.append(f"the {summary_label} β" + (" and the pooled β" if "pooled" in labels else ""))
         images.append(Image(png_data_uri(fig, dpi=dpi), f"forest plot of {vid}",
-                            f"{vid}: per-cohort β with 95% CI, leave-one-out estimates ({loo_source}), "
-                            "meta-analysis and pooled β."))
+                            f"{vid}: {', '.join(drawn[:-1])} and {drawn[-1]}."))
         rows_out.extend((vid, lab, kind, num(b), num(se)) for lab, kind, b, se in
                         zip(labels, kinds, betas, ses, strict=True))
     table = Table("forest plot rows", ("lead variant", "row", "kind", "β", "SE"), tuple(rows_out),
@@ -577,13 +586,48 @@ def audit_tables(audit: object, *, cohort: str, trait: str) -> list[Table] | Non
                 for k, v in t.items() if k.startswith("columns_") and isinstance(v, Sequence)]
         if cols:
             tables.append(Table(f"{cohort}: {trait} columns", ("columns", "names"), tuple(cols)))
+    suff = audit.get("sufficient")
+    if isinstance(suff, Mapping) and isinstance(suff.get(trait), Mapping):
+        tables.append(_sufficient_table(suff[trait], cohort=cohort, trait=trait))
+    # The gate's sentences, as audit.md states them: the warning first, an output checker's finding.
+    for key, caption in _AUDIT_SENTENCES:
+        v = audit.get(key)
+        if isinstance(v, Sequence) and not isinstance(v, str) and v:
+            tables.append(Table(f"{cohort}: {caption}", ("statement",), tuple((str(x),) for x in v),
+                                id=f"audit-{cohort}-{key.replace('_', '-')}"))
+    # qc_ledgers are in the ledger section (read as ledgers); the rest as field/value rows.
     other = {k: v for k, v in audit.items() if k not in ("traits", "gate_rules", "rule_order", "cohort", "status",
-                                                          "software", "created", "config_digest")}
+                                                          "software", "created", "config_digest", "sufficient",
+                                                          "qc_ledgers", *(k for k, _ in _AUDIT_SENTENCES))}
     for k, v in other.items():
         if isinstance(v, Mapping):
-            tables.append(Table(f"{cohort}: {k}", ("field", "value"),
-                                tuple((str(a), str(b)) for a, b in v.items() if not isinstance(b, (Mapping, list)))))
+            rows = tuple((str(a), str(b)) for a, b in v.items() if not isinstance(b, (Mapping, list)))
+            if rows:
+                tables.append(Table(f"{cohort}: {k}", ("field", "value"), rows))
     return tables
+
+
+#: The audit's lists of sentences (``crosscohort.tre.gate.bundle``), in the order shown.
+_AUDIT_SENTENCES = (
+    ("differences_between_traits", "Warning: small differences between traits"),
+    ("count_rules", "count rules"),
+    ("limits", "what the gate cannot detect"),
+)
+
+
+def _sufficient_table(e: Mapping, *, cohort: str, trait: str) -> Table:
+    """One trait's sufficient statistics as the gate released them: its rule rows, status and counts."""
+    rows = tuple((str(r.get("rule")), count(r.get("rows_suppressed")), str(r.get("description", "")))
+                 for r in e.get("rules", []) if isinstance(r, Mapping))
+    fill = e.get("sumstats_fill")
+    note = (f"status {str(e.get('status', '—')).upper()}"
+            + (f"; n = {e['n']}" if e.get("n") is not None else "")
+            + f"; rows in {count(e.get('rows_in'))}, released {count(e.get('rows_released'))}"
+            + "".join(f"; refused: {r}" for r in e.get("reasons") or [])
+            + (f"; rule {fill.get('rule')}: {fill.get('status')}" if isinstance(fill, Mapping) else "")
+            + "." + (f" Not covered: {e['not_covered']}" if e.get("not_covered") else ""))
+    return Table(f"{cohort}: {trait} sufficient statistics (federated pooled fit): rows suppressed by rule",
+                 ("rule", "rows suppressed", "what it checks"), rows, id=f"audit-{cohort}-sufficient", note=note)
 
 
 # ---------------------------------------------------------------- association model

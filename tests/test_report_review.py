@@ -1,0 +1,228 @@
+"""The report read as a reviewer and an output checker read it: what each section claims is
+what its inputs hold, and odd runs (an MR-MEGA table without its summary, a cohort with no
+variant, one cohort, a binary trait) are said plainly rather than shown as NaN, empty
+plots or a traceback.
+
+The inputs are tiny and made here (two or three cohorts of 400 variants on two
+chromosomes, one planted locus); each test builds one report in about a second.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from crosscohort.central.report import build_report
+from crosscohort.contract.ledger import Ledger
+from crosscohort.contract.sumstats import write_sumstats
+from tests.test_report import _Page
+
+TRAIT = "t"
+N_VARIANTS = 400
+LEAD = (1, 5_000_000)
+
+
+def _table(seed: int, *, n: int = 1000, cases: int | None = None, lead_nlp: float = 0.0) -> pl.DataFrame:
+    """A harmonised-looking table: null p-values above 1e-4, and the planted lead at ``lead_nlp``."""
+    rng = np.random.default_rng(seed)
+    chrom = np.repeat([1, 2], N_VARIANTS // 2)
+    pos = np.tile(np.arange(1, N_VARIANTS // 2 + 1) * 50_000, 2)
+    nlp = -np.log10(np.clip(rng.uniform(size=N_VARIANTS), 1e-4, 1.0))
+    lead = (chrom == LEAD[0]) & (pos == LEAD[1])
+    if lead_nlp:
+        nlp[lead] = lead_nlp
+    p = 10.0 ** -nlp
+    se = np.full(N_VARIANTS, 0.05)
+    beta = stats.norm.isf(p / 2) * se * np.where(rng.uniform(size=N_VARIANTS) < 0.5, -1.0, 1.0)
+    df = pl.DataFrame({
+        "chromosome": chrom, "base_pair_location": pos,
+        "effect_allele": ["A"] * N_VARIANTS, "other_allele": ["G"] * N_VARIANTS,
+        "beta": beta, "standard_error": se,
+        "effect_allele_frequency": rng.uniform(0.1, 0.9, N_VARIANTS),
+        "p_value": p, "neg_log_10_p_value": nlp, "n": np.full(N_VARIANTS, n),
+    })
+    if cases is not None:
+        df = df.with_columns(pl.lit(cases).alias("n_cases"), pl.lit(n - cases).alias("n_controls"))
+    return df.with_columns(pl.format("{}:{}:G:A", "chromosome", "base_pair_location").alias("variant_id"))
+
+
+def _cohorts(d: Path, names: tuple[str, ...] = ("c1", "c2"), **kw) -> dict[str, Path]:
+    return {c: write_sumstats(_table(10 + i, **kw), d / "harmonised" / f"{c}.tsv.gz")
+            for i, c in enumerate(names)}
+
+
+def _meta(d: Path, *, mrmega: bool = False, name: str = "meta.tsv.gz") -> Path:
+    """A meta-analysis table with one locus; with ``mrmega`` its p is MR-MEGA's, not β/SE's."""
+    df = _table(1, n=2000, lead_nlp=12.0).with_columns(
+        pl.lit(2, pl.Int64).alias("n_studies"), pl.lit("++").alias("direction"),
+        pl.lit(0.1).alias("het_i2"), pl.lit(0.5).alias("het_p"), pl.lit(1.0).alias("het_q"))
+    if mrmega:
+        # MR-MEGA's association p is the table's; β and SE stay the fixed-effect IVW's (here z ~ 1).
+        lead = (pl.col("chromosome") == LEAD[0]) & (pl.col("base_pair_location") == LEAD[1])
+        df = df.with_columns(
+            pl.when(lead).then(0.05).otherwise(pl.col("beta")).alias("beta"),
+            pl.lit(3.0).alias("mrmega_chi2_association"),
+            pl.lit(0.3).alias("mrmega_neg_log_10_p_ancestry_het"))
+    return write_sumstats(df, d / "meta" / name)
+
+
+def _page(path: Path) -> _Page:
+    p = _Page()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p
+
+
+def _section(html: str, sid: str) -> str:
+    start = html.index(f'<section id="{sid}">')
+    return html[start:html.index("</section>", start)]
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_report_mrmega__without_the_meta_summary_says_the_axes_are_unknown(tmp_path):
+    """Before: ValueError ("Cannot specify ',' with 's'") from the axes table's '?' markers."""
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path, mrmega=True), cohort_paths=_cohorts(tmp_path),
+                       out_path=tmp_path / "r.html")
+    meta = _text(_section(out.read_text(encoding="utf-8"), "meta"))
+    assert "axes of genetic variation: not known without the meta-analysis summary" in meta
+    assert "?" not in meta
+
+
+def test_report_cohort__with_no_variant_says_so_without_nan_or_empty_plots(tmp_path):
+    """Before: 'λGC = nan' and five empty plots whose captions described content."""
+    cohorts = _cohorts(tmp_path)
+    empty = tmp_path / "harmonised" / "c3.tsv.gz"
+    write_sumstats(_table(3).clear(), empty)
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths={**cohorts, "c3": empty},
+                       out_path=tmp_path / "r.html")
+    html = out.read_text(encoding="utf-8")
+    cohorts_html = _section(html, "cohorts")
+    c3 = cohorts_html[cohorts_html.index(">c3</h3>"):]
+    assert "nan" not in _text(html).lower().split()
+    assert "λGC = nan" not in html
+    assert "<img" not in c3  # c1 and c2 come before it; nothing is drawn for c3
+    assert "no variant: its harmonised file has no rows" in _text(c3)
+    rows = {r[0]: r for r in _page(out).tables["summary-cohorts"][1:]}
+    assert rows["c3"][5:] == ["0", "—"]
+
+
+def _gate_audit(d: Path, cohort: str, *, rows_in: int, kept: int, qc_in: int) -> Path:
+    """An export audit in the gate's layout: the trait's ledger, the released QC ledgers."""
+    removed = {"no_estimate": 0, "min_count": 0, "min_mac": rows_in - kept - 7, "min_mac_group": 7,
+               "min_residual_df": 0, "released_mac": 0}
+    audit = {
+        "cohort": cohort, "status": "released", "software": "crosscohort 0.1.0", "created": "20261207T000000Z",
+        "config_digest": "ab" * 32, "gate_rules": {"min_count": 20, "min_mac": 20.0},
+        "traits": {TRAIT: {
+            "trait_type": "binary", "rows_in": rows_in, "rows_released": kept, "rows_suppressed": rows_in - kept,
+            "rules": [{"rule": k, "threshold": 20, "description": k, "rows_suppressed": v, "status": "pass"}
+                      for k, v in removed.items()],
+            "ledger": Ledger(stage="export_gate", cohort=cohort, trait=TRAIT, n_in=rows_in, n_kept=kept,
+                             removed=removed).to_dict()}},
+        "qc_ledgers": [
+            {"stage": "qc", "unit": "samples", "trait": None, "counts": "withheld: counts of people ..."},
+            {"stage": "qc", "unit": "variants", "trait": None, "n_in": qc_in, "n_kept": rows_in,
+             "removed": {"maf_below": qc_in - rows_in}, "changed": {}}],
+    }
+    path = d / "exports" / cohort / "audit.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(audit))
+    return path
+
+
+def test_report_ledgers__the_gate_and_released_qc_counts_close_the_stage_table(tmp_path):
+    """Before: 'after qc' 500 then harmonise's input 400 with nothing between: the export gate's
+    suppressions (in each audit's ledger) were in no ledger table, and without the TRE's own QC
+    ledger files (central mode) the released QC ledgers of the audits were not read either."""
+    cohorts = _cohorts(tmp_path, cases=300)
+    kept = {"c1": 400, "c2": 400}
+    audits = [_gate_audit(tmp_path, c, rows_in=500, kept=kept[c], qc_in=900) for c in cohorts]
+    harmonise = tmp_path / "harmonise.ledger.json"
+    harmonise.write_text(json.dumps([Ledger(stage="harmonise", cohort=c, trait=TRAIT, n_in=kept[c],
+                                            n_kept=N_VARIANTS).to_dict() for c in cohorts]))
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html",
+                       ledger_paths=[harmonise], audit_paths=[str(a) for a in audits])
+    page = _page(out)
+    stages = page.tables["summary-stages"]
+    assert stages[0] == ["cohort", "input", "after qc", "after export gate", "after harmonise", "harmonised file"]
+    assert stages[1] == ["c1", "900", "500", "400", "400", "400"]
+    gate = page.tables["ledger-export_gate"]
+    assert ["c1", TRAIT, "variants", "500", "400", "0", "0", "93", "7", "0", "0"] in gate
+    assert ["c1", "—", "variants", "900", "500", "400"] in page.tables["ledger-qc"]
+
+
+def test_report_audit__shows_the_gates_warnings_rules_limits_and_sufficient_statistics(tmp_path):
+    """Before: the audit's lists (count rules, what the gate cannot detect, the warning on sizes
+    of two traits 1..min_count apart) were not shown, and its sufficient-statistics block was an
+    empty table captioned 'c1: sufficient': an output checker's warning hidden from the reviewer."""
+    cohorts = _cohorts(tmp_path, cases=300)
+    path = _gate_audit(tmp_path, "c1", rows_in=500, kept=400, qc_in=900)
+    audit = json.loads(path.read_text())
+    warning = (f"sample_size of traits other and {TRAIT} (sufficient statistics) differ by 1 to 20: the "
+               "difference counts people; leave out the sufficient statistics of one of them")
+    audit |= {
+        "count_rules": ["Every released count of people is 0 or more than 20."],
+        "differences_between_traits": [warning],
+        "limits": ["An identifier encoded or transformed is not found."],
+        "sufficient": {TRAIT: {
+            "trait_type": "binary", "status": "released", "reasons": [], "n": 985, "rows_in": 500,
+            "rows_released": 123, "rules": [
+                {"rule": "sufficient_genotype_count", "description": "genotype counts 0 or > min_count",
+                 "rows_suppressed": 377}],
+            "sumstats_fill": {"rule": "sufficient_sumstats_fill", "status": "pass", "variants_compared": 500},
+            "not_covered": "Differences between variants are checked pairwise only."},
+            "other": {"trait_type": "binary", "status": "released", "rules": [
+                {"rule": "rule_of_another_trait", "description": "x", "rows_suppressed": 1}]}},
+    }
+    path.write_text(json.dumps(audit))
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html",
+                       audit_paths=[str(path)])
+    html = out.read_text(encoding="utf-8")
+    section = _text(_section(html, "audit"))
+    assert warning in section and "Warning" in section
+    assert "Every released count of people is 0 or more than 20." in section
+    assert "An identifier encoded or transformed is not found." in section
+    page = _page(out)
+    suff = page.tables["audit-c1-sufficient"]
+    assert ["sufficient_genotype_count", "377", "genotype counts 0 or > min_count"] in suff
+    assert "rows in 500, released 123" in section and "n = 985" in section
+    assert "Differences between variants are checked pairwise only." in section
+    assert "rule_of_another_trait" not in section  # another trait's sums belong to its report
+    # No table is shown empty: every table figure has rows or says why not.
+    for caption, body in re.findall(r'<figure class="table"[^>]*>\s*<figcaption>(.*?)</figcaption>(.*?)</figure>',
+                                    html, flags=re.S):
+        assert "<tr>" in body or 'class="note"' in body, caption
+
+
+def test_report_mrmega__loci_and_forest_say_beta_is_ivw_and_p_is_mrmega(tmp_path):
+    """Before: the loci table of an MR-MEGA run headed 'β, SE, p' over the IVW β and SE beside
+    MR-MEGA's p (z = β/SE gives another p), and the forest plots called IVW's β 'meta-analysis'."""
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path, mrmega=True), cohort_paths=_cohorts(tmp_path),
+                       out_path=tmp_path / "r.html")
+    page = _page(out)
+    header, lead = page.tables["meta-loci"][0], page.tables["meta-loci"][1]
+    assert header[4:7] == ["β (fixed-effect IVW)", "SE (fixed-effect IVW)", "p (MR-MEGA)"]
+    assert lead[6] == "1.00e-12" and float(lead[4]) / float(lead[5]) == 1.0  # z = 1: not this p
+    assert any(r[1] == "fixed-effect IVW" and r[2] == "summary" for r in page.tables["meta-forest"][1:])
+    assert not any(r[1] == "meta-analysis" for r in page.tables["meta-forest"][1:])
+    html = out.read_text(encoding="utf-8")
+    assert "MR-MEGA has no single effect size" in _text(_section(html, "meta"))
+
+
+def test_report_forest__caption_names_only_the_rows_drawn(tmp_path):
+    """Before: every forest caption read 'leave-one-out estimates (file), meta-analysis and pooled β',
+    also for one cohort (no leave-one-out row) and without a pooled arm."""
+    cohorts = _cohorts(tmp_path, names=("c1",))
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html")
+    captions = re.findall(r'<img src="data:[^"]*" alt="forest plot of [^"]*"><figcaption>(.*?)</figcaption>',
+                          out.read_text(encoding="utf-8"))
+    assert captions == ["1:5000000:G:A: per-cohort β with 95% CI and the meta-analysis β."]
+    rows = [r[1] for r in _page(out).tables["meta-forest"][1:]]
+    assert rows == ["c1", "meta-analysis"]
