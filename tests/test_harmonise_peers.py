@@ -447,3 +447,20 @@ def test_gwas_ssf_variant_id_holding_rsids__kept_as_rsid(tmp_path):
     assert table["rsid"].to_list() == [r["variant_id"] for r in kept]
     # the variant_id column itself is ours: chromosome:position:other:effect
     assert all(v.count(":") == 3 for v in table["variant_id"].to_list())
+
+
+def test_plink19_dosage__frq_and_info_carried(tmp_path):
+    # plink1.9 --dosage d.txt format=1 ... (tests/data/peers/README.md)
+    path = PEERS / "study_eur.ldl.assoc.dosage"
+    by_id = {r["SNP"]: r for r in _rows(path)}
+    tables, ledgers = _harmonise(tmp_path, f"c={path}")
+    table = tables["c"]
+    assert table.height == ledgers["c"]["n_kept"] == len(by_id)
+    for row in table.iter_rows(named=True):
+        r = by_id[row["rsid"]]
+        sign = 1.0 if row["effect_allele"] == r["A1"] else -1.0
+        assert row["other_allele"] == (r["A2"] if sign > 0 else r["A1"])
+        assert row["beta"] == sign * float(r["BETA"]) and row["standard_error"] == float(r["SE"])
+        f = float(r["FRQ"])
+        assert row["effect_allele_frequency"] == pytest.approx(f if sign > 0 else 1 - f, abs=1e-12)
+        assert row["info"] == float(r["INFO"])
