@@ -464,3 +464,27 @@ def test_plink19_dosage__frq_and_info_carried(tmp_path):
         f = float(r["FRQ"])
         assert row["effect_allele_frequency"] == pytest.approx(f if sign > 0 else 1 - f, abs=1e-12)
         assert row["info"] == float(r["INFO"])
+
+
+def test_plink2_a1_ref_or_alt_and_or_or_beta__one_fit_printed_three_ways_harmonises_alike(tmp_path):
+    # plink2 --glm hide-covar [cols=+ax,+a1freq | omit-ref | cols=+a1freq,+beta] on one cohort
+    names = {"default": "biobank_eur.cad.glm.logistic.hybrid",
+             "omit_ref": "biobank_eur.cad_omit_ref.glm.logistic.hybrid",
+             "beta": "biobank_eur.cad_beta.glm.logistic.hybrid"}
+    a1 = {k: {r["ID"]: r["A1"] for r in _rows(PEERS / v)} for k, v in names.items()}
+    assert any(a1["default"][s] != a1["omit_ref"][s] for s in a1["default"])  # A1 = REF here
+    tables = {k: _harmonise(tmp_path, f"c={PEERS / v}", out=k)[0]["c"] for k, v in names.items()}
+    for k, t in tables.items():
+        _check_plink2_values(t, _rows(PEERS / names[k]))
+    base = tables["default"]
+    for k in ("omit_ref", "beta"):
+        t = tables[k]
+        for col in ("rsid", "effect_allele", "other_allele"):
+            assert t[col].to_list() == base[col].to_list(), (k, col)
+        # plink2 fits logistic models in single precision: coding A1 = REF instead of ALT
+        # moves the 5th-6th digit; a wrong orientation would flip the sign.
+        for x, y, se in zip(t["beta"], base["beta"], base["standard_error"], strict=True):
+            assert abs(x - y) <= 1e-3 * se, (k, x, y)  # a flip: |x - y| = 2|y|
+        for col in ("standard_error", "p_value"):
+            for x, y in zip(t[col], base[col], strict=True):
+                assert x == pytest.approx(y, rel=2e-4, abs=1e-4), (k, col)
