@@ -488,3 +488,27 @@ def test_plink2_a1_ref_or_alt_and_or_or_beta__one_fit_printed_three_ways_harmoni
         for col in ("standard_error", "p_value"):
             for x, y in zip(t[col], base[col], strict=True):
                 assert x == pytest.approx(y, rel=2e-4, abs=1e-4), (k, col)
+
+
+def test_plink19_fisher__or_and_p_only_give_the_se_the_p_implies(tmp_path):
+    # plink1.9 ... --assoc fisher: the file passes the header rule (p stands for the SE), so its
+    # rows must not all be removed for a missing SE: SE = |ln OR| / |z(p)|.
+    from scipy.stats import norm
+
+    path = PEERS / "biobank_eur.cad.assoc.fisher"
+    printed = _rows(path)
+    tables, ledgers = _harmonise(tmp_path, f"c={path}")
+    table, lg = tables["c"], ledgers["c"]
+    usable = [r for r in printed if r["OR"] not in ("NA", "0", "inf") and float(r["OR"]) != 1
+              and float(r["P"]) < 1]
+    assert table.height == lg["n_kept"] == len(usable) > 20
+    assert lg["changed"]["se_from_p"] == len(usable)
+    by_id = {r["SNP"]: r for r in usable}
+    for row in table.iter_rows(named=True):
+        r = by_id[row["rsid"]]
+        sign = 1.0 if row["effect_allele"] == r["A1"] else -1.0
+        log_or = math.log(float(r["OR"]))
+        assert row["beta"] == pytest.approx(sign * log_or, rel=1e-12)
+        z = norm.isf(float(r["P"]) / 2)
+        assert row["standard_error"] == pytest.approx(abs(log_or) / z, rel=1e-9)
+        assert row["p_value"] == float(r["P"])

@@ -986,6 +986,24 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
     nlp = nan.copy() if nlp is None else nlp
     p_given = ~np.isnan(p)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        # SE from p in a file with nothing else to give it (plink 1.9 --assoc fisher prints
+        # OR and P only): the SE the two-sided normal p implies, |beta| / |z(p)|, which
+        # gives the same p back. Not where p = 1 or beta = 0 (no SE is implied): a bad
+        # value; nor in a row whose own SE, CI or z is missing (the tool failed there).
+        no_se_column = not ({"standard_error", "ci_lower", "ci_upper"} & cols) and z_given is None
+        fill = (np.isnan(se) & np.isfinite(beta) & (beta != 0) & (p_given | ~np.isnan(nlp))
+                if no_se_column else np.zeros(m, dtype=bool))
+        if fill.any():
+            at = np.flatnonzero(fill)
+            lp = np.where(np.isnan(nlp[at]), -np.log10(p[at]), nlp[at])
+            z_p = np.abs(z_from_neg_log10_p(lp, np.ones_like(lp)))
+            ok = np.isfinite(z_p) & (z_p > 0)
+            se = writable(se)
+            se[at[ok]] = np.abs(beta[at[ok]]) / z_p[ok]
+            fill = np.zeros(m, dtype=bool)
+            fill[at[ok]] = True
+            changed["standard_error"] |= bool(ok.any())
+        flags["se_from_p"] = fill
         z_bs = np.abs(beta / se)
         # p from -log10 p where only that is given (REGENIE): exact, 0 on underflow.
         from_nlp = np.isnan(p) & ~np.isnan(nlp)
