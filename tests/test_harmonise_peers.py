@@ -447,3 +447,68 @@ def test_gwas_ssf_variant_id_holding_rsids__kept_as_rsid(tmp_path):
     assert table["rsid"].to_list() == [r["variant_id"] for r in kept]
     # the variant_id column itself is ours: chromosome:position:other:effect
     assert all(v.count(":") == 3 for v in table["variant_id"].to_list())
+
+
+def test_plink19_dosage__frq_and_info_carried(tmp_path):
+    # plink1.9 --dosage d.txt format=1 ... (tests/data/peers/README.md)
+    path = PEERS / "study_eur.ldl.assoc.dosage"
+    by_id = {r["SNP"]: r for r in _rows(path)}
+    tables, ledgers = _harmonise(tmp_path, f"c={path}")
+    table = tables["c"]
+    assert table.height == ledgers["c"]["n_kept"] == len(by_id)
+    for row in table.iter_rows(named=True):
+        r = by_id[row["rsid"]]
+        sign = 1.0 if row["effect_allele"] == r["A1"] else -1.0
+        assert row["other_allele"] == (r["A2"] if sign > 0 else r["A1"])
+        assert row["beta"] == sign * float(r["BETA"]) and row["standard_error"] == float(r["SE"])
+        f = float(r["FRQ"])
+        assert row["effect_allele_frequency"] == pytest.approx(f if sign > 0 else 1 - f, abs=1e-12)
+        assert row["info"] == float(r["INFO"])
+
+
+def test_plink2_a1_ref_or_alt_and_or_or_beta__one_fit_printed_three_ways_harmonises_alike(tmp_path):
+    # plink2 --glm hide-covar [cols=+ax,+a1freq | omit-ref | cols=+a1freq,+beta] on one cohort
+    names = {"default": "biobank_eur.cad.glm.logistic.hybrid",
+             "omit_ref": "biobank_eur.cad_omit_ref.glm.logistic.hybrid",
+             "beta": "biobank_eur.cad_beta.glm.logistic.hybrid"}
+    a1 = {k: {r["ID"]: r["A1"] for r in _rows(PEERS / v)} for k, v in names.items()}
+    assert any(a1["default"][s] != a1["omit_ref"][s] for s in a1["default"])  # A1 = REF here
+    tables = {k: _harmonise(tmp_path, f"c={PEERS / v}", out=k)[0]["c"] for k, v in names.items()}
+    for k, t in tables.items():
+        _check_plink2_values(t, _rows(PEERS / names[k]))
+    base = tables["default"]
+    for k in ("omit_ref", "beta"):
+        t = tables[k]
+        for col in ("rsid", "effect_allele", "other_allele"):
+            assert t[col].to_list() == base[col].to_list(), (k, col)
+        # plink2 fits logistic models in single precision: coding A1 = REF instead of ALT
+        # moves the 5th-6th digit; a wrong orientation would flip the sign.
+        for x, y, se in zip(t["beta"], base["beta"], base["standard_error"], strict=True):
+            assert abs(x - y) <= 1e-3 * se, (k, x, y)  # a flip: |x - y| = 2|y|
+        for col in ("standard_error", "p_value"):
+            for x, y in zip(t[col], base[col], strict=True):
+                assert x == pytest.approx(y, rel=2e-4, abs=1e-4), (k, col)
+
+
+def test_plink19_fisher__or_and_p_only_give_the_se_the_p_implies(tmp_path):
+    # plink1.9 ... --assoc fisher: the file passes the header rule (p stands for the SE), so its
+    # rows must not all be removed for a missing SE: SE = |ln OR| / |z(p)|.
+    from scipy.stats import norm
+
+    path = PEERS / "biobank_eur.cad.assoc.fisher"
+    printed = _rows(path)
+    tables, ledgers = _harmonise(tmp_path, f"c={path}")
+    table, lg = tables["c"], ledgers["c"]
+    usable = [r for r in printed if r["OR"] not in ("NA", "0", "inf") and float(r["OR"]) != 1
+              and float(r["P"]) < 1]
+    assert table.height == lg["n_kept"] == len(usable) > 20
+    assert lg["changed"]["se_from_p"] == len(usable)
+    by_id = {r["SNP"]: r for r in usable}
+    for row in table.iter_rows(named=True):
+        r = by_id[row["rsid"]]
+        sign = 1.0 if row["effect_allele"] == r["A1"] else -1.0
+        log_or = math.log(float(r["OR"]))
+        assert row["beta"] == pytest.approx(sign * log_or, rel=1e-12)
+        z = norm.isf(float(r["P"]) / 2)
+        assert row["standard_error"] == pytest.approx(abs(log_or) / z, rel=1e-9)
+        assert row["p_value"] == float(r["P"])

@@ -58,8 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers,
         "harmonise",
         description=(
-            "Read each cohort's summary statistics (our bundles/GWAS-SSF, PLINK 2 .glm.*, "
-            "REGENIE, SAIGE, BOLT-LMM, METAL, GWAMA, or any delimited file with --columns or "
+            "Read each cohort's summary statistics (our bundles/GWAS-SSF, PLINK 2 .glm.*[.zst], "
+            "PLINK 1.9 .assoc*, REGENIE, SAIGE, BOLT-LMM, METAL, GWAMA, or any delimited file with --columns or "
             "a recognisable header), normalise values (OR -> log OR, CI -> SE, p/z/-log10 p), "
             "optionally check the genome build against --fasta and lift over with --chain, "
             "then check values, align alleles and de-duplicate. With --reference, the effect "

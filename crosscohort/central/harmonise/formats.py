@@ -74,6 +74,10 @@ class FormatPreset:
     chromosome_labels
         (file label, label) pairs: the tool's own chromosome codes that mean
         something else in GWAS-SSF (PLINK 1's 25 is XY, not MT).
+    dictionary
+        Fields the preset does not name are looked up in :data:`HEADER_DICTIONARY`
+        (a tool whose outputs vary in their columns: PLINK 1.9's ``FRQ``/``INFO``
+        of ``--dosage``).
     """
 
     name: str
@@ -83,14 +87,16 @@ class FormatPreset:
     description: str = ""
     sentinels: tuple[tuple[str, float], ...] = ()
     chromosome_labels: tuple[tuple[str, str], ...] = ()
+    dictionary: bool = False
 
 
 def _p(name: str, signature: tuple[str, ...], description: str, missing: tuple[str, ...] = (),
        sentinels: tuple[tuple[str, float], ...] = (),
-       chromosome_labels: tuple[tuple[str, str], ...] = (),
+       chromosome_labels: tuple[tuple[str, str], ...] = (), dictionary: bool = False,
        **columns: str | tuple[str, ...]) -> FormatPreset:
     cols = {k: (v,) if isinstance(v, str) else tuple(v) for k, v in columns.items()}
-    return FormatPreset(name, cols, signature, missing, description, sentinels, chromosome_labels)
+    return FormatPreset(name, cols, signature, missing, description, sentinels, chromosome_labels,
+                        dictionary)
 
 
 #: Presets, in the order ``--format auto`` tries their signatures.
@@ -148,7 +154,7 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
     _p("plink1", ("CHR", "SNP", "BP", "A1"),
        "PLINK 1.9 --assoc/--linear/--logistic (CHR SNP BP first); A1 is the effect (minor) "
        "allele; chromosome codes 23 X, 24 Y, 25 XY (read as X), 26 MT",
-       chromosome_labels=(("25", "XY"), ("26", "MT")),
+       chromosome_labels=(("25", "XY"), ("26", "MT")), dictionary=True,
        chromosome="CHR", base_pair_location="BP", marker="SNP", effect_allele="A1",
        other_allele="A2", beta="BETA", odds_ratio="OR", standard_error="SE", ci_lower="L95",
        ci_upper="U95", z=("STAT", "T"), chi_square="CHISQ", p_value="P", n="NMISS",
@@ -275,19 +281,20 @@ def resolve_columns(
     for h in header:
         by_key.setdefault(header_key(h), h)
     out: dict[str, str] = {}
+    mapped_headers = {header_key(v) for v in (mapping or {}).values()}
     if format in PRESETS:
         for field, names in PRESETS[format].columns.items():
             for name in names:
                 if header_key(name) in by_key:
                     out[field] = by_key[header_key(name)]
                     break
-    elif format == "mapped":
-        mapped_headers = {header_key(v) for v in (mapping or {}).values()}
+    if format == "mapped" or (format in PRESETS and PRESETS[format].dictionary):
+        taken_by_preset = {header_key(h) for h in out.values()}
         for field, names in HEADER_DICTIONARY.items():
-            if mapping and field in mapping:
+            if (mapping and field in mapping) or field in out:
                 continue
             hits = [by_key[n] for n in dict.fromkeys(names) if n in by_key
-                    and n not in mapped_headers]
+                    and n not in mapped_headers and n not in taken_by_preset]
             if len(hits) > 1:
                 raise InputError(
                     f"{source}: header is ambiguous for {field}: columns {hits} all match; "
@@ -295,7 +302,7 @@ def resolve_columns(
                 )
             if hits:
                 out[field] = hits[0]
-    else:
+    if format not in PRESETS and format != "mapped":
         raise ConfigError(f"unknown format {format!r}; expected one of {list(FORMAT_NAMES)}")
     mapping = dict(mapping or {})
     for field in mapping:

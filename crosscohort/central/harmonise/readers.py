@@ -791,12 +791,16 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
                        .fill_null(False))
     errcodes: dict[str, int] = {}
     if "error_code" in cols:
-        # Counted per code here; the rows go after the alleles are read (below), carried
-        # as one boolean, not their text.
-        code = _text_expr(c("error_code"), na)
+        # Counted per code here; the rows go after the alleles are read (below: a
+        # multi-allelic site's failed rows still name an allele plink2 fitted), carried as
+        # one boolean, not their text.
+        # The typed read has nulled '.' already: then no stripped copy of the column is made.
+        code = (pl.col(c("error_code")) if typed is not None and (unpadded or _as_read(lf, c("error_code")))
+                else _text_expr(c("error_code"), na))
         counts = lf.filter(code.is_not_null()).group_by(code.alias("code")).len().collect()
         errcodes = {f"errcode_{re.sub(r'[^a-z0-9]+', '_', k.lower()).strip('_')}": int(n)
                     for k, n in sorted(counts.iter_rows())}
+        # (A filter here, in the query, raised the peak memory of a 1M-row file by 50 MB.)
         exprs.append(code.is_not_null().alias("_errcode"))
     for f in ("chromosome", "marker", "strand", "imputed"):
         if f in cols:
@@ -836,7 +840,8 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
         m = pl.col("marker")
         df = df.with_columns(pl.when(m.str.contains(r"^rs[0-9]+$")).then(m).alias("marker"))
     relabel = dict(PRESETS[fmt].chromosome_labels) if fmt in PRESETS else {}
-    if relabel and "chromosome" in df.columns:
+    if relabel and "chromosome" in df.columns and \
+            df.get_column("chromosome").is_in(list(relabel)).any():  # a new column: when needed
         # The tool's own codes (PLINK 1's 25 = XY, 26 = MT), before GWAS-SSF's are applied.
         df = df.with_columns(pl.col("chromosome").replace(relabel))
     if typed is None and "p_value" in cols:
@@ -894,7 +899,9 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
         # Removed after the alleles: a multi-allelic site's failed rows still tell which
         # allele plink2 omitted.
         removed.update(errcodes)
-        df = df.filter(~pl.col("_errcode")).drop("_errcode")
+        if errcodes:  # a copy of the table: only when there are rows to remove
+            df = df.filter(~pl.col("_errcode"))
+        df = df.drop("_errcode")
     return ReadResult(table=_values(df, default_n=default_n), source=source, format=fmt,
                       columns=cols, removed=removed, n_rows=n_rows)
 
@@ -1064,6 +1071,24 @@ def _values(df: pl.DataFrame, *, default_n: int | None) -> pl.DataFrame:
         nlp = np.where(np.isnan(nlp) & ~np.isnan(printed), printed, nlp)
     p_given = ~np.isnan(p)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        # SE from p in a file with nothing else to give it (plink 1.9 --assoc fisher prints
+        # OR and P only): the SE the two-sided normal p implies, |beta| / |z(p)|, which
+        # gives the same p back. Not where p = 1 or beta = 0 (no SE is implied): a bad
+        # value; nor in a row whose own SE, CI or z is missing (the tool failed there).
+        no_se_column = not ({"standard_error", "ci_lower", "ci_upper"} & cols) and z_given is None
+        fill = (np.isnan(se) & np.isfinite(beta) & (beta != 0) & (p_given | ~np.isnan(nlp))
+                if no_se_column else np.zeros(m, dtype=bool))
+        if fill.any():
+            at = np.flatnonzero(fill)
+            lp = np.where(np.isnan(nlp[at]), -np.log10(p[at]), nlp[at])
+            z_p = np.abs(z_from_neg_log10_p(lp, np.ones_like(lp)))
+            ok = np.isfinite(z_p) & (z_p > 0)
+            se = writable(se)
+            se[at[ok]] = np.abs(beta[at[ok]]) / z_p[ok]
+            fill = np.zeros(m, dtype=bool)
+            fill[at[ok]] = True
+            changed["standard_error"] |= bool(ok.any())
+        flags["se_from_p"] = fill
         z_bs = np.abs(beta / se)
         # p from -log10 p where only that is given (REGENIE): exact, 0 on underflow.
         from_nlp = np.isnan(p) & ~np.isnan(nlp)
