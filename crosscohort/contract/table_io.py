@@ -43,6 +43,7 @@ __all__ = [
     "Blocks",
     "SumstatsError",
     "check_header",
+    "check_line_end",
     "count_byte",
     "header_line",
     "header_names",
@@ -163,9 +164,19 @@ def header_line(path: str | Path) -> bytes:
                             f"{exc.start}); rule: tab-separated text, plain or gzip") from exc
     if not line.strip():
         raise SumstatsError(f"{path}: empty file, expected a tab-separated header line")
+    check_line_end(line, path=path, line=1)
     # A UTF-8 byte-order mark (Excel's "UTF-8" export) is read through, as polars does:
     # left in, it would rename the first column and lose it (chromosome -> "\ufeffchromosome").
     return line.removeprefix(b"\xef\xbb\xbf")
+
+
+def check_line_end(raw: bytes, *, path: str | Path, line: int) -> None:
+    """Raise :class:`SumstatsError` when a line read holds a carriage return before its end:
+    text whose lines end with CR only (classic Mac, some spreadsheet exports) is one line."""
+    if b"\r" in raw.rstrip(b"\r\n"):
+        raise SumstatsError(
+            f"{path}: line {line}: a carriage return inside the line (lines that end with CR "
+            "only, as classic Mac text); rule: lines end with LF or CRLF (e.g. tr '\\r' '\\n')")
 
 
 def read_text(path: str | Path, what: str) -> str:

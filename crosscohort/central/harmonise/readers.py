@@ -57,6 +57,7 @@ from crosscohort.contract.table_io import (
     Block,
     Blocks,
     SumstatsError,
+    check_line_end,
     count_byte,
     open_binary,
     ordered_map,
@@ -245,6 +246,7 @@ def _sniff(path: Path) -> tuple[list[str], str, int]:
                 if i == 0:
                     raw = raw.removeprefix(b"\xef\xbb\xbf")
                 text = utf8_line(raw, path=path, line=i + 1).rstrip("\r\n")
+                check_line_end(raw, path=path, line=i + 1)
                 if not text.strip() or text.startswith("##"):
                     continue
                 if "\t" in text:
