@@ -153,3 +153,25 @@ def test_reader__two_columns_one_name_but_for_case_is_an_error(tmp_path, header,
                        match=rf"s\.tsv: columns {re.escape(repr(cols))} are one name but for case "
                              r"or a leading '#'; rule: one column per name"):
         readers.read_summary_statistics(p, format=fmt)
+
+
+@pytest.mark.parametrize("sep", [" ", "\t"])
+def test_reader__r_write_table_quotes_are_read_off(tmp_path, monkeypatch, sep):
+    """R's write.table(quote = TRUE, row.names = FALSE), its default quoting: the header
+    and every text field in double quotes, space- or tab-separated.
+
+    Before: the header's names kept their quotes ('"CHR"'), so no column was recognised
+    ('missing required column for effect_allele').
+    """
+    lines = [HEAD, *ROWS]
+    quoted = [sep.join(f'"{v}"' if not v[0].isdigit() and v[0] != "-" or k == 0 else v
+                       for k, v in enumerate(line.split("\t"))) for line in lines]
+    plain, p = tmp_path / "plain.tsv", tmp_path / "r.txt"
+    plain.write_text("\n".join(lines) + "\n")
+    p.write_text("\n".join(quoted) + "\n")
+    assert '"rs1"' in p.read_text() and '"1"' in p.read_text()
+    want, want_ledger = _harmonise(plain, 1 << 20, monkeypatch)
+    for block in BLOCKS:
+        got, ledger = _harmonise(p, block, monkeypatch)
+        assert got.equals(want)
+        assert ledger.removed == want_ledger.removed

@@ -234,8 +234,10 @@ def read_column_map(path: str | Path) -> dict:
 
 # --- reading ---------------------------------------------------------------------------
 
-def _sniff(path: Path) -> tuple[list[str], str, int]:
-    """Header names, the separator (``\\t``, ``,`` or ``ws``) and lines before the data.
+def _sniff(path: Path) -> tuple[list[str], str, int, bool]:
+    """Header names, the separator (``\\t``, ``,`` or ``ws``), lines before the data, and
+    whether a tab or space file quotes its fields (every header name in double quotes, as
+    R's write.table writes by default).
 
     A UTF-8 byte-order mark before the first line (Excel's "UTF-8 CSV") is read
     through: it is not part of the first column's name.
@@ -255,7 +257,9 @@ def _sniff(path: Path) -> tuple[list[str], str, int]:
                     sep, names = ",", [h.strip().strip('"') for h in text.split(",")]
                 else:
                     sep, names = "ws", text.split()
-                return [h.strip() for h in names], sep, i + 1
+                names = [h.strip() for h in names]
+                quoted = sep != "," and all(len(h) > 1 and h[0] == h[-1] == '"' for h in names)
+                return [h[1:-1] for h in names] if quoted else names, sep, i + 1, quoted
     except (OSError, EOFError) as exc:
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
                          "or a complete gzip stream") from exc
@@ -269,7 +273,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
-                used: list[int]) -> tuple[pl.LazyFrame, int]:
+                used: list[int], *, quoted: bool = False) -> tuple[pl.LazyFrame, int]:
     """The used fields of every data line as a lazy frame of text, and the number of data lines.
 
     The file is read in blocks (:class:`~crosscohort.contract.table_io.Blocks`)
@@ -278,7 +282,9 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
     ragged lines; the frame returned is a lazy source that parses each block
     again when the caller's query streams it. Tab, comma and single-space files
     are split by polars' CSV parser; files aligned with runs of spaces after a
-    regex clean-up. Blank lines are no rows; line numbers count them.
+    regex clean-up. Blank lines are no rows; line numbers count them. ``quoted``
+    (a tab or space file whose header is quoted): a field in double quotes is read
+    without them.
     """
     if sep == "ws" and _single_spaced(path, skip):
         sep = " "
@@ -328,8 +334,8 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
             # Staged so that the clean-up and the split run once per line, not once per field.
             parts = _text_lines(block.data, first)[0].select(
                 pl.col(_LINE), text.str.split_exact("\t", max(width - 1, 0)).alias("_parts"))
-            return parts.select(pl.col(_LINE), *[pl.col("_parts").struct.field(f"field_{i}")
-                                                 .alias(f"_c{i}") for i in used])
+            return unquote(parts.select(pl.col(_LINE), *[pl.col("_parts").struct.field(f"field_{i}")
+                                                         .alias(f"_c{i}") for i in used]))
         if not _NOT_BLANK.search(block.data):
             return pl.DataFrame(schema=schema)
         # The parser reads a blank line as a row of nulls, but takes a block's first line for
@@ -344,7 +350,12 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
             df = df.filter(~pl.col(_LINE).is_in(blank))
         strip = (pl.col(c).str.strip_chars() if sep == "," else pl.col(c).str.strip_chars_end("\r")
                  for c in names)
-        return df.with_columns(strip)
+        return unquote(df.with_columns(strip))
+
+    def unquote(df: pl.DataFrame) -> pl.DataFrame:
+        if not quoted:
+            return df
+        return df.with_columns(pl.col(c).str.replace(r'^"(.*)"$', "${1}") for c in names)
 
     schema = {_LINE: pl.get_index_type(), **dict.fromkeys(names, pl.String)}
 
@@ -693,6 +704,7 @@ class _Parsed:
     used: list[int] = field(default_factory=list)
     numeric: list[str] = field(default_factory=list)
     typed: tuple[pl.LazyFrame, int, bool, dict[int, float]] | None = None
+    quoted: bool = False
     frame: pl.DataFrame | None = None
 
 
@@ -712,7 +724,7 @@ def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str,
     if path.suffix == ".parquet":
         return _Parsed(path=path, source=source,
                        frame=read_sumstats(path, chromosome_labels=True, required=()))
-    header, sep, skip = _sniff(path)
+    header, sep, skip, quoted = _sniff(path)
     dup = sorted({h for h in header if header.count(h) > 1})
     if dup:
         raise InputError(f"{path}: line {skip}: duplicated column(s) {dup} in header")
@@ -740,11 +752,14 @@ def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str,
             )
 
     numeric = [f for f in (*_NUMERIC, *_COUNTS, "base_pair_location") if f in cols]
-    typed = _read_typed(path, n_fields=len(header), sep=sep, skip=skip, used=used,
-                        numeric={index[cols[f]] for f in numeric}, na=na,
-                        p_field=index[cols["p_value"]] if "p_value" in cols else None)
+    # Quoted tab or space files (R's write.table) are read off their quotes by the checking path.
+    typed = None if quoted else _read_typed(
+        path, n_fields=len(header), sep=sep, skip=skip, used=used,
+        numeric={index[cols[f]] for f in numeric}, na=na,
+        p_field=index[cols["p_value"]] if "p_value" in cols else None)
     return _Parsed(path=path, source=source, fmt=fmt, header=header, sep=sep, skip=skip,
-                   cols=cols, na=na, extra=extra, used=used, numeric=numeric, typed=typed)
+                   cols=cols, na=na, extra=extra, used=used, numeric=numeric, typed=typed,
+                   quoted=quoted)
 
 
 def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
@@ -769,7 +784,7 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
         lf, n_rows, unpadded, printed = typed
         exprs += [pl.col(c(f)).alias(f) for f in numeric]
     else:
-        lf, n_rows = _scan_lines(path, header, sep, skip, used)
+        lf, n_rows = _scan_lines(path, header, sep, skip, used, quoted=parsed.quoted)
         for f in numeric:
             num, bad = _number_expr(c(f), na)
             exprs += [num.alias(f), bad.alias(f"_bad_{f}")]
