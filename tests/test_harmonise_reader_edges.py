@@ -175,3 +175,18 @@ def test_reader__r_write_table_quotes_are_read_off(tmp_path, monkeypatch, sep):
         got, ledger = _harmonise(p, block, monkeypatch)
         assert got.equals(want)
         assert ledger.removed == want_ledger.removed
+
+
+def test_reader__a_run_of_spaces_after_the_sampled_lines_still_separates_one_field(tmp_path):
+    """A space-separated file is read single-spaced when its first 2,000 data lines are; a
+    line after them aligned with two spaces (a padded value) is still one separator.
+
+    Before: that line was 'line 2503: 11 fields, header has 10'.
+    """
+    head = HEAD.replace("\t", " ")
+    rows = [f"1 {100 + i} rs{i} A G 0.1 0.05 0.04 1000 x" for i in range(2600)]
+    rows[2501] = rows[2501].replace(" A G ", "  A G ")
+    p = tmp_path / "s.txt"
+    p.write_text(head + "\n" + "\n".join(rows) + "\n")
+    got = readers.read_summary_statistics(p)
+    assert got.n_rows == 2600 and got.table.get_column("effect_allele")[2501] == "A"

@@ -273,7 +273,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
-                used: list[int], *, quoted: bool = False) -> tuple[pl.LazyFrame, int]:
+                used: list[int], *, quoted: bool = False,
+                sample: bool = True) -> tuple[pl.LazyFrame, int]:
     """The used fields of every data line as a lazy frame of text, and the number of data lines.
 
     The file is read in blocks (:class:`~crosscohort.contract.table_io.Blocks`)
@@ -282,11 +283,13 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
     ragged lines; the frame returned is a lazy source that parses each block
     again when the caller's query streams it. Tab, comma and single-space files
     are split by polars' CSV parser; files aligned with runs of spaces after a
-    regex clean-up. Blank lines are no rows; line numbers count them. ``quoted``
+    regex clean-up (a file whose first lines, ``sample``-d, are single-spaced and a later
+    line not, too). Blank lines are no rows; line numbers count them. ``quoted``
     (a tab or space file whose header is quoted): a field in double quotes is read
     without them.
     """
-    if sep == "ws" and _single_spaced(path, skip):
+    sampled = sep == "ws" and sample and _single_spaced(path, skip)
+    if sampled:
         sep = " "
     text = pl.col("_text").str.strip_chars_end("\r")
     if sep == "ws":
@@ -321,6 +324,9 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
             raise_first_non_utf8(path)
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
                          "or a complete gzip stream, UTF-8") from exc
+    if n_bad and sampled:
+        # Single spaces in the sampled lines only: runs of spaces separate one field each.
+        return _scan_lines(path, header, "ws", skip, used, quoted=quoted, sample=False)
     if n_bad:
         raise InputError(
             f"{path}: line {first_bad[0]}: {first_bad[1]} fields, header has {len(header)}; "
