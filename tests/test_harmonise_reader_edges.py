@@ -190,3 +190,20 @@ def test_reader__a_run_of_spaces_after_the_sampled_lines_still_separates_one_fie
     p.write_text(head + "\n" + "\n".join(rows) + "\n")
     got = readers.read_summary_statistics(p)
     assert got.n_rows == 2600 and got.table.get_column("effect_allele")[2501] == "A"
+
+
+def test_formats__metal_table_resaved_by_r_is_read_as_metal(tmp_path):
+    """R's read.table makes METAL's 'P-value' 'P.value'; with Allele1 and Allele2 that is
+    SAIGE's signature too, but SAIGE's columns (BETA, MarkerID) are not there.
+
+    Before: detected as saige, then 'missing required column for beta or odds_ratio
+    (format saige)'.
+    """
+    p = tmp_path / "metal.tbl"
+    p.write_text("MarkerName\tAllele1\tAllele2\tFreq1\tEffect\tStdErr\tP.value\tDirection\n"
+                 "rs1\ta\tg\t0.3\t0.1\t0.05\t0.04\t++\n")
+    got = readers.read_summary_statistics(p)
+    assert got.format == "metal"
+    row = got.table.row(0, named=True)
+    assert (row["effect_allele"], row["other_allele"], row["beta"], row["p_value"]) == \
+        ("A", "G", 0.1, 0.04)

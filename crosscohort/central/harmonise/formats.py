@@ -114,7 +114,7 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        "METAL input or output (.tbl) table; Allele1 is the effect allele",
        marker="MarkerName", effect_allele="Allele1", other_allele="Allele2",
        beta=("Effect", "BETA"), standard_error=("StdErr", "SE"),
-       p_value=("P-value", "PVALUE", "P"), effect_allele_frequency=("Freq1", "EAF"),
+       p_value=("P-value", "P.value", "PVALUE", "P"), effect_allele_frequency=("Freq1", "EAF"),
        n=("Weight", "N"), chromosome=("Chromosome", "CHR"),
        base_pair_location=("Position", "POS")),
     # GWAMA 2.2.2 reads MARKERNAME, EA, NEA, ... by default and other names through
@@ -195,16 +195,31 @@ def detect_format(header: list[str]) -> str:
 
     A GWAS-SSF header is recognised only when every required GWAS-SSF column
     is present, so a file with a few GWAS-SSF-like names falls back to the
-    dictionary (which knows them too).
+    dictionary (which knows them too). A preset whose signature the header
+    carries but whose columns cannot be read from it (a METAL table re-saved by
+    R: ``Allele1 Allele2 P.value`` is SAIGE's signature, without SAIGE's
+    ``BETA``) is passed over for the next.
     """
     keys = {header_key(h) for h in header}
     for preset in PRESETS.values():
-        if all(header_key(s) in keys for s in preset.signature):
+        if all(header_key(s) in keys for s in preset.signature) and _readable(preset, keys):
             if preset.name == "bolt" and not any(k.startswith("p_bolt_lmm") or k == "p_linreg"
                                                  for k in keys):
                 continue
             return preset.name
     return "mapped"
+
+
+def _readable(preset: FormatPreset, keys: set[str]) -> bool:
+    """Whether a header (its :func:`header_key` s) holds what the reader requires under
+    ``preset``: effect allele, other allele (or REF/ALT), beta or OR, SE or what gives it
+    (CI, z, p, -log10 p), and a chromosome or a marker name."""
+    has = {f for f, names in preset.columns.items() if any(header_key(n) in keys for n in names)}
+    need = [("effect_allele",), ("beta", "odds_ratio"),
+            ("standard_error", "ci_lower", "z", "p_value", "neg_log_10_p_value"),
+            ("chromosome", "marker")]
+    return all(has & set(group) for group in need) and (
+        "other_allele" in has or {"ref", "alt"} <= has)
 
 
 def resolve_columns(
