@@ -207,3 +207,29 @@ def test_formats__metal_table_resaved_by_r_is_read_as_metal(tmp_path):
     row = got.table.row(0, named=True)
     assert (row["effect_allele"], row["other_allele"], row["beta"], row["p_value"]) == \
         ("A", "G", 0.1, 0.04)
+
+
+def test_reader__an_unbalanced_quote_in_a_comma_file_names_its_line(tmp_path):
+    """A field that opens a double quote and never closes it would run on into the next
+    lines. Before: 'cannot read (could not parse `"rs1,A,G,...)', no line named."""
+    p = tmp_path / "q.csv"
+    p.write_text("\n".join(x.replace("\t", ",") for x in
+                           [HEAD, ROWS[0], ROWS[1].replace("rs2", '"rs2'), ROWS[2]]) + "\n")
+    with pytest.raises(readers.InputError, match=r"q\.csv: line 3: a double quote opened and not "
+                                                 r"closed; rule: quoted fields"):
+        readers.read_summary_statistics(p)
+
+
+@pytest.mark.parametrize("checking", [False, True])
+def test_reader__a_quote_inside_a_comma_field_is_a_character(tmp_path, monkeypatch, checking):
+    """Only a field that begins with a double quote is quoted; rs"1 is the text rs"1.
+
+    Before: the checking path (quote-aware) failed with polars' 'CSV malformed: expected 0
+    rows, actual 2 rows' where the typed path read rs"1: the two paths disagreed.
+    """
+    p = tmp_path / "m.csv"
+    p.write_text("\n".join(x.replace("\t", ",") for x in
+                           [HEAD, ROWS[0].replace("rs1", 'rs"1'), ROWS[1]]) + "\n")
+    if checking:
+        monkeypatch.setattr(readers, "_read_typed", lambda *a, **k: None)
+    assert readers.read_summary_statistics(p).table.get_column("rsid").to_list() == ['rs"1', "rs2"]

@@ -296,6 +296,12 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
         text = text.str.strip_chars().str.replace_all(r"[ \t]+", "\t")
     n_fields = text.str.count_matches("\t" if sep == "ws" else sep, literal=True) + 1
     ragged = n_fields != len(header)
+    # A comma file's field may be quoted (begin with a double quote; one inside a field is a
+    # character of it); a quote left open would run on into the next lines.
+    opens = text.str.contains(r'(^|,) *"') if sep == "," else pl.lit(False)
+    unclosed = opens & (text.str.count_matches('"', literal=True) % 2 == 1)
+    first_unclosed: int | None = None
+    quotes = False
     firsts: list[int] = []  # each block's first line number, for the second pass
     blanks: list[list[int]] = []  # and its blank lines' numbers (rarely any)
     n = n_bad = 0
@@ -312,7 +318,12 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
                 pl.len().alias("n"), ragged.sum().alias("n_bad"),
                 pl.col(_LINE).filter(ragged).first().alias("line"),
                 n_fields.filter(ragged).first().alias("k"),
+                pl.col(_LINE).filter(unclosed).first().alias("unclosed"),
+                opens.any().alias("opens"),
             ).row(0, named=True)
+            quotes = quotes or bool(counts["opens"])
+            if first_unclosed is None:
+                first_unclosed = counts["unclosed"]
             n += counts["n"]
             n_bad += counts["n_bad"]
             if first_bad is None and counts["n_bad"]:
@@ -324,6 +335,9 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
             raise_first_non_utf8(path)
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
                          "or a complete gzip stream, UTF-8") from exc
+    if first_unclosed is not None:
+        raise InputError(f"{path}: line {first_unclosed}: a double quote opened and not closed; "
+                         "rule: quoted fields of a comma-separated file close their quotes")
     if n_bad and sampled:
         # Single spaces in the sampled lines only: runs of spaces separate one field each.
         return _scan_lines(path, header, "ws", skip, used, quoted=quoted, sample=False)
@@ -349,7 +363,7 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
         # rest as nulls, as for any short line, which the first pass has refused). Blank lines
         # are dropped by their numbers, not as rows of nulls: a line of empty fields is a row.
         df = pl.read_csv(
-            block.data, has_header=False, separator=sep, quote_char='"' if sep == "," else None,
+            block.data, has_header=False, separator=sep, quote_char='"' if quotes else None,
             schema={f"_c{i}": pl.String for i in range(width)}, missing_columns="insert",
         ).with_row_index(_LINE, offset=first).select(_LINE, *names)
         if blank:
@@ -519,7 +533,14 @@ def _block_facts(piece: bytes, df: pl.DataFrame, *, sep: bytes, n_fields: int,
         short = count_byte(piece, sep) != rows * (n_fields - 1)
     return _BlockFacts(lines=lines, cr=b"\r" in piece, short=short,
                        padded=not piece.isascii() or any(c in piece for c in pad),
-                       quoted=sep == b"," and b'"' in piece)
+                       quoted=sep == b"," and _opens_quote(piece))
+
+
+def _opens_quote(piece: bytes) -> bool:
+    """Whether a comma-separated block has a field that begins with a double quote (a quote
+    inside a field, ``rs"1``, is a character of it)."""
+    return piece.startswith((b'"', b' "')) or any(
+        m in piece for m in (b',"', b', "', b'\n"', b'\n "'))
 
 
 def _parse_block(piece: bytes, read: dict, *, na: tuple[str, ...], numeric: list[str],
