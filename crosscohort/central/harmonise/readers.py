@@ -424,7 +424,7 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
     it provably reads what :func:`_scan_lines` would: no carriage return, as
     many rows as data lines (no blank line shifts the line numbers), no
     row with fewer fields than the header and, in a comma-separated file, no
-    double quote (:func:`_block_facts`). Anything
+    field that begins with a double quote (:func:`_block_facts`). Anything
     else (a parse error, a ragged or quoted row, padding spaces) returns
     ``None`` and the file goes through the checking path, whose errors name
     the line and column.
@@ -500,9 +500,9 @@ class _BlockFacts:
     ``lines``: line ends; ``cr``: holds a carriage return; ``short``: some row
     has fewer fields than the header; ``padded``: holds a byte a text field
     could begin or end with (white space other than the separator, or a byte
-    above ASCII); ``quoted``: a comma-separated block holds a double quote
-    (R's write.csv quotes every text field; the checking path reads the quotes
-    off, the typed read, with no quote character, would keep them);
+    above ASCII); ``quoted``: a field of a comma-separated block begins with a
+    double quote (R's write.csv quotes every text field; the checking path reads
+    the quotes off, the typed read, with no quote character, would keep them);
     ``printed_p``: (row, -log10 p from the text) where p parsed below the float range.
     """
 
