@@ -233,3 +233,20 @@ def test_reader__a_quote_inside_a_comma_field_is_a_character(tmp_path, monkeypat
     if checking:
         monkeypatch.setattr(readers, "_read_typed", lambda *a, **k: None)
     assert readers.read_summary_statistics(p).table.get_column("rsid").to_list() == ['rs"1', "rs2"]
+
+
+def test_formats__gwama_packaged_sample_headers_are_detected_as_gwama(tmp_path):
+    """GWAMA's own packaged sample writes SNP, EFFECT_ALLELE, NON_EFFECT_ALLELE (GWAMA 2.1's
+    names); with -9 in N or EAF (GWAMA's missing value) a row keeps its beta and SE.
+
+    Before: --format auto read such a file through the header dictionary, without GWAMA's
+    -9 rule: N = -9 and EAF = -9 were values, and the rows were removed as bad values.
+    """
+    p = tmp_path / "pop.txt"
+    p.write_text("SNP\tSTRAND\tIMPUTED\tEFFECT_ALLELE\tNON_EFFECT_ALLELE\tBETA\tSE\tN\tEAF\n"
+                 "rs1\t+\t0\tG\tC\t-0.02\t0.4\t-9\t0.3\n"
+                 "rs2\t+\t0\tA\tG\t0.05\t0.1\t1000\t-9\n")
+    got = readers.read_summary_statistics(p)
+    assert got.format == "gwama"
+    assert got.table.get_column("n").to_list() == [None, 1000]
+    assert got.table.get_column("effect_allele_frequency").to_list() == [0.3, None]

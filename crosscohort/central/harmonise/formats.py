@@ -65,6 +65,9 @@ class FormatPreset:
     sentinels
         (field, value) pairs: the number read as missing in that field only
         (GWAMA's -9 in N and EAF; a beta of -9 stays a beta).
+    other_signatures
+        Further header name sets that identify the format as well (GWAMA 2.1's
+        names, which GWAMA's own packaged sample still uses).
     description
         One line for ``--help`` and the docs.
     """
@@ -75,13 +78,15 @@ class FormatPreset:
     missing: tuple[str, ...] = ()
     description: str = ""
     sentinels: tuple[tuple[str, float], ...] = ()
+    other_signatures: tuple[tuple[str, ...], ...] = ()
 
 
 def _p(name: str, signature: tuple[str, ...], description: str, missing: tuple[str, ...] = (),
        sentinels: tuple[tuple[str, float], ...] = (),
+       other_signatures: tuple[tuple[str, ...], ...] = (),
        **columns: str | tuple[str, ...]) -> FormatPreset:
     cols = {k: (v,) if isinstance(v, str) else tuple(v) for k, v in columns.items()}
-    return FormatPreset(name, cols, signature, missing, description, sentinels)
+    return FormatPreset(name, cols, signature, missing, description, sentinels, other_signatures)
 
 
 #: Presets, in the order ``--format auto`` tries their signatures.
@@ -126,6 +131,7 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        "BETA/SE or OR/OR_95L/OR_95U, N, EAF, STRAND, IMPUTED or IMP, CHR, POS); -9 is missing "
        "in N and EAF; STRAND - complements the alleles",
        sentinels=(("n", -9.0), ("effect_allele_frequency", -9.0)),
+       other_signatures=(("SNP", "EFFECT_ALLELE", "NON_EFFECT_ALLELE"),),
        marker=("MARKERNAME", "SNP", "MARKER", "SNPID", "RSID", "RS_NUMBER"),
        effect_allele=("EA", "EFFECT_ALLELE"),
        other_allele=("NEA", "NON_EFFECT_ALLELE", "OTHER_ALLELE"), beta="BETA",
@@ -202,7 +208,8 @@ def detect_format(header: list[str]) -> str:
     """
     keys = {header_key(h) for h in header}
     for preset in PRESETS.values():
-        if all(header_key(s) in keys for s in preset.signature) and _readable(preset, keys):
+        if any(all(header_key(s) in keys for s in sig)
+               for sig in (preset.signature, *preset.other_signatures)) and _readable(preset, keys):
             if preset.name == "bolt" and not any(k.startswith("p_bolt_lmm") or k == "p_linreg"
                                                  for k in keys):
                 continue
