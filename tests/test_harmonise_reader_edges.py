@@ -250,3 +250,28 @@ def test_formats__gwama_packaged_sample_headers_are_detected_as_gwama(tmp_path):
     assert got.format == "gwama"
     assert got.table.get_column("n").to_list() == [None, 1000]
     assert got.table.get_column("effect_allele_frequency").to_list() == [0.3, None]
+
+
+_PANEL = ("chromosome\tbase_pair_location\trsid\tref\talt\talt_frequency\n"
+          "1\t100\trs1\tG\tA\t0.3\n1\t200\trs2\tT\tC\t0.4\n2\t300\trs3\tC\tA\t0.2\n")
+
+
+def test_reference__a_cut_line_or_a_bad_value_names_its_line(tmp_path):
+    """The reference panel is read as every table is (the block reader's checks).
+
+    Before: polars read the whole file and filled a cut line's missing fields with nulls
+    (1:200 with no ALT and no frequency, without a word), and a bad number gave polars'
+    message without a line.
+    """
+    p = tmp_path / "ref.tsv"
+    p.write_text(_PANEL.replace("\tT\tC\t0.4", "\tT"))
+    with pytest.raises(readers.InputError, match=r"ref\.tsv: line 3: 4 fields, header has 6"):
+        readers.read_reference(p)
+    p.write_text(_PANEL.replace("0.4", "0.4x"))
+    with pytest.raises(readers.InputError,
+                       match=r"ref\.tsv: line 3: column alt_frequency: '0\.4x' is not a valid"):
+        readers.read_reference(p)
+    ok, messy = tmp_path / "ok.tsv", tmp_path / "messy.tsv"
+    ok.write_text(_PANEL)
+    messy.write_bytes(("\ufeff" + _PANEL.replace("\n", "\r\n") + "\r\n").encode())
+    assert readers.read_reference(messy).equals(readers.read_reference(ok))  # BOM, CRLF, blank
