@@ -153,3 +153,125 @@ def test_reader__two_columns_one_name_but_for_case_is_an_error(tmp_path, header,
                        match=rf"s\.tsv: columns {re.escape(repr(cols))} are one name but for case "
                              r"or a leading '#'; rule: one column per name"):
         readers.read_summary_statistics(p, format=fmt)
+
+
+@pytest.mark.parametrize("sep", [" ", "\t"])
+def test_reader__r_write_table_quotes_are_read_off(tmp_path, monkeypatch, sep):
+    """R's write.table(quote = TRUE, row.names = FALSE), its default quoting: the header
+    and every text field in double quotes, space- or tab-separated.
+
+    Before: the header's names kept their quotes ('"CHR"'), so no column was recognised
+    ('missing required column for effect_allele').
+    """
+    lines = [HEAD, *ROWS]
+    quoted = [sep.join(f'"{v}"' if not v[0].isdigit() and v[0] != "-" or k == 0 else v
+                       for k, v in enumerate(line.split("\t"))) for line in lines]
+    plain, p = tmp_path / "plain.tsv", tmp_path / "r.txt"
+    plain.write_text("\n".join(lines) + "\n")
+    p.write_text("\n".join(quoted) + "\n")
+    assert '"rs1"' in p.read_text() and '"1"' in p.read_text()
+    want, want_ledger = _harmonise(plain, 1 << 20, monkeypatch)
+    for block in BLOCKS:
+        got, ledger = _harmonise(p, block, monkeypatch)
+        assert got.equals(want)
+        assert ledger.removed == want_ledger.removed
+
+
+def test_reader__a_run_of_spaces_after_the_sampled_lines_still_separates_one_field(tmp_path):
+    """A space-separated file is read single-spaced when its first 2,000 data lines are; a
+    line after them aligned with two spaces (a padded value) is still one separator.
+
+    Before: that line was 'line 2503: 11 fields, header has 10'.
+    """
+    head = HEAD.replace("\t", " ")
+    rows = [f"1 {100 + i} rs{i} A G 0.1 0.05 0.04 1000 x" for i in range(2600)]
+    rows[2501] = rows[2501].replace(" A G ", "  A G ")
+    p = tmp_path / "s.txt"
+    p.write_text(head + "\n" + "\n".join(rows) + "\n")
+    got = readers.read_summary_statistics(p)
+    assert got.n_rows == 2600 and got.table.get_column("effect_allele")[2501] == "A"
+
+
+def test_formats__metal_table_resaved_by_r_is_read_as_metal(tmp_path):
+    """R's read.table makes METAL's 'P-value' 'P.value'; with Allele1 and Allele2 that is
+    SAIGE's signature too, but SAIGE's columns (BETA, MarkerID) are not there.
+
+    Before: detected as saige, then 'missing required column for beta or odds_ratio
+    (format saige)'.
+    """
+    p = tmp_path / "metal.tbl"
+    p.write_text("MarkerName\tAllele1\tAllele2\tFreq1\tEffect\tStdErr\tP.value\tDirection\n"
+                 "rs1\ta\tg\t0.3\t0.1\t0.05\t0.04\t++\n")
+    got = readers.read_summary_statistics(p)
+    assert got.format == "metal"
+    row = got.table.row(0, named=True)
+    assert (row["effect_allele"], row["other_allele"], row["beta"], row["p_value"]) == \
+        ("A", "G", 0.1, 0.04)
+
+
+def test_reader__an_unbalanced_quote_in_a_comma_file_names_its_line(tmp_path):
+    """A field that opens a double quote and never closes it would run on into the next
+    lines. Before: 'cannot read (could not parse `"rs1,A,G,...)', no line named."""
+    p = tmp_path / "q.csv"
+    p.write_text("\n".join(x.replace("\t", ",") for x in
+                           [HEAD, ROWS[0], ROWS[1].replace("rs2", '"rs2'), ROWS[2]]) + "\n")
+    with pytest.raises(readers.InputError, match=r"q\.csv: line 3: a double quote opened and not "
+                                                 r"closed; rule: quoted fields"):
+        readers.read_summary_statistics(p)
+
+
+@pytest.mark.parametrize("checking", [False, True])
+def test_reader__a_quote_inside_a_comma_field_is_a_character(tmp_path, monkeypatch, checking):
+    """Only a field that begins with a double quote is quoted; rs"1 is the text rs"1.
+
+    Before: the checking path (quote-aware) failed with polars' 'CSV malformed: expected 0
+    rows, actual 2 rows' where the typed path read rs"1: the two paths disagreed.
+    """
+    p = tmp_path / "m.csv"
+    p.write_text("\n".join(x.replace("\t", ",") for x in
+                           [HEAD, ROWS[0].replace("rs1", 'rs"1'), ROWS[1]]) + "\n")
+    if checking:
+        monkeypatch.setattr(readers, "_read_typed", lambda *a, **k: None)
+    assert readers.read_summary_statistics(p).table.get_column("rsid").to_list() == ['rs"1', "rs2"]
+
+
+def test_formats__gwama_packaged_sample_headers_are_detected_as_gwama(tmp_path):
+    """GWAMA's own packaged sample writes SNP, EFFECT_ALLELE, NON_EFFECT_ALLELE (GWAMA 2.1's
+    names); with -9 in N or EAF (GWAMA's missing value) a row keeps its beta and SE.
+
+    Before: --format auto read such a file through the header dictionary, without GWAMA's
+    -9 rule: N = -9 and EAF = -9 were values, and the rows were removed as bad values.
+    """
+    p = tmp_path / "pop.txt"
+    p.write_text("SNP\tSTRAND\tIMPUTED\tEFFECT_ALLELE\tNON_EFFECT_ALLELE\tBETA\tSE\tN\tEAF\n"
+                 "rs1\t+\t0\tG\tC\t-0.02\t0.4\t-9\t0.3\n"
+                 "rs2\t+\t0\tA\tG\t0.05\t0.1\t1000\t-9\n")
+    got = readers.read_summary_statistics(p)
+    assert got.format == "gwama"
+    assert got.table.get_column("n").to_list() == [None, 1000]
+    assert got.table.get_column("effect_allele_frequency").to_list() == [0.3, None]
+
+
+_PANEL = ("chromosome\tbase_pair_location\trsid\tref\talt\talt_frequency\n"
+          "1\t100\trs1\tG\tA\t0.3\n1\t200\trs2\tT\tC\t0.4\n2\t300\trs3\tC\tA\t0.2\n")
+
+
+def test_reference__a_cut_line_or_a_bad_value_names_its_line(tmp_path):
+    """The reference panel is read as every table is (the block reader's checks).
+
+    Before: polars read the whole file and filled a cut line's missing fields with nulls
+    (1:200 with no ALT and no frequency, without a word), and a bad number gave polars'
+    message without a line.
+    """
+    p = tmp_path / "ref.tsv"
+    p.write_text(_PANEL.replace("\tT\tC\t0.4", "\tT"))
+    with pytest.raises(readers.InputError, match=r"ref\.tsv: line 3: 4 fields, header has 6"):
+        readers.read_reference(p)
+    p.write_text(_PANEL.replace("0.4", "0.4x"))
+    with pytest.raises(readers.InputError,
+                       match=r"ref\.tsv: line 3: column alt_frequency: '0\.4x' is not a valid"):
+        readers.read_reference(p)
+    ok, messy = tmp_path / "ok.tsv", tmp_path / "messy.tsv"
+    ok.write_text(_PANEL)
+    messy.write_bytes(("\ufeff" + _PANEL.replace("\n", "\r\n") + "\r\n").encode())
+    assert readers.read_reference(messy).equals(readers.read_reference(ok))  # BOM, CRLF, blank

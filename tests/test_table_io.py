@@ -242,3 +242,19 @@ def test_open_binary__another_compression_is_named(tmp_path, kind, magic):
         with pytest.raises(SumstatsError, match=rf"t\.tsv\.x: {kind}-compressed; rule: plain text, "
                                                 r"gzip \(bgzip\) or zstd; decompress it first"):
             read(path)
+
+
+def test_header__carriage_returns_only_as_line_ends_are_named(tmp_path):
+    """Classic Mac text (CR line ends, as some spreadsheet exports still write) is one line.
+
+    Before: 'duplicated column(s) ['0.04', '0.05'] in header' (harmonise) or 'missing
+    required column(s)' (read_sumstats), the whole file taken for its header.
+    """
+    from crosscohort.central.harmonise.readers import read_summary_statistics
+
+    path = tmp_path / "mac.tsv"
+    path.write_bytes((_SSF + "".join(_SSF_ROWS)).replace("\n", "\r").encode())
+    for read in (read_sumstats, read_summary_statistics):
+        with pytest.raises(SumstatsError, match=r"mac\.tsv: line 1: a carriage return inside the "
+                                                r"line.*rule: lines end with LF or CRLF"):
+            read(path)

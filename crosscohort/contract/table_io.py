@@ -44,6 +44,7 @@ __all__ = [
     "Blocks",
     "SumstatsError",
     "check_header",
+    "check_line_end",
     "count_byte",
     "header_line",
     "header_names",
@@ -81,8 +82,6 @@ _OTHER_COMPRESSION: dict[str, tuple[bytes, ...]] = {
     "bzip2": tuple(b"BZh%d" % k for k in range(1, 10)),
     "xz": (b"\xfd7zXZ\x00",), "zip": (b"PK\x03\x04",),
 }
-#: The bytes :data:`_NOT_SPACE` takes for white space (ASCII), a blank line's first byte.
-_SPACE_CODES = (9, 10, 11, 12, 13, 32)
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -225,9 +224,19 @@ def header_line(path: str | Path) -> bytes:
                             f"{exc.start}); rule: tab-separated text, plain or gzip") from exc
     if not line.strip():
         raise SumstatsError(f"{path}: empty file, expected a tab-separated header line")
+    check_line_end(line, path=path, line=1)
     # A UTF-8 byte-order mark (Excel's "UTF-8" export) is read through, as polars does:
     # left in, it would rename the first column and lose it (chromosome -> "\ufeffchromosome").
     return line.removeprefix(b"\xef\xbb\xbf")
+
+
+def check_line_end(raw: bytes, *, path: str | Path, line: int) -> None:
+    """Raise :class:`SumstatsError` when a line read holds a carriage return before its end:
+    text whose lines end with CR only (classic Mac, some spreadsheet exports) is one line."""
+    if b"\r" in raw.rstrip(b"\r\n"):
+        raise SumstatsError(
+            f"{path}: line {line}: a carriage return inside the line (lines that end with CR "
+            "only, as classic Mac text); rule: lines end with LF or CRLF (e.g. tr '\\r' '\\n')")
 
 
 def read_text(path: str | Path, what: str) -> str:
@@ -457,37 +466,44 @@ def parse_block(block: Block, *, path: str | Path, schema: dict[str, pl.DataType
             raise SumstatsError(_locate(block, path=path, schema=schema, columns=columns,
                                         exc=again)) from again
     else:
-        blank = _check_fields(block, path=path, width=len(schema)) \
+        blank = _check_fields(block, path=path, width=len(schema), rows=df) \
             if df.get_column(last).null_count() else []
     if blank:  # row i is line i of the block: the parser reads a blank line as a row
         df = df.filter(~pl.int_range(pl.len()).is_in(blank))
     return df if last in columns else df.drop(last)
 
 
-def _check_fields(block: Block, *, path: str | Path, width: int) -> list[int]:
+def _check_fields(block: Block, *, path: str | Path, width: int,
+                  rows: pl.DataFrame | None = None) -> list[int]:
     """The blank lines of ``block`` (white space only; their places in the block); raise
-    naming the first line that is not blank and has not ``width`` fields."""
+    naming the first line that is not blank and has not ``width`` fields.
+
+    ``rows``: the block as parsed, when it parsed; row i is line i.
+    """
     import numpy as np
 
     # Every line has width - 1 tabs: counted first (numpy, no copy, without the GIL), the
-    # lines are looked at one by one only when the counts disagree. A blank line is one
-    # that is empty or begins with white space (numpy), and then holds nothing else.
+    # lines are looked at one by one only when the counts disagree (a blank line has no
+    # tab, but for one of tabs only: a row of nulls in every column parsed, looked at).
     data = block.data
     codes = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(codes == 10)
-    if not data.endswith(b"\n"):
-        ends = np.append(ends, len(data))
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    first = codes[np.minimum(starts, max(len(data) - 1, 0))]
-    maybe = np.flatnonzero((ends == starts) | np.isin(first, _SPACE_CODES))
-    blank = [int(i) for i in maybe if not _NOT_SPACE.search(data, int(starts[i]), int(ends[i]))]
-    if int(np.count_nonzero(codes == 9)) == (width - 1) * ends.size:
-        return blank
+    n_lines = int(np.count_nonzero(codes == 10)) + (not data.endswith(b"\n"))
+    if int(np.count_nonzero(codes == 9)) == (width - 1) * n_lines:
+        if rows is None or not rows.width:
+            return []
+        nulls = rows.select(pl.all_horizontal(pl.all().is_null()).arg_true()).to_series()
+        if nulls.is_empty():
+            return []
+        lines = data.split(b"\n")
+        return [i for i in nulls.to_list() if not _NOT_SPACE.search(lines[i])]
     del codes
-    skip = set(blank)
+    blank = []
     for i, line in enumerate(data.split(b"\n")):
+        if not _NOT_SPACE.search(line):
+            blank.append(i)
+            continue
         n = line.count(b"\t") + 1
-        if i not in skip and _NOT_SPACE.search(line) and n != width:
+        if n != width:
             raise SumstatsError(
                 f"{path}: line {block.first_line() + i}: {n} fields, header has "
                 f"{width}; rule: every row has as many tab-separated fields as the header "

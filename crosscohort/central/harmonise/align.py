@@ -40,6 +40,14 @@ from crosscohort.contract.sumstats import (
     variant_id,
     write_sumstats,
 )
+from crosscohort.contract.table_io import (
+    Blocks,
+    check_header,
+    header_line,
+    header_names,
+    ordered_map,
+    parse_block,
+)
 
 __all__ = [
     "REFERENCE_COLUMNS",
@@ -109,44 +117,38 @@ def read_reference(path: str | Path) -> pl.DataFrame:
     Raises
     ------
     InputError
-        When the file is missing, lacks a column or holds an unknown chromosome.
+        When the file is missing, lacks a column or holds an unknown chromosome; a
+        line cut short or a value that is not its column's type (naming the line).
     """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file (the harmonisation reference)")
-    try:
-        header = pl.read_csv(path, separator="\t", n_rows=0, infer_schema=False).columns
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(f"{path}: cannot read as a tab-separated table ({exc})") from exc
-    # Only the panel's own columns: an rsid or annotation column of a genome-wide
-    # panel would otherwise cost more memory than the panel.
-    cols = [c for c in header if c in REFERENCE_COLUMNS] or None
-    read = dict(separator="\t", null_values=["NA", "NaN", "nan", ""], columns=cols)
-    try:
-        # Typed in the parser: no text copy of the numbers (the panel is as long as a cohort).
-        ref = pl.read_csv(path, **read, infer_schema=False, schema_overrides={
-            "base_pair_location": pl.Int64, "alt_frequency": pl.Float64})
-    except pl.exceptions.PolarsError:
-        try:  # re-read as text so that the error below names the column
-            ref = pl.read_csv(path, **read, infer_schema=False)
-        except pl.exceptions.PolarsError as exc:
-            raise InputError(f"{path}: cannot read as a tab-separated table ({exc})") from exc
-    missing = [c for c in REFERENCE_COLUMNS if c not in ref.columns]
+    # Read as every table is (contract/table_io.py): in blocks, typed in the parser (no text
+    # copy of the numbers: the panel is as long as a cohort), a cut line or a bad value
+    # named by its line, blank lines no rows. Only the panel's own columns are kept: an rsid
+    # or annotation column of a genome-wide panel would otherwise cost more memory.
+    header = header_names(header_line(path))
+    check_header(path, header)
+    missing = [c for c in REFERENCE_COLUMNS if c not in header]
     if missing:
         raise InputError(
             f"{path}: reference lacks column(s) {missing}; expected {list(REFERENCE_COLUMNS)}, "
             f"found {header}"
         )
-    try:
-        ref = ref.select(
-            pl.col("chromosome"),
-            pl.col("base_pair_location").cast(pl.Int64),
-            normalise_allele(pl.col("ref")).alias("ref"),
-            normalise_allele(pl.col("alt")).alias("alt"),
-            pl.col("alt_frequency").cast(pl.Float64),
-        )
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(f"{path}: base_pair_location or alt_frequency not numeric ({exc})") from exc
+    schema = {h: {"base_pair_location": pl.Int64, "alt_frequency": pl.Float64}.get(h, pl.String)
+              for h in header}
+    cols = [c for c in header if c in REFERENCE_COLUMNS]
+    frames = list(ordered_map(lambda b: parse_block(b, path=path, schema=schema, columns=cols),
+                              Blocks(path)))
+    ref = (pl.concat(frames) if frames
+           else pl.DataFrame(schema={c: schema[c] for c in cols}))
+    ref = ref.select(
+        pl.col("chromosome"),
+        pl.col("base_pair_location"),
+        normalise_allele(pl.col("ref")).alias("ref"),
+        normalise_allele(pl.col("alt")).alias("alt"),
+        pl.col("alt_frequency"),
+    )
     return prepare_reference(ref, source=str(path))
 
 

@@ -69,6 +69,9 @@ class FormatPreset:
     sentinels
         (field, value) pairs: the number read as missing in that field only
         (GWAMA's -9 in N and EAF; a beta of -9 stays a beta).
+    other_signatures
+        Further header name sets that identify the format as well (GWAMA 2.1's
+        names, which GWAMA's own packaged sample still uses).
     description
         One line for ``--help`` and the docs.
     chromosome_labels
@@ -88,15 +91,17 @@ class FormatPreset:
     sentinels: tuple[tuple[str, float], ...] = ()
     chromosome_labels: tuple[tuple[str, str], ...] = ()
     dictionary: bool = False
+    other_signatures: tuple[tuple[str, ...], ...] = ()
 
 
 def _p(name: str, signature: tuple[str, ...], description: str, missing: tuple[str, ...] = (),
        sentinels: tuple[tuple[str, float], ...] = (),
        chromosome_labels: tuple[tuple[str, str], ...] = (), dictionary: bool = False,
+       other_signatures: tuple[tuple[str, ...], ...] = (),
        **columns: str | tuple[str, ...]) -> FormatPreset:
     cols = {k: (v,) if isinstance(v, str) else tuple(v) for k, v in columns.items()}
     return FormatPreset(name, cols, signature, missing, description, sentinels, chromosome_labels,
-                        dictionary)
+                        dictionary, other_signatures)
 
 
 #: Presets, in the order ``--format auto`` tries their signatures.
@@ -131,7 +136,7 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        "METAL input or output (.tbl) table; Allele1 is the effect allele",
        marker="MarkerName", effect_allele="Allele1", other_allele="Allele2",
        beta=("Effect", "BETA"), standard_error=("StdErr", "SE"),
-       p_value=("P-value", "PVALUE", "P"), effect_allele_frequency=("Freq1", "EAF"),
+       p_value=("P-value", "P.value", "PVALUE", "P"), effect_allele_frequency=("Freq1", "EAF"),
        n=("Weight", "N"), chromosome=("Chromosome", "CHR"),
        base_pair_location=("Position", "POS")),
     # GWAMA 2.2.2 reads MARKERNAME, EA, NEA, ... by default and other names through
@@ -143,6 +148,7 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        "BETA/SE or OR/OR_95L/OR_95U, N, EAF, STRAND, IMPUTED or IMP, CHR, POS); -9 is missing "
        "in N and EAF; STRAND - complements the alleles",
        sentinels=(("n", -9.0), ("effect_allele_frequency", -9.0)),
+       other_signatures=(("SNP", "EFFECT_ALLELE", "NON_EFFECT_ALLELE"),),
        marker=("MARKERNAME", "SNP", "MARKER", "SNPID", "RSID", "RS_NUMBER"),
        effect_allele=("EA", "EFFECT_ALLELE"),
        other_allele=("NEA", "NON_EFFECT_ALLELE", "OTHER_ALLELE"), beta="BETA",
@@ -230,11 +236,15 @@ def detect_format(header: list[str]) -> str:
 
     A GWAS-SSF header is recognised only when every required GWAS-SSF column
     is present, so a file with a few GWAS-SSF-like names falls back to the
-    dictionary (which knows them too).
+    dictionary (which knows them too). A preset whose signature the header
+    carries but whose columns cannot be read from it (a METAL table re-saved by
+    R: ``Allele1 Allele2 P.value`` is SAIGE's signature, without SAIGE's
+    ``BETA``) is passed over for the next.
     """
     keys = {header_key(h) for h in header}
     for preset in PRESETS.values():
-        if all(header_key(s) in keys for s in preset.signature):
+        if any(all(header_key(s) in keys for s in sig)
+               for sig in (preset.signature, *preset.other_signatures)) and _readable(preset, keys):
             if preset.name == "bolt" and not any(k.startswith("p_bolt_lmm") or k == "p_linreg"
                                                  for k in keys):
                 continue
@@ -242,6 +252,18 @@ def detect_format(header: list[str]) -> str:
                 continue  # PLINK 1 prints CHR SNP BP first; other files keep the dictionary
             return preset.name
     return "mapped"
+
+
+def _readable(preset: FormatPreset, keys: set[str]) -> bool:
+    """Whether a header (its :func:`header_key` s) holds what the reader requires under
+    ``preset``: effect allele, other allele (or REF/ALT), beta or OR, SE or what gives it
+    (CI, z, p, -log10 p), and a chromosome or a marker name."""
+    has = {f for f, names in preset.columns.items() if any(header_key(n) in keys for n in names)}
+    need = [("effect_allele",), ("beta", "odds_ratio"),
+            ("standard_error", "ci_lower", "z", "p_value", "neg_log_10_p_value"),
+            ("chromosome", "marker")]
+    return all(has & set(group) for group in need) and (
+        "other_allele" in has or {"ref", "alt"} <= has)
 
 
 def resolve_columns(

@@ -58,6 +58,7 @@ from crosscohort.contract.table_io import (
     Block,
     Blocks,
     SumstatsError,
+    check_line_end,
     count_byte,
     open_binary,
     ordered_map,
@@ -234,8 +235,10 @@ def read_column_map(path: str | Path) -> dict:
 
 # --- reading ---------------------------------------------------------------------------
 
-def _sniff(path: Path) -> tuple[list[str], str, int]:
-    """Header names, the separator (``\\t``, ``,`` or ``ws``) and lines before the data.
+def _sniff(path: Path) -> tuple[list[str], str, int, bool]:
+    """Header names, the separator (``\\t``, ``,`` or ``ws``), lines before the data, and
+    whether a tab or space file quotes its fields (every header name in double quotes, as
+    R's write.table writes by default).
 
     A UTF-8 byte-order mark before the first line (Excel's "UTF-8 CSV") is read
     through: it is not part of the first column's name.
@@ -246,6 +249,7 @@ def _sniff(path: Path) -> tuple[list[str], str, int]:
                 if i == 0:
                     raw = raw.removeprefix(b"\xef\xbb\xbf")
                 text = utf8_line(raw, path=path, line=i + 1).rstrip("\r\n")
+                check_line_end(raw, path=path, line=i + 1)
                 if not text.strip() or text.startswith("##"):
                     continue
                 if "\t" in text:
@@ -254,7 +258,9 @@ def _sniff(path: Path) -> tuple[list[str], str, int]:
                     sep, names = ",", [h.strip().strip('"') for h in text.split(",")]
                 else:
                     sep, names = "ws", text.split()
-                return [h.strip() for h in names], sep, i + 1
+                names = [h.strip() for h in names]
+                quoted = sep != "," and all(len(h) > 1 and h[0] == h[-1] == '"' for h in names)
+                return [h[1:-1] for h in names] if quoted else names, sep, i + 1, quoted
     except (OSError, EOFError) as exc:
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
                          "or a complete gzip or zstd stream") from exc
@@ -268,7 +274,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
-                used: list[int]) -> tuple[pl.LazyFrame, int]:
+                used: list[int], *, quoted: bool = False,
+                sample: bool = True) -> tuple[pl.LazyFrame, int]:
     """The used fields of every data line as a lazy frame of text, and the number of data lines.
 
     The file is read in blocks (:class:`~crosscohort.contract.table_io.Blocks`)
@@ -277,15 +284,25 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
     ragged lines; the frame returned is a lazy source that parses each block
     again when the caller's query streams it. Tab, comma and single-space files
     are split by polars' CSV parser; files aligned with runs of spaces after a
-    regex clean-up. Blank lines are no rows; line numbers count them.
+    regex clean-up (a file whose first lines, ``sample``-d, are single-spaced and a later
+    line not, too). Blank lines are no rows; line numbers count them. ``quoted``
+    (a tab or space file whose header is quoted): a field in double quotes is read
+    without them.
     """
-    if sep == "ws" and _single_spaced(path, skip):
+    sampled = sep == "ws" and sample and _single_spaced(path, skip)
+    if sampled:
         sep = " "
     text = pl.col("_text").str.strip_chars_end("\r")
     if sep == "ws":
         text = text.str.strip_chars().str.replace_all(r"[ \t]+", "\t")
     n_fields = text.str.count_matches("\t" if sep == "ws" else sep, literal=True) + 1
     ragged = n_fields != len(header)
+    # A comma file's field may be quoted (begin with a double quote; one inside a field is a
+    # character of it); a quote left open would run on into the next lines.
+    opens = text.str.contains(r'(^|,) *"') if sep == "," else pl.lit(False)
+    unclosed = opens & (text.str.count_matches('"', literal=True) % 2 == 1)
+    first_unclosed: int | None = None
+    quotes = False
     firsts: list[int] = []  # each block's first line number, for the second pass
     blanks: list[list[int]] = []  # and its blank lines' numbers (rarely any)
     n = n_bad = 0
@@ -302,7 +319,12 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
                 pl.len().alias("n"), ragged.sum().alias("n_bad"),
                 pl.col(_LINE).filter(ragged).first().alias("line"),
                 n_fields.filter(ragged).first().alias("k"),
+                pl.col(_LINE).filter(unclosed).first().alias("unclosed"),
+                opens.any().alias("opens"),
             ).row(0, named=True)
+            quotes = quotes or bool(counts["opens"])
+            if first_unclosed is None:
+                first_unclosed = counts["unclosed"]
             n += counts["n"]
             n_bad += counts["n_bad"]
             if first_bad is None and counts["n_bad"]:
@@ -314,6 +336,12 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
             raise_first_non_utf8(path)
         raise InputError(f"{path}: cannot read ({_reason(exc)}); rule: delimited text, plain "
                          "or a complete gzip or zstd stream, UTF-8") from exc
+    if first_unclosed is not None:
+        raise InputError(f"{path}: line {first_unclosed}: a double quote opened and not closed; "
+                         "rule: quoted fields of a comma-separated file close their quotes")
+    if n_bad and sampled:
+        # Single spaces in the sampled lines only: runs of spaces separate one field each.
+        return _scan_lines(path, header, "ws", skip, used, quoted=quoted, sample=False)
     if n_bad:
         raise InputError(
             f"{path}: line {first_bad[0]}: {first_bad[1]} fields, header has {len(header)}; "
@@ -327,8 +355,8 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
             # Staged so that the clean-up and the split run once per line, not once per field.
             parts = _text_lines(block.data, first)[0].select(
                 pl.col(_LINE), text.str.split_exact("\t", max(width - 1, 0)).alias("_parts"))
-            return parts.select(pl.col(_LINE), *[pl.col("_parts").struct.field(f"field_{i}")
-                                                 .alias(f"_c{i}") for i in used])
+            return unquote(parts.select(pl.col(_LINE), *[pl.col("_parts").struct.field(f"field_{i}")
+                                                         .alias(f"_c{i}") for i in used]))
         if not _NOT_BLANK.search(block.data):
             return pl.DataFrame(schema=schema)
         # The parser reads a blank line as a row of nulls, but takes a block's first line for
@@ -336,14 +364,19 @@ def _scan_lines(path: Path, header: list[str], sep: str, skip: int,
         # rest as nulls, as for any short line, which the first pass has refused). Blank lines
         # are dropped by their numbers, not as rows of nulls: a line of empty fields is a row.
         df = pl.read_csv(
-            block.data, has_header=False, separator=sep, quote_char='"' if sep == "," else None,
+            block.data, has_header=False, separator=sep, quote_char='"' if quotes else None,
             schema={f"_c{i}": pl.String for i in range(width)}, missing_columns="insert",
         ).with_row_index(_LINE, offset=first).select(_LINE, *names)
         if blank:
             df = df.filter(~pl.col(_LINE).is_in(blank))
         strip = (pl.col(c).str.strip_chars() if sep == "," else pl.col(c).str.strip_chars_end("\r")
                  for c in names)
-        return df.with_columns(strip)
+        return unquote(df.with_columns(strip))
+
+    def unquote(df: pl.DataFrame) -> pl.DataFrame:
+        if not quoted:
+            return df
+        return df.with_columns(pl.col(c).str.replace(r'^"(.*)"$', "${1}") for c in names)
 
     schema = {_LINE: pl.get_index_type(), **dict.fromkeys(names, pl.String)}
 
@@ -392,7 +425,7 @@ def _read_typed(path: Path, *, n_fields: int, sep: str, skip: int, used: list[in
     it provably reads what :func:`_scan_lines` would: no carriage return, as
     many rows as data lines (no blank line shifts the line numbers), no
     row with fewer fields than the header and, in a comma-separated file, no
-    double quote (:func:`_block_facts`). Anything
+    field that begins with a double quote (:func:`_block_facts`). Anything
     else (a parse error, a ragged or quoted row, padding spaces) returns
     ``None`` and the file goes through the checking path, whose errors name
     the line and column.
@@ -468,9 +501,9 @@ class _BlockFacts:
     ``lines``: line ends; ``cr``: holds a carriage return; ``short``: some row
     has fewer fields than the header; ``padded``: holds a byte a text field
     could begin or end with (white space other than the separator, or a byte
-    above ASCII); ``quoted``: a comma-separated block holds a double quote
-    (R's write.csv quotes every text field; the checking path reads the quotes
-    off, the typed read, with no quote character, would keep them);
+    above ASCII); ``quoted``: a field of a comma-separated block begins with a
+    double quote (R's write.csv quotes every text field; the checking path reads
+    the quotes off, the typed read, with no quote character, would keep them);
     ``printed_p``: (row, -log10 p from the text) where p parsed below the float range.
     """
 
@@ -501,7 +534,14 @@ def _block_facts(piece: bytes, df: pl.DataFrame, *, sep: bytes, n_fields: int,
         short = count_byte(piece, sep) != rows * (n_fields - 1)
     return _BlockFacts(lines=lines, cr=b"\r" in piece, short=short,
                        padded=not piece.isascii() or any(c in piece for c in pad),
-                       quoted=sep == b"," and b'"' in piece)
+                       quoted=sep == b"," and _opens_quote(piece))
+
+
+def _opens_quote(piece: bytes) -> bool:
+    """Whether a comma-separated block has a field that begins with a double quote (a quote
+    inside a field, ``rs"1``, is a character of it)."""
+    return piece.startswith((b'"', b' "')) or any(
+        m in piece for m in (b',"', b', "', b'\n"', b'\n "'))
 
 
 def _parse_block(piece: bytes, read: dict, *, na: tuple[str, ...], numeric: list[str],
@@ -692,6 +732,7 @@ class _Parsed:
     used: list[int] = field(default_factory=list)
     numeric: list[str] = field(default_factory=list)
     typed: tuple[pl.LazyFrame, int, bool, dict[int, float]] | None = None
+    quoted: bool = False
     frame: pl.DataFrame | None = None
 
 
@@ -713,7 +754,7 @@ def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str,
     if path.suffix == ".parquet":
         return _Parsed(path=path, source=source,
                        frame=read_sumstats(path, chromosome_labels=True, required=()))
-    header, sep, skip = _sniff(path)
+    header, sep, skip, quoted = _sniff(path)
     dup = sorted({h for h in header if header.count(h) > 1})
     if dup:
         raise InputError(f"{path}: line {skip}: duplicated column(s) {dup} in header")
@@ -749,11 +790,14 @@ def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str,
             )
 
     numeric = [f for f in (*_NUMERIC, *_COUNTS, "base_pair_location") if f in cols]
-    typed = _read_typed(path, n_fields=len(header), sep=sep, skip=skip, used=used,
-                        numeric={index[cols[f]] for f in numeric}, na=na,
-                        p_field=index[cols["p_value"]] if "p_value" in cols else None)
+    # Quoted tab or space files (R's write.table) are read off their quotes by the checking path.
+    typed = None if quoted else _read_typed(
+        path, n_fields=len(header), sep=sep, skip=skip, used=used,
+        numeric={index[cols[f]] for f in numeric}, na=na,
+        p_field=index[cols["p_value"]] if "p_value" in cols else None)
     return _Parsed(path=path, source=source, fmt=fmt, header=header, sep=sep, skip=skip,
-                   cols=cols, na=na, extra=extra, used=used, numeric=numeric, typed=typed)
+                   cols=cols, na=na, extra=extra, used=used, numeric=numeric, typed=typed,
+                   quoted=quoted)
 
 
 def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
@@ -778,7 +822,7 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
         lf, n_rows, unpadded, printed = typed
         exprs += [pl.col(c(f)).alias(f) for f in numeric]
     else:
-        lf, n_rows = _scan_lines(path, header, sep, skip, used)
+        lf, n_rows = _scan_lines(path, header, sep, skip, used, quoted=parsed.quoted)
         for f in numeric:
             num, bad = _number_expr(c(f), na)
             exprs += [num.alias(f), bad.alias(f"_bad_{f}")]
