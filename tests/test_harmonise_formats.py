@@ -300,8 +300,11 @@ def test_formats_property__reencoded_cohort_in_any_format_harmonises_back_and_le
     else:
         assert got["n"].to_list() == want["n"].to_list()
     # OR -> ln OR and 10^-LOG10P round trips are exact to a few ulps, the rest bit for bit.
+    # ln of a printed OR is exact to a few ulps of 1 (OR's own), not of a small beta:
+    # beta = -6.5e-5 came back 1.02e-12 apart relatively (seed 44520522, m 36).
     for col in ("beta", "standard_error", "p_value"):
-        np.testing.assert_allclose(got[col].to_numpy(), want[col].to_numpy(), rtol=1e-12, atol=0)
+        atol = 4 * np.finfo(float).eps if (col == "beta" and kind == "plink2-logistic") else 0
+        np.testing.assert_allclose(got[col].to_numpy(), want[col].to_numpy(), rtol=1e-12, atol=atol)
     np.testing.assert_allclose(got["effect_allele_frequency"].to_numpy(),
                                want["effect_allele_frequency"].to_numpy(), rtol=0, atol=1e-15)
     assert not got[FLAG_P_INCONSISTENT].any()
