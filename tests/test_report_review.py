@@ -226,3 +226,25 @@ def test_report_forest__caption_names_only_the_rows_drawn(tmp_path):
     assert captions == ["1:5000000:G:A: per-cohort β with 95% CI and the meta-analysis β."]
     rows = [r[1] for r in _page(out).tables["meta-forest"][1:]]
     assert rows == ["c1", "meta-analysis"]
+
+
+def test_report_summary__run_and_bundle_config_digests_are_told_apart(tmp_path):
+    """Before: the run summary's one 'config digest' was the central run's (--config-digest), while
+    every bundle's manifest and audit, shown further down, records another (the TRE's part of the
+    config): the demo's report showed 8fc3... above and 2e90... below with nothing to say why."""
+    cohorts = _cohorts(tmp_path)
+    manifests = []
+    for c in cohorts:
+        m = tmp_path / "exports" / c / "manifest.json"
+        m.parent.mkdir(parents=True, exist_ok=True)
+        m.write_text(json.dumps({"cohort": c, "config_digest": "bb" * 32, "files": []}))
+        manifests.append(str(m))
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html",
+                       manifest_paths=manifests, config_digest="aa" * 32)
+    facts = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", _section(out.read_text(encoding="utf-8"), "summary")))
+    assert facts["config digest of this run (--config-digest)"] == "aa" * 32
+    assert facts["config digest of the exports (bundle manifests)"] == f"{'bb' * 32} (c1, c2)"
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r2.html",
+                       manifest_paths=manifests)
+    facts = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", _section(out.read_text(encoding="utf-8"), "summary")))
+    assert facts["config digest of this run (--config-digest)"] == "not given"

@@ -541,7 +541,8 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         then comes from the file's ``cohort`` key or its folder's name). A
         ``*.meta.yaml`` beside a manifest or audit supplies ancestry.
     config_digest
-        Digest of the config used; defaults to the one the manifests record.
+        Digest of this (central) run's config; shown beside the digests the bundles'
+        manifests record (the config each export ran under), never in their place.
     threshold
         Genome-wide significance for the Manhattan line and the loci.
     window_kb
@@ -592,10 +593,13 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         own = path.parent / f"{trait}.meta.yaml"
         for y in [own] if own.is_file() else sorted(path.parent.glob("*.meta.yaml")):
             yaml_trees.setdefault(cohort, []).append(_read_yaml(y))
-    if config_digest is None:
-        digests = {str(v) for _, _, m in manifests for v in _find_values(m, _DIGEST_KEY)
-                   if isinstance(v, str)}
-        config_digest = ", ".join(sorted(digests)) if digests else None
+    # Two digests, told apart: this run's (the central config, --config-digest) and the
+    # one each bundle records (the config its export ran under, in the TRE).
+    bundle_digests: dict[str, list[str]] = {}
+    for cohort, _, m in manifests:
+        for v in _find_values(m, _DIGEST_KEY):
+            if isinstance(v, str) and cohort not in bundle_digests.setdefault(v, []):
+                bundle_digests[v].append(cohort)
 
     # Meta-analysis: of every row only the columns its views use (the pair
     # views also need its alleles and β); the loci come from its rows with p <
@@ -819,7 +823,9 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         ("variants in the meta-analysis", _cell(n_meta)),
         ("λGC of the meta-analysis", _fmt_num(meta_panel.lambda_gc)),
         (f"loci (p < {threshold:g})", _cell(meta_loci.height)),
-        ("config digest", config_digest or "not recorded"),
+        ("config digest of this run (--config-digest)", config_digest or "not given"),
+        ("config digest of the exports (bundle manifests)",
+         "; ".join(f"{d} ({', '.join(cs)})" for d, cs in bundle_digests.items())) if bundle_digests else None,
         ("pooled analysis N (max n)", _cell(pooled_n)) if pooled_path is not None else None,
     ]
 
