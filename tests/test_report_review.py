@@ -248,3 +248,20 @@ def test_report_summary__run_and_bundle_config_digests_are_told_apart(tmp_path):
                        manifest_paths=manifests)
     facts = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", _section(out.read_text(encoding="utf-8"), "summary")))
     assert facts["config digest of this run (--config-digest)"] == "not given"
+
+
+def test_report_cohort__se_view_of_a_binary_trait_names_its_expected_peak_not_a_residual_sd(tmp_path):
+    """Before: the SE·√N caption said SE·√(2p(1−p)N) 'should peak at the trait's residual SD' for
+    a binary trait too; for logistic regression it peaks near 1/√(φ(1−φ)), φ the case fraction."""
+    cohorts = _cohorts(tmp_path, cases=300)
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html")
+    captions = re.findall(r'alt="SE times root N of (\w+)"><figcaption>(.*?)</figcaption>',
+                          out.read_text(encoding="utf-8"))
+    assert [c for c, _ in captions] == ["c1", "c2"]
+    for _, caption in captions:
+        assert "residual SD" not in caption
+        # 1 / sqrt(0.3 * 0.7) with 300 cases of 1,000
+        assert "1/√(φ(1−φ)) = 2.18 (φ = 300/1,000 cases)" in caption
+    quantitative = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=_cohorts(tmp_path / "q"),
+                                out_path=tmp_path / "q.html").read_text(encoding="utf-8")
+    assert "residual SD" in quantitative

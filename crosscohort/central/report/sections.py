@@ -185,10 +185,32 @@ def eaf_image(df: pl.DataFrame, *, name: str, reference: pl.DataFrame | None,
 
 
 def se_image(df: pl.DataFrame, *, name: str, dpi: int) -> Image:
+    """SE·√N of one cohort's variants, captioned with where SE·√(2p(1−p)N) should peak.
+
+    Linear regression: at the trait's residual SD. Logistic regression (a
+    binary trait: ``n_cases`` present): near 1/√(φ(1−φ)), φ = cases / N, since
+    the information of a log-odds per allele is 2p(1−p) N φ(1−φ).
+    """
     fig = se_sqrt_n(df, title=f"{name}: SE against N")
+    cases, n = _top(df, "n_cases"), _top(df, "n")
+    if cases is not None and n and 0 < cases < n:
+        phi = cases / n
+        peak = (f"which for a binary trait (logistic regression) should peak near 1/√(φ(1−φ)) = "
+                f"{1 / math.sqrt(phi * (1 - phi)):.3g} (φ = {count(cases)}/{count(n)} cases), a little above "
+                "with covariates")
+    else:
+        peak = "which should peak at the trait's residual SD"
     return Image(png_data_uri(fig, dpi=dpi), f"SE times root N of {name}",
-                 f"Distribution of SE·√N for {name} (and SE·√(2p(1−p)N), which should peak at the trait's "
-                 "residual SD): a second mode points at a wrong N or mis-scaled β.")
+                 f"Distribution of SE·√N for {name} (and SE·√(2p(1−p)N), {peak}): a second mode points at a "
+                 "wrong N or mis-scaled β.")
+
+
+def _top(df: pl.DataFrame, col: str) -> int | None:
+    """The largest value of a count column (the gate releases one per trait); None when absent."""
+    if col not in df.columns:
+        return None
+    v = df.get_column(col).cast(pl.Int64, strict=False).max()
+    return None if v is None else int(v)
 
 
 def p_recomputed_image(df: pl.DataFrame, *, name: str, dpi: int) -> tuple[Image | None, str]:
