@@ -265,3 +265,35 @@ def test_report_cohort__se_view_of_a_binary_trait_names_its_expected_peak_not_a_
     quantitative = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=_cohorts(tmp_path / "q"),
                                 out_path=tmp_path / "q.html").read_text(encoding="utf-8")
     assert "residual SD" in quantitative
+
+
+def _boxes(fig, artists):
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    return [a.get_window_extent(r) for a in artists if a.get_visible() and a.get_text()]
+
+
+def _overlaps(boxes) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
+
+
+def test_report_mrmega__axes_plot_tick_labels_and_cohort_names_are_readable():
+    """Before: on the demo's axes (-0.075..0.107) the x tick labels ran into each other
+    ('-0.075-0.050-0.025 0.000 ...') and the rightmost cohort's name ran past the frame."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from crosscohort.central.report.mrmega import axes_figure
+
+    summary = {"axes": {"admixed_afr": [-0.00184, 0.1112], "admixed_amr": [0.03055, -0.006563],
+                        "biobank_eas": [0.1066, -0.03863], "biobank_eur": [-0.06018, -0.02912],
+                        "study_eur": [-0.07513, -0.03687]},
+               "eigenvalues": [0.0216, 0.0161, 1e-4, 7e-5, 0.0], "n_markers": 29, "n_axes": 2}
+    fig = axes_figure(summary)
+    FigureCanvasAgg(fig)
+    ax = fig.axes[0]
+    assert _overlaps(_boxes(fig, ax.get_xticklabels())) == []
+    assert _overlaps(_boxes(fig, ax.get_yticklabels())) == []
+    frame = ax.get_window_extent(fig.canvas.get_renderer())
+    for box in _boxes(fig, ax.texts):  # the cohort names, inside the axes' frame
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+
