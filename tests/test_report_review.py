@@ -297,3 +297,37 @@ def test_report_mrmega__axes_plot_tick_labels_and_cohort_names_are_readable():
     for box in _boxes(fig, ax.texts):  # the cohort names, inside the axes' frame
         assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
 
+
+def test_report_manhattan__variant_count_note_does_not_cover_a_lead_label():
+    """Before: the note '37,106 variants' sat on the top right corner of the axes, where the
+    label of a strong lead at the end of the last chromosome was drawn (the demo's biobank_eur)."""
+    from crosscohort.central.loci import distance_loci
+    from crosscohort.central.report.plots import manhattan
+
+    df = _table(5, lead_nlp=0.0)
+    last = (pl.col("chromosome") == 2) & (pl.col("base_pair_location") == df["base_pair_location"].max())
+    df = df.with_columns(pl.when(last).then(16.0).otherwise(pl.col("neg_log_10_p_value")).alias("neg_log_10_p_value"),
+                         pl.lit("rs21075759").alias("rsid")).drop("p_value")
+    loci = distance_loci(df.filter(pl.col("neg_log_10_p_value") > 7.3), threshold=5e-8, window_kb=500)
+    fig = manhattan(df, title="t", loci=loci)
+    ax = fig.axes[0]
+    note = [t for t in ax.texts if t.get_gid() == "note"]
+    labels = [t for t in ax.texts if t.get_gid() == "lead_label"]
+    assert len(note) == 1 and len(labels) == 1
+    assert _overlaps(_boxes(fig, note + labels)) == []
+    for other in _boxes(fig, [*ax.get_xticklabels(), ax.xaxis.label]):  # nor the axis' own text
+        assert not _boxes(fig, note)[0].overlaps(other)
+
+
+def test_report_miami__variant_count_note_is_off_the_bottom_axis_tick_labels():
+    """Before: the pooled arm's note hung from the bottom axis' lower right corner, over its last
+    chromosome's tick label (the demo's '73,372 variants' over '6')."""
+    from crosscohort.central.report.plots import miami
+
+    meta, pooled = _table(5), _table(6)
+    fig = miami(meta, pooled)
+    bottom = fig.axes[-1]
+    notes = [t for ax in fig.axes for t in ax.texts if t.get_gid() == "note"]
+    assert len(notes) == 1 and "meta-analysis: 400 variants; pooled: 400 variants" in notes[0].get_text()
+    for other in _boxes(fig, [*bottom.get_xticklabels(), bottom.xaxis.label]):
+        assert not _boxes(fig, notes)[0].overlaps(other)
