@@ -710,6 +710,14 @@ def association_model_table(manifests: Sequence[tuple[str, Path, object]], *, tr
         ))
     if not rows:
         return None
+    if all(r[1] == "glm" for r in rows):
+        # Nothing of step 1 to show: seven columns of dashes a row said less than this.
+        return Table(
+            f"association model per cohort: {trait}", ("cohort", "model"), tuple(r[:2] for r in rows),
+            id="cohorts-model",
+            note="No cohort released a step-1 summary (wgr.json): every bundle's association is glm (fixed "
+                 "effects and the cohort's ancestry PCs, no whole-genome regression); each cohort's λGC is "
+                 "in the cohorts table.")
     return Table(
         f"association model per cohort: {trait}",
         ("cohort", "model", "step-1 CV", "level-0 shrinkages", "level-1 shrinkage chosen", "CV R²",
