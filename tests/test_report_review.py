@@ -331,3 +331,24 @@ def test_report_miami__variant_count_note_is_off_the_bottom_axis_tick_labels():
     assert len(notes) == 1 and "meta-analysis: 400 variants; pooled: 400 variants" in notes[0].get_text()
     for other in _boxes(fig, [*bottom.get_xticklabels(), bottom.xaxis.label]):
         assert not _boxes(fig, notes)[0].overlaps(other)
+
+
+def test_report_comparison__genomic_control_counts_the_variants_its_lambda_is_of(tmp_path):
+    """Before: 'meta-analysis 73,288 variants, λGC 1.2154' in the demo, where λGC was the median of
+    the 23,181 MR-MEGA p-values (variants in fewer than T + 3 cohorts have none)."""
+    meta = _meta(tmp_path, mrmega=True)
+    df = pl.read_csv(meta, separator="\t", null_values="NA")
+    no_fit = pl.int_range(pl.len()) % 4 == 0  # a quarter of the rows without MR-MEGA p
+    df = df.with_columns(*(pl.when(no_fit).then(None).otherwise(pl.col(c)).alias(c)
+                           for c in ("p_value", "neg_log_10_p_value")))
+    write_sumstats(df, meta)
+    pooled = write_sumstats(_table(7), tmp_path / "pooled.tsv.gz")
+    compare = tmp_path / "compare.json"
+    compare.write_text(json.dumps({"all_shared": {"n": N_VARIANTS}, "n_sig_both": 0, "n_meta": N_VARIANTS,
+                                   "n_pooled": N_VARIANTS, "lambda_gc_meta": 1.1, "lambda_gc_pooled": 1.0}))
+    out = build_report(trait=TRAIT, meta_path=meta, cohort_paths=_cohorts(tmp_path), out_path=tmp_path / "r.html",
+                       pooled_path=pooled, compare_path=compare)
+    gc = _page(out).tables["comparison-lambda"]
+    assert gc[0] == ["arm", "variants with a p-value (of rows)", "λGC"]
+    assert gc[1] == ["meta-analysis", f"300 (of {N_VARIANTS})", "1.1000"]
+    assert gc[2] == ["pooled", f"{N_VARIANTS} (of {N_VARIANTS})", "1.0000"]

@@ -516,9 +516,16 @@ def comparison_section(metrics: Mapping, *, loci: pl.DataFrame | None, meta: pl.
                              f"{count(metrics.get('n_shared'))} shared variants "
                              f"({count(metrics.get('n_pooled_swapped'))} pooled rows with swapped alleles aligned, "
                              f"{count(metrics.get('n_allele_mismatch'))} positions with another allele pair)."))
-    tables.append(Table("genomic control", ("arm", "variants", "λGC"), (
-        ("meta-analysis", count(metrics.get("n_meta")), num(metrics.get("lambda_gc_meta"), ".4f")),
-        ("pooled", count(metrics.get("n_pooled")), num(metrics.get("lambda_gc_pooled"), ".4f"))),
+    # λGC is a median over the rows with a p-value: an MR-MEGA table has none where a variant is
+    # in fewer than T + 3 cohorts, so the arm's row count alone overstates what it is of.
+    def with_p(df: pl.DataFrame | None, n: object) -> str:
+        if df is None or not {"p_value", "neg_log_10_p_value"} & set(df.columns):
+            return count(n)
+        return f"{count(int(np.isfinite(neg_log10_p_of_table(df, source='comparison')).sum()))} (of {count(n)})"
+
+    tables.append(Table("genomic control", ("arm", "variants with a p-value (of rows)", "λGC"), (
+        ("meta-analysis", with_p(meta, metrics.get("n_meta")), num(metrics.get("lambda_gc_meta"), ".4f")),
+        ("pooled", with_p(pooled, metrics.get("n_pooled")), num(metrics.get("lambda_gc_pooled"), ".4f"))),
         id="comparison-lambda"))
     variant_counts = {"both": metrics.get("n_sig_both", 0), "meta_only": metrics.get("n_sig_meta_only", 0),
                       "pooled_only": metrics.get("n_sig_pooled_only", 0)}
