@@ -352,3 +352,24 @@ def test_report_comparison__genomic_control_counts_the_variants_its_lambda_is_of
     assert gc[0] == ["arm", "variants with a p-value (of rows)", "λGC"]
     assert gc[1] == ["meta-analysis", f"300 (of {N_VARIANTS})", "1.1000"]
     assert gc[2] == ["pooled", f"{N_VARIANTS} (of {N_VARIANTS})", "1.0000"]
+
+
+def test_audit_md__lists_the_qc_ledgers_the_bundle_releases(tmp_path):
+    """Before: audit.md said 'ledgers that count variants are released as counts of variants' but
+    did not show them (they were in audit.json and the metadata only): the output checker, who
+    reads audit.md, could not see every count that leaves."""
+    from tests.test_gate import _export_small
+    from tests.test_gate import _table as gate_table
+
+    led = tmp_path / "qc.ledger.json"
+    led.write_text(json.dumps([
+        Ledger(stage="qc", cohort="c1", unit="samples", n_in=1013, n_kept=1000,
+               removed={"call_rate_below_mind": 13}).to_dict(),
+        Ledger(stage="qc", cohort="c1", n_in=9876, n_kept=5432, removed={"maf_below": 4444}).to_dict()]))
+    out = _export_small(tmp_path, gate_table([{}]), qc_ledgers=[led])
+    md = (out / "audit.md").read_text()
+    section = md[md.index("## QC ledgers released"):]
+    section = section[:section.index("\n## ", 1)]
+    assert "| qc | variants | all traits | 9876 | 5432 | maf_below 4444 |" in section
+    assert "| qc | samples | all traits | withheld | withheld | withheld |" in section
+    assert "1013" not in md and "13 |" not in section  # the people counts stay in the TRE
