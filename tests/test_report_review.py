@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,7 @@ def _section(html: str, sid: str) -> str:
 
 
 def _text(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    return unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)))
 
 
 def test_report_mrmega__without_the_meta_summary_says_the_axes_are_unknown(tmp_path):
@@ -373,3 +374,30 @@ def test_audit_md__lists_the_qc_ledgers_the_bundle_releases(tmp_path):
     assert "| qc | variants | all traits | 9876 | 5432 | maf_below 4444 |" in section
     assert "| qc | samples | all traits | withheld | withheld | withheld |" in section
     assert "1013" not in md and "13 |" not in section  # the people counts stay in the TRE
+
+
+def _methods_for(tmp_path: Path, method: str, *, mrmega: bool = False) -> str:
+    d = tmp_path / method
+    meta = _meta(d, mrmega=mrmega)
+    summary = d / "meta.summary.json"
+    summary.write_text(json.dumps({"method": method, "cohorts": ["c1", "c2"]}))
+    out = build_report(trait=TRAIT, meta_path=meta, meta_summary_path=summary, cohort_paths=_cohorts(d),
+                       out_path=d / "r.html")
+    return _text(_section(out.read_text(encoding="utf-8"), "methods"))
+
+
+def test_report_methods__name_the_test_whose_p_the_plots_loci_and_lambda_use(tmp_path):
+    """Before: every method read 'inverse-variance weighted fixed effects, with DerSimonian–Laird
+    random effects alongside': with --method samplesize the table's p is METAL's sample-size Z,
+    with mrmega MR-MEGA's association test, and with random still the fixed-effect test's."""
+    used = "The p-value of the plots, the loci and λGC is"
+    fixed = _methods_for(tmp_path, "fixed")
+    assert f"{used} the fixed-effect IVW test's." in fixed
+    random = _methods_for(tmp_path, "random")
+    assert f"{used} the fixed-effect IVW test's" in random and "not the random-effects test's" in random
+    samplesize = _methods_for(tmp_path, "samplesize")
+    assert f"{used} METAL's sample-size weighted Z test's" in samplesize
+    mrmega = _methods_for(tmp_path, "mrmega", mrmega=True)
+    assert f"{used} MR-MEGA's association test's" in mrmega
+    for text in (random, samplesize, mrmega):
+        assert "β and SE are the fixed-effect IVW's" in text

@@ -832,6 +832,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     methods_method = None
     if isinstance(meta_summary, Mapping):
         methods_method = next((str(v) for k, v in meta_summary.items() if str(k) in ("method", "model")), None)
+    p_source = _p_source(methods_method, mrmega=mrmega)
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_TEMPLATE_DIR)),
@@ -869,6 +870,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         threshold=threshold,
         window_kb=window_kb,
         meta_method=methods_method,
+        p_source=p_source,
         section_ids=SECTION_IDS,
     )
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -876,6 +878,22 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(out_path)
     return out_path
+
+
+def _p_source(method: str | None, *, mrmega: bool) -> str:
+    """Whose test the meta-analysis table's p-value is (crosscohort meta: ``meta_analyse``'s ``method``)."""
+    ivw = " β and SE are the fixed-effect IVW's."
+    if mrmega:
+        return "MR-MEGA's association test's (below)." + ivw
+    if method == "samplesize":
+        return "METAL's sample-size weighted Z test's (z_samplesize)." + ivw
+    if method == "random":
+        return ("the fixed-effect IVW test's, not the random-effects test's: the DerSimonian–Laird estimates are "
+                "the table's *_random columns, and --method random changes only the summary's headline count (n_genome_wide)." + ivw)
+    if method in (None, "fixed"):
+        return "the fixed-effect IVW test's." if method else \
+            "the table's p_value (no meta-analysis summary names the method)."
+    return f"the table's p_value (method {method})."
 
 
 def _positions_of(loci: pl.DataFrame) -> pl.DataFrame | None:
