@@ -401,3 +401,21 @@ def test_report_methods__name_the_test_whose_p_the_plots_loci_and_lambda_use(tmp
     assert f"{used} MR-MEGA's association test's" in mrmega
     for text in (random, samplesize, mrmega):
         assert "β and SE are the fixed-effect IVW's" in text
+
+
+def test_report_forest__says_when_it_shows_only_the_most_significant_leads(tmp_path):
+    """Before: with more loci than forest plots (12) the rest were left out without a word."""
+    from crosscohort.central.report.sections import MAX_FORESTS
+
+    meta = _table(1, n=2000).with_columns(pl.lit(2, pl.Int64).alias("n_studies"), pl.lit("++").alias("direction"))
+    lead = pl.col("base_pair_location") % 1_000_000 == 0  # 1 Mb apart: one locus each, 2 x 10 of them
+    meta = meta.with_columns(pl.when(lead).then(20.0 + pl.int_range(pl.len()) / 100)
+                             .otherwise(pl.col("neg_log_10_p_value")).alias("neg_log_10_p_value")).drop("p_value")
+    n_leads = meta.filter(lead).height
+    assert n_leads > MAX_FORESTS
+    out = build_report(trait=TRAIT, meta_path=write_sumstats(meta, tmp_path / "meta.tsv.gz"),
+                       cohort_paths=_cohorts(tmp_path), out_path=tmp_path / "r.html")
+    html = out.read_text(encoding="utf-8")
+    assert len(re.findall(r'alt="forest plot of ', html)) == MAX_FORESTS
+    meta_text = _text(_section(html, "meta"))
+    assert f"Forest plots of the lead variants: the {MAX_FORESTS} most significant of {n_leads} leads" in meta_text
