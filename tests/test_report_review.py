@@ -419,3 +419,19 @@ def test_report_forest__says_when_it_shows_only_the_most_significant_leads(tmp_p
     assert len(re.findall(r'alt="forest plot of ', html)) == MAX_FORESTS
     meta_text = _text(_section(html, "meta"))
     assert f"Forest plots of the lead variants: the {MAX_FORESTS} most significant of {n_leads} leads" in meta_text
+
+
+def test_report_ledgers__the_meta_analysis_ledgers_of_its_summary_are_ledger_tables(tmp_path):
+    """Before: the summary's ledgers (what the meta-analysis itself removed and flagged per cohort)
+    were shown only as JSON text in 'meta-analysis summary › ledgers', not in the ledger section."""
+    cohorts = _cohorts(tmp_path)
+    summary = tmp_path / "meta.summary.json"
+    summary.write_text(json.dumps({"method": "fixed", "cohorts": list(cohorts), "ledgers": [
+        Ledger(stage="meta", cohort=c, n_in=N_VARIANTS, n_kept=N_VARIANTS - 3, removed={"duplicate": 3},
+               changed={"eaf_far_from_other_cohorts_flagged": 5}).to_dict() for c in cohorts]}))
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), meta_summary_path=summary, cohort_paths=cohorts,
+                       out_path=tmp_path / "r.html")
+    page = _page(out)
+    assert ["c1", "—", "variants", "400", "397", "3", "5"] in page.tables["ledger-meta"]
+    assert page.tables["summary-stages"][1] == ["c1", "400", "397", "400"]
+    assert "meta-analysis summary › ledgers" not in out.read_text(encoding="utf-8")

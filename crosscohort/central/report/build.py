@@ -349,6 +349,18 @@ def _audit_ledgers(audits: Sequence[tuple[str, Path, object]], *, trait: str,
     return out
 
 
+def _summary_ledgers(records: object, *, source: str | Path) -> list[Ledger]:
+    """The meta-analysis summary's ``ledgers`` (one per cohort, stage ``meta``) as ledgers."""
+    if not isinstance(records, list):
+        return []
+    fields = set(Ledger.__dataclass_fields__)
+    try:
+        return [Ledger.from_dict({k: v for k, v in r.items() if k in fields})
+                for r in records if isinstance(r, Mapping)]
+    except (LedgerError, TypeError, ValueError) as exc:
+        raise ReportError(f"{source}: a ledger of the meta-analysis summary is not a valid ledger ({exc})") from exc
+
+
 def _audit_of_trait(audit: object, trait: str) -> object:
     """The audit with only this trait's entry under ``traits`` (others belong to other reports)."""
     if isinstance(audit, Mapping) and isinstance(audit.get("traits"), Mapping) and trait in audit["traits"]:
@@ -627,6 +639,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     het_table = heterogeneity_table(meta, threshold=threshold)
     meta_summary_tables = []
     meta_summary = None
+    summary_ledgers: list[Ledger] = []
     if meta_summary_path is not None:
         meta_summary = _read_json(meta_summary_path, "meta-analysis summary")
         if not isinstance(meta_summary, Mapping) or not {"method", "cohorts"} <= meta_summary.keys():
@@ -637,8 +650,10 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
                 f"{meta_summary_path}: not a meta-analysis summary (got {got}); rule: the JSON "
                 "object crosscohort meta writes beside its table (OUT.summary.json), with "
                 "'method' and 'cohorts'")
+        # Its ledgers (what the meta-analysis removed and flagged per cohort) go to the ledger section.
         meta_summary_tables = _generic_tables(
-            {k: v for k, v in meta_summary.items() if k != "mrmega"}, "meta-analysis summary")
+            {k: v for k, v in meta_summary.items() if k not in ("mrmega", "ledgers")}, "meta-analysis summary")
+        summary_ledgers = _summary_ledgers(meta_summary.get("ledgers"), source=meta_summary_path)
 
     # Pooled arm and comparison
     pooled_panel = None
@@ -807,6 +822,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     # the QC ledgers the gate released) come with the audits: without them the stage
     # table jumps from QC to harmonisation with the gate's suppressions unaccounted.
     ledgers += _audit_ledgers(audits, trait=trait, given=ledgers)
+    ledgers += summary_ledgers
     ledger_tables = _ledger_tables(ledgers)
 
     # Summary tables
