@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,7 @@ def _section(html: str, sid: str) -> str:
 
 
 def _text(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    return unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)))
 
 
 def test_report_mrmega__without_the_meta_summary_says_the_axes_are_unknown(tmp_path):
@@ -226,3 +227,211 @@ def test_report_forest__caption_names_only_the_rows_drawn(tmp_path):
     assert captions == ["1:5000000:G:A: per-cohort β with 95% CI and the meta-analysis β."]
     rows = [r[1] for r in _page(out).tables["meta-forest"][1:]]
     assert rows == ["c1", "meta-analysis"]
+
+
+def test_report_summary__run_and_bundle_config_digests_are_told_apart(tmp_path):
+    """Before: the run summary's one 'config digest' was the central run's (--config-digest), while
+    every bundle's manifest and audit, shown further down, records another (the TRE's part of the
+    config): the demo's report showed 8fc3... above and 2e90... below with nothing to say why."""
+    cohorts = _cohorts(tmp_path)
+    manifests = []
+    for c in cohorts:
+        m = tmp_path / "exports" / c / "manifest.json"
+        m.parent.mkdir(parents=True, exist_ok=True)
+        m.write_text(json.dumps({"cohort": c, "config_digest": "bb" * 32, "files": []}))
+        manifests.append(str(m))
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html",
+                       manifest_paths=manifests, config_digest="aa" * 32)
+    facts = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", _section(out.read_text(encoding="utf-8"), "summary")))
+    assert facts["config digest of this run (--config-digest)"] == "aa" * 32
+    assert facts["config digest of the exports (bundle manifests)"] == f"{'bb' * 32} (c1, c2)"
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r2.html",
+                       manifest_paths=manifests)
+    facts = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", _section(out.read_text(encoding="utf-8"), "summary")))
+    assert facts["config digest of this run (--config-digest)"] == "not given"
+
+
+def test_report_cohort__se_view_of_a_binary_trait_names_its_expected_peak_not_a_residual_sd(tmp_path):
+    """Before: the SE·√N caption said SE·√(2p(1−p)N) 'should peak at the trait's residual SD' for
+    a binary trait too; for logistic regression it peaks near 1/√(φ(1−φ)), φ the case fraction."""
+    cohorts = _cohorts(tmp_path, cases=300)
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html")
+    captions = re.findall(r'alt="SE times root N of (\w+)"><figcaption>(.*?)</figcaption>',
+                          out.read_text(encoding="utf-8"))
+    assert [c for c, _ in captions] == ["c1", "c2"]
+    for _, caption in captions:
+        assert "residual SD" not in caption
+        # 1 / sqrt(0.3 * 0.7) with 300 cases of 1,000
+        assert "1/√(φ(1−φ)) = 2.18 (φ = 300/1,000 cases)" in caption
+    quantitative = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=_cohorts(tmp_path / "q"),
+                                out_path=tmp_path / "q.html").read_text(encoding="utf-8")
+    assert "residual SD" in quantitative
+
+
+def _boxes(fig, artists):
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    return [a.get_window_extent(r) for a in artists if a.get_visible() and a.get_text()]
+
+
+def _overlaps(boxes) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
+
+
+def test_report_mrmega__axes_plot_tick_labels_and_cohort_names_are_readable():
+    """Before: on the demo's axes (-0.075..0.107) the x tick labels ran into each other
+    ('-0.075-0.050-0.025 0.000 ...') and the rightmost cohort's name ran past the frame."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from crosscohort.central.report.mrmega import axes_figure
+
+    summary = {"axes": {"admixed_afr": [-0.00184, 0.1112], "admixed_amr": [0.03055, -0.006563],
+                        "biobank_eas": [0.1066, -0.03863], "biobank_eur": [-0.06018, -0.02912],
+                        "study_eur": [-0.07513, -0.03687]},
+               "eigenvalues": [0.0216, 0.0161, 1e-4, 7e-5, 0.0], "n_markers": 29, "n_axes": 2}
+    fig = axes_figure(summary)
+    FigureCanvasAgg(fig)
+    ax = fig.axes[0]
+    assert _overlaps(_boxes(fig, ax.get_xticklabels())) == []
+    assert _overlaps(_boxes(fig, ax.get_yticklabels())) == []
+    frame = ax.get_window_extent(fig.canvas.get_renderer())
+    for box in _boxes(fig, ax.texts):  # the cohort names, inside the axes' frame
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+
+
+def test_report_manhattan__variant_count_note_does_not_cover_a_lead_label():
+    """Before: the note '37,106 variants' sat on the top right corner of the axes, where the
+    label of a strong lead at the end of the last chromosome was drawn (the demo's biobank_eur)."""
+    from crosscohort.central.loci import distance_loci
+    from crosscohort.central.report.plots import manhattan
+
+    df = _table(5, lead_nlp=0.0)
+    last = (pl.col("chromosome") == 2) & (pl.col("base_pair_location") == df["base_pair_location"].max())
+    df = df.with_columns(pl.when(last).then(16.0).otherwise(pl.col("neg_log_10_p_value")).alias("neg_log_10_p_value"),
+                         pl.lit("rs21075759").alias("rsid")).drop("p_value")
+    loci = distance_loci(df.filter(pl.col("neg_log_10_p_value") > 7.3), threshold=5e-8, window_kb=500)
+    fig = manhattan(df, title="t", loci=loci)
+    ax = fig.axes[0]
+    note = [t for t in ax.texts if t.get_gid() == "note"]
+    labels = [t for t in ax.texts if t.get_gid() == "lead_label"]
+    assert len(note) == 1 and len(labels) == 1
+    assert _overlaps(_boxes(fig, note + labels)) == []
+    for other in _boxes(fig, [*ax.get_xticklabels(), ax.xaxis.label]):  # nor the axis' own text
+        assert not _boxes(fig, note)[0].overlaps(other)
+
+
+def test_report_miami__variant_count_note_is_off_the_bottom_axis_tick_labels():
+    """Before: the pooled arm's note hung from the bottom axis' lower right corner, over its last
+    chromosome's tick label (the demo's '73,372 variants' over '6')."""
+    from crosscohort.central.report.plots import miami
+
+    meta, pooled = _table(5), _table(6)
+    fig = miami(meta, pooled)
+    bottom = fig.axes[-1]
+    notes = [t for ax in fig.axes for t in ax.texts if t.get_gid() == "note"]
+    assert len(notes) == 1 and "meta-analysis: 400 variants; pooled: 400 variants" in notes[0].get_text()
+    for other in _boxes(fig, [*bottom.get_xticklabels(), bottom.xaxis.label]):
+        assert not _boxes(fig, notes)[0].overlaps(other)
+
+
+def test_report_comparison__genomic_control_counts_the_variants_its_lambda_is_of(tmp_path):
+    """Before: 'meta-analysis 73,288 variants, λGC 1.2154' in the demo, where λGC was the median of
+    the 23,181 MR-MEGA p-values (variants in fewer than T + 3 cohorts have none)."""
+    meta = _meta(tmp_path, mrmega=True)
+    df = pl.read_csv(meta, separator="\t", null_values="NA")
+    no_fit = pl.int_range(pl.len()) % 4 == 0  # a quarter of the rows without MR-MEGA p
+    df = df.with_columns(*(pl.when(no_fit).then(None).otherwise(pl.col(c)).alias(c)
+                           for c in ("p_value", "neg_log_10_p_value")))
+    write_sumstats(df, meta)
+    pooled = write_sumstats(_table(7), tmp_path / "pooled.tsv.gz")
+    compare = tmp_path / "compare.json"
+    compare.write_text(json.dumps({"all_shared": {"n": N_VARIANTS}, "n_sig_both": 0, "n_meta": N_VARIANTS,
+                                   "n_pooled": N_VARIANTS, "lambda_gc_meta": 1.1, "lambda_gc_pooled": 1.0}))
+    out = build_report(trait=TRAIT, meta_path=meta, cohort_paths=_cohorts(tmp_path), out_path=tmp_path / "r.html",
+                       pooled_path=pooled, compare_path=compare)
+    gc = _page(out).tables["comparison-lambda"]
+    assert gc[0] == ["arm", "variants with a p-value (of rows)", "λGC"]
+    assert gc[1] == ["meta-analysis", f"300 (of {N_VARIANTS})", "1.1000"]
+    assert gc[2] == ["pooled", f"{N_VARIANTS} (of {N_VARIANTS})", "1.0000"]
+
+
+def test_audit_md__lists_the_qc_ledgers_the_bundle_releases(tmp_path):
+    """Before: audit.md said 'ledgers that count variants are released as counts of variants' but
+    did not show them (they were in audit.json and the metadata only): the output checker, who
+    reads audit.md, could not see every count that leaves."""
+    from tests.test_gate import _export_small
+    from tests.test_gate import _table as gate_table
+
+    led = tmp_path / "qc.ledger.json"
+    led.write_text(json.dumps([
+        Ledger(stage="qc", cohort="c1", unit="samples", n_in=1013, n_kept=1000,
+               removed={"call_rate_below_mind": 13}).to_dict(),
+        Ledger(stage="qc", cohort="c1", n_in=9876, n_kept=5432, removed={"maf_below": 4444}).to_dict()]))
+    out = _export_small(tmp_path, gate_table([{}]), qc_ledgers=[led])
+    md = (out / "audit.md").read_text()
+    section = md[md.index("## QC ledgers released"):]
+    section = section[:section.index("\n## ", 1)]
+    assert "| qc | variants | all traits | 9876 | 5432 | maf_below 4444 |" in section
+    assert "| qc | samples | all traits | withheld | withheld | withheld |" in section
+    assert "1013" not in md and "13 |" not in section  # the people counts stay in the TRE
+
+
+def _methods_for(tmp_path: Path, method: str, *, mrmega: bool = False) -> str:
+    d = tmp_path / method
+    meta = _meta(d, mrmega=mrmega)
+    summary = d / "meta.summary.json"
+    summary.write_text(json.dumps({"method": method, "cohorts": ["c1", "c2"]}))
+    out = build_report(trait=TRAIT, meta_path=meta, meta_summary_path=summary, cohort_paths=_cohorts(d),
+                       out_path=d / "r.html")
+    return _text(_section(out.read_text(encoding="utf-8"), "methods"))
+
+
+def test_report_methods__name_the_test_whose_p_the_plots_loci_and_lambda_use(tmp_path):
+    """Before: every method read 'inverse-variance weighted fixed effects, with DerSimonian–Laird
+    random effects alongside': with --method samplesize the table's p is METAL's sample-size Z,
+    with mrmega MR-MEGA's association test, and with random still the fixed-effect test's."""
+    used = "The p-value of the plots, the loci and λGC is"
+    fixed = _methods_for(tmp_path, "fixed")
+    assert f"{used} the fixed-effect IVW test's." in fixed
+    random = _methods_for(tmp_path, "random")
+    assert f"{used} the fixed-effect IVW test's" in random and "not the random-effects test's" in random
+    samplesize = _methods_for(tmp_path, "samplesize")
+    assert f"{used} METAL's sample-size weighted Z test's" in samplesize
+    mrmega = _methods_for(tmp_path, "mrmega", mrmega=True)
+    assert f"{used} MR-MEGA's association test's" in mrmega
+    for text in (random, samplesize, mrmega):
+        assert "β and SE are the fixed-effect IVW's" in text
+
+
+def test_report_forest__says_when_it_shows_only_the_most_significant_leads(tmp_path):
+    """Before: with more loci than forest plots (12) the rest were left out without a word."""
+    from crosscohort.central.report.sections import MAX_FORESTS
+
+    meta = _table(1, n=2000).with_columns(pl.lit(2, pl.Int64).alias("n_studies"), pl.lit("++").alias("direction"))
+    lead = pl.col("base_pair_location") % 1_000_000 == 0  # 1 Mb apart: one locus each, 2 x 10 of them
+    meta = meta.with_columns(pl.when(lead).then(20.0 + pl.int_range(pl.len()) / 100)
+                             .otherwise(pl.col("neg_log_10_p_value")).alias("neg_log_10_p_value")).drop("p_value")
+    n_leads = meta.filter(lead).height
+    assert n_leads > MAX_FORESTS
+    out = build_report(trait=TRAIT, meta_path=write_sumstats(meta, tmp_path / "meta.tsv.gz"),
+                       cohort_paths=_cohorts(tmp_path), out_path=tmp_path / "r.html")
+    html = out.read_text(encoding="utf-8")
+    assert len(re.findall(r'alt="forest plot of ', html)) == MAX_FORESTS
+    meta_text = _text(_section(html, "meta"))
+    assert f"Forest plots of the lead variants: the {MAX_FORESTS} most significant of {n_leads} leads" in meta_text
+
+
+def test_report_ledgers__the_meta_analysis_ledgers_of_its_summary_are_ledger_tables(tmp_path):
+    """Before: the summary's ledgers (what the meta-analysis itself removed and flagged per cohort)
+    were shown only as JSON text in 'meta-analysis summary › ledgers', not in the ledger section."""
+    cohorts = _cohorts(tmp_path)
+    summary = tmp_path / "meta.summary.json"
+    summary.write_text(json.dumps({"method": "fixed", "cohorts": list(cohorts), "ledgers": [
+        Ledger(stage="meta", cohort=c, n_in=N_VARIANTS, n_kept=N_VARIANTS - 3, removed={"duplicate": 3},
+               changed={"eaf_far_from_other_cohorts_flagged": 5}).to_dict() for c in cohorts]}))
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), meta_summary_path=summary, cohort_paths=cohorts,
+                       out_path=tmp_path / "r.html")
+    page = _page(out)
+    assert ["c1", "—", "variants", "400", "397", "3", "5"] in page.tables["ledger-meta"]
+    assert page.tables["summary-stages"][1] == ["c1", "400", "397", "400"]
+    assert "meta-analysis summary › ledgers" not in out.read_text(encoding="utf-8")

@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--manifest", action="extend", nargs="+", default=[], metavar="[C=]MANIFEST.json",
                    help="export bundle manifest(s); a *.meta.yaml beside it supplies ancestry")
     p.add_argument("--config-digest", metavar="HEX",
-                   help="digest of the config used (default: as recorded in the manifests)")
+                   help="digest of this run's config, shown beside the digests the bundles' manifests record")
     p.add_argument("--threshold", type=float, default=5e-8,
                    help="genome-wide significance for the Manhattan line and the loci (default 5e-8)")
     p.add_argument("--window-kb", type=float, default=500.0,

@@ -349,6 +349,18 @@ def _audit_ledgers(audits: Sequence[tuple[str, Path, object]], *, trait: str,
     return out
 
 
+def _summary_ledgers(records: object, *, source: str | Path) -> list[Ledger]:
+    """The meta-analysis summary's ``ledgers`` (one per cohort, stage ``meta``) as ledgers."""
+    if not isinstance(records, list):
+        return []
+    fields = set(Ledger.__dataclass_fields__)
+    try:
+        return [Ledger.from_dict({k: v for k, v in r.items() if k in fields})
+                for r in records if isinstance(r, Mapping)]
+    except (LedgerError, TypeError, ValueError) as exc:
+        raise ReportError(f"{source}: a ledger of the meta-analysis summary is not a valid ledger ({exc})") from exc
+
+
 def _audit_of_trait(audit: object, trait: str) -> object:
     """The audit with only this trait's entry under ``traits`` (others belong to other reports)."""
     if isinstance(audit, Mapping) and isinstance(audit.get("traits"), Mapping) and trait in audit["traits"]:
@@ -541,7 +553,8 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         then comes from the file's ``cohort`` key or its folder's name). A
         ``*.meta.yaml`` beside a manifest or audit supplies ancestry.
     config_digest
-        Digest of the config used; defaults to the one the manifests record.
+        Digest of this (central) run's config; shown beside the digests the bundles'
+        manifests record (the config each export ran under), never in their place.
     threshold
         Genome-wide significance for the Manhattan line and the loci.
     window_kb
@@ -592,10 +605,13 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         own = path.parent / f"{trait}.meta.yaml"
         for y in [own] if own.is_file() else sorted(path.parent.glob("*.meta.yaml")):
             yaml_trees.setdefault(cohort, []).append(_read_yaml(y))
-    if config_digest is None:
-        digests = {str(v) for _, _, m in manifests for v in _find_values(m, _DIGEST_KEY)
-                   if isinstance(v, str)}
-        config_digest = ", ".join(sorted(digests)) if digests else None
+    # Two digests, told apart: this run's (the central config, --config-digest) and the
+    # one each bundle records (the config its export ran under, in the TRE).
+    bundle_digests: dict[str, list[str]] = {}
+    for cohort, _, m in manifests:
+        for v in _find_values(m, _DIGEST_KEY):
+            if isinstance(v, str) and cohort not in bundle_digests.setdefault(v, []):
+                bundle_digests[v].append(cohort)
 
     # Meta-analysis: of every row only the columns its views use (the pair
     # views also need its alleles and β); the loci come from its rows with p <
@@ -623,6 +639,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     het_table = heterogeneity_table(meta, threshold=threshold)
     meta_summary_tables = []
     meta_summary = None
+    summary_ledgers: list[Ledger] = []
     if meta_summary_path is not None:
         meta_summary = _read_json(meta_summary_path, "meta-analysis summary")
         if not isinstance(meta_summary, Mapping) or not {"method", "cohorts"} <= meta_summary.keys():
@@ -633,8 +650,10 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
                 f"{meta_summary_path}: not a meta-analysis summary (got {got}); rule: the JSON "
                 "object crosscohort meta writes beside its table (OUT.summary.json), with "
                 "'method' and 'cohorts'")
+        # Its ledgers (what the meta-analysis removed and flagged per cohort) go to the ledger section.
         meta_summary_tables = _generic_tables(
-            {k: v for k, v in meta_summary.items() if k != "mrmega"}, "meta-analysis summary")
+            {k: v for k, v in meta_summary.items() if k not in ("mrmega", "ledgers")}, "meta-analysis summary")
+        summary_ledgers = _summary_ledgers(meta_summary.get("ledgers"), source=meta_summary_path)
 
     # Pooled arm and comparison
     pooled_panel = None
@@ -803,6 +822,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     # the QC ledgers the gate released) come with the audits: without them the stage
     # table jumps from QC to harmonisation with the gate's suppressions unaccounted.
     ledgers += _audit_ledgers(audits, trait=trait, given=ledgers)
+    ledgers += summary_ledgers
     ledger_tables = _ledger_tables(ledgers)
 
     # Summary tables
@@ -819,13 +839,16 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         ("variants in the meta-analysis", _cell(n_meta)),
         ("λGC of the meta-analysis", _fmt_num(meta_panel.lambda_gc)),
         (f"loci (p < {threshold:g})", _cell(meta_loci.height)),
-        ("config digest", config_digest or "not recorded"),
+        ("config digest of this run (--config-digest)", config_digest or "not given"),
+        ("config digest of the exports (bundle manifests)",
+         "; ".join(f"{d} ({', '.join(cs)})" for d, cs in bundle_digests.items())) if bundle_digests else None,
         ("pooled analysis N (max n)", _cell(pooled_n)) if pooled_path is not None else None,
     ]
 
     methods_method = None
     if isinstance(meta_summary, Mapping):
         methods_method = next((str(v) for k, v in meta_summary.items() if str(k) in ("method", "model")), None)
+    p_source = _p_source(methods_method, mrmega=mrmega)
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_TEMPLATE_DIR)),
@@ -863,6 +886,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
         threshold=threshold,
         window_kb=window_kb,
         meta_method=methods_method,
+        p_source=p_source,
         section_ids=SECTION_IDS,
     )
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -870,6 +894,22 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(out_path)
     return out_path
+
+
+def _p_source(method: str | None, *, mrmega: bool) -> str:
+    """Whose test the meta-analysis table's p-value is (crosscohort meta: ``meta_analyse``'s ``method``)."""
+    ivw = " β and SE are the fixed-effect IVW's."
+    if mrmega:
+        return "MR-MEGA's association test's (below)." + ivw
+    if method == "samplesize":
+        return "METAL's sample-size weighted Z test's (z_samplesize)." + ivw
+    if method == "random":
+        return ("the fixed-effect IVW test's, not the random-effects test's: the DerSimonian–Laird estimates are "
+                "the table's *_random columns, and --method random changes only the summary's headline count (n_genome_wide)." + ivw)
+    if method in (None, "fixed"):
+        return "the fixed-effect IVW test's." if method else \
+            "the table's p_value (no meta-analysis summary names the method)."
+    return f"the table's p_value (method {method})."
 
 
 def _positions_of(loci: pl.DataFrame) -> pl.DataFrame | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from crosscohort.central.loci import distance_loci
 from crosscohort.central.report.plots import png_data_uri
@@ -26,7 +27,7 @@ from crosscohort.contract.keys import VARIANT_KEY
 from crosscohort.contract.stats import neg_log10_p_from_z
 from crosscohort.contract.sumstats import chrom_label
 
-__all__ = ["MRMEGA_COLUMNS", "MrMegaViews", "ivw_neglog10p", "is_mrmega", "mrmega_views"]
+__all__ = ["MRMEGA_COLUMNS", "MrMegaViews", "axes_figure", "ivw_neglog10p", "is_mrmega", "mrmega_views"]
 
 #: Meta-analysis columns the MR-MEGA views read of every row (besides the report's own).
 MRMEGA_COLUMNS = (
@@ -69,28 +70,45 @@ def ivw_neglog10p(meta: pl.DataFrame) -> np.ndarray:
 
 
 def _axes_image(summary: Mapping, *, dpi: int) -> Image | None:
-    axes = summary.get("axes") or {}
-    if not axes:
+    fig = axes_figure(summary)
+    if fig is None:
         return None
-    fig = Figure(figsize=(4.8, 4.0), layout="constrained")
-    ax = fig.add_subplot()
-    two = all(len(v) >= 2 for v in axes.values())
-    for cohort, v in axes.items():
-        x, y = v[0], (v[1] if two else 0.0)
-        ax.scatter([x], [y], s=40)
-        ax.annotate(cohort, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ev = summary.get("eigenvalues") or []
-    total = sum(e for e in ev if e > 0) or 1.0
-    ax.set_xlabel(f"axis 1 ({100 * ev[0] / total:.0f}% of the EAF variation)" if ev else "axis 1")
-    ax.set_ylabel(f"axis 2 ({100 * ev[1] / total:.0f}%)" if two and len(ev) > 1 else "")
-    ax.axhline(0, color="#bbb", lw=0.5)
-    ax.axvline(0, color="#bbb", lw=0.5)
     return Image(
         png_data_uri(fig, dpi=dpi),
         "cohorts on the first two axes of genetic variation",
         f"Cohorts on MR-MEGA's axes of genetic variation: classical MDS of the mean squared "
         f"EAF differences over {count(summary.get('n_markers'))} markers (one per Mb bin).",
     )
+
+
+def axes_figure(summary: Mapping) -> Figure | None:
+    """The cohorts on the first two axes (one axis: on a line) of the summary's ``mrmega`` block; None without axes."""
+    axes = summary.get("axes") or {}
+    if not axes:
+        return None
+    fig = Figure(figsize=(4.8, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    two = all(len(v) >= 2 for v in axes.values())
+    xs = [v[0] for v in axes.values()]
+    mid = (min(xs) + max(xs)) / 2
+    for cohort, v in axes.items():
+        x, y = v[0], (v[1] if two else 0.0)
+        ax.scatter([x], [y], s=40)
+        # Names point inwards, so the outermost cohorts' stay inside the frame.
+        right = x > mid
+        ax.annotate(cohort, (x, y), textcoords="offset points", xytext=(-5 if right else 5, 4), fontsize=8,
+                    ha="right" if right else "left")
+    # Few ticks: axis values like -0.075 are wide, and 4.8 inches hold about five.
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.margins(x=0.12, y=0.15)
+    ev = summary.get("eigenvalues") or []
+    total = sum(e for e in ev if e > 0) or 1.0
+    ax.set_xlabel(f"axis 1 ({100 * ev[0] / total:.0f}% of the EAF variation)" if ev else "axis 1")
+    ax.set_ylabel(f"axis 2 ({100 * ev[1] / total:.0f}%)" if two and len(ev) > 1 else "")
+    ax.axhline(0, color="#bbb", lw=0.5)
+    ax.axvline(0, color="#bbb", lw=0.5)
+    return fig
 
 
 def _axes_table(summary: Mapping) -> Table:

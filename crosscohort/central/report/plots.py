@@ -200,7 +200,10 @@ def manhattan(df: pl.DataFrame, *, title: str, threshold: float = THRESHOLD,
     note = f"{chrom.size:,} variants"
     if n_hidden:
         note += f"; {n_hidden:,} without chromosome, position or p-value not shown"
-    ax.text(1.0, 1.0, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=7, gid="note")
+    # Below the axes, right of the axis label: the top right corner is where the label of a
+    # strong lead at the end of the last chromosome is drawn.
+    ax.annotate(note, xy=(1.0, 0.0), xycoords="axes fraction", xytext=(0, -24), textcoords="offset points",
+                ha="right", va="top", fontsize=7, gid="note")
     return fig
 
 
@@ -557,6 +560,7 @@ def miami(meta: pl.DataFrame, pooled: pl.DataFrame, *, threshold: float = THRESH
         top.text(0.5, 0.5, "no variant with a p-value", ha="center", transform=top.transAxes)
         return fig
     layout = _layout(np.concatenate([arms[0][0], arms[1][0]]), np.concatenate([arms[0][1], arms[1][1]]))
+    notes: list[str] = []
     for ax, (ch, ps, y, hidden), loci, name in ((top, arms[0], loci_meta, "meta-analysis"),
                                                 (bottom, arms[1], loci_pooled, "pooled")):
         if ch.size == 0:
@@ -566,9 +570,12 @@ def miami(meta: pl.DataFrame, pooled: pl.DataFrame, *, threshold: float = THRESH
                         max_points_per_chrom=max_points_per_chrom, display_threshold=display_threshold,
                         y_bins=y_bins, max_labels=10)
         ax.set_ylabel(f"{name}\n" + r"$-\log_{10}\,p$")
-        note = f"{ch.size:,} variants" + (f"; {hidden:,} without position or p not shown" if hidden else "")
-        ax.text(1.0, 1.0 if ax is top else 0.0, note, transform=ax.transAxes, ha="right",
-                va="bottom" if ax is top else "top", fontsize=7, gid="note")
+        notes.append(f"{name}: {ch.size:,} variants"
+                     + (f" ({hidden:,} without position or p not shown)" if hidden else ""))
+    # One line below the bottom axis, right of its label (as the Manhattan plot's): in a
+    # corner of either axes it sat on a lead label or on the bottom axis' tick labels.
+    bottom.annotate("; ".join(notes), xy=(1.0, 0.0), xycoords="axes fraction", xytext=(0, -24),
+                    textcoords="offset points", ha="right", va="top", fontsize=7, gid="note")
     ymax = max(top.get_ylim()[1], bottom.get_ylim()[1])
     top.set_ylim(0, ymax)
     bottom.set_ylim(ymax, 0)

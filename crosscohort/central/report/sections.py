@@ -185,10 +185,32 @@ def eaf_image(df: pl.DataFrame, *, name: str, reference: pl.DataFrame | None,
 
 
 def se_image(df: pl.DataFrame, *, name: str, dpi: int) -> Image:
+    """SE·√N of one cohort's variants, captioned with where SE·√(2p(1−p)N) should peak.
+
+    Linear regression: at the trait's residual SD. Logistic regression (a
+    binary trait: ``n_cases`` present): near 1/√(φ(1−φ)), φ = cases / N, since
+    the information of a log-odds per allele is 2p(1−p) N φ(1−φ).
+    """
     fig = se_sqrt_n(df, title=f"{name}: SE against N")
+    cases, n = _top(df, "n_cases"), _top(df, "n")
+    if cases is not None and n and 0 < cases < n:
+        phi = cases / n
+        peak = (f"which for a binary trait (logistic regression) should peak near 1/√(φ(1−φ)) = "
+                f"{1 / math.sqrt(phi * (1 - phi)):.3g} (φ = {count(cases)}/{count(n)} cases), a little above "
+                "with covariates")
+    else:
+        peak = "which should peak at the trait's residual SD"
     return Image(png_data_uri(fig, dpi=dpi), f"SE times root N of {name}",
-                 f"Distribution of SE·√N for {name} (and SE·√(2p(1−p)N), which should peak at the trait's "
-                 "residual SD): a second mode points at a wrong N or mis-scaled β.")
+                 f"Distribution of SE·√N for {name} (and SE·√(2p(1−p)N), {peak}): a second mode points at a "
+                 "wrong N or mis-scaled β.")
+
+
+def _top(df: pl.DataFrame, col: str) -> int | None:
+    """The largest value of a count column (the gate releases one per trait); None when absent."""
+    if col not in df.columns:
+        return None
+    v = df.get_column(col).cast(pl.Int64, strict=False).max()
+    return None if v is None else int(v)
 
 
 def p_recomputed_image(df: pl.DataFrame, *, name: str, dpi: int) -> tuple[Image | None, str]:
@@ -494,9 +516,16 @@ def comparison_section(metrics: Mapping, *, loci: pl.DataFrame | None, meta: pl.
                              f"{count(metrics.get('n_shared'))} shared variants "
                              f"({count(metrics.get('n_pooled_swapped'))} pooled rows with swapped alleles aligned, "
                              f"{count(metrics.get('n_allele_mismatch'))} positions with another allele pair)."))
-    tables.append(Table("genomic control", ("arm", "variants", "λGC"), (
-        ("meta-analysis", count(metrics.get("n_meta")), num(metrics.get("lambda_gc_meta"), ".4f")),
-        ("pooled", count(metrics.get("n_pooled")), num(metrics.get("lambda_gc_pooled"), ".4f"))),
+    # λGC is a median over the rows with a p-value: an MR-MEGA table has none where a variant is
+    # in fewer than T + 3 cohorts, so the arm's row count alone overstates what it is of.
+    def with_p(df: pl.DataFrame | None, n: object) -> str:
+        if df is None or not {"p_value", "neg_log_10_p_value"} & set(df.columns):
+            return count(n)
+        return f"{count(int(np.isfinite(neg_log10_p_of_table(df, source='comparison')).sum()))} (of {count(n)})"
+
+    tables.append(Table("genomic control", ("arm", "variants with a p-value (of rows)", "λGC"), (
+        ("meta-analysis", with_p(meta, metrics.get("n_meta")), num(metrics.get("lambda_gc_meta"), ".4f")),
+        ("pooled", with_p(pooled, metrics.get("n_pooled")), num(metrics.get("lambda_gc_pooled"), ".4f"))),
         id="comparison-lambda"))
     variant_counts = {"both": metrics.get("n_sig_both", 0), "meta_only": metrics.get("n_sig_meta_only", 0),
                       "pooled_only": metrics.get("n_sig_pooled_only", 0)}
@@ -688,6 +717,14 @@ def association_model_table(manifests: Sequence[tuple[str, Path, object]], *, tr
         ))
     if not rows:
         return None
+    if all(r[1] == "glm" for r in rows):
+        # Nothing of step 1 to show: seven columns of dashes a row said less than this.
+        return Table(
+            f"association model per cohort: {trait}", ("cohort", "model"), tuple(r[:2] for r in rows),
+            id="cohorts-model",
+            note="No cohort released a step-1 summary (wgr.json): every bundle's association is glm (fixed "
+                 "effects and the cohort's ancestry PCs, no whole-genome regression); each cohort's λGC is "
+                 "in the cohorts table.")
     return Table(
         f"association model per cohort: {trait}",
         ("cohort", "model", "step-1 CV", "level-0 shrinkages", "level-1 shrinkage chosen", "CV R²",

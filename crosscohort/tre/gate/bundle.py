@@ -403,6 +403,20 @@ def _audit_md(audit: dict) -> str:
             f"Other input columns dropped (never released): {', '.join(t['columns_dropped']) or 'none'}.",
             "",
         ]
+    if audit.get("qc_ledgers"):
+        # Every count that leaves is on this page: the QC ledgers go into each trait's metadata too.
+        out += ["## QC ledgers released", "",
+                "Counts of variants as the ledgers give them; counts of people are withheld (count rules).", "",
+                "| stage | unit | trait | in | kept | removed | changed |", "|---|---|---|---|---|---|---|"]
+        for q in audit["qc_ledgers"]:
+            row = [q["stage"], q["unit"], q["trait"] or "all traits"]
+            if "n_in" in q:
+                row += [q["n_in"], q["n_kept"], *(", ".join(f"{k} {v}" for k, v in q[key].items()) or "none"
+                                                  for key in ("removed", "changed"))]
+            else:
+                row += ["withheld"] * 4
+            out.append("| " + " | ".join(str(x) for x in row) + " |")
+        out.append("")
     if "sufficient" in audit:
         out += sufficient_audit_md(audit["sufficient"], GateRules(**audit["gate_rules"]))
     if "wgr" in audit:
