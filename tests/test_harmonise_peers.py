@@ -540,3 +540,14 @@ def test_concatenated_parts__a_repeated_header_line_is_counted_not_read_as_data(
     assert lg["removed"].get("not_additive_test", 0) == 0
     assert lg["n_in"] == len(lines) - 1 == lg["n_kept"] + sum(lg["removed"].values())
     assert tables["c"].height == lg["n_kept"] > 20
+
+
+def test_plink2_machr2__imputation_quality_carried_as_info(plink2, tmp_path):
+    # plink2 --dummy 200 40 0.05 acgt --seed 3; plink2 --pfile d --glm allow-no-covars cols=+machr2
+    _plink2_dummy(plink2, tmp_path, "cols=+machr2")
+    path = tmp_path / "o.PHENO1.glm.logistic.hybrid"
+    printed = {r["ID"]: r for r in _rows(path)}
+    tables, _ = _harmonise(tmp_path, f"c={path}")
+    table = tables["c"]
+    assert table.height > 30
+    assert table["info"].to_list() == [float(printed[i]["MACH_R2"]) for i in table["rsid"]]
