@@ -512,3 +512,42 @@ def test_plink19_fisher__or_and_p_only_give_the_se_the_p_implies(tmp_path):
         z = norm.isf(float(r["P"]) / 2)
         assert row["standard_error"] == pytest.approx(abs(log_or) / z, rel=1e-9)
         assert row["p_value"] == float(r["P"])
+
+
+# --- files concatenated with their headers --------------------------------------------------------
+
+def _split_with_header(path: Path, out: Path, at: int) -> Path:
+    """``path``'s first ``at`` data lines, its header again, the rest: what ``cat`` makes of parts."""
+    lines = path.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[: at + 1] + lines[:1] + lines[at + 1:]))
+    return out
+
+
+@pytest.mark.parametrize("name", ["chr1_chr2_cat.ldl.glm.linear", "bolt"])
+def test_concatenated_parts__a_repeated_header_line_is_counted_not_read_as_data(name, tmp_path):
+    # cat chr1.glm.linear chr2.glm.linear > all (tests/data/peers/README.md); BOLT's stats cut
+    # and concatenated the same way (it has no TEST column to hide the header behind).
+    if name == "bolt":
+        path = _split_with_header(PEERS / "biobank_eur.ldl.bolt.stats", tmp_path / "b.stats", 20)
+        options: tuple[str, ...] = ("--default-n", "896")
+    else:
+        path, options = PEERS / name, ()
+    lines = path.read_text().splitlines()
+    assert lines.count(lines[0]) == 2
+    tables, ledgers = _harmonise(tmp_path, f"c={path}", options=options)
+    lg = ledgers["c"]
+    assert lg["removed"]["repeated_header"] == 1
+    assert lg["removed"].get("not_additive_test", 0) == 0
+    assert lg["n_in"] == len(lines) - 1 == lg["n_kept"] + sum(lg["removed"].values())
+    assert tables["c"].height == lg["n_kept"] > 20
+
+
+def test_plink2_machr2__imputation_quality_carried_as_info(plink2, tmp_path):
+    # plink2 --dummy 200 40 0.05 acgt --seed 3; plink2 --pfile d --glm allow-no-covars cols=+machr2
+    _plink2_dummy(plink2, tmp_path, "cols=+machr2")
+    path = tmp_path / "o.PHENO1.glm.logistic.hybrid"
+    printed = {r["ID"]: r for r in _rows(path)}
+    tables, _ = _harmonise(tmp_path, f"c={path}")
+    table = tables["c"]
+    assert table.height > 30
+    assert table["info"].to_list() == [float(printed[i]["MACH_R2"]) for i in table["rsid"]]

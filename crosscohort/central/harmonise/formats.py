@@ -113,6 +113,7 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        odds_ratio="OR", standard_error=("SE", "LOG(OR)_SE"), ci_lower="L95", ci_upper="U95",
        z=("Z_STAT", "T_STAT"), p_value="P", neg_log_10_p_value=("LOG10_P", "NEG_LOG10_P"),
        effect_allele_frequency="A1_FREQ", n="OBS_CT", test="TEST", error_code="ERRCODE",
+       info="MACH_R2",  # cols=+machr2: MaCH's r2, plink2's "frequently labeled INFO"
        # --output-chr 26 prints PLINK codes: 25 is XY, 26 MT (the default labels are text)
        chromosome_labels=(("25", "XY"), ("26", "MT"))),
     _p("regenie", ("ALLELE0", "ALLELE1", "LOG10P"),

@@ -816,23 +816,33 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
         return f"_c{index[cols[f]]}"
 
     checks: dict[str, str] = {}
+    removed: dict[str, int] = {}
     exprs: list[pl.Expr] = [pl.col(_LINE)]
     printed: dict[int, float] = {}
+    again = pl.lit(False)
     if typed is not None:
         lf, n_rows, unpadded, printed = typed
         exprs += [pl.col(c(f)).alias(f) for f in numeric]
     else:
         lf, n_rows = _scan_lines(path, header, sep, skip, used, quoted=parsed.quoted)
+        # The header again as a data line: parts concatenated with their headers (cat
+        # chr*.glm.linear > all), the commonest way per-chromosome outputs are handed over.
+        # (A file with one never takes the typed read: its numbers do not parse.) Marked
+        # here, exempt from the number checks, removed after them.
+        # Two columns tell it (a data row holding two header names); not every column:
+        # a string comparison per field costs the checking read a tenth more CPU.
+        again = pl.all_horizontal(pl.col(f"_c{i}").str.strip_chars() == header[i].strip()
+                                  for i in used[:2]).fill_null(False)
+        exprs.append(again.alias("_again"))
         for f in numeric:
             num, bad = _number_expr(c(f), na)
             exprs += [num.alias(f), bad.alias(f"_bad_{f}")]
             checks[f"_bad_{f}"] = f
 
     # One streamed query: the text columns are never all in memory, only the converted ones.
-    removed: dict[str, int] = {}
     if "test" in cols:
-        lf = lf.filter((pl.col(c("test")).str.strip_chars().str.to_uppercase() == "ADD")
-                       .fill_null(False))
+        add = (pl.col(c("test")).str.strip_chars().str.to_uppercase() == "ADD").fill_null(False)
+        lf = lf.filter(add | again)
     errcodes: dict[str, int] = {}
     if "error_code" in cols:
         # Counted per code here; the rows go after the alleles are read (below: a
@@ -841,11 +851,14 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
         # The typed read has nulled '.' already: then no stripped copy of the column is made.
         code = (pl.col(c("error_code")) if typed is not None and (unpadded or _as_read(lf, c("error_code")))
                 else _text_expr(c("error_code"), na))
-        counts = lf.filter(code.is_not_null()).group_by(code.alias("code")).len().collect()
-        errcodes = {f"errcode_{re.sub(r'[^a-z0-9]+', '_', k.lower()).strip('_')}": int(n)
-                    for k, n in sorted(counts.iter_rows())}
+        failed = code.is_not_null() & ~again
+        if typed is not None:  # in memory: a query of its own costs no second read
+            errcodes = _errcode_reasons(lf.filter(failed).group_by(code.alias("code")).len()
+                                        .collect())
+        else:  # the streamed read: the failed rows' codes ride along (nulls elsewhere)
+            exprs.append(pl.when(failed).then(code).alias("_errcode_text"))
         # (A filter here, in the query, raised the peak memory of a 1M-row file by 50 MB.)
-        exprs.append(code.is_not_null().alias("_errcode"))
+        exprs.append(failed.alias("_errcode"))
     for f in ("chromosome", "marker", "strand", "imputed"):
         if f in cols:
             if typed is not None and (unpadded or _as_read(lf, c(f))):
@@ -868,6 +881,16 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
                          "or a complete gzip or zstd stream, UTF-8") from exc
     if "test" in cols:
         removed["not_additive_test"] = n_rows - df.height
+    if "_errcode_text" in df.columns:
+        errcodes = _errcode_reasons(df.filter(pl.col("_errcode")).group_by(
+            pl.col("_errcode_text").alias("code")).len())
+        df = df.drop("_errcode_text")
+    if "_again" in df.columns:
+        n_again = int(df.get_column("_again").sum())
+        if n_again:
+            df = df.filter(~pl.col("_again"))
+            removed["repeated_header"] = n_again
+        df = df.drop("_again")
     for flag, f in checks.items():
         bad = df.get_column(flag)
         if bad.any():
@@ -948,6 +971,12 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
         df = df.drop("_errcode")
     return ReadResult(table=_values(df, default_n=default_n), source=source, format=fmt,
                       columns=cols, removed=removed, n_rows=n_rows)
+
+
+def _errcode_reasons(counts: pl.DataFrame) -> dict[str, int]:
+    """``errcode_<code>`` -> rows, from a (code, len) frame: plink2's ERRCODE as a ledger reason."""
+    return {f"errcode_{re.sub(r'[^a-z0-9]+', '_', k.lower()).strip('_')}": int(n)
+            for k, n in sorted(counts.iter_rows())}
 
 
 def _from_frame(df: pl.DataFrame, *, source: str, default_n: int | None) -> ReadResult:
