@@ -165,7 +165,7 @@ _SSF_ROWS = [f"1\t{100 + i}\tA\tG\t{i / 9!r}\t0.05\t0.3\t0.5\t{'NA' if i % 4 els
              for i in range(12)]
 
 
-@pytest.mark.parametrize("blank", ["\n", "\r\n", "  \n", "\t \n", "\t" * 8 + "\n"])
+@pytest.mark.parametrize("blank", ["\n", "\r\n", "  \n", "\t \n", "\t" * 8 + "\n", " \t" * 8 + " \n"])
 @pytest.mark.parametrize("at", [0, 1, 5, 12])
 def test_read_sumstats__blank_lines_are_no_rows_whatever_the_blocks(tmp_path, monkeypatch, blank, at):
     """A line of white space only is no row, wherever the blocks are cut; the file's other

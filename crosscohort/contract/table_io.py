@@ -483,19 +483,26 @@ def _check_fields(block: Block, *, path: str | Path, width: int,
     import numpy as np
 
     # Every line has width - 1 tabs: counted first (numpy, no copy, without the GIL), the
-    # lines are looked at one by one only when the counts disagree (a blank line has no
-    # tab, but for one of tabs only: a row of nulls in every column parsed, looked at).
+    # lines are looked at one by one only when the counts disagree. A blank line has no
+    # tab, but for one of tabs and spaces only: a row null in every typed column (white
+    # space parses as missing) and null or white space in every text one, looked at.
     data = block.data
     codes = np.frombuffer(data, dtype=np.uint8)
     n_lines = int(np.count_nonzero(codes == 10)) + (not data.endswith(b"\n"))
     if int(np.count_nonzero(codes == 9)) == (width - 1) * n_lines:
         if rows is None or not rows.width:
             return []
-        nulls = rows.select(pl.all_horizontal(pl.all().is_null()).arg_true()).to_series()
-        if nulls.is_empty():
+        typed = [pl.col(c).is_null() for c, t in rows.schema.items() if t != pl.String]
+        text = [pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "")
+                for c, t in rows.schema.items() if t == pl.String]
+        # The typed columns first (cheap, and few rows left), then the text ones of those.
+        at = rows.select(pl.all_horizontal(typed or text).arg_true()).to_series()
+        if typed and text and not at.is_empty():
+            at = at.gather(rows[at].select(pl.all_horizontal(text).arg_true()).to_series())
+        if at.is_empty():
             return []
         lines = data.split(b"\n")
-        return [i for i in nulls.to_list() if not _NOT_SPACE.search(lines[i])]
+        return [i for i in at.to_list() if not _NOT_SPACE.search(lines[i])]
     del codes
     blank = []
     for i, line in enumerate(data.split(b"\n")):
