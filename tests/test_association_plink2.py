@@ -300,3 +300,37 @@ def test_assoc__matches_stored_plink2_glm_numbers(ours, trait):
             scale = np.maximum(np.abs(b), se) if theirs == "BETA" else np.abs(b)
             rel = np.abs(a - b) / scale
             assert (rel[complete] if theirs in ("SE", "P") else rel).max() < 1e-4, theirs
+
+
+def test_assoc__bim_chromosome_25_is_plinks_xy_not_mt(tmp_path):
+    """A PLINK 1.9 .bim numbers XY 25 and MT 26 (UK Biobank's genotype calls hold both).
+
+    Before: chromosome 25 of a .bim came out as 25, which in the summary statistics
+    (GWAS-SSF) is MT: pseudo-autosomal variants exported as mitochondrial. plink2 reads
+    the same .bim as XY and MT (its #CHROM column), the oracle of the numbering.
+    """
+    from conftest import require_tool
+
+    rng = np.random.default_rng(5)
+    n, labels = 200, ["1", "23", "24", "25", "26"]
+    g = rng.binomial(2, 0.3, size=(n, len(labels))).astype(np.float64)
+    prefix = tmp_path / "c"
+    to_bed(prefix.with_suffix(".bed"), g, count_A1=True, num_threads=1, properties={
+        "fid": [f"F{i}" for i in range(n)], "iid": [f"I{i}" for i in range(n)],
+        "sex": np.r_[np.ones(n // 2, int), np.full(n - n // 2, 2)],
+        "chromosome": labels, "sid": [f"v{j}" for j in range(len(labels))],
+        "bp_position": [100, 200, 300, 400, 500],
+        "allele_1": ["A"] * len(labels), "allele_2": ["G"] * len(labels)})
+    (tmp_path / "pheno.tsv").write_text("FID\tIID\tqt\n" + "".join(
+        f"F{i}\tI{i}\t{v:.5f}\n" for i, v in enumerate(rng.normal(size=n))))
+    table = run_assoc([prefix], tmp_path / "pheno.tsv").tables["qt"]
+    got = dict(zip(table["rsid"].to_list(), table["chromosome"].to_list(), strict=True))
+    assert got == {"v0": 1, "v1": 23, "v2": 24, "v3": 23, "v4": 25}
+
+    exe = require_tool("plink2")
+    subprocess.run([exe, "--bfile", str(prefix), "--pheno", str(tmp_path / "pheno.tsv"),
+                    "--glm", "allow-no-covars", "--out", str(tmp_path / "p")],
+                   check=True, capture_output=True)
+    theirs = pl.read_csv(tmp_path / "p.qt.glm.linear", separator="\t")
+    assert dict(zip(theirs["ID"].to_list(), theirs["#CHROM"].cast(pl.String).to_list(),
+                    strict=True))["v3"] == "XY"

@@ -44,6 +44,7 @@ __all__ = [
     "CHROM_CODES",
     "SumstatsError",
     "chrom_code",
+    "genotype_chrom_code",
     "chrom_label",
     "marker_only",
     "float_column",
@@ -196,6 +197,21 @@ def chrom_code(label: str | int) -> int:
     if s.isdigit() and 1 <= int(s) <= 26:
         return 25 if int(s) == 26 else int(s)
     raise SumstatsError(f"unknown chromosome label {label!r}; expected 1-22, X, Y, MT or 23-25")
+
+
+def genotype_chrom_code(label: str | int) -> int:
+    """Numeric chromosome code of a genotype file's label (``.bim``, ``.pvar``, BGEN), in PLINK's numbering.
+
+    PLINK numbers the pseudo-autosomal region ``25`` (``XY``) and the
+    mitochondrion ``26``: a ``.bim`` written by PLINK 1.9 (UK Biobank's
+    genotype calls among them) holds ``25`` for XY, which :func:`chrom_code`,
+    reading summary statistics' codes (GWAS-SSF: 25 = MT), would take for MT.
+    Here ``25`` is XY, reported on X as ``XY`` is; everything else as :func:`chrom_code`.
+    """
+    s = str(label).strip().upper()
+    if s.removeprefix("CHR") == "25":
+        return CHROM_CODES["XY"]
+    return chrom_code(label)
 
 
 def chrom_label(code: int) -> str:

@@ -22,7 +22,7 @@ import polars as pl
 from crosscohort.contract.errors import InputError
 from crosscohort.contract.ledger import Ledger
 from crosscohort.contract.stats import neg_log10_p_from_z, p_from_z
-from crosscohort.contract.sumstats import chrom_code, float_column, variant_id
+from crosscohort.contract.sumstats import float_column, genotype_chrom_code, variant_id
 from crosscohort.runtime.jit import SMALL_BINARY_JOB_CELLS, SMALL_JOB_CELLS, small_job
 from crosscohort.runtime.progress import Progress
 from crosscohort.tre.association import _firth as F
@@ -467,10 +467,11 @@ def part_slice(n_variants: int, part: tuple[int, int] | None) -> slice:
 
 
 def _chromosome_codes(labels: pl.Series, source: str) -> pl.Series:
+    """GWAS-SSF codes of genotype-file labels, read in PLINK's numbering (25 = XY, 26 = MT)."""
     mapping: dict[str, int] = {}
     for lab in labels.unique().to_list():
         try:
-            mapping[lab] = chrom_code(lab)
+            mapping[lab] = genotype_chrom_code(lab)
         except InputError as exc:
             raise InputError(f"{source}: {exc}") from exc
     return labels.replace_strict(mapping, return_dtype=pl.Int64)
