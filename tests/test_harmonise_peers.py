@@ -551,3 +551,37 @@ def test_plink2_machr2__imputation_quality_carried_as_info(plink2, tmp_path):
     table = tables["c"]
     assert table.height > 30
     assert table["info"].to_list() == [float(printed[i]["MACH_R2"]) for i in table["rsid"]]
+
+
+# --- REGENIE >= 3: binary traits' case/control counts, failed tests --------------------------
+
+# REGENIE 3.x step 2 on a binary trait with --af-cc prints this header (as in published
+# runs' .regenie files): N_CASES and N_CONTROLS after N, A1FREQ_CASES/_CONTROLS after A1FREQ.
+# (REGENIE is not installable here: no PyPI or Debian package.)
+REGENIE_BT = ("CHROM GENPOS ID ALLELE0 ALLELE1 A1FREQ A1FREQ_CASES A1FREQ_CONTROLS INFO N "
+              "N_CASES N_CONTROLS TEST BETA SE CHISQ LOG10P EXTRA")
+
+
+def _regenie_bt(path: Path, rows: list[str]) -> Path:
+    path.write_text("\n".join([REGENIE_BT, *rows]) + "\n")
+    return path
+
+
+def test_regenie_bt_counts__n_cases_n_controls_summed_and_n_effective_from_them(tmp_path):
+    a = _regenie_bt(tmp_path / "a.regenie", [
+        "1 100 rs1 A G 0.2 0.21 0.19 1 1000 200 800 ADD 0.1 0.05 4 1.3 NA",
+        "1 300 rs3 A C 0.4 0.41 0.39 1 990 198 792 ADD 0.05 0.04 1.5 0.7 NA"])
+    b = _regenie_bt(tmp_path / "b.regenie", [
+        "1 100 rs1 A G 0.2 0.21 0.19 1 500 100 400 ADD 0.12 0.07 4 1.3 NA",
+        "1 300 rs3 A C 0.4 0.41 0.39 1 500 50 450 ADD 0.02 0.06 1.5 0.7 NA"])
+    out = tmp_path / "m.tsv.gz"
+    for fmt in ("auto", "regenie"):
+        assert main(["meta", "--format", fmt, "--out", str(out), str(a), str(b)]) == 0
+        m = {r["rsid"]: r for r in read_sumstats(out).iter_rows(named=True)}
+        assert (m["rs1"]["n_cases"], m["rs1"]["n_controls"], m["rs1"]["n"]) == (300, 1200, 1500)
+        assert (m["rs3"]["n_cases"], m["rs3"]["n_controls"], m["rs3"]["n"]) == (248, 1242, 1490)
+        # 4 / (1/cases + 1/controls) per cohort, summed (Willer et al. 2010's N_eff)
+        assert m["rs1"]["n_effective"] == pytest.approx(4 / (1 / 200 + 1 / 800)
+                                                        + 4 / (1 / 100 + 1 / 400), rel=1e-12)
+        assert m["rs3"]["n_effective"] == pytest.approx(4 / (1 / 198 + 1 / 792)
+                                                        + 4 / (1 / 50 + 1 / 450), rel=1e-12)

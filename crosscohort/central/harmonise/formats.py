@@ -120,6 +120,9 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        "REGENIE step 2 .regenie; ALLELE1 is the effect allele, LOG10P is -log10 p",
        chromosome="CHROM", base_pair_location="GENPOS", marker="ID", other_allele="ALLELE0",
        effect_allele="ALLELE1", effect_allele_frequency="A1FREQ", info="INFO", n="N",
+       # REGENIE >= 3 prints a binary trait's counts (N_CASES, N_CONTROLS after N): the
+       # meta-analysis sums them and takes n_effective from them.
+       n_cases="N_CASES", n_controls="N_CONTROLS",
        test="TEST", beta="BETA", standard_error="SE", neg_log_10_p_value="LOG10P", p_value="P"),
     _p("bolt", ("ALLELE1", "ALLELE0", "A1FREQ", "BETA"),
        "BOLT-LMM; ALLELE1 is the effect allele; p from P_BOLT_LMM_INF, else P_BOLT_LMM, else P_LINREG",
