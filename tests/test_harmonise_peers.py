@@ -389,7 +389,8 @@ def test_gwas_ssf_na__the_formats_own_missing_token_is_missing_not_an_error(tmp_
     tables, ledgers = _harmonise(tmp_path, f"c={path}", options=("--numeric-alleles",))
     lg = ledgers["c"]
     assert lg["n_in"] == 30 and lg["n_kept"] == 29 == tables["c"].height
-    assert lg["removed"]["bad_value_beta"] == 1
+    # its #NA beta/SE read as missing (no error); the row goes as the failed test it is
+    assert lg["removed"]["test_failed"] == 1 and lg["removed"]["bad_value_beta"] == 0
     assert 3 not in tables["c"]["base_pair_location"].to_list()
 
 
@@ -585,3 +586,27 @@ def test_regenie_bt_counts__n_cases_n_controls_summed_and_n_effective_from_them(
                                                         + 4 / (1 / 100 + 1 / 400), rel=1e-12)
         assert m["rs3"]["n_effective"] == pytest.approx(4 / (1 / 198 + 1 / 792)
                                                         + 4 / (1 / 50 + 1 / 450), rel=1e-12)
+
+
+def test_regenie_test_fail__failed_tests_counted_test_failed_and_other_notes_kept(tmp_path):
+    # REGENIE prints a failed test as NA values with EXTRA = TEST_FAIL (README: the awk line
+    # that made regenie_test_fail.gwas_ssf.tsv's input). Other EXTRA values (DF=k of joint
+    # tests; free notes) say nothing about the row's estimate: the row is kept as printed.
+    lines = (PEERS / "regenie_example.regenie").read_text().splitlines()
+    rows = [ln.split() for ln in lines[1:]]
+    rows[2][9:14] = ["NA", "NA", "NA", "NA", "TEST_FAIL"]
+    rows[3][13], rows[4][13], rows[5][13] = "DF=1", "Firth", "SPA;DF=1"
+    path = tmp_path / "fail.regenie"
+    path.write_text("\n".join([lines[0], *(" ".join(r) for r in rows)]) + "\n")
+    ssf = PEERS / "regenie_test_fail.gwas_ssf.tsv"  # the converter's GWAS-SSF of the same failure
+    tables, ledgers = _harmonise(tmp_path, f"r={path}", f"ssf={ssf}",
+                                 options=("--numeric-alleles",))
+    for cohort in ("r", "ssf"):
+        lg = ledgers[cohort]
+        assert lg["removed"]["test_failed"] == 1, lg
+        assert lg["removed"]["bad_value_beta"] == 0
+        assert lg["n_in"] == 30 == lg["n_kept"] + sum(lg["removed"].values())
+        assert 3 not in tables[cohort]["base_pair_location"].to_list()
+    kept = {r["base_pair_location"]: r for r in tables["r"].iter_rows(named=True)}
+    for pos, r in ((4, rows[3]), (5, rows[4]), (6, rows[5])):
+        assert abs(kept[pos]["beta"]) == abs(float(r[9])) and kept[pos]["standard_error"] == float(r[10])

@@ -47,6 +47,8 @@ INPUT_FIELDS: dict[str, str] = {
     "imputed": "1 if imputed, 0 if genotyped (GWAMA IMPUTED/IMP); counted, values unchanged",
     "error_code": "the tool's verdict on the row's fit (plink2 ERRCODE): a row with a code other "
                   "than '.' is removed, counted as errcode_<code>",
+    "test_note": "the tool's note on the row's test (REGENIE EXTRA): a row noting TEST_FAIL is "
+                 "removed, counted as test_failed; other notes (DF=k, NA) leave the row as printed",
 }
 
 
@@ -123,7 +125,7 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        # REGENIE >= 3 prints a binary trait's counts (N_CASES, N_CONTROLS after N): the
        # meta-analysis sums them and takes n_effective from them.
        n_cases="N_CASES", n_controls="N_CONTROLS",
-       test="TEST", beta="BETA", standard_error="SE", neg_log_10_p_value="LOG10P", p_value="P"),
+       test="TEST", test_note="EXTRA", beta="BETA", standard_error="SE", neg_log_10_p_value="LOG10P", p_value="P"),
     _p("bolt", ("ALLELE1", "ALLELE0", "A1FREQ", "BETA"),
        "BOLT-LMM; ALLELE1 is the effect allele; p from P_BOLT_LMM_INF, else P_BOLT_LMM, else P_LINREG",
        marker="SNP", chromosome="CHR", base_pair_location="BP", effect_allele="ALLELE1",
@@ -182,7 +184,8 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        n_cases="n_cases", n_controls="n_controls", info="info",
        # Not a GWAS-SSF column, but converters pass the tool's TEST through (the GWAS
        # Catalog's gwas-ssf format does for REGENIE): only ADD rows are per-allele effects.
-       test="test"),
+       # It passes REGENIE's EXTRA through too: its TEST_FAIL rows are failed tests.
+       test="test", test_note="extra"),
 )}
 
 #: ``--format`` values: the presets, ``auto`` (signatures, then :data:`HEADER_DICTIONARY`)

@@ -859,6 +859,12 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
             exprs.append(pl.when(failed).then(code).alias("_errcode_text"))
         # (A filter here, in the query, raised the peak memory of a 1M-row file by 50 MB.)
         exprs.append(failed.alias("_errcode"))
+    if "test_note" in cols:
+        # REGENIE's EXTRA: TEST_FAIL (the test did not run; BETA/SE/LOG10P print NA) among
+        # other notes (DF=k of joint tests), which say nothing against the row's estimate.
+        note = _text_expr(c("test_note"), na).str.to_uppercase()
+        exprs.append((note.str.contains(r"(?:^|[^A-Z0-9_])TEST_FAIL(?:$|[^A-Z0-9_])")
+                      .fill_null(False) & ~again).alias("_test_failed"))
     for f in ("chromosome", "marker", "strand", "imputed"):
         if f in cols:
             if typed is not None and (unpadded or _as_read(lf, c(f))):
@@ -969,6 +975,14 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
         if errcodes:  # a copy of the table: only when there are rows to remove
             df = df.filter(~pl.col("_errcode"))
         df = df.drop("_errcode")
+    if "_test_failed" in df.columns:
+        # A failed test is its own reason, not a bad value: counted before the values are
+        # checked (its NA beta would otherwise be counted bad_value_beta).
+        n_failed = int(df.get_column("_test_failed").sum())
+        removed["test_failed"] = n_failed
+        if n_failed:
+            df = df.filter(~pl.col("_test_failed"))
+        df = df.drop("_test_failed")
     return ReadResult(table=_values(df, default_n=default_n), source=source, format=fmt,
                       columns=cols, removed=removed, n_rows=n_rows)
 
