@@ -192,7 +192,8 @@ def parse_input(item: str, *, default_format: str = "auto") -> InputSpec:
 
 def read_column_map(path: str | Path) -> dict:
     """The ``--columns`` YAML: ``columns: {field: HEADER}`` plus optional ``format``,
-    ``numeric_alleles``, ``default_n``, ``missing`` (list of extra NA strings).
+    ``numeric_alleles``, ``default_n``, ``missing`` (extra NA tokens: a list, or one
+    token; numbers as written, returned as a list of strings).
 
     Raises
     ------
@@ -230,6 +231,17 @@ def read_column_map(path: str | Path) -> dict:
     if not isinstance(doc.get("numeric_alleles", False), bool):
         raise ConfigError(f"{path}: numeric_alleles must be true or false; got "
                           f"{doc['numeric_alleles']!r}")
+    if "missing" in doc:
+        # The tokens as written: YAML reads -9 as a number and `missing: NR` as one string
+        # (not the letters N and R); callers get a list of strings.
+        tokens = doc["missing"]
+        if isinstance(tokens, (str, int, float)) and not isinstance(tokens, bool):
+            tokens = [tokens]
+        if not isinstance(tokens, list) or not all(
+                isinstance(t, (str, int, float)) and not isinstance(t, bool) for t in tokens):
+            raise ConfigError(f"{path}: missing: a list of text or numbers read as missing "
+                              f"(e.g. missing: [NR, -9]); got {tokens!r}")
+        doc["missing"] = [str(t) for t in tokens]
     return doc
 
 

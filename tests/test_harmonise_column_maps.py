@@ -1,0 +1,139 @@
+"""Per-file column maps as a consortium's analysts write them (``COHORT=FILE:MAP.yaml``).
+
+Mixed inputs through one raw ``crosscohort meta`` call (the product path,
+:func:`crosscohort.cli.main`), and the maps' mistakes: each a clear error
+naming the map or data file, the key and the rule, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from crosscohort.cli import main
+from crosscohort.contract.sumstats import read_sumstats
+
+PEERS = Path(__file__).parent / "data" / "peers"
+
+A_MAP = """columns:
+  marker: SNPID
+  chromosome: CHR
+  base_pair_location: POS
+  effect_allele: AL1
+  other_allele: AL2
+  effect_allele_frequency: FREQ_AL1
+  beta: EFFECT
+  standard_error: STDERR
+  p_value: PVAL
+  n: NEFF
+"""
+
+
+def _cohorts(tmp_path: Path) -> dict[str, Path]:
+    """Three cohorts' files as consortia receive them, and each one's map."""
+    (tmp_path / "a.txt").write_text(
+        "SNPID\tCHR\tPOS\tAL1\tAL2\tFREQ_AL1\tEFFECT\tSTDERR\tPVAL\tNEFF\n"
+        "rs1\t1\t100\tG\tA\t0.2\t0.1\t0.05\t0.045\t1000\n"
+        "rs2\t1\t200\tT\tC\t0.3\tNR\t0.06\t0.6\t1000\n"
+        "rs3\t1\t300\tC\tA\t0.4\t0.05\t0.04\t0.21\t-9\n"
+    )
+    (tmp_path / "a.yaml").write_text(A_MAP + 'missing: ["NR", -9]\n')
+    # an OR with its 95% CI and no N column
+    (tmp_path / "b.txt").write_text(
+        "MARKER CHROM BP A1 A2 OR L95 U95 P\n"
+        "rs1 1 100 G A 1.12 1.01 1.24 0.03\n"
+        "rs2 1 200 T C 1.02 0.9 1.15 0.75\n"
+        "rs3 1 300 A C 0.98 0.88 1.09 0.71\n"
+    )
+    (tmp_path / "b.yaml").write_text(
+        "columns: {marker: MARKER, chromosome: CHROM, base_pair_location: BP, effect_allele: A1,"
+        " other_allele: A2, odds_ratio: OR, ci_lower: L95, ci_upper: U95, p_value: P}\n"
+        "default_n: 800\n"
+    )
+    # marker names only, alleles coded 1-4: positions from the reference
+    (tmp_path / "c.txt").write_text(
+        "rsid\tea\tnea\tbeta\tse\tn\n"
+        "rs1\t3\t1\t0.09\t0.06\t500\n"
+        "rs2\t4\t2\t0.01\t0.07\t500\n"
+        "rs3\t2\t1\t0.02\t0.05\t500\n"
+    )
+    (tmp_path / "c.yaml").write_text("numeric_alleles: true\n")
+    (tmp_path / "ref.tsv").write_text(
+        "chromosome\tbase_pair_location\trsid\tref\talt\talt_frequency\n"
+        "1\t100\trs1\tA\tG\t0.2\n1\t200\trs2\tC\tT\t0.3\n1\t300\trs3\tA\tC\t0.4\n"
+    )
+    return {c: tmp_path / f"{c}.txt" for c in "abc"}
+
+
+def test_consortium_maps__mixed_inputs_one_raw_meta_call(tmp_path):
+    files = _cohorts(tmp_path)
+    out = tmp_path / "m.tsv"
+    args = [f"{c}={p}:{tmp_path / c}.yaml" for c, p in files.items()]
+    assert main(["meta", "--reference", str(tmp_path / "ref.tsv"), "--out", str(out), *args]) == 0
+    m = {r["rsid"]: r for r in read_sumstats(out).iter_rows(named=True)}
+    # a's rs2 has NR for its beta (missing, per its map): b and c only; a's rs3 N is -9
+    # (missing, per its map), so rs3's n counts b's default 800 and c's 500 only.
+    assert [m[s]["direction"] for s in ("rs1", "rs2", "rs3")] == ["+++", "?++", "+++"]
+    assert (m["rs1"]["n"], m["rs2"]["n"], m["rs3"]["n"]) == (2300, 1300, 1300)
+    # the IVW of a's 0.1 (SE 0.05), b's ln 1.12 (SE from its CI), c's 0.09 (SE 0.06)
+    se_b = (math.log(1.24) - math.log(1.01)) / (2 * 1.959963984540054)
+    w = [1 / 0.05**2, 1 / se_b**2, 1 / 0.06**2]
+    beta = (w[0] * 0.1 + w[1] * math.log(1.12) + w[2] * 0.09) / sum(w)
+    assert m["rs1"]["beta"] == pytest.approx(beta, rel=1e-12)
+    assert m["rs1"]["standard_error"] == pytest.approx(sum(w) ** -0.5, rel=1e-12)
+    ledgers = {
+        lg["cohort"]: lg for lg in json.loads(out.with_name("m.tsv.harmonise.json").read_text())
+    }
+    for lg in ledgers.values():
+        assert lg["n_in"] == 3 == lg["n_kept"] + sum(lg["removed"].values())
+    assert ledgers["a"]["removed"]["bad_value_beta"] == 1
+    assert ledgers["b"]["changed"]["n_default"] == 3 and ledgers["b"]["changed"]["se_from_ci"] == 3
+    assert ledgers["b"]["changed"]["allele_swapped"] == 1  # rs3 printed for A against C
+    assert ledgers["c"]["changed"]["numeric_alleles_decoded"] == 3
+    assert ledgers["c"]["changed"]["position_from_reference"] == 3
+
+
+@pytest.mark.parametrize("command", ["meta", "harmonise"])
+@pytest.mark.parametrize(
+    ("missing", "per_file"), [("[NR, -9]", True), ("[NR, -9]", False), ("NR", True), ("NR", False)]
+)
+def test_column_map_missing__numbers_and_a_single_token_read_as_written(
+    command, missing, per_file, tmp_path
+):
+    # YAML reads -9 as a number and `missing: NR` as one string: both are the tokens written
+    # (before: a number in the run's --columns map was a polars traceback in meta, and NR
+    # was read as the two tokens N and R).
+    a = _cohorts(tmp_path)["a"]
+    if "-9" not in missing:  # the -9 row's N would be a negative count
+        a.write_text(a.read_text().replace("\t-9\n", "\t1000\n"))
+    amap = tmp_path / "amap.yaml"
+    amap.write_text(A_MAP + f"missing: {missing}\n")
+    out = tmp_path / "out"
+    spec = [f"a={a}:{amap}"] if per_file else ["--columns", str(amap), f"a={a}"]
+    target = (
+        ["meta", "--out", str(out)] if command == "meta" else ["harmonise", "--out-dir", str(out)]
+    )
+    assert main([*target, *spec]) == 0
+    ledger = out.with_name("out.harmonise.json") if command == "meta" else out / "ledger.json"
+    lg = json.loads(ledger.read_text())[0]
+    assert lg["removed"]["bad_value_beta"] == 1 and lg["n_kept"] == 2
+
+
+@pytest.mark.parametrize("per_file", [True, False])
+@pytest.mark.parametrize(
+    ("line", "rule"),
+    [("missing:", "missing: a list of"), ("missing: {NR: 1}", "missing: a list of")],
+)
+def test_column_map_missing__not_a_list_of_tokens_is_an_error_naming_map_and_key(
+    line, rule, per_file, tmp_path, capsys
+):
+    a = _cohorts(tmp_path)["a"]
+    amap = tmp_path / "amap.yaml"
+    amap.write_text(A_MAP + line + "\n")
+    spec = [f"a={a}:{amap}"] if per_file else ["--columns", str(amap), f"a={a}"]
+    assert main(["meta", "--out", str(tmp_path / "m.tsv"), *spec]) == 2
+    err = capsys.readouterr().err
+    assert f"{amap}: " in err and rule in err and "Traceback" not in err
