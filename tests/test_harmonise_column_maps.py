@@ -137,3 +137,38 @@ def test_column_map_missing__not_a_list_of_tokens_is_an_error_naming_map_and_key
     assert main(["meta", "--out", str(tmp_path / "m.tsv"), *spec]) == 2
     err = capsys.readouterr().err
     assert f"{amap}: " in err and rule in err and "Traceback" not in err
+
+
+def _regenie_with_neff(tmp_path: Path) -> Path:
+    """REGENIE's example output with an effective N column a cohort added (N_EFF = N - 10)."""
+    lines = (PEERS / "regenie_example.regenie").read_text().splitlines()
+    out = [lines[0] + " N_EFF"] + [ln + f" {int(ln.split()[7]) - 10}" for ln in lines[1:]]
+    path = tmp_path / "r.regenie"
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+def test_per_file_map_on_a_preset__overrides_one_column_and_keeps_the_rest(tmp_path):
+    path = _regenie_with_neff(tmp_path)
+    rmap = tmp_path / "r.yaml"
+    rmap.write_text("format: regenie\ncolumns: {n: N_EFF}\nnumeric_alleles: true\n")
+    out = tmp_path / "h"
+    assert main(["harmonise", "--out-dir", str(out), f"r={path}:{rmap}"]) == 0
+    t = read_sumstats(out / "r.tsv.gz")
+    assert t.height == 30 and set(t["n"].to_list()) == {484}  # REGENIE's N is 494
+    assert t["neg_log_10_p_value"].null_count() == 0  # the preset's LOG10P still read
+
+
+def test_per_file_map_on_a_preset__a_column_the_file_lacks_is_an_error_naming_the_map(
+    tmp_path, capsys
+):
+    # The run's --columns serves files of mixed formats (a preset file with none of its
+    # columns reads by its preset alone); a file's own map is that file's alone: a header it
+    # names and the file lacks is a mistake (before: ignored, N read from the preset's N).
+    path = _regenie_with_neff(tmp_path)
+    rmap = tmp_path / "r.yaml"
+    rmap.write_text("format: regenie\ncolumns: {n: NEFF}\nnumeric_alleles: true\n")
+    assert main(["harmonise", "--out-dir", str(tmp_path / "h"), f"r={path}:{rmap}"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: {rmap} maps n to 'NEFF', which the header lacks" in err
+    assert "Traceback" not in err

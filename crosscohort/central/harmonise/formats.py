@@ -279,6 +279,7 @@ def resolve_columns(
     format: str,
     mapping: dict[str, str] | None = None,
     source: str = "input",
+    mapping_from: str | None = None,
 ) -> dict[str, str]:
     """Field -> the header name that holds it, for one file.
 
@@ -291,10 +292,14 @@ def resolve_columns(
     mapping
         Field -> header name from ``--columns``; overrides the preset or dictionary.
         A preset-format file that has none of the mapped headers ignores the
-        mapping (one mapping serves a run of mixed files); a file with only
-        some of them is an error.
+        mapping (one mapping serves a run of mixed files), unless the mapping
+        is the file's own (``mapping_from``); a file with only some of them is
+        an error.
     source
         File name for error messages.
+    mapping_from
+        The per-file map (``FILE:MAP.yaml``) the mapping came from: the file's own,
+        so every header it names must be there (no preset fallback); named in errors.
 
     Raises
     ------
@@ -342,12 +347,14 @@ def resolve_columns(
     absent = {f: n for f, n in mapping.items() if header_key(n) not in by_key}
     # One mapping serves a whole run: a preset file that has none of its columns is
     # read by its preset alone; a file with some but not all of them is an error.
-    if format in PRESETS and len(absent) == len(mapping):
+    # A file's own map (FILE:MAP.yaml) is for that file alone: what it names must be there.
+    if format in PRESETS and len(absent) == len(mapping) and mapping_from is None:
         mapping = {}
     elif absent:
         raise InputError(
-            f"{source}: --columns maps {', '.join(f'{f} to {n!r}' for f, n in absent.items())}, "
-            f"which the header lacks; header is {header}"
+            f"{source}: {mapping_from or '--columns'} maps "
+            f"{', '.join(f'{f} to {n!r}' for f, n in absent.items())}, "
+            f"which the header lacks; header is {header}; rule: a mapped column is in the file"
         )
     for field, name in mapping.items():
         out[field] = by_key[header_key(name)]

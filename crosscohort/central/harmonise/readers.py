@@ -111,13 +111,15 @@ class InputSpec:
 
     ``options``: this file's own column map and options (:func:`read_column_map`:
     ``columns``, ``default_n``, ``numeric_alleles``, ``missing``), which replace
-    the run's for this file only; ``None``: the run's apply.
+    the run's for this file only; ``None``: the run's apply. ``map_path``: the
+    YAML they came from (named in errors).
     """
 
     cohort: str
     path: Path
     format: str
     options: dict | None = None
+    map_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -164,11 +166,11 @@ def parse_input(item: str, *, default_format: str = "auto") -> InputSpec:
     if sep and (not cohort or not rest):
         raise ConfigError(f"expected [COHORT=]PATH[:FORMAT], got {item!r}")
     fmt = default_format
-    options = None
+    options, map_path = None, None
     head, colon, tail = rest.rpartition(":")
     if colon and head and tail.endswith((".yaml", ".yml")):
         # FILE:MAP.yaml: this file's own columns and options (METAL's per-file settings).
-        options = read_column_map(tail)
+        options, map_path = read_column_map(tail), Path(tail)
         rest, fmt = head, options.get("format", default_format)
     elif colon and tail in FORMAT_NAMES:
         rest, fmt = head, tail
@@ -187,7 +189,7 @@ def parse_input(item: str, *, default_format: str = "auto") -> InputSpec:
             )
         cohort = path.name.split(".")[0]
     check_cohort_name(cohort)
-    return InputSpec(cohort=cohort, path=path, format=fmt, options=options)
+    return InputSpec(cohort=cohort, path=path, format=fmt, options=options, map_path=map_path)
 
 
 def read_column_map(path: str | Path) -> dict:
@@ -749,7 +751,8 @@ class _Parsed:
 
 
 def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str, str] | None = None,
-                missing: tuple[str, ...] = (), other_from_reference: bool = False) -> _Parsed:
+                missing: tuple[str, ...] = (), other_from_reference: bool = False,
+                columns_from: Path | None = None) -> _Parsed:
     """The first half of :func:`read_summary_statistics`: header, columns and the parsed rows.
 
     Everything that reads the file's bytes and needs no other file: a
@@ -771,7 +774,8 @@ def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str,
     if dup:
         raise InputError(f"{path}: line {skip}: duplicated column(s) {dup} in header")
     fmt = detect_format(header) if format == "auto" else format
-    cols = resolve_columns(header, format=fmt, mapping=dict(columns or {}), source=source)
+    cols = resolve_columns(header, format=fmt, mapping=dict(columns or {}), source=source,
+                           mapping_from=str(columns_from) if columns_from else None)
     na = (*FOREIGN_NA_TOKENS, *(PRESETS[fmt].missing if fmt in PRESETS else ()), *missing)
 
     # GWAS-SSF and bundles: unknown columns pass through as text (nothing silently lost).
@@ -1416,7 +1420,8 @@ def _harmonise_files(inputs: list[InputSpec], *, out_dir: Path | None, reference
             return _parse_file(spec.path, format=spec.format,
                                columns=spec.options.get("columns"),
                                missing=tuple(str(x) for x in spec.options.get("missing", ())),
-                               other_from_reference=ref is not None)
+                               other_from_reference=ref is not None,
+                               columns_from=spec.map_path or Path("the file's column map"))
         return _parse_file(spec.path, format=spec.format, columns=columns, missing=missing,
                            other_from_reference=ref is not None)
 
