@@ -172,3 +172,28 @@ def test_per_file_map_on_a_preset__a_column_the_file_lacks_is_an_error_naming_th
     err = capsys.readouterr().err
     assert f"{path}: {rmap} maps n to 'NEFF', which the header lacks" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("colums: {marker: SNPID}\n", "unknown key(s) ['colums']; allowed:"),
+        ("default-n: 1000\n", "unknown key(s) ['default-n']; allowed:"),
+        (A_MAP.replace("standard_error:", "stderr:"), "unknown field(s) ['stderr'] under columns"),
+        ("default_n: -5\n", "default_n must be a positive integer; got -5"),
+        ("default_n: lots\n", "default_n must be a positive integer; got 'lots'"),
+        ("numeric_alleles: maybe\n", "numeric_alleles must be true or false; got 'maybe'"),
+        ("format: regeni\n", "format 'regeni' not one of"),
+        ("columns: [SNPID]\n", "'columns' must map field names to header names"),
+        ("columns: [marker: \n", "cannot read the column mapping"),
+    ],
+)
+def test_per_file_map_mistakes__clear_error_naming_the_map_and_key(text, says, tmp_path, capsys):
+    # What already worked when this was written (recorded): each mistake a consortium's
+    # analyst makes in a map, refused before any file is read.
+    a = _cohorts(tmp_path)["a"]
+    amap = tmp_path / "amap.yaml"
+    amap.write_text(text)
+    assert main(["meta", "--out", str(tmp_path / "m.tsv"), f"a={a}:{amap}"]) == 2
+    err = capsys.readouterr().err
+    assert f"{amap}: {says}" in err and "Traceback" not in err
