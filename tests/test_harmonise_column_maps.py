@@ -197,3 +197,22 @@ def test_per_file_map_mistakes__clear_error_naming_the_map_and_key(text, says, t
     assert main(["meta", "--out", str(tmp_path / "m.tsv"), f"a={a}:{amap}"]) == 2
     err = capsys.readouterr().err
     assert f"{amap}: {says}" in err and "Traceback" not in err
+
+
+def test_test_note__a_renamed_regenie_files_extra_mapped_counts_failed_tests(tmp_path):
+    # A cohort's pipeline renamed REGENIE's columns (its own names, EXTRA kept as NOTE): the
+    # map names the note column, and a TEST_FAIL row is a failed test as in a .regenie file.
+    path = tmp_path / "r.txt"
+    path.write_text(
+        "SNP CHR BP EA NEA BETA SE P N NOTE\n"
+        "rs1 1 100 G A 0.1 0.05 0.045 1000 NA\n"
+        "rs2 1 200 T C NA NA NA 1000 TEST_FAIL\n"
+        "rs3 1 300 C A 0.05 0.04 0.21 1000 DF=1\n"
+    )
+    rmap = tmp_path / "r.yaml"
+    rmap.write_text("columns: {test_note: NOTE}\n")
+    out = tmp_path / "h"
+    assert main(["harmonise", "--out-dir", str(out), f"r={path}:{rmap}"]) == 0
+    lg = json.loads((out / "ledger.json").read_text())[0]
+    assert lg["removed"]["test_failed"] == 1 and lg["removed"]["bad_value_beta"] == 0
+    assert lg["n_in"] == 3 == lg["n_kept"] + sum(lg["removed"].values())

@@ -230,6 +230,9 @@ HEADER_DICTIONARY: dict[str, tuple[str, ...]] = {
     "imputed": ("imputed", "imp"),
     "test": ("test",),
     "error_code": ("errcode",),
+    # REGENIE's name; only a TEST_FAIL note removes a row, so a column of that name
+    # holding anything else changes nothing.
+    "test_note": ("extra",),
 }
 
 
