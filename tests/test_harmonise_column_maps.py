@@ -216,3 +216,21 @@ def test_test_note__a_renamed_regenie_files_extra_mapped_counts_failed_tests(tmp
     lg = json.loads((out / "ledger.json").read_text())[0]
     assert lg["removed"]["test_failed"] == 1 and lg["removed"]["bad_value_beta"] == 0
     assert lg["n_in"] == 3 == lg["n_kept"] + sum(lg["removed"].values())
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        # no mapping for AL1/AL2 (not dictionary names): the fix goes in the file's own map,
+        # which replaces --columns for this file (before: "map them with --columns")
+        ("columns: {beta: EFFECT}\n", "map them in {amap}"),
+        ("columns: {beta: EFFECT, standard_error: EFFECT}\n", "fix in {amap}"),
+    ],
+)
+def test_per_file_map_errors__point_to_the_files_own_map_not_columns(text, says, tmp_path, capsys):
+    a = _cohorts(tmp_path)["a"]
+    amap = tmp_path / "amap.yaml"
+    amap.write_text(text)
+    assert main(["meta", "--out", str(tmp_path / "m.tsv"), f"a={a}:{amap}"]) == 2
+    err = capsys.readouterr().err
+    assert says.format(amap=amap) in err and "--columns" not in err

@@ -325,6 +325,8 @@ def resolve_columns(
                 if header_key(name) in by_key:
                     out[field] = by_key[header_key(name)]
                     break
+    # Where the user fixes a mapping: the file's own map replaces --columns for that file.
+    fix_where = f"in {mapping_from}" if mapping_from else "with --columns"
     if format == "mapped" or (format in PRESETS and PRESETS[format].dictionary):
         taken_by_preset = {header_key(h) for h in out.values()}
         for field, names in HEADER_DICTIONARY.items():
@@ -335,7 +337,8 @@ def resolve_columns(
             if len(hits) > 1:
                 raise InputError(
                     f"{source}: header is ambiguous for {field}: columns {hits} all match; "
-                    f"rule: one column per field; choose with --columns ({field}: NAME) or --format"
+                    f"rule: one column per field; choose {fix_where} ({field}: NAME) or "
+                    f"{'format: PRESET there' if mapping_from else '--format'}"
                 )
             if hits:
                 out[field] = hits[0]
@@ -377,7 +380,7 @@ def resolve_columns(
         if name in taken:
             raise InputError(
                 f"{source}: column {name!r} would be both {taken[name]} and {field}; "
-                "rule: one field per column; fix with --columns"
+                f"rule: one field per column; fix {fix_where}"
             )
         taken[name] = field
     return out

@@ -802,7 +802,7 @@ def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str,
             raise InputError(
                 f"{source}: missing required column for {' or '.join(group)} (format {fmt}); "
                 f"header is {header}; rule: effect/other allele, beta or OR, and SE (or CI, z, p) "
-                "are required; map them with --columns"
+                f"are required; map them {f'in {columns_from}' if columns_from else 'with --columns'}"
             )
 
     numeric = [f for f in (*_NUMERIC, *_COUNTS, "base_pair_location") if f in cols]
