@@ -185,7 +185,7 @@ def test_per_file_map_on_a_preset__a_column_the_file_lacks_is_an_error_naming_th
         ("numeric_alleles: maybe\n", "numeric_alleles must be true or false; got 'maybe'"),
         ("format: regeni\n", "format 'regeni' not one of"),
         ("columns: [SNPID]\n", "'columns' must map field names to header names"),
-        ("columns: [marker: \n", "cannot read the column mapping"),
+        ("columns: [marker: \n", "line 2, column 1: "),
     ],
 )
 def test_per_file_map_mistakes__clear_error_naming_the_map_and_key(text, says, tmp_path, capsys):
@@ -234,3 +234,14 @@ def test_per_file_map_errors__point_to_the_files_own_map_not_columns(text, says,
     assert main(["meta", "--out", str(tmp_path / "m.tsv"), f"a={a}:{amap}"]) == 2
     err = capsys.readouterr().err
     assert says.format(amap=amap) in err and "--columns" not in err
+
+
+def test_per_file_map_broken_yaml__one_line_naming_the_maps_line_and_column(tmp_path, capsys):
+    # (before: PyYAML's several-line message, its position given in "<unicode string>")
+    a = _cohorts(tmp_path)["a"]
+    amap = tmp_path / "amap.yaml"
+    amap.write_text("columns:\n  beta: EFFECT\n  standard_error: [STDERR\n")
+    assert main(["meta", "--out", str(tmp_path / "m.tsv"), f"a={a}:{amap}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{amap}: line 4, column 1: " in err and "rule: " in err
+    assert "\n" not in err and "<unicode string>" not in err

@@ -205,6 +205,15 @@ def read_column_map(path: str | Path) -> dict:
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.MarkedYAMLError as exc:
+        # One line with the position in the map (PyYAML's own text spans lines and
+        # names "<unicode string>").
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(
+            f"{path}: {where}{exc.problem or exc.context}; rule: the column map is YAML "
+            "(key: value lines, lists in [ ], e.g. columns: {beta: EFFECT})"
+        ) from exc
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the column mapping ({exc})") from exc
     except UnicodeDecodeError as exc:
