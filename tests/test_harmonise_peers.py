@@ -610,3 +610,19 @@ def test_regenie_test_fail__failed_tests_counted_test_failed_and_other_notes_kep
     kept = {r["base_pair_location"]: r for r in tables["r"].iter_rows(named=True)}
     for pos, r in ((4, rows[3]), (5, rows[4]), (6, rows[5])):
         assert abs(kept[pos]["beta"]) == abs(float(r[9])) and kept[pos]["standard_error"] == float(r[10])
+
+
+def test_regenie_test_fail__counted_on_the_checking_read_too(tmp_path):
+    # Parts concatenated with cat (a header line inside) are read by the checking path, not
+    # the typed one: the failed test is counted there alike.
+    lines = (PEERS / "regenie_example.regenie").read_text().splitlines()
+    rows = [ln.split() for ln in lines[1:]]
+    rows[2][9:14] = ["NA", "NA", "NA", "NA", "TEST_FAIL"]
+    path = tmp_path / "fail.regenie"
+    path.write_text("\n".join([lines[0], *(" ".join(r) for r in rows)]) + "\n")
+    cat = _split_with_header(path, tmp_path / "cat.regenie", 10)
+    _, ledgers = _harmonise(tmp_path, f"c={cat}", options=("--numeric-alleles",))
+    lg = ledgers["c"]
+    assert lg["removed"]["test_failed"] == 1 and lg["removed"]["repeated_header"] == 1
+    assert lg["removed"]["bad_value_beta"] == 0 and lg["removed"]["not_additive_test"] == 0
+    assert lg["n_in"] == 31 == lg["n_kept"] + sum(lg["removed"].values())
