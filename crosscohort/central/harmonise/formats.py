@@ -125,7 +125,8 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        # REGENIE >= 3 prints a binary trait's counts (N_CASES, N_CONTROLS after N): the
        # meta-analysis sums them and takes n_effective from them.
        n_cases="N_CASES", n_controls="N_CONTROLS",
-       test="TEST", test_note="EXTRA", beta="BETA", standard_error="SE", neg_log_10_p_value="LOG10P", p_value="P"),
+       test="TEST", test_note="EXTRA", beta="BETA", standard_error="SE",
+       neg_log_10_p_value="LOG10P", p_value="P"),
     _p("bolt", ("ALLELE1", "ALLELE0", "A1FREQ", "BETA"),
        "BOLT-LMM; ALLELE1 is the effect allele; p from P_BOLT_LMM_INF, else P_BOLT_LMM, else P_LINREG",
        marker="SNP", chromosome="CHR", base_pair_location="BP", effect_allele="ALLELE1",
