@@ -389,7 +389,8 @@ def test_gwas_ssf_na__the_formats_own_missing_token_is_missing_not_an_error(tmp_
     tables, ledgers = _harmonise(tmp_path, f"c={path}", options=("--numeric-alleles",))
     lg = ledgers["c"]
     assert lg["n_in"] == 30 and lg["n_kept"] == 29 == tables["c"].height
-    assert lg["removed"]["bad_value_beta"] == 1
+    # its #NA beta/SE read as missing (no error); the row goes as the failed test it is
+    assert lg["removed"]["test_failed"] == 1 and lg["removed"]["bad_value_beta"] == 0
     assert 3 not in tables["c"]["base_pair_location"].to_list()
 
 
@@ -551,3 +552,77 @@ def test_plink2_machr2__imputation_quality_carried_as_info(plink2, tmp_path):
     table = tables["c"]
     assert table.height > 30
     assert table["info"].to_list() == [float(printed[i]["MACH_R2"]) for i in table["rsid"]]
+
+
+# --- REGENIE >= 3: binary traits' case/control counts, failed tests --------------------------
+
+# REGENIE 3.x step 2 on a binary trait with --af-cc prints this header (as in published
+# runs' .regenie files): N_CASES and N_CONTROLS after N, A1FREQ_CASES/_CONTROLS after A1FREQ.
+# (REGENIE is not installable here: no PyPI or Debian package.)
+REGENIE_BT = ("CHROM GENPOS ID ALLELE0 ALLELE1 A1FREQ A1FREQ_CASES A1FREQ_CONTROLS INFO N "
+              "N_CASES N_CONTROLS TEST BETA SE CHISQ LOG10P EXTRA")
+
+
+def _regenie_bt(path: Path, rows: list[str]) -> Path:
+    path.write_text("\n".join([REGENIE_BT, *rows]) + "\n")
+    return path
+
+
+def test_regenie_bt_counts__n_cases_n_controls_summed_and_n_effective_from_them(tmp_path):
+    a = _regenie_bt(tmp_path / "a.regenie", [
+        "1 100 rs1 A G 0.2 0.21 0.19 1 1000 200 800 ADD 0.1 0.05 4 1.3 NA",
+        "1 300 rs3 A C 0.4 0.41 0.39 1 990 198 792 ADD 0.05 0.04 1.5 0.7 NA"])
+    b = _regenie_bt(tmp_path / "b.regenie", [
+        "1 100 rs1 A G 0.2 0.21 0.19 1 500 100 400 ADD 0.12 0.07 4 1.3 NA",
+        "1 300 rs3 A C 0.4 0.41 0.39 1 500 50 450 ADD 0.02 0.06 1.5 0.7 NA"])
+    out = tmp_path / "m.tsv.gz"
+    for fmt in ("auto", "regenie"):
+        assert main(["meta", "--format", fmt, "--out", str(out), str(a), str(b)]) == 0
+        m = {r["rsid"]: r for r in read_sumstats(out).iter_rows(named=True)}
+        assert (m["rs1"]["n_cases"], m["rs1"]["n_controls"], m["rs1"]["n"]) == (300, 1200, 1500)
+        assert (m["rs3"]["n_cases"], m["rs3"]["n_controls"], m["rs3"]["n"]) == (248, 1242, 1490)
+        # 4 / (1/cases + 1/controls) per cohort, summed (Willer et al. 2010's N_eff)
+        assert m["rs1"]["n_effective"] == pytest.approx(4 / (1 / 200 + 1 / 800)
+                                                        + 4 / (1 / 100 + 1 / 400), rel=1e-12)
+        assert m["rs3"]["n_effective"] == pytest.approx(4 / (1 / 198 + 1 / 792)
+                                                        + 4 / (1 / 50 + 1 / 450), rel=1e-12)
+
+
+def test_regenie_test_fail__failed_tests_counted_test_failed_and_other_notes_kept(tmp_path):
+    # REGENIE prints a failed test as NA values with EXTRA = TEST_FAIL (README: the awk line
+    # that made regenie_test_fail.gwas_ssf.tsv's input). Other EXTRA values (DF=k of joint
+    # tests; free notes) say nothing about the row's estimate: the row is kept as printed.
+    lines = (PEERS / "regenie_example.regenie").read_text().splitlines()
+    rows = [ln.split() for ln in lines[1:]]
+    rows[2][9:14] = ["NA", "NA", "NA", "NA", "TEST_FAIL"]
+    rows[3][13], rows[4][13], rows[5][13] = "DF=1", "Firth", "SPA;DF=1"
+    path = tmp_path / "fail.regenie"
+    path.write_text("\n".join([lines[0], *(" ".join(r) for r in rows)]) + "\n")
+    ssf = PEERS / "regenie_test_fail.gwas_ssf.tsv"  # the converter's GWAS-SSF of the same failure
+    tables, ledgers = _harmonise(tmp_path, f"r={path}", f"ssf={ssf}",
+                                 options=("--numeric-alleles",))
+    for cohort in ("r", "ssf"):
+        lg = ledgers[cohort]
+        assert lg["removed"]["test_failed"] == 1, lg
+        assert lg["removed"]["bad_value_beta"] == 0
+        assert lg["n_in"] == 30 == lg["n_kept"] + sum(lg["removed"].values())
+        assert 3 not in tables[cohort]["base_pair_location"].to_list()
+    kept = {r["base_pair_location"]: r for r in tables["r"].iter_rows(named=True)}
+    for pos, r in ((4, rows[3]), (5, rows[4]), (6, rows[5])):
+        assert abs(kept[pos]["beta"]) == abs(float(r[9])) and kept[pos]["standard_error"] == float(r[10])
+
+
+def test_regenie_test_fail__counted_on_the_checking_read_too(tmp_path):
+    # Parts concatenated with cat (a header line inside) are read by the checking path, not
+    # the typed one: the failed test is counted there alike.
+    lines = (PEERS / "regenie_example.regenie").read_text().splitlines()
+    rows = [ln.split() for ln in lines[1:]]
+    rows[2][9:14] = ["NA", "NA", "NA", "NA", "TEST_FAIL"]
+    path = tmp_path / "fail.regenie"
+    path.write_text("\n".join([lines[0], *(" ".join(r) for r in rows)]) + "\n")
+    cat = _split_with_header(path, tmp_path / "cat.regenie", 10)
+    _, ledgers = _harmonise(tmp_path, f"c={cat}", options=("--numeric-alleles",))
+    lg = ledgers["c"]
+    assert lg["removed"]["test_failed"] == 1 and lg["removed"]["repeated_header"] == 1
+    assert lg["removed"]["bad_value_beta"] == 0 and lg["removed"]["not_additive_test"] == 0
+    assert lg["n_in"] == 31 == lg["n_kept"] + sum(lg["removed"].values())

@@ -47,6 +47,8 @@ INPUT_FIELDS: dict[str, str] = {
     "imputed": "1 if imputed, 0 if genotyped (GWAMA IMPUTED/IMP); counted, values unchanged",
     "error_code": "the tool's verdict on the row's fit (plink2 ERRCODE): a row with a code other "
                   "than '.' is removed, counted as errcode_<code>",
+    "test_note": "the tool's note on the row's test (REGENIE EXTRA): a row noting TEST_FAIL is "
+                 "removed, counted as test_failed; other notes (DF=k, NA) leave the row as printed",
 }
 
 
@@ -120,7 +122,11 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        "REGENIE step 2 .regenie; ALLELE1 is the effect allele, LOG10P is -log10 p",
        chromosome="CHROM", base_pair_location="GENPOS", marker="ID", other_allele="ALLELE0",
        effect_allele="ALLELE1", effect_allele_frequency="A1FREQ", info="INFO", n="N",
-       test="TEST", beta="BETA", standard_error="SE", neg_log_10_p_value="LOG10P", p_value="P"),
+       # REGENIE >= 3 prints a binary trait's counts (N_CASES, N_CONTROLS after N): the
+       # meta-analysis sums them and takes n_effective from them.
+       n_cases="N_CASES", n_controls="N_CONTROLS",
+       test="TEST", test_note="EXTRA", beta="BETA", standard_error="SE",
+       neg_log_10_p_value="LOG10P", p_value="P"),
     _p("bolt", ("ALLELE1", "ALLELE0", "A1FREQ", "BETA"),
        "BOLT-LMM; ALLELE1 is the effect allele; p from P_BOLT_LMM_INF, else P_BOLT_LMM, else P_LINREG",
        marker="SNP", chromosome="CHR", base_pair_location="BP", effect_allele="ALLELE1",
@@ -179,7 +185,8 @@ PRESETS: dict[str, FormatPreset] = {p.name: p for p in (
        n_cases="n_cases", n_controls="n_controls", info="info",
        # Not a GWAS-SSF column, but converters pass the tool's TEST through (the GWAS
        # Catalog's gwas-ssf format does for REGENIE): only ADD rows are per-allele effects.
-       test="test"),
+       # It passes REGENIE's EXTRA through too: its TEST_FAIL rows are failed tests.
+       test="test", test_note="extra"),
 )}
 
 #: ``--format`` values: the presets, ``auto`` (signatures, then :data:`HEADER_DICTIONARY`)
@@ -224,6 +231,9 @@ HEADER_DICTIONARY: dict[str, tuple[str, ...]] = {
     "imputed": ("imputed", "imp"),
     "test": ("test",),
     "error_code": ("errcode",),
+    # REGENIE's name; only a TEST_FAIL note removes a row, so a column of that name
+    # holding anything else changes nothing.
+    "test_note": ("extra",),
 }
 
 
@@ -273,6 +283,7 @@ def resolve_columns(
     format: str,
     mapping: dict[str, str] | None = None,
     source: str = "input",
+    mapping_from: str | None = None,
 ) -> dict[str, str]:
     """Field -> the header name that holds it, for one file.
 
@@ -285,10 +296,14 @@ def resolve_columns(
     mapping
         Field -> header name from ``--columns``; overrides the preset or dictionary.
         A preset-format file that has none of the mapped headers ignores the
-        mapping (one mapping serves a run of mixed files); a file with only
-        some of them is an error.
+        mapping (one mapping serves a run of mixed files), unless the mapping
+        is the file's own (``mapping_from``); a file with only some of them is
+        an error.
     source
         File name for error messages.
+    mapping_from
+        The per-file map (``FILE:MAP.yaml``) the mapping came from: the file's own,
+        so every header it names must be there (no preset fallback); named in errors.
 
     Raises
     ------
@@ -311,6 +326,8 @@ def resolve_columns(
                 if header_key(name) in by_key:
                     out[field] = by_key[header_key(name)]
                     break
+    # Where the user fixes a mapping: the file's own map replaces --columns for that file.
+    fix_where = f"in {mapping_from}" if mapping_from else "with --columns"
     if format == "mapped" or (format in PRESETS and PRESETS[format].dictionary):
         taken_by_preset = {header_key(h) for h in out.values()}
         for field, names in HEADER_DICTIONARY.items():
@@ -321,7 +338,8 @@ def resolve_columns(
             if len(hits) > 1:
                 raise InputError(
                     f"{source}: header is ambiguous for {field}: columns {hits} all match; "
-                    f"rule: one column per field; choose with --columns ({field}: NAME) or --format"
+                    f"rule: one column per field; choose {fix_where} ({field}: NAME) or "
+                    f"{'format: PRESET there' if mapping_from else '--format'}"
                 )
             if hits:
                 out[field] = hits[0]
@@ -336,12 +354,14 @@ def resolve_columns(
     absent = {f: n for f, n in mapping.items() if header_key(n) not in by_key}
     # One mapping serves a whole run: a preset file that has none of its columns is
     # read by its preset alone; a file with some but not all of them is an error.
-    if format in PRESETS and len(absent) == len(mapping):
+    # A file's own map (FILE:MAP.yaml) is for that file alone: what it names must be there.
+    if format in PRESETS and len(absent) == len(mapping) and mapping_from is None:
         mapping = {}
     elif absent:
         raise InputError(
-            f"{source}: --columns maps {', '.join(f'{f} to {n!r}' for f, n in absent.items())}, "
-            f"which the header lacks; header is {header}"
+            f"{source}: {mapping_from or '--columns'} maps "
+            f"{', '.join(f'{f} to {n!r}' for f, n in absent.items())}, "
+            f"which the header lacks; header is {header}; rule: a mapped column is in the file"
         )
     for field, name in mapping.items():
         out[field] = by_key[header_key(name)]
@@ -361,7 +381,7 @@ def resolve_columns(
         if name in taken:
             raise InputError(
                 f"{source}: column {name!r} would be both {taken[name]} and {field}; "
-                "rule: one field per column; fix with --columns"
+                f"rule: one field per column; fix {fix_where}"
             )
         taken[name] = field
     return out

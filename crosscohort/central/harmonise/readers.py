@@ -111,13 +111,15 @@ class InputSpec:
 
     ``options``: this file's own column map and options (:func:`read_column_map`:
     ``columns``, ``default_n``, ``numeric_alleles``, ``missing``), which replace
-    the run's for this file only; ``None``: the run's apply.
+    the run's for this file only; ``None``: the run's apply. ``map_path``: the
+    YAML they came from (named in errors).
     """
 
     cohort: str
     path: Path
     format: str
     options: dict | None = None
+    map_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -164,11 +166,11 @@ def parse_input(item: str, *, default_format: str = "auto") -> InputSpec:
     if sep and (not cohort or not rest):
         raise ConfigError(f"expected [COHORT=]PATH[:FORMAT], got {item!r}")
     fmt = default_format
-    options = None
+    options, map_path = None, None
     head, colon, tail = rest.rpartition(":")
     if colon and head and tail.endswith((".yaml", ".yml")):
         # FILE:MAP.yaml: this file's own columns and options (METAL's per-file settings).
-        options = read_column_map(tail)
+        options, map_path = read_column_map(tail), Path(tail)
         rest, fmt = head, options.get("format", default_format)
     elif colon and tail in FORMAT_NAMES:
         rest, fmt = head, tail
@@ -187,12 +189,13 @@ def parse_input(item: str, *, default_format: str = "auto") -> InputSpec:
             )
         cohort = path.name.split(".")[0]
     check_cohort_name(cohort)
-    return InputSpec(cohort=cohort, path=path, format=fmt, options=options)
+    return InputSpec(cohort=cohort, path=path, format=fmt, options=options, map_path=map_path)
 
 
 def read_column_map(path: str | Path) -> dict:
     """The ``--columns`` YAML: ``columns: {field: HEADER}`` plus optional ``format``,
-    ``numeric_alleles``, ``default_n``, ``missing`` (list of extra NA strings).
+    ``numeric_alleles``, ``default_n``, ``missing`` (extra NA tokens: a list, or one
+    token; numbers as written, returned as a list of strings).
 
     Raises
     ------
@@ -202,6 +205,15 @@ def read_column_map(path: str | Path) -> dict:
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.MarkedYAMLError as exc:
+        # One line with the position in the map (PyYAML's own text spans lines and
+        # names "<unicode string>").
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(
+            f"{path}: {where}{exc.problem or exc.context}; rule: the column map is YAML "
+            "(key: value lines, lists in [ ], e.g. columns: {beta: EFFECT})"
+        ) from exc
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the column mapping ({exc})") from exc
     except UnicodeDecodeError as exc:
@@ -230,6 +242,17 @@ def read_column_map(path: str | Path) -> dict:
     if not isinstance(doc.get("numeric_alleles", False), bool):
         raise ConfigError(f"{path}: numeric_alleles must be true or false; got "
                           f"{doc['numeric_alleles']!r}")
+    if "missing" in doc:
+        # The tokens as written: YAML reads -9 as a number and `missing: NR` as one string
+        # (not the letters N and R); callers get a list of strings.
+        tokens = doc["missing"]
+        if isinstance(tokens, (str, int, float)) and not isinstance(tokens, bool):
+            tokens = [tokens]
+        if not isinstance(tokens, list) or not all(
+                isinstance(t, (str, int, float)) and not isinstance(t, bool) for t in tokens):
+            raise ConfigError(f"{path}: missing: a list of text or numbers read as missing "
+                              f"(e.g. missing: [NR, -9]); got {tokens!r}")
+        doc["missing"] = [str(t) for t in tokens]
     return doc
 
 
@@ -737,7 +760,8 @@ class _Parsed:
 
 
 def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str, str] | None = None,
-                missing: tuple[str, ...] = (), other_from_reference: bool = False) -> _Parsed:
+                missing: tuple[str, ...] = (), other_from_reference: bool = False,
+                columns_from: Path | None = None) -> _Parsed:
     """The first half of :func:`read_summary_statistics`: header, columns and the parsed rows.
 
     Everything that reads the file's bytes and needs no other file: a
@@ -759,7 +783,8 @@ def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str,
     if dup:
         raise InputError(f"{path}: line {skip}: duplicated column(s) {dup} in header")
     fmt = detect_format(header) if format == "auto" else format
-    cols = resolve_columns(header, format=fmt, mapping=dict(columns or {}), source=source)
+    cols = resolve_columns(header, format=fmt, mapping=dict(columns or {}), source=source,
+                           mapping_from=str(columns_from) if columns_from else None)
     na = (*FOREIGN_NA_TOKENS, *(PRESETS[fmt].missing if fmt in PRESETS else ()), *missing)
 
     # GWAS-SSF and bundles: unknown columns pass through as text (nothing silently lost).
@@ -786,7 +811,7 @@ def _parse_file(path: str | Path, *, format: str = "auto", columns: Mapping[str,
             raise InputError(
                 f"{source}: missing required column for {' or '.join(group)} (format {fmt}); "
                 f"header is {header}; rule: effect/other allele, beta or OR, and SE (or CI, z, p) "
-                "are required; map them with --columns"
+                f"are required; map them {f'in {columns_from}' if columns_from else 'with --columns'}"
             )
 
     numeric = [f for f in (*_NUMERIC, *_COUNTS, "base_pair_location") if f in cols]
@@ -859,6 +884,12 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
             exprs.append(pl.when(failed).then(code).alias("_errcode_text"))
         # (A filter here, in the query, raised the peak memory of a 1M-row file by 50 MB.)
         exprs.append(failed.alias("_errcode"))
+    if "test_note" in cols:
+        # REGENIE's EXTRA: TEST_FAIL (the test did not run; BETA/SE/LOG10P print NA) among
+        # other notes (DF=k of joint tests), which say nothing against the row's estimate.
+        note = _text_expr(c("test_note"), na).str.to_uppercase()
+        exprs.append((note.str.contains(r"(?:^|[^A-Z0-9_])TEST_FAIL(?:$|[^A-Z0-9_])")
+                      .fill_null(False) & ~again).alias("_test_failed"))
     for f in ("chromosome", "marker", "strand", "imputed"):
         if f in cols:
             if typed is not None and (unpadded or _as_read(lf, c(f))):
@@ -969,6 +1000,14 @@ def _finish_read(parsed: _Parsed, *, default_n: int | None = None,
         if errcodes:  # a copy of the table: only when there are rows to remove
             df = df.filter(~pl.col("_errcode"))
         df = df.drop("_errcode")
+    if "_test_failed" in df.columns:
+        # A failed test is its own reason, not a bad value: counted before the values are
+        # checked (its NA beta would otherwise be counted bad_value_beta).
+        n_failed = int(df.get_column("_test_failed").sum())
+        removed["test_failed"] = n_failed
+        if n_failed:
+            df = df.filter(~pl.col("_test_failed"))
+        df = df.drop("_test_failed")
     return ReadResult(table=_values(df, default_n=default_n), source=source, format=fmt,
                       columns=cols, removed=removed, n_rows=n_rows)
 
@@ -1390,7 +1429,8 @@ def _harmonise_files(inputs: list[InputSpec], *, out_dir: Path | None, reference
             return _parse_file(spec.path, format=spec.format,
                                columns=spec.options.get("columns"),
                                missing=tuple(str(x) for x in spec.options.get("missing", ())),
-                               other_from_reference=ref is not None)
+                               other_from_reference=ref is not None,
+                               columns_from=spec.map_path or Path("the file's column map"))
         return _parse_file(spec.path, format=spec.format, columns=columns, missing=missing,
                            other_from_reference=ref is not None)
 
