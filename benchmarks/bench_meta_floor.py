@@ -16,8 +16,8 @@ plink 1.9 and our full call, on the inputs of ``bench_meta.py``:
   (``write_csv`` with 17 significant digits, tab-separated, ``NA``), to a
   file that is then removed.
 
-Each is a child process of its own under ``/usr/bin/time -v`` (wall,
-user + system CPU, peak RSS); ``read`` and ``write`` are timed inside
+Each is a child process of its own, measured with ``os.wait4`` (wall,
+user + system CPU, peak RSS; benchmarks/_timing.py); ``read`` and ``write`` are timed inside
 the child as well, so that their start-up is not counted twice. The floor
 printed is start-up + read + write, in wall time and in CPU time over the
 machine's cores (the least wall time if the stages overlapped perfectly).
@@ -35,11 +35,13 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _timing import measured  # noqa: E402
 
 _STARTUP = ("import crosscohort.commands.meta, crosscohort.central.harmonise.readers, "
             "crosscohort.central.meta.stream")
@@ -72,17 +74,12 @@ print(f"inner {time.perf_counter() - w:.3f} {cpu() - c:.3f} {table.height}")
 """
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, float, float, str]:
-    """Wall s, CPU s (user + system), peak RSS GB of ``cmd``, and its stdout."""
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    err = proc.stderr
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", err).group(1)
-    secs = sum(float(x) * 60**i for i, x in enumerate(reversed(wall.split(":"))))
-    cpu = sum(float(re.search(rf"{k} time \(seconds\): (\S+)", err).group(1)) for k in ("User", "System"))
-    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err).group(1)) / 1024**2
-    return secs, cpu, rss, proc.stdout
+def timed(cmd: list[str], cwd: Path, log: Path) -> tuple[float, float, float, str]:
+    """Wall s, CPU s (user + system), peak RSS GB of ``cmd``, and what it printed."""
+    m = measured(cmd, cwd, log=log)
+    if m.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed:\n{log.read_text()[-2000:]}")
+    return m.wall, m.cpu, m.rss_gb, log.read_text()
 
 
 def _inner(stdout: str) -> tuple[float, float]:
@@ -122,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(args.repeat):
         got: dict[str, tuple[float, float]] = {}
         for name, (cmd, cwd) in jobs.items():  # "write" needs the full call's output
-            wall, cpu, rss, stdout = timed(cmd, cwd)
+            wall, cpu, rss, stdout = timed(cmd, cwd, work / "ours" / "floor.log")
             if name in ("read", "write"):
                 wall, cpu = _inner(stdout)
             got[name] = (wall, cpu)
