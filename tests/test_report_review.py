@@ -435,3 +435,14 @@ def test_report_ledgers__the_meta_analysis_ledgers_of_its_summary_are_ledger_tab
     assert ["c1", "—", "variants", "400", "397", "3", "5"] in page.tables["ledger-meta"]
     assert page.tables["summary-stages"][1] == ["c1", "400", "397", "400"]
     assert "meta-analysis summary › ledgers" not in out.read_text(encoding="utf-8")
+
+
+def test_report_loci__lead_names_its_rsid_as_the_manhattan_label_does(tmp_path):
+    """Before: the Manhattan plot labels a lead by its rsid, the loci table by chrom:pos:ref:alt
+    only: a reviewer could not tell which row is which label."""
+    meta = pl.read_csv(_meta(tmp_path), separator="\t", null_values="NA").with_columns(
+        pl.format("rs{}", pl.int_range(pl.len()) + 1).alias("rsid"))
+    path = write_sumstats(meta, tmp_path / "meta" / "named.tsv.gz")
+    out = build_report(trait=TRAIT, meta_path=path, cohort_paths=_cohorts(tmp_path), out_path=tmp_path / "r.html")
+    rsid = meta.filter((pl.col("chromosome") == LEAD[0]) & (pl.col("base_pair_location") == LEAD[1]))["rsid"].item()
+    assert _page(out).tables["meta-loci"][1][1] == f"1:5000000:G:A ({rsid})"

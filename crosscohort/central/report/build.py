@@ -415,6 +415,9 @@ def _loci_table(loci: pl.DataFrame, *, table_id: str, caption: str, mrmega: bool
         else:
             chrom, pos = int(chrom), int(pos)
             lead = col("variant_id", i) or col("rsid", i) or f"{chrom_label(chrom)}:{pos}"
+            rsid = col("rsid", i)
+            if rsid and str(rsid) != str(lead):  # the name the Manhattan plot labels it with
+                lead = f"{lead} ({rsid})"
             where, span = (chrom_label(chrom), str(pos)), f"{col('start', i)}–{col('end', i)}"
         i2 = col("het_i2", i)
         rows.append((
