@@ -395,7 +395,9 @@ def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, l
         drawn = ["per-cohort β with 95% CI"]
         if "loo" in kinds:
             drawn.append(f"leave-one-out estimates ({loo_source})")
-        drawn.append(f"the {summary_label} β" + (" and the pooled β" if "pooled" in labels else ""))
+        drawn.append(f"the {summary_label} β")
+        if "pooled" in labels:
+            drawn.append("the pooled β")
         images.append(Image(png_data_uri(fig, dpi=dpi), f"forest plot of {vid}",
                             f"{vid}: {', '.join(drawn[:-1])} and {drawn[-1]}."))
         rows_out.extend((vid, lab, kind, num(b), num(se)) for lab, kind, b, se in
