@@ -446,3 +446,17 @@ def test_report_loci__lead_names_its_rsid_as_the_manhattan_label_does(tmp_path):
     out = build_report(trait=TRAIT, meta_path=path, cohort_paths=_cohorts(tmp_path), out_path=tmp_path / "r.html")
     rsid = meta.filter((pl.col("chromosome") == LEAD[0]) & (pl.col("base_pair_location") == LEAD[1]))["rsid"].item()
     assert _page(out).tables["meta-loci"][1][1] == f"1:5000000:G:A ({rsid})"
+
+
+def test_report_comparison__no_discordant_locus_is_said_once_without_a_dash_median():
+    """Before: '0 discordant loci; median I² —. every locus is found by both arms ...'."""
+    from crosscohort.central.report.sections import comparison_section
+
+    loci = pl.DataFrame({"chromosome": [1], "base_pair_location": [5], "variant_id": ["1:5:G:A"],
+                         "class": ["both"], "cohort_specific": [False]})
+    tables, _ = comparison_section({"all_shared": {"n": 1}, "n_sig_both": 1, "discordant_het": {"n_loci": 0}},
+                                   loci=loci, meta=None, pooled=None, threshold=5e-8, dpi=50)
+    disc = next(t for t in tables if t.id == "comparison-discordant")
+    assert disc.rows == ()
+    assert disc.note == "No discordant or cohort-specific locus: every locus is found by both arms and carried by " \
+                        "more than one cohort."

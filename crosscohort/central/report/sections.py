@@ -567,8 +567,9 @@ def comparison_section(metrics: Mapping, *, loci: pl.DataFrame | None, meta: pl.
                              "direction class", "Q", "Q p", "I²", *(f"EAF {c[4:]}" for c in eaf_cols),
                              "minor allele most common in"), tuple(rows), id="comparison-discordant",
                             note=(f"{count(het.get('n_loci'))} discordant loci; median I² "
-                                  f"{num(het.get('median_i2'), '.3f')}. " if het else "")
-                            + ("" if rows else "every locus is found by both arms and carried by more than one cohort")))
+                                  f"{num(het.get('median_i2'), '.3f')}." if het else "") if rows else
+                            "No discordant or cohort-specific locus: every locus is found by both arms and "
+                            "carried by more than one cohort."))
         tables.append(Table("ancestry of the hits", ("measure", "value"), (
             ("hits (loci of either arm)", count(metrics.get("n_hits"))),
             ("hits with per-cohort EAF", count(metrics.get("n_hits_with_eaf"))),
