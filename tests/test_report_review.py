@@ -460,3 +460,22 @@ def test_report_comparison__no_discordant_locus_is_said_once_without_a_dash_medi
     assert disc.rows == ()
     assert disc.note == "No discordant or cohort-specific locus: every locus is found by both arms and carried by " \
                         "more than one cohort."
+
+
+def test_report_summary__cohorts_the_meta_analysis_combined_but_the_report_was_not_given_are_named(tmp_path):
+    """Before: a report given two of a meta-analysis' five cohorts listed 'cohorts: c1, c2' as if the
+    meta-analysis were of those two; ledger rows of the others sat in the stage table unmarked."""
+    cohorts = _cohorts(tmp_path)
+    summary = tmp_path / "meta.summary.json"
+    summary.write_text(json.dumps({"method": "fixed", "cohorts": ["c1", "c2", "c3"]}))
+    harmonise = tmp_path / "harmonise.ledger.json"
+    harmonise.write_text(json.dumps([Ledger(stage="harmonise", cohort=c, trait=TRAIT, n_in=9, n_kept=9).to_dict()
+                                     for c in ("c1", "c2", "c3")]))
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), meta_summary_path=summary, cohort_paths=cohorts,
+                       ledger_paths=[harmonise], out_path=tmp_path / "r.html")
+    html = out.read_text(encoding="utf-8")
+    facts = dict((unescape(k), unescape(v))
+                 for k, v in re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", _section(html, "summary")))
+    assert facts["cohorts"] == "c1, c2"
+    assert facts["cohorts in the meta-analysis but not in this report"] == "c3 (its summary lists c1, c2, c3)"
+    assert _page(out).tables["summary-stages"][3][0] == "c3 (not in this report)"

@@ -349,6 +349,18 @@ def _audit_ledgers(audits: Sequence[tuple[str, Path, object]], *, trait: str,
     return out
 
 
+def _missing_cohorts(summary: object, given: Mapping[str, object]) -> tuple[str, str] | None:
+    """A run-summary line naming the meta-analysis' cohorts this report was not given (None if none)."""
+    listed = summary.get("cohorts") if isinstance(summary, Mapping) else None
+    if not isinstance(listed, list):
+        return None
+    missing = [str(c) for c in listed if str(c) not in given]
+    if not missing:
+        return None
+    return ("cohorts in the meta-analysis but not in this report",
+            f"{', '.join(missing)} (its summary lists {', '.join(map(str, listed))})")
+
+
 def _summary_ledgers(records: object, *, source: str | Path) -> list[Ledger]:
     """The meta-analysis summary's ``ledgers`` (one per cohort, stage ``meta``) as ledgers."""
     if not isinstance(records, list):
@@ -839,6 +851,7 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
     stage_table = _stage_table(ledgers, facts, n_meta, trait=trait)
     run_facts = [
         ("trait", trait), ("cohorts", ", ".join(cohort_paths)),
+        _missing_cohorts(meta_summary, cohort_paths),
         ("variants in the meta-analysis", _cell(n_meta)),
         ("λGC of the meta-analysis", _fmt_num(meta_panel.lambda_gc)),
         (f"loci (p < {threshold:g})", _cell(meta_loci.height)),
@@ -961,8 +974,8 @@ def _stage_table(ledgers: list[Ledger], facts: Mapping[str, _CohortFacts], n_met
     cohorts = list(facts) + sorted({c for c, _ in kept} - set(facts))
     headers = ("cohort", "input", *(f"after {s.replace('_', ' ')}" for s in stages), "harmonised file")
     rows = [
-        (c, _cell(first_in.get(c)), *(_cell(kept.get((c, s))) for s in stages),
-         _cell(facts[c].n_variants if c in facts else None))
+        (c if c in facts else f"{c} (not in this report)", _cell(first_in.get(c)),
+         *(_cell(kept.get((c, s))) for s in stages), _cell(facts[c].n_variants if c in facts else None))
         for c in cohorts
     ]
     rows.append(("meta-analysis", "—", *("—" for _ in stages), _cell(n_meta)))
