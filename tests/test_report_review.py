@@ -479,3 +479,18 @@ def test_report_summary__cohorts_the_meta_analysis_combined_but_the_report_was_n
     assert facts["cohorts"] == "c1, c2"
     assert facts["cohorts in the meta-analysis but not in this report"] == "c3 (its summary lists c1, c2, c3)"
     assert _page(out).tables["summary-stages"][3][0] == "c3 (not in this report)"
+
+
+def test_report_meta_summary__per_cohort_lambda_says_it_is_of_beta_over_se(tmp_path):
+    """Before: 'meta-analysis summary › lambda_gc' gave biobank_eur 1.158 a screen above the cohorts
+    table's 1.157 with nothing to tell them apart: meta's λ is of (β/SE)², the report's of each p
+    (a t-test's p at small N); and 'gc_applied' 1 did not say it is a factor, 1 = none."""
+    cohorts = _cohorts(tmp_path)
+    summary = tmp_path / "meta.summary.json"
+    summary.write_text(json.dumps({"method": "fixed", "cohorts": list(cohorts),
+                                   "lambda_gc": {"c1": 1.158, "c2": 1.05}, "gc_applied": {"c1": 1.0, "c2": 1.0}}))
+    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), meta_summary_path=summary, cohort_paths=cohorts,
+                       out_path=tmp_path / "r.html")
+    meta = _text(_section(out.read_text(encoding="utf-8"), "meta"))
+    assert "λGC per cohort, of (β/SE)² (what --gc corrects by; the cohorts table's is of each file's p)" in meta
+    assert "SE factor per cohort applied by --gc (√λGC where λGC > 1; 1 = not corrected)" in meta

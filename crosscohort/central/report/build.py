@@ -349,6 +349,13 @@ def _audit_ledgers(audits: Sequence[tuple[str, Path, object]], *, trait: str,
     return out
 
 
+#: What the meta-analysis summary's per-cohort blocks hold (crosscohort.central.meta.ivw), as captions.
+_SUMMARY_CAPTIONS = {
+    "lambda_gc": "λGC per cohort, of (β/SE)² (what --gc corrects by; the cohorts table's is of each file's p)",
+    "gc_applied": "SE factor per cohort applied by --gc (√λGC where λGC > 1; 1 = not corrected)",
+}
+
+
 def _missing_cohorts(summary: object, given: Mapping[str, object]) -> tuple[str, str] | None:
     """A run-summary line naming the meta-analysis' cohorts this report was not given (None if none)."""
     listed = summary.get("cohorts") if isinstance(summary, Mapping) else None
@@ -667,7 +674,8 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
                 "'method' and 'cohorts'")
         # Its ledgers (what the meta-analysis removed and flagged per cohort) go to the ledger section.
         meta_summary_tables = _generic_tables(
-            {k: v for k, v in meta_summary.items() if k not in ("mrmega", "ledgers")}, "meta-analysis summary")
+            {_SUMMARY_CAPTIONS.get(k, k): v for k, v in meta_summary.items() if k not in ("mrmega", "ledgers")},
+            "meta-analysis summary")
         summary_ledgers = _summary_ledgers(meta_summary.get("ledgers"), source=meta_summary_path)
 
     # Pooled arm and comparison
