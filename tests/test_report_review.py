@@ -494,3 +494,23 @@ def test_report_meta_summary__per_cohort_lambda_says_it_is_of_beta_over_se(tmp_p
     meta = _text(_section(out.read_text(encoding="utf-8"), "meta"))
     assert "λGC per cohort, of (β/SE)² (what --gc corrects by; the cohorts table's is of each file's p)" in meta
     assert "SE factor per cohort applied by --gc (√λGC where λGC > 1; 1 = not corrected)" in meta
+
+
+def test_audit_md__sumstats_fill_rule_says_it_checked_the_rows_before_release_not_the_released_file():
+    """Before: audit.md said 'the trait's sumstats have the sums' n and ALT allele count at all 45915
+    variants in both' and 'the sumstats' n, EAF and beta are those the sums give', while the demo's
+    released admixed_amr ldl.tsv.gz has n 984 beside the sums' exact n 985 (the trait's n is lowered
+    to cad's between traits) and EAFs rounded: the rule checks the association rows the gate reads."""
+    from crosscohort.contract.release import GateRules
+    from crosscohort.contract.release_sums import audit_md
+
+    entry = {"trait_type": "quantitative", "status": "released", "reasons": [], "n": 985, "rows_in": 10,
+             "rows_released": 5, "rules": [], "columns_released": [], "columns_internal_stripped": [],
+             "columns_dropped": [],
+             "sumstats_fill": {"rule": "sufficient_sumstats_fill", "status": "pass", "variants_compared": 10}}
+    md = "\n".join(audit_md({"ldl": entry}, GateRules()))
+    assert "the trait's sumstats have the sums' n" not in md
+    assert "so the sumstats' n, EAF and beta are those the sums give" not in md
+    assert ("the trait's association rows, as the gate read them before its release rules, have the sums' n "
+            "and ALT allele count at all 10 variants in both") in md
+    assert "the released sumstats carry the trait's released n and a rounded EAF" in md
