@@ -519,3 +519,16 @@ def test_audit_md__sumstats_fill_rule_says_it_checked_the_rows_before_release_no
     assert ("the trait's association rows, as the gate read them before its release rules, have the sums' n "
             "and ALT allele count at all 10 variants in both") in md
     assert "the released sumstats carry the trait's released n and a rounded EAF" in md
+
+
+def test_report_forest__axis_of_a_binary_trait_says_log_odds():
+    """Before: a binary trait's forest plots read 'β (95% CI)', with no unit: its β is a log odds ratio."""
+    from crosscohort.central.report.sections import forest_images
+
+    leads = _table(1).filter((pl.col("chromosome") == LEAD[0]) & (pl.col("base_pair_location") == LEAD[1]))
+    for cases in (300, None):
+        cohorts = {c: _table(10 + i, cases=cases) for i, c in enumerate(("c1", "c2"))}
+        images, _ = forest_images(leads, cohorts, loo=None, pooled_leads=None, dpi=30)
+        assert len(images) == 1
+        # the axis reads 'β, log odds ratio (95% CI)' from the same flag
+        assert ("β is the log odds ratio per effect allele." in images[0].caption) == (cases is not None)
