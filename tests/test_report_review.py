@@ -532,3 +532,14 @@ def test_report_forest__axis_of_a_binary_trait_says_log_odds():
         assert len(images) == 1
         # the axis reads 'β, log odds ratio (95% CI)' from the same flag
         assert ("β is the log odds ratio per effect allele." in images[0].caption) == (cases is not None)
+
+
+def test_report_summary__cohort_sizes_are_said_to_be_the_released_ones(tmp_path):
+    """Before: 'N (max n)' per cohort and 'pooled analysis N' 5,899 above five cohorts summing to 5,897
+    in the demo, with nothing to say that the gate lowers a trait's released n (to another trait's
+    within min_count) while the pooled arm counts the people it analysed."""
+    out = _build(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=_cohorts(tmp_path), out_path=tmp_path / "r.html")
+    table = _page(out).tables["summary-cohorts"]
+    assert table[0][1] == "N (released)"
+    summary = _text(_section(out.read_text(encoding="utf-8"), "summary"))
+    assert "may sum to less than the pooled arm's N" in summary

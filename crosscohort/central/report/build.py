@@ -854,8 +854,12 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
          _cell(f.n_variants), _fmt_num(f.lambda_gc))
         for c, f in facts.items()
     )
-    cohort_table = Table("cohorts", ("cohort", "N (max n)", "cases", "controls", "ancestry",
-                                     "variants (harmonised)", "λGC"), cohort_rows, id="summary-cohorts")
+    cohort_table = Table("cohorts", ("cohort", "N (released)", "cases", "controls", "ancestry",
+                                     "variants (harmonised)", "λGC"), cohort_rows, id="summary-cohorts",
+                         note="N, cases and controls: the largest n of each harmonised file, i.e. the size the "
+                              "cohort's export gate released (one per trait, lowered to another trait's when "
+                              "within min_count), so they may sum to less than the pooled arm's N, which counts "
+                              "the people it analysed.")
     stage_table = _stage_table(ledgers, facts, n_meta, trait=trait)
     run_facts = [
         ("trait", trait), ("cohorts", ", ".join(cohort_paths)),
