@@ -72,6 +72,11 @@ def _meta(d: Path, *, mrmega: bool = False, name: str = "meta.tsv.gz") -> Path:
     return write_sumstats(df, d / "meta" / name)
 
 
+def _build(**kw) -> Path:
+    """build_report at a low resolution: these tests read the page's text and tables, not its pixels."""
+    return build_report(**{"dpi": 30, **kw})
+
+
 def _page(path: Path) -> _Page:
     p = _Page()
     p.feed(path.read_text(encoding="utf-8"))
@@ -89,7 +94,7 @@ def _text(html: str) -> str:
 
 def test_report_mrmega__without_the_meta_summary_says_the_axes_are_unknown(tmp_path):
     """Before: ValueError ("Cannot specify ',' with 's'") from the axes table's '?' markers."""
-    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path, mrmega=True), cohort_paths=_cohorts(tmp_path),
+    out = _build(trait=TRAIT, meta_path=_meta(tmp_path, mrmega=True), cohort_paths=_cohorts(tmp_path),
                        out_path=tmp_path / "r.html")
     meta = _text(_section(out.read_text(encoding="utf-8"), "meta"))
     assert "axes of genetic variation: not known without the meta-analysis summary" in meta
@@ -101,7 +106,7 @@ def test_report_cohort__with_no_variant_says_so_without_nan_or_empty_plots(tmp_p
     cohorts = _cohorts(tmp_path)
     empty = tmp_path / "harmonised" / "c3.tsv.gz"
     write_sumstats(_table(3).clear(), empty)
-    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths={**cohorts, "c3": empty},
+    out = _build(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths={**cohorts, "c3": empty},
                        out_path=tmp_path / "r.html")
     html = out.read_text(encoding="utf-8")
     cohorts_html = _section(html, "cohorts")
@@ -148,7 +153,7 @@ def test_report_ledgers__the_gate_and_released_qc_counts_close_the_stage_table(t
     harmonise = tmp_path / "harmonise.ledger.json"
     harmonise.write_text(json.dumps([Ledger(stage="harmonise", cohort=c, trait=TRAIT, n_in=kept[c],
                                             n_kept=N_VARIANTS).to_dict() for c in cohorts]))
-    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html",
+    out = _build(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html",
                        ledger_paths=[harmonise], audit_paths=[str(a) for a in audits])
     page = _page(out)
     stages = page.tables["summary-stages"]
@@ -183,7 +188,7 @@ def test_report_audit__shows_the_gates_warnings_rules_limits_and_sufficient_stat
                 {"rule": "rule_of_another_trait", "description": "x", "rows_suppressed": 1}]}},
     }
     path.write_text(json.dumps(audit))
-    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html",
+    out = _build(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html",
                        audit_paths=[str(path)])
     html = out.read_text(encoding="utf-8")
     section = _text(_section(html, "audit"))
@@ -205,7 +210,7 @@ def test_report_audit__shows_the_gates_warnings_rules_limits_and_sufficient_stat
 def test_report_mrmega__loci_and_forest_say_beta_is_ivw_and_p_is_mrmega(tmp_path):
     """Before: the loci table of an MR-MEGA run headed 'β, SE, p' over the IVW β and SE beside
     MR-MEGA's p (z = β/SE gives another p), and the forest plots called IVW's β 'meta-analysis'."""
-    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path, mrmega=True), cohort_paths=_cohorts(tmp_path),
+    out = _build(trait=TRAIT, meta_path=_meta(tmp_path, mrmega=True), cohort_paths=_cohorts(tmp_path),
                        out_path=tmp_path / "r.html")
     page = _page(out)
     header, lead = page.tables["meta-loci"][0], page.tables["meta-loci"][1]
@@ -221,7 +226,7 @@ def test_report_forest__caption_names_only_the_rows_drawn(tmp_path):
     """Before: every forest caption read 'leave-one-out estimates (file), meta-analysis and pooled β',
     also for one cohort (no leave-one-out row) and without a pooled arm."""
     cohorts = _cohorts(tmp_path, names=("c1",))
-    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html")
+    out = _build(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html")
     captions = re.findall(r'<img src="data:[^"]*" alt="forest plot of [^"]*"><figcaption>(.*?)</figcaption>',
                           out.read_text(encoding="utf-8"))
     assert captions == ["1:5000000:G:A: per-cohort β with 95% CI and the meta-analysis β."]
@@ -240,12 +245,12 @@ def test_report_summary__run_and_bundle_config_digests_are_told_apart(tmp_path):
         m.parent.mkdir(parents=True, exist_ok=True)
         m.write_text(json.dumps({"cohort": c, "config_digest": "bb" * 32, "files": []}))
         manifests.append(str(m))
-    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html",
+    out = _build(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html",
                        manifest_paths=manifests, config_digest="aa" * 32)
     facts = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", _section(out.read_text(encoding="utf-8"), "summary")))
     assert facts["config digest of this run (--config-digest)"] == "aa" * 32
     assert facts["config digest of the exports (bundle manifests)"] == f"{'bb' * 32} (c1, c2)"
-    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r2.html",
+    out = _build(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r2.html",
                        manifest_paths=manifests)
     facts = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", _section(out.read_text(encoding="utf-8"), "summary")))
     assert facts["config digest of this run (--config-digest)"] == "not given"
@@ -255,7 +260,7 @@ def test_report_cohort__se_view_of_a_binary_trait_names_its_expected_peak_not_a_
     """Before: the SE·√N caption said SE·√(2p(1−p)N) 'should peak at the trait's residual SD' for
     a binary trait too; for logistic regression it peaks near 1/√(φ(1−φ)), φ the case fraction."""
     cohorts = _cohorts(tmp_path, cases=300)
-    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html")
+    out = _build(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=cohorts, out_path=tmp_path / "r.html")
     captions = re.findall(r'alt="SE times root N of (\w+)"><figcaption>(.*?)</figcaption>',
                           out.read_text(encoding="utf-8"))
     assert [c for c, _ in captions] == ["c1", "c2"]
@@ -263,7 +268,7 @@ def test_report_cohort__se_view_of_a_binary_trait_names_its_expected_peak_not_a_
         assert "residual SD" not in caption
         # 1 / sqrt(0.3 * 0.7) with 300 cases of 1,000
         assert "1/√(φ(1−φ)) = 2.18 (φ = 300/1,000 cases)" in caption
-    quantitative = build_report(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=_cohorts(tmp_path / "q"),
+    quantitative = _build(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=_cohorts(tmp_path / "q"),
                                 out_path=tmp_path / "q.html").read_text(encoding="utf-8")
     assert "residual SD" in quantitative
 
@@ -347,7 +352,7 @@ def test_report_comparison__genomic_control_counts_the_variants_its_lambda_is_of
     compare = tmp_path / "compare.json"
     compare.write_text(json.dumps({"all_shared": {"n": N_VARIANTS}, "n_sig_both": 0, "n_meta": N_VARIANTS,
                                    "n_pooled": N_VARIANTS, "lambda_gc_meta": 1.1, "lambda_gc_pooled": 1.0}))
-    out = build_report(trait=TRAIT, meta_path=meta, cohort_paths=_cohorts(tmp_path), out_path=tmp_path / "r.html",
+    out = _build(trait=TRAIT, meta_path=meta, cohort_paths=_cohorts(tmp_path), out_path=tmp_path / "r.html",
                        pooled_path=pooled, compare_path=compare)
     gc = _page(out).tables["comparison-lambda"]
     assert gc[0] == ["arm", "variants with a p-value (of rows)", "λGC"]
@@ -380,9 +385,9 @@ def _methods_for(tmp_path: Path, method: str, *, mrmega: bool = False) -> str:
     d = tmp_path / method
     meta = _meta(d, mrmega=mrmega)
     summary = d / "meta.summary.json"
-    summary.write_text(json.dumps({"method": method, "cohorts": ["c1", "c2"]}))
-    out = build_report(trait=TRAIT, meta_path=meta, meta_summary_path=summary, cohort_paths=_cohorts(d),
-                       out_path=d / "r.html")
+    summary.write_text(json.dumps({"method": method, "cohorts": ["c1"]}))
+    out = _build(trait=TRAIT, meta_path=meta, meta_summary_path=summary, cohort_paths=_cohorts(d, names=("c1",)),
+                 out_path=d / "r.html")
     return _text(_section(out.read_text(encoding="utf-8"), "methods"))
 
 
@@ -413,7 +418,7 @@ def test_report_forest__says_when_it_shows_only_the_most_significant_leads(tmp_p
                              .otherwise(pl.col("neg_log_10_p_value")).alias("neg_log_10_p_value")).drop("p_value")
     n_leads = meta.filter(lead).height
     assert n_leads > MAX_FORESTS
-    out = build_report(trait=TRAIT, meta_path=write_sumstats(meta, tmp_path / "meta.tsv.gz"),
+    out = _build(trait=TRAIT, meta_path=write_sumstats(meta, tmp_path / "meta.tsv.gz"),
                        cohort_paths=_cohorts(tmp_path), out_path=tmp_path / "r.html")
     html = out.read_text(encoding="utf-8")
     assert len(re.findall(r'alt="forest plot of ', html)) == MAX_FORESTS
@@ -429,9 +434,112 @@ def test_report_ledgers__the_meta_analysis_ledgers_of_its_summary_are_ledger_tab
     summary.write_text(json.dumps({"method": "fixed", "cohorts": list(cohorts), "ledgers": [
         Ledger(stage="meta", cohort=c, n_in=N_VARIANTS, n_kept=N_VARIANTS - 3, removed={"duplicate": 3},
                changed={"eaf_far_from_other_cohorts_flagged": 5}).to_dict() for c in cohorts]}))
-    out = build_report(trait=TRAIT, meta_path=_meta(tmp_path), meta_summary_path=summary, cohort_paths=cohorts,
+    out = _build(trait=TRAIT, meta_path=_meta(tmp_path), meta_summary_path=summary, cohort_paths=cohorts,
                        out_path=tmp_path / "r.html")
     page = _page(out)
     assert ["c1", "—", "variants", "400", "397", "3", "5"] in page.tables["ledger-meta"]
     assert page.tables["summary-stages"][1] == ["c1", "400", "397", "400"]
     assert "meta-analysis summary › ledgers" not in out.read_text(encoding="utf-8")
+
+
+def test_report_loci__lead_names_its_rsid_as_the_manhattan_label_does(tmp_path):
+    """Before: the Manhattan plot labels a lead by its rsid, the loci table by chrom:pos:ref:alt
+    only: a reviewer could not tell which row is which label."""
+    meta = pl.read_csv(_meta(tmp_path), separator="\t", null_values="NA").with_columns(
+        pl.format("rs{}", pl.int_range(pl.len()) + 1).alias("rsid"))
+    path = write_sumstats(meta, tmp_path / "meta" / "named.tsv.gz")
+    out = _build(trait=TRAIT, meta_path=path, cohort_paths=_cohorts(tmp_path), out_path=tmp_path / "r.html")
+    rsid = meta.filter((pl.col("chromosome") == LEAD[0]) & (pl.col("base_pair_location") == LEAD[1]))["rsid"].item()
+    assert _page(out).tables["meta-loci"][1][1] == f"1:5000000:G:A ({rsid})"
+
+
+def test_report_comparison__no_discordant_locus_is_said_once_without_a_dash_median():
+    """Before: '0 discordant loci; median I² —. every locus is found by both arms ...'."""
+    from crosscohort.central.report.sections import comparison_section
+
+    loci = pl.DataFrame({"chromosome": [1], "base_pair_location": [5], "variant_id": ["1:5:G:A"],
+                         "class": ["both"], "cohort_specific": [False]})
+    tables, _ = comparison_section({"all_shared": {"n": 1}, "n_sig_both": 1, "discordant_het": {"n_loci": 0}},
+                                   loci=loci, meta=None, pooled=None, threshold=5e-8, dpi=50)
+    disc = next(t for t in tables if t.id == "comparison-discordant")
+    assert disc.rows == ()
+    assert disc.note == "No discordant or cohort-specific locus: every locus is found by both arms and carried by " \
+                        "more than one cohort."
+
+
+def test_report_summary__cohorts_the_meta_analysis_combined_but_the_report_was_not_given_are_named(tmp_path):
+    """Before: a report given two of a meta-analysis' five cohorts listed 'cohorts: c1, c2' as if the
+    meta-analysis were of those two; ledger rows of the others sat in the stage table unmarked."""
+    cohorts = _cohorts(tmp_path)
+    summary = tmp_path / "meta.summary.json"
+    summary.write_text(json.dumps({"method": "fixed", "cohorts": ["c1", "c2", "c3"]}))
+    harmonise = tmp_path / "harmonise.ledger.json"
+    harmonise.write_text(json.dumps([Ledger(stage="harmonise", cohort=c, trait=TRAIT, n_in=9, n_kept=9).to_dict()
+                                     for c in ("c1", "c2", "c3")]))
+    out = _build(trait=TRAIT, meta_path=_meta(tmp_path), meta_summary_path=summary, cohort_paths=cohorts,
+                       ledger_paths=[harmonise], out_path=tmp_path / "r.html")
+    html = out.read_text(encoding="utf-8")
+    facts = dict((unescape(k), unescape(v))
+                 for k, v in re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", _section(html, "summary")))
+    assert facts["cohorts"] == "c1, c2"
+    assert facts["cohorts in the meta-analysis but not in this report"] == "c3 (its summary lists c1, c2, c3)"
+    assert _page(out).tables["summary-stages"][3][0] == "c3 (not in this report)"
+
+
+def test_report_meta_summary__per_cohort_lambda_says_it_is_of_beta_over_se(tmp_path):
+    """Before: 'meta-analysis summary › lambda_gc' gave biobank_eur 1.158 a screen above the cohorts
+    table's 1.157 with nothing to tell them apart: meta's λ is of (β/SE)², the report's of each p
+    (a t-test's p at small N); and 'gc_applied' 1 did not say it is a factor, 1 = none."""
+    cohorts = _cohorts(tmp_path)
+    summary = tmp_path / "meta.summary.json"
+    summary.write_text(json.dumps({"method": "fixed", "cohorts": list(cohorts),
+                                   "lambda_gc": {"c1": 1.158, "c2": 1.05}, "gc_applied": {"c1": 1.0, "c2": 1.0}}))
+    out = _build(trait=TRAIT, meta_path=_meta(tmp_path), meta_summary_path=summary, cohort_paths=cohorts,
+                       out_path=tmp_path / "r.html")
+    meta = _text(_section(out.read_text(encoding="utf-8"), "meta"))
+    assert "λGC per cohort, of (β/SE)² (what --gc corrects by; the cohorts table's is of each file's p)" in meta
+    assert "SE factor per cohort applied by --gc (√λGC where λGC > 1; 1 = not corrected)" in meta
+
+
+def test_audit_md__sumstats_fill_rule_says_it_checked_the_rows_before_release_not_the_released_file():
+    """Before: audit.md said 'the trait's sumstats have the sums' n and ALT allele count at all 45915
+    variants in both' and 'the sumstats' n, EAF and beta are those the sums give', while the demo's
+    released admixed_amr ldl.tsv.gz has n 984 beside the sums' exact n 985 (the trait's n is lowered
+    to cad's between traits) and EAFs rounded: the rule checks the association rows the gate reads."""
+    from crosscohort.contract.release import GateRules
+    from crosscohort.contract.release_sums import audit_md
+
+    entry = {"trait_type": "quantitative", "status": "released", "reasons": [], "n": 985, "rows_in": 10,
+             "rows_released": 5, "rules": [], "columns_released": [], "columns_internal_stripped": [],
+             "columns_dropped": [],
+             "sumstats_fill": {"rule": "sufficient_sumstats_fill", "status": "pass", "variants_compared": 10}}
+    md = "\n".join(audit_md({"ldl": entry}, GateRules()))
+    assert "the trait's sumstats have the sums' n" not in md
+    assert "so the sumstats' n, EAF and beta are those the sums give" not in md
+    assert ("the trait's association rows, as the gate read them before its release rules, have the sums' n "
+            "and ALT allele count at all 10 variants in both") in md
+    assert "the released sumstats carry the trait's released n and a rounded EAF" in md
+
+
+def test_report_forest__axis_of_a_binary_trait_says_log_odds():
+    """Before: a binary trait's forest plots read 'β (95% CI)', with no unit: its β is a log odds ratio."""
+    from crosscohort.central.report.sections import forest_images
+
+    leads = _table(1).filter((pl.col("chromosome") == LEAD[0]) & (pl.col("base_pair_location") == LEAD[1]))
+    for cases in (300, None):
+        cohorts = {c: _table(10 + i, cases=cases) for i, c in enumerate(("c1", "c2"))}
+        images, _ = forest_images(leads, cohorts, loo=None, pooled_leads=None, dpi=30)
+        assert len(images) == 1
+        # the axis reads 'β, log odds ratio (95% CI)' from the same flag
+        assert ("β is the log odds ratio per effect allele." in images[0].caption) == (cases is not None)
+
+
+def test_report_summary__cohort_sizes_are_said_to_be_the_released_ones(tmp_path):
+    """Before: 'N (max n)' per cohort and 'pooled analysis N' 5,899 above five cohorts summing to 5,897
+    in the demo, with nothing to say that the gate lowers a trait's released n (to another trait's
+    within min_count) while the pooled arm counts the people it analysed."""
+    out = _build(trait=TRAIT, meta_path=_meta(tmp_path), cohort_paths=_cohorts(tmp_path), out_path=tmp_path / "r.html")
+    table = _page(out).tables["summary-cohorts"]
+    assert table[0][1] == "N (released)"
+    summary = _text(_section(out.read_text(encoding="utf-8"), "summary"))
+    assert "may sum to less than the pooled arm's N" in summary

@@ -163,9 +163,11 @@ MISSING_CALLS = (
     "variant's sums are over the trait's n people, and the sums of a variant with missing calls are those of "
     "a complete-call vector: they do not reveal how many calls were missing. The genotype-count rules apply "
     "to the filled calls. The same bundle's sumstats are fitted on the same filled calls (crosscohort assoc "
-    "--missing fill, over the same --keep samples): the gate checks that every variant in both has the sums' n "
-    "and ALT allele count (2 n EAF = sum_g) and refuses the export otherwise (rule sufficient_sumstats_fill), "
-    "so the sumstats' n, EAF and beta are those the sums give and add nothing about which calls were missing."
+    "--missing fill, over the same --keep samples): the gate checks, on the association rows it reads before "
+    "its release rules, that every variant in both has the sums' n and ALT allele count (2 n EAF = sum_g), and "
+    "refuses the export otherwise (rule sufficient_sumstats_fill), so the sumstats' estimates are those of the "
+    "sums' calls and add nothing about which calls were missing. The released sumstats carry the trait's "
+    "released n and a rounded EAF (count rules), which may differ from the sums' exact n and sum_g."
 )
 
 NOT_COVERED = (
@@ -582,8 +584,10 @@ def audit_md(entries: dict[str, dict], rules: GateRules) -> list[str]:
                 f"Other columns dropped: {', '.join(e['columns_dropped']) or 'none'}.", ""]
         if "sumstats_fill" in e:
             f = e["sumstats_fill"]
-            out += [f"Rule {f['rule']}: {f['status']} (the trait's sumstats have the sums' n and ALT allele "
-                    f"count at all {f['variants_compared']} variants in both: fitted on the same filled calls).",
+            out += [f"Rule {f['rule']}: {f['status']} (the trait's association rows, as the gate read them before "
+                    f"its release rules, have the sums' n and ALT allele count at all {f['variants_compared']} "
+                    "variants in both: fitted on the same filled calls; the released sumstats carry the trait's "
+                    "released n and a rounded EAF).",
                     ""]
     out += [f"Missing genotype calls: {MISSING_CALLS}", "", f"Not covered: {NOT_COVERED}", ""]
     return out

@@ -349,6 +349,25 @@ def _audit_ledgers(audits: Sequence[tuple[str, Path, object]], *, trait: str,
     return out
 
 
+#: What the meta-analysis summary's per-cohort blocks hold (crosscohort.central.meta.ivw), as captions.
+_SUMMARY_CAPTIONS = {
+    "lambda_gc": "λGC per cohort, of (β/SE)² (what --gc corrects by; the cohorts table's is of each file's p)",
+    "gc_applied": "SE factor per cohort applied by --gc (√λGC where λGC > 1; 1 = not corrected)",
+}
+
+
+def _missing_cohorts(summary: object, given: Mapping[str, object]) -> tuple[str, str] | None:
+    """A run-summary line naming the meta-analysis' cohorts this report was not given (None if none)."""
+    listed = summary.get("cohorts") if isinstance(summary, Mapping) else None
+    if not isinstance(listed, list):
+        return None
+    missing = [str(c) for c in listed if str(c) not in given]
+    if not missing:
+        return None
+    return ("cohorts in the meta-analysis but not in this report",
+            f"{', '.join(missing)} (its summary lists {', '.join(map(str, listed))})")
+
+
 def _summary_ledgers(records: object, *, source: str | Path) -> list[Ledger]:
     """The meta-analysis summary's ``ledgers`` (one per cohort, stage ``meta``) as ledgers."""
     if not isinstance(records, list):
@@ -415,6 +434,9 @@ def _loci_table(loci: pl.DataFrame, *, table_id: str, caption: str, mrmega: bool
         else:
             chrom, pos = int(chrom), int(pos)
             lead = col("variant_id", i) or col("rsid", i) or f"{chrom_label(chrom)}:{pos}"
+            rsid = col("rsid", i)
+            if rsid and str(rsid) != str(lead):  # the name the Manhattan plot labels it with
+                lead = f"{lead} ({rsid})"
             where, span = (chrom_label(chrom), str(pos)), f"{col('start', i)}–{col('end', i)}"
         i2 = col("het_i2", i)
         rows.append((
@@ -652,7 +674,8 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
                 "'method' and 'cohorts'")
         # Its ledgers (what the meta-analysis removed and flagged per cohort) go to the ledger section.
         meta_summary_tables = _generic_tables(
-            {k: v for k, v in meta_summary.items() if k not in ("mrmega", "ledgers")}, "meta-analysis summary")
+            {_SUMMARY_CAPTIONS.get(k, k): v for k, v in meta_summary.items() if k not in ("mrmega", "ledgers")},
+            "meta-analysis summary")
         summary_ledgers = _summary_ledgers(meta_summary.get("ledgers"), source=meta_summary_path)
 
     # Pooled arm and comparison
@@ -831,11 +854,16 @@ def build_report(*, trait: str, meta_path: str | Path, cohort_paths: Mapping[str
          _cell(f.n_variants), _fmt_num(f.lambda_gc))
         for c, f in facts.items()
     )
-    cohort_table = Table("cohorts", ("cohort", "N (max n)", "cases", "controls", "ancestry",
-                                     "variants (harmonised)", "λGC"), cohort_rows, id="summary-cohorts")
+    cohort_table = Table("cohorts", ("cohort", "N (released)", "cases", "controls", "ancestry",
+                                     "variants (harmonised)", "λGC"), cohort_rows, id="summary-cohorts",
+                         note="N, cases and controls: the largest n of each harmonised file, i.e. the size the "
+                              "cohort's export gate released (one per trait, lowered to another trait's when "
+                              "within min_count), so they may sum to less than the pooled arm's N, which counts "
+                              "the people it analysed.")
     stage_table = _stage_table(ledgers, facts, n_meta, trait=trait)
     run_facts = [
         ("trait", trait), ("cohorts", ", ".join(cohort_paths)),
+        _missing_cohorts(meta_summary, cohort_paths),
         ("variants in the meta-analysis", _cell(n_meta)),
         ("λGC of the meta-analysis", _fmt_num(meta_panel.lambda_gc)),
         (f"loci (p < {threshold:g})", _cell(meta_loci.height)),
@@ -958,8 +986,8 @@ def _stage_table(ledgers: list[Ledger], facts: Mapping[str, _CohortFacts], n_met
     cohorts = list(facts) + sorted({c for c, _ in kept} - set(facts))
     headers = ("cohort", "input", *(f"after {s.replace('_', ' ')}" for s in stages), "harmonised file")
     rows = [
-        (c, _cell(first_in.get(c)), *(_cell(kept.get((c, s))) for s in stages),
-         _cell(facts[c].n_variants if c in facts else None))
+        (c if c in facts else f"{c} (not in this report)", _cell(first_in.get(c)),
+         *(_cell(kept.get((c, s))) for s in stages), _cell(facts[c].n_variants if c in facts else None))
         for c in cohorts
     ]
     rows.append(("meta-analysis", "—", *("—" for _ in stages), _cell(n_meta)))

@@ -673,7 +673,7 @@ def concordance_tiles(rows: dict[str, dict[str, int]], *, title: str = "concorda
 
 
 def forest(rows: pl.DataFrame, *, title: str, level: float = 0.95, width: float = 5.5,
-           height: float | None = None) -> Figure:
+           height: float | None = None, effect: str = "β") -> Figure:
     """Forest plot: one estimate with its confidence interval per row, summary rows as diamonds.
 
     Parameters
@@ -684,6 +684,8 @@ def forest(rows: pl.DataFrame, *, title: str, level: float = 0.95, width: float 
         meta-analysis estimate), top to bottom.
     level
         Coverage of the intervals (normal: β ± z·SE).
+    effect
+        What β is, for the axis label (``"β, log odds ratio"`` for a binary trait).
     """
     from scipy.special import ndtri
 
@@ -709,7 +711,7 @@ def forest(rows: pl.DataFrame, *, title: str, level: float = 0.95, width: float 
     ax.axvline(0, color="#555555", lw=0.8, ls="--")
     ax.set_yticks(yy)
     ax.set_yticklabels(rows.get_column("label").to_list(), fontsize=7)
-    ax.set_xlabel(f"β ({level:.0%} CI)")
+    ax.set_xlabel(f"{effect} ({level:.0%} CI)")
     ax.set_ylim(-0.7, n - 0.3)
     return fig
 

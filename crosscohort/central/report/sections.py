@@ -346,6 +346,9 @@ def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, l
     """
     images: list[Image] = []
     rows_out: list[tuple[str, ...]] = []
+    # A binary trait's cohorts carry case counts; its β is a log odds ratio (logistic regression).
+    binary = any("n_cases" in df.columns and df.get_column("n_cases").is_not_null().any() for df in cohorts.values())
+    effect = "β, log odds ratio" if binary else "β"
     leads = leads.head(MAX_FORESTS)
     if "variant_id" not in leads.columns:
         leads = leads.with_columns(variant_id(*(pl.col(c).cast(pl.String) for c in VARIANT_KEY)))
@@ -389,15 +392,18 @@ def forest_images(leads: pl.DataFrame, cohorts: Mapping[str, pl.DataFrame], *, l
                 ses.append(float(pr.get_column("standard_error_pooled")[0]))
                 kinds.append("summary")
         frame = pl.DataFrame({"label": labels, "beta": betas, "standard_error": ses, "kind": kinds})
-        fig = forest(frame, title=f"{vid}")
+        fig = forest(frame, title=f"{vid}", effect=effect)
         # The caption names the rows drawn: no leave-one-out row for one cohort (or a lead
         # the file lacks), no pooled row without a pooled arm.
         drawn = ["per-cohort β with 95% CI"]
         if "loo" in kinds:
             drawn.append(f"leave-one-out estimates ({loo_source})")
-        drawn.append(f"the {summary_label} β" + (" and the pooled β" if "pooled" in labels else ""))
+        drawn.append(f"the {summary_label} β")
+        if "pooled" in labels:
+            drawn.append("the pooled β")
         images.append(Image(png_data_uri(fig, dpi=dpi), f"forest plot of {vid}",
-                            f"{vid}: {', '.join(drawn[:-1])} and {drawn[-1]}."))
+                            f"{vid}: {', '.join(drawn[:-1])} and {drawn[-1]}."
+                            + (" β is the log odds ratio per effect allele." if binary else "")))
         rows_out.extend((vid, lab, kind, num(b), num(se)) for lab, kind, b, se in
                         zip(labels, kinds, betas, ses, strict=True))
     table = Table("forest plot rows", ("lead variant", "row", "kind", "β", "SE"), tuple(rows_out),
@@ -565,8 +571,9 @@ def comparison_section(metrics: Mapping, *, loci: pl.DataFrame | None, meta: pl.
                              "direction class", "Q", "Q p", "I²", *(f"EAF {c[4:]}" for c in eaf_cols),
                              "minor allele most common in"), tuple(rows), id="comparison-discordant",
                             note=(f"{count(het.get('n_loci'))} discordant loci; median I² "
-                                  f"{num(het.get('median_i2'), '.3f')}. " if het else "")
-                            + ("" if rows else "every locus is found by both arms and carried by more than one cohort")))
+                                  f"{num(het.get('median_i2'), '.3f')}." if het else "") if rows else
+                            "No discordant or cohort-specific locus: every locus is found by both arms and "
+                            "carried by more than one cohort."))
         tables.append(Table("ancestry of the hits", ("measure", "value"), (
             ("hits (loci of either arm)", count(metrics.get("n_hits"))),
             ("hits with per-cohort EAF", count(metrics.get("n_hits_with_eaf"))),
