@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 from bed_reader import to_bed
 
 from crosscohort.cli import main
@@ -667,3 +668,58 @@ def test_difference_window__chunk_by_chunk_equals_the_whole_at_once(monkeypatch)
         assert at == m
         np.testing.assert_array_equal(np.concatenate(parts), whole)
     assert (whole <= 20).sum() > 10
+
+
+def test_export__sums_of_two_traits_one_person_apart_are_not_both_released(tmp_path, capsys):
+    """Two traits analysed on 300 and 299 people: their exact sums' n, both released, count one person.
+
+    Failed before: the gate coarsened the sumstats' n (299 for both) and released both traits'
+    sums (n 300 and 299), naming the difference in the audit only; the bundle then told the
+    person missing one phenotype by subtraction (the demo's admixed_amr bundle: 985 vs 984).
+    Now the sums of one trait are refused (rule sufficient_difference_between_traits) and no
+    two counts the bundle releases differ by 1 to min_count.
+    """
+    from crosscohort.central.verify import verify_bundle
+
+    rng = np.random.default_rng(8)
+    n, m = 300, 30
+    g = rng.binomial(2, rng.uniform(0.2, 0.5, m), size=(n, m)).astype(float)
+    ids = [f"s{i}" for i in range(n)]
+    to_bed(tmp_path / "c.bed", g, count_A1=True, num_threads=1,
+           properties={"fid": ids, "iid": ids, "sex": rng.integers(1, 3, n),
+                       "sid": [f"v{j}" for j in range(m)], "chromosome": ["1"] * m,
+                       "bp_position": np.arange(m) * 100 + 1})
+    age = rng.normal(50, 8, n)
+    qt, qt2 = (0.02 * age + rng.normal(size=n) for _ in range(2))
+    (tmp_path / "pheno.tsv").write_text("#FID\tIID\tqt\tqt2\n" + "".join(
+        f"s{i}\ts{i}\t{qt[i]:.5f}\t{'NA' if i == 7 else f'{qt2[i]:.5f}'}\n" for i in range(n)))
+    (tmp_path / "covar.tsv").write_text("#FID\tIID\tage\n" + "".join(
+        f"s{i}\ts{i}\t{age[i]:.2f}\n" for i in range(n)))
+    common = ["--bfile", str(tmp_path / "c"), "--pheno", str(tmp_path / "pheno.tsv"),
+              "--covar", str(tmp_path / "covar.tsv")]
+    assert main(["sufficient", *common, "--pheno-name", "qt", "qt2", "--covar-name", "age",
+                 "--cohort", "c", "--out-dir", str(tmp_path / "suff")]) == 0
+    assert main(["assoc", *common, "--out", str(tmp_path / "{trait}.tsv.gz")]) == 0
+    out = tmp_path / "exports" / "c"
+    assert main(["export", "--cohort", "c", "--sumstats", f"qt={tmp_path / 'qt.tsv.gz'}",
+                 "--sumstats", f"qt2={tmp_path / 'qt2.tsv.gz'}", "--trait-type", "qt=quantitative",
+                 "--trait-type", "qt2=quantitative", "--ids-from", str(tmp_path / "c.fam"),
+                 "--build", "GRCh38", "--ancestry", "test", "--config-digest", "abcdef12",
+                 "--sufficient", f"qt={tmp_path / 'suff'}", "--sufficient", f"qt2={tmp_path / 'suff'}",
+                 "--out-dir", str(out)]) == 0
+    audit = json.loads((out / "audit.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text())
+    released = [json.loads((out / f"{t}.block.json").read_text())["n"]
+                for t, files in manifest["sufficient"].items() if files]
+    released += [yaml.safe_load((out / f"{t}.meta.yaml").read_text())["sample_size"] for t in ("qt", "qt2")]
+    assert not [(a, b) for a in released for b in released if 1 <= abs(a - b) <= MIN_COUNT]
+    refused = [t for t, e in audit["sufficient"].items() if e["status"] == "refused"]
+    assert refused == ["qt"] and manifest["sufficient"]["qt"] == []
+    assert not (out / "qt.block.json").exists() and not (out / "qt.sufficient.tsv.gz").exists()
+    assert "sufficient_difference_between_traits" in audit["sufficient"]["qt"]["reasons"][-1]
+    assert manifest["sufficient"]["qt2"] and not audit["differences_between_traits"]
+    verify_bundle(out)
+    # The central pooled fit says which bundle refused the trait's sums, not "no such file".
+    assert main(["pool-fit", "--trait", "qt", "--out", str(tmp_path / "p.tsv"), f"c={out}"]) == 2
+    err = capsys.readouterr().err
+    assert "the export gate refused the sufficient statistics of trait 'qt'" in err and "leave c=" in err

@@ -53,6 +53,18 @@ def _shared_names(text: str) -> list[str]:
     return names
 
 
+def _refused(bundle: Path, trait: str) -> bool:
+    """Whether ``bundle``'s manifest lists the trait's sums as refused by its gate (``[]``)."""
+    import json
+
+    try:
+        manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    suff = manifest.get("sufficient") if isinstance(manifest, dict) else None
+    return isinstance(suff, dict) and suff.get(trait) == []
+
+
 def run(args: argparse.Namespace) -> int:
     """Read, align, solve and write the pooled table and its summary (OUT.summary.json)."""
     from crosscohort.central.pooled.driver import pool_fit, pool_fit_to_file, sufficient_paths
@@ -63,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
     for item in args.dirs:
         d = item.partition("=")[2] if "=" in item else item
         block, sums = sufficient_paths(d, args.trait)
+        if not block.is_file() and _refused(Path(d), args.trait):
+            raise InputError(f"{Path(d) / 'manifest.json'}: the export gate refused the sufficient "
+                             f"statistics of trait {args.trait!r} (audit.md says by which rule); "
+                             f"the pooled fit needs them from every cohort given: leave {item} out")
         for f in (block, sums):
             if not f.is_file():
                 raise InputError(f"{f}: no such file (pool-fit {item}: a sufficient/ directory of trait "

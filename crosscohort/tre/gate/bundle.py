@@ -241,6 +241,16 @@ def _metadata(
 SUMS_LABEL = " (sufficient statistics)"
 
 
+def small_difference_pairs(sizes: dict[str, dict[str, int | None]], *,
+                           min_count: int) -> list[tuple[str, str, str]]:
+    """(trait a, trait b, kind) of each pair whose released counts of one kind differ by 1 to ``min_count``."""
+    traits = sorted(sizes)
+    return [(a, b, kind) for i, a in enumerate(traits) for b in traits[i + 1:]
+            for kind in ("sample_size", "case_count", "control_count")
+            if (x := sizes[a].get(kind)) is not None and (y := sizes[b].get(kind)) is not None
+            and 0 < abs(x - y) <= min_count]
+
+
 def small_differences(sizes: dict[str, dict[str, int | None]], *, min_count: int) -> list[str]:
     """Pairs of traits whose released counts of one kind differ by 1 to ``min_count``.
 
@@ -250,21 +260,47 @@ def small_differences(sizes: dict[str, dict[str, int | None]], *, min_count: int
     how to coarsen them.
     """
     out = []
-    traits = sorted(sizes)
-    for i, a in enumerate(traits):
-        for b in traits[i + 1:]:
-            for kind in ("sample_size", "case_count", "control_count"):
-                x, y = sizes[a].get(kind), sizes[b].get(kind)
-                if x is not None and y is not None and 0 < abs(x - y) <= min_count:
-                    # Exact sums cannot be rounded (round_n refuses them): the remedy differs.
-                    fix = ("leave out the sufficient statistics of one of them (their n is exact and "
-                           "cannot be coarsened)" if SUMS_LABEL in a + b else
-                           "set round_n above min_count to coarsen released sample sizes")
-                    out.append(
-                        f"{kind} of traits {a} and {b} differ by 1 to {min_count}: the difference counts "
-                        f"people; {fix}"
-                    )
+    for a, b, kind in small_difference_pairs(sizes, min_count=min_count):
+        # Exact sums cannot be rounded (round_n refuses them): the remedy differs.
+        fix = ("leave out the sufficient statistics of one of them (their n is exact and "
+               "cannot be coarsened)" if SUMS_LABEL in a + b else
+               "set round_n above min_count to coarsen released sample sizes")
+        out.append(
+            f"{kind} of traits {a} and {b} differ by 1 to {min_count}: the difference counts "
+            f"people; {fix}"
+        )
     return out
+
+
+#: Why the gate refuses sums it had passed: their exact counts beside another released count.
+SUMS_DIFFERENCE_RULE = "sufficient_difference_between_traits"
+
+
+def refuse_sums_in_small_differences(sizes: dict[str, dict[str, int | None]], *,
+                                     min_count: int) -> list[str]:
+    """The traits whose sufficient statistics must be refused so that no released difference counts 1..min_count people.
+
+    Exact sums cannot be coarsened, so a trait's sums whose n (or cases, or
+    controls) lies 1 to ``min_count`` from another count of the release (another
+    trait's sums, or a trait's sumstats n lowered by
+    :func:`coarsen_between_traits`) would count the people between them. The
+    sums in most such pairs go first (ties: trait order), until none is left;
+    ``sizes`` loses their entries. Differences between sumstats alone are not
+    this function's: the gate coarsens them or blocks.
+    """
+    refused = []
+    while True:
+        pairs = small_difference_pairs(sizes, min_count=min_count)
+        counts: dict[str, int] = {}
+        for a, b, _ in pairs:
+            for label in (a, b):
+                if label.endswith(SUMS_LABEL):
+                    counts[label] = counts.get(label, 0) + 1
+        if not counts:
+            return refused
+        label = max(sorted(counts), key=lambda k: counts[k])
+        del sizes[label]
+        refused.append(label[: -len(SUMS_LABEL)])
 
 
 #: The released count columns of each kind that :func:`small_differences` compares.
@@ -686,6 +722,18 @@ def export_bundle(
                         "sample_size": e["n"], "case_count": cases,
                         "control_count": None if cases is None else e["n"] - cases,
                     }
+            for t in refuse_sums_in_small_differences(released_sizes, min_count=rules.min_count):
+                # Written to staging by export_sufficient a moment ago: this gate's own files.
+                e = audit["sufficient"][t]
+                for name in e["files"]:
+                    (staging / name).unlink()
+                e.pop("n", None)
+                e.update(status="refused", files=[], rows_released=0, reasons=[
+                    *e["reasons"],
+                    f"{SUMS_DIFFERENCE_RULE}: the sums' exact n (or cases, controls) is 1 to "
+                    f"{rules.min_count} from another count this bundle releases (another trait's "
+                    "sums or sumstats): the difference would count people, and exact sums cannot "
+                    "be coarsened"])
         audit["summary"] = {
             "traits": len(results),
             "rows_in": sum(r.ledger.n_in for r in results.values()),
