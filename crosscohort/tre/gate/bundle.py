@@ -129,8 +129,9 @@ LIMITS: tuple[str, ...] = (
     "Differences between this release and another release of the same people (another trait "
     "set, another date, another study) are not controlled by the gate. Within this bundle, "
     "sample sizes of different traits are coarsened so that they differ by 0 or by more than "
-    "min_count, except the exact n of released sufficient statistics, which cannot be "
-    "coarsened: pairs involving it that differ by 1 to min_count are named under a warning.",
+    "min_count; the exact n of sufficient statistics cannot be coarsened, so sums whose n "
+    "(or cases, controls) would differ by 1 to min_count from another released count are "
+    "refused (rule sufficient_difference_between_traits).",
     "A table of people whose row count differs from the number of samples in the sample files, "
     "with allow-listed columns only, is not recognised as such.",
 )
