@@ -709,8 +709,12 @@ def simulate_demo(out_dir: str | Path, *, seed: int = 42, scale: str = "demo") -
     liab = liab + _CAD_AGE * (age - 55.0) + _CAD_MALE * male + _CAD_AFR * afr_f
     liab = liab - liab.mean() + rng_tr.normal(0.0, math.sqrt(max(1.0 - liab.var(), 0.3)), n_cohort)
     case = liab > np.quantile(liab, 1.0 - _CAD_PREVALENCE)
+    # A person missed at the phenotype visit lacks both traits, so a cohort analyses its traits
+    # on the same people. Missing independently, the traits' sets differed by a few people, and
+    # the exact sums of the federated pooled fit (whose n cannot be coarsened) of one trait
+    # were refused by the export gate (rule sufficient_difference_between_traits).
     ldl_na = rng_tr.random(n_cohort) < _PHENO_MISSING
-    cad_na = rng_tr.random(n_cohort) < _PHENO_MISSING
+    cad_na = ldl_na
 
     # Sample IDs: cohort prefix + 7 digits, unique, in no particular order (like TRE pseudo-IDs).
     ids: dict[str, list[str]] = {}
