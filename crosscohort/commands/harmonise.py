@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         columns=mapping.get("columns"),
         default_n=args.default_n if args.default_n is not None else mapping.get("default_n"),
         numeric_alleles=args.numeric_alleles or bool(mapping.get("numeric_alleles")),
-        missing=tuple(str(x) for x in mapping.get("missing", ())),
+        missing=tuple(mapping.get("missing", ())),
         trait=args.trait,
         palindrome_max_maf=args.palindrome_max_maf,
         eaf_max_diff=args.eaf_max_diff,

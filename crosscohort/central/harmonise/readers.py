@@ -1428,9 +1428,8 @@ def _harmonise_files(inputs: list[InputSpec], *, out_dir: Path | None, reference
         if spec.options is not None:  # the file's own map replaces the run's
             return _parse_file(spec.path, format=spec.format,
                                columns=spec.options.get("columns"),
-                               missing=tuple(str(x) for x in spec.options.get("missing", ())),
-                               other_from_reference=ref is not None,
-                               columns_from=spec.map_path or Path("the file's column map"))
+                               missing=tuple(spec.options.get("missing", ())),
+                               other_from_reference=ref is not None, columns_from=spec.map_path)
         return _parse_file(spec.path, format=spec.format, columns=columns, missing=missing,
                            other_from_reference=ref is not None)
 
@@ -1468,8 +1467,6 @@ def _other_allele_from_reference(rd: ReadResult, panel) -> ReadResult:
     are counted ``changed.other_allele_from_reference``; the rest are removed,
     counted ``other_allele_not_in_reference``.
     """
-    import dataclasses
-
     from crosscohort.central.harmonise.align import other_allele_from_panel
 
     table = rd.table
@@ -1481,7 +1478,7 @@ def _other_allele_from_reference(rd: ReadResult, panel) -> ReadResult:
     table = table.with_columns(other, placed.alias(f"{_FLAG}other_allele_from_reference"))
     kept = table.filter(placed)
     removed = {**rd.removed, "other_allele_not_in_reference": table.height - kept.height}
-    return dataclasses.replace(rd, table=kept, removed=removed)
+    return replace(rd, table=kept, removed=removed)
 
 
 def _ordered_reads(parse, finish, inputs: list[InputSpec], *, prefetch: bool):
