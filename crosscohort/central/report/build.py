@@ -300,14 +300,25 @@ def _read_ledger_file(path: Path) -> list[Ledger]:
                           "rule: a ledger is JSON, UTF-8") from exc
     except LedgerError as exc:
         raise ReportError(f"{path}: {exc}") from exc
-    fields = set(Ledger.__dataclass_fields__)
     records = [r for r in _records(json.loads(path.read_text())) if {"stage", "cohort", "n_in", "n_kept"} <= set(r)]
     if not records:
         raise ReportError(f"{path}: no ledger record (an object with stage, cohort, n_in, n_kept) found")
+    return [_ledger_of_record(r, source=path) for r in records]
+
+
+#: The fields of a ledger record; a JSON tree's other keys beside them are not the ledger's.
+_LEDGER_FIELDS = frozenset(Ledger.__dataclass_fields__)
+
+
+def _ledger_of_record(record: Mapping, *, source: str | Path, what: str | None = None,
+                      **fixed: object) -> Ledger:
+    """The ledger a JSON record holds (its ledger fields, ``fixed`` ones set); :class:`ReportError`
+    naming ``source`` (and ``what`` the record is) when it is not a valid ledger."""
     try:
-        return [Ledger.from_dict({k: v for k, v in r.items() if k in fields}) for r in records]
-    except LedgerError as exc:
-        raise ReportError(f"{path}: {exc}") from exc
+        return Ledger.from_dict({**{k: v for k, v in record.items() if k in _LEDGER_FIELDS}, **fixed})
+    except (LedgerError, TypeError, ValueError) as exc:
+        raise ReportError(f"{source}: {what} is not a valid ledger ({exc})" if what
+                          else f"{source}: {exc}") from exc
 
 
 def _records(obj: object) -> list[Mapping]:
@@ -328,7 +339,6 @@ def _audit_ledgers(audits: Sequence[tuple[str, Path, object]], *, trait: str,
     given as a ``--ledger`` file is not added twice.
     """
     have = {(led.cohort, led.stage, led.unit, led.trait) for led in given}
-    fields = set(Ledger.__dataclass_fields__)
     out: list[Ledger] = []
     for cohort, path, audit in audits:
         if not isinstance(audit, Mapping):
@@ -338,10 +348,7 @@ def _audit_ledgers(audits: Sequence[tuple[str, Path, object]], *, trait: str,
         records = [t["ledger"]] if isinstance(t, Mapping) and isinstance(t.get("ledger"), Mapping) else []
         records += [q for q in audit.get("qc_ledgers") or [] if isinstance(q, Mapping) and "n_in" in q]
         for r in records:
-            try:
-                led = Ledger.from_dict({**{k: v for k, v in r.items() if k in fields}, "cohort": cohort})
-            except (LedgerError, TypeError, ValueError) as exc:
-                raise ReportError(f"{path}: a ledger of the audit is not a valid ledger ({exc})") from exc
+            led = _ledger_of_record(r, source=path, what="a ledger of the audit", cohort=cohort)
             key = (led.cohort, led.stage, led.unit, led.trait)
             if key not in have and led.trait in (None, trait):
                 have.add(key)
@@ -372,12 +379,8 @@ def _summary_ledgers(records: object, *, source: str | Path) -> list[Ledger]:
     """The meta-analysis summary's ``ledgers`` (one per cohort, stage ``meta``) as ledgers."""
     if not isinstance(records, list):
         return []
-    fields = set(Ledger.__dataclass_fields__)
-    try:
-        return [Ledger.from_dict({k: v for k, v in r.items() if k in fields})
-                for r in records if isinstance(r, Mapping)]
-    except (LedgerError, TypeError, ValueError) as exc:
-        raise ReportError(f"{source}: a ledger of the meta-analysis summary is not a valid ledger ({exc})") from exc
+    return [_ledger_of_record(r, source=source, what="a ledger of the meta-analysis summary")
+            for r in records if isinstance(r, Mapping)]
 
 
 def _audit_of_trait(audit: object, trait: str) -> object:
