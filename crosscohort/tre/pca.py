@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from crosscohort.contract.errors import InputError
-from crosscohort.contract.sumstats import SumstatsError, chrom_code
+from crosscohort.contract.sumstats import SumstatsError, genotype_chrom_code
 from crosscohort.schemas import default as schema_default
 from crosscohort.tre.genotypes import Genotypes
 from crosscohort.tre.qc import founder_mask
@@ -89,7 +89,7 @@ def autosomal_mask(chrom: pl.Series) -> np.ndarray:
     """True where the ``.bim`` chromosome label is an autosome (1-22)."""
     def code(label: str) -> int:
         try:
-            return chrom_code(label)
+            return genotype_chrom_code(label)
         except SumstatsError:  # unplaced (0) or contigs: not autosomal
             return 0
 
