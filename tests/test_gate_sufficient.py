@@ -186,6 +186,20 @@ def test_binary__case_mac_below_min_mac_group_is_suppressed(quantitative):
 # ------------------------------------------------------------------ through the bundle
 
 
+def _bfile_and_age(d: Path, g: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Write ``d/c.{bed,bim,fam}`` of ``g`` (people s0.., variants v0.. on chromosome 1) and
+    ``d/covar.tsv`` of a drawn age, which is returned."""
+    n, m = g.shape
+    ids = [f"s{i}" for i in range(n)]
+    to_bed(d / "c.bed", g, count_A1=True, num_threads=1,
+           properties={"fid": ids, "iid": ids, "sex": rng.integers(1, 3, n),
+                       "sid": [f"v{j}" for j in range(m)], "chromosome": ["1"] * m,
+                       "bp_position": np.arange(m) * 100 + 1})
+    age = rng.normal(50, 8, n)
+    (d / "covar.tsv").write_text("#FID\tIID\tage\n" + "".join(f"s{i}\ts{i}\t{age[i]:.2f}\n" for i in range(n)))
+    return age
+
+
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("gate_sufficient")
@@ -193,15 +207,9 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     n, m = 300, 30
     g = rng.binomial(2, rng.uniform(0.2, 0.5, m), size=(n, m)).astype(float)
     g[:, 0] = (np.arange(n) < 3) * 2.0 + (np.arange(n) >= 250)  # 3 homozygous: must be refused
-    ids = [f"s{i}" for i in range(n)]
-    to_bed(d / "c.bed", g, count_A1=True, num_threads=1,
-           properties={"fid": ids, "iid": ids, "sex": rng.integers(1, 3, n),
-                       "sid": [f"v{j}" for j in range(m)], "chromosome": ["1"] * m,
-                       "bp_position": np.arange(m) * 100 + 1})
-    age = rng.normal(50, 8, n)
+    age = _bfile_and_age(d, g, rng)
     qt = 0.02 * age + 0.3 * g[:, 5] + rng.normal(size=n)
     (d / "pheno.tsv").write_text("#FID\tIID\tqt\n" + "".join(f"s{i}\ts{i}\t{qt[i]:.5f}\n" for i in range(n)))
-    (d / "covar.tsv").write_text("#FID\tIID\tage\n" + "".join(f"s{i}\ts{i}\t{age[i]:.2f}\n" for i in range(n)))
     common = ["--bfile", str(d / "c"), "--pheno", str(d / "pheno.tsv"), "--covar", str(d / "covar.tsv")]
     # Named as the workflow names them (plink2 lists, as assoc takes them).
     names = ["--pheno-name", "qt", "--covar-name", "age"]
@@ -684,17 +692,10 @@ def test_export__sums_of_two_traits_one_person_apart_are_not_both_released(tmp_p
     rng = np.random.default_rng(8)
     n, m = 300, 30
     g = rng.binomial(2, rng.uniform(0.2, 0.5, m), size=(n, m)).astype(float)
-    ids = [f"s{i}" for i in range(n)]
-    to_bed(tmp_path / "c.bed", g, count_A1=True, num_threads=1,
-           properties={"fid": ids, "iid": ids, "sex": rng.integers(1, 3, n),
-                       "sid": [f"v{j}" for j in range(m)], "chromosome": ["1"] * m,
-                       "bp_position": np.arange(m) * 100 + 1})
-    age = rng.normal(50, 8, n)
+    age = _bfile_and_age(tmp_path, g, rng)
     qt, qt2 = (0.02 * age + rng.normal(size=n) for _ in range(2))
     (tmp_path / "pheno.tsv").write_text("#FID\tIID\tqt\tqt2\n" + "".join(
         f"s{i}\ts{i}\t{qt[i]:.5f}\t{'NA' if i == 7 else f'{qt2[i]:.5f}'}\n" for i in range(n)))
-    (tmp_path / "covar.tsv").write_text("#FID\tIID\tage\n" + "".join(
-        f"s{i}\ts{i}\t{age[i]:.2f}\n" for i in range(n)))
     common = ["--bfile", str(tmp_path / "c"), "--pheno", str(tmp_path / "pheno.tsv"),
               "--covar", str(tmp_path / "covar.tsv")]
     assert main(["sufficient", *common, "--pheno-name", "qt", "qt2", "--covar-name", "age",
